@@ -1,0 +1,79 @@
+/* ast_print.c — --emit=ast: the AST as an indented tree, one node per line,
+ * each with the line:col it came from.
+ *
+ * The format is golden-tested, so it is plain and stable: two spaces per
+ * level, integers as written (int64), other numbers with %g.
+ */
+#include "nnc.h"
+
+#include <inttypes.h>
+
+static void ast_print_num(FILE *out, const AstNum *n) {
+    if (n->is_int && !n->too_large)
+        fprintf(out, "%" PRId64, n->ivalue);
+    else
+        fprintf(out, "%g", n->value);
+}
+
+static void ast_print_loc(FILE *out, Loc loc) { fprintf(out, " @%d:%d\n", loc.line, loc.col); }
+
+static void ast_print_args(FILE *out, const AstItem *it) {
+    for (int i = 0; i < it->nargs; i++) {
+        const AstArg *arg = &it->args[i];
+        fprintf(out, "      arg %s = ", arg->key);
+        ast_print_num(out, &arg->value);
+        ast_print_loc(out, arg->loc);
+    }
+}
+
+static void ast_print_item(FILE *out, const AstItem *it) {
+    switch (it->kind) {
+    case AST_INPUT:
+        fprintf(out, "    input %s [", it->name);
+        for (int i = 0; i < it->ndims; i++) {
+            if (i > 0)
+                fputs(", ", out);
+            ast_print_num(out, &it->dims[i]);
+        }
+        fputc(']', out);
+        ast_print_loc(out, it->loc);
+        return;
+    case AST_FLATTEN:
+        fputs("    flatten", out);
+        ast_print_loc(out, it->loc);
+        return;
+    case AST_DENSE:
+        fputs("    dense ", out);
+        ast_print_num(out, &it->units);
+        if (it->name)
+            fprintf(out, " %s", it->name);
+        ast_print_loc(out, it->loc);
+        return;
+    case AST_LOSS:
+        fprintf(out, "    loss %s", it->name);
+        ast_print_loc(out, it->loc);
+        return;
+    case AST_OPTIMIZER:
+        fprintf(out, "    optimizer %s", it->name);
+        ast_print_loc(out, it->loc);
+        ast_print_args(out, it);
+        return;
+    case AST_TRAIN:
+        fputs("    train", out);
+        ast_print_loc(out, it->loc);
+        ast_print_args(out, it);
+        return;
+    }
+    unreachable();
+}
+
+void ast_print(FILE *out, const AstProgram *p) {
+    fputs("program\n", out);
+    for (int i = 0; i < p->nmodels; i++) {
+        const AstModel *m = &p->models[i];
+        fprintf(out, "  model %s", m->name);
+        ast_print_loc(out, m->loc);
+        for (int j = 0; j < m->nitems; j++)
+            ast_print_item(out, &m->items[j]);
+    }
+}

@@ -1,0 +1,109 @@
+/* autodiff.c — reverse-mode symbolic differentiation on the IR.
+ *
+ * Walk the nodes in reverse topological order (decreasing id); each op's rule
+ * emits IR nodes for its vector-Jacobian product and adds them to its
+ * operands' adjoints, so a value used twice gets the sum of both. A broadcast
+ * operand gets its adjoint summed back to its own shape. Only nodes that
+ * depend on a wrt node get adjoints: no work for the input's gradient.
+ * The result is ordinary IR: simplified by the constructors, printed by
+ * --emit=grad, compiled like the forward pass.
+ */
+#include "nnc.h"
+
+/* Sum g over the axes along which a value of shape s was broadcast to g's shape. */
+static NodeId unbroadcast(Graph *g, NodeId grad, const Shape *s, Loc loc) {
+    Shape gs = g->nodes[grad].shape;
+    if (shape_eq(&gs, s))
+        return grad;
+    int lead = gs.rank - s->rank;
+    for (int d = 0; d < gs.rank; d++)
+        if (d < lead || (s->dim[d - lead] == 1 && gs.dim[d] != 1))
+            grad = ir_sum(g, grad, d, loc);
+    return ir_reshape(g, grad, *s, loc);
+}
+
+typedef struct Adjoints {
+    Graph *g;
+    NodeId *adj; /* -1: none yet */
+    bool *needs; /* depends on a wrt node */
+} Adjoints;
+
+static void accumulate(Adjoints *a, NodeId x, NodeId contrib, Loc loc) {
+    Graph *g = a->g;
+    if (!a->needs[x])
+        return;
+    contrib = unbroadcast(g, contrib, &g->nodes[x].shape, loc);
+    a->adj[x] = a->adj[x] < 0 ? contrib : ir_binary(g, OP_ADD, a->adj[x], contrib, loc);
+}
+
+/* The rule for node n (id `id`) with adjoint gy; each line is the math. */
+static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
+    Graph *g = ad->g;
+    IrNode n = g->nodes[id]; /* a copy: constructors may grow the node array */
+    NodeId a = n.in[0], b = n.in[1], y = id;
+    Loc l = n.loc;
+    Shape scalar = {0};
+#define ACC(x, v) accumulate(ad, x, v, l)
+#define SUB(p, q) ir_binary(g, OP_SUB, p, q, l)
+#define MUL(p, q) ir_binary(g, OP_MUL, p, q, l)
+#define DIV(p, q) ir_binary(g, OP_DIV, p, q, l)
+#define NEG(p) ir_unary(g, OP_NEG, p, l)
+#define ONE ir_const(g, 1, scalar, l)
+    switch (n.op) {
+    case OP_INPUT: case OP_LABEL: case OP_PARAM: case OP_STATE: case OP_CONST:
+    case OP_STEP: case OP_ONEHOT: /* piecewise constant: zero derivative */
+        break;
+    case OP_ADD: ACC(a, gy); ACC(b, gy); break;               /* d(a+b) = da + db */
+    case OP_SUB: ACC(a, gy); ACC(b, NEG(gy)); break;          /* d(a-b) = da - db */
+    case OP_MUL: ACC(a, MUL(gy, b)); ACC(b, MUL(gy, a)); break; /* d(ab) = b da + a db */
+    case OP_DIV:                                              /* d(a/b) = da/b - (a/b)/b db */
+        ACC(a, DIV(gy, b));
+        ACC(b, NEG(DIV(MUL(gy, y), b)));
+        break;
+    case OP_NEG: ACC(a, NEG(gy)); break;                      /* d(-a) = -da */
+    case OP_EXP: ACC(a, MUL(gy, y)); break;                   /* d e^a = e^a da */
+    case OP_LOG: ACC(a, DIV(gy, a)); break;                   /* d ln a = da / a */
+    case OP_RELU: ACC(a, MUL(gy, ir_unary(g, OP_STEP, a, l))); break; /* relu' = step */
+    case OP_SIGMOID: ACC(a, MUL(gy, MUL(y, SUB(ONE, y)))); break;     /* s' = s (1 - s) */
+    case OP_TANH: ACC(a, MUL(gy, SUB(ONE, MUL(y, y)))); break;        /* tanh' = 1 - tanh^2 */
+    case OP_SUM: ACC(a, ir_broadcast(g, gy, g->nodes[a].shape, l)); break; /* each element once */
+    case OP_LOGSOFTMAX:                                       /* da = g - softmax(a) sum_axis g */
+        ACC(a, SUB(gy, MUL(ir_unary(g, OP_EXP, y, l), ir_sum(g, gy, n.axis, l))));
+        break;
+    case OP_MATMUL:                                           /* d(AB) = dA B + A dB */
+        ACC(a, ir_matmul(g, gy, ir_transpose(g, b, l), l));
+        ACC(b, ir_matmul(g, ir_transpose(g, a, l), gy, l));
+        break;
+    case OP_TRANSPOSE: ACC(a, ir_transpose(g, gy, l)); break;
+    case OP_RESHAPE: ACC(a, ir_reshape(g, gy, g->nodes[a].shape, l)); break;
+    case OP_BROADCAST: ACC(a, gy); break;                     /* accumulate sums it back */
+    case OP_COUNT: unreachable();
+    }
+#undef ACC
+#undef SUB
+#undef MUL
+#undef DIV
+#undef NEG
+#undef ONE
+}
+
+void ad_gradients(Graph *g, NodeId loss, const NodeId *wrt, int nwrt, NodeId *grads) {
+    Arena *ar = g->arena;
+    int count = g->nnodes; /* nodes made below are never visited */
+    Adjoints ad = {g, arena_array(ar, (size_t)count, sizeof(NodeId)), arena_array(ar, (size_t)count, sizeof(bool))};
+    for (int i = 0; i < count; i++)
+        ad.adj[i] = -1;
+    for (int i = 0; i < nwrt; i++)
+        ad.needs[wrt[i]] = true;
+    for (int i = 0; i < count; i++)
+        for (int k = 0; k < op_info[g->nodes[i].op].arity; k++)
+            ad.needs[i] |= ad.needs[g->nodes[i].in[k]];
+    if (g->nodes[loss].shape.rank != 0)
+        die("ad_gradients: the loss must be a scalar");
+    ad.adj[loss] = ir_const(g, 1, (Shape){0}, g->nodes[loss].loc);
+    for (NodeId i = loss; i >= 0; i--)
+        if (ad.adj[i] >= 0 && ad.needs[i])
+            backprop(&ad, i, ad.adj[i]);
+    for (int i = 0; i < nwrt; i++)
+        grads[i] = ad.adj[wrt[i]] >= 0 ? ad.adj[wrt[i]] : ir_const(g, 0, g->nodes[wrt[i]].shape, g->nodes[wrt[i]].loc);
+}

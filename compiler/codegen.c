@@ -1,0 +1,401 @@
+/* codegen.c — IR to LLVM IR through the LLVM C API.
+ *
+ * Each IR node becomes its own naive loop nest over its shape, writing its
+ * own buffer: nothing is fused. This is deliberately the simplest correct
+ * translation: it is the -O0 reference the fused kernels are tested against.
+ * Shapes are compile-time constants, so every trip count and stride is a
+ * literal and LLVM's O3 pipeline vectorises the contiguous inner loops.
+ *
+ * A step function is `void fn(void **slots)`: slot 0 is the arena holding
+ * every intermediate buffer (offsets from plan_buffers), the other slots are
+ * the named tensors. Results are copied to their slots after every node is
+ * computed, so an update never overwrites a parameter that is still read.
+ */
+#define NNC_WITH_LLVM
+#include "nnc.h"
+
+#include <llvm-c/Analysis.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- buffer plan */
+
+static size_t dtype_size(DType dt) { return dt == DT_F64 ? 8 : 4; }
+
+/* Nodes without a buffer of their own: leaves read their slot, constants are
+ * immediates, a reshape aliases its operand. */
+static bool has_buffer(const IrNode *n) {
+    return op_info[n->op].cls != CLASS_LEAF && n->op != OP_RESHAPE;
+}
+
+BufferPlan plan_buffers(Arena *a, const Graph *g) {
+    BufferPlan p = {arena_array(a, (size_t)g->nnodes + 1, sizeof(size_t)), 0};
+    for (int i = 0; i < g->nnodes; i++) {
+        p.offset[i] = SIZE_MAX;
+        if (!has_buffer(&g->nodes[i]))
+            continue;
+        size_t bytes, end;
+        /* shape_elems is bounded by sema, so only the running total can overflow. */
+        if (!size_mul((size_t)shape_elems(&g->nodes[i].shape), dtype_size(g->dtype), &bytes) ||
+            !size_add(p.arena_bytes, bytes, &end) || !size_add(end, 63, &end))
+            die("plan_buffers: arena size overflows");
+        p.offset[i] = p.arena_bytes;
+        p.arena_bytes = end & ~(size_t)63; /* each buffer starts on a cache line */
+    }
+    return p;
+}
+
+/* ---------------------------------------------------------------- module */
+
+CgModule *cg_module_new(const char *name) {
+    CgModule *m = xrealloc(NULL, 1, sizeof *m);
+    m->tsctx = LLVMOrcCreateNewThreadSafeContext();
+    m->ctx = LLVMOrcThreadSafeContextGetContext(m->tsctx);
+    m->mod = LLVMModuleCreateWithNameInContext(name, m->ctx);
+    return m;
+}
+
+void cg_module_free(CgModule *m) {
+    if (!m)
+        return;
+    LLVMDisposeModule(m->mod);
+    LLVMOrcDisposeThreadSafeContext(m->tsctx);
+    free(m);
+}
+
+void cg_print(CgModule *m, FILE *out) {
+    char *s = LLVMPrintModuleToString(m->mod);
+    fputs(s, out);
+    LLVMDisposeMessage(s);
+}
+
+/* ---------------------------------------------------------------- emission state */
+
+typedef struct Cg {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMValueRef fn;
+    LLVMTypeRef ft, fpt, i64, i8p;
+    const Graph *g;
+    LLVMValueRef *ptr;  /* per node: base pointer of its elements (NULL: constant) */
+    LLVMValueRef *slot; /* per slot: its pointer, as ft* */
+} Cg;
+
+static LLVMValueRef i64c(Cg *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, false); }
+static LLVMValueRef fc(Cg *c, double v) { return LLVMConstReal(c->ft, v); }
+
+/* A counted loop 0 <= i < n. Open it, emit the body, close it. */
+typedef struct Loop {
+    LLVMBasicBlockRef head, body, exit;
+    LLVMValueRef iv;
+} Loop;
+
+static LLVMValueRef loop_open(Cg *c, Loop *l, int64_t n) {
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+    l->head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop");
+    l->body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "body");
+    l->exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "done");
+    LLVMBuildBr(c->b, l->head);
+    LLVMPositionBuilderAtEnd(c->b, l->head);
+    l->iv = LLVMBuildPhi(c->b, c->i64, "i");
+    LLVMValueRef zero = i64c(c, 0);
+    LLVMAddIncoming(l->iv, &zero, &pre, 1);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, l->iv, i64c(c, n), ""), l->body, l->exit);
+    LLVMPositionBuilderAtEnd(c->b, l->body);
+    return l->iv;
+}
+
+static void loop_close(Cg *c, Loop *l) {
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+    LLVMValueRef next = LLVMBuildNUWAdd(c->b, l->iv, i64c(c, 1), "");
+    LLVMBuildBr(c->b, l->head);
+    LLVMAddIncoming(l->iv, &next, &latch, 1);
+    LLVMPositionBuilderAtEnd(c->b, l->exit);
+}
+
+/* A loop nest over every index of shape s (none for a scalar). */
+typedef struct Nest {
+    Loop loop[NNC_MAX_RANK];
+    LLVMValueRef idx[NNC_MAX_RANK];
+    int rank;
+} Nest;
+
+static void nest_open(Cg *c, Nest *n, const Shape *s) {
+    n->rank = s->rank;
+    for (int d = 0; d < s->rank; d++)
+        n->idx[d] = loop_open(c, &n->loop[d], s->dim[d]);
+}
+
+static void nest_close(Cg *c, Nest *n) {
+    for (int d = n->rank - 1; d >= 0; d--)
+        loop_close(c, &n->loop[d]);
+}
+
+/* Offset of the element of a tensor of shape `s` seen through the index of a
+ * nest over shape `r` with NumPy broadcasting: axes aligned at the right, an
+ * axis of size 1 (or missing) repeats (stride 0). */
+static LLVMValueRef bcast_offset(Cg *c, const Shape *s, const Nest *r) {
+    LLVMValueRef off = i64c(c, 0);
+    int64_t stride = 1;
+    int lead = r->rank - s->rank;
+    for (int d = s->rank - 1; d >= 0; d--) {
+        if (s->dim[d] != 1)
+            off = LLVMBuildNUWAdd(c->b, off, LLVMBuildNUWMul(c->b, r->idx[d + lead], i64c(c, stride), ""), "");
+        stride *= s->dim[d];
+    }
+    return off;
+}
+
+static LLVMValueRef elem_ptr(Cg *c, LLVMValueRef base, LLVMValueRef off) {
+    return LLVMBuildInBoundsGEP2(c->b, c->ft, base, &off, 1, "");
+}
+
+static LLVMValueRef load_at(Cg *c, NodeId id, LLVMValueRef off) {
+    const IrNode *n = &c->g->nodes[id];
+    if (n->op == OP_CONST)
+        return fc(c, n->value);
+    return LLVMBuildLoad2(c->b, c->ft, elem_ptr(c, c->ptr[id], off), "");
+}
+
+static void store_at(Cg *c, LLVMValueRef base, LLVMValueRef off, LLVMValueRef v) {
+    LLVMBuildStore(c->b, v, elem_ptr(c, base, off));
+}
+
+/* An overloaded LLVM intrinsic on the element type, e.g. llvm.exp.f32. */
+static LLVMValueRef intrinsic(Cg *c, const char *name, LLVMValueRef *args, unsigned nargs) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    if (!id)
+        die("codegen: no intrinsic %s", name);
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, &c->ft, 1);
+    LLVMTypeRef t = LLVMIntrinsicGetType(c->ctx, id, &c->ft, 1);
+    return LLVMBuildCall2(c->b, t, f, args, nargs, "");
+}
+
+/* A libm function of one argument (given to the JIT by jit.c's symbol table). */
+static LLVMValueRef libm1(Cg *c, const char *f32name, const char *f64name, LLVMValueRef x) {
+    const char *name = c->g->dtype == DT_F64 ? f64name : f32name;
+    LLVMTypeRef t = LLVMFunctionType(c->ft, &c->ft, 1, false);
+    LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);
+    if (!f) {
+        f = LLVMAddFunction(c->mod, name, t);
+        LLVMSetLinkage(f, LLVMExternalLinkage);
+    }
+    return LLVMBuildCall2(c->b, t, f, &x, 1, "");
+}
+
+static LLVMValueRef fexp(Cg *c, LLVMValueRef x) { return intrinsic(c, "llvm.exp", &x, 1); }
+
+/* ---------------------------------------------------------------- ops */
+
+/* The scalar math of an elementwise node, given its operands' values. */
+static LLVMValueRef elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMValueRef b, const Nest *r) {
+    LLVMBuilderRef B = c->b;
+    switch (n->op) {
+    case OP_ADD: return LLVMBuildFAdd(B, a, b, "");
+    case OP_SUB: return LLVMBuildFSub(B, a, b, "");
+    case OP_MUL: return LLVMBuildFMul(B, a, b, "");
+    case OP_DIV: return LLVMBuildFDiv(B, a, b, "");
+    case OP_NEG: return LLVMBuildFNeg(B, a, "");
+    case OP_EXP: return fexp(c, a);
+    case OP_LOG: return intrinsic(c, "llvm.log", &a, 1);
+    case OP_RELU: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, fc(c, 0), ""), a, fc(c, 0), "");
+    case OP_STEP: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, fc(c, 0), ""), fc(c, 1), fc(c, 0), "");
+    case OP_SIGMOID: return LLVMBuildFDiv(B, fc(c, 1), LLVMBuildFAdd(B, fc(c, 1), fexp(c, LLVMBuildFNeg(B, a, "")), ""), "");
+    case OP_TANH: return libm1(c, "tanhf", "tanh", a);
+    case OP_ONEHOT: {
+        LLVMValueRef j = LLVMBuildSIToFP(B, r->idx[r->rank - 1], c->ft, "");
+        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOEQ, a, j, ""), fc(c, 1), fc(c, 0), "");
+    }
+    case OP_BROADCAST: return a;
+    default: die("elemwise_value: %s", op_info[n->op].name);
+    }
+}
+
+static void emit_elemwise(Cg *c, NodeId id) {
+    const IrNode *n = &c->g->nodes[id];
+    Nest r;
+    nest_open(c, &r, &n->shape);
+    LLVMValueRef v[2] = {NULL, NULL};
+    for (int k = 0; k < op_info[n->op].arity; k++) {
+        Shape s = c->g->nodes[n->in[k]].shape;
+        if (n->op == OP_ONEHOT) /* labels [n] index the leading axis of [n, k] */
+            s = (Shape){2, {s.dim[0], 1}};
+        v[k] = load_at(c, n->in[k], bcast_offset(c, &s, &r));
+    }
+    store_at(c, c->ptr[id], bcast_offset(c, &n->shape, &r), elemwise_value(c, n, v[0], v[1], &r));
+    nest_close(c, &r);
+}
+
+static void emit_fill(Cg *c, LLVMValueRef base, int64_t count, LLVMValueRef v) {
+    Loop l;
+    LLVMValueRef i = loop_open(c, &l, count);
+    store_at(c, base, i, v);
+    loop_close(c, &l);
+}
+
+/* r[j] += a[i] where j is i with the summed axes at 0: the reduced shape
+ * seen through a nest over the operand is exactly a broadcast. */
+static void emit_sum(Cg *c, NodeId id) {
+    const IrNode *n = &c->g->nodes[id];
+    const IrNode *a = &c->g->nodes[n->in[0]];
+    emit_fill(c, c->ptr[id], shape_elems(&n->shape), fc(c, 0));
+    Nest r;
+    nest_open(c, &r, &a->shape);
+    LLVMValueRef dst = elem_ptr(c, c->ptr[id], bcast_offset(c, &n->shape, &r));
+    LLVMValueRef acc = LLVMBuildLoad2(c->b, c->ft, dst, "");
+    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, acc, load_at(c, n->in[0], bcast_offset(c, &a->shape, &r)), ""), dst);
+    nest_close(c, &r);
+}
+
+/* Per row of the last axis: m = max a, s = sum e^(a - m), r = a - m - log s. */
+static void emit_logsoftmax(Cg *c, NodeId id) {
+    const IrNode *n = &c->g->nodes[id];
+    int64_t len = n->shape.dim[n->shape.rank - 1], rows = shape_elems(&n->shape) / len;
+    LLVMBuilderRef B = c->b;
+    /* Accumulators live in allocas at the entry block; SROA makes them registers. */
+    LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
+    LLVMPositionBuilderBefore(B, LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(c->fn)));
+    LLVMValueRef mx = LLVMBuildAlloca(B, c->ft, "max"), sum = LLVMBuildAlloca(B, c->ft, "sum");
+    LLVMPositionBuilderAtEnd(B, here);
+
+    Loop lr, l1, l2, l3;
+    LLVMValueRef row = LLVMBuildNUWMul(B, loop_open(c, &lr, rows), i64c(c, len), "");
+    LLVMBuildStore(B, fc(c, -__builtin_inf()), mx);
+    LLVMValueRef j = LLVMBuildNUWAdd(B, row, loop_open(c, &l1, len), "");
+    LLVMValueRef x = load_at(c, n->in[0], j), m = LLVMBuildLoad2(B, c->ft, mx, "");
+    LLVMBuildStore(B, LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, x, m, ""), x, m, ""), mx);
+    loop_close(c, &l1);
+    m = LLVMBuildLoad2(B, c->ft, mx, "");
+    LLVMBuildStore(B, fc(c, 0), sum);
+    j = LLVMBuildNUWAdd(B, row, loop_open(c, &l2, len), "");
+    x = load_at(c, n->in[0], j);
+    LLVMValueRef e = fexp(c, LLVMBuildFSub(B, x, m, ""));
+    LLVMBuildStore(B, LLVMBuildFAdd(B, LLVMBuildLoad2(B, c->ft, sum, ""), e, ""), sum);
+    loop_close(c, &l2);
+    LLVMValueRef s = LLVMBuildLoad2(B, c->ft, sum, "");
+    LLVMValueRef lse = LLVMBuildFAdd(B, m, intrinsic(c, "llvm.log", &s, 1), "");
+    j = LLVMBuildNUWAdd(B, row, loop_open(c, &l3, len), "");
+    store_at(c, c->ptr[id], j, LLVMBuildFSub(B, load_at(c, n->in[0], j), lse, ""));
+    loop_close(c, &l3);
+    loop_close(c, &lr);
+}
+
+/* C = A B, i-k-j order so the inner loop runs along rows of B and C. */
+static void emit_matmul(Cg *c, NodeId id) {
+    const IrNode *n = &c->g->nodes[id];
+    const IrNode *A = &c->g->nodes[n->in[0]];
+    int64_t M = n->shape.dim[0], N = n->shape.dim[1], K = A->shape.dim[1];
+    LLVMBuilderRef B = c->b;
+    emit_fill(c, c->ptr[id], M * N, fc(c, 0));
+    Loop li, lk, lj;
+    LLVMValueRef i = loop_open(c, &li, M);
+    LLVMValueRef k = loop_open(c, &lk, K);
+    LLVMValueRef a = load_at(c, n->in[0], LLVMBuildNUWAdd(B, LLVMBuildNUWMul(B, i, i64c(c, K), ""), k, ""));
+    LLVMValueRef j = loop_open(c, &lj, N);
+    LLVMValueRef bkj = load_at(c, n->in[1], LLVMBuildNUWAdd(B, LLVMBuildNUWMul(B, k, i64c(c, N), ""), j, ""));
+    LLVMValueRef dst = elem_ptr(c, c->ptr[id], LLVMBuildNUWAdd(B, LLVMBuildNUWMul(B, i, i64c(c, N), ""), j, ""));
+    LLVMValueRef args[3] = {a, bkj, LLVMBuildLoad2(B, c->ft, dst, "")};
+    LLVMBuildStore(B, intrinsic(c, "llvm.fmuladd", args, 3), dst);
+    loop_close(c, &lj);
+    loop_close(c, &lk);
+    loop_close(c, &li);
+}
+
+/* r[i, j] = a[j, i] */
+static void emit_transpose(Cg *c, NodeId id) {
+    const IrNode *n = &c->g->nodes[id];
+    int64_t M = n->shape.dim[0], N = n->shape.dim[1];
+    Loop li, lj;
+    LLVMValueRef i = loop_open(c, &li, M), j = loop_open(c, &lj, N);
+    LLVMValueRef src = LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, j, i64c(c, M), ""), i, "");
+    LLVMValueRef dst = LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, i, i64c(c, N), ""), j, "");
+    store_at(c, c->ptr[id], dst, load_at(c, n->in[0], src));
+    loop_close(c, &lj);
+    loop_close(c, &li);
+}
+
+static void emit_node(Cg *c, NodeId id) {
+    switch (op_info[c->g->nodes[id].op].cls) {
+    case CLASS_LEAF: return;
+    case CLASS_ELEMWISE: emit_elemwise(c, id); return;
+    case CLASS_REDUCE:
+        if (c->g->nodes[id].op == OP_SUM)
+            emit_sum(c, id);
+        else
+            emit_logsoftmax(c, id);
+        return;
+    case CLASS_MATMUL: emit_matmul(c, id); return;
+    case CLASS_MOVEMENT:
+        if (c->g->nodes[id].op == OP_TRANSPOSE)
+            emit_transpose(c, id);
+        else if (c->g->nodes[id].op == OP_BROADCAST)
+            emit_elemwise(c, id);
+        return; /* a reshape aliases its operand */
+    }
+}
+
+/* ---------------------------------------------------------------- step function */
+
+void cg_add_step(CgModule *m, const char *name, const Graph *g, const BufferPlan *plan) {
+    Cg c = {.ctx = m->ctx, .mod = m->mod, .g = g};
+    c.ft = g->dtype == DT_F64 ? LLVMDoubleTypeInContext(m->ctx) : LLVMFloatTypeInContext(m->ctx);
+    c.fpt = LLVMPointerType(c.ft, 0);
+    c.i64 = LLVMInt64TypeInContext(m->ctx);
+    c.i8p = LLVMPointerType(LLVMInt8TypeInContext(m->ctx), 0);
+    LLVMTypeRef slots_t = LLVMPointerType(c.i8p, 0);
+    LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(m->ctx), &slots_t, 1, false);
+    c.fn = LLVMAddFunction(m->mod, name, fty);
+    c.b = LLVMCreateBuilderInContext(m->ctx);
+    LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(m->ctx, c.fn, "entry"));
+
+    LLVMValueRef slots = LLVMGetParam(c.fn, 0);
+    c.slot = xrealloc(NULL, (size_t)g->nslots, sizeof *c.slot);
+    LLVMValueRef arena = NULL;
+    for (int s = 0; s < g->nslots; s++) {
+        LLVMValueRef k = i64c(&c, s);
+        LLVMValueRef p = LLVMBuildLoad2(c.b, c.i8p, LLVMBuildInBoundsGEP2(c.b, c.i8p, slots, &k, 1, ""),
+                                        g->slots[s].name);
+        if (s == SLOT_NO_ARENA)
+            arena = p;
+        c.slot[s] = LLVMBuildBitCast(c.b, p, c.fpt, "");
+    }
+    c.ptr = xrealloc(NULL, (size_t)g->nnodes + 1, sizeof *c.ptr);
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->op == OP_CONST) {
+            c.ptr[i] = NULL;
+        } else if (op_info[n->op].cls == CLASS_LEAF) {
+            c.ptr[i] = c.slot[n->slot];
+        } else if (n->op == OP_RESHAPE) {
+            c.ptr[i] = c.ptr[n->in[0]];
+        } else {
+            LLVMValueRef off = i64c(&c, (int64_t)plan->offset[i]);
+            c.ptr[i] = LLVMBuildBitCast(c.b, LLVMBuildInBoundsGEP2(c.b, LLVMInt8TypeInContext(m->ctx), arena, &off, 1, ""),
+                                        c.fpt, "");
+        }
+    }
+    for (int i = 0; i < g->nnodes; i++)
+        emit_node(&c, i);
+    /* Results go to their slots last: every read of the old values is done. */
+    for (int o = 0; o < g->noutputs; o++) {
+        NodeId id = g->outputs[o].node;
+        const IrNode *n = &g->nodes[id];
+        if (op_info[n->op].cls == CLASS_LEAF && n->op != OP_CONST && n->slot == g->outputs[o].slot)
+            continue; /* unchanged */
+        Loop l;
+        LLVMValueRef i = loop_open(&c, &l, shape_elems(&n->shape));
+        store_at(&c, c.slot[g->outputs[o].slot], i, load_at(&c, id, i));
+        loop_close(&c, &l);
+    }
+    LLVMBuildRetVoid(c.b);
+    LLVMDisposeBuilder(c.b);
+    free(c.slot);
+    free(c.ptr);
+
+    char *msg = NULL;
+    if (LLVMVerifyFunction(c.fn, LLVMReturnStatusAction)) {
+        LLVMVerifyModule(m->mod, LLVMReturnStatusAction, &msg);
+        die("codegen: invalid LLVM IR for %s: %s", name, msg ? msg : "?");
+    }
+}

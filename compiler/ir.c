@@ -1,0 +1,394 @@
+/* ir.c — the tensor-level IR: an SSA DAG of nodes referred to by id.
+ *
+ * Every node is made by a constructor that first simplifies (constant
+ * folding, algebraic identities) and then looks the node up in a hash table:
+ * an identical node (same op, operands, shape and attributes) returns the
+ * existing id. So CSE is free and the graph is always simplified; ids grow in
+ * creation order, which is a topological order. Dead nodes are dropped by
+ * ir_dce(), which also gives the canonical numbering.
+ */
+#include "nnc.h"
+
+#include <math.h>
+#include <string.h>
+
+const OpInfo op_info[OP_COUNT] = {
+#define X(name, text, arity, cls) [OP_##name] = {text, arity, CLASS_##cls},
+    IR_OPS(X)
+#undef X
+};
+
+/* ---------------------------------------------------------------- graph */
+
+Graph *ir_new(Arena *a, DType dt) {
+    Graph *g = arena_alloc(a, sizeof *g);
+    g->arena = a;
+    g->dtype = dt;
+    return g;
+}
+
+int ir_add_slot(Graph *g, Slot s) {
+    if (g->nslots == g->slot_cap) {
+        g->slot_cap = g->slot_cap ? 2 * g->slot_cap : 16;
+        Slot *ns = arena_array(g->arena, (size_t)g->slot_cap, sizeof *ns);
+        if (g->nslots)
+            memcpy(ns, g->slots, (size_t)g->nslots * sizeof *ns);
+        g->slots = ns;
+    }
+    g->slots[g->nslots] = s;
+    return g->nslots++;
+}
+
+void ir_add_output(Graph *g, NodeId node, int slot) {
+    if (g->noutputs == g->out_cap) {
+        g->out_cap = g->out_cap ? 2 * g->out_cap : 16;
+        IrOutput *no = arena_array(g->arena, (size_t)g->out_cap, sizeof *no);
+        if (g->noutputs)
+            memcpy(no, g->outputs, (size_t)g->noutputs * sizeof *no);
+        g->outputs = no;
+    }
+    g->outputs[g->noutputs++] = (IrOutput){node, slot};
+}
+
+static uint64_t node_hash(const IrNode *n) {
+    uint64_t h = 1469598103934665603ull;
+#define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
+    MIX(n->op);
+    MIX((uint32_t)n->in[0]);
+    MIX((uint32_t)n->in[1]);
+    MIX(n->shape.rank);
+    for (int i = 0; i < n->shape.rank; i++)
+        MIX(n->shape.dim[i]);
+    uint64_t bits;
+    memcpy(&bits, &n->value, sizeof bits);
+    MIX(bits);
+    MIX((uint32_t)n->axis);
+    MIX((uint32_t)n->slot);
+#undef MIX
+    return h;
+}
+
+static bool node_same(const IrNode *a, const IrNode *b) {
+    return a->op == b->op && a->in[0] == b->in[0] && a->in[1] == b->in[1] &&
+           shape_eq(&a->shape, &b->shape) && memcmp(&a->value, &b->value, sizeof a->value) == 0 &&
+           a->axis == b->axis && a->slot == b->slot;
+}
+
+static void rehash(Graph *g) {
+    g->hcap = g->hcap ? 2 * g->hcap : 256;
+    g->hash = arena_array(g->arena, (size_t)g->hcap, sizeof *g->hash);
+    for (int i = 0; i < g->nnodes; i++) {
+        size_t h = node_hash(&g->nodes[i]) & (size_t)(g->hcap - 1);
+        while (g->hash[h])
+            h = (h + 1) & (size_t)(g->hcap - 1);
+        g->hash[h] = i + 1;
+    }
+}
+
+/* The hash-consing point: returns the id of an identical node, or adds it. */
+static NodeId intern(Graph *g, IrNode n) {
+    if (2 * (g->nnodes + 1) > g->hcap)
+        rehash(g);
+    size_t h = node_hash(&n) & (size_t)(g->hcap - 1);
+    while (g->hash[h]) {
+        NodeId id = g->hash[h] - 1;
+        if (node_same(&g->nodes[id], &n))
+            return id;
+        h = (h + 1) & (size_t)(g->hcap - 1);
+    }
+    if (g->nnodes == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 64;
+        IrNode *nn = arena_array(g->arena, (size_t)g->cap, sizeof *nn);
+        if (g->nnodes)
+            memcpy(nn, g->nodes, (size_t)g->nnodes * sizeof *nn);
+        g->nodes = nn;
+    }
+    g->nodes[g->nnodes] = n;
+    g->hash[h] = g->nnodes + 1;
+    return g->nnodes++;
+}
+
+static IrNode node_of(Op op, NodeId a, NodeId b, Shape s, Loc loc) {
+    return (IrNode){.op = op, .in = {a, b}, .shape = s, .loc = loc, .slot = -1};
+}
+
+static const IrNode *N(const Graph *g, NodeId id) {
+    if (id < 0 || id >= g->nnodes)
+        die("ir: bad node id %d", id);
+    return &g->nodes[id];
+}
+
+bool ir_is_const(const Graph *g, NodeId n, double v) {
+    const IrNode *x = N(g, n);
+    return x->op == OP_CONST && x->value == v;
+}
+
+static bool is_const(const Graph *g, NodeId n) { return N(g, n)->op == OP_CONST; }
+
+/* ---------------------------------------------------------------- shapes */
+
+bool shape_broadcast(const Shape *a, const Shape *b, Shape *out) {
+    int r = a->rank > b->rank ? a->rank : b->rank;
+    Shape s = {.rank = r};
+    for (int i = 0; i < r; i++) {
+        int ia = i - (r - a->rank), ib = i - (r - b->rank);
+        int64_t da = ia >= 0 ? a->dim[ia] : 1, db = ib >= 0 ? b->dim[ib] : 1;
+        if (da != db && da != 1 && db != 1)
+            return false;
+        s.dim[i] = da == 1 ? db : da;
+    }
+    *out = s;
+    return true;
+}
+
+/* ---------------------------------------------------------------- leaves */
+
+NodeId ir_leaf(Graph *g, Op op, int slot, Shape s, Loc loc) {
+    if (op_info[op].cls != CLASS_LEAF || op == OP_CONST)
+        die("ir_leaf: %s is not a slot leaf", op_info[op].name);
+    IrNode n = node_of(op, -1, -1, s, loc);
+    n.slot = slot;
+    return intern(g, n);
+}
+
+NodeId ir_const(Graph *g, double v, Shape s, Loc loc) {
+    IrNode n = node_of(OP_CONST, -1, -1, s, loc);
+    n.value = v == 0 ? 0.0 : v; /* one zero: -0.0 and 0.0 fold to the same node */
+    return intern(g, n);
+}
+
+/* ---------------------------------------------------------------- elementwise */
+
+static double fold_unary(Op op, double x) {
+    switch (op) {
+    case OP_NEG: return -x;
+    case OP_EXP: return exp(x);
+    case OP_LOG: return log(x);
+    case OP_RELU: return x > 0 ? x : 0;
+    case OP_STEP: return x > 0 ? 1 : 0;
+    case OP_SIGMOID: return 1 / (1 + exp(-x));
+    case OP_TANH: return tanh(x);
+    default: die("fold_unary: %s", op_info[op].name);
+    }
+}
+
+static double fold_binary(Op op, double a, double b) {
+    switch (op) {
+    case OP_ADD: return a + b;
+    case OP_SUB: return a - b;
+    case OP_MUL: return a * b;
+    case OP_DIV: return a / b;
+    default: die("fold_binary: %s", op_info[op].name);
+    }
+}
+
+NodeId ir_unary(Graph *g, Op op, NodeId a, Loc loc) {
+    if (op_info[op].cls != CLASS_ELEMWISE || op_info[op].arity != 1 || op == OP_ONEHOT)
+        die("ir_unary: %s", op_info[op].name);
+    const IrNode *x = N(g, a);
+    if (x->op == OP_CONST)
+        return ir_const(g, fold_unary(op, x->value), x->shape, loc);
+    if (op == OP_NEG && x->op == OP_NEG) /* --a = a */
+        return x->in[0];
+    if (op == OP_NEG && x->op == OP_SUB) /* -(a - b) = b - a */
+        return ir_binary(g, OP_SUB, x->in[1], x->in[0], loc);
+    if ((op == OP_RELU || op == OP_STEP) && x->op == OP_RELU) /* relu(relu a) = relu a; step likewise */
+        return ir_unary(g, op, x->in[0], loc);
+    return intern(g, node_of(op, a, -1, x->shape, loc));
+}
+
+NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
+    if (op_info[op].cls != CLASS_ELEMWISE || op_info[op].arity != 2)
+        die("ir_binary: %s", op_info[op].name);
+    Shape s;
+    if (!shape_broadcast(&N(g, a)->shape, &N(g, b)->shape, &s)) {
+        char sa[64], sb[64];
+        die("ir_binary: %s of %s and %s", op_info[op].name, shape_str(&N(g, a)->shape, sa, sizeof sa),
+            shape_str(&N(g, b)->shape, sb, sizeof sb));
+    }
+    bool ca = is_const(g, a), cb = is_const(g, b);
+    if (ca && cb)
+        return ir_const(g, fold_binary(op, N(g, a)->value, N(g, b)->value), s, loc);
+    /* Constants go on the right of commutative ops, so a + 1 and 1 + a meet. */
+    if ((op == OP_ADD || op == OP_MUL) && ca) {
+        NodeId t = a;
+        a = b;
+        b = t;
+        ca = false;
+        cb = true;
+    }
+    const IrNode *x = N(g, a), *y = N(g, b);
+    /* An identity may only return an operand that already has the result's shape. */
+    bool a_full = shape_eq(&x->shape, &s), b_full = shape_eq(&y->shape, &s);
+    switch (op) {
+    case OP_ADD:
+        if (cb && y->value == 0 && a_full) /* a + 0 = a */
+            return a;
+        if (y->op == OP_NEG) /* a + -b = a - b */
+            return ir_binary(g, OP_SUB, a, y->in[0], loc);
+        if (x->op == OP_NEG) /* -a + b = b - a */
+            return ir_binary(g, OP_SUB, b, x->in[0], loc);
+        break;
+    case OP_SUB:
+        if (cb && y->value == 0 && a_full) /* a - 0 = a */
+            return a;
+        if (ca && x->value == 0 && b_full) /* 0 - b = -b */
+            return ir_unary(g, OP_NEG, b, loc);
+        if (a == b) /* a - a = 0 */
+            return ir_const(g, 0, s, loc);
+        if (y->op == OP_NEG) /* a - -b = a + b */
+            return ir_binary(g, OP_ADD, a, y->in[0], loc);
+        break;
+    case OP_MUL:
+        if (cb && y->value == 1 && a_full) /* a * 1 = a */
+            return a;
+        if (cb && y->value == 0) /* a * 0 = 0 (the IR assumes finite values here) */
+            return ir_const(g, 0, s, loc);
+        if (cb && y->value == -1 && a_full) /* a * -1 = -a */
+            return ir_unary(g, OP_NEG, a, loc);
+        if (x->op == OP_NEG && y->op == OP_NEG) /* -a * -b = a * b */
+            return ir_binary(g, OP_MUL, x->in[0], y->in[0], loc);
+        if (cb && y->shape.rank == 0 && x->op == OP_MUL && is_const(g, x->in[1]) &&
+            N(g, x->in[1])->shape.rank == 0) /* (a * c1) * c2 = a * (c1 c2), scalars */
+            return ir_binary(g, OP_MUL, x->in[0],
+                             ir_const(g, N(g, x->in[1])->value * y->value, (Shape){0}, loc), loc);
+        if (cb && x->op == OP_NEG) /* -a * c = a * -c */
+            return ir_binary(g, OP_MUL, x->in[0], ir_const(g, -y->value, y->shape, loc), loc);
+        break;
+    case OP_DIV:
+        if (cb && y->value == 1 && a_full) /* a / 1 = a */
+            return a;
+        if (ca && x->value == 0) /* 0 / b = 0 */
+            return ir_const(g, 0, s, loc);
+        if (cb && y->value != 0) /* a / c = a * (1/c): a multiply is cheaper */
+            return ir_binary(g, OP_MUL, a, ir_const(g, 1 / y->value, y->shape, loc), loc);
+        break;
+    default:
+        break;
+    }
+    return intern(g, node_of(op, a, b, s, loc));
+}
+
+/* r[i, j] = (labels[i] == j): labels [n] -> [n, classes]. */
+NodeId ir_onehot(Graph *g, NodeId labels, int64_t classes, Loc loc) {
+    const IrNode *x = N(g, labels);
+    if (x->shape.rank != 1)
+        die("ir_onehot: labels of rank %d", x->shape.rank);
+    IrNode n = node_of(OP_ONEHOT, labels, -1, (Shape){2, {x->shape.dim[0], classes}}, loc);
+    return intern(g, n);
+}
+
+/* ---------------------------------------------------------------- reductions */
+
+NodeId ir_sum(Graph *g, NodeId a, int axis, Loc loc) {
+    const IrNode *x = N(g, a);
+    Shape s = x->shape;
+    if (axis < 0) {
+        s = (Shape){0};
+    } else {
+        if (axis >= s.rank)
+            die("ir_sum: axis %d of rank %d", axis, s.rank);
+        if (s.dim[axis] == 1) /* summing one element */
+            return a;
+        s.dim[axis] = 1;
+    }
+    if (x->op == OP_CONST) {
+        double count = (double)shape_elems(&x->shape) / (double)shape_elems(&s);
+        return ir_const(g, x->value * count, s, loc);
+    }
+    IrNode n = node_of(OP_SUM, a, -1, s, loc);
+    n.axis = axis;
+    return intern(g, n);
+}
+
+/* r = a - max(a) - log(sum(exp(a - max(a)))) along the last axis. */
+NodeId ir_logsoftmax(Graph *g, NodeId a, Loc loc) {
+    const IrNode *x = N(g, a);
+    if (x->shape.rank < 1)
+        die("ir_logsoftmax: scalar operand");
+    IrNode n = node_of(OP_LOGSOFTMAX, a, -1, x->shape, loc);
+    n.axis = x->shape.rank - 1;
+    return intern(g, n);
+}
+
+/* ---------------------------------------------------------------- linear algebra, movement */
+
+NodeId ir_matmul(Graph *g, NodeId a, NodeId b, Loc loc) {
+    const IrNode *x = N(g, a), *y = N(g, b);
+    if (x->shape.rank != 2 || y->shape.rank != 2 || x->shape.dim[1] != y->shape.dim[0]) {
+        char sa[64], sb[64];
+        die("ir_matmul: %s @ %s", shape_str(&x->shape, sa, sizeof sa), shape_str(&y->shape, sb, sizeof sb));
+    }
+    Shape s = {2, {x->shape.dim[0], y->shape.dim[1]}};
+    if (ir_is_const(g, a, 0) || ir_is_const(g, b, 0))
+        return ir_const(g, 0, s, loc);
+    return intern(g, node_of(OP_MATMUL, a, b, s, loc));
+}
+
+NodeId ir_transpose(Graph *g, NodeId a, Loc loc) {
+    const IrNode *x = N(g, a);
+    if (x->shape.rank != 2)
+        die("ir_transpose: rank %d", x->shape.rank);
+    Shape s = {2, {x->shape.dim[1], x->shape.dim[0]}};
+    if (x->op == OP_TRANSPOSE) /* (a^T)^T = a */
+        return x->in[0];
+    if (x->op == OP_CONST)
+        return ir_const(g, x->value, s, loc);
+    return intern(g, node_of(OP_TRANSPOSE, a, -1, s, loc));
+}
+
+NodeId ir_reshape(Graph *g, NodeId a, Shape s, Loc loc) {
+    const IrNode *x = N(g, a);
+    if (shape_elems(&x->shape) != shape_elems(&s))
+        die("ir_reshape: element counts differ");
+    if (shape_eq(&x->shape, &s))
+        return a;
+    if (x->op == OP_CONST)
+        return ir_const(g, x->value, s, loc);
+    if (x->op == OP_RESHAPE) /* reshape(reshape a) = reshape a */
+        return ir_reshape(g, x->in[0], s, loc);
+    return intern(g, node_of(OP_RESHAPE, a, -1, s, loc));
+}
+
+NodeId ir_broadcast(Graph *g, NodeId a, Shape s, Loc loc) {
+    const IrNode *x = N(g, a);
+    Shape r;
+    if (!shape_broadcast(&x->shape, &s, &r) || !shape_eq(&r, &s))
+        die("ir_broadcast: operand does not broadcast");
+    if (shape_eq(&x->shape, &s))
+        return a;
+    if (x->op == OP_CONST)
+        return ir_const(g, x->value, s, loc);
+    return intern(g, node_of(OP_BROADCAST, a, -1, s, loc));
+}
+
+/* ---------------------------------------------------------------- dead code */
+
+Graph *ir_dce(const Graph *g) {
+    Arena *a = g->arena;
+    bool *live = arena_array(a, (size_t)g->nnodes + 1, sizeof *live);
+    for (int i = 0; i < g->noutputs; i++)
+        live[g->outputs[i].node] = true;
+    /* Operands have smaller ids than their users: one backward sweep marks all. */
+    for (int i = g->nnodes - 1; i >= 0; i--) {
+        if (!live[i])
+            continue;
+        for (int k = 0; k < op_info[g->nodes[i].op].arity; k++)
+            live[g->nodes[i].in[k]] = true;
+    }
+    Graph *d = ir_new(a, g->dtype);
+    NodeId *map = arena_array(a, (size_t)g->nnodes + 1, sizeof *map);
+    for (int i = 0; i < g->nnodes; i++) {
+        if (!live[i])
+            continue;
+        IrNode n = g->nodes[i];
+        for (int k = 0; k < op_info[n.op].arity; k++)
+            n.in[k] = map[n.in[k]];
+        map[i] = intern(d, n);
+    }
+    for (int i = 0; i < g->nslots; i++)
+        ir_add_slot(d, g->slots[i]);
+    for (int i = 0; i < g->noutputs; i++)
+        ir_add_output(d, map[g->outputs[i].node], g->outputs[i].slot);
+    return d;
+}

@@ -1,0 +1,467 @@
+/* nnc.h — the compiler's one internal header.
+ *
+ * Sections follow the pipeline, one per source file (or small group of files):
+ *   util.c      arena, die(), overflow-checked size arithmetic
+ *   diag.c      the single path for user-facing errors and warnings
+ *   parse.c     (with grammar/nn.l, grammar/nn.y) source -> AST
+ *   ast_print.c --emit=ast
+ *   sema.c      AST -> checked Model (shapes inferred and checked)
+ *   ir.c        the tensor SSA DAG: hash-consed, simplifying constructors
+ *   ir_print.c  the canonical text form (--emit=ir, --emit=grad)
+ *   lower.c     Model -> forward IR
+ *   autodiff.c  reverse-mode symbolic differentiation on the IR
+ *   optim.c     the optimizer update as IR
+ *   codegen.c   IR -> LLVM IR, one naive loop nest per node (the -O0 reference)
+ *   jit.c       LLVM IR -> machine code for the host CPU (ORC LLJIT)
+ *   main.c      the driver: lists the stages in order
+ */
+#ifndef NNC_H
+#define NNC_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define NNC_VERSION "0.1.0"
+
+/* Exit statuses, documented in `nnc --help`. */
+enum { EXIT_OK = 0, EXIT_INVALID_MODEL = 1, EXIT_USAGE = 2, EXIT_TRAINING = 3, EXIT_GRADCHECK = 4 };
+
+/* ---------------------------------------------------------------- util.c */
+
+/* Internal bugs only; never for user input. */
+_Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define unreachable() die("%s:%d: unreachable", __FILE__, __LINE__)
+
+/* Arena for compiler objects: everything of one compilation is freed at once. */
+typedef struct Arena Arena;
+Arena *arena_new(void);
+void arena_free(Arena *a);
+void *arena_alloc(Arena *a, size_t size); /* zeroed, aligned to 16 */
+void *arena_array(Arena *a, size_t count, size_t elem); /* overflow-checked */
+char *arena_strndup(Arena *a, const char *s, size_t n);
+char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* a*b and a+b on sizes; return false on overflow (result unspecified then). */
+bool size_mul(size_t a, size_t b, size_t *out);
+bool size_add(size_t a, size_t b, size_t *out);
+
+/* Growable array of T in malloc'd memory (used where the final count is unknown). */
+void *xrealloc(void *p, size_t count, size_t elem);
+char *xstrdup(const char *s);
+
+/* Levenshtein distance, for "did you mean". */
+int edit_distance(const char *a, const char *b);
+/* The closest of `cands` (NULL-terminated) to `s`, or NULL if none is close. */
+const char *closest_name(const char *s, const char *const *cands);
+
+/* ---------------------------------------------------------------- diag.c */
+
+typedef struct Source {
+    const char *path; /* as given on the command line */
+    const char *text; /* the whole file; may contain NUL bytes */
+    size_t len;
+} Source;
+
+/* A position in a source: 1-based line and column (columns count bytes). */
+typedef struct Loc {
+    const Source *src;
+    int line, col;
+    size_t offset; /* byte offset of the position, to find the line */
+} Loc;
+
+typedef struct Diag {
+    FILE *out;
+    int errors, warnings;
+    int max_errors; /* stop printing after this many (the count keeps going) */
+} Diag;
+
+void diag_init(Diag *d, FILE *out);
+/* `file:line:col: error: message`, the source line, a caret under the column. */
+void diag_error(Diag *d, Loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void diag_warning(Diag *d, Loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void diag_note(Diag *d, Loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* An error with no source position (`nnc: error: ...`): usage and I/O. */
+void diag_plain(Diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reads a whole file into `src` (text allocated in `a`). False, with a
+ * diag_plain, when it cannot be read. */
+bool source_read(Arena *a, Diag *d, const char *path, Source *src);
+
+/* True once printing has stopped (more than max_errors errors): callers may
+ * skip costly work, such as finding a "did you mean", whose message would not
+ * be shown anyway. */
+bool diag_quiet(const Diag *d);
+/* `s` (`len` bytes) made fit for quoting in a message, in `a`: non-printable
+ * bytes become '?' and a long text is cut to its first 40 bytes and "...". */
+const char *diag_clip(Arena *a, const char *s, size_t len);
+
+/* ---------------------------------------------------------------- parse.c: AST */
+
+typedef struct AstNum {
+    double value;
+    bool is_int;     /* written without '.', 'e' */
+    bool too_large;  /* an integer literal that does not fit int64 */
+    int64_t ivalue;  /* when is_int && !too_large */
+    Loc loc;
+} AstNum;
+
+typedef struct AstArg { /* key = value, in optimizer(...) and train ... */
+    const char *key;
+    Loc loc; /* of the key */
+    AstNum value;
+} AstArg;
+
+typedef enum {
+    AST_INPUT,     /* input NAME [d0, d1, ...] */
+    AST_FLATTEN,   /* flatten */
+    AST_DENSE,     /* dense N [, ACT] */
+    AST_LOSS,      /* loss NAME */
+    AST_OPTIMIZER, /* optimizer NAME [( k = v, ... )] */
+    AST_TRAIN,     /* train k = v, ... */
+} AstKind;
+
+typedef struct AstItem {
+    AstKind kind;
+    Loc loc;          /* of the keyword */
+    const char *name; /* input name, loss, optimizer; activation of dense (NULL: linear) */
+    Loc name_loc;
+    AstNum *dims;     /* input */
+    int ndims;
+    AstNum units;     /* dense */
+    AstArg *args;     /* optimizer, train */
+    int nargs;
+} AstItem;
+
+typedef struct AstModel {
+    const char *name;
+    Loc loc;
+    AstItem *items;
+    int nitems;
+    Loc name_loc;
+} AstModel;
+
+typedef struct AstProgram {
+    AstModel *models;
+    int nmodels;
+} AstProgram;
+
+/* Parses `src`; reports every syntax error through `d`. Returns NULL if there
+ * was any error. Never crashes on any input. */
+AstProgram *parse_program(Arena *a, Diag *d, const Source *src);
+
+/* Parser internals, shared by parse.c and the lexer and parser generated from
+ * grammar/nn.l and grammar/nn.y. */
+typedef struct AstNumList { AstNum *v; int n; } AstNumList;
+typedef struct AstArgList { AstArg *v; int n; } AstArgList;
+
+typedef struct ParseState {
+    Arena *arena;
+    Diag *diag;
+    const Source *src;
+    AstProgram *prog;
+    /* The lexer's position: the next byte. */
+    int line, col;
+    size_t offset;
+    int depth;              /* open '(' and '[': newlines inside them are not separators */
+    Loc open_loc;           /* the last '(' or '[' */
+    bool stmt_start;        /* the next token starts a statement */
+    /* What syntax error messages quote: the last token (the parser's
+     * lookahead when it finds an error) and the statement it is in. */
+    int tok;
+    size_t tok_offset, tok_len;
+    int stmt_tok;           /* the token that started the current statement */
+    size_t stmt_offset;
+    const char *stmt_name;  /* the identifier right after it: input x, optimizer sgd, model m */
+    const char *model_name; /* the model being parsed */
+} ParseState;
+
+/* Called by the lexer for every number literal (yytext is NUL-terminated). */
+AstNum ast_number(ParseState *ps, const char *text, size_t len, Loc loc);
+/* AST constructors, one per grammar rule (group); see the rules above them. */
+AstNum ast_negate(ParseState *ps, AstNum n, Loc minus);
+AstNumList ast_nums_add(ParseState *ps, AstNumList l, AstNum n);
+AstArg ast_arg(ParseState *ps, const char *key, Loc key_loc, AstNum value);
+AstArgList ast_args_add(ParseState *ps, AstArgList l, AstArg arg);
+AstItem *ast_input(ParseState *ps, Loc loc, const char *name, Loc name_loc, AstNumList dims);
+AstItem *ast_flatten(ParseState *ps, Loc loc);
+AstItem *ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc act_loc);
+AstItem *ast_loss(ParseState *ps, Loc loc, const char *name, Loc name_loc);
+AstItem *ast_optimizer(ParseState *ps, Loc loc, const char *name, Loc name_loc, AstArgList args);
+AstItem *ast_train(ParseState *ps, Loc loc, AstArgList args);
+AstItem *ast_unknown_statement(ParseState *ps, const char *word, Loc loc); /* reports; NULL */
+AstModel *ast_model_new(ParseState *ps);
+AstModel *ast_model_add(ParseState *ps, AstModel *m, AstItem *item); /* NULL item: skipped */
+void ast_model_finish(ParseState *ps, AstModel *m, Loc loc, const char *name, Loc name_loc);
+
+/* ---------------------------------------------------------------- ast_print.c */
+
+void ast_print(FILE *out, const AstProgram *p);
+
+/* ---------------------------------------------------------------- sema.c: Model */
+
+#define NNC_MAX_RANK 4
+
+typedef struct Shape {
+    int rank;
+    int64_t dim[NNC_MAX_RANK];
+} Shape;
+
+typedef enum { ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX } Act;
+typedef enum { LOSS_CROSSENTROPY, LOSS_MSE } LossKind;
+typedef enum { OPT_SGD } OptKind;
+typedef enum { LAYER_FLATTEN, LAYER_DENSE } LayerKind;
+
+typedef struct Layer {
+    LayerKind kind;
+    Loc loc;
+    Shape in, out;  /* per sample, without the batch dimension */
+    Act act;        /* dense */
+    int index;      /* dense: 1, 2, ... -> parameter names dense1.W, dense1.b */
+} Layer;
+
+typedef struct Model {
+    const char *name;
+    Loc loc;
+    const char *input_name;
+    Loc input_loc;
+    Shape input;     /* per sample */
+    Layer *layers;
+    int nlayers;
+    Shape output;    /* per sample, after the last layer */
+    LossKind loss;
+    Loc loss_loc;
+    OptKind opt;
+    Loc opt_loc;
+    double lr, momentum;
+    bool nesterov;
+    int64_t epochs, batch;
+} Model;
+
+/* Checks one model; all errors go through `d`. Returns NULL if it had errors. */
+Model *sema_model(Arena *a, Diag *d, const AstModel *m);
+
+/* The largest number of elements a tensor may have (checked in sema, so
+ * later stages multiply dimensions without overflow). */
+#define NNC_MAX_ELEMS ((int64_t)1 << 31)
+
+int64_t shape_elems(const Shape *s);
+bool shape_eq(const Shape *a, const Shape *b);
+/* "[28, 28]" into buf; returns buf. */
+const char *shape_str(const Shape *s, char *buf, size_t n);
+const char *act_name(Act a);
+
+/* ---------------------------------------------------------------- ir.c: the IR */
+
+typedef enum { DT_F32, DT_F64 } DType;
+
+/* The op table. X(NAME, text, arity, class)  -- the math, one line each. */
+#define IR_OPS(X)                                                                       \
+    /* leaves: their buffer is a slot of the step function */                          \
+    X(INPUT, "input", 0, LEAF)        /* x: a batch of samples                      */ \
+    X(LABEL, "label", 0, LEAF)        /* y: class index (as a float) per sample     */ \
+    X(PARAM, "param", 0, LEAF)        /* trainable parameter                        */ \
+    X(STATE, "state", 0, LEAF)        /* optimizer state (e.g. velocity)            */ \
+    X(CONST, "const", 0, LEAF)        /* every element = value                      */ \
+    /* elementwise, NumPy broadcasting of operands to the result shape */              \
+    X(ADD, "add", 2, ELEMWISE)        /* a + b                                      */ \
+    X(SUB, "sub", 2, ELEMWISE)        /* a - b                                      */ \
+    X(MUL, "mul", 2, ELEMWISE)        /* a * b                                      */ \
+    X(DIV, "div", 2, ELEMWISE)        /* a / b                                      */ \
+    X(NEG, "neg", 1, ELEMWISE)        /* -a                                         */ \
+    X(EXP, "exp", 1, ELEMWISE)        /* e^a                                        */ \
+    X(LOG, "log", 1, ELEMWISE)        /* ln a                                       */ \
+    X(RELU, "relu", 1, ELEMWISE)      /* max(a, 0)                                  */ \
+    X(STEP, "step", 1, ELEMWISE)      /* a > 0 ? 1 : 0    (relu' )                  */ \
+    X(SIGMOID, "sigmoid", 1, ELEMWISE) /* 1 / (1 + e^-a)                            */ \
+    X(TANH, "tanh", 1, ELEMWISE)      /* (e^a - e^-a) / (e^a + e^-a)                */ \
+    X(ONEHOT, "onehot", 1, ELEMWISE)  /* r[i, j] = (a[i] == j)    (shape [n, k])    */ \
+    /* reductions over one axis (keepdims) or over all (axis = -1, result [])  */      \
+    X(SUM, "sum", 1, REDUCE)          /* r = sum_axis a                             */ \
+    X(LOGSOFTMAX, "logsoftmax", 1, REDUCE) /* r = a - max a - log sum e^(a - max a), last axis */ \
+    /* linear algebra and movement */                                                  \
+    X(MATMUL, "matmul", 2, MATMUL)    /* r[i, j] = sum_k a[i, k] b[k, j]            */ \
+    X(TRANSPOSE, "transpose", 1, MOVEMENT) /* r[i, j] = a[j, i]                     */ \
+    X(RESHAPE, "reshape", 1, MOVEMENT)     /* same elements, new shape              */ \
+    X(BROADCAST, "broadcast", 1, MOVEMENT) /* a repeated along its size-1 axes      */
+
+typedef enum {
+#define X(name, text, arity, cls) OP_##name,
+    IR_OPS(X)
+#undef X
+    OP_COUNT
+} Op;
+
+typedef enum { CLASS_LEAF, CLASS_ELEMWISE, CLASS_REDUCE, CLASS_MATMUL, CLASS_MOVEMENT } OpClass;
+
+typedef struct OpInfo {
+    const char *name;
+    int arity;
+    OpClass cls;
+} OpInfo;
+extern const OpInfo op_info[OP_COUNT];
+
+typedef int32_t NodeId;
+
+typedef struct IrNode {
+    Op op;
+    NodeId in[2];
+    Shape shape;
+    double value;  /* CONST */
+    int axis;      /* SUM: axis or -1 for all */
+    int slot;      /* leaves INPUT, LABEL, PARAM, STATE: the step function's slot */
+    Loc loc;       /* the source construct this node came from */
+} IrNode;
+
+/* The step function's arguments: `void step(void **slots)`; slots[0] is the
+ * arena of intermediate buffers, the others are named tensors. */
+typedef enum { SLOT_ARENA, SLOT_INPUT, SLOT_LABEL, SLOT_LOSS, SLOT_OUTPUT, SLOT_PARAM, SLOT_STATE, SLOT_GRAD } SlotKind;
+
+/* Fixed slot numbers, the same in every step function of a model. */
+enum { SLOT_NO_ARENA = 0, SLOT_NO_INPUT = 1, SLOT_NO_LABEL = 2, SLOT_NO_LOSS = 3, SLOT_NO_OUTPUT = 4,
+       SLOT_NO_FIRST_PARAM = 5 };
+
+typedef struct Slot {
+    SlotKind kind;
+    const char *name;   /* "dense1.W", "dense1.W.velocity", "x", ... */
+    Shape shape;
+    Act init_act;       /* PARAM: the activation after it, to choose its initializer */
+    bool is_bias;       /* PARAM: initialized to zeros */
+    int64_t fan_in, fan_out;
+} Slot;
+
+/* A result of the step function: node `node` is stored into slot `slot`. */
+typedef struct IrOutput {
+    NodeId node;
+    int slot;
+} IrOutput;
+
+typedef struct Graph {
+    Arena *arena;
+    DType dtype;
+    IrNode *nodes;
+    int nnodes, cap;
+    int32_t *hash; /* open addressing, node id + 1; 0 = empty */
+    int hcap;
+    Slot *slots;
+    int nslots, slot_cap;
+    IrOutput *outputs;
+    int noutputs, out_cap;
+} Graph;
+
+Graph *ir_new(Arena *a, DType dt);
+int ir_add_slot(Graph *g, Slot s); /* returns its number */
+void ir_add_output(Graph *g, NodeId node, int slot);
+
+/* Constructors. Each one simplifies first (constant folding, algebraic
+ * identities) and is hash-consed: an identical node returns the same id, so
+ * common subexpressions are shared by construction. `loc` is the source
+ * construct responsible for the node. */
+NodeId ir_leaf(Graph *g, Op op, int slot, Shape s, Loc loc);
+NodeId ir_const(Graph *g, double v, Shape s, Loc loc);
+NodeId ir_unary(Graph *g, Op op, NodeId a, Loc loc);
+NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc); /* broadcasting elementwise */
+NodeId ir_matmul(Graph *g, NodeId a, NodeId b, Loc loc);
+NodeId ir_transpose(Graph *g, NodeId a, Loc loc);
+NodeId ir_reshape(Graph *g, NodeId a, Shape s, Loc loc);
+NodeId ir_broadcast(Graph *g, NodeId a, Shape s, Loc loc); /* NumPy rules */
+NodeId ir_sum(Graph *g, NodeId a, int axis, Loc loc); /* keepdims; axis -1: all, result [] */
+NodeId ir_onehot(Graph *g, NodeId labels, int64_t classes, Loc loc);
+NodeId ir_logsoftmax(Graph *g, NodeId a, Loc loc);
+
+/* Is node n a CONST with value v? */
+bool ir_is_const(const Graph *g, NodeId n, double v);
+/* Broadcast shape of a and b (NumPy rules); false if incompatible. */
+bool shape_broadcast(const Shape *a, const Shape *b, Shape *out);
+
+/* Dead-code removal: a new graph holding only what the outputs need, in
+ * topological order (the canonical numbering). */
+Graph *ir_dce(const Graph *g);
+
+/* ---------------------------------------------------------------- ir_print.c */
+
+void ir_print(FILE *out, const Graph *g);
+
+/* ---------------------------------------------------------------- lower.c */
+
+/* Forward pass of `m` for a batch of `batch` samples: adds the slots and
+ * returns the loss node (a scalar, mean over the batch); *pred is the network's
+ * output [batch, ...]. */
+NodeId lower_forward(Graph *g, const Model *m, int64_t batch, NodeId *pred);
+
+/* ---------------------------------------------------------------- autodiff.c */
+
+/* d loss / d wrt[i] for each i, as IR nodes (reverse mode). */
+void ad_gradients(Graph *g, NodeId loss, const NodeId *wrt, int nwrt, NodeId *grads);
+
+/* ---------------------------------------------------------------- optim.c */
+
+/* Adds the update of every PARAM slot (and its optimizer state) as outputs. */
+void optim_update(Graph *g, const Model *m, const NodeId *params, const NodeId *grads, int n);
+
+/* ---------------------------------------------------------------- step.c */
+
+typedef enum { STEP_TRAIN, STEP_EVAL } StepKind;
+
+/* The whole step graph of `m` for one batch size: forward (loss and output),
+ * and for STEP_TRAIN the gradients and the update. Simplified and DCE'd. */
+Graph *step_graph(Arena *a, const Model *m, StepKind kind, int64_t batch, DType dt);
+
+/* ---------------------------------------------------------------- gradcheck.c */
+
+/* Checks the symbolic gradient of the scalar `loss` of `g` with respect to
+ * every PARAM against central differences, all in float64 through the JIT.
+ * `g` has its slots (slot 0 the arena); INPUT slots get uniform [0, 1) data,
+ * LABEL slots integers in [0, classes), PARAMs normal(0, 0.5), all seeded.
+ * Up to `per_param` elements of each parameter are checked. Returns the
+ * largest relative error |a - n| / max(|a| + |n|, 1e-10), or -1 on a JIT
+ * failure (message in err). Prints one line per parameter to `log` if set. */
+double gradcheck(Graph *g, NodeId loss, int64_t classes, uint64_t seed, int per_param, FILE *log,
+                 char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- codegen.c */
+
+/* An LLVM module in its own thread-safe context, ready to hand to the JIT.
+ * Its fields are seen only by codegen.c and jit.c, which include the LLVM
+ * headers (NNC_WITH_LLVM); the other stages never do. */
+typedef struct CgModule CgModule;
+#ifdef NNC_WITH_LLVM
+#include <llvm-c/Core.h>
+#include <llvm-c/Orc.h>
+struct CgModule {
+    LLVMOrcThreadSafeContextRef tsctx; /* owns ctx */
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;                 /* owned until jit_compile takes it */
+};
+#endif
+
+/* Buffer plan of a graph: byte offset of each non-leaf node in the arena. */
+typedef struct BufferPlan {
+    size_t *offset; /* per node; SIZE_MAX for leaves */
+    size_t arena_bytes;
+} BufferPlan;
+
+BufferPlan plan_buffers(Arena *a, const Graph *g);
+
+CgModule *cg_module_new(const char *name);
+/* Adds `void fn(void **slots)` computing g. */
+void cg_add_step(CgModule *m, const char *fn, const Graph *g, const BufferPlan *plan);
+/* Prints the module's LLVM IR (before optimisation). */
+void cg_print(CgModule *m, FILE *out);
+
+/* ---------------------------------------------------------------- jit.c */
+
+typedef struct Jit Jit;
+/* Optimises (default<O3> for the host CPU with its features) and compiles the
+ * module; takes ownership of `m`. NULL with a message in err on failure. */
+Jit *jit_compile(CgModule *m, char *err, size_t errlen);
+void *jit_lookup(Jit *j, const char *fn, char *err, size_t errlen);
+void jit_free(Jit *j);
+/* The host target as LLVM sees it ("znver4 +avx512f,..."), for --version. */
+void jit_host_description(char *buf, size_t n);
+/* Frees a module that was never handed to jit_compile. */
+void cg_module_free(CgModule *m);
+
+#endif

@@ -1,0 +1,434 @@
+/* sema.c — AST -> checked Model: the meaning of a sequential model.
+ *
+ * One pass over the statements in source order, so the errors come out in
+ * the order of the file; what needs the whole model (a missing input or loss,
+ * the loss against the output shape) is checked at the end. It reports every
+ * error it finds and keeps going: after a bad statement the shapes that are
+ * still known keep being checked, so one mistake does not hide the next.
+ *
+ * Every dimension and weight matrix is bounded by NNC_MAX_ELEMS here, so the
+ * later stages multiply dimensions without overflow checks.
+ */
+#include "nnc.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+
+/* Indexed by Act and LossKind. */
+static const char *const act_names[] = {"linear", "relu", "sigmoid", "tanh", "softmax", NULL};
+static const char *const loss_names[] = {"crossentropy", "mse", NULL};
+/* The course's optimizers: known, but only sgd is implemented yet. */
+static const char *const optimizer_names[] = {"sgd",  "adagrad", "adadelta", "rmsprop", "adam",
+                                              "adamax", "nadam", "ftrl",    NULL};
+static const char *const sgd_keys[] = {"lr", "momentum", "nesterov", NULL};
+static const char *const train_keys[] = {"epochs", "batch", NULL};
+
+enum { SEMA_MAX_BATCH = 65536 };
+
+typedef struct Sema {
+    Arena *arena;
+    Diag *diag;
+    const AstModel *ast;
+    Model *m;
+} Sema;
+
+const char *act_name(Act a) { return act_names[a]; }
+
+int64_t shape_elems(const Shape *s) {
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++)
+        n *= s->dim[i];
+    return n;
+}
+
+bool shape_eq(const Shape *a, const Shape *b) {
+    if (a->rank != b->rank)
+        return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dim[i] != b->dim[i])
+            return false;
+    return true;
+}
+
+const char *shape_str(const Shape *s, char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = 0;
+    len += (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < s->rank && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%" PRId64, i ? ", " : "", s->dim[i]);
+    if (len < n)
+        snprintf(buf + len, n - len, "]");
+    return buf;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+/* The number as written, near enough, for messages: "512", "512.5". */
+static const char *sema_num(Sema *s, const AstNum *n) {
+    if (n->is_int && !n->too_large)
+        return arena_printf(s->arena, "%" PRId64, n->ivalue);
+    return arena_printf(s->arena, "%g", n->value);
+}
+
+static const char *sema_shape(Sema *s, const Shape *sh) {
+    char buf[128];
+    shape_str(sh, buf, sizeof buf);
+    return arena_strndup(s->arena, buf, strlen(buf));
+}
+
+static const char *sema_name(Sema *s, const char *name) {
+    return diag_clip(s->arena, name, strlen(name));
+}
+
+/* The index of `name` in `names`, or -1. */
+static int sema_lookup(const char *name, const char *const *names) {
+    for (int i = 0; names[i]; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* "did you mean", unless no message would show it. */
+static const char *sema_guess(Sema *s, const char *name, const char *const *names) {
+    return diag_quiet(s->diag) ? NULL : closest_name(name, names);
+}
+
+/* An integer in [lo, hi] (a dimension, a count); false once reported. */
+static bool sema_int(Sema *s, const AstNum *n, const char *what, int64_t lo, int64_t hi,
+                     int64_t *out) {
+    if (!n->is_int) {
+        diag_error(s->diag, n->loc, "expected an integer, found %s", sema_num(s, n));
+        return false;
+    }
+    if (n->too_large || n->ivalue > hi) {
+        diag_error(s->diag, n->loc, "%s must be at most %" PRId64 ", found %s", what, hi,
+                   sema_num(s, n));
+        return false;
+    }
+    if (n->ivalue < lo) {
+        diag_error(s->diag, n->loc, "%s must be at least %" PRId64 ", found %s", what, lo,
+                   sema_num(s, n));
+        return false;
+    }
+    *out = n->ivalue;
+    return true;
+}
+
+/* A second `input`, `loss`, `optimizer` or `train`. */
+static void sema_duplicate(Sema *s, const AstItem *it, const AstItem *first, const char *what) {
+    diag_error(s->diag, it->loc, "more than one '%s' statement in model '%s'", what,
+               sema_name(s, s->ast->name));
+    diag_note(s->diag, first->loc, "the first '%s' is here", what);
+}
+
+/* The arguments of `it` by key (found[i] for keys[i], NULL if absent);
+ * unknown and repeated keys are reported. */
+static void sema_args(Sema *s, const AstItem *it, const char *owner, const char *const *keys,
+                      const char *expected, const AstArg **found) {
+    for (int i = 0; keys[i]; i++)
+        found[i] = NULL;
+    for (int i = 0; i < it->nargs && !diag_quiet(s->diag); i++) {
+        const AstArg *arg = &it->args[i];
+        int k = sema_lookup(arg->key, keys);
+        const char *key = sema_name(s, arg->key);
+        if (k < 0) {
+            const char *guess = sema_guess(s, arg->key, keys);
+            if (guess)
+                diag_error(s->diag, arg->loc, "unknown argument '%s' for %s; did you mean '%s'?",
+                           key, owner, guess);
+            else
+                diag_error(s->diag, arg->loc, "unknown argument '%s' for %s; expected %s", key,
+                           owner, expected);
+        } else if (found[k]) {
+            diag_error(s->diag, arg->loc, "duplicate argument '%s'", key);
+            diag_note(s->diag, found[k]->loc, "'%s' was first given here", key);
+        } else {
+            found[k] = arg;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- statements */
+
+/* input NAME [d0, ...]: the shape of one sample. False if it is not valid. */
+static bool sema_input(Sema *s, const AstItem *it) {
+    Model *m = s->m;
+    m->input_name = it->name;
+    m->input_loc = it->loc;
+    const char *name = sema_name(s, it->name);
+    bool ok = true;
+    if (it->ndims > NNC_MAX_RANK) {
+        diag_error(s->diag, it->dims[NNC_MAX_RANK].loc,
+                   "input '%s' has %d dimensions; at most %d are supported", name, it->ndims,
+                   NNC_MAX_RANK);
+        ok = false;
+    }
+    Shape sh = {0};
+    for (int i = 0; i < it->ndims && i < NNC_MAX_RANK; i++)
+        ok &= sema_int(s, &it->dims[i], "dimensions", 1, INT64_MAX, &sh.dim[i]);
+    if (!ok)
+        return false;
+    sh.rank = it->ndims;
+    int64_t elems = 1;
+    bool overflow = false;
+    for (int i = 0; i < sh.rank; i++)
+        overflow |= __builtin_mul_overflow(elems, sh.dim[i], &elems);
+    if (overflow || elems > NNC_MAX_ELEMS) {
+        const char *count = overflow ? "more than 9223372036854775807"
+                                     : arena_printf(s->arena, "%" PRId64, elems);
+        diag_error(s->diag, it->name_loc, "input '%s' has %s elements; at most %" PRId64
+                   " are supported", name, count, NNC_MAX_ELEMS);
+        return false;
+    }
+    m->input = sh;
+    return true;
+}
+
+/* dense N [, ACT]: [in] -> [N], weights [in, N]. `cur` is the shape before it
+ * (if *known), updated to the shape after it. */
+static void sema_dense(Sema *s, const AstItem *it, Layer *layer, Shape *cur, bool *known) {
+    layer->kind = LAYER_DENSE;
+    layer->act = ACT_LINEAR;
+    if (it->name) {
+        int a = sema_lookup(it->name, act_names);
+        const char *guess = a < 0 ? sema_guess(s, it->name, act_names) : NULL;
+        if (a >= 0)
+            layer->act = (Act)a;
+        else if (guess)
+            diag_error(s->diag, it->name_loc, "unknown activation '%s'; did you mean '%s'?",
+                       sema_name(s, it->name), guess);
+        else
+            diag_error(s->diag, it->name_loc,
+                       "unknown activation '%s'; expected relu, sigmoid, tanh, softmax or linear",
+                       sema_name(s, it->name));
+    }
+    int64_t units = 0;
+    bool ok = sema_int(s, &it->units, "the number of units", 1, INT64_MAX, &units);
+    if (*known) {
+        layer->in = *cur;
+        if (cur->rank != 1) {
+            diag_error(s->diag, it->loc,
+                       "dense expects a vector per sample: expected rank 1, found %s",
+                       sema_shape(s, cur));
+            diag_note(s->diag, it->loc, "add 'flatten' before it");
+        } else if (ok) {
+            int64_t weights;
+            if (__builtin_mul_overflow(cur->dim[0], units, &weights) || weights > NNC_MAX_ELEMS) {
+                diag_error(s->diag, it->units.loc,
+                           "dense layer of %" PRId64 " units is too large: its weight matrix [%"
+                           PRId64 ", %" PRId64 "] would have more than %" PRId64 " elements",
+                           units, cur->dim[0], units, NNC_MAX_ELEMS);
+                ok = false;
+            }
+        }
+    } else if (ok && units > NNC_MAX_ELEMS) {
+        diag_error(s->diag, it->units.loc,
+                   "dense layer of %" PRId64 " units is too large: at most %" PRId64
+                   " are supported", units, NNC_MAX_ELEMS);
+        ok = false;
+    }
+    /* Whatever came in, the output is [N]: later layers can still be checked. */
+    *known = ok;
+    if (ok) {
+        layer->out = (Shape){.rank = 1, .dim = {units}};
+        *cur = layer->out;
+    }
+}
+
+/* loss NAME: its name now; against the output shape at the end. */
+static bool sema_loss_name(Sema *s, const AstItem *it) {
+    int k = sema_lookup(it->name, loss_names);
+    if (k >= 0) {
+        s->m->loss = (LossKind)k;
+        s->m->loss_loc = it->loc;
+        return true;
+    }
+    const char *guess = sema_guess(s, it->name, loss_names);
+    if (guess)
+        diag_error(s->diag, it->name_loc, "unknown loss '%s'; did you mean '%s'?",
+                   sema_name(s, it->name), guess);
+    else
+        diag_error(s->diag, it->name_loc, "unknown loss '%s'; expected crossentropy or mse",
+                   sema_name(s, it->name));
+    return false;
+}
+
+/* The loss against the network's output, per sample. */
+static void sema_loss_shape(Sema *s, const AstItem *it, const Shape *out, Act last_act) {
+    if (s->m->loss == LOSS_CROSSENTROPY) {
+        if (out->rank != 1 || out->dim[0] < 2) {
+            diag_error(s->diag, it->name_loc,
+                       "crossentropy expects a class score per class: expected [K] with K >= 2, "
+                       "found %s", sema_shape(s, out));
+        } else if (last_act == ACT_SIGMOID || last_act == ACT_RELU || last_act == ACT_TANH) {
+            diag_warning(s->diag, it->name_loc,
+                         "crossentropy after '%s': the outputs are treated as logits; use "
+                         "'softmax' or 'linear'", act_name(last_act));
+        }
+    } else if (out->rank != 1) {
+        diag_error(s->diag, it->name_loc,
+                   "mse expects a vector per sample: expected rank 1, found %s",
+                   sema_shape(s, out));
+    }
+}
+
+/* optimizer NAME [(k = v, ...)]: only sgd(lr, momentum, nesterov) for now. */
+static void sema_optimizer(Sema *s, const AstItem *it) {
+    Model *m = s->m;
+    m->opt_loc = it->loc;
+    const char *name = sema_name(s, it->name);
+    int k = sema_lookup(it->name, optimizer_names);
+    if (k > 0) {
+        diag_error(s->diag, it->name_loc, "optimizer '%s' is not supported yet; supported: sgd",
+                   name);
+        return;
+    }
+    if (k < 0) {
+        const char *guess = sema_guess(s, it->name, optimizer_names);
+        if (guess)
+            diag_error(s->diag, it->name_loc, "unknown optimizer '%s'; did you mean '%s'?", name,
+                       guess);
+        else
+            diag_error(s->diag, it->name_loc, "unknown optimizer '%s'; supported: sgd", name);
+        return;
+    }
+    m->opt = OPT_SGD;
+    const AstArg *args[3];
+    sema_args(s, it, "sgd", sgd_keys, "lr, momentum or nesterov", args);
+    if (args[0]) {
+        const AstNum *v = &args[0]->value;
+        if (isfinite(v->value) && v->value > 0)
+            m->lr = v->value;
+        else
+            diag_error(s->diag, v->loc, "lr must be a positive number, found %s", sema_num(s, v));
+    }
+    if (args[1]) {
+        const AstNum *v = &args[1]->value;
+        if (v->value >= 0 && v->value < 1)
+            m->momentum = v->value;
+        else
+            diag_error(s->diag, v->loc, "momentum must be in [0, 1), found %s", sema_num(s, v));
+    }
+    if (args[2]) {
+        const AstNum *v = &args[2]->value;
+        if (v->is_int && !v->too_large && (v->ivalue == 0 || v->ivalue == 1))
+            m->nesterov = v->ivalue == 1;
+        else
+            diag_error(s->diag, v->loc, "nesterov must be 0 or 1, found %s", sema_num(s, v));
+    }
+}
+
+/* train [epochs = E] [, batch = B] */
+static void sema_train(Sema *s, const AstItem *it) {
+    const AstArg *args[2];
+    sema_args(s, it, "train", train_keys, "epochs or batch", args);
+    if (args[0])
+        sema_int(s, &args[0]->value, "epochs", 1, INT64_MAX, &s->m->epochs);
+    if (args[1])
+        sema_int(s, &args[1]->value, "batch", 1, SEMA_MAX_BATCH, &s->m->batch);
+}
+
+/* ---------------------------------------------------------------- models */
+
+Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
+    int errors = d->errors;
+    Model *m = arena_alloc(a, sizeof *m);
+    Sema s = {.arena = a, .diag = d, .ast = ast, .m = m};
+    m->name = ast->name;
+    m->loc = ast->loc;
+    m->loss = LOSS_CROSSENTROPY;
+    m->opt = OPT_SGD;
+    m->opt_loc = ast->loc;
+    m->lr = 0.01;
+    m->momentum = 0;
+    m->nesterov = false;
+    m->epochs = 1;
+    m->batch = 32;
+
+    int nlayers = 0;
+    for (int i = 0; i < ast->nitems; i++)
+        nlayers += ast->items[i].kind == AST_FLATTEN || ast->items[i].kind == AST_DENSE;
+    m->layers = arena_array(a, (size_t)nlayers, sizeof *m->layers);
+
+    const AstItem *input = NULL, *loss = NULL, *opt = NULL, *train = NULL, *first_layer = NULL;
+    bool loss_ok = false;
+    Shape cur = {0}; /* the shape so far, per sample */
+    bool known = false; /* ... if it is known */
+    Act last_act = ACT_LINEAR;
+    int ndense = 0;
+    for (int i = 0; i < ast->nitems && !diag_quiet(d); i++) {
+        const AstItem *it = &ast->items[i];
+        switch (it->kind) {
+        case AST_INPUT:
+            if (input) {
+                sema_duplicate(&s, it, input, "input");
+                break;
+            }
+            input = it;
+            if (first_layer) {
+                diag_error(d, it->loc, "'input' must come before the layers");
+                diag_note(d, first_layer->loc, "the first layer is here");
+            }
+            known = sema_input(&s, it);
+            cur = m->input;
+            break;
+        case AST_FLATTEN: {
+            Layer *layer = &m->layers[m->nlayers++];
+            first_layer = first_layer ? first_layer : it;
+            layer->kind = LAYER_FLATTEN;
+            layer->loc = it->loc;
+            if (known) {
+                layer->in = cur;
+                layer->out = (Shape){.rank = 1, .dim = {shape_elems(&cur)}};
+                cur = layer->out;
+            }
+            break;
+        }
+        case AST_DENSE: {
+            Layer *layer = &m->layers[m->nlayers++];
+            first_layer = first_layer ? first_layer : it;
+            layer->loc = it->loc;
+            layer->index = ++ndense;
+            sema_dense(&s, it, layer, &cur, &known);
+            last_act = layer->act;
+            break;
+        }
+        case AST_LOSS:
+            if (loss) {
+                sema_duplicate(&s, it, loss, "loss");
+                break;
+            }
+            loss = it;
+            loss_ok = sema_loss_name(&s, it);
+            break;
+        case AST_OPTIMIZER:
+            if (opt) {
+                sema_duplicate(&s, it, opt, "optimizer");
+                break;
+            }
+            opt = it;
+            sema_optimizer(&s, it);
+            break;
+        case AST_TRAIN:
+            if (train) {
+                sema_duplicate(&s, it, train, "train");
+                break;
+            }
+            train = it;
+            sema_train(&s, it);
+            break;
+        }
+    }
+    const char *name = sema_name(&s, ast->name);
+    if (!input)
+        diag_error(d, ast->name_loc, "model '%s' has no input; add e.g. 'input x[28, 28]'", name);
+    if (!loss)
+        diag_error(d, ast->name_loc, "model '%s' has no loss; add e.g. 'loss crossentropy'", name);
+    if (known) {
+        m->output = cur;
+        if (loss && loss_ok)
+            sema_loss_shape(&s, loss, &cur, last_act);
+    }
+    return d->errors == errors ? m : NULL;
+}

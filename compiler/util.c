@@ -1,0 +1,172 @@
+/* util.c — the arena every compiler object lives in, die() for internal
+ * bugs, overflow-checked size arithmetic, and the edit distance behind
+ * "did you mean".
+ *
+ * The arena is a list of chunks, bump-allocated and freed all at once: a
+ * compilation (or a REPL entry) allocates freely and never frees piecemeal.
+ */
+#include "nnc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+_Noreturn void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("nnc: internal error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
+}
+
+bool size_mul(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
+bool size_add(size_t a, size_t b, size_t *out) { return !__builtin_add_overflow(a, b, out); }
+
+void *xrealloc(void *p, size_t count, size_t elem) {
+    size_t bytes;
+    if (!size_mul(count, elem, &bytes))
+        die("allocation of %zu x %zu bytes overflows", count, elem);
+    void *q = realloc(p, bytes ? bytes : 1);
+    if (!q)
+        die("out of memory (%zu bytes)", bytes);
+    return q;
+}
+
+char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = xrealloc(NULL, n, 1);
+    memcpy(d, s, n);
+    return d;
+}
+
+/* ---------------------------------------------------------------- arena */
+
+typedef struct Chunk {
+    struct Chunk *next;
+    size_t used, size;
+    _Alignas(16) unsigned char data[];
+} Chunk;
+
+struct Arena {
+    Chunk *head;
+};
+
+enum { CHUNK_SIZE = 64 * 1024 };
+
+Arena *arena_new(void) {
+    Arena *a = xrealloc(NULL, 1, sizeof *a);
+    a->head = NULL;
+    return a;
+}
+
+void arena_free(Arena *a) {
+    if (!a)
+        return;
+    for (Chunk *c = a->head, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    free(a);
+}
+
+void *arena_alloc(Arena *a, size_t size) {
+    size_t rounded;
+    if (!size_add(size, 15, &rounded))
+        die("arena allocation of %zu bytes overflows", size);
+    rounded &= ~(size_t)15;
+    Chunk *c = a->head;
+    if (!c || c->size - c->used < rounded) {
+        size_t cap = rounded > CHUNK_SIZE ? rounded : CHUNK_SIZE, bytes;
+        if (!size_add(cap, sizeof(Chunk), &bytes))
+            die("arena allocation of %zu bytes overflows", size);
+        c = xrealloc(NULL, bytes, 1);
+        c->size = cap;
+        c->used = 0;
+        /* A big allocation gets its own chunk behind the current one, so the
+         * current chunk's free space is not wasted. */
+        if (a->head && rounded > CHUNK_SIZE) {
+            c->next = a->head->next;
+            a->head->next = c;
+        } else {
+            c->next = a->head;
+            a->head = c;
+        }
+    }
+    void *p = c->data + c->used;
+    c->used += rounded;
+    memset(p, 0, size);
+    return p;
+}
+
+void *arena_array(Arena *a, size_t count, size_t elem) {
+    size_t bytes;
+    if (!size_mul(count, elem, &bytes))
+        die("arena array of %zu x %zu bytes overflows", count, elem);
+    return arena_alloc(a, bytes);
+}
+
+char *arena_strndup(Arena *a, const char *s, size_t n) {
+    char *d = arena_alloc(a, n + 1);
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+char *arena_printf(Arena *a, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        die("arena_printf: bad format '%s'", fmt);
+    char *s = arena_alloc(a, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* ---------------------------------------------------------------- names */
+
+int edit_distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64) /* no sensible suggestion for long names */
+        return 1 << 20;
+    int row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j];
+            int best = diag + (a[i - 1] != b[j - 1]);
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *closest_name(const char *s, const char *const *cands) {
+    const char *best = NULL;
+    int best_d = 1 << 20;
+    for (; *cands; cands++) {
+        int d = edit_distance(s, *cands);
+        if (d < best_d) {
+            best_d = d;
+            best = *cands;
+        }
+    }
+    /* Close means at most a third of the name changed (and at least one edit allowed). */
+    int len = (int)strlen(s);
+    int limit = len / 3 > 1 ? len / 3 : 1;
+    if (len >= 4 && limit < 2)
+        limit = 2;
+    return best_d <= limit ? best : NULL;
+}

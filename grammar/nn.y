@@ -1,0 +1,294 @@
+/* nn.y — the grammar of nnc's model language (sequential form).
+ *
+ * A pure parser over the reentrant lexer of nn.l; both get the ParseState.
+ * Every action is one line calling an AST constructor in compiler/parse.c
+ * with the locations it needs, so the grammar reads as a grammar.
+ *
+ * Errors: every syntax error is reported, then the parser skips to the end of
+ * the statement (newline, ';' or '}') and goes on; at the top level it skips
+ * to the end of the model ('}'). The messages are written by
+ * yyreport_syntax_error below: "unexpected X in 'input x'; expected ',' or
+ * ']'", with readable token names and the statement the error is in. LAC
+ * keeps the expected-token lists exact. A statement starting with an unknown
+ * word is a rule of its own, so that it gets "unknown statement 'dens'; did
+ * you mean 'dense'?" rather than a generic syntax error.
+ */
+%code requires {
+#include "nnc.h"
+#ifndef YY_TYPEDEF_YY_SCANNER_T
+#define YY_TYPEDEF_YY_SCANNER_T
+typedef void *yyscan_t;
+#endif
+}
+
+%code provides {
+/* The lexer (nn.l): flex's bison bridge plus the parser state. */
+#define YY_DECL int yylex(YYSTYPE *yylval_param, YYLTYPE *yylloc_param, yyscan_t yyscanner, ParseState *ps)
+YY_DECL;
+}
+
+%code {
+#include <string.h>
+
+/* A rule is located where its first symbol is (an empty one where the
+ * previous symbol is): nodes point at their first token. */
+#define YYLLOC_DEFAULT(cur, rhs, n) ((cur) = (n) ? YYRHSLOC(rhs, 1) : YYRHSLOC(rhs, 0))
+
+static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char *msg);
+}
+
+%define api.pure full
+%define api.location.type {Loc}
+%locations
+%define parse.error custom
+%define parse.lac full
+%expect 0
+%param {yyscan_t scanner} {ParseState *ps}
+%initial-action { @$ = (Loc){ps->src, 1, 1, 0}; }
+
+%union {
+    AstNum num;
+    const char *name;
+    AstNumList nums;
+    AstArg arg;
+    AstArgList args;
+    AstItem *item;
+    AstModel *model;
+}
+
+%token TK_NEWLINE "newline"
+%token <name> TK_IDENT "identifier"
+%token <num> TK_NUMBER "number"
+%token KW_MODEL "'model'"
+%token KW_INPUT "'input'"
+%token KW_FLATTEN "'flatten'"
+%token KW_DENSE "'dense'"
+%token KW_LOSS "'loss'"
+%token KW_OPTIMIZER "'optimizer'"
+%token KW_TRAIN "'train'"
+
+%nterm <model> lines body
+%nterm <item> stmt
+%nterm <num> number
+%nterm <nums> dims
+%nterm <arg> arg
+%nterm <args> args args_opt
+
+%%
+
+/* program: { newline | model } */
+program
+    : %empty
+    | program TK_NEWLINE
+    | program model
+    | program error '}'                                 { yyerrok; }
+    ;
+
+/* model: 'model' IDENT { newline } '{' body '}' */
+model
+    : KW_MODEL TK_IDENT newlines '{' body '}'           { ast_model_finish(ps, $5, @1, $2, @2); }
+    ;
+
+newlines
+    : %empty
+    | newlines TK_NEWLINE
+    ;
+
+/* body: { [stmt] sep } [stmt]    where sep: newline | ';' */
+body
+    : lines
+    | lines stmt                                        { $$ = ast_model_add(ps, $1, $2); }
+    | lines error                                       { yyerrok; $$ = $1; }
+    ;
+
+lines
+    : %empty                                            { $$ = ast_model_new(ps); }
+    | lines sep                                         { $$ = $1; }
+    | lines stmt sep                                    { $$ = ast_model_add(ps, $1, $2); }
+    | lines error sep                                   { yyerrok; $$ = $1; }
+    ;
+
+sep
+    : TK_NEWLINE
+    | ';'
+    ;
+
+/* stmt: 'input' IDENT '[' dims ']'
+ *     | 'flatten'
+ *     | 'dense' number [',' IDENT]
+ *     | 'loss' IDENT
+ *     | 'optimizer' IDENT ['(' [args] ')']
+ *     | 'train' [args]
+ *     | IDENT junk                 (an unknown statement: reported) */
+stmt
+    : KW_INPUT TK_IDENT '[' dims ']'                    { $$ = ast_input(ps, @1, $2, @2, $4); }
+    | KW_FLATTEN                                        { $$ = ast_flatten(ps, @1); }
+    | KW_DENSE number                                   { $$ = ast_dense(ps, @1, $2, NULL, @2); }
+    | KW_DENSE number ',' TK_IDENT                      { $$ = ast_dense(ps, @1, $2, $4, @4); }
+    | KW_LOSS TK_IDENT                                  { $$ = ast_loss(ps, @1, $2, @2); }
+    | KW_OPTIMIZER TK_IDENT                             { $$ = ast_optimizer(ps, @1, $2, @2, (AstArgList){0}); }
+    | KW_OPTIMIZER TK_IDENT '(' args_opt ')'            { $$ = ast_optimizer(ps, @1, $2, @2, $4); }
+    | KW_TRAIN args_opt                                 { $$ = ast_train(ps, @1, $2); }
+    | TK_IDENT junk                                     { $$ = ast_unknown_statement(ps, $1, @1); }
+    ;
+
+/* dims: number { ',' number } */
+dims
+    : number                                            { $$ = ast_nums_add(ps, (AstNumList){0}, $1); }
+    | dims ',' number                                   { $$ = ast_nums_add(ps, $1, $3); }
+    ;
+
+/* args: arg { ',' arg }    arg: IDENT '=' number */
+args_opt
+    : %empty                                            { $$ = (AstArgList){0}; }
+    | args
+    ;
+
+args
+    : arg                                               { $$ = ast_args_add(ps, (AstArgList){0}, $1); }
+    | args ',' arg                                      { $$ = ast_args_add(ps, $1, $3); }
+    ;
+
+arg
+    : TK_IDENT '=' number                               { $$ = ast_arg(ps, $1, @1, $3); }
+    ;
+
+/* number: ['-'] NUMBER */
+number
+    : TK_NUMBER
+    | '-' TK_NUMBER                                     { $$ = ast_negate(ps, $2, @1); }
+    ;
+
+/* junk: the rest of an unknown statement, any tokens up to its end */
+junk
+    : %empty
+    | junk junk_token
+    ;
+
+junk_token
+    : TK_IDENT                                          { (void)$1; }
+    | TK_NUMBER                                         { (void)$1; }
+    | KW_MODEL | KW_INPUT | KW_FLATTEN | KW_DENSE | KW_LOSS | KW_OPTIMIZER | KW_TRAIN
+    | ',' | '=' | '-' | '(' | ')' | '[' | ']' | '{'
+    ;
+
+%%
+
+/* The parser's stack only grows with nesting, and this grammar has none, so
+ * "memory exhausted" cannot happen; should the grammar change, it still
+ * becomes a located error rather than a crash. */
+static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char *msg) {
+    (void)scanner;
+    if (strcmp(msg, "memory exhausted") == 0)
+        msg = "nesting too deep";
+    diag_error(ps->diag, *loc, "%s", msg);
+}
+
+/* Appends to a message buffer, cutting at its end. */
+static void msg_add(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void msg_add(char *buf, size_t cap, const char *fmt, ...) {
+    size_t len = strlen(buf);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, cap - len, fmt, ap);
+    va_end(ap);
+}
+
+/* The word of a keyword token ("model" for 'model'), or NULL. */
+static const char *keyword_word(ParseState *ps, yysymbol_kind_t sym) {
+    const char *name = yysymbol_name(sym);
+    size_t len = strlen(name);
+    if (len < 3 || name[0] != '\'' || name[len - 1] != '\'' ||
+        !(name[1] >= 'a' && name[1] <= 'z'))
+        return NULL;
+    return arena_strndup(ps->arena, name + 1, len - 2);
+}
+
+/* The statement an error is in, for the message: " in 'input x'". */
+static void describe_statement(ParseState *ps, char *buf, size_t cap) {
+    if (ps->stmt_offset == ps->tok_offset) /* the error is at its first token */
+        return;
+    const char *kw = NULL;
+    switch (ps->stmt_tok) {
+    case KW_MODEL: kw = "model"; break;
+    case KW_INPUT: kw = "input"; break;
+    case KW_FLATTEN: kw = "flatten"; break;
+    case KW_DENSE: kw = "dense"; break;
+    case KW_LOSS: kw = "loss"; break;
+    case KW_OPTIMIZER: kw = "optimizer"; break;
+    case KW_TRAIN: kw = "train"; break;
+    default: return;
+    }
+    msg_add(buf, cap, " %s '%s", ps->stmt_tok == KW_MODEL ? "after" : "in", kw);
+    if (ps->stmt_name)
+        msg_add(buf, cap, " %s", diag_clip(ps->arena, ps->stmt_name, strlen(ps->stmt_name)));
+    msg_add(buf, cap, "'");
+}
+
+/* "unexpected X[ in STATEMENT]; expected A, B or C", or "...; did you mean
+ * 'model'?" when X is a misspelt keyword. */
+static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, ParseState *ps) {
+    (void)scanner;
+    enum { MAX_EXPECTED = 6 };
+    yysymbol_kind_t expected[MAX_EXPECTED];
+    int n = yypcontext_expected_tokens(ctx, expected, MAX_EXPECTED);
+    if (n < 0)
+        n = 0;
+    yysymbol_kind_t tok = yypcontext_token(ctx);
+    const char *text = diag_clip(ps->arena, ps->src->text + ps->tok_offset, ps->tok_len);
+    char msg[512] = "";
+    if (tok == YYSYMBOL_TK_IDENT)
+        msg_add(msg, sizeof msg, "unexpected identifier '%s'", text);
+    else if (tok == YYSYMBOL_TK_NUMBER)
+        msg_add(msg, sizeof msg, "unexpected number '%s'", text);
+    else if (tok == YYSYMBOL_YYEMPTY)
+        msg_add(msg, sizeof msg, "syntax error");
+    else
+        msg_add(msg, sizeof msg, "unexpected %s", yysymbol_name(tok));
+    describe_statement(ps, msg, sizeof msg);
+
+    /* The expected tokens, minus the unhelpful: "end of file" and '-' next
+     * to "number". */
+    bool number = false;
+    const char *words[MAX_EXPECTED + 1];
+    int nwords = 0;
+    for (int i = 0; i < n; i++)
+        number |= expected[i] == YYSYMBOL_TK_NUMBER;
+    for (int i = 0; i < n; i++)
+        if (expected[i] != YYSYMBOL_YYEOF && !(number && strcmp(yysymbol_name(expected[i]), "'-'") == 0))
+            expected[nwords++] = expected[i];
+    int nkw = 0;
+    for (int i = 0; i < nwords; i++)
+        if ((words[nkw] = keyword_word(ps, expected[i])))
+            nkw++;
+    words[nkw] = NULL;
+    const char *guess = NULL;
+    if (tok == YYSYMBOL_TK_IDENT && nkw > 0 && !diag_quiet(ps->diag)) {
+        const char *word = ps->src->text + ps->tok_offset;
+        guess = closest_name(arena_strndup(ps->arena, word, ps->tok_len), words);
+    }
+    if (guess) {
+        msg_add(msg, sizeof msg, "; did you mean '%s'?", guess);
+    } else if (nwords > 0) {
+        msg_add(msg, sizeof msg, "; expected ");
+        for (int i = 0; i < nwords; i++)
+            msg_add(msg, sizeof msg, "%s%s", i == 0 ? "" : i + 1 < nwords ? ", " : " or ",
+                    yysymbol_name(expected[i]));
+    } else if ((tok == YYSYMBOL_KW_MODEL || tok == YYSYMBOL_YYEOF) && ps->model_name) {
+        msg_add(msg, sizeof msg, " inside model '%s'; is a '}' missing?",
+                diag_clip(ps->arena, ps->model_name, strlen(ps->model_name)));
+    } else if (ps->stmt_offset == ps->tok_offset) {
+        msg_add(msg, sizeof msg, "; expected a statement");
+    }
+    diag_error(ps->diag, *yypcontext_location(ctx), "%s", msg);
+    bool closer = false;
+    for (int i = 0; i < nwords; i++)
+        closer |= !strcmp(yysymbol_name(expected[i]), "')'") ||
+                  !strcmp(yysymbol_name(expected[i]), "']'");
+    if (closer && ps->depth > 0)
+        diag_note(ps->diag, ps->open_loc, "to match this '%c'", ps->src->text[ps->open_loc.offset]);
+    /* An unclosed bracket would hide the newlines that end this statement,
+     * and the parser needs one to recover. */
+    ps->depth = 0;
+    return 0;
+}

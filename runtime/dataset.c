@@ -1,0 +1,184 @@
+/* dataset.c — a dataset is an images IDX file and its labels IDX file;
+ * this finds the labels and the test set next to a training file by the
+ * usual MNIST names, loads and cross-checks the pair, and fills batches.
+ *
+ * Images stay in their file's type in memory (Fashion-MNIST is 47 MB as
+ * uint8 and would be 188 MB as float32); nnrt_batch_fill converts one batch
+ * at a time into the model's dtype.
+ */
+#include "nnrt.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static bool fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool fail(char *err, size_t errlen, const char *fmt, ...) {
+    if (errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return false;
+}
+
+static bool is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* Replaces the first `from` in s (at or after `start`) with `to`, in place;
+ * s has room for `cap` bytes. False if `from` does not occur or it would
+ * not fit. */
+static bool replace_first(char *s, size_t cap, size_t start, const char *from, const char *to) {
+    char *p = strstr(s + start, from);
+    if (!p)
+        return false;
+    size_t flen = strlen(from), tlen = strlen(to), rest = strlen(p + flen);
+    if ((size_t)(p - s) + tlen + rest + 1 > cap)
+        return false;
+    memmove(p + tlen, p + flen, rest + 1);
+    memcpy(p, to, tlen);
+    return true;
+}
+
+/* Tries `cand` as it is, then with ".gz" added or removed; the first that
+ * exists goes to out. */
+static bool try_both_compressions(const char *cand, char *out, size_t outlen) {
+    char other[4096];
+    size_t n = strlen(cand);
+    if (ends_with(cand, ".gz"))
+        snprintf(other, sizeof other, "%.*s", (int)(n - 3), cand);
+    else if ((size_t)snprintf(other, sizeof other, "%s.gz", cand) >= sizeof other)
+        other[0] = '\0';
+    const char *tries[2] = {cand, other};
+    for (int i = 0; i < 2; i++) {
+        if (tries[i][0] && is_file(tries[i]) && strlen(tries[i]) < outlen) {
+            memcpy(out, tries[i], strlen(tries[i]) + 1);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Where the base name starts: after the last '/'. */
+static size_t base_offset(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? (size_t)(slash + 1 - path) : 0;
+}
+
+bool nnrt_find_labels(const char *images_path, char *out, size_t outlen) {
+    char cand[4096];
+    if (strlen(images_path) >= sizeof cand)
+        return false;
+    strcpy(cand, images_path);
+    size_t base = base_offset(cand);
+    bool changed = replace_first(cand, sizeof cand, base, "images", "labels");
+    /* "idxN" with N a digit (the images' rank) becomes "idx1". */
+    for (char *p = strstr(cand + base, "idx"); p; p = strstr(p + 3, "idx")) {
+        if (p[3] >= '2' && p[3] <= '9') {
+            p[3] = '1';
+            changed = true;
+            break;
+        }
+    }
+    return changed && try_both_compressions(cand, out, outlen);
+}
+
+bool nnrt_find_test(const char *train_images_path, char *out, size_t outlen) {
+    static const char *const test_names[] = {"t10k", "test"};
+    for (int i = 0; i < 2; i++) {
+        char cand[4096];
+        if (strlen(train_images_path) >= sizeof cand)
+            return false;
+        strcpy(cand, train_images_path);
+        if (!replace_first(cand, sizeof cand, base_offset(cand), "train", test_names[i]))
+            return false;
+        if (try_both_compressions(cand, out, outlen))
+            return true;
+    }
+    return false;
+}
+
+bool nnrt_dataset_load(const char *images, const char *labels, size_t classes,
+                       NnrtDataset *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    if (!nnrt_idx_read(images, &out->images, err, errlen))
+        return false;
+    if (!nnrt_idx_read(labels, &out->labels, err, errlen)) {
+        nnrt_dataset_free(out);
+        return false;
+    }
+    const NnrtIdx *im = &out->images, *lb = &out->labels;
+    bool ok = true;
+    if (lb->rank != 1)
+        ok = fail(err, errlen, "%s: labels must be rank 1 (one per sample), but the file has "
+                  "rank %d", labels, lb->rank);
+    else if (im->dims[0] == 0)
+        ok = fail(err, errlen, "%s: the file holds no samples", images);
+    else if (im->dims[0] != lb->dims[0])
+        ok = fail(err, errlen, "%s holds %u samples but %s holds %u labels", images,
+                  (unsigned)im->dims[0], labels, (unsigned)lb->dims[0]);
+    for (size_t i = 0; ok && classes > 0 && i < lb->count; i++) {
+        double v = nnrt_idx_get(lb, i);
+        if (v != floor(v)) /* also NaN */
+            ok = fail(err, errlen, "%s: label %g at index %zu is not an integer", labels, v, i);
+        else if (v < 0 || v >= (double)classes)
+            ok = fail(err, errlen, "%s: label %g at index %zu is out of range for %zu classes",
+                      labels, v, i, classes);
+    }
+    if (!ok) {
+        nnrt_dataset_free(out);
+        return false;
+    }
+    out->n = im->dims[0];
+    out->sample_size = nnrt_idx_sample_size(im);
+    return true;
+}
+
+void nnrt_dataset_free(NnrtDataset *ds) {
+    nnrt_idx_free(&ds->images);
+    nnrt_idx_free(&ds->labels);
+    ds->n = ds->sample_size = 0;
+}
+
+void nnrt_batch_fill(const NnrtDataset *ds, const uint32_t *idx, size_t b,
+                     int dtype_bytes, void *x, void *y) {
+    size_t ss = ds->sample_size;
+    bool u8 = ds->images.type == NNRT_U8;
+    const unsigned char *bytes = ds->images.data;
+    for (size_t i = 0; i < b; i++) {
+        size_t src = (size_t)idx[i] * ss, dst = i * ss;
+        double label = nnrt_idx_get(&ds->labels, idx[i]);
+        /* uint8 is the common case and worth its own loop; division, not a
+         * multiplication by 1/255, so that 255 gives exactly 1. */
+        if (dtype_bytes == 4) {
+            float *xf = x;
+            if (u8)
+                for (size_t k = 0; k < ss; k++)
+                    xf[dst + k] = (float)bytes[src + k] / 255.0f;
+            else
+                for (size_t k = 0; k < ss; k++)
+                    xf[dst + k] = (float)nnrt_idx_get(&ds->images, src + k);
+            ((float *)y)[i] = (float)label;
+        } else {
+            double *xd = x;
+            if (u8)
+                for (size_t k = 0; k < ss; k++)
+                    xd[dst + k] = bytes[src + k] / 255.0;
+            else
+                for (size_t k = 0; k < ss; k++)
+                    xd[dst + k] = nnrt_idx_get(&ds->images, src + k);
+            ((double *)y)[i] = label;
+        }
+    }
+}

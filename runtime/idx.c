@@ -1,0 +1,289 @@
+/* idx.c — IDX files (the MNIST container): the magic 00 00 TYPE RANK, RANK
+ * big-endian uint32 dimensions, then the elements, big-endian, row-major.
+ *
+ * Everything goes through zlib's gzread, which passes a file that is not
+ * gzip through unchanged, so compression is detected by content and a
+ * renamed file still loads. The header is untrusted input: the size
+ * arithmetic is overflow-checked and capped, the buffer grows as data
+ * actually arrives (a 20-byte file that claims 16 GiB does not get 16 GiB),
+ * and the data must be exactly as long as the header says, because a longer
+ * file almost always means wrong dimensions rather than harmless padding.
+ */
+#include "nnrt.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* Far above any dataset this tool is for, far below what a corrupt header
+ * can ask for. */
+#define IDX_MAX_BYTES ((uint64_t)16 << 30)
+/* The first allocation for the data; it doubles up to the declared size. */
+#define IDX_FIRST_CHUNK ((size_t)1 << 20)
+
+static bool fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool fail(char *err, size_t errlen, const char *fmt, ...) {
+    if (errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return false;
+}
+
+const char *nnrt_idx_type_name(NnrtIdxType t) {
+    switch (t) {
+    case NNRT_U8: return "uint8";
+    case NNRT_I8: return "int8";
+    case NNRT_I16: return "int16";
+    case NNRT_I32: return "int32";
+    case NNRT_F32: return "float32";
+    case NNRT_F64: return "float64";
+    }
+    return "unknown";
+}
+
+static size_t type_size(int t) {
+    switch (t) {
+    case NNRT_U8: case NNRT_I8: return 1;
+    case NNRT_I16: return 2;
+    case NNRT_I32: case NNRT_F32: return 4;
+    case NNRT_F64: return 8;
+    }
+    return 0;
+}
+
+/* gzread until n bytes or the end; -1 on a read or decompression error,
+ * which the caller then reads from gzerror. */
+static long long read_full(gzFile gz, void *buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        size_t want = n - got < (size_t)INT_MAX ? n - got : (size_t)INT_MAX;
+        int r = gzread(gz, (unsigned char *)buf + got, (unsigned)want);
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (long long)got;
+}
+
+/* True (and a message in err) if zlib recorded an error. A truncated gzip
+ * stream does not make gzread fail, it only reads short, so every short
+ * read and the final probe for trailing data come through here. */
+static bool gz_failed(gzFile gz, const char *path, char *err, size_t errlen) {
+    int code;
+    const char *msg = gzerror(gz, &code);
+    if (code == Z_OK)
+        return false;
+    /* zlib prefixes its message with the path we gave it; we add our own. */
+    size_t plen = strlen(path);
+    if (strncmp(msg, path, plen) == 0 && msg[plen] == ':' && msg[plen + 1] == ' ')
+        msg += plen + 2;
+    if (code == Z_BUF_ERROR)
+        fail(err, errlen, "%s: the gzip stream is truncated (zlib: %s)", path, msg);
+    else if (code == Z_DATA_ERROR)
+        fail(err, errlen, "%s: the gzip stream is corrupt (zlib: %s)", path, msg);
+    else if (code == Z_MEM_ERROR)
+        fail(err, errlen, "%s: out of memory while decompressing", path);
+    else
+        fail(err, errlen, "%s: read error: %s", path, msg);
+    return true;
+}
+
+/* "60000 x 28 x 28" */
+static void format_dims(const uint32_t *dims, int rank, char *buf, size_t len) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < rank && used < len; i++) {
+        int w = snprintf(buf + used, len - used, i ? " x %u" : "%u", (unsigned)dims[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+static uint32_t load_be32(const unsigned char *b) {
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* Big-endian elements to host order, assembled byte by byte so the code is
+ * the same on either host. */
+static void to_host(unsigned char *p, size_t count, size_t elem_size) {
+    for (size_t i = 0; i < count; i++, p += elem_size) {
+        if (elem_size == 2) {
+            uint16_t v = (uint16_t)(p[0] << 8 | p[1]);
+            memcpy(p, &v, 2);
+        } else if (elem_size == 4) {
+            uint32_t v = load_be32(p);
+            memcpy(p, &v, 4);
+        } else if (elem_size == 8) {
+            uint64_t v = (uint64_t)load_be32(p) << 32 | load_be32(p + 4);
+            memcpy(p, &v, 8);
+        }
+    }
+}
+
+/* Reads the header into out (type, rank, dims, count, elem_size). */
+static bool read_header(gzFile gz, const char *path, NnrtIdx *out, char *err, size_t errlen) {
+    unsigned char magic[4];
+    long long got = read_full(gz, magic, 4);
+    if (got < 4 && gz_failed(gz, path, err, errlen))
+        return false;
+    if (got == 0)
+        return fail(err, errlen, "%s: empty file (expected an IDX header)", path);
+    if (got < 4)
+        return fail(err, errlen, "%s: truncated header: %lld of the 4 magic bytes", path, got);
+    if (magic[0] != 0 || magic[1] != 0)
+        return fail(err, errlen,
+                    "%s: not an IDX file: magic bytes %02x %02x %02x %02x, expected 00 00 "
+                    "then a type and a rank byte",
+                    path, magic[0], magic[1], magic[2], magic[3]);
+    if (type_size(magic[2]) == 0)
+        return fail(err, errlen,
+                    "%s: unknown IDX element type 0x%02x (expected 0x08 uint8, 0x09 int8, "
+                    "0x0b int16, 0x0c int32, 0x0d float32 or 0x0e float64)",
+                    path, magic[2]);
+    if (magic[3] < 1 || magic[3] > NNRT_IDX_MAX_RANK)
+        return fail(err, errlen, "%s: IDX rank %d is not supported (expected 1 to %d)", path,
+                    magic[3], NNRT_IDX_MAX_RANK);
+    out->type = (NnrtIdxType)magic[2];
+    out->rank = magic[3];
+    out->elem_size = type_size(magic[2]);
+
+    unsigned char dimbuf[4 * NNRT_IDX_MAX_RANK];
+    size_t dimbytes = 4 * (size_t)out->rank;
+    got = read_full(gz, dimbuf, dimbytes);
+    if ((size_t)got < dimbytes && gz_failed(gz, path, err, errlen))
+        return false;
+    if ((size_t)got < dimbytes)
+        return fail(err, errlen,
+                    "%s: truncated header: rank %d needs %zu bytes of dimensions, the file "
+                    "has %lld",
+                    path, out->rank, dimbytes, got);
+    /* Multiplied from the last dimension so that the per-sample size
+     * (dims[1..]) is checked too, even when dims[0] is 0. */
+    size_t count = 1;
+    bool overflow = false;
+    for (int i = out->rank - 1; i >= 0; i--) {
+        out->dims[i] = load_be32(dimbuf + 4 * i);
+        overflow |= __builtin_mul_overflow(count, (size_t)out->dims[i], &count);
+    }
+    char dims[160];
+    format_dims(out->dims, out->rank, dims, sizeof dims);
+    size_t bytes;
+    if (overflow || __builtin_mul_overflow(count, out->elem_size, &bytes))
+        return fail(err, errlen, "%s: header declares %s %s, more than memory can address",
+                    path, dims, nnrt_idx_type_name(out->type));
+    if ((uint64_t)bytes > IDX_MAX_BYTES)
+        return fail(err, errlen,
+                    "%s: header declares %s %s (%zu bytes), over the 16 GiB limit for an "
+                    "IDX file",
+                    path, dims, nnrt_idx_type_name(out->type), bytes);
+    out->count = count;
+    return true;
+}
+
+/* Reads exactly count * elem_size bytes of data, then checks that nothing
+ * follows. */
+static bool read_data(gzFile gz, const char *path, NnrtIdx *idx, char *err, size_t errlen) {
+    size_t bytes = idx->count * idx->elem_size; /* checked by read_header */
+    size_t cap = bytes < IDX_FIRST_CHUNK ? bytes : IDX_FIRST_CHUNK;
+    unsigned char *data = malloc(cap ? cap : 1);
+    if (!data)
+        return fail(err, errlen, "%s: out of memory (%zu bytes)", path, cap);
+    size_t have = 0;
+    for (;;) {
+        long long r = read_full(gz, data + have, cap - have);
+        if (r > 0)
+            have += (size_t)r;
+        if (r < 0 || have < cap || cap == bytes)
+            break;
+        size_t next = cap > bytes / 2 ? bytes : cap * 2;
+        unsigned char *grown = realloc(data, next);
+        if (!grown) {
+            free(data);
+            return fail(err, errlen, "%s: out of memory (%zu bytes)", path, next);
+        }
+        data = grown;
+        cap = next;
+    }
+    char dims[160];
+    format_dims(idx->dims, idx->rank, dims, sizeof dims);
+    if (have < bytes) {
+        free(data);
+        if (gz_failed(gz, path, err, errlen))
+            return false;
+        return fail(err, errlen, "%s: header declares %s %s (%zu bytes) but the file holds %zu "
+                    "byte%s of data", path, dims, nnrt_idx_type_name(idx->type), bytes, have,
+                    have == 1 ? "" : "s");
+    }
+
+    /* Count what follows (up to a point: the number is for the message). */
+    unsigned char probe[4096];
+    size_t extra = 0;
+    long long r;
+    while (extra < ((size_t)1 << 20) && (r = read_full(gz, probe, sizeof probe)) > 0)
+        extra += (size_t)r;
+    if (gz_failed(gz, path, err, errlen)) {
+        free(data);
+        return false;
+    }
+    if (extra > 0) {
+        free(data);
+        return fail(err, errlen, "%s: header declares %s %s (%zu bytes) but %s%zu more bytes "
+                    "follow: the file is longer than its header declares",
+                    path, dims, nnrt_idx_type_name(idx->type), bytes,
+                    extra >= ((size_t)1 << 20) ? "at least " : "", extra);
+    }
+    to_host(data, idx->count, idx->elem_size);
+    idx->data = data;
+    return true;
+}
+
+bool nnrt_idx_read(const char *path, NnrtIdx *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    errno = 0;
+    gzFile gz = gzopen(path, "rb");
+    if (!gz)
+        return fail(err, errlen, "%s: %s", path,
+                    errno ? strerror(errno) : "cannot open (out of memory)");
+    gzbuffer(gz, 1 << 17);
+    bool ok = read_header(gz, path, out, err, errlen) && read_data(gz, path, out, err, errlen);
+    gzclose(gz); /* reading: any error has been seen through gzerror already */
+    if (!ok)
+        memset(out, 0, sizeof *out);
+    return ok;
+}
+
+void nnrt_idx_free(NnrtIdx *idx) {
+    free(idx->data);
+    memset(idx, 0, sizeof *idx);
+}
+
+double nnrt_idx_get(const NnrtIdx *idx, size_t i) {
+    const unsigned char *p = (const unsigned char *)idx->data + i * idx->elem_size;
+    switch (idx->type) {
+    case NNRT_U8: return *p;
+    case NNRT_I8: return (int8_t)*p;
+    case NNRT_I16: { int16_t v; memcpy(&v, p, 2); return v; }
+    case NNRT_I32: { int32_t v; memcpy(&v, p, 4); return v; }
+    case NNRT_F32: { float v; memcpy(&v, p, 4); return v; }
+    case NNRT_F64: { double v; memcpy(&v, p, 8); return v; }
+    }
+    return 0;
+}
+
+size_t nnrt_idx_sample_size(const NnrtIdx *idx) {
+    size_t n = 1;
+    for (int i = 1; i < idx->rank; i++)
+        n *= idx->dims[i]; /* checked when the header was read */
+    return n;
+}

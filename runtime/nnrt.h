@@ -1,0 +1,195 @@
+/* nnrt.h — the nnc runtime: a small C library with a narrow ABI, used by the
+ * CLI (data, training loop, progress, report) and by JIT-compiled code.
+ *
+ * Sections, one per source file:
+ *   idx.c       IDX files (raw or gzip), every element type, fully validated
+ *   dataset.c   finding label/test files next to an images file; batches
+ *   rng.c       the seeded RNG (splitmix64 + xoshiro256**), shuffling, init
+ *   progress.c  per-epoch progress bar (TTY, NO_COLOR aware) or plain lines
+ *   train.c     the training loop over compiled step functions
+ *   report.c    --report FILE.json, peak memory
+ *
+ * Memory: the runtime allocates with malloc and frees explicitly; it keeps no
+ * global mutable state. Errors are returned (with a message buffer), never
+ * printed from inside the library except by progress.c and train.c, which
+ * print to the FILE they are given.
+ */
+#ifndef NNRT_H
+#define NNRT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---------------------------------------------------------------- idx.c */
+
+/* IDX element types, as in the file's third magic byte. */
+typedef enum {
+    NNRT_U8 = 0x08,
+    NNRT_I8 = 0x09,
+    NNRT_I16 = 0x0B,
+    NNRT_I32 = 0x0C,
+    NNRT_F32 = 0x0D,
+    NNRT_F64 = 0x0E,
+} NnrtIdxType;
+
+#define NNRT_IDX_MAX_RANK 8
+
+typedef struct NnrtIdx {
+    NnrtIdxType type;
+    int rank;
+    uint32_t dims[NNRT_IDX_MAX_RANK];
+    size_t count;     /* product of dims (checked for overflow) */
+    size_t elem_size; /* 1, 2, 4 or 8 */
+    void *data;       /* count * elem_size bytes, converted to host byte order */
+} NnrtIdx;
+
+/* Reads an IDX file, raw or gzip-compressed (detected by content, not name).
+ * Checks the magic (two zero bytes, a known type, rank 1..8), that the data
+ * is exactly as long as the dims say, and the size arithmetic for overflow.
+ * Returns false with a one-line message ("PATH: ...") in err on any problem. */
+bool nnrt_idx_read(const char *path, NnrtIdx *out, char *err, size_t errlen);
+void nnrt_idx_free(NnrtIdx *idx);
+/* Element i converted to double. */
+double nnrt_idx_get(const NnrtIdx *idx, size_t i);
+/* Elements per sample: product of dims[1..]. 1 for rank 1. */
+size_t nnrt_idx_sample_size(const NnrtIdx *idx);
+const char *nnrt_idx_type_name(NnrtIdxType t); /* "uint8", "float32", ... */
+
+/* ---------------------------------------------------------------- dataset.c */
+
+/* The labels file next to an images file, by the usual names:
+ * ".../train-images-idx3-ubyte[.gz]" -> ".../train-labels-idx1-ubyte[.gz]"
+ * (either compression of the labels file is accepted; "images" -> "labels"
+ * and "idx3" -> "idx1" in the base name). False if none exists. */
+bool nnrt_find_labels(const char *images_path, char *out, size_t outlen);
+/* The test images next to a training images file: "train-" -> "t10k-" in
+ * the base name (same suffix, else the other compression). False if none. */
+bool nnrt_find_test(const char *train_images_path, char *out, size_t outlen);
+
+typedef struct NnrtDataset {
+    NnrtIdx images; /* [n, ...] */
+    NnrtIdx labels; /* [n] */
+    size_t n;
+    size_t sample_size;
+} NnrtDataset;
+
+/* Loads images and their labels; checks that the counts agree and that every
+ * label is an integer in [0, classes) when classes > 0. */
+bool nnrt_dataset_load(const char *images, const char *labels, size_t classes,
+                       NnrtDataset *out, char *err, size_t errlen);
+void nnrt_dataset_free(NnrtDataset *ds);
+
+/* Writes samples idx[0..b) into x (b * sample_size elements) and their labels
+ * into y (b elements), as float (dtype_bytes 4) or double (8). uint8 images are
+ * scaled to [0, 1] (divided by 255); other types are converted as they are. */
+void nnrt_batch_fill(const NnrtDataset *ds, const uint32_t *idx, size_t b,
+                     int dtype_bytes, void *x, void *y);
+
+/* ---------------------------------------------------------------- rng.c */
+
+typedef struct NnrtRng {
+    uint64_t s[4];
+} NnrtRng;
+
+void nnrt_rng_seed(NnrtRng *r, uint64_t seed);
+uint64_t nnrt_rng_next(NnrtRng *r);
+double nnrt_rng_uniform(NnrtRng *r);                 /* [0, 1) */
+double nnrt_rng_normal(NnrtRng *r);                  /* mean 0, std 1 */
+void nnrt_shuffle(NnrtRng *r, uint32_t *idx, size_t n); /* Fisher-Yates */
+
+typedef enum {
+    NNRT_INIT_ZEROS,
+    NNRT_INIT_GLOROT_UNIFORM, /* U(-l, l), l = sqrt(6 / (fan_in + fan_out)) */
+    NNRT_INIT_HE_NORMAL,      /* N(0, sqrt(2 / fan_in)), truncated at 2 std like Keras */
+} NnrtInit;
+
+/* Fills n elements of float (dtype_bytes 4) or double (8) at p. */
+void nnrt_init_fill(NnrtRng *r, NnrtInit init, int64_t fan_in, int64_t fan_out,
+                    void *p, size_t n, int dtype_bytes);
+
+/* ---------------------------------------------------------------- progress.c */
+
+typedef struct NnrtProgress {
+    FILE *out;
+    bool tty;    /* redraw one line with \r; otherwise one plain line per epoch */
+    bool color;  /* tty && NO_COLOR unset */
+    int epoch, epochs;
+    size_t steps, done;
+    double t0;   /* seconds, monotonic */
+    double last_draw;
+} NnrtProgress;
+
+void nnrt_progress_begin(NnrtProgress *p, FILE *out, int epoch, int epochs, size_t steps);
+/* After each step: running mean loss and accuracy (acc < 0: not shown). */
+void nnrt_progress_step(NnrtProgress *p, double loss, double acc);
+/* End of epoch: prints the final line
+ * "epoch 1/5  469/469  loss 0.5123  acc 0.8211  3.21s" (+ "val_acc" if >= 0). */
+void nnrt_progress_end(NnrtProgress *p, double loss, double acc, double secs);
+
+double nnrt_now(void); /* monotonic seconds */
+
+/* ---------------------------------------------------------------- train.c */
+
+/* A compiled step function: `void fn(void **slots)`. Slots:
+ *   0 arena (scratch, >= arena_bytes), 1 x [b, sample], 2 y [b],
+ *   3 loss (one element), 4 output [b, outputs], 5.. parameters then optimizer state. */
+typedef void (*NnrtStepFn)(void **slots);
+
+typedef struct NnrtStep {
+    NnrtStepFn fn; /* NULL: not needed (no remainder batch) */
+    size_t batch;
+} NnrtStep;
+
+typedef struct NnrtTrainSpec {
+    int dtype_bytes;      /* 4 (float) or 8 (double) */
+    size_t outputs;       /* elements of the output per sample */
+    bool classify;        /* accuracy = argmax(output) == label */
+    NnrtStep train_full, train_rem; /* batch size and n_train % batch */
+    NnrtStep eval_full, eval_rem;   /* for the test set (its own remainder) */
+    void **slots;         /* slots 5.. filled by the caller; 0..4 set by the trainer */
+    size_t nslots;
+    size_t arena_bytes;   /* max over the step functions */
+    int epochs;
+    uint64_t seed;        /* shuffling */
+    FILE *out;            /* progress and results */
+} NnrtTrainSpec;
+
+typedef struct NnrtEpochStats {
+    double loss, acc, secs; /* acc < 0 when not classifying */
+} NnrtEpochStats;
+
+typedef struct NnrtTrainResult {
+    NnrtEpochStats *epochs; /* malloc'd, spec.epochs entries */
+    int nepochs;
+    double test_loss, test_acc; /* < 0 when no test set */
+    bool interrupted;
+} NnrtTrainResult;
+
+/* Runs spec.epochs epochs over `train` (shuffled each epoch with the seed),
+ * then evaluates on `test` if not NULL. Prints progress to spec.out. */
+bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtDataset *test,
+                NnrtTrainResult *res, char *err, size_t errlen);
+/* Loss and accuracy of the eval steps over a whole dataset. */
+bool nnrt_evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, double *loss, double *acc,
+                   char *err, size_t errlen);
+void nnrt_train_result_free(NnrtTrainResult *res);
+
+/* ---------------------------------------------------------------- report.c */
+
+size_t nnrt_peak_rss_bytes(void);
+
+typedef struct NnrtReport {
+    const char *model, *train_path, *test_path; /* test_path may be NULL */
+    uint64_t seed;
+    size_t batch;
+    double lr;
+    double compile_secs;
+    const NnrtTrainResult *result;
+} NnrtReport;
+
+/* Writes the JSON summary (atomically: temp file and rename). */
+bool nnrt_report_write(const char *path, const NnrtReport *r, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,88 @@
+/* progress.c — what the user watches during training: on a terminal, one
+ * line per epoch redrawn in place with `\r` (a bar, step count, running loss
+ * and accuracy, elapsed time); anywhere else (a pipe, a log file, a test),
+ * nothing per step and one plain line per epoch, so logs stay readable and
+ * golden tests stay deterministic apart from the time.
+ *
+ * Redraws are limited to about ten a second: a small model runs thousands
+ * of steps a second and the terminal would otherwise be the bottleneck.
+ * Colour follows https://no-color.org: only on a terminal, and never when
+ * NO_COLOR is set to a non-empty value.
+ */
+#include "nnrt.h"
+
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BAR_WIDTH 30
+#define REDRAW_SECONDS 0.1
+
+#define BOLD "\033[1m"
+#define GREEN "\033[32m"
+#define RESET "\033[0m"
+#define CLEAR_LINE "\r\033[K"
+
+double nnrt_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void draw(NnrtProgress *p, double loss, double acc, double now) {
+    size_t filled = p->steps ? p->done * BAR_WIDTH / p->steps : 0;
+    char bar[BAR_WIDTH + 1];
+    for (size_t i = 0; i < BAR_WIDTH; i++)
+        bar[i] = i < filled ? '=' : i == filled ? '>' : ' ';
+    bar[BAR_WIDTH] = '\0';
+    if (p->done == 0)
+        bar[0] = ' '; /* nothing done yet: no arrow */
+    fprintf(p->out, CLEAR_LINE "%sepoch %d/%d%s [%s%.*s%s%s] %zu/%zu", p->color ? BOLD : "",
+            p->epoch, p->epochs, p->color ? RESET : "", p->color ? GREEN : "", (int)filled,
+            bar, p->color ? RESET : "", bar + filled, p->done, p->steps);
+    if (p->done > 0) {
+        fprintf(p->out, "  loss %.4f", loss);
+        if (acc >= 0)
+            fprintf(p->out, "  acc %.4f", acc);
+    }
+    fprintf(p->out, "  %.1fs", now - p->t0);
+    fflush(p->out);
+    p->last_draw = now;
+}
+
+void nnrt_progress_begin(NnrtProgress *p, FILE *out, int epoch, int epochs, size_t steps) {
+    const char *no_color = getenv("NO_COLOR");
+    p->out = out;
+    p->tty = isatty(fileno(out));
+    p->color = p->tty && !(no_color && no_color[0]);
+    p->epoch = epoch;
+    p->epochs = epochs;
+    p->steps = steps;
+    p->done = 0;
+    p->t0 = nnrt_now();
+    p->last_draw = p->t0;
+    /* An empty bar right away: the first step can be slow (page faults,
+     * caches), and a silent terminal looks hung. */
+    if (p->tty)
+        draw(p, 0, -1, p->t0);
+}
+
+void nnrt_progress_step(NnrtProgress *p, double loss, double acc) {
+    p->done++;
+    if (!p->tty)
+        return;
+    double now = nnrt_now();
+    if (now - p->last_draw >= REDRAW_SECONDS || p->done == p->steps)
+        draw(p, loss, acc, now);
+}
+
+void nnrt_progress_end(NnrtProgress *p, double loss, double acc, double secs) {
+    if (p->tty)
+        fputs(CLEAR_LINE, p->out);
+    fprintf(p->out, "%sepoch %d/%d%s  %zu/%zu  loss %.4f", p->color ? BOLD : "", p->epoch,
+            p->epochs, p->color ? RESET : "", p->done, p->steps, loss);
+    if (acc >= 0)
+        fprintf(p->out, "  acc %.4f", acc);
+    fprintf(p->out, "  %.2fs\n", secs);
+    fflush(p->out);
+}

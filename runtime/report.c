@@ -1,0 +1,153 @@
+/* report.c — `--report FILE.json`: what a run did (model, data, seed,
+ * hyperparameters, loss and accuracy per epoch, test results, time and
+ * peak memory) for scripts and plots to read.
+ *
+ * The file is written to a temporary name in the same directory, synced,
+ * and renamed over the target, so a reader never sees half a report and a
+ * crash never destroys the previous one. Numbers that JSON cannot hold
+ * (NaN, Inf) and the "not measured" values (< 0) are written as null.
+ */
+#include "nnrt.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static bool fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool fail(char *err, size_t errlen, const char *fmt, ...) {
+    if (errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return false;
+}
+
+size_t nnrt_peak_rss_bytes(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+#ifdef __APPLE__
+    return (size_t)ru.ru_maxrss; /* bytes on macOS */
+#else
+    return (size_t)ru.ru_maxrss * 1024; /* KiB on Linux */
+#endif
+}
+
+/* A JSON string, or null for NULL. Bytes from 0x80 up pass through: paths
+ * and model names are UTF-8 here. */
+static void json_string(FILE *f, const char *s) {
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        case '\b': fputs("\\b", f); break;
+        case '\f': fputs("\\f", f); break;
+        default:
+            if (*p < 0x20)
+                fprintf(f, "\\u%04x", *p);
+            else
+                fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
+/* Ten significant digits: plenty for a loss, and short. */
+static void json_number(FILE *f, double v) {
+    if (isfinite(v))
+        fprintf(f, "%.10g", v);
+    else
+        fputs("null", f);
+}
+
+/* Loss, accuracy and similar: < 0 means "not measured". */
+static void json_metric(FILE *f, double v) { json_number(f, v < 0 ? NAN : v); }
+
+static void write_json(FILE *f, const NnrtReport *r) {
+    const NnrtTrainResult *res = r->result;
+    fputs("{\n  \"model\": ", f);
+    json_string(f, r->model);
+    fputs(",\n  \"train\": ", f);
+    json_string(f, r->train_path);
+    fputs(",\n  \"test\": ", f);
+    json_string(f, r->test_path);
+    fprintf(f, ",\n  \"seed\": %" PRIu64 ",\n  \"batch\": %zu,\n  \"lr\": ", r->seed, r->batch);
+    json_number(f, r->lr);
+    fputs(",\n  \"compile_seconds\": ", f);
+    json_number(f, r->compile_secs);
+    fputs(",\n  \"epochs\": [", f);
+    for (int e = 0; res && e < res->nepochs; e++) {
+        const NnrtEpochStats *st = &res->epochs[e];
+        fprintf(f, "%s\n    {\"epoch\": %d, \"loss\": ", e ? "," : "", e + 1);
+        json_number(f, st->loss);
+        fputs(", \"accuracy\": ", f);
+        json_metric(f, st->acc);
+        fputs(", \"seconds\": ", f);
+        json_number(f, st->secs);
+        fputc('}', f);
+    }
+    fputs(res && res->nepochs ? "\n  ],\n  \"test_loss\": " : "],\n  \"test_loss\": ", f);
+    json_metric(f, res ? res->test_loss : -1);
+    fputs(",\n  \"test_accuracy\": ", f);
+    json_metric(f, res ? res->test_acc : -1);
+    fprintf(f, ",\n  \"peak_rss_bytes\": %zu\n}\n", nnrt_peak_rss_bytes());
+}
+
+bool nnrt_report_write(const char *path, const NnrtReport *r, char *err, size_t errlen) {
+    static const char suffix[] = ".tmp.XXXXXX";
+    size_t len = strlen(path);
+    char *tmp = malloc(len + sizeof suffix);
+    if (!tmp)
+        return fail(err, errlen, "%s: out of memory", path);
+    memcpy(tmp, path, len);
+    memcpy(tmp + len, suffix, sizeof suffix);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        fail(err, errlen, "%s: cannot create a temporary file: %s", path, strerror(errno));
+        free(tmp);
+        return false;
+    }
+    /* mkstemp makes it 0600; a report is as readable as any other output. */
+    fchmod(fd, 0644);
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        fail(err, errlen, "%s: %s", path, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return false;
+    }
+    errno = 0;
+    write_json(f, r);
+    int saved = 0;
+    if (fflush(f) != 0 || ferror(f) || fsync(fd) != 0)
+        saved = errno ? errno : EIO;
+    if (fclose(f) != 0 && !saved)
+        saved = errno;
+    if (!saved && rename(tmp, path) != 0)
+        saved = errno;
+    if (saved) {
+        unlink(tmp);
+        fail(err, errlen, "%s: cannot write the report: %s", path, strerror(saved));
+    }
+    free(tmp);
+    return !saved;
+}

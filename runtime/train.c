@@ -1,0 +1,310 @@
+/* train.c — the training loop around compiled step functions.
+ *
+ * A step function is compiled for one batch size, so an epoch is a run of
+ * full batches plus, when the batch size does not divide the dataset, one
+ * call of a second function compiled for the remainder: every sample is
+ * seen exactly once per epoch and no step pads or drops samples.
+ *
+ * The order is a permutation shuffled at the start of every epoch by one
+ * generator seeded once from spec->seed, so a run is reproducible and the
+ * epochs still differ. Loss and accuracy are sample-weighted means (a step
+ * reports its batch's mean loss), so the remainder batch counts for what
+ * it holds. A non-finite loss stops training with the epoch and step: going
+ * on would only turn every parameter into NaN.
+ */
+#include "nnrt.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool fail(char *err, size_t errlen, const char *fmt, ...) {
+    if (errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return false;
+}
+
+/* The buffers behind slots 0..4, and the sample order. Aligned to 64 bytes
+ * (a cache line, an AVX-512 vector) for the compiled code. */
+typedef struct Buffers {
+    void *arena, *x, *y, *loss, *output;
+    uint32_t *order;
+} Buffers;
+
+/* Zeroed, 64-byte aligned memory for count * size bytes; NULL on overflow
+ * or when out of memory. */
+static void *alloc64(size_t count, size_t size) {
+    size_t bytes;
+    if (__builtin_mul_overflow(count, size, &bytes) || bytes > SIZE_MAX - 64)
+        return NULL;
+    bytes = (bytes + 63) / 64 * 64; /* aligned_alloc wants a multiple */
+    if (bytes == 0)
+        bytes = 64;
+    void *p = aligned_alloc(64, bytes);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
+static void buffers_free(Buffers *b) {
+    free(b->arena);
+    free(b->x);
+    free(b->y);
+    free(b->loss);
+    free(b->output);
+    free(b->order);
+    memset(b, 0, sizeof *b);
+}
+
+/* For batches of up to max_batch samples of sample_size elements and up to
+ * n samples in order. */
+static bool buffers_alloc(Buffers *b, const NnrtTrainSpec *spec, size_t max_batch,
+                          size_t sample_size, size_t n, char *err, size_t errlen) {
+    size_t d = (size_t)spec->dtype_bytes, x_elems = 0, out_elems = 0;
+    memset(b, 0, sizeof *b);
+    bool sizes_ok = !__builtin_mul_overflow(max_batch, sample_size, &x_elems) &&
+                    !__builtin_mul_overflow(max_batch, spec->outputs, &out_elems);
+    if (sizes_ok) {
+        b->arena = alloc64(spec->arena_bytes, 1);
+        b->x = alloc64(x_elems, d);
+        b->y = alloc64(max_batch, d);
+        b->loss = alloc64(1, d);
+        b->output = alloc64(out_elems, d);
+        b->order = malloc((n ? n : 1) * sizeof *b->order); /* n <= UINT32_MAX: checked */
+    }
+    if (!sizes_ok || !b->arena || !b->x || !b->y || !b->loss || !b->output || !b->order) {
+        buffers_free(b);
+        return fail(err, errlen, "out of memory for the training buffers (arena %zu bytes, "
+                    "batch %zu x %zu)", spec->arena_bytes, max_batch, sample_size);
+    }
+    return true;
+}
+
+static double read_elem(const void *p, size_t i, int dtype_bytes) {
+    return dtype_bytes == 4 ? ((const float *)p)[i] : ((const double *)p)[i];
+}
+
+/* Samples of the batch whose output's argmax (the first maximum) is the label. */
+static size_t count_correct(const Buffers *bf, size_t b, size_t outputs, int dtype_bytes) {
+    size_t correct = 0;
+    for (size_t s = 0; s < b; s++) {
+        size_t best = 0;
+        double best_v = read_elem(bf->output, s * outputs, dtype_bytes);
+        for (size_t k = 1; k < outputs; k++) {
+            double v = read_elem(bf->output, s * outputs + k, dtype_bytes);
+            if (v > best_v) {
+                best_v = v;
+                best = k;
+            }
+        }
+        /* Compared as doubles: a label need not fit an int. */
+        if ((double)best == read_elem(bf->y, s, dtype_bytes))
+            correct++;
+    }
+    return correct;
+}
+
+/* The full-batch and remainder steps for n samples; checks that they fit. */
+static bool check_steps(const char *what, size_t n, NnrtStep full, NnrtStep rem, char *err,
+                        size_t errlen) {
+    if (!full.fn || full.batch == 0)
+        return fail(err, errlen, "no %s step function (or batch size 0)", what);
+    size_t r = n % full.batch;
+    if (r != 0 && (!rem.fn || rem.batch != r))
+        return fail(err, errlen, "%s: %zu samples in batches of %zu leave %zu for the last "
+                    "batch, but the remainder step is compiled for %zu", what, n, full.batch, r,
+                    rem.fn ? rem.batch : 0);
+    if (n > UINT32_MAX)
+        return fail(err, errlen, "%s: %zu samples, more than the %u supported", what, n,
+                    (unsigned)UINT32_MAX);
+    return true;
+}
+
+static bool check_spec(const NnrtTrainSpec *spec, char *err, size_t errlen) {
+    if (spec->dtype_bytes != 4 && spec->dtype_bytes != 8)
+        return fail(err, errlen, "dtype of %d bytes: expected 4 (float) or 8 (double)",
+                    spec->dtype_bytes);
+    if (spec->nslots < 5 || !spec->slots)
+        return fail(err, errlen, "%zu slots: the step functions need at least 5", spec->nslots);
+    if (spec->classify && spec->outputs == 0)
+        return fail(err, errlen, "accuracy needs at least one output per sample");
+    return true;
+}
+
+static void set_slots(const NnrtTrainSpec *spec, const Buffers *b) {
+    spec->slots[0] = b->arena;
+    spec->slots[1] = b->x;
+    spec->slots[2] = b->y;
+    spec->slots[3] = b->loss;
+    spec->slots[4] = b->output;
+}
+
+/* Leaves no pointers to freed buffers in the caller's slots. */
+static void clear_slots(const NnrtTrainSpec *spec) {
+    for (int i = 0; i < 5; i++)
+        spec->slots[i] = NULL;
+}
+
+/* One pass over ds in bf->order: the step for each batch, the sample-
+ * weighted loss and accuracy. Progress (if any) after every step. */
+typedef struct Pass {
+    double loss_sum;
+    size_t seen, correct;
+} Pass;
+
+static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf,
+                     NnrtStep full, NnrtStep rem, NnrtProgress *prog, Pass *pass,
+                     const char *where, char *err, size_t errlen) {
+    memset(pass, 0, sizeof *pass);
+    size_t step = 0;
+    for (size_t off = 0; off < ds->n; off += full.batch) {
+        step++;
+        bool is_full = ds->n - off >= full.batch;
+        size_t b = is_full ? full.batch : rem.batch;
+        nnrt_batch_fill(ds, bf->order + off, b, spec->dtype_bytes, bf->x, bf->y);
+        (is_full ? full.fn : rem.fn)(spec->slots);
+        double loss = read_elem(bf->loss, 0, spec->dtype_bytes);
+        if (!isfinite(loss)) {
+            if (prog && prog->tty)
+                fputc('\n', prog->out); /* keep the bar; the error goes below it */
+            return fail(err, errlen, "loss is %s %s step %zu", isnan(loss) ? "nan" : "inf",
+                        where, step);
+        }
+        pass->loss_sum += loss * (double)b;
+        pass->seen += b;
+        if (spec->classify)
+            pass->correct += count_correct(bf, b, spec->outputs, spec->dtype_bytes);
+        if (prog)
+            nnrt_progress_step(prog, pass->loss_sum / (double)pass->seen,
+                               spec->classify ? (double)pass->correct / (double)pass->seen
+                                              : -1);
+    }
+    return true;
+}
+
+static double pass_acc(const NnrtTrainSpec *spec, const Pass *p) {
+    return spec->classify ? (double)p->correct / (double)p->seen : -1;
+}
+
+/* Evaluation over buffers allocated by the caller. */
+static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf,
+                     double *loss, double *acc, char *err, size_t errlen) {
+    for (size_t i = 0; i < ds->n; i++)
+        bf->order[i] = (uint32_t)i;
+    Pass pass;
+    if (!run_pass(spec, ds, bf, spec->eval_full, spec->eval_rem, NULL, &pass,
+                  "on the test set at", err, errlen))
+        return false;
+    *loss = pass.loss_sum / (double)pass.seen;
+    *acc = pass_acc(spec, &pass);
+    return true;
+}
+
+bool nnrt_evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, double *loss, double *acc,
+                   char *err, size_t errlen) {
+    if (!check_spec(spec, err, errlen) ||
+        !check_steps("evaluation", ds->n, spec->eval_full, spec->eval_rem, err, errlen))
+        return false;
+    if (ds->n == 0)
+        return fail(err, errlen, "evaluation: the dataset is empty");
+    Buffers bf;
+    if (!buffers_alloc(&bf, spec, spec->eval_full.batch, ds->sample_size, ds->n, err, errlen))
+        return false;
+    set_slots(spec, &bf);
+    bool ok = evaluate(spec, ds, &bf, loss, acc, err, errlen);
+    clear_slots(spec);
+    buffers_free(&bf);
+    return ok;
+}
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+/* On failure res holds nothing (freeing it anyway is harmless). */
+bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtDataset *test,
+                NnrtTrainResult *res, char *err, size_t errlen) {
+    memset(res, 0, sizeof *res);
+    res->test_loss = res->test_acc = -1;
+    if (!check_spec(spec, err, errlen) ||
+        !check_steps("training", train->n, spec->train_full, spec->train_rem, err, errlen))
+        return false;
+    if (train->n == 0)
+        return fail(err, errlen, "training: the dataset is empty");
+    if (spec->epochs < 0)
+        return fail(err, errlen, "%d epochs", spec->epochs);
+    size_t max_batch = spec->train_full.batch, max_n = train->n;
+    if (test) {
+        if (!check_steps("evaluation", test->n, spec->eval_full, spec->eval_rem, err, errlen))
+            return false;
+        if (test->n == 0)
+            return fail(err, errlen, "evaluation: the test set is empty");
+        if (test->sample_size != train->sample_size)
+            return fail(err, errlen, "test samples have %zu elements, training samples %zu",
+                        test->sample_size, train->sample_size);
+        max_batch = max_size(max_batch, spec->eval_full.batch);
+        max_n = max_size(max_n, test->n);
+    }
+    res->epochs = calloc(spec->epochs ? (size_t)spec->epochs : 1, sizeof *res->epochs);
+    if (!res->epochs)
+        return fail(err, errlen, "out of memory for %d epochs of results", spec->epochs);
+    Buffers bf;
+    if (!buffers_alloc(&bf, spec, max_batch, train->sample_size, max_n, err, errlen)) {
+        nnrt_train_result_free(res);
+        return false;
+    }
+    set_slots(spec, &bf);
+
+    NnrtRng rng;
+    nnrt_rng_seed(&rng, spec->seed);
+    size_t full = spec->train_full.batch;
+    size_t steps = train->n / full + (train->n % full != 0);
+    bool ok = true;
+    for (int e = 0; ok && e < spec->epochs; e++) {
+        for (size_t i = 0; i < train->n; i++)
+            bf.order[i] = (uint32_t)i;
+        nnrt_shuffle(&rng, bf.order, train->n);
+        NnrtProgress prog;
+        nnrt_progress_begin(&prog, spec->out, e + 1, spec->epochs, steps);
+        char where[64];
+        snprintf(where, sizeof where, "at epoch %d,", e + 1);
+        Pass pass;
+        ok = run_pass(spec, train, &bf, spec->train_full, spec->train_rem, &prog, &pass, where,
+                      err, errlen);
+        if (ok) {
+            NnrtEpochStats *st = &res->epochs[res->nepochs++];
+            st->loss = pass.loss_sum / (double)pass.seen;
+            st->acc = pass_acc(spec, &pass);
+            st->secs = nnrt_now() - prog.t0;
+            nnrt_progress_end(&prog, st->loss, st->acc, st->secs);
+        }
+    }
+    if (ok && test) {
+        ok = evaluate(spec, test, &bf, &res->test_loss, &res->test_acc, err, errlen);
+        if (ok) {
+            fprintf(spec->out, "test  loss %.4f", res->test_loss);
+            if (res->test_acc >= 0)
+                fprintf(spec->out, "  acc %.4f", res->test_acc);
+            fputc('\n', spec->out);
+            fflush(spec->out);
+        }
+    }
+    clear_slots(spec);
+    buffers_free(&bf);
+    if (!ok)
+        nnrt_train_result_free(res);
+    return ok;
+}
+
+void nnrt_train_result_free(NnrtTrainResult *res) {
+    free(res->epochs);
+    res->epochs = NULL;
+    res->nepochs = 0;
+    res->test_loss = res->test_acc = -1;
+}

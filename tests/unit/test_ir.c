@@ -1,0 +1,86 @@
+/* test_ir.c — the IR's constructors: hash-consing (CSE), the algebraic
+ * simplifications each constructor applies, broadcasting shapes, and dead
+ * code removal with its canonical renumbering.
+ */
+#include "nnc.h"
+
+static int passed, failed;
+
+#define CHECK(cond)                                                              \
+    do {                                                                         \
+        if (cond) {                                                              \
+            passed++;                                                            \
+        } else {                                                                 \
+            failed++;                                                            \
+            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
+        }                                                                        \
+    } while (0)
+
+static const Loc L0;
+
+int main(void) {
+    Arena *a = arena_new();
+    Graph *g = ir_new(a, DT_F32);
+    Shape m34 = {2, {3, 4}}, v4 = {1, {4}}, s0 = {0};
+    ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
+    NodeId x = ir_leaf(g, OP_PARAM, ir_add_slot(g, (Slot){.kind = SLOT_PARAM, .name = "x", .shape = m34}), m34, L0);
+    NodeId b = ir_leaf(g, OP_PARAM, ir_add_slot(g, (Slot){.kind = SLOT_PARAM, .name = "b", .shape = v4}), v4, L0);
+    NodeId zero = ir_const(g, 0, s0, L0), one = ir_const(g, 1, s0, L0), two = ir_const(g, 2, s0, L0);
+
+    /* Hash-consing: the same node twice is one node. */
+    NodeId e1 = ir_unary(g, OP_EXP, x, L0), e2 = ir_unary(g, OP_EXP, x, L0);
+    CHECK(e1 == e2);
+    CHECK(ir_binary(g, OP_ADD, x, b, L0) == ir_binary(g, OP_ADD, x, b, L0));
+    /* Commutative ops put constants on the right: 2 * x and x * 2 meet. */
+    CHECK(ir_binary(g, OP_MUL, two, x, L0) == ir_binary(g, OP_MUL, x, two, L0));
+
+    /* Identities. */
+    CHECK(ir_binary(g, OP_ADD, x, zero, L0) == x);
+    CHECK(ir_binary(g, OP_MUL, x, one, L0) == x);
+    CHECK(ir_binary(g, OP_SUB, x, zero, L0) == x);
+    CHECK(ir_binary(g, OP_DIV, x, one, L0) == x);
+    CHECK(ir_is_const(g, ir_binary(g, OP_MUL, x, zero, L0), 0));
+    CHECK(ir_is_const(g, ir_binary(g, OP_SUB, x, x, L0), 0));
+    CHECK(ir_unary(g, OP_NEG, ir_unary(g, OP_NEG, x, L0), L0) == x);
+    CHECK(ir_binary(g, OP_SUB, zero, x, L0) == ir_unary(g, OP_NEG, x, L0));
+    CHECK(ir_binary(g, OP_ADD, x, ir_unary(g, OP_NEG, e1, L0), L0) == ir_binary(g, OP_SUB, x, e1, L0));
+    CHECK(ir_binary(g, OP_MUL, ir_binary(g, OP_MUL, x, two, L0), two, L0) ==
+          ir_binary(g, OP_MUL, x, ir_const(g, 4, s0, L0), L0));
+    CHECK(ir_transpose(g, ir_transpose(g, x, L0), L0) == x);
+    CHECK(ir_reshape(g, x, m34, L0) == x);
+    CHECK(ir_unary(g, OP_RELU, ir_unary(g, OP_RELU, x, L0), L0) == ir_unary(g, OP_RELU, x, L0));
+    /* An identity never changes a shape: x[4] + 0[3, 4] must broadcast. */
+    NodeId z34 = ir_const(g, 0, m34, L0);
+    NodeId bz = ir_binary(g, OP_ADD, b, z34, L0);
+    CHECK(bz != b && shape_eq(&g->nodes[bz].shape, &m34));
+
+    /* Constant folding. */
+    NodeId c = ir_binary(g, OP_ADD, two, ir_unary(g, OP_EXP, zero, L0), L0);
+    CHECK(ir_is_const(g, c, 3));
+    CHECK(ir_is_const(g, ir_sum(g, ir_const(g, 2, m34, L0), -1, L0), 24));
+    CHECK(ir_is_const(g, ir_binary(g, OP_DIV, one, two, L0), 0.5));
+
+    /* Broadcast shapes follow NumPy. */
+    Shape r;
+    CHECK(shape_broadcast(&m34, &v4, &r) && shape_eq(&r, &m34));
+    Shape v3 = {1, {3}}, c31 = {2, {3, 1}};
+    CHECK(!shape_broadcast(&m34, &v3, &r));
+    CHECK(shape_broadcast(&c31, &v4, &r) && shape_eq(&r, &m34));
+    CHECK(shape_eq(&g->nodes[ir_sum(g, x, 1, L0)].shape, &c31));
+    CHECK(g->nodes[ir_sum(g, x, -1, L0)].shape.rank == 0);
+
+    /* DCE keeps what the outputs need, renumbered in topological order. */
+    int out = ir_add_slot(g, (Slot){.kind = SLOT_OUTPUT, .name = "out", .shape = m34});
+    NodeId keep = ir_unary(g, OP_TANH, ir_binary(g, OP_ADD, x, b, L0), L0);
+    ir_add_output(g, keep, out);
+    Graph *d = ir_dce(g);
+    CHECK(d->nnodes == 4); /* x, b, add, tanh */
+    CHECK(d->nodes[0].op == OP_PARAM && d->nodes[1].op == OP_PARAM);
+    CHECK(d->nodes[2].op == OP_ADD && d->nodes[2].in[0] == 0 && d->nodes[2].in[1] == 1);
+    CHECK(d->nodes[3].op == OP_TANH && d->outputs[0].node == 3 && d->outputs[0].slot == out);
+    CHECK(d->nslots == g->nslots);
+
+    arena_free(a);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}
