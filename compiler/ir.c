@@ -209,6 +209,12 @@ NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
     bool ca = is_const(g, a), cb = is_const(g, b);
     if (ca && cb)
         return ir_const(g, fold_binary(op, N(g, a)->value, N(g, b)->value), s, loc);
+    /* A constant that does not widen the result is written as a scalar, so
+     * constants meet and fold whatever shape they were made with. */
+    if (cb && N(g, b)->shape.rank && shape_eq(&N(g, a)->shape, &s))
+        b = ir_const(g, N(g, b)->value, (Shape){0}, loc);
+    if (ca && N(g, a)->shape.rank && shape_eq(&N(g, b)->shape, &s))
+        a = ir_const(g, N(g, a)->value, (Shape){0}, loc);
     /* Constants go on the right of commutative ops, so a + 1 and 1 + a meet. */
     if ((op == OP_ADD || op == OP_MUL) && ca) {
         NodeId t = a;
@@ -228,6 +234,8 @@ NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
             return ir_binary(g, OP_SUB, a, y->in[0], loc);
         if (x->op == OP_NEG) /* -a + b = b - a */
             return ir_binary(g, OP_SUB, b, x->in[0], loc);
+        if (a == b) /* a + a = 2 a */
+            return ir_binary(g, OP_MUL, a, ir_const(g, 2, (Shape){0}, loc), loc);
         break;
     case OP_SUB:
         if (cb && y->value == 0 && a_full) /* a - 0 = a */

@@ -146,6 +146,26 @@ static bool optimise(LLVMModuleRef mod, char *err, size_t errlen) {
     return ok;
 }
 
+bool jit_emit_asm(CgModule *m, FILE *out, char *err, size_t errlen) {
+    if (!optimise(m->mod, err, errlen))
+        return false;
+    LLVMTargetMachineRef tm = host_machine(err, errlen);
+    if (!tm)
+        return false;
+    char *msg = NULL;
+    LLVMMemoryBufferRef buf = NULL;
+    bool ok = !LLVMTargetMachineEmitToMemoryBuffer(tm, m->mod, LLVMAssemblyFile, &msg, &buf);
+    if (ok) {
+        fwrite(LLVMGetBufferStart(buf), 1, LLVMGetBufferSize(buf), out);
+        LLVMDisposeMemoryBuffer(buf);
+    } else {
+        snprintf(err, errlen, "emitting assembly: %s", msg);
+        LLVMDisposeMessage(msg);
+    }
+    LLVMDisposeTargetMachine(tm);
+    return ok;
+}
+
 Jit *jit_compile(CgModule *m, char *err, size_t errlen) {
     Jit *j = NULL;
     LLVMOrcLLJITRef lljit = NULL;

@@ -25,7 +25,8 @@ static const char usage[] =
     "                     ast   the syntax tree\n"
     "                     ir    the forward pass (tensor IR)\n"
     "                     grad  the training step: forward, backward, update\n"
-    "                     llvm  the LLVM IR of the step functions\n"
+    "                     llvm  the LLVM IR of the training step\n"
+    "                     asm   its machine code for this CPU, after O3\n"
     "  --train [PATH]     train on an IDX images file (raw or .gz); its labels\n"
     "                     file is found next to it. Without PATH:\n"
     "                     " NNC_DEFAULT_DATA "\n"
@@ -47,7 +48,7 @@ static const char usage[] =
 
 #define GRADCHECK_TOLERANCE 1e-6
 
-typedef enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_LLVM } Emit;
+typedef enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_LLVM, EMIT_ASM } Emit;
 
 typedef struct Options {
     const char *model_path;
@@ -89,14 +90,14 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
             printf("nnc %s (LLVM %s; host %s)\n", NNC_VERSION, NNC_LLVM_VERSION, host);
             exit(EXIT_OK);
         } else if (!strncmp(a, "--emit=", 7)) {
-            static const char *const kinds[] = {"ast", "ir", "grad", "llvm", NULL};
+            static const char *const kinds[] = {"ast", "ir", "grad", "llvm", "asm", NULL};
             o->emit = EMIT_NONE;
             for (int k = 0; kinds[k]; k++)
                 if (!strcmp(a + 7, kinds[k]))
                     o->emit = (Emit)(k + 1);
             if (o->emit == EMIT_NONE) {
                 const char *near = closest_name(a + 7, kinds);
-                diag_plain(d, "unknown --emit kind '%s'%s%s%s; expected ast, ir, grad or llvm", a + 7,
+                diag_plain(d, "unknown --emit kind '%s'%s%s%s; expected ast, ir, grad, llvm or asm", a + 7,
                            near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
                 return EXIT_USAGE;
             }
@@ -395,14 +396,20 @@ static int run(Arena *a, const Options *o, Diag *d) {
     case EMIT_GRAD:
         ir_print(stdout, step_graph(a, m, STEP_TRAIN, m->batch, DT_F32));
         return EXIT_OK;
-    case EMIT_LLVM: {
+    case EMIT_LLVM:
+    case EMIT_ASM: {
         Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32);
         BufferPlan p = plan_buffers(a, g);
         CgModule *mod = cg_module_new(m->name);
         cg_add_step(mod, "train_step", g, &p);
-        cg_print(mod, stdout);
+        char err[1024];
+        bool ok = true;
+        if (o->emit == EMIT_LLVM)
+            cg_print(mod, stdout);
+        else if (!(ok = jit_emit_asm(mod, stdout, err, sizeof err)))
+            diag_plain(d, "%s", err);
         cg_module_free(mod);
-        return EXIT_OK;
+        return ok ? EXIT_OK : EXIT_USAGE;
     }
     case EMIT_AST:
     case EMIT_NONE:

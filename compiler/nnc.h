@@ -154,14 +154,10 @@ AstProgram *parse_program(Arena *a, Diag *d, const Source *src);
 
 /* Parser internals, shared by parse.c and the lexer and parser generated from
  * grammar/nn.l and grammar/nn.y. */
-typedef struct AstNumList { AstNum *v; int n; } AstNumList;
-typedef struct AstArgList { AstArg *v; int n; } AstArgList;
-
 typedef struct ParseState {
     Arena *arena;
     Diag *diag;
     const Source *src;
-    AstProgram *prog;
     /* The lexer's position: the next byte. */
     int line, col;
     size_t offset;
@@ -176,25 +172,40 @@ typedef struct ParseState {
     size_t stmt_offset;
     const char *stmt_name;  /* the identifier right after it: input x, optimizer sgd, model m */
     const char *model_name; /* the model being parsed */
+    /* The lists being built (they never nest): in malloc'd memory while they
+     * grow, then copied to the arena at their exact size. */
+    AstNum *nums;
+    int nnums, nums_cap;
+    AstArg *args;
+    int nargs, args_cap;
+    AstItem *items;
+    int nitems, items_cap;
+    AstModel *models;
+    int nmodels, models_cap;
 } ParseState;
 
 /* Called by the lexer for every number literal (yytext is NUL-terminated). */
 AstNum ast_number(ParseState *ps, const char *text, size_t len, Loc loc);
-/* AST constructors, one per grammar rule (group); see the rules above them. */
+/* AST constructors, called by the grammar's actions; see the rules above
+ * them in parse.c. Lists are built in `ps` and taken by the statement that
+ * holds them. */
 AstNum ast_negate(ParseState *ps, AstNum n, Loc minus);
-AstNumList ast_nums_add(ParseState *ps, AstNumList l, AstNum n);
+void ast_nums_new(ParseState *ps, AstNum first);
+void ast_nums_add(ParseState *ps, AstNum n);
 AstArg ast_arg(ParseState *ps, const char *key, Loc key_loc, AstNum value);
-AstArgList ast_args_add(ParseState *ps, AstArgList l, AstArg arg);
-AstItem *ast_input(ParseState *ps, Loc loc, const char *name, Loc name_loc, AstNumList dims);
-AstItem *ast_flatten(ParseState *ps, Loc loc);
-AstItem *ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc act_loc);
-AstItem *ast_loss(ParseState *ps, Loc loc, const char *name, Loc name_loc);
-AstItem *ast_optimizer(ParseState *ps, Loc loc, const char *name, Loc name_loc, AstArgList args);
-AstItem *ast_train(ParseState *ps, Loc loc, AstArgList args);
-AstItem *ast_unknown_statement(ParseState *ps, const char *word, Loc loc); /* reports; NULL */
-AstModel *ast_model_new(ParseState *ps);
-AstModel *ast_model_add(ParseState *ps, AstModel *m, AstItem *item); /* NULL item: skipped */
-void ast_model_finish(ParseState *ps, AstModel *m, Loc loc, const char *name, Loc name_loc);
+void ast_args_none(ParseState *ps);
+void ast_args_new(ParseState *ps, AstArg first);
+void ast_args_add(ParseState *ps, AstArg arg);
+AstItem ast_input(ParseState *ps, Loc loc, const char *name, Loc name_loc);
+AstItem ast_flatten(ParseState *ps, Loc loc);
+AstItem ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc act_loc);
+AstItem ast_loss(ParseState *ps, Loc loc, const char *name, Loc name_loc);
+AstItem ast_optimizer(ParseState *ps, Loc loc, const char *name, Loc name_loc, bool has_args);
+AstItem ast_train(ParseState *ps, Loc loc);
+void ast_unknown_statement(ParseState *ps, const char *word, Loc loc);
+void ast_model_new(ParseState *ps);
+void ast_model_add(ParseState *ps, AstItem item);
+void ast_model_finish(ParseState *ps, Loc loc, const char *name, Loc name_loc);
 
 /* ---------------------------------------------------------------- ast_print.c */
 
@@ -414,7 +425,7 @@ Graph *step_graph(Arena *a, const Model *m, StepKind kind, int64_t batch, DType 
 /* Checks the symbolic gradient of the scalar `loss` of `g` with respect to
  * every PARAM against central differences, all in float64 through the JIT.
  * `g` has its slots (slot 0 the arena); INPUT slots get uniform [0, 1) data,
- * LABEL slots integers in [0, classes), PARAMs normal(0, 0.5), all seeded.
+ * LABEL slots integers in [0, classes), PARAMs normal(0, 1/fan_in), all seeded.
  * Up to `per_param` elements of each parameter are checked. Returns the
  * largest relative error |a - n| / max(|a| + |n|, 1e-10), or -1 on a JIT
  * failure (message in err). Prints one line per parameter to `log` if set. */
@@ -461,6 +472,9 @@ void *jit_lookup(Jit *j, const char *fn, char *err, size_t errlen);
 void jit_free(Jit *j);
 /* The host target as LLVM sees it ("znver4 +avx512f,..."), for --version. */
 void jit_host_description(char *buf, size_t n);
+/* The module optimised and compiled for the host, as assembly (--emit=asm).
+ * The module stays the caller's. */
+bool jit_emit_asm(CgModule *m, FILE *out, char *err, size_t errlen);
 /* Frees a module that was never handed to jit_compile. */
 void cg_module_free(CgModule *m);
 

@@ -2,10 +2,11 @@
  * parser (grammar/nn.y) over a Source, and holds the AST constructors that
  * the grammar's actions call.
  *
- * The constructors only build: checking meaning is sema's job, so that the AST
- * is what was written and --emit=ast shows it faithfully. All nodes live in
- * the compilation's arena; lists grow by doubling, with the capacity implied
- * by the count, so the AST structs carry no capacity fields.
+ * The constructors only build (checking meaning is sema's job, so --emit=ast
+ * shows what was written), with one exception: the number of dimensions is
+ * bounded here, so that no list grows without bound for nothing. Lists grow
+ * in the ParseState and are copied to the compilation's arena at their exact
+ * size when complete, so the AST carries no capacities and wastes no memory.
  */
 #include "nnc.h"
 #include "nn.tab.h"
@@ -15,23 +16,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Room for one more element in an array of `n` whose capacity is the next
- * power of two at or above n. */
-static void *ast_grow(Arena *a, void *v, int n, size_t elem) {
-    if (n > 0 && (n & (n - 1)) != 0)
+/* Room for one more element in a growing list of n. */
+static void *ast_grow(void *v, int n, int *cap, size_t elem) {
+    if (n < *cap)
         return v;
-    void *w = arena_array(a, n > 0 ? 2 * (size_t)n : 1, elem);
-    if (n > 0)
-        memcpy(w, v, (size_t)n * elem);
+    *cap = *cap ? 2 * *cap : 16;
+    return xrealloc(v, (size_t)*cap, elem);
+}
+
+/* A finished list, from the builder into the arena. */
+static void *ast_copy(Arena *a, const void *v, int n, size_t elem) {
+    if (n == 0)
+        return NULL;
+    void *w = arena_array(a, (size_t)n, elem);
+    memcpy(w, v, (size_t)n * elem);
     return w;
 }
 
-static AstItem *ast_item(ParseState *ps, AstKind kind, Loc loc) {
-    AstItem *it = arena_alloc(ps->arena, sizeof *it);
-    it->kind = kind;
-    it->loc = loc;
-    return it;
-}
+static AstItem ast_item(AstKind kind, Loc loc) { return (AstItem){.kind = kind, .loc = loc}; }
 
 /* NUMBER: digits [ '.' digits ] [ exponent ] | '.' digits [ exponent ]
  * An integer is written with digits only; one beyond int64 is kept (as a
@@ -67,11 +69,22 @@ AstNum ast_negate(ParseState *ps, AstNum n, Loc minus) {
     return n;
 }
 
-/* dims: number { ',' number } */
-AstNumList ast_nums_add(ParseState *ps, AstNumList l, AstNum n) {
-    l.v = ast_grow(ps->arena, l.v, l.n, sizeof *l.v);
-    l.v[l.n++] = n;
-    return l;
+/* dims: number { ',' number }
+ * At most NNC_MAX_RANK: checked here, so that a huge list costs no memory. */
+void ast_nums_new(ParseState *ps, AstNum first) {
+    ps->nnums = 0;
+    ast_nums_add(ps, first);
+}
+
+void ast_nums_add(ParseState *ps, AstNum n) {
+    if (ps->nnums == NNC_MAX_RANK)
+        diag_error(ps->diag, n.loc, "too many dimensions: at most %d are supported", NNC_MAX_RANK);
+    if (ps->nnums >= NNC_MAX_RANK) {
+        ps->nnums = NNC_MAX_RANK + 1; /* reported once per list */
+        return;
+    }
+    ps->nums = ast_grow(ps->nums, ps->nnums, &ps->nums_cap, sizeof *ps->nums);
+    ps->nums[ps->nnums++] = n;
 }
 
 /* arg: IDENT '=' number */
@@ -81,63 +94,76 @@ AstArg ast_arg(ParseState *ps, const char *key, Loc key_loc, AstNum value) {
 }
 
 /* args: arg { ',' arg } */
-AstArgList ast_args_add(ParseState *ps, AstArgList l, AstArg arg) {
-    l.v = ast_grow(ps->arena, l.v, l.n, sizeof *l.v);
-    l.v[l.n++] = arg;
-    return l;
+void ast_args_none(ParseState *ps) { ps->nargs = 0; }
+
+void ast_args_new(ParseState *ps, AstArg first) {
+    ps->nargs = 0;
+    ast_args_add(ps, first);
+}
+
+void ast_args_add(ParseState *ps, AstArg arg) {
+    ps->args = ast_grow(ps->args, ps->nargs, &ps->args_cap, sizeof *ps->args);
+    ps->args[ps->nargs++] = arg;
 }
 
 /* stmt: 'input' IDENT '[' dims ']' */
-AstItem *ast_input(ParseState *ps, Loc loc, const char *name, Loc name_loc, AstNumList dims) {
-    AstItem *it = ast_item(ps, AST_INPUT, loc);
-    it->name = name;
-    it->name_loc = name_loc;
-    it->dims = dims.v;
-    it->ndims = dims.n;
+AstItem ast_input(ParseState *ps, Loc loc, const char *name, Loc name_loc) {
+    AstItem it = ast_item(AST_INPUT, loc);
+    it.name = name;
+    it.name_loc = name_loc;
+    it.ndims = ps->nnums > NNC_MAX_RANK ? NNC_MAX_RANK : ps->nnums;
+    it.dims = ast_copy(ps->arena, ps->nums, it.ndims, sizeof *it.dims);
     return it;
 }
 
 /* stmt: 'flatten' */
-AstItem *ast_flatten(ParseState *ps, Loc loc) { return ast_item(ps, AST_FLATTEN, loc); }
+AstItem ast_flatten(ParseState *ps, Loc loc) {
+    (void)ps;
+    return ast_item(AST_FLATTEN, loc);
+}
 
 /* stmt: 'dense' number [',' IDENT]     (no activation: act is NULL, act_loc the units') */
-AstItem *ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc act_loc) {
-    AstItem *it = ast_item(ps, AST_DENSE, loc);
-    it->units = units;
-    it->name = act;
-    it->name_loc = act_loc;
+AstItem ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc act_loc) {
+    (void)ps;
+    AstItem it = ast_item(AST_DENSE, loc);
+    it.units = units;
+    it.name = act;
+    it.name_loc = act_loc;
     return it;
 }
 
 /* stmt: 'loss' IDENT */
-AstItem *ast_loss(ParseState *ps, Loc loc, const char *name, Loc name_loc) {
-    AstItem *it = ast_item(ps, AST_LOSS, loc);
-    it->name = name;
-    it->name_loc = name_loc;
+AstItem ast_loss(ParseState *ps, Loc loc, const char *name, Loc name_loc) {
+    (void)ps;
+    AstItem it = ast_item(AST_LOSS, loc);
+    it.name = name;
+    it.name_loc = name_loc;
     return it;
 }
 
 /* stmt: 'optimizer' IDENT ['(' [args] ')'] */
-AstItem *ast_optimizer(ParseState *ps, Loc loc, const char *name, Loc name_loc, AstArgList args) {
-    AstItem *it = ast_item(ps, AST_OPTIMIZER, loc);
-    it->name = name;
-    it->name_loc = name_loc;
-    it->args = args.v;
-    it->nargs = args.n;
+AstItem ast_optimizer(ParseState *ps, Loc loc, const char *name, Loc name_loc, bool has_args) {
+    AstItem it = ast_item(AST_OPTIMIZER, loc);
+    it.name = name;
+    it.name_loc = name_loc;
+    if (has_args) {
+        it.nargs = ps->nargs;
+        it.args = ast_copy(ps->arena, ps->args, ps->nargs, sizeof *it.args);
+    }
     return it;
 }
 
 /* stmt: 'train' [args] */
-AstItem *ast_train(ParseState *ps, Loc loc, AstArgList args) {
-    AstItem *it = ast_item(ps, AST_TRAIN, loc);
-    it->args = args.v;
-    it->nargs = args.n;
+AstItem ast_train(ParseState *ps, Loc loc) {
+    AstItem it = ast_item(AST_TRAIN, loc);
+    it.nargs = ps->nargs;
+    it.args = ast_copy(ps->arena, ps->args, ps->nargs, sizeof *it.args);
     return it;
 }
 
-/* stmt: IDENT junk    -- a statement keyword misspelt, or a statement of
+/* unknown: IDENT junk    -- a statement keyword misspelt, or a statement of
  * a form this version does not know. */
-AstItem *ast_unknown_statement(ParseState *ps, const char *word, Loc loc) {
+void ast_unknown_statement(ParseState *ps, const char *word, Loc loc) {
     static const char *const statements[] = {"input", "flatten", "dense", "loss", "optimizer",
                                              "train", NULL};
     const char *shown = diag_clip(ps->arena, word, strlen(word));
@@ -148,28 +174,22 @@ AstItem *ast_unknown_statement(ParseState *ps, const char *word, Loc loc) {
         diag_error(ps->diag, loc,
                    "unknown statement '%s'; expected input, flatten, dense, loss, optimizer or "
                    "train", shown);
-    return NULL;
 }
 
 /* body: { [stmt] sep } [stmt] */
-AstModel *ast_model_new(ParseState *ps) { return arena_alloc(ps->arena, sizeof(AstModel)); }
+void ast_model_new(ParseState *ps) { ps->nitems = 0; }
 
-AstModel *ast_model_add(ParseState *ps, AstModel *m, AstItem *item) {
-    if (item) {
-        m->items = ast_grow(ps->arena, m->items, m->nitems, sizeof *m->items);
-        m->items[m->nitems++] = *item;
-    }
-    return m;
+void ast_model_add(ParseState *ps, AstItem item) {
+    ps->items = ast_grow(ps->items, ps->nitems, &ps->items_cap, sizeof *ps->items);
+    ps->items[ps->nitems++] = item;
 }
 
 /* model: 'model' IDENT { newline } '{' body '}' */
-void ast_model_finish(ParseState *ps, AstModel *m, Loc loc, const char *name, Loc name_loc) {
-    m->name = name;
-    m->loc = loc;
-    m->name_loc = name_loc;
-    AstProgram *p = ps->prog;
-    p->models = ast_grow(ps->arena, p->models, p->nmodels, sizeof *p->models);
-    p->models[p->nmodels++] = *m;
+void ast_model_finish(ParseState *ps, Loc loc, const char *name, Loc name_loc) {
+    AstModel m = {.name = name, .loc = loc, .name_loc = name_loc, .nitems = ps->nitems};
+    m.items = ast_copy(ps->arena, ps->items, ps->nitems, sizeof *m.items);
+    ps->models = ast_grow(ps->models, ps->nmodels, &ps->models_cap, sizeof *ps->models);
+    ps->models[ps->nmodels++] = m;
 }
 
 AstProgram *parse_program(Arena *a, Diag *d, const Source *src) {
@@ -179,7 +199,6 @@ AstProgram *parse_program(Arena *a, Diag *d, const Source *src) {
         return NULL;
     }
     ParseState ps = {.arena = a, .diag = d, .src = src, .line = 1, .col = 1, .stmt_start = true};
-    ps.prog = arena_alloc(a, sizeof *ps.prog);
     yyscan_t scanner;
     if (yylex_init(&scanner) != 0)
         die("cannot create the lexer");
@@ -188,7 +207,14 @@ AstProgram *parse_program(Arena *a, Diag *d, const Source *src) {
     yyparse(scanner, &ps);
     yy_delete_buffer(buf, scanner);
     yylex_destroy(scanner);
-    if (d->errors == errors && ps.prog->nmodels == 0)
+    AstProgram *p = arena_alloc(a, sizeof *p);
+    p->nmodels = ps.nmodels;
+    p->models = ast_copy(a, ps.models, ps.nmodels, sizeof *p->models);
+    free(ps.nums);
+    free(ps.args);
+    free(ps.items);
+    free(ps.models);
+    if (d->errors == errors && p->nmodels == 0)
         diag_error(d, (Loc){src, 1, 1, 0}, "no model in '%s'", src->path);
-    return d->errors == errors ? ps.prog : NULL;
+    return d->errors == errors ? p : NULL;
 }

@@ -24,7 +24,8 @@ static const char *const optimizer_names[] = {"sgd",  "adagrad", "adadelta", "rm
 static const char *const sgd_keys[] = {"lr", "momentum", "nesterov", NULL};
 static const char *const train_keys[] = {"epochs", "batch", NULL};
 
-enum { SEMA_MAX_BATCH = 65536 };
+/* The same bounds as the command line's --epochs and --batch. */
+enum { SEMA_MAX_EPOCHS = 1000000, SEMA_MAX_BATCH = 65536 };
 
 typedef struct Sema {
     Arena *arena;
@@ -52,9 +53,7 @@ bool shape_eq(const Shape *a, const Shape *b) {
 }
 
 const char *shape_str(const Shape *s, char *buf, size_t n) {
-    size_t len = 0;
-    buf[0] = 0;
-    len += (size_t)snprintf(buf, n, "[");
+    size_t len = (size_t)snprintf(buf, n, "[");
     for (int i = 0; i < s->rank && len < n; i++)
         len += (size_t)snprintf(buf + len, n - len, "%s%" PRId64, i ? ", " : "", s->dim[i]);
     if (len < n)
@@ -64,11 +63,24 @@ const char *shape_str(const Shape *s, char *buf, size_t n) {
 
 /* ---------------------------------------------------------------- helpers */
 
-/* The number as written, near enough, for messages: "512", "512.5". */
+/* The number for messages: as written if it is a too large integer, which
+ * only the source has exactly. */
 static const char *sema_num(Sema *s, const AstNum *n) {
     if (n->is_int && !n->too_large)
         return arena_printf(s->arena, "%" PRId64, n->ivalue);
-    return arena_printf(s->arena, "%g", n->value);
+    if (!n->too_large)
+        return arena_printf(s->arena, "%g", n->value);
+    const char *text = n->loc.src->text + n->loc.offset, *end = n->loc.src->text + n->loc.src->len;
+    const char *sign = "";
+    if (*text == '-') {
+        sign = "-";
+        for (text++; text < end && *text && strchr(" \t\r\n\v\f", *text); text++)
+            ;
+    }
+    size_t len = 0;
+    while (text + len < end && text[len] >= '0' && text[len] <= '9')
+        len++;
+    return arena_printf(s->arena, "%s%s", sign, diag_clip(s->arena, text, len));
 }
 
 static const char *sema_shape(Sema *s, const Shape *sh) {
@@ -99,6 +111,11 @@ static bool sema_int(Sema *s, const AstNum *n, const char *what, int64_t lo, int
                      int64_t *out) {
     if (!n->is_int) {
         diag_error(s->diag, n->loc, "expected an integer, found %s", sema_num(s, n));
+        return false;
+    }
+    if (n->too_large && n->value < 0) {
+        diag_error(s->diag, n->loc, "%s must be at least %" PRId64 ", found %s", what, lo,
+                   sema_num(s, n));
         return false;
     }
     if (n->too_large || n->ivalue > hi) {
@@ -157,16 +174,12 @@ static bool sema_input(Sema *s, const AstItem *it) {
     m->input_name = it->name;
     m->input_loc = it->loc;
     const char *name = sema_name(s, it->name);
+    if (it->ndims > NNC_MAX_RANK) /* the parser bounds it */
+        unreachable();
     bool ok = true;
-    if (it->ndims > NNC_MAX_RANK) {
-        diag_error(s->diag, it->dims[NNC_MAX_RANK].loc,
-                   "input '%s' has %d dimensions; at most %d are supported", name, it->ndims,
-                   NNC_MAX_RANK);
-        ok = false;
-    }
     Shape sh = {0};
-    for (int i = 0; i < it->ndims && i < NNC_MAX_RANK; i++)
-        ok &= sema_int(s, &it->dims[i], "dimensions", 1, INT64_MAX, &sh.dim[i]);
+    for (int i = 0; i < it->ndims; i++)
+        ok &= sema_int(s, &it->dims[i], "dimensions", 1, NNC_MAX_ELEMS, &sh.dim[i]);
     if (!ok)
         return false;
     sh.rank = it->ndims;
@@ -189,6 +202,33 @@ static bool sema_input(Sema *s, const AstItem *it) {
  * (if *known), updated to the shape after it. */
 static void sema_dense(Sema *s, const AstItem *it, Layer *layer, Shape *cur, bool *known) {
     layer->kind = LAYER_DENSE;
+    /* Checked left to right, so that the messages of one line come in order. */
+    if (*known) {
+        layer->in = *cur;
+        if (cur->rank != 1) {
+            diag_error(s->diag, it->loc,
+                       "dense expects a vector per sample: expected rank 1, found %s",
+                       sema_shape(s, cur));
+            diag_note(s->diag, it->loc, "add 'flatten' before it");
+        }
+    }
+    int64_t units = 0;
+    bool ok = sema_int(s, &it->units, "the number of units", 1, INT64_MAX, &units);
+    if (ok && *known && cur->rank == 1) {
+        int64_t weights;
+        if (__builtin_mul_overflow(cur->dim[0], units, &weights) || weights > NNC_MAX_ELEMS) {
+            diag_error(s->diag, it->units.loc,
+                       "dense layer of %" PRId64 " units is too large: its weight matrix [%" PRId64
+                       ", %" PRId64 "] would have more than %" PRId64 " elements",
+                       units, cur->dim[0], units, NNC_MAX_ELEMS);
+            ok = false;
+        }
+    } else if (ok && units > NNC_MAX_ELEMS) {
+        diag_error(s->diag, it->units.loc,
+                   "dense layer of %" PRId64 " units is too large: at most %" PRId64
+                   " are supported", units, NNC_MAX_ELEMS);
+        ok = false;
+    }
     layer->act = ACT_LINEAR;
     if (it->name) {
         int a = sema_lookup(it->name, act_names);
@@ -202,31 +242,6 @@ static void sema_dense(Sema *s, const AstItem *it, Layer *layer, Shape *cur, boo
             diag_error(s->diag, it->name_loc,
                        "unknown activation '%s'; expected relu, sigmoid, tanh, softmax or linear",
                        sema_name(s, it->name));
-    }
-    int64_t units = 0;
-    bool ok = sema_int(s, &it->units, "the number of units", 1, INT64_MAX, &units);
-    if (*known) {
-        layer->in = *cur;
-        if (cur->rank != 1) {
-            diag_error(s->diag, it->loc,
-                       "dense expects a vector per sample: expected rank 1, found %s",
-                       sema_shape(s, cur));
-            diag_note(s->diag, it->loc, "add 'flatten' before it");
-        } else if (ok) {
-            int64_t weights;
-            if (__builtin_mul_overflow(cur->dim[0], units, &weights) || weights > NNC_MAX_ELEMS) {
-                diag_error(s->diag, it->units.loc,
-                           "dense layer of %" PRId64 " units is too large: its weight matrix [%"
-                           PRId64 ", %" PRId64 "] would have more than %" PRId64 " elements",
-                           units, cur->dim[0], units, NNC_MAX_ELEMS);
-                ok = false;
-            }
-        }
-    } else if (ok && units > NNC_MAX_ELEMS) {
-        diag_error(s->diag, it->units.loc,
-                   "dense layer of %" PRId64 " units is too large: at most %" PRId64
-                   " are supported", units, NNC_MAX_ELEMS);
-        ok = false;
     }
     /* Whatever came in, the output is [N]: later layers can still be checked. */
     *known = ok;
@@ -324,7 +339,7 @@ static void sema_train(Sema *s, const AstItem *it) {
     const AstArg *args[2];
     sema_args(s, it, "train", train_keys, "epochs or batch", args);
     if (args[0])
-        sema_int(s, &args[0]->value, "epochs", 1, INT64_MAX, &s->m->epochs);
+        sema_int(s, &args[0]->value, "epochs", 1, SEMA_MAX_EPOCHS, &s->m->epochs);
     if (args[1])
         sema_int(s, &args[1]->value, "batch", 1, SEMA_MAX_BATCH, &s->m->batch);
 }
@@ -370,7 +385,9 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
                 diag_error(d, it->loc, "'input' must come before the layers");
                 diag_note(d, first_layer->loc, "the first layer is here");
             }
-            known = sema_input(&s, it);
+            /* Layers before the input had nothing to apply to: the shapes
+             * after it would only give misleading errors. */
+            known = sema_input(&s, it) && !first_layer;
             cur = m->input;
             break;
         case AST_FLATTEN: {

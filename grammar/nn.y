@@ -6,8 +6,9 @@
  *
  * Errors: every syntax error is reported, then the parser skips to the end of
  * the statement (newline, ';' or '}') and goes on; at the top level it skips
- * to the end of the model ('}'). The messages are written by
- * yyreport_syntax_error below: "unexpected X in 'input x'; expected ',' or
+ * to the end of the model ('}'), quietly for the next few tokens (bison's
+ * rule), so that a run of stray tokens is one error. The messages are
+ * written by yyreport_syntax_error below: "unexpected X in 'input x'; expected ',' or
  * ']'", with readable token names and the statement the error is in. LAC
  * keeps the expected-token lists exact. A statement starting with an unknown
  * word is a rule of its own, so that it gets "unknown statement 'dens'; did
@@ -49,14 +50,14 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
 %union {
     AstNum num;
     const char *name;
-    AstNumList nums;
     AstArg arg;
-    AstArgList args;
-    AstItem *item;
-    AstModel *model;
+    AstItem item;
 }
 
+/* Declared in the order that lists of expected tokens read best in. */
+%token ',' ')' ']'
 %token TK_NEWLINE "newline"
+%token ';' '}'
 %token <name> TK_IDENT "identifier"
 %token <num> TK_NUMBER "number"
 %token KW_MODEL "'model'"
@@ -67,12 +68,9 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
 %token KW_OPTIMIZER "'optimizer'"
 %token KW_TRAIN "'train'"
 
-%nterm <model> lines body
 %nterm <item> stmt
 %nterm <num> number
-%nterm <nums> dims
 %nterm <arg> arg
-%nterm <args> args args_opt
 
 %%
 
@@ -81,12 +79,12 @@ program
     : %empty
     | program TK_NEWLINE
     | program model
-    | program error '}'                                 { yyerrok; }
+    | program error '}'
     ;
 
 /* model: 'model' IDENT { newline } '{' body '}' */
 model
-    : KW_MODEL TK_IDENT newlines '{' body '}'           { ast_model_finish(ps, $5, @1, $2, @2); }
+    : KW_MODEL TK_IDENT newlines '{' body '}'           { ast_model_finish(ps, @1, $2, @2); }
     ;
 
 newlines
@@ -94,18 +92,21 @@ newlines
     | newlines TK_NEWLINE
     ;
 
-/* body: { [stmt] sep } [stmt]    where sep: newline | ';' */
+/* body: { [stmt] sep } [stmt]    where sep: newline | ';'
+ * The statements are collected in ps; an unknown one is reported and left out. */
 body
     : lines
-    | lines stmt                                        { $$ = ast_model_add(ps, $1, $2); }
-    | lines error                                       { yyerrok; $$ = $1; }
+    | lines stmt                                        { ast_model_add(ps, $2); }
+    | lines unknown
+    | lines error                                       { yyerrok; }
     ;
 
 lines
-    : %empty                                            { $$ = ast_model_new(ps); }
-    | lines sep                                         { $$ = $1; }
-    | lines stmt sep                                    { $$ = ast_model_add(ps, $1, $2); }
-    | lines error sep                                   { yyerrok; $$ = $1; }
+    : %empty                                            { ast_model_new(ps); }
+    | lines sep
+    | lines stmt sep                                    { ast_model_add(ps, $2); }
+    | lines unknown sep
+    | lines error sep                                   { yyerrok; }
     ;
 
 sep
@@ -118,35 +119,33 @@ sep
  *     | 'dense' number [',' IDENT]
  *     | 'loss' IDENT
  *     | 'optimizer' IDENT ['(' [args] ')']
- *     | 'train' [args]
- *     | IDENT junk                 (an unknown statement: reported) */
+ *     | 'train' [args] */
 stmt
-    : KW_INPUT TK_IDENT '[' dims ']'                    { $$ = ast_input(ps, @1, $2, @2, $4); }
+    : KW_INPUT TK_IDENT '[' dims ']'                    { $$ = ast_input(ps, @1, $2, @2); }
     | KW_FLATTEN                                        { $$ = ast_flatten(ps, @1); }
     | KW_DENSE number                                   { $$ = ast_dense(ps, @1, $2, NULL, @2); }
     | KW_DENSE number ',' TK_IDENT                      { $$ = ast_dense(ps, @1, $2, $4, @4); }
     | KW_LOSS TK_IDENT                                  { $$ = ast_loss(ps, @1, $2, @2); }
-    | KW_OPTIMIZER TK_IDENT                             { $$ = ast_optimizer(ps, @1, $2, @2, (AstArgList){0}); }
-    | KW_OPTIMIZER TK_IDENT '(' args_opt ')'            { $$ = ast_optimizer(ps, @1, $2, @2, $4); }
-    | KW_TRAIN args_opt                                 { $$ = ast_train(ps, @1, $2); }
-    | TK_IDENT junk                                     { $$ = ast_unknown_statement(ps, $1, @1); }
+    | KW_OPTIMIZER TK_IDENT                             { $$ = ast_optimizer(ps, @1, $2, @2, false); }
+    | KW_OPTIMIZER TK_IDENT '(' args_opt ')'            { $$ = ast_optimizer(ps, @1, $2, @2, true); }
+    | KW_TRAIN args_opt                                 { $$ = ast_train(ps, @1); }
     ;
 
 /* dims: number { ',' number } */
 dims
-    : number                                            { $$ = ast_nums_add(ps, (AstNumList){0}, $1); }
-    | dims ',' number                                   { $$ = ast_nums_add(ps, $1, $3); }
+    : number                                            { ast_nums_new(ps, $1); }
+    | dims ',' number                                   { ast_nums_add(ps, $3); }
     ;
 
 /* args: arg { ',' arg }    arg: IDENT '=' number */
 args_opt
-    : %empty                                            { $$ = (AstArgList){0}; }
+    : %empty                                            { ast_args_none(ps); }
     | args
     ;
 
 args
-    : arg                                               { $$ = ast_args_add(ps, (AstArgList){0}, $1); }
-    | args ',' arg                                      { $$ = ast_args_add(ps, $1, $3); }
+    : arg                                               { ast_args_new(ps, $1); }
+    | args ',' arg                                      { ast_args_add(ps, $3); }
     ;
 
 arg
@@ -159,7 +158,11 @@ number
     | '-' TK_NUMBER                                     { $$ = ast_negate(ps, $2, @1); }
     ;
 
-/* junk: the rest of an unknown statement, any tokens up to its end */
+/* unknown: IDENT junk    junk: any tokens up to the end of the statement */
+unknown
+    : TK_IDENT junk                                     { ast_unknown_statement(ps, $1, @1); }
+    ;
+
 junk
     : %empty
     | junk junk_token
@@ -254,9 +257,11 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
     int nwords = 0;
     for (int i = 0; i < n; i++)
         number |= expected[i] == YYSYMBOL_TK_NUMBER;
-    for (int i = 0; i < n; i++)
-        if (expected[i] != YYSYMBOL_YYEOF && !(number && strcmp(yysymbol_name(expected[i]), "'-'") == 0))
+    for (int i = 0; i < n; i++) {
+        bool minus = strcmp(yysymbol_name(expected[i]), "'-'") == 0;
+        if (expected[i] != YYSYMBOL_YYEOF && !(number && minus))
             expected[nwords++] = expected[i];
+    }
     int nkw = 0;
     for (int i = 0; i < nwords; i++)
         if ((words[nkw] = keyword_word(ps, expected[i])))
@@ -285,7 +290,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
     for (int i = 0; i < nwords; i++)
         closer |= !strcmp(yysymbol_name(expected[i]), "')'") ||
                   !strcmp(yysymbol_name(expected[i]), "']'");
-    if (closer && ps->depth > 0)
+    if (closer && ps->depth > 0 && ps->open_loc.line < yypcontext_location(ctx)->line)
         diag_note(ps->diag, ps->open_loc, "to match this '%c'", ps->src->text[ps->open_loc.offset]);
     /* An unclosed bracket would hide the newlines that end this statement,
      * and the parser needs one to recover. */

@@ -6,7 +6,7 @@ import lit.formats
 config.name = "nnc"
 config.test_format = lit.formats.ShTest(execute_external=False)
 config.suffixes = [".nn", ".test"]
-config.excludes = ["Inputs"]
+config.excludes = ["Inputs", "expect_status.py"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.nnc_obj_root, "tests", "lit")
 
@@ -18,3 +18,15 @@ config.environment["NO_COLOR"] = "1"
 # Tests that train on the real data need the Debian package.
 if os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"):
     config.available_features.add("fashion-mnist")
+# The host's vector features, for tests of the code generated for them.
+try:
+    with open("/proc/cpuinfo") as f:
+        flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
+    for feat in ("avx512f", "avx2", "fma"):
+        if feat in flags:
+            config.available_features.add(feat)
+except OSError:
+    pass
+# %status N CMD: CMD must exit with status N (its output passes through).
+config.substitutions.append(
+    ("%status", "python3 " + os.path.join(os.path.dirname(__file__), "expect_status.py")))

@@ -46,6 +46,9 @@ int main(void) {
     CHECK(ir_binary(g, OP_ADD, x, ir_unary(g, OP_NEG, e1, L0), L0) == ir_binary(g, OP_SUB, x, e1, L0));
     CHECK(ir_binary(g, OP_MUL, ir_binary(g, OP_MUL, x, two, L0), two, L0) ==
           ir_binary(g, OP_MUL, x, ir_const(g, 4, s0, L0), L0));
+    CHECK(ir_binary(g, OP_ADD, x, x, L0) == ir_binary(g, OP_MUL, x, two, L0));
+    /* A splat constant of the result's shape is a scalar: x * 2[3, 4] is x * 2. */
+    CHECK(ir_binary(g, OP_MUL, x, ir_const(g, 2, m34, L0), L0) == ir_binary(g, OP_MUL, x, two, L0));
     CHECK(ir_transpose(g, ir_transpose(g, x, L0), L0) == x);
     CHECK(ir_reshape(g, x, m34, L0) == x);
     CHECK(ir_unary(g, OP_RELU, ir_unary(g, OP_RELU, x, L0), L0) == ir_unary(g, OP_RELU, x, L0));
