@@ -7,7 +7,7 @@
  * literal and LLVM's O3 pipeline vectorises the contiguous inner loops.
  *
  * A step function is `void fn(void **slots)`: slot 0 is the arena holding
- * every intermediate buffer (offsets from plan_buffers), the other slots are
+ * every intermediate buffer (offsets from the schedule), the other slots are
  * the named tensors. Results are copied to their slots after every node is
  * computed, so an update never overwrites a parameter that is still read.
  */
@@ -17,33 +17,6 @@
 #include <llvm-c/Analysis.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---------------------------------------------------------------- buffer plan */
-
-static size_t dtype_size(DType dt) { return dt == DT_F64 ? 8 : 4; }
-
-/* Nodes without a buffer of their own: leaves read their slot, constants are
- * immediates, a reshape aliases its operand. */
-static bool has_buffer(const IrNode *n) {
-    return op_info[n->op].cls != CLASS_LEAF && n->op != OP_RESHAPE;
-}
-
-BufferPlan plan_buffers(Arena *a, const Graph *g) {
-    BufferPlan p = {arena_array(a, (size_t)g->nnodes + 1, sizeof(size_t)), 0};
-    for (int i = 0; i < g->nnodes; i++) {
-        p.offset[i] = SIZE_MAX;
-        if (!has_buffer(&g->nodes[i]))
-            continue;
-        size_t bytes, end;
-        /* shape_elems is bounded by sema, so only the running total can overflow. */
-        if (!size_mul((size_t)shape_elems(&g->nodes[i].shape), dtype_size(g->dtype), &bytes) ||
-            !size_add(p.arena_bytes, bytes, &end) || !size_add(end, 63, &end))
-            die("plan_buffers: arena size overflows");
-        p.offset[i] = p.arena_bytes;
-        p.arena_bytes = end & ~(size_t)63; /* each buffer starts on a cache line */
-    }
-    return p;
-}
 
 /* ---------------------------------------------------------------- module */
 
@@ -71,27 +44,12 @@ void cg_print(CgModule *m, FILE *out) {
 
 /* ---------------------------------------------------------------- emission state */
 
-typedef struct Cg {
-    LLVMContextRef ctx;
-    LLVMModuleRef mod;
-    LLVMBuilderRef b;
-    LLVMValueRef fn;
-    LLVMTypeRef ft, fpt, i64, i8p;
-    const Graph *g;
-    LLVMValueRef *ptr;  /* per node: base pointer of its elements (NULL: constant) */
-    LLVMValueRef *slot; /* per slot: its pointer, as ft* */
-} Cg;
 
-static LLVMValueRef i64c(Cg *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, false); }
-static LLVMValueRef fc(Cg *c, double v) { return LLVMConstReal(c->ft, v); }
+LLVMValueRef cg_i64(Cg *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, false); }
+LLVMValueRef cg_f(Cg *c, double v) { return LLVMConstReal(c->ft, v); }
 
-/* A counted loop 0 <= i < n. Open it, emit the body, close it. */
-typedef struct Loop {
-    LLVMBasicBlockRef head, body, exit;
-    LLVMValueRef iv;
-} Loop;
 
-static LLVMValueRef loop_open(Cg *c, Loop *l, int64_t n) {
+LLVMValueRef cg_loop_open(Cg *c, Loop *l, int64_t n) {
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
     l->head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop");
     l->body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "body");
@@ -99,16 +57,16 @@ static LLVMValueRef loop_open(Cg *c, Loop *l, int64_t n) {
     LLVMBuildBr(c->b, l->head);
     LLVMPositionBuilderAtEnd(c->b, l->head);
     l->iv = LLVMBuildPhi(c->b, c->i64, "i");
-    LLVMValueRef zero = i64c(c, 0);
+    LLVMValueRef zero = cg_i64(c, 0);
     LLVMAddIncoming(l->iv, &zero, &pre, 1);
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, l->iv, i64c(c, n), ""), l->body, l->exit);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, l->iv, cg_i64(c, n), ""), l->body, l->exit);
     LLVMPositionBuilderAtEnd(c->b, l->body);
     return l->iv;
 }
 
-static void loop_close(Cg *c, Loop *l) {
+void cg_loop_close(Cg *c, Loop *l) {
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
-    LLVMValueRef next = LLVMBuildNUWAdd(c->b, l->iv, i64c(c, 1), "");
+    LLVMValueRef next = LLVMBuildNUWAdd(c->b, l->iv, cg_i64(c, 1), "");
     LLVMBuildBr(c->b, l->head);
     LLVMAddIncoming(l->iv, &next, &latch, 1);
     LLVMPositionBuilderAtEnd(c->b, l->exit);
@@ -124,52 +82,51 @@ typedef struct Nest {
 static void nest_open(Cg *c, Nest *n, const Shape *s) {
     n->rank = s->rank;
     for (int d = 0; d < s->rank; d++)
-        n->idx[d] = loop_open(c, &n->loop[d], s->dim[d]);
+        n->idx[d] = cg_loop_open(c, &n->loop[d], s->dim[d]);
 }
 
 static void nest_close(Cg *c, Nest *n) {
     for (int d = n->rank - 1; d >= 0; d--)
-        loop_close(c, &n->loop[d]);
+        cg_loop_close(c, &n->loop[d]);
 }
 
 /* Offset of the element of a tensor of shape `s` seen through the index of a
  * nest over shape `r` with NumPy broadcasting: axes aligned at the right, an
  * axis of size 1 (or missing) repeats (stride 0). */
 static LLVMValueRef bcast_offset(Cg *c, const Shape *s, const Nest *r) {
-    LLVMValueRef off = i64c(c, 0);
+    LLVMValueRef off = cg_i64(c, 0);
     int64_t stride = 1;
     int lead = r->rank - s->rank;
     for (int d = s->rank - 1; d >= 0; d--) {
         if (s->dim[d] != 1)
-            off = LLVMBuildNUWAdd(c->b, off, LLVMBuildNUWMul(c->b, r->idx[d + lead], i64c(c, stride), ""), "");
+            off = LLVMBuildNUWAdd(c->b, off, LLVMBuildNUWMul(c->b, r->idx[d + lead], cg_i64(c, stride), ""), "");
         stride *= s->dim[d];
     }
     return off;
 }
 
-static LLVMValueRef elem_ptr(Cg *c, LLVMValueRef base, LLVMValueRef off) {
+LLVMValueRef cg_elem_ptr(Cg *c, LLVMValueRef base, LLVMValueRef off) {
     return LLVMBuildInBoundsGEP2(c->b, c->ft, base, &off, 1, "");
 }
 
-static LLVMValueRef load_at(Cg *c, NodeId id, LLVMValueRef off) {
+LLVMValueRef cg_load_at(Cg *c, NodeId id, LLVMValueRef off) {
     const IrNode *n = &c->g->nodes[id];
     if (n->op == OP_CONST)
-        return fc(c, n->value);
-    return LLVMBuildLoad2(c->b, c->ft, elem_ptr(c, c->ptr[id], off), "");
+        return cg_f(c, n->value);
+    return LLVMBuildLoad2(c->b, c->ft, cg_elem_ptr(c, c->ptr[id], off), "");
 }
 
 static void store_at(Cg *c, LLVMValueRef base, LLVMValueRef off, LLVMValueRef v) {
-    LLVMBuildStore(c->b, v, elem_ptr(c, base, off));
+    LLVMBuildStore(c->b, v, cg_elem_ptr(c, base, off));
 }
 
-/* An overloaded LLVM intrinsic on the element type, e.g. llvm.exp.f32. */
-static LLVMValueRef intrinsic(Cg *c, const char *name, LLVMValueRef *args, unsigned nargs) {
+/* An overloaded LLVM intrinsic, e.g. llvm.exp.f32 or llvm.fmuladd.v16f32. */
+LLVMValueRef cg_intrinsic(Cg *c, const char *name, LLVMTypeRef t, LLVMValueRef *args, unsigned nargs) {
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
     if (!id)
         die("codegen: no intrinsic %s", name);
-    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, &c->ft, 1);
-    LLVMTypeRef t = LLVMIntrinsicGetType(c->ctx, id, &c->ft, 1);
-    return LLVMBuildCall2(c->b, t, f, args, nargs, "");
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, &t, 1);
+    return LLVMBuildCall2(c->b, LLVMIntrinsicGetType(c->ctx, id, &t, 1), f, args, nargs, "");
 }
 
 /* A libm function of one argument (given to the JIT by jit.c's symbol table). */
@@ -184,7 +141,7 @@ static LLVMValueRef libm1(Cg *c, const char *f32name, const char *f64name, LLVMV
     return LLVMBuildCall2(c->b, t, f, &x, 1, "");
 }
 
-static LLVMValueRef fexp(Cg *c, LLVMValueRef x) { return intrinsic(c, "llvm.exp", &x, 1); }
+static LLVMValueRef fexp(Cg *c, LLVMValueRef x) { return cg_intrinsic(c, "llvm.exp", c->ft, &x, 1); }
 
 /* ---------------------------------------------------------------- ops */
 
@@ -198,40 +155,49 @@ static LLVMValueRef elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMV
     case OP_DIV: return LLVMBuildFDiv(B, a, b, "");
     case OP_NEG: return LLVMBuildFNeg(B, a, "");
     case OP_EXP: return fexp(c, a);
-    case OP_LOG: return intrinsic(c, "llvm.log", &a, 1);
-    case OP_RELU: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, fc(c, 0), ""), a, fc(c, 0), "");
-    case OP_STEP: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, fc(c, 0), ""), fc(c, 1), fc(c, 0), "");
-    case OP_SIGMOID: return LLVMBuildFDiv(B, fc(c, 1), LLVMBuildFAdd(B, fc(c, 1), fexp(c, LLVMBuildFNeg(B, a, "")), ""), "");
+    case OP_LOG: return cg_intrinsic(c, "llvm.log", c->ft, &a, 1);
+    case OP_RELU: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, cg_f(c, 0), ""), a, cg_f(c, 0), "");
+    case OP_STEP: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, cg_f(c, 0), ""), cg_f(c, 1), cg_f(c, 0), "");
+    case OP_SIGMOID: return LLVMBuildFDiv(B, cg_f(c, 1), LLVMBuildFAdd(B, cg_f(c, 1), fexp(c, LLVMBuildFNeg(B, a, "")), ""), "");
     case OP_TANH: return libm1(c, "tanhf", "tanh", a);
     case OP_ONEHOT: {
         LLVMValueRef j = LLVMBuildSIToFP(B, r->idx[r->rank - 1], c->ft, "");
-        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOEQ, a, j, ""), fc(c, 1), fc(c, 0), "");
+        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOEQ, a, j, ""), cg_f(c, 1), cg_f(c, 0), "");
     }
     case OP_BROADCAST: return a;
     default: die("elemwise_value: %s", op_info[n->op].name);
     }
 }
 
+/* The value of elementwise node id at the index of nest r, a nest over id's
+ * shape: an inlined operand is computed right here, any other is loaded
+ * (broadcast to the nest). */
+static LLVMValueRef elemwise_at(Cg *c, NodeId id, const Nest *r) {
+    const IrNode *n = &c->g->nodes[id];
+    LLVMValueRef v[2] = {NULL, NULL};
+    for (int k = 0; k < op_info[n->op].arity; k++) {
+        NodeId in = n->in[k];
+        Shape s = c->g->nodes[in].shape;
+        if (n->op == OP_ONEHOT) /* labels [n] index the leading axis of [n, k] */
+            s = (Shape){2, {s.dim[0], 1}};
+        v[k] = c->sched->place[in] == PLACE_INLINE ? elemwise_at(c, in, r) : cg_load_at(c, in, bcast_offset(c, &s, r));
+    }
+    return elemwise_value(c, n, v[0], v[1], r);
+}
+
 static void emit_elemwise(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
     Nest r;
     nest_open(c, &r, &n->shape);
-    LLVMValueRef v[2] = {NULL, NULL};
-    for (int k = 0; k < op_info[n->op].arity; k++) {
-        Shape s = c->g->nodes[n->in[k]].shape;
-        if (n->op == OP_ONEHOT) /* labels [n] index the leading axis of [n, k] */
-            s = (Shape){2, {s.dim[0], 1}};
-        v[k] = load_at(c, n->in[k], bcast_offset(c, &s, &r));
-    }
-    store_at(c, c->ptr[id], bcast_offset(c, &n->shape, &r), elemwise_value(c, n, v[0], v[1], &r));
+    store_at(c, c->ptr[id], bcast_offset(c, &n->shape, &r), elemwise_at(c, id, &r));
     nest_close(c, &r);
 }
 
 static void emit_fill(Cg *c, LLVMValueRef base, int64_t count, LLVMValueRef v) {
     Loop l;
-    LLVMValueRef i = loop_open(c, &l, count);
+    LLVMValueRef i = cg_loop_open(c, &l, count);
     store_at(c, base, i, v);
-    loop_close(c, &l);
+    cg_loop_close(c, &l);
 }
 
 /* r[j] += a[i] where j is i with the summed axes at 0: the reduced shape
@@ -239,12 +205,12 @@ static void emit_fill(Cg *c, LLVMValueRef base, int64_t count, LLVMValueRef v) {
 static void emit_sum(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
     const IrNode *a = &c->g->nodes[n->in[0]];
-    emit_fill(c, c->ptr[id], shape_elems(&n->shape), fc(c, 0));
+    emit_fill(c, c->ptr[id], shape_elems(&n->shape), cg_f(c, 0));
     Nest r;
     nest_open(c, &r, &a->shape);
-    LLVMValueRef dst = elem_ptr(c, c->ptr[id], bcast_offset(c, &n->shape, &r));
+    LLVMValueRef dst = cg_elem_ptr(c, c->ptr[id], bcast_offset(c, &n->shape, &r));
     LLVMValueRef acc = LLVMBuildLoad2(c->b, c->ft, dst, "");
-    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, acc, load_at(c, n->in[0], bcast_offset(c, &a->shape, &r)), ""), dst);
+    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, acc, cg_load_at(c, n->in[0], bcast_offset(c, &a->shape, &r)), ""), dst);
     nest_close(c, &r);
 }
 
@@ -260,46 +226,47 @@ static void emit_logsoftmax(Cg *c, NodeId id) {
     LLVMPositionBuilderAtEnd(B, here);
 
     Loop lr, l1, l2, l3;
-    LLVMValueRef row = LLVMBuildNUWMul(B, loop_open(c, &lr, rows), i64c(c, len), "");
-    LLVMBuildStore(B, fc(c, -__builtin_inf()), mx);
-    LLVMValueRef j = LLVMBuildNUWAdd(B, row, loop_open(c, &l1, len), "");
-    LLVMValueRef x = load_at(c, n->in[0], j), m = LLVMBuildLoad2(B, c->ft, mx, "");
+    LLVMValueRef row = LLVMBuildNUWMul(B, cg_loop_open(c, &lr, rows), cg_i64(c, len), "");
+    LLVMBuildStore(B, cg_f(c, -__builtin_inf()), mx);
+    LLVMValueRef j = LLVMBuildNUWAdd(B, row, cg_loop_open(c, &l1, len), "");
+    LLVMValueRef x = cg_load_at(c, n->in[0], j), m = LLVMBuildLoad2(B, c->ft, mx, "");
     LLVMBuildStore(B, LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, x, m, ""), x, m, ""), mx);
-    loop_close(c, &l1);
+    cg_loop_close(c, &l1);
     m = LLVMBuildLoad2(B, c->ft, mx, "");
-    LLVMBuildStore(B, fc(c, 0), sum);
-    j = LLVMBuildNUWAdd(B, row, loop_open(c, &l2, len), "");
-    x = load_at(c, n->in[0], j);
+    LLVMBuildStore(B, cg_f(c, 0), sum);
+    j = LLVMBuildNUWAdd(B, row, cg_loop_open(c, &l2, len), "");
+    x = cg_load_at(c, n->in[0], j);
     LLVMValueRef e = fexp(c, LLVMBuildFSub(B, x, m, ""));
     LLVMBuildStore(B, LLVMBuildFAdd(B, LLVMBuildLoad2(B, c->ft, sum, ""), e, ""), sum);
-    loop_close(c, &l2);
+    cg_loop_close(c, &l2);
     LLVMValueRef s = LLVMBuildLoad2(B, c->ft, sum, "");
-    LLVMValueRef lse = LLVMBuildFAdd(B, m, intrinsic(c, "llvm.log", &s, 1), "");
-    j = LLVMBuildNUWAdd(B, row, loop_open(c, &l3, len), "");
-    store_at(c, c->ptr[id], j, LLVMBuildFSub(B, load_at(c, n->in[0], j), lse, ""));
-    loop_close(c, &l3);
-    loop_close(c, &lr);
+    LLVMValueRef lse = LLVMBuildFAdd(B, m, cg_intrinsic(c, "llvm.log", c->ft, &s, 1), "");
+    j = LLVMBuildNUWAdd(B, row, cg_loop_open(c, &l3, len), "");
+    store_at(c, c->ptr[id], j, LLVMBuildFSub(B, cg_load_at(c, n->in[0], j), lse, ""));
+    cg_loop_close(c, &l3);
+    cg_loop_close(c, &lr);
 }
 
-/* C = A B, i-k-j order so the inner loop runs along rows of B and C. */
-static void emit_matmul(Cg *c, NodeId id) {
+/* C = A B, i-k-j order so the inner loop runs along rows of B and C: the
+ * -O0 reference (cg_matmul.c has the kernel). */
+static void emit_matmul_naive(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
     const IrNode *A = &c->g->nodes[n->in[0]];
     int64_t M = n->shape.dim[0], N = n->shape.dim[1], K = A->shape.dim[1];
     LLVMBuilderRef B = c->b;
-    emit_fill(c, c->ptr[id], M * N, fc(c, 0));
+    emit_fill(c, c->ptr[id], M * N, cg_f(c, 0));
     Loop li, lk, lj;
-    LLVMValueRef i = loop_open(c, &li, M);
-    LLVMValueRef k = loop_open(c, &lk, K);
-    LLVMValueRef a = load_at(c, n->in[0], LLVMBuildNUWAdd(B, LLVMBuildNUWMul(B, i, i64c(c, K), ""), k, ""));
-    LLVMValueRef j = loop_open(c, &lj, N);
-    LLVMValueRef bkj = load_at(c, n->in[1], LLVMBuildNUWAdd(B, LLVMBuildNUWMul(B, k, i64c(c, N), ""), j, ""));
-    LLVMValueRef dst = elem_ptr(c, c->ptr[id], LLVMBuildNUWAdd(B, LLVMBuildNUWMul(B, i, i64c(c, N), ""), j, ""));
+    LLVMValueRef i = cg_loop_open(c, &li, M);
+    LLVMValueRef k = cg_loop_open(c, &lk, K);
+    LLVMValueRef a = cg_load_at(c, n->in[0], LLVMBuildNUWAdd(B, LLVMBuildNUWMul(B, i, cg_i64(c, K), ""), k, ""));
+    LLVMValueRef j = cg_loop_open(c, &lj, N);
+    LLVMValueRef bkj = cg_load_at(c, n->in[1], LLVMBuildNUWAdd(B, LLVMBuildNUWMul(B, k, cg_i64(c, N), ""), j, ""));
+    LLVMValueRef dst = cg_elem_ptr(c, c->ptr[id], LLVMBuildNUWAdd(B, LLVMBuildNUWMul(B, i, cg_i64(c, N), ""), j, ""));
     LLVMValueRef args[3] = {a, bkj, LLVMBuildLoad2(B, c->ft, dst, "")};
-    LLVMBuildStore(B, intrinsic(c, "llvm.fmuladd", args, 3), dst);
-    loop_close(c, &lj);
-    loop_close(c, &lk);
-    loop_close(c, &li);
+    LLVMBuildStore(B, cg_intrinsic(c, "llvm.fmuladd", c->ft, args, 3), dst);
+    cg_loop_close(c, &lj);
+    cg_loop_close(c, &lk);
+    cg_loop_close(c, &li);
 }
 
 /* r[i, j] = a[j, i] */
@@ -307,95 +274,118 @@ static void emit_transpose(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
     int64_t M = n->shape.dim[0], N = n->shape.dim[1];
     Loop li, lj;
-    LLVMValueRef i = loop_open(c, &li, M), j = loop_open(c, &lj, N);
-    LLVMValueRef src = LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, j, i64c(c, M), ""), i, "");
-    LLVMValueRef dst = LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, i, i64c(c, N), ""), j, "");
-    store_at(c, c->ptr[id], dst, load_at(c, n->in[0], src));
-    loop_close(c, &lj);
-    loop_close(c, &li);
+    LLVMValueRef i = cg_loop_open(c, &li, M), j = cg_loop_open(c, &lj, N);
+    LLVMValueRef src = LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, j, cg_i64(c, M), ""), i, "");
+    LLVMValueRef dst = LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, i, cg_i64(c, N), ""), j, "");
+    store_at(c, c->ptr[id], dst, cg_load_at(c, n->in[0], src));
+    cg_loop_close(c, &lj);
+    cg_loop_close(c, &li);
 }
 
 static void emit_node(Cg *c, NodeId id) {
-    switch (op_info[c->g->nodes[id].op].cls) {
-    case CLASS_LEAF: return;
+    Placement p = c->sched->place[id];
+    if (p != PLACE_ARENA && p != PLACE_SLOT)
+        return; /* no loop of its own */
+    const IrNode *n = &c->g->nodes[id];
+    switch (op_info[n->op].cls) {
+    case CLASS_LEAF: unreachable();
     case CLASS_ELEMWISE: emit_elemwise(c, id); return;
     case CLASS_REDUCE:
-        if (c->g->nodes[id].op == OP_SUM)
+        if (n->op == OP_SUM)
             emit_sum(c, id);
         else
             emit_logsoftmax(c, id);
         return;
-    case CLASS_MATMUL: emit_matmul(c, id); return;
+    case CLASS_MATMUL:
+        /* The kernel reads its operands from memory: a constant one (rare) takes the naive path. */
+        if (c->sched->opt >= 2 && c->g->nodes[n->in[0]].op != OP_CONST && c->g->nodes[n->in[1]].op != OP_CONST)
+            cg_matmul(c, id);
+        else
+            emit_matmul_naive(c, id);
+        return;
     case CLASS_MOVEMENT:
-        if (c->g->nodes[id].op == OP_TRANSPOSE)
+        if (n->op == OP_TRANSPOSE)
             emit_transpose(c, id);
-        else if (c->g->nodes[id].op == OP_BROADCAST)
+        else if (n->op == OP_BROADCAST)
             emit_elemwise(c, id);
-        return; /* a reshape aliases its operand */
+        else
+            unreachable(); /* a reshape is an alias */
+        return;
     }
 }
 
 /* ---------------------------------------------------------------- step function */
 
-void cg_add_step(CgModule *m, const char *name, const Graph *g, const BufferPlan *plan) {
-    Cg c = {.ctx = m->ctx, .mod = m->mod, .g = g};
+void cg_begin_function(Cg *c, LLVMValueRef fn) {
+    const Graph *g = c->g;
+    c->fn = fn;
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+    LLVMValueRef slots = LLVMGetParam(fn, 0), arena = NULL;
+    for (int s = 0; s < g->nslots; s++) {
+        LLVMValueRef k = cg_i64(c, s);
+        LLVMValueRef p = LLVMBuildLoad2(c->b, c->i8p, LLVMBuildInBoundsGEP2(c->b, c->i8p, slots, &k, 1, ""),
+                                        g->slots[s].name);
+        if (s == SLOT_NO_ARENA)
+            arena = p;
+        c->slot[s] = LLVMBuildBitCast(c->b, p, c->fpt, "");
+    }
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        switch (c->sched->place[i]) {
+        case PLACE_NONE:
+            c->ptr[i] = n->op == OP_CONST ? NULL : c->slot[n->slot];
+            break;
+        case PLACE_ALIAS: c->ptr[i] = c->ptr[n->in[0]]; break;
+        case PLACE_SLOT: c->ptr[i] = c->slot[c->sched->slot[i]]; break;
+        case PLACE_INLINE:
+        case PLACE_FOLDED: c->ptr[i] = NULL; break; /* never in memory */
+        case PLACE_ARENA: {
+            LLVMValueRef off = cg_i64(c, (int64_t)c->sched->offset[i]);
+            c->ptr[i] = LLVMBuildBitCast(
+                c->b, LLVMBuildInBoundsGEP2(c->b, LLVMInt8TypeInContext(c->ctx), arena, &off, 1, ""), c->fpt, "");
+            break;
+        }
+        }
+    }
+}
+
+void cg_end_function(Cg *c) {
+    LLVMBuildRetVoid(c->b);
+    if (LLVMVerifyFunction(c->fn, LLVMReturnStatusAction)) {
+        char *msg = NULL;
+        LLVMVerifyModule(c->mod, LLVMReturnStatusAction, &msg);
+        die("codegen: invalid LLVM IR in %s: %s", LLVMGetValueName(c->fn), msg ? msg : "?");
+    }
+}
+
+void cg_add_step(CgModule *m, const char *name, const Graph *g, const Schedule *sched) {
+    Cg c = {.ctx = m->ctx, .mod = m->mod, .g = g, .sched = sched, .name = name};
     c.ft = g->dtype == DT_F64 ? LLVMDoubleTypeInContext(m->ctx) : LLVMFloatTypeInContext(m->ctx);
     c.fpt = LLVMPointerType(c.ft, 0);
     c.i64 = LLVMInt64TypeInContext(m->ctx);
     c.i8p = LLVMPointerType(LLVMInt8TypeInContext(m->ctx), 0);
     LLVMTypeRef slots_t = LLVMPointerType(c.i8p, 0);
     LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(m->ctx), &slots_t, 1, false);
-    c.fn = LLVMAddFunction(m->mod, name, fty);
     c.b = LLVMCreateBuilderInContext(m->ctx);
-    LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(m->ctx, c.fn, "entry"));
-
-    LLVMValueRef slots = LLVMGetParam(c.fn, 0);
     c.slot = xrealloc(NULL, (size_t)g->nslots, sizeof *c.slot);
-    LLVMValueRef arena = NULL;
-    for (int s = 0; s < g->nslots; s++) {
-        LLVMValueRef k = i64c(&c, s);
-        LLVMValueRef p = LLVMBuildLoad2(c.b, c.i8p, LLVMBuildInBoundsGEP2(c.b, c.i8p, slots, &k, 1, ""),
-                                        g->slots[s].name);
-        if (s == SLOT_NO_ARENA)
-            arena = p;
-        c.slot[s] = LLVMBuildBitCast(c.b, p, c.fpt, "");
-    }
     c.ptr = xrealloc(NULL, (size_t)g->nnodes + 1, sizeof *c.ptr);
-    for (int i = 0; i < g->nnodes; i++) {
-        const IrNode *n = &g->nodes[i];
-        if (n->op == OP_CONST) {
-            c.ptr[i] = NULL;
-        } else if (op_info[n->op].cls == CLASS_LEAF) {
-            c.ptr[i] = c.slot[n->slot];
-        } else if (n->op == OP_RESHAPE) {
-            c.ptr[i] = c.ptr[n->in[0]];
-        } else {
-            LLVMValueRef off = i64c(&c, (int64_t)plan->offset[i]);
-            c.ptr[i] = LLVMBuildBitCast(c.b, LLVMBuildInBoundsGEP2(c.b, LLVMInt8TypeInContext(m->ctx), arena, &off, 1, ""),
-                                        c.fpt, "");
-        }
-    }
+    cg_begin_function(&c, LLVMAddFunction(m->mod, name, fty));
     for (int i = 0; i < g->nnodes; i++)
         emit_node(&c, i);
     /* Results go to their slots last: every read of the old values is done. */
     for (int o = 0; o < g->noutputs; o++) {
         NodeId id = g->outputs[o].node;
         const IrNode *n = &g->nodes[id];
-        if (op_info[n->op].cls == CLASS_LEAF && n->op != OP_CONST && n->slot == g->outputs[o].slot)
-            continue; /* unchanged */
+        if ((op_info[n->op].cls == CLASS_LEAF && n->op != OP_CONST && n->slot == g->outputs[o].slot) ||
+            (sched->place[id] == PLACE_SLOT && sched->slot[id] == g->outputs[o].slot))
+            continue; /* unchanged, or computed in place */
         Loop l;
-        LLVMValueRef i = loop_open(&c, &l, shape_elems(&n->shape));
-        store_at(&c, c.slot[g->outputs[o].slot], i, load_at(&c, id, i));
-        loop_close(&c, &l);
+        LLVMValueRef i = cg_loop_open(&c, &l, shape_elems(&n->shape));
+        store_at(&c, c.slot[g->outputs[o].slot], i, cg_load_at(&c, id, i));
+        cg_loop_close(&c, &l);
     }
-    LLVMBuildRetVoid(c.b);
+    cg_end_function(&c);
     LLVMDisposeBuilder(c.b);
     free(c.slot);
     free(c.ptr);
-
-    char *msg = NULL;
-    if (LLVMVerifyFunction(c.fn, LLVMReturnStatusAction)) {
-        LLVMVerifyModule(m->mod, LLVMReturnStatusAction, &msg);
-        die("codegen: invalid LLVM IR for %s: %s", name, msg ? msg : "?");
-    }
 }

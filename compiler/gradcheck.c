@@ -18,7 +18,7 @@ typedef void (*StepFn)(void **slots);
 
 static size_t slot_elems(const Slot *s) { return (size_t)shape_elems(&s->shape); }
 
-double gradcheck(Graph *g, NodeId loss, int64_t classes, uint64_t seed, int per_param, FILE *log,
+double gradcheck(Graph *g, NodeId loss, int64_t classes, uint64_t seed, int per_param, int opt, FILE *log,
                  char *err, size_t errlen) {
     if (g->dtype != DT_F64)
         die("gradcheck needs a float64 graph");
@@ -44,10 +44,10 @@ double gradcheck(Graph *g, NodeId loss, int64_t classes, uint64_t seed, int per_
     }
     Graph *bwd = ir_dce(g);
 
-    BufferPlan pf = plan_buffers(a, fwd), pb = plan_buffers(a, bwd);
+    Schedule *sf = schedule(a, fwd, opt), *sb = schedule(a, bwd, opt);
     CgModule *mod = cg_module_new("gradcheck");
-    cg_add_step(mod, "forward", fwd, &pf);
-    cg_add_step(mod, "backward", bwd, &pb);
+    cg_add_step(mod, "forward", fwd, sf);
+    cg_add_step(mod, "backward", bwd, sb);
     Jit *jit = jit_compile(mod, err, errlen); /* takes mod */
     if (!jit)
         return -1;
@@ -61,7 +61,7 @@ double gradcheck(Graph *g, NodeId loss, int64_t classes, uint64_t seed, int per_
     NnrtRng rng;
     nnrt_rng_seed(&rng, seed);
     void **slots = calloc((size_t)g->nslots, sizeof *slots);
-    size_t arena_bytes = pf.arena_bytes > pb.arena_bytes ? pf.arena_bytes : pb.arena_bytes;
+    size_t arena_bytes = sf->arena_bytes > sb->arena_bytes ? sf->arena_bytes : sb->arena_bytes;
     slots[0] = calloc(arena_bytes + 64, 1);
     for (int s = 1; s < g->nslots; s++) {
         const Slot *sl = &g->slots[s];

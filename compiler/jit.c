@@ -15,6 +15,7 @@
  */
 #define NNC_WITH_LLVM
 #include "nnc.h"
+#include "nnrt.h"
 
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
@@ -89,19 +90,38 @@ static LLVMTargetMachineRef host_machine(char *err, size_t errlen) {
     return tm;
 }
 
+/* Is feature f ("avx512f") on in a feature string? The last mention wins,
+ * as in LLVM, so "+avx512f,...,-avx512f" is off. */
+static bool feature_on(const char *feats, const char *f) {
+    bool on = false;
+    size_t n = strlen(f);
+    for (const char *p = feats; (p = strstr(p, f)); p += n)
+        if (p > feats && (p[-1] == '+' || p[-1] == '-') && (p[n] == ',' || p[n] == 0))
+            on = p[-1] == '+';
+    return on;
+}
+
+int jit_vector_bits(void) {
+    init_native();
+    char *feats = host_features();
+    int bits = feature_on(feats, "avx512f") ? 512 : feature_on(feats, "avx") ? 256 : 128;
+    free_features(feats);
+    return bits;
+}
+
 void jit_host_description(char *buf, size_t n) {
     init_native();
     char *cpu = LLVMGetHostCPUName();
     char *feats = host_features();
     /* Only the vector features matter to a reader. */
-    snprintf(buf, n, "%s%s%s%s", cpu, strstr(feats, "+avx512f") ? " avx512f" : "",
-             strstr(feats, "+avx2") ? " avx2" : "", strstr(feats, "+fma") ? " fma" : "");
+    snprintf(buf, n, "%s%s%s%s", cpu, feature_on(feats, "avx512f") ? " avx512f" : "",
+             feature_on(feats, "avx2") ? " avx2" : "", feature_on(feats, "fma") ? " fma" : "");
     LLVMDisposeMessage(cpu);
     free_features(feats);
 }
 
-/* The functions generated code may call: libm, and what LLVM itself emits
- * calls to (memset/memcpy for fill and copy loops). */
+/* The functions generated code may call: the runtime's thread pool, libm,
+ * and what LLVM itself emits calls to (memset/memcpy for fill and copy loops). */
 static const struct {
     const char *name;
     void *addr;
@@ -109,6 +129,7 @@ static const struct {
     {"tanhf", (void *)tanhf}, {"tanh", (void *)tanh},     {"expf", (void *)expf},
     {"exp", (void *)exp},     {"logf", (void *)logf},     {"log", (void *)log},
     {"memset", (void *)memset}, {"memcpy", (void *)memcpy}, {"memmove", (void *)memmove},
+    {"nnrt_parallel_for", (void *)nnrt_parallel_for},
 };
 
 static bool define_runtime_symbols(LLVMOrcLLJITRef j, char *err, size_t errlen) {

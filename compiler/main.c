@@ -25,6 +25,8 @@ static const char usage[] =
     "                     ast   the syntax tree\n"
     "                     ir    the forward pass (tensor IR)\n"
     "                     grad  the training step: forward, backward, update\n"
+    "                     kernels  the training step's IR and its schedule:\n"
+    "                           which loop computes each node, where it lives\n"
     "                     llvm  the LLVM IR of the training step\n"
     "                     asm   its machine code for this CPU, after O3\n"
     "  --train [PATH]     train on an IDX images file (raw or .gz); its labels\n"
@@ -35,6 +37,10 @@ static const char usage[] =
     "  --epochs N, --batch N, --lr X\n"
     "                     override the model file's values\n"
     "  --seed N           seed for initialisation and shuffling (default 1)\n"
+    "  --threads N        threads of the kernels (default: NNC_THREADS, else\n"
+    "                     one per core); results do not depend on it\n"
+    "  -O0                compile every IR node to its own naive loop nest\n"
+    "                     (the reference); -O2 (default) uses kernels\n"
     "  --report FILE      write a JSON summary of the training run\n"
     "  --gradcheck        check every parameter's gradient against central\n"
     "                     differences in float64 and report the worst error\n"
@@ -48,7 +54,7 @@ static const char usage[] =
 
 #define GRADCHECK_TOLERANCE 1e-6
 
-typedef enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_LLVM, EMIT_ASM } Emit;
+typedef enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_KERNELS, EMIT_LLVM, EMIT_ASM } Emit;
 
 typedef struct Options {
     const char *model_path;
@@ -58,6 +64,7 @@ typedef struct Options {
     int64_t epochs, batch; /* 0: from the model */
     double lr;             /* 0: from the model */
     uint64_t seed;
+    int opt; /* 0 or 2 */
 } Options;
 
 static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
@@ -72,7 +79,7 @@ static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
 
 /* Returns EXIT_OK, or EXIT_USAGE after printing the problem. */
 static int parse_options(int argc, char **argv, Options *o, Diag *d) {
-    *o = (Options){.seed = 1};
+    *o = (Options){.seed = 1, .opt = 2};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
@@ -90,14 +97,14 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
             printf("nnc %s (LLVM %s; host %s)\n", NNC_VERSION, NNC_LLVM_VERSION, host);
             exit(EXIT_OK);
         } else if (!strncmp(a, "--emit=", 7)) {
-            static const char *const kinds[] = {"ast", "ir", "grad", "llvm", "asm", NULL};
+            static const char *const kinds[] = {"ast", "ir", "grad", "kernels", "llvm", "asm", NULL};
             o->emit = EMIT_NONE;
             for (int k = 0; kinds[k]; k++)
                 if (!strcmp(a + 7, kinds[k]))
                     o->emit = (Emit)(k + 1);
             if (o->emit == EMIT_NONE) {
                 const char *near = closest_name(a + 7, kinds);
-                diag_plain(d, "unknown --emit kind '%s'%s%s%s; expected ast, ir, grad, llvm or asm", a + 7,
+                diag_plain(d, "unknown --emit kind '%s'%s%s%s; expected ast, ir, grad, kernels, llvm or asm", a + 7,
                            near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
                 return EXIT_USAGE;
             }
@@ -137,11 +144,20 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
                 diag_plain(d, "--lr expects a positive number, found '%s'", val);
                 return EXIT_USAGE;
             }
+        } else if (VALUE_OPT("--threads")) {
+            int64_t t;
+            if (!parse_int(val, 1, 256, &t)) {
+                diag_plain(d, "--threads expects an integer from 1 to 256, found '%s'", val);
+                return EXIT_USAGE;
+            }
+            nnrt_set_threads((int)t);
+        } else if (!strcmp(a, "-O0") || !strcmp(a, "-O2")) {
+            o->opt = a[2] - '0';
         } else if (!strcmp(a, "--gradcheck")) {
             o->gradcheck = true;
         } else if (a[0] == '-' && a[1]) {
             static const char *const known[] = {"--emit", "--train", "--test", "--report", "--epochs", "--batch",
-                                                "--seed", "--lr", "--gradcheck", "--help", "--version", NULL};
+                                                "--seed", "--lr", "--threads", "--gradcheck", "--help", "--version", NULL};
             const char *near = closest_name(a, known);
             diag_plain(d, "unknown option '%s'%s%s%s (see nnc --help)", a, near ? "; did you mean '" : "",
                        near ? near : "", near ? "'?" : "");
@@ -171,18 +187,18 @@ typedef struct Compiled {
     size_t arena_bytes;
 } Compiled;
 
-static void add_step(Arena *a, CgModule *mod, const Model *m, StepKind kind, size_t batch, const char *name,
+static void add_step(Arena *a, CgModule *mod, const Model *m, int opt, StepKind kind, size_t batch, const char *name,
                      size_t *arena_bytes, Graph **graph) {
     Graph *g = step_graph(a, m, kind, (int64_t)batch, DT_F32);
-    BufferPlan p = plan_buffers(a, g);
-    cg_add_step(mod, name, g, &p);
-    if (p.arena_bytes > *arena_bytes)
-        *arena_bytes = p.arena_bytes;
+    Schedule *s = schedule(a, g, opt);
+    cg_add_step(mod, name, g, s);
+    if (s->arena_bytes > *arena_bytes)
+        *arena_bytes = s->arena_bytes;
     if (graph)
         *graph = g;
 }
 
-static bool compile_steps(Arena *a, const Model *m, size_t n_train, size_t n_test, Compiled *c, Diag *d) {
+static bool compile_steps(Arena *a, const Model *m, int opt, size_t n_train, size_t n_test, Compiled *c, Diag *d) {
     static const char *const names[4] = {"train_full", "train_rem", "eval_full", "eval_rem"};
     size_t b = (size_t)m->batch;
     size_t batches[4] = {b, n_train % b, b, n_test % b};
@@ -190,7 +206,7 @@ static bool compile_steps(Arena *a, const Model *m, size_t n_train, size_t n_tes
     CgModule *mod = cg_module_new(m->name);
     for (int i = 0; i < 4; i++)
         if (batches[i])
-            add_step(a, mod, m, i < 2 ? STEP_TRAIN : STEP_EVAL, batches[i], names[i], &c->arena_bytes,
+            add_step(a, mod, m, opt, i < 2 ? STEP_TRAIN : STEP_EVAL, batches[i], names[i], &c->arena_bytes,
                      i == 0 ? &c->train : NULL);
     char err[1024];
     c->jit = jit_compile(mod, err, sizeof err); /* takes mod */
@@ -292,7 +308,7 @@ static int train(Arena *a, const Model *m, const Options *o, Diag *d) {
 
     double t0 = nnrt_now();
     Compiled c = {0};
-    if (!compile_steps(a, m, tr.n, test_path ? te.n : 0, &c, d)) {
+    if (!compile_steps(a, m, o->opt, tr.n, test_path ? te.n : 0, &c, d)) {
         jit_free(c.jit);
         nnrt_dataset_free(&tr);
         if (test_path)
@@ -379,7 +395,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
         NodeId pred;
         NodeId loss = lower_forward(g, m, 4, &pred);
         char err[1024];
-        double worst = gradcheck(g, loss, m->output.dim[0], o->seed, 50, stdout, err, sizeof err);
+        double worst = gradcheck(g, loss, m->output.dim[0], o->seed, 50, o->opt, stdout, err, sizeof err);
         if (worst < 0) {
             diag_plain(d, "%s", err);
             return EXIT_USAGE;
@@ -396,12 +412,17 @@ static int run(Arena *a, const Options *o, Diag *d) {
     case EMIT_GRAD:
         ir_print(stdout, step_graph(a, m, STEP_TRAIN, m->batch, DT_F32));
         return EXIT_OK;
+    case EMIT_KERNELS: {
+        Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32);
+        ir_print(stdout, g);
+        schedule_print(stdout, g, schedule(a, g, o->opt));
+        return EXIT_OK;
+    }
     case EMIT_LLVM:
     case EMIT_ASM: {
         Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32);
-        BufferPlan p = plan_buffers(a, g);
         CgModule *mod = cg_module_new(m->name);
-        cg_add_step(mod, "train_step", g, &p);
+        cg_add_step(mod, "train_step", g, schedule(a, g, o->opt));
         char err[1024];
         bool ok = true;
         if (o->emit == EMIT_LLVM)
@@ -421,7 +442,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
      * this check is known to go through the whole pipeline. */
     double t0 = nnrt_now();
     Compiled c = {0};
-    int status = compile_steps(a, m, (size_t)m->batch, 0, &c, d) ? EXIT_OK : EXIT_USAGE;
+    int status = compile_steps(a, m, o->opt, (size_t)m->batch, 0, &c, d) ? EXIT_OK : EXIT_USAGE;
     if (status == EXIT_OK)
         printf("model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)count_params(c.train),
                (nnrt_now() - t0) * 1e3);

@@ -428,11 +428,41 @@ Graph *step_graph(Arena *a, const Model *m, StepKind kind, int64_t batch, DType 
  * LABEL slots integers in [0, classes), PARAMs normal(0, 1/fan_in), all seeded.
  * Up to `per_param` elements of each parameter are checked. Returns the
  * largest relative error |a - n| / max(|a| + |n|, 1e-10), or -1 on a JIT
- * failure (message in err). Prints one line per parameter to `log` if set. */
-double gradcheck(Graph *g, NodeId loss, int64_t classes, uint64_t seed, int per_param, FILE *log,
+ * failure (message in err). Prints one line per parameter to `log` if set.
+ * `opt` is the schedule's level (0 or 2). */
+double gradcheck(Graph *g, NodeId loss, int64_t classes, uint64_t seed, int per_param, int opt, FILE *log,
                  char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- codegen.c */
+
+
+/* ---------------------------------------------------------------- fuse.c */
+
+typedef enum {
+    PLACE_NONE,   /* a leaf: its slot, or a constant: an immediate */
+    PLACE_INLINE, /* computed inside its one user's loop, never stored */
+    PLACE_ALIAS,  /* a reshape: its operand's memory */
+    PLACE_FOLDED, /* a transpose the matmul kernel reads through strides */
+    PLACE_ARENA,  /* its own loop, a buffer in the arena */
+    PLACE_SLOT,   /* its own loop, written straight into its output slot */
+} Placement;
+
+/* Where every node's value lives and which loop computes it. */
+typedef struct Schedule {
+    int opt;            /* 0: every node its own loop and buffer; 2: fused */
+    Placement *place;   /* per node */
+    int *slot;          /* PLACE_SLOT: the slot */
+    size_t *offset;     /* PLACE_ARENA: byte offset in the arena */
+    NodeId *root;       /* the node whose loop computes it (itself unless inlined) */
+    size_t arena_bytes;
+} Schedule;
+
+Schedule *schedule(Arena *a, const Graph *g, int opt);
+/* Does the matmul kernel (cg_matmul.c) read this transpose node's operand
+ * directly, in every use? Then the transpose itself is never computed. */
+bool cg_matmul_folds(const Graph *g, NodeId transpose);
+/* --emit=kernels: the loops of a step and the nodes each one computes. */
+void schedule_print(FILE *out, const Graph *g, const Schedule *s);
 
 /* An LLVM module in its own thread-safe context, ready to hand to the JIT.
  * Its fields are seen only by codegen.c and jit.c, which include the LLVM
@@ -446,19 +476,52 @@ struct CgModule {
     LLVMContextRef ctx;
     LLVMModuleRef mod;                 /* owned until jit_compile takes it */
 };
+
+/* Emission state of one step function, shared by codegen.c and the kernel
+ * generators (cg_matmul.c). */
+typedef struct Cg {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMValueRef fn;    /* the function being emitted */
+    const char *name;   /* the step function's name, to name its kernels */
+    int kernels;        /* kernels outlined so far */
+    LLVMTypeRef ft, fpt, i64, i8p;
+    const Graph *g;
+    const Schedule *sched;
+    LLVMValueRef *ptr;  /* per node: base pointer of its elements in fn (NULL: constant) */
+    LLVMValueRef *slot; /* per slot: its pointer in fn, as ft* */
+} Cg;
+
+/* A counted loop 0 <= i < n: open it, emit the body, close it. */
+typedef struct Loop {
+    LLVMBasicBlockRef head, body, exit;
+    LLVMValueRef iv;
+} Loop;
+
+LLVMValueRef cg_i64(Cg *c, int64_t v);
+LLVMValueRef cg_f(Cg *c, double v);
+LLVMValueRef cg_loop_open(Cg *c, Loop *l, int64_t n);
+void cg_loop_close(Cg *c, Loop *l);
+LLVMValueRef cg_elem_ptr(Cg *c, LLVMValueRef base, LLVMValueRef off);
+LLVMValueRef cg_load_at(Cg *c, NodeId id, LLVMValueRef off);
+/* A call of an intrinsic overloaded on type t (the element or a vector type). */
+LLVMValueRef cg_intrinsic(Cg *c, const char *name, LLVMTypeRef t, LLVMValueRef *args, unsigned nargs);
+/* Starts function fn (its first parameter the slot array): sets c->fn, the
+ * builder, c->slot and c->ptr for it. cg_end_function() ends and checks it. */
+void cg_begin_function(Cg *c, LLVMValueRef fn);
+void cg_end_function(Cg *c);
+
+/* ---------------------------------------------------------------- cg_matmul.c */
+
+/* C = A B as a register-blocked kernel (A may be a transpose, read through
+ * strides). Emits an outlined kernel over column panels and its call. */
+void cg_matmul(Cg *c, NodeId id);
 #endif
 
-/* Buffer plan of a graph: byte offset of each non-leaf node in the arena. */
-typedef struct BufferPlan {
-    size_t *offset; /* per node; SIZE_MAX for leaves */
-    size_t arena_bytes;
-} BufferPlan;
-
-BufferPlan plan_buffers(Arena *a, const Graph *g);
-
 CgModule *cg_module_new(const char *name);
-/* Adds `void fn(void **slots)` computing g. */
-void cg_add_step(CgModule *m, const char *fn, const Graph *g, const BufferPlan *plan);
+/* Adds `void fn(void **slots)` computing g as scheduled by s. */
+void cg_add_step(CgModule *m, const char *fn, const Graph *g, const Schedule *s);
 /* Prints the module's LLVM IR (before optimisation). */
 void cg_print(CgModule *m, FILE *out);
 
@@ -475,6 +538,8 @@ void jit_host_description(char *buf, size_t n);
 /* The module optimised and compiled for the host, as assembly (--emit=asm).
  * The module stays the caller's. */
 bool jit_emit_asm(CgModule *m, FILE *out, char *err, size_t errlen);
+/* The widest vector registers the JIT's target has: 512, 256 or 128 bits. */
+int jit_vector_bits(void);
 /* Frees a module that was never handed to jit_compile. */
 void cg_module_free(CgModule *m);
 

@@ -8,9 +8,10 @@
  *   progress.c  per-epoch progress bar (TTY, NO_COLOR aware) or plain lines
  *   train.c     the training loop over compiled step functions
  *   report.c    --report FILE.json, peak memory
+ *   pool.c      the persistent thread pool JIT-compiled kernels run on
  *
- * Memory: the runtime allocates with malloc and frees explicitly; it keeps no
- * global mutable state. Errors are returned (with a message buffer), never
+ * Memory: the runtime allocates with malloc and frees explicitly; its only
+ * global mutable state is the thread pool (pool.c). Errors are returned (with a message buffer), never
  * printed from inside the library except by progress.c and train.c, which
  * print to the FILE they are given.
  */
@@ -191,5 +192,18 @@ typedef struct NnrtReport {
 
 /* Writes the JSON summary (atomically: temp file and rename). */
 bool nnrt_report_write(const char *path, const NnrtReport *r, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- pool.c */
+
+/* A kernel over the index range [begin, end) of its work. */
+typedef void (*NnrtKernelFn)(void **slots, int64_t begin, int64_t end);
+
+/* Runs fn over [0, n) split across the pool's threads (the caller is one of
+ * them) and returns when all are done. Called by JIT-compiled code. */
+void nnrt_parallel_for(NnrtKernelFn fn, void **slots, int64_t n);
+/* Threads of the pool: set before first use (0: NNC_THREADS, else one per
+ * available core). */
+void nnrt_set_threads(int n);
+int nnrt_threads(void);
 
 #endif

@@ -96,30 +96,36 @@ static const struct {
     {"reuse", f_reuse, {1, {4}}},
 };
 
+/* Builds case i (loss = sum(f(p, q, y) * w)) and checks it at level opt. */
+static bool check_case(size_t i, int opt, bool *covered) {
+    Arena *a = arena_new();
+    Graph *g = ir_new(a, DT_F64);
+    ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
+    Shape ys = {1, {3}};
+    NodeId y = ir_leaf(g, OP_LABEL, ir_add_slot(g, (Slot){.kind = SLOT_LABEL, .name = "y", .shape = ys}), ys, L0);
+    NodeId p = param(g, "p", (Shape){2, {3, 4}});
+    NodeId q = param(g, "q", cases[i].q);
+    NodeId f = cases[i].build(g, p, q, y);
+    NodeId w = param(g, "w", g->nodes[f].shape);
+    NodeId loss = ir_sum(g, ir_binary(g, OP_MUL, f, w, L0), -1, L0);
+    for (int n = 0; n < g->nnodes; n++)
+        covered[g->nodes[n].op] = true;
+    char err[512];
+    double rel = gradcheck(g, loss, 4, 42 + i, 1000, opt, NULL, err, sizeof err);
+    bool ok = rel >= 0 && rel < 1e-6;
+    printf("%s -O%d %-24s max rel. error %.2e%s%s\n", ok ? "PASS" : "FAIL", opt, cases[i].name, rel,
+           rel < 0 ? " " : "", rel < 0 ? err : "");
+    arena_free(a);
+    return ok;
+}
+
 int main(void) {
     int passed = 0, failed = 0;
     bool covered[OP_COUNT] = {0};
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        Arena *a = arena_new();
-        Graph *g = ir_new(a, DT_F64);
-        ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
-        Shape ys = {1, {3}};
-        NodeId y = ir_leaf(g, OP_LABEL, ir_add_slot(g, (Slot){.kind = SLOT_LABEL, .name = "y", .shape = ys}), ys, L0);
-        NodeId p = param(g, "p", (Shape){2, {3, 4}});
-        NodeId q = param(g, "q", cases[i].q);
-        NodeId f = cases[i].build(g, p, q, y);
-        NodeId w = param(g, "w", g->nodes[f].shape);
-        NodeId loss = ir_sum(g, ir_binary(g, OP_MUL, f, w, L0), -1, L0);
-        for (int n = 0; n < g->nnodes; n++)
-            covered[g->nodes[n].op] = true;
-        char err[512];
-        double rel = gradcheck(g, loss, 4, 42 + i, 1000, NULL, err, sizeof err);
-        bool ok = rel >= 0 && rel < 1e-6;
-        printf("%s %-24s max rel. error %.2e%s%s\n", ok ? "PASS" : "FAIL", cases[i].name, rel, rel < 0 ? " " : "",
-               rel < 0 ? err : "");
-        ok ? passed++ : failed++;
-        arena_free(a);
-    }
+    /* The naive reference (-O0) and the kernels (-O2). */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int opt = 0; opt <= 2; opt += 2)
+            check_case(i, opt, covered) ? passed++ : failed++;
     /* Every op of the table must have been exercised above. */
     for (int op = 0; op < OP_COUNT; op++) {
         if (op == OP_INPUT || op == OP_STATE || covered[op])

@@ -1,0 +1,251 @@
+/* cg_matmul.c — C = A B as a register-blocked kernel in LLVM vector IR.
+ *
+ * The Goto/BLIS microkernel: C is cut into tiles of MR rows by NV vectors of
+ * columns. A tile's MR x NV accumulators stay in registers for the whole k
+ * loop; each step loads NV vectors of B's row k, broadcasts MR elements of A's
+ * column k and does MR x NV fused multiply-adds. Every B element loaded feeds
+ * MR FMAs and every A element NV x VL of them, so the loop is bound by FMA
+ * throughput, where the naive i-k-j loop (codegen.c, the -O0 reference) is
+ * bound by loading and storing C. Without packing: at these sizes a column
+ * panel of B (K x NV*VL) stays in L2 across all row tiles.
+ *
+ * Shapes are constants, so edges are separate instantiations with exact
+ * vector widths (10 columns: an 8-wide and a 2-wide vector): no masks, no
+ * scalar remainder loops. A may be a transpose node: the kernel reads its
+ * operand through swapped strides, so X^T dZ never materialises X^T.
+ * The kernel is an outlined function over column panels [begin, end): the
+ * unit of work the thread pool splits.
+ */
+#define NNC_WITH_LLVM
+#include "nnc.h"
+
+#include <stdlib.h>
+
+enum { MAX_MR = 12, MAX_NV = 4 };
+
+/* Below this many multiply-adds a kernel runs on the calling thread: waking
+ * the pool costs a few microseconds, this much work about as long. */
+#define PARALLEL_MIN_MACS 200000.0
+
+/* Element (i, k) of A is at base + i * rs + k * cs. */
+typedef struct Strided {
+    NodeId node;
+    int64_t rs, cs;
+} Strided;
+
+typedef struct Tiling {
+    int64_t M, N, K;
+    int mr;       /* rows per tile */
+    int nv;       /* vectors per full panel */
+    int vl;       /* elements per vector */
+} Tiling;
+
+/* The register tile for the host: MR x NV accumulators plus NV vectors of B
+ * and a broadcast must fit the register file (32 with AVX-512, else 16). */
+static Tiling tiling(const Cg *c, int64_t M, int64_t N, int64_t K) {
+    int bits = jit_vector_bits();
+    int elem = c->g->dtype == DT_F64 ? 64 : 32;
+    Tiling t = {M, N, K, bits >= 512 ? 12 : 6, 2, bits / elem};
+    return t;
+}
+
+static bool folded_transpose(const Graph *g, NodeId a) { return g->nodes[a].op == OP_TRANSPOSE; }
+
+bool cg_matmul_folds(const Graph *g, NodeId t) {
+    /* Folded into every use, or it must exist for the others. */
+    for (int i = t + 1; i < g->nnodes; i++)
+        for (int k = 0; k < op_info[g->nodes[i].op].arity; k++)
+            if (g->nodes[i].in[k] == t &&
+                !(g->nodes[i].op == OP_MATMUL && k == 0 && g->nodes[g->nodes[i].in[1]].op != OP_CONST))
+                return false; /* (a matmul with a constant operand takes the naive path, see codegen.c) */
+    for (int o = 0; o < g->noutputs; o++)
+        if (g->outputs[o].node == t)
+            return false;
+    return true;
+}
+
+static LLVMValueRef splat(Cg *c, LLVMValueRef x, int w) {
+    LLVMTypeRef vt = LLVMVectorType(c->ft, (unsigned)w);
+    LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetUndef(vt), x, cg_i64(c, 0), "");
+    LLVMValueRef mask = LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(c->ctx), (unsigned)w));
+    return LLVMBuildShuffleVector(c->b, v, LLVMGetUndef(vt), mask, "");
+}
+
+static LLVMValueRef vec_ptr(Cg *c, LLVMValueRef base, LLVMValueRef off, int w) {
+    return LLVMBuildBitCast(c->b, cg_elem_ptr(c, base, off), LLVMPointerType(LLVMVectorType(c->ft, (unsigned)w), 0), "");
+}
+
+/* Vectors are loaded at any element offset: only element alignment holds. */
+static unsigned elem_align(const Cg *c) { return c->g->dtype == DT_F64 ? 8 : 4; }
+
+static LLVMValueRef add(Cg *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNUWAdd(c->b, a, b, ""); }
+static LLVMValueRef mul(Cg *c, LLVMValueRef a, int64_t k) { return LLVMBuildNUWMul(c->b, a, cg_i64(c, k), ""); }
+
+/* One tile: rows i0 .. i0+mr, columns j0 + the vectors of widths w[0..nv). */
+static void emit_tile(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLVMValueRef i0, LLVMValueRef j0,
+                      int mr, const int *w, int nv) {
+    LLVMBuilderRef b = c->b;
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile.done");
+    /* Row and column offsets, computed once outside the k loop. */
+    LLVMValueRef arow[MAX_MR], crow[MAX_MR], bcol[MAX_NV];
+    for (int r = 0; r < mr; r++) {
+        LLVMValueRef i = add(c, i0, cg_i64(c, r));
+        arow[r] = mul(c, i, A.rs);
+        crow[r] = mul(c, i, t->N);
+    }
+    for (int v = 0, off = 0; v < nv; off += w[v], v++)
+        bcol[v] = add(c, j0, cg_i64(c, off));
+    LLVMBuildBr(b, body);
+
+    LLVMPositionBuilderAtEnd(b, body);
+    LLVMValueRef k = LLVMBuildPhi(b, c->i64, "k");
+    LLVMValueRef acc[MAX_MR][MAX_NV], next[MAX_MR][MAX_NV];
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) {
+            LLVMTypeRef vt = LLVMVectorType(c->ft, (unsigned)w[v]);
+            acc[r][v] = LLVMBuildPhi(b, vt, "acc");
+            LLVMValueRef zero = LLVMConstNull(vt);
+            LLVMAddIncoming(acc[r][v], &zero, &pre, 1);
+        }
+    LLVMValueRef brow = mul(c, k, t->N), acol = mul(c, k, A.cs);
+    LLVMValueRef bv[MAX_NV];
+    for (int v = 0; v < nv; v++) {
+        bv[v] = LLVMBuildLoad2(b, LLVMVectorType(c->ft, (unsigned)w[v]), vec_ptr(c, c->ptr[B], add(c, brow, bcol[v]), w[v]), "");
+        LLVMSetAlignment(bv[v], elem_align(c));
+    }
+    for (int r = 0; r < mr; r++) {
+        LLVMValueRef a = LLVMBuildLoad2(b, c->ft, cg_elem_ptr(c, c->ptr[A.node], add(c, arow[r], acol)), "");
+        for (int v = 0; v < nv; v++) {
+            LLVMValueRef args[3] = {splat(c, a, w[v]), bv[v], acc[r][v]};
+            next[r][v] = cg_intrinsic(c, "llvm.fmuladd", LLVMVectorType(c->ft, (unsigned)w[v]), args, 3);
+        }
+    }
+    LLVMValueRef k1 = add(c, k, cg_i64(c, 1));
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, k1, cg_i64(c, t->K), ""), body, done);
+    LLVMValueRef zero = cg_i64(c, 0);
+    LLVMAddIncoming(k, &zero, &pre, 1);
+    LLVMAddIncoming(k, &k1, &latch, 1);
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++)
+            LLVMAddIncoming(acc[r][v], &next[r][v], &latch, 1);
+
+    LLVMPositionBuilderAtEnd(b, done);
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) {
+            LLVMValueRef s = LLVMBuildStore(b, next[r][v], vec_ptr(c, c->ptr[C], add(c, crow[r], bcol[v]), w[v]));
+            LLVMSetAlignment(s, elem_align(c));
+        }
+}
+
+/* All row tiles of one column panel: full tiles in a loop, then the edge rows. */
+static void emit_panel(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLVMValueRef j0, const int *w, int nv) {
+    int64_t full = t->M / t->mr, rest = t->M % t->mr;
+    if (full) {
+        Loop l;
+        LLVMValueRef ib = cg_loop_open(c, &l, full);
+        emit_tile(c, t, A, B, C, mul(c, ib, t->mr), j0, t->mr, w, nv);
+        cg_loop_close(c, &l);
+    }
+    if (rest)
+        emit_tile(c, t, A, B, C, cg_i64(c, full * t->mr), j0, (int)rest, w, nv);
+}
+
+/* The widths of the edge panel's vectors: halving powers of two, 10 = 8 + 2. */
+static int edge_widths(int64_t cols, int vl, int *w) {
+    int n = 0;
+    for (int width = vl; cols > 0 && width >= 1; width /= 2)
+        while (cols >= width && n < MAX_NV) {
+            w[n++] = width;
+            cols -= width;
+        }
+    if (cols)
+        die("cg_matmul: edge of %lld columns does not fit %d vectors", (long long)cols, MAX_NV);
+    return n;
+}
+
+void cg_matmul(Cg *c, NodeId id) {
+    const Graph *g = c->g;
+    const IrNode *n = &g->nodes[id];
+    NodeId a = n->in[0], bnode = n->in[1];
+    Tiling t = tiling(c, n->shape.dim[0], n->shape.dim[1], g->nodes[a].shape.dim[1]);
+    Strided A = {a, t.K, 1};
+    if (folded_transpose(g, a)) { /* A = X^T, X [K, M]: A(i, k) = X[k, i] */
+        A = (Strided){g->nodes[a].in[0], 1, t.M};
+    }
+    int64_t panel = (int64_t)t.nv * t.vl, full = t.N / panel, rest = t.N % panel;
+    int wfull[MAX_NV], wedge[MAX_NV], nedge = rest ? edge_widths(rest, t.vl, wedge) : 0;
+    for (int v = 0; v < t.nv; v++)
+        wfull[v] = t.vl;
+
+    /* The kernel: void name.mmN(i8 **slots, i64 begin, i64 end) over panels. */
+    LLVMTypeRef slots_t = LLVMPointerType(c->i8p, 0);
+    LLVMTypeRef params[3] = {slots_t, c->i64, c->i64};
+    LLVMTypeRef kty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, false);
+    char name[256];
+    snprintf(name, sizeof name, "%s.mm%d", c->name, c->kernels++);
+    LLVMValueRef kfn = LLVMAddFunction(c->mod, name, kty);
+    LLVMSetLinkage(kfn, LLVMInternalLinkage);
+
+    LLVMValueRef step_fn = c->fn, *step_ptr = c->ptr, *step_slot = c->slot;
+    LLVMBasicBlockRef step_block = LLVMGetInsertBlock(c->b);
+    c->ptr = xrealloc(NULL, (size_t)g->nnodes + 1, sizeof *c->ptr);
+    c->slot = xrealloc(NULL, (size_t)g->nslots, sizeof *c->slot);
+    cg_begin_function(c, kfn);
+    LLVMValueRef begin = LLVMGetParam(kfn, 1), end = LLVMGetParam(kfn, 2);
+    LLVMBasicBlockRef entry = LLVMGetInsertBlock(c->b);
+    LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(c->ctx, kfn, "panel");
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, kfn, "exit");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, begin, end, ""), loop, exit);
+    LLVMPositionBuilderAtEnd(c->b, loop);
+    LLVMValueRef jb = LLVMBuildPhi(c->b, c->i64, "jb");
+    LLVMAddIncoming(jb, &begin, &entry, 1);
+    LLVMValueRef j0 = mul(c, jb, panel);
+    if (rest && !full) {
+        emit_panel(c, &t, A, bnode, id, j0, wedge, nedge);
+    } else if (rest) {
+        LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, kfn, "full");
+        LLVMBasicBlockRef edgeb = LLVMAppendBasicBlockInContext(c->ctx, kfn, "edge");
+        LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, kfn, "next");
+        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, jb, cg_i64(c, full), ""), edgeb, fullb);
+        LLVMPositionBuilderAtEnd(c->b, fullb);
+        emit_panel(c, &t, A, bnode, id, j0, wfull, t.nv);
+        LLVMBuildBr(c->b, join);
+        LLVMPositionBuilderAtEnd(c->b, edgeb);
+        emit_panel(c, &t, A, bnode, id, j0, wedge, nedge);
+        LLVMBuildBr(c->b, join);
+        LLVMPositionBuilderAtEnd(c->b, join);
+    } else {
+        emit_panel(c, &t, A, bnode, id, j0, wfull, t.nv);
+    }
+    LLVMValueRef jb1 = add(c, jb, cg_i64(c, 1));
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+    LLVMAddIncoming(jb, &jb1, &latch, 1);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, jb1, end, ""), loop, exit);
+    LLVMPositionBuilderAtEnd(c->b, exit);
+    cg_end_function(c);
+    free(c->ptr);
+    free(c->slot);
+
+    /* Back in the step function: run every panel, on the thread pool unless
+     * the product is too small to be worth waking it. */
+    c->fn = step_fn;
+    c->ptr = step_ptr;
+    c->slot = step_slot;
+    LLVMPositionBuilderAtEnd(c->b, step_block);
+    int64_t panels = full + (rest != 0);
+    if (panels > 1 && (double)t.M * (double)t.N * (double)t.K >= PARALLEL_MIN_MACS) {
+        LLVMTypeRef pty_params[3] = {LLVMPointerType(kty, 0), slots_t, c->i64};
+        LLVMTypeRef pty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), pty_params, 3, false);
+        LLVMValueRef pf = LLVMGetNamedFunction(c->mod, "nnrt_parallel_for");
+        if (!pf)
+            pf = LLVMAddFunction(c->mod, "nnrt_parallel_for", pty);
+        LLVMValueRef args[3] = {kfn, LLVMGetParam(step_fn, 0), cg_i64(c, panels)};
+        LLVMBuildCall2(c->b, pty, pf, args, 3, "");
+    } else {
+        LLVMValueRef args[3] = {LLVMGetParam(step_fn, 0), cg_i64(c, 0), cg_i64(c, panels)};
+        LLVMBuildCall2(c->b, kty, kfn, args, 3, "");
+    }
+}

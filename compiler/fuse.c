@@ -1,0 +1,162 @@
+/* fuse.c — the fuse/schedule stage: where each IR node's value lives and
+ * which loop computes it, decided once before code generation.
+ *
+ * At -O2:
+ *  - an elementwise node with one use, by an elementwise node of the same
+ *    shape, is inlined: computed inside its user's loop, never stored (so
+ *    v' = m v - lr g is one loop, not three passes over the weights);
+ *  - a transpose read only by matmul kernels is folded into their strides;
+ *  - a result is written straight into its output slot (the parameter, the
+ *    optimizer state, the loss) when nothing computed later still reads the
+ *    slot's old value, so there is no copy at the end of the step;
+ *  - everything else gets an arena buffer.
+ * At -O0 every node has its own loop and buffer, and results are copied to
+ * their slots at the end: the reference.
+ * The arena offsets are assigned here too (no reuse yet: buffers are few).
+ */
+#include "nnc.h"
+
+#include <string.h>
+
+static bool elemwise(const IrNode *n) {
+    return op_info[n->op].cls == CLASS_ELEMWISE || n->op == OP_BROADCAST;
+}
+
+static bool is_slot_leaf(const IrNode *n) { return op_info[n->op].cls == CLASS_LEAF && n->op != OP_CONST; }
+
+/* Uses of each node (by later nodes; outputs counted separately). */
+static int *count_uses(Arena *a, const Graph *g, NodeId **single_user) {
+    int *uses = arena_array(a, (size_t)g->nnodes + 1, sizeof *uses);
+    NodeId *user = arena_array(a, (size_t)g->nnodes + 1, sizeof *user);
+    for (int i = 0; i < g->nnodes; i++)
+        for (int k = 0; k < op_info[g->nodes[i].op].arity; k++) {
+            uses[g->nodes[i].in[k]]++;
+            user[g->nodes[i].in[k]] = i;
+        }
+    *single_user = user;
+    return uses;
+}
+
+static int output_slot(const Graph *g, NodeId n) {
+    for (int o = 0; o < g->noutputs; o++)
+        if (g->outputs[o].node == n)
+            return g->outputs[o].slot;
+    return -1;
+}
+
+static int outputs_of(const Graph *g, NodeId n) {
+    int k = 0;
+    for (int o = 0; o < g->noutputs; o++)
+        k += g->outputs[o].node == n;
+    return k;
+}
+
+/* May n write its value into slot s while the step runs? Every read of the
+ * slot's old value must come before: from a loop emitted earlier (root <
+ * n), or, for an elementwise n, from n's own loop at the same index. */
+static bool in_place_ok(const Graph *g, const Schedule *s, NodeId n, int slot) {
+    if (!elemwise(&g->nodes[n]) && op_info[g->nodes[n].op].cls != CLASS_MATMUL &&
+        op_info[g->nodes[n].op].cls != CLASS_REDUCE)
+        return false;
+    for (int o = 0; o < g->noutputs; o++)
+        if (g->outputs[o].slot == slot && g->outputs[o].node != n)
+            return false;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *x = &g->nodes[i];
+        for (int k = 0; k < op_info[x->op].arity; k++) {
+            const IrNode *leaf = &g->nodes[x->in[k]];
+            if (!is_slot_leaf(leaf) || leaf->slot != slot)
+                continue;
+            NodeId when = s->root[i];
+            if (when > n || (when == n && !elemwise(&g->nodes[n])))
+                return false;
+        }
+    }
+    return true;
+}
+
+Schedule *schedule(Arena *a, const Graph *g, int opt) {
+    Schedule *s = arena_alloc(a, sizeof *s);
+    size_t nn = (size_t)g->nnodes + 1;
+    s->opt = opt;
+    s->place = arena_array(a, nn, sizeof *s->place);
+    s->slot = arena_array(a, nn, sizeof *s->slot);
+    s->offset = arena_array(a, nn, sizeof *s->offset);
+    s->root = arena_array(a, nn, sizeof *s->root);
+    NodeId *user;
+    int *uses = count_uses(a, g, &user);
+
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        Placement p = PLACE_ARENA;
+        if (op_info[n->op].cls == CLASS_LEAF)
+            p = PLACE_NONE;
+        else if (n->op == OP_RESHAPE)
+            p = PLACE_ALIAS;
+        else if (opt >= 2 && n->op == OP_TRANSPOSE && cg_matmul_folds(g, i))
+            p = PLACE_FOLDED;
+        else if (opt >= 2 && elemwise(n) && uses[i] == 1 && outputs_of(g, i) == 0 && elemwise(&g->nodes[user[i]]) &&
+                 shape_eq(&n->shape, &g->nodes[user[i]].shape))
+            p = PLACE_INLINE;
+        s->place[i] = p;
+        s->slot[i] = -1;
+    }
+    /* The loop that computes each node: its own, or its inlining user's. Users
+     * come later, so a backward sweep sees every user's root first. */
+    for (int i = g->nnodes - 1; i >= 0; i--)
+        s->root[i] = s->place[i] == PLACE_INLINE ? s->root[user[i]] : i;
+    for (int i = 0; i < g->nnodes; i++) {
+        int slot = output_slot(g, i);
+        if (opt >= 2 && s->place[i] == PLACE_ARENA && slot >= 0 && outputs_of(g, i) == 1 && in_place_ok(g, s, i, slot)) {
+            s->place[i] = PLACE_SLOT;
+            s->slot[i] = slot;
+        }
+    }
+    size_t dt = g->dtype == DT_F64 ? 8 : 4;
+    for (int i = 0; i < g->nnodes; i++) {
+        s->offset[i] = SIZE_MAX;
+        if (s->place[i] != PLACE_ARENA)
+            continue;
+        size_t bytes, end;
+        /* shape_elems is bounded by sema, so only the running total can overflow. */
+        if (!size_mul((size_t)shape_elems(&g->nodes[i].shape), dt, &bytes) || !size_add(s->arena_bytes, bytes, &end) ||
+            !size_add(end, 63, &end))
+            die("schedule: arena size overflows");
+        s->offset[i] = s->arena_bytes;
+        s->arena_bytes = end & ~(size_t)63; /* each buffer starts on a cache line */
+    }
+    return s;
+}
+
+/* --emit=kernels: one line per loop of the step, with the nodes it computes. */
+void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
+    char sb[96];
+    int loops = 0;
+    fprintf(out, "schedule -O%d: arena %zu bytes\n", s->opt, s->arena_bytes);
+    for (int i = 0; i < g->nnodes; i++) {
+        Placement p = s->place[i];
+        if (p != PLACE_ARENA && p != PLACE_SLOT)
+            continue;
+        const IrNode *n = &g->nodes[i];
+        fprintf(out, "kernel %d: %s%s -> ", loops++, op_info[n->op].cls == CLASS_MATMUL && s->opt >= 2 ? "matmul-tiled " : "",
+                shape_str(&n->shape, sb, sizeof sb));
+        if (p == PLACE_SLOT)
+            fprintf(out, "slot %s", g->slots[s->slot[i]].name);
+        else
+            fprintf(out, "arena+%zu", s->offset[i]);
+        fprintf(out, " :");
+        for (int j = 0; j <= i; j++)
+            if (s->root[j] == i && (s->place[j] == PLACE_INLINE || j == i))
+                fprintf(out, " %%%d=%s", j, op_info[g->nodes[j].op].name);
+        for (int j = 0; j < i; j++)
+            if (s->place[j] == PLACE_FOLDED && g->nodes[i].op == OP_MATMUL && g->nodes[i].in[0] == j)
+                fprintf(out, " (%%%d=transpose folded)", j);
+        fputc('\n', out);
+    }
+    for (int o = 0; o < g->noutputs; o++) {
+        NodeId n = g->outputs[o].node;
+        bool direct = s->place[n] == PLACE_SLOT || (is_slot_leaf(&g->nodes[n]) && g->nodes[n].slot == g->outputs[o].slot);
+        if (!direct)
+            fprintf(out, "copy: %%%d -> slot %s\n", n, g->slots[g->outputs[o].slot].name);
+    }
+}
