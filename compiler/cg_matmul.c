@@ -81,6 +81,45 @@ static unsigned elem_align(const Cg *c) { return c->g->dtype == DT_F64 ? 8 : 4; 
 static LLVMValueRef add(Cg *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNUWAdd(c->b, a, b, ""); }
 static LLVMValueRef mul(Cg *c, LLVMValueRef a, int64_t k) { return LLVMBuildNUWMul(c->b, a, cg_i64(c, k), ""); }
 
+/* The epilogue: the value of node x of the user's expression tree at row i,
+ * columns j .. j+w, with the product m's accumulator standing for m. */
+static LLVMValueRef epilogue_value(Cg *c, const Tiling *t, NodeId x, NodeId u, NodeId m, LLVMValueRef acc,
+                                   LLVMValueRef i, LLVMValueRef j, int w) {
+    if (x == m)
+        return acc;
+    const IrNode *n = &c->g->nodes[x];
+    if (n->op == OP_CONST)
+        return splat(c, cg_f(c, n->value), w);
+    if (x != u && c->sched->place[x] != PLACE_INLINE) {
+        /* A value in memory, broadcast to [M, N]: rows and columns have
+         * strides rs and cs (0 along a broadcast axis). */
+        const Shape *s = &n->shape;
+        int64_t cs = s->rank >= 1 && s->dim[s->rank - 1] != 1;
+        int64_t rs = s->rank >= 2 && s->dim[s->rank - 2] != 1 ? s->dim[s->rank - 1] : 0;
+        LLVMValueRef off = add(c, mul(c, i, rs), mul(c, j, cs));
+        if (!cs)
+            return splat(c, LLVMBuildLoad2(c->b, c->ft, cg_elem_ptr(c, c->ptr[x], off), ""), w);
+        LLVMValueRef v = LLVMBuildLoad2(c->b, LLVMVectorType(c->ft, (unsigned)w), vec_ptr(c, c->ptr[x], off, w), "");
+        LLVMSetAlignment(v, elem_align(c));
+        return v;
+    }
+    LLVMValueRef a = epilogue_value(c, t, n->in[0], u, m, acc, i, j, w);
+    LLVMValueRef b = op_info[n->op].arity > 1 ? epilogue_value(c, t, n->in[1], u, m, acc, i, j, w) : NULL;
+    LLVMValueRef zero = LLVMConstNull(LLVMVectorType(c->ft, (unsigned)w));
+    switch (n->op) {
+    case OP_ADD: return LLVMBuildFAdd(c->b, a, b, "");
+    case OP_SUB: return LLVMBuildFSub(c->b, a, b, "");
+    case OP_MUL: return LLVMBuildFMul(c->b, a, b, "");
+    case OP_DIV: return LLVMBuildFDiv(c->b, a, b, "");
+    case OP_NEG: return LLVMBuildFNeg(c->b, a, "");
+    case OP_RELU: return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, zero, ""), a, zero, "");
+    case OP_STEP:
+        return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, zero, ""), splat(c, cg_f(c, 1), w), zero, "");
+    case OP_BROADCAST: return a;
+    default: die("cg_matmul: %s in an epilogue", op_info[n->op].name); /* fuse.c allows only the above */
+    }
+}
+
 /* One tile: rows i0 .. i0+mr, columns j0 + the vectors of widths w[0..nv). */
 static void emit_tile(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLVMValueRef i0, LLVMValueRef j0,
                       int mr, const int *w, int nv) {
@@ -89,11 +128,11 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLV
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile");
     LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile.done");
     /* Row and column offsets, computed once outside the k loop. */
-    LLVMValueRef arow[MAX_MR], crow[MAX_MR], bcol[MAX_NV];
+    LLVMValueRef row[MAX_MR], arow[MAX_MR], crow[MAX_MR], bcol[MAX_NV];
     for (int r = 0; r < mr; r++) {
-        LLVMValueRef i = add(c, i0, cg_i64(c, r));
-        arow[r] = mul(c, i, A.rs);
-        crow[r] = mul(c, i, t->N);
+        row[r] = add(c, i0, cg_i64(c, r));
+        arow[r] = mul(c, row[r], A.rs);
+        crow[r] = mul(c, row[r], t->N);
     }
     for (int v = 0, off = 0; v < nv; off += w[v], v++)
         bcol[v] = add(c, j0, cg_i64(c, off));
@@ -133,9 +172,11 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLV
             LLVMAddIncoming(acc[r][v], &next[r][v], &latch, 1);
 
     LLVMPositionBuilderAtEnd(b, done);
+    NodeId u = c->sched->epilogue[C];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++) {
-            LLVMValueRef s = LLVMBuildStore(b, next[r][v], vec_ptr(c, c->ptr[C], add(c, crow[r], bcol[v]), w[v]));
+            LLVMValueRef x = u < 0 ? next[r][v] : epilogue_value(c, t, u, u, C, next[r][v], row[r], bcol[v], w[v]);
+            LLVMValueRef s = LLVMBuildStore(b, x, vec_ptr(c, c->ptr[u < 0 ? C : u], add(c, crow[r], bcol[v]), w[v]));
             LLVMSetAlignment(s, elem_align(c));
         }
 }

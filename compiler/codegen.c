@@ -283,9 +283,15 @@ static void emit_transpose(Cg *c, NodeId id) {
 }
 
 static void emit_node(Cg *c, NodeId id) {
+    if (c->sched->epilogue[id] >= 0) { /* a matmul whose kernel stores its user */
+        cg_matmul(c, id);
+        return;
+    }
     Placement p = c->sched->place[id];
     if (p != PLACE_ARENA && p != PLACE_SLOT)
         return; /* no loop of its own */
+    if (c->sched->root[id] != id)
+        return; /* a matmul's epilogue */
     const IrNode *n = &c->g->nodes[id];
     switch (op_info[n->op].cls) {
     case CLASS_LEAF: unreachable();

@@ -6,6 +6,9 @@
  *    shape, is inlined: computed inside its user's loop, never stored (so
  *    v' = m v - lr g is one loop, not three passes over the weights);
  *  - a transpose read only by matmul kernels is folded into their strides;
+ *  - a matmul's one elementwise user (a bias add, the SGD update of a weight
+ *    gradient) is its epilogue: computed on the kernel's accumulators and
+ *    stored instead of the product, which never reaches memory;
  *  - a result is written straight into its output slot (the parameter, the
  *    optimizer state, the loss) when nothing computed later still reads the
  *    slot's old value, so there is no copy at the end of the step;
@@ -51,9 +54,38 @@ static int outputs_of(const Graph *g, NodeId n) {
     return k;
 }
 
+/* Ops the matmul epilogue computes on vectors (no libm calls, no indices). */
+static bool epilogue_op(Op op) {
+    return op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV || op == OP_NEG || op == OP_RELU ||
+           op == OP_STEP || op == OP_BROADCAST;
+}
+
+/* Can node x (u's expression tree: u and the nodes inlined into it) be
+ * computed in matmul m's epilogue? Only vector ops, and every value it
+ * loads must exist when m's kernel runs. */
+static bool epilogue_tree_ok(const Graph *g, const Schedule *s, NodeId x, NodeId m, bool top) {
+    if (x == m)
+        return true;
+    if (!top && s->place[x] != PLACE_INLINE)
+        return s->place[x] == PLACE_NONE || s->root[x] < m;
+    if (!epilogue_op(g->nodes[x].op))
+        return false;
+    for (int k = 0; k < op_info[g->nodes[x].op].arity; k++)
+        if (!epilogue_tree_ok(g, s, g->nodes[x].in[k], m, false))
+            return false;
+    return true;
+}
+
+static void set_root(const Graph *g, Schedule *s, NodeId x, NodeId root) {
+    s->root[x] = root;
+    for (int k = 0; k < op_info[g->nodes[x].op].arity; k++)
+        if (s->place[g->nodes[x].in[k]] == PLACE_INLINE)
+            set_root(g, s, g->nodes[x].in[k], root);
+}
+
 /* May n write its value into slot s while the step runs? Every read of the
- * slot's old value must come before: from a loop emitted earlier (root <
- * n), or, for an elementwise n, from n's own loop at the same index. */
+ * slot's old value must come before: from a loop emitted earlier, or from
+ * n's own loop at the same index (an elementwise reader there). */
 static bool in_place_ok(const Graph *g, const Schedule *s, NodeId n, int slot) {
     if (!elemwise(&g->nodes[n]) && op_info[g->nodes[n].op].cls != CLASS_MATMUL &&
         op_info[g->nodes[n].op].cls != CLASS_REDUCE)
@@ -67,8 +99,8 @@ static bool in_place_ok(const Graph *g, const Schedule *s, NodeId n, int slot) {
             const IrNode *leaf = &g->nodes[x->in[k]];
             if (!is_slot_leaf(leaf) || leaf->slot != slot)
                 continue;
-            NodeId when = s->root[i];
-            if (when > n || (when == n && !elemwise(&g->nodes[n])))
+            NodeId when = s->root[i], at = s->root[n];
+            if (when > at || (when == at && !elemwise(x)))
                 return false;
         }
     }
@@ -83,6 +115,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt) {
     s->slot = arena_array(a, nn, sizeof *s->slot);
     s->offset = arena_array(a, nn, sizeof *s->offset);
     s->root = arena_array(a, nn, sizeof *s->root);
+    s->epilogue = arena_array(a, nn, sizeof *s->epilogue);
     NodeId *user;
     int *uses = count_uses(a, g, &user);
 
@@ -105,6 +138,20 @@ Schedule *schedule(Arena *a, const Graph *g, int opt) {
      * come later, so a backward sweep sees every user's root first. */
     for (int i = g->nnodes - 1; i >= 0; i--)
         s->root[i] = s->place[i] == PLACE_INLINE ? s->root[user[i]] : i;
+    for (int i = 0; i < g->nnodes; i++) {
+        s->epilogue[i] = -1;
+        const IrNode *n = &g->nodes[i];
+        if (opt < 2 || n->op != OP_MATMUL || uses[i] != 1 || outputs_of(g, i) || g->nodes[n->in[0]].op == OP_CONST ||
+            g->nodes[n->in[1]].op == OP_CONST)
+            continue;
+        NodeId u = s->root[user[i]]; /* the loop the product is consumed in */
+        if (s->place[u] != PLACE_ARENA || !shape_eq(&g->nodes[u].shape, &n->shape) || !epilogue_tree_ok(g, s, u, i, true))
+            continue;
+        s->epilogue[i] = u;
+        s->place[i] = PLACE_INLINE; /* the product lives in registers only */
+        set_root(g, s, u, i);
+        s->root[i] = i;
+    }
     for (int i = 0; i < g->nnodes; i++) {
         int slot = output_slot(g, i);
         if (opt >= 2 && s->place[i] == PLACE_ARENA && slot >= 0 && outputs_of(g, i) == 1 && in_place_ok(g, s, i, slot)) {
@@ -138,7 +185,9 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
         if (p != PLACE_ARENA && p != PLACE_SLOT)
             continue;
         const IrNode *n = &g->nodes[i];
-        fprintf(out, "kernel %d: %s%s -> ", loops++, op_info[n->op].cls == CLASS_MATMUL && s->opt >= 2 ? "matmul-tiled " : "",
+        NodeId host = s->root[i]; /* i, or the matmul whose epilogue it is */
+        fprintf(out, "kernel %d: %s%s -> ", loops++,
+                op_info[g->nodes[host].op].cls == CLASS_MATMUL && s->opt >= 2 ? "matmul-tiled " : "",
                 shape_str(&n->shape, sb, sizeof sb));
         if (p == PLACE_SLOT)
             fprintf(out, "slot %s", g->slots[s->slot[i]].name);
@@ -146,11 +195,10 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
             fprintf(out, "arena+%zu", s->offset[i]);
         fprintf(out, " :");
         for (int j = 0; j <= i; j++)
-            if (s->root[j] == i && (s->place[j] == PLACE_INLINE || j == i))
+            if (s->root[j] == host)
                 fprintf(out, " %%%d=%s", j, op_info[g->nodes[j].op].name);
-        for (int j = 0; j < i; j++)
-            if (s->place[j] == PLACE_FOLDED && g->nodes[i].op == OP_MATMUL && g->nodes[i].in[0] == j)
-                fprintf(out, " (%%%d=transpose folded)", j);
+        if (s->place[g->nodes[host].in[0]] == PLACE_FOLDED && g->nodes[host].op == OP_MATMUL)
+            fprintf(out, " (%%%d=transpose folded)", g->nodes[host].in[0]);
         fputc('\n', out);
     }
     for (int o = 0; o < g->noutputs; o++) {

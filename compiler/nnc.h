@@ -453,7 +453,11 @@ typedef struct Schedule {
     Placement *place;   /* per node */
     int *slot;          /* PLACE_SLOT: the slot */
     size_t *offset;     /* PLACE_ARENA: byte offset in the arena */
-    NodeId *root;       /* the node whose loop computes it (itself unless inlined) */
+    NodeId *root;       /* the node whose loop computes it (itself unless inlined,
+                           or the matmul whose epilogue it is) */
+    NodeId *epilogue;   /* per matmul: the node its kernel stores instead of
+                           the product (its one user, computed on the
+                           accumulators), or -1 */
     size_t arena_bytes;
 } Schedule;
 
