@@ -227,8 +227,7 @@ void cg_matmul(Cg *c, NodeId id) {
     LLVMTypeRef kty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, false);
     char name[256];
     snprintf(name, sizeof name, "%s.mm%d", c->name, c->kernels++);
-    LLVMValueRef kfn = LLVMAddFunction(c->mod, name, kty);
-    LLVMSetLinkage(kfn, LLVMInternalLinkage);
+    LLVMValueRef kfn = LLVMAddFunction(c->mod, name, kty); /* external: perf maps and lookups see it */
 
     LLVMValueRef step_fn = c->fn, *step_ptr = c->ptr, *step_slot = c->slot;
     LLVMBasicBlockRef step_block = LLVMGetInsertBlock(c->b);

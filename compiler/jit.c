@@ -7,7 +7,7 @@
  * Symbols the generated code calls (libm) are given by an explicit table:
  * that table is the whole ABI between JIT'd code and the process.
  *
- * NNC_TARGET_FEATURES, if set, replaces the host features (e.g.
+ * NNC_TARGET_FEATURES, if set, is appended to the host features (e.g.
  * "-avx512f" to test the AVX2 path on an AVX-512 machine).
  *
  * Ownership: every LLVMErrorRef is consumed by take_error(); comments mark
@@ -22,12 +22,17 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct Jit {
     LLVMOrcLLJITRef lljit;
+    char **names; /* the module's functions, for the perf map */
+    int nnames;
 };
 
 /* Consumes e; false (with the message in err) if it was an error. */
@@ -208,6 +213,13 @@ Jit *jit_compile(CgModule *m, char *err, size_t errlen) {
         goto fail;
     if (!define_runtime_symbols(lljit, err, errlen))
         goto fail;
+    j = xrealloc(NULL, 1, sizeof *j);
+    *j = (Jit){.lljit = lljit};
+    for (LLVMValueRef f = LLVMGetFirstFunction(m->mod); f; f = LLVMGetNextFunction(f))
+        if (!LLVMIsDeclaration(f)) {
+            j->names = xrealloc(j->names, (size_t)j->nnames + 1, sizeof *j->names);
+            j->names[j->nnames++] = xstrdup(LLVMGetValueName(f));
+        }
     /* The thread-safe module takes the module; it shares the context. */
     LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m->mod, m->tsctx);
     m->mod = NULL;
@@ -217,12 +229,16 @@ Jit *jit_compile(CgModule *m, char *err, size_t errlen) {
         take_error(e, "adding the module", err, errlen);
         goto fail;
     }
-    j = xrealloc(NULL, 1, sizeof *j);
-    j->lljit = lljit;
-    lljit = NULL;
+    lljit = NULL; /* j owns it */
 fail:
-    if (lljit)
+    if (lljit) {
         take_error(LLVMOrcDisposeLLJIT(lljit), "disposing the JIT", err, errlen);
+        if (j) {
+            j->lljit = NULL;
+            jit_free(j);
+            j = NULL;
+        }
+    }
     if (m->mod)
         LLVMDisposeModule(m->mod);
     LLVMOrcDisposeThreadSafeContext(m->tsctx); /* modules keep the context alive */
@@ -241,7 +257,50 @@ void jit_free(Jit *j) {
     if (!j)
         return;
     char err[256];
-    if (!take_error(LLVMOrcDisposeLLJIT(j->lljit), "disposing the JIT", err, sizeof err))
+    if (j->lljit && !take_error(LLVMOrcDisposeLLJIT(j->lljit), "disposing the JIT", err, sizeof err))
         die("%s", err);
+    for (int i = 0; i < j->nnames; i++)
+        free(j->names[i]);
+    free(j->names);
     free(j);
+}
+
+typedef struct MapEntry {
+    uintptr_t addr;
+    const char *name;
+} MapEntry;
+
+static int by_addr(const void *a, const void *b) {
+    uintptr_t x = ((const MapEntry *)a)->addr, y = ((const MapEntry *)b)->addr;
+    return x < y ? -1 : x > y;
+}
+
+/* perf's map of JIT code, /tmp/perf-PID.map ("START SIZE NAME" in hex), so
+ * `perf report` names the step functions and kernels. A function's size is
+ * taken as the distance to the next one: LLVM's C API does not give it. */
+bool jit_write_perf_map(Jit *j, char *err, size_t errlen) {
+    MapEntry *e = xrealloc(NULL, (size_t)j->nnames + 1, sizeof *e);
+    int n = 0;
+    for (int i = 0; i < j->nnames; i++) {
+        void *p = jit_lookup(j, j->names[i], err, errlen);
+        if (!p) {
+            free(e);
+            return false;
+        }
+        e[n++] = (MapEntry){(uintptr_t)p, j->names[i]};
+    }
+    qsort(e, (size_t)n, sizeof *e, by_addr);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/perf-%d.map", (int)getpid());
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        free(e);
+        return false;
+    }
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%" PRIxPTR " %" PRIxPTR " %s\n", e[i].addr, i + 1 < n ? e[i + 1].addr - e[i].addr : 4096, e[i].name);
+    fclose(f);
+    free(e);
+    return true;
 }

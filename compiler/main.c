@@ -45,6 +45,9 @@ static const char usage[] =
     "  --gradcheck        check every parameter's gradient against central\n"
     "                     differences in float64 and report the worst error\n"
     "  -h, --help         this text\n"
+    "\n"
+    "Environment: NNC_THREADS (threads), NNC_TARGET_FEATURES (e.g. -avx512f:\n"
+    "a narrower target), NNC_PERF_MAP=1 (write /tmp/perf-PID.map for perf).\n"
     "  --version          version and host CPU\n"
     "\n"
     "Exit status: 0 success; 1 the model is invalid (errors were reported);\n"
@@ -211,6 +214,10 @@ static bool compile_steps(Arena *a, const Model *m, int opt, size_t n_train, siz
     char err[1024];
     c->jit = jit_compile(mod, err, sizeof err); /* takes mod */
     if (!c->jit) {
+        diag_plain(d, "%s", err);
+        return false;
+    }
+    if (getenv("NNC_PERF_MAP") && !jit_write_perf_map(c->jit, err, sizeof err)) {
         diag_plain(d, "%s", err);
         return false;
     }

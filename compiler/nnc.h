@@ -537,6 +537,8 @@ typedef struct Jit Jit;
 Jit *jit_compile(CgModule *m, char *err, size_t errlen);
 void *jit_lookup(Jit *j, const char *fn, char *err, size_t errlen);
 void jit_free(Jit *j);
+/* Appends every function's address range to /tmp/perf-PID.map for perf. */
+bool jit_write_perf_map(Jit *j, char *err, size_t errlen);
 /* The host target as LLVM sees it ("znver4 +avx512f,..."), for --version. */
 void jit_host_description(char *buf, size_t n);
 /* The module optimised and compiled for the host, as assembly (--emit=asm).
