@@ -154,13 +154,15 @@ static void panel(FILE *f, double x0, const char *title, const char *ylabel,
         lo = hi = 0; /* nothing to draw: an empty, labelled panel */
     Axis y = nice_axis(lo, hi, 5);
     int first = h[0].epoch, last = h[n - 1].epoch;
+    /* The x axis spans the epochs exactly; its ticks are whole epochs. */
     Axis x = nice_axis(first, last > first ? last : first + 1, 8);
-    if (x.step < 1)
-        x = (Axis){first, last > first ? last : first + 1, 1};
+    x.step = x.step < 1 ? 1 : x.step;
+    x.lo = first;
+    x.hi = last > first ? last : first + 1;
     double l = x0 + MARGIN_L, r = x0 + PANEL_W - MARGIN_R, t = MARGIN_T, b = PANEL_H - MARGIN_B;
 #define PX(e) (l + ((e) - x.lo) / (x.hi - x.lo) * (r - l))
 #define PY(v) (b - ((v) - y.lo) / (y.hi - y.lo) * (b - t))
-    fprintf(f, "<text x=\"%.1f\" y=\"20\" class=\"title\">%s</text>\n", (l + r) / 2, title);
+    fprintf(f, "<text x=\"%.1f\" y=\"20\" class=\"title\">%s</text>\n", l, title);
     for (double v = y.lo; v <= y.hi + y.step / 2; v += y.step) {
         double vv = fabs(v) < y.step * 1e-9 ? 0 : v; /* no "-0" */
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>\n",
@@ -168,7 +170,7 @@ static void panel(FILE *f, double x0, const char *title, const char *ylabel,
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"ytick\">%g</text>\n", l - 6,
                 PY(v) + 4, vv);
     }
-    for (double e = x.lo; e <= x.hi + x.step / 2; e += x.step) {
+    for (double e = ceil(x.lo / x.step) * x.step; e <= x.hi; e += x.step) {
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>\n",
                 PX(e), b, PX(e), b + 5);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"xtick\">%g</text>\n", PX(e), b + 18, e);
@@ -179,13 +181,14 @@ static void panel(FILE *f, double x0, const char *title, const char *ylabel,
             PANEL_H - 8);
     fprintf(f, "<text transform=\"translate(%.1f %.1f) rotate(-90)\" class=\"ylabel\">%s"
                "</text>\n", x0 + 16, (t + b) / 2, ylabel);
-    int shown = 0;
-    for (int s = 0; s < nser; s++) {
+    int shown[8], nshown = 0; /* the series drawn, for the legend */
+    for (int s = 0; s < nser && s < 8; s++) {
         size_t have = 0;
         for (size_t i = 0; i < n; i++)
             have += present(value(&h[i], ser[s].offset));
         if (!have)
             continue;
+        shown[nshown++] = s;
         fprintf(f, "<g stroke=\"%s\" fill=\"%s\">\n<polyline fill=\"none\" stroke-width=\"2\"%s "
                    "points=\"", ser[s].color, ser[s].color,
                 ser[s].dashed ? " stroke-dasharray=\"6 4\"" : "");
@@ -200,11 +203,17 @@ static void panel(FILE *f, double x0, const char *title, const char *ylabel,
             if (present(v))
                 fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\"/>\n", PX(h[i].epoch), PY(v));
         }
-        double ly = t + 12 + 18 * shown++;
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke-width=\"2\"%s/>\n",
-                r - 118, ly, r - 92, ly, ser[s].dashed ? " stroke-dasharray=\"6 4\"" : "");
-        fprintf(f, "</g>\n<text x=\"%.1f\" y=\"%.1f\" class=\"legend\">%s</text>\n", r - 86,
-                ly + 4, ser[s].label);
+        fputs("</g>\n", f);
+    }
+    /* The legend in the top margin, right-aligned: it never hides a curve. */
+    for (int k = nshown - 1, right = 0; k >= 0; k--) {
+        const Series *se = &ser[shown[k]];
+        double tx = r - right - 7.0 * (double)strlen(se->label);
+        fprintf(f, "<line x1=\"%.1f\" y1=\"16\" x2=\"%.1f\" y2=\"16\" stroke=\"%s\" "
+                   "stroke-width=\"2\"%s/>\n", tx - 32, tx - 6, se->color,
+                se->dashed ? " stroke-dasharray=\"6 4\"" : "");
+        fprintf(f, "<text x=\"%.1f\" y=\"20\" class=\"legend\">%s</text>\n", tx, se->label);
+        right += 7 * (int)strlen(se->label) + 46;
     }
 #undef PX
 #undef PY
@@ -215,12 +224,13 @@ static void write_svg(FILE *f, const NnrtEpochStats *h, size_t n) {
                "viewBox=\"0 0 %.0f %.0f\">\n", 2 * PANEL_W, PANEL_H, 2 * PANEL_W, PANEL_H);
     fputs("<style>\n"
           "text { font: 12px sans-serif; fill: #222; }\n"
-          ".title { font-size: 14px; font-weight: bold; text-anchor: middle; }\n"
+          ".title { font-size: 14px; font-weight: bold; }\n"
           ".xtick, .xlabel { text-anchor: middle; }\n"
           ".ytick { text-anchor: end; }\n"
           ".ylabel { text-anchor: middle; }\n"
           ".axis { stroke: #222; fill: none; }\n"
           ".grid { stroke: #ddd; }\n"
+
           "</style>\n"
           "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n", f);
     if (n == 0) {
