@@ -253,6 +253,10 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
         diag_plain(d, "%s needs weights: --load FILE, or --train", o->eval_path ? "--eval" : "--predict");
         return EXIT_USAGE;
     }
+    if (o->save_every && !o->save_path && !o->resume_path) {
+        diag_plain(d, "--save-every needs --save FILE (or --resume FILE) to save to");
+        return EXIT_USAGE;
+    }
     if (o->out_path && !o->predict_path) {
         diag_plain(d, "-o names the --predict output; there is no --predict");
         return EXIT_USAGE;
