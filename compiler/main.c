@@ -37,22 +37,41 @@ static const char usage[] =
     "  --epochs N, --batch N, --lr X\n"
     "                     override the model file's values\n"
     "  --seed N           seed for initialisation and shuffling (default 1)\n"
+    "  --report FILE      write a JSON summary of the training run\n"
+    "  --save FILE        save a checkpoint (safetensors: weights, optimizer\n"
+    "                     state, training position) after every epoch\n"
+    "  --save-every N     ... and every N training steps\n"
+    "  --save-best FILE   save a checkpoint whenever the monitored metric improves\n"
+    "  --load FILE        start from the weights of a safetensors file\n"
+    "  --resume FILE      continue the run saved in FILE exactly where it stopped\n"
+    "                     (implies --train; saves to FILE unless --save is given)\n"
+    "  --val PATH         validate on this IDX images file after every epoch\n"
+    "  --val-split F      ... or on the last fraction F (0 < F < 1) of the training data\n"
+    "  --early-stop N     stop when the monitored metric has not improved for N epochs\n"
+    "  --monitor METRIC   loss, acc, val_loss or val_acc (default val_loss with\n"
+    "                     validation, else loss)\n"
+    "  --log FILE         write loss and accuracy per epoch as CSV\n"
+    "  --plot FILE        draw them as an SVG (training and validation curves)\n"
+    "  --eval PATH        print loss, accuracy per class and the confusion matrix\n"
+    "                     on this labelled IDX file (with --load, or after --train)\n"
+    "  --predict PATH     write the prediction for every sample of an IDX images\n"
+    "                     file as CSV: index, class, probabilities (or the outputs)\n"
+    "  -o FILE            where --predict writes (default: standard output)\n"
     "  --threads N        threads of the kernels (default: NNC_THREADS, else\n"
     "                     one per core); results do not depend on it\n"
     "  -O0                compile every IR node to its own naive loop nest\n"
     "                     (the reference); -O2 (default) uses kernels\n"
-    "  --report FILE      write a JSON summary of the training run\n"
     "  --gradcheck        check every parameter's gradient against central\n"
     "                     differences in float64 and report the worst error\n"
     "  -h, --help         this text\n"
+    "  --version          version and host CPU\n"
     "\n"
     "Environment: NNC_THREADS (threads), NNC_TARGET_FEATURES (e.g. -avx512f:\n"
     "a narrower target), NNC_PERF_MAP=1 (write /tmp/perf-PID.map for perf).\n"
-    "  --version          version and host CPU\n"
     "\n"
     "Exit status: 0 success; 1 the model is invalid (errors were reported);\n"
     "2 usage or I/O error (bad option, unreadable file, bad data);\n"
-    "3 training failed (the loss became NaN or Inf);\n"
+    "3 training failed (the loss or a gradient became NaN or Inf);\n"
     "4 --gradcheck found a relative error of 1e-6 or more.\n";
 
 #define GRADCHECK_TOLERANCE 1e-6
@@ -64,6 +83,11 @@ typedef struct Options {
     Emit emit;
     bool train, gradcheck;
     const char *train_path, *test_path, *report_path;
+    const char *save_path, *best_path, *load_path, *resume_path, *val_path;
+    const char *eval_path, *predict_path, *out_path, *log_path, *plot_path;
+    int64_t save_every, patience; /* 0: never */
+    double val_split;             /* 0: none */
+    int monitor;                  /* a FitMonitor; -1: the default */
     int64_t epochs, batch; /* 0: from the model */
     double lr;             /* 0: from the model */
     uint64_t seed;
@@ -82,7 +106,7 @@ static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
 
 /* Returns EXIT_OK, or EXIT_USAGE after printing the problem. */
 static int parse_options(int argc, char **argv, Options *o, Diag *d) {
-    *o = (Options){.seed = 1, .opt = 2};
+    *o = (Options){.seed = 1, .monitor = -1, .opt = 2};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
@@ -133,6 +157,15 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
                 diag_plain(d, "--batch expects an integer from 1 to 65536, found '%s'", val);
                 return EXIT_USAGE;
             }
+        } else if (VALUE_OPT("--threads")) {
+            int64_t t;
+            if (!parse_int(val, 1, 256, &t)) {
+                diag_plain(d, "--threads expects an integer from 1 to 256, found '%s'", val);
+                return EXIT_USAGE;
+            }
+            nnrt_set_threads((int)t);
+        } else if (!strcmp(a, "-O0") || !strcmp(a, "-O2")) {
+            o->opt = a[2] - '0';
         } else if (VALUE_OPT("--seed")) {
             int64_t s;
             if (!parse_int(val, 0, INT64_MAX, &s)) {
@@ -147,20 +180,63 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
                 diag_plain(d, "--lr expects a positive number, found '%s'", val);
                 return EXIT_USAGE;
             }
-        } else if (VALUE_OPT("--threads")) {
-            int64_t t;
-            if (!parse_int(val, 1, 256, &t)) {
-                diag_plain(d, "--threads expects an integer from 1 to 256, found '%s'", val);
+        } else if (VALUE_OPT("--save")) {
+            o->save_path = val;
+        } else if (VALUE_OPT("--save-best")) {
+            o->best_path = val;
+        } else if (VALUE_OPT("--load")) {
+            o->load_path = val;
+        } else if (VALUE_OPT("--resume")) {
+            o->resume_path = val;
+            o->train = true;
+        } else if (VALUE_OPT("--val")) {
+            o->val_path = val;
+        } else if (VALUE_OPT("--eval")) {
+            o->eval_path = val;
+        } else if (VALUE_OPT("--predict")) {
+            o->predict_path = val;
+        } else if (VALUE_OPT("-o")) {
+            o->out_path = val;
+        } else if (VALUE_OPT("--log")) {
+            o->log_path = val;
+        } else if (VALUE_OPT("--plot")) {
+            o->plot_path = val;
+        } else if (VALUE_OPT("--save-every")) {
+            if (!parse_int(val, 1, INT64_MAX, &o->save_every)) {
+                diag_plain(d, "--save-every expects a positive number of steps, found '%s'", val);
                 return EXIT_USAGE;
             }
-            nnrt_set_threads((int)t);
-        } else if (!strcmp(a, "-O0") || !strcmp(a, "-O2")) {
-            o->opt = a[2] - '0';
+        } else if (VALUE_OPT("--early-stop")) {
+            if (!parse_int(val, 1, 1000000, &o->patience)) {
+                diag_plain(d, "--early-stop expects a patience from 1 to 1000000 epochs, found '%s'", val);
+                return EXIT_USAGE;
+            }
+        } else if (VALUE_OPT("--val-split")) {
+            char *end;
+            o->val_split = strtod(val, &end);
+            if (end == val || *end || !(o->val_split > 0 && o->val_split < 1)) {
+                diag_plain(d, "--val-split expects a fraction between 0 and 1, found '%s'", val);
+                return EXIT_USAGE;
+            }
+        } else if (VALUE_OPT("--monitor")) {
+            static const char *const metrics[] = {"loss", "acc", "val_loss", "val_acc", NULL};
+            for (int k = 0; metrics[k]; k++)
+                if (!strcmp(val, metrics[k]))
+                    o->monitor = k;
+            if (o->monitor < 0) {
+                const char *near = closest_name(val, metrics);
+                diag_plain(d, "unknown --monitor metric '%s'%s%s%s; expected loss, acc, val_loss or val_acc",
+                           val, near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+                return EXIT_USAGE;
+            }
         } else if (!strcmp(a, "--gradcheck")) {
             o->gradcheck = true;
         } else if (a[0] == '-' && a[1]) {
             static const char *const known[] = {"--emit", "--train", "--test", "--report", "--epochs", "--batch",
-                                                "--seed", "--lr", "--threads", "--gradcheck", "--help", "--version", NULL};
+                                                "--seed", "--lr", "--threads", "--gradcheck", "--help", "--version",
+                                                "--save", "--save-every", "--save-best", "--load", "--resume",
+                                                "--val", "--val-split", "--early-stop", "--monitor", "--log",
+                                                "--plot", "--eval", "--predict", NULL};
             const char *near = closest_name(a, known);
             diag_plain(d, "unknown option '%s'%s%s%s (see nnc --help)", a, near ? "; did you mean '" : "",
                        near ? near : "", near ? "'?" : "");
@@ -177,40 +253,96 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
         diag_plain(d, "no model file (see nnc --help)");
         return EXIT_USAGE;
     }
+    const char *conflict = o->val_path && o->val_split ? "--val and --val-split"
+                           : o->load_path && o->resume_path ? "--load and --resume"
+                                                           : NULL;
+    if (conflict) {
+        diag_plain(d, "%s exclude each other", conflict);
+        return EXIT_USAGE;
+    }
+    const char *needs_train = o->save_path ? "--save" : o->save_every ? "--save-every"
+                              : o->best_path ? "--save-best" : o->val_path ? "--val"
+                              : o->val_split ? "--val-split" : o->patience ? "--early-stop"
+                              : o->log_path ? "--log" : o->plot_path ? "--plot" : NULL;
+    if (needs_train && !o->train) {
+        diag_plain(d, "%s needs --train (or --resume)", needs_train);
+        return EXIT_USAGE;
+    }
+    if ((o->eval_path || o->predict_path) && !o->train && !o->load_path) {
+        diag_plain(d, "%s needs weights: --load FILE, or --train", o->eval_path ? "--eval" : "--predict");
+        return EXIT_USAGE;
+    }
+    if (o->save_every && !o->save_path && !o->resume_path) {
+        diag_plain(d, "--save-every needs --save FILE (or --resume FILE) to save to");
+        return EXIT_USAGE;
+    }
+    if (o->out_path && !o->predict_path) {
+        diag_plain(d, "-o names the --predict output; there is no --predict");
+        return EXIT_USAGE;
+    }
+    bool validates = o->val_path || o->val_split;
+    if (o->monitor >= MONITOR_VAL_LOSS && !validates) {
+        diag_plain(d, "--monitor %s needs a validation set (--val or --val-split)",
+                   fit_monitor_name((FitMonitor)o->monitor));
+        return EXIT_USAGE;
+    }
+    if (o->monitor < 0)
+        o->monitor = validates ? MONITOR_VAL_LOSS : MONITOR_LOSS;
     return EXIT_OK;
 }
 
 /* ---------------------------------------------------------------- compile */
 
-/* The step functions a training run needs, compiled into one module. */
+/* The evaluation sets, each with its own remainder batch. */
+enum { SET_TEST, SET_VAL, SET_EVAL, SET_PREDICT, NSETS };
+
+/* The step functions a run needs, compiled into one module. */
 typedef struct Compiled {
     Jit *jit;
     Graph *train; /* the full-batch training graph: its slots describe every buffer */
-    NnrtStep train_full, train_rem, eval_full, eval_rem;
+    Graph *train_rem_graph;
+    const Schedule *sched_full, *sched_rem;
+    NnrtStep train_full, train_rem, eval_full, rem[NSETS];
     size_t arena_bytes;
 } Compiled;
 
 static void add_step(Arena *a, CgModule *mod, const Model *m, int opt, StepKind kind, size_t batch, const char *name,
-                     size_t *arena_bytes, Graph **graph) {
+                     size_t *arena_bytes, Graph **graph, const Schedule **sched) {
     Graph *g = step_graph(a, m, kind, (int64_t)batch, DT_F32);
     Schedule *s = schedule(a, g, opt);
     cg_add_step(mod, name, g, s);
     if (s->arena_bytes > *arena_bytes)
         *arena_bytes = s->arena_bytes;
-    if (graph)
+    if (graph) {
         *graph = g;
+        *sched = s;
+    }
 }
 
-static bool compile_steps(Arena *a, const Model *m, int opt, size_t n_train, size_t n_test, Compiled *c, Diag *d) {
-    static const char *const names[4] = {"train_full", "train_rem", "eval_full", "eval_rem"};
+/* n_train samples to train on (the batch size when not training) and
+ * n_set[k] samples in each evaluation set (0: none). A remainder step is
+ * compiled once per distinct size. */
+static bool compile_steps(Arena *a, const Model *m, int opt, size_t n_train, const size_t n_set[NSETS],
+                          Compiled *c, Diag *d) {
     size_t b = (size_t)m->batch;
-    size_t batches[4] = {b, n_train % b, b, n_test % b};
-    NnrtStep *steps[4] = {&c->train_full, &c->train_rem, &c->eval_full, &c->eval_rem};
+    enum { NFN = 3 + NSETS };
+    size_t batches[NFN] = {b, n_train % b, b};
+    NnrtStep *steps[NFN] = {&c->train_full, &c->train_rem, &c->eval_full};
+    const char *names[NFN] = {"train_full", "train_rem", "eval_full"};
+    for (int k = 0; k < NSETS; k++) {
+        batches[3 + k] = n_set[k] % b;
+        steps[3 + k] = &c->rem[k];
+        names[3 + k] = arena_printf(a, "eval_rem%d", k);
+        for (int j = 3; j < 3 + k; j++)
+            if (batches[j] == batches[3 + k])
+                batches[3 + k] = 0; /* the same function as set j: looked up below */
+    }
     CgModule *mod = cg_module_new(m->name);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < NFN; i++)
         if (batches[i])
             add_step(a, mod, m, opt, i < 2 ? STEP_TRAIN : STEP_EVAL, batches[i], names[i], &c->arena_bytes,
-                     i == 0 ? &c->train : NULL);
+                     i == 0 ? &c->train : i == 1 ? &c->train_rem_graph : NULL,
+                     i == 0 ? &c->sched_full : &c->sched_rem);
     char err[1024];
     c->jit = jit_compile(mod, err, sizeof err); /* takes mod */
     if (!c->jit) {
@@ -221,7 +353,7 @@ static bool compile_steps(Arena *a, const Model *m, int opt, size_t n_train, siz
         diag_plain(d, "%s", err);
         return false;
     }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < NFN; i++) {
         *steps[i] = (NnrtStep){NULL, batches[i]};
         if (!batches[i])
             continue;
@@ -232,6 +364,10 @@ static bool compile_steps(Arena *a, const Model *m, int opt, size_t n_train, siz
             return false;
         }
     }
+    for (int k = 0; k < NSETS; k++)
+        for (int j = 0; j < k && n_set[k] % b && !c->rem[k].fn; j++)
+            if (c->rem[j].batch == n_set[k] % b)
+                c->rem[k] = c->rem[j];
     return true;
 }
 
@@ -293,85 +429,204 @@ static bool load_data(const char *images, size_t classes, size_t sample, NnrtDat
     return true;
 }
 
-static int train(Arena *a, const Model *m, const Options *o, Diag *d) {
-    const char *train_path = o->train_path;
-    if (!train_path) {
-        if (access(NNC_DEFAULT_DATA, R_OK) != 0) {
-            diag_plain(d, "--train without a path uses %s, which is not there (apt-get install "
-                          "dataset-fashion-mnist)", NNC_DEFAULT_DATA);
-            return EXIT_USAGE;
-        }
-        train_path = NNC_DEFAULT_DATA;
-        printf("no data given: training on Fashion-MNIST from %s\n", train_path);
-    }
+/* Every dataset of a run; `have` says which were loaded. */
+typedef struct Data {
+    const char *train_path, *test_path;
     char test_buf[4096];
-    const char *test_path = o->test_path;
-    if (!test_path && nnrt_find_test(train_path, test_buf, sizeof test_buf))
-        test_path = test_buf;
+    NnrtDataset train, set[NSETS];
+    bool have_train, have[NSETS];
+} Data;
 
+static void data_free(Data *dt) {
+    if (dt->have_train)
+        nnrt_dataset_free(&dt->train);
+    for (int k = 0; k < NSETS; k++)
+        if (dt->have[k])
+            nnrt_dataset_free(&dt->set[k]);
+}
+
+static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
     size_t classes = m->loss == LOSS_CROSSENTROPY ? (size_t)m->output.dim[0] : 0;
     size_t sample = (size_t)shape_elems(&m->input);
-    NnrtDataset tr, te;
-    if (!load_data(train_path, classes, sample, &tr, d))
-        return EXIT_USAGE;
-    if (test_path && !load_data(test_path, classes, sample, &te, d)) {
-        nnrt_dataset_free(&tr);
-        return EXIT_USAGE;
+    char err[1024];
+    if (o->train) {
+        dt->train_path = o->train_path;
+        if (!dt->train_path) {
+            if (access(NNC_DEFAULT_DATA, R_OK) != 0) {
+                diag_plain(d, "--train without a path uses %s, which is not there (apt-get install "
+                              "dataset-fashion-mnist)", NNC_DEFAULT_DATA);
+                return EXIT_USAGE;
+            }
+            dt->train_path = NNC_DEFAULT_DATA;
+            printf("no data given: training on Fashion-MNIST from %s\n", dt->train_path);
+        }
+        dt->test_path = o->test_path;
+        if (!dt->test_path && nnrt_find_test(dt->train_path, dt->test_buf, sizeof dt->test_buf))
+            dt->test_path = dt->test_buf;
+        if (!(dt->have_train = load_data(dt->train_path, classes, sample, &dt->train, d)))
+            return EXIT_USAGE;
+        if (dt->test_path && !(dt->have[SET_TEST] = load_data(dt->test_path, classes, sample,
+                                                              &dt->set[SET_TEST], d)))
+            return EXIT_USAGE;
+        if (o->val_path && !(dt->have[SET_VAL] = load_data(o->val_path, classes, sample, &dt->set[SET_VAL], d)))
+            return EXIT_USAGE;
+        if (o->val_split) {
+            size_t n_val = (size_t)((double)dt->train.n * o->val_split);
+            if (!(dt->have[SET_VAL] = nnrt_dataset_split(&dt->train, n_val, &dt->set[SET_VAL], err, sizeof err))) {
+                diag_plain(d, "--val-split %g: %s", o->val_split, err);
+                return EXIT_USAGE;
+            }
+        }
     }
+    if (o->eval_path && !(dt->have[SET_EVAL] = load_data(o->eval_path, classes, sample, &dt->set[SET_EVAL], d)))
+        return EXIT_USAGE;
+    if (o->predict_path) {
+        if (!(dt->have[SET_PREDICT] = nnrt_dataset_load_unlabelled(o->predict_path, &dt->set[SET_PREDICT], err,
+                                                                   sizeof err))) {
+            diag_plain(d, "%s", err);
+            return EXIT_USAGE;
+        }
+        if (dt->set[SET_PREDICT].sample_size != sample) {
+            diag_plain(d, "'%s' holds samples of %zu elements, but the model's input has %zu", o->predict_path,
+                       dt->set[SET_PREDICT].sample_size, sample);
+            return EXIT_USAGE;
+        }
+    }
+    return EXIT_OK;
+}
 
-    double t0 = nnrt_now();
+/* Trains (with --train or --resume), then evaluates and predicts, with
+ * weights from --load or --resume if given. */
+static int session(Arena *a, const Model *m, const Source *src, const Options *o, Diag *d) {
+    Data dt = {0};
+    int status = load_all(m, o, &dt, d);
+    if (status != EXIT_OK) {
+        data_free(&dt);
+        return status;
+    }
+    /* The checkpoint is loaded (and checked against the model's slots)
+     * before compiling: a bad file is reported at once, and cheaply. */
+    Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32);
+    void **slots = alloc_slots(g, o->seed);
+    FitHook hook = {
+        .diag = d, .arena = a, .model = m, .graph = g, .slots = slots,
+        .info = {.model_name = m->name, .model_hash = fit_model_hash(src), .seed = o->seed,
+                 .batch = (size_t)m->batch, .samples = dt.have_train ? dt.train.n : 0,
+                 .resume = o->resume_path != NULL},
+        .save_path = o->save_path ? o->save_path : o->resume_path, .best_path = o->best_path,
+        .log_path = o->log_path, .plot_path = o->plot_path,
+        .save_every = (size_t)o->save_every, .patience = (int)o->patience, .monitor = (FitMonitor)o->monitor,
+        .saved_epoch = -1,
+    };
+    fit_state_init(&hook.st, o->seed);
+    const char *weights = o->resume_path ? o->resume_path : o->load_path;
     Compiled c = {0};
-    if (!compile_steps(a, m, o->opt, tr.n, test_path ? te.n : 0, &c, d)) {
-        jit_free(c.jit);
-        nnrt_dataset_free(&tr);
-        if (test_path)
-            nnrt_dataset_free(&te);
-        return EXIT_USAGE;
-    }
+    if (weights && !fit_load(d, weights, g, slots, &hook.info, &hook.st))
+        status = EXIT_USAGE;
+    size_t n_set[NSETS];
+    for (int k = 0; k < NSETS; k++)
+        n_set[k] = dt.have[k] ? dt.set[k].n : 0;
+    double t0 = nnrt_now();
+    if (status == EXIT_OK && !compile_steps(a, m, o->opt, dt.have_train ? dt.train.n : (size_t)m->batch, n_set, &c, d))
+        status = EXIT_USAGE;
     double compile_secs = nnrt_now() - t0;
-    printf("model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)count_params(c.train),
-           compile_secs * 1e3);
-    printf("training on %s (%zu samples), %lld epochs, batch %lld, lr %g, seed %llu\n", train_path, tr.n,
-           (long long)m->epochs, (long long)m->batch, m->lr, (unsigned long long)o->seed);
-    fflush(stdout);
-
-    void **slots = alloc_slots(c.train, o->seed);
+    /* CSV on standard output keeps it to itself: the rest goes to stderr then. */
+    FILE *info = o->predict_path && !o->out_path ? stderr : stdout;
+    hook.out = info;
+    hook.step_full = c.train;
+    hook.step_rem = c.train_rem_graph;
+    hook.sched_full = c.sched_full;
+    hook.sched_rem = c.sched_rem;
+    if (status == EXIT_OK) {
+        fprintf(info, "model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)count_params(g),
+                compile_secs * 1e3);
+        fflush(info);
+    }
+    size_t *slot_elems = xrealloc(NULL, (size_t)g->nslots, sizeof *slot_elems);
+    for (int s = SLOT_NO_FIRST_PARAM; s < g->nslots; s++)
+        slot_elems[s - SLOT_NO_FIRST_PARAM] = (size_t)shape_elems(&g->slots[s].shape);
     NnrtTrainSpec spec = {
         .dtype_bytes = 4,
         .outputs = (size_t)shape_elems(&m->output),
         .classify = m->loss == LOSS_CROSSENTROPY || (m->output.dim[0] > 1),
         .train_full = c.train_full, .train_rem = c.train_rem,
-        .eval_full = c.eval_full, .eval_rem = c.eval_rem,
-        .slots = slots, .nslots = (size_t)c.train->nslots,
+        .eval_full = c.eval_full, .eval_rem = c.rem[SET_TEST],
+        .slots = slots, .nslots = (size_t)g->nslots,
         .arena_bytes = c.arena_bytes,
         .epochs = (int)m->epochs,
         .seed = o->seed,
-        .out = stdout,
+        .out = info,
+        .val = dt.have[SET_VAL] ? &dt.set[SET_VAL] : NULL, .val_rem = c.rem[SET_VAL],
+        .resume = o->resume_path ? &hook.st.pos : NULL,
+        .slot_elems = slot_elems,
+        .ctx = &hook, .after_step = fit_after_step, .on_nonfinite = fit_on_nonfinite,
     };
-    NnrtTrainResult res = {0};
     char err[1024];
-    int status = EXIT_OK;
-    if (!nnrt_train(&spec, &tr, test_path ? &te : NULL, &res, err, sizeof err)) {
-        diag_plain(d, "%s", err);
-        status = EXIT_TRAINING;
+    if (status == EXIT_OK && dt.have_train) {
+        if (o->resume_path)
+            fprintf(info, "resuming from %s at epoch %d, step %zu\n", o->resume_path, hook.st.pos.epoch + 1,
+                    hook.st.pos.step);
+        fprintf(info, "training on %s (%zu samples", dt.train_path, dt.train.n);
+        if (spec.val)
+            fprintf(info, ", validating on %zu", spec.val->n);
+        fprintf(info, "), %lld epochs, batch %lld, lr %g, seed %llu\n", (long long)m->epochs, (long long)m->batch,
+                m->lr, (unsigned long long)o->seed);
+        fflush(info);
+        NnrtTrainResult res = {0};
+        if (!nnrt_train(&spec, &dt.train, dt.have[SET_TEST] ? &dt.set[SET_TEST] : NULL, &res, err, sizeof err)) {
+            if (!(res.failure == NNRT_FAIL_NONFINITE && hook.nan_reported))
+                diag_plain(d, "%s", err);
+            status = res.failure == NNRT_FAIL_HOOK ? EXIT_USAGE : EXIT_TRAINING;
+            if (res.failure == NNRT_FAIL_NONFINITE && hook.saved_epoch >= 0)
+                fprintf(info, "kept the last good checkpoint: %s (%s epoch %d, step %zu)\n", hook.save_path,
+                        hook.saved_step ? "in" : "after", hook.saved_step ? hook.saved_epoch + 1 : hook.saved_epoch,
+                        hook.saved_step);
+        }
+        if (status == EXIT_OK && o->report_path) {
+            NnrtReport r = {.model = o->model_path, .train_path = dt.train_path, .test_path = dt.test_path,
+                            .seed = o->seed, .batch = (size_t)m->batch, .lr = m->lr,
+                            .compile_secs = compile_secs, .result = &res};
+            if (!nnrt_report_write(o->report_path, &r, err, sizeof err)) {
+                diag_plain(d, "%s", err);
+                status = EXIT_USAGE;
+            }
+        }
+        nnrt_train_result_free(&res);
     }
-    if (status == EXIT_OK && o->report_path) {
-        NnrtReport r = {.model = o->model_path, .train_path = train_path, .test_path = test_path,
-                        .seed = o->seed, .batch = (size_t)m->batch, .lr = m->lr,
-                        .compile_secs = compile_secs, .result = &res};
-        if (!nnrt_report_write(o->report_path, &r, err, sizeof err)) {
+    if (status == EXIT_OK && dt.have[SET_EVAL]) {
+        spec.eval_rem = c.rem[SET_EVAL];
+        fprintf(info, "evaluating on %s\n", o->eval_path);
+        if (!nnrt_eval_report(&spec, &dt.set[SET_EVAL], info, err, sizeof err)) {
             diag_plain(d, "%s", err);
-            status = EXIT_USAGE;
+            status = EXIT_TRAINING;
         }
     }
-    nnrt_train_result_free(&res);
-    for (int s = 0; s < c.train->nslots; s++)
+    if (status == EXIT_OK && dt.have[SET_PREDICT]) {
+        spec.eval_rem = c.rem[SET_PREDICT];
+        FILE *out = o->out_path ? fopen(o->out_path, "w") : stdout;
+        if (!out) {
+            diag_plain(d, "%s: %s", o->out_path, strerror(errno));
+            status = EXIT_USAGE;
+        } else {
+            if (!nnrt_predict_csv(&spec, &dt.set[SET_PREDICT], out, err, sizeof err)) {
+                diag_plain(d, "%s", err);
+                status = EXIT_TRAINING;
+            }
+            if ((out != stdout ? fclose(out) : fflush(out)) != 0 && status == EXIT_OK) {
+                diag_plain(d, "%s: %s", o->out_path ? o->out_path : "standard output", strerror(errno));
+                status = EXIT_USAGE;
+            }
+        }
+        if (status == EXIT_OK && o->out_path)
+            printf("wrote %zu predictions to %s\n", dt.set[SET_PREDICT].n, o->out_path);
+    }
+    fit_state_free(&hook.st);
+    free(slot_elems);
+    for (int s = 0; s < g->nslots; s++)
         free(slots[s]);
     free(slots);
     jit_free(c.jit);
-    nnrt_dataset_free(&tr);
-    if (test_path)
-        nnrt_dataset_free(&te);
+    data_free(&dt);
     return status;
 }
 
@@ -449,13 +704,14 @@ static int run(Arena *a, const Options *o, Diag *d) {
     case EMIT_NONE:
         break;
     }
-    if (o->train)
-        return train(a, m, o, d);
+    if (o->train || o->eval_path || o->predict_path)
+        return session(a, m, &src, o, d);
     /* No training: compile the training step anyway, so a model that passes
      * this check is known to go through the whole pipeline. */
     double t0 = nnrt_now();
     Compiled c = {0};
-    int status = compile_steps(a, m, o->opt, (size_t)m->batch, 0, &c, d) ? EXIT_OK : EXIT_USAGE;
+    size_t none[NSETS] = {0};
+    int status = compile_steps(a, m, o->opt, (size_t)m->batch, none, &c, d) ? EXIT_OK : EXIT_USAGE;
     if (status == EXIT_OK)
         printf("model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)count_params(c.train),
                (nnrt_now() - t0) * 1e3);

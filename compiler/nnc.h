@@ -13,6 +13,7 @@
  *   optim.c     the optimizer update as IR
  *   codegen.c   IR -> LLVM IR, one naive loop nest per node (the -O0 reference)
  *   jit.c       LLVM IR -> machine code for the host CPU (ORC LLJIT)
+ *   fit.c       checkpoints of a model, the training hook, the NaN/Inf report
  *   main.c      the driver: lists the stages in order
  */
 #ifndef NNC_H
@@ -550,5 +551,73 @@ bool jit_emit_asm(CgModule *m, FILE *out, char *err, size_t errlen);
 int jit_vector_bits(void);
 /* Frees a module that was never handed to jit_compile. */
 void cg_module_free(CgModule *m);
+
+/* ---------------------------------------------------------------- fit.c */
+
+#include "nnrt.h"
+
+/* What a checkpoint holds beyond the tensors. */
+typedef struct FitState {
+    NnrtTrainPos pos;
+    double best;           /* best monitored value so far; NaN before the first epoch */
+    int best_epoch, bad_epochs;
+    NnrtEpochStats *history; /* every epoch so far, resumed ones included (malloc'd) */
+    int nhistory;
+} FitState;
+
+/* What a checkpoint must agree with to be resumed. */
+typedef struct FitInfo {
+    const char *model_name;
+    uint64_t model_hash; /* fit_model_hash of the model file */
+    uint64_t seed;
+    size_t batch, samples;
+    bool resume;         /* loading: need the training state too */
+} FitInfo;
+
+uint64_t fit_model_hash(const Source *src);
+void fit_state_init(FitState *st, uint64_t seed);
+void fit_state_free(FitState *st);
+
+/* Every PARAM and STATE slot of g under its name, and st, atomically. */
+bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *info,
+              const FitState *st, char *err, size_t errlen);
+/* Loads a checkpoint into the slots after checking every tensor's name and
+ * shape against g (each mismatch reported through d); with info->resume,
+ * the training state into st too, checked against info. */
+bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const FitInfo *info,
+              FitState *st);
+
+typedef enum { MONITOR_LOSS, MONITOR_ACC, MONITOR_VAL_LOSS, MONITOR_VAL_ACC } FitMonitor;
+const char *fit_monitor_name(FitMonitor m);
+
+/* The training hook's context: the runtime calls fit_after_step and
+ * fit_on_nonfinite with it. */
+typedef struct FitHook {
+    Diag *diag;
+    FILE *out;            /* messages (early stopping) */
+    Arena *arena;
+    const Model *model;
+    const Graph *graph;   /* its slots describe the checkpoint */
+    void **slots;
+    FitInfo info;
+    FitState st;
+    const char *save_path, *best_path, *log_path, *plot_path; /* NULL: not wanted */
+    size_t save_every;    /* steps; 0: at the end of every epoch only */
+    int patience;         /* early stopping; 0: never */
+    FitMonitor monitor;
+    /* The guard: the training steps' graphs and schedules. */
+    const Graph *step_full, *step_rem;
+    const Schedule *sched_full, *sched_rem;
+    bool nan_reported;
+    int saved_epoch;      /* where the last periodic checkpoint was taken; -1: none */
+    size_t saved_step;
+} FitHook;
+
+NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpochStats *e,
+                              char *err, size_t errlen);
+/* Finds the IR node whose value went bad first and reports it as
+ * "model.nn:5:5: error: loss became NaN in the forward pass of 'dense 3'
+ * at epoch 2, step 7", with the source line. */
+void fit_on_nonfinite(void *ctx, const NnrtNonFinite *nf);
 
 #endif

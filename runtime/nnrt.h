@@ -9,6 +9,9 @@
  *   train.c     the training loop over compiled step functions
  *   report.c    --report FILE.json, peak memory
  *   pool.c      the persistent thread pool JIT-compiled kernels run on
+ *   checkpoint.c  safetensors checkpoints: atomic save, validating load
+ *   metrics.c   evaluation (confusion matrix) and prediction (CSV)
+ *   plot.c      --log run.csv and --plot curves.svg
  *
  * Memory: the runtime allocates with malloc and frees explicitly; its only
  * global mutable state is the thread pool (pool.c). Errors are returned (with a message buffer), never
@@ -143,6 +146,34 @@ typedef struct NnrtStep {
     size_t batch;
 } NnrtStep;
 
+/* Where training is: enough to continue exactly (checkpoints hold it). */
+typedef struct NnrtTrainPos {
+    int epoch;       /* epochs completed */
+    size_t step;     /* steps of the next epoch completed */
+    NnrtRng rng;     /* the generator before the shuffle of that epoch */
+    double loss_sum; /* that epoch's running sums so far (sample-weighted) */
+    size_t seen, correct;
+} NnrtTrainPos;
+
+typedef struct NnrtEpochStats {
+    double loss, acc, secs;   /* acc < 0 when not classifying */
+    int epoch;                /* 1-based */
+    double val_loss, val_acc; /* < 0 without a validation set */
+} NnrtEpochStats;
+
+typedef enum { NNRT_HOOK_CONTINUE, NNRT_HOOK_STOP, NNRT_HOOK_FAIL } NnrtHookResult;
+
+/* A non-finite value after a training step: the loss, or (loss finite) a
+ * parameter or optimizer state, which means a gradient went bad. */
+typedef struct NnrtNonFinite {
+    int epoch;       /* 1-based */
+    size_t step;     /* 1-based, in the epoch */
+    bool in_loss;
+    bool full;       /* the full-batch step (else the remainder step) */
+    double loss;
+    void **slots;    /* the step's slots, still holding its buffers */
+} NnrtNonFinite;
+
 typedef struct NnrtTrainSpec {
     int dtype_bytes;      /* 4 (float) or 8 (double) */
     size_t outputs;       /* elements of the output per sample */
@@ -152,29 +183,51 @@ typedef struct NnrtTrainSpec {
     void **slots;         /* slots 5.. filled by the caller; 0..4 set by the trainer */
     size_t nslots;
     size_t arena_bytes;   /* max over the step functions */
-    int epochs;
+    int epochs;           /* in all, counting those before a resume */
     uint64_t seed;        /* shuffling */
     FILE *out;            /* progress and results */
+    /* Optional. */
+    const NnrtDataset *val; /* evaluated after every epoch (eval_full, val_rem) */
+    NnrtStep val_rem;
+    const NnrtTrainPos *resume; /* NULL: epoch 0, the generator seeded from seed */
+    /* The NaN/Inf guard: elements of each slot from 5 on (NULL: the loss
+     * alone is checked); after every step they must all be finite. */
+    const size_t *slot_elems;
+    void *ctx;
+    /* After every training step (stats NULL) and every epoch (its stats). */
+    NnrtHookResult (*after_step)(void *ctx, const NnrtTrainPos *pos,
+                                 const NnrtEpochStats *stats, char *err, size_t errlen);
+    /* When the guard fires, before the buffers are freed. */
+    void (*on_nonfinite)(void *ctx, const NnrtNonFinite *nf);
 } NnrtTrainSpec;
 
-typedef struct NnrtEpochStats {
-    double loss, acc, secs; /* acc < 0 when not classifying */
-} NnrtEpochStats;
+typedef enum { NNRT_FAIL_NONE, NNRT_FAIL_NONFINITE, NNRT_FAIL_HOOK, NNRT_FAIL_OTHER } NnrtFailure;
 
 typedef struct NnrtTrainResult {
-    NnrtEpochStats *epochs; /* malloc'd, spec.epochs entries */
+    NnrtEpochStats *epochs; /* malloc'd, the epochs run by this call */
     int nepochs;
     double test_loss, test_acc; /* < 0 when no test set */
     bool interrupted;
+    bool stopped;               /* after_step asked to stop (early stopping) */
+    NnrtFailure failure;        /* why nnrt_train returned false */
 } NnrtTrainResult;
 
-/* Runs spec.epochs epochs over `train` (shuffled each epoch with the seed),
- * then evaluates on `test` if not NULL. Prints progress to spec.out. */
+/* The position of a fresh run. */
+void nnrt_train_pos_init(NnrtTrainPos *pos, uint64_t seed);
+/* Runs epochs up to spec.epochs over `train` (shuffled each epoch with the
+ * seed), from spec.resume if set, then evaluates on `test` if not NULL.
+ * Prints progress to spec.out. */
 bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtDataset *test,
                 NnrtTrainResult *res, char *err, size_t errlen);
 /* Loss and accuracy of the eval steps over a whole dataset. */
 bool nnrt_evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, double *loss, double *acc,
                    char *err, size_t errlen);
+/* The same, calling on_batch with each batch's outputs [b, outputs] and
+ * labels [b] (dtype_bytes elements); samples first..first+b-1, in order. */
+typedef void (*NnrtBatchFn)(void *ctx, size_t first, size_t b, const void *output,
+                            const void *y);
+bool nnrt_evaluate_batches(const NnrtTrainSpec *spec, const NnrtDataset *ds, NnrtBatchFn on_batch,
+                           void *ctx, double *loss, double *acc, char *err, size_t errlen);
 void nnrt_train_result_free(NnrtTrainResult *res);
 
 /* ---------------------------------------------------------------- report.c */
@@ -205,5 +258,71 @@ void nnrt_parallel_for(NnrtKernelFn fn, void **slots, int64_t n);
  * available core). */
 void nnrt_set_threads(int n);
 int nnrt_threads(void);
+/* ---------------------------------------------------------------- metrics.c */
+
+/* --eval: "samples N  loss L  acc A", then for a classifier the accuracy of
+ * each class and the confusion matrix (rows true class, columns predicted). */
+bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *out, char *err,
+                      size_t errlen);
+/* --predict: CSV with a header; per sample "index,class,p0,p1,..." for a
+ * classifier, "index,y0,y1,..." (the raw outputs) otherwise. */
+bool nnrt_predict_csv(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *out, char *err,
+                      size_t errlen);
+/* Images without labels (they are set to 0), for prediction. */
+bool nnrt_dataset_load_unlabelled(const char *images, NnrtDataset *out, char *err,
+                                  size_t errlen);
+/* Moves the last n_val samples of ds into val (Keras' validation_split:
+ * the tail, before any shuffling). 0 < n_val < ds->n. */
+bool nnrt_dataset_split(NnrtDataset *ds, size_t n_val, NnrtDataset *val, char *err,
+                        size_t errlen);
+
+/* ---------------------------------------------------------------- plot.c */
+
+/* Both rewrite the whole file (atomically) from the history h[0..n). */
+/* --log: "epoch,loss,accuracy,val_loss,val_accuracy,seconds"; empty cells
+ * for what was not measured. */
+bool nnrt_log_write(const char *path, const NnrtEpochStats *h, size_t n, char *err,
+                    size_t errlen);
+/* --plot: an SVG of loss and accuracy per epoch, training and validation. */
+bool nnrt_plot_write(const char *path, const NnrtEpochStats *h, size_t n, char *err,
+                     size_t errlen);
+
+/* ---------------------------------------------------------------- checkpoint.c */
+
+/* The largest JSON header accepted: far above any model nnc compiles, far
+ * below what would hurt to allocate. */
+#define NNRT_CKPT_MAX_HEADER (16u << 20)
+
+typedef struct NnrtTensor {
+    const char *name;
+    int rank;
+    int64_t dims[NNRT_IDX_MAX_RANK];
+    const void *data; /* float32, little-endian */
+} NnrtTensor;
+
+typedef struct NnrtMeta {
+    const char *key, *value;
+} NnrtMeta;
+
+/* Writes a safetensors file atomically (temp file, fsync, rename, fsync of
+ * the directory). Tensors are stored in the order given, all F32. */
+bool nnrt_ckpt_save(const char *path, const NnrtTensor *t, size_t nt, const NnrtMeta *meta,
+                    size_t nmeta, char *err, size_t errlen);
+
+typedef struct NnrtCkpt {
+    NnrtTensor *tensors; /* names and data owned by the checkpoint */
+    size_t ntensors;
+    NnrtMeta *meta;
+    size_t nmeta;
+    void *blob;
+} NnrtCkpt;
+
+/* Reads and validates a safetensors file: header size cap, JSON (jansson),
+ * every field's type, F32 only, sizes without overflow, byte ranges tiling
+ * the data exactly. False with "PATH: what is wrong" in err. */
+bool nnrt_ckpt_load(const char *path, NnrtCkpt *c, char *err, size_t errlen);
+const NnrtTensor *nnrt_ckpt_tensor(const NnrtCkpt *c, const char *name); /* NULL: none */
+const char *nnrt_ckpt_meta(const NnrtCkpt *c, const char *key);         /* NULL: none */
+void nnrt_ckpt_free(NnrtCkpt *c);
 
 #endif

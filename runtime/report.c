@@ -96,7 +96,7 @@ static void write_json(FILE *f, const NnrtReport *r) {
     fputs(",\n  \"epochs\": [", f);
     for (int e = 0; res && e < res->nepochs; e++) {
         const NnrtEpochStats *st = &res->epochs[e];
-        fprintf(f, "%s\n    {\"epoch\": %d, \"loss\": ", e ? "," : "", e + 1);
+        fprintf(f, "%s\n    {\"epoch\": %d, \"loss\": ", e ? "," : "", st->epoch);
         json_number(f, st->loss);
         fputs(", \"accuracy\": ", f);
         json_metric(f, st->acc);

@@ -9,8 +9,15 @@
  * generator seeded once from spec->seed, so a run is reproducible and the
  * epochs still differ. Loss and accuracy are sample-weighted means (a step
  * reports its batch's mean loss), so the remainder batch counts for what
- * it holds. A non-finite loss stops training with the epoch and step: going
- * on would only turn every parameter into NaN.
+ * it holds. A non-finite loss, parameter or optimizer state stops training
+ * with the epoch and step (the NaN/Inf guard): going on would only turn
+ * every parameter into NaN. Checking the parameters costs one pass over
+ * them per step, against the step's batch-times-larger arithmetic.
+ *
+ * The position (epoch, step, the generator before the epoch's shuffle and
+ * the epoch's running sums) is all a run needs to continue: resuming
+ * reshuffles from the saved generator and skips the steps already done, so
+ * a resumed run is bit-identical to one that was never interrupted.
  */
 #include "nnrt.h"
 
@@ -154,30 +161,74 @@ static void clear_slots(const NnrtTrainSpec *spec) {
 }
 
 /* One pass over ds in bf->order: the step for each batch, the sample-
- * weighted loss and accuracy. Progress (if any) after every step. */
+ * weighted loss and accuracy. Progress (if any) after every step. A
+ * training pass starts at pos->step with pos's sums and reports every step
+ * to the hook; an evaluation pass has pos NULL. */
 typedef struct Pass {
     double loss_sum;
     size_t seen, correct;
+    NnrtBatchFn on_batch; /* evaluation: sees every batch's outputs */
+    void *ctx;
 } Pass;
+
+static bool all_finite(const float *p, size_t n) {
+    /* x - x is 0 for finite x and NaN for NaN and Inf: one sum, no branch per element. */
+    float acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc += p[i] - p[i];
+    return acc == 0;
+}
+
+/* The guard: are all parameters and optimizer state finite? */
+static bool state_finite(const NnrtTrainSpec *spec) {
+    if (!spec->slot_elems || spec->dtype_bytes != 4)
+        return true;
+    for (size_t s = 5; s < spec->nslots; s++)
+        if (spec->slots[s] && !all_finite(spec->slots[s], spec->slot_elems[s - 5]))
+            return false;
+    return true;
+}
 
 static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf,
                      NnrtStep full, NnrtStep rem, NnrtProgress *prog, Pass *pass,
-                     const char *where, char *err, size_t errlen) {
-    memset(pass, 0, sizeof *pass);
-    size_t step = 0;
-    for (size_t off = 0; off < ds->n; off += full.batch) {
+                     NnrtTrainPos *pos, NnrtTrainResult *res, const char *where, char *err,
+                     size_t errlen) {
+    size_t step = pos ? pos->step : 0;
+    if (pos) {
+        pass->loss_sum = pos->loss_sum;
+        pass->seen = pos->seen;
+        pass->correct = pos->correct;
+    } else {
+        pass->loss_sum = 0;
+        pass->seen = pass->correct = 0;
+    }
+    if (prog)
+        prog->done = step;
+    for (size_t off = step * full.batch; off < ds->n; off += full.batch) {
         step++;
         bool is_full = ds->n - off >= full.batch;
         size_t b = is_full ? full.batch : rem.batch;
         nnrt_batch_fill(ds, bf->order + off, b, spec->dtype_bytes, bf->x, bf->y);
         (is_full ? full.fn : rem.fn)(spec->slots);
         double loss = read_elem(bf->loss, 0, spec->dtype_bytes);
-        if (!isfinite(loss)) {
+        bool loss_ok = isfinite(loss);
+        if (!loss_ok || (pos && !state_finite(spec))) {
             if (prog && prog->tty)
                 fputc('\n', prog->out); /* keep the bar; the error goes below it */
+            if (res)
+                res->failure = NNRT_FAIL_NONFINITE;
+            if (pos && spec->on_nonfinite) {
+                NnrtNonFinite nf = {pos->epoch + 1, step, !loss_ok, is_full, loss, spec->slots};
+                spec->on_nonfinite(spec->ctx, &nf);
+            }
+            if (loss_ok)
+                return fail(err, errlen, "a gradient became nan or inf %s step %zu (the loss "
+                            "was %g)", where, step, loss);
             return fail(err, errlen, "loss is %s %s step %zu", isnan(loss) ? "nan" : "inf",
                         where, step);
         }
+        if (pass->on_batch)
+            pass->on_batch(pass->ctx, off, b, bf->output, bf->y);
         pass->loss_sum += loss * (double)b;
         pass->seen += b;
         if (spec->classify)
@@ -186,6 +237,17 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
             nnrt_progress_step(prog, pass->loss_sum / (double)pass->seen,
                                spec->classify ? (double)pass->correct / (double)pass->seen
                                               : -1);
+        if (pos) {
+            pos->step = step;
+            pos->loss_sum = pass->loss_sum;
+            pos->seen = pass->seen;
+            pos->correct = pass->correct;
+            if (spec->after_step && off + b < ds->n &&
+                spec->after_step(spec->ctx, pos, NULL, err, errlen) == NNRT_HOOK_FAIL) {
+                res->failure = NNRT_FAIL_HOOK;
+                return false;
+            }
+        }
     }
     return true;
 }
@@ -195,13 +257,14 @@ static double pass_acc(const NnrtTrainSpec *spec, const Pass *p) {
 }
 
 /* Evaluation over buffers allocated by the caller. */
-static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf,
-                     double *loss, double *acc, char *err, size_t errlen) {
+static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, NnrtStep rem,
+                     const char *where, const Buffers *bf, double *loss, double *acc,
+                     NnrtBatchFn on_batch, void *ctx, char *err, size_t errlen) {
     for (size_t i = 0; i < ds->n; i++)
         bf->order[i] = (uint32_t)i;
-    Pass pass;
-    if (!run_pass(spec, ds, bf, spec->eval_full, spec->eval_rem, NULL, &pass,
-                  "on the test set at", err, errlen))
+    Pass pass = {.on_batch = on_batch, .ctx = ctx};
+    if (!run_pass(spec, ds, bf, spec->eval_full, rem, NULL, &pass, NULL, NULL, where, err,
+                  errlen))
         return false;
     *loss = pass.loss_sum / (double)pass.seen;
     *acc = pass_acc(spec, &pass);
@@ -210,6 +273,11 @@ static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
 
 bool nnrt_evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, double *loss, double *acc,
                    char *err, size_t errlen) {
+    return nnrt_evaluate_batches(spec, ds, NULL, NULL, loss, acc, err, errlen);
+}
+
+bool nnrt_evaluate_batches(const NnrtTrainSpec *spec, const NnrtDataset *ds, NnrtBatchFn on_batch,
+                           void *ctx, double *loss, double *acc, char *err, size_t errlen) {
     if (!check_spec(spec, err, errlen) ||
         !check_steps("evaluation", ds->n, spec->eval_full, spec->eval_rem, err, errlen))
         return false;
@@ -219,7 +287,8 @@ bool nnrt_evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, double *los
     if (!buffers_alloc(&bf, spec, spec->eval_full.batch, ds->sample_size, ds->n, err, errlen))
         return false;
     set_slots(spec, &bf);
-    bool ok = evaluate(spec, ds, &bf, loss, acc, err, errlen);
+    bool ok = evaluate(spec, ds, spec->eval_rem, "at", &bf, loss, acc, on_batch, ctx, err,
+                       errlen);
     clear_slots(spec);
     buffers_free(&bf);
     return ok;
@@ -227,11 +296,29 @@ bool nnrt_evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, double *los
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
-/* On failure res holds nothing (freeing it anyway is harmless). */
+void nnrt_train_pos_init(NnrtTrainPos *pos, uint64_t seed) {
+    memset(pos, 0, sizeof *pos);
+    nnrt_rng_seed(&pos->rng, seed);
+}
+
+static bool check_eval_set(const NnrtTrainSpec *spec, const char *what, const NnrtDataset *ds,
+                           NnrtStep rem, const NnrtDataset *train, char *err, size_t errlen) {
+    if (!check_steps(what, ds->n, spec->eval_full, rem, err, errlen))
+        return false;
+    if (ds->n == 0)
+        return fail(err, errlen, "%s: the set is empty", what);
+    if (ds->sample_size != train->sample_size)
+        return fail(err, errlen, "%s samples have %zu elements, training samples %zu", what,
+                    ds->sample_size, train->sample_size);
+    return true;
+}
+
+/* On failure res holds nothing but the failure (freeing it anyway is harmless). */
 bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtDataset *test,
                 NnrtTrainResult *res, char *err, size_t errlen) {
     memset(res, 0, sizeof *res);
     res->test_loss = res->test_acc = -1;
+    res->failure = NNRT_FAIL_OTHER;
     if (!check_spec(spec, err, errlen) ||
         !check_steps("training", train->n, spec->train_full, spec->train_rem, err, errlen))
         return false;
@@ -239,18 +326,30 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         return fail(err, errlen, "training: the dataset is empty");
     if (spec->epochs < 0)
         return fail(err, errlen, "%d epochs", spec->epochs);
-    size_t max_batch = spec->train_full.batch, max_n = train->n;
-    if (test) {
-        if (!check_steps("evaluation", test->n, spec->eval_full, spec->eval_rem, err, errlen))
-            return false;
-        if (test->n == 0)
-            return fail(err, errlen, "evaluation: the test set is empty");
-        if (test->sample_size != train->sample_size)
-            return fail(err, errlen, "test samples have %zu elements, training samples %zu",
-                        test->sample_size, train->sample_size);
+    size_t max_batch = spec->train_full.batch;
+    if (test || spec->val)
         max_batch = max_size(max_batch, spec->eval_full.batch);
+    size_t max_n = train->n;
+    if (test) {
+        if (!check_eval_set(spec, "evaluation", test, spec->eval_rem, train, err, errlen))
+            return false;
         max_n = max_size(max_n, test->n);
     }
+    if (spec->val) {
+        if (!check_eval_set(spec, "validation", spec->val, spec->val_rem, train, err, errlen))
+            return false;
+        max_n = max_size(max_n, spec->val->n);
+    }
+    NnrtTrainPos pos;
+    if (spec->resume)
+        pos = *spec->resume;
+    else
+        nnrt_train_pos_init(&pos, spec->seed);
+    size_t full = spec->train_full.batch;
+    size_t steps = train->n / full + (train->n % full != 0);
+    if (pos.epoch < 0 || pos.step >= steps || pos.seen > train->n || pos.correct > pos.seen)
+        return fail(err, errlen, "cannot resume at epoch %d, step %zu: an epoch has %zu steps",
+                    pos.epoch, pos.step, steps);
     res->epochs = calloc(spec->epochs ? (size_t)spec->epochs : 1, sizeof *res->epochs);
     if (!res->epochs)
         return fail(err, errlen, "out of memory for %d epochs of results", spec->epochs);
@@ -261,43 +360,76 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
     }
     set_slots(spec, &bf);
 
-    NnrtRng rng;
-    nnrt_rng_seed(&rng, spec->seed);
-    size_t full = spec->train_full.batch;
-    size_t steps = train->n / full + (train->n % full != 0);
     bool ok = true;
-    for (int e = 0; ok && e < spec->epochs; e++) {
+    while (ok && !res->stopped && pos.epoch < spec->epochs) {
+        NnrtRng before = pos.rng;
         for (size_t i = 0; i < train->n; i++)
             bf.order[i] = (uint32_t)i;
-        nnrt_shuffle(&rng, bf.order, train->n);
+        nnrt_shuffle(&pos.rng, bf.order, train->n);
+        NnrtTrainPos in_epoch = pos;
+        in_epoch.rng = before; /* a checkpoint mid-epoch reshuffles from here */
         NnrtProgress prog;
-        nnrt_progress_begin(&prog, spec->out, e + 1, spec->epochs, steps);
+        nnrt_progress_begin(&prog, spec->out, pos.epoch + 1, spec->epochs, steps);
         char where[64];
-        snprintf(where, sizeof where, "at epoch %d,", e + 1);
-        Pass pass;
-        ok = run_pass(spec, train, &bf, spec->train_full, spec->train_rem, &prog, &pass, where,
-                      err, errlen);
-        if (ok) {
-            NnrtEpochStats *st = &res->epochs[res->nepochs++];
-            st->loss = pass.loss_sum / (double)pass.seen;
-            st->acc = pass_acc(spec, &pass);
-            st->secs = nnrt_now() - prog.t0;
-            nnrt_progress_end(&prog, st->loss, st->acc, st->secs);
+        snprintf(where, sizeof where, "at epoch %d,", pos.epoch + 1);
+        Pass pass = {0};
+        ok = run_pass(spec, train, &bf, spec->train_full, spec->train_rem, &prog, &pass,
+                      &in_epoch, res, where, err, errlen);
+        if (!ok)
+            break;
+        NnrtEpochStats *st = &res->epochs[res->nepochs++];
+        st->epoch = pos.epoch + 1;
+        st->loss = pass.loss_sum / (double)pass.seen;
+        st->acc = pass_acc(spec, &pass);
+        st->val_loss = st->val_acc = -1;
+        if (spec->val) {
+            ok = evaluate(spec, spec->val, spec->val_rem, "on the validation set at", &bf,
+                          &st->val_loss, &st->val_acc, NULL, NULL, err, errlen);
+            if (!ok) {
+                res->failure = NNRT_FAIL_NONFINITE;
+                break;
+            }
+        }
+        st->secs = nnrt_now() - prog.t0;
+        nnrt_progress_end(&prog, st->loss, st->acc, st->secs);
+        if (spec->val) {
+            fprintf(spec->out, "           val_loss %.4f", st->val_loss);
+            if (st->val_acc >= 0)
+                fprintf(spec->out, "  val_acc %.4f", st->val_acc);
+            fputc('\n', spec->out);
+            fflush(spec->out);
+        }
+        pos.epoch++;
+        pos.step = 0;
+        pos.loss_sum = 0;
+        pos.seen = pos.correct = 0;
+        if (spec->after_step) {
+            NnrtHookResult h = spec->after_step(spec->ctx, &pos, st, err, errlen);
+            if (h == NNRT_HOOK_FAIL) {
+                res->failure = NNRT_FAIL_HOOK;
+                ok = false;
+            }
+            res->stopped = h == NNRT_HOOK_STOP;
         }
     }
     if (ok && test) {
-        ok = evaluate(spec, test, &bf, &res->test_loss, &res->test_acc, err, errlen);
+        ok = evaluate(spec, test, spec->eval_rem, "on the test set at", &bf, &res->test_loss,
+                      &res->test_acc, NULL, NULL, err, errlen);
         if (ok) {
             fprintf(spec->out, "test  loss %.4f", res->test_loss);
             if (res->test_acc >= 0)
                 fprintf(spec->out, "  acc %.4f", res->test_acc);
             fputc('\n', spec->out);
             fflush(spec->out);
+        } else {
+            res->failure = NNRT_FAIL_NONFINITE;
         }
     }
     clear_slots(spec);
     buffers_free(&bf);
-    if (!ok)
+    if (ok)
+        res->failure = NNRT_FAIL_NONE;
+    else
         nnrt_train_result_free(res);
     return ok;
 }

@@ -989,7 +989,7 @@ static void test_train(void) {
 /* ---------------------------------------------------------------- report */
 
 static void test_report(void) {
-    NnrtEpochStats epochs[2] = {{0.5, 0.75, 3.25}, {0.25, -1, 1.5}};
+    NnrtEpochStats epochs[2] = {{0.5, 0.75, 3.25, 1, -1, -1}, {0.25, -1, 1.5, 2, -1, -1}};
     NnrtTrainResult res = {.epochs = epochs, .nepochs = 2, .test_loss = -1, .test_acc = -1};
     NnrtReport r = {.model = "we\"ird\\name\n\x01.nn", .train_path = "data/train.gz",
                     .test_path = NULL, .seed = 18446744073709551615u, .batch = 128,

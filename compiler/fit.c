@@ -1,0 +1,398 @@
+/* fit.c — what the driver adds around the runtime's training loop to train
+ * the way Keras users expect: checkpoints of a model's slots (save, load,
+ * resume), the hook run after every step and epoch (periodic and keep-best
+ * checkpoints, early stopping, the CSV log and the SVG plot), and the NaN/Inf
+ * guard's report of where a value went bad.
+ *
+ * It sits on the compiler's side because it needs what only the compiler
+ * knows: the slots' names and shapes, and the IR nodes with the source
+ * location each came from. The runtime stays model-agnostic.
+ *
+ * A checkpoint holds every PARAM and STATE slot under its name ("dense1.W",
+ * "dense1.W.velocity") and, as string metadata (safetensors allows only
+ * strings there), the training position, the early-stopping state and the
+ * history of epochs: everything a resumed run needs to end bit-identical to
+ * one that never stopped. Doubles are written with %a, which round-trips
+ * exactly.
+ */
+#include "nnc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FIT_FORMAT "nnc-checkpoint-1"
+
+uint64_t fit_model_hash(const Source *src) {
+    uint64_t h = 0xcbf29ce484222325u; /* FNV-1a, 64 bits: a fingerprint, not a defence */
+    for (size_t i = 0; i < src->len; i++)
+        h = (h ^ (unsigned char)src->text[i]) * 0x100000001b3u;
+    return h;
+}
+
+void fit_state_init(FitState *st, uint64_t seed) {
+    memset(st, 0, sizeof *st);
+    nnrt_train_pos_init(&st->pos, seed);
+    st->best = NAN;
+}
+
+void fit_state_free(FitState *st) {
+    free(st->history);
+    st->history = NULL;
+    st->nhistory = 0;
+}
+
+static bool is_saved(const Slot *s) { return s->kind == SLOT_PARAM || s->kind == SLOT_STATE; }
+
+/* ---------------------------------------------------------------- save */
+
+/* The history as lines "epoch loss acc val_loss val_acc", in %a. Not the
+ * seconds: two runs with the same seed must give identical files. */
+static char *history_text(const FitState *st) {
+    size_t cap = 1, len = 0;
+    char *s = NULL;
+    for (int i = 0; i <= st->nhistory; i++) {
+        char line[256] = "";
+        if (i < st->nhistory) {
+            const NnrtEpochStats *e = &st->history[i];
+            snprintf(line, sizeof line, "%d %a %a %a %a\n", e->epoch, e->loss, e->acc, e->val_loss,
+                     e->val_acc);
+        }
+        size_t n = strlen(line);
+        if (!s || len + n + 1 > cap) {
+            cap = (cap + n + 1) * 2;
+            s = xrealloc(s, cap, 1);
+        }
+        memcpy(s + len, line, n + 1);
+        len += n;
+    }
+    return s;
+}
+
+bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *info,
+              const FitState *st, char *err, size_t errlen) {
+    NnrtTensor *t = xrealloc(NULL, (size_t)g->nslots, sizeof *t);
+    size_t nt = 0;
+    for (int s = 0; s < g->nslots; s++) {
+        const Slot *sl = &g->slots[s];
+        if (!is_saved(sl))
+            continue;
+        NnrtTensor *e = &t[nt++];
+        *e = (NnrtTensor){.name = sl->name, .rank = sl->shape.rank, .data = slots[s]};
+        for (int d = 0; d < sl->shape.rank; d++)
+            e->dims[d] = sl->shape.dim[d];
+    }
+    char v[12][128];
+    const NnrtTrainPos *p = &st->pos;
+    snprintf(v[0], sizeof v[0], "%d", p->epoch);
+    snprintf(v[1], sizeof v[1], "%zu", p->step);
+    snprintf(v[2], sizeof v[2], "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64,
+             p->rng.s[0], p->rng.s[1], p->rng.s[2], p->rng.s[3]);
+    snprintf(v[3], sizeof v[3], "%a", p->loss_sum);
+    snprintf(v[4], sizeof v[4], "%zu", p->seen);
+    snprintf(v[5], sizeof v[5], "%zu", p->correct);
+    snprintf(v[6], sizeof v[6], "%016" PRIx64, info->model_hash);
+    snprintf(v[7], sizeof v[7], "%" PRIu64, info->seed);
+    snprintf(v[8], sizeof v[8], "%zu", info->batch);
+    snprintf(v[9], sizeof v[9], "%zu", info->samples);
+    snprintf(v[10], sizeof v[10], "%a", st->best);
+    snprintf(v[11], sizeof v[11], "%d %d", st->best_epoch, st->bad_epochs);
+    char *hist = history_text(st);
+    NnrtMeta meta[] = {
+        {"format", FIT_FORMAT}, {"nnc_version", NNC_VERSION}, {"model", info->model_name},
+        {"model_fnv1a64", v[6]}, {"epoch", v[0]}, {"step", v[1]}, {"rng", v[2]},
+        {"loss_sum", v[3]}, {"seen", v[4]}, {"correct", v[5]}, {"seed", v[7]},
+        {"batch", v[8]}, {"samples", v[9]}, {"best", v[10]}, {"best_epoch_bad_epochs", v[11]},
+        {"history", hist},
+    };
+    bool ok = nnrt_ckpt_save(path, t, nt, meta, sizeof meta / sizeof meta[0], err, errlen);
+    free(hist);
+    free(t);
+    return ok;
+}
+
+/* ---------------------------------------------------------------- load */
+
+static const char *shape_of(const NnrtTensor *t, char *buf, size_t n) {
+    size_t at = (size_t)snprintf(buf, n, "[");
+    for (int d = 0; d < t->rank && at < n; d++)
+        at += (size_t)snprintf(buf + at, n - at, "%s%" PRId64, d ? ", " : "", t->dims[d]);
+    if (at < n)
+        snprintf(buf + at, n - at, "]");
+    return buf;
+}
+
+static bool meta_u64(const NnrtCkpt *c, const char *key, int base, uint64_t max, uint64_t *out) {
+    const char *v = nnrt_ckpt_meta(c, key);
+    if (!v || !*v || *v == '-')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, base);
+    if (errno || *end || x > max)
+        return false;
+    *out = x;
+    return true;
+}
+
+static bool meta_double(const char *v, double *out) {
+    if (!v || !*v)
+        return false;
+    char *end;
+    *out = strtod(v, &end);
+    return !*end;
+}
+
+/* The training state from the metadata; false on anything missing or odd. */
+static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Diag *d,
+                       const char *path) {
+    const char *fmt = nnrt_ckpt_meta(c, "format");
+    if (!fmt || strcmp(fmt, FIT_FORMAT) != 0) {
+        diag_plain(d, "%s: no nnc training state in it (format %s%s%s); --load starts a new "
+                      "run from its weights", path, fmt ? "'" : "none", fmt ? fmt : "",
+                   fmt ? "'" : "");
+        return false;
+    }
+    uint64_t epoch, step, seen, correct, hash, batch, samples;
+    double loss_sum;
+    const char *rng = nnrt_ckpt_meta(c, "rng");
+    int n = 0;
+    NnrtTrainPos *p = &st->pos;
+    bool ok = meta_u64(c, "epoch", 10, INT32_MAX, &epoch) &&
+              meta_u64(c, "step", 10, SIZE_MAX, &step) &&
+              meta_u64(c, "seen", 10, SIZE_MAX, &seen) &&
+              meta_u64(c, "correct", 10, SIZE_MAX, &correct) &&
+              meta_u64(c, "model_fnv1a64", 16, UINT64_MAX, &hash) &&
+              meta_u64(c, "batch", 10, SIZE_MAX, &batch) &&
+              meta_u64(c, "samples", 10, SIZE_MAX, &samples) &&
+              meta_double(nnrt_ckpt_meta(c, "loss_sum"), &loss_sum) &&
+              meta_double(nnrt_ckpt_meta(c, "best"), &st->best) && rng &&
+              sscanf(rng, "%16" SCNx64 " %16" SCNx64 " %16" SCNx64 " %16" SCNx64 "%n", &p->rng.s[0],
+                     &p->rng.s[1], &p->rng.s[2], &p->rng.s[3], &n) == 4 && !rng[n];
+    const char *be = nnrt_ckpt_meta(c, "best_epoch_bad_epochs");
+    n = 0;
+    ok = ok && be && sscanf(be, "%d %d%n", &st->best_epoch, &st->bad_epochs, &n) == 2 && !be[n];
+    if (!ok) {
+        diag_plain(d, "%s: its training state (metadata) is incomplete or malformed", path);
+        return false;
+    }
+    if (hash != info->model_hash) {
+        diag_plain(d, "%s was saved from a different model file (fingerprint %016" PRIx64
+                      ", this one %016" PRIx64 "): resuming would not continue the same run; "
+                      "--load starts a new run from its weights", path, hash, info->model_hash);
+        return false;
+    }
+    if (batch != info->batch || samples != info->samples) {
+        diag_plain(d, "%s was saved training on %" PRIu64 " samples in batches of %" PRIu64
+                      ", this run has %zu in batches of %zu: resuming needs the same data "
+                      "and batch size", path, samples, batch, info->samples, info->batch);
+        return false;
+    }
+    p->epoch = (int)epoch;
+    p->step = (size_t)step;
+    p->seen = (size_t)seen;
+    p->correct = (size_t)correct;
+    p->loss_sum = loss_sum;
+    /* The history: one line per epoch. */
+    const char *h = nnrt_ckpt_meta(c, "history");
+    for (const char *q = h; q && *q;) {
+        NnrtEpochStats e = {.secs = -1}; /* not kept */
+        int used = 0;
+        if (sscanf(q, "%d %la %la %la %la\n%n", &e.epoch, &e.loss, &e.acc, &e.val_loss,
+                   &e.val_acc, &used) != 5 || used == 0) {
+            diag_plain(d, "%s: its history (metadata) is malformed", path);
+            return false;
+        }
+        st->history = xrealloc(st->history, (size_t)st->nhistory + 1, sizeof *st->history);
+        st->history[st->nhistory++] = e;
+        q += used;
+    }
+    return true;
+}
+
+bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const FitInfo *info,
+              FitState *st) {
+    NnrtCkpt c;
+    char err[1024];
+    if (!nnrt_ckpt_load(path, &c, err, sizeof err)) {
+        diag_plain(d, "%s", err);
+        return false;
+    }
+    int errors = d->errors;
+    char b1[128], b2[128];
+    for (int s = 0; s < g->nslots; s++) {
+        const Slot *sl = &g->slots[s];
+        if (!is_saved(sl))
+            continue;
+        const NnrtTensor *t = nnrt_ckpt_tensor(&c, sl->name);
+        if (!t) {
+            /* Weights from elsewhere may come without optimizer state: it starts at zero. */
+            if (sl->kind == SLOT_PARAM || info->resume)
+                diag_plain(d, "%s has no tensor '%s' (the model's %s %s)", path, sl->name,
+                           sl->kind == SLOT_PARAM ? "parameter" : "optimizer state",
+                           shape_str(&sl->shape, b1, sizeof b1));
+            continue;
+        }
+        bool same = t->rank == sl->shape.rank;
+        for (int k = 0; same && k < t->rank; k++)
+            same = t->dims[k] == sl->shape.dim[k];
+        if (!same)
+            diag_plain(d, "%s: tensor '%s' is %s, but the model's is %s", path, sl->name,
+                       shape_of(t, b2, sizeof b2), shape_str(&sl->shape, b1, sizeof b1));
+    }
+    for (size_t i = 0; i < c.ntensors; i++) {
+        bool known = false;
+        for (int s = 0; !known && s < g->nslots; s++)
+            known = is_saved(&g->slots[s]) && !strcmp(g->slots[s].name, c.tensors[i].name);
+        if (!known)
+            diag_plain(d, "%s holds a tensor '%s' that model %s does not have", path,
+                       c.tensors[i].name, info->model_name);
+    }
+    bool ok = d->errors == errors && (!info->resume || read_state(&c, info, st, d, path));
+    for (int s = 0; ok && s < g->nslots; s++) {
+        const NnrtTensor *t = is_saved(&g->slots[s]) ? nnrt_ckpt_tensor(&c, g->slots[s].name)
+                                                     : NULL;
+        if (t)
+            memcpy(slots[s], t->data, (size_t)shape_elems(&g->slots[s].shape) * sizeof(float));
+    }
+    nnrt_ckpt_free(&c);
+    return ok;
+}
+
+/* ---------------------------------------------------------------- the hook */
+
+static double monitored(const FitHook *h, const NnrtEpochStats *e) {
+    switch (h->monitor) {
+    case MONITOR_LOSS: return e->loss;
+    case MONITOR_ACC: return e->acc;
+    case MONITOR_VAL_LOSS: return e->val_loss;
+    case MONITOR_VAL_ACC: return e->val_acc;
+    }
+    unreachable();
+}
+
+const char *fit_monitor_name(FitMonitor m) {
+    static const char *const names[] = {"loss", "acc", "val_loss", "val_acc"};
+    return names[m];
+}
+
+static bool save(FitHook *h, const char *path, char *err, size_t errlen) {
+    if (!fit_save(path, h->graph, h->slots, &h->info, &h->st, err, errlen))
+        return false;
+    if (path == h->save_path) {
+        h->saved_epoch = h->st.pos.epoch;
+        h->saved_step = h->st.pos.step;
+    }
+    return true;
+}
+
+NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpochStats *e,
+                              char *err, size_t errlen) {
+    FitHook *h = ctx;
+    h->st.pos = *pos;
+    if (!e) /* mid-epoch: the periodic checkpoint only */
+        return h->save_path && h->save_every && pos->step % h->save_every == 0 &&
+                       !save(h, h->save_path, err, errlen)
+                   ? NNRT_HOOK_FAIL
+                   : NNRT_HOOK_CONTINUE;
+    FitState *st = &h->st;
+    st->history = xrealloc(st->history, (size_t)st->nhistory + 1, sizeof *st->history);
+    st->history[st->nhistory++] = *e;
+    double v = monitored(h, e);
+    bool lower = h->monitor == MONITOR_LOSS || h->monitor == MONITOR_VAL_LOSS;
+    bool better = isnan(st->best) || (lower ? v < st->best : v > st->best);
+    if (better) {
+        st->best = v;
+        st->best_epoch = e->epoch;
+        st->bad_epochs = 0;
+    } else {
+        st->bad_epochs++;
+    }
+    bool stop = h->patience > 0 && st->bad_epochs >= h->patience;
+    if ((h->save_path && !save(h, h->save_path, err, errlen)) ||
+        (better && h->best_path && !save(h, h->best_path, err, errlen)) ||
+        (h->log_path && !nnrt_log_write(h->log_path, st->history, (size_t)st->nhistory, err,
+                                        errlen)) ||
+        (h->plot_path && !nnrt_plot_write(h->plot_path, st->history, (size_t)st->nhistory, err,
+                                          errlen)))
+        return NNRT_HOOK_FAIL;
+    if (stop) {
+        fprintf(h->out, "early stopping: %s has not improved for %d epochs (best %.4f at epoch %d)\n",
+                fit_monitor_name(h->monitor), st->bad_epochs, st->best, st->best_epoch);
+        fflush(h->out);
+        return NNRT_HOOK_STOP;
+    }
+    return NNRT_HOOK_CONTINUE;
+}
+
+/* ---------------------------------------------------------------- the NaN/Inf guard */
+
+/* The statement at loc, as written: from its keyword to the end of the line
+ * or a comment, trailing blanks dropped, printable bytes only. */
+static const char *statement_text(Arena *a, Loc loc) {
+    const char *t = loc.src->text;
+    size_t end = loc.offset;
+    while (end < loc.src->len && t[end] != '\n' && t[end] != '#' && t[end] != ';')
+        end++;
+    while (end > loc.offset && (t[end - 1] == ' ' || t[end - 1] == '\t' || t[end - 1] == '\r'))
+        end--;
+    return diag_clip(a, t + loc.offset, end - loc.offset);
+}
+
+/* Marks the nodes the loss and the output depend on: the forward pass.
+ * Node ids are topological, so one sweep from the end finds them all. */
+static bool *forward_nodes(const Graph *g) {
+    bool *fwd = xrealloc(NULL, (size_t)g->nnodes + 1, sizeof *fwd);
+    memset(fwd, 0, ((size_t)g->nnodes + 1) * sizeof *fwd);
+    for (int o = 0; o < g->noutputs; o++)
+        if (g->outputs[o].slot == SLOT_NO_LOSS || g->outputs[o].slot == SLOT_NO_OUTPUT)
+            fwd[g->outputs[o].node] = true;
+    for (int i = g->nnodes - 1; i >= 0; i--)
+        for (int k = 0; fwd[i] && k < op_info[g->nodes[i].op].arity; k++)
+            fwd[g->nodes[i].in[k]] = true;
+    return fwd;
+}
+
+void fit_on_nonfinite(void *ctx, const NnrtNonFinite *nf) {
+    FitHook *h = ctx;
+    const Graph *g = nf->full ? h->step_full : h->step_rem;
+    const Schedule *sc = nf->full ? h->sched_full : h->sched_rem;
+    const char *arena = nf->slots[SLOT_NO_ARENA];
+    /* After the step every materialised node still holds its value: in its
+     * arena buffer, or in its slot when it was computed in place. The first
+     * non-finite one in topological order is where the bad value was made,
+     * as all its operands were finite. (A node inlined into its user's loop
+     * has no value of its own: a bad value made there shows at that user.) */
+    int bad = -1;
+    double badv = 0;
+    for (int i = 0; g && i < g->nnodes && bad < 0; i++) {
+        const float *v = sc->place[i] == PLACE_ARENA  ? (const float *)(arena + sc->offset[i])
+                         : sc->place[i] == PLACE_SLOT ? (const float *)nf->slots[sc->slot[i]]
+                                                      : NULL;
+        for (int64_t k = 0; v && k < shape_elems(&g->nodes[i].shape); k++)
+            if (!isfinite(v[k])) {
+                bad = i;
+                badv = v[k];
+                break;
+            }
+    }
+    if (bad < 0 || !g->nodes[bad].loc.src)
+        return; /* the runtime's own message says what it can */
+    bool *fwd = forward_nodes(g);
+    const IrNode *n = &g->nodes[bad];
+    const char *pass = fwd[bad] ? "forward pass"
+                       : n->loc.offset == h->model->opt_loc.offset ? "optimizer update"
+                                                                   : "backward pass";
+    free(fwd);
+    double shown = nf->in_loss ? nf->loss : badv;
+    diag_error(h->diag, n->loc, "%s became %s in the %s of '%s' at epoch %d, step %zu",
+               nf->in_loss ? "loss" : "a gradient", isnan(shown) ? "NaN" : "Inf", pass,
+               statement_text(h->arena, n->loc), nf->epoch, nf->step);
+    char buf[64];
+    diag_note(h->diag, n->loc, "the first non-finite value (%s) is in node %%%d (%s %s)",
+              isnan(badv) ? "NaN" : "Inf", bad, op_info[n->op].name,
+              shape_str(&n->shape, buf, sizeof buf));
+    h->nan_reported = true;
+}

@@ -1,0 +1,414 @@
+/* checkpoint.c — checkpoints as safetensors files: an 8-byte little-endian
+ * header length N, N bytes of JSON header, then the raw tensor data.
+ *
+ *   {"__metadata__": {"epoch": "2", ...},
+ *    "dense1.W": {"dtype": "F32", "shape": [36, 16], "data_offsets": [0, 2304]}, ...}
+ *
+ * The format is the one other tools (Python's safetensors, the Hugging Face
+ * hub) read, so nnc's weights go wherever the user wants them. A file may
+ * come from anywhere, so reading treats it as hostile: the header length is
+ * capped, the JSON is parsed by jansson (not by hand), every field is type-
+ * checked, sizes are overflow-checked, and the tensors' byte ranges must tile
+ * the data exactly (no gap, no overlap, nothing outside the file), as the
+ * safetensors reference implementation requires.
+ *
+ * Writing is atomic: a temporary file in the target's directory, fsync,
+ * rename over the target, fsync of the directory. A kill at any moment
+ * leaves either the old checkpoint or the new one, never a mixture.
+ *
+ * Tensor data is stored in the host's byte order, which must be little-
+ * endian (the format's); nnc targets x86-64 and AArch64 Linux.
+ */
+#include "nnrt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "safetensors data is little-endian; this host is not"
+#endif
+
+static bool fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool fail(char *err, size_t errlen, const char *fmt, ...) {
+    if (errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return false;
+}
+
+/* Bytes of a tensor's data, false on overflow. */
+static bool tensor_bytes(const NnrtTensor *t, size_t *out) {
+    size_t n = sizeof(float);
+    for (int d = 0; d < t->rank; d++)
+        if (t->dims[d] < 0 || __builtin_mul_overflow(n, (size_t)t->dims[d], &n))
+            return false;
+    *out = n;
+    return true;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+/* The JSON header, padded with spaces to a multiple of 8 bytes (the format
+ * allows trailing spaces; aligned data lets readers map it). NULL on
+ * overflow or out of memory. */
+static char *make_header(const NnrtTensor *t, size_t nt, const NnrtMeta *meta, size_t nmeta,
+                         size_t *len, char *err, size_t errlen) {
+    json_t *root = json_object(), *md = json_object();
+    bool ok = root && md && json_object_set(root, "__metadata__", md) == 0;
+    for (size_t i = 0; ok && i < nmeta; i++)
+        ok = json_object_set_new(md, meta[i].key, json_string(meta[i].value)) == 0;
+    size_t off = 0;
+    for (size_t i = 0; ok && i < nt; i++) {
+        size_t bytes, end;
+        if (!tensor_bytes(&t[i], &bytes) || __builtin_add_overflow(off, bytes, &end)) {
+            ok = fail(err, errlen, "tensor '%s' is too large", t[i].name);
+            break;
+        }
+        json_t *shape = json_array();
+        for (int d = 0; shape && d < t[i].rank; d++)
+            json_array_append_new(shape, json_integer(t[i].dims[d]));
+        json_t *e = json_pack("{s:s, s:o, s:[I, I]}", "dtype", "F32", "shape", shape,
+                              "data_offsets", (json_int_t)off, (json_int_t)end);
+        ok = e && json_object_set_new(root, t[i].name, e) == 0;
+        off = end;
+    }
+    char *text = ok ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(md);
+    json_decref(root);
+    if (!text) {
+        if (ok || (errlen && !err[0]))
+            fail(err, errlen, "out of memory for the checkpoint header");
+        return NULL;
+    }
+    size_t n = strlen(text), padded = (n + 7) / 8 * 8;
+    char *buf = malloc(padded);
+    if (buf) {
+        memcpy(buf, text, n);
+        memset(buf + n, ' ', padded - n);
+        *len = padded;
+    } else {
+        fail(err, errlen, "out of memory for the checkpoint header");
+    }
+    free(text);
+    return buf;
+}
+
+static bool write_all(int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        c += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* The directory holding path, synced so the rename is on disk too. */
+static bool sync_dir(const char *path) {
+    char *copy = strdup(path);
+    if (!copy)
+        return false;
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+    free(copy);
+    if (fd < 0)
+        return false;
+    bool ok = fsync(fd) == 0;
+    close(fd);
+    return ok;
+}
+
+bool nnrt_ckpt_save(const char *path, const NnrtTensor *t, size_t nt, const NnrtMeta *meta,
+                    size_t nmeta, char *err, size_t errlen) {
+    if (errlen)
+        err[0] = 0;
+    size_t hlen;
+    char *header = make_header(t, nt, meta, nmeta, &hlen, err, errlen);
+    if (!header)
+        return false;
+    static const char suffix[] = ".tmp.XXXXXX";
+    size_t len = strlen(path);
+    char *tmp = malloc(len + sizeof suffix);
+    if (!tmp) {
+        free(header);
+        return fail(err, errlen, "%s: out of memory", path);
+    }
+    memcpy(tmp, path, len);
+    memcpy(tmp + len, suffix, sizeof suffix);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        fail(err, errlen, "%s: cannot create a temporary file: %s", path, strerror(errno));
+        free(tmp);
+        free(header);
+        return false;
+    }
+    fchmod(fd, 0644); /* mkstemp makes it 0600; weights are as shareable as any output */
+    unsigned char lenbuf[8];
+    for (int i = 0; i < 8; i++)
+        lenbuf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+    bool ok = write_all(fd, lenbuf, 8) && write_all(fd, header, hlen);
+    for (size_t i = 0; ok && i < nt; i++) {
+        size_t bytes;
+        ok = tensor_bytes(&t[i], &bytes) && write_all(fd, t[i].data, bytes);
+    }
+    int saved = ok ? 0 : (errno ? errno : EIO);
+    if (!saved && fsync(fd) != 0)
+        saved = errno;
+    if (close(fd) != 0 && !saved)
+        saved = errno;
+    if (!saved && rename(tmp, path) != 0)
+        saved = errno;
+    if (saved) {
+        unlink(tmp);
+        fail(err, errlen, "%s: cannot write the checkpoint: %s", path, strerror(saved));
+    } else if (!sync_dir(path)) {
+        saved = errno ? errno : EIO;
+        fail(err, errlen, "%s: cannot sync its directory: %s", path, strerror(saved));
+    }
+    free(tmp);
+    free(header);
+    return !saved;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+void nnrt_ckpt_free(NnrtCkpt *c) {
+    for (size_t i = 0; i < c->ntensors; i++)
+        free((char *)c->tensors[i].name);
+    for (size_t i = 0; i < c->nmeta; i++) {
+        free((char *)c->meta[i].key);
+        free((char *)c->meta[i].value);
+    }
+    free(c->tensors);
+    free(c->meta);
+    free(c->blob);
+    memset(c, 0, sizeof *c);
+}
+
+/* A tensor's byte range, for the tiling check. */
+typedef struct Range {
+    size_t begin, end, tensor;
+} Range;
+
+static int range_cmp(const void *a, const void *b) {
+    const Range *x = a, *y = b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+/* A JSON integer that is a valid size, or false. */
+static bool json_size(const json_t *v, size_t *out) {
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return false;
+    *out = (size_t)json_integer_value(v);
+    return true;
+}
+
+/* One entry "name": {"dtype": ..., "shape": [...], "data_offsets": [b, e]}. */
+static bool parse_tensor(const char *path, const char *name, json_t *v, NnrtTensor *t, Range *r,
+                         char *err, size_t errlen) {
+    json_t *dtype = json_object_get(v, "dtype"), *shape = json_object_get(v, "shape");
+    json_t *offs = json_object_get(v, "data_offsets");
+    if (!json_is_object(v) || !json_is_string(dtype) || !json_is_array(shape) ||
+        !json_is_array(offs) || json_array_size(offs) != 2 || json_object_size(v) != 3)
+        return fail(err, errlen, "%s: tensor '%s' is not {\"dtype\", \"shape\", "
+                    "\"data_offsets\": [begin, end]}", path, name);
+    if (strcmp(json_string_value(dtype), "F32") != 0)
+        return fail(err, errlen, "%s: tensor '%s' has dtype %s; nnc reads F32 only", path, name,
+                    json_string_value(dtype));
+    if (json_array_size(shape) > NNRT_IDX_MAX_RANK)
+        return fail(err, errlen, "%s: tensor '%s' has rank %zu; at most %d is supported", path,
+                    name, json_array_size(shape), NNRT_IDX_MAX_RANK);
+    t->rank = (int)json_array_size(shape);
+    for (int d = 0; d < t->rank; d++) {
+        size_t dim;
+        if (!json_size(json_array_get(shape, (size_t)d), &dim) || dim > INT64_MAX)
+            return fail(err, errlen, "%s: tensor '%s': dimension %d is not a non-negative "
+                        "integer", path, name, d);
+        t->dims[d] = (int64_t)dim;
+    }
+    size_t bytes;
+    if (!tensor_bytes(t, &bytes))
+        return fail(err, errlen, "%s: tensor '%s': its size overflows", path, name);
+    if (!json_size(json_array_get(offs, 0), &r->begin) ||
+        !json_size(json_array_get(offs, 1), &r->end) || r->end < r->begin)
+        return fail(err, errlen, "%s: tensor '%s': data_offsets are not two integers "
+                    "0 <= begin <= end", path, name);
+    if (r->end - r->begin != bytes)
+        return fail(err, errlen, "%s: tensor '%s': data_offsets [%zu, %zu] hold %zu bytes, "
+                    "its shape needs %zu", path, name, r->begin, r->end, r->end - r->begin,
+                    bytes);
+    return true;
+}
+
+/* Fills c from the parsed header; data_bytes is the size of the data part. */
+static bool parse_header(const char *path, json_t *root, size_t data_bytes, NnrtCkpt *c,
+                         Range **ranges, char *err, size_t errlen) {
+    if (!json_is_object(root))
+        return fail(err, errlen, "%s: the header is not a JSON object", path);
+    size_t n = json_object_size(root);
+    c->tensors = calloc(n ? n : 1, sizeof *c->tensors);
+    *ranges = calloc(n ? n : 1, sizeof **ranges);
+    if (!c->tensors || !*ranges)
+        return fail(err, errlen, "%s: out of memory", path);
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (!strcmp(key, "__metadata__")) {
+            if (!json_is_object(v))
+                return fail(err, errlen, "%s: __metadata__ is not an object", path);
+            size_t m = json_object_size(v);
+            c->meta = calloc(m ? m : 1, sizeof *c->meta);
+            if (!c->meta)
+                return fail(err, errlen, "%s: out of memory", path);
+            const char *mk;
+            json_t *mv;
+            json_object_foreach(v, mk, mv) {
+                if (!json_is_string(mv))
+                    return fail(err, errlen, "%s: metadata '%s' is not a string", path, mk);
+                NnrtMeta *e = &c->meta[c->nmeta++];
+                e->key = strdup(mk);
+                e->value = strdup(json_string_value(mv));
+                if (!e->key || !e->value)
+                    return fail(err, errlen, "%s: out of memory", path);
+            }
+            continue;
+        }
+        NnrtTensor *t = &c->tensors[c->ntensors];
+        Range *r = &(*ranges)[c->ntensors];
+        if (!parse_tensor(path, key, v, t, r, err, errlen))
+            return false;
+        if (!(t->name = strdup(key)))
+            return fail(err, errlen, "%s: out of memory", path);
+        r->tensor = c->ntensors++;
+    }
+    /* The ranges must tile [0, data_bytes): sorted, each begins where the
+     * previous one ended, the last ends at the end of the file. */
+    qsort(*ranges, c->ntensors, sizeof **ranges, range_cmp);
+    size_t at = 0;
+    for (size_t i = 0; i < c->ntensors; i++) {
+        const Range *r = &(*ranges)[i];
+        const char *name = c->tensors[r->tensor].name;
+        if (r->begin < at)
+            return fail(err, errlen, "%s: tensor '%s' at bytes [%zu, %zu) overlaps the one "
+                        "before it (which ends at %zu)", path, name, r->begin, r->end, at);
+        if (r->begin > at)
+            return fail(err, errlen, "%s: a gap of %zu bytes before tensor '%s' at [%zu, %zu)",
+                        path, r->begin - at, name, r->begin, r->end);
+        if (r->end > data_bytes)
+            return fail(err, errlen, "%s: tensor '%s' at bytes [%zu, %zu) is past the end of "
+                        "the data (%zu bytes; the file is truncated?)", path, name, r->begin,
+                        r->end, data_bytes);
+        at = r->end;
+    }
+    if (at != data_bytes)
+        return fail(err, errlen, "%s: %zu bytes of data after the last tensor", path,
+                    data_bytes - at);
+    return true;
+}
+
+static bool read_all(int fd, void *p, size_t n) {
+    char *c = p;
+    while (n > 0) {
+        ssize_t r = read(fd, c, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        c += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+bool nnrt_ckpt_load(const char *path, NnrtCkpt *c, char *err, size_t errlen) {
+    memset(c, 0, sizeof *c);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return fail(err, errlen, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail(err, errlen, "%s: not a regular file", path);
+    }
+    size_t size = (size_t)st.st_size;
+    unsigned char lenbuf[8];
+    if (size < 8 || !read_all(fd, lenbuf, 8)) {
+        close(fd);
+        return fail(err, errlen, "%s: %zu bytes, too short for a safetensors header length",
+                    path, size);
+    }
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++)
+        hlen |= (uint64_t)lenbuf[i] << (8 * i);
+    if (hlen > NNRT_CKPT_MAX_HEADER) {
+        close(fd);
+        return fail(err, errlen, "%s: header of %llu bytes is over the %u-byte limit (not a "
+                    "checkpoint, or a hostile one)", path, (unsigned long long)hlen,
+                    (unsigned)NNRT_CKPT_MAX_HEADER);
+    }
+    if (hlen > size - 8) {
+        close(fd);
+        return fail(err, errlen, "%s: header of %llu bytes, but only %zu bytes follow the "
+                    "length (truncated file?)", path, (unsigned long long)hlen, size - 8);
+    }
+    size_t data_bytes = size - 8 - (size_t)hlen;
+    char *header = malloc(hlen ? hlen : 1);
+    if (!header || !read_all(fd, header, hlen)) {
+        free(header);
+        close(fd);
+        return fail(err, errlen, "%s: cannot read the header", path);
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(header, hlen, JSON_REJECT_DUPLICATES, &jerr);
+    free(header);
+    if (!root) {
+        close(fd);
+        return fail(err, errlen, "%s: the header is not valid JSON: %s (at byte %d)", path,
+                    jerr.text, jerr.position);
+    }
+    Range *ranges = NULL;
+    bool ok = parse_header(path, root, data_bytes, c, &ranges, err, errlen);
+    json_decref(root);
+    if (ok) {
+        c->blob = malloc(data_bytes ? data_bytes : 1);
+        ok = c->blob && read_all(fd, c->blob, data_bytes);
+        if (!ok)
+            fail(err, errlen, "%s: cannot read %zu bytes of tensor data", path, data_bytes);
+    }
+    for (size_t i = 0; ok && i < c->ntensors; i++)
+        c->tensors[ranges[i].tensor].data = (char *)c->blob + ranges[i].begin;
+    free(ranges);
+    close(fd);
+    if (!ok)
+        nnrt_ckpt_free(c);
+    return ok;
+}
+
+const NnrtTensor *nnrt_ckpt_tensor(const NnrtCkpt *c, const char *name) {
+    for (size_t i = 0; i < c->ntensors; i++)
+        if (!strcmp(c->tensors[i].name, name))
+            return &c->tensors[i];
+    return NULL;
+}
+
+const char *nnrt_ckpt_meta(const NnrtCkpt *c, const char *key) {
+    for (size_t i = 0; i < c->nmeta; i++)
+        if (!strcmp(c->meta[i].key, key))
+            return c->meta[i].value;
+    return NULL;
+}

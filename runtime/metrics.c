@@ -1,0 +1,189 @@
+/* metrics.c — `--eval` and `--predict`: what a trained model does on a
+ * dataset, for people (loss, accuracy, per-class accuracy, the confusion
+ * matrix) and for other programs (one CSV row per sample).
+ *
+ * Both run the compiled evaluation steps through nnrt_evaluate_batches and
+ * look at each batch's outputs as it goes, so nothing of the size of the
+ * dataset times the outputs is ever held in memory.
+ */
+#include "nnrt.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static double elem(const void *p, size_t i, int dtype_bytes) {
+    return dtype_bytes == 4 ? ((const float *)p)[i] : ((const double *)p)[i];
+}
+
+static size_t argmax(const void *out, size_t row, size_t k, int dtype_bytes) {
+    size_t best = 0;
+    double best_v = elem(out, row * k, dtype_bytes);
+    for (size_t j = 1; j < k; j++) {
+        double v = elem(out, row * k + j, dtype_bytes);
+        if (v > best_v) {
+            best_v = v;
+            best = j;
+        }
+    }
+    return best;
+}
+
+/* ---------------------------------------------------------------- --eval */
+
+typedef struct Confusion {
+    size_t k;
+    size_t *m; /* m[label * k + predicted] */
+    int dtype_bytes;
+} Confusion;
+
+static void count_batch(void *ctx, size_t first, size_t b, const void *output, const void *y) {
+    (void)first;
+    Confusion *c = ctx;
+    for (size_t s = 0; s < b; s++) {
+        /* Labels were checked to be integers in [0, k) when the data was loaded. */
+        size_t label = (size_t)elem(y, s, c->dtype_bytes);
+        c->m[label * c->k + argmax(output, s, c->k, c->dtype_bytes)]++;
+    }
+}
+
+bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *out, char *err,
+                      size_t errlen) {
+    Confusion c = {spec->classify ? spec->outputs : 0, NULL, spec->dtype_bytes};
+    if (c.k) {
+        size_t cells;
+        if (__builtin_mul_overflow(c.k, c.k, &cells) || !(c.m = calloc(cells, sizeof *c.m))) {
+            snprintf(err, errlen, "out of memory for a %zu x %zu confusion matrix", c.k, c.k);
+            return false;
+        }
+    }
+    double loss, acc;
+    bool ok = nnrt_evaluate_batches(spec, ds, c.k ? count_batch : NULL, &c, &loss, &acc, err,
+                                    errlen);
+    if (ok) {
+        fprintf(out, "samples %zu  loss %.4f", ds->n, loss);
+        if (acc >= 0)
+            fprintf(out, "  acc %.4f", acc);
+        fputc('\n', out);
+    }
+    if (ok && c.k) {
+        fputs("\nclass  samples  accuracy\n", out);
+        for (size_t i = 0; i < c.k; i++) {
+            size_t row = 0;
+            for (size_t j = 0; j < c.k; j++)
+                row += c.m[i * c.k + j];
+            fprintf(out, "%5zu  %7zu  ", i, row);
+            if (row)
+                fprintf(out, "%.4f\n", (double)c.m[i * c.k + i] / (double)row);
+            else
+                fputs("     -\n", out);
+        }
+        fputs("\nconfusion matrix (rows: true class, columns: predicted)\n      ", out);
+        for (size_t j = 0; j < c.k; j++)
+            fprintf(out, " %6zu", j);
+        fputc('\n', out);
+        for (size_t i = 0; i < c.k; i++) {
+            fprintf(out, "%5zu ", i);
+            for (size_t j = 0; j < c.k; j++)
+                fprintf(out, " %6zu", c.m[i * c.k + j]);
+            fputc('\n', out);
+        }
+    }
+    fflush(out);
+    free(c.m);
+    return ok;
+}
+
+/* ---------------------------------------------------------------- --predict */
+
+typedef struct Csv {
+    FILE *out;
+    size_t k;
+    bool classify;
+    int dtype_bytes;
+} Csv;
+
+static void write_rows(void *ctx, size_t first, size_t b, const void *output, const void *y) {
+    (void)y;
+    Csv *c = ctx;
+    for (size_t s = 0; s < b; s++) {
+        fprintf(c->out, "%zu", first + s);
+        if (c->classify)
+            fprintf(c->out, ",%zu", argmax(output, s, c->k, c->dtype_bytes));
+        /* %.9g round-trips a float. */
+        for (size_t j = 0; j < c->k; j++)
+            fprintf(c->out, ",%.9g", elem(output, s * c->k + j, c->dtype_bytes));
+        fputc('\n', c->out);
+    }
+}
+
+bool nnrt_predict_csv(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *out, char *err,
+                      size_t errlen) {
+    Csv c = {out, spec->outputs, spec->classify, spec->dtype_bytes};
+    fputs(c.classify ? "index,class" : "index", out);
+    for (size_t j = 0; j < c.k; j++)
+        fprintf(out, c.classify ? ",p%zu" : ",y%zu", j);
+    fputc('\n', out);
+    double loss, acc;
+    return nnrt_evaluate_batches(spec, ds, write_rows, &c, &loss, &acc, err, errlen);
+}
+
+/* ---------------------------------------------------------------- datasets */
+
+bool nnrt_dataset_load_unlabelled(const char *images, NnrtDataset *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    if (!nnrt_idx_read(images, &out->images, err, errlen))
+        return false;
+    size_t n = out->images.dims[0];
+    if (n == 0) {
+        snprintf(err, errlen, "%s: the file holds no samples", images);
+        nnrt_idx_free(&out->images);
+        return false;
+    }
+    /* Zero labels: the evaluation step wants some, prediction ignores them. */
+    out->labels = (NnrtIdx){.type = NNRT_U8, .rank = 1, .dims = {(uint32_t)n}, .count = n,
+                            .elem_size = 1, .data = calloc(n, 1)};
+    if (!out->labels.data) {
+        snprintf(err, errlen, "%s: out of memory", images);
+        nnrt_idx_free(&out->images);
+        return false;
+    }
+    out->n = n;
+    out->sample_size = nnrt_idx_sample_size(&out->images);
+    return true;
+}
+
+/* The first n - n_val samples of an IDX array stay, the rest move to val. */
+static bool split_idx(NnrtIdx *all, size_t n_val, NnrtIdx *val) {
+    size_t per = nnrt_idx_sample_size(all) * all->elem_size; /* bounded by all->count */
+    size_t keep = all->dims[0] - n_val;
+    *val = *all;
+    val->dims[0] = (uint32_t)n_val;
+    val->count = all->count / all->dims[0] * n_val;
+    val->data = malloc(n_val * per);
+    if (!val->data)
+        return false;
+    memcpy(val->data, (char *)all->data + keep * per, n_val * per);
+    all->dims[0] = (uint32_t)keep;
+    all->count = all->count / (keep + n_val) * keep;
+    return true;
+}
+
+bool nnrt_dataset_split(NnrtDataset *ds, size_t n_val, NnrtDataset *val, char *err,
+                        size_t errlen) {
+    memset(val, 0, sizeof *val);
+    if (n_val == 0 || n_val >= ds->n) {
+        snprintf(err, errlen, "a validation split of %zu of %zu samples leaves %s", n_val,
+                 ds->n, n_val ? "none to train on" : "none to validate on");
+        return false;
+    }
+    if (!split_idx(&ds->images, n_val, &val->images) ||
+        !split_idx(&ds->labels, n_val, &val->labels)) {
+        nnrt_idx_free(&val->images);
+        snprintf(err, errlen, "out of memory for the validation split");
+        return false;
+    }
+    ds->n -= n_val;
+    val->n = n_val;
+    val->sample_size = ds->sample_size;
+    return true;
+}

@@ -1,0 +1,256 @@
+/* plot.c — the training curves: `--log run.csv` (one row per epoch) and
+ * `--plot curves.svg` (loss and accuracy per epoch, training and
+ * validation, side by side).
+ *
+ * Both are rewritten in full after every epoch from the whole history (a
+ * resumed run's history comes from its checkpoint), so they are complete at
+ * any moment and a resumed run does not leave a gap or a duplicate. Each
+ * write goes to a temporary file that is renamed over the target.
+ *
+ * The SVG is written by hand: two panels of axes with "nice" ticks (1, 2 or
+ * 5 times a power of ten), a polyline and dots per series, and a legend. No
+ * plotting library is needed, and the file opens in any browser.
+ */
+#include "nnrt.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef void (*WriteFn)(FILE *f, const NnrtEpochStats *h, size_t n);
+
+static bool write_atomic(const char *path, WriteFn fn, const NnrtEpochStats *h, size_t n,
+                         char *err, size_t errlen) {
+    static const char suffix[] = ".tmp.XXXXXX";
+    size_t len = strlen(path);
+    char *tmp = malloc(len + sizeof suffix);
+    if (!tmp) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return false;
+    }
+    memcpy(tmp, path, len);
+    memcpy(tmp + len, suffix, sizeof suffix);
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot create a temporary file: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+        free(tmp);
+        return false;
+    }
+    fchmod(fd, 0644);
+    errno = 0;
+    fn(f, h, n);
+    int saved = 0;
+    if (fflush(f) != 0 || ferror(f))
+        saved = errno ? errno : EIO;
+    if (fclose(f) != 0 && !saved)
+        saved = errno;
+    if (!saved && rename(tmp, path) != 0)
+        saved = errno;
+    if (saved) {
+        unlink(tmp);
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(saved));
+    }
+    free(tmp);
+    return !saved;
+}
+
+/* ---------------------------------------------------------------- CSV */
+
+/* A metric, or nothing for "not measured" (< 0) and non-finite values. */
+static void csv_metric(FILE *f, double v) {
+    if (v >= 0 && isfinite(v))
+        fprintf(f, "%.6g", v);
+}
+
+static void write_csv(FILE *f, const NnrtEpochStats *h, size_t n) {
+    fputs("epoch,loss,accuracy,val_loss,val_accuracy,seconds\n", f);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%d,", h[i].epoch);
+        csv_metric(f, h[i].loss);
+        fputc(',', f);
+        csv_metric(f, h[i].acc);
+        fputc(',', f);
+        csv_metric(f, h[i].val_loss);
+        fputc(',', f);
+        csv_metric(f, h[i].val_acc);
+        fputc(',', f);
+        if (h[i].secs >= 0) /* not kept in checkpoints: unknown for resumed epochs */
+            fprintf(f, "%.3f", h[i].secs);
+        fputc('\n', f);
+    }
+}
+
+bool nnrt_log_write(const char *path, const NnrtEpochStats *h, size_t n, char *err,
+                    size_t errlen) {
+    return write_atomic(path, write_csv, h, n, err, errlen);
+}
+
+/* ---------------------------------------------------------------- SVG */
+
+#define PANEL_W 420.0
+#define PANEL_H 300.0
+#define MARGIN_L 62.0 /* room for the tick labels and the axis title */
+#define MARGIN_R 16.0
+#define MARGIN_T 34.0 /* the panel title */
+#define MARGIN_B 46.0 /* tick labels and "epoch" */
+
+typedef struct Axis {
+    double lo, hi, step; /* ticks at lo, lo + step, ... hi */
+} Axis;
+
+/* Ticks 1, 2 or 5 times a power of ten, about `want` of them, covering
+ * [lo, hi]. */
+static Axis nice_axis(double lo, double hi, int want) {
+    if (!(hi > lo)) {
+        double pad = fabs(lo) > 0 ? fabs(lo) * 0.1 : 1;
+        lo -= pad;
+        hi += pad;
+    }
+    double raw = (hi - lo) / want, mag = pow(10, floor(log10(raw))), step = mag;
+    if (raw / mag > 5)
+        step = 10 * mag;
+    else if (raw / mag > 2)
+        step = 5 * mag;
+    else if (raw / mag > 1)
+        step = 2 * mag;
+    return (Axis){floor(lo / step) * step, ceil(hi / step) * step, step};
+}
+
+typedef struct Series {
+    const char *label, *color;
+    bool dashed;
+    size_t offset; /* of the double in NnrtEpochStats */
+} Series;
+
+static double value(const NnrtEpochStats *st, size_t offset) {
+    double v;
+    memcpy(&v, (const char *)st + offset, sizeof v);
+    return v;
+}
+
+static bool present(double v) { return v >= 0 && isfinite(v); }
+
+/* One panel at x0: axes, grid, ticks, the series that have values, legend. */
+static void panel(FILE *f, double x0, const char *title, const char *ylabel,
+                  const NnrtEpochStats *h, size_t n, const Series *ser, int nser) {
+    double lo = INFINITY, hi = -INFINITY;
+    for (int s = 0; s < nser; s++)
+        for (size_t i = 0; i < n; i++) {
+            double v = value(&h[i], ser[s].offset);
+            if (present(v)) {
+                lo = fmin(lo, v);
+                hi = fmax(hi, v);
+            }
+        }
+    if (lo > hi)
+        lo = hi = 0; /* nothing to draw: an empty, labelled panel */
+    Axis y = nice_axis(lo, hi, 5);
+    int first = h[0].epoch, last = h[n - 1].epoch;
+    /* The x axis spans the epochs exactly; its ticks are whole epochs. */
+    Axis x = nice_axis(first, last > first ? last : first + 1, 8);
+    x.step = x.step < 1 ? 1 : x.step;
+    x.lo = first;
+    x.hi = last > first ? last : first + 1;
+    double l = x0 + MARGIN_L, r = x0 + PANEL_W - MARGIN_R, t = MARGIN_T, b = PANEL_H - MARGIN_B;
+#define PX(e) (l + ((e) - x.lo) / (x.hi - x.lo) * (r - l))
+#define PY(v) (b - ((v) - y.lo) / (y.hi - y.lo) * (b - t))
+    fprintf(f, "<text x=\"%.1f\" y=\"20\" class=\"title\">%s</text>\n", l, title);
+    for (double v = y.lo; v <= y.hi + y.step / 2; v += y.step) {
+        double vv = fabs(v) < y.step * 1e-9 ? 0 : v; /* no "-0" */
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>\n",
+                l, PY(v), r, PY(v));
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"ytick\">%g</text>\n", l - 6,
+                PY(v) + 4, vv);
+    }
+    for (double e = ceil(x.lo / x.step) * x.step; e <= x.hi; e += x.step) {
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>\n",
+                PX(e), b, PX(e), b + 5);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"xtick\">%g</text>\n", PX(e), b + 18, e);
+    }
+    fprintf(f, "<polyline points=\"%.1f,%.1f %.1f,%.1f %.1f,%.1f\" class=\"axis\"/>\n", l, t, l,
+            b, r, b);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"xlabel\">epoch</text>\n", (l + r) / 2,
+            PANEL_H - 8);
+    fprintf(f, "<text transform=\"translate(%.1f %.1f) rotate(-90)\" class=\"ylabel\">%s"
+               "</text>\n", x0 + 16, (t + b) / 2, ylabel);
+    int shown[8], nshown = 0; /* the series drawn, for the legend */
+    for (int s = 0; s < nser && s < 8; s++) {
+        size_t have = 0;
+        for (size_t i = 0; i < n; i++)
+            have += present(value(&h[i], ser[s].offset));
+        if (!have)
+            continue;
+        shown[nshown++] = s;
+        fprintf(f, "<g stroke=\"%s\" fill=\"%s\">\n<polyline fill=\"none\" stroke-width=\"2\"%s "
+                   "points=\"", ser[s].color, ser[s].color,
+                ser[s].dashed ? " stroke-dasharray=\"6 4\"" : "");
+        for (size_t i = 0; i < n; i++) {
+            double v = value(&h[i], ser[s].offset);
+            if (present(v))
+                fprintf(f, "%.1f,%.1f ", PX(h[i].epoch), PY(v));
+        }
+        fputs("\"/>\n", f);
+        for (size_t i = 0; n <= 60 && i < n; i++) { /* dots while they stay apart */
+            double v = value(&h[i], ser[s].offset);
+            if (present(v))
+                fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\"/>\n", PX(h[i].epoch), PY(v));
+        }
+        fputs("</g>\n", f);
+    }
+    /* The legend in the top margin, right-aligned: it never hides a curve. */
+    for (int k = nshown - 1, right = 0; k >= 0; k--) {
+        const Series *se = &ser[shown[k]];
+        double tx = r - right - 7.0 * (double)strlen(se->label);
+        fprintf(f, "<line x1=\"%.1f\" y1=\"16\" x2=\"%.1f\" y2=\"16\" stroke=\"%s\" "
+                   "stroke-width=\"2\"%s/>\n", tx - 32, tx - 6, se->color,
+                se->dashed ? " stroke-dasharray=\"6 4\"" : "");
+        fprintf(f, "<text x=\"%.1f\" y=\"20\" class=\"legend\">%s</text>\n", tx, se->label);
+        right += 7 * (int)strlen(se->label) + 46;
+    }
+#undef PX
+#undef PY
+}
+
+static void write_svg(FILE *f, const NnrtEpochStats *h, size_t n) {
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "viewBox=\"0 0 %.0f %.0f\">\n", 2 * PANEL_W, PANEL_H, 2 * PANEL_W, PANEL_H);
+    fputs("<style>\n"
+          "text { font: 12px sans-serif; fill: #222; }\n"
+          ".title { font-size: 14px; font-weight: bold; }\n"
+          ".xtick, .xlabel { text-anchor: middle; }\n"
+          ".ytick { text-anchor: end; }\n"
+          ".ylabel { text-anchor: middle; }\n"
+          ".axis { stroke: #222; fill: none; }\n"
+          ".grid { stroke: #ddd; }\n"
+
+          "</style>\n"
+          "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n", f);
+    if (n == 0) {
+        fputs("</svg>\n", f);
+        return;
+    }
+    static const Series loss[] = {
+        {"training", "#1f77b4", false, offsetof(NnrtEpochStats, loss)},
+        {"validation", "#d62728", true, offsetof(NnrtEpochStats, val_loss)},
+    };
+    static const Series acc[] = {
+        {"training", "#1f77b4", false, offsetof(NnrtEpochStats, acc)},
+        {"validation", "#d62728", true, offsetof(NnrtEpochStats, val_acc)},
+    };
+    panel(f, 0, "Loss", "loss", h, n, loss, 2);
+    panel(f, PANEL_W, "Accuracy", "accuracy", h, n, acc, 2);
+    fputs("</svg>\n", f);
+}
+
+bool nnrt_plot_write(const char *path, const NnrtEpochStats *h, size_t n, char *err,
+                     size_t errlen) {
+    return write_atomic(path, write_svg, h, n, err, errlen);
+}

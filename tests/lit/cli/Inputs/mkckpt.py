@@ -1,0 +1,63 @@
+# mkckpt.py KIND GOOD OUT: a broken variant of the checkpoint GOOD.
+#   truncated  the file cut in half          overlap  two tensors share bytes
+#   gap        bytes skipped between tensors  cap      header length over the limit
+#   dtype      a tensor declared F16          shape    a parameter of another shape
+#   missing    dense2.b left out              extra    one more tensor
+#   json       the header is not JSON         weights-only  no optimizer state, no metadata
+import json, struct, sys
+
+kind, good, out = sys.argv[1:4]
+raw = open(good, "rb").read()
+(n,) = struct.unpack("<Q", raw[:8])
+h = json.loads(raw[8:8 + n])
+data = raw[8 + n:]
+by_off = sorted((k for k in h if k != "__metadata__"), key=lambda k: h[k]["data_offsets"][0])
+
+
+def write(header, body, length=None):
+    text = json.dumps(header).encode() if isinstance(header, dict) else header
+    with open(out, "wb") as f:
+        f.write(struct.pack("<Q", len(text) if length is None else length) + text + body)
+
+
+if kind == "truncated":
+    open(out, "wb").write(raw[:len(raw) // 2])
+elif kind == "overlap":
+    b, e = h[by_off[1]]["data_offsets"]
+    h[by_off[1]]["data_offsets"] = [b - 4, e - 4]
+    write(h, data)
+elif kind == "gap":
+    for k in by_off[1:]:
+        b, e = h[k]["data_offsets"]
+        h[k]["data_offsets"] = [b + 4, e + 4]
+    first_end = h[by_off[0]]["data_offsets"][1]
+    write(h, data[:first_end] + b"\0" * 4 + data[first_end:])
+elif kind == "cap":
+    write(h, data, length=1 << 40)
+elif kind == "dtype":
+    h["dense1.b"]["dtype"] = "F16"
+    write(h, data)
+elif kind == "shape":
+    h["dense1.W"]["shape"] = [16, 36]
+    write(h, data)
+elif kind == "missing":
+    b, e = h.pop("dense2.b")["data_offsets"]
+    for k in h:
+        if k != "__metadata__" and h[k]["data_offsets"][0] >= e:
+            h[k]["data_offsets"] = [o - (e - b) for o in h[k]["data_offsets"]]
+    write(h, data[:b] + data[e:])
+elif kind == "extra":
+    h["dense9.W"] = {"dtype": "F32", "shape": [1], "data_offsets": [len(data), len(data) + 4]}
+    write(h, data + b"\0" * 4)
+elif kind == "json":
+    write(b'{"dense1.W": {"dtype": "F32",', data)
+elif kind == "weights-only":
+    keep = [k for k in by_off if not k.endswith(".velocity")]
+    hh, body = {}, b""
+    for k in keep:
+        b, e = h[k]["data_offsets"]
+        hh[k] = dict(h[k], data_offsets=[len(body), len(body) + e - b])
+        body += data[b:e]
+    write(hh, body)
+else:
+    sys.exit("mkckpt: unknown kind " + kind)

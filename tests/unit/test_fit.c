@@ -1,0 +1,119 @@
+/* test_fit.c — the NaN/Inf guard's report (compiler/fit.c) on a real
+ * training-step graph, without running it: a NaN is planted in the arena
+ * buffer of one node and fit_on_nonfinite must name that node's model-file
+ * line and the right pass. Diverging runs reach only the forward pass on
+ * this op set (forward values overflow before their gradients do), so the
+ * backward pass and the optimizer update are checked here.
+ */
+#include "nnc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passed, failed;
+
+static bool check(bool ok, const char *what, const char *file, int line) {
+    if (ok) {
+        passed++;
+    } else {
+        failed++;
+        printf("FAIL %s:%d: %s\n", file, line, what);
+    }
+    return ok;
+}
+#define CHECK(cond) check((cond), #cond, __FILE__, __LINE__)
+
+static const char model_text[] = "model m {\n"
+                                  "    input  x[4]\n"
+                                  "    dense  5, relu\n"
+                                  "    dense  3, softmax\n"
+                                  "    loss   crossentropy\n"
+                                  "    optimizer sgd(lr = 0.1, momentum = 0.9)\n"
+                                  "}\n";
+
+/* The first node (in topological order) for which want() holds. */
+typedef bool (*Want)(const Graph *g, int i, const bool *fwd);
+
+static bool fwd_matmul(const Graph *g, int i, const bool *fwd) {
+    return fwd[i] && g->nodes[i].op == OP_MATMUL;
+}
+/* dW of the second layer: a matmul of shape [5, 3] outside the forward pass. */
+static bool grad_w2(const Graph *g, int i, const bool *fwd) {
+    return !fwd[i] && g->nodes[i].op == OP_MATMUL && g->nodes[i].shape.rank == 2 &&
+           g->nodes[i].shape.dim[0] == 5 && g->nodes[i].shape.dim[1] == 3;
+}
+static bool update(const Graph *g, int i, const bool *fwd) {
+    (void)fwd;
+    return g->nodes[i].loc.line == 6 && g->nodes[i].op != OP_CONST;
+}
+
+/* Plants a NaN in the first node matching want, runs the report, returns it. */
+static char *report(Arena *a, const Model *m, Graph *g, Want want, bool in_loss) {
+    Schedule *p = schedule(a, g, 0); /* -O0: every node has an arena buffer to plant in */
+    float *arena = calloc(p->arena_bytes / sizeof(float) + 1, sizeof(float));
+    bool *fwd = calloc((size_t)g->nnodes, sizeof *fwd);
+    for (int o = 0; o < g->noutputs; o++)
+        if (g->outputs[o].slot == SLOT_NO_LOSS || g->outputs[o].slot == SLOT_NO_OUTPUT)
+            fwd[g->outputs[o].node] = true;
+    for (int i = g->nnodes - 1; i >= 0; i--)
+        for (int k = 0; fwd[i] && k < op_info[g->nodes[i].op].arity; k++)
+            fwd[g->nodes[i].in[k]] = true;
+    int target = -1;
+    for (int i = 0; i < g->nnodes && target < 0; i++)
+        if (p->place[i] == PLACE_ARENA && want(g, i, fwd))
+            target = i;
+    char *out = NULL;
+    size_t len = 0;
+    if (!CHECK(target >= 0)) {
+        free(arena);
+        free(fwd);
+        return strdup("");
+    }
+    arena[p->offset[target] / sizeof(float)] = NAN;
+    FILE *f = open_memstream(&out, &len);
+    Diag d;
+    diag_init(&d, f);
+    void *slots[8] = {arena};
+    FitHook h = {.diag = &d, .arena = a, .model = m, .step_full = g, .sched_full = p};
+    NnrtNonFinite nf = {.epoch = 2, .step = 7, .in_loss = in_loss, .full = true, .loss = NAN,
+                        .slots = slots};
+    fit_on_nonfinite(&h, &nf);
+    fclose(f);
+    CHECK(h.nan_reported);
+    free(arena);
+    free(fwd);
+    return out;
+}
+
+static void expect(char *got, const char *want) {
+    if (!CHECK(strstr(got, want) != NULL))
+        printf("  wanted '%s' in:\n%s\n", want, got);
+    else
+        printf("  %.*s\n", (int)(strchr(got, '\n') - got), got);
+    free(got);
+}
+
+int main(void) {
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, stdout);
+    Source src = {"m.nn", model_text, sizeof model_text - 1};
+    AstProgram *ast = parse_program(a, &d, &src);
+    Model *m = ast ? sema_model(a, &d, &ast->models[0]) : NULL;
+    if (!CHECK(m != NULL))
+        return 1;
+    Graph *g = step_graph(a, m, STEP_TRAIN, 4, DT_F32);
+    expect(report(a, m, g, fwd_matmul, true),
+           "m.nn:3:5: error: loss became NaN in the forward pass of 'dense  5, relu' at epoch 2, "
+           "step 7");
+    expect(report(a, m, g, grad_w2, false),
+           "m.nn:4:5: error: a gradient became NaN in the backward pass of 'dense  3, softmax' at "
+           "epoch 2, step 7");
+    expect(report(a, m, g, update, false),
+           "m.nn:6:5: error: a gradient became NaN in the optimizer update of 'optimizer sgd(lr = "
+           "0.1, momentum = 0.9)'");
+    arena_free(a);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}
