@@ -3,7 +3,10 @@
  * The target machine is built from the host CPU's name *and* its feature
  * string: LLVM 14 calls recent CPUs "generic", and without the features it
  * would not use FMA or AVX-512 at all. The module is optimised here with
- * default<O3> (LLJIT itself does not optimise), then handed to the JIT.
+ * default<O3> (LLJIT itself does not optimise) and compiled to object code
+ * here, one module per step function on the runtime's thread pool (each
+ * module has its own LLVM context, so they compile in parallel); LLJIT then
+ * only links the objects.
  * Symbols the generated code calls (libm) are given by an explicit table:
  * that table is the whole ABI between JIT'd code and the process.
  *
@@ -25,6 +28,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -155,10 +159,8 @@ static bool define_runtime_symbols(LLVMOrcLLJITRef j, char *err, size_t errlen) 
     return true;
 }
 
-static bool optimise(LLVMModuleRef mod, char *err, size_t errlen) {
-    LLVMTargetMachineRef tm = host_machine(err, errlen);
-    if (!tm)
-        return false;
+/* Sets the module's target and optimises it with default<O3> for tm. */
+static bool optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, char *err, size_t errlen) {
     char *triple = LLVMGetTargetMachineTriple(tm);
     LLVMSetTarget(mod, triple);
     LLVMDisposeMessage(triple);
@@ -173,35 +175,79 @@ static bool optimise(LLVMModuleRef mod, char *err, size_t errlen) {
     LLVMPassBuilderOptionsSetLoopUnrolling(opts, false);
     bool ok = take_error(LLVMRunPasses(mod, "default<O3>", tm, opts), "optimising", err, errlen);
     LLVMDisposePassBuilderOptions(opts);
-    LLVMDisposeTargetMachine(tm);
     return ok;
 }
 
 bool jit_emit_asm(CgModule *m, FILE *out, char *err, size_t errlen) {
-    if (!optimise(m->mod, err, errlen))
-        return false;
     LLVMTargetMachineRef tm = host_machine(err, errlen);
     if (!tm)
         return false;
     char *msg = NULL;
     LLVMMemoryBufferRef buf = NULL;
-    bool ok = !LLVMTargetMachineEmitToMemoryBuffer(tm, m->mod, LLVMAssemblyFile, &msg, &buf);
+    bool ok = optimise(m->mod, tm, err, errlen);
+    if (ok && LLVMTargetMachineEmitToMemoryBuffer(tm, m->mod, LLVMAssemblyFile, &msg, &buf)) {
+        snprintf(err, errlen, "emitting assembly: %s", msg);
+        LLVMDisposeMessage(msg);
+        ok = false;
+    }
     if (ok) {
         fwrite(LLVMGetBufferStart(buf), 1, LLVMGetBufferSize(buf), out);
         LLVMDisposeMemoryBuffer(buf);
-    } else {
-        snprintf(err, errlen, "emitting assembly: %s", msg);
-        LLVMDisposeMessage(msg);
     }
     LLVMDisposeTargetMachine(tm);
     return ok;
 }
 
-Jit *jit_compile(CgModule *m, char *err, size_t errlen) {
+/* One module's way to machine code: optimise it, emit an object file. */
+typedef struct Job {
+    LLVMModuleRef mod;
+    LLVMMemoryBufferRef obj; /* NULL: failed, see err */
+    char err[512];
+} Job;
+
+typedef struct Jobs {
+    Job *job;
+    int n;
+    atomic_int next;
+} Jobs;
+
+/* Run by every thread of the pool: take the next module until none is left
+ * (largest first, as the caller orders them). Each module has its own LLVM
+ * context, so modules compile in parallel. */
+static void compile_jobs(void **ctx, int64_t begin, int64_t end) {
+    (void)begin, (void)end;
+    Jobs *js = ctx[0];
+    for (int i; (i = atomic_fetch_add(&js->next, 1)) < js->n;) {
+        Job *jb = &js->job[i];
+        LLVMTargetMachineRef tm = host_machine(jb->err, sizeof jb->err);
+        if (!tm)
+            continue;
+        char *msg = NULL;
+        if (optimise(jb->mod, tm, jb->err, sizeof jb->err) &&
+            LLVMTargetMachineEmitToMemoryBuffer(tm, jb->mod, LLVMObjectFile, &msg, &jb->obj)) {
+            snprintf(jb->err, sizeof jb->err, "code generation: %s", msg);
+            LLVMDisposeMessage(msg);
+            jb->obj = NULL;
+        }
+        LLVMDisposeTargetMachine(tm);
+    }
+}
+
+Jit *jit_compile_modules(CgModule **mods, int n, char *err, size_t errlen) {
+    init_native(); /* before threads use the target registry */
+    Jobs js = {.job = xrealloc(NULL, (size_t)n + 1, sizeof *js.job), .n = n};
+    for (int i = 0; i < n; i++)
+        js.job[i] = (Job){.mod = mods[i]->mod};
+    void *ctx[1] = {&js};
+    nnrt_parallel_for(compile_jobs, ctx, nnrt_threads());
+
     Jit *j = NULL;
     LLVMOrcLLJITRef lljit = NULL;
-    if (!optimise(m->mod, err, errlen))
-        goto fail;
+    for (int i = 0; i < n; i++)
+        if (!js.job[i].obj) {
+            snprintf(err, errlen, "%s", js.job[i].err);
+            goto fail;
+        }
     LLVMTargetMachineRef tm = host_machine(err, errlen);
     if (!tm)
         goto fail;
@@ -215,19 +261,18 @@ Jit *jit_compile(CgModule *m, char *err, size_t errlen) {
         goto fail;
     j = xrealloc(NULL, 1, sizeof *j);
     *j = (Jit){.lljit = lljit};
-    for (LLVMValueRef f = LLVMGetFirstFunction(m->mod); f; f = LLVMGetNextFunction(f))
-        if (!LLVMIsDeclaration(f)) {
-            j->names = xrealloc(j->names, (size_t)j->nnames + 1, sizeof *j->names);
-            j->names[j->nnames++] = xstrdup(LLVMGetValueName(f));
-        }
-    /* The thread-safe module takes the module; it shares the context. */
-    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m->mod, m->tsctx);
-    m->mod = NULL;
-    LLVMErrorRef e = LLVMOrcLLJITAddLLVMIRModule(lljit, LLVMOrcLLJITGetMainJITDylib(lljit), tsm);
-    if (e) {
-        LLVMOrcDisposeThreadSafeModule(tsm); /* only taken on success */
-        take_error(e, "adding the module", err, errlen);
-        goto fail;
+    for (int i = 0; i < n; i++)
+        for (LLVMValueRef f = LLVMGetFirstFunction(mods[i]->mod); f; f = LLVMGetNextFunction(f))
+            if (!LLVMIsDeclaration(f)) {
+                j->names = xrealloc(j->names, (size_t)j->nnames + 1, sizeof *j->names);
+                j->names[j->nnames++] = xstrdup(LLVMGetValueName(f));
+            }
+    for (int i = 0; i < n; i++) {
+        /* The JIT takes the object buffer, also when it fails. */
+        LLVMErrorRef e = LLVMOrcLLJITAddObjectFile(lljit, LLVMOrcLLJITGetMainJITDylib(lljit), js.job[i].obj);
+        js.job[i].obj = NULL;
+        if (!take_error(e, "adding the object code", err, errlen))
+            goto fail;
     }
     lljit = NULL; /* j owns it */
 fail:
@@ -239,12 +284,16 @@ fail:
             j = NULL;
         }
     }
-    if (m->mod)
-        LLVMDisposeModule(m->mod);
-    LLVMOrcDisposeThreadSafeContext(m->tsctx); /* modules keep the context alive */
-    free(m);
+    for (int i = 0; i < n; i++) {
+        if (js.job[i].obj)
+            LLVMDisposeMemoryBuffer(js.job[i].obj);
+        cg_module_free(mods[i]);
+    }
+    free(js.job);
     return j;
 }
+
+Jit *jit_compile(CgModule *m, char *err, size_t errlen) { return jit_compile_modules(&m, 1, err, errlen); }
 
 void *jit_lookup(Jit *j, const char *fn, char *err, size_t errlen) {
     LLVMOrcExecutorAddress addr = 0;

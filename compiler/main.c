@@ -337,14 +337,19 @@ static bool compile_steps(Arena *a, const Model *m, int opt, size_t n_train, con
             if (batches[j] == batches[3 + k])
                 batches[3 + k] = 0; /* the same function as set j: looked up below */
     }
-    CgModule *mod = cg_module_new(m->name);
+    /* One module per function, so they compile in parallel; the training
+     * steps, the largest, come first. */
+    CgModule *mods[NFN];
+    int nmods = 0;
     for (int i = 0; i < NFN; i++)
-        if (batches[i])
-            add_step(a, mod, m, opt, i < 2 ? STEP_TRAIN : STEP_EVAL, batches[i], names[i], &c->arena_bytes,
-                     i == 0 ? &c->train : i == 1 ? &c->train_rem_graph : NULL,
+        if (batches[i]) {
+            mods[nmods] = cg_module_new(names[i]);
+            add_step(a, mods[nmods++], m, opt, i < 2 ? STEP_TRAIN : STEP_EVAL, batches[i], names[i],
+                     &c->arena_bytes, i == 0 ? &c->train : i == 1 ? &c->train_rem_graph : NULL,
                      i == 0 ? &c->sched_full : &c->sched_rem);
+        }
     char err[1024];
-    c->jit = jit_compile(mod, err, sizeof err); /* takes mod */
+    c->jit = jit_compile_modules(mods, nmods, err, sizeof err); /* takes the modules */
     if (!c->jit) {
         diag_plain(d, "%s", err);
         return false;

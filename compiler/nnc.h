@@ -538,6 +538,9 @@ typedef struct Jit Jit;
 /* Optimises (default<O3> for the host CPU with its features) and compiles the
  * module; takes ownership of `m`. NULL with a message in err on failure. */
 Jit *jit_compile(CgModule *m, char *err, size_t errlen);
+/* The same for n modules compiled in parallel (largest first is best); takes
+ * every module. */
+Jit *jit_compile_modules(CgModule **mods, int n, char *err, size_t errlen);
 void *jit_lookup(Jit *j, const char *fn, char *err, size_t errlen);
 void jit_free(Jit *j);
 /* Appends every function's address range to /tmp/perf-PID.map for perf. */
