@@ -63,7 +63,8 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
     case OP_NEG: ACC(a, NEG(gy)); break;                      /* d(-a) = -da */
     case OP_EXP: ACC(a, MUL(gy, y)); break;                   /* d e^a = e^a da */
     case OP_LOG: ACC(a, DIV(gy, a)); break;                   /* d ln a = da / a */
-    case OP_RELU: ACC(a, MUL(gy, ir_unary(g, OP_STEP, a, l))); break; /* relu' = step */
+    case OP_RELU: ACC(a, MUL(gy, ir_unary(g, OP_STEP, y, l))); break; /* relu'(a) = step(a) = step(relu a):
+                                                                          then a need not outlive relu */
     case OP_SIGMOID: ACC(a, MUL(gy, MUL(y, SUB(ONE, y)))); break;     /* s' = s (1 - s) */
     case OP_TANH: ACC(a, MUL(gy, SUB(ONE, MUL(y, y)))); break;        /* tanh' = 1 - tanh^2 */
     case OP_SUM: ACC(a, ir_broadcast(g, gy, g->nodes[a].shape, l)); break; /* each element once */

@@ -192,8 +192,8 @@ NodeId ir_unary(Graph *g, Op op, NodeId a, Loc loc) {
         return x->in[0];
     if (op == OP_NEG && x->op == OP_SUB) /* -(a - b) = b - a */
         return ir_binary(g, OP_SUB, x->in[1], x->in[0], loc);
-    if ((op == OP_RELU || op == OP_STEP) && x->op == OP_RELU) /* relu(relu a) = relu a; step likewise */
-        return ir_unary(g, op, x->in[0], loc);
+    if (op == OP_RELU && x->op == OP_RELU) /* relu(relu a) = relu a (step(relu a) stays: see autodiff.c) */
+        return a;
     return intern(g, node_of(op, a, -1, x->shape, loc));
 }
 
