@@ -24,8 +24,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <libgen.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,19 +32,6 @@
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian; this host is not"
 #endif
-
-static bool fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return false;
-}
 
 /* Bytes of a tensor's data, false on overflow. */
 static bool tensor_bytes(const NnrtTensor *t, size_t *out) {
@@ -73,7 +58,7 @@ static char *make_header(const NnrtTensor *t, size_t nt, const NnrtMeta *meta, s
     for (size_t i = 0; ok && i < nt; i++) {
         size_t bytes, end;
         if (!tensor_bytes(&t[i], &bytes) || __builtin_add_overflow(off, bytes, &end)) {
-            ok = fail(err, errlen, "tensor '%s' is too large", t[i].name);
+            ok = nnrt_fail(err, errlen, "tensor '%s' is too large", t[i].name);
             break;
         }
         json_t *shape = json_array();
@@ -89,7 +74,7 @@ static char *make_header(const NnrtTensor *t, size_t nt, const NnrtMeta *meta, s
     json_decref(root);
     if (!text) {
         if (ok || (errlen && !err[0]))
-            fail(err, errlen, "out of memory for the checkpoint header");
+            nnrt_fail(err, errlen, "out of memory for the checkpoint header");
         return NULL;
     }
     size_t n = strlen(text), padded = (n + 7) / 8 * 8;
@@ -99,38 +84,10 @@ static char *make_header(const NnrtTensor *t, size_t nt, const NnrtMeta *meta, s
         memset(buf + n, ' ', padded - n);
         *len = padded;
     } else {
-        fail(err, errlen, "out of memory for the checkpoint header");
+        nnrt_fail(err, errlen, "out of memory for the checkpoint header");
     }
     free(text);
     return buf;
-}
-
-static bool write_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n > 0) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        c += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-/* The directory holding path, synced so the rename is on disk too. */
-static bool sync_dir(const char *path) {
-    char *copy = strdup(path);
-    if (!copy)
-        return false;
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-    free(copy);
-    if (fd < 0)
-        return false;
-    bool ok = fsync(fd) == 0;
-    close(fd);
-    return ok;
 }
 
 bool nnrt_ckpt_save(const char *path, const NnrtTensor *t, size_t nt, const NnrtMeta *meta,
@@ -141,48 +98,21 @@ bool nnrt_ckpt_save(const char *path, const NnrtTensor *t, size_t nt, const Nnrt
     char *header = make_header(t, nt, meta, nmeta, &hlen, err, errlen);
     if (!header)
         return false;
-    static const char suffix[] = ".tmp.XXXXXX";
-    size_t len = strlen(path);
-    char *tmp = malloc(len + sizeof suffix);
-    if (!tmp) {
-        free(header);
-        return fail(err, errlen, "%s: out of memory", path);
-    }
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, suffix, sizeof suffix);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        fail(err, errlen, "%s: cannot create a temporary file: %s", path, strerror(errno));
-        free(tmp);
+    NnrtAtomic a;
+    if (!nnrt_atomic_begin(&a, path, err, errlen)) {
         free(header);
         return false;
     }
-    fchmod(fd, 0644); /* mkstemp makes it 0600; weights are as shareable as any output */
     unsigned char lenbuf[8];
     for (int i = 0; i < 8; i++)
         lenbuf[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-    bool ok = write_all(fd, lenbuf, 8) && write_all(fd, header, hlen);
+    bool ok = fwrite(lenbuf, 1, 8, a.f) == 8 && fwrite(header, 1, hlen, a.f) == hlen;
     for (size_t i = 0; ok && i < nt; i++) {
         size_t bytes;
-        ok = tensor_bytes(&t[i], &bytes) && write_all(fd, t[i].data, bytes);
+        ok = tensor_bytes(&t[i], &bytes) && fwrite(t[i].data, 1, bytes, a.f) == bytes;
     }
-    int saved = ok ? 0 : (errno ? errno : EIO);
-    if (!saved && fsync(fd) != 0)
-        saved = errno;
-    if (close(fd) != 0 && !saved)
-        saved = errno;
-    if (!saved && rename(tmp, path) != 0)
-        saved = errno;
-    if (saved) {
-        unlink(tmp);
-        fail(err, errlen, "%s: cannot write the checkpoint: %s", path, strerror(saved));
-    } else if (!sync_dir(path)) {
-        saved = errno ? errno : EIO;
-        fail(err, errlen, "%s: cannot sync its directory: %s", path, strerror(saved));
-    }
-    free(tmp);
     free(header);
-    return !saved;
+    return nnrt_atomic_end(&a, ok, "the checkpoint", err, errlen);
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -225,31 +155,31 @@ static bool parse_tensor(const char *path, const char *name, json_t *v, NnrtTens
     json_t *offs = json_object_get(v, "data_offsets");
     if (!json_is_object(v) || !json_is_string(dtype) || !json_is_array(shape) ||
         !json_is_array(offs) || json_array_size(offs) != 2 || json_object_size(v) != 3)
-        return fail(err, errlen, "%s: tensor '%s' is not {\"dtype\", \"shape\", "
+        return nnrt_fail(err, errlen, "%s: tensor '%s' is not {\"dtype\", \"shape\", "
                     "\"data_offsets\": [begin, end]}", path, name);
     if (strcmp(json_string_value(dtype), "F32") != 0)
-        return fail(err, errlen, "%s: tensor '%s' has dtype %s; nnc reads F32 only", path, name,
+        return nnrt_fail(err, errlen, "%s: tensor '%s' has dtype %s; nnc reads F32 only", path, name,
                     json_string_value(dtype));
     if (json_array_size(shape) > NNRT_IDX_MAX_RANK)
-        return fail(err, errlen, "%s: tensor '%s' has rank %zu; at most %d is supported", path,
+        return nnrt_fail(err, errlen, "%s: tensor '%s' has rank %zu; at most %d is supported", path,
                     name, json_array_size(shape), NNRT_IDX_MAX_RANK);
     t->rank = (int)json_array_size(shape);
     for (int d = 0; d < t->rank; d++) {
         size_t dim;
         if (!json_size(json_array_get(shape, (size_t)d), &dim) || dim > INT64_MAX)
-            return fail(err, errlen, "%s: tensor '%s': dimension %d is not a non-negative "
+            return nnrt_fail(err, errlen, "%s: tensor '%s': dimension %d is not a non-negative "
                         "integer", path, name, d);
         t->dims[d] = (int64_t)dim;
     }
     size_t bytes;
     if (!tensor_bytes(t, &bytes))
-        return fail(err, errlen, "%s: tensor '%s': its size overflows", path, name);
+        return nnrt_fail(err, errlen, "%s: tensor '%s': its size overflows", path, name);
     if (!json_size(json_array_get(offs, 0), &r->begin) ||
         !json_size(json_array_get(offs, 1), &r->end) || r->end < r->begin)
-        return fail(err, errlen, "%s: tensor '%s': data_offsets are not two integers "
+        return nnrt_fail(err, errlen, "%s: tensor '%s': data_offsets are not two integers "
                     "0 <= begin <= end", path, name);
     if (r->end - r->begin != bytes)
-        return fail(err, errlen, "%s: tensor '%s': data_offsets [%zu, %zu] hold %zu bytes, "
+        return nnrt_fail(err, errlen, "%s: tensor '%s': data_offsets [%zu, %zu] hold %zu bytes, "
                     "its shape needs %zu", path, name, r->begin, r->end, r->end - r->begin,
                     bytes);
     return true;
@@ -259,32 +189,32 @@ static bool parse_tensor(const char *path, const char *name, json_t *v, NnrtTens
 static bool parse_header(const char *path, json_t *root, size_t data_bytes, NnrtCkpt *c,
                          Range **ranges, char *err, size_t errlen) {
     if (!json_is_object(root))
-        return fail(err, errlen, "%s: the header is not a JSON object", path);
+        return nnrt_fail(err, errlen, "%s: the header is not a JSON object", path);
     size_t n = json_object_size(root);
     c->tensors = calloc(n ? n : 1, sizeof *c->tensors);
     *ranges = calloc(n ? n : 1, sizeof **ranges);
     if (!c->tensors || !*ranges)
-        return fail(err, errlen, "%s: out of memory", path);
+        return nnrt_fail(err, errlen, "%s: out of memory", path);
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
         if (!strcmp(key, "__metadata__")) {
             if (!json_is_object(v))
-                return fail(err, errlen, "%s: __metadata__ is not an object", path);
+                return nnrt_fail(err, errlen, "%s: __metadata__ is not an object", path);
             size_t m = json_object_size(v);
             c->meta = calloc(m ? m : 1, sizeof *c->meta);
             if (!c->meta)
-                return fail(err, errlen, "%s: out of memory", path);
+                return nnrt_fail(err, errlen, "%s: out of memory", path);
             const char *mk;
             json_t *mv;
             json_object_foreach(v, mk, mv) {
                 if (!json_is_string(mv))
-                    return fail(err, errlen, "%s: metadata '%s' is not a string", path, mk);
+                    return nnrt_fail(err, errlen, "%s: metadata '%s' is not a string", path, mk);
                 NnrtMeta *e = &c->meta[c->nmeta++];
                 e->key = strdup(mk);
                 e->value = strdup(json_string_value(mv));
                 if (!e->key || !e->value)
-                    return fail(err, errlen, "%s: out of memory", path);
+                    return nnrt_fail(err, errlen, "%s: out of memory", path);
             }
             continue;
         }
@@ -293,7 +223,7 @@ static bool parse_header(const char *path, json_t *root, size_t data_bytes, Nnrt
         if (!parse_tensor(path, key, v, t, r, err, errlen))
             return false;
         if (!(t->name = strdup(key)))
-            return fail(err, errlen, "%s: out of memory", path);
+            return nnrt_fail(err, errlen, "%s: out of memory", path);
         r->tensor = c->ntensors++;
     }
     /* The ranges must tile [0, data_bytes): sorted, each begins where the
@@ -304,19 +234,19 @@ static bool parse_header(const char *path, json_t *root, size_t data_bytes, Nnrt
         const Range *r = &(*ranges)[i];
         const char *name = c->tensors[r->tensor].name;
         if (r->begin < at)
-            return fail(err, errlen, "%s: tensor '%s' at bytes [%zu, %zu) overlaps the one "
+            return nnrt_fail(err, errlen, "%s: tensor '%s' at bytes [%zu, %zu) overlaps the one "
                         "before it (which ends at %zu)", path, name, r->begin, r->end, at);
         if (r->begin > at)
-            return fail(err, errlen, "%s: a gap of %zu bytes before tensor '%s' at [%zu, %zu)",
+            return nnrt_fail(err, errlen, "%s: a gap of %zu bytes before tensor '%s' at [%zu, %zu)",
                         path, r->begin - at, name, r->begin, r->end);
         if (r->end > data_bytes)
-            return fail(err, errlen, "%s: tensor '%s' at bytes [%zu, %zu) is past the end of "
+            return nnrt_fail(err, errlen, "%s: tensor '%s' at bytes [%zu, %zu) is past the end of "
                         "the data (%zu bytes; the file is truncated?)", path, name, r->begin,
                         r->end, data_bytes);
         at = r->end;
     }
     if (at != data_bytes)
-        return fail(err, errlen, "%s: %zu bytes of data after the last tensor", path,
+        return nnrt_fail(err, errlen, "%s: %zu bytes of data after the last tensor", path,
                     data_bytes - at);
     return true;
 }
@@ -339,17 +269,17 @@ bool nnrt_ckpt_load(const char *path, NnrtCkpt *c, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
     int fd = open(path, O_RDONLY);
     if (fd < 0)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
+        return nnrt_fail(err, errlen, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, "%s: not a regular file", path);
+        return nnrt_fail(err, errlen, "%s: not a regular file", path);
     }
     size_t size = (size_t)st.st_size;
     unsigned char lenbuf[8];
     if (size < 8 || !read_all(fd, lenbuf, 8)) {
         close(fd);
-        return fail(err, errlen, "%s: %zu bytes, too short for a safetensors header length",
+        return nnrt_fail(err, errlen, "%s: %zu bytes, too short for a safetensors header length",
                     path, size);
     }
     uint64_t hlen = 0;
@@ -357,13 +287,13 @@ bool nnrt_ckpt_load(const char *path, NnrtCkpt *c, char *err, size_t errlen) {
         hlen |= (uint64_t)lenbuf[i] << (8 * i);
     if (hlen > NNRT_CKPT_MAX_HEADER) {
         close(fd);
-        return fail(err, errlen, "%s: header of %llu bytes is over the %u-byte limit (not a "
+        return nnrt_fail(err, errlen, "%s: header of %llu bytes is over the %u-byte limit (not a "
                     "checkpoint, or a hostile one)", path, (unsigned long long)hlen,
                     (unsigned)NNRT_CKPT_MAX_HEADER);
     }
     if (hlen > size - 8) {
         close(fd);
-        return fail(err, errlen, "%s: header of %llu bytes, but only %zu bytes follow the "
+        return nnrt_fail(err, errlen, "%s: header of %llu bytes, but only %zu bytes follow the "
                     "length (truncated file?)", path, (unsigned long long)hlen, size - 8);
     }
     size_t data_bytes = size - 8 - (size_t)hlen;
@@ -371,14 +301,14 @@ bool nnrt_ckpt_load(const char *path, NnrtCkpt *c, char *err, size_t errlen) {
     if (!header || !read_all(fd, header, hlen)) {
         free(header);
         close(fd);
-        return fail(err, errlen, "%s: cannot read the header", path);
+        return nnrt_fail(err, errlen, "%s: cannot read the header", path);
     }
     json_error_t jerr;
     json_t *root = json_loadb(header, hlen, JSON_REJECT_DUPLICATES, &jerr);
     free(header);
     if (!root) {
         close(fd);
-        return fail(err, errlen, "%s: the header is not valid JSON: %s (at byte %d)", path,
+        return nnrt_fail(err, errlen, "%s: the header is not valid JSON: %s (at byte %d)", path,
                     jerr.text, jerr.position);
     }
     Range *ranges = NULL;
@@ -388,7 +318,7 @@ bool nnrt_ckpt_load(const char *path, NnrtCkpt *c, char *err, size_t errlen) {
         c->blob = malloc(data_bytes ? data_bytes : 1);
         ok = c->blob && read_all(fd, c->blob, data_bytes);
         if (!ok)
-            fail(err, errlen, "%s: cannot read %zu bytes of tensor data", path, data_bytes);
+            nnrt_fail(err, errlen, "%s: cannot read %zu bytes of tensor data", path, data_bytes);
     }
     for (size_t i = 0; ok && i < c->ntensors; i++)
         c->tensors[ranges[i].tensor].data = (char *)c->blob + ranges[i].begin;

@@ -9,22 +9,8 @@
 #include "nnrt.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static bool fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return false;
-}
 
 static bool is_file(const char *path) {
     struct stat st;
@@ -121,19 +107,19 @@ bool nnrt_dataset_load(const char *images, const char *labels, size_t classes,
     const NnrtIdx *im = &out->images, *lb = &out->labels;
     bool ok = true;
     if (lb->rank != 1)
-        ok = fail(err, errlen, "%s: labels must be rank 1 (one per sample), but the file has "
+        ok = nnrt_fail(err, errlen, "%s: labels must be rank 1 (one per sample), but the file has "
                   "rank %d", labels, lb->rank);
     else if (im->dims[0] == 0)
-        ok = fail(err, errlen, "%s: the file holds no samples", images);
+        ok = nnrt_fail(err, errlen, "%s: the file holds no samples", images);
     else if (im->dims[0] != lb->dims[0])
-        ok = fail(err, errlen, "%s holds %u samples but %s holds %u labels", images,
+        ok = nnrt_fail(err, errlen, "%s holds %u samples but %s holds %u labels", images,
                   (unsigned)im->dims[0], labels, (unsigned)lb->dims[0]);
     for (size_t i = 0; ok && classes > 0 && i < lb->count; i++) {
         double v = nnrt_idx_get(lb, i);
         if (v != floor(v)) /* also NaN */
-            ok = fail(err, errlen, "%s: label %g at index %zu is not an integer", labels, v, i);
+            ok = nnrt_fail(err, errlen, "%s: label %g at index %zu is not an integer", labels, v, i);
         else if (v < 0 || v >= (double)classes)
-            ok = fail(err, errlen, "%s: label %g at index %zu is out of range for %zu classes",
+            ok = nnrt_fail(err, errlen, "%s: label %g at index %zu is out of range for %zu classes",
                       labels, v, i, classes);
     }
     if (!ok) {

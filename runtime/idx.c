@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -23,19 +22,6 @@
 #define IDX_MAX_BYTES ((uint64_t)16 << 30)
 /* The first allocation for the data; it doubles up to the declared size. */
 #define IDX_FIRST_CHUNK ((size_t)1 << 20)
-
-static bool fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return false;
-}
 
 const char *nnrt_idx_type_name(NnrtIdxType t) {
     switch (t) {
@@ -88,13 +74,13 @@ static bool gz_failed(gzFile gz, const char *path, char *err, size_t errlen) {
     if (strncmp(msg, path, plen) == 0 && msg[plen] == ':' && msg[plen + 1] == ' ')
         msg += plen + 2;
     if (code == Z_BUF_ERROR)
-        fail(err, errlen, "%s: the gzip stream is truncated (zlib: %s)", path, msg);
+        nnrt_fail(err, errlen, "%s: the gzip stream is truncated (zlib: %s)", path, msg);
     else if (code == Z_DATA_ERROR)
-        fail(err, errlen, "%s: the gzip stream is corrupt (zlib: %s)", path, msg);
+        nnrt_fail(err, errlen, "%s: the gzip stream is corrupt (zlib: %s)", path, msg);
     else if (code == Z_MEM_ERROR)
-        fail(err, errlen, "%s: out of memory while decompressing", path);
+        nnrt_fail(err, errlen, "%s: out of memory while decompressing", path);
     else
-        fail(err, errlen, "%s: read error: %s", path, msg);
+        nnrt_fail(err, errlen, "%s: read error: %s", path, msg);
     return true;
 }
 
@@ -138,21 +124,21 @@ static bool read_header(gzFile gz, const char *path, NnrtIdx *out, char *err, si
     if (got < 4 && gz_failed(gz, path, err, errlen))
         return false;
     if (got == 0)
-        return fail(err, errlen, "%s: empty file (expected an IDX header)", path);
+        return nnrt_fail(err, errlen, "%s: empty file (expected an IDX header)", path);
     if (got < 4)
-        return fail(err, errlen, "%s: truncated header: %lld of the 4 magic bytes", path, got);
+        return nnrt_fail(err, errlen, "%s: truncated header: %lld of the 4 magic bytes", path, got);
     if (magic[0] != 0 || magic[1] != 0)
-        return fail(err, errlen,
+        return nnrt_fail(err, errlen,
                     "%s: not an IDX file: magic bytes %02x %02x %02x %02x, expected 00 00 "
                     "then a type and a rank byte",
                     path, magic[0], magic[1], magic[2], magic[3]);
     if (type_size(magic[2]) == 0)
-        return fail(err, errlen,
+        return nnrt_fail(err, errlen,
                     "%s: unknown IDX element type 0x%02x (expected 0x08 uint8, 0x09 int8, "
                     "0x0b int16, 0x0c int32, 0x0d float32 or 0x0e float64)",
                     path, magic[2]);
     if (magic[3] < 1 || magic[3] > NNRT_IDX_MAX_RANK)
-        return fail(err, errlen, "%s: IDX rank %d is not supported (expected 1 to %d)", path,
+        return nnrt_fail(err, errlen, "%s: IDX rank %d is not supported (expected 1 to %d)", path,
                     magic[3], NNRT_IDX_MAX_RANK);
     out->type = (NnrtIdxType)magic[2];
     out->rank = magic[3];
@@ -164,7 +150,7 @@ static bool read_header(gzFile gz, const char *path, NnrtIdx *out, char *err, si
     if ((size_t)got < dimbytes && gz_failed(gz, path, err, errlen))
         return false;
     if ((size_t)got < dimbytes)
-        return fail(err, errlen,
+        return nnrt_fail(err, errlen,
                     "%s: truncated header: rank %d needs %zu bytes of dimensions, the file "
                     "has %lld",
                     path, out->rank, dimbytes, got);
@@ -180,10 +166,10 @@ static bool read_header(gzFile gz, const char *path, NnrtIdx *out, char *err, si
     format_dims(out->dims, out->rank, dims, sizeof dims);
     size_t bytes;
     if (overflow || __builtin_mul_overflow(count, out->elem_size, &bytes))
-        return fail(err, errlen, "%s: header declares %s %s, more than memory can address",
+        return nnrt_fail(err, errlen, "%s: header declares %s %s, more than memory can address",
                     path, dims, nnrt_idx_type_name(out->type));
     if ((uint64_t)bytes > IDX_MAX_BYTES)
-        return fail(err, errlen,
+        return nnrt_fail(err, errlen,
                     "%s: header declares %s %s (%zu bytes), over the 16 GiB limit for an "
                     "IDX file",
                     path, dims, nnrt_idx_type_name(out->type), bytes);
@@ -198,7 +184,7 @@ static bool read_data(gzFile gz, const char *path, NnrtIdx *idx, char *err, size
     size_t cap = bytes < IDX_FIRST_CHUNK ? bytes : IDX_FIRST_CHUNK;
     unsigned char *data = malloc(cap ? cap : 1);
     if (!data)
-        return fail(err, errlen, "%s: out of memory (%zu bytes)", path, cap);
+        return nnrt_fail(err, errlen, "%s: out of memory (%zu bytes)", path, cap);
     size_t have = 0;
     for (;;) {
         long long r = read_full(gz, data + have, cap - have);
@@ -210,7 +196,7 @@ static bool read_data(gzFile gz, const char *path, NnrtIdx *idx, char *err, size
         unsigned char *grown = realloc(data, next);
         if (!grown) {
             free(data);
-            return fail(err, errlen, "%s: out of memory (%zu bytes)", path, next);
+            return nnrt_fail(err, errlen, "%s: out of memory (%zu bytes)", path, next);
         }
         data = grown;
         cap = next;
@@ -221,7 +207,7 @@ static bool read_data(gzFile gz, const char *path, NnrtIdx *idx, char *err, size
         free(data);
         if (gz_failed(gz, path, err, errlen))
             return false;
-        return fail(err, errlen, "%s: header declares %s %s (%zu bytes) but the file holds %zu "
+        return nnrt_fail(err, errlen, "%s: header declares %s %s (%zu bytes) but the file holds %zu "
                     "byte%s of data", path, dims, nnrt_idx_type_name(idx->type), bytes, have,
                     have == 1 ? "" : "s");
     }
@@ -238,7 +224,7 @@ static bool read_data(gzFile gz, const char *path, NnrtIdx *idx, char *err, size
     }
     if (extra > 0) {
         free(data);
-        return fail(err, errlen, "%s: header declares %s %s (%zu bytes) but %s%zu more bytes "
+        return nnrt_fail(err, errlen, "%s: header declares %s %s (%zu bytes) but %s%zu more bytes "
                     "follow: the file is longer than its header declares",
                     path, dims, nnrt_idx_type_name(idx->type), bytes,
                     extra >= ((size_t)1 << 20) ? "at least " : "", extra);
@@ -253,7 +239,7 @@ bool nnrt_idx_read(const char *path, NnrtIdx *out, char *err, size_t errlen) {
     errno = 0;
     gzFile gz = gzopen(path, "rb");
     if (!gz)
-        return fail(err, errlen, "%s: %s", path,
+        return nnrt_fail(err, errlen, "%s: %s", path,
                     errno ? strerror(errno) : "cannot open (out of memory)");
     gzbuffer(gz, 1 << 17);
     bool ok = read_header(gz, path, out, err, errlen) && read_data(gz, path, out, err, errlen);

@@ -9,6 +9,7 @@
  *   train.c     the training loop over compiled step functions
  *   report.c    --report FILE.json, peak memory
  *   pool.c      the persistent thread pool JIT-compiled kernels run on
+ *   file.c      the error formatter and the atomic write of every output
  *   checkpoint.c  safetensors checkpoints: atomic save, validating load
  *   metrics.c   evaluation (confusion matrix) and prediction (CSV)
  *   plot.c      --log run.csv and --plot curves.svg
@@ -324,5 +325,23 @@ bool nnrt_ckpt_load(const char *path, NnrtCkpt *c, char *err, size_t errlen);
 const NnrtTensor *nnrt_ckpt_tensor(const NnrtCkpt *c, const char *name); /* NULL: none */
 const char *nnrt_ckpt_meta(const NnrtCkpt *c, const char *key);         /* NULL: none */
 void nnrt_ckpt_free(NnrtCkpt *c);
+
+/* ---------------------------------------------------------------- file.c */
+
+/* Formats an error into err (when errlen > 0); returns false, so an error
+ * path reads `return nnrt_fail(err, errlen, "...", ...)`. */
+bool nnrt_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* An atomic write: begin opens a temporary file beside path (write through
+ * f); end with keep = true flushes, fsyncs, renames it over path and fsyncs
+ * the directory; with keep = false, or on any error, removes it and leaves
+ * path as it was. `what` names the output in messages ("the report"). */
+typedef struct NnrtAtomic {
+    FILE *f;
+    char *tmp;
+    const char *path;
+} NnrtAtomic;
+bool nnrt_atomic_begin(NnrtAtomic *a, const char *path, char *err, size_t errlen);
+bool nnrt_atomic_end(NnrtAtomic *a, bool keep, const char *what, char *err, size_t errlen);
 
 #endif

@@ -17,49 +17,16 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 typedef void (*WriteFn)(FILE *f, const NnrtEpochStats *h, size_t n);
 
 static bool write_atomic(const char *path, WriteFn fn, const NnrtEpochStats *h, size_t n,
                          char *err, size_t errlen) {
-    static const char suffix[] = ".tmp.XXXXXX";
-    size_t len = strlen(path);
-    char *tmp = malloc(len + sizeof suffix);
-    if (!tmp) {
-        snprintf(err, errlen, "%s: out of memory", path);
+    NnrtAtomic a;
+    if (!nnrt_atomic_begin(&a, path, err, errlen))
         return false;
-    }
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, suffix, sizeof suffix);
-    int fd = mkstemp(tmp);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot create a temporary file: %s", path, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-            unlink(tmp);
-        }
-        free(tmp);
-        return false;
-    }
-    fchmod(fd, 0644);
-    errno = 0;
-    fn(f, h, n);
-    int saved = 0;
-    if (fflush(f) != 0 || ferror(f))
-        saved = errno ? errno : EIO;
-    if (fclose(f) != 0 && !saved)
-        saved = errno;
-    if (!saved && rename(tmp, path) != 0)
-        saved = errno;
-    if (saved) {
-        unlink(tmp);
-        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(saved));
-    }
-    free(tmp);
-    return !saved;
+    fn(a.f, h, n);
+    return nnrt_atomic_end(&a, true, "it", err, errlen);
 }
 
 /* ---------------------------------------------------------------- CSV */

@@ -12,25 +12,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-static bool fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return false;
-}
 
 size_t nnrt_peak_rss_bytes(void) {
     struct rusage ru;
@@ -112,42 +96,9 @@ static void write_json(FILE *f, const NnrtReport *r) {
 }
 
 bool nnrt_report_write(const char *path, const NnrtReport *r, char *err, size_t errlen) {
-    static const char suffix[] = ".tmp.XXXXXX";
-    size_t len = strlen(path);
-    char *tmp = malloc(len + sizeof suffix);
-    if (!tmp)
-        return fail(err, errlen, "%s: out of memory", path);
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, suffix, sizeof suffix);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        fail(err, errlen, "%s: cannot create a temporary file: %s", path, strerror(errno));
-        free(tmp);
+    NnrtAtomic a;
+    if (!nnrt_atomic_begin(&a, path, err, errlen))
         return false;
-    }
-    /* mkstemp makes it 0600; a report is as readable as any other output. */
-    fchmod(fd, 0644);
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        fail(err, errlen, "%s: %s", path, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return false;
-    }
-    errno = 0;
-    write_json(f, r);
-    int saved = 0;
-    if (fflush(f) != 0 || ferror(f) || fsync(fd) != 0)
-        saved = errno ? errno : EIO;
-    if (fclose(f) != 0 && !saved)
-        saved = errno;
-    if (!saved && rename(tmp, path) != 0)
-        saved = errno;
-    if (saved) {
-        unlink(tmp);
-        fail(err, errlen, "%s: cannot write the report: %s", path, strerror(saved));
-    }
-    free(tmp);
-    return !saved;
+    write_json(a.f, r);
+    return nnrt_atomic_end(&a, true, "the report", err, errlen);
 }

@@ -22,22 +22,8 @@
 #include "nnrt.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-static bool fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return false;
-}
 
 /* The buffers behind slots 0..4, and the sample order. Aligned to 64 bytes
  * (a cache line, an AVX-512 vector) for the compiled code. */
@@ -89,7 +75,7 @@ static bool buffers_alloc(Buffers *b, const NnrtTrainSpec *spec, size_t max_batc
     }
     if (!sizes_ok || !b->arena || !b->x || !b->y || !b->loss || !b->output || !b->order) {
         buffers_free(b);
-        return fail(err, errlen, "out of memory for the training buffers (arena %zu bytes, "
+        return nnrt_fail(err, errlen, "out of memory for the training buffers (arena %zu bytes, "
                     "batch %zu x %zu)", spec->arena_bytes, max_batch, sample_size);
     }
     return true;
@@ -123,26 +109,26 @@ static size_t count_correct(const Buffers *bf, size_t b, size_t outputs, int dty
 static bool check_steps(const char *what, size_t n, NnrtStep full, NnrtStep rem, char *err,
                         size_t errlen) {
     if (!full.fn || full.batch == 0)
-        return fail(err, errlen, "no %s step function (or batch size 0)", what);
+        return nnrt_fail(err, errlen, "no %s step function (or batch size 0)", what);
     size_t r = n % full.batch;
     if (r != 0 && (!rem.fn || rem.batch != r))
-        return fail(err, errlen, "%s: %zu samples in batches of %zu leave %zu for the last "
+        return nnrt_fail(err, errlen, "%s: %zu samples in batches of %zu leave %zu for the last "
                     "batch, but the remainder step is compiled for %zu", what, n, full.batch, r,
                     rem.fn ? rem.batch : 0);
     if (n > UINT32_MAX)
-        return fail(err, errlen, "%s: %zu samples, more than the %u supported", what, n,
+        return nnrt_fail(err, errlen, "%s: %zu samples, more than the %u supported", what, n,
                     (unsigned)UINT32_MAX);
     return true;
 }
 
 static bool check_spec(const NnrtTrainSpec *spec, char *err, size_t errlen) {
     if (spec->dtype_bytes != 4 && spec->dtype_bytes != 8)
-        return fail(err, errlen, "dtype of %d bytes: expected 4 (float) or 8 (double)",
+        return nnrt_fail(err, errlen, "dtype of %d bytes: expected 4 (float) or 8 (double)",
                     spec->dtype_bytes);
     if (spec->nslots < 5 || !spec->slots)
-        return fail(err, errlen, "%zu slots: the step functions need at least 5", spec->nslots);
+        return nnrt_fail(err, errlen, "%zu slots: the step functions need at least 5", spec->nslots);
     if (spec->classify && spec->outputs == 0)
-        return fail(err, errlen, "accuracy needs at least one output per sample");
+        return nnrt_fail(err, errlen, "accuracy needs at least one output per sample");
     return true;
 }
 
@@ -222,9 +208,9 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
                 spec->on_nonfinite(spec->ctx, &nf);
             }
             if (loss_ok)
-                return fail(err, errlen, "a gradient became nan or inf %s step %zu (the loss "
+                return nnrt_fail(err, errlen, "a gradient became nan or inf %s step %zu (the loss "
                             "was %g)", where, step, loss);
-            return fail(err, errlen, "loss is %s %s step %zu", isnan(loss) ? "nan" : "inf",
+            return nnrt_fail(err, errlen, "loss is %s %s step %zu", isnan(loss) ? "nan" : "inf",
                         where, step);
         }
         if (pass->on_batch)
@@ -282,7 +268,7 @@ bool nnrt_evaluate_batches(const NnrtTrainSpec *spec, const NnrtDataset *ds, Nnr
         !check_steps("evaluation", ds->n, spec->eval_full, spec->eval_rem, err, errlen))
         return false;
     if (ds->n == 0)
-        return fail(err, errlen, "evaluation: the dataset is empty");
+        return nnrt_fail(err, errlen, "evaluation: the dataset is empty");
     Buffers bf;
     if (!buffers_alloc(&bf, spec, spec->eval_full.batch, ds->sample_size, ds->n, err, errlen))
         return false;
@@ -306,9 +292,9 @@ static bool check_eval_set(const NnrtTrainSpec *spec, const char *what, const Nn
     if (!check_steps(what, ds->n, spec->eval_full, rem, err, errlen))
         return false;
     if (ds->n == 0)
-        return fail(err, errlen, "%s: the set is empty", what);
+        return nnrt_fail(err, errlen, "%s: the set is empty", what);
     if (ds->sample_size != train->sample_size)
-        return fail(err, errlen, "%s samples have %zu elements, training samples %zu", what,
+        return nnrt_fail(err, errlen, "%s samples have %zu elements, training samples %zu", what,
                     ds->sample_size, train->sample_size);
     return true;
 }
@@ -323,9 +309,9 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         !check_steps("training", train->n, spec->train_full, spec->train_rem, err, errlen))
         return false;
     if (train->n == 0)
-        return fail(err, errlen, "training: the dataset is empty");
+        return nnrt_fail(err, errlen, "training: the dataset is empty");
     if (spec->epochs < 0)
-        return fail(err, errlen, "%d epochs", spec->epochs);
+        return nnrt_fail(err, errlen, "%d epochs", spec->epochs);
     size_t max_batch = spec->train_full.batch;
     if (test || spec->val)
         max_batch = max_size(max_batch, spec->eval_full.batch);
@@ -348,11 +334,11 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
     size_t full = spec->train_full.batch;
     size_t steps = train->n / full + (train->n % full != 0);
     if (pos.epoch < 0 || pos.step >= steps || pos.seen > train->n || pos.correct > pos.seen)
-        return fail(err, errlen, "cannot resume at epoch %d, step %zu: an epoch has %zu steps",
+        return nnrt_fail(err, errlen, "cannot resume at epoch %d, step %zu: an epoch has %zu steps",
                     pos.epoch, pos.step, steps);
     res->epochs = calloc(spec->epochs ? (size_t)spec->epochs : 1, sizeof *res->epochs);
     if (!res->epochs)
-        return fail(err, errlen, "out of memory for %d epochs of results", spec->epochs);
+        return nnrt_fail(err, errlen, "out of memory for %d epochs of results", spec->epochs);
     Buffers bf;
     if (!buffers_alloc(&bf, spec, max_batch, train->sample_size, max_n, err, errlen)) {
         nnrt_train_result_free(res);
