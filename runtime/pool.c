@@ -1,18 +1,22 @@
 /* pool.c — the one persistent thread pool, owned by the runtime.
  *
  * JIT-compiled kernels call nnrt_parallel_for(fn, slots, n) to run
- * fn(slots, begin, end) over [0, n) on every core. The range is cut into
- * one contiguous chunk per thread, the same cut for the same n and thread
- * count, and every index is computed the same way whichever thread runs it,
- * so results do not depend on the number of threads.
+ * fn(slots, i, i + 1) for every i in [0, n) on all cores. Each index is
+ * computed the same way whichever thread runs it, so results do not depend
+ * on the number of threads.
+ *
+ * Indices are handed out one at a time from a counter that also carries the
+ * job's generation, and the caller takes them too: a worker that is asleep
+ * or descheduled (two cores are often shared) simply gets none, instead of
+ * holding a fixed share the caller must wait for. A worker only touches a
+ * job after taking one of its indices, which the job cannot finish without,
+ * so a late worker can never run a stale job.
  *
  * The pool is process-wide state, the only such state of the runtime: one
  * pool, so two never compete for the cores. It starts on first use with
  * NNC_THREADS threads, else one per available core (nnrt_set_threads
- * changes that before first use). Workers spin briefly on a generation
- * counter before sleeping on a condition variable: a training step calls
- * the pool a few times per millisecond, and waking from a futex costs more
- * than the work of a small kernel.
+ * changes that before first use). Idle workers spin briefly, then sleep on
+ * a condition variable; the caller wakes them only if some sleep.
  */
 #define _GNU_SOURCE
 #include "nnrt.h"
@@ -21,9 +25,8 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <string.h>
 
-enum { MAX_THREADS = 256, SPIN = 1 << 14 };
+enum { MAX_THREADS = 256, SPIN = 2000 };
 
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
@@ -33,11 +36,12 @@ enum { MAX_THREADS = 256, SPIN = 1 << 14 };
 
 typedef struct Pool {
     int threads; /* including the caller */
-    pthread_t tid[MAX_THREADS];
     pthread_mutex_t lock;
-    pthread_cond_t wake, done;
-    atomic_uint generation; /* bumped once per job */
-    atomic_int pending;     /* workers still running the job */
+    pthread_cond_t wake;
+    atomic_uint generation;  /* bumped once per job */
+    atomic_uint_fast64_t next; /* generation << 32 | next index to take */
+    atomic_int done;         /* indices of the current job finished */
+    atomic_int sleepers;     /* workers waiting on `wake` */
     /* The job, written before generation is bumped. */
     NnrtKernelFn fn;
     void **slots;
@@ -48,13 +52,26 @@ static Pool pool;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static int requested_threads;
 
-static void chunk(int64_t n, int threads, int t, int64_t *begin, int64_t *end) {
-    *begin = n * t / threads;
-    *end = n * (t + 1) / threads;
+/* Takes and runs indices of job `gen` until none is left; returns how many. */
+static int run_indices(unsigned gen) {
+    int ran = 0;
+    uint_fast64_t v = atomic_load_explicit(&pool.next, memory_order_acquire);
+    for (;;) {
+        if ((unsigned)(v >> 32) != gen || (int64_t)(v & 0xffffffffu) >= pool.n)
+            return ran;
+        if (!atomic_compare_exchange_weak_explicit(&pool.next, &v, v + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        int64_t i = (int64_t)(v & 0xffffffffu);
+        pool.fn(pool.slots, i, i + 1); /* the job cannot finish without index i: its fields hold */
+        atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
+        ran++;
+        v = atomic_load_explicit(&pool.next, memory_order_acquire);
+    }
 }
 
 static void *worker(void *arg) {
-    int t = (int)(intptr_t)arg;
+    (void)arg;
     unsigned seen = 0;
     for (;;) {
         unsigned g;
@@ -62,20 +79,14 @@ static void *worker(void *arg) {
             cpu_relax();
         if (g == seen) {
             pthread_mutex_lock(&pool.lock);
+            atomic_fetch_add(&pool.sleepers, 1);
             while ((g = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen)
                 pthread_cond_wait(&pool.wake, &pool.lock);
+            atomic_fetch_sub(&pool.sleepers, 1);
             pthread_mutex_unlock(&pool.lock);
         }
         seen = g;
-        int64_t begin, end;
-        chunk(pool.n, pool.threads, t, &begin, &end);
-        if (begin < end)
-            pool.fn(pool.slots, begin, end);
-        if (atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel) == 1) {
-            pthread_mutex_lock(&pool.lock);
-            pthread_cond_signal(&pool.done);
-            pthread_mutex_unlock(&pool.lock);
-        }
+        run_indices(g);
     }
     return NULL;
 }
@@ -98,14 +109,14 @@ static void pool_start(void) {
         n = MAX_THREADS;
     pthread_mutex_init(&pool.lock, NULL);
     pthread_cond_init(&pool.wake, NULL);
-    pthread_cond_init(&pool.done, NULL);
     pool.threads = 1;
     /* Workers run for the life of the process; a thread that cannot be
      * started just leaves the pool smaller. */
     for (int t = 1; t < n; t++) {
-        if (pthread_create(&pool.tid[t], NULL, worker, (void *)(intptr_t)t) != 0)
+        pthread_t tid;
+        if (pthread_create(&tid, NULL, worker, NULL) != 0)
             break;
-        pthread_detach(pool.tid[t]);
+        pthread_detach(tid);
         pool.threads++;
     }
 }
@@ -119,29 +130,27 @@ int nnrt_threads(void) {
 
 void nnrt_parallel_for(NnrtKernelFn fn, void **slots, int64_t n) {
     pthread_once(&pool_once, pool_start);
-    if (pool.threads == 1 || n <= 1) {
+    if (pool.threads == 1 || n <= 1 || n > 0xffffffff) {
         fn(slots, 0, n);
         return;
     }
+    unsigned gen = atomic_load_explicit(&pool.generation, memory_order_relaxed) + 1;
     pool.fn = fn;
     pool.slots = slots;
     pool.n = n;
-    atomic_store_explicit(&pool.pending, pool.threads - 1, memory_order_relaxed);
-    pthread_mutex_lock(&pool.lock);
-    atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
-    pthread_cond_broadcast(&pool.wake);
-    pthread_mutex_unlock(&pool.lock);
-
-    int64_t begin, end;
-    chunk(n, pool.threads, 0, &begin, &end);
-    if (begin < end)
-        fn(slots, begin, end);
-    for (int i = 0; atomic_load_explicit(&pool.pending, memory_order_acquire) && i < SPIN; i++)
-        cpu_relax();
-    if (atomic_load_explicit(&pool.pending, memory_order_acquire)) {
+    atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool.next, (uint_fast64_t)gen << 32, memory_order_release);
+    atomic_store_explicit(&pool.generation, gen, memory_order_release);
+    if (atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.lock);
-        while (atomic_load_explicit(&pool.pending, memory_order_acquire))
-            pthread_cond_wait(&pool.done, &pool.lock);
+        pthread_cond_broadcast(&pool.wake);
         pthread_mutex_unlock(&pool.lock);
     }
+    run_indices(gen);
+    /* Only indices a worker took and is still running are left. */
+    for (int i = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < n; i++)
+        if (i < SPIN)
+            cpu_relax();
+        else
+            sched_yield(); /* the worker may be waiting for this core */
 }
