@@ -60,6 +60,11 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
         ACC(a, DIV(gy, b));
         ACC(b, NEG(DIV(MUL(gy, y), b)));
         break;
+    case OP_POW:                                              /* d a^b = b a^(b-1) da + a^b ln a db */
+        ACC(a, MUL(gy, MUL(b, ir_binary(g, OP_POW, a, SUB(b, ONE), l))));
+        if (ad->needs[b])
+            ACC(b, MUL(gy, MUL(y, ir_unary(g, OP_LOG, a, l))));
+        break;
     case OP_NEG: ACC(a, NEG(gy)); break;                      /* d(-a) = -da */
     case OP_EXP: ACC(a, MUL(gy, y)); break;                   /* d e^a = e^a da */
     case OP_LOG: ACC(a, DIV(gy, a)); break;                   /* d ln a = da / a */

@@ -196,6 +196,10 @@ static LLVMValueRef elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMV
     case OP_SUB: return LLVMBuildFSub(B, a, b, "");
     case OP_MUL: return LLVMBuildFMul(B, a, b, "");
     case OP_DIV: return LLVMBuildFDiv(B, a, b, "");
+    case OP_POW: {
+        LLVMValueRef ab[2] = {a, b};
+        return intrinsic(c, "llvm.pow", ab, 2);
+    }
     case OP_NEG: return LLVMBuildFNeg(B, a, "");
     case OP_EXP: return fexp(c, a);
     case OP_LOG: return intrinsic(c, "llvm.log", &a, 1);

@@ -125,6 +125,17 @@ bool ir_is_const(const Graph *g, NodeId n, double v) {
 
 static bool is_const(const Graph *g, NodeId n) { return N(g, n)->op == OP_CONST; }
 
+/* n as base * c for a scalar constant c (c = 1 when n is not scaled). */
+static NodeId scaled_term(const Graph *g, NodeId n, double *c) {
+    const IrNode *x = N(g, n);
+    if (x->op == OP_MUL && is_const(g, x->in[1]) && N(g, x->in[1])->shape.rank == 0) {
+        *c = N(g, x->in[1])->value;
+        return x->in[0];
+    }
+    *c = 1;
+    return n;
+}
+
 /* ---------------------------------------------------------------- shapes */
 
 bool shape_broadcast(const Shape *a, const Shape *b, Shape *out) {
@@ -178,6 +189,7 @@ static double fold_binary(Op op, double a, double b) {
     case OP_SUB: return a - b;
     case OP_MUL: return a * b;
     case OP_DIV: return a / b;
+    case OP_POW: return pow(a, b);
     default: die("fold_binary: %s", op_info[op].name);
     }
 }
@@ -192,6 +204,8 @@ NodeId ir_unary(Graph *g, Op op, NodeId a, Loc loc) {
         return x->in[0];
     if (op == OP_NEG && x->op == OP_SUB) /* -(a - b) = b - a */
         return ir_binary(g, OP_SUB, x->in[1], x->in[0], loc);
+    if (op == OP_NEG && x->op == OP_MUL && is_const(g, x->in[1])) /* -(a * c) = a * -c */
+        return ir_binary(g, OP_MUL, x->in[0], ir_const(g, -N(g, x->in[1])->value, N(g, x->in[1])->shape, loc), loc);
     if ((op == OP_RELU || op == OP_STEP) && x->op == OP_RELU) /* relu(relu a) = relu a; step likewise */
         return ir_unary(g, op, x->in[0], loc);
     return intern(g, node_of(op, a, -1, x->shape, loc));
@@ -236,6 +250,10 @@ NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
             return ir_binary(g, OP_SUB, b, x->in[0], loc);
         if (a == b) /* a + a = 2 a */
             return ir_binary(g, OP_MUL, a, ir_const(g, 2, (Shape){0}, loc), loc);
+        double c1, c2;
+        NodeId t1 = scaled_term(g, a, &c1), t2 = scaled_term(g, b, &c2);
+        if (t1 == t2) /* a c1 + a c2 = a (c1 + c2): like terms, as autodiff's sums make them */
+            return ir_binary(g, OP_MUL, t1, ir_const(g, c1 + c2, (Shape){0}, loc), loc);
         break;
     case OP_SUB:
         if (cb && y->value == 0 && a_full) /* a - 0 = a */
@@ -248,8 +266,8 @@ NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
             return ir_binary(g, OP_ADD, a, y->in[0], loc);
         break;
     case OP_MUL:
-        if (cb && y->value == 1 && a_full) /* a * 1 = a */
-            return a;
+        if (cb && y->value == 1) /* a * 1 = a, repeated to the result's shape */
+            return ir_broadcast(g, a, s, loc);
         if (cb && y->value == 0) /* a * 0 = 0 (the IR assumes finite values here) */
             return ir_const(g, 0, s, loc);
         if (cb && y->value == -1 && a_full) /* a * -1 = -a */
@@ -270,6 +288,14 @@ NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
             return ir_const(g, 0, s, loc);
         if (cb && y->value != 0) /* a / c = a * (1/c): a multiply is cheaper */
             return ir_binary(g, OP_MUL, a, ir_const(g, 1 / y->value, y->shape, loc), loc);
+        break;
+    case OP_POW:
+        if (cb && y->value == 1 && a_full) /* a^1 = a */
+            return a;
+        if (cb && y->value == 0) /* a^0 = 1 */
+            return ir_const(g, 1, s, loc);
+        if (cb && y->value == 2 && a_full) /* a^2 = a a: exact, and its derivative reads 2 a */
+            return ir_binary(g, OP_MUL, a, a, loc);
         break;
     default:
         break;
@@ -330,6 +356,12 @@ NodeId ir_matmul(Graph *g, NodeId a, NodeId b, Loc loc) {
     Shape s = {2, {x->shape.dim[0], y->shape.dim[1]}};
     if (ir_is_const(g, a, 0) || ir_is_const(g, b, 0))
         return ir_const(g, 0, s, loc);
+    if (x->shape.dim[1] == 1) /* an outer product: [m, 1] @ [1, n] = [m, 1] * [1, n] */
+        return ir_binary(g, OP_MUL, a, b, loc);
+    if (y->op == OP_CONST) /* A @ c = (sum_k A[i, k]) c, as a gradient of a sum makes it */
+        return ir_binary(g, OP_MUL, ir_sum(g, a, 1, loc), ir_const(g, y->value, s, loc), loc);
+    if (x->op == OP_CONST) /* c @ B = c (sum_k B[k, j]) */
+        return ir_binary(g, OP_MUL, ir_sum(g, b, 0, loc), ir_const(g, x->value, s, loc), loc);
     return intern(g, node_of(OP_MATMUL, a, b, s, loc));
 }
 

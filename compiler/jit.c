@@ -108,6 +108,7 @@ static const struct {
 } runtime_symbols[] = {
     {"tanhf", (void *)tanhf}, {"tanh", (void *)tanh},     {"expf", (void *)expf},
     {"exp", (void *)exp},     {"logf", (void *)logf},     {"log", (void *)log},
+    {"powf", (void *)powf},   {"pow", (void *)pow},
     {"memset", (void *)memset}, {"memcpy", (void *)memcpy}, {"memmove", (void *)memmove},
 };
 

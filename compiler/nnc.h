@@ -281,6 +281,7 @@ typedef enum { DT_F32, DT_F64 } DType;
     X(SUB, "sub", 2, ELEMWISE)        /* a - b                                      */ \
     X(MUL, "mul", 2, ELEMWISE)        /* a * b                                      */ \
     X(DIV, "div", 2, ELEMWISE)        /* a / b                                      */ \
+    X(POW, "pow", 2, ELEMWISE)        /* a^b = e^(b ln a)                           */ \
     X(NEG, "neg", 1, ELEMWISE)        /* -a                                         */ \
     X(EXP, "exp", 1, ELEMWISE)        /* e^a                                        */ \
     X(LOG, "log", 1, ELEMWISE)        /* ln a                                       */ \

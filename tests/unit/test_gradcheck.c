@@ -24,6 +24,8 @@ static NodeId f_add(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(
 static NodeId f_sub(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(OP_SUB, q, p); }
 static NodeId f_mul(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(OP_MUL, p, q); }
 static NodeId f_div(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(OP_DIV, p, ir_unary(g, OP_EXP, q, L0)); }
+/* A positive base, so that d/db = a^b ln a is defined; b broadcasts. */
+static NodeId f_pow(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(OP_POW, ir_unary(g, OP_EXP, p, L0), q); }
 static NodeId f_neg(Graph *g, NodeId p, NodeId q, NodeId y) { (void)q, (void)y; return U(OP_NEG); }
 static NodeId f_exp(Graph *g, NodeId p, NodeId q, NodeId y) { (void)q, (void)y; return U(OP_EXP); }
 static NodeId f_log(Graph *g, NodeId p, NodeId q, NodeId y) {
@@ -77,6 +79,7 @@ static const struct {
     {"sub (broadcast [3, 1])", f_sub, {2, {3, 1}}},
     {"mul (broadcast [4])", f_mul, {1, {4}}},
     {"div", f_div, {2, {3, 4}}},
+    {"pow (broadcast [4])", f_pow, {1, {4}}},
     {"neg", f_neg, {1, {4}}},
     {"exp", f_exp, {1, {4}}},
     {"log", f_log, {1, {4}}},
