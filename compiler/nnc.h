@@ -6,8 +6,11 @@
  *   parse.c     (with grammar/nn.l, grammar/nn.y) source -> AST
  *   ast_print.c --emit=ast
  *   sema.c      AST -> checked Model (shapes inferred and checked)
+ *   expr.c      tensor expressions -> IR, with their shapes checked
+ *   script.c    top-level statements (let, assignment, print) run through the JIT
  *   ir.c        the tensor SSA DAG: hash-consed, simplifying constructors
  *   ir_print.c  the canonical text form (--emit=ir, --emit=grad)
+ *   infix.c     an IR value as a readable infix expression (print grad(L, w))
  *   lower.c     Model -> forward IR
  *   autodiff.c  reverse-mode symbolic differentiation on the IR
  *   optim.c     the optimizer update as IR
@@ -114,6 +117,51 @@ typedef struct AstArg { /* key = value, in optimizer(...) and train ... */
     AstNum value;
 } AstArg;
 
+/* A tensor expression. Operators are located at the operator, so a shape
+ * error points at the '+' that cannot broadcast. */
+typedef enum {
+    EX_NUM,     /* 1.5 */
+    EX_NAME,    /* w */
+    EX_LIST,    /* [e, e, ...]: a literal tensor; args are the elements */
+    EX_NEG,     /* -e */
+    EX_BINARY,  /* e op e, op one of + - * / ^ @ */
+    EX_CALL,    /* name(e, ..., key = e, ...) */
+    EX_KEYWORD, /* key = e, an argument of a call: name is the key, args[0] the value */
+} AstExprKind;
+
+typedef struct AstExpr AstExpr;
+struct AstExpr {
+    AstExprKind kind;
+    Loc loc;
+    AstNum num;       /* EX_NUM */
+    const char *name; /* EX_NAME, EX_CALL (the function), EX_KEYWORD (the key) */
+    char op;          /* EX_BINARY */
+    AstExpr **args;   /* operands, elements or arguments */
+    int nargs;
+};
+
+/* A list of expressions while the parser builds it (lists nest, so they grow
+ * in the arena rather than in the ParseState). */
+typedef struct AstExprList {
+    AstExpr **v;
+    int n, cap;
+} AstExprList;
+
+/* A statement outside any model: the course's scalar computational graphs. */
+typedef enum {
+    TOP_LET,    /* let NAME = literal: a variable (a leaf one can differentiate by) */
+    TOP_ASSIGN, /* NAME = expr: a named value */
+    TOP_PRINT,  /* print expr */
+} AstStmtKind;
+
+typedef struct AstStmt {
+    AstStmtKind kind;
+    Loc loc;          /* of the statement's first token */
+    const char *name; /* LET, ASSIGN */
+    Loc name_loc;
+    AstExpr *expr;
+} AstStmt;
+
 typedef enum {
     AST_INPUT,     /* input NAME [d0, d1, ...] */
     AST_FLATTEN,   /* flatten */
@@ -146,6 +194,8 @@ typedef struct AstModel {
 typedef struct AstProgram {
     AstModel *models;
     int nmodels;
+    AstStmt *stmts; /* the top-level statements, in order */
+    int nstmts;
 } AstProgram;
 
 /* Parses `src`; reports every syntax error through `d`. Returns NULL if there
@@ -170,6 +220,8 @@ typedef struct ParseState {
     size_t tok_offset, tok_len;
     int stmt_tok;           /* the token that started the current statement */
     size_t stmt_offset;
+    Loc stmt_loc;           /* ... its position and length */
+    size_t stmt_len;
     const char *stmt_name;  /* the identifier right after it: input x, optimizer sgd, model m */
     const char *model_name; /* the model being parsed */
     /* The lists being built (they never nest): in malloc'd memory while they
@@ -182,6 +234,8 @@ typedef struct ParseState {
     int nitems, items_cap;
     AstModel *models;
     int nmodels, models_cap;
+    AstStmt *stmts;
+    int nstmts, stmts_cap;
 } ParseState;
 
 /* Called by the lexer for every number literal (yytext is NUL-terminated). */
@@ -203,6 +257,16 @@ AstItem ast_loss(ParseState *ps, Loc loc, const char *name, Loc name_loc);
 AstItem ast_optimizer(ParseState *ps, Loc loc, const char *name, Loc name_loc, bool has_args);
 AstItem ast_train(ParseState *ps, Loc loc);
 void ast_unknown_statement(ParseState *ps, const char *word, Loc loc);
+AstExpr *ast_expr_num(ParseState *ps, AstNum n);
+AstExpr *ast_expr_name(ParseState *ps, const char *name, Loc loc);
+AstExpr *ast_expr_neg(ParseState *ps, Loc minus, AstExpr *e);
+AstExpr *ast_expr_binary(ParseState *ps, char op, Loc op_loc, AstExpr *l, AstExpr *r);
+AstExpr *ast_expr_call(ParseState *ps, const char *name, Loc loc, AstExprList *args);
+AstExpr *ast_expr_keyword(ParseState *ps, const char *key, Loc loc, AstExpr *value);
+AstExpr *ast_expr_list(ParseState *ps, Loc open, AstExprList *elems);
+AstExprList *ast_exprs_new(ParseState *ps, AstExpr *first);
+AstExprList *ast_exprs_add(ParseState *ps, AstExprList *l, AstExpr *e);
+void ast_stmt(ParseState *ps, AstStmtKind kind, Loc loc, const char *name, Loc name_loc, AstExpr *e);
 void ast_model_new(ParseState *ps);
 void ast_model_add(ParseState *ps, AstItem item);
 void ast_model_finish(ParseState *ps, Loc loc, const char *name, Loc name_loc);
@@ -395,6 +459,55 @@ Graph *ir_dce(const Graph *g);
 /* ---------------------------------------------------------------- ir_print.c */
 
 void ir_print(FILE *out, const Graph *g);
+
+/* ---------------------------------------------------------------- infix.c */
+
+/* Node `root` of g as a readable infix expression, in the language's own
+ * syntax: `names[id]` (when not NULL) stands for node id wherever it occurs
+ * below the root; a subexpression used more than once that has no name is
+ * written once as t1, t2, ... and *where is set to "t1 = ..., t2 = ..."
+ * (else NULL). Strings in `a`. */
+const char *infix_expr(Arena *a, const Graph *g, NodeId root, const char *const *names, const char **where);
+
+/* ---------------------------------------------------------------- expr.c */
+
+/* The names an expression may use, each bound to an IR node. */
+typedef struct ExprName {
+    const char *name;
+    Loc loc;      /* where it was defined */
+    NodeId node;
+} ExprName;
+
+typedef struct ExprEnv ExprEnv;
+struct ExprEnv {
+    Arena *arena;
+    Diag *diag;
+    Graph *g;
+    ExprName *names;
+    int nnames, cap;
+    /* A tensor literal [..] with these elements, as a node; NULL where they
+     * are not allowed. */
+    NodeId (*literal)(ExprEnv *e, const AstExpr *x, Shape s, const double *values);
+    NodeId grad_of; /* the function differentiated by the last grad() lowered */
+};
+
+/* The binding of `name`, or NULL. */
+const ExprName *expr_lookup(const ExprEnv *e, const char *name);
+/* Binds `name`; false (reported, with a note at the first) if it is bound. */
+bool expr_bind(ExprEnv *e, const char *name, Loc loc, NodeId node);
+/* The IR of `x` (shapes checked, NumPy broadcasting), or -1 once every
+ * error in it has been reported through e->diag. */
+NodeId expr_lower(ExprEnv *e, const AstExpr *x);
+/* The shape and elements of a literal (a number or nested [..] of numbers)
+ * in `a`; false once reported. */
+bool expr_literal(ExprEnv *e, const AstExpr *x, Shape *shape, double **values);
+
+/* ---------------------------------------------------------------- script.c */
+
+/* Runs the top-level statements of `p` (let, assignment, print): one IR
+ * graph in float64, compiled by the JIT and run once; prints to `out`.
+ * EXIT_OK, EXIT_INVALID_MODEL after errors, EXIT_USAGE if the JIT fails. */
+int script_run(Arena *a, Diag *d, const AstProgram *p, FILE *out);
 
 /* ---------------------------------------------------------------- lower.c */
 

@@ -1,0 +1,397 @@
+/* expr.c — tensor expressions to IR, with their shapes checked.
+ *
+ * One recursive walk over the AST: each operator and function becomes a few
+ * IR nodes through the simplifying constructors, so an expression is
+ * differentiated, printed and compiled like everything else. The IR's
+ * constructors treat a shape error as an internal bug (die), so every shape
+ * is checked here first and a user's mistake becomes a diagnostic at the
+ * operator or call that cannot be applied, with what was expected and what
+ * was found. After an error the walk goes on with the other operands (a
+ * failed operand is -1 and its users stay quiet), so one bad line reports all
+ * of its independent mistakes once each.
+ *
+ * Semantics are NumPy's: elementwise operators broadcast; `@` takes vectors
+ * and matrices (a vector on the left is a row, on the right a column, and
+ * that axis is dropped from the result); reductions drop the reduced axis.
+ */
+#include "nnc.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- names */
+
+const ExprName *expr_lookup(const ExprEnv *e, const char *name) {
+    for (int i = 0; i < e->nnames; i++)
+        if (strcmp(e->names[i].name, name) == 0)
+            return &e->names[i];
+    return NULL;
+}
+
+bool expr_bind(ExprEnv *e, const char *name, Loc loc, NodeId node) {
+    const ExprName *old = expr_lookup(e, name);
+    if (old) {
+        const char *shown = diag_clip(e->arena, name, strlen(name));
+        diag_error(e->diag, loc, "'%s' is already defined", shown);
+        diag_note(e->diag, old->loc, "'%s' was first defined here", shown);
+        return false;
+    }
+    if (e->nnames == e->cap) {
+        e->cap = e->cap ? 2 * e->cap : 16;
+        ExprName *v = arena_array(e->arena, (size_t)e->cap, sizeof *v);
+        if (e->nnames)
+            memcpy(v, e->names, (size_t)e->nnames * sizeof *v);
+        e->names = v;
+    }
+    e->names[e->nnames++] = (ExprName){name, loc, node};
+    return true;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static const char *shape_text(ExprEnv *e, const Shape *s) {
+    char buf[128];
+    shape_str(s, buf, sizeof buf);
+    return arena_strndup(e->arena, buf, strlen(buf));
+}
+
+static const Shape *shape_of(ExprEnv *e, NodeId n) { return &e->g->nodes[n].shape; }
+
+static const char *clip(ExprEnv *e, const char *s) { return diag_clip(e->arena, s, strlen(s)); }
+
+/* ---------------------------------------------------------------- literals */
+
+/* Fills shape (from the first element at each depth) and checks that the
+ * literal is rectangular; appends the numbers to *values (count *n, room
+ * `cap`). */
+static bool literal_walk(ExprEnv *e, const AstExpr *x, int depth, Shape *shape, double **values, size_t *n,
+                         size_t *cap) {
+    if (x->kind == EX_NUM || (x->kind == EX_NEG && x->args[0]->kind == EX_NUM)) {
+        if (depth != shape->rank) {
+            diag_error(e->diag, x->loc, "ragged tensor literal: expected a list of %lld here, found a number",
+                       (long long)shape->dim[depth]);
+            return false;
+        }
+        if (*n == *cap) {
+            *cap = *cap ? 2 * *cap : 16;
+            double *v = arena_array(e->arena, *cap, sizeof *v);
+            if (*n)
+                memcpy(v, *values, *n * sizeof *v);
+            *values = v;
+        }
+        double v = x->kind == EX_NUM ? x->num.value : -x->args[0]->num.value;
+        (*values)[(*n)++] = v;
+        return true;
+    }
+    if (x->kind != EX_LIST) {
+        diag_error(e->diag, x->loc, "expected a number or a tensor literal like [1, 2]");
+        return false;
+    }
+    if (depth == shape->rank) { /* the first list at this depth fixes its length */
+        if (depth > 0 && *n > 0) {
+            diag_error(e->diag, x->loc, "ragged tensor literal: expected a number here, found a list");
+            return false;
+        }
+        if (depth == NNC_MAX_RANK) {
+            diag_error(e->diag, x->loc, "too many dimensions: at most %d are supported", NNC_MAX_RANK);
+            return false;
+        }
+        shape->dim[shape->rank++] = x->nargs;
+    } else if (depth > shape->rank || shape->dim[depth] != x->nargs) {
+        diag_error(e->diag, x->loc, "ragged tensor literal: expected %lld elements, found %d",
+                   (long long)shape->dim[depth], x->nargs);
+        return false;
+    }
+    for (int i = 0; i < x->nargs; i++)
+        if (!literal_walk(e, x->args[i], depth + 1, shape, values, n, cap))
+            return false;
+    return true;
+}
+
+bool expr_literal(ExprEnv *e, const AstExpr *x, Shape *shape, double **values) {
+    *shape = (Shape){0};
+    *values = NULL;
+    size_t n = 0, cap = 0;
+    return literal_walk(e, x, 0, shape, values, &n, &cap);
+}
+
+/* ---------------------------------------------------------------- operators */
+
+/* a op b for an elementwise op, if the shapes broadcast. */
+static NodeId elementwise(ExprEnv *e, const AstExpr *x, Op op, NodeId a, NodeId b) {
+    Shape s;
+    const Shape *sa = shape_of(e, a), *sb = shape_of(e, b);
+    if (!shape_broadcast(sa, sb, &s)) {
+        int r = sa->rank > sb->rank ? sa->rank : sb->rank, axis = 0;
+        for (int i = 1; i <= r; i++) { /* the last axis where they differ, counted from the right */
+            int64_t da = i <= sa->rank ? sa->dim[sa->rank - i] : 1, db = i <= sb->rank ? sb->dim[sb->rank - i] : 1;
+            if (da != db && da != 1 && db != 1)
+                axis = -i;
+        }
+        diag_error(e->diag, x->loc, "shapes %s and %s do not broadcast in '%c': axis %d has sizes %lld and %lld",
+                   shape_text(e, sa), shape_text(e, sb), x->op, axis, (long long)sa->dim[sa->rank + axis],
+                   (long long)sb->dim[sb->rank + axis]);
+        return -1;
+    }
+    return ir_binary(e->g, op, a, b, x->loc);
+}
+
+/* a @ b, NumPy's matmul for vectors and matrices. */
+static NodeId matmul(ExprEnv *e, const AstExpr *x, NodeId a, NodeId b) {
+    Shape sa = *shape_of(e, a), sb = *shape_of(e, b);
+    for (int k = 0; k < 2; k++) {
+        const Shape *s = k ? &sb : &sa;
+        if (s->rank < 1 || s->rank > 2) {
+            diag_error(e->diag, x->loc, "'@' takes vectors and matrices: expected rank 1 or 2 on the %s, found %s",
+                       k ? "right" : "left", shape_text(e, s));
+            return -1;
+        }
+    }
+    int64_t k = sa.dim[sa.rank - 1];
+    if (sb.dim[0] != k) {
+        Shape want = sb;
+        want.dim[0] = k;
+        diag_error(e->diag, x->loc, "inner dimensions of '@' differ: %s @ %s; expected %s on the right, found %s",
+                   shape_text(e, &sa), shape_text(e, &sb), shape_text(e, &want), shape_text(e, &sb));
+        return -1;
+    }
+    Shape ma = {2, {sa.rank == 2 ? sa.dim[0] : 1, k}}, mb = {2, {k, sb.rank == 2 ? sb.dim[1] : 1}};
+    Shape r = {0};
+    if (sa.rank == 2)
+        r.dim[r.rank++] = sa.dim[0];
+    if (sb.rank == 2)
+        r.dim[r.rank++] = sb.dim[1];
+    Graph *g = e->g;
+    NodeId m = ir_matmul(g, ir_reshape(g, a, ma, x->loc), ir_reshape(g, b, mb, x->loc), x->loc);
+    return ir_reshape(g, m, r, x->loc);
+}
+
+static NodeId binary(ExprEnv *e, const AstExpr *x, NodeId a, NodeId b) {
+    switch (x->op) {
+    case '+': return elementwise(e, x, OP_ADD, a, b);
+    case '-': return elementwise(e, x, OP_SUB, a, b);
+    case '*': return elementwise(e, x, OP_MUL, a, b);
+    case '/': return elementwise(e, x, OP_DIV, a, b);
+    case '^': return elementwise(e, x, OP_POW, a, b);
+    case '@': return matmul(e, x, a, b);
+    }
+    die("expr: operator '%c'", x->op);
+}
+
+/* ---------------------------------------------------------------- functions */
+
+typedef enum { FN_UNARY, FN_SOFTMAX, FN_LOG_SOFTMAX, FN_SUM, FN_MEAN, FN_TRANSPOSE, FN_GRAD } FnKind;
+
+typedef struct Fn {
+    const char *name;
+    FnKind kind;
+    Op op;             /* FN_UNARY */
+    int nargs;         /* positional arguments */
+    const char *keys;  /* the keyword argument it takes, or NULL */
+    const char *usage; /* for messages */
+} Fn;
+
+static const Fn functions[] = {
+    {"exp", FN_UNARY, OP_EXP, 1, NULL, "exp(x)"},
+    {"log", FN_UNARY, OP_LOG, 1, NULL, "log(x)"},
+    {"relu", FN_UNARY, OP_RELU, 1, NULL, "relu(x)"},
+    {"sigmoid", FN_UNARY, OP_SIGMOID, 1, NULL, "sigmoid(x)"},
+    {"tanh", FN_UNARY, OP_TANH, 1, NULL, "tanh(x)"},
+    {"softmax", FN_SOFTMAX, OP_COUNT, 1, NULL, "softmax(x)"},
+    {"log_softmax", FN_LOG_SOFTMAX, OP_COUNT, 1, NULL, "log_softmax(x)"},
+    {"sum", FN_SUM, OP_COUNT, 1, "axis", "sum(x[, axis=k])"},
+    {"mean", FN_MEAN, OP_COUNT, 1, "axis", "mean(x[, axis=k])"},
+    {"transpose", FN_TRANSPOSE, OP_COUNT, 1, NULL, "transpose(x)"},
+    {"grad", FN_GRAD, OP_COUNT, 2, NULL, "grad(f, x)"},
+};
+enum { NFUNCTIONS = sizeof functions / sizeof functions[0] };
+
+static const Fn *find_function(const char *name) {
+    for (int i = 0; i < NFUNCTIONS; i++)
+        if (strcmp(functions[i].name, name) == 0)
+            return &functions[i];
+    return NULL;
+}
+
+static void unknown_function(ExprEnv *e, const AstExpr *x) {
+    const char *names[NFUNCTIONS + 1];
+    for (int i = 0; i < NFUNCTIONS; i++)
+        names[i] = functions[i].name;
+    names[NFUNCTIONS] = NULL;
+    const char *guess = diag_quiet(e->diag) ? NULL : closest_name(x->name, names);
+    if (guess)
+        diag_error(e->diag, x->loc, "unknown function '%s'; did you mean '%s'?", clip(e, x->name), guess);
+    else
+        diag_error(e->diag, x->loc, "unknown function '%s'", clip(e, x->name));
+}
+
+/* An integer axis of a tensor of rank r, NumPy style (negative counts from
+ * the end); -2 once reported. */
+static int axis_arg(ExprEnv *e, const AstExpr *v, int rank) {
+    bool neg = v->kind == EX_NEG && v->args[0]->kind == EX_NUM;
+    const AstNum *n = v->kind == EX_NUM ? &v->num : neg ? &v->args[0]->num : NULL;
+    if (!n || !n->is_int || n->too_large) {
+        diag_error(e->diag, v->loc, "axis must be an integer");
+        return -2;
+    }
+    int64_t k = neg ? -n->ivalue : n->ivalue;
+    if (k < -rank || k >= rank) {
+        diag_error(e->diag, v->loc, "axis %lld is out of range for a tensor of rank %d: expected %d to %d",
+                   (long long)k, rank, -rank, rank - 1);
+        return -2;
+    }
+    return (int)(k < 0 ? k + rank : k);
+}
+
+/* sum or mean of x over `axis` (-1: all), dropping the axis as NumPy does. */
+static NodeId reduce(ExprEnv *e, const AstExpr *x, bool mean, NodeId a, int axis) {
+    Graph *g = e->g;
+    Shape s = *shape_of(e, a), r = {0};
+    NodeId sum = ir_sum(g, a, axis, x->loc);
+    int64_t count = shape_elems(&s);
+    if (axis >= 0) {
+        count = s.dim[axis];
+        for (int i = 0; i < s.rank; i++)
+            if (i != axis)
+                r.dim[r.rank++] = s.dim[i];
+        sum = ir_reshape(g, sum, r, x->loc);
+    }
+    return mean ? ir_binary(g, OP_MUL, sum, ir_const(g, 1.0 / (double)count, (Shape){0}, x->loc), x->loc) : sum;
+}
+
+/* grad(f, x): d f / d x, the gradient of sum(f) where f is not a scalar (as
+ * TensorFlow's GradientTape does), so it has x's shape. */
+static NodeId gradient(ExprEnv *e, const AstExpr *x, NodeId f) {
+    const AstExpr *v = x->args[1];
+    if (v->kind != EX_NAME) {
+        diag_error(e->diag, v->loc, "grad differentiates with respect to a name: expected a name, found an expression");
+        return -1;
+    }
+    const ExprName *b = expr_lookup(e, v->name);
+    if (!b) /* the caller lowered every argument without an error */
+        die("expr: grad of the unbound name '%s'", v->name);
+    if (e->g->nodes[b->node].op == OP_CONST) {
+        diag_error(e->diag, v->loc, "'%s' is a constant: grad differentiates with respect to a variable (bound by "
+                   "'let') or a value computed from one", clip(e, v->name));
+        return -1;
+    }
+    e->grad_of = f;
+    if (shape_of(e, f)->rank)
+        f = ir_sum(e->g, f, -1, x->loc);
+    NodeId out;
+    ad_gradients(e->g, f, &b->node, 1, &out);
+    return out;
+}
+
+static NodeId call(ExprEnv *e, const AstExpr *x) {
+    const Fn *fn = find_function(x->name);
+    if (!fn) {
+        unknown_function(e, x);
+        return -1;
+    }
+    NodeId args[2] = {-1, -1};
+    const AstExpr *key = NULL;
+    int npos = 0;
+    bool ok = true;
+    for (int i = 0; i < x->nargs; i++) {
+        const AstExpr *arg = x->args[i];
+        if (arg->kind == EX_KEYWORD) {
+            if (!fn->keys || strcmp(arg->name, fn->keys) != 0) {
+                diag_error(e->diag, arg->loc, "unknown argument '%s' for %s; expected %s", clip(e, arg->name),
+                           fn->name, fn->usage);
+                ok = false;
+            } else if (key) {
+                diag_error(e->diag, arg->loc, "duplicate argument '%s'", clip(e, arg->name));
+                ok = false;
+            }
+            key = arg;
+            continue;
+        }
+        if (npos < fn->nargs)
+            args[npos] = expr_lower(e, arg);
+        ok &= npos >= fn->nargs || args[npos] >= 0;
+        npos++;
+    }
+    if (npos != fn->nargs) {
+        diag_error(e->diag, x->loc, "%s takes %d argument%s, found %d; expected %s", fn->name, fn->nargs,
+                   fn->nargs == 1 ? "" : "s", npos, fn->usage);
+        return -1;
+    }
+    if (!ok)
+        return -1;
+    Graph *g = e->g;
+    NodeId a = args[0];
+    const Shape *sa = a >= 0 ? shape_of(e, a) : NULL;
+    switch (fn->kind) {
+    case FN_UNARY:
+        return ir_unary(g, fn->op, a, x->loc);
+    case FN_SOFTMAX:
+    case FN_LOG_SOFTMAX:
+        if (sa->rank == 0) {
+            diag_error(e->diag, x->loc, "%s needs at least one axis: expected a vector, found a scalar", fn->name);
+            return -1;
+        }
+        a = ir_logsoftmax(g, a, x->loc);
+        return fn->kind == FN_SOFTMAX ? ir_unary(g, OP_EXP, a, x->loc) : a;
+    case FN_SUM:
+    case FN_MEAN: {
+        int axis = key ? axis_arg(e, key->args[0], sa->rank) : -1;
+        return axis == -2 ? -1 : reduce(e, x, fn->kind == FN_MEAN, a, axis);
+    }
+    case FN_TRANSPOSE:
+        if (sa->rank > 2) {
+            diag_error(e->diag, x->loc, "transpose takes a vector or a matrix: expected rank 1 or 2, found %s",
+                       shape_text(e, sa));
+            return -1;
+        }
+        return sa->rank == 2 ? ir_transpose(g, a, x->loc) : a;
+    case FN_GRAD:
+        return gradient(e, x, a);
+    }
+    unreachable();
+}
+
+/* ---------------------------------------------------------------- expressions */
+
+NodeId expr_lower(ExprEnv *e, const AstExpr *x) {
+    switch (x->kind) {
+    case EX_NUM:
+        return ir_const(e->g, x->num.value, (Shape){0}, x->loc);
+    case EX_NAME: {
+        const ExprName *b = expr_lookup(e, x->name);
+        if (b)
+            return b->node;
+        const char **names = arena_array(e->arena, (size_t)e->nnames + 1, sizeof *names);
+        for (int i = 0; i < e->nnames; i++)
+            names[i] = e->names[i].name;
+        const char *guess = diag_quiet(e->diag) ? NULL : closest_name(x->name, names);
+        if (guess)
+            diag_error(e->diag, x->loc, "unknown name '%s'; did you mean '%s'?", clip(e, x->name), guess);
+        else
+            diag_error(e->diag, x->loc, "unknown name '%s'", clip(e, x->name));
+        return -1;
+    }
+    case EX_LIST: {
+        Shape s;
+        double *v;
+        if (!e->literal) {
+            diag_error(e->diag, x->loc, "a tensor literal is not allowed here");
+            return -1;
+        }
+        return expr_literal(e, x, &s, &v) ? e->literal(e, x, s, v) : -1;
+    }
+    case EX_NEG: {
+        NodeId a = expr_lower(e, x->args[0]);
+        return a < 0 ? -1 : ir_unary(e->g, OP_NEG, a, x->loc);
+    }
+    case EX_BINARY: {
+        NodeId a = expr_lower(e, x->args[0]), b = expr_lower(e, x->args[1]);
+        return a < 0 || b < 0 ? -1 : binary(e, x, a, b);
+    }
+    case EX_CALL:
+        return call(e, x);
+    case EX_KEYWORD:
+        break; /* only inside a call's arguments (the grammar) */
+    }
+    unreachable();
+}
