@@ -207,6 +207,22 @@ static LLVMValueRef elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMV
     case OP_STEP: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, fc(c, 0), ""), fc(c, 1), fc(c, 0), "");
     case OP_SIGMOID: return LLVMBuildFDiv(B, fc(c, 1), LLVMBuildFAdd(B, fc(c, 1), fexp(c, LLVMBuildFNeg(B, a, "")), ""), "");
     case OP_TANH: return libm1(c, "tanhf", "tanh", a);
+    case OP_SQRT: return intrinsic(c, "llvm.sqrt", &a, 1);
+    case OP_ABS: return intrinsic(c, "llvm.fabs", &a, 1);
+    case OP_SIGN: {
+        LLVMValueRef neg = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOLT, a, fc(c, 0), ""), fc(c, -1), fc(c, 0), "");
+        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, fc(c, 0), ""), fc(c, 1), neg, "");
+    }
+    case OP_SIN: return intrinsic(c, "llvm.sin", &a, 1);
+    case OP_COS: return intrinsic(c, "llvm.cos", &a, 1);
+    case OP_LEAKY_RELU:
+        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, fc(c, 0), ""), a,
+                               LLVMBuildFMul(B, a, fc(c, n->value), ""), "");
+    case OP_ELU: {
+        LLVMValueRef em1 = LLVMBuildFMul(B, LLVMBuildFSub(B, fexp(c, a), fc(c, 1), ""), fc(c, n->value), "");
+        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, fc(c, 0), ""), a, em1, "");
+    }
+    case OP_EQ: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOEQ, a, b, ""), fc(c, 1), fc(c, 0), "");
     case OP_ONEHOT: {
         LLVMValueRef j = LLVMBuildSIToFP(B, r->idx[r->rank - 1], c->ft, "");
         return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOEQ, a, j, ""), fc(c, 1), fc(c, 0), "");
@@ -238,17 +254,63 @@ static void emit_fill(Cg *c, LLVMValueRef base, int64_t count, LLVMValueRef v) {
     loop_close(c, &l);
 }
 
-/* r[j] += a[i] where j is i with the summed axes at 0: the reduced shape
- * seen through a nest over the operand is exactly a broadcast. */
-static void emit_sum(Cg *c, NodeId id) {
+/* r[j] = r[j] (+ or max or min) a[i] where j is i with the reduced axes at
+ * 0: the reduced shape seen through a nest over the operand is exactly a
+ * broadcast. r starts at the identity of the operation. */
+static void emit_reduce(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
     const IrNode *a = &c->g->nodes[n->in[0]];
-    emit_fill(c, c->ptr[id], shape_elems(&n->shape), fc(c, 0));
+    double init = n->op == OP_SUM ? 0 : n->op == OP_MAX ? -__builtin_inf() : __builtin_inf();
+    emit_fill(c, c->ptr[id], shape_elems(&n->shape), fc(c, init));
     Nest r;
     nest_open(c, &r, &a->shape);
+    LLVMBuilderRef B = c->b;
     LLVMValueRef dst = elem_ptr(c, c->ptr[id], bcast_offset(c, &n->shape, &r));
-    LLVMValueRef acc = LLVMBuildLoad2(c->b, c->ft, dst, "");
-    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, acc, load_at(c, n->in[0], bcast_offset(c, &a->shape, &r)), ""), dst);
+    LLVMValueRef acc = LLVMBuildLoad2(B, c->ft, dst, "");
+    LLVMValueRef x = load_at(c, n->in[0], bcast_offset(c, &a->shape, &r)), v;
+    if (n->op == OP_SUM)
+        v = LLVMBuildFAdd(B, acc, x, "");
+    else
+        v = LLVMBuildSelect(B, LLVMBuildFCmp(B, n->op == OP_MAX ? LLVMRealOGT : LLVMRealOLT, x, acc, ""), x, acc, "");
+    LLVMBuildStore(B, v, dst);
+    nest_close(c, &r);
+}
+
+/* The offset in a tensor of shape s of the element at the nest's index,
+ * with `shift` added to the index along `axis` (the nest has s's rank). */
+static LLVMValueRef shifted_offset(Cg *c, const Shape *s, const Nest *r, int axis, int64_t shift) {
+    LLVMValueRef off = i64c(c, 0);
+    int64_t stride = 1;
+    for (int d = s->rank - 1; d >= 0; d--) {
+        LLVMValueRef i = d == axis ? LLVMBuildNUWAdd(c->b, r->idx[d], i64c(c, shift), "") : r->idx[d];
+        off = LLVMBuildNUWAdd(c->b, off, LLVMBuildNUWMul(c->b, i, i64c(c, stride), ""), "");
+        stride *= s->dim[d];
+    }
+    return off;
+}
+
+/* r = a then b along the axis: one copy loop nest per operand. */
+static void emit_concat(Cg *c, NodeId id) {
+    const IrNode *n = &c->g->nodes[id];
+    int64_t shift = 0;
+    for (int k = 0; k < 2; k++) {
+        const Shape *s = &c->g->nodes[n->in[k]].shape;
+        Nest r;
+        nest_open(c, &r, s);
+        store_at(c, c->ptr[id], shifted_offset(c, &n->shape, &r, n->axis, shift),
+                 load_at(c, n->in[k], shifted_offset(c, s, &r, -1, 0)));
+        nest_close(c, &r);
+        shift += s->dim[n->axis];
+    }
+}
+
+/* r[.., i, ..] = a[.., start + i, ..] */
+static void emit_slice(Cg *c, NodeId id) {
+    const IrNode *n = &c->g->nodes[id];
+    Nest r;
+    nest_open(c, &r, &n->shape);
+    store_at(c, c->ptr[id], shifted_offset(c, &n->shape, &r, -1, 0),
+             load_at(c, n->in[0], shifted_offset(c, &c->g->nodes[n->in[0]].shape, &r, n->axis, n->start)));
     nest_close(c, &r);
 }
 
@@ -324,18 +386,20 @@ static void emit_node(Cg *c, NodeId id) {
     case CLASS_LEAF: return;
     case CLASS_ELEMWISE: emit_elemwise(c, id); return;
     case CLASS_REDUCE:
-        if (c->g->nodes[id].op == OP_SUM)
-            emit_sum(c, id);
-        else
+        if (c->g->nodes[id].op == OP_LOGSOFTMAX)
             emit_logsoftmax(c, id);
+        else
+            emit_reduce(c, id);
         return;
     case CLASS_MATMUL: emit_matmul(c, id); return;
     case CLASS_MOVEMENT:
-        if (c->g->nodes[id].op == OP_TRANSPOSE)
-            emit_transpose(c, id);
-        else if (c->g->nodes[id].op == OP_BROADCAST)
-            emit_elemwise(c, id);
-        return; /* a reshape aliases its operand */
+        switch (c->g->nodes[id].op) {
+        case OP_TRANSPOSE: emit_transpose(c, id); return;
+        case OP_BROADCAST: emit_elemwise(c, id); return;
+        case OP_CONCAT: emit_concat(c, id); return;
+        case OP_SLICE: emit_slice(c, id); return;
+        default: return; /* a reshape aliases its operand */
+        }
     }
 }
 

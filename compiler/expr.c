@@ -180,29 +180,43 @@ static NodeId binary(ExprEnv *e, const AstExpr *x, NodeId a, NodeId b) {
 
 /* ---------------------------------------------------------------- functions */
 
-typedef enum { FN_UNARY, FN_SOFTMAX, FN_LOG_SOFTMAX, FN_SUM, FN_MEAN, FN_TRANSPOSE, FN_GRAD } FnKind;
+typedef enum {
+    FN_UNARY, FN_ALPHA, FN_SOFTMAX, FN_LOG_SOFTMAX, FN_SUM, FN_MEAN, FN_EXTREME, FN_TRANSPOSE, FN_CONCAT,
+    FN_RESHAPE, FN_GRAD
+} FnKind;
 
 typedef struct Fn {
     const char *name;
     FnKind kind;
-    Op op;             /* FN_UNARY */
-    int nargs;         /* positional arguments */
-    const char *keys;  /* the keyword argument it takes, or NULL */
+    Op op;             /* FN_UNARY, FN_ALPHA, FN_EXTREME */
+    int nargs;         /* positional arguments; -1: two or more */
+    const char *key;   /* the keyword argument it takes, or NULL */
+    double alpha;      /* FN_ALPHA: alpha's default (Keras') */
     const char *usage; /* for messages */
 } Fn;
 
 static const Fn functions[] = {
-    {"exp", FN_UNARY, OP_EXP, 1, NULL, "exp(x)"},
-    {"log", FN_UNARY, OP_LOG, 1, NULL, "log(x)"},
-    {"relu", FN_UNARY, OP_RELU, 1, NULL, "relu(x)"},
-    {"sigmoid", FN_UNARY, OP_SIGMOID, 1, NULL, "sigmoid(x)"},
-    {"tanh", FN_UNARY, OP_TANH, 1, NULL, "tanh(x)"},
-    {"softmax", FN_SOFTMAX, OP_COUNT, 1, NULL, "softmax(x)"},
-    {"log_softmax", FN_LOG_SOFTMAX, OP_COUNT, 1, NULL, "log_softmax(x)"},
-    {"sum", FN_SUM, OP_COUNT, 1, "axis", "sum(x[, axis=k])"},
-    {"mean", FN_MEAN, OP_COUNT, 1, "axis", "mean(x[, axis=k])"},
-    {"transpose", FN_TRANSPOSE, OP_COUNT, 1, NULL, "transpose(x)"},
-    {"grad", FN_GRAD, OP_COUNT, 2, NULL, "grad(f, x)"},
+    {"exp", FN_UNARY, OP_EXP, 1, NULL, 0, "exp(x)"},
+    {"log", FN_UNARY, OP_LOG, 1, NULL, 0, "log(x)"},
+    {"sqrt", FN_UNARY, OP_SQRT, 1, NULL, 0, "sqrt(x)"},
+    {"abs", FN_UNARY, OP_ABS, 1, NULL, 0, "abs(x)"},
+    {"sin", FN_UNARY, OP_SIN, 1, NULL, 0, "sin(x)"},
+    {"cos", FN_UNARY, OP_COS, 1, NULL, 0, "cos(x)"},
+    {"relu", FN_UNARY, OP_RELU, 1, NULL, 0, "relu(x)"},
+    {"sigmoid", FN_UNARY, OP_SIGMOID, 1, NULL, 0, "sigmoid(x)"},
+    {"tanh", FN_UNARY, OP_TANH, 1, NULL, 0, "tanh(x)"},
+    {"leaky_relu", FN_ALPHA, OP_LEAKY_RELU, 1, "alpha", 0.2, "leaky_relu(x[, alpha=0.2])"},
+    {"elu", FN_ALPHA, OP_ELU, 1, "alpha", 1.0, "elu(x[, alpha=1])"},
+    {"softmax", FN_SOFTMAX, OP_COUNT, 1, NULL, 0, "softmax(x)"},
+    {"log_softmax", FN_LOG_SOFTMAX, OP_COUNT, 1, NULL, 0, "log_softmax(x)"},
+    {"sum", FN_SUM, OP_COUNT, 1, "axis", 0, "sum(x[, axis=k])"},
+    {"mean", FN_MEAN, OP_COUNT, 1, "axis", 0, "mean(x[, axis=k])"},
+    {"max", FN_EXTREME, OP_MAX, 1, "axis", 0, "max(x[, axis=k])"},
+    {"min", FN_EXTREME, OP_MIN, 1, "axis", 0, "min(x[, axis=k])"},
+    {"transpose", FN_TRANSPOSE, OP_COUNT, 1, NULL, 0, "transpose(x)"},
+    {"concat", FN_CONCAT, OP_COUNT, -1, "axis", 0, "concat(x, y, ...[, axis=k])"},
+    {"reshape", FN_RESHAPE, OP_COUNT, 2, NULL, 0, "reshape(x, [d, ...])"},
+    {"grad", FN_GRAD, OP_COUNT, 2, NULL, 0, "grad(f, x)"},
 };
 enum { NFUNCTIONS = sizeof functions / sizeof functions[0] };
 
@@ -225,6 +239,16 @@ static void unknown_function(ExprEnv *e, const AstExpr *x) {
         diag_error(e->diag, x->loc, "unknown function '%s'", clip(e, x->name));
 }
 
+/* A number written as a literal (alpha = 0.3, alpha = -1); false once reported. */
+static bool number_arg(ExprEnv *e, const AstExpr *v, const char *what, double *out) {
+    if (v->kind == EX_NUM || (v->kind == EX_NEG && v->args[0]->kind == EX_NUM)) {
+        *out = v->kind == EX_NUM ? v->num.value : -v->args[0]->num.value;
+        return true;
+    }
+    diag_error(e->diag, v->loc, "%s must be a number", what);
+    return false;
+}
+
 /* An integer axis of a tensor of rank r, NumPy style (negative counts from
  * the end); -2 once reported. */
 static int axis_arg(ExprEnv *e, const AstExpr *v, int rank) {
@@ -243,11 +267,13 @@ static int axis_arg(ExprEnv *e, const AstExpr *v, int rank) {
     return (int)(k < 0 ? k + rank : k);
 }
 
-/* sum or mean of x over `axis` (-1: all), dropping the axis as NumPy does. */
-static NodeId reduce(ExprEnv *e, const AstExpr *x, bool mean, NodeId a, int axis) {
+/* sum, mean, max or min of x over `axis` (-1: all), dropping the axis as
+ * NumPy does. */
+static NodeId reduce(ExprEnv *e, const AstExpr *x, const Fn *fn, NodeId a, int axis) {
     Graph *g = e->g;
     Shape s = *shape_of(e, a), r = {0};
-    NodeId sum = ir_sum(g, a, axis, x->loc);
+    bool mean = fn->kind == FN_MEAN;
+    NodeId sum = fn->kind == FN_EXTREME ? ir_extreme(g, fn->op, a, axis, x->loc) : ir_sum(g, a, axis, x->loc);
     int64_t count = shape_elems(&s);
     if (axis >= 0) {
         count = s.dim[axis];
@@ -283,48 +309,128 @@ static NodeId gradient(ExprEnv *e, const AstExpr *x, NodeId f) {
     return out;
 }
 
+/* concat(x, y, ..., axis=k): NumPy's concatenate; every other axis equal. */
+static NodeId concat(ExprEnv *e, const AstExpr *x, const NodeId *args, int n, const AstExpr *key) {
+    const Shape *s0 = shape_of(e, args[0]);
+    if (s0->rank == 0) {
+        diag_error(e->diag, x->args[0]->loc, "concat joins tensors along an axis: expected a vector or more, found []");
+        return -1;
+    }
+    int axis = key ? axis_arg(e, key->args[0], s0->rank) : 0;
+    if (axis == -2)
+        return -1;
+    NodeId r = args[0];
+    for (int i = 1; i < n; i++) {
+        const Shape *si = shape_of(e, args[i]);
+        Shape want = *s0;
+        if (si->rank != s0->rank) {
+            diag_error(e->diag, x->args[i]->loc, "concat joins tensors of one rank: expected rank %d, found %s",
+                       s0->rank, shape_text(e, si));
+            return -1;
+        }
+        want.dim[axis] = si->dim[axis];
+        if (!shape_eq(si, &want)) {
+            diag_error(e->diag, x->args[i]->loc, "concat along axis %d needs the other axes equal: expected %s, found %s",
+                       axis, shape_text(e, &want), shape_text(e, si));
+            return -1;
+        }
+        r = ir_concat(e->g, r, args[i], axis, x->loc);
+    }
+    return r;
+}
+
+/* reshape(x, [d, ...]): the same elements in a new shape; one d may be -1
+ * (whatever is left, as in NumPy). */
+static NodeId reshape(ExprEnv *e, const AstExpr *x, NodeId a, const AstExpr *dims) {
+    Shape lit, s = {0};
+    double *v;
+    if (!expr_literal(e, dims, &lit, &v))
+        return -1;
+    if (lit.rank != 1 || lit.dim[0] > NNC_MAX_RANK) {
+        diag_error(e->diag, dims->loc, "reshape's shape is a list of at most %d sizes, like [2, 3]", NNC_MAX_RANK);
+        return -1;
+    }
+    int64_t elems = shape_elems(shape_of(e, a)), known = 1;
+    int wild = -1;
+    s.rank = (int)lit.dim[0];
+    for (int i = 0; i < s.rank; i++) {
+        if (v[i] == -1 && wild < 0) {
+            wild = i;
+            continue;
+        }
+        if (v[i] != (double)(int64_t)v[i] || v[i] < 1 || v[i] > (double)NNC_MAX_ELEMS) {
+            diag_error(e->diag, dims->args[i]->loc, "a size must be a positive integer (or one -1), found %g", v[i]);
+            return -1;
+        }
+        s.dim[i] = (int64_t)v[i];
+        known *= s.dim[i]; /* each at most NNC_MAX_ELEMS, and stopped below once larger than elems */
+        if (known > elems)
+            break;
+    }
+    if (wild >= 0 && known <= elems && elems % known == 0)
+        s.dim[wild] = elems / known;
+    if (known > elems || (wild >= 0 ? elems % known != 0 : known != elems)) {
+        const char *want = "[";
+        for (int i = 0; i < s.rank; i++)
+            want = arena_printf(e->arena, "%s%s%g", want, i ? ", " : "", v[i]);
+        diag_error(e->diag, dims->loc, "reshape cannot give %s (%lld elements) the shape %s]",
+                   shape_text(e, shape_of(e, a)), (long long)elems, want);
+        return -1;
+    }
+    return ir_reshape(e->g, a, s, x->loc);
+}
+
 static NodeId call(ExprEnv *e, const AstExpr *x) {
     const Fn *fn = find_function(x->name);
     if (!fn) {
         unknown_function(e, x);
         return -1;
     }
-    NodeId args[2] = {-1, -1};
+    NodeId *args = arena_array(e->arena, (size_t)x->nargs + 1, sizeof *args);
+    const AstExpr **pos = arena_array(e->arena, (size_t)x->nargs + 1, sizeof *pos);
     const AstExpr *key = NULL;
     int npos = 0;
     bool ok = true;
     for (int i = 0; i < x->nargs; i++) {
         const AstExpr *arg = x->args[i];
-        if (arg->kind == EX_KEYWORD) {
-            if (!fn->keys || strcmp(arg->name, fn->keys) != 0) {
-                diag_error(e->diag, arg->loc, "unknown argument '%s' for %s; expected %s", clip(e, arg->name),
-                           fn->name, fn->usage);
-                ok = false;
-            } else if (key) {
-                diag_error(e->diag, arg->loc, "duplicate argument '%s'", clip(e, arg->name));
-                ok = false;
-            }
+        if (arg->kind != EX_KEYWORD) {
+            pos[npos++] = arg;
+        } else if (!fn->key || strcmp(arg->name, fn->key) != 0) {
+            diag_error(e->diag, arg->loc, "unknown argument '%s' for %s; expected %s", clip(e, arg->name), fn->name,
+                       fn->usage);
+            ok = false;
+        } else if (key) {
+            diag_error(e->diag, arg->loc, "duplicate argument '%s'", clip(e, arg->name));
+            ok = false;
+        } else {
             key = arg;
-            continue;
         }
-        if (npos < fn->nargs)
-            args[npos] = expr_lower(e, arg);
-        ok &= npos >= fn->nargs || args[npos] >= 0;
-        npos++;
     }
-    if (npos != fn->nargs) {
-        diag_error(e->diag, x->loc, "%s takes %d argument%s, found %d; expected %s", fn->name, fn->nargs,
-                   fn->nargs == 1 ? "" : "s", npos, fn->usage);
+    if (fn->nargs >= 0 ? npos != fn->nargs : npos < 2) {
+        if (fn->nargs >= 0)
+            diag_error(e->diag, x->loc, "%s takes %d argument%s, found %d; expected %s", fn->name, fn->nargs,
+                       fn->nargs == 1 ? "" : "s", npos, fn->usage);
+        else
+            diag_error(e->diag, x->loc, "%s takes two or more arguments, found %d; expected %s", fn->name, npos,
+                       fn->usage);
         return -1;
     }
+    /* reshape's shape is a literal, not a value */
+    int nvalues = fn->kind == FN_RESHAPE ? 1 : npos;
+    for (int i = 0; i < nvalues; i++)
+        ok &= (args[i] = expr_lower(e, pos[i])) >= 0;
     if (!ok)
         return -1;
     Graph *g = e->g;
     NodeId a = args[0];
-    const Shape *sa = a >= 0 ? shape_of(e, a) : NULL;
+    const Shape *sa = shape_of(e, a);
     switch (fn->kind) {
     case FN_UNARY:
         return ir_unary(g, fn->op, a, x->loc);
+    case FN_ALPHA: {
+        double alpha = fn->alpha;
+        return key && !number_arg(e, key->args[0], "alpha", &alpha) ? -1 : ir_unary_alpha(g, fn->op, a, alpha, x->loc);
+    }
     case FN_SOFTMAX:
     case FN_LOG_SOFTMAX:
         if (sa->rank == 0) {
@@ -334,9 +440,10 @@ static NodeId call(ExprEnv *e, const AstExpr *x) {
         a = ir_logsoftmax(g, a, x->loc);
         return fn->kind == FN_SOFTMAX ? ir_unary(g, OP_EXP, a, x->loc) : a;
     case FN_SUM:
-    case FN_MEAN: {
+    case FN_MEAN:
+    case FN_EXTREME: {
         int axis = key ? axis_arg(e, key->args[0], sa->rank) : -1;
-        return axis == -2 ? -1 : reduce(e, x, fn->kind == FN_MEAN, a, axis);
+        return axis == -2 ? -1 : reduce(e, x, fn, a, axis);
     }
     case FN_TRANSPOSE:
         if (sa->rank > 2) {
@@ -345,6 +452,10 @@ static NodeId call(ExprEnv *e, const AstExpr *x) {
             return -1;
         }
         return sa->rank == 2 ? ir_transpose(g, a, x->loc) : a;
+    case FN_CONCAT:
+        return concat(e, x, args, npos, key);
+    case FN_RESHAPE:
+        return reshape(e, x, a, pos[1]);
     case FN_GRAD:
         return gradient(e, x, a);
     }

@@ -3,7 +3,8 @@
  *
  * The derivative is whatever autodiff built, already simplified by the IR's
  * constructors; this file only chooses how to write it, in the language's
- * own syntax (so a printed derivative can be pasted back into a file):
+ * own syntax (the ops that have no function of the language, such as
+ * relu's derivative step(x), are written as calls all the same):
  *   - names: a node the user named is written by its name (below the root);
  *   - sharing: a nameless subexpression used more than once is written once,
  *     as t1, t2, ... in a `where` list, so nothing long is duplicated (one
@@ -162,7 +163,7 @@ static Text structure(Infix *p, NodeId id) {
             return mk(p, P_SUM, "%s - %s", l, operand(p, text_of(p, y->in[0]), P_PRODUCT));
         if (!opaque(p, bb) && y->op == OP_MUL && scalar_const(p, y->in[1], &c) && c < 0)
             return mk(p, P_SUM, "%s - %s", l, scaled(p, y->in[0], -c).s);
-        return mk(p, P_SUM, "%s + %s", l, operand(p, text_of(p, b), P_PRODUCT));
+        return mk(p, P_SUM, "%s + %s", l, operand(p, text_of(p, b), P_SUM)); /* + is associative */
     }
     case OP_SUB:
         return mk(p, P_SUM, "%s - %s", operand(p, text_of(p, a), P_SUM), operand(p, text_of(p, b), P_PRODUCT));
@@ -195,6 +196,20 @@ static Text structure(Infix *p, NodeId id) {
     case OP_SIGMOID: return call(p, "sigmoid", a, "");
     case OP_TANH: return call(p, "tanh", a, "");
     case OP_LOGSOFTMAX: return call(p, "log_softmax", a, "");
+    case OP_SQRT: return call(p, "sqrt", a, "");
+    case OP_ABS: return call(p, "abs", a, "");
+    case OP_SIGN: return call(p, "sign", a, "");
+    case OP_SIN: return call(p, "sin", a, "");
+    case OP_COS: return call(p, "cos", a, "");
+    case OP_LEAKY_RELU: return call(p, "leaky_relu", a, arena_printf(p->a, ", alpha=%g", n->value));
+    case OP_ELU: return call(p, "elu", a, arena_printf(p->a, ", alpha=%g", n->value));
+    case OP_EQ: return call(p, "eq", a, arena_printf(p->a, ", %s", text_of(p, b).s));
+    case OP_MAX: case OP_MIN:
+        return call(p, op_info[n->op].name, a, n->axis < 0 ? "" : arena_printf(p->a, ", axis=%d", n->axis));
+    case OP_CONCAT: return call(p, "concat", a, arena_printf(p->a, ", %s, axis=%d", text_of(p, b).s, n->axis));
+    case OP_SLICE:
+        return call(p, "slice", a, arena_printf(p->a, ", axis=%d, start=%lld, size=%lld", n->axis, (long long)n->start,
+                                                (long long)n->shape.dim[n->axis]));
     case OP_TRANSPOSE: return call(p, "transpose", a, "");
     case OP_ONEHOT:
         return call(p, "onehot", a, arena_printf(p->a, ", %lld", (long long)n->shape.dim[1]));
@@ -211,7 +226,8 @@ static Text structure(Infix *p, NodeId id) {
 }
 
 static Text text_of(Infix *p, NodeId id) {
-    id = see_through(p, id);
+    if (id != p->root)
+        id = see_through(p, id);
     const char *name = name_of(p, id);
     if (name)
         return (Text){name, P_ATOM, false};
@@ -223,7 +239,18 @@ static Text text_of(Infix *p, NodeId id) {
 const char *infix_expr(Arena *a, const Graph *g, NodeId root, const char *const *names, const char **where) {
     Infix p = {a, g, names, -1, arena_array(a, (size_t)g->nnodes, sizeof(int)),
                arena_array(a, (size_t)g->nnodes, sizeof(int)), arena_array(a, (size_t)g->nnodes, sizeof(int))};
-    p.root = see_through(&p, root);
+    /* The root is seen through like any node, but for a reshape that adds
+     * axes and is not broadcast: the axes NumPy drops (sum(x, axis=0),
+     * m @ v) and a gradient repeated to its variable's shape stay invisible,
+     * the axis reshape(v, [3, 1]) adds must not read as v. */
+    bool broadcast = false;
+    for (const IrNode *n = &g->nodes[root]; transparent(&p, n); n = &g->nodes[root]) {
+        if (n->op == OP_RESHAPE && n->shape.rank > g->nodes[n->in[0]].shape.rank && !broadcast)
+            break;
+        broadcast |= n->op == OP_BROADCAST;
+        root = n->in[0];
+    }
+    p.root = root;
     count_uses(&p, p.root);
     int ntemps = 0;
     for (NodeId i = 0; i < g->nnodes; i++)

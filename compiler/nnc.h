@@ -353,15 +353,27 @@ typedef enum { DT_F32, DT_F64 } DType;
     X(STEP, "step", 1, ELEMWISE)      /* a > 0 ? 1 : 0    (relu' )                  */ \
     X(SIGMOID, "sigmoid", 1, ELEMWISE) /* 1 / (1 + e^-a)                            */ \
     X(TANH, "tanh", 1, ELEMWISE)      /* (e^a - e^-a) / (e^a + e^-a)                */ \
+    X(SQRT, "sqrt", 1, ELEMWISE)      /* a^(1/2)                                    */ \
+    X(ABS, "abs", 1, ELEMWISE)        /* |a|                                        */ \
+    X(SIGN, "sign", 1, ELEMWISE)      /* a > 0 ? 1 : a < 0 ? -1 : 0    (abs')       */ \
+    X(SIN, "sin", 1, ELEMWISE)        /* sin a                                      */ \
+    X(COS, "cos", 1, ELEMWISE)        /* cos a                                      */ \
+    X(LEAKY_RELU, "leaky_relu", 1, ELEMWISE) /* a > 0 ? a : alpha a   (alpha: value) */ \
+    X(ELU, "elu", 1, ELEMWISE)        /* a > 0 ? a : alpha (e^a - 1)  (alpha: value) */ \
+    X(EQ, "eq", 2, ELEMWISE)          /* a == b ? 1 : 0                             */ \
     X(ONEHOT, "onehot", 1, ELEMWISE)  /* r[i, j] = (a[i] == j)    (shape [n, k])    */ \
     /* reductions over one axis (keepdims) or over all (axis = -1, result [])  */      \
     X(SUM, "sum", 1, REDUCE)          /* r = sum_axis a                             */ \
+    X(MAX, "max", 1, REDUCE)          /* r = max_axis a                             */ \
+    X(MIN, "min", 1, REDUCE)          /* r = min_axis a                             */ \
     X(LOGSOFTMAX, "logsoftmax", 1, REDUCE) /* r = a - max a - log sum e^(a - max a), last axis */ \
     /* linear algebra and movement */                                                  \
     X(MATMUL, "matmul", 2, MATMUL)    /* r[i, j] = sum_k a[i, k] b[k, j]            */ \
     X(TRANSPOSE, "transpose", 1, MOVEMENT) /* r[i, j] = a[j, i]                     */ \
     X(RESHAPE, "reshape", 1, MOVEMENT)     /* same elements, new shape              */ \
-    X(BROADCAST, "broadcast", 1, MOVEMENT) /* a repeated along its size-1 axes      */
+    X(BROADCAST, "broadcast", 1, MOVEMENT) /* a repeated along its size-1 axes      */ \
+    X(CONCAT, "concat", 2, MOVEMENT)  /* a then b along axis                        */ \
+    X(SLICE, "slice", 1, MOVEMENT)    /* r[.., i, ..] = a[.., start + i, ..] on axis */
 
 typedef enum {
 #define X(name, text, arity, cls) OP_##name,
@@ -385,8 +397,9 @@ typedef struct IrNode {
     Op op;
     NodeId in[2];
     Shape shape;
-    double value;  /* CONST */
-    int axis;      /* SUM: axis or -1 for all */
+    double value;  /* CONST; LEAKY_RELU, ELU: alpha */
+    int axis;      /* SUM, MAX, MIN: axis or -1 for all; CONCAT, SLICE: axis */
+    int64_t start; /* SLICE: the first index taken along axis */
     int slot;      /* leaves INPUT, LABEL, PARAM, STATE: the step function's slot */
     Loc loc;       /* the source construct this node came from */
 } IrNode;
@@ -444,6 +457,10 @@ NodeId ir_transpose(Graph *g, NodeId a, Loc loc);
 NodeId ir_reshape(Graph *g, NodeId a, Shape s, Loc loc);
 NodeId ir_broadcast(Graph *g, NodeId a, Shape s, Loc loc); /* NumPy rules */
 NodeId ir_sum(Graph *g, NodeId a, int axis, Loc loc); /* keepdims; axis -1: all, result [] */
+NodeId ir_extreme(Graph *g, Op op, NodeId a, int axis, Loc loc); /* MAX or MIN, like ir_sum */
+NodeId ir_unary_alpha(Graph *g, Op op, NodeId a, double alpha, Loc loc); /* LEAKY_RELU, ELU */
+NodeId ir_concat(Graph *g, NodeId a, NodeId b, int axis, Loc loc); /* other axes equal */
+NodeId ir_slice(Graph *g, NodeId a, int axis, int64_t start, int64_t size, Loc loc);
 NodeId ir_onehot(Graph *g, NodeId labels, int64_t classes, Loc loc);
 NodeId ir_logsoftmax(Graph *g, NodeId a, Loc loc);
 
