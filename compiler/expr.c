@@ -55,7 +55,64 @@ static const char *shape_text(ExprEnv *e, const Shape *s) {
     return arena_strndup(e->arena, buf, strlen(buf));
 }
 
-static const Shape *shape_of(ExprEnv *e, NodeId n) { return &e->g->nodes[n].shape; }
+bool expr_batched(ExprEnv *e, NodeId n) {
+    if (e->batch == 0)
+        return false;
+    if (n >= e->batched_cap) {
+        int cap = e->g->nnodes > 2 * e->batched_cap ? e->g->nnodes : 2 * e->batched_cap;
+        signed char *v = arena_array(e->arena, (size_t)cap, 1);
+        if (e->batched_cap)
+            memcpy(v, e->batched, (size_t)e->batched_cap);
+        e->batched = v;
+        e->batched_cap = cap;
+    }
+    if (!e->batched[n]) {
+        const IrNode *x = &e->g->nodes[n];
+        bool b = x->op == OP_INPUT || x->op == OP_LABEL;
+        for (int k = 0; k < op_info[x->op].arity && !b; k++)
+            b = expr_batched(e, x->in[k]);
+        e->batched[n] = b ? 2 : 1;
+    }
+    return e->batched[n] == 2;
+}
+
+Shape expr_shape(ExprEnv *e, NodeId n) {
+    Shape s = e->g->nodes[n].shape;
+    if (expr_batched(e, n)) {
+        for (int i = 1; i < s.rank; i++)
+            s.dim[i - 1] = s.dim[i];
+        s.rank--;
+    }
+    return s;
+}
+
+/* The per-sample shape of n, in the arena (for the many callers that keep a pointer). */
+static const Shape *shape_of(ExprEnv *e, NodeId n) {
+    Shape *s = arena_alloc(e->arena, sizeof *s);
+    *s = expr_shape(e, n);
+    return s;
+}
+
+/* A batched value with `rank` axes per sample: the missing ones in front
+ * (after the batch axis) as size 1, so it broadcasts per sample. */
+static NodeId per_sample_rank(ExprEnv *e, NodeId n, int rank, Loc loc) {
+    Shape s = expr_shape(e, n);
+    if (!expr_batched(e, n) || s.rank >= rank)
+        return n;
+    Shape r = {rank + 1, {e->batch}};
+    for (int i = 0; i < rank; i++)
+        r.dim[i + 1] = i < rank - s.rank ? 1 : s.dim[i - (rank - s.rank)];
+    return ir_reshape(e->g, n, r, loc);
+}
+
+/* The largest rank a sample may have: the batch axis takes one. */
+static bool rank_fits(ExprEnv *e, const AstExpr *x, const Shape *s) {
+    if (e->batch == 0 || s->rank < NNC_MAX_RANK)
+        return true;
+    diag_error(e->diag, x->loc, "a value of a model has at most %d axes per sample, found %s", NNC_MAX_RANK - 1,
+               shape_text(e, s));
+    return false;
+}
 
 static const char *clip(ExprEnv *e, const char *s) { return diag_clip(e->arena, s, strlen(s)); }
 
@@ -133,6 +190,10 @@ static NodeId elementwise(ExprEnv *e, const AstExpr *x, Op op, NodeId a, NodeId 
                    (long long)sb->dim[sb->rank + axis]);
         return -1;
     }
+    if (!rank_fits(e, x, &s))
+        return -1;
+    a = per_sample_rank(e, a, s.rank, x->loc);
+    b = per_sample_rank(e, b, s.rank, x->loc);
     return ir_binary(e->g, op, a, b, x->loc);
 }
 
@@ -155,15 +216,33 @@ static NodeId matmul(ExprEnv *e, const AstExpr *x, NodeId a, NodeId b) {
                    shape_text(e, &sa), shape_text(e, &sb), shape_text(e, &want), shape_text(e, &sb));
         return -1;
     }
+    Graph *g = e->g;
+    Loc l = x->loc;
+    bool ba = expr_batched(e, a), bb = expr_batched(e, b);
+    if (ba || bb) {
+        /* Per sample; a batch is rows: only vector samples, which are the
+         * rows of a matrix [batch, k], are supported. */
+        if ((ba && sa.rank != 1) || (bb && sb.rank != 1)) {
+            diag_error(e->diag, l, "'@' on a batch of samples takes vector samples: expected [k], found %s",
+                       shape_text(e, ba && sa.rank != 1 ? &sa : &sb));
+            return -1;
+        }
+        if (ba && bb) /* x . z per sample */
+            return ir_reshape(g, ir_sum(g, ir_binary(g, OP_MUL, a, b, l), 1, l), (Shape){1, {e->batch}}, l);
+        NodeId w = ba ? b : a; /* the weights: x W, or W x = x W^T */
+        Shape sw = ba ? sb : sa;
+        NodeId wm = sw.rank == 2 ? (ba ? w : ir_transpose(g, w, l)) : ir_reshape(g, w, (Shape){2, {k, 1}}, l);
+        NodeId m = ir_matmul(g, ba ? a : b, wm, l);
+        return sw.rank == 2 ? m : ir_reshape(g, m, (Shape){1, {e->batch}}, l);
+    }
     Shape ma = {2, {sa.rank == 2 ? sa.dim[0] : 1, k}}, mb = {2, {k, sb.rank == 2 ? sb.dim[1] : 1}};
     Shape r = {0};
     if (sa.rank == 2)
         r.dim[r.rank++] = sa.dim[0];
     if (sb.rank == 2)
         r.dim[r.rank++] = sb.dim[1];
-    Graph *g = e->g;
-    NodeId m = ir_matmul(g, ir_reshape(g, a, ma, x->loc), ir_reshape(g, b, mb, x->loc), x->loc);
-    return ir_reshape(g, m, r, x->loc);
+    NodeId m = ir_matmul(g, ir_reshape(g, a, ma, l), ir_reshape(g, b, mb, l), l);
+    return ir_reshape(g, m, r, l);
 }
 
 static NodeId binary(ExprEnv *e, const AstExpr *x, NodeId a, NodeId b) {
@@ -272,16 +351,24 @@ static int axis_arg(ExprEnv *e, const AstExpr *v, int rank) {
 static NodeId reduce(ExprEnv *e, const AstExpr *x, const Fn *fn, NodeId a, int axis) {
     Graph *g = e->g;
     Shape s = *shape_of(e, a), r = {0};
-    bool mean = fn->kind == FN_MEAN;
-    NodeId sum = fn->kind == FN_EXTREME ? ir_extreme(g, fn->op, a, axis, x->loc) : ir_sum(g, a, axis, x->loc);
-    int64_t count = shape_elems(&s);
-    if (axis >= 0) {
-        count = s.dim[axis];
-        for (int i = 0; i < s.rank; i++)
-            if (i != axis)
-                r.dim[r.rank++] = s.dim[i];
-        sum = ir_reshape(g, sum, r, x->loc);
+    bool mean = fn->kind == FN_MEAN, batched = expr_batched(e, a);
+    int lead = batched; /* the batch axis is kept: the reduction is per sample */
+    if (batched)
+        r.dim[r.rank++] = e->batch;
+    NodeId sum = a;
+    for (int i = 0; i < s.rank; i++) {
+        if (axis >= 0 && i != axis) {
+            r.dim[r.rank++] = s.dim[i];
+            continue;
+        }
+        if (!batched && axis < 0) /* all at once */
+            break;
+        sum = fn->kind == FN_EXTREME ? ir_extreme(g, fn->op, sum, i + lead, x->loc) : ir_sum(g, sum, i + lead, x->loc);
     }
+    if (!batched && axis < 0)
+        sum = fn->kind == FN_EXTREME ? ir_extreme(g, fn->op, a, -1, x->loc) : ir_sum(g, a, -1, x->loc);
+    int64_t count = axis >= 0 ? s.dim[axis] : shape_elems(&s);
+    sum = ir_reshape(g, sum, r, x->loc);
     return mean ? ir_binary(g, OP_MUL, sum, ir_const(g, 1.0 / (double)count, (Shape){0}, x->loc), x->loc) : sum;
 }
 
@@ -289,6 +376,10 @@ static NodeId reduce(ExprEnv *e, const AstExpr *x, const Fn *fn, NodeId a, int a
  * TensorFlow's GradientTape does), so it has x's shape. */
 static NodeId gradient(ExprEnv *e, const AstExpr *x, NodeId f) {
     const AstExpr *v = x->args[1];
+    if (e->batch) {
+        diag_error(e->diag, x->loc, "grad is for statements outside a model: a model's loss is differentiated for you");
+        return -1;
+    }
     if (v->kind != EX_NAME) {
         diag_error(e->diag, v->loc, "grad differentiates with respect to a name: expected a name, found an expression");
         return -1;
@@ -319,6 +410,13 @@ static NodeId concat(ExprEnv *e, const AstExpr *x, const NodeId *args, int n, co
     int axis = key ? axis_arg(e, key->args[0], s0->rank) : 0;
     if (axis == -2)
         return -1;
+    bool batched = expr_batched(e, args[0]);
+    for (int i = 1; i < n; i++)
+        if (expr_batched(e, args[i]) != batched) {
+            diag_error(e->diag, x->loc, "concat of a batch of samples and a parameter is not supported; "
+                       "concatenate values of the same kind");
+            return -1;
+        }
     NodeId r = args[0];
     for (int i = 1; i < n; i++) {
         const Shape *si = shape_of(e, args[i]);
@@ -334,7 +432,7 @@ static NodeId concat(ExprEnv *e, const AstExpr *x, const NodeId *args, int n, co
                        axis, shape_text(e, &want), shape_text(e, si));
             return -1;
         }
-        r = ir_concat(e->g, r, args[i], axis, x->loc);
+        r = ir_concat(e->g, r, args[i], axis + batched, x->loc);
     }
     return r;
 }
@@ -377,11 +475,21 @@ static NodeId reshape(ExprEnv *e, const AstExpr *x, NodeId a, const AstExpr *dim
                    shape_text(e, shape_of(e, a)), (long long)elems, want);
         return -1;
     }
+    if (expr_batched(e, a)) { /* per sample: the batch axis stays in front */
+        if (!rank_fits(e, x, &s))
+            return -1;
+        for (int i = s.rank; i > 0; i--)
+            s.dim[i] = s.dim[i - 1];
+        s.dim[0] = e->batch;
+        s.rank++;
+    }
     return ir_reshape(e->g, a, s, x->loc);
 }
 
 static NodeId call(ExprEnv *e, const AstExpr *x) {
     const Fn *fn = find_function(x->name);
+    if (!fn && e->dense && strcmp(x->name, "dense") == 0)
+        return e->dense(e, x);
     if (!fn) {
         unknown_function(e, x);
         return -1;
@@ -449,6 +557,10 @@ static NodeId call(ExprEnv *e, const AstExpr *x) {
         if (sa->rank > 2) {
             diag_error(e->diag, x->loc, "transpose takes a vector or a matrix: expected rank 1 or 2, found %s",
                        shape_text(e, sa));
+            return -1;
+        }
+        if (sa->rank == 2 && expr_batched(e, a)) {
+            diag_error(e->diag, x->loc, "transpose of a batch of matrix samples is not supported");
             return -1;
         }
         return sa->rank == 2 ? ir_transpose(g, a, x->loc) : a;

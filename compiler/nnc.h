@@ -12,6 +12,7 @@
  *   ir_print.c  the canonical text form (--emit=ir, --emit=grad)
  *   infix.c     an IR value as a readable infix expression (print grad(L, w))
  *   lower.c     Model -> forward IR
+ *   func.c      the functional form of a model -> forward IR
  *   autodiff.c  reverse-mode symbolic differentiation on the IR
  *   optim.c     the optimizer update as IR
  *   codegen.c   IR -> LLVM IR, one naive loop nest per node (the -O0 reference)
@@ -169,6 +170,9 @@ typedef enum {
     AST_LOSS,      /* loss NAME */
     AST_OPTIMIZER, /* optimizer NAME [( k = v, ... )] */
     AST_TRAIN,     /* train k = v, ... */
+    AST_TARGET,    /* target NAME [d0, ...]: what the model learns to output */
+    AST_PARAM,     /* param NAME [d0, ...] [= INIT]: one per declared parameter */
+    AST_ASSIGN,    /* NAME = expr: a named value of the model */
 } AstKind;
 
 typedef struct AstItem {
@@ -181,6 +185,9 @@ typedef struct AstItem {
     AstNum units;     /* dense */
     AstArg *args;     /* optimizer, train */
     int nargs;
+    AstExpr *expr;    /* assign: the value; loss: its call, as in loss mse(out, y) (else NULL) */
+    const char *init; /* param: its initializer's name, or NULL */
+    Loc init_loc;
 } AstItem;
 
 typedef struct AstModel {
@@ -256,6 +263,10 @@ AstItem ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc ac
 AstItem ast_loss(ParseState *ps, Loc loc, const char *name, Loc name_loc);
 AstItem ast_optimizer(ParseState *ps, Loc loc, const char *name, Loc name_loc, bool has_args);
 AstItem ast_train(ParseState *ps, Loc loc);
+AstItem ast_target(ParseState *ps, Loc loc, const char *name, Loc name_loc);
+AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, const char *init, Loc init_loc);
+AstItem ast_assign(ParseState *ps, const char *name, Loc name_loc, AstExpr *e);
+AstItem ast_loss_call(ParseState *ps, Loc loc, AstExpr *call);
 void ast_unknown_statement(ParseState *ps, const char *word, Loc loc);
 AstExpr *ast_expr_num(ParseState *ps, AstNum n);
 AstExpr *ast_expr_name(ParseState *ps, const char *name, Loc loc);
@@ -313,6 +324,9 @@ typedef struct Model {
     double lr, momentum;
     bool nesterov;
     int64_t epochs, batch;
+    /* The functional form (target, param, NAME = expr, loss f(out, y)):
+     * func.c lowers these items for each batch size. NULL: sequential. */
+    const AstModel *functional;
 } Model;
 
 /* Checks one model; all errors go through `d`. Returns NULL if it had errors. */
@@ -327,6 +341,8 @@ bool shape_eq(const Shape *a, const Shape *b);
 /* "[28, 28]" into buf; returns buf. */
 const char *shape_str(const Shape *s, char *buf, size_t n);
 const char *act_name(Act a);
+/* The activation called `name`; false if there is none. */
+bool act_lookup(const char *name, Act *out);
 
 /* ---------------------------------------------------------------- ir.c: the IR */
 
@@ -506,7 +522,20 @@ struct ExprEnv {
      * are not allowed. */
     NodeId (*literal)(ExprEnv *e, const AstExpr *x, Shape s, const double *values);
     NodeId grad_of; /* the function differentiated by the last grad() lowered */
+    /* In a model: values that depend on an input or target hold a batch
+     * of `batch` samples on a leading axis; shapes are checked and shown
+     * per sample. 0 at the top level. */
+    int64_t batch;
+    signed char *batched; /* per node: 0 unknown, 1 no, 2 yes */
+    int batched_cap;
+    /* dense(h, units[, act]), in a model; NULL elsewhere. */
+    NodeId (*dense)(ExprEnv *e, const AstExpr *x);
 };
+
+/* Does node n hold a batch of samples (a leading batch axis)? */
+bool expr_batched(ExprEnv *e, NodeId n);
+/* The shape of n per sample: without the batch axis. */
+Shape expr_shape(ExprEnv *e, NodeId n);
 
 /* The binding of `name`, or NULL. */
 const ExprName *expr_lookup(const ExprEnv *e, const char *name);
@@ -532,6 +561,16 @@ int script_run(Arena *a, Diag *d, const AstProgram *p, FILE *out);
  * returns the loss node (a scalar, mean over the batch); *pred is the network's
  * output [batch, ...]. */
 NodeId lower_forward(Graph *g, const Model *m, int64_t batch, NodeId *pred);
+/* z after activation `act` (softmax as e^logsoftmax, which the loss sees through). */
+NodeId lower_activation(Graph *g, Act act, NodeId z, Loc loc);
+
+/* ---------------------------------------------------------------- func.c */
+
+/* The forward pass of a functional model for `batch` samples, like
+ * lower_forward (the same slots, in the same order), from m->functional.
+ * Errors in its expressions go to d: sema calls it once to check the model
+ * (then *output is the prediction's shape per sample); -1 after errors. */
+NodeId func_lower(Graph *g, const Model *m, int64_t batch, Diag *d, NodeId *pred, Shape *output);
 
 /* ---------------------------------------------------------------- autodiff.c */
 

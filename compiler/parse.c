@@ -161,19 +161,52 @@ AstItem ast_train(ParseState *ps, Loc loc) {
     return it;
 }
 
+/* stmt: 'target' IDENT '[' dims ']' */
+AstItem ast_target(ParseState *ps, Loc loc, const char *name, Loc name_loc) {
+    AstItem it = ast_input(ps, loc, name, name_loc);
+    it.kind = AST_TARGET;
+    return it;
+}
+
+/* param: IDENT '[' dims ']' ['=' IDENT] */
+AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, const char *init, Loc init_loc) {
+    AstItem it = ast_input(ps, name_loc, name, name_loc);
+    it.kind = AST_PARAM;
+    it.init = init;
+    it.init_loc = init_loc;
+    return it;
+}
+
+/* stmt: IDENT '=' expr */
+AstItem ast_assign(ParseState *ps, const char *name, Loc name_loc, AstExpr *e) {
+    (void)ps;
+    AstItem it = ast_item(AST_ASSIGN, name_loc);
+    it.name = name;
+    it.name_loc = name_loc;
+    it.expr = e;
+    return it;
+}
+
+/* stmt: 'loss' IDENT '(' call_args ')' */
+AstItem ast_loss_call(ParseState *ps, Loc loc, AstExpr *call) {
+    AstItem it = ast_loss(ps, loc, call->name, call->loc);
+    it.expr = call;
+    return it;
+}
+
 /* unknown: IDENT junk    -- a statement keyword misspelt, or a statement of
  * a form this version does not know. */
 void ast_unknown_statement(ParseState *ps, const char *word, Loc loc) {
-    static const char *const statements[] = {"input", "flatten", "dense", "loss", "optimizer",
-                                             "train", NULL};
+    static const char *const statements[] = {"input", "target", "param", "flatten", "dense", "loss",
+                                             "optimizer", "train", NULL};
     const char *shown = diag_clip(ps->arena, word, strlen(word));
     const char *guess = diag_quiet(ps->diag) ? NULL : closest_name(word, statements);
     if (guess)
         diag_error(ps->diag, loc, "unknown statement '%s'; did you mean '%s'?", shown, guess);
     else
         diag_error(ps->diag, loc,
-                   "unknown statement '%s'; expected input, flatten, dense, loss, optimizer or "
-                   "train", shown);
+                   "unknown statement '%s'; expected input, target, param, flatten, dense, loss, "
+                   "optimizer, train or NAME = expression", shown);
 }
 
 /* ---------------------------------------------------------------- expressions */

@@ -34,7 +34,16 @@ typedef struct Sema {
     Model *m;
 } Sema;
 
+static int sema_lookup(const char *name, const char *const *names);
+
 const char *act_name(Act a) { return act_names[a]; }
+
+bool act_lookup(const char *name, Act *out) {
+    int a = sema_lookup(name, act_names);
+    if (a >= 0)
+        *out = (Act)a;
+    return a >= 0;
+}
 
 int64_t shape_elems(const Shape *s) {
     int64_t n = 1;
@@ -169,10 +178,18 @@ static void sema_args(Sema *s, const AstItem *it, const char *owner, const char 
 /* ---------------------------------------------------------------- statements */
 
 /* input NAME [d0, ...]: the shape of one sample. False if it is not valid. */
+static bool sema_dims(Sema *s, const AstItem *it, const char *what, Shape *out);
+
 static bool sema_input(Sema *s, const AstItem *it) {
     Model *m = s->m;
     m->input_name = it->name;
     m->input_loc = it->loc;
+    return sema_dims(s, it, "input", &m->input);
+}
+
+/* The dimensions of an input, target or param: each at least 1, and at most
+ * NNC_MAX_ELEMS elements in all. */
+static bool sema_dims(Sema *s, const AstItem *it, const char *what, Shape *out) {
     const char *name = sema_name(s, it->name);
     if (it->ndims > NNC_MAX_RANK) /* the parser bounds it */
         unreachable();
@@ -190,11 +207,11 @@ static bool sema_input(Sema *s, const AstItem *it) {
     if (overflow || elems > NNC_MAX_ELEMS) {
         const char *count = overflow ? "more than 9223372036854775807"
                                      : arena_printf(s->arena, "%" PRId64, elems);
-        diag_error(s->diag, it->name_loc, "input '%s' has %s elements; at most %" PRId64
-                   " are supported", name, count, NNC_MAX_ELEMS);
+        diag_error(s->diag, it->name_loc, "%s '%s' has %s elements; at most %" PRId64
+                   " are supported", what, name, count, NNC_MAX_ELEMS);
         return false;
     }
-    m->input = sh;
+    *out = sh;
     return true;
 }
 
@@ -344,6 +361,33 @@ static void sema_train(Sema *s, const AstItem *it) {
         sema_int(s, &args[1]->value, "batch", 1, SEMA_MAX_BATCH, &s->m->batch);
 }
 
+/* A functional model: its loss names the prediction and the target, layer
+ * lines are not mixed in (yet), and its expressions are checked by lowering
+ * them once (func.c reports their errors). `ready`: nothing they depend on
+ * had an error. */
+static void sema_functional(Sema *s, const AstItem *loss, const AstItem *first_layer, bool ready) {
+    Model *m = s->m;
+    if (first_layer) {
+        diag_error(s->diag, first_layer->loc, "layer lines and expressions cannot be mixed yet; write the layer as "
+                   "an expression: dense(h, units, activation)");
+        return;
+    }
+    if (loss && !loss->expr) {
+        diag_error(s->diag, loss->name_loc, "in a model with expressions the loss names its prediction and target: "
+                   "expected e.g. 'loss %s(out, y)'", sema_name(s, loss->name));
+        return;
+    }
+    if (m->input.rank >= NNC_MAX_RANK) {
+        diag_error(s->diag, m->input_loc, "an input of a model with expressions has at most %d axes", NNC_MAX_RANK - 1);
+        return;
+    }
+    if (!ready)
+        return;
+    Graph *g = ir_new(s->arena, DT_F32);
+    NodeId pred;
+    func_lower(g, m, 2, s->diag, &pred, &m->output); /* any batch size checks the same */
+}
+
 /* ---------------------------------------------------------------- models */
 
 Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
@@ -366,7 +410,14 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
         nlayers += ast->items[i].kind == AST_FLATTEN || ast->items[i].kind == AST_DENSE;
     m->layers = arena_array(a, (size_t)nlayers, sizeof *m->layers);
 
-    const AstItem *input = NULL, *loss = NULL, *opt = NULL, *train = NULL, *first_layer = NULL;
+    const AstItem *input = NULL, *loss = NULL, *opt = NULL, *train = NULL, *first_layer = NULL, *target = NULL;
+    bool ok_dims = true;
+    /* The functional form: expressions, lowered by func.c. */
+    for (int i = 0; i < ast->nitems; i++) {
+        AstKind k = ast->items[i].kind;
+        if (k == AST_TARGET || k == AST_PARAM || k == AST_ASSIGN || (k == AST_LOSS && ast->items[i].expr))
+            m->functional = ast;
+    }
     bool loss_ok = false;
     Shape cur = {0}; /* the shape so far, per sample */
     bool known = false; /* ... if it is known */
@@ -435,6 +486,19 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
             train = it;
             sema_train(&s, it);
             break;
+        case AST_TARGET:
+            if (target) {
+                sema_duplicate(&s, it, target, "target");
+                break;
+            }
+            target = it;
+            ok_dims &= sema_dims(&s, it, "target", &(Shape){0});
+            break;
+        case AST_PARAM:
+            ok_dims &= sema_dims(&s, it, "param", &(Shape){0});
+            break;
+        case AST_ASSIGN:
+            break;
         }
     }
     const char *name = sema_name(&s, ast->name);
@@ -442,7 +506,9 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
         diag_error(d, ast->name_loc, "model '%s' has no input; add e.g. 'input x[28, 28]'", name);
     if (!loss)
         diag_error(d, ast->name_loc, "model '%s' has no loss; add e.g. 'loss crossentropy'", name);
-    if (known) {
+    if (m->functional)
+        sema_functional(&s, loss, first_layer, ok_dims && input && known && loss_ok);
+    else if (known) {
         m->output = cur;
         if (loss && loss_ok)
             sema_loss_shape(&s, loss, &cur, last_act);

@@ -72,6 +72,8 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
 %token KW_TRAIN "'train'"
 %token KW_LET "'let'"
 %token KW_PRINT "'print'"
+%token KW_TARGET "'target'"
+%token KW_PARAM "'param'"
 
 /* Operators, loosest first; unary minus binds tighter than * and looser
  * than ^, so -x^2 is -(x^2) as in mathematics. */
@@ -80,8 +82,9 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
 %precedence NEG
 %right '^'
 
-%nterm <item> stmt
+%nterm <item> stmt params param
 %nterm <expr> expr call_arg
+%nterm <name> name
 %nterm <list> exprs call_args
 %nterm <num> number
 %nterm <arg> arg
@@ -108,13 +111,23 @@ items
  *    | 'print' expr */
 top
     : KW_LET lets
-    | TK_IDENT '=' expr                                 { ast_stmt(ps, TOP_ASSIGN, @1, $1, @1, $3); }
+    | name '=' expr                                     { ast_stmt(ps, TOP_ASSIGN, @1, $1, @1, $3); }
     | KW_PRINT expr                                     { ast_stmt(ps, TOP_PRINT, @1, NULL, @1, $2); }
     ;
 
 lets
-    : TK_IDENT '=' expr                                 { ast_stmt(ps, TOP_LET, @1, $1, @1, $3); }
-    | lets ',' TK_IDENT '=' expr                        { ast_stmt(ps, TOP_LET, @3, $3, @3, $5); }
+    : name '=' expr                                     { ast_stmt(ps, TOP_LET, @1, $1, @1, $3); }
+    | lets ',' name '=' expr                            { ast_stmt(ps, TOP_LET, @3, $3, @3, $5); }
+    ;
+
+/* name: IDENT, or a statement word that cannot be mistaken there: the notes
+ * call their values input, target, loss. */
+name
+    : TK_IDENT
+    | KW_INPUT                                          { $$ = "input"; }
+    | KW_TARGET                                         { $$ = "target"; }
+    | KW_LOSS                                           { $$ = "loss"; }
+    | KW_PARAM                                          { $$ = "param"; }
     ;
 
 /* A syntax error after a statement's first token skips to the end of that
@@ -124,17 +137,19 @@ lets
  * as statements. */
 top_error
     : KW_LET error sep                                  { yyerrok; }
-    | TK_IDENT '=' error sep                            { yyerrok; }
+    | name '=' error sep                                { (void)$1; yyerrok; }
     | KW_PRINT error sep                                { yyerrok; }
     ;
 
-/* expr: NUMBER | IDENT | IDENT '(' [call_args] ')' | '(' expr ')' | '[' exprs ']'
+/* expr: NUMBER | IDENT | IDENT '(' [call_args] ')' | 'dense' '(' call_args ')'
+ *     | '(' expr ')' | '[' exprs ']'
  *     | '-' expr | expr op expr        op: + - * / @ ^ */
 expr
     : TK_NUMBER                                         { $$ = ast_expr_num(ps, $1); }
-    | TK_IDENT                                          { $$ = ast_expr_name(ps, $1, @1); }
+    | name                                              { $$ = ast_expr_name(ps, $1, @1); }
     | TK_IDENT '(' ')'                                  { $$ = ast_expr_call(ps, $1, @1, NULL); }
     | TK_IDENT '(' call_args ')'                        { $$ = ast_expr_call(ps, $1, @1, $3); }
+    | KW_DENSE '(' call_args ')'                        { $$ = ast_expr_call(ps, "dense", @1, $3); }
     | '(' expr ')'                                      { $$ = $2; }
     | '[' exprs ']'                                     { $$ = ast_expr_list(ps, @1, $2); }
     | '-' expr %prec NEG                                { $$ = ast_expr_neg(ps, @1, $2); }
@@ -196,6 +211,10 @@ sep
     ;
 
 /* stmt: 'input' IDENT '[' dims ']'
+ *     | 'target' IDENT '[' dims ']'
+ *     | 'param' params
+ *     | IDENT '=' expr
+ *     | 'loss' IDENT '(' call_args ')'
  *     | 'flatten'
  *     | 'dense' number [',' IDENT]
  *     | 'loss' IDENT
@@ -210,6 +229,22 @@ stmt
     | KW_OPTIMIZER TK_IDENT                             { $$ = ast_optimizer(ps, @1, $2, @2, false); }
     | KW_OPTIMIZER TK_IDENT '(' args_opt ')'            { $$ = ast_optimizer(ps, @1, $2, @2, true); }
     | KW_TRAIN args_opt                                 { $$ = ast_train(ps, @1); }
+    | KW_TARGET TK_IDENT '[' dims ']'                   { $$ = ast_target(ps, @1, $2, @2); }
+    | KW_PARAM params                                   { $$ = $2; }
+    | name '=' expr                                     { $$ = ast_assign(ps, $1, @1, $3); }
+    | KW_LOSS TK_IDENT '(' call_args ')'                { $$ = ast_loss_call(ps, @1, ast_expr_call(ps, $2, @2, $4)); }
+    ;
+
+/* params: param { ',' param }    (all but the last are added here, in order)
+ * param: IDENT '[' dims ']' ['=' IDENT] */
+params
+    : param
+    | params ',' param                                  { ast_model_add(ps, $1); $$ = $3; }
+    ;
+
+param
+    : TK_IDENT '[' dims ']'                             { $$ = ast_param(ps, $1, @1, NULL, @1); }
+    | TK_IDENT '[' dims ']' '=' TK_IDENT                { $$ = ast_param(ps, $1, @1, $6, @6); }
     ;
 
 /* dims: number { ',' number } */
@@ -239,22 +274,25 @@ number
     | '-' TK_NUMBER                                     { $$ = ast_negate(ps, $2, @1); }
     ;
 
-/* unknown: IDENT junk    junk: any tokens up to the end of the statement */
+/* unknown: IDENT [first_junk junk]    junk: any tokens up to the end of the
+ * statement; not '=' first: IDENT '=' is an assignment */
 unknown
-    : TK_IDENT junk                                     { ast_unknown_statement(ps, $1, @1); }
+    : TK_IDENT                                          { ast_unknown_statement(ps, $1, @1); }
+    | TK_IDENT first_junk junk                          { ast_unknown_statement(ps, $1, @1); }
     ;
 
 junk
     : %empty
-    | junk junk_token
+    | junk first_junk
+    | junk '='
     ;
 
-junk_token
+first_junk
     : TK_IDENT                                          { (void)$1; }
     | TK_NUMBER                                         { (void)$1; }
     | KW_MODEL | KW_INPUT | KW_FLATTEN | KW_DENSE | KW_LOSS | KW_OPTIMIZER | KW_TRAIN
-    | KW_LET | KW_PRINT
-    | ',' | '=' | '-' | '(' | ')' | '[' | ']' | '{'
+    | KW_LET | KW_PRINT | KW_TARGET | KW_PARAM
+    | ',' | '-' | '(' | ')' | '[' | ']' | '{'
     | '+' | '*' | '/' | '^' | '@'
     ;
 
@@ -304,6 +342,8 @@ static void describe_statement(ParseState *ps, char *buf, size_t cap) {
     case KW_OPTIMIZER: kw = "optimizer"; break;
     case KW_TRAIN: kw = "train"; break;
     case KW_LET: kw = "let"; break;
+    case KW_TARGET: kw = "target"; break;
+    case KW_PARAM: kw = "param"; break;
     case KW_PRINT: kw = "print"; break;
     default: return;
     }
@@ -352,23 +392,31 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
     describe_statement(ps, msg, sizeof msg);
 
     /* The expected tokens, minus the unhelpful: "end of file", '-' next
-     * to "number", and the operators one by one (they become "an operator"). */
-    bool number = false, operators = false;
+     * to "number", the words that may be names next to "identifier", and
+     * the operators one by one (they become "an operator"). */
+    bool number = false, operators = false, ident = false;
+    int names = 0;
     const char *words[MAX_EXPECTED + 1];
     int nwords = 0;
     for (int i = 0; i < n; i++) {
         number |= expected[i] == YYSYMBOL_TK_NUMBER;
+        ident |= expected[i] == YYSYMBOL_TK_IDENT;
         operators |= strcmp(yysymbol_name(expected[i]), "'*'") == 0;
     }
     for (int i = 0; i < n; i++) {
         const char *name = yysymbol_name(expected[i]);
         bool minus = strcmp(name, "'-'") == 0;
         bool op = strlen(name) == 3 && strchr("+-*/@^", name[1]);
-        if (expected[i] != YYSYMBOL_YYEOF && !(number && minus) && !(operators && op))
+        bool word = expected[i] == YYSYMBOL_KW_INPUT || expected[i] == YYSYMBOL_KW_TARGET ||
+                    expected[i] == YYSYMBOL_KW_LOSS || expected[i] == YYSYMBOL_KW_PARAM ||
+                    expected[i] == YYSYMBOL_KW_DENSE;
+        if (expected[i] != YYSYMBOL_YYEOF && !(number && minus) && !(operators && op) && !(ident && word))
             expected[nwords++] = expected[i];
+        else if (ident && word)
+            names++; /* not counted against the length of the list either */
     }
     /* A long list helps nobody: then the message says where the error is. */
-    if ((operators ? nwords + 1 : n) > MAX_SHOWN) {
+    if ((operators ? nwords + 1 : n - names) > MAX_SHOWN) {
         nwords = 0;
         operators = false;
     }
