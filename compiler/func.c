@@ -117,31 +117,85 @@ static NodeId func_dense(ExprEnv *e, const AstExpr *x) {
     return lower_activation(g, act, z, x->loc);
 }
 
-/* loss mse(out, y) or crossentropy(out, y): the mean over the batch. */
-static NodeId func_loss(Func *f, const Model *m, const AstItem *it, NodeId *pred, bool check) {
+/* dense N [, ACT] as a layer line: on the value before it. */
+static NodeId func_dense_line(Func *f, const AstItem *it, NodeId h) {
+    Graph *g = f->e.g;
+    Shape sh = expr_shape(&f->e, h);
+    if (!expr_batched(&f->e, h)) {
+        diag_error(f->e.diag, it->loc, "dense applies to a value computed from the input; the one before it is not");
+        return -1;
+    }
+    if (sh.rank != 1) {
+        char b[96];
+        diag_error(f->e.diag, it->loc, "dense expects a vector per sample: expected rank 1, found %s",
+                   shape_str(&sh, b, sizeof b));
+        diag_note(f->e.diag, it->loc, "add 'flatten' before it");
+        return -1;
+    }
+    Act act = ACT_LINEAR;
+    if (it->name && !act_lookup(it->name, &act)) /* sema reported it */
+        return -1;
+    int64_t in = sh.dim[0], units = it->units.ivalue, weights;
+    if (__builtin_mul_overflow(in, units, &weights) || weights > NNC_MAX_ELEMS) {
+        diag_error(f->e.diag, it->units.loc, "dense layer of %lld units is too large: its weight matrix [%lld, %lld] "
+                   "would have more than %lld elements", (long long)units, (long long)in, (long long)units,
+                   (long long)NNC_MAX_ELEMS);
+        return -1;
+    }
+    f->ndense++;
+    Slot w = {.kind = SLOT_PARAM, .name = arena_printf(f->e.arena, "dense%d.W", f->ndense),
+              .shape = {2, {in, units}}, .init_act = act, .fan_in = in, .fan_out = units};
+    Slot b = {.kind = SLOT_PARAM, .name = arena_printf(f->e.arena, "dense%d.b", f->ndense), .shape = {1, {units}},
+              .init_act = act, .is_bias = true, .fan_in = in, .fan_out = units};
+    NodeId W = param_leaf(g, w, it->loc), B = param_leaf(g, b, it->loc);
+    return lower_activation(g, act, ir_binary(g, OP_ADD, ir_matmul(g, h, W, it->loc), B, it->loc), it->loc);
+}
+
+/* The loss of out against y: mse or crossentropy, the mean over the batch.
+ * loss mse(out, y) names both; a bare 'loss mse' takes the last value and
+ * the target (or, without one, the labels as the sequential form does). */
+static NodeId func_loss(Func *f, const Model *m, const AstItem *it, NodeId cur, NodeId target, int label_slot,
+                        NodeId *pred, bool check) {
     ExprEnv *e = &f->e;
     Graph *g = e->g;
     const AstExpr *call = it->expr;
-    if (call->nargs != 2 || call->args[0]->kind == EX_KEYWORD || call->args[1]->kind == EX_KEYWORD) {
-        diag_error(e->diag, call->loc, "%s takes 2 arguments, found %d; expected %s(prediction, target)", call->name,
-                   call->nargs, call->name);
-        return -1;
+    Loc lo = it->name_loc, ly = it->name_loc; /* where the prediction and the target are written */
+    NodeId out = cur, y = target;
+    if (call) {
+        if (call->nargs != 2 || call->args[0]->kind == EX_KEYWORD || call->args[1]->kind == EX_KEYWORD) {
+            diag_error(e->diag, call->loc, "%s takes 2 arguments, found %d; expected %s(prediction, target)",
+                       call->name, call->nargs, call->name);
+            return -1;
+        }
+        out = expr_lower(e, call->args[0]);
+        y = expr_lower(e, call->args[1]);
+        lo = call->args[0]->loc;
+        ly = call->args[1]->loc;
     }
-    NodeId out = expr_lower(e, call->args[0]), y = expr_lower(e, call->args[1]);
-    if (out < 0 || y < 0)
+    if (out < 0 || (call && y < 0))
         return -1;
-    Shape so = expr_shape(e, out), sy = expr_shape(e, y);
+    Shape so = expr_shape(e, out);
     char b1[96], b2[96];
     if (!expr_batched(e, out)) {
-        diag_error(e->diag, call->args[0]->loc, "the prediction does not depend on the input");
+        diag_error(e->diag, lo, "the prediction does not depend on the input");
         return -1;
     }
-    Loc l = call->loc;
+    if (y < 0) { /* the labels, as the sequential form reads them */
+        NodeId labels = ir_leaf(g, OP_LABEL, label_slot, (Shape){1, {e->batch}}, it->loc);
+        if (m->loss == LOSS_CROSSENTROPY) /* a class index per sample */
+            y = labels;
+        else if (shape_elems(&so) == 1) /* the label itself is the target */
+            y = ir_reshape(g, labels, g->nodes[out].shape, it->loc);
+        else /* one-hot targets */
+            y = ir_onehot(g, labels, so.rank ? so.dim[so.rank - 1] : 1, it->loc);
+    }
+    Shape sy = expr_shape(e, y);
+    Loc l = it->loc;
     int64_t batch = e->batch;
     *pred = out;
     if (m->loss == LOSS_MSE) { /* 1/(n k) sum (out - y)^2 */
         if (!shape_eq(&so, &sy)) {
-            diag_error(e->diag, call->args[1]->loc, "mse compares equal shapes: expected %s, found %s",
+            diag_error(e->diag, ly, "mse compares equal shapes: expected %s, found %s",
                        shape_str(&so, b1, sizeof b1), shape_str(&sy, b2, sizeof b2));
             return -1;
         }
@@ -153,21 +207,20 @@ static NodeId func_loss(Func *f, const Model *m, const AstItem *it, NodeId *pred
     /* crossentropy against class indices: -1/n sum_i log softmax(z_i)[y_i],
      * on the logits z when out = softmax(z) (the stable form). */
     if (so.rank != 1 || so.dim[0] < 2) {
-        diag_error(e->diag, call->args[0]->loc,
+        diag_error(e->diag, lo,
                    "crossentropy expects a class score per class: expected [K] with K >= 2, found %s",
                    shape_str(&so, b1, sizeof b1));
         return -1;
     }
     if (shape_elems(&sy) != 1 || !expr_batched(e, y)) {
-        diag_error(e->diag, call->args[1]->loc, "crossentropy takes a class index per sample: expected [] or [1], "
+        diag_error(e->diag, ly, "crossentropy takes a class index per sample: expected [] or [1], "
                    "found %s", shape_str(&sy, b2, sizeof b2));
         return -1;
     }
     const IrNode *on = &g->nodes[out];
     bool softmax = on->op == OP_EXP && g->nodes[on->in[0]].op == OP_LOGSOFTMAX;
     if (!softmax && check)
-        diag_warning(e->diag, call->args[0]->loc, "crossentropy of a value that is not a softmax: it is taken as "
-                     "logits");
+        diag_warning(e->diag, lo, "crossentropy of a value that is not a softmax: it is taken as logits");
     NodeId ls = softmax ? on->in[0] : ir_logsoftmax(g, out, l);
     NodeId labels = ir_reshape(g, y, (Shape){1, {batch}}, l);
     NodeId picked = ir_sum(g, ir_binary(g, OP_MUL, ir_onehot(g, labels, so.dim[0], l), ls, l), -1, l);
@@ -187,7 +240,8 @@ NodeId func_lower(Graph *g, const Model *m, int64_t batch, Diag *d, NodeId *pred
     Func f = {.e = {.arena = a, .diag = d, .g = g, .batch = batch, .dense = func_dense}};
     ExprEnv *e = &f.e;
     expr_bind(e, m->input_name, m->input_loc, ir_leaf(g, OP_INPUT, sx, xs, m->input_loc));
-    NodeId loss = -1;
+    NodeId loss = -1, target = -1;
+    NodeId cur = e->names[0].node; /* the value a layer line applies to: the last one made */
     const AstModel *ast = m->functional;
     for (int i = 0; i < ast->nitems && !diag_quiet(d); i++) {
         const AstItem *it = &ast->items[i];
@@ -202,17 +256,28 @@ NodeId func_lower(Graph *g, const Model *m, int64_t batch, Diag *d, NodeId *pred
                 break;
             }
             NodeId y = ir_leaf(g, OP_LABEL, sy, ys, it->loc);
-            expr_bind(e, it->name, it->name_loc, ir_reshape(g, y, batched(&t, batch), it->loc));
+            target = ir_reshape(g, y, batched(&t, batch), it->loc);
+            expr_bind(e, it->name, it->name_loc, target);
             break;
         }
         case AST_PARAM:
             expr_bind(e, it->name, it->name_loc, func_param(&f, it));
             break;
         case AST_ASSIGN:
-            expr_bind(e, it->name, it->name_loc, expr_lower(e, it->expr));
+            cur = expr_lower(e, it->expr);
+            expr_bind(e, it->name, it->name_loc, cur);
+            break;
+        case AST_FLATTEN:
+            if (cur >= 0) { /* to a vector per sample */
+                Shape ps = expr_shape(e, cur), s = {1, {shape_elems(&ps)}};
+                cur = ir_reshape(g, cur, expr_batched(e, cur) ? batched(&s, batch) : s, it->loc);
+            }
+            break;
+        case AST_DENSE:
+            cur = cur >= 0 ? func_dense_line(&f, it, cur) : -1;
             break;
         case AST_LOSS:
-            loss = func_loss(&f, m, it, pred, output != NULL);
+            loss = func_loss(&f, m, it, cur, target, sy, pred, output != NULL);
             break;
         default: /* input: bound above; the others are sema's */
             break;

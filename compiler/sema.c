@@ -361,22 +361,11 @@ static void sema_train(Sema *s, const AstItem *it) {
         sema_int(s, &args[1]->value, "batch", 1, SEMA_MAX_BATCH, &s->m->batch);
 }
 
-/* A functional model: its loss names the prediction and the target, layer
- * lines are not mixed in (yet), and its expressions are checked by lowering
- * them once (func.c reports their errors). `ready`: nothing they depend on
- * had an error. */
-static void sema_functional(Sema *s, const AstItem *loss, const AstItem *first_layer, bool ready) {
+/* A functional model: its expressions and the layer lines among them are
+ * checked by lowering them once (func.c reports their errors). `ready`:
+ * nothing they depend on had an error. */
+static void sema_functional(Sema *s, bool ready) {
     Model *m = s->m;
-    if (first_layer) {
-        diag_error(s->diag, first_layer->loc, "layer lines and expressions cannot be mixed yet; write the layer as "
-                   "an expression: dense(h, units, activation)");
-        return;
-    }
-    if (loss && !loss->expr) {
-        diag_error(s->diag, loss->name_loc, "in a model with expressions the loss names its prediction and target: "
-                   "expected e.g. 'loss %s(out, y)'", sema_name(s, loss->name));
-        return;
-    }
     if (m->input.rank >= NNC_MAX_RANK) {
         diag_error(s->diag, m->input_loc, "an input of a model with expressions has at most %d axes", NNC_MAX_RANK - 1);
         return;
@@ -497,7 +486,8 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
         case AST_PARAM:
             ok_dims &= sema_dims(&s, it, "param", &(Shape){0});
             break;
-        case AST_ASSIGN:
+        case AST_ASSIGN: /* the next layer line applies to a value whose shape func.c knows */
+            known = false;
             break;
         }
     }
@@ -507,7 +497,7 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
     if (!loss)
         diag_error(d, ast->name_loc, "model '%s' has no loss; add e.g. 'loss crossentropy'", name);
     if (m->functional)
-        sema_functional(&s, loss, first_layer, ok_dims && input && known && loss_ok);
+        sema_functional(&s, ok_dims && input && loss_ok && d->errors == errors);
     else if (known) {
         m->output = cur;
         if (loss && loss_ok)
