@@ -61,6 +61,10 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
         ACC(a, DIV(gy, b));
         ACC(b, NEG(DIV(MUL(gy, y), b)));
         break;
+    case OP_BCE_LOGITS:                                       /* the stable form:          */
+        ACC(a, MUL(gy, SUB(ir_unary(g, OP_SIGMOID, a, l), b))); /* da = sigmoid(a) - b */
+        ACC(b, NEG(MUL(gy, a)));                              /* db = -a */
+        break;
     case OP_POW:                                              /* d a^b = b a^(b-1) da + a^b ln a db */
         ACC(a, MUL(gy, MUL(b, ir_binary(g, OP_POW, a, SUB(b, ONE), l))));
         if (ad->needs[b])

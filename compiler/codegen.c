@@ -222,6 +222,12 @@ static LLVMValueRef elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMV
         LLVMValueRef em1 = LLVMBuildFMul(B, LLVMBuildFSub(B, fexp(c, a), fc(c, 1), ""), fc(c, n->value), "");
         return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, fc(c, 0), ""), a, em1, "");
     }
+    case OP_BCE_LOGITS: { /* max(a, 0) - a b + log(1 + e^-|a|): no overflow for any a */
+        LLVMValueRef relu = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, fc(c, 0), ""), a, fc(c, 0), "");
+        LLVMValueRef e = fexp(c, LLVMBuildFNeg(B, intrinsic(c, "llvm.fabs", &a, 1), ""));
+        LLVMValueRef sp = LLVMBuildFAdd(B, fc(c, 1), e, "");
+        return LLVMBuildFAdd(B, LLVMBuildFSub(B, relu, LLVMBuildFMul(B, a, b, ""), ""), intrinsic(c, "llvm.log", &sp, 1), "");
+    }
     case OP_EQ: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOEQ, a, b, ""), fc(c, 1), fc(c, 0), "");
     case OP_ONEHOT: {
         LLVMValueRef j = LLVMBuildSIToFP(B, r->idx[r->rank - 1], c->ft, "");

@@ -237,7 +237,7 @@ NodeId func_lower(Graph *g, const Model *m, int64_t batch, Diag *d, NodeId *pred
     ir_add_slot(g, (Slot){.kind = SLOT_LOSS, .name = "loss"});
     ir_add_slot(g, (Slot){.kind = SLOT_OUTPUT, .name = "output"});
 
-    Func f = {.e = {.arena = a, .diag = d, .g = g, .batch = batch, .dense = func_dense}};
+    Func f = {.e = {.arena = a, .diag = d, .g = g, .batch = batch, .dense = func_dense, .warn = output != NULL}};
     ExprEnv *e = &f.e;
     expr_bind(e, m->input_name, m->input_loc, ir_leaf(g, OP_INPUT, sx, xs, m->input_loc));
     NodeId loss = -1, target = -1;

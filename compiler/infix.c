@@ -204,6 +204,9 @@ static Text structure(Infix *p, NodeId id) {
     case OP_LEAKY_RELU: return call(p, "leaky_relu", a, arena_printf(p->a, ", alpha=%g", n->value));
     case OP_ELU: return call(p, "elu", a, arena_printf(p->a, ", alpha=%g", n->value));
     case OP_EQ: return call(p, "eq", a, arena_printf(p->a, ", %s", text_of(p, b).s));
+    case OP_BCE_LOGITS: /* as written: the stable form of binary_crossentropy(sigmoid(z), y) */
+        return (Text){arena_printf(p->a, "binary_crossentropy(sigmoid(%s), %s)", text_of(p, a).s, text_of(p, b).s),
+                      P_ATOM, false};
     case OP_MAX: case OP_MIN:
         return call(p, op_info[n->op].name, a, n->axis < 0 ? "" : arena_printf(p->a, ", axis=%d", n->axis));
     case OP_CONCAT: return call(p, "concat", a, arena_printf(p->a, ", %s, axis=%d", text_of(p, b).s, n->axis));

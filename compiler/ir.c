@@ -199,6 +199,7 @@ static double fold_binary(Op op, double a, double b) {
     case OP_DIV: return a / b;
     case OP_POW: return pow(a, b);
     case OP_EQ: return a == b;
+    case OP_BCE_LOGITS: return fmax(a, 0) - a * b + log1p(exp(-fabs(a)));
     default: die("fold_binary: %s", op_info[op].name);
     }
 }
@@ -345,6 +346,8 @@ NodeId ir_onehot(Graph *g, NodeId labels, int64_t classes, Loc loc) {
 
 NodeId ir_sum(Graph *g, NodeId a, int axis, Loc loc) {
     const IrNode *x = N(g, a);
+    if (x->shape.rank == 0) /* one element */
+        return a;
     Shape s = x->shape;
     if (axis < 0) {
         s = (Shape){0};

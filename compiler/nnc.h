@@ -377,6 +377,7 @@ typedef enum { DT_F32, DT_F64 } DType;
     X(LEAKY_RELU, "leaky_relu", 1, ELEMWISE) /* a > 0 ? a : alpha a   (alpha: value) */ \
     X(ELU, "elu", 1, ELEMWISE)        /* a > 0 ? a : alpha (e^a - 1)  (alpha: value) */ \
     X(EQ, "eq", 2, ELEMWISE)          /* a == b ? 1 : 0                             */ \
+    X(BCE_LOGITS, "bce_logits", 2, ELEMWISE) /* max(a, 0) - a b + ln(1 + e^-|a|): BCE of sigmoid(a) vs b */ \
     X(ONEHOT, "onehot", 1, ELEMWISE)  /* r[i, j] = (a[i] == j)    (shape [n, k])    */ \
     /* reductions over one axis (keepdims) or over all (axis = -1, result [])  */      \
     X(SUM, "sum", 1, REDUCE)          /* r = sum_axis a                             */ \
@@ -528,6 +529,7 @@ struct ExprEnv {
     int64_t batch;
     signed char *batched; /* per node: 0 unknown, 1 no, 2 yes */
     int batched_cap;
+    bool warn; /* report warnings (not when lowering again what was checked) */
     /* dense(h, units[, act]), in a model; NULL elsewhere. */
     NodeId (*dense)(ExprEnv *e, const AstExpr *x);
 };

@@ -168,7 +168,7 @@ int script_run(Arena *a, Diag *d, const AstProgram *p, FILE *out) {
     ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
     Print *prints = arena_array(a, (size_t)p->nstmts, sizeof *prints);
     int nprints = 0;
-    Script sc = {.e = {.arena = a, .diag = d, .g = g, .literal = script_literal}};
+    Script sc = {.e = {.arena = a, .diag = d, .g = g, .literal = script_literal, .warn = true}};
     ExprEnv *e = &sc.e;
     for (int i = 0; i < p->nstmts && !diag_quiet(d); i++) {
         const AstStmt *st = &p->stmts[i];

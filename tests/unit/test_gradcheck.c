@@ -74,6 +74,11 @@ static NodeId f_slice(Graph *g, NodeId p, NodeId q, NodeId y) {
     (void)q, (void)y;
     return ir_slice(g, p, 1, 1, 2, L0); /* columns 1 and 2 of 4: zeros on both sides */
 }
+/* targets in [0, 1] (a sigmoid), logits anywhere */
+static NodeId f_bce_logits(Graph *g, NodeId p, NodeId q, NodeId y) {
+    (void)y;
+    return B(OP_BCE_LOGITS, p, ir_unary(g, OP_SIGMOID, q, L0));
+}
 static NodeId f_onehot(Graph *g, NodeId p, NodeId q, NodeId y) {
     (void)q;
     return B(OP_MUL, ir_onehot(g, y, 4, L0), p);
@@ -139,6 +144,7 @@ static const struct {
     {"concat axis 0", f_concat0, {1, {4}}},
     {"concat axis 1", f_concat1, {2, {3, 2}}},
     {"slice", f_slice, {1, {4}}},
+    {"bce_logits (broadcast [4])", f_bce_logits, {1, {4}}},
     {"sum axis 0", f_sum0, {1, {4}}},
     {"sum axis 1", f_sum1, {1, {4}}},
     {"sum all", f_sum_all, {1, {4}}},
