@@ -22,6 +22,8 @@ static const char *const loss_names[] = {"crossentropy", "mse", NULL};
 static const char *const optimizer_names[] = {"sgd",  "adagrad", "adadelta", "rmsprop", "adam",
                                               "adamax", "nadam", "ftrl",    NULL};
 static const char *const sgd_keys[] = {"lr", "momentum", "nesterov", NULL};
+static const char *const adam_keys[] = {"lr", "beta_1", "beta_2", "epsilon", NULL};
+enum { SEMA_OPT_ADAM = 4 }; /* its index in optimizer_names */
 static const char *const train_keys[] = {"epochs", "batch", NULL};
 
 /* The same bounds as the command line's --epochs and --batch. */
@@ -305,14 +307,53 @@ static void sema_loss_shape(Sema *s, const AstItem *it, const Shape *out, Act la
     }
 }
 
-/* optimizer NAME [(k = v, ...)]: only sgd(lr, momentum, nesterov) for now. */
+/* A number in (lo, hi) (open ends unless the flags say closed), for an
+ * optimizer's argument; false once reported. */
+static bool sema_real(Sema *s, const AstArg *arg, double lo, bool lo_closed, double hi, double *out) {
+    const AstNum *v = &arg->value;
+    bool ok = isfinite(v->value) && (lo_closed ? v->value >= lo : v->value > lo) && v->value < hi;
+    if (ok)
+        *out = v->value;
+    else if (isfinite(hi))
+        diag_error(s->diag, v->loc, "%s must be in %c%g, %g), found %s", sema_name(s, arg->key), lo_closed ? '[' : '(',
+                   lo, hi, sema_num(s, v));
+    else
+        diag_error(s->diag, v->loc, "%s must be a positive number, found %s", sema_name(s, arg->key), sema_num(s, v));
+    return ok;
+}
+
+/* adam(lr = 0.001, beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-7): Keras' defaults. */
+static void sema_adam(Sema *s, const AstItem *it) {
+    Model *m = s->m;
+    m->opt = OPT_ADAM;
+    m->lr = 0.001;
+    m->beta1 = 0.9;
+    m->beta2 = 0.999;
+    m->epsilon = 1e-7;
+    const AstArg *args[4];
+    sema_args(s, it, "adam", adam_keys, "lr, beta_1, beta_2 or epsilon", args);
+    if (args[0])
+        sema_real(s, args[0], 0, false, __builtin_inf(), &m->lr);
+    if (args[1])
+        sema_real(s, args[1], 0, true, 1, &m->beta1);
+    if (args[2])
+        sema_real(s, args[2], 0, true, 1, &m->beta2);
+    if (args[3])
+        sema_real(s, args[3], 0, false, __builtin_inf(), &m->epsilon);
+}
+
+/* optimizer NAME [(k = v, ...)]: sgd(lr, momentum, nesterov) or adam(...). */
 static void sema_optimizer(Sema *s, const AstItem *it) {
     Model *m = s->m;
     m->opt_loc = it->loc;
     const char *name = sema_name(s, it->name);
     int k = sema_lookup(it->name, optimizer_names);
+    if (k == SEMA_OPT_ADAM) {
+        sema_adam(s, it);
+        return;
+    }
     if (k > 0) {
-        diag_error(s->diag, it->name_loc, "optimizer '%s' is not supported yet; supported: sgd",
+        diag_error(s->diag, it->name_loc, "optimizer '%s' is not supported yet; supported: sgd, adam",
                    name);
         return;
     }
@@ -322,7 +363,7 @@ static void sema_optimizer(Sema *s, const AstItem *it) {
             diag_error(s->diag, it->name_loc, "unknown optimizer '%s'; did you mean '%s'?", name,
                        guess);
         else
-            diag_error(s->diag, it->name_loc, "unknown optimizer '%s'; supported: sgd", name);
+            diag_error(s->diag, it->name_loc, "unknown optimizer '%s'; supported: sgd, adam", name);
         return;
     }
     m->opt = OPT_SGD;
