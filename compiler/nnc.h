@@ -297,7 +297,7 @@ typedef struct Shape {
 
 typedef enum { ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX } Act;
 typedef enum { LOSS_CROSSENTROPY, LOSS_MSE } LossKind;
-typedef enum { OPT_SGD, OPT_ADAM } OptKind;
+typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP, OPT_ADAGRAD, OPT_ADADELTA } OptKind;
 typedef enum { LAYER_FLATTEN, LAYER_DENSE } LayerKind;
 
 typedef struct Layer {
@@ -323,7 +323,9 @@ typedef struct Model {
     Loc opt_loc;
     double lr, momentum;
     bool nesterov;
-    double beta1, beta2, epsilon; /* adam */
+    double beta1, beta2, epsilon; /* adam; epsilon for every adaptive one */
+    double rho;                   /* rmsprop, adadelta */
+    double accumulator;           /* adagrad: initial_accumulator_value */
     int64_t epochs, batch;
     /* The functional form (target, param, NAME = expr, loss f(out, y)):
      * func.c lowers these items for each batch size. NULL: sequential. */

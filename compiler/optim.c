@@ -4,7 +4,7 @@
  *   sgd:            p' = p - lr g
  *   sgd, momentum:  v' = m v - lr g;  p' = p + v'
  *   sgd, nesterov:  v' = m v - lr g;  p' = p + m v' - lr g
- *   adam:           see adam_update
+ *   adam, rmsprop, adagrad, adadelta: see adam_update and adaptive_update
  *
  * Optimizer state gets its own slots ("dense1.W.velocity"), numbered after
  * every parameter.
@@ -50,9 +50,70 @@ static void adam_update(Graph *g, const Model *m, const NodeId *params, const No
 #undef B
 }
 
+/* The other adaptive optimizers, per parameter, Keras' update steps:
+ *   rmsprop:  v' = rho v + (1 - rho) g^2;  p' = p - lr g / (sqrt(v') + eps)
+ *   adagrad:  a' = a + g^2;  p' = p - lr g / (sqrt(a') + eps), a starting at
+ *             initial_accumulator_value: the slot holds a - that value, so
+ *             every state starts at zero
+ *   adadelta: G' = rho G + (1 - rho) g^2;  d = -sqrt(D + eps) / sqrt(G' + eps) g;
+ *             D' = rho D + (1 - rho) d^2;  p' = p + lr d */
+static void adaptive_update(Graph *g, const Model *m, const NodeId *params, const NodeId *grads, int n) {
+    Loc l = m->opt_loc;
+    Shape scalar = {0};
+#define C(v) ir_const(g, v, scalar, l)
+#define B(op, a, b) ir_binary(g, op, a, b, l)
+#define SQRT(a) ir_unary(g, OP_SQRT, a, l)
+    for (int i = 0; i < n; i++) {
+        const Slot *ps = &g->slots[g->nodes[params[i]].slot];
+        Shape shape = ps->shape;
+        const char *name = ps->name;
+        int pslot = g->nodes[params[i]].slot, s1, s2;
+        NodeId gr = grads[i], g2 = B(OP_MUL, gr, gr), np;
+        switch (m->opt) {
+        case OPT_RMSPROP: {
+            NodeId v = state(g, arena_printf(g->arena, "%s.rms", name), shape, l, &s1);
+            NodeId nv = B(OP_ADD, B(OP_MUL, v, C(m->rho)), B(OP_MUL, g2, C(1 - m->rho)));
+            ir_add_output(g, nv, s1);
+            np = B(OP_SUB, params[i], B(OP_DIV, B(OP_MUL, gr, C(m->lr)), B(OP_ADD, SQRT(nv), C(m->epsilon))));
+            break;
+        }
+        case OPT_ADAGRAD: {
+            NodeId a = state(g, arena_printf(g->arena, "%s.accumulator", name), shape, l, &s1);
+            NodeId na = B(OP_ADD, a, g2);
+            ir_add_output(g, na, s1);
+            NodeId den = B(OP_ADD, SQRT(B(OP_ADD, na, C(m->accumulator))), C(m->epsilon));
+            np = B(OP_SUB, params[i], B(OP_DIV, B(OP_MUL, gr, C(m->lr)), den));
+            break;
+        }
+        case OPT_ADADELTA: {
+            NodeId G = state(g, arena_printf(g->arena, "%s.accumulated_grad", name), shape, l, &s1);
+            NodeId D = state(g, arena_printf(g->arena, "%s.accumulated_delta", name), shape, l, &s2);
+            NodeId nG = B(OP_ADD, B(OP_MUL, G, C(m->rho)), B(OP_MUL, g2, C(1 - m->rho)));
+            NodeId d = ir_unary(g, OP_NEG, B(OP_MUL, B(OP_DIV, SQRT(B(OP_ADD, D, C(m->epsilon))),
+                                                            SQRT(B(OP_ADD, nG, C(m->epsilon)))), gr), l);
+            NodeId nD = B(OP_ADD, B(OP_MUL, D, C(m->rho)), B(OP_MUL, B(OP_MUL, d, d), C(1 - m->rho)));
+            ir_add_output(g, nG, s1);
+            ir_add_output(g, nD, s2);
+            np = B(OP_ADD, params[i], B(OP_MUL, d, C(m->lr)));
+            break;
+        }
+        default:
+            unreachable();
+        }
+        ir_add_output(g, np, pslot);
+    }
+#undef C
+#undef B
+#undef SQRT
+}
+
 void optim_update(Graph *g, const Model *m, const NodeId *params, const NodeId *grads, int n) {
     if (m->opt == OPT_ADAM) {
         adam_update(g, m, params, grads, n);
+        return;
+    }
+    if (m->opt != OPT_SGD) {
+        adaptive_update(g, m, params, grads, n);
         return;
     }
     Loc l = m->opt_loc;

@@ -13,6 +13,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 /* Indexed by Act and LossKind. */
@@ -22,8 +23,43 @@ static const char *const loss_names[] = {"crossentropy", "mse", NULL};
 static const char *const optimizer_names[] = {"sgd",  "adagrad", "adadelta", "rmsprop", "adam",
                                               "adamax", "nadam", "ftrl",    NULL};
 static const char *const sgd_keys[] = {"lr", "momentum", "nesterov", NULL};
-static const char *const adam_keys[] = {"lr", "beta_1", "beta_2", "epsilon", NULL};
-enum { SEMA_OPT_ADAM = 4 }; /* its index in optimizer_names */
+
+#define SEMA_SUPPORTED_OPTIMIZERS "sgd, adam, rmsprop, adagrad, adadelta"
+
+/* The adaptive optimizers: each argument with Keras' default and its range
+ * [lo or (lo, hi). */
+typedef struct OptArg {
+    const char *key;
+    size_t field; /* offsetof(Model, ...) */
+    double def, lo, hi;
+    bool lo_closed;
+} OptArg;
+
+#define INF __builtin_inf()
+#define ARG(key, field, def, lo, closed, hi) {key, offsetof(Model, field), def, lo, hi, closed}
+static const struct {
+    const char *name;
+    OptKind kind;
+    OptArg args[4];
+    int nargs;
+    const char *expected;
+} opt_specs[] = {
+    {"adam", OPT_ADAM, {ARG("lr", lr, 0.001, 0, false, INF), ARG("beta_1", beta1, 0.9, 0, true, 1),
+                        ARG("beta_2", beta2, 0.999, 0, true, 1), ARG("epsilon", epsilon, 1e-7, 0, false, INF)},
+     4, "lr, beta_1, beta_2 or epsilon"},
+    {"rmsprop", OPT_RMSPROP, {ARG("lr", lr, 0.001, 0, false, INF), ARG("rho", rho, 0.9, 0, true, 1),
+                              ARG("epsilon", epsilon, 1e-7, 0, false, INF)},
+     3, "lr, rho or epsilon"},
+    {"adagrad", OPT_ADAGRAD, {ARG("lr", lr, 0.001, 0, false, INF),
+                              ARG("initial_accumulator_value", accumulator, 0.1, 0, true, INF),
+                              ARG("epsilon", epsilon, 1e-7, 0, false, INF)},
+     3, "lr, initial_accumulator_value or epsilon"},
+    {"adadelta", OPT_ADADELTA, {ARG("lr", lr, 0.001, 0, false, INF), ARG("rho", rho, 0.95, 0, true, 1),
+                                ARG("epsilon", epsilon, 1e-7, 0, false, INF)},
+     3, "lr, rho or epsilon"},
+};
+#undef ARG
+#undef INF
 static const char *const train_keys[] = {"epochs", "batch", NULL};
 
 /* The same bounds as the command line's --epochs and --batch. */
@@ -322,39 +358,40 @@ static bool sema_real(Sema *s, const AstArg *arg, double lo, bool lo_closed, dou
     return ok;
 }
 
-/* adam(lr = 0.001, beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-7): Keras' defaults. */
-static void sema_adam(Sema *s, const AstItem *it) {
+/* An adaptive optimizer (opt_specs[i]): Keras' defaults, then the arguments given. */
+static void sema_adaptive(Sema *s, const AstItem *it, int i) {
     Model *m = s->m;
-    m->opt = OPT_ADAM;
-    m->lr = 0.001;
-    m->beta1 = 0.9;
-    m->beta2 = 0.999;
-    m->epsilon = 1e-7;
+    m->opt = opt_specs[i].kind;
+    const char *keys[5];
     const AstArg *args[4];
-    sema_args(s, it, "adam", adam_keys, "lr, beta_1, beta_2 or epsilon", args);
-    if (args[0])
-        sema_real(s, args[0], 0, false, __builtin_inf(), &m->lr);
-    if (args[1])
-        sema_real(s, args[1], 0, true, 1, &m->beta1);
-    if (args[2])
-        sema_real(s, args[2], 0, true, 1, &m->beta2);
-    if (args[3])
-        sema_real(s, args[3], 0, false, __builtin_inf(), &m->epsilon);
+    for (int k = 0; k < opt_specs[i].nargs; k++) {
+        const OptArg *a = &opt_specs[i].args[k];
+        keys[k] = a->key;
+        *(double *)((char *)m + a->field) = a->def;
+    }
+    keys[opt_specs[i].nargs] = NULL;
+    sema_args(s, it, opt_specs[i].name, keys, opt_specs[i].expected, args);
+    for (int k = 0; k < opt_specs[i].nargs; k++) {
+        const OptArg *a = &opt_specs[i].args[k];
+        if (args[k])
+            sema_real(s, args[k], a->lo, a->lo_closed, a->hi, (double *)((char *)m + a->field));
+    }
 }
 
-/* optimizer NAME [(k = v, ...)]: sgd(lr, momentum, nesterov) or adam(...). */
+/* optimizer NAME [(k = v, ...)]: sgd(lr, momentum, nesterov) or an adaptive one. */
 static void sema_optimizer(Sema *s, const AstItem *it) {
     Model *m = s->m;
     m->opt_loc = it->loc;
     const char *name = sema_name(s, it->name);
     int k = sema_lookup(it->name, optimizer_names);
-    if (k == SEMA_OPT_ADAM) {
-        sema_adam(s, it);
-        return;
-    }
+    for (size_t i = 0; i < sizeof opt_specs / sizeof opt_specs[0]; i++)
+        if (!strcmp(it->name, opt_specs[i].name)) {
+            sema_adaptive(s, it, (int)i);
+            return;
+        }
     if (k > 0) {
-        diag_error(s->diag, it->name_loc, "optimizer '%s' is not supported yet; supported: sgd, adam",
-                   name);
+        diag_error(s->diag, it->name_loc, "optimizer '%s' is not supported yet; supported: %s",
+                   name, SEMA_SUPPORTED_OPTIMIZERS);
         return;
     }
     if (k < 0) {
@@ -363,7 +400,8 @@ static void sema_optimizer(Sema *s, const AstItem *it) {
             diag_error(s->diag, it->name_loc, "unknown optimizer '%s'; did you mean '%s'?", name,
                        guess);
         else
-            diag_error(s->diag, it->name_loc, "unknown optimizer '%s'; supported: sgd, adam", name);
+            diag_error(s->diag, it->name_loc, "unknown optimizer '%s'; supported: %s", name,
+                       SEMA_SUPPORTED_OPTIMIZERS);
         return;
     }
     m->opt = OPT_SGD;

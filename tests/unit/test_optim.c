@@ -1,8 +1,9 @@
 /* test_optim.c — optimizer updates (optim.c) run through codegen and the JIT
  * in float64, against their formulas computed here step by step.
  *
- *   1. Adam's first three steps on the quadratic L = sum((p - 1)^2), from
- *      Keras' formulas (bias correction included).
+ *   1. The first three steps of adam, rmsprop, adagrad and adadelta on the
+ *      quadratic L = sum((p - 1)^2), from Keras' formulas (Adam's bias
+ *      correction included, Adagrad's initial accumulator value too).
  *   2. The notes' normalised step: with bias correction gone (t large),
  *      m = g = [3, -2, 5] and v = g^2 = [9, 4, 25], the step is
  *      lr m / (sqrt v + eps) = lr [1, -1, 1].
@@ -65,7 +66,57 @@ static int slot_named(const Graph *g, const char *name) {
     exit(1);
 }
 
-static void adam_quadratic(void) {
+/* The reference: one step of an optimizer's formula on p, with its state. */
+typedef struct Ref {
+    double p[3], s1[3], s2[3];
+    int t;
+} Ref;
+typedef void (*Formula)(const Model *m, Ref *r);
+
+static double quad_grad(double p) { return 2 * (p - 1); } /* d/dp (p - 1)^2 */
+
+static void ref_adam(const Model *m, Ref *r) {
+    r->t++;
+    double alpha = m->lr * sqrt(1 - pow(m->beta2, r->t)) / (1 - pow(m->beta1, r->t));
+    for (int i = 0; i < 3; i++) {
+        double g = quad_grad(r->p[i]);
+        r->s1[i] += (g - r->s1[i]) * (1 - m->beta1);
+        r->s2[i] += (g * g - r->s2[i]) * (1 - m->beta2);
+        r->p[i] -= r->s1[i] * alpha / (sqrt(r->s2[i]) + m->epsilon);
+    }
+}
+
+static void ref_rmsprop(const Model *m, Ref *r) {
+    for (int i = 0; i < 3; i++) {
+        double g = quad_grad(r->p[i]);
+        r->s1[i] = m->rho * r->s1[i] + (1 - m->rho) * g * g;
+        r->p[i] -= m->lr * g / (sqrt(r->s1[i]) + m->epsilon);
+    }
+}
+
+static void ref_adagrad(const Model *m, Ref *r) {
+    for (int i = 0; i < 3; i++) {
+        double g = quad_grad(r->p[i]);
+        if (r->t == 0)
+            r->s1[i] = m->accumulator;
+        r->s1[i] += g * g;
+        r->p[i] -= m->lr * g / (sqrt(r->s1[i]) + m->epsilon);
+    }
+    r->t++;
+}
+
+static void ref_adadelta(const Model *m, Ref *r) {
+    for (int i = 0; i < 3; i++) {
+        double g = quad_grad(r->p[i]);
+        r->s1[i] = m->rho * r->s1[i] + (1 - m->rho) * g * g;
+        double d = -sqrt(r->s2[i] + m->epsilon) / sqrt(r->s1[i] + m->epsilon) * g;
+        r->s2[i] = m->rho * r->s2[i] + (1 - m->rho) * d * d;
+        r->p[i] += m->lr * d;
+    }
+}
+
+/* Three steps on L = sum((p - 1)^2) from p = [3, -2, 0.5]. */
+static void quadratic(const char *what, Model m, Formula formula) {
     Arena *a = arena_new();
     Graph *g = ir_new(a, DT_F64);
     Shape v3 = {1, {3}};
@@ -73,25 +124,18 @@ static void adam_quadratic(void) {
     NodeId p = ir_leaf(g, OP_PARAM, ir_add_slot(g, (Slot){.kind = SLOT_PARAM, .name = "p", .shape = v3}), v3, L0);
     NodeId d = ir_binary(g, OP_SUB, p, ir_const(g, 1, (Shape){0}, L0), L0);
     NodeId loss = ir_sum(g, ir_binary(g, OP_MUL, d, d, L0), -1, L0);
-    Model m = {.opt = OPT_ADAM, .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .epsilon = 1e-7};
     Jit *jit;
     StepFn fn = compile(g, &m, p, loss, &jit);
     void **slots = alloc_slots(g, 1 << 16);
     double *pv = slots[slot_named(g, "p")];
-    double want[3] = {3, -2, 0.5}, mo[3] = {0}, vo[3] = {0};
-    memcpy(pv, want, sizeof want);
+    Ref r = {.p = {3, -2, 0.5}};
+    memcpy(pv, r.p, sizeof r.p);
     for (int t = 1; t <= 3; t++) {
         fn(slots);
-        double alpha = m.lr * sqrt(1 - pow(m.beta2, t)) / (1 - pow(m.beta1, t));
-        for (int i = 0; i < 3; i++) {
-            double gr = 2 * (want[i] - 1);
-            mo[i] += (gr - mo[i]) * (1 - m.beta1);
-            vo[i] += (gr * gr - vo[i]) * (1 - m.beta2);
-            want[i] -= mo[i] * alpha / (sqrt(vo[i]) + m.epsilon);
-            check_close("adam p", t, pv[i], want[i]);
-        }
+        formula(&m, &r);
+        for (int i = 0; i < 3; i++)
+            check_close(what, t, pv[i], r.p[i]);
     }
-    check_close("adam step count", 3, *(double *)slots[slot_named(g, "adam.step")], 3);
     for (int s = 0; s < g->nslots; s++)
         free(slots[s]);
     free(slots);
@@ -129,7 +173,10 @@ static void adam_normalised_step(void) {
 }
 
 int main(void) {
-    adam_quadratic();
+    quadratic("adam", (Model){.opt = OPT_ADAM, .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .epsilon = 1e-7}, ref_adam);
+    quadratic("rmsprop", (Model){.opt = OPT_RMSPROP, .lr = 0.1, .rho = 0.9, .epsilon = 1e-7}, ref_rmsprop);
+    quadratic("adagrad", (Model){.opt = OPT_ADAGRAD, .lr = 0.1, .accumulator = 0.1, .epsilon = 1e-7}, ref_adagrad);
+    quadratic("adadelta", (Model){.opt = OPT_ADADELTA, .lr = 1.0, .rho = 0.95, .epsilon = 1e-7}, ref_adadelta);
     adam_normalised_step();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
