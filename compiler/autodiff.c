@@ -61,6 +61,12 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
         ACC(a, DIV(gy, b));
         ACC(b, NEG(DIV(MUL(gy, y), b)));
         break;
+    case OP_MAXIMUM: case OP_MINIMUM: {                       /* to the operand chosen; a tie goes to b */
+        NodeId take_a = ir_unary(g, OP_STEP, n.op == OP_MAXIMUM ? SUB(a, b) : SUB(b, a), l);
+        ACC(a, MUL(gy, take_a));
+        ACC(b, MUL(gy, SUB(ONE, take_a)));
+        break;
+    }
     case OP_BCE_LOGITS:                                       /* the stable form:          */
         ACC(a, MUL(gy, SUB(ir_unary(g, OP_SIGMOID, a, l), b))); /* da = sigmoid(a) - b */
         ACC(b, NEG(MUL(gy, a)));                              /* db = -a */

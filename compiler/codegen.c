@@ -228,6 +228,8 @@ static LLVMValueRef elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMV
         LLVMValueRef sp = LLVMBuildFAdd(B, fc(c, 1), e, "");
         return LLVMBuildFAdd(B, LLVMBuildFSub(B, relu, LLVMBuildFMul(B, a, b, ""), ""), intrinsic(c, "llvm.log", &sp, 1), "");
     }
+    case OP_MAXIMUM: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, b, ""), a, b, "");
+    case OP_MINIMUM: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOLT, a, b, ""), a, b, "");
     case OP_EQ: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOEQ, a, b, ""), fc(c, 1), fc(c, 0), "");
     case OP_ONEHOT: {
         LLVMValueRef j = LLVMBuildSIToFP(B, r->idx[r->rank - 1], c->ft, "");

@@ -204,6 +204,8 @@ static Text structure(Infix *p, NodeId id) {
     case OP_LEAKY_RELU: return call(p, "leaky_relu", a, arena_printf(p->a, ", alpha=%g", n->value));
     case OP_ELU: return call(p, "elu", a, arena_printf(p->a, ", alpha=%g", n->value));
     case OP_EQ: return call(p, "eq", a, arena_printf(p->a, ", %s", text_of(p, b).s));
+    case OP_MAXIMUM: case OP_MINIMUM:
+        return call(p, op_info[n->op].name, a, arena_printf(p->a, ", %s", text_of(p, b).s));
     case OP_BCE_LOGITS: /* as written: the stable form of binary_crossentropy(sigmoid(z), y) */
         return (Text){arena_printf(p->a, "binary_crossentropy(sigmoid(%s), %s)", text_of(p, a).s, text_of(p, b).s),
                       P_ATOM, false};

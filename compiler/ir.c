@@ -199,6 +199,8 @@ static double fold_binary(Op op, double a, double b) {
     case OP_DIV: return a / b;
     case OP_POW: return pow(a, b);
     case OP_EQ: return a == b;
+    case OP_MAXIMUM: return a > b ? a : b;
+    case OP_MINIMUM: return a < b ? a : b;
     case OP_BCE_LOGITS: return fmax(a, 0) - a * b + log1p(exp(-fabs(a)));
     default: die("fold_binary: %s", op_info[op].name);
     }

@@ -297,7 +297,7 @@ typedef struct Shape {
 
 typedef enum { ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX } Act;
 typedef enum { LOSS_CROSSENTROPY, LOSS_MSE } LossKind;
-typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP, OPT_ADAGRAD, OPT_ADADELTA } OptKind;
+typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAMAX } OptKind;
 typedef enum { LAYER_FLATTEN, LAYER_DENSE } LayerKind;
 
 typedef struct Layer {
@@ -326,6 +326,7 @@ typedef struct Model {
     double beta1, beta2, epsilon; /* adam; epsilon for every adaptive one */
     double rho;                   /* rmsprop, adadelta */
     double accumulator;           /* adagrad: initial_accumulator_value */
+    double weight_decay, clipnorm, clipvalue; /* adaptive optimizers; 0: off */
     int64_t epochs, batch;
     /* The functional form (target, param, NAME = expr, loss f(out, y)):
      * func.c lowers these items for each batch size. NULL: sequential. */
@@ -380,6 +381,8 @@ typedef enum { DT_F32, DT_F64 } DType;
     X(LEAKY_RELU, "leaky_relu", 1, ELEMWISE) /* a > 0 ? a : alpha a   (alpha: value) */ \
     X(ELU, "elu", 1, ELEMWISE)        /* a > 0 ? a : alpha (e^a - 1)  (alpha: value) */ \
     X(EQ, "eq", 2, ELEMWISE)          /* a == b ? 1 : 0                             */ \
+    X(MAXIMUM, "maximum", 2, ELEMWISE) /* a > b ? a : b                             */ \
+    X(MINIMUM, "minimum", 2, ELEMWISE) /* a < b ? a : b                             */ \
     X(BCE_LOGITS, "bce_logits", 2, ELEMWISE) /* max(a, 0) - a b + ln(1 + e^-|a|): BCE of sigmoid(a) vs b */ \
     X(ONEHOT, "onehot", 1, ELEMWISE)  /* r[i, j] = (a[i] == j)    (shape [n, k])    */ \
     /* reductions over one axis (keepdims) or over all (axis = -1, result [])  */      \

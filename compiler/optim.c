@@ -21,7 +21,8 @@ static NodeId state(Graph *g, const char *name, Shape shape, Loc l, int *slot) {
 /* Keras' Adam: t' = t + 1, a = lr sqrt(1 - b2^t') / (1 - b1^t'),
  * m' = m + (1 - b1)(g - m), v' = v + (1 - b2)(g^2 - v), p' = p - a m' / (sqrt(v') + eps).
  * t is one state for all parameters. */
-static void adam_update(Graph *g, const Model *m, const NodeId *params, const NodeId *grads, int n) {
+static void adam_update(Graph *g, const Model *m, const NodeId *params, const NodeId *base, const NodeId *grads,
+                        int n) {
     Loc l = m->opt_loc;
     Shape scalar = {0};
 #define C(v) ir_const(g, v, scalar, l)
@@ -44,7 +45,7 @@ static void adam_update(Graph *g, const Model *m, const NodeId *params, const No
         NodeId step = B(OP_DIV, B(OP_MUL, mn, alpha), B(OP_ADD, ir_unary(g, OP_SQRT, vn, l), C(m->epsilon)));
         ir_add_output(g, mn, mslot);
         ir_add_output(g, vn, vslot);
-        ir_add_output(g, B(OP_SUB, params[i], step), pslot);
+        ir_add_output(g, B(OP_SUB, base[i], step), pslot);
     }
 #undef C
 #undef B
@@ -56,13 +57,22 @@ static void adam_update(Graph *g, const Model *m, const NodeId *params, const No
  *             initial_accumulator_value: the slot holds a - that value, so
  *             every state starts at zero
  *   adadelta: G' = rho G + (1 - rho) g^2;  d = -sqrt(D + eps) / sqrt(G' + eps) g;
- *             D' = rho D + (1 - rho) d^2;  p' = p + lr d */
-static void adaptive_update(Graph *g, const Model *m, const NodeId *params, const NodeId *grads, int n) {
+ *             D' = rho D + (1 - rho) d^2;  p' = p + lr d
+ *   adamax:   t' = t + 1;  m' = m + (1 - b1)(g - m);  u' = maximum(b2 u, |g|);
+ *             p' = p - lr m' / ((1 - b1^t') (u' + eps)) */
+static void adaptive_update(Graph *g, const Model *m, const NodeId *params, const NodeId *base, const NodeId *grads,
+                            int n) {
     Loc l = m->opt_loc;
     Shape scalar = {0};
 #define C(v) ir_const(g, v, scalar, l)
 #define B(op, a, b) ir_binary(g, op, a, b, l)
 #define SQRT(a) ir_unary(g, OP_SQRT, a, l)
+    NodeId t1 = -1;
+    if (m->opt == OPT_ADAMAX) {
+        int tslot;
+        t1 = B(OP_ADD, state(g, "adamax.step", scalar, l, &tslot), C(1));
+        ir_add_output(g, t1, tslot);
+    }
     for (int i = 0; i < n; i++) {
         const Slot *ps = &g->slots[g->nodes[params[i]].slot];
         Shape shape = ps->shape;
@@ -74,7 +84,7 @@ static void adaptive_update(Graph *g, const Model *m, const NodeId *params, cons
             NodeId v = state(g, arena_printf(g->arena, "%s.rms", name), shape, l, &s1);
             NodeId nv = B(OP_ADD, B(OP_MUL, v, C(m->rho)), B(OP_MUL, g2, C(1 - m->rho)));
             ir_add_output(g, nv, s1);
-            np = B(OP_SUB, params[i], B(OP_DIV, B(OP_MUL, gr, C(m->lr)), B(OP_ADD, SQRT(nv), C(m->epsilon))));
+            np = B(OP_SUB, base[i], B(OP_DIV, B(OP_MUL, gr, C(m->lr)), B(OP_ADD, SQRT(nv), C(m->epsilon))));
             break;
         }
         case OPT_ADAGRAD: {
@@ -82,7 +92,7 @@ static void adaptive_update(Graph *g, const Model *m, const NodeId *params, cons
             NodeId na = B(OP_ADD, a, g2);
             ir_add_output(g, na, s1);
             NodeId den = B(OP_ADD, SQRT(B(OP_ADD, na, C(m->accumulator))), C(m->epsilon));
-            np = B(OP_SUB, params[i], B(OP_DIV, B(OP_MUL, gr, C(m->lr)), den));
+            np = B(OP_SUB, base[i], B(OP_DIV, B(OP_MUL, gr, C(m->lr)), den));
             break;
         }
         case OPT_ADADELTA: {
@@ -94,7 +104,18 @@ static void adaptive_update(Graph *g, const Model *m, const NodeId *params, cons
             NodeId nD = B(OP_ADD, B(OP_MUL, D, C(m->rho)), B(OP_MUL, B(OP_MUL, d, d), C(1 - m->rho)));
             ir_add_output(g, nG, s1);
             ir_add_output(g, nD, s2);
-            np = B(OP_ADD, params[i], B(OP_MUL, d, C(m->lr)));
+            np = B(OP_ADD, base[i], B(OP_MUL, d, C(m->lr)));
+            break;
+        }
+        case OPT_ADAMAX: { /* Keras' form; t as Adam's */
+            NodeId mo = state(g, arena_printf(g->arena, "%s.m", name), shape, l, &s1);
+            NodeId u = state(g, arena_printf(g->arena, "%s.u", name), shape, l, &s2);
+            NodeId mn = B(OP_ADD, mo, B(OP_MUL, B(OP_SUB, gr, mo), C(1 - m->beta1)));
+            NodeId un = B(OP_MAXIMUM, B(OP_MUL, u, C(m->beta2)), ir_unary(g, OP_ABS, gr, l));
+            ir_add_output(g, mn, s1);
+            ir_add_output(g, un, s2);
+            NodeId den = B(OP_MUL, B(OP_SUB, C(1), B(OP_POW, C(m->beta1), t1)), B(OP_ADD, un, C(m->epsilon)));
+            np = B(OP_SUB, base[i], B(OP_DIV, B(OP_MUL, mn, C(m->lr)), den));
             break;
         }
         default:
@@ -107,13 +128,42 @@ static void adaptive_update(Graph *g, const Model *m, const NodeId *params, cons
 #undef SQRT
 }
 
-void optim_update(Graph *g, const Model *m, const NodeId *params, const NodeId *grads, int n) {
-    if (m->opt == OPT_ADAM) {
-        adam_update(g, m, params, grads, n);
-        return;
+/* Before an adaptive optimizer's step, as Keras does it: each gradient
+ * clipped (clipnorm: g c / max(|g|, c), its own norm; clipvalue: to
+ * [-c, c]), and each parameter decayed (p - p wd lr), the step then taken
+ * from the decayed value. */
+static void prepare(Graph *g, const Model *m, const NodeId *params, NodeId *base, NodeId *grads, int n) {
+    Loc l = m->opt_loc;
+    Shape scalar = {0};
+    for (int i = 0; i < n; i++) {
+        NodeId gr = grads[i];
+        if (m->clipnorm > 0) {
+            NodeId c = ir_const(g, m->clipnorm, scalar, l);
+            NodeId norm = ir_unary(g, OP_SQRT, ir_sum(g, ir_binary(g, OP_MUL, gr, gr, l), -1, l), l);
+            gr = ir_binary(g, OP_MUL, gr, ir_binary(g, OP_DIV, c, ir_binary(g, OP_MAXIMUM, norm, c, l), l), l);
+        }
+        if (m->clipvalue > 0)
+            gr = ir_binary(g, OP_MINIMUM, ir_binary(g, OP_MAXIMUM, gr, ir_const(g, -m->clipvalue, scalar, l), l),
+                           ir_const(g, m->clipvalue, scalar, l), l);
+        grads[i] = gr;
+        base[i] = m->weight_decay > 0 ? ir_binary(g, OP_SUB, params[i],
+                                                  ir_binary(g, OP_MUL, params[i],
+                                                            ir_const(g, m->weight_decay * m->lr, scalar, l), l), l)
+                                      : params[i];
     }
+}
+
+void optim_update(Graph *g, const Model *m, const NodeId *params, const NodeId *grads, int n) {
     if (m->opt != OPT_SGD) {
-        adaptive_update(g, m, params, grads, n);
+        NodeId *base = arena_array(g->arena, (size_t)n + 1, sizeof *base);
+        NodeId *clipped = arena_array(g->arena, (size_t)n + 1, sizeof *clipped);
+        for (int i = 0; i < n; i++)
+            clipped[i] = grads[i];
+        prepare(g, m, params, base, clipped, n);
+        if (m->opt == OPT_ADAM)
+            adam_update(g, m, params, base, clipped, n);
+        else
+            adaptive_update(g, m, params, base, clipped, n);
         return;
     }
     Loc l = m->opt_loc;

@@ -24,7 +24,7 @@ static const char *const optimizer_names[] = {"sgd",  "adagrad", "adadelta", "rm
                                               "adamax", "nadam", "ftrl",    NULL};
 static const char *const sgd_keys[] = {"lr", "momentum", "nesterov", NULL};
 
-#define SEMA_SUPPORTED_OPTIMIZERS "sgd, adam, rmsprop, adagrad, adadelta"
+#define SEMA_SUPPORTED_OPTIMIZERS "sgd, adam, rmsprop, adagrad, adadelta, adamax"
 
 /* The adaptive optimizers: each argument with Keras' default and its range
  * [lo or (lo, hi). */
@@ -40,23 +40,30 @@ typedef struct OptArg {
 static const struct {
     const char *name;
     OptKind kind;
-    OptArg args[4];
+    OptArg args[8];
     int nargs;
     const char *expected;
 } opt_specs[] = {
+#define COMMON ARG("weight_decay", weight_decay, 0, 0, true, INF), ARG("clipnorm", clipnorm, 0, 0, true, INF), \
+               ARG("clipvalue", clipvalue, 0, 0, true, INF)
     {"adam", OPT_ADAM, {ARG("lr", lr, 0.001, 0, false, INF), ARG("beta_1", beta1, 0.9, 0, true, 1),
-                        ARG("beta_2", beta2, 0.999, 0, true, 1), ARG("epsilon", epsilon, 1e-7, 0, false, INF)},
-     4, "lr, beta_1, beta_2 or epsilon"},
+                        ARG("beta_2", beta2, 0.999, 0, true, 1), ARG("epsilon", epsilon, 1e-7, 0, false, INF), COMMON},
+     7, "lr, beta_1, beta_2, epsilon, weight_decay, clipnorm or clipvalue"},
     {"rmsprop", OPT_RMSPROP, {ARG("lr", lr, 0.001, 0, false, INF), ARG("rho", rho, 0.9, 0, true, 1),
-                              ARG("epsilon", epsilon, 1e-7, 0, false, INF)},
-     3, "lr, rho or epsilon"},
+                              ARG("epsilon", epsilon, 1e-7, 0, false, INF), COMMON},
+     6, "lr, rho, epsilon, weight_decay, clipnorm or clipvalue"},
     {"adagrad", OPT_ADAGRAD, {ARG("lr", lr, 0.001, 0, false, INF),
                               ARG("initial_accumulator_value", accumulator, 0.1, 0, true, INF),
-                              ARG("epsilon", epsilon, 1e-7, 0, false, INF)},
-     3, "lr, initial_accumulator_value or epsilon"},
+                              ARG("epsilon", epsilon, 1e-7, 0, false, INF), COMMON},
+     6, "lr, initial_accumulator_value, epsilon, weight_decay, clipnorm or clipvalue"},
     {"adadelta", OPT_ADADELTA, {ARG("lr", lr, 0.001, 0, false, INF), ARG("rho", rho, 0.95, 0, true, 1),
-                                ARG("epsilon", epsilon, 1e-7, 0, false, INF)},
-     3, "lr, rho or epsilon"},
+                                ARG("epsilon", epsilon, 1e-7, 0, false, INF), COMMON},
+     6, "lr, rho, epsilon, weight_decay, clipnorm or clipvalue"},
+    {"adamax", OPT_ADAMAX, {ARG("lr", lr, 0.001, 0, false, INF), ARG("beta_1", beta1, 0.9, 0, true, 1),
+                            ARG("beta_2", beta2, 0.999, 0, true, 1), ARG("epsilon", epsilon, 1e-7, 0, false, INF),
+                            COMMON},
+     7, "lr, beta_1, beta_2, epsilon, weight_decay, clipnorm or clipvalue"},
+#undef COMMON
 };
 #undef ARG
 #undef INF
@@ -354,7 +361,8 @@ static bool sema_real(Sema *s, const AstArg *arg, double lo, bool lo_closed, dou
         diag_error(s->diag, v->loc, "%s must be in %c%g, %g), found %s", sema_name(s, arg->key), lo_closed ? '[' : '(',
                    lo, hi, sema_num(s, v));
     else
-        diag_error(s->diag, v->loc, "%s must be a positive number, found %s", sema_name(s, arg->key), sema_num(s, v));
+        diag_error(s->diag, v->loc, "%s must be a %s number, found %s", sema_name(s, arg->key),
+                   lo_closed ? "non-negative" : "positive", sema_num(s, v));
     return ok;
 }
 
@@ -362,8 +370,8 @@ static bool sema_real(Sema *s, const AstArg *arg, double lo, bool lo_closed, dou
 static void sema_adaptive(Sema *s, const AstItem *it, int i) {
     Model *m = s->m;
     m->opt = opt_specs[i].kind;
-    const char *keys[5];
-    const AstArg *args[4];
+    const char *keys[9];
+    const AstArg *args[8];
     for (int k = 0; k < opt_specs[i].nargs; k++) {
         const OptArg *a = &opt_specs[i].args[k];
         keys[k] = a->key;

@@ -79,6 +79,8 @@ static NodeId f_bce_logits(Graph *g, NodeId p, NodeId q, NodeId y) {
     (void)y;
     return B(OP_BCE_LOGITS, p, ir_unary(g, OP_SIGMOID, q, L0));
 }
+static NodeId f_maximum(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(OP_MAXIMUM, p, q); }
+static NodeId f_minimum(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(OP_MINIMUM, q, p); }
 static NodeId f_onehot(Graph *g, NodeId p, NodeId q, NodeId y) {
     (void)q;
     return B(OP_MUL, ir_onehot(g, y, 4, L0), p);
@@ -145,6 +147,8 @@ static const struct {
     {"concat axis 1", f_concat1, {2, {3, 2}}},
     {"slice", f_slice, {1, {4}}},
     {"bce_logits (broadcast [4])", f_bce_logits, {1, {4}}},
+    {"maximum (broadcast [4])", f_maximum, {1, {4}}},
+    {"minimum (broadcast [3, 1])", f_minimum, {2, {3, 1}}},
     {"sum axis 0", f_sum0, {1, {4}}},
     {"sum axis 1", f_sum1, {1, {4}}},
     {"sum all", f_sum_all, {1, {4}}},

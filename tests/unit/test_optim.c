@@ -1,9 +1,10 @@
 /* test_optim.c — optimizer updates (optim.c) run through codegen and the JIT
  * in float64, against their formulas computed here step by step.
  *
- *   1. The first three steps of adam, rmsprop, adagrad and adadelta on the
- *      quadratic L = sum((p - 1)^2), from Keras' formulas (Adam's bias
- *      correction included, Adagrad's initial accumulator value too).
+ *   1. The first three steps of adam, rmsprop, adagrad, adadelta and adamax
+ *      on the quadratic L = sum((p - 1)^2), from Keras' formulas (Adam's
+ *      bias correction included, Adagrad's initial accumulator value too),
+ *      and with clipvalue, clipnorm and weight decay.
  *   2. The notes' normalised step: with bias correction gone (t large),
  *      m = g = [3, -2, 5] and v = g^2 = [9, 4, 25], the step is
  *      lr m / (sqrt v + eps) = lr [1, -1, 1].
@@ -115,6 +116,45 @@ static void ref_adadelta(const Model *m, Ref *r) {
     }
 }
 
+static void ref_adamax(const Model *m, Ref *r) {
+    r->t++;
+    for (int i = 0; i < 3; i++) {
+        double g = quad_grad(r->p[i]);
+        r->s1[i] += (g - r->s1[i]) * (1 - m->beta1);
+        r->s2[i] = fmax(m->beta2 * r->s2[i], fabs(g));
+        r->p[i] -= m->lr * r->s1[i] / ((1 - pow(m->beta1, r->t)) * (r->s2[i] + m->epsilon));
+    }
+}
+
+/* rmsprop after Keras' clipvalue and weight decay: g clipped to [-c, c],
+ * p decayed by p wd lr, then the step. */
+static void ref_rmsprop_clip_decay(const Model *m, Ref *r) {
+    for (int i = 0; i < 3; i++) {
+        double g = fmin(fmax(quad_grad(r->p[i]), -m->clipvalue), m->clipvalue);
+        double p = r->p[i] - r->p[i] * m->weight_decay * m->lr;
+        r->s1[i] = m->rho * r->s1[i] + (1 - m->rho) * g * g;
+        r->p[i] = p - m->lr * g / (sqrt(r->s1[i]) + m->epsilon);
+    }
+}
+
+/* adam after clipnorm: the gradient scaled to a norm of at most c. */
+static void ref_adam_clipnorm(const Model *m, Ref *r) {
+    double g[3], norm = 0;
+    for (int i = 0; i < 3; i++) {
+        g[i] = quad_grad(r->p[i]);
+        norm += g[i] * g[i];
+    }
+    norm = sqrt(norm);
+    r->t++;
+    double alpha = m->lr * sqrt(1 - pow(m->beta2, r->t)) / (1 - pow(m->beta1, r->t));
+    for (int i = 0; i < 3; i++) {
+        double gc = g[i] * m->clipnorm / fmax(norm, m->clipnorm);
+        r->s1[i] += (gc - r->s1[i]) * (1 - m->beta1);
+        r->s2[i] += (gc * gc - r->s2[i]) * (1 - m->beta2);
+        r->p[i] -= r->s1[i] * alpha / (sqrt(r->s2[i]) + m->epsilon);
+    }
+}
+
 /* Three steps on L = sum((p - 1)^2) from p = [3, -2, 0.5]. */
 static void quadratic(const char *what, Model m, Formula formula) {
     Arena *a = arena_new();
@@ -177,6 +217,15 @@ int main(void) {
     quadratic("rmsprop", (Model){.opt = OPT_RMSPROP, .lr = 0.1, .rho = 0.9, .epsilon = 1e-7}, ref_rmsprop);
     quadratic("adagrad", (Model){.opt = OPT_ADAGRAD, .lr = 0.1, .accumulator = 0.1, .epsilon = 1e-7}, ref_adagrad);
     quadratic("adadelta", (Model){.opt = OPT_ADADELTA, .lr = 1.0, .rho = 0.95, .epsilon = 1e-7}, ref_adadelta);
+    quadratic("adamax", (Model){.opt = OPT_ADAMAX, .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .epsilon = 1e-7},
+              ref_adamax);
+    quadratic("rmsprop, clipvalue, weight_decay",
+              (Model){.opt = OPT_RMSPROP, .lr = 0.1, .rho = 0.9, .epsilon = 1e-7, .clipvalue = 1.5,
+                      .weight_decay = 0.05},
+              ref_rmsprop_clip_decay);
+    quadratic("adam, clipnorm", (Model){.opt = OPT_ADAM, .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .epsilon = 1e-7,
+                                        .clipnorm = 2},
+              ref_adam_clipnorm);
     adam_normalised_step();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
