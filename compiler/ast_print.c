@@ -2,7 +2,9 @@
  * each with the line:col it came from.
  *
  * The format is golden-tested, so it is plain and stable: two spaces per
- * level, integers as written (int64), other numbers with %g.
+ * level, integers as written (int64), other numbers with %g. An expression
+ * is one line in prefix form, fully parenthesised, so a test shows how the
+ * operators grouped: (+ (^ x 2) (neg y)).
  */
 #include "nnc.h"
 
@@ -24,6 +26,23 @@ static void ast_print_args(FILE *out, const AstItem *it) {
         ast_print_num(out, &arg->value);
         ast_print_loc(out, arg->loc);
     }
+}
+
+static void ast_print_expr(FILE *out, const AstExpr *e) {
+    switch (e->kind) {
+    case EX_NUM: ast_print_num(out, &e->num); return;
+    case EX_NAME: fputs(e->name, out); return;
+    case EX_KEYWORD: fprintf(out, "%s=", e->name); ast_print_expr(out, e->args[0]); return;
+    case EX_LIST: fputs("[", out); break;
+    case EX_NEG: fputs("(neg", out); break;
+    case EX_BINARY: fprintf(out, "(%c", e->op); break;
+    case EX_CALL: fprintf(out, "(%s", e->name); break;
+    }
+    for (int i = 0; i < e->nargs; i++) {
+        fputs(e->kind == EX_LIST && i == 0 ? "" : " ", out);
+        ast_print_expr(out, e->args[i]);
+    }
+    fputs(e->kind == EX_LIST ? "]" : ")", out);
 }
 
 static void ast_print_item(FILE *out, const AstItem *it) {
@@ -50,7 +69,29 @@ static void ast_print_item(FILE *out, const AstItem *it) {
         ast_print_loc(out, it->loc);
         return;
     case AST_LOSS:
-        fprintf(out, "    loss %s", it->name);
+        fputs("    loss ", out);
+        if (it->expr)
+            ast_print_expr(out, it->expr);
+        else
+            fputs(it->name, out);
+        ast_print_loc(out, it->loc);
+        return;
+    case AST_TARGET:
+    case AST_PARAM:
+        fprintf(out, "    %s %s [", it->kind == AST_TARGET ? "target" : "param", it->name);
+        for (int i = 0; i < it->ndims; i++) {
+            if (i > 0)
+                fputs(", ", out);
+            ast_print_num(out, &it->dims[i]);
+        }
+        fputc(']', out);
+        if (it->init)
+            fprintf(out, " = %s", it->init);
+        ast_print_loc(out, it->loc);
+        return;
+    case AST_ASSIGN:
+        fprintf(out, "    assign %s = ", it->name);
+        ast_print_expr(out, it->expr);
         ast_print_loc(out, it->loc);
         return;
     case AST_OPTIMIZER:
@@ -67,8 +108,19 @@ static void ast_print_item(FILE *out, const AstItem *it) {
     unreachable();
 }
 
+static void ast_print_stmt(FILE *out, const AstStmt *st) {
+    static const char *const kinds[] = {[TOP_LET] = "let", [TOP_ASSIGN] = "assign", [TOP_PRINT] = "print"};
+    fprintf(out, "  %s ", kinds[st->kind]);
+    if (st->name)
+        fprintf(out, "%s = ", st->name);
+    ast_print_expr(out, st->expr);
+    ast_print_loc(out, st->loc);
+}
+
 void ast_print(FILE *out, const AstProgram *p) {
     fputs("program\n", out);
+    for (int i = 0; i < p->nstmts; i++)
+        ast_print_stmt(out, &p->stmts[i]);
     for (int i = 0; i < p->nmodels; i++) {
         const AstModel *m = &p->models[i];
         fprintf(out, "  model %s", m->name);

@@ -44,6 +44,7 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
     Loc l = n.loc;
     Shape scalar = {0};
 #define ACC(x, v) accumulate(ad, x, v, l)
+#define ADD(p, q) ir_binary(g, OP_ADD, p, q, l)
 #define SUB(p, q) ir_binary(g, OP_SUB, p, q, l)
 #define MUL(p, q) ir_binary(g, OP_MUL, p, q, l)
 #define DIV(p, q) ir_binary(g, OP_DIV, p, q, l)
@@ -51,7 +52,7 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
 #define ONE ir_const(g, 1, scalar, l)
     switch (n.op) {
     case OP_INPUT: case OP_LABEL: case OP_PARAM: case OP_STATE: case OP_CONST:
-    case OP_STEP: case OP_ONEHOT: /* piecewise constant: zero derivative */
+    case OP_STEP: case OP_ONEHOT: case OP_SIGN: case OP_EQ: /* piecewise constant: zero derivative */
         break;
     case OP_ADD: ACC(a, gy); ACC(b, gy); break;               /* d(a+b) = da + db */
     case OP_SUB: ACC(a, gy); ACC(b, NEG(gy)); break;          /* d(a-b) = da - db */
@@ -60,6 +61,21 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
         ACC(a, DIV(gy, b));
         ACC(b, NEG(DIV(MUL(gy, y), b)));
         break;
+    case OP_MAXIMUM: case OP_MINIMUM: {                       /* to the operand chosen; a tie goes to b */
+        NodeId take_a = ir_unary(g, OP_STEP, n.op == OP_MAXIMUM ? SUB(a, b) : SUB(b, a), l);
+        ACC(a, MUL(gy, take_a));
+        ACC(b, MUL(gy, SUB(ONE, take_a)));
+        break;
+    }
+    case OP_BCE_LOGITS:                                       /* the stable form:          */
+        ACC(a, MUL(gy, SUB(ir_unary(g, OP_SIGMOID, a, l), b))); /* da = sigmoid(a) - b */
+        ACC(b, NEG(MUL(gy, a)));                              /* db = -a */
+        break;
+    case OP_POW:                                              /* d a^b = b a^(b-1) da + a^b ln a db */
+        ACC(a, MUL(gy, MUL(b, ir_binary(g, OP_POW, a, SUB(b, ONE), l))));
+        if (ad->needs[b])
+            ACC(b, MUL(gy, MUL(y, ir_unary(g, OP_LOG, a, l))));
+        break;
     case OP_NEG: ACC(a, NEG(gy)); break;                      /* d(-a) = -da */
     case OP_EXP: ACC(a, MUL(gy, y)); break;                   /* d e^a = e^a da */
     case OP_LOG: ACC(a, DIV(gy, a)); break;                   /* d ln a = da / a */
@@ -67,7 +83,44 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
                                                                           then a need not outlive relu */
     case OP_SIGMOID: ACC(a, MUL(gy, MUL(y, SUB(ONE, y)))); break;     /* s' = s (1 - s) */
     case OP_TANH: ACC(a, MUL(gy, SUB(ONE, MUL(y, y)))); break;        /* tanh' = 1 - tanh^2 */
+    case OP_SQRT: ACC(a, MUL(gy, DIV(ir_const(g, 0.5, scalar, l), y))); break; /* d sqrt a = da / (2 sqrt a) */
+    case OP_ABS: ACC(a, MUL(gy, ir_unary(g, OP_SIGN, a, l))); break;  /* |a|' = sign a */
+    case OP_SIN: ACC(a, MUL(gy, ir_unary(g, OP_COS, a, l))); break;   /* sin' = cos */
+    case OP_COS: ACC(a, NEG(MUL(gy, ir_unary(g, OP_SIN, a, l)))); break; /* cos' = -sin */
+    case OP_LEAKY_RELU: {                                     /* alpha + (1 - alpha) step(a) */
+        NodeId step = ir_unary(g, OP_STEP, a, l);
+        ACC(a, MUL(gy, ADD(MUL(step, ir_const(g, 1 - n.value, scalar, l)), ir_const(g, n.value, scalar, l))));
+        break;
+    }
+    case OP_ELU: {                                            /* a > 0 ? 1 : elu(a) + alpha */
+        NodeId step = ir_unary(g, OP_STEP, a, l);
+        ACC(a, MUL(gy, ADD(step, MUL(SUB(ONE, step), ADD(y, ir_const(g, n.value, scalar, l))))));
+        break;
+    }
     case OP_SUM: ACC(a, ir_broadcast(g, gy, g->nodes[a].shape, l)); break; /* each element once */
+    case OP_MAX: case OP_MIN: {                               /* shared equally by the elements equal to it */
+        NodeId mask = ir_binary(g, OP_EQ, a, y, l);
+        ACC(a, MUL(mask, DIV(gy, ir_sum(g, mask, n.axis, l))));
+        break;
+    }
+    case OP_CONCAT: {                                         /* each side its part */
+        int64_t la = g->nodes[a].shape.dim[n.axis], lb = g->nodes[b].shape.dim[n.axis];
+        ACC(a, ir_slice(g, gy, n.axis, 0, la, l));
+        ACC(b, ir_slice(g, gy, n.axis, la, lb, l));
+        break;
+    }
+    case OP_SLICE: {                                          /* zeros around it */
+        Shape before = g->nodes[a].shape, after = before;
+        before.dim[n.axis] = n.start;
+        after.dim[n.axis] -= n.start + n.shape.dim[n.axis];
+        NodeId r = gy;
+        if (before.dim[n.axis])
+            r = ir_concat(g, ir_const(g, 0, before, l), r, n.axis, l);
+        if (after.dim[n.axis])
+            r = ir_concat(g, r, ir_const(g, 0, after, l), n.axis, l);
+        ACC(a, r);
+        break;
+    }
     case OP_LOGSOFTMAX:                                       /* da = g - softmax(a) sum_axis g */
         ACC(a, SUB(gy, MUL(ir_unary(g, OP_EXP, y, l), ir_sum(g, gy, n.axis, l))));
         break;
@@ -81,6 +134,7 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
     case OP_COUNT: unreachable();
     }
 #undef ACC
+#undef ADD
 #undef SUB
 #undef MUL
 #undef DIV

@@ -153,6 +153,10 @@ static LLVMValueRef elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMV
     case OP_SUB: return LLVMBuildFSub(B, a, b, "");
     case OP_MUL: return LLVMBuildFMul(B, a, b, "");
     case OP_DIV: return LLVMBuildFDiv(B, a, b, "");
+    case OP_POW: {
+        LLVMValueRef ab[2] = {a, b};
+        return cg_intrinsic(c, "llvm.pow", c->ft, ab, 2);
+    }
     case OP_NEG: return LLVMBuildFNeg(B, a, "");
     case OP_EXP: return fexp(c, a);
     case OP_LOG: return cg_intrinsic(c, "llvm.log", c->ft, &a, 1);
@@ -160,6 +164,30 @@ static LLVMValueRef elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMV
     case OP_STEP: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, cg_f(c, 0), ""), cg_f(c, 1), cg_f(c, 0), "");
     case OP_SIGMOID: return LLVMBuildFDiv(B, cg_f(c, 1), LLVMBuildFAdd(B, cg_f(c, 1), fexp(c, LLVMBuildFNeg(B, a, "")), ""), "");
     case OP_TANH: return libm1(c, "tanhf", "tanh", a);
+    case OP_SQRT: return cg_intrinsic(c, "llvm.sqrt", c->ft, &a, 1);
+    case OP_ABS: return cg_intrinsic(c, "llvm.fabs", c->ft, &a, 1);
+    case OP_SIGN: {
+        LLVMValueRef neg = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOLT, a, cg_f(c, 0), ""), cg_f(c, -1), cg_f(c, 0), "");
+        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, cg_f(c, 0), ""), cg_f(c, 1), neg, "");
+    }
+    case OP_SIN: return cg_intrinsic(c, "llvm.sin", c->ft, &a, 1);
+    case OP_COS: return cg_intrinsic(c, "llvm.cos", c->ft, &a, 1);
+    case OP_LEAKY_RELU:
+        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, cg_f(c, 0), ""), a,
+                               LLVMBuildFMul(B, a, cg_f(c, n->value), ""), "");
+    case OP_ELU: {
+        LLVMValueRef em1 = LLVMBuildFMul(B, LLVMBuildFSub(B, fexp(c, a), cg_f(c, 1), ""), cg_f(c, n->value), "");
+        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, cg_f(c, 0), ""), a, em1, "");
+    }
+    case OP_BCE_LOGITS: { /* max(a, 0) - a b + log(1 + e^-|a|): no overflow for any a */
+        LLVMValueRef relu = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, cg_f(c, 0), ""), a, cg_f(c, 0), "");
+        LLVMValueRef e = fexp(c, LLVMBuildFNeg(B, cg_intrinsic(c, "llvm.fabs", c->ft, &a, 1), ""));
+        LLVMValueRef sp = LLVMBuildFAdd(B, cg_f(c, 1), e, "");
+        return LLVMBuildFAdd(B, LLVMBuildFSub(B, relu, LLVMBuildFMul(B, a, b, ""), ""), cg_intrinsic(c, "llvm.log", c->ft, &sp, 1), "");
+    }
+    case OP_MAXIMUM: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, b, ""), a, b, "");
+    case OP_MINIMUM: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOLT, a, b, ""), a, b, "");
+    case OP_EQ: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOEQ, a, b, ""), cg_f(c, 1), cg_f(c, 0), "");
     case OP_ONEHOT: {
         LLVMValueRef j = LLVMBuildSIToFP(B, r->idx[r->rank - 1], c->ft, "");
         return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOEQ, a, j, ""), cg_f(c, 1), cg_f(c, 0), "");
@@ -200,17 +228,63 @@ static void emit_fill(Cg *c, LLVMValueRef base, int64_t count, LLVMValueRef v) {
     cg_loop_close(c, &l);
 }
 
-/* r[j] += a[i] where j is i with the summed axes at 0: the reduced shape
- * seen through a nest over the operand is exactly a broadcast. */
-static void emit_sum(Cg *c, NodeId id) {
+/* r[j] = r[j] (+ or max or min) a[i] where j is i with the reduced axes at
+ * 0: the reduced shape seen through a nest over the operand is exactly a
+ * broadcast. r starts at the identity of the operation. */
+static void emit_reduce(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
     const IrNode *a = &c->g->nodes[n->in[0]];
-    emit_fill(c, c->ptr[id], shape_elems(&n->shape), cg_f(c, 0));
+    double init = n->op == OP_SUM ? 0 : n->op == OP_MAX ? -__builtin_inf() : __builtin_inf();
+    emit_fill(c, c->ptr[id], shape_elems(&n->shape), cg_f(c, init));
     Nest r;
     nest_open(c, &r, &a->shape);
+    LLVMBuilderRef B = c->b;
     LLVMValueRef dst = cg_elem_ptr(c, c->ptr[id], bcast_offset(c, &n->shape, &r));
-    LLVMValueRef acc = LLVMBuildLoad2(c->b, c->ft, dst, "");
-    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, acc, cg_load_at(c, n->in[0], bcast_offset(c, &a->shape, &r)), ""), dst);
+    LLVMValueRef acc = LLVMBuildLoad2(B, c->ft, dst, "");
+    LLVMValueRef x = cg_load_at(c, n->in[0], bcast_offset(c, &a->shape, &r)), v;
+    if (n->op == OP_SUM)
+        v = LLVMBuildFAdd(B, acc, x, "");
+    else
+        v = LLVMBuildSelect(B, LLVMBuildFCmp(B, n->op == OP_MAX ? LLVMRealOGT : LLVMRealOLT, x, acc, ""), x, acc, "");
+    LLVMBuildStore(B, v, dst);
+    nest_close(c, &r);
+}
+
+/* The offset in a tensor of shape s of the element at the nest's index,
+ * with `shift` added to the index along `axis` (the nest has s's rank). */
+static LLVMValueRef shifted_offset(Cg *c, const Shape *s, const Nest *r, int axis, int64_t shift) {
+    LLVMValueRef off = cg_i64(c, 0);
+    int64_t stride = 1;
+    for (int d = s->rank - 1; d >= 0; d--) {
+        LLVMValueRef i = d == axis ? LLVMBuildNUWAdd(c->b, r->idx[d], cg_i64(c, shift), "") : r->idx[d];
+        off = LLVMBuildNUWAdd(c->b, off, LLVMBuildNUWMul(c->b, i, cg_i64(c, stride), ""), "");
+        stride *= s->dim[d];
+    }
+    return off;
+}
+
+/* r = a then b along the axis: one copy loop nest per operand. */
+static void emit_concat(Cg *c, NodeId id) {
+    const IrNode *n = &c->g->nodes[id];
+    int64_t shift = 0;
+    for (int k = 0; k < 2; k++) {
+        const Shape *s = &c->g->nodes[n->in[k]].shape;
+        Nest r;
+        nest_open(c, &r, s);
+        store_at(c, c->ptr[id], shifted_offset(c, &n->shape, &r, n->axis, shift),
+                 cg_load_at(c, n->in[k], shifted_offset(c, s, &r, -1, 0)));
+        nest_close(c, &r);
+        shift += s->dim[n->axis];
+    }
+}
+
+/* r[.., i, ..] = a[.., start + i, ..] */
+static void emit_slice(Cg *c, NodeId id) {
+    const IrNode *n = &c->g->nodes[id];
+    Nest r;
+    nest_open(c, &r, &n->shape);
+    store_at(c, c->ptr[id], shifted_offset(c, &n->shape, &r, -1, 0),
+             cg_load_at(c, n->in[0], shifted_offset(c, &c->g->nodes[n->in[0]].shape, &r, n->axis, n->start)));
     nest_close(c, &r);
 }
 
@@ -297,10 +371,10 @@ static void emit_node(Cg *c, NodeId id) {
     case CLASS_LEAF: unreachable();
     case CLASS_ELEMWISE: emit_elemwise(c, id); return;
     case CLASS_REDUCE:
-        if (n->op == OP_SUM)
-            emit_sum(c, id);
-        else
+        if (c->g->nodes[id].op == OP_LOGSOFTMAX)
             emit_logsoftmax(c, id);
+        else
+            emit_reduce(c, id);
         return;
     case CLASS_MATMUL:
         /* The kernel reads its operands from memory: a constant one (rare) takes the naive path. */
@@ -310,13 +384,13 @@ static void emit_node(Cg *c, NodeId id) {
             emit_matmul_naive(c, id);
         return;
     case CLASS_MOVEMENT:
-        if (n->op == OP_TRANSPOSE)
-            emit_transpose(c, id);
-        else if (n->op == OP_BROADCAST)
-            emit_elemwise(c, id);
-        else
-            unreachable(); /* a reshape is an alias */
-        return;
+        switch (n->op) {
+        case OP_TRANSPOSE: emit_transpose(c, id); return;
+        case OP_BROADCAST: emit_elemwise(c, id); return;
+        case OP_CONCAT: emit_concat(c, id); return;
+        case OP_SLICE: emit_slice(c, id); return;
+        default: unreachable(); /* a reshape is an alias */
+        }
     }
 }
 

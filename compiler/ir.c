@@ -64,6 +64,7 @@ static uint64_t node_hash(const IrNode *n) {
     MIX(bits);
     MIX((uint32_t)n->axis);
     MIX((uint32_t)n->slot);
+    MIX((uint64_t)n->start);
 #undef MIX
     return h;
 }
@@ -71,7 +72,7 @@ static uint64_t node_hash(const IrNode *n) {
 static bool node_same(const IrNode *a, const IrNode *b) {
     return a->op == b->op && a->in[0] == b->in[0] && a->in[1] == b->in[1] &&
            shape_eq(&a->shape, &b->shape) && memcmp(&a->value, &b->value, sizeof a->value) == 0 &&
-           a->axis == b->axis && a->slot == b->slot;
+           a->axis == b->axis && a->slot == b->slot && a->start == b->start;
 }
 
 static void rehash(Graph *g) {
@@ -125,6 +126,17 @@ bool ir_is_const(const Graph *g, NodeId n, double v) {
 
 static bool is_const(const Graph *g, NodeId n) { return N(g, n)->op == OP_CONST; }
 
+/* n as base * c for a scalar constant c (c = 1 when n is not scaled). */
+static NodeId scaled_term(const Graph *g, NodeId n, double *c) {
+    const IrNode *x = N(g, n);
+    if (x->op == OP_MUL && is_const(g, x->in[1]) && N(g, x->in[1])->shape.rank == 0) {
+        *c = N(g, x->in[1])->value;
+        return x->in[0];
+    }
+    *c = 1;
+    return n;
+}
+
 /* ---------------------------------------------------------------- shapes */
 
 bool shape_broadcast(const Shape *a, const Shape *b, Shape *out) {
@@ -159,8 +171,15 @@ NodeId ir_const(Graph *g, double v, Shape s, Loc loc) {
 
 /* ---------------------------------------------------------------- elementwise */
 
-static double fold_unary(Op op, double x) {
+static double fold_unary(Op op, double x, double alpha) {
     switch (op) {
+    case OP_SQRT: return sqrt(x);
+    case OP_ABS: return fabs(x);
+    case OP_SIGN: return x > 0 ? 1 : x < 0 ? -1 : 0;
+    case OP_SIN: return sin(x);
+    case OP_COS: return cos(x);
+    case OP_LEAKY_RELU: return x > 0 ? x : alpha * x;
+    case OP_ELU: return x > 0 ? x : alpha * expm1(x);
     case OP_NEG: return -x;
     case OP_EXP: return exp(x);
     case OP_LOG: return log(x);
@@ -178,20 +197,43 @@ static double fold_binary(Op op, double a, double b) {
     case OP_SUB: return a - b;
     case OP_MUL: return a * b;
     case OP_DIV: return a / b;
+    case OP_POW: return pow(a, b);
+    case OP_EQ: return a == b;
+    case OP_MAXIMUM: return a > b ? a : b;
+    case OP_MINIMUM: return a < b ? a : b;
+    case OP_BCE_LOGITS: return fmax(a, 0) - a * b + log1p(exp(-fabs(a)));
     default: die("fold_binary: %s", op_info[op].name);
     }
 }
 
+static bool has_alpha(Op op) { return op == OP_LEAKY_RELU || op == OP_ELU; }
+
+/* leaky_relu and elu: their alpha is the node's value. */
+NodeId ir_unary_alpha(Graph *g, Op op, NodeId a, double alpha, Loc loc) {
+    if (!has_alpha(op))
+        die("ir_unary_alpha: %s", op_info[op].name);
+    const IrNode *x = N(g, a);
+    if (x->op == OP_CONST)
+        return ir_const(g, fold_unary(op, x->value, alpha), x->shape, loc);
+    IrNode n = node_of(op, a, -1, x->shape, loc);
+    n.value = alpha;
+    return intern(g, n);
+}
+
 NodeId ir_unary(Graph *g, Op op, NodeId a, Loc loc) {
-    if (op_info[op].cls != CLASS_ELEMWISE || op_info[op].arity != 1 || op == OP_ONEHOT)
+    if (op_info[op].cls != CLASS_ELEMWISE || op_info[op].arity != 1 || op == OP_ONEHOT || has_alpha(op))
         die("ir_unary: %s", op_info[op].name);
     const IrNode *x = N(g, a);
     if (x->op == OP_CONST)
-        return ir_const(g, fold_unary(op, x->value), x->shape, loc);
+        return ir_const(g, fold_unary(op, x->value, 0), x->shape, loc);
+    if ((op == OP_ABS || op == OP_SIGN) && x->op == OP_NEG) /* |-a| = |a|; sign likewise, negated */
+        return op == OP_ABS ? ir_unary(g, op, x->in[0], loc) : ir_unary(g, OP_NEG, ir_unary(g, op, x->in[0], loc), loc);
     if (op == OP_NEG && x->op == OP_NEG) /* --a = a */
         return x->in[0];
     if (op == OP_NEG && x->op == OP_SUB) /* -(a - b) = b - a */
         return ir_binary(g, OP_SUB, x->in[1], x->in[0], loc);
+    if (op == OP_NEG && x->op == OP_MUL && is_const(g, x->in[1])) /* -(a * c) = a * -c */
+        return ir_binary(g, OP_MUL, x->in[0], ir_const(g, -N(g, x->in[1])->value, N(g, x->in[1])->shape, loc), loc);
     if (op == OP_RELU && x->op == OP_RELU) /* relu(relu a) = relu a (step(relu a) stays: see autodiff.c) */
         return a;
     return intern(g, node_of(op, a, -1, x->shape, loc));
@@ -236,6 +278,10 @@ NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
             return ir_binary(g, OP_SUB, b, x->in[0], loc);
         if (a == b) /* a + a = 2 a */
             return ir_binary(g, OP_MUL, a, ir_const(g, 2, (Shape){0}, loc), loc);
+        double c1, c2;
+        NodeId t1 = scaled_term(g, a, &c1), t2 = scaled_term(g, b, &c2);
+        if (t1 == t2) /* a c1 + a c2 = a (c1 + c2): like terms, as autodiff's sums make them */
+            return ir_binary(g, OP_MUL, t1, ir_const(g, c1 + c2, (Shape){0}, loc), loc);
         break;
     case OP_SUB:
         if (cb && y->value == 0 && a_full) /* a - 0 = a */
@@ -248,8 +294,8 @@ NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
             return ir_binary(g, OP_ADD, a, y->in[0], loc);
         break;
     case OP_MUL:
-        if (cb && y->value == 1 && a_full) /* a * 1 = a */
-            return a;
+        if (cb && y->value == 1) /* a * 1 = a, repeated to the result's shape */
+            return ir_broadcast(g, a, s, loc);
         if (cb && y->value == 0) /* a * 0 = 0 (the IR assumes finite values here) */
             return ir_const(g, 0, s, loc);
         if (cb && y->value == -1 && a_full) /* a * -1 = -a */
@@ -271,6 +317,18 @@ NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
         if (cb && y->value != 0) /* a / c = a * (1/c): a multiply is cheaper */
             return ir_binary(g, OP_MUL, a, ir_const(g, 1 / y->value, y->shape, loc), loc);
         break;
+    case OP_EQ:
+        if (a == b) /* a == a (the IR assumes finite values here) */
+            return ir_const(g, 1, s, loc);
+        break;
+    case OP_POW:
+        if (cb && y->value == 1 && a_full) /* a^1 = a */
+            return a;
+        if (cb && y->value == 0) /* a^0 = 1 */
+            return ir_const(g, 1, s, loc);
+        if (cb && y->value == 2 && a_full) /* a^2 = a a: exact, and its derivative reads 2 a */
+            return ir_binary(g, OP_MUL, a, a, loc);
+        break;
     default:
         break;
     }
@@ -290,6 +348,8 @@ NodeId ir_onehot(Graph *g, NodeId labels, int64_t classes, Loc loc) {
 
 NodeId ir_sum(Graph *g, NodeId a, int axis, Loc loc) {
     const IrNode *x = N(g, a);
+    if (x->shape.rank == 0) /* one element */
+        return a;
     Shape s = x->shape;
     if (axis < 0) {
         s = (Shape){0};
@@ -305,6 +365,28 @@ NodeId ir_sum(Graph *g, NodeId a, int axis, Loc loc) {
         return ir_const(g, x->value * count, s, loc);
     }
     IrNode n = node_of(OP_SUM, a, -1, s, loc);
+    n.axis = axis;
+    return intern(g, n);
+}
+
+/* r = max (or min) of a over axis (kept, size 1) or over all (axis -1). */
+NodeId ir_extreme(Graph *g, Op op, NodeId a, int axis, Loc loc) {
+    if (op != OP_MAX && op != OP_MIN)
+        die("ir_extreme: %s", op_info[op].name);
+    const IrNode *x = N(g, a);
+    Shape s = x->shape;
+    if (axis < 0) {
+        s = (Shape){0};
+    } else {
+        if (axis >= s.rank)
+            die("ir_extreme: axis %d of rank %d", axis, s.rank);
+        if (s.dim[axis] == 1) /* one element */
+            return a;
+        s.dim[axis] = 1;
+    }
+    if (x->op == OP_CONST)
+        return ir_const(g, x->value, s, loc);
+    IrNode n = node_of(op, a, -1, s, loc);
     n.axis = axis;
     return intern(g, n);
 }
@@ -330,6 +412,12 @@ NodeId ir_matmul(Graph *g, NodeId a, NodeId b, Loc loc) {
     Shape s = {2, {x->shape.dim[0], y->shape.dim[1]}};
     if (ir_is_const(g, a, 0) || ir_is_const(g, b, 0))
         return ir_const(g, 0, s, loc);
+    if (x->shape.dim[1] == 1) /* an outer product: [m, 1] @ [1, n] = [m, 1] * [1, n] */
+        return ir_binary(g, OP_MUL, a, b, loc);
+    if (y->op == OP_CONST) /* A @ c = (sum_k A[i, k]) c, as a gradient of a sum makes it */
+        return ir_binary(g, OP_MUL, ir_sum(g, a, 1, loc), ir_const(g, y->value, s, loc), loc);
+    if (x->op == OP_CONST) /* c @ B = c (sum_k B[k, j]) */
+        return ir_binary(g, OP_MUL, ir_sum(g, b, 0, loc), ir_const(g, x->value, s, loc), loc);
     return intern(g, node_of(OP_MATMUL, a, b, s, loc));
 }
 
@@ -368,6 +456,47 @@ NodeId ir_broadcast(Graph *g, NodeId a, Shape s, Loc loc) {
     if (x->op == OP_CONST)
         return ir_const(g, x->value, s, loc);
     return intern(g, node_of(OP_BROADCAST, a, -1, s, loc));
+}
+
+/* a then b along axis: their other dimensions are equal. */
+NodeId ir_concat(Graph *g, NodeId a, NodeId b, int axis, Loc loc) {
+    const IrNode *x = N(g, a), *y = N(g, b);
+    Shape s = x->shape;
+    bool ok = x->shape.rank == y->shape.rank && axis >= 0 && axis < s.rank;
+    for (int i = 0; ok && i < s.rank; i++)
+        ok = i == axis || x->shape.dim[i] == y->shape.dim[i];
+    if (!ok)
+        die("ir_concat: operands do not fit along axis %d", axis);
+    s.dim[axis] += y->shape.dim[axis];
+    if (x->op == OP_CONST && y->op == OP_CONST && x->value == y->value)
+        return ir_const(g, x->value, s, loc);
+    IrNode n = node_of(OP_CONCAT, a, b, s, loc);
+    n.axis = axis;
+    return intern(g, n);
+}
+
+/* a[.., start : start + size, ..] on axis. */
+NodeId ir_slice(Graph *g, NodeId a, int axis, int64_t start, int64_t size, Loc loc) {
+    const IrNode *x = N(g, a);
+    if (axis < 0 || axis >= x->shape.rank || start < 0 || size < 1 || start > x->shape.dim[axis] - size)
+        die("ir_slice: [%lld, +%lld) on axis %d", (long long)start, (long long)size, axis);
+    if (start == 0 && size == x->shape.dim[axis])
+        return a;
+    Shape s = x->shape;
+    s.dim[axis] = size;
+    if (x->op == OP_CONST)
+        return ir_const(g, x->value, s, loc);
+    if (x->op == OP_CONCAT && x->axis == axis) { /* a slice of one side of a concat */
+        int64_t la = N(g, x->in[0])->shape.dim[axis];
+        if (start + size <= la)
+            return ir_slice(g, x->in[0], axis, start, size, loc);
+        if (start >= la)
+            return ir_slice(g, x->in[1], axis, start - la, size, loc);
+    }
+    IrNode n = node_of(OP_SLICE, a, -1, s, loc);
+    n.axis = axis;
+    n.start = start;
+    return intern(g, n);
 }
 
 /* ---------------------------------------------------------------- dead code */

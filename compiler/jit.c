@@ -137,6 +137,8 @@ static const struct {
 } runtime_symbols[] = {
     {"tanhf", (void *)tanhf}, {"tanh", (void *)tanh},     {"expf", (void *)expf},
     {"exp", (void *)exp},     {"logf", (void *)logf},     {"log", (void *)log},
+    {"powf", (void *)powf},   {"pow", (void *)pow},       {"sinf", (void *)sinf},
+    {"sin", (void *)sin},     {"cosf", (void *)cosf},     {"cos", (void *)cos},
     {"memset", (void *)memset}, {"memcpy", (void *)memcpy}, {"memmove", (void *)memmove},
     {"nnrt_parallel_for", (void *)nnrt_parallel_for},
 };

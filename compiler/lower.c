@@ -15,7 +15,7 @@ static Shape batched(const Shape *s, int64_t batch) {
     return r;
 }
 
-static NodeId activation(Graph *g, Act act, NodeId z, Loc loc) {
+NodeId lower_activation(Graph *g, Act act, NodeId z, Loc loc) {
     switch (act) {
     case ACT_LINEAR: return z;
     case ACT_RELU: return ir_unary(g, OP_RELU, z, loc);
@@ -37,10 +37,19 @@ static NodeId dense(Graph *g, Arena *a, const Layer *l, NodeId h, NodeId *logits
     NodeId B = ir_leaf(g, OP_PARAM, ir_add_slot(g, b), b.shape, l->loc);
     NodeId z = ir_binary(g, OP_ADD, ir_matmul(g, h, W, l->loc), B, l->loc);
     *logits = z;
-    return activation(g, l->act, z, l->loc);
+    return lower_activation(g, l->act, z, l->loc);
 }
 
 NodeId lower_forward(Graph *g, const Model *m, int64_t batch, NodeId *pred) {
+    if (m->functional) { /* checked by sema: no errors here */
+        Diag quiet;
+        diag_init(&quiet, stderr);
+        Shape out;
+        NodeId loss = func_lower(g, m, batch, &quiet, pred, &out);
+        if (loss < 0)
+            die("lower: a checked functional model has errors");
+        return loss;
+    }
     Arena *a = g->arena;
     ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
     Shape xs = batched(&m->input, batch), ys = {1, {batch}}, out = batched(&m->output, batch);

@@ -648,6 +648,13 @@ static int run(Arena *a, const Options *o, Diag *d) {
         ast_print(stdout, ast);
         return EXIT_OK;
     }
+    /* Top-level statements (let, print) run first; a file of only those is
+     * a program of its own. */
+    if (ast->nstmts) {
+        int status = script_run(a, d, ast, stdout);
+        if (status != EXIT_OK || ast->nmodels == 0)
+            return status;
+    }
     Model *m = NULL;
     for (int i = 0; i < ast->nmodels; i++) {
         Model *mi = sema_model(a, d, &ast->models[i]);

@@ -6,9 +6,13 @@
  *   parse.c     (with grammar/nn.l, grammar/nn.y) source -> AST
  *   ast_print.c --emit=ast
  *   sema.c      AST -> checked Model (shapes inferred and checked)
+ *   expr.c      tensor expressions -> IR, with their shapes checked
+ *   script.c    top-level statements (let, assignment, print) run through the JIT
  *   ir.c        the tensor SSA DAG: hash-consed, simplifying constructors
  *   ir_print.c  the canonical text form (--emit=ir, --emit=grad)
+ *   infix.c     an IR value as a readable infix expression (print grad(L, w))
  *   lower.c     Model -> forward IR
+ *   func.c      the functional form of a model -> forward IR
  *   autodiff.c  reverse-mode symbolic differentiation on the IR
  *   optim.c     the optimizer update as IR
  *   codegen.c   IR -> LLVM IR, one naive loop nest per node (the -O0 reference)
@@ -117,6 +121,51 @@ typedef struct AstArg { /* key = value, in optimizer(...) and train ... */
     AstNum value;
 } AstArg;
 
+/* A tensor expression. Operators are located at the operator, so a shape
+ * error points at the '+' that cannot broadcast. */
+typedef enum {
+    EX_NUM,     /* 1.5 */
+    EX_NAME,    /* w */
+    EX_LIST,    /* [e, e, ...]: a literal tensor; args are the elements */
+    EX_NEG,     /* -e */
+    EX_BINARY,  /* e op e, op one of + - * / ^ @ */
+    EX_CALL,    /* name(e, ..., key = e, ...) */
+    EX_KEYWORD, /* key = e, an argument of a call: name is the key, args[0] the value */
+} AstExprKind;
+
+typedef struct AstExpr AstExpr;
+struct AstExpr {
+    AstExprKind kind;
+    Loc loc;
+    AstNum num;       /* EX_NUM */
+    const char *name; /* EX_NAME, EX_CALL (the function), EX_KEYWORD (the key) */
+    char op;          /* EX_BINARY */
+    AstExpr **args;   /* operands, elements or arguments */
+    int nargs;
+};
+
+/* A list of expressions while the parser builds it (lists nest, so they grow
+ * in the arena rather than in the ParseState). */
+typedef struct AstExprList {
+    AstExpr **v;
+    int n, cap;
+} AstExprList;
+
+/* A statement outside any model: the course's scalar computational graphs. */
+typedef enum {
+    TOP_LET,    /* let NAME = literal: a variable (a leaf one can differentiate by) */
+    TOP_ASSIGN, /* NAME = expr: a named value */
+    TOP_PRINT,  /* print expr */
+} AstStmtKind;
+
+typedef struct AstStmt {
+    AstStmtKind kind;
+    Loc loc;          /* of the statement's first token */
+    const char *name; /* LET, ASSIGN */
+    Loc name_loc;
+    AstExpr *expr;
+} AstStmt;
+
 typedef enum {
     AST_INPUT,     /* input NAME [d0, d1, ...] */
     AST_FLATTEN,   /* flatten */
@@ -124,6 +173,9 @@ typedef enum {
     AST_LOSS,      /* loss NAME */
     AST_OPTIMIZER, /* optimizer NAME [( k = v, ... )] */
     AST_TRAIN,     /* train k = v, ... */
+    AST_TARGET,    /* target NAME [d0, ...]: what the model learns to output */
+    AST_PARAM,     /* param NAME [d0, ...] [= INIT]: one per declared parameter */
+    AST_ASSIGN,    /* NAME = expr: a named value of the model */
 } AstKind;
 
 typedef struct AstItem {
@@ -136,6 +188,9 @@ typedef struct AstItem {
     AstNum units;     /* dense */
     AstArg *args;     /* optimizer, train */
     int nargs;
+    AstExpr *expr;    /* assign: the value; loss: its call, as in loss mse(out, y) (else NULL) */
+    const char *init; /* param: its initializer's name, or NULL */
+    Loc init_loc;
 } AstItem;
 
 typedef struct AstModel {
@@ -149,6 +204,8 @@ typedef struct AstModel {
 typedef struct AstProgram {
     AstModel *models;
     int nmodels;
+    AstStmt *stmts; /* the top-level statements, in order */
+    int nstmts;
 } AstProgram;
 
 /* Parses `src`; reports every syntax error through `d`. Returns NULL if there
@@ -173,6 +230,8 @@ typedef struct ParseState {
     size_t tok_offset, tok_len;
     int stmt_tok;           /* the token that started the current statement */
     size_t stmt_offset;
+    Loc stmt_loc;           /* ... its position and length */
+    size_t stmt_len;
     const char *stmt_name;  /* the identifier right after it: input x, optimizer sgd, model m */
     const char *model_name; /* the model being parsed */
     /* The lists being built (they never nest): in malloc'd memory while they
@@ -185,6 +244,8 @@ typedef struct ParseState {
     int nitems, items_cap;
     AstModel *models;
     int nmodels, models_cap;
+    AstStmt *stmts;
+    int nstmts, stmts_cap;
 } ParseState;
 
 /* Called by the lexer for every number literal (yytext is NUL-terminated). */
@@ -205,7 +266,21 @@ AstItem ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc ac
 AstItem ast_loss(ParseState *ps, Loc loc, const char *name, Loc name_loc);
 AstItem ast_optimizer(ParseState *ps, Loc loc, const char *name, Loc name_loc, bool has_args);
 AstItem ast_train(ParseState *ps, Loc loc);
+AstItem ast_target(ParseState *ps, Loc loc, const char *name, Loc name_loc);
+AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, const char *init, Loc init_loc);
+AstItem ast_assign(ParseState *ps, const char *name, Loc name_loc, AstExpr *e);
+AstItem ast_loss_call(ParseState *ps, Loc loc, AstExpr *call);
 void ast_unknown_statement(ParseState *ps, const char *word, Loc loc);
+AstExpr *ast_expr_num(ParseState *ps, AstNum n);
+AstExpr *ast_expr_name(ParseState *ps, const char *name, Loc loc);
+AstExpr *ast_expr_neg(ParseState *ps, Loc minus, AstExpr *e);
+AstExpr *ast_expr_binary(ParseState *ps, char op, Loc op_loc, AstExpr *l, AstExpr *r);
+AstExpr *ast_expr_call(ParseState *ps, const char *name, Loc loc, AstExprList *args);
+AstExpr *ast_expr_keyword(ParseState *ps, const char *key, Loc loc, AstExpr *value);
+AstExpr *ast_expr_list(ParseState *ps, Loc open, AstExprList *elems);
+AstExprList *ast_exprs_new(ParseState *ps, AstExpr *first);
+AstExprList *ast_exprs_add(ParseState *ps, AstExprList *l, AstExpr *e);
+void ast_stmt(ParseState *ps, AstStmtKind kind, Loc loc, const char *name, Loc name_loc, AstExpr *e);
 void ast_model_new(ParseState *ps);
 void ast_model_add(ParseState *ps, AstItem item);
 void ast_model_finish(ParseState *ps, Loc loc, const char *name, Loc name_loc);
@@ -225,7 +300,7 @@ typedef struct Shape {
 
 typedef enum { ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX } Act;
 typedef enum { LOSS_CROSSENTROPY, LOSS_MSE } LossKind;
-typedef enum { OPT_SGD } OptKind;
+typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAMAX } OptKind;
 typedef enum { LAYER_FLATTEN, LAYER_DENSE } LayerKind;
 
 typedef struct Layer {
@@ -251,7 +326,14 @@ typedef struct Model {
     Loc opt_loc;
     double lr, momentum;
     bool nesterov;
+    double beta1, beta2, epsilon; /* adam; epsilon for every adaptive one */
+    double rho;                   /* rmsprop, adadelta */
+    double accumulator;           /* adagrad: initial_accumulator_value */
+    double weight_decay, clipnorm, clipvalue; /* adaptive optimizers; 0: off */
     int64_t epochs, batch;
+    /* The functional form (target, param, NAME = expr, loss f(out, y)):
+     * func.c lowers these items for each batch size. NULL: sequential. */
+    const AstModel *functional;
 } Model;
 
 /* Checks one model; all errors go through `d`. Returns NULL if it had errors. */
@@ -266,6 +348,8 @@ bool shape_eq(const Shape *a, const Shape *b);
 /* "[28, 28]" into buf; returns buf. */
 const char *shape_str(const Shape *s, char *buf, size_t n);
 const char *act_name(Act a);
+/* The activation called `name`; false if there is none. */
+bool act_lookup(const char *name, Act *out);
 
 /* ---------------------------------------------------------------- ir.c: the IR */
 
@@ -284,6 +368,7 @@ typedef enum { DT_F32, DT_F64 } DType;
     X(SUB, "sub", 2, ELEMWISE)        /* a - b                                      */ \
     X(MUL, "mul", 2, ELEMWISE)        /* a * b                                      */ \
     X(DIV, "div", 2, ELEMWISE)        /* a / b                                      */ \
+    X(POW, "pow", 2, ELEMWISE)        /* a^b = e^(b ln a)                           */ \
     X(NEG, "neg", 1, ELEMWISE)        /* -a                                         */ \
     X(EXP, "exp", 1, ELEMWISE)        /* e^a                                        */ \
     X(LOG, "log", 1, ELEMWISE)        /* ln a                                       */ \
@@ -291,15 +376,30 @@ typedef enum { DT_F32, DT_F64 } DType;
     X(STEP, "step", 1, ELEMWISE)      /* a > 0 ? 1 : 0    (relu' )                  */ \
     X(SIGMOID, "sigmoid", 1, ELEMWISE) /* 1 / (1 + e^-a)                            */ \
     X(TANH, "tanh", 1, ELEMWISE)      /* (e^a - e^-a) / (e^a + e^-a)                */ \
+    X(SQRT, "sqrt", 1, ELEMWISE)      /* a^(1/2)                                    */ \
+    X(ABS, "abs", 1, ELEMWISE)        /* |a|                                        */ \
+    X(SIGN, "sign", 1, ELEMWISE)      /* a > 0 ? 1 : a < 0 ? -1 : 0    (abs')       */ \
+    X(SIN, "sin", 1, ELEMWISE)        /* sin a                                      */ \
+    X(COS, "cos", 1, ELEMWISE)        /* cos a                                      */ \
+    X(LEAKY_RELU, "leaky_relu", 1, ELEMWISE) /* a > 0 ? a : alpha a   (alpha: value) */ \
+    X(ELU, "elu", 1, ELEMWISE)        /* a > 0 ? a : alpha (e^a - 1)  (alpha: value) */ \
+    X(EQ, "eq", 2, ELEMWISE)          /* a == b ? 1 : 0                             */ \
+    X(MAXIMUM, "maximum", 2, ELEMWISE) /* a > b ? a : b                             */ \
+    X(MINIMUM, "minimum", 2, ELEMWISE) /* a < b ? a : b                             */ \
+    X(BCE_LOGITS, "bce_logits", 2, ELEMWISE) /* max(a, 0) - a b + ln(1 + e^-|a|): BCE of sigmoid(a) vs b */ \
     X(ONEHOT, "onehot", 1, ELEMWISE)  /* r[i, j] = (a[i] == j)    (shape [n, k])    */ \
     /* reductions over one axis (keepdims) or over all (axis = -1, result [])  */      \
     X(SUM, "sum", 1, REDUCE)          /* r = sum_axis a                             */ \
+    X(MAX, "max", 1, REDUCE)          /* r = max_axis a                             */ \
+    X(MIN, "min", 1, REDUCE)          /* r = min_axis a                             */ \
     X(LOGSOFTMAX, "logsoftmax", 1, REDUCE) /* r = a - max a - log sum e^(a - max a), last axis */ \
     /* linear algebra and movement */                                                  \
     X(MATMUL, "matmul", 2, MATMUL)    /* r[i, j] = sum_k a[i, k] b[k, j]            */ \
     X(TRANSPOSE, "transpose", 1, MOVEMENT) /* r[i, j] = a[j, i]                     */ \
     X(RESHAPE, "reshape", 1, MOVEMENT)     /* same elements, new shape              */ \
-    X(BROADCAST, "broadcast", 1, MOVEMENT) /* a repeated along its size-1 axes      */
+    X(BROADCAST, "broadcast", 1, MOVEMENT) /* a repeated along its size-1 axes      */ \
+    X(CONCAT, "concat", 2, MOVEMENT)  /* a then b along axis                        */ \
+    X(SLICE, "slice", 1, MOVEMENT)    /* r[.., i, ..] = a[.., start + i, ..] on axis */
 
 typedef enum {
 #define X(name, text, arity, cls) OP_##name,
@@ -323,8 +423,9 @@ typedef struct IrNode {
     Op op;
     NodeId in[2];
     Shape shape;
-    double value;  /* CONST */
-    int axis;      /* SUM: axis or -1 for all */
+    double value;  /* CONST; LEAKY_RELU, ELU: alpha */
+    int axis;      /* SUM, MAX, MIN: axis or -1 for all; CONCAT, SLICE: axis */
+    int64_t start; /* SLICE: the first index taken along axis */
     int slot;      /* leaves INPUT, LABEL, PARAM, STATE: the step function's slot */
     Loc loc;       /* the source construct this node came from */
 } IrNode;
@@ -382,6 +483,10 @@ NodeId ir_transpose(Graph *g, NodeId a, Loc loc);
 NodeId ir_reshape(Graph *g, NodeId a, Shape s, Loc loc);
 NodeId ir_broadcast(Graph *g, NodeId a, Shape s, Loc loc); /* NumPy rules */
 NodeId ir_sum(Graph *g, NodeId a, int axis, Loc loc); /* keepdims; axis -1: all, result [] */
+NodeId ir_extreme(Graph *g, Op op, NodeId a, int axis, Loc loc); /* MAX or MIN, like ir_sum */
+NodeId ir_unary_alpha(Graph *g, Op op, NodeId a, double alpha, Loc loc); /* LEAKY_RELU, ELU */
+NodeId ir_concat(Graph *g, NodeId a, NodeId b, int axis, Loc loc); /* other axes equal */
+NodeId ir_slice(Graph *g, NodeId a, int axis, int64_t start, int64_t size, Loc loc);
 NodeId ir_onehot(Graph *g, NodeId labels, int64_t classes, Loc loc);
 NodeId ir_logsoftmax(Graph *g, NodeId a, Loc loc);
 
@@ -398,12 +503,85 @@ Graph *ir_dce(const Graph *g);
 
 void ir_print(FILE *out, const Graph *g);
 
+/* ---------------------------------------------------------------- infix.c */
+
+/* Node `root` of g as a readable infix expression, in the language's own
+ * syntax: `names[id]` (when not NULL) stands for node id wherever it occurs
+ * below the root; a subexpression used more than once that has no name is
+ * written once as t1, t2, ... and *where is set to "t1 = ..., t2 = ..."
+ * (else NULL). Strings in `a`. */
+const char *infix_expr(Arena *a, const Graph *g, NodeId root, const char *const *names, const char **where);
+
+/* ---------------------------------------------------------------- expr.c */
+
+/* The names an expression may use, each bound to an IR node. */
+typedef struct ExprName {
+    const char *name;
+    Loc loc;      /* where it was defined */
+    NodeId node;
+} ExprName;
+
+typedef struct ExprEnv ExprEnv;
+struct ExprEnv {
+    Arena *arena;
+    Diag *diag;
+    Graph *g;
+    ExprName *names;
+    int nnames, cap;
+    /* A tensor literal [..] with these elements, as a node; NULL where they
+     * are not allowed. */
+    NodeId (*literal)(ExprEnv *e, const AstExpr *x, Shape s, const double *values);
+    NodeId grad_of; /* the function differentiated by the last grad() lowered */
+    /* In a model: values that depend on an input or target hold a batch
+     * of `batch` samples on a leading axis; shapes are checked and shown
+     * per sample. 0 at the top level. */
+    int64_t batch;
+    signed char *batched; /* per node: 0 unknown, 1 no, 2 yes */
+    int batched_cap;
+    bool warn; /* report warnings (not when lowering again what was checked) */
+    /* dense(h, units[, act]), in a model; NULL elsewhere. */
+    NodeId (*dense)(ExprEnv *e, const AstExpr *x);
+};
+
+/* Does node n hold a batch of samples (a leading batch axis)? */
+bool expr_batched(ExprEnv *e, NodeId n);
+/* The shape of n per sample: without the batch axis. */
+Shape expr_shape(ExprEnv *e, NodeId n);
+
+/* The binding of `name`, or NULL. */
+const ExprName *expr_lookup(const ExprEnv *e, const char *name);
+/* Binds `name`; false (reported, with a note at the first) if it is bound. */
+bool expr_bind(ExprEnv *e, const char *name, Loc loc, NodeId node);
+/* The IR of `x` (shapes checked, NumPy broadcasting), or -1 once every
+ * error in it has been reported through e->diag. */
+NodeId expr_lower(ExprEnv *e, const AstExpr *x);
+/* The shape and elements of a literal (a number or nested [..] of numbers)
+ * in `a`; false once reported. */
+bool expr_literal(ExprEnv *e, const AstExpr *x, Shape *shape, double **values);
+
+/* ---------------------------------------------------------------- script.c */
+
+/* Runs the top-level statements of `p` (let, assignment, print): one IR
+ * graph in float64, compiled by the JIT and run once; prints to `out`.
+ * EXIT_OK, EXIT_INVALID_MODEL after errors, EXIT_USAGE if the JIT fails. */
+int script_run(Arena *a, Diag *d, const AstProgram *p, FILE *out);
+
 /* ---------------------------------------------------------------- lower.c */
 
 /* Forward pass of `m` for a batch of `batch` samples: adds the slots and
  * returns the loss node (a scalar, mean over the batch); *pred is the network's
  * output [batch, ...]. */
 NodeId lower_forward(Graph *g, const Model *m, int64_t batch, NodeId *pred);
+/* z after activation `act` (softmax as e^logsoftmax, which the loss sees through). */
+NodeId lower_activation(Graph *g, Act act, NodeId z, Loc loc);
+
+/* ---------------------------------------------------------------- func.c */
+
+/* The forward pass of a functional model for `batch` samples, like
+ * lower_forward (the same slots, in the same order), from m->functional.
+ * Errors in its expressions go to d: sema calls it once to check the model
+ * (then *output is the prediction's shape per sample); -1 after errors. */
+NodeId func_lower(Graph *g, const Model *m, int64_t batch, Diag *d, NodeId *pred, Shape *output);
 
 /* ---------------------------------------------------------------- autodiff.c */
 

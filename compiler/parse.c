@@ -161,20 +161,155 @@ AstItem ast_train(ParseState *ps, Loc loc) {
     return it;
 }
 
+/* stmt: 'target' IDENT '[' dims ']' */
+AstItem ast_target(ParseState *ps, Loc loc, const char *name, Loc name_loc) {
+    AstItem it = ast_input(ps, loc, name, name_loc);
+    it.kind = AST_TARGET;
+    return it;
+}
+
+/* param: IDENT '[' dims ']' ['=' IDENT] */
+AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, const char *init, Loc init_loc) {
+    AstItem it = ast_input(ps, name_loc, name, name_loc);
+    it.kind = AST_PARAM;
+    it.init = init;
+    it.init_loc = init_loc;
+    return it;
+}
+
+/* stmt: IDENT '=' expr */
+AstItem ast_assign(ParseState *ps, const char *name, Loc name_loc, AstExpr *e) {
+    (void)ps;
+    AstItem it = ast_item(AST_ASSIGN, name_loc);
+    it.name = name;
+    it.name_loc = name_loc;
+    it.expr = e;
+    return it;
+}
+
+/* stmt: 'loss' IDENT '(' call_args ')' */
+AstItem ast_loss_call(ParseState *ps, Loc loc, AstExpr *call) {
+    AstItem it = ast_loss(ps, loc, call->name, call->loc);
+    it.expr = call;
+    return it;
+}
+
 /* unknown: IDENT junk    -- a statement keyword misspelt, or a statement of
  * a form this version does not know. */
 void ast_unknown_statement(ParseState *ps, const char *word, Loc loc) {
-    static const char *const statements[] = {"input", "flatten", "dense", "loss", "optimizer",
-                                             "train", NULL};
+    static const char *const statements[] = {"input", "target", "param", "flatten", "dense", "loss",
+                                             "optimizer", "train", NULL};
     const char *shown = diag_clip(ps->arena, word, strlen(word));
     const char *guess = diag_quiet(ps->diag) ? NULL : closest_name(word, statements);
     if (guess)
         diag_error(ps->diag, loc, "unknown statement '%s'; did you mean '%s'?", shown, guess);
     else
         diag_error(ps->diag, loc,
-                   "unknown statement '%s'; expected input, flatten, dense, loss, optimizer or "
-                   "train", shown);
+                   "unknown statement '%s'; expected input, target, param, flatten, dense, loss, "
+                   "optimizer, train or NAME = expression", shown);
 }
+
+/* ---------------------------------------------------------------- expressions */
+
+static AstExpr *ast_expr(ParseState *ps, AstExprKind kind, Loc loc) {
+    AstExpr *e = arena_alloc(ps->arena, sizeof *e);
+    e->kind = kind;
+    e->loc = loc;
+    return e;
+}
+
+/* expr: NUMBER */
+AstExpr *ast_expr_num(ParseState *ps, AstNum n) {
+    AstExpr *e = ast_expr(ps, EX_NUM, n.loc);
+    e->num = n;
+    return e;
+}
+
+/* expr: IDENT */
+AstExpr *ast_expr_name(ParseState *ps, const char *name, Loc loc) {
+    AstExpr *e = ast_expr(ps, EX_NAME, loc);
+    e->name = name;
+    return e;
+}
+
+static void ast_expr_operands(ParseState *ps, AstExpr *e, AstExpr *l, AstExpr *r) {
+    e->nargs = r ? 2 : 1;
+    e->args = arena_array(ps->arena, (size_t)e->nargs, sizeof *e->args);
+    e->args[0] = l;
+    if (r)
+        e->args[1] = r;
+}
+
+/* expr: '-' expr */
+AstExpr *ast_expr_neg(ParseState *ps, Loc minus, AstExpr *x) {
+    AstExpr *e = ast_expr(ps, EX_NEG, minus);
+    ast_expr_operands(ps, e, x, NULL);
+    return e;
+}
+
+/* expr: expr op expr    (located at the operator) */
+AstExpr *ast_expr_binary(ParseState *ps, char op, Loc op_loc, AstExpr *l, AstExpr *r) {
+    AstExpr *e = ast_expr(ps, EX_BINARY, op_loc);
+    e->op = op;
+    ast_expr_operands(ps, e, l, r);
+    return e;
+}
+
+/* expr: IDENT '(' [call_args] ')' */
+AstExpr *ast_expr_call(ParseState *ps, const char *name, Loc loc, AstExprList *args) {
+    AstExpr *e = ast_expr(ps, EX_CALL, loc);
+    e->name = name;
+    if (args) {
+        e->args = args->v;
+        e->nargs = args->n;
+    }
+    return e;
+}
+
+/* call_arg: IDENT '=' expr */
+AstExpr *ast_expr_keyword(ParseState *ps, const char *key, Loc loc, AstExpr *value) {
+    AstExpr *e = ast_expr(ps, EX_KEYWORD, loc);
+    e->name = key;
+    ast_expr_operands(ps, e, value, NULL);
+    return e;
+}
+
+/* expr: '[' exprs ']' */
+AstExpr *ast_expr_list(ParseState *ps, Loc open, AstExprList *elems) {
+    AstExpr *e = ast_expr(ps, EX_LIST, open);
+    e->args = elems->v;
+    e->nargs = elems->n;
+    return e;
+}
+
+/* exprs: expr { ',' expr }
+ * Lists nest ([[1, 2], [3, 4]], f(g(x, y))), so each grows in the arena by
+ * doubling; the memory of the outgrown arrays is the arena's until the end
+ * of the compilation, a small price for a list that is rarely long. */
+AstExprList *ast_exprs_new(ParseState *ps, AstExpr *first) {
+    AstExprList *l = arena_alloc(ps->arena, sizeof *l);
+    return ast_exprs_add(ps, l, first);
+}
+
+AstExprList *ast_exprs_add(ParseState *ps, AstExprList *l, AstExpr *e) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 4;
+        AstExpr **v = arena_array(ps->arena, (size_t)l->cap, sizeof *v);
+        if (l->n)
+            memcpy(v, l->v, (size_t)l->n * sizeof *v);
+        l->v = v;
+    }
+    l->v[l->n++] = e;
+    return l;
+}
+
+/* top: 'let' IDENT '=' expr {...} | IDENT '=' expr | 'print' expr */
+void ast_stmt(ParseState *ps, AstStmtKind kind, Loc loc, const char *name, Loc name_loc, AstExpr *e) {
+    ps->stmts = ast_grow(ps->stmts, ps->nstmts, &ps->stmts_cap, sizeof *ps->stmts);
+    ps->stmts[ps->nstmts++] = (AstStmt){kind, loc, name, name_loc, e};
+}
+
+/* ---------------------------------------------------------------- models */
 
 /* body: { [stmt] sep } [stmt] */
 void ast_model_new(ParseState *ps) { ps->nitems = 0; }
@@ -210,11 +345,14 @@ AstProgram *parse_program(Arena *a, Diag *d, const Source *src) {
     AstProgram *p = arena_alloc(a, sizeof *p);
     p->nmodels = ps.nmodels;
     p->models = ast_copy(a, ps.models, ps.nmodels, sizeof *p->models);
+    p->nstmts = ps.nstmts;
+    p->stmts = ast_copy(a, ps.stmts, ps.nstmts, sizeof *p->stmts);
+    free(ps.stmts);
     free(ps.nums);
     free(ps.args);
     free(ps.items);
     free(ps.models);
-    if (d->errors == errors && p->nmodels == 0)
+    if (d->errors == errors && p->nmodels == 0 && p->nstmts == 0)
         diag_error(d, (Loc){src, 1, 1, 0}, "no model in '%s'", src->path);
     return d->errors == errors ? p : NULL;
 }

@@ -13,6 +13,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 /* Indexed by Act and LossKind. */
@@ -22,6 +23,50 @@ static const char *const loss_names[] = {"crossentropy", "mse", NULL};
 static const char *const optimizer_names[] = {"sgd",  "adagrad", "adadelta", "rmsprop", "adam",
                                               "adamax", "nadam", "ftrl",    NULL};
 static const char *const sgd_keys[] = {"lr", "momentum", "nesterov", NULL};
+
+#define SEMA_SUPPORTED_OPTIMIZERS "sgd, adam, rmsprop, adagrad, adadelta, adamax"
+
+/* The adaptive optimizers: each argument with Keras' default and its range
+ * [lo or (lo, hi). */
+typedef struct OptArg {
+    const char *key;
+    size_t field; /* offsetof(Model, ...) */
+    double def, lo, hi;
+    bool lo_closed;
+} OptArg;
+
+#define INF __builtin_inf()
+#define ARG(key, field, def, lo, closed, hi) {key, offsetof(Model, field), def, lo, hi, closed}
+static const struct {
+    const char *name;
+    OptKind kind;
+    OptArg args[8];
+    int nargs;
+    const char *expected;
+} opt_specs[] = {
+#define COMMON ARG("weight_decay", weight_decay, 0, 0, true, INF), ARG("clipnorm", clipnorm, 0, 0, true, INF), \
+               ARG("clipvalue", clipvalue, 0, 0, true, INF)
+    {"adam", OPT_ADAM, {ARG("lr", lr, 0.001, 0, false, INF), ARG("beta_1", beta1, 0.9, 0, true, 1),
+                        ARG("beta_2", beta2, 0.999, 0, true, 1), ARG("epsilon", epsilon, 1e-7, 0, false, INF), COMMON},
+     7, "lr, beta_1, beta_2, epsilon, weight_decay, clipnorm or clipvalue"},
+    {"rmsprop", OPT_RMSPROP, {ARG("lr", lr, 0.001, 0, false, INF), ARG("rho", rho, 0.9, 0, true, 1),
+                              ARG("epsilon", epsilon, 1e-7, 0, false, INF), COMMON},
+     6, "lr, rho, epsilon, weight_decay, clipnorm or clipvalue"},
+    {"adagrad", OPT_ADAGRAD, {ARG("lr", lr, 0.001, 0, false, INF),
+                              ARG("initial_accumulator_value", accumulator, 0.1, 0, true, INF),
+                              ARG("epsilon", epsilon, 1e-7, 0, false, INF), COMMON},
+     6, "lr, initial_accumulator_value, epsilon, weight_decay, clipnorm or clipvalue"},
+    {"adadelta", OPT_ADADELTA, {ARG("lr", lr, 0.001, 0, false, INF), ARG("rho", rho, 0.95, 0, true, 1),
+                                ARG("epsilon", epsilon, 1e-7, 0, false, INF), COMMON},
+     6, "lr, rho, epsilon, weight_decay, clipnorm or clipvalue"},
+    {"adamax", OPT_ADAMAX, {ARG("lr", lr, 0.001, 0, false, INF), ARG("beta_1", beta1, 0.9, 0, true, 1),
+                            ARG("beta_2", beta2, 0.999, 0, true, 1), ARG("epsilon", epsilon, 1e-7, 0, false, INF),
+                            COMMON},
+     7, "lr, beta_1, beta_2, epsilon, weight_decay, clipnorm or clipvalue"},
+#undef COMMON
+};
+#undef ARG
+#undef INF
 static const char *const train_keys[] = {"epochs", "batch", NULL};
 
 /* The same bounds as the command line's --epochs and --batch. */
@@ -34,7 +79,16 @@ typedef struct Sema {
     Model *m;
 } Sema;
 
+static int sema_lookup(const char *name, const char *const *names);
+
 const char *act_name(Act a) { return act_names[a]; }
+
+bool act_lookup(const char *name, Act *out) {
+    int a = sema_lookup(name, act_names);
+    if (a >= 0)
+        *out = (Act)a;
+    return a >= 0;
+}
 
 int64_t shape_elems(const Shape *s) {
     int64_t n = 1;
@@ -169,10 +223,18 @@ static void sema_args(Sema *s, const AstItem *it, const char *owner, const char 
 /* ---------------------------------------------------------------- statements */
 
 /* input NAME [d0, ...]: the shape of one sample. False if it is not valid. */
+static bool sema_dims(Sema *s, const AstItem *it, const char *what, Shape *out);
+
 static bool sema_input(Sema *s, const AstItem *it) {
     Model *m = s->m;
     m->input_name = it->name;
     m->input_loc = it->loc;
+    return sema_dims(s, it, "input", &m->input);
+}
+
+/* The dimensions of an input, target or param: each at least 1, and at most
+ * NNC_MAX_ELEMS elements in all. */
+static bool sema_dims(Sema *s, const AstItem *it, const char *what, Shape *out) {
     const char *name = sema_name(s, it->name);
     if (it->ndims > NNC_MAX_RANK) /* the parser bounds it */
         unreachable();
@@ -190,11 +252,11 @@ static bool sema_input(Sema *s, const AstItem *it) {
     if (overflow || elems > NNC_MAX_ELEMS) {
         const char *count = overflow ? "more than 9223372036854775807"
                                      : arena_printf(s->arena, "%" PRId64, elems);
-        diag_error(s->diag, it->name_loc, "input '%s' has %s elements; at most %" PRId64
-                   " are supported", name, count, NNC_MAX_ELEMS);
+        diag_error(s->diag, it->name_loc, "%s '%s' has %s elements; at most %" PRId64
+                   " are supported", what, name, count, NNC_MAX_ELEMS);
         return false;
     }
-    m->input = sh;
+    *out = sh;
     return true;
 }
 
@@ -288,15 +350,56 @@ static void sema_loss_shape(Sema *s, const AstItem *it, const Shape *out, Act la
     }
 }
 
-/* optimizer NAME [(k = v, ...)]: only sgd(lr, momentum, nesterov) for now. */
+/* A number in (lo, hi) (open ends unless the flags say closed), for an
+ * optimizer's argument; false once reported. */
+static bool sema_real(Sema *s, const AstArg *arg, double lo, bool lo_closed, double hi, double *out) {
+    const AstNum *v = &arg->value;
+    bool ok = isfinite(v->value) && (lo_closed ? v->value >= lo : v->value > lo) && v->value < hi;
+    if (ok)
+        *out = v->value;
+    else if (isfinite(hi))
+        diag_error(s->diag, v->loc, "%s must be in %c%g, %g), found %s", sema_name(s, arg->key), lo_closed ? '[' : '(',
+                   lo, hi, sema_num(s, v));
+    else
+        diag_error(s->diag, v->loc, "%s must be a %s number, found %s", sema_name(s, arg->key),
+                   lo_closed ? "non-negative" : "positive", sema_num(s, v));
+    return ok;
+}
+
+/* An adaptive optimizer (opt_specs[i]): Keras' defaults, then the arguments given. */
+static void sema_adaptive(Sema *s, const AstItem *it, int i) {
+    Model *m = s->m;
+    m->opt = opt_specs[i].kind;
+    const char *keys[9];
+    const AstArg *args[8];
+    for (int k = 0; k < opt_specs[i].nargs; k++) {
+        const OptArg *a = &opt_specs[i].args[k];
+        keys[k] = a->key;
+        *(double *)((char *)m + a->field) = a->def;
+    }
+    keys[opt_specs[i].nargs] = NULL;
+    sema_args(s, it, opt_specs[i].name, keys, opt_specs[i].expected, args);
+    for (int k = 0; k < opt_specs[i].nargs; k++) {
+        const OptArg *a = &opt_specs[i].args[k];
+        if (args[k])
+            sema_real(s, args[k], a->lo, a->lo_closed, a->hi, (double *)((char *)m + a->field));
+    }
+}
+
+/* optimizer NAME [(k = v, ...)]: sgd(lr, momentum, nesterov) or an adaptive one. */
 static void sema_optimizer(Sema *s, const AstItem *it) {
     Model *m = s->m;
     m->opt_loc = it->loc;
     const char *name = sema_name(s, it->name);
     int k = sema_lookup(it->name, optimizer_names);
+    for (size_t i = 0; i < sizeof opt_specs / sizeof opt_specs[0]; i++)
+        if (!strcmp(it->name, opt_specs[i].name)) {
+            sema_adaptive(s, it, (int)i);
+            return;
+        }
     if (k > 0) {
-        diag_error(s->diag, it->name_loc, "optimizer '%s' is not supported yet; supported: sgd",
-                   name);
+        diag_error(s->diag, it->name_loc, "optimizer '%s' is not supported yet; supported: %s",
+                   name, SEMA_SUPPORTED_OPTIMIZERS);
         return;
     }
     if (k < 0) {
@@ -305,7 +408,8 @@ static void sema_optimizer(Sema *s, const AstItem *it) {
             diag_error(s->diag, it->name_loc, "unknown optimizer '%s'; did you mean '%s'?", name,
                        guess);
         else
-            diag_error(s->diag, it->name_loc, "unknown optimizer '%s'; supported: sgd", name);
+            diag_error(s->diag, it->name_loc, "unknown optimizer '%s'; supported: %s", name,
+                       SEMA_SUPPORTED_OPTIMIZERS);
         return;
     }
     m->opt = OPT_SGD;
@@ -344,6 +448,22 @@ static void sema_train(Sema *s, const AstItem *it) {
         sema_int(s, &args[1]->value, "batch", 1, SEMA_MAX_BATCH, &s->m->batch);
 }
 
+/* A functional model: its expressions and the layer lines among them are
+ * checked by lowering them once (func.c reports their errors). `ready`:
+ * nothing they depend on had an error. */
+static void sema_functional(Sema *s, bool ready) {
+    Model *m = s->m;
+    if (m->input.rank >= NNC_MAX_RANK) {
+        diag_error(s->diag, m->input_loc, "an input of a model with expressions has at most %d axes", NNC_MAX_RANK - 1);
+        return;
+    }
+    if (!ready)
+        return;
+    Graph *g = ir_new(s->arena, DT_F32);
+    NodeId pred;
+    func_lower(g, m, 2, s->diag, &pred, &m->output); /* any batch size checks the same */
+}
+
 /* ---------------------------------------------------------------- models */
 
 Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
@@ -366,7 +486,14 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
         nlayers += ast->items[i].kind == AST_FLATTEN || ast->items[i].kind == AST_DENSE;
     m->layers = arena_array(a, (size_t)nlayers, sizeof *m->layers);
 
-    const AstItem *input = NULL, *loss = NULL, *opt = NULL, *train = NULL, *first_layer = NULL;
+    const AstItem *input = NULL, *loss = NULL, *opt = NULL, *train = NULL, *first_layer = NULL, *target = NULL;
+    bool ok_dims = true;
+    /* The functional form: expressions, lowered by func.c. */
+    for (int i = 0; i < ast->nitems; i++) {
+        AstKind k = ast->items[i].kind;
+        if (k == AST_TARGET || k == AST_PARAM || k == AST_ASSIGN || (k == AST_LOSS && ast->items[i].expr))
+            m->functional = ast;
+    }
     bool loss_ok = false;
     Shape cur = {0}; /* the shape so far, per sample */
     bool known = false; /* ... if it is known */
@@ -435,6 +562,20 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
             train = it;
             sema_train(&s, it);
             break;
+        case AST_TARGET:
+            if (target) {
+                sema_duplicate(&s, it, target, "target");
+                break;
+            }
+            target = it;
+            ok_dims &= sema_dims(&s, it, "target", &(Shape){0});
+            break;
+        case AST_PARAM:
+            ok_dims &= sema_dims(&s, it, "param", &(Shape){0});
+            break;
+        case AST_ASSIGN: /* the next layer line applies to a value whose shape func.c knows */
+            known = false;
+            break;
         }
     }
     const char *name = sema_name(&s, ast->name);
@@ -442,7 +583,9 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
         diag_error(d, ast->name_loc, "model '%s' has no input; add e.g. 'input x[28, 28]'", name);
     if (!loss)
         diag_error(d, ast->name_loc, "model '%s' has no loss; add e.g. 'loss crossentropy'", name);
-    if (known) {
+    if (m->functional)
+        sema_functional(&s, ok_dims && input && loss_ok && d->errors == errors);
+    else if (known) {
         m->output = cur;
         if (loss && loss_ok)
             sema_loss_shape(&s, loss, &cur, last_act);

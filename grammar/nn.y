@@ -1,4 +1,5 @@
-/* nn.y — the grammar of nnc's model language (sequential form).
+/* nn.y — the grammar of nnc's model language: models (sequential form) and
+ * top-level statements (let, assignment, print) over tensor expressions.
  *
  * A pure parser over the reentrant lexer of nn.l; both get the ParseState.
  * Every action is one line calling an AST constructor in compiler/parse.c
@@ -52,6 +53,8 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
     const char *name;
     AstArg arg;
     AstItem item;
+    AstExpr *expr;
+    AstExprList *list;
 }
 
 /* Declared in the order that lists of expected tokens read best in. */
@@ -67,19 +70,112 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
 %token KW_LOSS "'loss'"
 %token KW_OPTIMIZER "'optimizer'"
 %token KW_TRAIN "'train'"
+%token KW_LET "'let'"
+%token KW_PRINT "'print'"
+%token KW_TARGET "'target'"
+%token KW_PARAM "'param'"
 
-%nterm <item> stmt
+/* Operators, loosest first; unary minus binds tighter than * and looser
+ * than ^, so -x^2 is -(x^2) as in mathematics. */
+%left '+' '-'
+%left '*' '/' '@'
+%precedence NEG
+%right '^'
+
+%nterm <item> stmt params param
+%nterm <expr> expr call_arg
+%nterm <name> name
+%nterm <list> exprs call_args
 %nterm <num> number
 %nterm <arg> arg
 
 %%
 
-/* program: { newline | model } */
+/* program: { newline | ';' | model | top sep } [top] */
 program
+    : items
+    | items top
+    ;
+
+items
     : %empty
-    | program TK_NEWLINE
-    | program model
-    | program error '}'
+    | items sep
+    | items model
+    | items top sep
+    | items top_error
+    | items error '}'
+    ;
+
+/* top: 'let' IDENT '=' expr { ',' IDENT '=' expr }
+ *    | IDENT '=' expr
+ *    | 'print' expr */
+top
+    : KW_LET lets
+    | name '=' expr                                     { ast_stmt(ps, TOP_ASSIGN, @1, $1, @1, $3); }
+    | KW_PRINT expr                                     { ast_stmt(ps, TOP_PRINT, @1, NULL, @1, $2); }
+    ;
+
+lets
+    : name '=' expr                                     { ast_stmt(ps, TOP_LET, @1, $1, @1, $3); }
+    | lets ',' name '=' expr                            { ast_stmt(ps, TOP_LET, @3, $3, @3, $5); }
+    ;
+
+/* name: IDENT, or a statement word that cannot be mistaken there: the notes
+ * call their values input, target, loss. */
+name
+    : TK_IDENT
+    | KW_INPUT                                          { $$ = "input"; }
+    | KW_TARGET                                         { $$ = "target"; }
+    | KW_LOSS                                           { $$ = "loss"; }
+    | KW_PARAM                                          { $$ = "param"; }
+    ;
+
+/* A syntax error after a statement's first token skips to the end of that
+ * statement, so the next ones are still read. One at its first token skips
+ * to the end of the model (items: error '}'), as at the start of any
+ * top-level line: it may be a misspelt 'model' whose body must not be read
+ * as statements. */
+top_error
+    : KW_LET error sep                                  { yyerrok; }
+    | name '=' error sep                                { (void)$1; yyerrok; }
+    | KW_PRINT error sep                                { yyerrok; }
+    ;
+
+/* expr: NUMBER | IDENT | IDENT '(' [call_args] ')' | 'dense' '(' call_args ')'
+ *     | '(' expr ')' | '[' exprs ']'
+ *     | '-' expr | expr op expr        op: + - * / @ ^ */
+expr
+    : TK_NUMBER                                         { $$ = ast_expr_num(ps, $1); }
+    | name                                              { $$ = ast_expr_name(ps, $1, @1); }
+    | TK_IDENT '(' ')'                                  { $$ = ast_expr_call(ps, $1, @1, NULL); }
+    | TK_IDENT '(' call_args ')'                        { $$ = ast_expr_call(ps, $1, @1, $3); }
+    | KW_DENSE '(' call_args ')'                        { $$ = ast_expr_call(ps, "dense", @1, $3); }
+    | '(' expr ')'                                      { $$ = $2; }
+    | '[' exprs ']'                                     { $$ = ast_expr_list(ps, @1, $2); }
+    | '-' expr %prec NEG                                { $$ = ast_expr_neg(ps, @1, $2); }
+    | expr '+' expr                                     { $$ = ast_expr_binary(ps, '+', @2, $1, $3); }
+    | expr '-' expr                                     { $$ = ast_expr_binary(ps, '-', @2, $1, $3); }
+    | expr '*' expr                                     { $$ = ast_expr_binary(ps, '*', @2, $1, $3); }
+    | expr '/' expr                                     { $$ = ast_expr_binary(ps, '/', @2, $1, $3); }
+    | expr '@' expr                                     { $$ = ast_expr_binary(ps, '@', @2, $1, $3); }
+    | expr '^' expr                                     { $$ = ast_expr_binary(ps, '^', @2, $1, $3); }
+    ;
+
+/* exprs: expr { ',' expr } */
+exprs
+    : expr                                              { $$ = ast_exprs_new(ps, $1); }
+    | exprs ',' expr                                    { $$ = ast_exprs_add(ps, $1, $3); }
+    ;
+
+/* call_args: call_arg { ',' call_arg }    call_arg: expr | IDENT '=' expr */
+call_args
+    : call_arg                                          { $$ = ast_exprs_new(ps, $1); }
+    | call_args ',' call_arg                            { $$ = ast_exprs_add(ps, $1, $3); }
+    ;
+
+call_arg
+    : expr
+    | TK_IDENT '=' expr                                 { $$ = ast_expr_keyword(ps, $1, @1, $3); }
     ;
 
 /* model: 'model' IDENT { newline } '{' body '}' */
@@ -115,6 +211,10 @@ sep
     ;
 
 /* stmt: 'input' IDENT '[' dims ']'
+ *     | 'target' IDENT '[' dims ']'
+ *     | 'param' params
+ *     | IDENT '=' expr
+ *     | 'loss' IDENT '(' call_args ')'
  *     | 'flatten'
  *     | 'dense' number [',' IDENT]
  *     | 'loss' IDENT
@@ -129,6 +229,22 @@ stmt
     | KW_OPTIMIZER TK_IDENT                             { $$ = ast_optimizer(ps, @1, $2, @2, false); }
     | KW_OPTIMIZER TK_IDENT '(' args_opt ')'            { $$ = ast_optimizer(ps, @1, $2, @2, true); }
     | KW_TRAIN args_opt                                 { $$ = ast_train(ps, @1); }
+    | KW_TARGET TK_IDENT '[' dims ']'                   { $$ = ast_target(ps, @1, $2, @2); }
+    | KW_PARAM params                                   { $$ = $2; }
+    | name '=' expr                                     { $$ = ast_assign(ps, $1, @1, $3); }
+    | KW_LOSS TK_IDENT '(' call_args ')'                { $$ = ast_loss_call(ps, @1, ast_expr_call(ps, $2, @2, $4)); }
+    ;
+
+/* params: param { ',' param }    (all but the last are added here, in order)
+ * param: IDENT '[' dims ']' ['=' IDENT] */
+params
+    : param
+    | params ',' param                                  { ast_model_add(ps, $1); $$ = $3; }
+    ;
+
+param
+    : TK_IDENT '[' dims ']'                             { $$ = ast_param(ps, $1, @1, NULL, @1); }
+    | TK_IDENT '[' dims ']' '=' TK_IDENT                { $$ = ast_param(ps, $1, @1, $6, @6); }
     ;
 
 /* dims: number { ',' number } */
@@ -158,28 +274,33 @@ number
     | '-' TK_NUMBER                                     { $$ = ast_negate(ps, $2, @1); }
     ;
 
-/* unknown: IDENT junk    junk: any tokens up to the end of the statement */
+/* unknown: IDENT [first_junk junk]    junk: any tokens up to the end of the
+ * statement; not '=' first: IDENT '=' is an assignment */
 unknown
-    : TK_IDENT junk                                     { ast_unknown_statement(ps, $1, @1); }
+    : TK_IDENT                                          { ast_unknown_statement(ps, $1, @1); }
+    | TK_IDENT first_junk junk                          { ast_unknown_statement(ps, $1, @1); }
     ;
 
 junk
     : %empty
-    | junk junk_token
+    | junk first_junk
+    | junk '='
     ;
 
-junk_token
+first_junk
     : TK_IDENT                                          { (void)$1; }
     | TK_NUMBER                                         { (void)$1; }
     | KW_MODEL | KW_INPUT | KW_FLATTEN | KW_DENSE | KW_LOSS | KW_OPTIMIZER | KW_TRAIN
-    | ',' | '=' | '-' | '(' | ')' | '[' | ']' | '{'
+    | KW_LET | KW_PRINT | KW_TARGET | KW_PARAM
+    | ',' | '-' | '(' | ')' | '[' | ']' | '{'
+    | '+' | '*' | '/' | '^' | '@'
     ;
 
 %%
 
-/* The parser's stack only grows with nesting, and this grammar has none, so
- * "memory exhausted" cannot happen; should the grammar change, it still
- * becomes a located error rather than a crash. */
+/* The parser's stack grows with the nesting of expressions: a pathological
+ * nesting exhausts it (bison's YYMAXDEPTH), which is a located error rather
+ * than a crash. */
 static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char *msg) {
     (void)scanner;
     if (strcmp(msg, "memory exhausted") == 0)
@@ -220,6 +341,10 @@ static void describe_statement(ParseState *ps, char *buf, size_t cap) {
     case KW_LOSS: kw = "loss"; break;
     case KW_OPTIMIZER: kw = "optimizer"; break;
     case KW_TRAIN: kw = "train"; break;
+    case KW_LET: kw = "let"; break;
+    case KW_TARGET: kw = "target"; break;
+    case KW_PARAM: kw = "param"; break;
+    case KW_PRINT: kw = "print"; break;
     default: return;
     }
     msg_add(buf, cap, " %s '%s", ps->stmt_tok == KW_MODEL ? "after" : "in", kw);
@@ -232,14 +357,30 @@ static void describe_statement(ParseState *ps, char *buf, size_t cap) {
  * 'model'?" when X is a misspelt keyword. */
 static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, ParseState *ps) {
     (void)scanner;
-    enum { MAX_EXPECTED = 6 };
+    enum { MAX_EXPECTED = 12, MAX_SHOWN = 6 };
     yysymbol_kind_t expected[MAX_EXPECTED];
     int n = yypcontext_expected_tokens(ctx, expected, MAX_EXPECTED);
     if (n < 0)
         n = 0;
     yysymbol_kind_t tok = yypcontext_token(ctx);
-    const char *text = diag_clip(ps->arena, ps->src->text + ps->tok_offset, ps->tok_len);
     char msg[512] = "";
+    /* A top-level line that starts with a word is an assignment; when no
+     * '=' follows, the word itself is the mistake (a misspelt 'model', a
+     * stray word): say so there. */
+    if (ps->stmt_tok == TK_IDENT && n == 1 && !strcmp(yysymbol_name(expected[0]), "'='")) {
+        static const char *const top_words[] = {"model", "let", "print", NULL};
+        const char *word = arena_strndup(ps->arena, ps->src->text + ps->stmt_offset, ps->stmt_len);
+        const char *guess = diag_quiet(ps->diag) ? NULL : closest_name(word, top_words);
+        msg_add(msg, sizeof msg, "unexpected identifier '%s'; ", diag_clip(ps->arena, word, ps->stmt_len));
+        if (guess)
+            msg_add(msg, sizeof msg, "did you mean '%s'?", guess);
+        else
+            msg_add(msg, sizeof msg, "expected 'model', 'let', 'print' or an assignment NAME = expression");
+        diag_error(ps->diag, ps->stmt_loc, "%s", msg);
+        ps->depth = 0;
+        return 0;
+    }
+    const char *text = diag_clip(ps->arena, ps->src->text + ps->tok_offset, ps->tok_len);
     if (tok == YYSYMBOL_TK_IDENT)
         msg_add(msg, sizeof msg, "unexpected identifier '%s'", text);
     else if (tok == YYSYMBOL_TK_NUMBER)
@@ -250,17 +391,34 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
         msg_add(msg, sizeof msg, "unexpected %s", yysymbol_name(tok));
     describe_statement(ps, msg, sizeof msg);
 
-    /* The expected tokens, minus the unhelpful: "end of file" and '-' next
-     * to "number". */
-    bool number = false;
+    /* The expected tokens, minus the unhelpful: "end of file", '-' next
+     * to "number", the words that may be names next to "identifier", and
+     * the operators one by one (they become "an operator"). */
+    bool number = false, operators = false, ident = false;
+    int names = 0;
     const char *words[MAX_EXPECTED + 1];
     int nwords = 0;
-    for (int i = 0; i < n; i++)
-        number |= expected[i] == YYSYMBOL_TK_NUMBER;
     for (int i = 0; i < n; i++) {
-        bool minus = strcmp(yysymbol_name(expected[i]), "'-'") == 0;
-        if (expected[i] != YYSYMBOL_YYEOF && !(number && minus))
+        number |= expected[i] == YYSYMBOL_TK_NUMBER;
+        ident |= expected[i] == YYSYMBOL_TK_IDENT;
+        operators |= strcmp(yysymbol_name(expected[i]), "'*'") == 0;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *name = yysymbol_name(expected[i]);
+        bool minus = strcmp(name, "'-'") == 0;
+        bool op = strlen(name) == 3 && strchr("+-*/@^", name[1]);
+        bool word = expected[i] == YYSYMBOL_KW_INPUT || expected[i] == YYSYMBOL_KW_TARGET ||
+                    expected[i] == YYSYMBOL_KW_LOSS || expected[i] == YYSYMBOL_KW_PARAM ||
+                    expected[i] == YYSYMBOL_KW_DENSE;
+        if (expected[i] != YYSYMBOL_YYEOF && !(number && minus) && !(operators && op) && !(ident && word))
             expected[nwords++] = expected[i];
+        else if (ident && word)
+            names++; /* not counted against the length of the list either */
+    }
+    /* A long list helps nobody: then the message says where the error is. */
+    if ((operators ? nwords + 1 : n - names) > MAX_SHOWN) {
+        nwords = 0;
+        operators = false;
     }
     int nkw = 0;
     for (int i = 0; i < nwords; i++)
@@ -274,11 +432,12 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
     }
     if (guess) {
         msg_add(msg, sizeof msg, "; did you mean '%s'?", guess);
-    } else if (nwords > 0) {
+    } else if (nwords + operators > 0) {
         msg_add(msg, sizeof msg, "; expected ");
-        for (int i = 0; i < nwords; i++)
-            msg_add(msg, sizeof msg, "%s%s", i == 0 ? "" : i + 1 < nwords ? ", " : " or ",
-                    yysymbol_name(expected[i]));
+        int nshown = nwords + operators;
+        for (int i = 0; i < nshown; i++)
+            msg_add(msg, sizeof msg, "%s%s", i == 0 ? "" : i + 1 < nshown ? ", " : " or ",
+                    i < nwords ? yysymbol_name(expected[i]) : "an operator");
     } else if ((tok == YYSYMBOL_KW_MODEL || tok == YYSYMBOL_YYEOF) && ps->model_name) {
         msg_add(msg, sizeof msg, " inside model '%s'; is a '}' missing?",
                 diag_clip(ps->arena, ps->model_name, strlen(ps->model_name)));

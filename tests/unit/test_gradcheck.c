@@ -24,6 +24,8 @@ static NodeId f_add(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(
 static NodeId f_sub(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(OP_SUB, q, p); }
 static NodeId f_mul(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(OP_MUL, p, q); }
 static NodeId f_div(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(OP_DIV, p, ir_unary(g, OP_EXP, q, L0)); }
+/* A positive base, so that d/db = a^b ln a is defined; b broadcasts. */
+static NodeId f_pow(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(OP_POW, ir_unary(g, OP_EXP, p, L0), q); }
 static NodeId f_neg(Graph *g, NodeId p, NodeId q, NodeId y) { (void)q, (void)y; return U(OP_NEG); }
 static NodeId f_exp(Graph *g, NodeId p, NodeId q, NodeId y) { (void)q, (void)y; return U(OP_EXP); }
 static NodeId f_log(Graph *g, NodeId p, NodeId q, NodeId y) {
@@ -35,6 +37,50 @@ static NodeId f_relu(Graph *g, NodeId p, NodeId q, NodeId y) { (void)q, (void)y;
 static NodeId f_step(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(OP_MUL, U(OP_STEP), q); }
 static NodeId f_sigmoid(Graph *g, NodeId p, NodeId q, NodeId y) { (void)q, (void)y; return U(OP_SIGMOID); }
 static NodeId f_tanh(Graph *g, NodeId p, NodeId q, NodeId y) { (void)q, (void)y; return U(OP_TANH); }
+/* sqrt of a positive value */
+static NodeId f_sqrt(Graph *g, NodeId p, NodeId q, NodeId y) {
+    (void)q, (void)y;
+    return ir_unary(g, OP_SQRT, B(OP_ADD, B(OP_MUL, p, p), ir_const(g, 1, (Shape){0}, L0)), L0);
+}
+static NodeId f_abs(Graph *g, NodeId p, NodeId q, NodeId y) { (void)q, (void)y; return U(OP_ABS); }
+static NodeId f_sign(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(OP_MUL, U(OP_SIGN), q); }
+static NodeId f_sin(Graph *g, NodeId p, NodeId q, NodeId y) { (void)q, (void)y; return U(OP_SIN); }
+static NodeId f_cos(Graph *g, NodeId p, NodeId q, NodeId y) { (void)q, (void)y; return U(OP_COS); }
+static NodeId f_leaky_relu(Graph *g, NodeId p, NodeId q, NodeId y) {
+    (void)q, (void)y;
+    return ir_unary_alpha(g, OP_LEAKY_RELU, p, 0.2, L0);
+}
+static NodeId f_elu(Graph *g, NodeId p, NodeId q, NodeId y) { (void)q, (void)y; return ir_unary_alpha(g, OP_ELU, p, 0.7, L0); }
+/* eq is a mask, constant almost everywhere: its users get the gradient. */
+static NodeId f_eq(Graph *g, NodeId p, NodeId q, NodeId y) {
+    (void)y;
+    return B(OP_MUL, B(OP_EQ, p, U(OP_RELU)), q);
+}
+static NodeId f_max0(Graph *g, NodeId p, NodeId q, NodeId y) { (void)q, (void)y; return ir_extreme(g, OP_MAX, p, 0, L0); }
+static NodeId f_max_all(Graph *g, NodeId p, NodeId q, NodeId y) {
+    (void)y;
+    return B(OP_MUL, ir_extreme(g, OP_MAX, p, -1, L0), q);
+}
+static NodeId f_min1(Graph *g, NodeId p, NodeId q, NodeId y) { (void)q, (void)y; return ir_extreme(g, OP_MIN, p, 1, L0); }
+static NodeId f_concat0(Graph *g, NodeId p, NodeId q, NodeId y) {
+    (void)y;
+    return ir_concat(g, p, ir_reshape(g, q, (Shape){2, {1, 4}}, L0), 0, L0); /* [3, 4] then [1, 4] */
+}
+static NodeId f_concat1(Graph *g, NodeId p, NodeId q, NodeId y) {
+    (void)y;
+    return ir_concat(g, q, p, 1, L0); /* [3, 2] then [3, 4] */
+}
+static NodeId f_slice(Graph *g, NodeId p, NodeId q, NodeId y) {
+    (void)q, (void)y;
+    return ir_slice(g, p, 1, 1, 2, L0); /* columns 1 and 2 of 4: zeros on both sides */
+}
+/* targets in [0, 1] (a sigmoid), logits anywhere */
+static NodeId f_bce_logits(Graph *g, NodeId p, NodeId q, NodeId y) {
+    (void)y;
+    return B(OP_BCE_LOGITS, p, ir_unary(g, OP_SIGMOID, q, L0));
+}
+static NodeId f_maximum(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(OP_MAXIMUM, p, q); }
+static NodeId f_minimum(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(OP_MINIMUM, q, p); }
 static NodeId f_onehot(Graph *g, NodeId p, NodeId q, NodeId y) {
     (void)q;
     return B(OP_MUL, ir_onehot(g, y, 4, L0), p);
@@ -77,6 +123,7 @@ static const struct {
     {"sub (broadcast [3, 1])", f_sub, {2, {3, 1}}},
     {"mul (broadcast [4])", f_mul, {1, {4}}},
     {"div", f_div, {2, {3, 4}}},
+    {"pow (broadcast [4])", f_pow, {1, {4}}},
     {"neg", f_neg, {1, {4}}},
     {"exp", f_exp, {1, {4}}},
     {"log", f_log, {1, {4}}},
@@ -85,6 +132,23 @@ static const struct {
     {"sigmoid", f_sigmoid, {1, {4}}},
     {"tanh", f_tanh, {1, {4}}},
     {"onehot", f_onehot, {1, {4}}},
+    {"sqrt", f_sqrt, {1, {4}}},
+    {"abs", f_abs, {1, {4}}},
+    {"sign", f_sign, {2, {3, 4}}},
+    {"sin", f_sin, {1, {4}}},
+    {"cos", f_cos, {1, {4}}},
+    {"leaky_relu", f_leaky_relu, {1, {4}}},
+    {"elu", f_elu, {1, {4}}},
+    {"eq", f_eq, {2, {3, 4}}},
+    {"max axis 0", f_max0, {1, {4}}},
+    {"max all", f_max_all, {1, {4}}},
+    {"min axis 1", f_min1, {1, {4}}},
+    {"concat axis 0", f_concat0, {1, {4}}},
+    {"concat axis 1", f_concat1, {2, {3, 2}}},
+    {"slice", f_slice, {1, {4}}},
+    {"bce_logits (broadcast [4])", f_bce_logits, {1, {4}}},
+    {"maximum (broadcast [4])", f_maximum, {1, {4}}},
+    {"minimum (broadcast [3, 1])", f_minimum, {2, {3, 1}}},
     {"sum axis 0", f_sum0, {1, {4}}},
     {"sum axis 1", f_sum1, {1, {4}}},
     {"sum all", f_sum_all, {1, {4}}},

@@ -57,6 +57,31 @@ int main(void) {
     NodeId bz = ir_binary(g, OP_ADD, b, z34, L0);
     CHECK(bz != b && shape_eq(&g->nodes[bz].shape, &m34));
 
+    /* The forms autodiff produces, simplified so a printed derivative reads
+     * as the textbook's: -(x 2) = x -2, x 2 + x 3 = x 5, x 2 + x = x 3. */
+    NodeId x2 = ir_binary(g, OP_MUL, x, two, L0);
+    CHECK(ir_unary(g, OP_NEG, x2, L0) == ir_binary(g, OP_MUL, x, ir_const(g, -2, s0, L0), L0));
+    CHECK(ir_binary(g, OP_ADD, x2, ir_binary(g, OP_MUL, x, ir_const(g, 3, s0, L0), L0), L0) ==
+          ir_binary(g, OP_MUL, x, ir_const(g, 5, s0, L0), L0));
+    CHECK(ir_binary(g, OP_ADD, x2, x, L0) == ir_binary(g, OP_MUL, x, ir_const(g, 3, s0, L0), L0));
+    /* Powers: a^1 = a, a^0 = 1, a^2 = a a; others stay, and fold on constants. */
+    CHECK(ir_binary(g, OP_POW, x, one, L0) == x);
+    CHECK(ir_is_const(g, ir_binary(g, OP_POW, x, zero, L0), 1));
+    CHECK(ir_binary(g, OP_POW, x, two, L0) == ir_binary(g, OP_MUL, x, x, L0));
+    CHECK(g->nodes[ir_binary(g, OP_POW, x, ir_const(g, 3, s0, L0), L0)].op == OP_POW);
+    CHECK(ir_is_const(g, ir_binary(g, OP_POW, two, ir_const(g, 3, s0, L0), L0), 8));
+    /* x * 1 widened to a larger shape is a broadcast of x, not a multiply. */
+    NodeId b1 = ir_binary(g, OP_MUL, b, ir_const(g, 1, m34, L0), L0);
+    CHECK(g->nodes[b1].op == OP_BROADCAST && g->nodes[b1].in[0] == b);
+    /* Matmuls that are not: an inner dimension of 1 is an outer product,
+     * and a constant operand makes sums. */
+    Shape c41 = {2, {4, 1}}, r13 = {2, {1, 3}}, m43 = {2, {4, 3}};
+    NodeId col = ir_leaf(g, OP_PARAM, ir_add_slot(g, (Slot){.kind = SLOT_PARAM, .name = "col", .shape = c41}), c41, L0);
+    NodeId row = ir_leaf(g, OP_PARAM, ir_add_slot(g, (Slot){.kind = SLOT_PARAM, .name = "row", .shape = r13}), r13, L0);
+    CHECK(ir_matmul(g, col, row, L0) == ir_binary(g, OP_MUL, col, row, L0));
+    NodeId xc = ir_matmul(g, x, ir_const(g, 2, m43, L0), L0); /* [3, 4] @ 2[4, 3] = 2 sum_k x[i, k] */
+    CHECK(g->nodes[xc].op == OP_MUL && shape_eq(&g->nodes[xc].shape, &(Shape){2, {3, 3}}));
+
     /* Constant folding. */
     NodeId c = ir_binary(g, OP_ADD, two, ir_unary(g, OP_EXP, zero, L0), L0);
     CHECK(ir_is_const(g, c, 3));
