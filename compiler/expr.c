@@ -421,12 +421,14 @@ static bool applies(ExprEnv *e, NodeId n, Op op, NodeId *z) {
  *     z when p = sigmoid(z): bce_logits(z, y), whose derivative is p - y
  *   crossentropy = mean over samples of -sum_classes y ln p; on
  *     log_softmax(z) when p = softmax(z) */
-static NodeId loss_fn(ExprEnv *e, const AstExpr *x, const Fn *fn, NodeId p, NodeId y) {
+NodeId expr_loss(ExprEnv *e, const char *name, Loc l, Loc target_loc, NodeId p, NodeId y) {
+    const Fn *fn = find_function(name);
+    if (!fn || fn->kind < FN_MSE)
+        die("expr_loss: %s", name);
     Graph *g = e->g;
-    Loc l = x->loc;
     Shape sp = expr_shape(e, p), sy = expr_shape(e, y);
     if (!shape_eq(&sp, &sy)) {
-        diag_error(e->diag, x->args[1]->loc, "%s compares a prediction and a target of one shape: expected %s, found %s",
+        diag_error(e->diag, target_loc, "%s compares a prediction and a target of one shape: expected %s, found %s",
                    fn->name, shape_text(e, &sp), shape_text(e, &sy));
         return -1;
     }
@@ -438,13 +440,13 @@ static NodeId loss_fn(ExprEnv *e, const AstExpr *x, const Fn *fn, NodeId p, Node
     case FN_MSE:
     case FN_MAE:
         if (softmax && e->warn)
-            diag_warning(e->diag, x->loc, "%s of a softmax: crossentropy is the loss for class probabilities", fn->name);
+            diag_warning(e->diag, l, "%s of a softmax: crossentropy is the loss for class probabilities", fn->name);
         r = ir_binary(g, OP_SUB, p, y, l);
         r = fn->kind == FN_MSE ? ir_binary(g, OP_MUL, r, r, l) : ir_unary(g, OP_ABS, r, l);
         break;
     case FN_BCE:
         if (softmax && e->warn)
-            diag_warning(e->diag, x->loc, "binary_crossentropy of a softmax: crossentropy is the loss for one class "
+            diag_warning(e->diag, l, "binary_crossentropy of a softmax: crossentropy is the loss for one class "
                          "out of several");
         if (applies(e, p, OP_SIGMOID, &z)) {
             r = ir_binary(g, OP_BCE_LOGITS, z, y, l);
@@ -458,7 +460,7 @@ static NodeId loss_fn(ExprEnv *e, const AstExpr *x, const Fn *fn, NodeId p, Node
         break;
     case FN_CCE:
         if (applies(e, p, OP_SIGMOID, &z) && classes > 2 && e->warn)
-            diag_warning(e->diag, x->loc, "crossentropy of a sigmoid on %lld classes: its outputs do not sum to 1; use "
+            diag_warning(e->diag, l, "crossentropy of a sigmoid on %lld classes: its outputs do not sum to 1; use "
                          "softmax, or binary_crossentropy for independent labels", (long long)classes);
         r = ir_unary(g, OP_NEG, ir_binary(g, OP_MUL, y, softmax ? ls : ir_unary(g, OP_LOG, p, l), l), l);
         count /= classes;
@@ -640,7 +642,7 @@ static NodeId call(ExprEnv *e, const AstExpr *x) {
     case FN_GRAD:
         return gradient(e, x, a);
     case FN_MSE: case FN_MAE: case FN_BCE: case FN_CCE:
-        return loss_fn(e, x, fn, a, args[1]);
+        return expr_loss(e, fn->name, x->loc, x->args[1]->loc, a, args[1]);
     }
     unreachable();
 }

@@ -193,6 +193,8 @@ static NodeId func_loss(Func *f, const Model *m, const AstItem *it, NodeId cur, 
     Loc l = it->loc;
     int64_t batch = e->batch;
     *pred = out;
+    if (m->loss == LOSS_MAE || m->loss == LOSS_BCE)
+        return expr_loss(e, m->loss == LOSS_MAE ? "mae" : "binary_crossentropy", l, ly, out, y);
     if (m->loss == LOSS_MSE) { /* 1/(n k) sum (out - y)^2 */
         if (!shape_eq(&so, &sy)) {
             diag_error(e->diag, ly, "mse compares equal shapes: expected %s, found %s",

@@ -3,7 +3,8 @@
  * The batch dimension becomes the leading axis of every value. Each layer is
  * a few IR nodes (dense: h @ W + b, then its activation); the loss is written
  * in its numerically stable form: crossentropy on the logits through
- * logsoftmax, never log(softmax(z)). Slots are numbered the same way for
+ * logsoftmax, never log(softmax(z)); binary_crossentropy after sigmoid on
+ * the logits. Slots are numbered the same way for
  * every batch size, so one parameter buffer serves all step functions.
  */
 #include "nnc.h"
@@ -82,6 +83,19 @@ NodeId lower_forward(Graph *g, const Model *m, int64_t batch, NodeId *pred) {
         NodeId ls = ir_logsoftmax(g, softmax_last ? logits : h, loc);
         NodeId picked = ir_sum(g, ir_binary(g, OP_MUL, ir_onehot(g, y, classes, loc), ls, loc), -1, loc);
         return ir_binary(g, OP_MUL, picked, ir_const(g, -1.0 / (double)batch, scalar, loc), loc);
+    }
+    case LOSS_MAE:
+    case LOSS_BCE: {
+        /* The functions of expressions, on the output against mse's targets,
+         * so binary_crossentropy after sigmoid takes the logits (expr.c). */
+        NodeId t = classes > 1 ? ir_onehot(g, y, classes, loc) : ir_reshape(g, y, out, loc);
+        Diag quiet; /* checked by sema: nothing to report */
+        diag_init(&quiet, stderr);
+        ExprEnv e = {.arena = a, .diag = &quiet, .g = g, .batch = batch};
+        NodeId loss = expr_loss(&e, m->loss == LOSS_MAE ? "mae" : "binary_crossentropy", loc, loc, h, t);
+        if (loss < 0)
+            die("lower: the %s loss of a checked model", m->loss == LOSS_MAE ? "mae" : "binary_crossentropy");
+        return loss;
     }
     case LOSS_MSE: {
         /* L = 1/(n k) sum (out - t)^2, t = onehot(y) for k > 1 outputs, else y. */

@@ -649,7 +649,12 @@ static int run(Arena *a, const Options *o, Diag *d) {
         return EXIT_OK;
     }
     /* Top-level statements (let, print) run first; a file of only those is
-     * a program of its own. */
+     * a program of its own, with no model to train, check or show. */
+    if (ast->nmodels == 0 && (o->train || o->gradcheck || o->emit != EMIT_NONE)) {
+        diag_plain(d, "'%s' has no model for %s", o->model_path,
+                   o->train ? "--train" : o->gradcheck ? "--gradcheck" : "--emit");
+        return EXIT_USAGE;
+    }
     if (ast->nstmts) {
         int status = script_run(a, d, ast, stdout);
         if (status != EXIT_OK || ast->nmodels == 0)

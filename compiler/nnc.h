@@ -299,7 +299,7 @@ typedef struct Shape {
 } Shape;
 
 typedef enum { ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX } Act;
-typedef enum { LOSS_CROSSENTROPY, LOSS_MSE } LossKind;
+typedef enum { LOSS_CROSSENTROPY, LOSS_MSE, LOSS_MAE, LOSS_BCE } LossKind;
 typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAMAX } OptKind;
 typedef enum { LAYER_FLATTEN, LAYER_DENSE } LayerKind;
 
@@ -543,6 +543,10 @@ struct ExprEnv {
     NodeId (*dense)(ExprEnv *e, const AstExpr *x);
 };
 
+/* The loss `name` (mse, mae, binary_crossentropy, crossentropy) of the
+ * prediction p against the target y of the same shape per sample, the mean
+ * over samples, in its stable form; errors and warnings at l and target_loc. */
+NodeId expr_loss(ExprEnv *e, const char *name, Loc l, Loc target_loc, NodeId p, NodeId y);
 /* Does node n hold a batch of samples (a leading batch axis)? */
 bool expr_batched(ExprEnv *e, NodeId n);
 /* The shape of n per sample: without the batch axis. */

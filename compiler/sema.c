@@ -18,7 +18,7 @@
 
 /* Indexed by Act and LossKind. */
 static const char *const act_names[] = {"linear", "relu", "sigmoid", "tanh", "softmax", NULL};
-static const char *const loss_names[] = {"crossentropy", "mse", NULL};
+static const char *const loss_names[] = {"crossentropy", "mse", "mae", "binary_crossentropy", NULL};
 /* The course's optimizers: known, but only sgd is implemented yet. */
 static const char *const optimizer_names[] = {"sgd",  "adagrad", "adadelta", "rmsprop", "adam",
                                               "adamax", "nadam", "ftrl",    NULL};
@@ -326,7 +326,7 @@ static bool sema_loss_name(Sema *s, const AstItem *it) {
         diag_error(s->diag, it->name_loc, "unknown loss '%s'; did you mean '%s'?",
                    sema_name(s, it->name), guess);
     else
-        diag_error(s->diag, it->name_loc, "unknown loss '%s'; expected crossentropy or mse",
+        diag_error(s->diag, it->name_loc, "unknown loss '%s'; expected crossentropy, mse, mae or binary_crossentropy",
                    sema_name(s, it->name));
     return false;
 }
@@ -345,8 +345,14 @@ static void sema_loss_shape(Sema *s, const AstItem *it, const Shape *out, Act la
         }
     } else if (out->rank != 1) {
         diag_error(s->diag, it->name_loc,
-                   "mse expects a vector per sample: expected rank 1, found %s",
-                   sema_shape(s, out));
+                   "%s expects a vector per sample: expected rank 1, found %s",
+                   loss_names[s->m->loss], sema_shape(s, out));
+    } else if (last_act == ACT_SOFTMAX) {
+        diag_warning(s->diag, it->name_loc, "%s after 'softmax': crossentropy is the loss for one class out of "
+                     "several", loss_names[s->m->loss]);
+    } else if (s->m->loss == LOSS_BCE && last_act != ACT_SIGMOID) {
+        diag_warning(s->diag, it->name_loc, "binary_crossentropy after '%s': the outputs are taken as "
+                     "probabilities; use 'sigmoid'", act_name(last_act));
     }
 }
 
