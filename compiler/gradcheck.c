@@ -60,13 +60,13 @@ double gradcheck(Graph *g, NodeId loss, int64_t classes, uint64_t seed, int per_
 
     NnrtRng rng;
     nnrt_rng_seed(&rng, seed);
-    void **slots = calloc((size_t)g->nslots, sizeof *slots);
+    void **slots = xcalloc((size_t)g->nslots, sizeof *slots);
     size_t arena_bytes = pf.arena_bytes > pb.arena_bytes ? pf.arena_bytes : pb.arena_bytes;
-    slots[0] = calloc(arena_bytes + 64, 1);
+    slots[0] = xcalloc(arena_bytes + 64, 1);
     for (int s = 1; s < g->nslots; s++) {
         const Slot *sl = &g->slots[s];
         size_t n = slot_elems(sl);
-        double *p = calloc(n ? n : 1, sizeof *p);
+        double *p = xcalloc(n, sizeof *p);
         for (size_t i = 0; i < n; i++) {
             if (sl->kind == SLOT_INPUT)
                 p[i] = nnrt_rng_uniform(&rng);

@@ -48,8 +48,10 @@ char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf,
 bool size_mul(size_t a, size_t b, size_t *out);
 bool size_add(size_t a, size_t b, size_t *out);
 
-/* Growable array of T in malloc'd memory (used where the final count is unknown). */
+/* Growable array of T in malloc'd memory (used where the final count is unknown).
+ * Overflow-checked; out of memory is an error (exit 2), not a crash. */
 void *xrealloc(void *p, size_t count, size_t elem);
+void *xcalloc(size_t count, size_t elem); /* zeroed */
 char *xstrdup(const char *s);
 
 /* Levenshtein distance, for "did you mean". */

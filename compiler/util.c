@@ -1,6 +1,6 @@
 /* util.c — the arena every compiler object lives in, die() for internal
- * bugs, overflow-checked size arithmetic, and the edit distance behind
- * "did you mean".
+ * bugs, overflow-checked size arithmetic and allocation, and the edit
+ * distance behind "did you mean".
  *
  * The arena is a list of chunks, bump-allocated and freed all at once: a
  * compilation (or a REPL entry) allocates freely and never frees piecemeal.
@@ -23,13 +23,31 @@ _Noreturn void die(const char *fmt, ...) {
 bool size_mul(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
 bool size_add(size_t a, size_t b, size_t *out) { return !__builtin_add_overflow(a, b, out); }
 
+/* Running out of memory is not a bug in nnc but a model too large for the
+ * machine (or a ulimit): an error and exit status 2, like any other
+ * resource the user has to provide, not die()'s abort. */
+static _Noreturn void out_of_memory(size_t bytes) {
+    fprintf(stderr, "nnc: error: out of memory: cannot allocate %zu bytes\n", bytes);
+    exit(EXIT_USAGE);
+}
+
 void *xrealloc(void *p, size_t count, size_t elem) {
     size_t bytes;
     if (!size_mul(count, elem, &bytes))
         die("allocation of %zu x %zu bytes overflows", count, elem);
     void *q = realloc(p, bytes ? bytes : 1);
     if (!q)
-        die("out of memory (%zu bytes)", bytes);
+        out_of_memory(bytes);
+    return q;
+}
+
+void *xcalloc(size_t count, size_t elem) {
+    size_t bytes;
+    if (!size_mul(count, elem, &bytes))
+        die("allocation of %zu x %zu bytes overflows", count, elem);
+    void *q = calloc(bytes ? bytes : 1, 1);
+    if (!q)
+        out_of_memory(bytes);
     return q;
 }
 

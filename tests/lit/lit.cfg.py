@@ -6,7 +6,7 @@ import lit.formats
 config.name = "nnc"
 config.test_format = lit.formats.ShTest(execute_external=False)
 config.suffixes = [".nn", ".test"]
-config.excludes = ["Inputs", "expect_status.py"]
+config.excludes = ["Inputs", "expect_status.py", "expect_error.py"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.nnc_obj_root, "tests", "lit")
 
@@ -15,6 +15,10 @@ config.substitutions.append(("%mkidx", os.path.join(config.nnc_obj_root, "tests"
 config.environment["PATH"] = os.pathsep.join(
     [config.llvm_tools_dir, config.environment.get("PATH", "")])
 config.environment["NO_COLOR"] = "1"
+# The sanitizer build: ASan reserves terabytes of address space for its
+# shadow memory, so tests that limit address space (ulimit -v) cannot run.
+if config.nnc_sanitize:
+    config.available_features.add("sanitizer")
 # In the sanitizer build, a report exits with 66, a status nnc never uses,
 # so `%status 1` or `%status 2` fails on it (lit's `not` would accept it).
 for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
@@ -35,3 +39,7 @@ except OSError:
 # %status N CMD: CMD must exit with status N (its output passes through).
 config.substitutions.append(
     ("%status", "python3 " + os.path.join(os.path.dirname(__file__), "expect_status.py")))
+# %error STATUS REGEX CMD: CMD must fail with STATUS and a message matching
+# REGEX, without a signal or a sanitizer report (the malformed-input suite).
+config.substitutions.append(
+    ("%error", "python3 " + os.path.join(os.path.dirname(__file__), "expect_error.py")))
