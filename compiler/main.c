@@ -246,6 +246,12 @@ static int64_t count_params(const Graph *g) {
 
 static bool load_data(const char *images, size_t classes, size_t sample, NnrtDataset *ds, Diag *d) {
     char labels[4096], err[1024];
+    /* A mistyped path is the likelier problem than a missing labels file:
+     * say so rather than look for labels beside a file that is not there. */
+    if (access(images, F_OK) != 0) {
+        diag_plain(d, "cannot open '%s': %s", images, strerror(errno));
+        return false;
+    }
     if (!nnrt_find_labels(images, labels, sizeof labels)) {
         diag_plain(d, "no labels file next to '%s' (expected e.g. train-labels-idx1-ubyte[.gz] beside "
                       "train-images-idx3-ubyte[.gz])", images);
