@@ -12,6 +12,9 @@
  * also checks that the hook saw executable memory being made at all, so it
  * cannot pass by watching the wrong calls.
  *
+ * A failed lookup checks one LLVM error path: its message reaches us and
+ * its error object is freed.
+ *
  * Leaks: the heap in use after the last compilation must be no larger than
  * after the 10th, give or take LLVM's caches (this also catches memory that
  * is still reachable, say in a registry that grows per compilation), and in
@@ -155,6 +158,13 @@ static bool compile_and_run(bool check_maps) {
     }
     if (check_maps)
         CHECK(wx_mappings() == 0);
+    if (check_maps) {
+        /* An LLVM error path: the lookup fails with LLVM's message, and the
+         * error object is consumed (else LeakSanitizer reports it). */
+        err[0] = '\0';
+        CHECK(jit_lookup(j, "no_such_step", err, sizeof err) == NULL);
+        CHECK(strstr(err, "no_such_step") != NULL);
+    }
     NnrtStepFn fn = (NnrtStepFn)jit_lookup(j, "train_step", err, sizeof err);
     CHECK(fn != NULL);
     if (check_maps)
