@@ -8,6 +8,7 @@
  * no temporary file behind and replaces the old checkpoint whole.
  */
 #include "nnrt.h"
+#include "check.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,18 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-static bool check(bool ok, const char *what, const char *file, int line) {
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL %s:%d: %s\n", file, line, what);
-    }
-    return ok;
-}
-#define CHECK(cond) check((cond), #cond, __FILE__, __LINE__)
 
 static char dir[1024];
 
@@ -197,6 +186,5 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         printf("cannot remove %s\n", dir);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary();
 }

@@ -6,23 +6,12 @@
  * backward pass and the optimizer update are checked here.
  */
 #include "nnc.h"
+#include "check.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
-
-static bool check(bool ok, const char *what, const char *file, int line) {
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL %s:%d: %s\n", file, line, what);
-    }
-    return ok;
-}
-#define CHECK(cond) check((cond), #cond, __FILE__, __LINE__)
 
 static const char model_text[] = "model m {\n"
                                   "    input  x[4]\n"
@@ -114,6 +103,5 @@ int main(void) {
            "m.nn:6:5: error: a gradient became NaN in the optimizer update of 'optimizer sgd(lr = "
            "0.1, momentum = 0.9)'");
     arena_free(a);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary();
 }

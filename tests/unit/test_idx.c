@@ -12,6 +12,7 @@
 #define _GNU_SOURCE /* posix_openpt and friends, mkdtemp, nftw */
 #endif
 #include "nnrt.h"
+#include "check.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -26,18 +27,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static int passed, failed;
-
-static bool check(bool ok, const char *what, const char *file, int line) {
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-        printf("FAIL %s:%d: %s\n", file, line, what);
-    }
-    return ok;
-}
-#define CHECK(cond) check((cond), #cond, __FILE__, __LINE__)
 
 /* ---------------------------------------------------------------- building files */
 
@@ -1066,6 +1055,5 @@ int main(void) {
     test_train();
     test_report();
     nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary();
 }

@@ -3,18 +3,8 @@
  * code removal with its canonical renumbering.
  */
 #include "nnc.h"
+#include "check.h"
 
-static int passed, failed;
-
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (cond) {                                                              \
-            passed++;                                                            \
-        } else {                                                                 \
-            failed++;                                                            \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                        \
-    } while (0)
 
 static const Loc L0;
 
@@ -109,6 +99,5 @@ int main(void) {
     CHECK(d->nslots == g->nslots);
 
     arena_free(a);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary();
 }

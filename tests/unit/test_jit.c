@@ -25,6 +25,7 @@
  */
 
 #include "nnc.h"
+#include "check.h"
 #include "nnrt.h"
 
 #include <malloc.h>
@@ -52,17 +53,6 @@ size_t __sanitizer_get_current_allocated_bytes(void);
  * leak of even 1 KiB per compilation would be 990 KiB. */
 #define HEAP_SLACK ((size_t)256 << 10)
 
-static int passed, failed;
-
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (cond) {                                                              \
-            passed++;                                                            \
-        } else {                                                                 \
-            failed++;                                                            \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                        \
-    } while (0)
 
 /* Bytes of heap in use; ASan's allocator replaces glibc's, whose mallinfo2
  * then reports nothing. */

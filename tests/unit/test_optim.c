@@ -10,14 +10,13 @@
  *      lr m / (sqrt v + eps) = lr [1, -1, 1].
  */
 #include "nnc.h"
+#include "check.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef void (*StepFn)(void **slots);
-
-static int passed, failed;
 
 static void check_close(const char *what, int step, double got, double want) {
     double err = fabs(got - want) / fmax(fabs(want), 1e-12);
@@ -226,6 +225,5 @@ int main(void) {
                                         .clipnorm = 2},
               ref_adam_clipnorm);
     adam_normalised_step();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary();
 }
