@@ -49,8 +49,6 @@ static Tiling tiling(const Cg *c, int64_t M, int64_t N, int64_t K) {
     return t;
 }
 
-static bool folded_transpose(const Graph *g, NodeId a) { return g->nodes[a].op == OP_TRANSPOSE; }
-
 bool cg_matmul_folds(const Graph *g, NodeId t) {
     /* Folded into every use, or it must exist for the others. */
     for (int i = t + 1; i < g->nnodes; i++)
@@ -213,7 +211,9 @@ void cg_matmul(Cg *c, NodeId id) {
     NodeId a = n->in[0], bnode = n->in[1];
     Tiling t = tiling(c, n->shape.dim[0], n->shape.dim[1], g->nodes[a].shape.dim[1]);
     Strided A = {a, t.K, 1};
-    if (folded_transpose(g, a)) { /* A = X^T, X [K, M]: A(i, k) = X[k, i] */
+    /* A = X^T, X [K, M]: A(i, k) = X[k, i]. Read through X whether or not the
+     * schedule also computes the transpose for another user. */
+    if (g->nodes[a].op == OP_TRANSPOSE) {
         A = (Strided){g->nodes[a].in[0], 1, t.M};
     }
     int64_t panel = (int64_t)t.nv * t.vl, full = t.N / panel, rest = t.N % panel;

@@ -15,7 +15,11 @@
  *   func.c      the functional form of a model -> forward IR
  *   autodiff.c  reverse-mode symbolic differentiation on the IR
  *   optim.c     the optimizer update as IR
- *   codegen.c   IR -> LLVM IR, one naive loop nest per node (the -O0 reference)
+ *   step.c      a model's whole step graph (forward, backward, update) for one batch
+ *   gradcheck.c symbolic gradients against central differences, in float64
+ *   fuse.c      the schedule: which loop computes each node, where it lives
+ *   codegen.c   IR -> LLVM IR: a loop nest per scheduled loop (naive at -O0)
+ *   cg_matmul.c the register-blocked matmul kernel and its epilogue
  *   jit.c       LLVM IR -> machine code for the host CPU (ORC LLJIT)
  *   fit.c       checkpoints of a model, the training hook, the NaN/Inf report
  *   main.c      the driver: lists the stages in order
@@ -727,7 +731,7 @@ void *jit_lookup(Jit *j, const char *fn, char *err, size_t errlen);
 void jit_free(Jit *j);
 /* Appends every function's address range to /tmp/perf-PID.map for perf. */
 bool jit_write_perf_map(Jit *j, char *err, size_t errlen);
-/* The host target as LLVM sees it ("znver4 +avx512f,..."), for --version. */
+/* The host target as LLVM sees it ("sapphirerapids avx512f avx2 fma"), for --version. */
 void jit_host_description(char *buf, size_t n);
 /* The module optimised and compiled for the host, as assembly (--emit=asm).
  * The module stays the caller's. */
