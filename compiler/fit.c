@@ -343,7 +343,7 @@ static const char *statement_text(Arena *a, Loc loc) {
 
 /* Marks the nodes the loss and the output depend on: the forward pass.
  * Node ids are topological, so one sweep from the end finds them all. */
-static bool *forward_nodes(const Graph *g) {
+bool *fit_forward_nodes(const Graph *g) {
     bool *fwd = xrealloc(NULL, (size_t)g->nnodes + 1, sizeof *fwd);
     memset(fwd, 0, ((size_t)g->nnodes + 1) * sizeof *fwd);
     for (int o = 0; o < g->noutputs; o++)
@@ -380,7 +380,7 @@ void fit_on_nonfinite(void *ctx, const NnrtNonFinite *nf) {
     }
     if (bad < 0 || !g->nodes[bad].loc.src)
         return; /* the runtime's own message says what it can */
-    bool *fwd = forward_nodes(g);
+    bool *fwd = fit_forward_nodes(g);
     const IrNode *n = &g->nodes[bad];
     const char *pass = fwd[bad] ? "forward pass"
                        : n->loc.offset == h->model->opt_loc.offset ? "optimizer update"

@@ -807,6 +807,9 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
 /* Finds the IR node whose value went bad first and reports it as
  * "model.nn:5:5: error: loss became NaN in the forward pass of 'dense 3'
  * at epoch 2, step 7", with the source line. */
+/* The nodes the loss and the output depend on (the forward pass), as a
+ * malloc'd array of g->nnodes flags. */
+bool *fit_forward_nodes(const Graph *g);
 void fit_on_nonfinite(void *ctx, const NnrtNonFinite *nf);
 
 #endif

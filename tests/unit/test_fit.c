@@ -41,13 +41,7 @@ static bool update(const Graph *g, int i, const bool *fwd) {
 static char *report(Arena *a, const Model *m, Graph *g, Want want, bool in_loss) {
     Schedule *p = schedule(a, g, 0); /* -O0: every node has an arena buffer to plant in */
     float *arena = calloc(p->arena_bytes / sizeof(float) + 1, sizeof(float));
-    bool *fwd = calloc((size_t)g->nnodes, sizeof *fwd);
-    for (int o = 0; o < g->noutputs; o++)
-        if (g->outputs[o].slot == SLOT_NO_LOSS || g->outputs[o].slot == SLOT_NO_OUTPUT)
-            fwd[g->outputs[o].node] = true;
-    for (int i = g->nnodes - 1; i >= 0; i--)
-        for (int k = 0; fwd[i] && k < op_info[g->nodes[i].op].arity; k++)
-            fwd[g->nodes[i].in[k]] = true;
+    bool *fwd = fit_forward_nodes(g);
     int target = -1;
     for (int i = 0; i < g->nnodes && target < 0; i++)
         if (p->place[i] == PLACE_ARENA && want(g, i, fwd))
