@@ -74,6 +74,7 @@ typedef struct Source {
     const char *path; /* as given on the command line */
     const char *text; /* the whole file; may contain NUL bytes */
     size_t len;
+    int first_line;   /* the number of its first line (a REPL entry's in the session); 0: 1 */
 } Source;
 
 /* A position in a source: 1-based line and column (columns count bytes). */
@@ -160,6 +161,7 @@ typedef enum {
     TOP_LET,    /* let NAME = literal: a variable (a leaf one can differentiate by) */
     TOP_ASSIGN, /* NAME = expr: a named value */
     TOP_PRINT,  /* print expr */
+    TOP_EXPR,   /* expr: printed, as 'print expr' is (what a REPL entry usually is) */
 } AstStmtKind;
 
 typedef struct AstStmt {
@@ -215,6 +217,9 @@ typedef struct AstProgram {
 /* Parses `src`; reports every syntax error through `d`. Returns NULL if there
  * was any error. Never crashes on any input. */
 AstProgram *parse_program(Arena *a, Diag *d, const Source *src);
+/* The same for a REPL entry: statements may be bare expressions (TOP_EXPR),
+ * and an entry of nothing is no error. */
+AstProgram *parse_entry(Arena *a, Diag *d, const Source *src);
 
 /* Parser internals, shared by parse.c and the lexer and parser generated from
  * grammar/nn.l and grammar/nn.y. */
@@ -228,6 +233,7 @@ typedef struct ParseState {
     int depth;              /* open '(' and '[': newlines inside them are not separators */
     Loc open_loc;           /* the last '(' or '[' */
     bool stmt_start;        /* the next token starts a statement */
+    int start_token;        /* returned by the lexer first (TK_ENTRY), then 0 */
     /* What syntax error messages quote: the last token (the parser's
      * lookahead when it finds an error) and the statement it is in. */
     int tok;

@@ -185,7 +185,8 @@ int script_run(Arena *a, Diag *d, const AstProgram *p, FILE *out) {
         case TOP_ASSIGN:
             expr_bind(e, st->name, st->name_loc, expr_lower(e, st->expr));
             break;
-        case TOP_PRINT: {
+        case TOP_PRINT:
+        case TOP_EXPR: {
             NodeId n = expr_lower(e, st->expr);
             if (n < 0)
                 break;
