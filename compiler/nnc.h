@@ -734,6 +734,16 @@ Jit *jit_compile(CgModule *m, char *err, size_t errlen);
  * every module. */
 Jit *jit_compile_modules(CgModule **mods, int n, char *err, size_t errlen);
 void *jit_lookup(Jit *j, const char *fn, char *err, size_t errlen);
+/* A JIT with nothing in it yet, for a REPL session: each entry's module is
+ * added under its own resource tracker and removed once it has run, so a
+ * long session holds only the code it still uses. */
+Jit *jit_new(char *err, size_t errlen);
+typedef struct JitUnit JitUnit;
+/* Optimises and compiles m (taken) into j as one removable unit; NULL with a
+ * message in err on failure. Its functions are found with jit_lookup. */
+JitUnit *jit_add(Jit *j, CgModule *m, char *err, size_t errlen);
+/* Removes the unit's code from its JIT and frees the unit. */
+void jit_remove(JitUnit *u);
 void jit_free(Jit *j);
 /* Appends every function's address range to /tmp/perf-PID.map for perf. */
 bool jit_write_perf_map(Jit *j, char *err, size_t errlen);
