@@ -528,8 +528,12 @@ const char *infix_expr(Arena *a, const Graph *g, NodeId root, const char *const 
 typedef struct ExprName {
     const char *name;
     Loc loc;      /* where it was defined */
-    NodeId node;
+    NodeId node;  /* -1: its definition had an error (reported); or one of: */
 } ExprName;
+enum {
+    EXPR_LAZY = -2,      /* defined, but lowered only where used (ExprEnv.resolve) */
+    EXPR_RESOLVING = -3, /* being lowered: a use now is a cycle */
+};
 
 typedef struct ExprEnv ExprEnv;
 struct ExprEnv {
@@ -551,6 +555,10 @@ struct ExprEnv {
     bool warn; /* report warnings (not when lowering again what was checked) */
     /* dense(h, units[, act]), in a model; NULL elsewhere. */
     NodeId (*dense)(ExprEnv *e, const AstExpr *x);
+    /* The node of names[index], bound to EXPR_LAZY or EXPR_RESOLVING, used
+     * at `use` (script.c's session definitions); -1 once reported. */
+    NodeId (*resolve)(ExprEnv *e, int index, Loc use);
+    bool redefine; /* binding a bound name replaces it (the REPL) */
 };
 
 /* The loss `name` (mse, mae, binary_crossentropy, crossentropy) of the
@@ -575,10 +583,37 @@ bool expr_literal(ExprEnv *e, const AstExpr *x, Shape *shape, double **values);
 
 /* ---------------------------------------------------------------- script.c */
 
-/* Runs the top-level statements of `p` (let, assignment, print): one IR
- * graph in float64, compiled by the JIT and run once; prints to `out`.
- * EXIT_OK, EXIT_INVALID_MODEL after errors, EXIT_USAGE if the JIT fails. */
-int script_run(Arena *a, Diag *d, const AstProgram *p, FILE *out);
+/* A text the statements came from (a REPL entry, a loaded file) with the
+ * arena of its AST; freed when the last reference goes (script_text_new
+ * gives the first one). */
+typedef struct ScriptText {
+    Arena *arena;
+    Source src;
+    int refs;
+} ScriptText;
+ScriptText *script_text_new(const char *path, int first_line, const char *text, size_t len);
+void script_text_hold(ScriptText *t);
+void script_text_release(ScriptText *t);
+
+/* A session of statements: its definitions outlive each call. `repl`: a
+ * name may be redefined, and assignments and computed lets show their value. */
+typedef struct Script Script;
+Script *script_new(Diag *d, FILE *out, bool repl);
+void script_free(Script *sc);
+/* Forgets every definition. */
+void script_reset(Script *sc);
+/* Runs statements parsed from `text` (held by the definitions they make; NULL
+ * if it outlives the script), printing to the script's out. False once an
+ * error is reported; the statements before the failing segment took effect. */
+bool script_exec(Script *sc, ScriptText *text, const AstStmt *stmts, int n);
+/* The defined names, in a malloc'd array (the strings are the script's). */
+int script_names(const Script *sc, const char ***names);
+/* x lowered in a new graph (float64) in `a`, seeing the session's names,
+ * without running it: false once reported. */
+bool script_lower(Script *sc, Arena *a, const AstExpr *x, Graph **g, NodeId *node);
+/* Runs the top-level statements of a file: EXIT_OK, EXIT_INVALID_MODEL after
+ * errors, EXIT_USAGE if the JIT fails. */
+int script_run(Diag *d, const AstProgram *p, FILE *out);
 
 /* ---------------------------------------------------------------- lower.c */
 
