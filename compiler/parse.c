@@ -392,8 +392,8 @@ static bool opt_arg(OptLex *x, Diag *d) {
         diag_error(d, x->loc, "expected '=' after '%s' in --schedule", diag_clip(x->ps.arena, key, strlen(key)));
         return false;
     }
-    Loc minus = x->loc;
     bool neg = opt_next(x) == '-';
+    Loc minus = x->loc;
     if (neg)
         opt_next(x);
     if (x->tok != TK_NUMBER) {

@@ -456,8 +456,7 @@ static void sema_spec_args(Sema *s, const AstItem *it, const char *owner, const 
         const AstNum *v = args[k] ? &args[k]->value : NULL;
         if (!v) {
             if (a->required)
-                diag_error(s->diag, it->name_loc, "%s needs %s, e.g. %s(%s = 1000, ...)", owner, a->key, owner,
-                           a->key);
+                diag_error(s->diag, it->name_loc, "%s needs %s = ..., which has no default", owner, a->key);
             continue;
         }
         if (!a->flag)
