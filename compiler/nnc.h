@@ -280,7 +280,7 @@ AstItem ast_optimizer(ParseState *ps, Loc loc, const char *name, Loc name_loc, b
 AstItem ast_schedule(ParseState *ps, Loc loc, const char *name, Loc name_loc, bool has_args);
 AstItem ast_train(ParseState *ps, Loc loc);
 AstItem ast_target(ParseState *ps, Loc loc, const char *name, Loc name_loc);
-AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, AstExpr *init, Loc init_loc);
+AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, AstExpr *init);
 AstItem ast_assign(ParseState *ps, const char *name, Loc name_loc, AstExpr *e);
 AstItem ast_loss_call(ParseState *ps, Loc loc, AstExpr *call);
 void ast_unknown_statement(ParseState *ps, const char *word, Loc loc);

@@ -181,8 +181,7 @@ AstItem ast_target(ParseState *ps, Loc loc, const char *name, Loc name_loc) {
 }
 
 /* param: IDENT '[' dims ']' ['=' expr] */
-AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, AstExpr *init, Loc init_loc) {
-    (void)init_loc; /* the expression has it */
+AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, AstExpr *init) {
     AstItem it = ast_input(ps, name_loc, name, name_loc);
     it.kind = AST_PARAM;
     it.init = init;

@@ -249,8 +249,8 @@ params
     ;
 
 param
-    : TK_IDENT '[' dims ']'                             { $$ = ast_param(ps, $1, @1, NULL, @1); }
-    | TK_IDENT '[' dims ']' '=' expr                    { $$ = ast_param(ps, $1, @1, $6, @6); }
+    : TK_IDENT '[' dims ']'                             { $$ = ast_param(ps, $1, @1, NULL); }
+    | TK_IDENT '[' dims ']' '=' expr                    { $$ = ast_param(ps, $1, @1, $6); }
     ;
 
 /* keywords: keyword { ',' keyword }    keyword: IDENT '=' expr */
