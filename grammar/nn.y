@@ -75,6 +75,7 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
 %token KW_TARGET "'target'"
 %token KW_PARAM "'param'"
 %token KW_SCHEDULE "'schedule'"
+%token TK_ENTRY "start of an entry" /* never in a file: the lexer's first token for a REPL entry */
 
 /* Operators, loosest first; unary minus binds tighter than * and looser
  * than ^, so -x^2 is -(x^2) as in mathematics. */
@@ -91,6 +92,13 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
 %nterm <arg> arg
 
 %%
+
+/* input: program | ENTRY entry
+ * ENTRY is no text: the lexer returns it first when parse_entry asks. */
+input
+    : program
+    | TK_ENTRY entry
+    ;
 
 /* program: { newline | ';' | model | top sep } [top] */
 program
@@ -121,14 +129,37 @@ lets
     | lets ',' name '=' expr                            { ast_stmt(ps, TOP_LET, @3, $3, @3, $5); }
     ;
 
+/* entry: a program whose statements may also be bare expressions, which
+ * are printed (in a file they are not allowed: there a stray word is more
+ * likely a misspelt statement, and says so). */
+entry
+    : entry_items
+    | entry_items entry_top
+    ;
+
+entry_items
+    : %empty
+    | entry_items sep
+    | entry_items model
+    | entry_items entry_top sep
+    | entry_items top_error
+    | entry_items error '}'
+    ;
+
+entry_top
+    : top
+    | expr                                              { ast_stmt(ps, TOP_EXPR, @1, NULL, @1, $1); }
+    ;
+
 /* name: IDENT, or a statement word that cannot be mistaken there: the notes
- * call their values input, target, loss. */
+ * call their values input, target, loss; a schedule is a plausible name too. */
 name
     : TK_IDENT
     | KW_INPUT                                          { $$ = "input"; }
     | KW_TARGET                                         { $$ = "target"; }
     | KW_LOSS                                           { $$ = "loss"; }
     | KW_PARAM                                          { $$ = "param"; }
+    | KW_SCHEDULE                                       { $$ = "schedule"; }
     ;
 
 /* A syntax error after a statement's first token skips to the end of that
@@ -426,7 +457,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
         bool op = strlen(name) == 3 && strchr("+-*/@^", name[1]);
         bool word = expected[i] == YYSYMBOL_KW_INPUT || expected[i] == YYSYMBOL_KW_TARGET ||
                     expected[i] == YYSYMBOL_KW_LOSS || expected[i] == YYSYMBOL_KW_PARAM ||
-                    expected[i] == YYSYMBOL_KW_DENSE;
+                    expected[i] == YYSYMBOL_KW_SCHEDULE || expected[i] == YYSYMBOL_KW_DENSE;
         if (expected[i] != YYSYMBOL_YYEOF && !(number && minus) && !(operators && op) && !(ident && word))
             expected[nwords++] = expected[i];
         else if (ident && word)
