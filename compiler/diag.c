@@ -193,9 +193,8 @@ bool source_read(Arena *a, Diag *d, const char *path, Source *src) {
         return false;
     }
     fclose(f);
-    src->path = arena_strndup(a, path, strlen(path));
-    src->text = arena_strndup(a, buf, len);
-    src->len = len;
+    /* every field: first_line too (0, a file's first line is 1) */
+    *src = (Source){.path = arena_strndup(a, path, strlen(path)), .text = arena_strndup(a, buf, len), .len = len};
     free(buf);
     return true;
 }

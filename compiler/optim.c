@@ -265,7 +265,8 @@ static void sgd_update(Graph *g, const Model *m, const NodeId *params, const Nod
 void optim_update(Graph *g, const Model *m, const NodeId *params, const NodeId *grads, int n) {
     Loc l = m->opt_loc;
     Shape scalar = {0};
-    /* k, the steps taken so far: one count for the optimizer and its schedule. */
+    /* k, the steps taken so far: one count for the optimizer and its schedule
+     * (a float like every slot: exact up to 2^24 steps in float32). */
     NodeId k = -1, t1 = -1;
     if (m->opt == OPT_ADAM || m->opt == OPT_ADAMAX || m->opt == OPT_NADAM || m->sched != SCHED_CONSTANT) {
         int kslot;
