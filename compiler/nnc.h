@@ -78,6 +78,8 @@ typedef struct Source {
     const char *text; /* the whole file; may contain NUL bytes */
     size_t len;
     int first_line;   /* the number of its first line (a REPL entry's in the session); 0: 1 */
+    const char *quoted; /* what messages quote, if not text: the same bytes before a
+                           REPL command blanked all but its expression out */
 } Source;
 
 /* A position in a source: 1-based line and column (columns count bytes). */

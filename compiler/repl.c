@@ -131,9 +131,16 @@ static void skip_blanks(Cmd *c) {
         c->pos++;
 }
 
+static Loc cmd_loc(Cmd *c) {
+    skip_blanks(c);
+    return (Loc){&c->text->src, c->text->src.first_line, (int)c->pos + 1, c->pos};
+}
+
 /* The next word (up to a blank), in the text's arena; NULL at the end. */
 static const char *next_word(Cmd *c, Loc *loc) {
     skip_blanks(c);
+    if (loc)
+        *loc = cmd_loc(c);
     if (c->pos == c->len)
         return NULL;
     size_t start = c->pos;
@@ -144,21 +151,19 @@ static const char *next_word(Cmd *c, Loc *loc) {
     return arena_strndup(c->text->arena, c->s + start, c->pos - start);
 }
 
-static Loc cmd_loc(Cmd *c) {
-    skip_blanks(c);
-    return (Loc){&c->text->src, c->text->src.first_line, (int)c->pos + 1, c->pos};
-}
 
 /* The entry's text from byte `from` to `to` parsed as one expression: the
  * rest is blanked out, so its locations are the entry's own. */
 static const AstExpr *parse_expr_at(Cmd *c, size_t from, size_t to) {
-    char *t = arena_strndup(c->text->arena, c->s, c->len);
-    for (size_t i = 0; i < c->len; i++)
+    size_t len = c->text->src.len;
+    char *t = arena_strndup(c->text->arena, c->s, len);
+    for (size_t i = 0; i < len; i++)
         if ((i < from || i >= to) && t[i] != '\n')
             t[i] = ' ';
     Source *src = arena_alloc(c->text->arena, sizeof *src);
     *src = c->text->src;
     src->text = t;
+    src->quoted = c->text->src.text;
     AstProgram *p = parse_entry(c->text->arena, c->r->diag, src);
     if (!p)
         return NULL;

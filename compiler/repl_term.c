@@ -1,6 +1,6 @@
 /* repl_term.c — the REPL's input: where an entry ends, and the terminal.
  *
- * An entry is a line, or more while a bracket stays open: a model block
+ * An entry is a line, or more while a brace stays open: a model block
  * goes on until its '}' closes (the continuation prompt says so). Commands
  * (':...') are one line each.
  *
@@ -21,11 +21,12 @@
 #include <string.h>
 #include <unistd.h>
 
-/* How many brackets the line leaves open (comments skipped). */
-static int open_brackets(const char *s, size_t n) {
+/* How many braces the line leaves open (comments skipped). Only braces:
+ * an unclosed '(' is more often a typo, better reported at once. */
+static int open_braces(const char *s, size_t n) {
     int depth = 0;
     for (size_t i = 0; i < n && s[i] != '#'; i++)
-        depth += s[i] == '{' || s[i] == '(' || s[i] == '[' ? 1 : s[i] == '}' || s[i] == ')' || s[i] == ']' ? -1 : 0;
+        depth += s[i] == '{' ? 1 : s[i] == '}' ? -1 : 0;
     return depth;
 }
 
@@ -50,7 +51,7 @@ static bool pending_add(Pending *p, const char *line, size_t n) {
     if (!p->len || p->text[p->len - 1] != '\n')
         p->text[p->len++] = '\n';
     bool command = p->depth == 0 && n && line[strspn(line, " \t")] == ':';
-    p->depth += command ? 0 : open_brackets(line, n);
+    p->depth += command ? 0 : open_braces(line, n);
     return p->depth <= 0;
 }
 
