@@ -66,6 +66,10 @@ static void ast_print_item(FILE *out, const AstItem *it) {
         ast_print_num(out, &it->units);
         if (it->name)
             fprintf(out, " %s", it->name);
+        for (int i = 0; i < it->nkwargs; i++) {
+            fputc(' ', out);
+            ast_print_expr(out, it->kwargs[i]);
+        }
         ast_print_loc(out, it->loc);
         return;
     case AST_LOSS:
@@ -85,8 +89,10 @@ static void ast_print_item(FILE *out, const AstItem *it) {
             ast_print_num(out, &it->dims[i]);
         }
         fputc(']', out);
-        if (it->init)
-            fprintf(out, " = %s", it->init);
+        if (it->init) {
+            fputs(" = ", out);
+            ast_print_expr(out, it->init);
+        }
         ast_print_loc(out, it->loc);
         return;
     case AST_ASSIGN:
@@ -95,7 +101,8 @@ static void ast_print_item(FILE *out, const AstItem *it) {
         ast_print_loc(out, it->loc);
         return;
     case AST_OPTIMIZER:
-        fprintf(out, "    optimizer %s", it->name);
+    case AST_SCHEDULE:
+        fprintf(out, "    %s %s", it->kind == AST_OPTIMIZER ? "optimizer" : "schedule", it->name);
         ast_print_loc(out, it->loc);
         ast_print_args(out, it);
         return;

@@ -44,40 +44,43 @@ static NodeId param_leaf(Graph *g, Slot sl, Loc loc) {
     return ir_leaf(g, OP_PARAM, ir_add_slot(g, sl), sl.shape, loc);
 }
 
-/* param NAME[dims] [= zeros | he | glorot]: Keras' fans (fan_in = dim[-2],
- * fan_out = dim[-1]); glorot_uniform unless told. */
+/* param NAME[dims] [= INIT]: Keras' fans; glorot_uniform unless told. */
 static NodeId func_param(Func *f, const AstItem *it) {
-    static const char *const inits[] = {"glorot", "he", "zeros", NULL};
     Shape s = declared(it);
-    Slot sl = {.kind = SLOT_PARAM, .name = it->name, .shape = s, .init_act = ACT_LINEAR,
-               .fan_in = s.rank >= 2 ? s.dim[s.rank - 2] : s.rank ? s.dim[0] : 1,
-               .fan_out = s.rank ? s.dim[s.rank - 1] : 1};
-    if (it->init) {
-        if (!strcmp(it->init, "he")) {
-            sl.init_act = ACT_RELU; /* what selects He-normal */
-        } else if (!strcmp(it->init, "zeros")) {
-            sl.is_bias = true;
-        } else if (strcmp(it->init, "glorot") != 0) {
-            const char *guess = diag_quiet(f->e.diag) ? NULL : closest_name(it->init, inits);
-            const char *shown = diag_clip(f->e.arena, it->init, strlen(it->init));
-            if (guess)
-                diag_error(f->e.diag, it->init_loc, "unknown initializer '%s'; did you mean '%s'?", shown, guess);
-            else
-                diag_error(f->e.diag, it->init_loc, "unknown initializer '%s'; expected zeros, he or glorot", shown);
-            return -1;
-        }
-    }
+    Slot sl = {.kind = SLOT_PARAM, .name = it->name, .shape = s, .init = {.kind = NNRT_INIT_GLOROT_UNIFORM}};
+    init_fans(&s, &sl.fan_in, &sl.fan_out);
+    if (it->init && !init_resolve(&f->e, it->init, &s, &sl.init))
+        return -1;
     return param_leaf(f->e.g, sl, it->loc);
 }
 
-/* dense(h, units[, act]): h @ W + b, then act; W and b are parameters
- * named dense1.W, dense1.b, ... as a layer line's are. */
+/* The parameters of a dense layer on [in] -> [units], named dense1.W,
+ * dense1.b, ... as a layer line's are: z = h @ W + b, then act. */
+static NodeId func_dense_apply(Func *f, Loc loc, NodeId h, int64_t units, Act act, AstExpr *const *kwargs,
+                               int nkwargs) {
+    ExprEnv *e = &f->e;
+    Graph *g = e->g;
+    int64_t in = expr_shape(e, h).dim[0];
+    Slot w = {.kind = SLOT_PARAM, .shape = {2, {in, units}}, .fan_in = in, .fan_out = units};
+    Slot b = {.kind = SLOT_PARAM, .shape = {1, {units}}, .fan_in = in, .fan_out = units};
+    if (!init_dense(e, kwargs, nkwargs, act, &w.shape, &b.shape, &w.init, &b.init))
+        return -1;
+    f->ndense++;
+    w.name = arena_printf(e->arena, "dense%d.W", f->ndense);
+    b.name = arena_printf(e->arena, "dense%d.b", f->ndense);
+    NodeId W = param_leaf(g, w, loc), B = param_leaf(g, b, loc);
+    return lower_activation(g, act, ir_binary(g, OP_ADD, ir_matmul(g, h, W, loc), B, loc), loc);
+}
+
+/* dense(h, units[, act][, kernel_initializer = ..., bias_initializer = ...]) */
 static NodeId func_dense(ExprEnv *e, const AstExpr *x) {
     Func *f = (Func *)e;
-    Graph *g = e->g;
-    if (x->nargs < 2 || x->nargs > 3) {
+    int npos = 0;
+    while (npos < x->nargs && x->args[npos]->kind != EX_KEYWORD)
+        npos++;
+    if (npos < 2 || npos > 3) {
         diag_error(e->diag, x->loc, "dense takes 2 or 3 arguments, found %d; expected dense(h, units[, activation])",
-                   x->nargs);
+                   npos);
         return -1;
     }
     NodeId h = expr_lower(e, x->args[0]);
@@ -89,7 +92,7 @@ static NodeId func_dense(ExprEnv *e, const AstExpr *x) {
         ok = false;
     }
     Act act = ACT_LINEAR;
-    if (x->nargs == 3 && (x->args[2]->kind != EX_NAME || !act_lookup(x->args[2]->name, &act))) {
+    if (npos == 3 && (x->args[2]->kind != EX_NAME || !act_lookup(x->args[2]->name, &act))) {
         diag_error(e->diag, x->args[2]->loc, "expected an activation: relu, sigmoid, tanh, softmax or linear");
         ok = false;
     }
@@ -107,19 +110,11 @@ static NodeId func_dense(ExprEnv *e, const AstExpr *x) {
                    "than %lld elements", (long long)units, (long long)in, (long long)units, (long long)NNC_MAX_ELEMS);
         return -1;
     }
-    f->ndense++;
-    Slot w = {.kind = SLOT_PARAM, .name = arena_printf(e->arena, "dense%d.W", f->ndense), .shape = {2, {in, units}},
-              .init_act = act, .fan_in = in, .fan_out = units};
-    Slot b = {.kind = SLOT_PARAM, .name = arena_printf(e->arena, "dense%d.b", f->ndense), .shape = {1, {units}},
-              .init_act = act, .is_bias = true, .fan_in = in, .fan_out = units};
-    NodeId W = param_leaf(g, w, x->loc), B = param_leaf(g, b, x->loc);
-    NodeId z = ir_binary(g, OP_ADD, ir_matmul(g, h, W, x->loc), B, x->loc);
-    return lower_activation(g, act, z, x->loc);
+    return func_dense_apply(f, x->loc, h, units, act, x->args + npos, x->nargs - npos);
 }
 
-/* dense N [, ACT] as a layer line: on the value before it. */
+/* dense N [, ACT] [, options] as a layer line: on the value before it. */
 static NodeId func_dense_line(Func *f, const AstItem *it, NodeId h) {
-    Graph *g = f->e.g;
     Shape sh = expr_shape(&f->e, h);
     if (!expr_batched(&f->e, h)) {
         diag_error(f->e.diag, it->loc, "dense applies to a value computed from the input; the one before it is not");
@@ -142,13 +137,7 @@ static NodeId func_dense_line(Func *f, const AstItem *it, NodeId h) {
                    (long long)NNC_MAX_ELEMS);
         return -1;
     }
-    f->ndense++;
-    Slot w = {.kind = SLOT_PARAM, .name = arena_printf(f->e.arena, "dense%d.W", f->ndense),
-              .shape = {2, {in, units}}, .init_act = act, .fan_in = in, .fan_out = units};
-    Slot b = {.kind = SLOT_PARAM, .name = arena_printf(f->e.arena, "dense%d.b", f->ndense), .shape = {1, {units}},
-              .init_act = act, .is_bias = true, .fan_in = in, .fan_out = units};
-    NodeId W = param_leaf(g, w, it->loc), B = param_leaf(g, b, it->loc);
-    return lower_activation(g, act, ir_binary(g, OP_ADD, ir_matmul(g, h, W, it->loc), B, it->loc), it->loc);
+    return func_dense_apply(f, it->loc, h, units, act, it->kwargs, it->nkwargs);
 }
 
 /* The loss of out against y: mse or crossentropy, the mean over the batch.

@@ -178,6 +178,7 @@ static double fold_unary(Op op, double x, double alpha) {
     case OP_SIGN: return x > 0 ? 1 : x < 0 ? -1 : 0;
     case OP_SIN: return sin(x);
     case OP_COS: return cos(x);
+    case OP_FLOOR: return floor(x);
     case OP_LEAKY_RELU: return x > 0 ? x : alpha * x;
     case OP_ELU: return x > 0 ? x : alpha * expm1(x);
     case OP_NEG: return -x;

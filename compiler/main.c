@@ -39,6 +39,10 @@ static const char usage[] =
     "                     (default: the t10k-* file next to the training data)\n"
     "  --epochs N, --batch N, --lr X\n"
     "                     override the model file's values\n"
+    "  --schedule S       override the model's learning-rate schedule, e.g.\n"
+    "                     'cosine(decay_steps = 500)'; S is constant, step,\n"
+    "                     exponential, inverse_time or cosine, with the\n"
+    "                     arguments of the model file's 'schedule'\n"
     "  --seed N           seed for initialisation and shuffling (default 1)\n"
     "  --report FILE      write a JSON summary of the training run\n"
     "  --save FILE        save a checkpoint (safetensors: weights, optimizer\n"
@@ -94,6 +98,7 @@ typedef struct Options {
     int monitor;                  /* a FitMonitor; -1: the default */
     int64_t epochs, batch; /* 0: from the model */
     double lr;             /* 0: from the model */
+    const char *schedule;  /* --schedule's text, or NULL */
     uint64_t seed;
     int opt; /* 0 or 2 */
     bool interactive;  /* -i, or no model file: the REPL */
@@ -188,6 +193,8 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
                 diag_plain(d, "--lr expects a positive number, found '%s'", val);
                 return EXIT_USAGE;
             }
+        } else if (VALUE_OPT("--schedule")) {
+            o->schedule = val;
         } else if (VALUE_OPT("--save")) {
             o->save_path = val;
         } else if (VALUE_OPT("--save-best")) {
@@ -241,7 +248,7 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
             o->gradcheck = true;
         } else if (a[0] == '-' && a[1]) {
             static const char *const known[] = {"--emit", "--train", "--test", "--report", "--epochs", "--batch",
-                                                "--seed", "--lr", "--threads", "--gradcheck", "--help", "--version",
+                                                "--seed", "--lr", "--schedule", "--threads", "--gradcheck", "--help", "--version",
                                                 "--save", "--save-every", "--save-best", "--load", "--resume",
                                                 "--val", "--val-split", "--early-stop", "--monitor", "--log",
                                                 "--plot", "--eval", "--predict", "-i", NULL};
@@ -390,8 +397,7 @@ static bool compile_steps(Arena *a, const Model *m, int opt, size_t n_train, con
 /* ---------------------------------------------------------------- train */
 
 /* The parameter and optimizer-state buffers, initialised from the seed:
- * He-normal for layers followed by relu, Glorot-uniform otherwise, biases
- * and optimizer state zero (Keras' choices for these activations). */
+ * each parameter as its slot says (init.c), optimizer state zero. */
 static void **alloc_slots(const Graph *g, uint64_t seed) {
     void **slots = xrealloc(NULL, (size_t)g->nslots, sizeof *slots);
     NnrtRng rng;
@@ -403,10 +409,8 @@ static void **alloc_slots(const Graph *g, uint64_t seed) {
             continue;
         size_t n = (size_t)shape_elems(&sl->shape);
         slots[s] = xrealloc(NULL, n, sizeof(float));
-        NnrtInit init = sl->kind == SLOT_STATE || sl->is_bias ? NNRT_INIT_ZEROS
-                        : sl->init_act == ACT_RELU            ? NNRT_INIT_HE_NORMAL
-                                                              : NNRT_INIT_GLOROT_UNIFORM;
-        nnrt_init_fill(&rng, init, sl->fan_in, sl->fan_out, slots[s], n, 4);
+        NnrtInit zeros = {.kind = NNRT_INIT_ZEROS};
+        nnrt_init_fill(&rng, sl->kind == SLOT_STATE ? &zeros : &sl->init, sl->fan_in, sl->fan_out, slots[s], n, 4);
     }
     return slots;
 }
@@ -657,13 +661,23 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
 /* ---------------------------------------------------------------- the stages */
 
 /* --epochs, --batch, --lr over the model file's values. */
-static void apply_overrides(Model *m, const Options *o) {
+/* The command line's values over the model file's; EXIT_USAGE after
+ * reporting a bad --schedule. */
+static int apply_overrides(Arena *a, Diag *d, Model *m, const Options *o) {
     if (o->epochs)
         m->epochs = o->epochs;
     if (o->batch)
         m->batch = o->batch;
     if (o->lr)
         m->lr = o->lr;
+    if (o->schedule) { /* checked like the file's, its errors located in the option's text */
+        Source *opt = arena_alloc(a, sizeof *opt);
+        *opt = (Source){.path = "--schedule", .text = o->schedule, .len = strlen(o->schedule)};
+        AstItem *it = parse_schedule_option(a, d, opt);
+        if (!it || !sema_schedule(a, d, m, it))
+            return EXIT_USAGE;
+    }
+    return EXIT_OK;
 }
 
 static int run(Arena *a, const Options *o, Diag *d) {
@@ -697,7 +711,8 @@ static int run(Arena *a, const Options *o, Diag *d) {
     }
     if (d->errors || !m)
         return EXIT_INVALID_MODEL;
-    apply_overrides(m, o);
+    if (apply_overrides(a, d, m, o) != EXIT_OK)
+        return EXIT_USAGE;
 
     if (o->gradcheck) {
         Graph *g = ir_new(a, DT_F64);
@@ -784,9 +799,10 @@ static int repl_run_model(void *ctx, Diag *d, const Model *m, const Source *src,
     if (status != EXIT_OK || (status = check_options(&o, d)) != EXIT_OK)
         return status;
     Model run = *m;
-    apply_overrides(&run, &o);
     Arena *a = arena_new();
-    status = session(a, &run, src, &o, d, w);
+    status = apply_overrides(a, d, &run, &o);
+    if (status == EXIT_OK)
+        status = session(a, &run, src, &o, d, w);
     arena_free(a);
     return status;
 }

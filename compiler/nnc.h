@@ -8,6 +8,7 @@
  *   sema.c      AST -> checked Model (shapes inferred and checked)
  *   expr.c      tensor expressions -> IR, with their shapes checked
  *   script.c    top-level statements (let, assignment, print) run through the JIT
+ *   init.c      initializers: their names, calls and literals, checked
  *   ir.c        the tensor SSA DAG: hash-consed, simplifying constructors
  *   ir_print.c  the canonical text form (--emit=ir, --emit=grad)
  *   infix.c     an IR value as a readable infix expression (print grad(L, w))
@@ -32,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "nnrt.h" /* the runtime's types: initializers, the training loop */
 
 #define NNC_VERSION "0.1.0"
 
@@ -180,6 +183,7 @@ typedef enum {
     AST_DENSE,     /* dense N [, ACT] */
     AST_LOSS,      /* loss NAME */
     AST_OPTIMIZER, /* optimizer NAME [( k = v, ... )] */
+    AST_SCHEDULE,  /* schedule NAME [( k = v, ... )]: the learning rate's */
     AST_TRAIN,     /* train k = v, ... */
     AST_TARGET,    /* target NAME [d0, ...]: what the model learns to output */
     AST_PARAM,     /* param NAME [d0, ...] [= INIT]: one per declared parameter */
@@ -194,11 +198,12 @@ typedef struct AstItem {
     AstNum *dims;     /* input */
     int ndims;
     AstNum units;     /* dense */
-    AstArg *args;     /* optimizer, train */
+    AstArg *args;     /* optimizer, schedule, train */
     int nargs;
     AstExpr *expr;    /* assign: the value; loss: its call, as in loss mse(out, y) (else NULL) */
-    const char *init; /* param: its initializer's name, or NULL */
-    Loc init_loc;
+    AstExpr *init;    /* param: its initializer (zeros, normal(0, 1), [1, 2]), or NULL */
+    AstExpr **kwargs; /* dense: key = value options (kernel_initializer = ...) */
+    int nkwargs;
 } AstItem;
 
 typedef struct AstModel {
@@ -219,6 +224,9 @@ typedef struct AstProgram {
 /* Parses `src`; reports every syntax error through `d`. Returns NULL if there
  * was any error. Never crashes on any input. */
 AstProgram *parse_program(Arena *a, Diag *d, const Source *src);
+/* The text of --schedule, NAME [(k = v, ...)], as a schedule statement; NULL
+ * after reporting a syntax error (located in src, whose path names the option). */
+AstItem *parse_schedule_option(Arena *a, Diag *d, const Source *src);
 /* The same for a REPL entry: statements may be bare expressions (TOP_EXPR),
  * and an entry of nothing is no error. */
 AstProgram *parse_entry(Arena *a, Diag *d, const Source *src);
@@ -274,12 +282,13 @@ void ast_args_new(ParseState *ps, AstArg first);
 void ast_args_add(ParseState *ps, AstArg arg);
 AstItem ast_input(ParseState *ps, Loc loc, const char *name, Loc name_loc);
 AstItem ast_flatten(ParseState *ps, Loc loc);
-AstItem ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc act_loc);
+AstItem ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc act_loc, AstExprList *kwargs);
 AstItem ast_loss(ParseState *ps, Loc loc, const char *name, Loc name_loc);
 AstItem ast_optimizer(ParseState *ps, Loc loc, const char *name, Loc name_loc, bool has_args);
+AstItem ast_schedule(ParseState *ps, Loc loc, const char *name, Loc name_loc, bool has_args);
 AstItem ast_train(ParseState *ps, Loc loc);
 AstItem ast_target(ParseState *ps, Loc loc, const char *name, Loc name_loc);
-AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, const char *init, Loc init_loc);
+AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, AstExpr *init);
 AstItem ast_assign(ParseState *ps, const char *name, Loc name_loc, AstExpr *e);
 AstItem ast_loss_call(ParseState *ps, Loc loc, AstExpr *call);
 void ast_unknown_statement(ParseState *ps, const char *word, Loc loc);
@@ -312,7 +321,9 @@ typedef struct Shape {
 
 typedef enum { ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX } Act;
 typedef enum { LOSS_CROSSENTROPY, LOSS_MSE, LOSS_MAE, LOSS_BCE } LossKind;
-typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAMAX } OptKind;
+typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAMAX, OPT_NADAM, OPT_FTRL } OptKind;
+/* Keras' learning-rate schedules of the iteration count k (0 at the first step). */
+typedef enum { SCHED_CONSTANT, SCHED_STEP, SCHED_EXPONENTIAL, SCHED_INVERSE_TIME, SCHED_COSINE } SchedKind;
 typedef enum { LAYER_FLATTEN, LAYER_DENSE } LayerKind;
 
 typedef struct Layer {
@@ -321,6 +332,7 @@ typedef struct Layer {
     Shape in, out;  /* per sample, without the batch dimension */
     Act act;        /* dense */
     int index;      /* dense: 1, 2, ... -> parameter names dense1.W, dense1.b */
+    NnrtInit kernel_init, bias_init; /* dense */
 } Layer;
 
 typedef struct Model {
@@ -340,8 +352,13 @@ typedef struct Model {
     bool nesterov;
     double beta1, beta2, epsilon; /* adam; epsilon for every adaptive one */
     double rho;                   /* rmsprop, adadelta */
-    double accumulator;           /* adagrad: initial_accumulator_value */
-    double weight_decay, clipnorm, clipvalue; /* adaptive optimizers; 0: off */
+    double accumulator;           /* adagrad, ftrl: initial_accumulator_value */
+    double lr_power, l1, l2, l2_shrinkage, ftrl_beta; /* ftrl */
+    double weight_decay, clipnorm, clipvalue, global_clipnorm; /* 0: off */
+    SchedKind sched;              /* the lr as a function of the step count */
+    Loc sched_loc;
+    double decay_steps, decay_rate, alpha;
+    bool staircase;
     int64_t epochs, batch;
     /* The functional form (target, param, NAME = expr, loss f(out, y)):
      * func.c lowers these items for each batch size. NULL: sequential. */
@@ -350,6 +367,9 @@ typedef struct Model {
 
 /* Checks one model; all errors go through `d`. Returns NULL if it had errors. */
 Model *sema_model(Arena *a, Diag *d, const AstModel *m);
+/* Sets m's learning-rate schedule from a schedule statement (the file's or
+ * --schedule's); false once its errors are reported. */
+bool sema_schedule(Arena *a, Diag *d, Model *m, const AstItem *it);
 
 /* The largest number of elements a tensor may have (checked in sema, so
  * later stages multiply dimensions without overflow). */
@@ -393,6 +413,7 @@ typedef enum { DT_F32, DT_F64 } DType;
     X(SIGN, "sign", 1, ELEMWISE)      /* a > 0 ? 1 : a < 0 ? -1 : 0    (abs')       */ \
     X(SIN, "sin", 1, ELEMWISE)        /* sin a                                      */ \
     X(COS, "cos", 1, ELEMWISE)        /* cos a                                      */ \
+    X(FLOOR, "floor", 1, ELEMWISE)    /* the largest integer <= a  (staircase lr)   */ \
     X(LEAKY_RELU, "leaky_relu", 1, ELEMWISE) /* a > 0 ? a : alpha a   (alpha: value) */ \
     X(ELU, "elu", 1, ELEMWISE)        /* a > 0 ? a : alpha (e^a - 1)  (alpha: value) */ \
     X(EQ, "eq", 2, ELEMWISE)          /* a == b ? 1 : 0                             */ \
@@ -454,8 +475,7 @@ typedef struct Slot {
     SlotKind kind;
     const char *name;   /* "dense1.W", "dense1.W.velocity", "x", ... */
     Shape shape;
-    Act init_act;       /* PARAM: the activation after it, to choose its initializer */
-    bool is_bias;       /* PARAM: initialized to zeros */
+    NnrtInit init;      /* PARAM: its initializer */
     int64_t fan_in, fan_out;
 } Slot;
 
@@ -582,6 +602,20 @@ NodeId expr_lower(ExprEnv *e, const AstExpr *x);
 /* The shape and elements of a literal (a number or nested [..] of numbers)
  * in `a`; false once reported. */
 bool expr_literal(ExprEnv *e, const AstExpr *x, Shape *shape, double **values);
+
+/* ---------------------------------------------------------------- init.c */
+
+/* The initializer `x` (zeros, he_uniform, normal(0, 0.05), [1, 2], ...) of a
+ * parameter of `shape` (NULL: not known yet, a literal's shape is not
+ * checked); false once reported through e->diag. */
+bool init_resolve(ExprEnv *e, const AstExpr *x, const Shape *shape, NnrtInit *out);
+/* A dense layer's kernel_initializer = and bias_initializer = options over
+ * the defaults: He-normal before relu, Glorot-uniform otherwise; zeros for
+ * the bias. Shapes as init_resolve's. False once reported. */
+bool init_dense(ExprEnv *e, AstExpr *const *kwargs, int n, Act act, const Shape *w, const Shape *b,
+                NnrtInit *kernel, NnrtInit *bias);
+/* Keras' fans of a weight of this shape (for a matrix: its rows, columns). */
+void init_fans(const Shape *s, int64_t *fan_in, int64_t *fan_out);
 
 /* ---------------------------------------------------------------- script.c */
 
@@ -795,8 +829,6 @@ int jit_vector_bits(void);
 void cg_module_free(CgModule *m);
 
 /* ---------------------------------------------------------------- fit.c */
-
-#include "nnrt.h"
 
 /* What a checkpoint holds beyond the tensors. */
 typedef struct FitState {

@@ -104,14 +104,29 @@ double nnrt_rng_uniform(NnrtRng *r);                 /* [0, 1) */
 double nnrt_rng_normal(NnrtRng *r);                  /* mean 0, std 1 */
 void nnrt_shuffle(NnrtRng *r, uint32_t *idx, size_t n); /* Fisher-Yates */
 
+/* Keras' initializers. The *_NORMAL ones of a fan are truncated normals, as
+ * in Keras 2: drawn from N(0, s / 0.8796...) with anything beyond two of those
+ * standard deviations redrawn, so that the values have the std s named. */
 typedef enum {
     NNRT_INIT_ZEROS,
     NNRT_INIT_GLOROT_UNIFORM, /* U(-l, l), l = sqrt(6 / (fan_in + fan_out)) */
-    NNRT_INIT_HE_NORMAL,      /* N(0, sqrt(2 / fan_in)), truncated at 2 std like Keras */
+    NNRT_INIT_HE_NORMAL,      /* truncated N(0, sqrt(2 / fan_in)) */
+    NNRT_INIT_GLOROT_NORMAL,  /* truncated N(0, sqrt(2 / (fan_in + fan_out))) */
+    NNRT_INIT_HE_UNIFORM,     /* U(-l, l), l = sqrt(6 / fan_in) */
+    NNRT_INIT_CONSTANT,       /* a (ones: 1) */
+    NNRT_INIT_UNIFORM,        /* U(a, b) */
+    NNRT_INIT_NORMAL,         /* N(a, b): mean a, std b, not truncated (Keras' RandomNormal) */
+    NNRT_INIT_VALUES,         /* the n values given (a literal tensor) */
+} NnrtInitKind;
+
+typedef struct NnrtInit {
+    NnrtInitKind kind;
+    double a, b;
+    const double *values; /* VALUES */
 } NnrtInit;
 
 /* Fills n elements of float (dtype_bytes 4) or double (8) at p. */
-void nnrt_init_fill(NnrtRng *r, NnrtInit init, int64_t fan_in, int64_t fan_out,
+void nnrt_init_fill(NnrtRng *r, const NnrtInit *init, int64_t fan_in, int64_t fan_out,
                     void *p, size_t n, int dtype_bytes);
 
 /* ---------------------------------------------------------------- progress.c */

@@ -590,7 +590,7 @@ static void test_init(void) {
 
     /* Glorot: U(-l, l), l = sqrt(6 / (300 + 100)). */
     double l = sqrt(6.0 / 400);
-    nnrt_init_fill(&r, NNRT_INIT_GLOROT_UNIFORM, 300, 100, d, N, 8);
+    nnrt_init_fill(&r, &(NnrtInit){.kind = NNRT_INIT_GLOROT_UNIFORM}, 300, 100, d, N, 8);
     double sum = 0, sum2 = 0, maxabs = 0;
     for (int i = 0; i < N; i++) {
         sum += d[i], sum2 += d[i] * d[i];
@@ -602,7 +602,7 @@ static void test_init(void) {
 
     /* He normal, truncated like Keras: std sqrt(2 / 50) = 0.2 in the end,
      * nothing beyond 2 std of the untruncated normal behind it. */
-    nnrt_init_fill(&r, NNRT_INIT_HE_NORMAL, 50, 10, f, N, 4);
+    nnrt_init_fill(&r, &(NnrtInit){.kind = NNRT_INIT_HE_NORMAL}, 50, 10, f, N, 4);
     sum = sum2 = maxabs = 0;
     for (int i = 0; i < N; i++) {
         sum += f[i], sum2 += (double)f[i] * f[i];
@@ -618,20 +618,20 @@ static void test_init(void) {
     float a[16], b[16];
     nnrt_rng_seed(&r1, 9);
     nnrt_rng_seed(&r2, 9);
-    nnrt_init_fill(&r1, NNRT_INIT_HE_NORMAL, 4, 4, a, 16, 4);
-    nnrt_init_fill(&r2, NNRT_INIT_HE_NORMAL, 4, 4, b, 16, 4);
+    nnrt_init_fill(&r1, &(NnrtInit){.kind = NNRT_INIT_HE_NORMAL}, 4, 4, a, 16, 4);
+    nnrt_init_fill(&r2, &(NnrtInit){.kind = NNRT_INIT_HE_NORMAL}, 4, 4, b, 16, 4);
     CHECK(memcmp(a, b, sizeof a) == 0);
 
     for (int i = 0; i < 16; i++)
         a[i] = 7, d[i] = 7;
-    nnrt_init_fill(&r, NNRT_INIT_ZEROS, 4, 4, a, 16, 4);
-    nnrt_init_fill(&r, NNRT_INIT_ZEROS, 4, 4, d, 15, 8);
+    nnrt_init_fill(&r, &(NnrtInit){.kind = NNRT_INIT_ZEROS}, 4, 4, a, 16, 4);
+    nnrt_init_fill(&r, &(NnrtInit){.kind = NNRT_INIT_ZEROS}, 4, 4, d, 15, 8);
     bool zeros = true;
     for (int i = 0; i < 16; i++)
         zeros &= a[i] == 0 && (i < 15 ? d[i] == 0 : d[i] == 7);
     CHECK(zeros);
     /* No fan (a scalar): no division by zero. */
-    nnrt_init_fill(&r, NNRT_INIT_HE_NORMAL, 0, 0, d, 4, 8);
+    nnrt_init_fill(&r, &(NnrtInit){.kind = NNRT_INIT_HE_NORMAL}, 0, 0, d, 4, 8);
     CHECK(isfinite(d[0]) && isfinite(d[3]));
 }
 
