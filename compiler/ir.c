@@ -530,3 +530,11 @@ Graph *ir_dce(const Graph *g) {
         ir_add_output(d, map[g->outputs[i].node], g->outputs[i].slot);
     return d;
 }
+
+int64_t ir_param_count(const Graph *g) {
+    int64_t n = 0;
+    for (int s = 0; s < g->nslots; s++)
+        if (g->slots[s].kind == SLOT_PARAM)
+            n += shape_elems(&g->slots[s].shape);
+    return n;
+}

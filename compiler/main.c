@@ -415,14 +415,6 @@ static void **alloc_slots(const Graph *g, uint64_t seed) {
     return slots;
 }
 
-static int64_t count_params(const Graph *g) {
-    int64_t n = 0;
-    for (int s = 0; s < g->nslots; s++)
-        if (g->slots[s].kind == SLOT_PARAM)
-            n += shape_elems(&g->slots[s].shape);
-    return n;
-}
-
 static bool load_data(const char *images, size_t classes, size_t sample, NnrtDataset *ds, Diag *d) {
     char labels[4096], err[1024];
     /* A mistyped path is the likelier problem than a missing labels file:
@@ -559,7 +551,7 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
     hook.sched_full = c.sched_full;
     hook.sched_rem = c.sched_rem;
     if (status == EXIT_OK) {
-        fprintf(info, "model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)count_params(g),
+        fprintf(info, "model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)ir_param_count(g),
                 compile_secs * 1e3);
         fflush(info);
     }
@@ -769,7 +761,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
     size_t none[NSETS] = {0};
     int status = compile_steps(a, m, o->opt, (size_t)m->batch, none, &c, d) ? EXIT_OK : EXIT_USAGE;
     if (status == EXIT_OK)
-        printf("model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)count_params(c.train),
+        printf("model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)ir_param_count(c.train),
                (nnrt_now() - t0) * 1e3);
     jit_free(c.jit);
     return status;

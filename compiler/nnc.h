@@ -500,6 +500,8 @@ typedef struct Graph {
 
 Graph *ir_new(Arena *a, DType dt);
 int ir_add_slot(Graph *g, Slot s); /* returns its number */
+/* The elements of every PARAM slot: a model's parameter count. */
+int64_t ir_param_count(const Graph *g);
 void ir_add_output(Graph *g, NodeId node, int slot);
 
 /* Constructors. Each one simplifies first (constant folding, algebraic
