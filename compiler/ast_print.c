@@ -90,7 +90,8 @@ static void ast_print_item(FILE *out, const AstItem *it) {
         ast_print_loc(out, it->loc);
         return;
     case AST_ASSIGN:
-        fprintf(out, "    assign %s = ", it->name);
+    case AST_DATA_VALUE:
+        fprintf(out, "    %s %s = ", it->kind == AST_ASSIGN ? "assign" : "data value", it->name);
         ast_print_expr(out, it->expr);
         ast_print_loc(out, it->loc);
         return;
@@ -98,6 +99,10 @@ static void ast_print_item(FILE *out, const AstItem *it) {
         fprintf(out, "    optimizer %s", it->name);
         ast_print_loc(out, it->loc);
         ast_print_args(out, it);
+        return;
+    case AST_DATA:
+        fputs("    data", out);
+        ast_print_loc(out, it->loc);
         return;
     case AST_TRAIN:
         fputs("    train", out);

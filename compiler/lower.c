@@ -104,6 +104,8 @@ NodeId lower_forward(Graph *g, const Model *m, int64_t batch, NodeId *pred) {
         NodeId ss = ir_sum(g, ir_binary(g, OP_MUL, d, d, loc), -1, loc);
         return ir_binary(g, OP_MUL, ss, ir_const(g, 1.0 / ((double)batch * (double)classes), scalar, loc), loc);
     }
+    case LOSS_NLL: /* sema allows it in the functional form only */
+        break;
     }
     unreachable();
 }

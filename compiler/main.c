@@ -32,6 +32,10 @@ static const char usage[] =
     "  --train [PATH]     train on an IDX images file (raw or .gz); its labels\n"
     "                     file is found next to it. Without PATH:\n"
     "                     " NNC_DEFAULT_DATA "\n"
+    "                     Without PATH, a model with a data block trains on it.\n"
+    "  --target PATH      the targets of --train's samples, an IDX file of any\n"
+    "                     element type: [n, the model's target elements]\n"
+    "  --print-params     print every parameter after training\n"
     "  --test PATH        evaluate on this IDX images file after training\n"
     "                     (default: the t10k-* file next to the training data)\n"
     "  --epochs N, --batch N, --lr X\n"
@@ -84,7 +88,8 @@ typedef struct Options {
     bool train, gradcheck;
     const char *train_path, *test_path, *report_path;
     const char *save_path, *best_path, *load_path, *resume_path, *val_path;
-    const char *eval_path, *predict_path, *out_path, *log_path, *plot_path;
+    const char *eval_path, *predict_path, *out_path, *log_path, *plot_path, *target_path;
+    bool print_params;
     int64_t save_every, patience; /* 0: never */
     double val_split;             /* 0: none */
     int monitor;                  /* a FitMonitor; -1: the default */
@@ -143,6 +148,10 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
             /* The path is optional: take the next word unless it is an option or the model. */
             if (i + 1 < argc && argv[i + 1][0] != '-' && !strstr(argv[i + 1], ".nn"))
                 o->train_path = argv[++i];
+        } else if (VALUE_OPT("--target")) {
+            o->target_path = val;
+        } else if (!strcmp(a, "--print-params")) {
+            o->print_params = true;
         } else if (VALUE_OPT("--test")) {
             o->test_path = val;
         } else if (VALUE_OPT("--report")) {
@@ -236,7 +245,7 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
                                                 "--seed", "--lr", "--threads", "--gradcheck", "--help", "--version",
                                                 "--save", "--save-every", "--save-best", "--load", "--resume",
                                                 "--val", "--val-split", "--early-stop", "--monitor", "--log",
-                                                "--plot", "--eval", "--predict", NULL};
+                                                "--plot", "--eval", "--predict", "--target", "--print-params", NULL};
             const char *near = closest_name(a, known);
             diag_plain(d, "unknown option '%s'%s%s%s (see nnc --help)", a, near ? "; did you mean '" : "",
                        near ? near : "", near ? "'?" : "");
@@ -263,7 +272,8 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
     const char *needs_train = o->save_path ? "--save" : o->save_every ? "--save-every"
                               : o->best_path ? "--save-best" : o->val_path ? "--val"
                               : o->val_split ? "--val-split" : o->patience ? "--early-stop"
-                              : o->log_path ? "--log" : o->plot_path ? "--plot" : NULL;
+                              : o->log_path ? "--log" : o->plot_path ? "--plot"
+                              : o->target_path ? "--target" : o->print_params ? "--print-params" : NULL;
     if (needs_train && !o->train) {
         diag_plain(d, "%s needs --train (or --resume)", needs_train);
         return EXIT_USAGE;
@@ -434,6 +444,34 @@ static bool load_data(const char *images, size_t classes, size_t sample, NnrtDat
     return true;
 }
 
+/* Elements [*i, ...) of a float tensor of shape s from axis `axis` on, as
+ * nested lists like the language's literals. */
+static void print_nested(FILE *out, const float *v, const Shape *s, int axis, int64_t *i) {
+    if (axis == s->rank) {
+        fprintf(out, "%.7g", (double)v[(*i)++]);
+        return;
+    }
+    fputc('[', out);
+    for (int64_t k = 0; k < s->dim[axis]; k++) {
+        if (k)
+            fputs(", ", out);
+        print_nested(out, v, s, axis + 1, i);
+    }
+    fputc(']', out);
+}
+
+/* --print-params: "NAME = [..]" for every parameter, as float32 holds it. */
+static void print_params(FILE *out, const Graph *g, void **slots) {
+    for (int s = 0; s < g->nslots; s++) {
+        if (g->slots[s].kind != SLOT_PARAM)
+            continue;
+        int64_t i = 0;
+        fprintf(out, "%s = ", g->slots[s].name);
+        print_nested(out, slots[s], &g->slots[s].shape, 0, &i);
+        fputc('\n', out);
+    }
+}
+
 /* Every dataset of a run; `have` says which were loaded. */
 typedef struct Data {
     const char *train_path, *test_path;
@@ -450,11 +488,65 @@ static void data_free(Data *dt) {
             nnrt_dataset_free(&dt->set[k]);
 }
 
+/* Class indices are checked against the classes of a model that takes them. */
+static size_t model_classes(const Model *m) {
+    bool indices = (m->loss == LOSS_CROSSENTROPY || m->loss == LOSS_NLL) && m->label_size == 1 && !m->several_losses;
+    return indices ? (size_t)m->output.dim[0] : 0;
+}
+
+/* The training set from --train PATH --target PATH, or from the model's
+ * data block; false (with *status) if neither applies. */
+static bool load_targets(const Model *m, const Options *o, Data *dt, Diag *d, int *status) {
+    char err[1024];
+    *status = EXIT_USAGE;
+    if (o->target_path) {
+        if (!o->train_path) {
+            diag_plain(d, "--target names the targets of --train PATH's samples; give that PATH");
+            return true;
+        }
+        if (!nnrt_dataset_load_targets(o->train_path, o->target_path, (size_t)m->label_size, &dt->train, err,
+                                       sizeof err)) {
+            diag_plain(d, "%s", err);
+            return true;
+        }
+        dt->train_path = o->train_path;
+    } else if (!o->train_path && m->data) {
+        if (!nnrt_dataset_from_memory((size_t)m->data->n, m->data->x, (size_t)shape_elems(&m->input), m->data->y,
+                                      (size_t)m->label_size, &dt->train, err, sizeof err)) {
+            diag_plain(d, "%s", err);
+            return true;
+        }
+        dt->train_path = "the model's data";
+    } else {
+        return false;
+    }
+    dt->have_train = true;
+    if (dt->train.sample_size != (size_t)shape_elems(&m->input)) {
+        diag_plain(d, "'%s' holds samples of %zu elements, but the model's input has %lld", dt->train_path,
+                   dt->train.sample_size, (long long)shape_elems(&m->input));
+        return true;
+    }
+    *status = EXIT_OK;
+    return true;
+}
+
 static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
-    size_t classes = m->loss == LOSS_CROSSENTROPY ? (size_t)m->output.dim[0] : 0;
+    size_t classes = model_classes(m);
     size_t sample = (size_t)shape_elems(&m->input);
     char err[1024];
-    if (o->train) {
+    int status;
+    if (o->train && load_targets(m, o, dt, d, &status)) {
+        if (status != EXIT_OK)
+            return status;
+        dt->test_path = o->test_path;
+        if (dt->test_path && !(dt->have[SET_TEST] = load_data(dt->test_path, classes, sample,
+                                                              &dt->set[SET_TEST], d)))
+            return EXIT_USAGE;
+    } else if (o->train && m->label_size > 1) {
+        diag_plain(d, "model %s has targets of %lld elements per sample: give them with --target FILE (or a "
+                      "data block in the model)", m->name, (long long)m->label_size);
+        return EXIT_USAGE;
+    } else if (o->train) {
         dt->train_path = o->train_path;
         if (!dt->train_path) {
             if (access(NNC_DEFAULT_DATA, R_OK) != 0) {
@@ -473,6 +565,8 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
         if (dt->test_path && !(dt->have[SET_TEST] = load_data(dt->test_path, classes, sample,
                                                               &dt->set[SET_TEST], d)))
             return EXIT_USAGE;
+    }
+    if (o->train) {
         if (o->val_path && !(dt->have[SET_VAL] = load_data(o->val_path, classes, sample, &dt->set[SET_VAL], d)))
             return EXIT_USAGE;
         if (o->val_split) {
@@ -553,7 +647,8 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
     NnrtTrainSpec spec = {
         .dtype_bytes = 4,
         .outputs = (size_t)shape_elems(&m->output),
-        .classify = m->loss == LOSS_CROSSENTROPY || (m->output.dim[0] > 1),
+        .classify = m->label_size == 1 && !m->several_losses &&
+                    (model_classes(m) > 0 || m->output.dim[0] > 1),
         .train_full = c.train_full, .train_rem = c.train_rem,
         .eval_full = c.eval_full, .eval_rem = c.rem[SET_TEST],
         .slots = slots, .nslots = (size_t)g->nslots,
@@ -597,6 +692,8 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
             }
         }
         nnrt_train_result_free(&res);
+        if (status == EXIT_OK && o->print_params)
+            print_params(info, g, slots);
     }
     if (status == EXIT_OK && dt.have[SET_EVAL]) {
         spec.eval_rem = c.rem[SET_EVAL];

@@ -180,6 +180,8 @@ typedef enum {
     AST_TARGET,    /* target NAME [d0, ...]: what the model learns to output */
     AST_PARAM,     /* param NAME [d0, ...] [= INIT]: one per declared parameter */
     AST_ASSIGN,    /* NAME = expr: a named value of the model */
+    AST_DATA_VALUE, /* NAME = literal in a data block: the samples of an input or target */
+    AST_DATA,      /* data { ... }: after its values */
 } AstKind;
 
 typedef struct AstItem {
@@ -274,6 +276,8 @@ AstItem ast_target(ParseState *ps, Loc loc, const char *name, Loc name_loc);
 AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, const char *init, Loc init_loc);
 AstItem ast_assign(ParseState *ps, const char *name, Loc name_loc, AstExpr *e);
 AstItem ast_loss_call(ParseState *ps, Loc loc, AstExpr *call);
+AstItem ast_data(ParseState *ps, Loc loc);
+void ast_data_value(ParseState *ps, const char *name, Loc name_loc, AstExpr *e);
 void ast_unknown_statement(ParseState *ps, const char *word, Loc loc);
 AstExpr *ast_expr_num(ParseState *ps, AstNum n);
 AstExpr *ast_expr_name(ParseState *ps, const char *name, Loc loc);
@@ -303,7 +307,7 @@ typedef struct Shape {
 } Shape;
 
 typedef enum { ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX } Act;
-typedef enum { LOSS_CROSSENTROPY, LOSS_MSE, LOSS_MAE, LOSS_BCE } LossKind;
+typedef enum { LOSS_CROSSENTROPY, LOSS_MSE, LOSS_MAE, LOSS_BCE, LOSS_NLL } LossKind;
 typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAMAX } OptKind;
 typedef enum { LAYER_FLATTEN, LAYER_DENSE } LayerKind;
 
@@ -314,6 +318,14 @@ typedef struct Layer {
     Act act;        /* dense */
     int index;      /* dense: 1, 2, ... -> parameter names dense1.W, dense1.b */
 } Layer;
+
+/* Inline data: n samples of the inputs and of the targets, each side by
+ * side in the slots' order (as the step function's slots 1 and 2 hold them). */
+typedef struct ModelData {
+    int64_t n;
+    double *x, *y; /* n * input elements, n * label_size */
+    Loc loc;
+} ModelData;
 
 typedef struct Model {
     const char *name;
@@ -338,6 +350,13 @@ typedef struct Model {
     /* The functional form (target, param, NAME = expr, loss f(out, y)):
      * func.c lowers these items for each batch size. NULL: sequential. */
     const AstModel *functional;
+    /* Elements per sample of the label slot: 1 (a class index or one value,
+     * the labels file's convention), or the targets of a functional model
+     * side by side (then `input` above is the inputs side by side too when
+     * there are several). */
+    int64_t label_size;
+    bool several_losses; /* the output is every prediction, flattened side by side */
+    const ModelData *data; /* inline data { ... }, or NULL */
 } Model;
 
 /* Checks one model; all errors go through `d`. Returns NULL if it had errors. */
@@ -354,6 +373,16 @@ const char *shape_str(const Shape *s, char *buf, size_t n);
 const char *act_name(Act a);
 /* The activation called `name`; false if there is none. */
 bool act_lookup(const char *name, Act *out);
+/* The loss called `name`; false if there is none. */
+bool sema_loss_lookup(const char *name, LossKind *out);
+
+/* ---------------------------------------------------------------- data.c */
+
+/* The values of a data block (the AST_DATA_VALUE items before `data`),
+ * checked against the model's inputs and targets: each given once, the
+ * same number of samples in all, the declared shape per sample. NULL once
+ * reported. */
+const ModelData *data_check(Arena *a, Diag *d, const Model *m, const AstModel *ast, const AstItem *data);
 
 /* ---------------------------------------------------------------- ir.c: the IR */
 

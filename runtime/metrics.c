@@ -149,6 +149,7 @@ bool nnrt_dataset_load_unlabelled(const char *images, NnrtDataset *out, char *er
     }
     out->n = n;
     out->sample_size = nnrt_idx_sample_size(&out->images);
+    out->label_size = 1;
     return true;
 }
 
@@ -185,5 +186,6 @@ bool nnrt_dataset_split(NnrtDataset *ds, size_t n_val, NnrtDataset *val, char *e
     ds->n -= n_val;
     val->n = n_val;
     val->sample_size = ds->sample_size;
+    val->label_size = ds->label_size;
     return true;
 }
