@@ -57,8 +57,8 @@ static bool data_value(ExprEnv *e, const AstItem *v, const AstItem *it, int64_t 
         *n = s.dim[0];
         *first = v->name_loc;
     } else if (s.dim[0] != *n) {
-        diag_error(e->diag, v->expr->loc, "data for '%s' has %lld samples, but the first value has %lld", v->name,
-                   (long long)s.dim[0], (long long)*n);
+        diag_error(e->diag, v->expr->loc, "data for '%s' has %lld sample%s, but the first value has %lld", v->name,
+                   (long long)s.dim[0], s.dim[0] == 1 ? "" : "s", (long long)*n);
         diag_note(e->diag, *first, "the first value is here");
         return false;
     }

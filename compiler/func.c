@@ -167,6 +167,11 @@ static bool func_loss_weight(ExprEnv *e, const AstExpr *call, double *w) {
     }
     if (call->nargs == 2 && call->args[0]->kind != EX_KEYWORD && call->args[1]->kind != EX_KEYWORD)
         return true;
+    if (call->nargs == 3 && call->args[2]->kind == EX_KEYWORD) {
+        const char *key = diag_clip(e->arena, call->args[2]->name, strlen(call->args[2]->name));
+        diag_error(e->diag, call->args[2]->loc, "unknown argument '%s' for %s; expected weight = w", key, call->name);
+        return false;
+    }
     diag_error(e->diag, call->loc, "%s takes 2 arguments and a weight, found %d; expected %s(prediction, target"
                "[, weight = w])", call->name, call->nargs, call->name);
     return false;
