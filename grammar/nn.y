@@ -245,6 +245,7 @@ data_lines
     : %empty
     | data_lines data_sep
     | data_lines data_value data_sep
+    | data_lines error data_sep                         { yyerrok; }
     ;
 data_sep
     : sep
