@@ -291,11 +291,12 @@ NodeId func_lower(Graph *g, const Model *m, int64_t batch, Diag *d, NodeId *pred
     int errors = d->errors;
     const AstModel *ast = m->functional;
     int ninputs = 0, ntargets = 0;
-    const AstItem *first_input = NULL;
+    Loc xloc = ast->loc, yloc = ast->loc; /* of the first input and target */
     for (int i = 0; i < ast->nitems; i++) {
         if (ast->items[i].kind == AST_INPUT && !ninputs++)
-            first_input = &ast->items[i];
-        ntargets += ast->items[i].kind == AST_TARGET;
+            xloc = ast->items[i].loc;
+        if (ast->items[i].kind == AST_TARGET && !ntargets++)
+            yloc = ast->items[i].loc;
     }
     ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
     Shape xs = ninputs == 1 ? batched(&m->input, batch) : (Shape){2, {batch, shape_elems(&m->input)}};
@@ -308,7 +309,7 @@ NodeId func_lower(Graph *g, const Model *m, int64_t batch, Diag *d, NodeId *pred
 
     Func f = {.e = {.arena = a, .diag = d, .g = g, .batch = batch, .dense = func_dense, .warn = output != NULL}};
     ExprEnv *e = &f.e;
-    NodeId xall = ir_leaf(g, OP_INPUT, sx, xs, first_input->loc), yall = ir_leaf(g, OP_LABEL, sy, ys, ast->loc);
+    NodeId xall = ir_leaf(g, OP_INPUT, sx, xs, xloc), yall = ir_leaf(g, OP_LABEL, sy, ys, yloc);
     NodeId loss = -1, target = -1, outputs = -1;
     int64_t xoff = 0, yoff = 0;
     NodeId cur = -1; /* the value a layer line applies to: the last one made */

@@ -29,6 +29,7 @@ static const char usage[] =
     "                           which loop computes each node, where it lives\n"
     "                     llvm  the LLVM IR of the training step\n"
     "                     asm   its machine code for this CPU, after O3\n"
+    "                     dot   the forward and gradient graphs for Graphviz\n"
     "  --train [PATH]     train on an IDX images file (raw or .gz); its labels\n"
     "                     file is found next to it. Without PATH:\n"
     "                     " NNC_DEFAULT_DATA "\n"
@@ -80,7 +81,7 @@ static const char usage[] =
 
 #define GRADCHECK_TOLERANCE 1e-6
 
-typedef enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_KERNELS, EMIT_LLVM, EMIT_ASM } Emit;
+typedef enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_KERNELS, EMIT_LLVM, EMIT_ASM, EMIT_DOT } Emit;
 
 typedef struct Options {
     const char *model_path;
@@ -129,14 +130,14 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
             printf("nnc %s (LLVM %s; host %s)\n", NNC_VERSION, NNC_LLVM_VERSION, host);
             exit(EXIT_OK);
         } else if (!strncmp(a, "--emit=", 7)) {
-            static const char *const kinds[] = {"ast", "ir", "grad", "kernels", "llvm", "asm", NULL};
+            static const char *const kinds[] = {"ast", "ir", "grad", "kernels", "llvm", "asm", "dot", NULL};
             o->emit = EMIT_NONE;
             for (int k = 0; kinds[k]; k++)
                 if (!strcmp(a + 7, kinds[k]))
                     o->emit = (Emit)(k + 1);
             if (o->emit == EMIT_NONE) {
                 const char *near = closest_name(a + 7, kinds);
-                diag_plain(d, "unknown --emit kind '%s'%s%s%s; expected ast, ir, grad, kernels, llvm or asm", a + 7,
+                diag_plain(d, "unknown --emit kind '%s'%s%s%s; expected ast, ir, grad, kernels, llvm, asm or dot", a + 7,
                            near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
                 return EXIT_USAGE;
             }
@@ -793,6 +794,9 @@ static int run(Arena *a, const Options *o, Diag *d) {
         return EXIT_OK;
     case EMIT_GRAD:
         ir_print(stdout, step_graph(a, m, STEP_TRAIN, m->batch, DT_F32));
+        return EXIT_OK;
+    case EMIT_DOT:
+        dot_print(stdout, step_graph(a, m, STEP_TRAIN, m->batch, DT_F32), m->name);
         return EXIT_OK;
     case EMIT_KERNELS: {
         Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32);

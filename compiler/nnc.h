@@ -10,6 +10,7 @@
  *   script.c    top-level statements (let, assignment, print) run through the JIT
  *   ir.c        the tensor SSA DAG: hash-consed, simplifying constructors
  *   ir_print.c  the canonical text form (--emit=ir, --emit=grad)
+ *   dot.c       the training step for Graphviz (--emit=dot)
  *   infix.c     an IR value as a readable infix expression (print grad(L, w))
  *   lower.c     Model -> forward IR
  *   func.c      the functional form of a model -> forward IR
@@ -535,6 +536,12 @@ Graph *ir_dce(const Graph *g);
 /* ---------------------------------------------------------------- ir_print.c */
 
 void ir_print(FILE *out, const Graph *g);
+
+/* ---------------------------------------------------------------- dot.c */
+
+/* --emit=dot: the training step g as one Graphviz digraph called `name`,
+ * the forward pass and the gradient graph as two clusters. */
+void dot_print(FILE *out, const Graph *g, const char *name);
 
 /* ---------------------------------------------------------------- infix.c */
 
