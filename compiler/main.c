@@ -536,6 +536,12 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
     size_t sample = (size_t)shape_elems(&m->input);
     char err[1024];
     int status;
+    const char *labelled = o->test_path ? "--test" : o->val_path ? "--val" : o->eval_path ? "--eval" : NULL;
+    if (m->label_size > 1 && labelled) {
+        diag_plain(d, "%s reads a labels file (one label per sample), but model %s has targets of %lld elements per "
+                      "sample; validate with --val-split", labelled, m->name, (long long)m->label_size);
+        return EXIT_USAGE;
+    }
     if (o->train && load_targets(m, o, dt, d, &status)) {
         if (status != EXIT_OK)
             return status;
@@ -581,7 +587,7 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
     if (o->eval_path && !(dt->have[SET_EVAL] = load_data(o->eval_path, classes, sample, &dt->set[SET_EVAL], d)))
         return EXIT_USAGE;
     if (o->predict_path) {
-        if (!(dt->have[SET_PREDICT] = nnrt_dataset_load_unlabelled(o->predict_path, &dt->set[SET_PREDICT], err,
+        if (!(dt->have[SET_PREDICT] = nnrt_dataset_load_unlabelled(o->predict_path, (size_t)m->label_size, &dt->set[SET_PREDICT], err,
                                                                    sizeof err))) {
             diag_plain(d, "%s", err);
             return EXIT_USAGE;
