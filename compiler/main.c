@@ -760,7 +760,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
         return EXIT_USAGE;
     }
     if (ast->nstmts) {
-        int status = script_run(a, d, ast, stdout);
+        int status = script_run(d, ast, stdout);
         if (status != EXIT_OK || ast->nmodels == 0)
             return status;
     }

@@ -75,6 +75,7 @@ typedef struct Source {
     const char *path; /* as given on the command line */
     const char *text; /* the whole file; may contain NUL bytes */
     size_t len;
+    int first_line;   /* the number of its first line (a REPL entry's in the session); 0: 1 */
 } Source;
 
 /* A position in a source: 1-based line and column (columns count bytes). */
@@ -161,6 +162,7 @@ typedef enum {
     TOP_LET,    /* let NAME = literal: a variable (a leaf one can differentiate by) */
     TOP_ASSIGN, /* NAME = expr: a named value */
     TOP_PRINT,  /* print expr */
+    TOP_EXPR,   /* expr: printed, as 'print expr' is (what a REPL entry usually is) */
 } AstStmtKind;
 
 typedef struct AstStmt {
@@ -218,6 +220,9 @@ typedef struct AstProgram {
 /* Parses `src`; reports every syntax error through `d`. Returns NULL if there
  * was any error. Never crashes on any input. */
 AstProgram *parse_program(Arena *a, Diag *d, const Source *src);
+/* The same for a REPL entry: statements may be bare expressions (TOP_EXPR),
+ * and an entry of nothing is no error. */
+AstProgram *parse_entry(Arena *a, Diag *d, const Source *src);
 
 /* Parser internals, shared by parse.c and the lexer and parser generated from
  * grammar/nn.l and grammar/nn.y. */
@@ -231,6 +236,7 @@ typedef struct ParseState {
     int depth;              /* open '(' and '[': newlines inside them are not separators */
     Loc open_loc;           /* the last '(' or '[' */
     bool stmt_start;        /* the next token starts a statement */
+    int start_token;        /* returned by the lexer first (TK_ENTRY), then 0 */
     /* What syntax error messages quote: the last token (the parser's
      * lookahead when it finds an error) and the statement it is in. */
     int tok;
@@ -558,8 +564,12 @@ const char *infix_expr(Arena *a, const Graph *g, NodeId root, const char *const 
 typedef struct ExprName {
     const char *name;
     Loc loc;      /* where it was defined */
-    NodeId node;
+    NodeId node;  /* -1: its definition had an error (reported); or one of: */
 } ExprName;
+enum {
+    EXPR_LAZY = -2,      /* defined, but lowered only where used (ExprEnv.resolve) */
+    EXPR_RESOLVING = -3, /* being lowered: a use now is a cycle */
+};
 
 typedef struct ExprEnv ExprEnv;
 struct ExprEnv {
@@ -581,6 +591,10 @@ struct ExprEnv {
     bool warn; /* report warnings (not when lowering again what was checked) */
     /* dense(h, units[, act]), in a model; NULL elsewhere. */
     NodeId (*dense)(ExprEnv *e, const AstExpr *x);
+    /* The node of names[index], bound to EXPR_LAZY or EXPR_RESOLVING, used
+     * at `use` (script.c's session definitions); -1 once reported. */
+    NodeId (*resolve)(ExprEnv *e, int index, Loc use);
+    bool redefine; /* binding a bound name replaces it (the REPL) */
 };
 
 /* The loss `name` (mse, mae, binary_crossentropy, crossentropy) of the
@@ -605,10 +619,37 @@ bool expr_literal(ExprEnv *e, const AstExpr *x, Shape *shape, double **values);
 
 /* ---------------------------------------------------------------- script.c */
 
-/* Runs the top-level statements of `p` (let, assignment, print): one IR
- * graph in float64, compiled by the JIT and run once; prints to `out`.
- * EXIT_OK, EXIT_INVALID_MODEL after errors, EXIT_USAGE if the JIT fails. */
-int script_run(Arena *a, Diag *d, const AstProgram *p, FILE *out);
+/* A text the statements came from (a REPL entry, a loaded file) with the
+ * arena of its AST; freed when the last reference goes (script_text_new
+ * gives the first one). */
+typedef struct ScriptText {
+    Arena *arena;
+    Source src;
+    int refs;
+} ScriptText;
+ScriptText *script_text_new(const char *path, int first_line, const char *text, size_t len);
+void script_text_hold(ScriptText *t);
+void script_text_release(ScriptText *t);
+
+/* A session of statements: its definitions outlive each call. `repl`: a
+ * name may be redefined, and assignments and computed lets show their value. */
+typedef struct Script Script;
+Script *script_new(Diag *d, FILE *out, bool repl);
+void script_free(Script *sc);
+/* Forgets every definition. */
+void script_reset(Script *sc);
+/* Runs statements parsed from `text` (held by the definitions they make; NULL
+ * if it outlives the script), printing to the script's out. False once an
+ * error is reported; the statements before the failing segment took effect. */
+bool script_exec(Script *sc, ScriptText *text, const AstStmt *stmts, int n);
+/* The defined names, in a malloc'd array (the strings are the script's). */
+int script_names(const Script *sc, const char ***names);
+/* x lowered in a new graph (float64) in `a`, seeing the session's names,
+ * without running it: false once reported. */
+bool script_lower(Script *sc, Arena *a, const AstExpr *x, Graph **g, NodeId *node);
+/* Runs the top-level statements of a file: EXIT_OK, EXIT_INVALID_MODEL after
+ * errors, EXIT_USAGE if the JIT fails. */
+int script_run(Diag *d, const AstProgram *p, FILE *out);
 
 /* ---------------------------------------------------------------- lower.c */
 
@@ -764,6 +805,16 @@ Jit *jit_compile(CgModule *m, char *err, size_t errlen);
  * every module. */
 Jit *jit_compile_modules(CgModule **mods, int n, char *err, size_t errlen);
 void *jit_lookup(Jit *j, const char *fn, char *err, size_t errlen);
+/* A JIT with nothing in it yet, for a REPL session: each entry's module is
+ * added under its own resource tracker and removed once it has run, so a
+ * long session holds only the code it still uses. */
+Jit *jit_new(char *err, size_t errlen);
+typedef struct JitUnit JitUnit;
+/* Optimises and compiles m (taken) into j as one removable unit; NULL with a
+ * message in err on failure. Its functions are found with jit_lookup. */
+JitUnit *jit_add(Jit *j, CgModule *m, char *err, size_t errlen);
+/* Removes the unit's code from its JIT and frees the unit. */
+void jit_remove(JitUnit *u);
 void jit_free(Jit *j);
 /* Appends every function's address range to /tmp/perf-PID.map for perf. */
 bool jit_write_perf_map(Jit *j, char *err, size_t errlen);
