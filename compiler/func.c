@@ -15,6 +15,12 @@
  * a sequential model's (arena, input, label, loss, output, then parameters
  * in the order they appear), so the runtime trains either alike. Sema calls
  * this once to check the model; lower_forward calls it per batch size.
+ *
+ * Several inputs, targets and losses (Keras' functional API) keep those
+ * slots: the inputs lie side by side in the input slot, the targets in the
+ * label slot, each a slice of it, and the loss is the sum of the (weighted)
+ * terms, so the runtime feeds them from one file or data block as it feeds
+ * one input.
  */
 #include "nnc.h"
 

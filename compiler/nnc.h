@@ -14,6 +14,7 @@
  *   infix.c     an IR value as a readable infix expression (print grad(L, w))
  *   lower.c     Model -> forward IR
  *   func.c      the functional form of a model -> forward IR
+ *   data.c      inline data of a model (data { x = [[3, 4]], y = [[6]] })
  *   autodiff.c  reverse-mode symbolic differentiation on the IR
  *   optim.c     the optimizer update as IR
  *   step.c      a model's whole step graph (forward, backward, update) for one batch
