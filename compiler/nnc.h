@@ -77,6 +77,8 @@ typedef struct Source {
     const char *text; /* the whole file; may contain NUL bytes */
     size_t len;
     int first_line;   /* the number of its first line (a REPL entry's in the session); 0: 1 */
+    const char *quoted; /* what messages quote, if not text: the same bytes before a
+                           REPL command blanked all but its expression out */
 } Source;
 
 /* A position in a source: 1-based line and column (columns count bytes). */
@@ -864,6 +866,16 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
 bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const FitInfo *info,
               FitState *st);
 
+/* A model's PARAM and STATE buffers (float32) kept between runs (the REPL),
+ * laid out as the slots of its training step graph. */
+typedef struct FitWeights {
+    void **slots; /* NULL: none yet */
+    int nslots;
+} FitWeights;
+/* Zeroed buffers for g's PARAM and STATE slots. */
+FitWeights fit_weights_new(const Graph *g);
+void fit_weights_free(FitWeights *w);
+
 typedef enum { MONITOR_LOSS, MONITOR_ACC, MONITOR_VAL_LOSS, MONITOR_VAL_ACC } FitMonitor;
 const char *fit_monitor_name(FitMonitor m);
 
@@ -899,5 +911,37 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
  * malloc'd array of g->nnodes flags. */
 bool *fit_forward_nodes(const Graph *g);
 void fit_on_nonfinite(void *ctx, const NnrtNonFinite *nf);
+
+/* ---------------------------------------------------------------- repl.c */
+
+/* What the REPL borrows from the driver: running a model as `nnc` runs a
+ * model file, with `argv` (argc options, no program name or file) and the
+ * model's weights in *w (made if w->slots is NULL; kept there after). */
+typedef struct ReplDriver {
+    void *ctx;
+    int (*run)(void *ctx, Diag *d, const Model *m, const Source *src, int argc, char **argv, FitWeights *w);
+} ReplDriver;
+
+typedef struct Repl Repl;
+/* A session printing to `out`, errors to d; driver NULL: no :train or :eval. */
+Repl *repl_new(Diag *d, FILE *out, const ReplDriver *driver);
+void repl_free(Repl *r);
+/* Evaluates one entry (a command, or statements and models; the text of a
+ * whole multi-line block), read from `path`: false if it reported an error.
+ * The session's state is as before a failed entry. */
+bool repl_eval(Repl *r, const char *path, const char *text, size_t len);
+/* After :quit. */
+bool repl_done(const Repl *r);
+/* Every name completion may offer: values, models, commands (":train"), in
+ * a malloc'd array. */
+int repl_names(const Repl *r, const char ***names);
+
+/* ---------------------------------------------------------------- repl_term.c */
+
+/* Reads entries from standard input until end of input or :quit. On a
+ * terminal: prompts, line editing, history (~/.nnc_history), completion,
+ * Ctrl-C. Otherwise plain lines without prompts. Returns EXIT_OK, or
+ * EXIT_INVALID_MODEL if any entry failed. */
+int repl_main(Repl *r);
 
 #endif

@@ -364,7 +364,7 @@ static bool eval_stmt(Eval *ev, const AstStmt *st) {
         /* Its expression is stored: one that uses the name is a cycle. */
         ExprName *old = ev->sc->repl ? (ExprName *)expr_lookup(e, st->name) : NULL;
         if (old)
-            old->node = EXPR_RESOLVING;
+            *old = (ExprName){old->name, st->name_loc, EXPR_RESOLVING};
         NodeId n = expr_lower(e, st->expr);
         if (expr_bind(e, st->name, st->name_loc, n) && n >= 0) {
             add_pending(ev, (Pending){.stmt = st, .print = -1});
