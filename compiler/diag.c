@@ -193,7 +193,6 @@ bool source_read(Arena *a, Diag *d, const char *path, Source *src) {
         return false;
     }
     fclose(f);
-    /* Every field: first_line and quoted are 0 for a file (not left as found). */
     *src = (Source){.path = arena_strndup(a, path, strlen(path)), .text = arena_strndup(a, buf, len), .len = len};
     free(buf);
     return true;
