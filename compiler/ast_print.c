@@ -96,7 +96,8 @@ static void ast_print_item(FILE *out, const AstItem *it) {
         ast_print_loc(out, it->loc);
         return;
     case AST_ASSIGN:
-        fprintf(out, "    assign %s = ", it->name);
+    case AST_DATA_VALUE:
+        fprintf(out, "    %s %s = ", it->kind == AST_ASSIGN ? "assign" : "data value", it->name);
         ast_print_expr(out, it->expr);
         ast_print_loc(out, it->loc);
         return;
@@ -105,6 +106,10 @@ static void ast_print_item(FILE *out, const AstItem *it) {
         fprintf(out, "    %s %s", it->kind == AST_OPTIMIZER ? "optimizer" : "schedule", it->name);
         ast_print_loc(out, it->loc);
         ast_print_args(out, it);
+        return;
+    case AST_DATA:
+        fputs("    data", out);
+        ast_print_loc(out, it->loc);
         return;
     case AST_TRAIN:
         fputs("    train", out);

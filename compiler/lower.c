@@ -45,8 +45,8 @@ NodeId lower_forward(Graph *g, const Model *m, int64_t batch, NodeId *pred) {
     if (m->functional) { /* checked by sema: no errors here */
         Diag quiet;
         diag_init(&quiet, stderr);
-        Shape out;
-        NodeId loss = func_lower(g, m, batch, &quiet, pred, &out);
+        /* No output shape wanted: sema has shown the warnings once. */
+        NodeId loss = func_lower(g, m, batch, &quiet, pred, NULL);
         if (loss < 0)
             die("lower: a checked functional model has errors");
         return loss;
@@ -104,6 +104,8 @@ NodeId lower_forward(Graph *g, const Model *m, int64_t batch, NodeId *pred) {
         NodeId ss = ir_sum(g, ir_binary(g, OP_MUL, d, d, loc), -1, loc);
         return ir_binary(g, OP_MUL, ss, ir_const(g, 1.0 / ((double)batch * (double)classes), scalar, loc), loc);
     }
+    case LOSS_NLL: /* sema allows it in the functional form only */
+        break;
     }
     unreachable();
 }

@@ -11,9 +11,11 @@
  *   init.c      initializers: their names, calls and literals, checked
  *   ir.c        the tensor SSA DAG: hash-consed, simplifying constructors
  *   ir_print.c  the canonical text form (--emit=ir, --emit=grad)
+ *   dot.c       the training step for Graphviz (--emit=dot)
  *   infix.c     an IR value as a readable infix expression (print grad(L, w))
  *   lower.c     Model -> forward IR
  *   func.c      the functional form of a model -> forward IR
+ *   data.c      inline data of a model (data { x = [[3, 4]], y = [[6]] })
  *   autodiff.c  reverse-mode symbolic differentiation on the IR
  *   optim.c     the optimizer update as IR
  *   step.c      a model's whole step graph (forward, backward, update) for one batch
@@ -188,6 +190,8 @@ typedef enum {
     AST_TARGET,    /* target NAME [d0, ...]: what the model learns to output */
     AST_PARAM,     /* param NAME [d0, ...] [= INIT]: one per declared parameter */
     AST_ASSIGN,    /* NAME = expr: a named value of the model */
+    AST_DATA_VALUE, /* NAME = literal in a data block: the samples of an input or target */
+    AST_DATA,      /* data { ... }: after its values */
 } AstKind;
 
 typedef struct AstItem {
@@ -291,6 +295,8 @@ AstItem ast_target(ParseState *ps, Loc loc, const char *name, Loc name_loc);
 AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, AstExpr *init);
 AstItem ast_assign(ParseState *ps, const char *name, Loc name_loc, AstExpr *e);
 AstItem ast_loss_call(ParseState *ps, Loc loc, AstExpr *call);
+AstItem ast_data(ParseState *ps, Loc loc);
+void ast_data_value(ParseState *ps, const char *name, Loc name_loc, AstExpr *e);
 void ast_unknown_statement(ParseState *ps, const char *word, Loc loc);
 AstExpr *ast_expr_num(ParseState *ps, AstNum n);
 AstExpr *ast_expr_name(ParseState *ps, const char *name, Loc loc);
@@ -320,7 +326,7 @@ typedef struct Shape {
 } Shape;
 
 typedef enum { ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX } Act;
-typedef enum { LOSS_CROSSENTROPY, LOSS_MSE, LOSS_MAE, LOSS_BCE } LossKind;
+typedef enum { LOSS_CROSSENTROPY, LOSS_MSE, LOSS_MAE, LOSS_BCE, LOSS_NLL } LossKind;
 typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAMAX, OPT_NADAM, OPT_FTRL } OptKind;
 /* Keras' learning-rate schedules of the iteration count k (0 at the first step). */
 typedef enum { SCHED_CONSTANT, SCHED_STEP, SCHED_EXPONENTIAL, SCHED_INVERSE_TIME, SCHED_COSINE } SchedKind;
@@ -334,6 +340,14 @@ typedef struct Layer {
     int index;      /* dense: 1, 2, ... -> parameter names dense1.W, dense1.b */
     NnrtInit kernel_init, bias_init; /* dense */
 } Layer;
+
+/* Inline data: n samples of the inputs and of the targets, each side by
+ * side in the slots' order (as the step function's slots 1 and 2 hold them). */
+typedef struct ModelData {
+    int64_t n;
+    double *x, *y; /* n * input elements, n * label_size */
+    Loc loc;
+} ModelData;
 
 typedef struct Model {
     const char *name;
@@ -363,6 +377,13 @@ typedef struct Model {
     /* The functional form (target, param, NAME = expr, loss f(out, y)):
      * func.c lowers these items for each batch size. NULL: sequential. */
     const AstModel *functional;
+    /* Elements per sample of the label slot: 1 (a class index or one value,
+     * the labels file's convention), or the targets of a functional model
+     * side by side (then `input` above is the inputs side by side too when
+     * there are several). */
+    int64_t label_size;
+    bool several_losses; /* the output is every prediction, flattened side by side */
+    const ModelData *data; /* inline data { ... }, or NULL */
 } Model;
 
 /* Checks one model; all errors go through `d`. Returns NULL if it had errors. */
@@ -382,6 +403,16 @@ const char *shape_str(const Shape *s, char *buf, size_t n);
 const char *act_name(Act a);
 /* The activation called `name`; false if there is none. */
 bool act_lookup(const char *name, Act *out);
+/* The loss called `name`; false if there is none. */
+bool sema_loss_lookup(const char *name, LossKind *out);
+
+/* ---------------------------------------------------------------- data.c */
+
+/* The values of a data block (the AST_DATA_VALUE items before `data`),
+ * checked against the model's inputs and targets: each given once, the
+ * same number of samples in all, the declared shape per sample. NULL once
+ * reported. */
+const ModelData *data_check(Arena *a, Diag *d, const Model *m, const AstModel *ast, const AstItem *data);
 
 /* ---------------------------------------------------------------- ir.c: the IR */
 
@@ -536,6 +567,12 @@ Graph *ir_dce(const Graph *g);
 /* ---------------------------------------------------------------- ir_print.c */
 
 void ir_print(FILE *out, const Graph *g);
+
+/* ---------------------------------------------------------------- dot.c */
+
+/* --emit=dot: the training step g as one Graphviz digraph called `name`,
+ * the forward pass and the gradient graph as two clusters. */
+void dot_print(FILE *out, const Graph *g, const char *name);
 
 /* ---------------------------------------------------------------- infix.c */
 

@@ -205,11 +205,25 @@ AstItem ast_loss_call(ParseState *ps, Loc loc, AstExpr *call) {
     return it;
 }
 
+/* stmt: 'data' '{' ... '}': its values are the AST_DATA_VALUE items just
+ * before it. */
+AstItem ast_data(ParseState *ps, Loc loc) {
+    (void)ps;
+    return ast_item(AST_DATA, loc);
+}
+
+/* data_value: name '=' expr */
+void ast_data_value(ParseState *ps, const char *name, Loc name_loc, AstExpr *e) {
+    AstItem it = ast_assign(ps, name, name_loc, e);
+    it.kind = AST_DATA_VALUE;
+    ast_model_add(ps, it);
+}
+
 /* unknown: IDENT junk    -- a statement keyword misspelt, or a statement of
  * a form this version does not know. */
 void ast_unknown_statement(ParseState *ps, const char *word, Loc loc) {
     static const char *const statements[] = {"input", "target", "param", "flatten", "dense", "loss",
-                                             "optimizer", "schedule", "train", NULL};
+                                             "optimizer", "schedule", "train", "data", NULL};
     const char *shown = diag_clip(ps->arena, word, strlen(word));
     const char *guess = diag_quiet(ps->diag) ? NULL : closest_name(word, statements);
     if (guess)
@@ -217,7 +231,7 @@ void ast_unknown_statement(ParseState *ps, const char *word, Loc loc) {
     else
         diag_error(ps->diag, loc,
                    "unknown statement '%s'; expected input, target, param, flatten, dense, loss, "
-                   "optimizer, schedule, train or NAME = expression", shown);
+                   "optimizer, schedule, train, data or NAME = expression", shown);
 }
 
 /* ---------------------------------------------------------------- expressions */

@@ -18,7 +18,7 @@
 
 /* Indexed by Act and LossKind. */
 static const char *const act_names[] = {"linear", "relu", "sigmoid", "tanh", "softmax", NULL};
-static const char *const loss_names[] = {"crossentropy", "mse", "mae", "binary_crossentropy", NULL};
+static const char *const loss_names[] = {"crossentropy", "mse", "mae", "binary_crossentropy", "nll", NULL};
 /* The course's optimizers, Keras' names (for "did you mean"). */
 static const char *const optimizer_names[] = {"sgd",  "adagrad", "adadelta", "rmsprop", "adam",
                                               "adamax", "nadam", "ftrl",    NULL};
@@ -382,14 +382,23 @@ static bool sema_loss_name(Sema *s, const AstItem *it) {
         diag_error(s->diag, it->name_loc, "unknown loss '%s'; did you mean '%s'?",
                    sema_name(s, it->name), guess);
     else
-        diag_error(s->diag, it->name_loc, "unknown loss '%s'; expected crossentropy, mse, mae or binary_crossentropy",
+        diag_error(s->diag, it->name_loc, "unknown loss '%s'; expected crossentropy, mse, mae, binary_crossentropy or nll",
                    sema_name(s, it->name));
     return false;
 }
 
+bool sema_loss_lookup(const char *name, LossKind *out) {
+    int k = sema_lookup(name, loss_names);
+    *out = (LossKind)(k < 0 ? 0 : k);
+    return k >= 0;
+}
+
 /* The loss against the network's output, per sample. */
 static void sema_loss_shape(Sema *s, const AstItem *it, const Shape *out, Act last_act) {
-    if (s->m->loss == LOSS_CROSSENTROPY) {
+    if (s->m->loss == LOSS_NLL) { /* no layer line gives log-probabilities */
+        diag_error(s->diag, it->name_loc, "nll takes log-probabilities, which no layer line computes; write the "
+                   "model in the functional form, e.g. loss nll(log_softmax(z), y)");
+    } else if (s->m->loss == LOSS_CROSSENTROPY) {
         if (out->rank != 1 || out->dim[0] < 2) {
             diag_error(s->diag, it->name_loc,
                        "crossentropy expects a class score per class: expected [K] with K >= 2, "
@@ -539,15 +548,26 @@ static void sema_train(Sema *s, const AstItem *it) {
  * nothing they depend on had an error. */
 static void sema_functional(Sema *s, bool ready) {
     Model *m = s->m;
-    if (m->input.rank >= NNC_MAX_RANK) {
-        diag_error(s->diag, m->input_loc, "an input of a model with expressions has at most %d axes", NNC_MAX_RANK - 1);
-        return;
+    bool fits = true;
+    for (int i = 0; i < s->ast->nitems; i++) {
+        const AstItem *it = &s->ast->items[i];
+        if (it->kind == AST_INPUT && it->ndims >= NNC_MAX_RANK) {
+            diag_error(s->diag, it->loc, "an input of a model with expressions has at most %d axes", NNC_MAX_RANK - 1);
+            fits = false;
+        }
     }
-    if (!ready)
+    if (!ready || !fits)
         return;
     Graph *g = ir_new(s->arena, DT_F32);
     NodeId pred;
     func_lower(g, m, 2, s->diag, &pred, &m->output); /* any batch size checks the same */
+}
+
+static bool sema_has_arg(const AstItem *it, const char *key) {
+    for (int i = 0; i < it->nargs; i++)
+        if (!strcmp(it->args[i].key, key))
+            return true;
+    return false;
 }
 
 /* ---------------------------------------------------------------- models */
@@ -572,8 +592,10 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
         nlayers += ast->items[i].kind == AST_FLATTEN || ast->items[i].kind == AST_DENSE;
     m->layers = arena_array(a, (size_t)nlayers, sizeof *m->layers);
 
-    const AstItem *input = NULL, *loss = NULL, *opt = NULL, *train = NULL, *first_layer = NULL, *target = NULL,
-                  *sched = NULL;
+    const AstItem *input = NULL, *loss = NULL, *opt = NULL, *train = NULL, *first_layer = NULL, *sched = NULL,
+                  *data = NULL;
+    int64_t input_elems = 0, label_size = 0; /* a functional model's inputs and targets, side by side */
+    int ninputs = 0;
     bool ok_dims = true;
     /* The functional form: expressions, lowered by func.c. */
     for (int i = 0; i < ast->nitems; i++) {
@@ -590,10 +612,18 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
         const AstItem *it = &ast->items[i];
         switch (it->kind) {
         case AST_INPUT:
-            if (input) {
+            if (input && !m->functional) {
                 sema_duplicate(&s, it, input, "input");
                 break;
             }
+            if (input) { /* another input of a functional model (Keras' functional API) */
+                Shape sh;
+                if (sema_dims(&s, it, "input", &sh))
+                    input_elems += shape_elems(&sh);
+                ninputs++;
+                break;
+            }
+            ninputs++;
             input = it;
             if (first_layer) {
                 diag_error(d, it->loc, "'input' must come before the layers");
@@ -603,6 +633,7 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
              * after it would only give misleading errors. */
             known = sema_input(&s, it) && !first_layer;
             cur = m->input;
+            input_elems = shape_elems(&m->input);
             break;
         case AST_FLATTEN: {
             Layer *layer = &m->layers[m->nlayers++];
@@ -626,10 +657,11 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
             break;
         }
         case AST_LOSS:
-            if (loss) {
+            if (loss && !(it->expr && loss->expr)) { /* several, each naming its prediction and target */
                 sema_duplicate(&s, it, loss, "loss");
                 break;
             }
+            m->several_losses = loss != NULL;
             loss = it;
             loss_ok = sema_loss_name(&s, it);
             break;
@@ -657,13 +689,19 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
             train = it;
             sema_train(&s, it);
             break;
-        case AST_TARGET:
-            if (target) {
-                sema_duplicate(&s, it, target, "target");
-                break;
-            }
-            target = it;
-            ok_dims &= sema_dims(&s, it, "target", &(Shape){0});
+        case AST_TARGET: {
+            Shape sh;
+            bool ok = sema_dims(&s, it, "target", &sh);
+            label_size += ok ? shape_elems(&sh) : 0;
+            ok_dims &= ok;
+            break;
+        }
+        case AST_DATA:
+            if (data)
+                sema_duplicate(&s, it, data, "data");
+            data = it;
+            break;
+        case AST_DATA_VALUE: /* checked with the data statement, at the end */
             break;
         case AST_PARAM:
             ok_dims &= sema_dims(&s, it, "param", &(Shape){0});
@@ -678,8 +716,16 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
         diag_error(d, ast->name_loc, "model '%s' has no input; add e.g. 'input x[28, 28]'", name);
     if (!loss)
         diag_error(d, ast->name_loc, "model '%s' has no loss; add e.g. 'loss crossentropy'", name);
+    if (ninputs > 1) /* side by side, as the input slot holds them */
+        m->input = (Shape){1, {input_elems}};
+    m->label_size = label_size ? label_size : 1;
     if (m->functional)
         sema_functional(&s, ok_dims && input && loss_ok && d->errors == errors);
+    if (data && d->errors == errors) {
+        m->data = data_check(a, d, m, ast, data);
+        if (m->data && !(train && sema_has_arg(train, "batch")))
+            m->batch = m->data->n < SEMA_MAX_BATCH ? m->data->n : SEMA_MAX_BATCH; /* all at once */
+    }
     else if (known) {
         m->output = cur;
         if (loss && loss_ok)

@@ -75,6 +75,7 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
 %token KW_TARGET "'target'"
 %token KW_PARAM "'param'"
 %token KW_SCHEDULE "'schedule'"
+%token KW_DATA "'data'"
 %token TK_ENTRY "start of an entry" /* never in a file: the lexer's first token for a REPL entry */
 
 /* Operators, loosest first; unary minus binds tighter than * and looser
@@ -160,6 +161,7 @@ name
     | KW_LOSS                                           { $$ = "loss"; }
     | KW_PARAM                                          { $$ = "param"; }
     | KW_SCHEDULE                                       { $$ = "schedule"; }
+    | KW_DATA                                           { $$ = "data"; }
     ;
 
 /* A syntax error after a statement's first token skips to the end of that
@@ -252,7 +254,8 @@ sep
  *     | 'loss' IDENT
  *     | 'optimizer' IDENT ['(' [args] ')']
  *     | 'schedule' IDENT ['(' [args] ')']
- *     | 'train' [args] */
+ *     | 'train' [args]
+ *     | 'data' '{' { data_value | sep | ',' } '}'    (values separated) */
 stmt
     : KW_INPUT TK_IDENT '[' dims ']'                    { $$ = ast_input(ps, @1, $2, @2); }
     | KW_FLATTEN                                        { $$ = ast_flatten(ps, @1); }
@@ -270,6 +273,23 @@ stmt
     | KW_PARAM params                                   { $$ = $2; }
     | name '=' expr                                     { $$ = ast_assign(ps, $1, @1, $3); }
     | KW_LOSS TK_IDENT '(' call_args ')'                { $$ = ast_loss_call(ps, @1, ast_expr_call(ps, $2, @2, $4)); }
+    | KW_DATA '{' data_lines '}'                        { $$ = ast_data(ps, @1); }
+    | KW_DATA '{' data_lines data_value '}'             { $$ = ast_data(ps, @1); }
+    ;
+/* data_value: name '=' expr    (each added to the model here, before the
+ * 'data' statement that holds them) */
+data_lines
+    : %empty
+    | data_lines data_sep
+    | data_lines data_value data_sep
+    | data_lines error data_sep                         { yyerrok; }
+    ;
+data_sep
+    : sep
+    | ','
+    ;
+data_value
+    : name '=' expr                                     { ast_data_value(ps, $1, @1, $3); }
     ;
 
 /* params: param { ',' param }    (all but the last are added here, in order)
@@ -338,7 +358,7 @@ first_junk
     : TK_IDENT                                          { (void)$1; }
     | TK_NUMBER                                         { (void)$1; }
     | KW_MODEL | KW_INPUT | KW_FLATTEN | KW_DENSE | KW_LOSS | KW_OPTIMIZER | KW_TRAIN
-    | KW_LET | KW_PRINT | KW_TARGET | KW_PARAM | KW_SCHEDULE
+    | KW_LET | KW_PRINT | KW_TARGET | KW_PARAM | KW_SCHEDULE | KW_DATA
     | ',' | '-' | '(' | ')' | '[' | ']' | '{'
     | '+' | '*' | '/' | '^' | '@'
     ;
@@ -392,6 +412,7 @@ static void describe_statement(ParseState *ps, char *buf, size_t cap) {
     case KW_TARGET: kw = "target"; break;
     case KW_PARAM: kw = "param"; break;
     case KW_SCHEDULE: kw = "schedule"; break;
+    case KW_DATA: kw = "data"; break;
     case KW_PRINT: kw = "print"; break;
     default: return;
     }
@@ -457,7 +478,8 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
         bool op = strlen(name) == 3 && strchr("+-*/@^", name[1]);
         bool word = expected[i] == YYSYMBOL_KW_INPUT || expected[i] == YYSYMBOL_KW_TARGET ||
                     expected[i] == YYSYMBOL_KW_LOSS || expected[i] == YYSYMBOL_KW_PARAM ||
-                    expected[i] == YYSYMBOL_KW_SCHEDULE || expected[i] == YYSYMBOL_KW_DENSE;
+                    expected[i] == YYSYMBOL_KW_SCHEDULE || expected[i] == YYSYMBOL_KW_DATA ||
+                    expected[i] == YYSYMBOL_KW_DENSE;
         if (expected[i] != YYSYMBOL_YYEOF && !(number && minus) && !(operators && op) && !(ident && word))
             expected[nwords++] = expected[i];
         else if (ident && word)

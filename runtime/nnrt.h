@@ -75,9 +75,10 @@ bool nnrt_find_test(const char *train_images_path, char *out, size_t outlen);
 
 typedef struct NnrtDataset {
     NnrtIdx images; /* [n, ...] */
-    NnrtIdx labels; /* [n] */
+    NnrtIdx labels; /* [n] (class indices or values), or [n, ...] (targets) */
     size_t n;
     size_t sample_size;
+    size_t label_size; /* elements of the labels per sample */
 } NnrtDataset;
 
 /* Loads images and their labels; checks that the counts agree and that every
@@ -85,9 +86,16 @@ typedef struct NnrtDataset {
 bool nnrt_dataset_load(const char *images, const char *labels, size_t classes,
                        NnrtDataset *out, char *err, size_t errlen);
 void nnrt_dataset_free(NnrtDataset *ds);
+/* Inputs and a targets file of any IDX type and rank (--target): checks the
+ * counts agree and that each sample has target_size target elements. */
+bool nnrt_dataset_load_targets(const char *inputs, const char *targets, size_t target_size,
+                               NnrtDataset *out, char *err, size_t errlen);
+/* n samples from memory (inline data): x [n, sample_size], y [n, label_size]. */
+bool nnrt_dataset_from_memory(size_t n, const double *x, size_t sample_size, const double *y,
+                              size_t label_size, NnrtDataset *out, char *err, size_t errlen);
 
 /* Writes samples idx[0..b) into x (b * sample_size elements) and their labels
- * into y (b elements), as float (dtype_bytes 4) or double (8). uint8 images are
+ * into y (b * label_size elements), as float (dtype_bytes 4) or double (8). uint8 images are
  * scaled to [0, 1] (divided by 255); other types are converted as they are. */
 void nnrt_batch_fill(const NnrtDataset *ds, const uint32_t *idx, size_t b,
                      int dtype_bytes, void *x, void *y);
@@ -290,8 +298,8 @@ bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *ou
  * classifier, "index,y0,y1,..." (the raw outputs) otherwise. */
 bool nnrt_predict_csv(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *out, char *err,
                       size_t errlen);
-/* Images without labels (they are set to 0), for prediction. */
-bool nnrt_dataset_load_unlabelled(const char *images, NnrtDataset *out, char *err,
+/* Images without labels (label_size per sample, set to 0), for prediction. */
+bool nnrt_dataset_load_unlabelled(const char *images, size_t label_size, NnrtDataset *out, char *err,
                                   size_t errlen);
 /* Moves the last n_val samples of ds into val (Keras' validation_split:
  * the tail, before any shuffling). 0 < n_val < ds->n. */
