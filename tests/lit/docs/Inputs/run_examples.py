@@ -78,7 +78,7 @@ def main():
     for n, (line, kind, args, body) in enumerate(found):
         if kind == "output" and n not in used:
             failures += 1
-            print("%s:%d: ```output block after no ```nn block" % (doc, line))
+            print("%s:%d: ```output block that follows no ```nn block" % (doc, line))
         if kind not in KINDS:
             continue
         want = None
