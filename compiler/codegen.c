@@ -439,6 +439,23 @@ void cg_end_function(Cg *c) {
     }
 }
 
+/* if (nnrt_interrupt_requested) return;  -- the runtime's flag, set by Ctrl-C
+ * (a volatile load: the handler may set it at any time). */
+static void return_if_interrupted(Cg *c) {
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(c->ctx);
+    LLVMValueRef flag = LLVMGetNamedGlobal(c->mod, "nnrt_interrupt_requested");
+    if (!flag)
+        flag = LLVMAddGlobal(c->mod, i32, "nnrt_interrupt_requested"); /* resolved by the JIT's symbol table */
+    LLVMValueRef v = LLVMBuildLoad2(c->b, i32, flag, "interrupted");
+    LLVMSetVolatile(v, true);
+    LLVMBasicBlockRef stop = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "stop");
+    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "go");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntNE, v, LLVMConstInt(i32, 0, false), ""), stop, go);
+    LLVMPositionBuilderAtEnd(c->b, stop);
+    LLVMBuildRetVoid(c->b);
+    LLVMPositionBuilderAtEnd(c->b, go);
+}
+
 void cg_add_step(CgModule *m, const char *name, const Graph *g, const Schedule *sched) {
     Cg c = {.ctx = m->ctx, .mod = m->mod, .g = g, .sched = sched, .name = name};
     c.ft = g->dtype == DT_F64 ? LLVMDoubleTypeInContext(m->ctx) : LLVMFloatTypeInContext(m->ctx);
@@ -451,8 +468,11 @@ void cg_add_step(CgModule *m, const char *name, const Graph *g, const Schedule *
     c.slot = xrealloc(NULL, (size_t)g->nslots, sizeof *c.slot);
     c.ptr = xrealloc(NULL, (size_t)g->nnodes + 1, sizeof *c.ptr);
     cg_begin_function(&c, LLVMAddFunction(m->mod, name, fty));
-    for (int i = 0; i < g->nnodes; i++)
+    for (int i = 0; i < g->nnodes; i++) {
+        if (sched->interruptible && (sched->place[i] == PLACE_ARENA || sched->place[i] == PLACE_SLOT))
+            return_if_interrupted(&c);
         emit_node(&c, i);
+    }
     /* Results go to their slots last: every read of the old values is done. */
     for (int o = 0; o < g->noutputs; o++) {
         NodeId id = g->outputs[o].node;

@@ -764,6 +764,8 @@ typedef struct Schedule {
                            the product (its one user, computed on the
                            accumulators), or -1 */
     size_t arena_bytes;
+    bool interruptible; /* returns before its next loop once nnrt_interrupt() was
+                           called (a REPL entry's: Ctrl-C); set by the caller */
 } Schedule;
 
 Schedule *schedule(Arena *a, const Graph *g, int opt);

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 
 /* ---------------------------------------------------------------- idx.c */
@@ -228,8 +229,12 @@ typedef struct NnrtTrainSpec {
 typedef enum { NNRT_FAIL_NONE, NNRT_FAIL_NONFINITE, NNRT_FAIL_HOOK, NNRT_FAIL_INTERRUPTED, NNRT_FAIL_OTHER } NnrtFailure;
 
 /* Asks a running nnrt_train to stop after its current step (it then fails
- * with NNRT_FAIL_INTERRUPTED, the weights those of that step). Safe in a
- * signal handler; the request stays until cleared. */
+ * with NNRT_FAIL_INTERRUPTED, the weights those of that step), and a
+ * running interruptible step function to return before its next loop.
+ * Safe in a signal handler; the request stays until cleared. The flag is
+ * the runtime's one piece of global mutable state: a signal handler has
+ * nowhere else to put it, and JIT'd code reads it by name. */
+extern volatile sig_atomic_t nnrt_interrupt_requested;
 void nnrt_interrupt(void);
 bool nnrt_interrupted(void);
 void nnrt_clear_interrupt(void);

@@ -177,13 +177,11 @@ static bool state_finite(const NnrtTrainSpec *spec) {
     return true;
 }
 
-/* The runtime's one piece of global mutable state: a stop request, set
- * from a signal handler (the REPL's Ctrl-C), checked after every step. */
-static volatile sig_atomic_t interrupt_requested;
+volatile sig_atomic_t nnrt_interrupt_requested;
 
-void nnrt_interrupt(void) { interrupt_requested = 1; }
-bool nnrt_interrupted(void) { return interrupt_requested != 0; }
-void nnrt_clear_interrupt(void) { interrupt_requested = 0; }
+void nnrt_interrupt(void) { nnrt_interrupt_requested = 1; }
+bool nnrt_interrupted(void) { return nnrt_interrupt_requested != 0; }
+void nnrt_clear_interrupt(void) { nnrt_interrupt_requested = 0; }
 
 static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf,
                      NnrtStep full, NnrtStep rem, NnrtProgress *prog, Pass *pass,
