@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef void (*ScriptFn)(void **slots);
-
 typedef struct Script {
     ExprEnv e;     /* first: the literal hook gets it and finds the rest */
     double **init; /* per slot: its initial elements (variables, literals), or NULL */
@@ -128,7 +126,7 @@ static int script_execute(Arena *a, Diag *d, Graph *g, double *const *init, int 
     cg_add_step(mod, "script", run, plan);
     char err[1024];
     Jit *jit = jit_compile(mod, err, sizeof err); /* takes mod */
-    ScriptFn fn = jit ? (ScriptFn)jit_lookup(jit, "script", err, sizeof err) : NULL;
+    NnrtStepFn fn = jit ? (NnrtStepFn)jit_lookup(jit, "script", err, sizeof err) : NULL;
     if (!fn) {
         diag_plain(d, "%s", err);
         jit_free(jit);
@@ -142,7 +140,7 @@ static int script_execute(Arena *a, Diag *d, Graph *g, double *const *init, int 
         if (s < init_count && init[s])
             memcpy(slots[s], init[s], n * sizeof(double));
     }
-    fn(slots);
+    fn(slots, run->batch);
     for (int i = 0; i < nprints; i++) {
         const Print *p = &prints[i];
         if (p->label)

@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef void (*StepFn)(void **slots);
-
 static void check_close(const char *what, int step, double got, double want) {
     double err = fabs(got - want) / fmax(fabs(want), 1e-12);
     if (err < 1e-12) {
@@ -32,7 +30,7 @@ static const Loc L0;
 
 /* One step function: loss(p, q) = sum(f(p, q)), its gradient in p, the
  * update of p; slots as the graph numbers them. */
-static StepFn compile(Graph *g, const Model *m, NodeId p, NodeId loss, Jit **jit) {
+static NnrtStepFn compile(Graph *g, const Model *m, NodeId p, NodeId loss, Jit **jit) {
     NodeId grad;
     ad_gradients(g, loss, &p, 1, &grad);
     optim_update(g, m, &p, &grad, 1);
@@ -41,7 +39,7 @@ static StepFn compile(Graph *g, const Model *m, NodeId p, NodeId loss, Jit **jit
     cg_add_step(mod, "step", d, schedule(g->arena, d, 2));
     char err[512];
     *jit = jit_compile(mod, err, sizeof err);
-    StepFn fn = *jit ? (StepFn)jit_lookup(*jit, "step", err, sizeof err) : NULL;
+    NnrtStepFn fn = *jit ? (NnrtStepFn)jit_lookup(*jit, "step", err, sizeof err) : NULL;
     if (!fn) {
         printf("FAIL jit: %s\n", err);
         exit(1);
@@ -163,13 +161,13 @@ static void quadratic(const char *what, Model m, Formula formula) {
     NodeId d = ir_binary(g, OP_SUB, p, ir_const(g, 1, (Shape){0}, L0), L0);
     NodeId loss = ir_sum(g, ir_binary(g, OP_MUL, d, d, L0), -1, L0);
     Jit *jit;
-    StepFn fn = compile(g, &m, p, loss, &jit);
+    NnrtStepFn fn = compile(g, &m, p, loss, &jit);
     void **slots = alloc_slots(g, 1 << 16);
     double *pv = slots[slot_named(g, "p")];
     Ref r = {.p = {3, -2, 0.5}};
     memcpy(pv, r.p, sizeof r.p);
     for (int t = 1; t <= 3; t++) {
-        fn(slots);
+        fn(slots, g->batch);
         formula(&m, &r);
         for (int i = 0; i < 3; i++)
             check_close(what, t, pv[i], r.p[i]);
@@ -191,14 +189,14 @@ static void adam_normalised_step(void) {
     NodeId loss = ir_sum(g, ir_binary(g, OP_MUL, p, q, L0), -1, L0); /* dL/dp = q */
     Model m = {.opt = OPT_ADAM, .lr = 0.5, .beta1 = 0.9, .beta2 = 0.999, .epsilon = 1e-7};
     Jit *jit;
-    StepFn fn = compile(g, &m, p, loss, &jit);
+    NnrtStepFn fn = compile(g, &m, p, loss, &jit);
     void **slots = alloc_slots(g, 1 << 16);
     double gr[3] = {3, -2, 5}, v[3] = {9, 4, 25};
     memcpy(slots[slot_named(g, "q")], gr, sizeof gr);
     memcpy(slots[slot_named(g, "p.m")], gr, sizeof gr);
     memcpy(slots[slot_named(g, "p.v")], v, sizeof v);
     *(double *)slots[slot_named(g, "adam.step")] = 1e6; /* beta^t = 0: no bias correction */
-    fn(slots);
+    fn(slots, g->batch);
     double *pv = slots[slot_named(g, "p")];
     static const double normalised[3] = {1, -1, 1};
     for (int i = 0; i < 3; i++) /* p was 0: p' = -lr m / (sqrt v + eps) */
