@@ -17,7 +17,10 @@
  * shapes. A may be a transpose node: the kernel reads its operand through
  * swapped strides, so X^T dZ never materialises X^T.
  * The kernel is an outlined function over column panels [begin, end): the
- * unit of work the thread pool splits.
+ * unit of work the thread pool splits. It is a module of its own (in its own
+ * LLVM context), so kernels and step functions compile in parallel, and the
+ * JIT gives it a short pass pipeline: its loops are already what a CPU runs
+ * best, where the step function's naive loops need O3's vectoriser.
  */
 #define NNC_WITH_LLVM
 #include "nnc.h"
@@ -202,6 +205,12 @@ static void emit_panel(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LL
     }
 }
 
+/* void (i8 **ctx, i64 begin, i64 end) in c's context. */
+static LLVMTypeRef kernel_type(Cg *c) {
+    LLVMTypeRef params[3] = {LLVMPointerType(c->i8p, 0), c->i64, c->i64};
+    return LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, false);
+}
+
 /* The widths of the edge panel's vectors: halving powers of two, 10 = 8 + 2. */
 static int edge_widths(int64_t cols, int vl, int *w) {
     int n = 0;
@@ -225,16 +234,18 @@ void cg_matmul(Cg *c, NodeId id) {
     for (int v = 0; v < t.nv; v++)
         wfull[v] = t.vl;
 
-    /* The kernel: void name.mmN(i8 **ctx, i64 begin, i64 end) over panels. */
-    LLVMTypeRef slots_t = LLVMPointerType(c->i8p, 0);
-    LLVMTypeRef params[3] = {slots_t, c->i64, c->i64};
-    LLVMTypeRef kty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, false);
+    /* The kernel, name.mmN over panels, in a module chained to the step's. */
     char name[256];
     snprintf(name, sizeof name, "%s.mm%d", c->name, c->kernels++);
-    LLVMValueRef kfn = LLVMAddFunction(c->mod, name, kty); /* external: perf maps and lookups see it */
-
-    LLVMValueRef step_fn = c->fn, *step_ptr = c->ptr, *step_slot = c->slot, step_n = c->n, step_kctx = c->kctx;
-    LLVMBasicBlockRef step_block = LLVMGetInsertBlock(c->b);
+    CgModule *km = cg_module_new(name);
+    km->kernel = true;
+    CgModule *last = c->owner;
+    while (last->next)
+        last = last->next;
+    last->next = km;
+    Cg step = *c;
+    cg_use_module(c, km);
+    LLVMValueRef kfn = LLVMAddFunction(c->mod, name, kernel_type(c)); /* external: the step and perf maps see it */
     c->ptr = xrealloc(NULL, (size_t)g->nnodes + 1, sizeof *c->ptr);
     c->slot = xrealloc(NULL, (size_t)g->nslots, sizeof *c->slot);
     cg_begin_function(c, kfn, true);
@@ -279,19 +290,18 @@ void cg_matmul(Cg *c, NodeId id) {
     cg_end_function(c);
     free(c->ptr);
     free(c->slot);
+    LLVMDisposeBuilder(c->b);
 
     /* Back in the step function: run every panel, on the thread pool unless
      * the product is too small to be worth waking it. */
-    c->fn = step_fn;
-    c->ptr = step_ptr;
-    c->slot = step_slot;
-    c->n = step_n;
-    c->kctx = step_kctx;
-    LLVMPositionBuilderAtEnd(c->b, step_block);
+    step.kernels = c->kernels;
+    *c = step;
+    LLVMTypeRef kty = kernel_type(c);
+    kfn = LLVMAddFunction(c->mod, name, kty); /* declared; the JIT links it */
     int64_t panels = full + (rest != 0);
     double macs = (double)n->shape.dim[0] * (double)t.N * (double)g->nodes[a].shape.dim[1]; /* for the full batch */
     if (panels > 1 && macs >= PARALLEL_MIN_MACS) {
-        LLVMTypeRef pty_params[3] = {LLVMPointerType(kty, 0), slots_t, c->i64};
+        LLVMTypeRef pty_params[3] = {LLVMPointerType(kty, 0), LLVMPointerType(c->i8p, 0), c->i64};
         LLVMTypeRef pty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), pty_params, 3, false);
         LLVMValueRef pf = LLVMGetNamedFunction(c->mod, "nnrt_parallel_for");
         if (!pf)

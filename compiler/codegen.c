@@ -24,7 +24,7 @@
 /* ---------------------------------------------------------------- module */
 
 CgModule *cg_module_new(const char *name) {
-    CgModule *m = xrealloc(NULL, 1, sizeof *m);
+    CgModule *m = xcalloc(1, sizeof *m);
     m->tsctx = LLVMOrcCreateNewThreadSafeContext();
     m->ctx = LLVMOrcThreadSafeContextGetContext(m->tsctx);
     m->mod = LLVMModuleCreateWithNameInContext(name, m->ctx);
@@ -32,17 +32,31 @@ CgModule *cg_module_new(const char *name) {
 }
 
 void cg_module_free(CgModule *m) {
-    if (!m)
-        return;
-    LLVMDisposeModule(m->mod);
-    LLVMOrcDisposeThreadSafeContext(m->tsctx);
-    free(m);
+    while (m) {
+        CgModule *next = m->next;
+        LLVMDisposeModule(m->mod);
+        LLVMOrcDisposeThreadSafeContext(m->tsctx);
+        free(m);
+        m = next;
+    }
 }
 
 void cg_print(CgModule *m, FILE *out) {
-    char *s = LLVMPrintModuleToString(m->mod);
-    fputs(s, out);
-    LLVMDisposeMessage(s);
+    for (; m; m = m->next) {
+        char *s = LLVMPrintModuleToString(m->mod);
+        fputs(s, out);
+        LLVMDisposeMessage(s);
+    }
+}
+
+void cg_use_module(Cg *c, CgModule *m) {
+    c->ctx = m->ctx;
+    c->mod = m->mod;
+    c->ft = c->g->dtype == DT_F64 ? LLVMDoubleTypeInContext(m->ctx) : LLVMFloatTypeInContext(m->ctx);
+    c->fpt = LLVMPointerType(c->ft, 0);
+    c->i64 = LLVMInt64TypeInContext(m->ctx);
+    c->i8p = LLVMPointerType(LLVMInt8TypeInContext(m->ctx), 0);
+    c->b = LLVMCreateBuilderInContext(m->ctx);
 }
 
 /* ---------------------------------------------------------------- emission state */
@@ -524,14 +538,10 @@ void cg_end_function(Cg *c) {
 }
 
 void cg_add_step(CgModule *m, const char *name, const Graph *g, const Schedule *sched) {
-    Cg c = {.ctx = m->ctx, .mod = m->mod, .g = g, .sched = sched, .name = name};
-    c.ft = g->dtype == DT_F64 ? LLVMDoubleTypeInContext(m->ctx) : LLVMFloatTypeInContext(m->ctx);
-    c.fpt = LLVMPointerType(c.ft, 0);
-    c.i64 = LLVMInt64TypeInContext(m->ctx);
-    c.i8p = LLVMPointerType(LLVMInt8TypeInContext(m->ctx), 0);
+    Cg c = {.owner = m, .g = g, .sched = sched, .name = name};
+    cg_use_module(&c, m);
     LLVMTypeRef params[2] = {LLVMPointerType(c.i8p, 0), c.i64};
     LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(m->ctx), params, 2, false);
-    c.b = LLVMCreateBuilderInContext(m->ctx);
     c.slot = xrealloc(NULL, (size_t)g->nslots, sizeof *c.slot);
     c.ptr = xrealloc(NULL, (size_t)g->nnodes + 1, sizeof *c.ptr);
     cg_begin_function(&c, LLVMAddFunction(m->mod, name, fty), false);

@@ -1,7 +1,7 @@
 /* main.c — the nnc driver: options, then the pipeline's stages in order.
  *
  *   source -> parse -> sema -> lower -> autodiff -> optim -> dce
- *          -> codegen -> JIT (O3, host CPU) -> runtime (train, evaluate)
+ *          -> codegen -> JIT (host CPU) -> runtime (train, evaluate)
  *
  * Each --emit= stops after the stage it names and prints its result, so a
  * golden test can look at any point of the pipeline.
@@ -28,7 +28,7 @@ static const char usage[] =
     "                     kernels  the training step's IR and its schedule:\n"
     "                           which loop computes each node, where it lives\n"
     "                     llvm  the LLVM IR of the training step\n"
-    "                     asm   its machine code for this CPU, after O3\n"
+    "                     asm   its machine code for this CPU, optimised\n"
     "  --train [PATH]     train on an IDX images file (raw or .gz); its labels\n"
     "                     file is found next to it. Without PATH:\n"
     "                     " NNC_DEFAULT_DATA "\n"

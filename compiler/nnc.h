@@ -679,11 +679,14 @@ struct CgModule {
     LLVMOrcThreadSafeContextRef tsctx; /* owns ctx */
     LLVMContextRef ctx;
     LLVMModuleRef mod;                 /* owned until jit_compile takes it */
+    bool kernel;                       /* an outlined kernel (jit.c optimises it less) */
+    CgModule *next;                    /* the kernels the step calls, each a module of its own */
 };
 
 /* Emission state of one step function, shared by codegen.c and the kernel
  * generators (cg_matmul.c). */
 typedef struct Cg {
+    CgModule *owner;    /* the step function's module: its kernels are chained to it */
     LLVMContextRef ctx;
     LLVMModuleRef mod;
     LLVMBuilderRef b;
@@ -719,6 +722,8 @@ bool cg_batch_axis(const Cg *c, NodeId id, int d);
 LLVMValueRef cg_const(Cg *c, NodeId id);
 /* A call of an intrinsic overloaded on type t (the element or a vector type). */
 LLVMValueRef cg_intrinsic(Cg *c, const char *name, LLVMTypeRef t, LLVMValueRef *args, unsigned nargs);
+/* Emits into m from now on: its context, module, types and a new builder. */
+void cg_use_module(Cg *c, CgModule *m);
 /* Starts function fn: sets c->fn, the builder, c->slot, c->ptr and c->n for
  * it. A step function's parameters are (slots, n); an outlined kernel's
  * first parameter is its context {slots, n} (cg_kernel_context).
@@ -745,12 +750,12 @@ void cg_print(CgModule *m, FILE *out);
 /* ---------------------------------------------------------------- jit.c */
 
 typedef struct Jit Jit;
-/* Optimises (default<O3> for the host CPU with its features) and compiles the
- * module; takes ownership of `m`. NULL with a message in err on failure. */
+/* Optimises (for the host CPU with its features) and compiles the module
+ * and its kernels; takes ownership of `m`. NULL with a message in err on failure. */
 Jit *jit_compile(CgModule *m, char *err, size_t errlen);
 /* The same for n modules compiled in parallel (largest first is best); takes
  * every module. */
-Jit *jit_compile_modules(CgModule **mods, int n, char *err, size_t errlen);
+Jit *jit_compile_modules(CgModule **mods, int nmods, char *err, size_t errlen);
 void *jit_lookup(Jit *j, const char *fn, char *err, size_t errlen);
 void jit_free(Jit *j);
 /* Appends every function's address range to /tmp/perf-PID.map for perf. */
