@@ -164,12 +164,14 @@ static bool define_runtime_symbols(LLVMOrcLLJITRef j, char *err, size_t errlen) 
 /* The pass pipelines: what the generated code needs of O3, at a fifth of
  * its cost (examples/mlp.nn: 145 of 255 ms CPU for the training step's
  * module went to default<O3>). The kernels are register-blocked vector
- * code by construction (cg_matmul.c) and need only their address
- * arithmetic simplified, shared and hoisted. A step function's naive loops
- * need the loop vectoriser too; O3's inliner, unroller and repeated
- * cleanups left the same code (its share of an epoch stayed 3.3-3.5%). */
-static const char kernel_passes[] = "function(sroa,early-cse,instcombine,simplifycfg,loop-mssa(licm),gvn,"
-                                    "instcombine,simplifycfg)";
+ * code by construction (cg_matmul.c), their loop-invariant offsets already
+ * outside their loops: they need only their address arithmetic simplified
+ * and shared (with LICM and GVN too, their inner loops were the same
+ * instructions, and the kernels' passes cost 2.5 times as much). A step
+ * function's naive loops need the loop vectoriser too; O3's inliner,
+ * unroller and repeated cleanups left the same code (its share of an epoch
+ * stayed 3.3-3.5%). */
+static const char kernel_passes[] = "function(early-cse,instcombine,simplifycfg)";
 static const char step_passes[] = "function(sroa,early-cse,instcombine,simplifycfg,loop-simplify,lcssa,"
                                   "loop-rotate,loop-mssa(licm),loop-vectorize,instcombine,simplifycfg)";
 
