@@ -109,7 +109,7 @@ static void ast_print_item(FILE *out, const AstItem *it) {
 }
 
 static void ast_print_stmt(FILE *out, const AstStmt *st) {
-    static const char *const kinds[] = {[TOP_LET] = "let", [TOP_ASSIGN] = "assign", [TOP_PRINT] = "print"};
+    static const char *const kinds[] = {[TOP_LET] = "let", [TOP_ASSIGN] = "assign", [TOP_PRINT] = "print", [TOP_EXPR] = "expr"};
     fprintf(out, "  %s ", kinds[st->kind]);
     if (st->name)
         fprintf(out, "%s = ", st->name);

@@ -54,7 +54,7 @@ const char *diag_clip(Arena *a, const char *s, size_t len) {
 
 /* The source line of `loc`, then a caret under its column. */
 static void diag_show_line(Diag *d, Loc loc) {
-    const char *text = loc.src->text;
+    const char *text = loc.src->quoted ? loc.src->quoted : loc.src->text;
     size_t len = loc.src->len;
     size_t off = loc.offset < len ? loc.offset : len;
     size_t start = off, end = off;

@@ -251,9 +251,53 @@ static void compile_jobs(void **ctx, int64_t begin, int64_t end) {
         LLVMDisposeTargetMachine(tm);
 }
 
-Jit *jit_compile_modules(CgModule **mods, int nmods, char *err, size_t errlen) {
+/* Compiles the modules to object code in parallel; false (message in err)
+ * if any failed. Each job's obj is then the caller's. */
+static bool compile_objects(Jobs *js, char *err, size_t errlen) {
     init_native(); /* before threads use the target registry */
-    /* A job per module, the step functions' kernels after each step. */
+    void *ctx[1] = {js};
+    if (js->n == 1)
+        compile_jobs(ctx, 0, 1);
+    else
+        nnrt_parallel_for(compile_jobs, ctx, nnrt_threads());
+    for (int i = 0; i < js->n; i++)
+        if (!js->job[i].obj) {
+            snprintf(err, errlen, "%s", js->job[i].err);
+            return false;
+        }
+    return true;
+}
+
+Jit *jit_new(char *err, size_t errlen) {
+    LLVMTargetMachineRef tm = host_machine(err, errlen);
+    if (!tm)
+        return NULL;
+    LLVMOrcLLJITRef lljit = NULL;
+    LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
+    /* The JTMB takes tm; the builder takes the JTMB; CreateLLJIT takes the
+     * builder, even when it fails. */
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
+    if (!take_error(LLVMOrcCreateLLJIT(&lljit, builder), "creating the JIT", err, errlen))
+        return NULL;
+    Jit *j = xcalloc(1, sizeof *j);
+    j->lljit = lljit;
+    if (!define_runtime_symbols(lljit, err, errlen)) {
+        jit_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* Adds an object buffer (taken, also on failure) under rt, or the main
+ * library's default tracker if rt is NULL. */
+static bool add_object(Jit *j, LLVMOrcResourceTrackerRef rt, LLVMMemoryBufferRef obj, char *err, size_t errlen) {
+    LLVMErrorRef e = rt ? LLVMOrcLLJITAddObjectFileWithRT(j->lljit, rt, obj)
+                        : LLVMOrcLLJITAddObjectFile(j->lljit, LLVMOrcLLJITGetMainJITDylib(j->lljit), obj);
+    return take_error(e, "adding the object code", err, errlen);
+}
+
+/* A job per module: each step function, then its kernels. */
+static Jobs jobs_of(CgModule **mods, int nmods) {
     int n = 0;
     for (int i = 0; i < nmods; i++)
         for (const CgModule *m = mods[i]; m; m = m->next)
@@ -262,62 +306,79 @@ Jit *jit_compile_modules(CgModule **mods, int nmods, char *err, size_t errlen) {
     for (int i = 0, k = 0; i < nmods; i++)
         for (const CgModule *m = mods[i]; m; m = m->next)
             js.job[k++] = (Job){.mod = m};
-    void *ctx[1] = {&js};
-    nnrt_parallel_for(compile_jobs, ctx, nnrt_threads());
+    return js;
+}
 
-    Jit *j = NULL;
-    LLVMOrcLLJITRef lljit = NULL;
-    for (int i = 0; i < n; i++)
-        if (!js.job[i].obj) {
-            snprintf(err, errlen, "%s", js.job[i].err);
-            goto fail;
-        }
-    LLVMTargetMachineRef tm = host_machine(err, errlen);
-    if (!tm)
-        goto fail;
-    LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
-    /* The JTMB takes tm; the builder takes the JTMB; CreateLLJIT takes the
-     * builder, even when it fails. */
-    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
-    if (!take_error(LLVMOrcCreateLLJIT(&lljit, builder), "creating the JIT", err, errlen))
-        goto fail;
-    if (!define_runtime_symbols(lljit, err, errlen))
-        goto fail;
-    j = xrealloc(NULL, 1, sizeof *j);
-    *j = (Jit){.lljit = lljit};
-    for (int i = 0; i < n; i++)
-        for (LLVMValueRef f = LLVMGetFirstFunction(js.job[i].mod->mod); f; f = LLVMGetNextFunction(f))
-            if (!LLVMIsDeclaration(f)) {
-                j->names = xrealloc(j->names, (size_t)j->nnames + 1, sizeof *j->names);
-                j->names[j->nnames++] = xstrdup(LLVMGetValueName(f));
-            }
-    for (int i = 0; i < n; i++) {
-        /* The JIT takes the object buffer, also when it fails. */
-        LLVMErrorRef e = LLVMOrcLLJITAddObjectFile(lljit, LLVMOrcLLJITGetMainJITDylib(lljit), js.job[i].obj);
-        js.job[i].obj = NULL;
-        if (!take_error(e, "adding the object code", err, errlen))
-            goto fail;
-    }
-    lljit = NULL; /* j owns it */
-fail:
-    if (lljit) {
-        take_error(LLVMOrcDisposeLLJIT(lljit), "disposing the JIT", err, errlen);
-        if (j) {
-            j->lljit = NULL;
+static void jobs_free(Jobs *js, CgModule **mods, int nmods) {
+    for (int i = 0; i < js->n; i++)
+        if (js->job[i].obj)
+            LLVMDisposeMemoryBuffer(js->job[i].obj);
+    for (int i = 0; i < nmods; i++)
+        cg_module_free(mods[i]);
+    free(js->job);
+}
+
+Jit *jit_compile_modules(CgModule **mods, int nmods, char *err, size_t errlen) {
+    Jobs js = jobs_of(mods, nmods);
+    Jit *j = compile_objects(&js, err, errlen) ? jit_new(err, errlen) : NULL;
+    if (j)
+        for (int i = 0; i < js.n; i++)
+            for (LLVMValueRef f = LLVMGetFirstFunction(js.job[i].mod->mod); f; f = LLVMGetNextFunction(f))
+                if (!LLVMIsDeclaration(f)) {
+                    j->names = xrealloc(j->names, (size_t)j->nnames + 1, sizeof *j->names);
+                    j->names[j->nnames++] = xstrdup(LLVMGetValueName(f));
+                }
+    for (int i = 0; i < js.n && j; i++) {
+        bool ok = add_object(j, NULL, js.job[i].obj, err, errlen);
+        js.job[i].obj = NULL; /* taken */
+        if (!ok) {
             jit_free(j);
             j = NULL;
         }
     }
-    for (int i = 0; i < n; i++)
-        if (js.job[i].obj)
-            LLVMDisposeMemoryBuffer(js.job[i].obj);
-    for (int i = 0; i < nmods; i++)
-        cg_module_free(mods[i]);
-    free(js.job);
+    jobs_free(&js, mods, nmods);
     return j;
 }
 
 Jit *jit_compile(CgModule *m, char *err, size_t errlen) { return jit_compile_modules(&m, 1, err, errlen); }
+
+struct JitUnit {
+    LLVMOrcResourceTrackerRef rt;
+};
+
+JitUnit *jit_add(Jit *j, CgModule *m, char *err, size_t errlen) {
+    Jobs js = jobs_of(&m, 1);
+    JitUnit *u = NULL;
+    if (compile_objects(&js, err, errlen)) {
+        LLVMOrcResourceTrackerRef rt = LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(j->lljit));
+        bool ok = true;
+        for (int i = 0; i < js.n && ok; i++) { /* the step and its kernels */
+            ok = add_object(j, rt, js.job[i].obj, err, errlen);
+            js.job[i].obj = NULL; /* taken, also on failure */
+        }
+        if (ok) {
+            u = xcalloc(1, sizeof *u);
+            u->rt = rt;
+        } else {
+            char ignored[64]; /* err says what failed first */
+            take_error(LLVMOrcResourceTrackerRemove(rt), "", ignored, sizeof ignored);
+            LLVMOrcReleaseResourceTracker(rt);
+        }
+    }
+    jobs_free(&js, &m, 1);
+    return u;
+}
+
+void jit_remove(JitUnit *u) {
+    if (!u)
+        return;
+    char err[256];
+    /* Frees the unit's code and symbols; the tracker itself is ours to release. */
+    if (!take_error(LLVMOrcResourceTrackerRemove(u->rt), "removing JIT code", err, sizeof err))
+        die("%s", err);
+    LLVMOrcReleaseResourceTracker(u->rt);
+    free(u);
+}
 
 void *jit_lookup(Jit *j, const char *fn, char *err, size_t errlen) {
     LLVMOrcExecutorAddress addr = 0;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #define NNC_DEFAULT_DATA "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+#define NNC_DEFAULT_TEST "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 
 static const char usage[] =
     "usage: nnc [options] MODEL.nn\n"
@@ -92,6 +93,8 @@ typedef struct Options {
     double lr;             /* 0: from the model */
     uint64_t seed;
     int opt; /* 0 or 2 */
+    bool interactive;  /* -i, or no model file: the REPL */
+    bool have_weights; /* the REPL's model has weights already */
 } Options;
 
 static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
@@ -135,6 +138,8 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
                            near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
                 return EXIT_USAGE;
             }
+        } else if (!strcmp(a, "-i")) {
+            o->interactive = true;
         } else if (!strncmp(a, "--train=", 8)) {
             o->train = true;
             o->train_path = a + 8;
@@ -236,7 +241,7 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
                                                 "--seed", "--lr", "--threads", "--gradcheck", "--help", "--version",
                                                 "--save", "--save-every", "--save-best", "--load", "--resume",
                                                 "--val", "--val-split", "--early-stop", "--monitor", "--log",
-                                                "--plot", "--eval", "--predict", NULL};
+                                                "--plot", "--eval", "--predict", "-i", NULL};
             const char *near = closest_name(a, known);
             diag_plain(d, "unknown option '%s'%s%s%s (see nnc --help)", a, near ? "; did you mean '" : "",
                        near ? near : "", near ? "'?" : "");
@@ -249,10 +254,13 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
         }
 #undef VALUE_OPT
     }
-    if (!o->model_path) {
-        diag_plain(d, "no model file (see nnc --help)");
-        return EXIT_USAGE;
-    }
+    if (!o->model_path)
+        o->interactive = true;
+    return EXIT_OK;
+}
+
+/* The options' combinations; EXIT_USAGE after printing the problem. */
+static int check_options(Options *o, Diag *d) {
     const char *conflict = o->val_path && o->val_split ? "--val and --val-split"
                            : o->load_path && o->resume_path ? "--load and --resume"
                                                            : NULL;
@@ -268,7 +276,7 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
         diag_plain(d, "%s needs --train (or --resume)", needs_train);
         return EXIT_USAGE;
     }
-    if ((o->eval_path || o->predict_path) && !o->train && !o->load_path) {
+    if ((o->eval_path || o->predict_path) && !o->train && !o->load_path && !o->have_weights) {
         diag_plain(d, "%s needs weights: --load FILE, or --train", o->eval_path ? "--eval" : "--predict");
         return EXIT_USAGE;
     }
@@ -478,7 +486,8 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
 
 /* Trains (with --train or --resume), then evaluates and predicts, with
  * weights from --load or --resume if given. */
-static int session(Arena *a, const Model *m, const Source *src, const Options *o, Diag *d) {
+/* With `keep`, the weights are keep's (made if it has none) and stay there. */
+static int session(Arena *a, const Model *m, const Source *src, const Options *o, Diag *d, FitWeights *keep) {
     Data dt = {0};
     int status = load_all(m, o, &dt, d);
     if (status != EXIT_OK) {
@@ -488,7 +497,7 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
     /* The checkpoint is loaded (and checked against the model's slots)
      * before compiling: a bad file is reported at once, and cheaply. */
     Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32);
-    void **slots = alloc_slots(g, o->seed);
+    void **slots = keep && keep->slots ? keep->slots : alloc_slots(g, o->seed);
     FitHook hook = {
         .diag = d, .arena = a, .model = m, .graph = g, .slots = slots,
         .info = {.model_name = m->name, .model_hash = fit_model_hash(src), .seed = o->seed,
@@ -548,7 +557,11 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
                 m->lr, (unsigned long long)o->seed);
         fflush(info);
         NnrtTrainResult res = {0};
-        if (!nnrt_train(&spec, &dt.train, dt.have[SET_TEST] ? &dt.set[SET_TEST] : NULL, &res, err, sizeof err)) {
+        bool trained = nnrt_train(&spec, &dt.train, dt.have[SET_TEST] ? &dt.set[SET_TEST] : NULL, &res, err,
+                                  sizeof err);
+        if (!trained && res.failure == NNRT_FAIL_INTERRUPTED) { /* Ctrl-C in the REPL: not an error */
+            fprintf(info, "%s; the weights are those after it\n", err);
+        } else if (!trained) {
             if (!(res.failure == NNRT_FAIL_NONFINITE && hook.nan_reported))
                 diag_plain(d, "%s", err);
             status = res.failure == NNRT_FAIL_HOOK ? EXIT_USAGE : EXIT_TRAINING;
@@ -595,15 +608,28 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
     }
     fit_state_free(&hook.st);
     free(slot_elems);
-    for (int s = 0; s < g->nslots; s++)
-        free(slots[s]);
-    free(slots);
+    if (keep) {
+        *keep = (FitWeights){slots, g->nslots};
+    } else {
+        FitWeights w = {slots, g->nslots};
+        fit_weights_free(&w);
+    }
     jit_free(c.jit);
     data_free(&dt);
     return status;
 }
 
 /* ---------------------------------------------------------------- the stages */
+
+/* --epochs, --batch, --lr over the model file's values. */
+static void apply_overrides(Model *m, const Options *o) {
+    if (o->epochs)
+        m->epochs = o->epochs;
+    if (o->batch)
+        m->batch = o->batch;
+    if (o->lr)
+        m->lr = o->lr;
+}
 
 static int run(Arena *a, const Options *o, Diag *d) {
     Source src;
@@ -624,7 +650,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
         return EXIT_USAGE;
     }
     if (ast->nstmts) {
-        int status = script_run(a, d, ast, stdout);
+        int status = script_run(d, ast, stdout);
         if (status != EXIT_OK || ast->nmodels == 0)
             return status;
     }
@@ -636,12 +662,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
     }
     if (d->errors || !m)
         return EXIT_INVALID_MODEL;
-    if (o->epochs)
-        m->epochs = o->epochs;
-    if (o->batch)
-        m->batch = o->batch;
-    if (o->lr)
-        m->lr = o->lr;
+    apply_overrides(m, o);
 
     if (o->gradcheck) {
         Graph *g = ir_new(a, DT_F64);
@@ -690,7 +711,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
         break;
     }
     if (o->train || o->eval_path || o->predict_path)
-        return session(a, m, &src, o, d);
+        return session(a, m, &src, o, d, NULL);
     /* No training: compile the training step anyway, so a model that passes
      * this check is known to go through the whole pipeline. */
     double t0 = nnrt_now();
@@ -703,11 +724,67 @@ static int run(Arena *a, const Options *o, Diag *d) {
     return status;
 }
 
+/* ---------------------------------------------------------------- the REPL */
+
+/* ReplDriver.run: what `nnc MODEL.nn OPTIONS` does, on a model of the REPL
+ * session and its weights; the overrides hold for this run only. */
+static int repl_run_model(void *ctx, Diag *d, const Model *m, const Source *src, int argc, char **argv,
+                          FitWeights *w) {
+    (void)ctx;
+    char **args = xcalloc((size_t)argc + 1, sizeof *args);
+    args[0] = "nnc";
+    memcpy(args + 1, argv, (size_t)argc * sizeof *argv);
+    Options o;
+    int status = parse_options(argc + 1, args, &o, d);
+    free(args);
+    if (status == EXIT_OK && o.model_path) {
+        diag_plain(d, "unexpected '%s': the model is the session's", o.model_path);
+        status = EXIT_USAGE;
+    }
+    o.model_path = src->path;
+    o.have_weights = w->slots != NULL;
+    if (status == EXIT_OK && !o.train && !o.eval_path && !o.predict_path)
+        o.eval_path = NNC_DEFAULT_TEST; /* :eval MODEL */
+    if (status != EXIT_OK || (status = check_options(&o, d)) != EXIT_OK)
+        return status;
+    Model run = *m;
+    apply_overrides(&run, &o);
+    Arena *a = arena_new();
+    status = session(a, &run, src, &o, d, w);
+    arena_free(a);
+    return status;
+}
+
+/* nnc [-i MODEL.nn]: the REPL, after loading the file if one is given. */
+static int interactive(const Options *o, Diag *d) {
+    ReplDriver driver = {.run = repl_run_model};
+    Repl *r = repl_new(d, stdout, &driver);
+    bool loaded = true;
+    if (o->model_path) {
+        char *load = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&load, &len);
+        if (!f)
+            die("open_memstream: out of memory");
+        fprintf(f, ":load %s", o->model_path);
+        fclose(f);
+        loaded = repl_eval(r, "<command line>", load, len);
+        free(load);
+    }
+    int status = repl_main(r);
+    repl_free(r);
+    return loaded ? status : EXIT_INVALID_MODEL;
+}
+
 int main(int argc, char **argv) {
     Diag d;
     diag_init(&d, stderr);
     Options o;
     int status = parse_options(argc, argv, &o, &d);
+    if (status == EXIT_OK && o.interactive)
+        return interactive(&o, &d);
+    if (status == EXIT_OK)
+        status = check_options(&o, &d);
     if (status != EXIT_OK)
         return status;
     Arena *a = arena_new();
@@ -715,3 +792,4 @@ int main(int argc, char **argv) {
     arena_free(a);
     return status;
 }
+

@@ -74,6 +74,9 @@ typedef struct Source {
     const char *path; /* as given on the command line */
     const char *text; /* the whole file; may contain NUL bytes */
     size_t len;
+    int first_line;   /* the number of its first line (a REPL entry's in the session); 0: 1 */
+    const char *quoted; /* what messages quote, if not text: the same bytes before a
+                           REPL command blanked all but its expression out */
 } Source;
 
 /* A position in a source: 1-based line and column (columns count bytes). */
@@ -160,6 +163,7 @@ typedef enum {
     TOP_LET,    /* let NAME = literal: a variable (a leaf one can differentiate by) */
     TOP_ASSIGN, /* NAME = expr: a named value */
     TOP_PRINT,  /* print expr */
+    TOP_EXPR,   /* expr: printed, as 'print expr' is (what a REPL entry usually is) */
 } AstStmtKind;
 
 typedef struct AstStmt {
@@ -215,6 +219,9 @@ typedef struct AstProgram {
 /* Parses `src`; reports every syntax error through `d`. Returns NULL if there
  * was any error. Never crashes on any input. */
 AstProgram *parse_program(Arena *a, Diag *d, const Source *src);
+/* The same for a REPL entry: statements may be bare expressions (TOP_EXPR),
+ * and an entry of nothing is no error. */
+AstProgram *parse_entry(Arena *a, Diag *d, const Source *src);
 
 /* Parser internals, shared by parse.c and the lexer and parser generated from
  * grammar/nn.l and grammar/nn.y. */
@@ -228,6 +235,7 @@ typedef struct ParseState {
     int depth;              /* open '(' and '[': newlines inside them are not separators */
     Loc open_loc;           /* the last '(' or '[' */
     bool stmt_start;        /* the next token starts a statement */
+    int start_token;        /* returned by the lexer first (TK_ENTRY), then 0 */
     /* What syntax error messages quote: the last token (the parser's
      * lookahead when it finds an error) and the statement it is in. */
     int tok;
@@ -531,8 +539,12 @@ const char *infix_expr(Arena *a, const Graph *g, NodeId root, const char *const 
 typedef struct ExprName {
     const char *name;
     Loc loc;      /* where it was defined */
-    NodeId node;
+    NodeId node;  /* -1: its definition had an error (reported); or one of: */
 } ExprName;
+enum {
+    EXPR_LAZY = -2,      /* defined, but lowered only where used (ExprEnv.resolve) */
+    EXPR_RESOLVING = -3, /* being lowered: a use now is a cycle */
+};
 
 typedef struct ExprEnv ExprEnv;
 struct ExprEnv {
@@ -554,6 +566,10 @@ struct ExprEnv {
     bool warn; /* report warnings (not when lowering again what was checked) */
     /* dense(h, units[, act]), in a model; NULL elsewhere. */
     NodeId (*dense)(ExprEnv *e, const AstExpr *x);
+    /* The node of names[index], bound to EXPR_LAZY or EXPR_RESOLVING, used
+     * at `use` (script.c's session definitions); -1 once reported. */
+    NodeId (*resolve)(ExprEnv *e, int index, Loc use);
+    bool redefine; /* binding a bound name replaces it (the REPL) */
 };
 
 /* The loss `name` (mse, mae, binary_crossentropy, crossentropy) of the
@@ -578,10 +594,37 @@ bool expr_literal(ExprEnv *e, const AstExpr *x, Shape *shape, double **values);
 
 /* ---------------------------------------------------------------- script.c */
 
-/* Runs the top-level statements of `p` (let, assignment, print): one IR
- * graph in float64, compiled by the JIT and run once; prints to `out`.
- * EXIT_OK, EXIT_INVALID_MODEL after errors, EXIT_USAGE if the JIT fails. */
-int script_run(Arena *a, Diag *d, const AstProgram *p, FILE *out);
+/* A text the statements came from (a REPL entry, a loaded file) with the
+ * arena of its AST; freed when the last reference goes (script_text_new
+ * gives the first one). */
+typedef struct ScriptText {
+    Arena *arena;
+    Source src;
+    int refs;
+} ScriptText;
+ScriptText *script_text_new(const char *path, int first_line, const char *text, size_t len);
+void script_text_hold(ScriptText *t);
+void script_text_release(ScriptText *t);
+
+/* A session of statements: its definitions outlive each call. `repl`: a
+ * name may be redefined, and assignments and computed lets show their value. */
+typedef struct Script Script;
+Script *script_new(Diag *d, FILE *out, bool repl);
+void script_free(Script *sc);
+/* Forgets every definition. */
+void script_reset(Script *sc);
+/* Runs statements parsed from `text` (held by the definitions they make; NULL
+ * if it outlives the script), printing to the script's out. False once an
+ * error is reported; the statements before the failing segment took effect. */
+bool script_exec(Script *sc, ScriptText *text, const AstStmt *stmts, int n);
+/* The defined names, in a malloc'd array (the strings are the script's). */
+int script_names(const Script *sc, const char ***names);
+/* x lowered in a new graph (float64) in `a`, seeing the session's names,
+ * without running it: false once reported. */
+bool script_lower(Script *sc, Arena *a, const AstExpr *x, Graph **g, NodeId *node);
+/* Runs the top-level statements of a file: EXIT_OK, EXIT_INVALID_MODEL after
+ * errors, EXIT_USAGE if the JIT fails. */
+int script_run(Diag *d, const AstProgram *p, FILE *out);
 
 /* ---------------------------------------------------------------- lower.c */
 
@@ -757,6 +800,16 @@ Jit *jit_compile(CgModule *m, char *err, size_t errlen);
  * every module. */
 Jit *jit_compile_modules(CgModule **mods, int nmods, char *err, size_t errlen);
 void *jit_lookup(Jit *j, const char *fn, char *err, size_t errlen);
+/* A JIT with nothing in it yet, for a REPL session: each entry's module is
+ * added under its own resource tracker and removed once it has run, so a
+ * long session holds only the code it still uses. */
+Jit *jit_new(char *err, size_t errlen);
+typedef struct JitUnit JitUnit;
+/* Optimises and compiles m (taken) into j as one removable unit; NULL with a
+ * message in err on failure. Its functions are found with jit_lookup. */
+JitUnit *jit_add(Jit *j, CgModule *m, char *err, size_t errlen);
+/* Removes the unit's code from its JIT and frees the unit. */
+void jit_remove(JitUnit *u);
 void jit_free(Jit *j);
 /* Appends every function's address range to /tmp/perf-PID.map for perf. */
 bool jit_write_perf_map(Jit *j, char *err, size_t errlen);
@@ -805,6 +858,16 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
 bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const FitInfo *info,
               FitState *st);
 
+/* A model's PARAM and STATE buffers (float32) kept between runs (the REPL),
+ * laid out as the slots of its training step graph. */
+typedef struct FitWeights {
+    void **slots; /* NULL: none yet */
+    int nslots;
+} FitWeights;
+/* Zeroed buffers for g's PARAM and STATE slots. */
+FitWeights fit_weights_new(const Graph *g);
+void fit_weights_free(FitWeights *w);
+
 typedef enum { MONITOR_LOSS, MONITOR_ACC, MONITOR_VAL_LOSS, MONITOR_VAL_ACC } FitMonitor;
 const char *fit_monitor_name(FitMonitor m);
 
@@ -840,5 +903,37 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
  * malloc'd array of g->nnodes flags. */
 bool *fit_forward_nodes(const Graph *g);
 void fit_on_nonfinite(void *ctx, const NnrtNonFinite *nf);
+
+/* ---------------------------------------------------------------- repl.c */
+
+/* What the REPL borrows from the driver: running a model as `nnc` runs a
+ * model file, with `argv` (argc options, no program name or file) and the
+ * model's weights in *w (made if w->slots is NULL; kept there after). */
+typedef struct ReplDriver {
+    void *ctx;
+    int (*run)(void *ctx, Diag *d, const Model *m, const Source *src, int argc, char **argv, FitWeights *w);
+} ReplDriver;
+
+typedef struct Repl Repl;
+/* A session printing to `out`, errors to d; driver NULL: no :train or :eval. */
+Repl *repl_new(Diag *d, FILE *out, const ReplDriver *driver);
+void repl_free(Repl *r);
+/* Evaluates one entry (a command, or statements and models; the text of a
+ * whole multi-line block), read from `path`: false if it reported an error.
+ * The session's state is as before a failed entry. */
+bool repl_eval(Repl *r, const char *path, const char *text, size_t len);
+/* After :quit. */
+bool repl_done(const Repl *r);
+/* Every name completion may offer: values, models, commands (":train"), in
+ * a malloc'd array. */
+int repl_names(const Repl *r, const char ***names);
+
+/* ---------------------------------------------------------------- repl_term.c */
+
+/* Reads entries from standard input until end of input or :quit. On a
+ * terminal: prompts, line editing, history (~/.nnc_history), completion,
+ * Ctrl-C. Otherwise plain lines without prompts. Returns EXIT_OK, or
+ * EXIT_INVALID_MODEL if any entry failed. */
+int repl_main(Repl *r);
 
 #endif

@@ -327,13 +327,14 @@ void ast_model_finish(ParseState *ps, Loc loc, const char *name, Loc name_loc) {
     ps->models[ps->nmodels++] = m;
 }
 
-AstProgram *parse_program(Arena *a, Diag *d, const Source *src) {
+static AstProgram *parse(Arena *a, Diag *d, const Source *src, int start_token) {
     int errors = d->errors;
     if (src->len > INT_MAX) { /* flex takes an int; source_read refuses such files anyway */
         diag_plain(d, "'%s' is too large to parse", src->path);
         return NULL;
     }
-    ParseState ps = {.arena = a, .diag = d, .src = src, .line = 1, .col = 1, .stmt_start = true};
+    ParseState ps = {.arena = a, .diag = d, .src = src, .line = src->first_line ? src->first_line : 1, .col = 1,
+                      .stmt_start = true, .start_token = start_token};
     yyscan_t scanner;
     if (yylex_init(&scanner) != 0)
         die("cannot create the lexer");
@@ -352,7 +353,15 @@ AstProgram *parse_program(Arena *a, Diag *d, const Source *src) {
     free(ps.args);
     free(ps.items);
     free(ps.models);
-    if (d->errors == errors && p->nmodels == 0 && p->nstmts == 0)
+    return d->errors == errors ? p : NULL;
+}
+
+AstProgram *parse_program(Arena *a, Diag *d, const Source *src) {
+    int errors = d->errors;
+    AstProgram *p = parse(a, d, src, 0);
+    if (p && p->nmodels == 0 && p->nstmts == 0)
         diag_error(d, (Loc){src, 1, 1, 0}, "no model in '%s'", src->path);
     return d->errors == errors ? p : NULL;
 }
+
+AstProgram *parse_entry(Arena *a, Diag *d, const Source *src) { return parse(a, d, src, TK_ENTRY); }

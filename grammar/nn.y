@@ -74,6 +74,7 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
 %token KW_PRINT "'print'"
 %token KW_TARGET "'target'"
 %token KW_PARAM "'param'"
+%token TK_ENTRY "start of an entry" /* never in a file: the lexer's first token for a REPL entry */
 
 /* Operators, loosest first; unary minus binds tighter than * and looser
  * than ^, so -x^2 is -(x^2) as in mathematics. */
@@ -90,6 +91,13 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
 %nterm <arg> arg
 
 %%
+
+/* input: program | ENTRY entry
+ * ENTRY is no text: the lexer returns it first when parse_entry asks. */
+input
+    : program
+    | TK_ENTRY entry
+    ;
 
 /* program: { newline | ';' | model | top sep } [top] */
 program
@@ -118,6 +126,28 @@ top
 lets
     : name '=' expr                                     { ast_stmt(ps, TOP_LET, @1, $1, @1, $3); }
     | lets ',' name '=' expr                            { ast_stmt(ps, TOP_LET, @3, $3, @3, $5); }
+    ;
+
+/* entry: a program whose statements may also be bare expressions, which
+ * are printed (in a file they are not allowed: there a stray word is more
+ * likely a misspelt statement, and says so). */
+entry
+    : entry_items
+    | entry_items entry_top
+    ;
+
+entry_items
+    : %empty
+    | entry_items sep
+    | entry_items model
+    | entry_items entry_top sep
+    | entry_items top_error
+    | entry_items error '}'
+    ;
+
+entry_top
+    : top
+    | expr                                              { ast_stmt(ps, TOP_EXPR, @1, NULL, @1, $1); }
     ;
 
 /* name: IDENT, or a statement word that cannot be mistaken there: the notes

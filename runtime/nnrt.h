@@ -201,13 +201,19 @@ typedef struct NnrtTrainSpec {
     void (*on_nonfinite)(void *ctx, const NnrtNonFinite *nf);
 } NnrtTrainSpec;
 
-typedef enum { NNRT_FAIL_NONE, NNRT_FAIL_NONFINITE, NNRT_FAIL_HOOK, NNRT_FAIL_OTHER } NnrtFailure;
+typedef enum { NNRT_FAIL_NONE, NNRT_FAIL_NONFINITE, NNRT_FAIL_HOOK, NNRT_FAIL_INTERRUPTED, NNRT_FAIL_OTHER } NnrtFailure;
+
+/* Asks a running nnrt_train to stop after its current step (it then fails
+ * with NNRT_FAIL_INTERRUPTED, the weights those of that step). Safe in a
+ * signal handler; the request stays until cleared. */
+void nnrt_interrupt(void);
+bool nnrt_interrupted(void);
+void nnrt_clear_interrupt(void);
 
 typedef struct NnrtTrainResult {
     NnrtEpochStats *epochs; /* malloc'd, the epochs run by this call */
     int nepochs;
     double test_loss, test_acc; /* < 0 when no test set */
-    bool interrupted;
     bool stopped;               /* after_step asked to stop (early stopping) */
     NnrtFailure failure;        /* why nnrt_train returned false */
 } NnrtTrainResult;

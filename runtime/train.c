@@ -22,6 +22,7 @@
 #include "nnrt.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,6 +170,14 @@ static bool state_finite(const NnrtTrainSpec *spec) {
     return true;
 }
 
+/* The runtime's one piece of global mutable state: a stop request, set
+ * from a signal handler (the REPL's Ctrl-C), checked after every step. */
+static volatile sig_atomic_t interrupt_requested;
+
+void nnrt_interrupt(void) { interrupt_requested = 1; }
+bool nnrt_interrupted(void) { return interrupt_requested != 0; }
+void nnrt_clear_interrupt(void) { interrupt_requested = 0; }
+
 static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf,
                      NnrtStep st, NnrtProgress *prog, Pass *pass,
                      NnrtTrainPos *pos, NnrtTrainResult *res, const char *where, char *err,
@@ -225,6 +234,12 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
                 spec->after_step(spec->ctx, pos, NULL, err, errlen) == NNRT_HOOK_FAIL) {
                 res->failure = NNRT_FAIL_HOOK;
                 return false;
+            }
+            if (nnrt_interrupted()) {
+                if (prog && prog->tty)
+                    fputc('\n', prog->out);
+                res->failure = NNRT_FAIL_INTERRUPTED;
+                return nnrt_fail(err, errlen, "training interrupted %s step %zu", where, step);
             }
         }
     }

@@ -112,7 +112,7 @@ int main(void) {
     Diag d;
     diag_init(&d, stdout);
     for (size_t k = 0; k < sizeof models / sizeof *models; k++) {
-        Source src = {"m.nn", models[k], strlen(models[k])};
+        Source src = {.path = "m.nn", .text = models[k], .len = strlen(models[k])};
         AstProgram *ast = parse_program(a, &d, &src);
         Model *m = ast ? sema_model(a, &d, &ast->models[0]) : NULL;
         if (!CHECK(m != NULL))
