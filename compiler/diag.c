@@ -193,9 +193,7 @@ bool source_read(Arena *a, Diag *d, const char *path, Source *src) {
         return false;
     }
     fclose(f);
-    src->path = arena_strndup(a, path, strlen(path));
-    src->text = arena_strndup(a, buf, len);
-    src->len = len;
+    *src = (Source){.path = arena_strndup(a, path, strlen(path)), .text = arena_strndup(a, buf, len), .len = len};
     free(buf);
     return true;
 }

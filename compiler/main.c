@@ -19,8 +19,10 @@
 
 static const char usage[] =
     "usage: nnc [options] MODEL.nn\n"
+    "       nnc [-i MODEL.nn]\n"
     "\n"
-    "Checks and compiles a model; with --train, trains it.\n"
+    "Checks and compiles a model; with --train, trains it. Without a model\n"
+    "file, or with -i, the REPL (:help there lists its commands).\n"
     "\n"
     "  --emit=KIND        print a stage's output and stop; KIND is one of\n"
     "                     ast   the syntax tree\n"
@@ -64,6 +66,7 @@ static const char usage[] =
     "                     (the reference); -O2 (default) uses kernels\n"
     "  --gradcheck        check every parameter's gradient against central\n"
     "                     differences in float64 and report the worst error\n"
+    "  -i                 the REPL, after loading MODEL.nn\n"
     "  -h, --help         this text\n"
     "  --version          version and host CPU\n"
     "\n"

@@ -915,7 +915,8 @@ typedef struct ReplDriver {
 } ReplDriver;
 
 typedef struct Repl Repl;
-/* A session printing to `out`, errors to d; driver NULL: no :train or :eval. */
+/* A session printing to `out`, errors to d; driver NULL: no :train, :eval,
+ * and no files (:load, :save, :restore). */
 Repl *repl_new(Diag *d, FILE *out, const ReplDriver *driver);
 void repl_free(Repl *r);
 /* Evaluates one entry (a command, or statements and models; the text of a

@@ -11,7 +11,8 @@
  * (main.c) lends it as ReplDriver.run, called with the options of `nnc`, so
  * `:train m epochs=2` is `nnc m.nn --train --epochs 2` on the session's model,
  * with the same progress output. Without a driver (the fuzzer) those
- * commands say they are not available.
+ * commands, and the ones that read or write files, say they are not
+ * available.
  *
  * An error prints its diagnostic, with the caret under the entry, and leaves
  * the session as it was before the entry.
@@ -310,8 +311,19 @@ static bool cmd_show(Cmd *c, Show what) {
     return ok;
 }
 
+/* Files are the driver's to lend, as running models is: a session without
+ * one (the fuzzer's) reads and writes none. */
+static bool files_allowed(Cmd *c, const char *cmd) {
+    if (c->r->driver)
+        return true;
+    diag_error(c->r->diag, cmd_loc(c), "%s is not available in this session", cmd);
+    return false;
+}
+
 /* :load FILE: its models and statements, as if typed. */
 static bool cmd_load(Cmd *c) {
+    if (!files_allowed(c, ":load"))
+        return false;
     skip_blanks(c);
     const char *path = arena_strndup(c->text->arena, c->s + c->pos, c->len - c->pos);
     size_t n = strlen(path);
@@ -361,12 +373,8 @@ static ReplModel *model_arg(Cmd *c) {
  * without a path: the driver's default test set). */
 static bool cmd_run(Cmd *c, bool train) {
     ReplModel *m = model_arg(c);
-    if (!m)
+    if (!m || !files_allowed(c, train ? ":train" : ":eval"))
         return false;
-    if (!c->r->driver) {
-        diag_error(c->r->diag, cmd_loc(c), "%s is not available in this session", train ? ":train" : ":eval");
-        return false;
-    }
     if (!train && !m->weights.slots) {
         diag_error(c->r->diag, cmd_loc(c), "model '%s' has no weights yet: :train it or :restore a checkpoint",
                    m->name);
@@ -401,7 +409,7 @@ static bool cmd_run(Cmd *c, bool train) {
 /* :save MODEL FILE and :restore MODEL FILE: checkpoints, as --save writes. */
 static bool cmd_checkpoint(Cmd *c, bool save) {
     ReplModel *m = model_arg(c);
-    if (!m)
+    if (!m || !files_allowed(c, save ? ":save" : ":restore"))
         return false;
     Loc loc;
     const char *path = next_word(c, &loc);
