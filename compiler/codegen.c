@@ -236,6 +236,7 @@ static LLVMValueRef elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMV
     }
     case OP_SIN: return cg_intrinsic(c, "llvm.sin", c->ft, &a, 1);
     case OP_COS: return cg_intrinsic(c, "llvm.cos", c->ft, &a, 1);
+    case OP_FLOOR: return cg_intrinsic(c, "llvm.floor", c->ft, &a, 1);
     case OP_LEAKY_RELU:
         return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, cg_f(c, 0), ""), a,
                                LLVMBuildFMul(B, a, cg_f(c, n->value), ""), "");
@@ -537,6 +538,23 @@ void cg_end_function(Cg *c) {
     }
 }
 
+/* if (nnrt_interrupt_requested) return;  -- the runtime's flag, set by Ctrl-C
+ * (a volatile load: the handler may set it at any time). */
+static void return_if_interrupted(Cg *c) {
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(c->ctx);
+    LLVMValueRef flag = LLVMGetNamedGlobal(c->mod, "nnrt_interrupt_requested");
+    if (!flag)
+        flag = LLVMAddGlobal(c->mod, i32, "nnrt_interrupt_requested"); /* resolved by the JIT's symbol table */
+    LLVMValueRef v = LLVMBuildLoad2(c->b, i32, flag, "interrupted");
+    LLVMSetVolatile(v, true);
+    LLVMBasicBlockRef stop = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "stop");
+    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "go");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntNE, v, LLVMConstInt(i32, 0, false), ""), stop, go);
+    LLVMPositionBuilderAtEnd(c->b, stop);
+    LLVMBuildRetVoid(c->b);
+    LLVMPositionBuilderAtEnd(c->b, go);
+}
+
 void cg_add_step(CgModule *m, const char *name, const Graph *g, const Schedule *sched) {
     Cg c = {.owner = m, .g = g, .sched = sched, .name = name};
     cg_use_module(&c, m);
@@ -545,8 +563,11 @@ void cg_add_step(CgModule *m, const char *name, const Graph *g, const Schedule *
     c.slot = xrealloc(NULL, (size_t)g->nslots, sizeof *c.slot);
     c.ptr = xrealloc(NULL, (size_t)g->nnodes + 1, sizeof *c.ptr);
     cg_begin_function(&c, LLVMAddFunction(m->mod, name, fty), false);
-    for (int i = 0; i < g->nnodes; i++)
+    for (int i = 0; i < g->nnodes; i++) {
+        if (sched->interruptible && (sched->place[i] == PLACE_ARENA || sched->place[i] == PLACE_SLOT))
+            return_if_interrupted(&c);
         emit_node(&c, i);
+    }
     /* Results go to their slots last: every read of the old values is done. */
     for (int o = 0; o < g->noutputs; o++) {
         NodeId id = g->outputs[o].node;

@@ -139,8 +139,12 @@ static const struct {
     {"exp", (void *)exp},     {"logf", (void *)logf},     {"log", (void *)log},
     {"powf", (void *)powf},   {"pow", (void *)pow},       {"sinf", (void *)sinf},
     {"sin", (void *)sin},     {"cosf", (void *)cosf},     {"cos", (void *)cos},
+    /* pow(2^n, x) becomes exp2(n x); floor is a call without SSE4.1 */
+    {"exp2f", (void *)exp2f}, {"exp2", (void *)exp2},     {"floorf", (void *)floorf},
+    {"floor", (void *)floor},
     {"memset", (void *)memset}, {"memcpy", (void *)memcpy}, {"memmove", (void *)memmove},
     {"nnrt_parallel_for", (void *)nnrt_parallel_for},
+    {"nnrt_interrupt_requested", (void *)&nnrt_interrupt_requested},
 };
 
 static bool define_runtime_symbols(LLVMOrcLLJITRef j, char *err, size_t errlen) {

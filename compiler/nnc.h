@@ -8,11 +8,14 @@
  *   sema.c      AST -> checked Model (shapes inferred and checked)
  *   expr.c      tensor expressions -> IR, with their shapes checked
  *   script.c    top-level statements (let, assignment, print) run through the JIT
+ *   init.c      initializers: their names, calls and literals, checked
  *   ir.c        the tensor SSA DAG: hash-consed, simplifying constructors
  *   ir_print.c  the canonical text form (--emit=ir, --emit=grad)
+ *   dot.c       the training step for Graphviz (--emit=dot)
  *   infix.c     an IR value as a readable infix expression (print grad(L, w))
  *   lower.c     Model -> forward IR
  *   func.c      the functional form of a model -> forward IR
+ *   data.c      inline data of a model (data { x = [[3, 4]], y = [[6]] })
  *   autodiff.c  reverse-mode symbolic differentiation on the IR
  *   optim.c     the optimizer update as IR
  *   step.c      a model's whole step graph (forward, backward, update) for one batch
@@ -32,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "nnrt.h" /* the runtime's types: initializers, the training loop */
 
 #define NNC_VERSION "0.1.0"
 
@@ -180,10 +185,13 @@ typedef enum {
     AST_DENSE,     /* dense N [, ACT] */
     AST_LOSS,      /* loss NAME */
     AST_OPTIMIZER, /* optimizer NAME [( k = v, ... )] */
+    AST_SCHEDULE,  /* schedule NAME [( k = v, ... )]: the learning rate's */
     AST_TRAIN,     /* train k = v, ... */
     AST_TARGET,    /* target NAME [d0, ...]: what the model learns to output */
     AST_PARAM,     /* param NAME [d0, ...] [= INIT]: one per declared parameter */
     AST_ASSIGN,    /* NAME = expr: a named value of the model */
+    AST_DATA_VALUE, /* NAME = literal in a data block: the samples of an input or target */
+    AST_DATA,      /* data { ... }: after its values */
 } AstKind;
 
 typedef struct AstItem {
@@ -194,11 +202,12 @@ typedef struct AstItem {
     AstNum *dims;     /* input */
     int ndims;
     AstNum units;     /* dense */
-    AstArg *args;     /* optimizer, train */
+    AstArg *args;     /* optimizer, schedule, train */
     int nargs;
     AstExpr *expr;    /* assign: the value; loss: its call, as in loss mse(out, y) (else NULL) */
-    const char *init; /* param: its initializer's name, or NULL */
-    Loc init_loc;
+    AstExpr *init;    /* param: its initializer (zeros, normal(0, 1), [1, 2]), or NULL */
+    AstExpr **kwargs; /* dense: key = value options (kernel_initializer = ...) */
+    int nkwargs;
 } AstItem;
 
 typedef struct AstModel {
@@ -219,6 +228,9 @@ typedef struct AstProgram {
 /* Parses `src`; reports every syntax error through `d`. Returns NULL if there
  * was any error. Never crashes on any input. */
 AstProgram *parse_program(Arena *a, Diag *d, const Source *src);
+/* The text of --schedule, NAME [(k = v, ...)], as a schedule statement; NULL
+ * after reporting a syntax error (located in src, whose path names the option). */
+AstItem *parse_schedule_option(Arena *a, Diag *d, const Source *src);
 /* The same for a REPL entry: statements may be bare expressions (TOP_EXPR),
  * and an entry of nothing is no error. */
 AstProgram *parse_entry(Arena *a, Diag *d, const Source *src);
@@ -274,14 +286,17 @@ void ast_args_new(ParseState *ps, AstArg first);
 void ast_args_add(ParseState *ps, AstArg arg);
 AstItem ast_input(ParseState *ps, Loc loc, const char *name, Loc name_loc);
 AstItem ast_flatten(ParseState *ps, Loc loc);
-AstItem ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc act_loc);
+AstItem ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc act_loc, AstExprList *kwargs);
 AstItem ast_loss(ParseState *ps, Loc loc, const char *name, Loc name_loc);
 AstItem ast_optimizer(ParseState *ps, Loc loc, const char *name, Loc name_loc, bool has_args);
+AstItem ast_schedule(ParseState *ps, Loc loc, const char *name, Loc name_loc, bool has_args);
 AstItem ast_train(ParseState *ps, Loc loc);
 AstItem ast_target(ParseState *ps, Loc loc, const char *name, Loc name_loc);
-AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, const char *init, Loc init_loc);
+AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, AstExpr *init);
 AstItem ast_assign(ParseState *ps, const char *name, Loc name_loc, AstExpr *e);
 AstItem ast_loss_call(ParseState *ps, Loc loc, AstExpr *call);
+AstItem ast_data(ParseState *ps, Loc loc);
+void ast_data_value(ParseState *ps, const char *name, Loc name_loc, AstExpr *e);
 void ast_unknown_statement(ParseState *ps, const char *word, Loc loc);
 AstExpr *ast_expr_num(ParseState *ps, AstNum n);
 AstExpr *ast_expr_name(ParseState *ps, const char *name, Loc loc);
@@ -311,8 +326,10 @@ typedef struct Shape {
 } Shape;
 
 typedef enum { ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX } Act;
-typedef enum { LOSS_CROSSENTROPY, LOSS_MSE, LOSS_MAE, LOSS_BCE } LossKind;
-typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAMAX } OptKind;
+typedef enum { LOSS_CROSSENTROPY, LOSS_MSE, LOSS_MAE, LOSS_BCE, LOSS_NLL } LossKind;
+typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAMAX, OPT_NADAM, OPT_FTRL } OptKind;
+/* Keras' learning-rate schedules of the iteration count k (0 at the first step). */
+typedef enum { SCHED_CONSTANT, SCHED_STEP, SCHED_EXPONENTIAL, SCHED_INVERSE_TIME, SCHED_COSINE } SchedKind;
 typedef enum { LAYER_FLATTEN, LAYER_DENSE } LayerKind;
 
 typedef struct Layer {
@@ -321,7 +338,16 @@ typedef struct Layer {
     Shape in, out;  /* per sample, without the batch dimension */
     Act act;        /* dense */
     int index;      /* dense: 1, 2, ... -> parameter names dense1.W, dense1.b */
+    NnrtInit kernel_init, bias_init; /* dense */
 } Layer;
+
+/* Inline data: n samples of the inputs and of the targets, each side by
+ * side in the slots' order (as the step function's slots 1 and 2 hold them). */
+typedef struct ModelData {
+    int64_t n;
+    double *x, *y; /* n * input elements, n * label_size */
+    Loc loc;
+} ModelData;
 
 typedef struct Model {
     const char *name;
@@ -340,16 +366,31 @@ typedef struct Model {
     bool nesterov;
     double beta1, beta2, epsilon; /* adam; epsilon for every adaptive one */
     double rho;                   /* rmsprop, adadelta */
-    double accumulator;           /* adagrad: initial_accumulator_value */
-    double weight_decay, clipnorm, clipvalue; /* adaptive optimizers; 0: off */
+    double accumulator;           /* adagrad, ftrl: initial_accumulator_value */
+    double lr_power, l1, l2, l2_shrinkage, ftrl_beta; /* ftrl */
+    double weight_decay, clipnorm, clipvalue, global_clipnorm; /* 0: off */
+    SchedKind sched;              /* the lr as a function of the step count */
+    Loc sched_loc;
+    double decay_steps, decay_rate, alpha;
+    bool staircase;
     int64_t epochs, batch;
     /* The functional form (target, param, NAME = expr, loss f(out, y)):
      * func.c lowers these items for each batch size. NULL: sequential. */
     const AstModel *functional;
+    /* Elements per sample of the label slot: 1 (a class index or one value,
+     * the labels file's convention), or the targets of a functional model
+     * side by side (then `input` above is the inputs side by side too when
+     * there are several). */
+    int64_t label_size;
+    bool several_losses; /* the output is every prediction, flattened side by side */
+    const ModelData *data; /* inline data { ... }, or NULL */
 } Model;
 
 /* Checks one model; all errors go through `d`. Returns NULL if it had errors. */
 Model *sema_model(Arena *a, Diag *d, const AstModel *m);
+/* Sets m's learning-rate schedule from a schedule statement (the file's or
+ * --schedule's); false once its errors are reported. */
+bool sema_schedule(Arena *a, Diag *d, Model *m, const AstItem *it);
 
 /* The largest number of elements a tensor may have (checked in sema, so
  * later stages multiply dimensions without overflow). */
@@ -362,6 +403,16 @@ const char *shape_str(const Shape *s, char *buf, size_t n);
 const char *act_name(Act a);
 /* The activation called `name`; false if there is none. */
 bool act_lookup(const char *name, Act *out);
+/* The loss called `name`; false if there is none. */
+bool sema_loss_lookup(const char *name, LossKind *out);
+
+/* ---------------------------------------------------------------- data.c */
+
+/* The values of a data block (the AST_DATA_VALUE items before `data`),
+ * checked against the model's inputs and targets: each given once, the
+ * same number of samples in all, the declared shape per sample. NULL once
+ * reported. */
+const ModelData *data_check(Arena *a, Diag *d, const Model *m, const AstModel *ast, const AstItem *data);
 
 /* ---------------------------------------------------------------- ir.c: the IR */
 
@@ -393,6 +444,7 @@ typedef enum { DT_F32, DT_F64 } DType;
     X(SIGN, "sign", 1, ELEMWISE)      /* a > 0 ? 1 : a < 0 ? -1 : 0    (abs')       */ \
     X(SIN, "sin", 1, ELEMWISE)        /* sin a                                      */ \
     X(COS, "cos", 1, ELEMWISE)        /* cos a                                      */ \
+    X(FLOOR, "floor", 1, ELEMWISE)    /* the largest integer <= a  (staircase lr)   */ \
     X(LEAKY_RELU, "leaky_relu", 1, ELEMWISE) /* a > 0 ? a : alpha a   (alpha: value) */ \
     X(ELU, "elu", 1, ELEMWISE)        /* a > 0 ? a : alpha (e^a - 1)  (alpha: value) */ \
     X(EQ, "eq", 2, ELEMWISE)          /* a == b ? 1 : 0                             */ \
@@ -455,8 +507,7 @@ typedef struct Slot {
     SlotKind kind;
     const char *name;   /* "dense1.W", "dense1.W.velocity", "x", ... */
     Shape shape;
-    Act init_act;       /* PARAM: the activation after it, to choose its initializer */
-    bool is_bias;       /* PARAM: initialized to zeros */
+    NnrtInit init;      /* PARAM: its initializer */
     int64_t fan_in, fan_out;
 } Slot;
 
@@ -489,6 +540,8 @@ typedef struct Graph {
 
 Graph *ir_new(Arena *a, DType dt);
 int ir_add_slot(Graph *g, Slot s); /* returns its number */
+/* The elements of every PARAM slot: a model's parameter count. */
+int64_t ir_param_count(const Graph *g);
 void ir_add_output(Graph *g, NodeId node, int slot);
 
 /* Constructors. Each one simplifies first (constant folding, algebraic
@@ -523,6 +576,12 @@ Graph *ir_dce(const Graph *g);
 /* ---------------------------------------------------------------- ir_print.c */
 
 void ir_print(FILE *out, const Graph *g);
+
+/* ---------------------------------------------------------------- dot.c */
+
+/* --emit=dot: the training step g as one Graphviz digraph called `name`,
+ * the forward pass and the gradient graph as two clusters. */
+void dot_print(FILE *out, const Graph *g, const char *name);
 
 /* ---------------------------------------------------------------- infix.c */
 
@@ -591,6 +650,20 @@ NodeId expr_lower(ExprEnv *e, const AstExpr *x);
 /* The shape and elements of a literal (a number or nested [..] of numbers)
  * in `a`; false once reported. */
 bool expr_literal(ExprEnv *e, const AstExpr *x, Shape *shape, double **values);
+
+/* ---------------------------------------------------------------- init.c */
+
+/* The initializer `x` (zeros, he_uniform, normal(0, 0.05), [1, 2], ...) of a
+ * parameter of `shape` (NULL: not known yet, a literal's shape is not
+ * checked); false once reported through e->diag. */
+bool init_resolve(ExprEnv *e, const AstExpr *x, const Shape *shape, NnrtInit *out);
+/* A dense layer's kernel_initializer = and bias_initializer = options over
+ * the defaults: He-normal before relu, Glorot-uniform otherwise; zeros for
+ * the bias. Shapes as init_resolve's. False once reported. */
+bool init_dense(ExprEnv *e, AstExpr *const *kwargs, int n, Act act, const Shape *w, const Shape *b,
+                NnrtInit *kernel, NnrtInit *bias);
+/* Keras' fans of a weight of this shape (for a matrix: its rows, columns). */
+void init_fans(const Shape *s, int64_t *fan_in, int64_t *fan_out);
 
 /* ---------------------------------------------------------------- script.c */
 
@@ -702,6 +775,8 @@ typedef struct Schedule {
                            the product (its one user, computed on the
                            accumulators), or -1 */
     size_t arena_bytes;
+    bool interruptible; /* returns before its next loop once nnrt_interrupt() was
+                           called (a REPL entry's: Ctrl-C); set by the caller */
 } Schedule;
 
 Schedule *schedule(Arena *a, const Graph *g, int opt);
@@ -824,8 +899,6 @@ int jit_vector_bits(void);
 void cg_module_free(CgModule *m);
 
 /* ---------------------------------------------------------------- fit.c */
-
-#include "nnrt.h"
 
 /* What a checkpoint holds beyond the tensors. */
 typedef struct FitState {

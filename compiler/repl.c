@@ -77,15 +77,6 @@ static ReplModel *find_model(Repl *r, const char *name) {
     return NULL;
 }
 
-static int64_t count_params(const Model *m, Arena *a) {
-    Graph *g = step_graph(a, m, STEP_EVAL, 1, DT_F32);
-    int64_t n = 0;
-    for (int s = 0; s < g->nslots; s++)
-        if (g->slots[s].kind == SLOT_PARAM)
-            n += shape_elems(&g->slots[s].shape);
-    return n;
-}
-
 /* Keeps model m (checked, in text's arena), replacing one of the same name. */
 static void define_model(Repl *r, Model *m, ScriptText *text) {
     ReplModel *old = find_model(r, m->name);
@@ -100,7 +91,7 @@ static void define_model(Repl *r, Model *m, ScriptText *text) {
     Arena *a = arena_new();
     char in[64], out[64];
     fprintf(r->out, "model %s: input %s, output %s, %lld parameters\n", m->name, shape_str(&m->input, in, sizeof in),
-            shape_str(&m->output, out, sizeof out), (long long)count_params(m, a));
+            shape_str(&m->output, out, sizeof out), (long long)ir_param_count(step_graph(a, m, STEP_EVAL, 1, DT_F32)));
     arena_free(a);
 }
 
@@ -199,33 +190,25 @@ static bool cmd_grad(Cmd *c) {
     Arena *a = c->text->arena;
     AstStmt *stmts = NULL;
     int n = 0;
-    Loc loc;
-    for (const char *v; (v = next_word(c, &loc));) {
-        for (char *comma; (comma = strchr(v, ','));) /* "a,b" and "a, b" */
-            *comma = ' ';
-        size_t k = 0, len = strlen(v);
-        while (k < len) {
-            while (k < len && v[k] == ' ')
-                k++;
-            size_t start = k;
-            while (k < len && v[k] != ' ')
-                k++;
-            if (k == start)
-                continue;
-            Loc at = loc;
-            at.col += (int)start;
-            at.offset += start;
-            AstExpr *call = arena_alloc(a, sizeof *call);
-            AstExpr **args = arena_array(a, 2, sizeof *args);
-            args[0] = (AstExpr *)f;
-            args[1] = name_expr(a, arena_strndup(a, v + start, k - start), at);
-            *call = (AstExpr){.kind = EX_CALL, .loc = f->loc, .name = "grad", .args = args, .nargs = 2};
-            AstStmt *more = arena_array(a, (size_t)n + 1, sizeof *more);
-            if (n)
-                memcpy(more, stmts, (size_t)n * sizeof *more);
-            stmts = more;
-            stmts[n++] = (AstStmt){.kind = TOP_PRINT, .loc = f->loc, .expr = call};
-        }
+    for (;;) { /* the names, separated by blanks or commas */
+        while (c->pos < c->len && (isspace((unsigned char)c->s[c->pos]) || c->s[c->pos] == ','))
+            c->pos++;
+        if (c->pos == c->len)
+            break;
+        size_t start = c->pos;
+        while (c->pos < c->len && !isspace((unsigned char)c->s[c->pos]) && c->s[c->pos] != ',')
+            c->pos++;
+        Loc at = {&c->text->src, c->text->src.first_line, (int)start + 1, start};
+        AstExpr **args = arena_array(a, 2, sizeof *args);
+        args[0] = (AstExpr *)f;
+        args[1] = name_expr(a, arena_strndup(a, c->s + start, c->pos - start), at);
+        AstExpr *call = arena_alloc(a, sizeof *call);
+        *call = (AstExpr){.kind = EX_CALL, .loc = f->loc, .name = "grad", .args = args, .nargs = 2};
+        AstStmt *more = arena_array(a, (size_t)n + 1, sizeof *more);
+        if (n)
+            memcpy(more, stmts, (size_t)n * sizeof *more);
+        stmts = more;
+        stmts[n++] = (AstStmt){.kind = TOP_PRINT, .loc = f->loc, .expr = call};
     }
     if (!n) {
         diag_error(c->r->diag, cmd_loc(c), "expected the names to differentiate by after 'wrt'");

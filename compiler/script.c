@@ -403,6 +403,7 @@ static bool eval_run(Eval *ev, Slots *out) {
     Script *sc = ev->sc;
     Graph *run = ir_dce(ev->e.g);
     Schedule *plan = schedule(ev->e.arena, run, 2);
+    plan->interruptible = true;
     CgModule *mod = cg_module_new("entry");
     cg_add_step(mod, "entry", run, plan);
     char err[1024];
@@ -429,6 +430,10 @@ static bool eval_run(Eval *ev, Slots *out) {
     fn(slots, run->batch);
     jit_remove(unit);
     *out = (Slots){slots, run->nslots};
+    if (nnrt_interrupted()) { /* Ctrl-C: the results are partial */
+        fprintf(sc->out, "interrupted\n");
+        return false;
+    }
     return true;
 }
 

@@ -2,7 +2,8 @@
  * for 8 samples and run on n of them must compute what a step built for
  * exactly n samples does (loss, outputs, updated parameters and optimizer
  * state), at -O0 and -O2, for losses whose mean divides by n in different
- * places (crossentropy, mse, binary_crossentropy, a functional model) and
+ * places (crossentropy, mse, binary_crossentropy, a functional model, a
+ * mean whose constant is also the learning rate) and
  * for partial M blocks of the matmul kernel (n = 3, 5, 7 against its 12-
  * or 6-row tiles) and a partial k loop (the weight gradients).
  */
@@ -24,6 +25,9 @@ static const char *const models[] = {
     " optimizer rmsprop(lr = 0.01) }\n",
     "model f { input x[6]\n target y[1]\n param w[6, 1]\n param b[1]\n out = x @ w + b\n"
     " loss mse(out, y)\n optimizer sgd(lr = 0.05) }\n",
+    /* The mean's 1/(8 * 2) is the learning rate: one node in the graph for
+     * 8 samples, two in those for 9 and 10 (step.c builds from 9's). */
+    "model co { input x[6]\n dense 2, sigmoid\n loss mse\n optimizer sgd(lr = 0.0625) }\n",
 };
 
 typedef struct Compiled {
