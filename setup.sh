@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(gcc make cmake flex bison zlib1g-dev libjansson-dev llvm-14-dev llvm-14-tools python3 dataset-fashion-mnist)
+packages=(gcc make cmake flex bison zlib1g-dev libjansson-dev libedit-dev llvm-14-dev llvm-14-tools python3 dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")

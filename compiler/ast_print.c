@@ -66,6 +66,10 @@ static void ast_print_item(FILE *out, const AstItem *it) {
         ast_print_num(out, &it->units);
         if (it->name)
             fprintf(out, " %s", it->name);
+        for (int i = 0; i < it->nkwargs; i++) {
+            fputc(' ', out);
+            ast_print_expr(out, it->kwargs[i]);
+        }
         ast_print_loc(out, it->loc);
         return;
     case AST_LOSS:
@@ -85,19 +89,27 @@ static void ast_print_item(FILE *out, const AstItem *it) {
             ast_print_num(out, &it->dims[i]);
         }
         fputc(']', out);
-        if (it->init)
-            fprintf(out, " = %s", it->init);
+        if (it->init) {
+            fputs(" = ", out);
+            ast_print_expr(out, it->init);
+        }
         ast_print_loc(out, it->loc);
         return;
     case AST_ASSIGN:
-        fprintf(out, "    assign %s = ", it->name);
+    case AST_DATA_VALUE:
+        fprintf(out, "    %s %s = ", it->kind == AST_ASSIGN ? "assign" : "data value", it->name);
         ast_print_expr(out, it->expr);
         ast_print_loc(out, it->loc);
         return;
     case AST_OPTIMIZER:
-        fprintf(out, "    optimizer %s", it->name);
+    case AST_SCHEDULE:
+        fprintf(out, "    %s %s", it->kind == AST_OPTIMIZER ? "optimizer" : "schedule", it->name);
         ast_print_loc(out, it->loc);
         ast_print_args(out, it);
+        return;
+    case AST_DATA:
+        fputs("    data", out);
+        ast_print_loc(out, it->loc);
         return;
     case AST_TRAIN:
         fputs("    train", out);
@@ -109,7 +121,7 @@ static void ast_print_item(FILE *out, const AstItem *it) {
 }
 
 static void ast_print_stmt(FILE *out, const AstStmt *st) {
-    static const char *const kinds[] = {[TOP_LET] = "let", [TOP_ASSIGN] = "assign", [TOP_PRINT] = "print"};
+    static const char *const kinds[] = {[TOP_LET] = "let", [TOP_ASSIGN] = "assign", [TOP_PRINT] = "print", [TOP_EXPR] = "expr"};
     fprintf(out, "  %s ", kinds[st->kind]);
     if (st->name)
         fprintf(out, "%s = ", st->name);

@@ -52,7 +52,7 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
 #define ONE ir_const(g, 1, scalar, l)
     switch (n.op) {
     case OP_INPUT: case OP_LABEL: case OP_PARAM: case OP_STATE: case OP_CONST:
-    case OP_STEP: case OP_ONEHOT: case OP_SIGN: case OP_EQ: /* piecewise constant: zero derivative */
+    case OP_STEP: case OP_ONEHOT: case OP_SIGN: case OP_EQ: case OP_FLOOR: /* piecewise constant: zero derivative */
         break;
     case OP_ADD: ACC(a, gy); ACC(b, gy); break;               /* d(a+b) = da + db */
     case OP_SUB: ACC(a, gy); ACC(b, NEG(gy)); break;          /* d(a-b) = da - db */

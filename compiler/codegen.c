@@ -172,6 +172,7 @@ static LLVMValueRef elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMV
     }
     case OP_SIN: return cg_intrinsic(c, "llvm.sin", c->ft, &a, 1);
     case OP_COS: return cg_intrinsic(c, "llvm.cos", c->ft, &a, 1);
+    case OP_FLOOR: return cg_intrinsic(c, "llvm.floor", c->ft, &a, 1);
     case OP_LEAKY_RELU:
         return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, cg_f(c, 0), ""), a,
                                LLVMBuildFMul(B, a, cg_f(c, n->value), ""), "");

@@ -54,7 +54,7 @@ const char *diag_clip(Arena *a, const char *s, size_t len) {
 
 /* The source line of `loc`, then a caret under its column. */
 static void diag_show_line(Diag *d, Loc loc) {
-    const char *text = loc.src->text;
+    const char *text = loc.src->quoted ? loc.src->quoted : loc.src->text;
     size_t len = loc.src->len;
     size_t off = loc.offset < len ? loc.offset : len;
     size_t start = off, end = off;
@@ -193,9 +193,7 @@ bool source_read(Arena *a, Diag *d, const char *path, Source *src) {
         return false;
     }
     fclose(f);
-    src->path = arena_strndup(a, path, strlen(path));
-    src->text = arena_strndup(a, buf, len);
-    src->len = len;
+    *src = (Source){.path = arena_strndup(a, path, strlen(path)), .text = arena_strndup(a, buf, len), .len = len};
     free(buf);
     return true;
 }

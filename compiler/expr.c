@@ -29,7 +29,11 @@ const ExprName *expr_lookup(const ExprEnv *e, const char *name) {
 }
 
 bool expr_bind(ExprEnv *e, const char *name, Loc loc, NodeId node) {
-    const ExprName *old = expr_lookup(e, name);
+    ExprName *old = (ExprName *)expr_lookup(e, name);
+    if (old && e->redefine) {
+        *old = (ExprName){name, loc, node};
+        return true;
+    }
     if (old) {
         const char *shown = diag_clip(e->arena, name, strlen(name));
         diag_error(e->diag, loc, "'%s' is already defined", shown);
@@ -655,6 +659,8 @@ NodeId expr_lower(ExprEnv *e, const AstExpr *x) {
         return ir_const(e->g, x->num.value, (Shape){0}, x->loc);
     case EX_NAME: {
         const ExprName *b = expr_lookup(e, x->name);
+        if (b && (b->node == EXPR_LAZY || b->node == EXPR_RESOLVING))
+            return e->resolve(e, (int)(b - e->names), x->loc);
         if (b)
             return b->node;
         const char **names = arena_array(e->arena, (size_t)e->nnames + 1, sizeof *names);

@@ -424,3 +424,18 @@ void fit_on_nonfinite(void *ctx, const NnrtNonFinite *nf) {
               shape_str(&n->shape, buf, sizeof buf));
     h->nan_reported = true;
 }
+
+FitWeights fit_weights_new(const Graph *g) {
+    FitWeights w = {xcalloc((size_t)g->nslots, sizeof *w.slots), g->nslots};
+    for (int s = 0; s < g->nslots; s++)
+        if (g->slots[s].kind == SLOT_PARAM || g->slots[s].kind == SLOT_STATE)
+            w.slots[s] = xcalloc((size_t)shape_elems(&g->slots[s].shape), sizeof(float));
+    return w;
+}
+
+void fit_weights_free(FitWeights *w) {
+    for (int s = 0; s < w->nslots; s++)
+        free(w->slots[s]);
+    free(w->slots);
+    *w = (FitWeights){0};
+}

@@ -15,9 +15,16 @@
  * a sequential model's (arena, input, label, loss, output, then parameters
  * in the order they appear), so the runtime trains either alike. Sema calls
  * this once to check the model; lower_forward calls it per batch size.
+ *
+ * Several inputs, targets and losses (Keras' functional API) keep those
+ * slots: the inputs lie side by side in the input slot, the targets in the
+ * label slot, each a slice of it, and the loss is the sum of the (weighted)
+ * terms, so the runtime feeds them from one file or data block as it feeds
+ * one input.
  */
 #include "nnc.h"
 
+#include <math.h>
 #include <string.h>
 
 typedef struct Func {
@@ -44,40 +51,43 @@ static NodeId param_leaf(Graph *g, Slot sl, Loc loc) {
     return ir_leaf(g, OP_PARAM, ir_add_slot(g, sl), sl.shape, loc);
 }
 
-/* param NAME[dims] [= zeros | he | glorot]: Keras' fans (fan_in = dim[-2],
- * fan_out = dim[-1]); glorot_uniform unless told. */
+/* param NAME[dims] [= INIT]: Keras' fans; glorot_uniform unless told. */
 static NodeId func_param(Func *f, const AstItem *it) {
-    static const char *const inits[] = {"glorot", "he", "zeros", NULL};
     Shape s = declared(it);
-    Slot sl = {.kind = SLOT_PARAM, .name = it->name, .shape = s, .init_act = ACT_LINEAR,
-               .fan_in = s.rank >= 2 ? s.dim[s.rank - 2] : s.rank ? s.dim[0] : 1,
-               .fan_out = s.rank ? s.dim[s.rank - 1] : 1};
-    if (it->init) {
-        if (!strcmp(it->init, "he")) {
-            sl.init_act = ACT_RELU; /* what selects He-normal */
-        } else if (!strcmp(it->init, "zeros")) {
-            sl.is_bias = true;
-        } else if (strcmp(it->init, "glorot") != 0) {
-            const char *guess = diag_quiet(f->e.diag) ? NULL : closest_name(it->init, inits);
-            const char *shown = diag_clip(f->e.arena, it->init, strlen(it->init));
-            if (guess)
-                diag_error(f->e.diag, it->init_loc, "unknown initializer '%s'; did you mean '%s'?", shown, guess);
-            else
-                diag_error(f->e.diag, it->init_loc, "unknown initializer '%s'; expected zeros, he or glorot", shown);
-            return -1;
-        }
-    }
+    Slot sl = {.kind = SLOT_PARAM, .name = it->name, .shape = s, .init = {.kind = NNRT_INIT_GLOROT_UNIFORM}};
+    init_fans(&s, &sl.fan_in, &sl.fan_out);
+    if (it->init && !init_resolve(&f->e, it->init, &s, &sl.init))
+        return -1;
     return param_leaf(f->e.g, sl, it->loc);
 }
 
-/* dense(h, units[, act]): h @ W + b, then act; W and b are parameters
- * named dense1.W, dense1.b, ... as a layer line's are. */
+/* The parameters of a dense layer on [in] -> [units], named dense1.W,
+ * dense1.b, ... as a layer line's are: z = h @ W + b, then act. */
+static NodeId func_dense_apply(Func *f, Loc loc, NodeId h, int64_t units, Act act, AstExpr *const *kwargs,
+                               int nkwargs) {
+    ExprEnv *e = &f->e;
+    Graph *g = e->g;
+    int64_t in = expr_shape(e, h).dim[0];
+    Slot w = {.kind = SLOT_PARAM, .shape = {2, {in, units}}, .fan_in = in, .fan_out = units};
+    Slot b = {.kind = SLOT_PARAM, .shape = {1, {units}}, .fan_in = in, .fan_out = units};
+    if (!init_dense(e, kwargs, nkwargs, act, &w.shape, &b.shape, &w.init, &b.init))
+        return -1;
+    f->ndense++;
+    w.name = arena_printf(e->arena, "dense%d.W", f->ndense);
+    b.name = arena_printf(e->arena, "dense%d.b", f->ndense);
+    NodeId W = param_leaf(g, w, loc), B = param_leaf(g, b, loc);
+    return lower_activation(g, act, ir_binary(g, OP_ADD, ir_matmul(g, h, W, loc), B, loc), loc);
+}
+
+/* dense(h, units[, act][, kernel_initializer = ..., bias_initializer = ...]) */
 static NodeId func_dense(ExprEnv *e, const AstExpr *x) {
     Func *f = (Func *)e;
-    Graph *g = e->g;
-    if (x->nargs < 2 || x->nargs > 3) {
+    int npos = 0;
+    while (npos < x->nargs && x->args[npos]->kind != EX_KEYWORD)
+        npos++;
+    if (npos < 2 || npos > 3) {
         diag_error(e->diag, x->loc, "dense takes 2 or 3 arguments, found %d; expected dense(h, units[, activation])",
-                   x->nargs);
+                   npos);
         return -1;
     }
     NodeId h = expr_lower(e, x->args[0]);
@@ -89,7 +99,7 @@ static NodeId func_dense(ExprEnv *e, const AstExpr *x) {
         ok = false;
     }
     Act act = ACT_LINEAR;
-    if (x->nargs == 3 && (x->args[2]->kind != EX_NAME || !act_lookup(x->args[2]->name, &act))) {
+    if (npos == 3 && (x->args[2]->kind != EX_NAME || !act_lookup(x->args[2]->name, &act))) {
         diag_error(e->diag, x->args[2]->loc, "expected an activation: relu, sigmoid, tanh, softmax or linear");
         ok = false;
     }
@@ -107,19 +117,11 @@ static NodeId func_dense(ExprEnv *e, const AstExpr *x) {
                    "than %lld elements", (long long)units, (long long)in, (long long)units, (long long)NNC_MAX_ELEMS);
         return -1;
     }
-    f->ndense++;
-    Slot w = {.kind = SLOT_PARAM, .name = arena_printf(e->arena, "dense%d.W", f->ndense), .shape = {2, {in, units}},
-              .init_act = act, .fan_in = in, .fan_out = units};
-    Slot b = {.kind = SLOT_PARAM, .name = arena_printf(e->arena, "dense%d.b", f->ndense), .shape = {1, {units}},
-              .init_act = act, .is_bias = true, .fan_in = in, .fan_out = units};
-    NodeId W = param_leaf(g, w, x->loc), B = param_leaf(g, b, x->loc);
-    NodeId z = ir_binary(g, OP_ADD, ir_matmul(g, h, W, x->loc), B, x->loc);
-    return lower_activation(g, act, z, x->loc);
+    return func_dense_apply(f, x->loc, h, units, act, x->args + npos, x->nargs - npos);
 }
 
-/* dense N [, ACT] as a layer line: on the value before it. */
+/* dense N [, ACT] [, options] as a layer line: on the value before it. */
 static NodeId func_dense_line(Func *f, const AstItem *it, NodeId h) {
-    Graph *g = f->e.g;
     Shape sh = expr_shape(&f->e, h);
     if (!expr_batched(&f->e, h)) {
         diag_error(f->e.diag, it->loc, "dense applies to a value computed from the input; the one before it is not");
@@ -142,31 +144,63 @@ static NodeId func_dense_line(Func *f, const AstItem *it, NodeId h) {
                    (long long)NNC_MAX_ELEMS);
         return -1;
     }
-    f->ndense++;
-    Slot w = {.kind = SLOT_PARAM, .name = arena_printf(f->e.arena, "dense%d.W", f->ndense),
-              .shape = {2, {in, units}}, .init_act = act, .fan_in = in, .fan_out = units};
-    Slot b = {.kind = SLOT_PARAM, .name = arena_printf(f->e.arena, "dense%d.b", f->ndense), .shape = {1, {units}},
-              .init_act = act, .is_bias = true, .fan_in = in, .fan_out = units};
-    NodeId W = param_leaf(g, w, it->loc), B = param_leaf(g, b, it->loc);
-    return lower_activation(g, act, ir_binary(g, OP_ADD, ir_matmul(g, h, W, it->loc), B, it->loc), it->loc);
+    return func_dense_apply(f, it->loc, h, units, act, it->kwargs, it->nkwargs);
 }
 
-/* The loss of out against y: mse or crossentropy, the mean over the batch.
- * loss mse(out, y) names both; a bare 'loss mse' takes the last value and
- * the target (or, without one, the labels as the sequential form does). */
-static NodeId func_loss(Func *f, const Model *m, const AstItem *it, NodeId cur, NodeId target, int label_slot,
-                        NodeId *pred, bool check) {
+/* The weight of a loss term: loss f(out, y, weight = w), Keras'
+ * loss_weights; 1 unless given. False once reported. */
+static bool func_loss_weight(ExprEnv *e, const AstExpr *call, double *w) {
+    *w = 1;
+    if (call->nargs == 3 && call->args[2]->kind == EX_KEYWORD && !strcmp(call->args[2]->name, "weight")) {
+        const AstExpr *v = call->args[2]->args[0];
+        if (v->kind == EX_NUM && v->num.value >= 0 && isfinite(v->num.value)) {
+            *w = v->num.value;
+            return true;
+        }
+        diag_error(e->diag, v->loc, "a loss weight is a number of at least 0");
+        return false;
+    }
+    if (call->nargs == 2 && call->args[0]->kind != EX_KEYWORD && call->args[1]->kind != EX_KEYWORD)
+        return true;
+    if (call->nargs == 3 && call->args[2]->kind == EX_KEYWORD) {
+        const char *key = diag_clip(e->arena, call->args[2]->name, strlen(call->args[2]->name));
+        diag_error(e->diag, call->args[2]->loc, "unknown argument '%s' for %s; expected weight = w", key, call->name);
+        return false;
+    }
+    diag_error(e->diag, call->loc, "%s takes 2 arguments and a weight, found %d; expected %s(prediction, target"
+               "[, weight = w])", call->name, call->nargs, call->name);
+    return false;
+}
+
+/* -1/n sum_i logp[i, y_i]: the mean negative log-likelihood of class
+ * indices y under the log-probabilities logp [n, K]. */
+static NodeId func_nll(Graph *g, NodeId logp, NodeId y, int64_t classes, int64_t batch, Loc l) {
+    NodeId labels = ir_reshape(g, y, (Shape){1, {batch}}, l);
+    NodeId picked = ir_sum(g, ir_binary(g, OP_MUL, ir_onehot(g, labels, classes, l), logp, l), -1, l);
+    return ir_binary(g, OP_MUL, picked, ir_const(g, -1.0 / (double)batch, (Shape){0}, l), l);
+}
+
+/* The loss of out against y, the mean over the batch. loss mse(out, y)
+ * names both; a bare 'loss mse' takes the last value and the target (or,
+ * without one, the labels as the sequential form does). crossentropy and
+ * nll against class indices (a target of one value per sample) go through
+ * log-probabilities: crossentropy on the logits z when out = softmax(z) (the
+ * stable form), nll on out itself; against a target of out's shape (one-hot
+ * or probabilities, Keras' categorical crossentropy) expr_loss computes it. */
+static NodeId func_loss(Func *f, const AstItem *it, NodeId cur, NodeId target, int label_slot, NodeId *pred,
+                        bool check) {
     ExprEnv *e = &f->e;
     Graph *g = e->g;
     const AstExpr *call = it->expr;
     Loc lo = it->name_loc, ly = it->name_loc; /* where the prediction and the target are written */
     NodeId out = cur, y = target;
+    LossKind kind;
+    double weight = 1;
+    if (!sema_loss_lookup(it->name, &kind))
+        return -1; /* sema reported it */
     if (call) {
-        if (call->nargs != 2 || call->args[0]->kind == EX_KEYWORD || call->args[1]->kind == EX_KEYWORD) {
-            diag_error(e->diag, call->loc, "%s takes 2 arguments, found %d; expected %s(prediction, target)",
-                       call->name, call->nargs, call->name);
+        if (!func_loss_weight(e, call, &weight))
             return -1;
-        }
         out = expr_lower(e, call->args[0]);
         y = expr_lower(e, call->args[1]);
         lo = call->args[0]->loc;
@@ -180,9 +214,10 @@ static NodeId func_loss(Func *f, const Model *m, const AstItem *it, NodeId cur, 
         diag_error(e->diag, lo, "the prediction does not depend on the input");
         return -1;
     }
+    bool sparse = kind == LOSS_CROSSENTROPY || kind == LOSS_NLL;
     if (y < 0) { /* the labels, as the sequential form reads them */
         NodeId labels = ir_leaf(g, OP_LABEL, label_slot, (Shape){1, {e->batch}}, it->loc);
-        if (m->loss == LOSS_CROSSENTROPY) /* a class index per sample */
+        if (sparse) /* a class index per sample */
             y = labels;
         else if (shape_elems(&so) == 1) /* the label itself is the target */
             y = ir_reshape(g, labels, g->nodes[out].shape, it->loc);
@@ -191,77 +226,99 @@ static NodeId func_loss(Func *f, const Model *m, const AstItem *it, NodeId cur, 
     }
     Shape sy = expr_shape(e, y);
     Loc l = it->loc;
-    int64_t batch = e->batch;
     *pred = out;
-    if (m->loss == LOSS_MAE || m->loss == LOSS_BCE)
-        return expr_loss(e, m->loss == LOSS_MAE ? "mae" : "binary_crossentropy", l, ly, out, y);
-    if (m->loss == LOSS_MSE) { /* 1/(n k) sum (out - y)^2 */
-        if (!shape_eq(&so, &sy)) {
-            diag_error(e->diag, ly, "mse compares equal shapes: expected %s, found %s",
-                       shape_str(&so, b1, sizeof b1), shape_str(&sy, b2, sizeof b2));
+    NodeId loss;
+    if (!sparse || (kind == LOSS_CROSSENTROPY && shape_eq(&so, &sy) && shape_elems(&sy) > 1)) {
+        static const char *const names[] = {[LOSS_CROSSENTROPY] = "crossentropy", [LOSS_MSE] = "mse",
+                                            [LOSS_MAE] = "mae", [LOSS_BCE] = "binary_crossentropy"};
+        loss = expr_loss(e, names[kind], l, ly, out, y);
+    } else {
+        const char *name = kind == LOSS_NLL ? "nll" : "crossentropy";
+        if (so.rank != 1 || so.dim[0] < 2) {
+            diag_error(e->diag, lo, "%s expects a %s per class: expected [K] with K >= 2, found %s", name,
+                       kind == LOSS_NLL ? "log-probability" : "class score", shape_str(&so, b1, sizeof b1));
             return -1;
         }
-        NodeId d = ir_binary(g, OP_SUB, out, y, l);
-        NodeId ss = ir_sum(g, ir_binary(g, OP_MUL, d, d, l), -1, l);
-        double n = (double)batch * (double)shape_elems(&so);
-        return ir_binary(g, OP_MUL, ss, ir_const(g, 1 / n, (Shape){0}, l), l);
+        if (shape_elems(&sy) != 1 || !expr_batched(e, y)) {
+            diag_error(e->diag, ly, "%s takes a class index per sample (expected [] or [1])%s, found %s", name,
+                       kind == LOSS_NLL ? "" : " or a target of the prediction's shape",
+                       shape_str(&sy, b2, sizeof b2));
+            return -1;
+        }
+        const IrNode *on = &g->nodes[out];
+        bool softmax = on->op == OP_EXP && g->nodes[on->in[0]].op == OP_LOGSOFTMAX;
+        if (kind == LOSS_NLL) {
+            if (softmax && check)
+                diag_warning(e->diag, lo, "nll of a softmax: nll takes log-probabilities; use log_softmax, or "
+                             "crossentropy for probabilities");
+        } else if (!softmax && check) {
+            diag_warning(e->diag, lo, "crossentropy of a value that is not a softmax: it is taken as logits");
+        }
+        NodeId logp = kind == LOSS_NLL ? out : softmax ? on->in[0] : ir_logsoftmax(g, out, l);
+        loss = func_nll(g, logp, y, so.dim[0], e->batch, l);
     }
-    /* crossentropy against class indices: -1/n sum_i log softmax(z_i)[y_i],
-     * on the logits z when out = softmax(z) (the stable form). */
-    if (so.rank != 1 || so.dim[0] < 2) {
-        diag_error(e->diag, lo,
-                   "crossentropy expects a class score per class: expected [K] with K >= 2, found %s",
-                   shape_str(&so, b1, sizeof b1));
-        return -1;
-    }
-    if (shape_elems(&sy) != 1 || !expr_batched(e, y)) {
-        diag_error(e->diag, ly, "crossentropy takes a class index per sample: expected [] or [1], "
-                   "found %s", shape_str(&sy, b2, sizeof b2));
-        return -1;
-    }
-    const IrNode *on = &g->nodes[out];
-    bool softmax = on->op == OP_EXP && g->nodes[on->in[0]].op == OP_LOGSOFTMAX;
-    if (!softmax && check)
-        diag_warning(e->diag, lo, "crossentropy of a value that is not a softmax: it is taken as logits");
-    NodeId ls = softmax ? on->in[0] : ir_logsoftmax(g, out, l);
-    NodeId labels = ir_reshape(g, y, (Shape){1, {batch}}, l);
-    NodeId picked = ir_sum(g, ir_binary(g, OP_MUL, ir_onehot(g, labels, so.dim[0], l), ls, l), -1, l);
-    return ir_binary(g, OP_MUL, picked, ir_const(g, -1.0 / (double)batch, (Shape){0}, l), l);
+    return loss < 0 || weight == 1 ? loss : ir_binary(g, OP_MUL, loss, ir_const(g, weight, (Shape){0}, l), l);
+}
+
+/* The inputs (or the targets) of a model: with one, its slot holds it as
+ * declared; with several, they lie side by side in one slot [batch, total]
+ * (the runtime fills a slot from one file or one data block) and each is a
+ * slice of it. *offset: where this one starts. */
+static NodeId func_packed(Func *f, NodeId whole, int count, const AstItem *it, int64_t *offset) {
+    Graph *g = f->e.g;
+    Shape d = declared(it), s = batched(&d, f->e.batch);
+    int64_t n = shape_elems(&d);
+    NodeId v = count == 1 ? whole : ir_slice(g, whole, 1, *offset, n, it->loc);
+    *offset += n;
+    return ir_reshape(g, v, s, it->loc);
+}
+
+/* Several losses: every prediction flattened, side by side, as the output. */
+static NodeId func_outputs(Func *f, NodeId all, NodeId pred, Loc l) {
+    Graph *g = f->e.g;
+    Shape s = expr_shape(&f->e, pred);
+    NodeId flat = ir_reshape(g, pred, (Shape){2, {f->e.batch, shape_elems(&s)}}, l);
+    return all < 0 ? flat : ir_concat(g, all, flat, 1, l);
 }
 
 NodeId func_lower(Graph *g, const Model *m, int64_t batch, Diag *d, NodeId *pred, Shape *output) {
     Arena *a = g->arena;
     int errors = d->errors;
+    const AstModel *ast = m->functional;
+    int ninputs = 0, ntargets = 0;
+    Loc xloc = ast->loc, yloc = ast->loc; /* of the first input and target */
+    for (int i = 0; i < ast->nitems; i++) {
+        if (ast->items[i].kind == AST_INPUT && !ninputs++)
+            xloc = ast->items[i].loc;
+        if (ast->items[i].kind == AST_TARGET && !ntargets++)
+            yloc = ast->items[i].loc;
+    }
     ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
-    Shape xs = batched(&m->input, batch), ys = {1, {batch}};
-    int sx = ir_add_slot(g, (Slot){.kind = SLOT_INPUT, .name = m->input_name, .shape = xs});
+    Shape xs = ninputs == 1 ? batched(&m->input, batch) : (Shape){2, {batch, shape_elems(&m->input)}};
+    Shape ys = m->label_size == 1 && ntargets <= 1 ? (Shape){1, {batch}} : (Shape){2, {batch, m->label_size}};
+    int sx = ir_add_slot(g, (Slot){.kind = SLOT_INPUT, .name = ninputs == 1 ? m->input_name : "inputs",
+                                   .shape = xs});
     int sy = ir_add_slot(g, (Slot){.kind = SLOT_LABEL, .name = "label", .shape = ys});
     ir_add_slot(g, (Slot){.kind = SLOT_LOSS, .name = "loss"});
     ir_add_slot(g, (Slot){.kind = SLOT_OUTPUT, .name = "output"});
 
     Func f = {.e = {.arena = a, .diag = d, .g = g, .batch = batch, .dense = func_dense, .warn = output != NULL}};
     ExprEnv *e = &f.e;
-    expr_bind(e, m->input_name, m->input_loc, ir_leaf(g, OP_INPUT, sx, xs, m->input_loc));
-    NodeId loss = -1, target = -1;
-    NodeId cur = e->names[0].node; /* the value a layer line applies to: the last one made */
-    const AstModel *ast = m->functional;
+    NodeId xall = ir_leaf(g, OP_INPUT, sx, xs, xloc), yall = ir_leaf(g, OP_LABEL, sy, ys, yloc);
+    NodeId loss = -1, target = -1, outputs = -1;
+    int64_t xoff = 0, yoff = 0;
+    NodeId cur = -1; /* the value a layer line applies to: the last one made */
     for (int i = 0; i < ast->nitems && !diag_quiet(d); i++) {
         const AstItem *it = &ast->items[i];
         switch (it->kind) {
-        case AST_TARGET: {
-            Shape t = declared(it);
-            if (shape_elems(&t) != 1) {
-                diag_error(d, it->name_loc, "target '%s' has %lld values per sample; only one value (or a class) "
-                           "per sample is supported yet: expected [] or [1]",
-                           diag_clip(a, it->name, strlen(it->name)), (long long)shape_elems(&t));
-                expr_bind(e, it->name, it->name_loc, -1); /* known, so its uses stay quiet */
-                break;
-            }
-            NodeId y = ir_leaf(g, OP_LABEL, sy, ys, it->loc);
-            target = ir_reshape(g, y, batched(&t, batch), it->loc);
+        case AST_INPUT:
+            cur = func_packed(&f, xall, ninputs, it, &xoff);
+            expr_bind(e, it->name, it->name_loc, cur);
+            break;
+        case AST_TARGET:
+            target = func_packed(&f, yall, ntargets, it, &yoff);
             expr_bind(e, it->name, it->name_loc, target);
             break;
-        }
         case AST_PARAM:
             expr_bind(e, it->name, it->name_loc, func_param(&f, it));
             break;
@@ -278,15 +335,21 @@ NodeId func_lower(Graph *g, const Model *m, int64_t batch, Diag *d, NodeId *pred
         case AST_DENSE:
             cur = cur >= 0 ? func_dense_line(&f, it, cur) : -1;
             break;
-        case AST_LOSS:
-            loss = func_loss(&f, m, it, cur, target, sy, pred, output != NULL);
+        case AST_LOSS: {
+            NodeId p = -1, term = func_loss(&f, it, cur, target, sy, &p, output != NULL);
+            if (term >= 0) { /* Keras' total: the sum of the (weighted) terms */
+                loss = loss < 0 ? term : ir_binary(g, OP_ADD, loss, term, it->loc);
+                outputs = m->several_losses ? func_outputs(&f, outputs, p, it->loc) : p;
+            }
             break;
-        default: /* input: bound above; the others are sema's */
+        }
+        default: /* the others are sema's */
             break;
         }
     }
     if (d->errors != errors || loss < 0)
         return -1;
+    *pred = outputs;
     g->slots[SLOT_NO_OUTPUT].shape = g->nodes[*pred].shape;
     if (output)
         *output = expr_shape(e, *pred);

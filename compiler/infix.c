@@ -205,6 +205,7 @@ static Text structure(Infix *p, NodeId id) {
     case OP_SIGN: return call(p, "sign", a, "");
     case OP_SIN: return call(p, "sin", a, "");
     case OP_COS: return call(p, "cos", a, "");
+    case OP_FLOOR: return call(p, "floor", a, "");
     case OP_LEAKY_RELU: return call(p, "leaky_relu", a, arena_printf(p->a, ", alpha=%g", n->value));
     case OP_ELU: return call(p, "elu", a, arena_printf(p->a, ", alpha=%g", n->value));
     case OP_EQ: return call(p, "eq", a, arena_printf(p->a, ", %s", text_of(p, b).s));

@@ -178,6 +178,7 @@ static double fold_unary(Op op, double x, double alpha) {
     case OP_SIGN: return x > 0 ? 1 : x < 0 ? -1 : 0;
     case OP_SIN: return sin(x);
     case OP_COS: return cos(x);
+    case OP_FLOOR: return floor(x);
     case OP_LEAKY_RELU: return x > 0 ? x : alpha * x;
     case OP_ELU: return x > 0 ? x : alpha * expm1(x);
     case OP_NEG: return -x;
@@ -528,4 +529,12 @@ Graph *ir_dce(const Graph *g) {
     for (int i = 0; i < g->noutputs; i++)
         ir_add_output(d, map[g->outputs[i].node], g->outputs[i].slot);
     return d;
+}
+
+int64_t ir_param_count(const Graph *g) {
+    int64_t n = 0;
+    for (int s = 0; s < g->nslots; s++)
+        if (g->slots[s].kind == SLOT_PARAM)
+            n += shape_elems(&g->slots[s].shape);
+    return n;
 }

@@ -139,6 +139,9 @@ static const struct {
     {"exp", (void *)exp},     {"logf", (void *)logf},     {"log", (void *)log},
     {"powf", (void *)powf},   {"pow", (void *)pow},       {"sinf", (void *)sinf},
     {"sin", (void *)sin},     {"cosf", (void *)cosf},     {"cos", (void *)cos},
+    /* pow(2^n, x) becomes exp2(n x); floor is a call without SSE4.1 */
+    {"exp2f", (void *)exp2f}, {"exp2", (void *)exp2},     {"floorf", (void *)floorf},
+    {"floor", (void *)floor},
     {"memset", (void *)memset}, {"memcpy", (void *)memcpy}, {"memmove", (void *)memmove},
     {"nnrt_parallel_for", (void *)nnrt_parallel_for},
 };
@@ -235,67 +238,123 @@ static void compile_jobs(void **ctx, int64_t begin, int64_t end) {
     }
 }
 
-Jit *jit_compile_modules(CgModule **mods, int n, char *err, size_t errlen) {
+/* Compiles the modules to object code in parallel; false (message in err)
+ * if any failed. Each job's obj is then the caller's. */
+static bool compile_objects(Jobs *js, char *err, size_t errlen) {
     init_native(); /* before threads use the target registry */
-    Jobs js = {.job = xrealloc(NULL, (size_t)n + 1, sizeof *js.job), .n = n};
-    for (int i = 0; i < n; i++)
-        js.job[i] = (Job){.mod = mods[i]->mod};
-    void *ctx[1] = {&js};
-    nnrt_parallel_for(compile_jobs, ctx, nnrt_threads());
-
-    Jit *j = NULL;
-    LLVMOrcLLJITRef lljit = NULL;
-    for (int i = 0; i < n; i++)
-        if (!js.job[i].obj) {
-            snprintf(err, errlen, "%s", js.job[i].err);
-            goto fail;
+    void *ctx[1] = {js};
+    if (js->n == 1)
+        compile_jobs(ctx, 0, 1);
+    else
+        nnrt_parallel_for(compile_jobs, ctx, nnrt_threads());
+    for (int i = 0; i < js->n; i++)
+        if (!js->job[i].obj) {
+            snprintf(err, errlen, "%s", js->job[i].err);
+            return false;
         }
+    return true;
+}
+
+Jit *jit_new(char *err, size_t errlen) {
     LLVMTargetMachineRef tm = host_machine(err, errlen);
     if (!tm)
-        goto fail;
+        return NULL;
+    LLVMOrcLLJITRef lljit = NULL;
     LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
     /* The JTMB takes tm; the builder takes the JTMB; CreateLLJIT takes the
      * builder, even when it fails. */
     LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
     if (!take_error(LLVMOrcCreateLLJIT(&lljit, builder), "creating the JIT", err, errlen))
-        goto fail;
-    if (!define_runtime_symbols(lljit, err, errlen))
-        goto fail;
-    j = xrealloc(NULL, 1, sizeof *j);
-    *j = (Jit){.lljit = lljit};
-    for (int i = 0; i < n; i++)
-        for (LLVMValueRef f = LLVMGetFirstFunction(mods[i]->mod); f; f = LLVMGetNextFunction(f))
-            if (!LLVMIsDeclaration(f)) {
-                j->names = xrealloc(j->names, (size_t)j->nnames + 1, sizeof *j->names);
-                j->names[j->nnames++] = xstrdup(LLVMGetValueName(f));
-            }
-    for (int i = 0; i < n; i++) {
-        /* The JIT takes the object buffer, also when it fails. */
-        LLVMErrorRef e = LLVMOrcLLJITAddObjectFile(lljit, LLVMOrcLLJITGetMainJITDylib(lljit), js.job[i].obj);
-        js.job[i].obj = NULL;
-        if (!take_error(e, "adding the object code", err, errlen))
-            goto fail;
+        return NULL;
+    Jit *j = xcalloc(1, sizeof *j);
+    j->lljit = lljit;
+    if (!define_runtime_symbols(lljit, err, errlen)) {
+        jit_free(j);
+        return NULL;
     }
-    lljit = NULL; /* j owns it */
-fail:
-    if (lljit) {
-        take_error(LLVMOrcDisposeLLJIT(lljit), "disposing the JIT", err, errlen);
-        if (j) {
-            j->lljit = NULL;
+    return j;
+}
+
+/* Adds an object buffer (taken, also on failure) under rt, or the main
+ * library's default tracker if rt is NULL. */
+static bool add_object(Jit *j, LLVMOrcResourceTrackerRef rt, LLVMMemoryBufferRef obj, char *err, size_t errlen) {
+    LLVMErrorRef e = rt ? LLVMOrcLLJITAddObjectFileWithRT(j->lljit, rt, obj)
+                        : LLVMOrcLLJITAddObjectFile(j->lljit, LLVMOrcLLJITGetMainJITDylib(j->lljit), obj);
+    return take_error(e, "adding the object code", err, errlen);
+}
+
+static Jobs jobs_of(CgModule **mods, int n) {
+    Jobs js = {.job = xrealloc(NULL, (size_t)n + 1, sizeof *js.job), .n = n};
+    for (int i = 0; i < n; i++)
+        js.job[i] = (Job){.mod = mods[i]->mod};
+    return js;
+}
+
+static void jobs_free(Jobs *js, CgModule **mods) {
+    for (int i = 0; i < js->n; i++) {
+        if (js->job[i].obj)
+            LLVMDisposeMemoryBuffer(js->job[i].obj);
+        cg_module_free(mods[i]);
+    }
+    free(js->job);
+}
+
+Jit *jit_compile_modules(CgModule **mods, int n, char *err, size_t errlen) {
+    Jobs js = jobs_of(mods, n);
+    Jit *j = compile_objects(&js, err, errlen) ? jit_new(err, errlen) : NULL;
+    if (j)
+        for (int i = 0; i < n; i++)
+            for (LLVMValueRef f = LLVMGetFirstFunction(mods[i]->mod); f; f = LLVMGetNextFunction(f))
+                if (!LLVMIsDeclaration(f)) {
+                    j->names = xrealloc(j->names, (size_t)j->nnames + 1, sizeof *j->names);
+                    j->names[j->nnames++] = xstrdup(LLVMGetValueName(f));
+                }
+    for (int i = 0; i < n && j; i++) {
+        bool ok = add_object(j, NULL, js.job[i].obj, err, errlen);
+        js.job[i].obj = NULL; /* taken */
+        if (!ok) {
             jit_free(j);
             j = NULL;
         }
     }
-    for (int i = 0; i < n; i++) {
-        if (js.job[i].obj)
-            LLVMDisposeMemoryBuffer(js.job[i].obj);
-        cg_module_free(mods[i]);
-    }
-    free(js.job);
+    jobs_free(&js, mods);
     return j;
 }
 
 Jit *jit_compile(CgModule *m, char *err, size_t errlen) { return jit_compile_modules(&m, 1, err, errlen); }
+
+struct JitUnit {
+    LLVMOrcResourceTrackerRef rt;
+};
+
+JitUnit *jit_add(Jit *j, CgModule *m, char *err, size_t errlen) {
+    Jobs js = jobs_of(&m, 1);
+    JitUnit *u = NULL;
+    if (compile_objects(&js, err, errlen)) {
+        LLVMOrcResourceTrackerRef rt = LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(j->lljit));
+        bool ok = add_object(j, rt, js.job[0].obj, err, errlen);
+        js.job[0].obj = NULL; /* taken */
+        if (ok) {
+            u = xcalloc(1, sizeof *u);
+            u->rt = rt;
+        } else {
+            LLVMOrcReleaseResourceTracker(rt);
+        }
+    }
+    jobs_free(&js, &m);
+    return u;
+}
+
+void jit_remove(JitUnit *u) {
+    if (!u)
+        return;
+    char err[256];
+    /* Frees the unit's code and symbols; the tracker itself is ours to release. */
+    if (!take_error(LLVMOrcResourceTrackerRemove(u->rt), "removing JIT code", err, sizeof err))
+        die("%s", err);
+    LLVMOrcReleaseResourceTracker(u->rt);
+    free(u);
+}
 
 void *jit_lookup(Jit *j, const char *fn, char *err, size_t errlen) {
     LLVMOrcExecutorAddress addr = 0;

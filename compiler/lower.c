@@ -31,9 +31,9 @@ NodeId lower_activation(Graph *g, Act act, NodeId z, Loc loc) {
 static NodeId dense(Graph *g, Arena *a, const Layer *l, NodeId h, NodeId *logits) {
     int64_t in = l->in.dim[0], units = l->out.dim[0];
     Slot w = {.kind = SLOT_PARAM, .name = arena_printf(a, "dense%d.W", l->index),
-              .shape = {2, {in, units}}, .init_act = l->act, .fan_in = in, .fan_out = units};
+              .shape = {2, {in, units}}, .init = l->kernel_init, .fan_in = in, .fan_out = units};
     Slot b = {.kind = SLOT_PARAM, .name = arena_printf(a, "dense%d.b", l->index),
-              .shape = {1, {units}}, .init_act = l->act, .is_bias = true, .fan_in = in, .fan_out = units};
+              .shape = {1, {units}}, .init = l->bias_init, .fan_in = in, .fan_out = units};
     NodeId W = ir_leaf(g, OP_PARAM, ir_add_slot(g, w), w.shape, l->loc);
     NodeId B = ir_leaf(g, OP_PARAM, ir_add_slot(g, b), b.shape, l->loc);
     NodeId z = ir_binary(g, OP_ADD, ir_matmul(g, h, W, l->loc), B, l->loc);
@@ -45,8 +45,8 @@ NodeId lower_forward(Graph *g, const Model *m, int64_t batch, NodeId *pred) {
     if (m->functional) { /* checked by sema: no errors here */
         Diag quiet;
         diag_init(&quiet, stderr);
-        Shape out;
-        NodeId loss = func_lower(g, m, batch, &quiet, pred, &out);
+        /* No output shape wanted: sema has shown the warnings once. */
+        NodeId loss = func_lower(g, m, batch, &quiet, pred, NULL);
         if (loss < 0)
             die("lower: a checked functional model has errors");
         return loss;
@@ -104,6 +104,8 @@ NodeId lower_forward(Graph *g, const Model *m, int64_t batch, NodeId *pred) {
         NodeId ss = ir_sum(g, ir_binary(g, OP_MUL, d, d, loc), -1, loc);
         return ir_binary(g, OP_MUL, ss, ir_const(g, 1.0 / ((double)batch * (double)classes), scalar, loc), loc);
     }
+    case LOSS_NLL: /* sema allows it in the functional form only */
+        break;
     }
     unreachable();
 }

@@ -15,11 +15,14 @@
 #include <unistd.h>
 
 #define NNC_DEFAULT_DATA "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+#define NNC_DEFAULT_TEST "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 
 static const char usage[] =
     "usage: nnc [options] MODEL.nn\n"
+    "       nnc [-i MODEL.nn]\n"
     "\n"
-    "Checks and compiles a model; with --train, trains it.\n"
+    "Checks and compiles a model; with --train, trains it. Without a model\n"
+    "file, or with -i, the REPL (:help there lists its commands).\n"
     "\n"
     "  --emit=KIND        print a stage's output and stop; KIND is one of\n"
     "                     ast   the syntax tree\n"
@@ -29,13 +32,22 @@ static const char usage[] =
     "                           which loop computes each node, where it lives\n"
     "                     llvm  the LLVM IR of the training step\n"
     "                     asm   its machine code for this CPU, after O3\n"
+    "                     dot   the forward and gradient graphs for Graphviz\n"
     "  --train [PATH]     train on an IDX images file (raw or .gz); its labels\n"
-    "                     file is found next to it. Without PATH:\n"
+    "                     file is found next to it. Without PATH: the model's\n"
+    "                     data block if it has one, else\n"
     "                     " NNC_DEFAULT_DATA "\n"
+    "  --target PATH      the targets of --train's samples, an IDX file of any\n"
+    "                     element type: [n, the model's target elements]\n"
+    "  --print-params     print every parameter after training\n"
     "  --test PATH        evaluate on this IDX images file after training\n"
     "                     (default: the t10k-* file next to the training data)\n"
     "  --epochs N, --batch N, --lr X\n"
     "                     override the model file's values\n"
+    "  --schedule S       override the model's learning-rate schedule, e.g.\n"
+    "                     'cosine(decay_steps = 500)'; S is constant, step,\n"
+    "                     exponential, inverse_time or cosine, with the\n"
+    "                     arguments of the model file's 'schedule'\n"
     "  --seed N           seed for initialisation and shuffling (default 1)\n"
     "  --report FILE      write a JSON summary of the training run\n"
     "  --save FILE        save a checkpoint (safetensors: weights, optimizer\n"
@@ -63,6 +75,7 @@ static const char usage[] =
     "                     (the reference); -O2 (default) uses kernels\n"
     "  --gradcheck        check every parameter's gradient against central\n"
     "                     differences in float64 and report the worst error\n"
+    "  -i                 the REPL, after loading MODEL.nn\n"
     "  -h, --help         this text\n"
     "  --version          version and host CPU\n"
     "\n"
@@ -76,7 +89,7 @@ static const char usage[] =
 
 #define GRADCHECK_TOLERANCE 1e-6
 
-typedef enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_KERNELS, EMIT_LLVM, EMIT_ASM } Emit;
+typedef enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_KERNELS, EMIT_LLVM, EMIT_ASM, EMIT_DOT } Emit;
 
 typedef struct Options {
     const char *model_path;
@@ -84,14 +97,18 @@ typedef struct Options {
     bool train, gradcheck;
     const char *train_path, *test_path, *report_path;
     const char *save_path, *best_path, *load_path, *resume_path, *val_path;
-    const char *eval_path, *predict_path, *out_path, *log_path, *plot_path;
+    const char *eval_path, *predict_path, *out_path, *log_path, *plot_path, *target_path;
+    bool print_params;
     int64_t save_every, patience; /* 0: never */
     double val_split;             /* 0: none */
     int monitor;                  /* a FitMonitor; -1: the default */
     int64_t epochs, batch; /* 0: from the model */
     double lr;             /* 0: from the model */
+    const char *schedule;  /* --schedule's text, or NULL */
     uint64_t seed;
     int opt; /* 0 or 2 */
+    bool interactive;  /* -i, or no model file: the REPL */
+    bool have_weights; /* the REPL's model has weights already */
 } Options;
 
 static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
@@ -124,17 +141,19 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
             printf("nnc %s (LLVM %s; host %s)\n", NNC_VERSION, NNC_LLVM_VERSION, host);
             exit(EXIT_OK);
         } else if (!strncmp(a, "--emit=", 7)) {
-            static const char *const kinds[] = {"ast", "ir", "grad", "kernels", "llvm", "asm", NULL};
+            static const char *const kinds[] = {"ast", "ir", "grad", "kernels", "llvm", "asm", "dot", NULL};
             o->emit = EMIT_NONE;
             for (int k = 0; kinds[k]; k++)
                 if (!strcmp(a + 7, kinds[k]))
                     o->emit = (Emit)(k + 1);
             if (o->emit == EMIT_NONE) {
                 const char *near = closest_name(a + 7, kinds);
-                diag_plain(d, "unknown --emit kind '%s'%s%s%s; expected ast, ir, grad, kernels, llvm or asm", a + 7,
+                diag_plain(d, "unknown --emit kind '%s'%s%s%s; expected ast, ir, grad, kernels, llvm, asm or dot", a + 7,
                            near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
                 return EXIT_USAGE;
             }
+        } else if (!strcmp(a, "-i")) {
+            o->interactive = true;
         } else if (!strncmp(a, "--train=", 8)) {
             o->train = true;
             o->train_path = a + 8;
@@ -143,6 +162,10 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
             /* The path is optional: take the next word unless it is an option or the model. */
             if (i + 1 < argc && argv[i + 1][0] != '-' && !strstr(argv[i + 1], ".nn"))
                 o->train_path = argv[++i];
+        } else if (VALUE_OPT("--target")) {
+            o->target_path = val;
+        } else if (!strcmp(a, "--print-params")) {
+            o->print_params = true;
         } else if (VALUE_OPT("--test")) {
             o->test_path = val;
         } else if (VALUE_OPT("--report")) {
@@ -180,6 +203,8 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
                 diag_plain(d, "--lr expects a positive number, found '%s'", val);
                 return EXIT_USAGE;
             }
+        } else if (VALUE_OPT("--schedule")) {
+            o->schedule = val;
         } else if (VALUE_OPT("--save")) {
             o->save_path = val;
         } else if (VALUE_OPT("--save-best")) {
@@ -233,10 +258,11 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
             o->gradcheck = true;
         } else if (a[0] == '-' && a[1]) {
             static const char *const known[] = {"--emit", "--train", "--test", "--report", "--epochs", "--batch",
-                                                "--seed", "--lr", "--threads", "--gradcheck", "--help", "--version",
+                                                "--seed", "--lr", "--schedule", "--threads", "--gradcheck", "--help", "--version",
                                                 "--save", "--save-every", "--save-best", "--load", "--resume",
                                                 "--val", "--val-split", "--early-stop", "--monitor", "--log",
-                                                "--plot", "--eval", "--predict", NULL};
+                                                "--plot", "--eval", "--predict", "-i", "--target", "--print-params",
+                                                NULL};
             const char *near = closest_name(a, known);
             diag_plain(d, "unknown option '%s'%s%s%s (see nnc --help)", a, near ? "; did you mean '" : "",
                        near ? near : "", near ? "'?" : "");
@@ -249,10 +275,13 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
         }
 #undef VALUE_OPT
     }
-    if (!o->model_path) {
-        diag_plain(d, "no model file (see nnc --help)");
-        return EXIT_USAGE;
-    }
+    if (!o->model_path)
+        o->interactive = true;
+    return EXIT_OK;
+}
+
+/* The options' combinations; EXIT_USAGE after printing the problem. */
+static int check_options(Options *o, Diag *d) {
     const char *conflict = o->val_path && o->val_split ? "--val and --val-split"
                            : o->load_path && o->resume_path ? "--load and --resume"
                                                            : NULL;
@@ -263,12 +292,13 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
     const char *needs_train = o->save_path ? "--save" : o->save_every ? "--save-every"
                               : o->best_path ? "--save-best" : o->val_path ? "--val"
                               : o->val_split ? "--val-split" : o->patience ? "--early-stop"
-                              : o->log_path ? "--log" : o->plot_path ? "--plot" : NULL;
+                              : o->log_path ? "--log" : o->plot_path ? "--plot"
+                              : o->target_path ? "--target" : o->print_params ? "--print-params" : NULL;
     if (needs_train && !o->train) {
         diag_plain(d, "%s needs --train (or --resume)", needs_train);
         return EXIT_USAGE;
     }
-    if ((o->eval_path || o->predict_path) && !o->train && !o->load_path) {
+    if ((o->eval_path || o->predict_path) && !o->train && !o->load_path && !o->have_weights) {
         diag_plain(d, "%s needs weights: --load FILE, or --train", o->eval_path ? "--eval" : "--predict");
         return EXIT_USAGE;
     }
@@ -379,8 +409,7 @@ static bool compile_steps(Arena *a, const Model *m, int opt, size_t n_train, con
 /* ---------------------------------------------------------------- train */
 
 /* The parameter and optimizer-state buffers, initialised from the seed:
- * He-normal for layers followed by relu, Glorot-uniform otherwise, biases
- * and optimizer state zero (Keras' choices for these activations). */
+ * each parameter as its slot says (init.c), optimizer state zero. */
 static void **alloc_slots(const Graph *g, uint64_t seed) {
     void **slots = xrealloc(NULL, (size_t)g->nslots, sizeof *slots);
     NnrtRng rng;
@@ -392,20 +421,10 @@ static void **alloc_slots(const Graph *g, uint64_t seed) {
             continue;
         size_t n = (size_t)shape_elems(&sl->shape);
         slots[s] = xrealloc(NULL, n, sizeof(float));
-        NnrtInit init = sl->kind == SLOT_STATE || sl->is_bias ? NNRT_INIT_ZEROS
-                        : sl->init_act == ACT_RELU            ? NNRT_INIT_HE_NORMAL
-                                                              : NNRT_INIT_GLOROT_UNIFORM;
-        nnrt_init_fill(&rng, init, sl->fan_in, sl->fan_out, slots[s], n, 4);
+        NnrtInit zeros = {.kind = NNRT_INIT_ZEROS};
+        nnrt_init_fill(&rng, sl->kind == SLOT_STATE ? &zeros : &sl->init, sl->fan_in, sl->fan_out, slots[s], n, 4);
     }
     return slots;
-}
-
-static int64_t count_params(const Graph *g) {
-    int64_t n = 0;
-    for (int s = 0; s < g->nslots; s++)
-        if (g->slots[s].kind == SLOT_PARAM)
-            n += shape_elems(&g->slots[s].shape);
-    return n;
 }
 
 static bool load_data(const char *images, size_t classes, size_t sample, NnrtDataset *ds, Diag *d) {
@@ -434,6 +453,34 @@ static bool load_data(const char *images, size_t classes, size_t sample, NnrtDat
     return true;
 }
 
+/* Elements [*i, ...) of a float tensor of shape s from axis `axis` on, as
+ * nested lists like the language's literals. */
+static void print_nested(FILE *out, const float *v, const Shape *s, int axis, int64_t *i) {
+    if (axis == s->rank) {
+        fprintf(out, "%.7g", (double)v[(*i)++]);
+        return;
+    }
+    fputc('[', out);
+    for (int64_t k = 0; k < s->dim[axis]; k++) {
+        if (k)
+            fputs(", ", out);
+        print_nested(out, v, s, axis + 1, i);
+    }
+    fputc(']', out);
+}
+
+/* --print-params: "NAME = [..]" for every parameter, as float32 holds it. */
+static void print_params(FILE *out, const Graph *g, void **slots) {
+    for (int s = 0; s < g->nslots; s++) {
+        if (g->slots[s].kind != SLOT_PARAM)
+            continue;
+        int64_t i = 0;
+        fprintf(out, "%s = ", g->slots[s].name);
+        print_nested(out, slots[s], &g->slots[s].shape, 0, &i);
+        fputc('\n', out);
+    }
+}
+
 /* Every dataset of a run; `have` says which were loaded. */
 typedef struct Data {
     const char *train_path, *test_path;
@@ -450,11 +497,71 @@ static void data_free(Data *dt) {
             nnrt_dataset_free(&dt->set[k]);
 }
 
+/* Class indices are checked against the classes of a model that takes them. */
+static size_t model_classes(const Model *m) {
+    bool indices = (m->loss == LOSS_CROSSENTROPY || m->loss == LOSS_NLL) && m->label_size == 1 && !m->several_losses;
+    return indices ? (size_t)m->output.dim[0] : 0;
+}
+
+/* The training set from --train PATH --target PATH, or from the model's
+ * data block; false (with *status) if neither applies. */
+static bool load_targets(const Model *m, const Options *o, Data *dt, Diag *d, int *status) {
+    char err[1024];
+    *status = EXIT_USAGE;
+    if (o->target_path) {
+        if (!o->train_path) {
+            diag_plain(d, "--target names the targets of --train PATH's samples; give that PATH");
+            return true;
+        }
+        if (!nnrt_dataset_load_targets(o->train_path, o->target_path, (size_t)m->label_size, &dt->train, err,
+                                       sizeof err)) {
+            diag_plain(d, "%s", err);
+            return true;
+        }
+        dt->train_path = o->train_path;
+    } else if (!o->train_path && m->data) {
+        if (!nnrt_dataset_from_memory((size_t)m->data->n, m->data->x, (size_t)shape_elems(&m->input), m->data->y,
+                                      (size_t)m->label_size, &dt->train, err, sizeof err)) {
+            diag_plain(d, "%s", err);
+            return true;
+        }
+        dt->train_path = "the model's data";
+    } else {
+        return false;
+    }
+    dt->have_train = true;
+    if (dt->train.sample_size != (size_t)shape_elems(&m->input)) {
+        diag_plain(d, "'%s' holds samples of %zu elements, but the model's input has %lld", dt->train_path,
+                   dt->train.sample_size, (long long)shape_elems(&m->input));
+        return true;
+    }
+    *status = EXIT_OK;
+    return true;
+}
+
 static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
-    size_t classes = m->loss == LOSS_CROSSENTROPY ? (size_t)m->output.dim[0] : 0;
+    size_t classes = model_classes(m);
     size_t sample = (size_t)shape_elems(&m->input);
     char err[1024];
-    if (o->train) {
+    int status;
+    const char *labelled = o->test_path ? "--test" : o->val_path ? "--val" : o->eval_path ? "--eval" : NULL;
+    if (m->label_size > 1 && labelled) {
+        diag_plain(d, "%s reads a labels file (one label per sample), but model %s has targets of %lld elements per "
+                      "sample; validate with --val-split", labelled, m->name, (long long)m->label_size);
+        return EXIT_USAGE;
+    }
+    if (o->train && load_targets(m, o, dt, d, &status)) {
+        if (status != EXIT_OK)
+            return status;
+        dt->test_path = o->test_path;
+        if (dt->test_path && !(dt->have[SET_TEST] = load_data(dt->test_path, classes, sample,
+                                                              &dt->set[SET_TEST], d)))
+            return EXIT_USAGE;
+    } else if (o->train && m->label_size > 1) {
+        diag_plain(d, "model %s has targets of %lld elements per sample: give them with --target FILE (or a "
+                      "data block in the model)", m->name, (long long)m->label_size);
+        return EXIT_USAGE;
+    } else if (o->train) {
         dt->train_path = o->train_path;
         if (!dt->train_path) {
             if (access(NNC_DEFAULT_DATA, R_OK) != 0) {
@@ -473,6 +580,8 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
         if (dt->test_path && !(dt->have[SET_TEST] = load_data(dt->test_path, classes, sample,
                                                               &dt->set[SET_TEST], d)))
             return EXIT_USAGE;
+    }
+    if (o->train) {
         if (o->val_path && !(dt->have[SET_VAL] = load_data(o->val_path, classes, sample, &dt->set[SET_VAL], d)))
             return EXIT_USAGE;
         if (o->val_split) {
@@ -486,7 +595,7 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
     if (o->eval_path && !(dt->have[SET_EVAL] = load_data(o->eval_path, classes, sample, &dt->set[SET_EVAL], d)))
         return EXIT_USAGE;
     if (o->predict_path) {
-        if (!(dt->have[SET_PREDICT] = nnrt_dataset_load_unlabelled(o->predict_path, &dt->set[SET_PREDICT], err,
+        if (!(dt->have[SET_PREDICT] = nnrt_dataset_load_unlabelled(o->predict_path, (size_t)m->label_size, &dt->set[SET_PREDICT], err,
                                                                    sizeof err))) {
             diag_plain(d, "%s", err);
             return EXIT_USAGE;
@@ -502,7 +611,8 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
 
 /* Trains (with --train or --resume), then evaluates and predicts, with
  * weights from --load or --resume if given. */
-static int session(Arena *a, const Model *m, const Source *src, const Options *o, Diag *d) {
+/* With `keep`, the weights are keep's (made if it has none) and stay there. */
+static int session(Arena *a, const Model *m, const Source *src, const Options *o, Diag *d, FitWeights *keep) {
     Data dt = {0};
     int status = load_all(m, o, &dt, d);
     if (status != EXIT_OK) {
@@ -512,7 +622,7 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
     /* The checkpoint is loaded (and checked against the model's slots)
      * before compiling: a bad file is reported at once, and cheaply. */
     Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32);
-    void **slots = alloc_slots(g, o->seed);
+    void **slots = keep && keep->slots ? keep->slots : alloc_slots(g, o->seed);
     FitHook hook = {
         .diag = d, .arena = a, .model = m, .graph = g, .slots = slots,
         .info = {.model_name = m->name, .model_hash = fit_model_hash(src), .seed = o->seed,
@@ -543,7 +653,7 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
     hook.sched_full = c.sched_full;
     hook.sched_rem = c.sched_rem;
     if (status == EXIT_OK) {
-        fprintf(info, "model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)count_params(g),
+        fprintf(info, "model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)ir_param_count(g),
                 compile_secs * 1e3);
         fflush(info);
     }
@@ -553,7 +663,8 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
     NnrtTrainSpec spec = {
         .dtype_bytes = 4,
         .outputs = (size_t)shape_elems(&m->output),
-        .classify = m->loss == LOSS_CROSSENTROPY || (m->output.dim[0] > 1),
+        .classify = m->label_size == 1 && !m->several_losses &&
+                    (model_classes(m) > 0 || m->output.dim[0] > 1),
         .train_full = c.train_full, .train_rem = c.train_rem,
         .eval_full = c.eval_full, .eval_rem = c.rem[SET_TEST],
         .slots = slots, .nslots = (size_t)g->nslots,
@@ -578,7 +689,11 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
                 m->lr, (unsigned long long)o->seed);
         fflush(info);
         NnrtTrainResult res = {0};
-        if (!nnrt_train(&spec, &dt.train, dt.have[SET_TEST] ? &dt.set[SET_TEST] : NULL, &res, err, sizeof err)) {
+        bool trained = nnrt_train(&spec, &dt.train, dt.have[SET_TEST] ? &dt.set[SET_TEST] : NULL, &res, err,
+                                  sizeof err);
+        if (!trained && res.failure == NNRT_FAIL_INTERRUPTED) { /* Ctrl-C in the REPL: not an error */
+            fprintf(info, "%s; the weights are those after it\n", err);
+        } else if (!trained) {
             if (!(res.failure == NNRT_FAIL_NONFINITE && hook.nan_reported))
                 diag_plain(d, "%s", err);
             status = res.failure == NNRT_FAIL_HOOK ? EXIT_USAGE : EXIT_TRAINING;
@@ -597,6 +712,8 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
             }
         }
         nnrt_train_result_free(&res);
+        if (status == EXIT_OK && o->print_params)
+            print_params(info, g, slots);
     }
     if (status == EXIT_OK && dt.have[SET_EVAL]) {
         spec.eval_rem = c.rem[SET_EVAL];
@@ -627,15 +744,38 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
     }
     fit_state_free(&hook.st);
     free(slot_elems);
-    for (int s = 0; s < g->nslots; s++)
-        free(slots[s]);
-    free(slots);
+    if (keep) {
+        *keep = (FitWeights){slots, g->nslots};
+    } else {
+        FitWeights w = {slots, g->nslots};
+        fit_weights_free(&w);
+    }
     jit_free(c.jit);
     data_free(&dt);
     return status;
 }
 
 /* ---------------------------------------------------------------- the stages */
+
+/* --epochs, --batch, --lr over the model file's values. */
+/* The command line's values over the model file's; EXIT_USAGE after
+ * reporting a bad --schedule. */
+static int apply_overrides(Arena *a, Diag *d, Model *m, const Options *o) {
+    if (o->epochs)
+        m->epochs = o->epochs;
+    if (o->batch)
+        m->batch = o->batch;
+    if (o->lr)
+        m->lr = o->lr;
+    if (o->schedule) { /* checked like the file's, its errors located in the option's text */
+        Source *opt = arena_alloc(a, sizeof *opt);
+        *opt = (Source){.path = "--schedule", .text = o->schedule, .len = strlen(o->schedule)};
+        AstItem *it = parse_schedule_option(a, d, opt);
+        if (!it || !sema_schedule(a, d, m, it))
+            return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
 
 static int run(Arena *a, const Options *o, Diag *d) {
     Source src;
@@ -656,7 +796,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
         return EXIT_USAGE;
     }
     if (ast->nstmts) {
-        int status = script_run(a, d, ast, stdout);
+        int status = script_run(d, ast, stdout);
         if (status != EXIT_OK || ast->nmodels == 0)
             return status;
     }
@@ -668,12 +808,8 @@ static int run(Arena *a, const Options *o, Diag *d) {
     }
     if (d->errors || !m)
         return EXIT_INVALID_MODEL;
-    if (o->epochs)
-        m->epochs = o->epochs;
-    if (o->batch)
-        m->batch = o->batch;
-    if (o->lr)
-        m->lr = o->lr;
+    if (apply_overrides(a, d, m, o) != EXIT_OK)
+        return EXIT_USAGE;
 
     if (o->gradcheck) {
         Graph *g = ir_new(a, DT_F64);
@@ -696,6 +832,9 @@ static int run(Arena *a, const Options *o, Diag *d) {
         return EXIT_OK;
     case EMIT_GRAD:
         ir_print(stdout, step_graph(a, m, STEP_TRAIN, m->batch, DT_F32));
+        return EXIT_OK;
+    case EMIT_DOT:
+        dot_print(stdout, step_graph(a, m, STEP_TRAIN, m->batch, DT_F32), m->name);
         return EXIT_OK;
     case EMIT_KERNELS: {
         Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32);
@@ -722,7 +861,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
         break;
     }
     if (o->train || o->eval_path || o->predict_path)
-        return session(a, m, &src, o, d);
+        return session(a, m, &src, o, d, NULL);
     /* No training: compile the training step anyway, so a model that passes
      * this check is known to go through the whole pipeline. */
     double t0 = nnrt_now();
@@ -730,10 +869,63 @@ static int run(Arena *a, const Options *o, Diag *d) {
     size_t none[NSETS] = {0};
     int status = compile_steps(a, m, o->opt, (size_t)m->batch, none, &c, d) ? EXIT_OK : EXIT_USAGE;
     if (status == EXIT_OK)
-        printf("model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)count_params(c.train),
+        printf("model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)ir_param_count(c.train),
                (nnrt_now() - t0) * 1e3);
     jit_free(c.jit);
     return status;
+}
+
+/* ---------------------------------------------------------------- the REPL */
+
+/* ReplDriver.run: what `nnc MODEL.nn OPTIONS` does, on a model of the REPL
+ * session and its weights; the overrides hold for this run only. */
+static int repl_run_model(void *ctx, Diag *d, const Model *m, const Source *src, int argc, char **argv,
+                          FitWeights *w) {
+    (void)ctx;
+    char **args = xcalloc((size_t)argc + 1, sizeof *args);
+    args[0] = "nnc";
+    memcpy(args + 1, argv, (size_t)argc * sizeof *argv);
+    Options o;
+    int status = parse_options(argc + 1, args, &o, d);
+    free(args);
+    if (status == EXIT_OK && o.model_path) {
+        diag_plain(d, "unexpected '%s': the model is the session's", o.model_path);
+        status = EXIT_USAGE;
+    }
+    o.model_path = src->path;
+    o.have_weights = w->slots != NULL;
+    if (status == EXIT_OK && !o.train && !o.eval_path && !o.predict_path)
+        o.eval_path = NNC_DEFAULT_TEST; /* :eval MODEL */
+    if (status != EXIT_OK || (status = check_options(&o, d)) != EXIT_OK)
+        return status;
+    Model run = *m;
+    Arena *a = arena_new();
+    status = apply_overrides(a, d, &run, &o);
+    if (status == EXIT_OK)
+        status = session(a, &run, src, &o, d, w);
+    arena_free(a);
+    return status;
+}
+
+/* nnc [-i MODEL.nn]: the REPL, after loading the file if one is given. */
+static int interactive(const Options *o, Diag *d) {
+    ReplDriver driver = {.run = repl_run_model};
+    Repl *r = repl_new(d, stdout, &driver);
+    bool loaded = true;
+    if (o->model_path) {
+        char *load = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&load, &len);
+        if (!f)
+            die("open_memstream: out of memory");
+        fprintf(f, ":load %s", o->model_path);
+        fclose(f);
+        loaded = repl_eval(r, "<command line>", load, len);
+        free(load);
+    }
+    int status = repl_main(r);
+    repl_free(r);
+    return loaded ? status : EXIT_INVALID_MODEL;
 }
 
 int main(int argc, char **argv) {
@@ -741,6 +933,10 @@ int main(int argc, char **argv) {
     diag_init(&d, stderr);
     Options o;
     int status = parse_options(argc, argv, &o, &d);
+    if (status == EXIT_OK && o.interactive)
+        return interactive(&o, &d);
+    if (status == EXIT_OK)
+        status = check_options(&o, &d);
     if (status != EXIT_OK)
         return status;
     Arena *a = arena_new();
@@ -748,3 +944,4 @@ int main(int argc, char **argv) {
     arena_free(a);
     return status;
 }
+

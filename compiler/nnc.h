@@ -8,11 +8,14 @@
  *   sema.c      AST -> checked Model (shapes inferred and checked)
  *   expr.c      tensor expressions -> IR, with their shapes checked
  *   script.c    top-level statements (let, assignment, print) run through the JIT
+ *   init.c      initializers: their names, calls and literals, checked
  *   ir.c        the tensor SSA DAG: hash-consed, simplifying constructors
  *   ir_print.c  the canonical text form (--emit=ir, --emit=grad)
+ *   dot.c       the training step for Graphviz (--emit=dot)
  *   infix.c     an IR value as a readable infix expression (print grad(L, w))
  *   lower.c     Model -> forward IR
  *   func.c      the functional form of a model -> forward IR
+ *   data.c      inline data of a model (data { x = [[3, 4]], y = [[6]] })
  *   autodiff.c  reverse-mode symbolic differentiation on the IR
  *   optim.c     the optimizer update as IR
  *   step.c      a model's whole step graph (forward, backward, update) for one batch
@@ -32,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "nnrt.h" /* the runtime's types: initializers, the training loop */
 
 #define NNC_VERSION "0.1.0"
 
@@ -74,6 +79,9 @@ typedef struct Source {
     const char *path; /* as given on the command line */
     const char *text; /* the whole file; may contain NUL bytes */
     size_t len;
+    int first_line;   /* the number of its first line (a REPL entry's in the session); 0: 1 */
+    const char *quoted; /* what messages quote, if not text: the same bytes before a
+                           REPL command blanked all but its expression out */
 } Source;
 
 /* A position in a source: 1-based line and column (columns count bytes). */
@@ -160,6 +168,7 @@ typedef enum {
     TOP_LET,    /* let NAME = literal: a variable (a leaf one can differentiate by) */
     TOP_ASSIGN, /* NAME = expr: a named value */
     TOP_PRINT,  /* print expr */
+    TOP_EXPR,   /* expr: printed, as 'print expr' is (what a REPL entry usually is) */
 } AstStmtKind;
 
 typedef struct AstStmt {
@@ -176,10 +185,13 @@ typedef enum {
     AST_DENSE,     /* dense N [, ACT] */
     AST_LOSS,      /* loss NAME */
     AST_OPTIMIZER, /* optimizer NAME [( k = v, ... )] */
+    AST_SCHEDULE,  /* schedule NAME [( k = v, ... )]: the learning rate's */
     AST_TRAIN,     /* train k = v, ... */
     AST_TARGET,    /* target NAME [d0, ...]: what the model learns to output */
     AST_PARAM,     /* param NAME [d0, ...] [= INIT]: one per declared parameter */
     AST_ASSIGN,    /* NAME = expr: a named value of the model */
+    AST_DATA_VALUE, /* NAME = literal in a data block: the samples of an input or target */
+    AST_DATA,      /* data { ... }: after its values */
 } AstKind;
 
 typedef struct AstItem {
@@ -190,11 +202,12 @@ typedef struct AstItem {
     AstNum *dims;     /* input */
     int ndims;
     AstNum units;     /* dense */
-    AstArg *args;     /* optimizer, train */
+    AstArg *args;     /* optimizer, schedule, train */
     int nargs;
     AstExpr *expr;    /* assign: the value; loss: its call, as in loss mse(out, y) (else NULL) */
-    const char *init; /* param: its initializer's name, or NULL */
-    Loc init_loc;
+    AstExpr *init;    /* param: its initializer (zeros, normal(0, 1), [1, 2]), or NULL */
+    AstExpr **kwargs; /* dense: key = value options (kernel_initializer = ...) */
+    int nkwargs;
 } AstItem;
 
 typedef struct AstModel {
@@ -215,6 +228,12 @@ typedef struct AstProgram {
 /* Parses `src`; reports every syntax error through `d`. Returns NULL if there
  * was any error. Never crashes on any input. */
 AstProgram *parse_program(Arena *a, Diag *d, const Source *src);
+/* The text of --schedule, NAME [(k = v, ...)], as a schedule statement; NULL
+ * after reporting a syntax error (located in src, whose path names the option). */
+AstItem *parse_schedule_option(Arena *a, Diag *d, const Source *src);
+/* The same for a REPL entry: statements may be bare expressions (TOP_EXPR),
+ * and an entry of nothing is no error. */
+AstProgram *parse_entry(Arena *a, Diag *d, const Source *src);
 
 /* Parser internals, shared by parse.c and the lexer and parser generated from
  * grammar/nn.l and grammar/nn.y. */
@@ -228,6 +247,7 @@ typedef struct ParseState {
     int depth;              /* open '(' and '[': newlines inside them are not separators */
     Loc open_loc;           /* the last '(' or '[' */
     bool stmt_start;        /* the next token starts a statement */
+    int start_token;        /* returned by the lexer first (TK_ENTRY), then 0 */
     /* What syntax error messages quote: the last token (the parser's
      * lookahead when it finds an error) and the statement it is in. */
     int tok;
@@ -266,14 +286,17 @@ void ast_args_new(ParseState *ps, AstArg first);
 void ast_args_add(ParseState *ps, AstArg arg);
 AstItem ast_input(ParseState *ps, Loc loc, const char *name, Loc name_loc);
 AstItem ast_flatten(ParseState *ps, Loc loc);
-AstItem ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc act_loc);
+AstItem ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc act_loc, AstExprList *kwargs);
 AstItem ast_loss(ParseState *ps, Loc loc, const char *name, Loc name_loc);
 AstItem ast_optimizer(ParseState *ps, Loc loc, const char *name, Loc name_loc, bool has_args);
+AstItem ast_schedule(ParseState *ps, Loc loc, const char *name, Loc name_loc, bool has_args);
 AstItem ast_train(ParseState *ps, Loc loc);
 AstItem ast_target(ParseState *ps, Loc loc, const char *name, Loc name_loc);
-AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, const char *init, Loc init_loc);
+AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, AstExpr *init);
 AstItem ast_assign(ParseState *ps, const char *name, Loc name_loc, AstExpr *e);
 AstItem ast_loss_call(ParseState *ps, Loc loc, AstExpr *call);
+AstItem ast_data(ParseState *ps, Loc loc);
+void ast_data_value(ParseState *ps, const char *name, Loc name_loc, AstExpr *e);
 void ast_unknown_statement(ParseState *ps, const char *word, Loc loc);
 AstExpr *ast_expr_num(ParseState *ps, AstNum n);
 AstExpr *ast_expr_name(ParseState *ps, const char *name, Loc loc);
@@ -303,8 +326,10 @@ typedef struct Shape {
 } Shape;
 
 typedef enum { ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX } Act;
-typedef enum { LOSS_CROSSENTROPY, LOSS_MSE, LOSS_MAE, LOSS_BCE } LossKind;
-typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAMAX } OptKind;
+typedef enum { LOSS_CROSSENTROPY, LOSS_MSE, LOSS_MAE, LOSS_BCE, LOSS_NLL } LossKind;
+typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAMAX, OPT_NADAM, OPT_FTRL } OptKind;
+/* Keras' learning-rate schedules of the iteration count k (0 at the first step). */
+typedef enum { SCHED_CONSTANT, SCHED_STEP, SCHED_EXPONENTIAL, SCHED_INVERSE_TIME, SCHED_COSINE } SchedKind;
 typedef enum { LAYER_FLATTEN, LAYER_DENSE } LayerKind;
 
 typedef struct Layer {
@@ -313,7 +338,16 @@ typedef struct Layer {
     Shape in, out;  /* per sample, without the batch dimension */
     Act act;        /* dense */
     int index;      /* dense: 1, 2, ... -> parameter names dense1.W, dense1.b */
+    NnrtInit kernel_init, bias_init; /* dense */
 } Layer;
+
+/* Inline data: n samples of the inputs and of the targets, each side by
+ * side in the slots' order (as the step function's slots 1 and 2 hold them). */
+typedef struct ModelData {
+    int64_t n;
+    double *x, *y; /* n * input elements, n * label_size */
+    Loc loc;
+} ModelData;
 
 typedef struct Model {
     const char *name;
@@ -332,16 +366,31 @@ typedef struct Model {
     bool nesterov;
     double beta1, beta2, epsilon; /* adam; epsilon for every adaptive one */
     double rho;                   /* rmsprop, adadelta */
-    double accumulator;           /* adagrad: initial_accumulator_value */
-    double weight_decay, clipnorm, clipvalue; /* adaptive optimizers; 0: off */
+    double accumulator;           /* adagrad, ftrl: initial_accumulator_value */
+    double lr_power, l1, l2, l2_shrinkage, ftrl_beta; /* ftrl */
+    double weight_decay, clipnorm, clipvalue, global_clipnorm; /* 0: off */
+    SchedKind sched;              /* the lr as a function of the step count */
+    Loc sched_loc;
+    double decay_steps, decay_rate, alpha;
+    bool staircase;
     int64_t epochs, batch;
     /* The functional form (target, param, NAME = expr, loss f(out, y)):
      * func.c lowers these items for each batch size. NULL: sequential. */
     const AstModel *functional;
+    /* Elements per sample of the label slot: 1 (a class index or one value,
+     * the labels file's convention), or the targets of a functional model
+     * side by side (then `input` above is the inputs side by side too when
+     * there are several). */
+    int64_t label_size;
+    bool several_losses; /* the output is every prediction, flattened side by side */
+    const ModelData *data; /* inline data { ... }, or NULL */
 } Model;
 
 /* Checks one model; all errors go through `d`. Returns NULL if it had errors. */
 Model *sema_model(Arena *a, Diag *d, const AstModel *m);
+/* Sets m's learning-rate schedule from a schedule statement (the file's or
+ * --schedule's); false once its errors are reported. */
+bool sema_schedule(Arena *a, Diag *d, Model *m, const AstItem *it);
 
 /* The largest number of elements a tensor may have (checked in sema, so
  * later stages multiply dimensions without overflow). */
@@ -354,6 +403,16 @@ const char *shape_str(const Shape *s, char *buf, size_t n);
 const char *act_name(Act a);
 /* The activation called `name`; false if there is none. */
 bool act_lookup(const char *name, Act *out);
+/* The loss called `name`; false if there is none. */
+bool sema_loss_lookup(const char *name, LossKind *out);
+
+/* ---------------------------------------------------------------- data.c */
+
+/* The values of a data block (the AST_DATA_VALUE items before `data`),
+ * checked against the model's inputs and targets: each given once, the
+ * same number of samples in all, the declared shape per sample. NULL once
+ * reported. */
+const ModelData *data_check(Arena *a, Diag *d, const Model *m, const AstModel *ast, const AstItem *data);
 
 /* ---------------------------------------------------------------- ir.c: the IR */
 
@@ -385,6 +444,7 @@ typedef enum { DT_F32, DT_F64 } DType;
     X(SIGN, "sign", 1, ELEMWISE)      /* a > 0 ? 1 : a < 0 ? -1 : 0    (abs')       */ \
     X(SIN, "sin", 1, ELEMWISE)        /* sin a                                      */ \
     X(COS, "cos", 1, ELEMWISE)        /* cos a                                      */ \
+    X(FLOOR, "floor", 1, ELEMWISE)    /* the largest integer <= a  (staircase lr)   */ \
     X(LEAKY_RELU, "leaky_relu", 1, ELEMWISE) /* a > 0 ? a : alpha a   (alpha: value) */ \
     X(ELU, "elu", 1, ELEMWISE)        /* a > 0 ? a : alpha (e^a - 1)  (alpha: value) */ \
     X(EQ, "eq", 2, ELEMWISE)          /* a == b ? 1 : 0                             */ \
@@ -446,8 +506,7 @@ typedef struct Slot {
     SlotKind kind;
     const char *name;   /* "dense1.W", "dense1.W.velocity", "x", ... */
     Shape shape;
-    Act init_act;       /* PARAM: the activation after it, to choose its initializer */
-    bool is_bias;       /* PARAM: initialized to zeros */
+    NnrtInit init;      /* PARAM: its initializer */
     int64_t fan_in, fan_out;
 } Slot;
 
@@ -472,6 +531,8 @@ typedef struct Graph {
 
 Graph *ir_new(Arena *a, DType dt);
 int ir_add_slot(Graph *g, Slot s); /* returns its number */
+/* The elements of every PARAM slot: a model's parameter count. */
+int64_t ir_param_count(const Graph *g);
 void ir_add_output(Graph *g, NodeId node, int slot);
 
 /* Constructors. Each one simplifies first (constant folding, algebraic
@@ -507,6 +568,12 @@ Graph *ir_dce(const Graph *g);
 
 void ir_print(FILE *out, const Graph *g);
 
+/* ---------------------------------------------------------------- dot.c */
+
+/* --emit=dot: the training step g as one Graphviz digraph called `name`,
+ * the forward pass and the gradient graph as two clusters. */
+void dot_print(FILE *out, const Graph *g, const char *name);
+
 /* ---------------------------------------------------------------- infix.c */
 
 /* Node `root` of g as a readable infix expression, in the language's own
@@ -522,8 +589,12 @@ const char *infix_expr(Arena *a, const Graph *g, NodeId root, const char *const 
 typedef struct ExprName {
     const char *name;
     Loc loc;      /* where it was defined */
-    NodeId node;
+    NodeId node;  /* -1: its definition had an error (reported); or one of: */
 } ExprName;
+enum {
+    EXPR_LAZY = -2,      /* defined, but lowered only where used (ExprEnv.resolve) */
+    EXPR_RESOLVING = -3, /* being lowered: a use now is a cycle */
+};
 
 typedef struct ExprEnv ExprEnv;
 struct ExprEnv {
@@ -545,6 +616,10 @@ struct ExprEnv {
     bool warn; /* report warnings (not when lowering again what was checked) */
     /* dense(h, units[, act]), in a model; NULL elsewhere. */
     NodeId (*dense)(ExprEnv *e, const AstExpr *x);
+    /* The node of names[index], bound to EXPR_LAZY or EXPR_RESOLVING, used
+     * at `use` (script.c's session definitions); -1 once reported. */
+    NodeId (*resolve)(ExprEnv *e, int index, Loc use);
+    bool redefine; /* binding a bound name replaces it (the REPL) */
 };
 
 /* The loss `name` (mse, mae, binary_crossentropy, crossentropy) of the
@@ -567,12 +642,53 @@ NodeId expr_lower(ExprEnv *e, const AstExpr *x);
  * in `a`; false once reported. */
 bool expr_literal(ExprEnv *e, const AstExpr *x, Shape *shape, double **values);
 
+/* ---------------------------------------------------------------- init.c */
+
+/* The initializer `x` (zeros, he_uniform, normal(0, 0.05), [1, 2], ...) of a
+ * parameter of `shape` (NULL: not known yet, a literal's shape is not
+ * checked); false once reported through e->diag. */
+bool init_resolve(ExprEnv *e, const AstExpr *x, const Shape *shape, NnrtInit *out);
+/* A dense layer's kernel_initializer = and bias_initializer = options over
+ * the defaults: He-normal before relu, Glorot-uniform otherwise; zeros for
+ * the bias. Shapes as init_resolve's. False once reported. */
+bool init_dense(ExprEnv *e, AstExpr *const *kwargs, int n, Act act, const Shape *w, const Shape *b,
+                NnrtInit *kernel, NnrtInit *bias);
+/* Keras' fans of a weight of this shape (for a matrix: its rows, columns). */
+void init_fans(const Shape *s, int64_t *fan_in, int64_t *fan_out);
+
 /* ---------------------------------------------------------------- script.c */
 
-/* Runs the top-level statements of `p` (let, assignment, print): one IR
- * graph in float64, compiled by the JIT and run once; prints to `out`.
- * EXIT_OK, EXIT_INVALID_MODEL after errors, EXIT_USAGE if the JIT fails. */
-int script_run(Arena *a, Diag *d, const AstProgram *p, FILE *out);
+/* A text the statements came from (a REPL entry, a loaded file) with the
+ * arena of its AST; freed when the last reference goes (script_text_new
+ * gives the first one). */
+typedef struct ScriptText {
+    Arena *arena;
+    Source src;
+    int refs;
+} ScriptText;
+ScriptText *script_text_new(const char *path, int first_line, const char *text, size_t len);
+void script_text_hold(ScriptText *t);
+void script_text_release(ScriptText *t);
+
+/* A session of statements: its definitions outlive each call. `repl`: a
+ * name may be redefined, and assignments and computed lets show their value. */
+typedef struct Script Script;
+Script *script_new(Diag *d, FILE *out, bool repl);
+void script_free(Script *sc);
+/* Forgets every definition. */
+void script_reset(Script *sc);
+/* Runs statements parsed from `text` (held by the definitions they make; NULL
+ * if it outlives the script), printing to the script's out. False once an
+ * error is reported; the statements before the failing segment took effect. */
+bool script_exec(Script *sc, ScriptText *text, const AstStmt *stmts, int n);
+/* The defined names, in a malloc'd array (the strings are the script's). */
+int script_names(const Script *sc, const char ***names);
+/* x lowered in a new graph (float64) in `a`, seeing the session's names,
+ * without running it: false once reported. */
+bool script_lower(Script *sc, Arena *a, const AstExpr *x, Graph **g, NodeId *node);
+/* Runs the top-level statements of a file: EXIT_OK, EXIT_INVALID_MODEL after
+ * errors, EXIT_USAGE if the JIT fails. */
+int script_run(Diag *d, const AstProgram *p, FILE *out);
 
 /* ---------------------------------------------------------------- lower.c */
 
@@ -728,6 +844,16 @@ Jit *jit_compile(CgModule *m, char *err, size_t errlen);
  * every module. */
 Jit *jit_compile_modules(CgModule **mods, int n, char *err, size_t errlen);
 void *jit_lookup(Jit *j, const char *fn, char *err, size_t errlen);
+/* A JIT with nothing in it yet, for a REPL session: each entry's module is
+ * added under its own resource tracker and removed once it has run, so a
+ * long session holds only the code it still uses. */
+Jit *jit_new(char *err, size_t errlen);
+typedef struct JitUnit JitUnit;
+/* Optimises and compiles m (taken) into j as one removable unit; NULL with a
+ * message in err on failure. Its functions are found with jit_lookup. */
+JitUnit *jit_add(Jit *j, CgModule *m, char *err, size_t errlen);
+/* Removes the unit's code from its JIT and frees the unit. */
+void jit_remove(JitUnit *u);
 void jit_free(Jit *j);
 /* Appends every function's address range to /tmp/perf-PID.map for perf. */
 bool jit_write_perf_map(Jit *j, char *err, size_t errlen);
@@ -742,8 +868,6 @@ int jit_vector_bits(void);
 void cg_module_free(CgModule *m);
 
 /* ---------------------------------------------------------------- fit.c */
-
-#include "nnrt.h"
 
 /* What a checkpoint holds beyond the tensors. */
 typedef struct FitState {
@@ -775,6 +899,16 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
  * the training state into st too, checked against info. */
 bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const FitInfo *info,
               FitState *st);
+
+/* A model's PARAM and STATE buffers (float32) kept between runs (the REPL),
+ * laid out as the slots of its training step graph. */
+typedef struct FitWeights {
+    void **slots; /* NULL: none yet */
+    int nslots;
+} FitWeights;
+/* Zeroed buffers for g's PARAM and STATE slots. */
+FitWeights fit_weights_new(const Graph *g);
+void fit_weights_free(FitWeights *w);
 
 typedef enum { MONITOR_LOSS, MONITOR_ACC, MONITOR_VAL_LOSS, MONITOR_VAL_ACC } FitMonitor;
 const char *fit_monitor_name(FitMonitor m);
@@ -811,5 +945,38 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
  * malloc'd array of g->nnodes flags. */
 bool *fit_forward_nodes(const Graph *g);
 void fit_on_nonfinite(void *ctx, const NnrtNonFinite *nf);
+
+/* ---------------------------------------------------------------- repl.c */
+
+/* What the REPL borrows from the driver: running a model as `nnc` runs a
+ * model file, with `argv` (argc options, no program name or file) and the
+ * model's weights in *w (made if w->slots is NULL; kept there after). */
+typedef struct ReplDriver {
+    void *ctx;
+    int (*run)(void *ctx, Diag *d, const Model *m, const Source *src, int argc, char **argv, FitWeights *w);
+} ReplDriver;
+
+typedef struct Repl Repl;
+/* A session printing to `out`, errors to d; driver NULL: no :train, :eval,
+ * and no files (:load, :save, :restore). */
+Repl *repl_new(Diag *d, FILE *out, const ReplDriver *driver);
+void repl_free(Repl *r);
+/* Evaluates one entry (a command, or statements and models; the text of a
+ * whole multi-line block), read from `path`: false if it reported an error.
+ * The session's state is as before a failed entry. */
+bool repl_eval(Repl *r, const char *path, const char *text, size_t len);
+/* After :quit. */
+bool repl_done(const Repl *r);
+/* Every name completion may offer: values, models, commands (":train"), in
+ * a malloc'd array. */
+int repl_names(const Repl *r, const char ***names);
+
+/* ---------------------------------------------------------------- repl_term.c */
+
+/* Reads entries from standard input until end of input or :quit. On a
+ * terminal: prompts, line editing, history (~/.nnc_history), completion,
+ * Ctrl-C. Otherwise plain lines without prompts. Returns EXIT_OK, or
+ * EXIT_INVALID_MODEL if any entry failed. */
+int repl_main(Repl *r);
 
 #endif

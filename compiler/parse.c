@@ -122,13 +122,18 @@ AstItem ast_flatten(ParseState *ps, Loc loc) {
     return ast_item(AST_FLATTEN, loc);
 }
 
-/* stmt: 'dense' number [',' IDENT]     (no activation: act is NULL, act_loc the units') */
-AstItem ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc act_loc) {
+/* stmt: 'dense' number [',' IDENT] [',' keywords]
+ * (no activation: act is NULL, act_loc the units') */
+AstItem ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc act_loc, AstExprList *kwargs) {
     (void)ps;
     AstItem it = ast_item(AST_DENSE, loc);
     it.units = units;
     it.name = act;
     it.name_loc = act_loc;
+    if (kwargs) {
+        it.kwargs = kwargs->v;
+        it.nkwargs = kwargs->n;
+    }
     return it;
 }
 
@@ -153,6 +158,13 @@ AstItem ast_optimizer(ParseState *ps, Loc loc, const char *name, Loc name_loc, b
     return it;
 }
 
+/* stmt: 'schedule' IDENT ['(' [args] ')'] */
+AstItem ast_schedule(ParseState *ps, Loc loc, const char *name, Loc name_loc, bool has_args) {
+    AstItem it = ast_optimizer(ps, loc, name, name_loc, has_args);
+    it.kind = AST_SCHEDULE;
+    return it;
+}
+
 /* stmt: 'train' [args] */
 AstItem ast_train(ParseState *ps, Loc loc) {
     AstItem it = ast_item(AST_TRAIN, loc);
@@ -168,12 +180,11 @@ AstItem ast_target(ParseState *ps, Loc loc, const char *name, Loc name_loc) {
     return it;
 }
 
-/* param: IDENT '[' dims ']' ['=' IDENT] */
-AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, const char *init, Loc init_loc) {
+/* param: IDENT '[' dims ']' ['=' expr] */
+AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, AstExpr *init) {
     AstItem it = ast_input(ps, name_loc, name, name_loc);
     it.kind = AST_PARAM;
     it.init = init;
-    it.init_loc = init_loc;
     return it;
 }
 
@@ -194,11 +205,25 @@ AstItem ast_loss_call(ParseState *ps, Loc loc, AstExpr *call) {
     return it;
 }
 
+/* stmt: 'data' '{' ... '}': its values are the AST_DATA_VALUE items just
+ * before it. */
+AstItem ast_data(ParseState *ps, Loc loc) {
+    (void)ps;
+    return ast_item(AST_DATA, loc);
+}
+
+/* data_value: name '=' expr */
+void ast_data_value(ParseState *ps, const char *name, Loc name_loc, AstExpr *e) {
+    AstItem it = ast_assign(ps, name, name_loc, e);
+    it.kind = AST_DATA_VALUE;
+    ast_model_add(ps, it);
+}
+
 /* unknown: IDENT junk    -- a statement keyword misspelt, or a statement of
  * a form this version does not know. */
 void ast_unknown_statement(ParseState *ps, const char *word, Loc loc) {
     static const char *const statements[] = {"input", "target", "param", "flatten", "dense", "loss",
-                                             "optimizer", "train", NULL};
+                                             "optimizer", "schedule", "train", "data", NULL};
     const char *shown = diag_clip(ps->arena, word, strlen(word));
     const char *guess = diag_quiet(ps->diag) ? NULL : closest_name(word, statements);
     if (guess)
@@ -206,7 +231,7 @@ void ast_unknown_statement(ParseState *ps, const char *word, Loc loc) {
     else
         diag_error(ps->diag, loc,
                    "unknown statement '%s'; expected input, target, param, flatten, dense, loss, "
-                   "optimizer, train or NAME = expression", shown);
+                   "optimizer, schedule, train, data or NAME = expression", shown);
 }
 
 /* ---------------------------------------------------------------- expressions */
@@ -327,13 +352,14 @@ void ast_model_finish(ParseState *ps, Loc loc, const char *name, Loc name_loc) {
     ps->models[ps->nmodels++] = m;
 }
 
-AstProgram *parse_program(Arena *a, Diag *d, const Source *src) {
+static AstProgram *parse(Arena *a, Diag *d, const Source *src, int start_token) {
     int errors = d->errors;
     if (src->len > INT_MAX) { /* flex takes an int; source_read refuses such files anyway */
         diag_plain(d, "'%s' is too large to parse", src->path);
         return NULL;
     }
-    ParseState ps = {.arena = a, .diag = d, .src = src, .line = 1, .col = 1, .stmt_start = true};
+    ParseState ps = {.arena = a, .diag = d, .src = src, .line = src->first_line ? src->first_line : 1, .col = 1,
+                      .stmt_start = true, .start_token = start_token};
     yyscan_t scanner;
     if (yylex_init(&scanner) != 0)
         die("cannot create the lexer");
@@ -352,7 +378,89 @@ AstProgram *parse_program(Arena *a, Diag *d, const Source *src) {
     free(ps.args);
     free(ps.items);
     free(ps.models);
-    if (d->errors == errors && p->nmodels == 0 && p->nstmts == 0)
+    return d->errors == errors ? p : NULL;
+}
+
+AstProgram *parse_program(Arena *a, Diag *d, const Source *src) {
+    int errors = d->errors;
+    AstProgram *p = parse(a, d, src, 0);
+    if (p && p->nmodels == 0 && p->nstmts == 0)
         diag_error(d, (Loc){src, 1, 1, 0}, "no model in '%s'", src->path);
     return d->errors == errors ? p : NULL;
 }
+
+/* The lexer run by hand over --schedule's text: the current token. */
+typedef struct OptLex {
+    yyscan_t scanner;
+    ParseState ps;
+    int tok; /* 0 at the end */
+    YYSTYPE v;
+    Loc loc;
+} OptLex;
+
+static int opt_next(OptLex *x) { return x->tok = yylex(&x->v, &x->loc, x->scanner, &x->ps); }
+
+/* One argument, at its first token: IDENT '=' ['-'] NUMBER. */
+static bool opt_arg(OptLex *x, Diag *d) {
+    if (x->tok != TK_IDENT) {
+        diag_error(d, x->loc, "expected an argument NAME = number in --schedule");
+        return false;
+    }
+    const char *key = x->v.name;
+    Loc key_loc = x->loc;
+    if (opt_next(x) != '=') {
+        diag_error(d, x->loc, "expected '=' after '%s' in --schedule", diag_clip(x->ps.arena, key, strlen(key)));
+        return false;
+    }
+    bool neg = opt_next(x) == '-';
+    Loc minus = x->loc;
+    if (neg)
+        opt_next(x);
+    if (x->tok != TK_NUMBER) {
+        diag_error(d, x->loc, "expected a number in --schedule");
+        return false;
+    }
+    ast_args_add(&x->ps, ast_arg(&x->ps, key, key_loc, neg ? ast_negate(&x->ps, x->v.num, minus) : x->v.num));
+    opt_next(x);
+    return true;
+}
+
+/* --schedule's text, read by the language's lexer so that its names and
+ * numbers are the file's:
+ *   option: IDENT ['(' [arg {',' arg}] ')']    arg: IDENT '=' ['-'] NUMBER */
+AstItem *parse_schedule_option(Arena *a, Diag *d, const Source *src) {
+    OptLex x = {.ps = {.arena = a, .diag = d, .src = src, .line = 1, .col = 1, .stmt_start = true}};
+    if (yylex_init(&x.scanner) != 0)
+        die("cannot create the lexer");
+    YY_BUFFER_STATE buf = yy_scan_bytes(src->text, (int)src->len, x.scanner);
+    int errors = d->errors;
+    AstItem *it = NULL;
+    if (opt_next(&x) != TK_IDENT) {
+        diag_error(d, x.loc, "expected a schedule name, e.g. cosine(decay_steps = 1000), in --schedule");
+    } else {
+        const char *name = x.v.name;
+        Loc name_loc = x.loc;
+        bool has_args = opt_next(&x) == '(';
+        ast_args_none(&x.ps);
+        if (has_args && opt_next(&x) != ')') {
+            bool ok = opt_arg(&x, d);
+            while (ok && x.tok == ',') {
+                opt_next(&x);
+                ok = opt_arg(&x, d);
+            }
+            if (ok && x.tok != ')')
+                diag_error(d, x.loc, "expected ',' or ')' in --schedule");
+        }
+        if (d->errors == errors && has_args)
+            opt_next(&x);
+        if (d->errors == errors && x.tok != 0)
+            diag_error(d, x.loc, "unexpected text after the schedule in --schedule");
+        it = arena_alloc(a, sizeof *it);
+        *it = ast_schedule(&x.ps, name_loc, name, name_loc, has_args);
+    }
+    yy_delete_buffer(buf, x.scanner);
+    yylex_destroy(x.scanner);
+    free(x.ps.args);
+    return d->errors == errors ? it : NULL;
+}
+AstProgram *parse_entry(Arena *a, Diag *d, const Source *src) { return parse(a, d, src, TK_ENTRY); }

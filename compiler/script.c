@@ -1,17 +1,32 @@
-/* script.c — the statements outside any model: the course's computational
- * graphs, written and differentiated by hand in the notes,
+/* script.c — the statements outside any model, in a file or typed into the
+ * REPL: the course's computational graphs, written and differentiated by
+ * hand in the notes,
  *
  *     let a = 1, b = 2, w = 2, t = 4
  *     L = ((a + b) * w - t)^2 + w^2
  *     print L                 # L = 8
  *     print grad(L, w)        # dL/dw = 2*w + 2*((a + b)*w - t)*(a + b) = 16
  *
- * There is no second evaluator: every statement adds to one IR graph (a
- * `let` variable is a leaf whose buffer holds its value, so nothing folds it
- * away and grad can differentiate by it), grad() is autodiff on that graph,
- * each printed value becomes an output, and the whole is compiled by the
- * JIT in float64 and run once. The symbolic form of a printed value is the
- * IR itself, written by infix.c with the user's names.
+ * There is no second evaluator: statements add to an IR graph (a `let`
+ * variable is a leaf whose buffer holds its value, so nothing folds it away
+ * and grad can differentiate by it), grad() is autodiff on that graph, each
+ * printed value becomes an output, and the graph is compiled by the JIT in
+ * float64 and run once. The symbolic form of a printed value is the IR
+ * itself, written by infix.c with the user's names.
+ *
+ * A Script is a session: its definitions outlive the statements that made
+ * them, so a REPL entry can use what earlier ones defined.
+ *   - `let x = ...` stores a value: a variable. A literal is stored as it is
+ *     written; any other expression is computed first, so a statement
+ *     after it runs in a graph of its own ("segment") that sees x as a leaf.
+ *   - `x = expr` stores the expression, lowered again wherever x is used
+ *     (lazily, through ExprEnv.resolve), so redefining a variable changes
+ *     every value defined from it, as in a spreadsheet.
+ * A segment with an error changes nothing. In a file a name is defined once;
+ * in the REPL a definition replaces the old one (x = x + 1 is then a cycle,
+ * reported as such: `let x = x + 1` is the way to step a value).
+ * Definitions refer to the text they were parsed from (a ScriptText, counted
+ * references), which lives as long as they do.
  */
 #include "nnc.h"
 
@@ -20,36 +35,170 @@
 
 typedef void (*ScriptFn)(void **slots);
 
-typedef struct Script {
-    ExprEnv e;     /* first: the literal hook gets it and finds the rest */
-    double **init; /* per slot: its initial elements (variables, literals), or NULL */
-    int init_cap;
-} Script;
+/* ---------------------------------------------------------------- texts */
 
-/* A slot holding `values` from the start, as a leaf node. */
-static NodeId script_leaf(Script *sc, const char *name, Shape s, const double *values, Loc loc) {
-    Graph *g = sc->e.g;
-    int slot = ir_add_slot(g, (Slot){.kind = SLOT_PARAM, .name = name, .shape = s});
-    if (slot >= sc->init_cap) {
-        int cap = sc->init_cap ? 2 * sc->init_cap : 16;
-        double **v = arena_array(sc->e.arena, (size_t)cap, sizeof *v);
-        if (sc->init_cap)
-            memcpy(v, sc->init, (size_t)sc->init_cap * sizeof *v);
-        sc->init = v;
-        sc->init_cap = cap;
-    }
-    sc->init[slot] = (double *)values;
-    return ir_leaf(g, OP_PARAM, slot, s, loc);
+ScriptText *script_text_new(const char *path, int first_line, const char *text, size_t len) {
+    Arena *a = arena_new();
+    ScriptText *t = arena_alloc(a, sizeof *t);
+    t->arena = a;
+    t->src = (Source){.path = arena_strndup(a, path, strlen(path)), .text = arena_strndup(a, text, len), .len = len,
+                      .first_line = first_line};
+    t->refs = 1;
+    return t;
 }
+
+void script_text_hold(ScriptText *t) {
+    if (t)
+        t->refs++;
+}
+
+void script_text_release(ScriptText *t) {
+    if (t && --t->refs == 0)
+        arena_free(t->arena);
+}
+
+/* ---------------------------------------------------------------- the session */
+
+/* A name the session knows: a variable (values) or a named value (expr). */
+typedef struct Def {
+    const char *name;
+    Loc loc;
+    ScriptText *text; /* held; NULL: a text that outlives the script */
+    const AstExpr *expr;
+    Shape shape;
+    double *values;   /* malloc'd */
+} Def;
+
+struct Script {
+    Diag *diag;
+    FILE *out;
+    bool repl;
+    Def *defs;
+    int ndefs;
+    Jit *jit; /* made at the first run */
+};
+
+Script *script_new(Diag *d, FILE *out, bool repl) {
+    Script *sc = xcalloc(1, sizeof *sc);
+    *sc = (Script){.diag = d, .out = out, .repl = repl};
+    return sc;
+}
+
+static void def_clear(Def *d) {
+    script_text_release(d->text);
+    free(d->values);
+}
+
+void script_reset(Script *sc) {
+    for (int i = 0; i < sc->ndefs; i++)
+        def_clear(&sc->defs[i]);
+    free(sc->defs);
+    sc->defs = NULL;
+    sc->ndefs = 0;
+}
+
+void script_free(Script *sc) {
+    if (!sc)
+        return;
+    script_reset(sc);
+    jit_free(sc->jit);
+    free(sc);
+}
+
+int script_names(const Script *sc, const char ***names) {
+    *names = xrealloc(NULL, (size_t)sc->ndefs + 1, sizeof **names);
+    for (int i = 0; i < sc->ndefs; i++)
+        (*names)[i] = sc->defs[i].name;
+    return sc->ndefs;
+}
+
+/* Adds or replaces the definition of d.name, taking d. */
+static void define(Script *sc, Def d) {
+    script_text_hold(d.text);
+    for (int i = 0; i < sc->ndefs; i++)
+        if (strcmp(sc->defs[i].name, d.name) == 0) {
+            def_clear(&sc->defs[i]);
+            sc->defs[i] = d;
+            return;
+        }
+    sc->defs = xrealloc(sc->defs, (size_t)sc->ndefs + 1, sizeof *sc->defs);
+    sc->defs[sc->ndefs++] = d;
+}
+
+/* ---------------------------------------------------------------- one graph */
 
 typedef struct Print {
     const char *label; /* "L", "dL/dw", or NULL: the expression is the label */
     const char *text;  /* the value as an expression */
     const char *where; /* its shared subexpressions, or NULL */
     bool show_text;    /* the expression says more than the label and the value */
+    bool quiet;        /* not printed: a computed `let` in a file */
+    const AstStmt *stmt;
     NodeId node;
     int slot;
 } Print;
+
+/* What a definition made in a segment becomes once the segment has run. */
+typedef struct Pending {
+    const AstStmt *stmt;
+    Shape shape;
+    const double *values; /* a literal's; NULL: a named value, or computed (print) */
+    int print;            /* a computed value's Print, or -1 */
+} Pending;
+
+/* One segment: a graph and the names it sees. The session's definitions
+ * come first in e.names, in order, bound lazily. */
+typedef struct Eval {
+    ExprEnv e; /* first: the hooks get it and find the rest */
+    Script *sc;
+    double **init; /* per slot: its initial elements (variables, literals), or NULL */
+    int init_cap;
+    Print *prints;
+    int nprints, prints_cap;
+    Pending *pending;
+    int npending;
+} Eval;
+
+/* A slot holding `values` from the start, as a leaf node. */
+static NodeId leaf(Eval *ev, const char *name, Shape s, const double *values, Loc loc) {
+    Graph *g = ev->e.g;
+    int slot = ir_add_slot(g, (Slot){.kind = SLOT_PARAM, .name = name, .shape = s});
+    if (slot >= ev->init_cap) {
+        int cap = ev->init_cap ? 2 * ev->init_cap : 16;
+        double **v = arena_array(ev->e.arena, (size_t)cap, sizeof *v);
+        if (ev->init_cap)
+            memcpy(v, ev->init, (size_t)ev->init_cap * sizeof *v);
+        ev->init = v;
+        ev->init_cap = cap;
+    }
+    ev->init[slot] = (double *)values;
+    return ir_leaf(g, OP_PARAM, slot, s, loc);
+}
+
+/* A session definition, lowered where it is first used (ExprEnv.resolve). */
+static NodeId resolve(ExprEnv *e, int index, Loc use) {
+    Eval *ev = (Eval *)e;
+    if (e->names[index].node == EXPR_RESOLVING) {
+        const char *name = diag_clip(e->arena, e->names[index].name, strlen(e->names[index].name));
+        diag_error(e->diag, use, "'%s' is defined in terms of itself", name);
+        diag_note(e->diag, e->names[index].loc, "'%s' is defined here", name);
+        if (ev->sc->repl)
+            diag_note(e->diag, e->names[index].loc, "to compute a new value from the old one, write 'let %s = ...'",
+                      name);
+        e->names[index].node = -1;
+        return -1;
+    }
+    const Def *d = &ev->sc->defs[index];
+    NodeId n;
+    if (d->values) {
+        n = leaf(ev, d->name, d->shape, d->values, d->loc);
+    } else {
+        e->names[index].node = EXPR_RESOLVING;
+        n = expr_lower(e, d->expr);
+    }
+    e->names[index].node = n;
+    return n;
+}
 
 /* The user's name of each node of g so far: the first name bound to it. */
 static const char **node_names(Arena *a, const ExprEnv *e) {
@@ -61,7 +210,8 @@ static const char **node_names(Arena *a, const ExprEnv *e) {
 }
 
 /* How `print x` shows x: its name, d<f>/d<x> for a gradient, else itself. */
-static void describe(Arena *a, ExprEnv *e, const AstExpr *x, NodeId n, Print *p) {
+static void describe(ExprEnv *e, const AstExpr *x, NodeId n, Print *p) {
+    Arena *a = e->arena;
     const char *const *names = node_names(a, e);
     p->node = n;
     p->text = infix_expr(a, e->g, n, names, &p->where);
@@ -81,11 +231,41 @@ static void describe(Arena *a, ExprEnv *e, const AstExpr *x, NodeId n, Print *p)
 
 static void print_number(FILE *out, double v) { fprintf(out, "%g", v == 0 ? 0.0 : v); }
 
-static void print_value(FILE *out, const double *v, const Shape *s, int axis, size_t *i);
+/* NumPy's summary of a large tensor: the first and last EDGE entries of
+ * each axis, "..." between. */
+enum { SUMMARY_OVER = 1000, EDGE = 3 };
+
+/* A tensor as nested lists, row-major: [[1, 2], [3, 4]]; v is its part
+ * from `axis` on. */
+static void print_value(FILE *out, const double *v, const Shape *s, int axis, bool summary) {
+    if (axis == s->rank) {
+        print_number(out, v[0]);
+        return;
+    }
+    int64_t stride = 1;
+    for (int k = axis + 1; k < s->rank; k++)
+        stride *= s->dim[k];
+    int64_t n = s->dim[axis];
+    fputc('[', out);
+    for (int64_t k = 0; k < n; k++) {
+        if (summary && n > 2 * EDGE && k == EDGE) {
+            fputs(", ...", out);
+            k = n - EDGE;
+        }
+        if (k)
+            fputs(", ", out);
+        print_value(out, v + k * stride, s, axis + 1, summary);
+    }
+    fputc(']', out);
+}
+
+static void print_tensor(FILE *out, const double *v, const Shape *s) {
+    print_value(out, v, s, 0, shape_elems(s) > SUMMARY_OVER);
+}
 
 /* A literal in an expression: a constant if its elements are all the same,
  * else a leaf named by its text (so a printed derivative shows it). */
-static NodeId script_literal(ExprEnv *e, const AstExpr *x, Shape s, const double *values) {
+static NodeId literal(ExprEnv *e, const AstExpr *x, Shape s, const double *values) {
     int64_t n = shape_elems(&s);
     bool uniform = n > 0;
     for (int64_t i = 1; i < n && uniform; i++)
@@ -93,112 +273,245 @@ static NodeId script_literal(ExprEnv *e, const AstExpr *x, Shape s, const double
     if (uniform)
         return ir_const(e->g, values[0], s, x->loc);
     char *text = NULL;
-    size_t len = 0, k = 0;
+    size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     if (!f)
         die("open_memstream: out of memory");
-    print_value(f, values, &s, 0, &k);
+    print_tensor(f, values, &s);
     fclose(f);
     const char *name = arena_strndup(e->arena, text, len);
     free(text);
-    return script_leaf((Script *)e, name, s, values, x->loc);
+    return leaf((Eval *)e, name, s, values, x->loc);
 }
 
-/* A tensor as nested lists, row-major: [[1, 2], [3, 4]]. */
-static void print_value(FILE *out, const double *v, const Shape *s, int axis, size_t *i) {
-    if (axis == s->rank) {
-        print_number(out, v[(*i)++]);
-        return;
-    }
-    fputc('[', out);
-    for (int64_t k = 0; k < s->dim[axis]; k++) {
-        if (k)
-            fputs(", ", out);
-        print_value(out, v, s, axis + 1, i);
-    }
-    fputc(']', out);
+static void eval_init(Eval *ev, Script *sc, Arena *a) {
+    Graph *g = ir_new(a, DT_F64);
+    ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
+    *ev = (Eval){.e = {.arena = a, .diag = sc->diag, .g = g, .literal = literal, .warn = true, .resolve = resolve,
+                       .redefine = sc->repl},
+                 .sc = sc};
+    for (int i = 0; i < sc->ndefs; i++)
+        expr_bind(&ev->e, sc->defs[i].name, sc->defs[i].loc, EXPR_LAZY);
 }
 
-/* Compiles g and runs it once; the slots' initial contents are `init`. */
-static int script_execute(Arena *a, Diag *d, Graph *g, double *const *init, int init_count, const Print *prints,
-                          int nprints, FILE *out) {
-    Graph *run = ir_dce(g);
-    Schedule *plan = schedule(a, run, 2);
-    CgModule *mod = cg_module_new("script");
-    cg_add_step(mod, "script", run, plan);
+static Print *add_print(Eval *ev, const AstStmt *st, const AstExpr *x, NodeId n) {
+    Graph *g = ev->e.g;
+    if (ev->nprints == ev->prints_cap) {
+        ev->prints_cap = ev->prints_cap ? 2 * ev->prints_cap : 16;
+        Print *p = arena_array(ev->e.arena, (size_t)ev->prints_cap, sizeof *p);
+        if (ev->nprints)
+            memcpy(p, ev->prints, (size_t)ev->nprints * sizeof *p);
+        ev->prints = p;
+    }
+    Print *p = &ev->prints[ev->nprints++];
+    describe(&ev->e, x, n, p);
+    p->stmt = st;
+    p->slot = ir_add_slot(g, (Slot){.kind = SLOT_OUTPUT, .name = arena_printf(ev->e.arena, "print%d", ev->nprints),
+                                    .shape = g->nodes[n].shape});
+    ir_add_output(g, n, p->slot);
+    return p;
+}
+
+static void add_pending(Eval *ev, Pending p) {
+    Pending *v = arena_array(ev->e.arena, (size_t)ev->npending + 1, sizeof *v);
+    if (ev->npending)
+        memcpy(v, ev->pending, (size_t)ev->npending * sizeof *v);
+    v[ev->npending++] = p;
+    ev->pending = v;
+}
+
+/* Is x a number or a list of them (what `let` stores as it is written)? */
+static bool is_literal(const AstExpr *x) {
+    if (x->kind == EX_NUM || (x->kind == EX_NEG && x->args[0]->kind == EX_NUM))
+        return true;
+    if (x->kind != EX_LIST)
+        return false;
+    for (int i = 0; i < x->nargs; i++)
+        if (!is_literal(x->args[i]))
+            return false;
+    return true;
+}
+
+/* Adds statement st to the segment; false if it ends the segment (a
+ * computed let: what follows must see its value as a leaf). */
+static bool eval_stmt(Eval *ev, const AstStmt *st) {
+    ExprEnv *e = &ev->e;
+    switch (st->kind) {
+    case TOP_LET: {
+        if (is_literal(st->expr)) {
+            Shape s;
+            double *values;
+            NodeId n = -1;
+            if (expr_literal(e, st->expr, &s, &values)) {
+                n = leaf(ev, st->name, s, values, st->name_loc);
+                add_pending(ev, (Pending){.stmt = st, .shape = s, .values = values, .print = -1});
+            }
+            expr_bind(e, st->name, st->name_loc, n);
+            return true;
+        }
+        /* Bound to its node too, for checking what follows after an error. */
+        NodeId n = expr_lower(e, st->expr);
+        if (expr_bind(e, st->name, st->name_loc, n) && n >= 0) {
+            Print *p = add_print(ev, st, st->expr, n);
+            p->label = st->name;
+            p->show_text = false;
+            p->quiet = !ev->sc->repl;
+            add_pending(ev, (Pending){.stmt = st, .shape = e->g->nodes[n].shape, .print = ev->nprints - 1});
+        }
+        return false;
+    }
+    case TOP_ASSIGN: {
+        /* Its expression is stored: one that uses the name is a cycle. */
+        ExprName *old = ev->sc->repl ? (ExprName *)expr_lookup(e, st->name) : NULL;
+        if (old)
+            *old = (ExprName){old->name, st->name_loc, EXPR_RESOLVING};
+        NodeId n = expr_lower(e, st->expr);
+        if (expr_bind(e, st->name, st->name_loc, n) && n >= 0) {
+            add_pending(ev, (Pending){.stmt = st, .print = -1});
+            if (ev->sc->repl) { /* echoed, as its value */
+                Print *p = add_print(ev, st, st->expr, n);
+                p->label = st->name;
+                p->show_text = false;
+            }
+        }
+        return true;
+    }
+    case TOP_PRINT:
+    case TOP_EXPR: {
+        NodeId n = expr_lower(e, st->expr);
+        if (n >= 0)
+            add_print(ev, st, st->expr, n);
+        return true;
+    }
+    }
+    unreachable();
+}
+
+/* The buffers of a graph's run. */
+typedef struct Slots {
+    void **v;
+    int n;
+} Slots;
+
+static void slots_free(Slots *s) {
+    for (int i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+}
+
+/* Compiles the segment's graph and runs it once; false (reported) if the
+ * JIT failed. */
+static bool eval_run(Eval *ev, Slots *out) {
+    Script *sc = ev->sc;
+    Graph *run = ir_dce(ev->e.g);
+    Schedule *plan = schedule(ev->e.arena, run, 2);
+    CgModule *mod = cg_module_new("entry");
+    cg_add_step(mod, "entry", run, plan);
     char err[1024];
-    Jit *jit = jit_compile(mod, err, sizeof err); /* takes mod */
-    ScriptFn fn = jit ? (ScriptFn)jit_lookup(jit, "script", err, sizeof err) : NULL;
-    if (!fn) {
-        diag_plain(d, "%s", err);
-        jit_free(jit);
-        return EXIT_USAGE;
+    if (!sc->jit && !(sc->jit = jit_new(err, sizeof err))) {
+        cg_module_free(mod);
+        diag_plain(sc->diag, "%s", err);
+        return false;
     }
-    void **slots = xrealloc(NULL, (size_t)run->nslots, sizeof *slots);
-    slots[0] = xrealloc(NULL, plan->arena_bytes + 64, 1);
+    JitUnit *unit = jit_add(sc->jit, mod, err, sizeof err); /* takes mod */
+    ScriptFn fn = unit ? (ScriptFn)jit_lookup(sc->jit, "entry", err, sizeof err) : NULL;
+    if (!fn) {
+        diag_plain(sc->diag, "%s", err);
+        jit_remove(unit);
+        return false;
+    }
+    void **slots = xcalloc((size_t)run->nslots, sizeof *slots);
+    slots[0] = xcalloc(plan->arena_bytes + 64, 1);
     for (int s = 1; s < run->nslots; s++) {
         size_t n = (size_t)shape_elems(&run->slots[s].shape);
-        slots[s] = xrealloc(NULL, n, sizeof(double));
-        if (s < init_count && init[s])
-            memcpy(slots[s], init[s], n * sizeof(double));
+        slots[s] = xcalloc(n ? n : 1, sizeof(double));
+        if (s < ev->init_cap && ev->init[s])
+            memcpy(slots[s], ev->init[s], n * sizeof(double));
     }
     fn(slots);
-    for (int i = 0; i < nprints; i++) {
-        const Print *p = &prints[i];
+    jit_remove(unit);
+    *out = (Slots){slots, run->nslots};
+    return true;
+}
+
+static void eval_print(Eval *ev, void **slots) {
+    FILE *out = ev->sc->out;
+    for (int i = 0; i < ev->nprints; i++) {
+        const Print *p = &ev->prints[i];
+        if (p->quiet)
+            continue;
         if (p->label)
             fprintf(out, "%s = ", p->label);
         if (p->show_text)
             fprintf(out, "%s = ", p->text);
-        size_t k = 0;
-        print_value(out, slots[p->slot], &g->nodes[p->node].shape, 0, &k);
+        const Shape *s = &ev->e.g->nodes[p->node].shape;
+        print_tensor(out, slots[p->slot], s);
+        if (ev->sc->repl && s->rank) {
+            char buf[64];
+            fprintf(out, "  # %s", shape_str(s, buf, sizeof buf));
+        }
         fputc('\n', out);
         if (p->where)
             fprintf(out, "  where %s\n", p->where);
     }
-    for (int s = 0; s < run->nslots; s++)
-        free(slots[s]);
-    free(slots);
-    jit_free(jit);
-    return EXIT_OK;
+    fflush(out);
 }
 
-int script_run(Arena *a, Diag *d, const AstProgram *p, FILE *out) {
-    int errors = d->errors;
-    Graph *g = ir_new(a, DT_F64);
-    ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
-    Print *prints = arena_array(a, (size_t)p->nstmts, sizeof *prints);
-    int nprints = 0;
-    Script sc = {.e = {.arena = a, .diag = d, .g = g, .literal = script_literal, .warn = true}};
-    ExprEnv *e = &sc.e;
-    for (int i = 0; i < p->nstmts && !diag_quiet(d); i++) {
-        const AstStmt *st = &p->stmts[i];
-        switch (st->kind) {
-        case TOP_LET: {
-            Shape s;
-            double *values;
-            NodeId n = -1;
-            if (expr_literal(e, st->expr, &s, &values))
-                n = script_leaf(&sc, st->name, s, values, st->name_loc);
-            expr_bind(e, st->name, st->name_loc, n);
-            break;
+/* The segment's definitions become the session's. */
+static void eval_commit(Eval *ev, ScriptText *text, void **slots) {
+    for (int i = 0; i < ev->npending; i++) {
+        const Pending *p = &ev->pending[i];
+        const AstStmt *st = p->stmt;
+        Def d = {.name = st->name, .loc = st->name_loc, .text = text};
+        if (st->kind == TOP_ASSIGN) {
+            d.expr = st->expr;
+        } else {
+            const double *v = p->values ? p->values : slots[ev->prints[p->print].slot];
+            size_t n = (size_t)shape_elems(&p->shape);
+            d.shape = p->shape;
+            d.values = xcalloc(n ? n : 1, sizeof(double));
+            memcpy(d.values, v, n * sizeof(double));
         }
-        case TOP_ASSIGN:
-            expr_bind(e, st->name, st->name_loc, expr_lower(e, st->expr));
-            break;
-        case TOP_PRINT: {
-            NodeId n = expr_lower(e, st->expr);
-            if (n < 0)
-                break;
-            Print *pr = &prints[nprints++];
-            describe(a, e, st->expr, n, pr);
-            pr->slot = ir_add_slot(g, (Slot){.kind = SLOT_OUTPUT, .name = arena_printf(a, "print%d", nprints),
-                                             .shape = g->nodes[n].shape});
-            ir_add_output(g, n, pr->slot);
-            break;
-        }
-        }
+        define(ev->sc, d);
     }
-    if (d->errors != errors)
-        return EXIT_INVALID_MODEL;
-    return script_execute(a, d, g, sc.init, sc.init_cap, prints, nprints, out);
+}
+
+bool script_exec(Script *sc, ScriptText *text, const AstStmt *stmts, int n) {
+    for (int i = 0; i < n;) {
+        int errors = sc->diag->errors;
+        Arena *a = arena_new();
+        Eval ev;
+        eval_init(&ev, sc, a);
+        /* After an error nothing runs: the rest is only checked, in this graph. */
+        while (i < n && !diag_quiet(sc->diag) && (eval_stmt(&ev, &stmts[i++]) || sc->diag->errors != errors)) {
+        }
+        Slots slots = {0};
+        bool ok = sc->diag->errors == errors && (ev.e.g->noutputs == 0 || eval_run(&ev, &slots));
+        if (ok) {
+            eval_print(&ev, slots.v);
+            eval_commit(&ev, text, slots.v);
+        }
+        slots_free(&slots);
+        arena_free(a);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+bool script_lower(Script *sc, Arena *a, const AstExpr *x, Graph **g, NodeId *node) {
+    int errors = sc->diag->errors;
+    Eval ev;
+    eval_init(&ev, sc, a);
+    *node = expr_lower(&ev.e, x);
+    *g = ev.e.g;
+    return *node >= 0 && sc->diag->errors == errors;
+}
+
+int script_run(Diag *d, const AstProgram *p, FILE *out) {
+    int errors = d->errors;
+    Script *sc = script_new(d, out, false);
+    bool ok = script_exec(sc, NULL, p->stmts, p->nstmts);
+    script_free(sc);
+    return ok ? EXIT_OK : d->errors != errors ? EXIT_INVALID_MODEL : EXIT_USAGE;
 }

@@ -18,53 +18,103 @@
 
 /* Indexed by Act and LossKind. */
 static const char *const act_names[] = {"linear", "relu", "sigmoid", "tanh", "softmax", NULL};
-static const char *const loss_names[] = {"crossentropy", "mse", "mae", "binary_crossentropy", NULL};
-/* The course's optimizers: known, but only sgd is implemented yet. */
+static const char *const loss_names[] = {"crossentropy", "mse", "mae", "binary_crossentropy", "nll", NULL};
+/* The course's optimizers, Keras' names (for "did you mean"). */
 static const char *const optimizer_names[] = {"sgd",  "adagrad", "adadelta", "rmsprop", "adam",
                                               "adamax", "nadam", "ftrl",    NULL};
-static const char *const sgd_keys[] = {"lr", "momentum", "nesterov", NULL};
 
-#define SEMA_SUPPORTED_OPTIMIZERS "sgd, adam, rmsprop, adagrad, adadelta, adamax"
-
-/* The adaptive optimizers: each argument with Keras' default and its range
- * [lo or (lo, hi). */
+/* Each optimizer's arguments with Keras' default and its range, from lo
+ * to hi, each end open unless said closed; a flag is 0 or 1. */
 typedef struct OptArg {
     const char *key;
-    size_t field; /* offsetof(Model, ...) */
+    size_t field; /* offsetof(Model, ...): a double, or a bool for a flag */
     double def, lo, hi;
-    bool lo_closed;
+    bool lo_closed, hi_closed, flag;
+    bool required; /* no default */
 } OptArg;
 
 #define INF __builtin_inf()
-#define ARG(key, field, def, lo, closed, hi) {key, offsetof(Model, field), def, lo, hi, closed}
+#define ARG(key, field, def, lo, closed, hi) {key, offsetof(Model, field), def, lo, hi, closed, false, false, false}
+#define FLAG(key, field) {key, offsetof(Model, field), 0, 0, 1, true, true, true, false}
+#define NEEDED(key, field, lo, closed) {key, offsetof(Model, field), 0, lo, __builtin_inf(), closed, false, false, true}
+/* Keras lets one of clipnorm, clipvalue and global_clipnorm act at a time. */
+#define COMMON ARG("weight_decay", weight_decay, 0, 0, true, INF), ARG("clipnorm", clipnorm, 0, 0, true, INF), \
+               ARG("clipvalue", clipvalue, 0, 0, true, INF), ARG("global_clipnorm", global_clipnorm, 0, 0, true, INF)
+#define COMMON_KEYS "weight_decay, clipnorm, clipvalue or global_clipnorm"
 static const struct {
     const char *name;
     OptKind kind;
-    OptArg args[8];
+    OptArg args[12];
     int nargs;
     const char *expected;
 } opt_specs[] = {
-#define COMMON ARG("weight_decay", weight_decay, 0, 0, true, INF), ARG("clipnorm", clipnorm, 0, 0, true, INF), \
-               ARG("clipvalue", clipvalue, 0, 0, true, INF)
+    {"sgd", OPT_SGD, {ARG("lr", lr, 0.01, 0, false, INF), ARG("momentum", momentum, 0, 0, true, 1),
+                      FLAG("nesterov", nesterov), COMMON},
+     7, "lr, momentum, nesterov, " COMMON_KEYS},
     {"adam", OPT_ADAM, {ARG("lr", lr, 0.001, 0, false, INF), ARG("beta_1", beta1, 0.9, 0, true, 1),
                         ARG("beta_2", beta2, 0.999, 0, true, 1), ARG("epsilon", epsilon, 1e-7, 0, false, INF), COMMON},
-     7, "lr, beta_1, beta_2, epsilon, weight_decay, clipnorm or clipvalue"},
+     8, "lr, beta_1, beta_2, epsilon, " COMMON_KEYS},
     {"rmsprop", OPT_RMSPROP, {ARG("lr", lr, 0.001, 0, false, INF), ARG("rho", rho, 0.9, 0, true, 1),
                               ARG("epsilon", epsilon, 1e-7, 0, false, INF), COMMON},
-     6, "lr, rho, epsilon, weight_decay, clipnorm or clipvalue"},
+     7, "lr, rho, epsilon, " COMMON_KEYS},
     {"adagrad", OPT_ADAGRAD, {ARG("lr", lr, 0.001, 0, false, INF),
                               ARG("initial_accumulator_value", accumulator, 0.1, 0, true, INF),
                               ARG("epsilon", epsilon, 1e-7, 0, false, INF), COMMON},
-     6, "lr, initial_accumulator_value, epsilon, weight_decay, clipnorm or clipvalue"},
+     7, "lr, initial_accumulator_value, epsilon, " COMMON_KEYS},
     {"adadelta", OPT_ADADELTA, {ARG("lr", lr, 0.001, 0, false, INF), ARG("rho", rho, 0.95, 0, true, 1),
                                 ARG("epsilon", epsilon, 1e-7, 0, false, INF), COMMON},
-     6, "lr, rho, epsilon, weight_decay, clipnorm or clipvalue"},
+     7, "lr, rho, epsilon, " COMMON_KEYS},
     {"adamax", OPT_ADAMAX, {ARG("lr", lr, 0.001, 0, false, INF), ARG("beta_1", beta1, 0.9, 0, true, 1),
                             ARG("beta_2", beta2, 0.999, 0, true, 1), ARG("epsilon", epsilon, 1e-7, 0, false, INF),
                             COMMON},
-     7, "lr, beta_1, beta_2, epsilon, weight_decay, clipnorm or clipvalue"},
-#undef COMMON
+     8, "lr, beta_1, beta_2, epsilon, " COMMON_KEYS},
+    {"nadam", OPT_NADAM, {ARG("lr", lr, 0.001, 0, false, INF), ARG("beta_1", beta1, 0.9, 0, true, 1),
+                          ARG("beta_2", beta2, 0.999, 0, true, 1), ARG("epsilon", epsilon, 1e-7, 0, false, INF),
+                          COMMON},
+     8, "lr, beta_1, beta_2, epsilon, " COMMON_KEYS},
+    /* learning_rate_power <= 0: Keras refuses a positive one */
+    {"ftrl", OPT_FTRL, {ARG("lr", lr, 0.001, 0, false, INF),
+                        {"learning_rate_power", offsetof(Model, lr_power), -0.5, -INF, 0, false, true, false, false},
+                        ARG("initial_accumulator_value", accumulator, 0.1, 0, true, INF),
+                        ARG("l1_regularization_strength", l1, 0, 0, true, INF),
+                        ARG("l2_regularization_strength", l2, 0, 0, true, INF),
+                        ARG("l2_shrinkage_regularization_strength", l2_shrinkage, 0, 0, true, INF),
+                        ARG("beta", ftrl_beta, 0, 0, true, INF), COMMON},
+     11, "lr, learning_rate_power, initial_accumulator_value, l1_regularization_strength, "
+         "l2_regularization_strength, l2_shrinkage_regularization_strength, beta, " COMMON_KEYS},
 };
+
+/* Keras' schedules (keras.optimizers.schedules), of the step count k:
+ *   constant      lr
+ *   step          lr rate^floor(k / steps)         (ExponentialDecay, staircase)
+ *   exponential   lr rate^(k / steps)              (floor(k / steps) with staircase = 1)
+ *   inverse_time  lr / (1 + rate k / steps)        (likewise)
+ *   cosine        lr ((1 - alpha) (1 + cos(pi min(k, steps) / steps)) / 2 + alpha) */
+static const struct {
+    const char *name;
+    SchedKind kind;
+    OptArg args[3];
+    int nargs;
+    const char *expected;
+} sched_specs[] = {
+    {"constant", SCHED_CONSTANT, {{0}}, 0, "no arguments"},
+    {"step", SCHED_STEP, {NEEDED("decay_steps", decay_steps, 0, false), NEEDED("decay_rate", decay_rate, 0, false)},
+     2, "decay_steps or decay_rate"},
+    {"exponential", SCHED_EXPONENTIAL, {NEEDED("decay_steps", decay_steps, 0, false),
+                                        NEEDED("decay_rate", decay_rate, 0, false), FLAG("staircase", staircase)},
+     3, "decay_steps, decay_rate or staircase"},
+    {"inverse_time", SCHED_INVERSE_TIME, {NEEDED("decay_steps", decay_steps, 0, false),
+                                          NEEDED("decay_rate", decay_rate, 0, true), FLAG("staircase", staircase)},
+     3, "decay_steps, decay_rate or staircase"},
+    {"cosine", SCHED_COSINE, {NEEDED("decay_steps", decay_steps, 0, false), {"alpha", offsetof(Model, alpha), 0, 0, 1,
+                                                                          true, true, false, false}},
+     2, "decay_steps or alpha"},
+};
+static const char *const sched_names[] = {"constant", "step", "exponential", "inverse_time", "cosine", NULL};
+#undef NEEDED
+#undef COMMON
+#undef COMMON_KEYS
+#undef FLAG
 #undef ARG
 #undef INF
 static const char *const train_keys[] = {"epochs", "batch", NULL};
@@ -305,6 +355,12 @@ static void sema_dense(Sema *s, const AstItem *it, Layer *layer, Shape *cur, boo
                        "unknown activation '%s'; expected relu, sigmoid, tanh, softmax or linear",
                        sema_name(s, it->name));
     }
+    /* The initializers: a literal's shape is checked when the layer's is known. */
+    bool shapes = ok && *known && cur->rank == 1;
+    Shape w = {2, {shapes ? cur->dim[0] : 0, units}}, b = {1, {units}};
+    ExprEnv e = {.arena = s->arena, .diag = s->diag};
+    init_dense(&e, it->kwargs, it->nkwargs, layer->act, shapes ? &w : NULL, shapes ? &b : NULL, &layer->kernel_init,
+               &layer->bias_init);
     /* Whatever came in, the output is [N]: later layers can still be checked. */
     *known = ok;
     if (ok) {
@@ -326,14 +382,23 @@ static bool sema_loss_name(Sema *s, const AstItem *it) {
         diag_error(s->diag, it->name_loc, "unknown loss '%s'; did you mean '%s'?",
                    sema_name(s, it->name), guess);
     else
-        diag_error(s->diag, it->name_loc, "unknown loss '%s'; expected crossentropy, mse, mae or binary_crossentropy",
+        diag_error(s->diag, it->name_loc, "unknown loss '%s'; expected crossentropy, mse, mae, binary_crossentropy or nll",
                    sema_name(s, it->name));
     return false;
 }
 
+bool sema_loss_lookup(const char *name, LossKind *out) {
+    int k = sema_lookup(name, loss_names);
+    *out = (LossKind)(k < 0 ? 0 : k);
+    return k >= 0;
+}
+
 /* The loss against the network's output, per sample. */
 static void sema_loss_shape(Sema *s, const AstItem *it, const Shape *out, Act last_act) {
-    if (s->m->loss == LOSS_CROSSENTROPY) {
+    if (s->m->loss == LOSS_NLL) { /* no layer line gives log-probabilities */
+        diag_error(s->diag, it->name_loc, "nll takes log-probabilities, which no layer line computes; write the "
+                   "model in the functional form, e.g. loss nll(log_softmax(z), y)");
+    } else if (s->m->loss == LOSS_CROSSENTROPY) {
         if (out->rank != 1 || out->dim[0] < 2) {
             diag_error(s->diag, it->name_loc,
                        "crossentropy expects a class score per class: expected [K] with K >= 2, "
@@ -356,92 +421,116 @@ static void sema_loss_shape(Sema *s, const AstItem *it, const Shape *out, Act la
     }
 }
 
-/* A number in (lo, hi) (open ends unless the flags say closed), for an
- * optimizer's argument; false once reported. */
-static bool sema_real(Sema *s, const AstArg *arg, double lo, bool lo_closed, double hi, double *out) {
+/* An optimizer's argument in its range (a); false once reported. */
+static bool sema_real(Sema *s, const AstArg *arg, const OptArg *a, double *out) {
     const AstNum *v = &arg->value;
-    bool ok = isfinite(v->value) && (lo_closed ? v->value >= lo : v->value > lo) && v->value < hi;
+    bool ok = (a->lo_closed ? v->value >= a->lo : v->value > a->lo) &&
+              (a->hi_closed ? v->value <= a->hi : v->value < a->hi);
     if (ok)
         *out = v->value;
-    else if (isfinite(hi))
-        diag_error(s->diag, v->loc, "%s must be in %c%g, %g), found %s", sema_name(s, arg->key), lo_closed ? '[' : '(',
-                   lo, hi, sema_num(s, v));
+    else if (isfinite(a->hi) && isfinite(a->lo))
+        diag_error(s->diag, v->loc, "%s must be in %c%g, %g%c, found %s", sema_name(s, arg->key),
+                   a->lo_closed ? '[' : '(', a->lo, a->hi, a->hi_closed ? ']' : ')', sema_num(s, v));
+    else if (isfinite(a->hi))
+        diag_error(s->diag, v->loc, "%s must be %s %g, found %s", sema_name(s, arg->key),
+                   a->hi_closed ? "at most" : "less than", a->hi, sema_num(s, v));
     else
         diag_error(s->diag, v->loc, "%s must be a %s number, found %s", sema_name(s, arg->key),
-                   lo_closed ? "non-negative" : "positive", sema_num(s, v));
+                   a->lo_closed ? "non-negative" : "positive", sema_num(s, v));
     return ok;
 }
 
-/* An adaptive optimizer (opt_specs[i]): Keras' defaults, then the arguments given. */
-static void sema_adaptive(Sema *s, const AstItem *it, int i) {
+/* The arguments of an optimizer or a schedule (spec: nspec of them): the
+ * defaults, then the values given, each checked; a missing required one is
+ * reported at the statement's name. */
+static void sema_spec_args(Sema *s, const AstItem *it, const char *owner, const OptArg *spec, int nspec,
+                           const char *expected) {
     Model *m = s->m;
-    m->opt = opt_specs[i].kind;
-    const char *keys[9];
-    const AstArg *args[8];
-    for (int k = 0; k < opt_specs[i].nargs; k++) {
-        const OptArg *a = &opt_specs[i].args[k];
-        keys[k] = a->key;
-        *(double *)((char *)m + a->field) = a->def;
+    const char *keys[16];
+    const AstArg *args[16];
+    if (nspec >= 16)
+        unreachable();
+    for (int k = 0; k < nspec; k++) {
+        keys[k] = spec[k].key;
+        if (spec[k].flag)
+            *(bool *)((char *)m + spec[k].field) = spec[k].def != 0;
+        else
+            *(double *)((char *)m + spec[k].field) = spec[k].def;
     }
-    keys[opt_specs[i].nargs] = NULL;
-    sema_args(s, it, opt_specs[i].name, keys, opt_specs[i].expected, args);
-    for (int k = 0; k < opt_specs[i].nargs; k++) {
-        const OptArg *a = &opt_specs[i].args[k];
-        if (args[k])
-            sema_real(s, args[k], a->lo, a->lo_closed, a->hi, (double *)((char *)m + a->field));
+    keys[nspec] = NULL;
+    sema_args(s, it, owner, keys, expected, args);
+    const AstArg *clip = NULL;
+    for (int k = 0; k < nspec; k++) {
+        const OptArg *a = &spec[k];
+        const AstNum *v = args[k] ? &args[k]->value : NULL;
+        if (!v) {
+            if (a->required)
+                diag_error(s->diag, it->name_loc, "%s needs %s = ..., which has no default", owner, a->key);
+            continue;
+        }
+        if (!a->flag)
+            sema_real(s, args[k], a, (double *)((char *)m + a->field));
+        else if (v->is_int && !v->too_large && (v->ivalue == 0 || v->ivalue == 1))
+            *(bool *)((char *)m + a->field) = v->ivalue == 1;
+        else
+            diag_error(s->diag, v->loc, "%s must be 0 or 1, found %s", a->key, sema_num(s, v));
+        if (strstr(a->key, "clip") && clip) {
+            diag_error(s->diag, args[k]->loc, "%s and %s exclude each other: the gradient is clipped one way",
+                       clip->key, a->key);
+            diag_note(s->diag, clip->loc, "'%s' is given here", clip->key);
+        } else if (strstr(a->key, "clip")) {
+            clip = args[k];
+        }
     }
 }
 
-/* optimizer NAME [(k = v, ...)]: sgd(lr, momentum, nesterov) or an adaptive one. */
+/* optimizer NAME [(k = v, ...)]: Keras' defaults, then the arguments given. */
 static void sema_optimizer(Sema *s, const AstItem *it) {
     Model *m = s->m;
     m->opt_loc = it->loc;
-    const char *name = sema_name(s, it->name);
-    int k = sema_lookup(it->name, optimizer_names);
-    for (size_t i = 0; i < sizeof opt_specs / sizeof opt_specs[0]; i++)
-        if (!strcmp(it->name, opt_specs[i].name)) {
-            sema_adaptive(s, it, (int)i);
-            return;
-        }
-    if (k > 0) {
-        diag_error(s->diag, it->name_loc, "optimizer '%s' is not supported yet; supported: %s",
-                   name, SEMA_SUPPORTED_OPTIMIZERS);
-        return;
-    }
-    if (k < 0) {
+    int i = sema_lookup(it->name, optimizer_names);
+    if (i < 0) {
         const char *guess = sema_guess(s, it->name, optimizer_names);
         if (guess)
-            diag_error(s->diag, it->name_loc, "unknown optimizer '%s'; did you mean '%s'?", name,
+            diag_error(s->diag, it->name_loc, "unknown optimizer '%s'; did you mean '%s'?", sema_name(s, it->name),
                        guess);
         else
-            diag_error(s->diag, it->name_loc, "unknown optimizer '%s'; supported: %s", name,
-                       SEMA_SUPPORTED_OPTIMIZERS);
+            diag_error(s->diag, it->name_loc, "unknown optimizer '%s'; expected sgd, adam, rmsprop, adagrad, "
+                       "adadelta, adamax, nadam or ftrl", sema_name(s, it->name));
         return;
     }
-    m->opt = OPT_SGD;
-    const AstArg *args[3];
-    sema_args(s, it, "sgd", sgd_keys, "lr, momentum or nesterov", args);
-    if (args[0]) {
-        const AstNum *v = &args[0]->value;
-        if (isfinite(v->value) && v->value > 0)
-            m->lr = v->value;
+    for (i = 0; strcmp(opt_specs[i].name, it->name) != 0; i++)
+        ;
+    m->opt = opt_specs[i].kind;
+    sema_spec_args(s, it, opt_specs[i].name, opt_specs[i].args, opt_specs[i].nargs, opt_specs[i].expected);
+}
+
+/* schedule NAME [(k = v, ...)], in the file or from --schedule. */
+static void sema_schedule_item(Sema *s, const AstItem *it) {
+    Model *m = s->m;
+    m->sched_loc = it->loc;
+    int i = sema_lookup(it->name, sched_names);
+    if (i < 0) {
+        const char *guess = sema_guess(s, it->name, sched_names);
+        if (guess)
+            diag_error(s->diag, it->name_loc, "unknown schedule '%s'; did you mean '%s'?", sema_name(s, it->name),
+                       guess);
         else
-            diag_error(s->diag, v->loc, "lr must be a positive number, found %s", sema_num(s, v));
+            diag_error(s->diag, it->name_loc, "unknown schedule '%s'; expected constant, step, exponential, "
+                       "inverse_time or cosine", sema_name(s, it->name));
+        return;
     }
-    if (args[1]) {
-        const AstNum *v = &args[1]->value;
-        if (v->value >= 0 && v->value < 1)
-            m->momentum = v->value;
-        else
-            diag_error(s->diag, v->loc, "momentum must be in [0, 1), found %s", sema_num(s, v));
-    }
-    if (args[2]) {
-        const AstNum *v = &args[2]->value;
-        if (v->is_int && !v->too_large && (v->ivalue == 0 || v->ivalue == 1))
-            m->nesterov = v->ivalue == 1;
-        else
-            diag_error(s->diag, v->loc, "nesterov must be 0 or 1, found %s", sema_num(s, v));
-    }
+    m->sched = sched_specs[i].kind;
+    m->staircase = m->sched == SCHED_STEP;
+    m->alpha = 0;
+    sema_spec_args(s, it, sched_specs[i].name, sched_specs[i].args, sched_specs[i].nargs, sched_specs[i].expected);
+}
+
+bool sema_schedule(Arena *a, Diag *d, Model *m, const AstItem *it) {
+    int errors = d->errors;
+    Sema s = {.arena = a, .diag = d, .m = m};
+    sema_schedule_item(&s, it);
+    return d->errors == errors;
 }
 
 /* train [epochs = E] [, batch = B] */
@@ -459,15 +548,26 @@ static void sema_train(Sema *s, const AstItem *it) {
  * nothing they depend on had an error. */
 static void sema_functional(Sema *s, bool ready) {
     Model *m = s->m;
-    if (m->input.rank >= NNC_MAX_RANK) {
-        diag_error(s->diag, m->input_loc, "an input of a model with expressions has at most %d axes", NNC_MAX_RANK - 1);
-        return;
+    bool fits = true;
+    for (int i = 0; i < s->ast->nitems; i++) {
+        const AstItem *it = &s->ast->items[i];
+        if (it->kind == AST_INPUT && it->ndims >= NNC_MAX_RANK) {
+            diag_error(s->diag, it->loc, "an input of a model with expressions has at most %d axes", NNC_MAX_RANK - 1);
+            fits = false;
+        }
     }
-    if (!ready)
+    if (!ready || !fits)
         return;
     Graph *g = ir_new(s->arena, DT_F32);
     NodeId pred;
     func_lower(g, m, 2, s->diag, &pred, &m->output); /* any batch size checks the same */
+}
+
+static bool sema_has_arg(const AstItem *it, const char *key) {
+    for (int i = 0; i < it->nargs; i++)
+        if (!strcmp(it->args[i].key, key))
+            return true;
+    return false;
 }
 
 /* ---------------------------------------------------------------- models */
@@ -492,7 +592,10 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
         nlayers += ast->items[i].kind == AST_FLATTEN || ast->items[i].kind == AST_DENSE;
     m->layers = arena_array(a, (size_t)nlayers, sizeof *m->layers);
 
-    const AstItem *input = NULL, *loss = NULL, *opt = NULL, *train = NULL, *first_layer = NULL, *target = NULL;
+    const AstItem *input = NULL, *loss = NULL, *opt = NULL, *train = NULL, *first_layer = NULL, *sched = NULL,
+                  *data = NULL;
+    int64_t input_elems = 0, label_size = 0; /* a functional model's inputs and targets, side by side */
+    int ninputs = 0;
     bool ok_dims = true;
     /* The functional form: expressions, lowered by func.c. */
     for (int i = 0; i < ast->nitems; i++) {
@@ -509,10 +612,18 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
         const AstItem *it = &ast->items[i];
         switch (it->kind) {
         case AST_INPUT:
-            if (input) {
+            if (input && !m->functional) {
                 sema_duplicate(&s, it, input, "input");
                 break;
             }
+            if (input) { /* another input of a functional model (Keras' functional API) */
+                Shape sh;
+                if (sema_dims(&s, it, "input", &sh))
+                    input_elems += shape_elems(&sh);
+                ninputs++;
+                break;
+            }
+            ninputs++;
             input = it;
             if (first_layer) {
                 diag_error(d, it->loc, "'input' must come before the layers");
@@ -522,6 +633,7 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
              * after it would only give misleading errors. */
             known = sema_input(&s, it) && !first_layer;
             cur = m->input;
+            input_elems = shape_elems(&m->input);
             break;
         case AST_FLATTEN: {
             Layer *layer = &m->layers[m->nlayers++];
@@ -545,10 +657,11 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
             break;
         }
         case AST_LOSS:
-            if (loss) {
+            if (loss && !(it->expr && loss->expr)) { /* several, each naming its prediction and target */
                 sema_duplicate(&s, it, loss, "loss");
                 break;
             }
+            m->several_losses = loss != NULL;
             loss = it;
             loss_ok = sema_loss_name(&s, it);
             break;
@@ -560,6 +673,14 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
             opt = it;
             sema_optimizer(&s, it);
             break;
+        case AST_SCHEDULE:
+            if (sched) {
+                sema_duplicate(&s, it, sched, "schedule");
+                break;
+            }
+            sched = it;
+            sema_schedule_item(&s, it);
+            break;
         case AST_TRAIN:
             if (train) {
                 sema_duplicate(&s, it, train, "train");
@@ -568,13 +689,19 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
             train = it;
             sema_train(&s, it);
             break;
-        case AST_TARGET:
-            if (target) {
-                sema_duplicate(&s, it, target, "target");
-                break;
-            }
-            target = it;
-            ok_dims &= sema_dims(&s, it, "target", &(Shape){0});
+        case AST_TARGET: {
+            Shape sh;
+            bool ok = sema_dims(&s, it, "target", &sh);
+            label_size += ok ? shape_elems(&sh) : 0;
+            ok_dims &= ok;
+            break;
+        }
+        case AST_DATA:
+            if (data)
+                sema_duplicate(&s, it, data, "data");
+            data = it;
+            break;
+        case AST_DATA_VALUE: /* checked with the data statement, at the end */
             break;
         case AST_PARAM:
             ok_dims &= sema_dims(&s, it, "param", &(Shape){0});
@@ -589,8 +716,16 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
         diag_error(d, ast->name_loc, "model '%s' has no input; add e.g. 'input x[28, 28]'", name);
     if (!loss)
         diag_error(d, ast->name_loc, "model '%s' has no loss; add e.g. 'loss crossentropy'", name);
+    if (ninputs > 1) /* side by side, as the input slot holds them */
+        m->input = (Shape){1, {input_elems}};
+    m->label_size = label_size ? label_size : 1;
     if (m->functional)
         sema_functional(&s, ok_dims && input && loss_ok && d->errors == errors);
+    if (data && d->errors == errors) {
+        m->data = data_check(a, d, m, ast, data);
+        if (m->data && !(train && sema_has_arg(train, "batch")))
+            m->batch = m->data->n < SEMA_MAX_BATCH ? m->data->n : SEMA_MAX_BATCH; /* all at once */
+    }
     else if (known) {
         m->output = cur;
         if (loss && loss_ok)

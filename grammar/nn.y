@@ -74,6 +74,9 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
 %token KW_PRINT "'print'"
 %token KW_TARGET "'target'"
 %token KW_PARAM "'param'"
+%token KW_SCHEDULE "'schedule'"
+%token KW_DATA "'data'"
+%token TK_ENTRY "start of an entry" /* never in a file: the lexer's first token for a REPL entry */
 
 /* Operators, loosest first; unary minus binds tighter than * and looser
  * than ^, so -x^2 is -(x^2) as in mathematics. */
@@ -83,13 +86,20 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
 %right '^'
 
 %nterm <item> stmt params param
-%nterm <expr> expr call_arg
+%nterm <expr> expr call_arg keyword
 %nterm <name> name
-%nterm <list> exprs call_args
+%nterm <list> exprs call_args keywords
 %nterm <num> number
 %nterm <arg> arg
 
 %%
+
+/* input: program | ENTRY entry
+ * ENTRY is no text: the lexer returns it first when parse_entry asks. */
+input
+    : program
+    | TK_ENTRY entry
+    ;
 
 /* program: { newline | ';' | model | top sep } [top] */
 program
@@ -120,14 +130,38 @@ lets
     | lets ',' name '=' expr                            { ast_stmt(ps, TOP_LET, @3, $3, @3, $5); }
     ;
 
+/* entry: a program whose statements may also be bare expressions, which
+ * are printed (in a file they are not allowed: there a stray word is more
+ * likely a misspelt statement, and says so). */
+entry
+    : entry_items
+    | entry_items entry_top
+    ;
+
+entry_items
+    : %empty
+    | entry_items sep
+    | entry_items model
+    | entry_items entry_top sep
+    | entry_items top_error
+    | entry_items error '}'
+    ;
+
+entry_top
+    : top
+    | expr                                              { ast_stmt(ps, TOP_EXPR, @1, NULL, @1, $1); }
+    ;
+
 /* name: IDENT, or a statement word that cannot be mistaken there: the notes
- * call their values input, target, loss. */
+ * call their values input, target, loss; a schedule is a plausible name too. */
 name
     : TK_IDENT
     | KW_INPUT                                          { $$ = "input"; }
     | KW_TARGET                                         { $$ = "target"; }
     | KW_LOSS                                           { $$ = "loss"; }
     | KW_PARAM                                          { $$ = "param"; }
+    | KW_SCHEDULE                                       { $$ = "schedule"; }
+    | KW_DATA                                           { $$ = "data"; }
     ;
 
 /* A syntax error after a statement's first token skips to the end of that
@@ -216,35 +250,68 @@ sep
  *     | IDENT '=' expr
  *     | 'loss' IDENT '(' call_args ')'
  *     | 'flatten'
- *     | 'dense' number [',' IDENT]
+ *     | 'dense' number [',' IDENT] [',' keywords]
  *     | 'loss' IDENT
  *     | 'optimizer' IDENT ['(' [args] ')']
- *     | 'train' [args] */
+ *     | 'schedule' IDENT ['(' [args] ')']
+ *     | 'train' [args]
+ *     | 'data' '{' { data_value | sep | ',' } '}'    (values separated) */
 stmt
     : KW_INPUT TK_IDENT '[' dims ']'                    { $$ = ast_input(ps, @1, $2, @2); }
     | KW_FLATTEN                                        { $$ = ast_flatten(ps, @1); }
-    | KW_DENSE number                                   { $$ = ast_dense(ps, @1, $2, NULL, @2); }
-    | KW_DENSE number ',' TK_IDENT                      { $$ = ast_dense(ps, @1, $2, $4, @4); }
+    | KW_DENSE number                                   { $$ = ast_dense(ps, @1, $2, NULL, @2, NULL); }
+    | KW_DENSE number ',' TK_IDENT                      { $$ = ast_dense(ps, @1, $2, $4, @4, NULL); }
+    | KW_DENSE number ',' TK_IDENT ',' keywords         { $$ = ast_dense(ps, @1, $2, $4, @4, $6); }
+    | KW_DENSE number ',' keywords                      { $$ = ast_dense(ps, @1, $2, NULL, @2, $4); }
     | KW_LOSS TK_IDENT                                  { $$ = ast_loss(ps, @1, $2, @2); }
     | KW_OPTIMIZER TK_IDENT                             { $$ = ast_optimizer(ps, @1, $2, @2, false); }
     | KW_OPTIMIZER TK_IDENT '(' args_opt ')'            { $$ = ast_optimizer(ps, @1, $2, @2, true); }
+    | KW_SCHEDULE TK_IDENT                              { $$ = ast_schedule(ps, @1, $2, @2, false); }
+    | KW_SCHEDULE TK_IDENT '(' args_opt ')'             { $$ = ast_schedule(ps, @1, $2, @2, true); }
     | KW_TRAIN args_opt                                 { $$ = ast_train(ps, @1); }
     | KW_TARGET TK_IDENT '[' dims ']'                   { $$ = ast_target(ps, @1, $2, @2); }
     | KW_PARAM params                                   { $$ = $2; }
     | name '=' expr                                     { $$ = ast_assign(ps, $1, @1, $3); }
     | KW_LOSS TK_IDENT '(' call_args ')'                { $$ = ast_loss_call(ps, @1, ast_expr_call(ps, $2, @2, $4)); }
+    | KW_DATA '{' data_lines '}'                        { $$ = ast_data(ps, @1); }
+    | KW_DATA '{' data_lines data_value '}'             { $$ = ast_data(ps, @1); }
+    ;
+/* data_value: name '=' expr    (each added to the model here, before the
+ * 'data' statement that holds them) */
+data_lines
+    : %empty
+    | data_lines data_sep
+    | data_lines data_value data_sep
+    | data_lines error data_sep                         { yyerrok; }
+    ;
+data_sep
+    : sep
+    | ','
+    ;
+data_value
+    : name '=' expr                                     { ast_data_value(ps, $1, @1, $3); }
     ;
 
 /* params: param { ',' param }    (all but the last are added here, in order)
- * param: IDENT '[' dims ']' ['=' IDENT] */
+ * param: IDENT '[' dims ']' ['=' expr]    (the initializer: a name, a call or a literal) */
 params
     : param
     | params ',' param                                  { ast_model_add(ps, $1); $$ = $3; }
     ;
 
 param
-    : TK_IDENT '[' dims ']'                             { $$ = ast_param(ps, $1, @1, NULL, @1); }
-    | TK_IDENT '[' dims ']' '=' TK_IDENT                { $$ = ast_param(ps, $1, @1, $6, @6); }
+    : TK_IDENT '[' dims ']'                             { $$ = ast_param(ps, $1, @1, NULL); }
+    | TK_IDENT '[' dims ']' '=' expr                    { $$ = ast_param(ps, $1, @1, $6); }
+    ;
+
+/* keywords: keyword { ',' keyword }    keyword: IDENT '=' expr */
+keywords
+    : keyword                                           { $$ = ast_exprs_new(ps, $1); }
+    | keywords ',' keyword                              { $$ = ast_exprs_add(ps, $1, $3); }
+    ;
+
+keyword
+    : TK_IDENT '=' expr                                 { $$ = ast_expr_keyword(ps, $1, @1, $3); }
     ;
 
 /* dims: number { ',' number } */
@@ -291,7 +358,7 @@ first_junk
     : TK_IDENT                                          { (void)$1; }
     | TK_NUMBER                                         { (void)$1; }
     | KW_MODEL | KW_INPUT | KW_FLATTEN | KW_DENSE | KW_LOSS | KW_OPTIMIZER | KW_TRAIN
-    | KW_LET | KW_PRINT | KW_TARGET | KW_PARAM
+    | KW_LET | KW_PRINT | KW_TARGET | KW_PARAM | KW_SCHEDULE | KW_DATA
     | ',' | '-' | '(' | ')' | '[' | ']' | '{'
     | '+' | '*' | '/' | '^' | '@'
     ;
@@ -344,6 +411,8 @@ static void describe_statement(ParseState *ps, char *buf, size_t cap) {
     case KW_LET: kw = "let"; break;
     case KW_TARGET: kw = "target"; break;
     case KW_PARAM: kw = "param"; break;
+    case KW_SCHEDULE: kw = "schedule"; break;
+    case KW_DATA: kw = "data"; break;
     case KW_PRINT: kw = "print"; break;
     default: return;
     }
@@ -409,6 +478,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
         bool op = strlen(name) == 3 && strchr("+-*/@^", name[1]);
         bool word = expected[i] == YYSYMBOL_KW_INPUT || expected[i] == YYSYMBOL_KW_TARGET ||
                     expected[i] == YYSYMBOL_KW_LOSS || expected[i] == YYSYMBOL_KW_PARAM ||
+                    expected[i] == YYSYMBOL_KW_SCHEDULE || expected[i] == YYSYMBOL_KW_DATA ||
                     expected[i] == YYSYMBOL_KW_DENSE;
         if (expected[i] != YYSYMBOL_YYEOF && !(number && minus) && !(operators && op) && !(ident && word))
             expected[nwords++] = expected[i];

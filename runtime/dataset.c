@@ -9,6 +9,7 @@
 #include "nnrt.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -95,8 +96,10 @@ bool nnrt_find_test(const char *train_images_path, char *out, size_t outlen) {
     return false;
 }
 
-bool nnrt_dataset_load(const char *images, const char *labels, size_t classes,
-                       NnrtDataset *out, char *err, size_t errlen) {
+/* Reads both files; with target_size 0 the labels are one per sample (rank
+ * 1), else targets of target_size elements per sample. */
+static bool load_pair(const char *images, const char *labels, size_t target_size, NnrtDataset *out,
+                      char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (!nnrt_idx_read(images, &out->images, err, errlen))
         return false;
@@ -106,14 +109,38 @@ bool nnrt_dataset_load(const char *images, const char *labels, size_t classes,
     }
     const NnrtIdx *im = &out->images, *lb = &out->labels;
     bool ok = true;
-    if (lb->rank != 1)
+    if (!target_size && lb->rank != 1)
         ok = nnrt_fail(err, errlen, "%s: labels must be rank 1 (one per sample), but the file has "
                   "rank %d", labels, lb->rank);
+    else if (target_size && nnrt_idx_sample_size(lb) != target_size)
+        ok = nnrt_fail(err, errlen, "%s: targets of %zu elements per sample, but the model's targets have %zu",
+                  labels, nnrt_idx_sample_size(lb), target_size);
     else if (im->dims[0] == 0)
         ok = nnrt_fail(err, errlen, "%s: the file holds no samples", images);
     else if (im->dims[0] != lb->dims[0])
-        ok = nnrt_fail(err, errlen, "%s holds %u samples but %s holds %u labels", images,
-                  (unsigned)im->dims[0], labels, (unsigned)lb->dims[0]);
+        ok = nnrt_fail(err, errlen, "%s holds %u samples but %s holds %u %s", images,
+                  (unsigned)im->dims[0], labels, (unsigned)lb->dims[0], target_size ? "targets" : "labels");
+    if (!ok) {
+        nnrt_dataset_free(out);
+        return false;
+    }
+    out->n = im->dims[0];
+    out->sample_size = nnrt_idx_sample_size(im);
+    out->label_size = target_size ? target_size : 1;
+    return true;
+}
+
+bool nnrt_dataset_load_targets(const char *inputs, const char *targets, size_t target_size,
+                               NnrtDataset *out, char *err, size_t errlen) {
+    return load_pair(inputs, targets, target_size, out, err, errlen);
+}
+
+bool nnrt_dataset_load(const char *images, const char *labels, size_t classes,
+                       NnrtDataset *out, char *err, size_t errlen) {
+    if (!load_pair(images, labels, 0, out, err, errlen))
+        return false;
+    const NnrtIdx *lb = &out->labels;
+    bool ok = true;
     for (size_t i = 0; ok && classes > 0 && i < lb->count; i++) {
         double v = nnrt_idx_get(lb, i);
         if (v != floor(v)) /* also NaN */
@@ -122,29 +149,49 @@ bool nnrt_dataset_load(const char *images, const char *labels, size_t classes,
             ok = nnrt_fail(err, errlen, "%s: label %g at index %zu is out of range for %zu classes",
                       labels, v, i, classes);
     }
-    if (!ok) {
+    if (!ok)
         nnrt_dataset_free(out);
+    return ok;
+}
+
+/* An IDX array of float64 [n, k] holding a copy of v. */
+static bool idx_of(size_t n, size_t k, const double *v, NnrtIdx *out) {
+    size_t count;
+    if (n > UINT32_MAX || k > UINT32_MAX || __builtin_mul_overflow(n, k, &count) || count > SIZE_MAX / 8)
         return false;
+    *out = (NnrtIdx){.type = NNRT_F64, .rank = 2, .dims = {(uint32_t)n, (uint32_t)k}, .count = count,
+                     .elem_size = 8, .data = malloc(count ? count * 8 : 1)};
+    if (out->data)
+        memcpy(out->data, v, count * 8);
+    return out->data != NULL;
+}
+
+bool nnrt_dataset_from_memory(size_t n, const double *x, size_t sample_size, const double *y,
+                              size_t label_size, NnrtDataset *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    if (!idx_of(n, sample_size, x, &out->images) || !idx_of(n, label_size, y, &out->labels)) {
+        nnrt_dataset_free(out);
+        return nnrt_fail(err, errlen, "out of memory for %zu samples of inline data", n);
     }
-    out->n = im->dims[0];
-    out->sample_size = nnrt_idx_sample_size(im);
+    out->n = n;
+    out->sample_size = sample_size;
+    out->label_size = label_size;
     return true;
 }
 
 void nnrt_dataset_free(NnrtDataset *ds) {
     nnrt_idx_free(&ds->images);
     nnrt_idx_free(&ds->labels);
-    ds->n = ds->sample_size = 0;
+    ds->n = ds->sample_size = ds->label_size = 0;
 }
 
 void nnrt_batch_fill(const NnrtDataset *ds, const uint32_t *idx, size_t b,
                      int dtype_bytes, void *x, void *y) {
-    size_t ss = ds->sample_size;
+    size_t ss = ds->sample_size, ls = ds->label_size;
     bool u8 = ds->images.type == NNRT_U8;
     const unsigned char *bytes = ds->images.data;
     for (size_t i = 0; i < b; i++) {
         size_t src = (size_t)idx[i] * ss, dst = i * ss;
-        double label = nnrt_idx_get(&ds->labels, idx[i]);
         /* uint8 is the common case and worth its own loop; division, not a
          * multiplication by 1/255, so that 255 gives exactly 1. */
         if (dtype_bytes == 4) {
@@ -155,7 +202,8 @@ void nnrt_batch_fill(const NnrtDataset *ds, const uint32_t *idx, size_t b,
             else
                 for (size_t k = 0; k < ss; k++)
                     xf[dst + k] = (float)nnrt_idx_get(&ds->images, src + k);
-            ((float *)y)[i] = (float)label;
+            for (size_t k = 0; k < ls; k++)
+                ((float *)y)[i * ls + k] = (float)nnrt_idx_get(&ds->labels, (size_t)idx[i] * ls + k);
         } else {
             double *xd = x;
             if (u8)
@@ -164,7 +212,8 @@ void nnrt_batch_fill(const NnrtDataset *ds, const uint32_t *idx, size_t b,
             else
                 for (size_t k = 0; k < ss; k++)
                     xd[dst + k] = nnrt_idx_get(&ds->images, src + k);
-            ((double *)y)[i] = label;
+            for (size_t k = 0; k < ls; k++)
+                ((double *)y)[i * ls + k] = nnrt_idx_get(&ds->labels, (size_t)idx[i] * ls + k);
         }
     }
 }

@@ -129,7 +129,8 @@ bool nnrt_predict_csv(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *ou
 
 /* ---------------------------------------------------------------- datasets */
 
-bool nnrt_dataset_load_unlabelled(const char *images, NnrtDataset *out, char *err, size_t errlen) {
+bool nnrt_dataset_load_unlabelled(const char *images, size_t label_size, NnrtDataset *out, char *err,
+                                  size_t errlen) {
     memset(out, 0, sizeof *out);
     if (!nnrt_idx_read(images, &out->images, err, errlen))
         return false;
@@ -140,8 +141,8 @@ bool nnrt_dataset_load_unlabelled(const char *images, NnrtDataset *out, char *er
         return false;
     }
     /* Zero labels: the evaluation step wants some, prediction ignores them. */
-    out->labels = (NnrtIdx){.type = NNRT_U8, .rank = 1, .dims = {(uint32_t)n}, .count = n,
-                            .elem_size = 1, .data = calloc(n, 1)};
+    out->labels = (NnrtIdx){.type = NNRT_U8, .rank = 2, .dims = {(uint32_t)n, (uint32_t)label_size},
+                            .count = n * label_size, .elem_size = 1, .data = calloc(n, label_size)};
     if (!out->labels.data) {
         snprintf(err, errlen, "%s: out of memory", images);
         nnrt_idx_free(&out->images);
@@ -149,6 +150,7 @@ bool nnrt_dataset_load_unlabelled(const char *images, NnrtDataset *out, char *er
     }
     out->n = n;
     out->sample_size = nnrt_idx_sample_size(&out->images);
+    out->label_size = label_size;
     return true;
 }
 
@@ -185,5 +187,6 @@ bool nnrt_dataset_split(NnrtDataset *ds, size_t n_val, NnrtDataset *val, char *e
     ds->n -= n_val;
     val->n = n_val;
     val->sample_size = ds->sample_size;
+    val->label_size = ds->label_size;
     return true;
 }

@@ -75,9 +75,10 @@ bool nnrt_find_test(const char *train_images_path, char *out, size_t outlen);
 
 typedef struct NnrtDataset {
     NnrtIdx images; /* [n, ...] */
-    NnrtIdx labels; /* [n] */
+    NnrtIdx labels; /* [n] (class indices or values), or [n, ...] (targets) */
     size_t n;
     size_t sample_size;
+    size_t label_size; /* elements of the labels per sample */
 } NnrtDataset;
 
 /* Loads images and their labels; checks that the counts agree and that every
@@ -85,9 +86,16 @@ typedef struct NnrtDataset {
 bool nnrt_dataset_load(const char *images, const char *labels, size_t classes,
                        NnrtDataset *out, char *err, size_t errlen);
 void nnrt_dataset_free(NnrtDataset *ds);
+/* Inputs and a targets file of any IDX type and rank (--target): checks the
+ * counts agree and that each sample has target_size target elements. */
+bool nnrt_dataset_load_targets(const char *inputs, const char *targets, size_t target_size,
+                               NnrtDataset *out, char *err, size_t errlen);
+/* n samples from memory (inline data): x [n, sample_size], y [n, label_size]. */
+bool nnrt_dataset_from_memory(size_t n, const double *x, size_t sample_size, const double *y,
+                              size_t label_size, NnrtDataset *out, char *err, size_t errlen);
 
 /* Writes samples idx[0..b) into x (b * sample_size elements) and their labels
- * into y (b elements), as float (dtype_bytes 4) or double (8). uint8 images are
+ * into y (b * label_size elements), as float (dtype_bytes 4) or double (8). uint8 images are
  * scaled to [0, 1] (divided by 255); other types are converted as they are. */
 void nnrt_batch_fill(const NnrtDataset *ds, const uint32_t *idx, size_t b,
                      int dtype_bytes, void *x, void *y);
@@ -104,14 +112,29 @@ double nnrt_rng_uniform(NnrtRng *r);                 /* [0, 1) */
 double nnrt_rng_normal(NnrtRng *r);                  /* mean 0, std 1 */
 void nnrt_shuffle(NnrtRng *r, uint32_t *idx, size_t n); /* Fisher-Yates */
 
+/* Keras' initializers. The *_NORMAL ones of a fan are truncated normals, as
+ * in Keras 2: drawn from N(0, s / 0.8796...) with anything beyond two of those
+ * standard deviations redrawn, so that the values have the std s named. */
 typedef enum {
     NNRT_INIT_ZEROS,
     NNRT_INIT_GLOROT_UNIFORM, /* U(-l, l), l = sqrt(6 / (fan_in + fan_out)) */
-    NNRT_INIT_HE_NORMAL,      /* N(0, sqrt(2 / fan_in)), truncated at 2 std like Keras */
+    NNRT_INIT_HE_NORMAL,      /* truncated N(0, sqrt(2 / fan_in)) */
+    NNRT_INIT_GLOROT_NORMAL,  /* truncated N(0, sqrt(2 / (fan_in + fan_out))) */
+    NNRT_INIT_HE_UNIFORM,     /* U(-l, l), l = sqrt(6 / fan_in) */
+    NNRT_INIT_CONSTANT,       /* a (ones: 1) */
+    NNRT_INIT_UNIFORM,        /* U(a, b) */
+    NNRT_INIT_NORMAL,         /* N(a, b): mean a, std b, not truncated (Keras' RandomNormal) */
+    NNRT_INIT_VALUES,         /* the n values given (a literal tensor) */
+} NnrtInitKind;
+
+typedef struct NnrtInit {
+    NnrtInitKind kind;
+    double a, b;
+    const double *values; /* VALUES */
 } NnrtInit;
 
 /* Fills n elements of float (dtype_bytes 4) or double (8) at p. */
-void nnrt_init_fill(NnrtRng *r, NnrtInit init, int64_t fan_in, int64_t fan_out,
+void nnrt_init_fill(NnrtRng *r, const NnrtInit *init, int64_t fan_in, int64_t fan_out,
                     void *p, size_t n, int dtype_bytes);
 
 /* ---------------------------------------------------------------- progress.c */
@@ -202,13 +225,19 @@ typedef struct NnrtTrainSpec {
     void (*on_nonfinite)(void *ctx, const NnrtNonFinite *nf);
 } NnrtTrainSpec;
 
-typedef enum { NNRT_FAIL_NONE, NNRT_FAIL_NONFINITE, NNRT_FAIL_HOOK, NNRT_FAIL_OTHER } NnrtFailure;
+typedef enum { NNRT_FAIL_NONE, NNRT_FAIL_NONFINITE, NNRT_FAIL_HOOK, NNRT_FAIL_INTERRUPTED, NNRT_FAIL_OTHER } NnrtFailure;
+
+/* Asks a running nnrt_train to stop after its current step (it then fails
+ * with NNRT_FAIL_INTERRUPTED, the weights those of that step). Safe in a
+ * signal handler; the request stays until cleared. */
+void nnrt_interrupt(void);
+bool nnrt_interrupted(void);
+void nnrt_clear_interrupt(void);
 
 typedef struct NnrtTrainResult {
     NnrtEpochStats *epochs; /* malloc'd, the epochs run by this call */
     int nepochs;
     double test_loss, test_acc; /* < 0 when no test set */
-    bool interrupted;
     bool stopped;               /* after_step asked to stop (early stopping) */
     NnrtFailure failure;        /* why nnrt_train returned false */
 } NnrtTrainResult;
@@ -269,8 +298,8 @@ bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *ou
  * classifier, "index,y0,y1,..." (the raw outputs) otherwise. */
 bool nnrt_predict_csv(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *out, char *err,
                       size_t errlen);
-/* Images without labels (they are set to 0), for prediction. */
-bool nnrt_dataset_load_unlabelled(const char *images, NnrtDataset *out, char *err,
+/* Images without labels (label_size per sample, set to 0), for prediction. */
+bool nnrt_dataset_load_unlabelled(const char *images, size_t label_size, NnrtDataset *out, char *err,
                                   size_t errlen);
 /* Moves the last n_val samples of ds into val (Keras' validation_split:
  * the tail, before any shuffling). 0 < n_val < ds->n. */

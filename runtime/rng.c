@@ -87,30 +87,52 @@ static void store(void *p, size_t i, double v, int dtype_bytes) {
         ((double *)p)[i] = v;
 }
 
-void nnrt_init_fill(NnrtRng *r, NnrtInit init, int64_t fan_in, int64_t fan_out,
-                    void *p, size_t n, int dtype_bytes) {
-    /* A scalar parameter has no fan; treat it as 1 rather than divide by 0. */
-    double in = fan_in > 0 ? (double)fan_in : 1, out = fan_out > 0 ? (double)fan_out : 1;
-    switch (init) {
-    case NNRT_INIT_ZEROS:
-        memset(p, 0, n * (dtype_bytes == 4 ? sizeof(float) : sizeof(double)));
-        break;
-    case NNRT_INIT_GLOROT_UNIFORM: {
-        double limit = sqrt(6.0 / (in + out));
-        for (size_t i = 0; i < n; i++)
-            store(p, i, (2 * nnrt_rng_uniform(r) - 1) * limit, dtype_bytes);
-        break;
-    }
-    case NNRT_INIT_HE_NORMAL: {
-        double std = sqrt(2.0 / in) / TRUNCATED_NORMAL_STD;
-        for (size_t i = 0; i < n; i++) {
+/* Keras' VarianceScaling of variance 2 / fan (He: fan_in; Glorot: fan_in +
+ * fan_out), uniform or truncated normal. */
+static void variance_scaling(NnrtRng *r, double fan, bool normal, void *p, size_t count, int dtype_bytes) {
+    double std = sqrt(2.0 / fan) / TRUNCATED_NORMAL_STD, limit = sqrt(6.0 / fan); /* U(-l, l): variance l^2 / 3 */
+    for (size_t i = 0; i < count; i++) {
+        double v;
+        if (normal) {
             double z;
             do
                 z = nnrt_rng_normal(r);
             while (fabs(z) > 2);
-            store(p, i, z * std, dtype_bytes);
+            v = z * std;
+        } else {
+            v = (2 * nnrt_rng_uniform(r) - 1) * limit;
         }
-        break;
+        store(p, i, v, dtype_bytes);
     }
+}
+
+void nnrt_init_fill(NnrtRng *r, const NnrtInit *init, int64_t fan_in, int64_t fan_out,
+                    void *p, size_t n, int dtype_bytes) {
+    /* A scalar parameter has no fan; treat it as 1 rather than divide by 0. */
+    double in = fan_in > 0 ? (double)fan_in : 1, out = fan_out > 0 ? (double)fan_out : 1;
+    switch (init->kind) {
+    case NNRT_INIT_ZEROS:
+        memset(p, 0, n * (dtype_bytes == 4 ? sizeof(float) : sizeof(double)));
+        break;
+    case NNRT_INIT_GLOROT_UNIFORM: variance_scaling(r, in + out, false, p, n, dtype_bytes); break;
+    case NNRT_INIT_GLOROT_NORMAL: variance_scaling(r, in + out, true, p, n, dtype_bytes); break;
+    case NNRT_INIT_HE_UNIFORM: variance_scaling(r, in, false, p, n, dtype_bytes); break;
+    case NNRT_INIT_HE_NORMAL: variance_scaling(r, in, true, p, n, dtype_bytes); break;
+    case NNRT_INIT_CONSTANT:
+        for (size_t i = 0; i < n; i++)
+            store(p, i, init->a, dtype_bytes);
+        break;
+    case NNRT_INIT_UNIFORM:
+        for (size_t i = 0; i < n; i++)
+            store(p, i, init->a + (init->b - init->a) * nnrt_rng_uniform(r), dtype_bytes);
+        break;
+    case NNRT_INIT_NORMAL:
+        for (size_t i = 0; i < n; i++)
+            store(p, i, init->a + init->b * nnrt_rng_normal(r), dtype_bytes);
+        break;
+    case NNRT_INIT_VALUES:
+        for (size_t i = 0; i < n; i++)
+            store(p, i, init->values[i], dtype_bytes);
+        break;
     }
 }

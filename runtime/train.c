@@ -22,6 +22,7 @@
 #include "nnrt.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,18 +58,19 @@ static void buffers_free(Buffers *b) {
     memset(b, 0, sizeof *b);
 }
 
-/* For batches of up to max_batch samples of sample_size elements and up to
- * n samples in order. */
+/* For batches of up to max_batch samples of ds's sizes and up to n samples
+ * in order. */
 static bool buffers_alloc(Buffers *b, const NnrtTrainSpec *spec, size_t max_batch,
-                          size_t sample_size, size_t n, char *err, size_t errlen) {
-    size_t d = (size_t)spec->dtype_bytes, x_elems = 0, out_elems = 0;
+                          const NnrtDataset *ds, size_t n, char *err, size_t errlen) {
+    size_t d = (size_t)spec->dtype_bytes, x_elems = 0, y_elems = 0, out_elems = 0, sample_size = ds->sample_size;
     memset(b, 0, sizeof *b);
     bool sizes_ok = !__builtin_mul_overflow(max_batch, sample_size, &x_elems) &&
+                    !__builtin_mul_overflow(max_batch, ds->label_size, &y_elems) &&
                     !__builtin_mul_overflow(max_batch, spec->outputs, &out_elems);
     if (sizes_ok) {
         b->arena = alloc64(spec->arena_bytes, 1);
         b->x = alloc64(x_elems, d);
-        b->y = alloc64(max_batch, d);
+        b->y = alloc64(y_elems, d);
         b->loss = alloc64(1, d);
         b->output = alloc64(out_elems, d);
         b->order = malloc((n ? n : 1) * sizeof *b->order); /* n <= UINT32_MAX: checked */
@@ -175,6 +177,14 @@ static bool state_finite(const NnrtTrainSpec *spec) {
     return true;
 }
 
+/* The runtime's one piece of global mutable state: a stop request, set
+ * from a signal handler (the REPL's Ctrl-C), checked after every step. */
+static volatile sig_atomic_t interrupt_requested;
+
+void nnrt_interrupt(void) { interrupt_requested = 1; }
+bool nnrt_interrupted(void) { return interrupt_requested != 0; }
+void nnrt_clear_interrupt(void) { interrupt_requested = 0; }
+
 static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf,
                      NnrtStep full, NnrtStep rem, NnrtProgress *prog, Pass *pass,
                      NnrtTrainPos *pos, NnrtTrainResult *res, const char *where, char *err,
@@ -233,6 +243,12 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
                 res->failure = NNRT_FAIL_HOOK;
                 return false;
             }
+            if (nnrt_interrupted()) {
+                if (prog && prog->tty)
+                    fputc('\n', prog->out);
+                res->failure = NNRT_FAIL_INTERRUPTED;
+                return nnrt_fail(err, errlen, "training interrupted %s step %zu", where, step);
+            }
         }
     }
     return true;
@@ -270,7 +286,7 @@ bool nnrt_evaluate_batches(const NnrtTrainSpec *spec, const NnrtDataset *ds, Nnr
     if (ds->n == 0)
         return nnrt_fail(err, errlen, "evaluation: the dataset is empty");
     Buffers bf;
-    if (!buffers_alloc(&bf, spec, spec->eval_full.batch, ds->sample_size, ds->n, err, errlen))
+    if (!buffers_alloc(&bf, spec, spec->eval_full.batch, ds, ds->n, err, errlen))
         return false;
     set_slots(spec, &bf);
     bool ok = evaluate(spec, ds, spec->eval_rem, "at", &bf, loss, acc, on_batch, ctx, err,
@@ -296,6 +312,9 @@ static bool check_eval_set(const NnrtTrainSpec *spec, const char *what, const Nn
     if (ds->sample_size != train->sample_size)
         return nnrt_fail(err, errlen, "%s samples have %zu elements, training samples %zu", what,
                     ds->sample_size, train->sample_size);
+    if (ds->label_size != train->label_size)
+        return nnrt_fail(err, errlen, "%s samples have %zu label elements, training samples %zu", what,
+                    ds->label_size, train->label_size);
     return true;
 }
 
@@ -340,7 +359,7 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
     if (!res->epochs)
         return nnrt_fail(err, errlen, "out of memory for %d epochs of results", spec->epochs);
     Buffers bf;
-    if (!buffers_alloc(&bf, spec, max_batch, train->sample_size, max_n, err, errlen)) {
+    if (!buffers_alloc(&bf, spec, max_batch, train, max_n, err, errlen)) {
         nnrt_train_result_free(res);
         return false;
     }

@@ -24,6 +24,10 @@ if config.nnc_sanitize:
 for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
     config.environment[var] = ":".join(
         o for o in (config.environment.get(var, ""), "exitcode=66") if o)
+# The REPL's terminal test types into tmux.
+import shutil
+if shutil.which("tmux"):
+    config.available_features.add("tmux")
 # Tests that train on the real data need the Debian package.
 if os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"):
     config.available_features.add("fashion-mnist")

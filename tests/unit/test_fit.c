@@ -81,7 +81,7 @@ int main(void) {
     Arena *a = arena_new();
     Diag d;
     diag_init(&d, stdout);
-    Source src = {"m.nn", model_text, sizeof model_text - 1};
+    Source src = {.path = "m.nn", .text = model_text, .len = sizeof model_text - 1};
     AstProgram *ast = parse_program(a, &d, &src);
     Model *m = ast ? sema_model(a, &d, &ast->models[0]) : NULL;
     if (!CHECK(m != NULL))

@@ -44,6 +44,7 @@ static NodeId f_sqrt(Graph *g, NodeId p, NodeId q, NodeId y) {
 }
 static NodeId f_abs(Graph *g, NodeId p, NodeId q, NodeId y) { (void)q, (void)y; return U(OP_ABS); }
 static NodeId f_sign(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(OP_MUL, U(OP_SIGN), q); }
+static NodeId f_floor(Graph *g, NodeId p, NodeId q, NodeId y) { (void)y; return B(OP_MUL, U(OP_FLOOR), q); }
 static NodeId f_sin(Graph *g, NodeId p, NodeId q, NodeId y) { (void)q, (void)y; return U(OP_SIN); }
 static NodeId f_cos(Graph *g, NodeId p, NodeId q, NodeId y) { (void)q, (void)y; return U(OP_COS); }
 static NodeId f_leaky_relu(Graph *g, NodeId p, NodeId q, NodeId y) {
@@ -135,6 +136,7 @@ static const struct {
     {"sqrt", f_sqrt, {1, {4}}},
     {"abs", f_abs, {1, {4}}},
     {"sign", f_sign, {2, {3, 4}}},
+    {"floor", f_floor, {2, {3, 4}}},
     {"sin", f_sin, {1, {4}}},
     {"cos", f_cos, {1, {4}}},
     {"leaky_relu", f_leaky_relu, {1, {4}}},

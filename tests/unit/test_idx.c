@@ -516,6 +516,36 @@ static void test_dataset(void) {
 
 /* ---------------------------------------------------------------- rng */
 
+/* Targets of several elements per sample (--target), in any element type,
+ * and inline data: batches take label_size elements per sample, in order. */
+static void test_targets(void) {
+    static const unsigned char pixels[6] = {0, 255, 51, 1, 2, 3};
+    static const unsigned char targets[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    const char *im = "test_idx_tg_inputs.idx", *tg = "test_idx_tg_targets.idx", *tg2 = "test_idx_tg_two.idx";
+    write_idx_u8(im, 2, (uint32_t[]){3, 2}, pixels, 6, false);
+    write_idx_u8(tg, 2, (uint32_t[]){3, 3}, targets, 9, false);
+    write_idx_u8(tg2, 2, (uint32_t[]){3, 2}, targets, 6, false);
+    NnrtDataset ds;
+    char err[512] = "";
+    uint32_t order[2] = {2, 0};
+    if (CHECK(nnrt_dataset_load_targets(im, tg, 3, &ds, err, sizeof err))) {
+        float x[4], y[6];
+        nnrt_batch_fill(&ds, order, 2, 4, x, y);
+        CHECK(ds.label_size == 3 && x[0] == 2 / 255.0f && x[3] == 1.0f);
+        CHECK(y[0] == 7 && y[2] == 9 && y[3] == 1 && y[5] == 3); /* not scaled */
+        nnrt_dataset_free(&ds);
+    }
+    CHECK(!nnrt_dataset_load_targets(im, tg2, 3, &ds, err, sizeof err) &&
+          strstr(err, "targets of 2 elements per sample, but the model's targets have 3"));
+    static const double mx[3] = {0.5, 1.5, 2.5}, my[6] = {1, 2, 3, 4, 5, 6};
+    if (CHECK(nnrt_dataset_from_memory(3, mx, 1, my, 2, &ds, err, sizeof err))) {
+        double x[2], y[4];
+        nnrt_batch_fill(&ds, order, 2, 8, x, y);
+        CHECK(ds.n == 3 && x[0] == 2.5 && x[1] == 0.5 && y[0] == 5 && y[1] == 6 && y[2] == 1 && y[3] == 2);
+        nnrt_dataset_free(&ds);
+    }
+}
+
 static void test_rng(void) {
     NnrtRng a, b;
     /* Known answers (splitmix64 seeding of xoshiro256**, from the reference
@@ -590,7 +620,7 @@ static void test_init(void) {
 
     /* Glorot: U(-l, l), l = sqrt(6 / (300 + 100)). */
     double l = sqrt(6.0 / 400);
-    nnrt_init_fill(&r, NNRT_INIT_GLOROT_UNIFORM, 300, 100, d, N, 8);
+    nnrt_init_fill(&r, &(NnrtInit){.kind = NNRT_INIT_GLOROT_UNIFORM}, 300, 100, d, N, 8);
     double sum = 0, sum2 = 0, maxabs = 0;
     for (int i = 0; i < N; i++) {
         sum += d[i], sum2 += d[i] * d[i];
@@ -602,7 +632,7 @@ static void test_init(void) {
 
     /* He normal, truncated like Keras: std sqrt(2 / 50) = 0.2 in the end,
      * nothing beyond 2 std of the untruncated normal behind it. */
-    nnrt_init_fill(&r, NNRT_INIT_HE_NORMAL, 50, 10, f, N, 4);
+    nnrt_init_fill(&r, &(NnrtInit){.kind = NNRT_INIT_HE_NORMAL}, 50, 10, f, N, 4);
     sum = sum2 = maxabs = 0;
     for (int i = 0; i < N; i++) {
         sum += f[i], sum2 += (double)f[i] * f[i];
@@ -618,20 +648,20 @@ static void test_init(void) {
     float a[16], b[16];
     nnrt_rng_seed(&r1, 9);
     nnrt_rng_seed(&r2, 9);
-    nnrt_init_fill(&r1, NNRT_INIT_HE_NORMAL, 4, 4, a, 16, 4);
-    nnrt_init_fill(&r2, NNRT_INIT_HE_NORMAL, 4, 4, b, 16, 4);
+    nnrt_init_fill(&r1, &(NnrtInit){.kind = NNRT_INIT_HE_NORMAL}, 4, 4, a, 16, 4);
+    nnrt_init_fill(&r2, &(NnrtInit){.kind = NNRT_INIT_HE_NORMAL}, 4, 4, b, 16, 4);
     CHECK(memcmp(a, b, sizeof a) == 0);
 
     for (int i = 0; i < 16; i++)
         a[i] = 7, d[i] = 7;
-    nnrt_init_fill(&r, NNRT_INIT_ZEROS, 4, 4, a, 16, 4);
-    nnrt_init_fill(&r, NNRT_INIT_ZEROS, 4, 4, d, 15, 8);
+    nnrt_init_fill(&r, &(NnrtInit){.kind = NNRT_INIT_ZEROS}, 4, 4, a, 16, 4);
+    nnrt_init_fill(&r, &(NnrtInit){.kind = NNRT_INIT_ZEROS}, 4, 4, d, 15, 8);
     bool zeros = true;
     for (int i = 0; i < 16; i++)
         zeros &= a[i] == 0 && (i < 15 ? d[i] == 0 : d[i] == 7);
     CHECK(zeros);
     /* No fan (a scalar): no division by zero. */
-    nnrt_init_fill(&r, NNRT_INIT_HE_NORMAL, 0, 0, d, 4, 8);
+    nnrt_init_fill(&r, &(NnrtInit){.kind = NNRT_INIT_HE_NORMAL}, 0, 0, d, 4, 8);
     CHECK(isfinite(d[0]) && isfinite(d[3]));
 }
 
@@ -1049,6 +1079,7 @@ int main(void) {
     test_malformed();
     test_find();
     test_dataset();
+    test_targets();
     test_rng();
     test_init();
     test_progress();
