@@ -43,7 +43,7 @@ enum { SAMPLES = 8 };
 typedef struct Fixture {
     Arena *arena;
     const Graph *graph;
-    void **slots;
+    FitWeights weights;
     FitInfo info;
     FILE *devnull; /* diagnostics: printing them is tested, reading them is not */
     int fd;
@@ -62,13 +62,7 @@ static void fixture_init(Fixture *f) {
         die("fuzz_checkpoint: the fixed model does not compile");
     Graph *g = step_graph(f->arena, m, STEP_TRAIN, m->batch, DT_F32);
     f->graph = g;
-    f->slots = xrealloc(NULL, (size_t)g->nslots, sizeof *f->slots);
-    for (int s = 0; s < g->nslots; s++) { /* what fit_load fills: the saved slots */
-        SlotKind k = g->slots[s].kind;
-        f->slots[s] = k == SLOT_PARAM || k == SLOT_STATE
-                          ? xrealloc(NULL, (size_t)shape_elems(&g->slots[s].shape), sizeof(float))
-                          : NULL;
-    }
+    f->weights = fit_weights_new(g); /* what fit_load fills: the saved slots */
     f->info = (FitInfo){.model_name = m->name, .model_hash = fit_model_hash(src), .seed = 1,
                         .batch = (size_t)m->batch, .samples = SAMPLES};
     if (!(f->devnull = fopen("/dev/null", "w")))
@@ -102,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         info.resume = resume;
         FitState st;
         fit_state_init(&st, info.seed);
-        bool ok = fit_load(&d, f.path, f.graph, f.slots, &info, &st);
+        bool ok = fit_load(&d, f.path, f.graph, f.weights.slots, &info, &st);
         if (ok != (d.errors == 0))
             die("fuzz_checkpoint: fit_load %s with %d errors reported",
                 ok ? "accepted the file" : "rejected the file", d.errors);
