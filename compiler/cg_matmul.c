@@ -9,12 +9,18 @@
  * bound by loading and storing C. Without packing: at these sizes a column
  * panel of B (K x NV*VL) stays in L2 across all row tiles.
  *
- * Shapes are constants, so edges are separate instantiations with exact
- * vector widths (10 columns: an 8-wide and a 2-wide vector): no masks, no
- * scalar remainder loops. A may be a transpose node: the kernel reads its
- * operand through swapped strides, so X^T dZ never materialises X^T.
+ * Column counts are constants, so edges are separate instantiations with
+ * exact vector widths (10 columns: an 8-wide and a 2-wide vector): no masks,
+ * no scalar remainder loops. Rows and the k loop may be the batch, of n
+ * samples at run time: full tiles while they fit, then tiles of fewer rows
+ * (mr/3, then 1) for what is left, so every n is served by three tile
+ * shapes. A may be a transpose node: the kernel reads its operand through
+ * swapped strides, so X^T dZ never materialises X^T.
  * The kernel is an outlined function over column panels [begin, end): the
- * unit of work the thread pool splits.
+ * unit of work the thread pool splits. It is a module of its own (in its own
+ * LLVM context), so kernels and step functions compile in parallel, and the
+ * JIT gives it a short pass pipeline: its loops are already what a CPU runs
+ * best, where the step function's naive loops need O3's vectoriser.
  */
 #define NNC_WITH_LLVM
 #include "nnc.h"
@@ -30,22 +36,23 @@ enum { MAX_MR = 12, MAX_NV = 4 };
 /* Element (i, k) of A is at base + i * rs + k * cs. */
 typedef struct Strided {
     NodeId node;
-    int64_t rs, cs;
+    LLVMValueRef rs, cs;
 } Strided;
 
 typedef struct Tiling {
-    int64_t M, N, K;
-    int mr;       /* rows per tile */
+    int64_t N;
+    LLVMValueRef M, K; /* the batch size n where they are batch axes */
+    int mr;       /* rows per full tile */
     int nv;       /* vectors per full panel */
     int vl;       /* elements per vector */
 } Tiling;
 
 /* The register tile for the host: MR x NV accumulators plus NV vectors of B
  * and a broadcast must fit the register file (32 with AVX-512, else 16). */
-static Tiling tiling(const Cg *c, int64_t M, int64_t N, int64_t K) {
+static Tiling tiling(const Cg *c, int64_t N) {
     int bits = jit_vector_bits();
     int elem = c->g->dtype == DT_F64 ? 64 : 32;
-    Tiling t = {M, N, K, bits >= 512 ? 12 : 6, 2, bits / elem};
+    Tiling t = {N, NULL, NULL, bits >= 512 ? 12 : 6, 2, bits / elem};
     return t;
 }
 
@@ -77,7 +84,8 @@ static LLVMValueRef vec_ptr(Cg *c, LLVMValueRef base, LLVMValueRef off, int w) {
 static unsigned elem_align(const Cg *c) { return c->g->dtype == DT_F64 ? 8 : 4; }
 
 static LLVMValueRef add(Cg *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNUWAdd(c->b, a, b, ""); }
-static LLVMValueRef mul(Cg *c, LLVMValueRef a, int64_t k) { return LLVMBuildNUWMul(c->b, a, cg_i64(c, k), ""); }
+static LLVMValueRef mulv(Cg *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNUWMul(c->b, a, b, ""); }
+static LLVMValueRef mul(Cg *c, LLVMValueRef a, int64_t k) { return mulv(c, a, cg_i64(c, k)); }
 
 /* The epilogue: the value of node x of the user's expression tree at row i,
  * columns j .. j+w, with the product m's accumulator standing for m. */
@@ -87,11 +95,11 @@ static LLVMValueRef epilogue_value(Cg *c, const Tiling *t, NodeId x, NodeId u, N
         return acc;
     const IrNode *n = &c->g->nodes[x];
     if (n->op == OP_CONST)
-        return splat(c, cg_f(c, n->value), w);
+        return splat(c, cg_const(c, x), w);
     if (x != u && c->sched->place[x] != PLACE_INLINE) {
         /* A value in memory, broadcast to [M, N]: rows and columns have
          * strides rs and cs (0 along a broadcast axis). */
-        const Shape *s = &n->shape;
+        const Shape *s = &n->shape; /* its last axis is N's: never a batch axis */
         int64_t cs = s->rank >= 1 && s->dim[s->rank - 1] != 1;
         int64_t rs = s->rank >= 2 && s->dim[s->rank - 2] != 1 ? s->dim[s->rank - 1] : 0;
         LLVMValueRef off = add(c, mul(c, i, rs), mul(c, j, cs));
@@ -129,7 +137,7 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLV
     LLVMValueRef row[MAX_MR], arow[MAX_MR], crow[MAX_MR], bcol[MAX_NV];
     for (int r = 0; r < mr; r++) {
         row[r] = add(c, i0, cg_i64(c, r));
-        arow[r] = mul(c, row[r], A.rs);
+        arow[r] = mulv(c, row[r], A.rs);
         crow[r] = mul(c, row[r], t->N);
     }
     for (int v = 0, off = 0; v < nv; off += w[v], v++)
@@ -146,7 +154,7 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLV
             LLVMValueRef zero = LLVMConstNull(vt);
             LLVMAddIncoming(acc[r][v], &zero, &pre, 1);
         }
-    LLVMValueRef brow = mul(c, k, t->N), acol = mul(c, k, A.cs);
+    LLVMValueRef brow = mul(c, k, t->N), acol = mulv(c, k, A.cs);
     LLVMValueRef bv[MAX_NV];
     for (int v = 0; v < nv; v++) {
         bv[v] = LLVMBuildLoad2(b, LLVMVectorType(c->ft, (unsigned)w[v]), vec_ptr(c, c->ptr[B], add(c, brow, bcol[v]), w[v]), "");
@@ -161,7 +169,7 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLV
     }
     LLVMValueRef k1 = add(c, k, cg_i64(c, 1));
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
-    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, k1, cg_i64(c, t->K), ""), body, done);
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, k1, t->K, ""), body, done);
     LLVMValueRef zero = cg_i64(c, 0);
     LLVMAddIncoming(k, &zero, &pre, 1);
     LLVMAddIncoming(k, &k1, &latch, 1);
@@ -179,17 +187,28 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLV
         }
 }
 
-/* All row tiles of one column panel: full tiles in a loop, then the edge rows. */
+/* All row tiles of one column panel: tiles of mr rows while they fit, then
+ * of mr/3 rows, then of one. With a constant M, the IR builder folds the
+ * counts and a shape of tile that is never used is not emitted. */
 static void emit_panel(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLVMValueRef j0, const int *w, int nv) {
-    int64_t full = t->M / t->mr, rest = t->M % t->mr;
-    if (full) {
+    LLVMValueRef i0 = cg_i64(c, 0);
+    int heights[3] = {t->mr, t->mr / 3, 1};
+    for (int h = 0; h < 3; h++) {
+        LLVMValueRef count = LLVMBuildUDiv(c->b, LLVMBuildSub(c->b, t->M, i0, ""), cg_i64(c, heights[h]), "");
+        if (LLVMIsAConstantInt(count) && LLVMConstIntGetZExtValue(count) == 0)
+            continue;
         Loop l;
-        LLVMValueRef ib = cg_loop_open(c, &l, full);
-        emit_tile(c, t, A, B, C, mul(c, ib, t->mr), j0, t->mr, w, nv);
+        LLVMValueRef ib = cg_loop_open(c, &l, count);
+        emit_tile(c, t, A, B, C, add(c, i0, mul(c, ib, heights[h])), j0, heights[h], w, nv);
         cg_loop_close(c, &l);
+        i0 = add(c, i0, mul(c, count, heights[h]));
     }
-    if (rest)
-        emit_tile(c, t, A, B, C, cg_i64(c, full * t->mr), j0, (int)rest, w, nv);
+}
+
+/* void (i8 **ctx, i64 begin, i64 end) in c's context. */
+static LLVMTypeRef kernel_type(Cg *c) {
+    LLVMTypeRef params[3] = {LLVMPointerType(c->i8p, 0), c->i64, c->i64};
+    return LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, false);
 }
 
 /* The widths of the edge panel's vectors: halving powers of two, 10 = 8 + 2. */
@@ -209,31 +228,34 @@ void cg_matmul(Cg *c, NodeId id) {
     const Graph *g = c->g;
     const IrNode *n = &g->nodes[id];
     NodeId a = n->in[0], bnode = n->in[1];
-    Tiling t = tiling(c, n->shape.dim[0], n->shape.dim[1], g->nodes[a].shape.dim[1]);
-    Strided A = {a, t.K, 1};
-    /* A = X^T, X [K, M]: A(i, k) = X[k, i]. Read through X whether or not the
-     * schedule also computes the transpose for another user. */
-    if (g->nodes[a].op == OP_TRANSPOSE) {
-        A = (Strided){g->nodes[a].in[0], 1, t.M};
-    }
+    Tiling t = tiling(c, n->shape.dim[1]);
     int64_t panel = (int64_t)t.nv * t.vl, full = t.N / panel, rest = t.N % panel;
     int wfull[MAX_NV], wedge[MAX_NV], nedge = rest ? edge_widths(rest, t.vl, wedge) : 0;
     for (int v = 0; v < t.nv; v++)
         wfull[v] = t.vl;
 
-    /* The kernel: void name.mmN(i8 **slots, i64 begin, i64 end) over panels. */
-    LLVMTypeRef slots_t = LLVMPointerType(c->i8p, 0);
-    LLVMTypeRef params[3] = {slots_t, c->i64, c->i64};
-    LLVMTypeRef kty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, false);
+    /* The kernel, name.mmN over panels, in a module chained to the step's. */
     char name[256];
     snprintf(name, sizeof name, "%s.mm%d", c->name, c->kernels++);
-    LLVMValueRef kfn = LLVMAddFunction(c->mod, name, kty); /* external: perf maps and lookups see it */
-
-    LLVMValueRef step_fn = c->fn, *step_ptr = c->ptr, *step_slot = c->slot;
-    LLVMBasicBlockRef step_block = LLVMGetInsertBlock(c->b);
+    CgModule *km = cg_module_new(name);
+    km->kernel = true;
+    CgModule *last = c->owner;
+    while (last->next)
+        last = last->next;
+    last->next = km;
+    Cg step = *c;
+    cg_use_module(c, km);
+    LLVMValueRef kfn = LLVMAddFunction(c->mod, name, kernel_type(c)); /* external: the step and perf maps see it */
     c->ptr = xrealloc(NULL, (size_t)g->nnodes + 1, sizeof *c->ptr);
     c->slot = xrealloc(NULL, (size_t)g->nslots, sizeof *c->slot);
-    cg_begin_function(c, kfn);
+    cg_begin_function(c, kfn, true);
+    t.M = cg_dim(c, id, 0);
+    t.K = cg_dim(c, a, 1);
+    Strided A = {a, t.K, cg_i64(c, 1)};
+    /* A = X^T, X [K, M]: A(i, k) = X[k, i]. Read through X whether or not the
+     * schedule also computes the transpose for another user. */
+    if (g->nodes[a].op == OP_TRANSPOSE)
+        A = (Strided){g->nodes[a].in[0], cg_i64(c, 1), t.M};
     LLVMValueRef begin = LLVMGetParam(kfn, 1), end = LLVMGetParam(kfn, 2);
     LLVMBasicBlockRef entry = LLVMGetInsertBlock(c->b);
     LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(c->ctx, kfn, "panel");
@@ -268,24 +290,26 @@ void cg_matmul(Cg *c, NodeId id) {
     cg_end_function(c);
     free(c->ptr);
     free(c->slot);
+    LLVMDisposeBuilder(c->b);
 
     /* Back in the step function: run every panel, on the thread pool unless
      * the product is too small to be worth waking it. */
-    c->fn = step_fn;
-    c->ptr = step_ptr;
-    c->slot = step_slot;
-    LLVMPositionBuilderAtEnd(c->b, step_block);
+    step.kernels = c->kernels;
+    *c = step;
+    LLVMTypeRef kty = kernel_type(c);
+    kfn = LLVMAddFunction(c->mod, name, kty); /* declared; the JIT links it */
     int64_t panels = full + (rest != 0);
-    if (panels > 1 && (double)t.M * (double)t.N * (double)t.K >= PARALLEL_MIN_MACS) {
-        LLVMTypeRef pty_params[3] = {LLVMPointerType(kty, 0), slots_t, c->i64};
+    double macs = (double)n->shape.dim[0] * (double)t.N * (double)g->nodes[a].shape.dim[1]; /* for the full batch */
+    if (panels > 1 && macs >= PARALLEL_MIN_MACS) {
+        LLVMTypeRef pty_params[3] = {LLVMPointerType(kty, 0), LLVMPointerType(c->i8p, 0), c->i64};
         LLVMTypeRef pty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), pty_params, 3, false);
         LLVMValueRef pf = LLVMGetNamedFunction(c->mod, "nnrt_parallel_for");
         if (!pf)
             pf = LLVMAddFunction(c->mod, "nnrt_parallel_for", pty);
-        LLVMValueRef args[3] = {kfn, LLVMGetParam(step_fn, 0), cg_i64(c, panels)};
+        LLVMValueRef args[3] = {kfn, cg_kernel_context(c), cg_i64(c, panels)};
         LLVMBuildCall2(c->b, pty, pf, args, 3, "");
     } else {
-        LLVMValueRef args[3] = {LLVMGetParam(step_fn, 0), cg_i64(c, 0), cg_i64(c, panels)};
+        LLVMValueRef args[3] = {cg_kernel_context(c), cg_i64(c, 0), cg_i64(c, panels)};
         LLVMBuildCall2(c->b, kty, kfn, args, 3, "");
     }
 }

@@ -3,13 +3,16 @@
  * Each IR node becomes its own naive loop nest over its shape, writing its
  * own buffer: nothing is fused. This is deliberately the simplest correct
  * translation: it is the -O0 reference the fused kernels are tested against.
- * Shapes are compile-time constants, so every trip count and stride is a
- * literal and LLVM's O3 pipeline vectorises the contiguous inner loops.
+ * Shapes are compile-time constants but for the batch axes, which have the
+ * step's runtime n elements (step.c marks them): a buffer is laid out for n
+ * samples inside the space planned for the full batch. So one function
+ * serves the full batches and the partial last one.
  *
- * A step function is `void fn(void **slots)`: slot 0 is the arena holding
- * every intermediate buffer (offsets from the schedule), the other slots are
- * the named tensors. Results are copied to their slots after every node is
- * computed, so an update never overwrites a parameter that is still read.
+ * A step function is `void fn(void **slots, int64_t n)`: slot 0 is the arena
+ * holding every intermediate buffer (offsets from the schedule), the other
+ * slots are the named tensors. Results are copied to their slots after every
+ * node is computed, so an update never overwrites a parameter that is still
+ * read.
  */
 #define NNC_WITH_LLVM
 #include "nnc.h"
@@ -21,7 +24,7 @@
 /* ---------------------------------------------------------------- module */
 
 CgModule *cg_module_new(const char *name) {
-    CgModule *m = xrealloc(NULL, 1, sizeof *m);
+    CgModule *m = xcalloc(1, sizeof *m);
     m->tsctx = LLVMOrcCreateNewThreadSafeContext();
     m->ctx = LLVMOrcThreadSafeContextGetContext(m->tsctx);
     m->mod = LLVMModuleCreateWithNameInContext(name, m->ctx);
@@ -29,17 +32,31 @@ CgModule *cg_module_new(const char *name) {
 }
 
 void cg_module_free(CgModule *m) {
-    if (!m)
-        return;
-    LLVMDisposeModule(m->mod);
-    LLVMOrcDisposeThreadSafeContext(m->tsctx);
-    free(m);
+    while (m) {
+        CgModule *next = m->next;
+        LLVMDisposeModule(m->mod);
+        LLVMOrcDisposeThreadSafeContext(m->tsctx);
+        free(m);
+        m = next;
+    }
 }
 
 void cg_print(CgModule *m, FILE *out) {
-    char *s = LLVMPrintModuleToString(m->mod);
-    fputs(s, out);
-    LLVMDisposeMessage(s);
+    for (; m; m = m->next) {
+        char *s = LLVMPrintModuleToString(m->mod);
+        fputs(s, out);
+        LLVMDisposeMessage(s);
+    }
+}
+
+void cg_use_module(Cg *c, CgModule *m) {
+    c->ctx = m->ctx;
+    c->mod = m->mod;
+    c->ft = c->g->dtype == DT_F64 ? LLVMDoubleTypeInContext(m->ctx) : LLVMFloatTypeInContext(m->ctx);
+    c->fpt = LLVMPointerType(c->ft, 0);
+    c->i64 = LLVMInt64TypeInContext(m->ctx);
+    c->i8p = LLVMPointerType(LLVMInt8TypeInContext(m->ctx), 0);
+    c->b = LLVMCreateBuilderInContext(m->ctx);
 }
 
 /* ---------------------------------------------------------------- emission state */
@@ -49,7 +66,7 @@ LLVMValueRef cg_i64(Cg *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned lo
 LLVMValueRef cg_f(Cg *c, double v) { return LLVMConstReal(c->ft, v); }
 
 
-LLVMValueRef cg_loop_open(Cg *c, Loop *l, int64_t n) {
+LLVMValueRef cg_loop_open(Cg *c, Loop *l, LLVMValueRef n) {
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
     l->head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop");
     l->body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "body");
@@ -59,7 +76,7 @@ LLVMValueRef cg_loop_open(Cg *c, Loop *l, int64_t n) {
     l->iv = LLVMBuildPhi(c->b, c->i64, "i");
     LLVMValueRef zero = cg_i64(c, 0);
     LLVMAddIncoming(l->iv, &zero, &pre, 1);
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, l->iv, cg_i64(c, n), ""), l->body, l->exit);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, l->iv, n, ""), l->body, l->exit);
     LLVMPositionBuilderAtEnd(c->b, l->body);
     return l->iv;
 }
@@ -72,17 +89,50 @@ void cg_loop_close(Cg *c, Loop *l) {
     LLVMPositionBuilderAtEnd(c->b, l->exit);
 }
 
-/* A loop nest over every index of shape s (none for a scalar). */
+bool cg_batch_axis(const Cg *c, NodeId id, int d) { return c->g->batch_axes && (c->g->batch_axes[id] >> d & 1); }
+
+LLVMValueRef cg_dim(Cg *c, NodeId id, int d) {
+    return cg_batch_axis(c, id, d) ? c->n : cg_i64(c, c->g->nodes[id].shape.dim[d]);
+}
+
+/* The elements of node id: n times those of a sample for a batched one. */
+static LLVMValueRef elems(Cg *c, NodeId id) {
+    LLVMValueRef r = cg_i64(c, 1);
+    for (int d = 0; d < c->g->nodes[id].shape.rank; d++)
+        r = LLVMBuildNUWMul(c->b, r, cg_dim(c, id, d), "");
+    return r;
+}
+
+/* A batch-dependent constant v computed for the full batch B is v B / n or
+ * v n / B; the full batch takes v itself, so it computes what a step
+ * compiled for one batch size did, to the bit. */
+LLVMValueRef cg_const(Cg *c, NodeId id) {
+    const IrNode *x = &c->g->nodes[id];
+    int pow = c->g->batch_pow ? c->g->batch_pow[id] : 0;
+    if (!pow)
+        return cg_f(c, x->value);
+    LLVMBuilderRef B = c->b;
+    LLVMTypeRef dt = LLVMDoubleTypeInContext(c->ctx);
+    LLVMValueRef n = LLVMBuildSIToFP(B, c->n, dt, "");
+    LLVMValueRef v = pow < 0 ? LLVMBuildFDiv(B, LLVMConstReal(dt, x->value * (double)c->g->batch), n, "")
+                             : LLVMBuildFMul(B, LLVMConstReal(dt, x->value / (double)c->g->batch), n, "");
+    if (c->ft != dt)
+        v = LLVMBuildFPTrunc(B, v, c->ft, "");
+    LLVMValueRef is_full = LLVMBuildICmp(B, LLVMIntEQ, c->n, cg_i64(c, c->g->batch), "");
+    return LLVMBuildSelect(B, is_full, cg_f(c, x->value), v, "");
+}
+
+/* A loop nest over every index of node id's shape (none for a scalar). */
 typedef struct Nest {
     Loop loop[NNC_MAX_RANK];
     LLVMValueRef idx[NNC_MAX_RANK];
     int rank;
 } Nest;
 
-static void nest_open(Cg *c, Nest *n, const Shape *s) {
-    n->rank = s->rank;
-    for (int d = 0; d < s->rank; d++)
-        n->idx[d] = cg_loop_open(c, &n->loop[d], s->dim[d]);
+static void nest_open(Cg *c, Nest *n, NodeId id) {
+    n->rank = c->g->nodes[id].shape.rank;
+    for (int d = 0; d < n->rank; d++)
+        n->idx[d] = cg_loop_open(c, &n->loop[d], cg_dim(c, id, d));
 }
 
 static void nest_close(Cg *c, Nest *n) {
@@ -90,17 +140,31 @@ static void nest_close(Cg *c, Nest *n) {
         cg_loop_close(c, &n->loop[d]);
 }
 
-/* Offset of the element of a tensor of shape `s` seen through the index of a
- * nest over shape `r` with NumPy broadcasting: axes aligned at the right, an
- * axis of size 1 (or missing) repeats (stride 0). */
-static LLVMValueRef bcast_offset(Cg *c, const Shape *s, const Nest *r) {
-    LLVMValueRef off = cg_i64(c, 0);
-    int64_t stride = 1;
-    int lead = r->rank - s->rank;
-    for (int d = s->rank - 1; d >= 0; d--) {
-        if (s->dim[d] != 1)
-            off = LLVMBuildNUWAdd(c->b, off, LLVMBuildNUWMul(c->b, r->idx[d + lead], cg_i64(c, stride), ""), "");
-        stride *= s->dim[d];
+/* A tensor in memory: its shape and which axes are batch axes. */
+typedef struct Layout {
+    Shape s;
+    uint8_t batch_axes;
+} Layout;
+
+static Layout layout(const Cg *c, NodeId id) {
+    return (Layout){c->g->nodes[id].shape, c->g->batch_axes ? c->g->batch_axes[id] : 0};
+}
+
+static LLVMValueRef layout_dim(Cg *c, const Layout *l, int d) {
+    return l->batch_axes >> d & 1 ? c->n : cg_i64(c, l->s.dim[d]);
+}
+
+/* Offset of the element of a tensor laid out as `l` seen through the index of
+ * a nest over shape `r` with NumPy broadcasting: axes aligned at the right,
+ * an axis of size 1 (or missing) repeats (stride 0). A batch axis is never
+ * of size 1: a batch of one sample has no batch axes. */
+static LLVMValueRef bcast_offset(Cg *c, const Layout *l, const Nest *r) {
+    LLVMValueRef off = cg_i64(c, 0), stride = cg_i64(c, 1);
+    int lead = r->rank - l->s.rank;
+    for (int d = l->s.rank - 1; d >= 0; d--) {
+        if (l->s.dim[d] != 1)
+            off = LLVMBuildNUWAdd(c->b, off, LLVMBuildNUWMul(c->b, r->idx[d + lead], stride, ""), "");
+        stride = LLVMBuildNUWMul(c->b, stride, layout_dim(c, l, d), "");
     }
     return off;
 }
@@ -112,7 +176,7 @@ LLVMValueRef cg_elem_ptr(Cg *c, LLVMValueRef base, LLVMValueRef off) {
 LLVMValueRef cg_load_at(Cg *c, NodeId id, LLVMValueRef off) {
     const IrNode *n = &c->g->nodes[id];
     if (n->op == OP_CONST)
-        return cg_f(c, n->value);
+        return cg_const(c, id);
     return LLVMBuildLoad2(c->b, c->ft, cg_elem_ptr(c, c->ptr[id], off), "");
 }
 
@@ -206,23 +270,23 @@ static LLVMValueRef elemwise_at(Cg *c, NodeId id, const Nest *r) {
     LLVMValueRef v[2] = {NULL, NULL};
     for (int k = 0; k < op_info[n->op].arity; k++) {
         NodeId in = n->in[k];
-        Shape s = c->g->nodes[in].shape;
+        Layout l = layout(c, in);
         if (n->op == OP_ONEHOT) /* labels [n] index the leading axis of [n, k] */
-            s = (Shape){2, {s.dim[0], 1}};
-        v[k] = c->sched->place[in] == PLACE_INLINE ? elemwise_at(c, in, r) : cg_load_at(c, in, bcast_offset(c, &s, r));
+            l.s = (Shape){2, {l.s.dim[0], 1}};
+        v[k] = c->sched->place[in] == PLACE_INLINE ? elemwise_at(c, in, r) : cg_load_at(c, in, bcast_offset(c, &l, r));
     }
     return elemwise_value(c, n, v[0], v[1], r);
 }
 
 static void emit_elemwise(Cg *c, NodeId id) {
-    const IrNode *n = &c->g->nodes[id];
     Nest r;
-    nest_open(c, &r, &n->shape);
-    store_at(c, c->ptr[id], bcast_offset(c, &n->shape, &r), elemwise_at(c, id, &r));
+    nest_open(c, &r, id);
+    Layout l = layout(c, id);
+    store_at(c, c->ptr[id], bcast_offset(c, &l, &r), elemwise_at(c, id, &r));
     nest_close(c, &r);
 }
 
-static void emit_fill(Cg *c, LLVMValueRef base, int64_t count, LLVMValueRef v) {
+static void emit_fill(Cg *c, LLVMValueRef base, LLVMValueRef count, LLVMValueRef v) {
     Loop l;
     LLVMValueRef i = cg_loop_open(c, &l, count);
     store_at(c, base, i, v);
@@ -234,15 +298,15 @@ static void emit_fill(Cg *c, LLVMValueRef base, int64_t count, LLVMValueRef v) {
  * broadcast. r starts at the identity of the operation. */
 static void emit_reduce(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
-    const IrNode *a = &c->g->nodes[n->in[0]];
     double init = n->op == OP_SUM ? 0 : n->op == OP_MAX ? -__builtin_inf() : __builtin_inf();
-    emit_fill(c, c->ptr[id], shape_elems(&n->shape), cg_f(c, init));
+    emit_fill(c, c->ptr[id], elems(c, id), cg_f(c, init));
     Nest r;
-    nest_open(c, &r, &a->shape);
+    nest_open(c, &r, n->in[0]);
     LLVMBuilderRef B = c->b;
-    LLVMValueRef dst = cg_elem_ptr(c, c->ptr[id], bcast_offset(c, &n->shape, &r));
+    Layout lr = layout(c, id), la = layout(c, n->in[0]);
+    LLVMValueRef dst = cg_elem_ptr(c, c->ptr[id], bcast_offset(c, &lr, &r));
     LLVMValueRef acc = LLVMBuildLoad2(B, c->ft, dst, "");
-    LLVMValueRef x = cg_load_at(c, n->in[0], bcast_offset(c, &a->shape, &r)), v;
+    LLVMValueRef x = cg_load_at(c, n->in[0], bcast_offset(c, &la, &r)), v;
     if (n->op == OP_SUM)
         v = LLVMBuildFAdd(B, acc, x, "");
     else
@@ -251,15 +315,15 @@ static void emit_reduce(Cg *c, NodeId id) {
     nest_close(c, &r);
 }
 
-/* The offset in a tensor of shape s of the element at the nest's index,
- * with `shift` added to the index along `axis` (the nest has s's rank). */
-static LLVMValueRef shifted_offset(Cg *c, const Shape *s, const Nest *r, int axis, int64_t shift) {
-    LLVMValueRef off = cg_i64(c, 0);
-    int64_t stride = 1;
-    for (int d = s->rank - 1; d >= 0; d--) {
+/* The offset in node id's buffer of the element at the nest's index, with
+ * `shift` added to the index along `axis` (the nest has id's rank). The
+ * axis is never a batch axis: expr.c concatenates and slices samples. */
+static LLVMValueRef shifted_offset(Cg *c, NodeId id, const Nest *r, int axis, int64_t shift) {
+    LLVMValueRef off = cg_i64(c, 0), stride = cg_i64(c, 1);
+    for (int d = c->g->nodes[id].shape.rank - 1; d >= 0; d--) {
         LLVMValueRef i = d == axis ? LLVMBuildNUWAdd(c->b, r->idx[d], cg_i64(c, shift), "") : r->idx[d];
-        off = LLVMBuildNUWAdd(c->b, off, LLVMBuildNUWMul(c->b, i, cg_i64(c, stride), ""), "");
-        stride *= s->dim[d];
+        off = LLVMBuildNUWAdd(c->b, off, LLVMBuildNUWMul(c->b, i, stride, ""), "");
+        stride = LLVMBuildNUWMul(c->b, stride, cg_dim(c, id, d), "");
     }
     return off;
 }
@@ -267,32 +331,40 @@ static LLVMValueRef shifted_offset(Cg *c, const Shape *s, const Nest *r, int axi
 /* r = a then b along the axis: one copy loop nest per operand. */
 static void emit_concat(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
+    if (cg_batch_axis(c, id, n->axis))
+        die("codegen: concat along the batch axis");
     int64_t shift = 0;
     for (int k = 0; k < 2; k++) {
-        const Shape *s = &c->g->nodes[n->in[k]].shape;
         Nest r;
-        nest_open(c, &r, s);
-        store_at(c, c->ptr[id], shifted_offset(c, &n->shape, &r, n->axis, shift),
-                 cg_load_at(c, n->in[k], shifted_offset(c, s, &r, -1, 0)));
+        nest_open(c, &r, n->in[k]);
+        store_at(c, c->ptr[id], shifted_offset(c, id, &r, n->axis, shift),
+                 cg_load_at(c, n->in[k], shifted_offset(c, n->in[k], &r, -1, 0)));
         nest_close(c, &r);
-        shift += s->dim[n->axis];
+        shift += c->g->nodes[n->in[k]].shape.dim[n->axis];
     }
 }
 
 /* r[.., i, ..] = a[.., start + i, ..] */
 static void emit_slice(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
+    if (cg_batch_axis(c, id, n->axis))
+        die("codegen: slice along the batch axis");
     Nest r;
-    nest_open(c, &r, &n->shape);
-    store_at(c, c->ptr[id], shifted_offset(c, &n->shape, &r, -1, 0),
-             cg_load_at(c, n->in[0], shifted_offset(c, &c->g->nodes[n->in[0]].shape, &r, n->axis, n->start)));
+    nest_open(c, &r, id);
+    store_at(c, c->ptr[id], shifted_offset(c, id, &r, -1, 0),
+             cg_load_at(c, n->in[0], shifted_offset(c, n->in[0], &r, n->axis, n->start)));
     nest_close(c, &r);
 }
 
 /* Per row of the last axis: m = max a, s = sum e^(a - m), r = a - m - log s. */
 static void emit_logsoftmax(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
-    int64_t len = n->shape.dim[n->shape.rank - 1], rows = shape_elems(&n->shape) / len;
+    int last = n->shape.rank - 1;
+    if (cg_batch_axis(c, id, last))
+        die("codegen: logsoftmax along the batch axis");
+    LLVMValueRef len = cg_dim(c, id, last), rows = cg_i64(c, 1);
+    for (int d = 0; d < last; d++)
+        rows = LLVMBuildNUWMul(c->b, rows, cg_dim(c, id, d), "");
     LLVMBuilderRef B = c->b;
     /* Accumulators live in allocas at the entry block; SROA makes them registers. */
     LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
@@ -301,7 +373,7 @@ static void emit_logsoftmax(Cg *c, NodeId id) {
     LLVMPositionBuilderAtEnd(B, here);
 
     Loop lr, l1, l2, l3;
-    LLVMValueRef row = LLVMBuildNUWMul(B, cg_loop_open(c, &lr, rows), cg_i64(c, len), "");
+    LLVMValueRef row = LLVMBuildNUWMul(B, cg_loop_open(c, &lr, rows), len, "");
     LLVMBuildStore(B, cg_f(c, -__builtin_inf()), mx);
     LLVMValueRef j = LLVMBuildNUWAdd(B, row, cg_loop_open(c, &l1, len), "");
     LLVMValueRef x = cg_load_at(c, n->in[0], j), m = LLVMBuildLoad2(B, c->ft, mx, "");
@@ -326,17 +398,16 @@ static void emit_logsoftmax(Cg *c, NodeId id) {
  * -O0 reference (cg_matmul.c has the kernel). */
 static void emit_matmul_naive(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
-    const IrNode *A = &c->g->nodes[n->in[0]];
-    int64_t M = n->shape.dim[0], N = n->shape.dim[1], K = A->shape.dim[1];
+    LLVMValueRef M = cg_dim(c, id, 0), N = cg_dim(c, id, 1), K = cg_dim(c, n->in[0], 1);
     LLVMBuilderRef B = c->b;
-    emit_fill(c, c->ptr[id], M * N, cg_f(c, 0));
+    emit_fill(c, c->ptr[id], elems(c, id), cg_f(c, 0));
     Loop li, lk, lj;
     LLVMValueRef i = cg_loop_open(c, &li, M);
     LLVMValueRef k = cg_loop_open(c, &lk, K);
-    LLVMValueRef a = cg_load_at(c, n->in[0], LLVMBuildNUWAdd(B, LLVMBuildNUWMul(B, i, cg_i64(c, K), ""), k, ""));
+    LLVMValueRef a = cg_load_at(c, n->in[0], LLVMBuildNUWAdd(B, LLVMBuildNUWMul(B, i, K, ""), k, ""));
     LLVMValueRef j = cg_loop_open(c, &lj, N);
-    LLVMValueRef bkj = cg_load_at(c, n->in[1], LLVMBuildNUWAdd(B, LLVMBuildNUWMul(B, k, cg_i64(c, N), ""), j, ""));
-    LLVMValueRef dst = cg_elem_ptr(c, c->ptr[id], LLVMBuildNUWAdd(B, LLVMBuildNUWMul(B, i, cg_i64(c, N), ""), j, ""));
+    LLVMValueRef bkj = cg_load_at(c, n->in[1], LLVMBuildNUWAdd(B, LLVMBuildNUWMul(B, k, N, ""), j, ""));
+    LLVMValueRef dst = cg_elem_ptr(c, c->ptr[id], LLVMBuildNUWAdd(B, LLVMBuildNUWMul(B, i, N, ""), j, ""));
     LLVMValueRef args[3] = {a, bkj, LLVMBuildLoad2(B, c->ft, dst, "")};
     LLVMBuildStore(B, cg_intrinsic(c, "llvm.fmuladd", c->ft, args, 3), dst);
     cg_loop_close(c, &lj);
@@ -346,13 +417,12 @@ static void emit_matmul_naive(Cg *c, NodeId id) {
 
 /* r[i, j] = a[j, i] */
 static void emit_transpose(Cg *c, NodeId id) {
-    const IrNode *n = &c->g->nodes[id];
-    int64_t M = n->shape.dim[0], N = n->shape.dim[1];
+    LLVMValueRef M = cg_dim(c, id, 0), N = cg_dim(c, id, 1);
     Loop li, lj;
     LLVMValueRef i = cg_loop_open(c, &li, M), j = cg_loop_open(c, &lj, N);
-    LLVMValueRef src = LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, j, cg_i64(c, M), ""), i, "");
-    LLVMValueRef dst = LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, i, cg_i64(c, N), ""), j, "");
-    store_at(c, c->ptr[id], dst, cg_load_at(c, n->in[0], src));
+    LLVMValueRef src = LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, j, M, ""), i, "");
+    LLVMValueRef dst = LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, i, N, ""), j, "");
+    store_at(c, c->ptr[id], dst, cg_load_at(c, c->g->nodes[id].in[0], src));
     cg_loop_close(c, &lj);
     cg_loop_close(c, &li);
 }
@@ -378,8 +448,11 @@ static void emit_node(Cg *c, NodeId id) {
             emit_reduce(c, id);
         return;
     case CLASS_MATMUL:
-        /* The kernel reads its operands from memory: a constant one (rare) takes the naive path. */
-        if (c->sched->opt >= 2 && c->g->nodes[n->in[0]].op != OP_CONST && c->g->nodes[n->in[1]].op != OP_CONST)
+        /* The kernel reads its operands from memory: a constant one (rare)
+         * takes the naive path, and so does a product with batch columns
+         * (the kernel's column panels are fixed). */
+        if (c->sched->opt >= 2 && c->g->nodes[n->in[0]].op != OP_CONST && c->g->nodes[n->in[1]].op != OP_CONST &&
+            !cg_batch_axis(c, id, 1))
             cg_matmul(c, id);
         else
             emit_matmul_naive(c, id);
@@ -397,11 +470,20 @@ static void emit_node(Cg *c, NodeId id) {
 
 /* ---------------------------------------------------------------- step function */
 
-void cg_begin_function(Cg *c, LLVMValueRef fn) {
+void cg_begin_function(Cg *c, LLVMValueRef fn, bool kernel) {
     const Graph *g = c->g;
     c->fn = fn;
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
     LLVMValueRef slots = LLVMGetParam(fn, 0), arena = NULL;
+    c->kctx = NULL;
+    if (kernel) { /* slots and n from the context */
+        LLVMValueRef one = cg_i64(c, 1);
+        LLVMValueRef nptr = LLVMBuildLoad2(c->b, c->i8p, LLVMBuildInBoundsGEP2(c->b, c->i8p, slots, &one, 1, ""), "");
+        c->n = LLVMBuildPtrToInt(c->b, nptr, c->i64, "n");
+        slots = LLVMBuildBitCast(c->b, LLVMBuildLoad2(c->b, c->i8p, slots, "slots"), LLVMPointerType(c->i8p, 0), "");
+    } else {
+        c->n = LLVMGetParam(fn, 1);
+    }
     for (int s = 0; s < g->nslots; s++) {
         LLVMValueRef k = cg_i64(c, s);
         LLVMValueRef p = LLVMBuildLoad2(c->b, c->i8p, LLVMBuildInBoundsGEP2(c->b, c->i8p, slots, &k, 1, ""),
@@ -430,6 +512,23 @@ void cg_begin_function(Cg *c, LLVMValueRef fn) {
     }
 }
 
+/* Made in the entry block, so every kernel call of the function finds it. */
+LLVMValueRef cg_kernel_context(Cg *c) {
+    if (c->kctx)
+        return c->kctx;
+    LLVMBuilderRef B = c->b;
+    LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
+    LLVMValueRef term = LLVMGetBasicBlockTerminator(LLVMGetEntryBasicBlock(c->fn));
+    if (term) /* else the builder is still in the entry block */
+        LLVMPositionBuilderBefore(B, term);
+    c->kctx = LLVMBuildArrayAlloca(B, c->i8p, cg_i64(c, 2), "ctx");
+    LLVMValueRef one = cg_i64(c, 1);
+    LLVMBuildStore(B, LLVMBuildBitCast(B, LLVMGetParam(c->fn, 0), c->i8p, ""), c->kctx);
+    LLVMBuildStore(B, LLVMBuildIntToPtr(B, c->n, c->i8p, ""), LLVMBuildInBoundsGEP2(B, c->i8p, c->kctx, &one, 1, ""));
+    LLVMPositionBuilderAtEnd(B, here);
+    return c->kctx;
+}
+
 void cg_end_function(Cg *c) {
     LLVMBuildRetVoid(c->b);
     if (LLVMVerifyFunction(c->fn, LLVMReturnStatusAction)) {
@@ -439,20 +538,36 @@ void cg_end_function(Cg *c) {
     }
 }
 
+/* if (nnrt_interrupt_requested) return;  -- the runtime's flag, set by Ctrl-C
+ * (a volatile load: the handler may set it at any time). */
+static void return_if_interrupted(Cg *c) {
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(c->ctx);
+    LLVMValueRef flag = LLVMGetNamedGlobal(c->mod, "nnrt_interrupt_requested");
+    if (!flag)
+        flag = LLVMAddGlobal(c->mod, i32, "nnrt_interrupt_requested"); /* resolved by the JIT's symbol table */
+    LLVMValueRef v = LLVMBuildLoad2(c->b, i32, flag, "interrupted");
+    LLVMSetVolatile(v, true);
+    LLVMBasicBlockRef stop = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "stop");
+    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "go");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntNE, v, LLVMConstInt(i32, 0, false), ""), stop, go);
+    LLVMPositionBuilderAtEnd(c->b, stop);
+    LLVMBuildRetVoid(c->b);
+    LLVMPositionBuilderAtEnd(c->b, go);
+}
+
 void cg_add_step(CgModule *m, const char *name, const Graph *g, const Schedule *sched) {
-    Cg c = {.ctx = m->ctx, .mod = m->mod, .g = g, .sched = sched, .name = name};
-    c.ft = g->dtype == DT_F64 ? LLVMDoubleTypeInContext(m->ctx) : LLVMFloatTypeInContext(m->ctx);
-    c.fpt = LLVMPointerType(c.ft, 0);
-    c.i64 = LLVMInt64TypeInContext(m->ctx);
-    c.i8p = LLVMPointerType(LLVMInt8TypeInContext(m->ctx), 0);
-    LLVMTypeRef slots_t = LLVMPointerType(c.i8p, 0);
-    LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(m->ctx), &slots_t, 1, false);
-    c.b = LLVMCreateBuilderInContext(m->ctx);
+    Cg c = {.owner = m, .g = g, .sched = sched, .name = name};
+    cg_use_module(&c, m);
+    LLVMTypeRef params[2] = {LLVMPointerType(c.i8p, 0), c.i64};
+    LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(m->ctx), params, 2, false);
     c.slot = xrealloc(NULL, (size_t)g->nslots, sizeof *c.slot);
     c.ptr = xrealloc(NULL, (size_t)g->nnodes + 1, sizeof *c.ptr);
-    cg_begin_function(&c, LLVMAddFunction(m->mod, name, fty));
-    for (int i = 0; i < g->nnodes; i++)
+    cg_begin_function(&c, LLVMAddFunction(m->mod, name, fty), false);
+    for (int i = 0; i < g->nnodes; i++) {
+        if (sched->interruptible && (sched->place[i] == PLACE_ARENA || sched->place[i] == PLACE_SLOT))
+            return_if_interrupted(&c);
         emit_node(&c, i);
+    }
     /* Results go to their slots last: every read of the old values is done. */
     for (int o = 0; o < g->noutputs; o++) {
         NodeId id = g->outputs[o].node;
@@ -461,7 +576,7 @@ void cg_add_step(CgModule *m, const char *name, const Graph *g, const Schedule *
             (sched->place[id] == PLACE_SLOT && sched->slot[id] == g->outputs[o].slot))
             continue; /* unchanged, or computed in place */
         Loop l;
-        LLVMValueRef i = cg_loop_open(&c, &l, shape_elems(&n->shape));
+        LLVMValueRef i = cg_loop_open(&c, &l, elems(&c, id));
         store_at(&c, c.slot[g->outputs[o].slot], i, cg_load_at(&c, id, i));
         cg_loop_close(&c, &l);
     }

@@ -391,8 +391,8 @@ bool *fit_forward_nodes(const Graph *g) {
 
 void fit_on_nonfinite(void *ctx, const NnrtNonFinite *nf) {
     FitHook *h = ctx;
-    const Graph *g = nf->full ? h->step_full : h->step_rem;
-    const Schedule *sc = nf->full ? h->sched_full : h->sched_rem;
+    const Graph *g = h->step;
+    const Schedule *sc = h->sched;
     const char *arena = nf->slots[SLOT_NO_ARENA];
     /* After the step every materialised node still holds its value: in its
      * arena buffer, or in its slot when it was computed in place. The first

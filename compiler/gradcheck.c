@@ -14,8 +14,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-typedef void (*StepFn)(void **slots);
-
 static size_t slot_elems(const Slot *s) { return (size_t)shape_elems(&s->shape); }
 
 double gradcheck(Graph *g, NodeId loss, int64_t classes, uint64_t seed, int per_param, int opt, FILE *log,
@@ -51,8 +49,8 @@ double gradcheck(Graph *g, NodeId loss, int64_t classes, uint64_t seed, int per_
     Jit *jit = jit_compile(mod, err, errlen); /* takes mod */
     if (!jit)
         return -1;
-    StepFn fwd_fn = (StepFn)jit_lookup(jit, "forward", err, errlen);
-    StepFn bwd_fn = fwd_fn ? (StepFn)jit_lookup(jit, "backward", err, errlen) : NULL;
+    NnrtStepFn fwd_fn = (NnrtStepFn)jit_lookup(jit, "forward", err, errlen);
+    NnrtStepFn bwd_fn = fwd_fn ? (NnrtStepFn)jit_lookup(jit, "backward", err, errlen) : NULL;
     if (!bwd_fn) {
         jit_free(jit);
         return -1;
@@ -78,7 +76,7 @@ double gradcheck(Graph *g, NodeId loss, int64_t classes, uint64_t seed, int per_
         slots[s] = p;
     }
 
-    bwd_fn(slots);
+    bwd_fn(slots, g->batch);
     double worst = 0;
     for (int k = 0; k < nparams; k++) {
         const Slot *ps = &g->slots[g->nodes[params[k]].slot];
@@ -89,10 +87,10 @@ double gradcheck(Graph *g, NodeId loss, int64_t classes, uint64_t seed, int per_
             size_t i = count == n ? c : (size_t)(nnrt_rng_next(&rng) % n);
             double x = p[i], h = 1e-4 * (fabs(x) > 1 ? fabs(x) : 1);
             p[i] = x + h;
-            fwd_fn(slots);
+            fwd_fn(slots, g->batch);
             double lp = *(double *)slots[loss_slot];
             p[i] = x - h;
-            fwd_fn(slots);
+            fwd_fn(slots, g->batch);
             double lm = *(double *)slots[loss_slot];
             p[i] = x;
             double num = (lp - lm) / (2 * h), denom = fabs(an[i]) + fabs(num);

@@ -2,11 +2,11 @@
  *
  * The target machine is built from the host CPU's name *and* its feature
  * string: LLVM 14 calls recent CPUs "generic", and without the features it
- * would not use FMA or AVX-512 at all. The module is optimised here with
- * default<O3> (LLJIT itself does not optimise) and compiled to object code
- * here, one module per step function on the runtime's thread pool (each
- * module has its own LLVM context, so they compile in parallel); LLJIT then
- * only links the objects.
+ * would not use FMA or AVX-512 at all. The modules are optimised here (LLJIT
+ * itself does not optimise; the pipelines are below optimise()) and compiled
+ * to object code here, one module per step function and one per kernel on
+ * the runtime's thread pool (each module has its own LLVM context, so they
+ * compile in parallel); LLJIT then only links the objects.
  * Symbols the generated code calls (libm) are given by an explicit table:
  * that table is the whole ABI between JIT'd code and the process.
  *
@@ -144,6 +144,7 @@ static const struct {
     {"floor", (void *)floor},
     {"memset", (void *)memset}, {"memcpy", (void *)memcpy}, {"memmove", (void *)memmove},
     {"nnrt_parallel_for", (void *)nnrt_parallel_for},
+    {"nnrt_interrupt_requested", (void *)&nnrt_interrupt_requested},
 };
 
 static bool define_runtime_symbols(LLVMOrcLLJITRef j, char *err, size_t errlen) {
@@ -164,8 +165,23 @@ static bool define_runtime_symbols(LLVMOrcLLJITRef j, char *err, size_t errlen) 
     return true;
 }
 
-/* Sets the module's target and optimises it with default<O3> for tm. */
-static bool optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, char *err, size_t errlen) {
+/* The pass pipelines: what the generated code needs of O3, at a fifth of
+ * its cost (examples/mlp.nn: 145 of 255 ms CPU for the training step's
+ * module went to default<O3>). The kernels are register-blocked vector
+ * code by construction (cg_matmul.c), their loop-invariant offsets already
+ * outside their loops: they need only their address arithmetic simplified
+ * and shared (with LICM and GVN too, their inner loops were the same
+ * instructions, and the kernels' passes cost 2.5 times as much). A step
+ * function's naive loops need the loop vectoriser too; O3's inliner,
+ * unroller and repeated cleanups left the same code (its share of an epoch
+ * stayed 3.3-3.5%). */
+static const char kernel_passes[] = "function(early-cse,instcombine,simplifycfg)";
+static const char step_passes[] = "function(sroa,early-cse,instcombine,simplifycfg,loop-simplify,lcssa,"
+                                  "loop-rotate,loop-mssa(licm),loop-vectorize,instcombine,simplifycfg)";
+
+/* Sets the module's target and optimises it for tm. */
+static bool optimise(const CgModule *m, LLVMTargetMachineRef tm, char *err, size_t errlen) {
+    LLVMModuleRef mod = m->mod;
     char *triple = LLVMGetTargetMachineTriple(tm);
     LLVMSetTarget(mod, triple);
     LLVMDisposeMessage(triple);
@@ -173,12 +189,8 @@ static bool optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, char *err, size
     LLVMSetModuleDataLayout(mod, dl);
     LLVMDisposeTargetData(dl);
     LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
-    /* The kernels are unrolled by construction (cg_matmul.c) and the loop
-     * vectoriser interleaves the rest; LLVM's unroller, fully unrolling every
-     * short constant loop, doubled the code. Measured on examples/mlp.nn
-     * (compile + 1 epoch, 1 thread, CPU seconds): 3.1 without it, 3.8 with. */
-    LLVMPassBuilderOptionsSetLoopUnrolling(opts, false);
-    bool ok = take_error(LLVMRunPasses(mod, "default<O3>", tm, opts), "optimising", err, errlen);
+    bool ok = take_error(LLVMRunPasses(mod, m->kernel ? kernel_passes : step_passes, tm, opts), "optimising", err,
+                         errlen);
     LLVMDisposePassBuilderOptions(opts);
     return ok;
 }
@@ -187,17 +199,20 @@ bool jit_emit_asm(CgModule *m, FILE *out, char *err, size_t errlen) {
     LLVMTargetMachineRef tm = host_machine(err, errlen);
     if (!tm)
         return false;
-    char *msg = NULL;
-    LLVMMemoryBufferRef buf = NULL;
-    bool ok = optimise(m->mod, tm, err, errlen);
-    if (ok && LLVMTargetMachineEmitToMemoryBuffer(tm, m->mod, LLVMAssemblyFile, &msg, &buf)) {
-        snprintf(err, errlen, "emitting assembly: %s", msg);
-        LLVMDisposeMessage(msg);
-        ok = false;
-    }
-    if (ok) {
-        fwrite(LLVMGetBufferStart(buf), 1, LLVMGetBufferSize(buf), out);
-        LLVMDisposeMemoryBuffer(buf);
+    bool ok = true;
+    for (; ok && m; m = m->next) {
+        char *msg = NULL;
+        LLVMMemoryBufferRef buf = NULL;
+        ok = optimise(m, tm, err, errlen);
+        if (ok && LLVMTargetMachineEmitToMemoryBuffer(tm, m->mod, LLVMAssemblyFile, &msg, &buf)) {
+            snprintf(err, errlen, "emitting assembly: %s", msg);
+            LLVMDisposeMessage(msg);
+            ok = false;
+        }
+        if (ok) {
+            fwrite(LLVMGetBufferStart(buf), 1, LLVMGetBufferSize(buf), out);
+            LLVMDisposeMemoryBuffer(buf);
+        }
     }
     LLVMDisposeTargetMachine(tm);
     return ok;
@@ -205,7 +220,7 @@ bool jit_emit_asm(CgModule *m, FILE *out, char *err, size_t errlen) {
 
 /* One module's way to machine code: optimise it, emit an object file. */
 typedef struct Job {
-    LLVMModuleRef mod;
+    const CgModule *mod;
     LLVMMemoryBufferRef obj; /* NULL: failed, see err */
     char err[512];
 } Job;
@@ -218,24 +233,26 @@ typedef struct Jobs {
 
 /* Run by every thread of the pool: take the next module until none is left
  * (largest first, as the caller orders them). Each module has its own LLVM
- * context, so modules compile in parallel. */
+ * context, so modules compile in parallel; a thread makes one target
+ * machine for all the modules it takes. */
 static void compile_jobs(void **ctx, int64_t begin, int64_t end) {
     (void)begin, (void)end;
     Jobs *js = ctx[0];
+    LLVMTargetMachineRef tm = NULL;
     for (int i; (i = atomic_fetch_add(&js->next, 1)) < js->n;) {
         Job *jb = &js->job[i];
-        LLVMTargetMachineRef tm = host_machine(jb->err, sizeof jb->err);
-        if (!tm)
+        if (!tm && !(tm = host_machine(jb->err, sizeof jb->err)))
             continue;
         char *msg = NULL;
         if (optimise(jb->mod, tm, jb->err, sizeof jb->err) &&
-            LLVMTargetMachineEmitToMemoryBuffer(tm, jb->mod, LLVMObjectFile, &msg, &jb->obj)) {
+            LLVMTargetMachineEmitToMemoryBuffer(tm, jb->mod->mod, LLVMObjectFile, &msg, &jb->obj)) {
             snprintf(jb->err, sizeof jb->err, "code generation: %s", msg);
             LLVMDisposeMessage(msg);
             jb->obj = NULL;
         }
-        LLVMDisposeTargetMachine(tm);
     }
+    if (tm)
+        LLVMDisposeTargetMachine(tm);
 }
 
 /* Compiles the modules to object code in parallel; false (message in err)
@@ -283,33 +300,39 @@ static bool add_object(Jit *j, LLVMOrcResourceTrackerRef rt, LLVMMemoryBufferRef
     return take_error(e, "adding the object code", err, errlen);
 }
 
-static Jobs jobs_of(CgModule **mods, int n) {
+/* A job per module: each step function, then its kernels. */
+static Jobs jobs_of(CgModule **mods, int nmods) {
+    int n = 0;
+    for (int i = 0; i < nmods; i++)
+        for (const CgModule *m = mods[i]; m; m = m->next)
+            n++;
     Jobs js = {.job = xrealloc(NULL, (size_t)n + 1, sizeof *js.job), .n = n};
-    for (int i = 0; i < n; i++)
-        js.job[i] = (Job){.mod = mods[i]->mod};
+    for (int i = 0, k = 0; i < nmods; i++)
+        for (const CgModule *m = mods[i]; m; m = m->next)
+            js.job[k++] = (Job){.mod = m};
     return js;
 }
 
-static void jobs_free(Jobs *js, CgModule **mods) {
-    for (int i = 0; i < js->n; i++) {
+static void jobs_free(Jobs *js, CgModule **mods, int nmods) {
+    for (int i = 0; i < js->n; i++)
         if (js->job[i].obj)
             LLVMDisposeMemoryBuffer(js->job[i].obj);
+    for (int i = 0; i < nmods; i++)
         cg_module_free(mods[i]);
-    }
     free(js->job);
 }
 
-Jit *jit_compile_modules(CgModule **mods, int n, char *err, size_t errlen) {
-    Jobs js = jobs_of(mods, n);
+Jit *jit_compile_modules(CgModule **mods, int nmods, char *err, size_t errlen) {
+    Jobs js = jobs_of(mods, nmods);
     Jit *j = compile_objects(&js, err, errlen) ? jit_new(err, errlen) : NULL;
     if (j)
-        for (int i = 0; i < n; i++)
-            for (LLVMValueRef f = LLVMGetFirstFunction(mods[i]->mod); f; f = LLVMGetNextFunction(f))
+        for (int i = 0; i < js.n; i++)
+            for (LLVMValueRef f = LLVMGetFirstFunction(js.job[i].mod->mod); f; f = LLVMGetNextFunction(f))
                 if (!LLVMIsDeclaration(f)) {
                     j->names = xrealloc(j->names, (size_t)j->nnames + 1, sizeof *j->names);
                     j->names[j->nnames++] = xstrdup(LLVMGetValueName(f));
                 }
-    for (int i = 0; i < n && j; i++) {
+    for (int i = 0; i < js.n && j; i++) {
         bool ok = add_object(j, NULL, js.job[i].obj, err, errlen);
         js.job[i].obj = NULL; /* taken */
         if (!ok) {
@@ -317,7 +340,7 @@ Jit *jit_compile_modules(CgModule **mods, int n, char *err, size_t errlen) {
             j = NULL;
         }
     }
-    jobs_free(&js, mods);
+    jobs_free(&js, mods, nmods);
     return j;
 }
 
@@ -332,16 +355,21 @@ JitUnit *jit_add(Jit *j, CgModule *m, char *err, size_t errlen) {
     JitUnit *u = NULL;
     if (compile_objects(&js, err, errlen)) {
         LLVMOrcResourceTrackerRef rt = LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(j->lljit));
-        bool ok = add_object(j, rt, js.job[0].obj, err, errlen);
-        js.job[0].obj = NULL; /* taken */
+        bool ok = true;
+        for (int i = 0; i < js.n && ok; i++) { /* the step and its kernels */
+            ok = add_object(j, rt, js.job[i].obj, err, errlen);
+            js.job[i].obj = NULL; /* taken, also on failure */
+        }
         if (ok) {
             u = xcalloc(1, sizeof *u);
             u->rt = rt;
         } else {
+            char ignored[64]; /* err says what failed first */
+            take_error(LLVMOrcResourceTrackerRemove(rt), "", ignored, sizeof ignored);
             LLVMOrcReleaseResourceTracker(rt);
         }
     }
-    jobs_free(&js, &m);
+    jobs_free(&js, &m, 1);
     return u;
 }
 

@@ -1,7 +1,7 @@
 /* main.c — the nnc driver: options, then the pipeline's stages in order.
  *
  *   source -> parse -> sema -> lower -> autodiff -> optim -> dce
- *          -> codegen -> JIT (O3, host CPU) -> runtime (train, evaluate)
+ *          -> codegen -> JIT (host CPU) -> runtime (train, evaluate)
  *
  * Each --emit= stops after the stage it names and prints its result, so a
  * golden test can look at any point of the pipeline.
@@ -31,7 +31,7 @@ static const char usage[] =
     "                     kernels  the training step's IR and its schedule:\n"
     "                           which loop computes each node, where it lives\n"
     "                     llvm  the LLVM IR of the training step\n"
-    "                     asm   its machine code for this CPU, after O3\n"
+    "                     asm   its machine code for this CPU, optimised\n"
     "                     dot   the forward and gradient graphs for Graphviz\n"
     "  --train [PATH]     train on an IDX images file (raw or .gz); its labels\n"
     "                     file is found next to it. Without PATH: the model's\n"
@@ -323,22 +323,23 @@ static int check_options(Options *o, Diag *d) {
 
 /* ---------------------------------------------------------------- compile */
 
-/* The evaluation sets, each with its own remainder batch. */
+/* The evaluation sets. */
 enum { SET_TEST, SET_VAL, SET_EVAL, SET_PREDICT, NSETS };
 
-/* The step functions a run needs, compiled into one module. */
+/* The step functions a run needs: one for training, one for evaluation,
+ * each for every batch size up to the model's (the partial last batch of a
+ * set too). */
 typedef struct Compiled {
     Jit *jit;
-    Graph *train; /* the full-batch training graph: its slots describe every buffer */
-    Graph *train_rem_graph;
-    const Schedule *sched_full, *sched_rem;
-    NnrtStep train_full, train_rem, eval_full, rem[NSETS];
+    Graph *train; /* the training graph: its slots describe every buffer */
+    const Schedule *sched;
+    NnrtStep train_step, eval_step;
     size_t arena_bytes;
 } Compiled;
 
-static void add_step(Arena *a, CgModule *mod, const Model *m, int opt, StepKind kind, size_t batch, const char *name,
+static void add_step(Arena *a, CgModule *mod, const Model *m, int opt, StepKind kind, const char *name,
                      size_t *arena_bytes, Graph **graph, const Schedule **sched) {
-    Graph *g = step_graph(a, m, kind, (int64_t)batch, DT_F32);
+    Graph *g = step_graph(a, m, kind, m->batch, DT_F32);
     Schedule *s = schedule(a, g, opt);
     cg_add_step(mod, name, g, s);
     if (s->arena_bytes > *arena_bytes)
@@ -349,37 +350,20 @@ static void add_step(Arena *a, CgModule *mod, const Model *m, int opt, StepKind 
     }
 }
 
-/* n_train samples to train on (the batch size when not training) and
- * n_set[k] samples in each evaluation set (0: none). A remainder step is
- * compiled once per distinct size. */
-static bool compile_steps(Arena *a, const Model *m, int opt, size_t n_train, const size_t n_set[NSETS],
-                          Compiled *c, Diag *d) {
-    size_t b = (size_t)m->batch;
-    enum { NFN = 3 + NSETS };
-    size_t batches[NFN] = {b, n_train % b, b};
-    NnrtStep *steps[NFN] = {&c->train_full, &c->train_rem, &c->eval_full};
-    const char *names[NFN] = {"train_full", "train_rem", "eval_full"};
-    for (int k = 0; k < NSETS; k++) {
-        batches[3 + k] = n_set[k] % b;
-        steps[3 + k] = &c->rem[k];
-        names[3 + k] = arena_printf(a, "eval_rem%d", k);
-        for (int j = 3; j < 3 + k; j++)
-            if (batches[j] == batches[3 + k])
-                batches[3 + k] = 0; /* the same function as set j: looked up below */
-    }
+static bool compile_steps(Arena *a, const Model *m, int opt, Compiled *c, Diag *d) {
     /* One module per function, so they compile in parallel; the training
-     * steps, the largest, come first. */
+     * step, the larger, first. */
+    enum { NFN = 2 };
+    const char *names[NFN] = {"train_step", "eval_step"};
+    NnrtStep *steps[NFN] = {&c->train_step, &c->eval_step};
     CgModule *mods[NFN];
-    int nmods = 0;
-    for (int i = 0; i < NFN; i++)
-        if (batches[i]) {
-            mods[nmods] = cg_module_new(names[i]);
-            add_step(a, mods[nmods++], m, opt, i < 2 ? STEP_TRAIN : STEP_EVAL, batches[i], names[i],
-                     &c->arena_bytes, i == 0 ? &c->train : i == 1 ? &c->train_rem_graph : NULL,
-                     i == 0 ? &c->sched_full : &c->sched_rem);
-        }
+    for (int i = 0; i < NFN; i++) {
+        mods[i] = cg_module_new(names[i]);
+        add_step(a, mods[i], m, opt, i == 0 ? STEP_TRAIN : STEP_EVAL, names[i], &c->arena_bytes,
+                 i == 0 ? &c->train : NULL, &c->sched);
+    }
     char err[1024];
-    c->jit = jit_compile_modules(mods, nmods, err, sizeof err); /* takes the modules */
+    c->jit = jit_compile_modules(mods, NFN, err, sizeof err); /* takes the modules */
     if (!c->jit) {
         diag_plain(d, "%s", err);
         return false;
@@ -389,20 +373,12 @@ static bool compile_steps(Arena *a, const Model *m, int opt, size_t n_train, con
         return false;
     }
     for (int i = 0; i < NFN; i++) {
-        *steps[i] = (NnrtStep){NULL, batches[i]};
-        if (!batches[i])
-            continue;
-        /* The first lookup runs LLVM's code generator for the whole module. */
-        steps[i]->fn = (NnrtStepFn)jit_lookup(c->jit, names[i], err, sizeof err);
+        *steps[i] = (NnrtStep){(NnrtStepFn)jit_lookup(c->jit, names[i], err, sizeof err), (size_t)m->batch};
         if (!steps[i]->fn) {
             diag_plain(d, "%s", err);
             return false;
         }
     }
-    for (int k = 0; k < NSETS; k++)
-        for (int j = 0; j < k && n_set[k] % b && !c->rem[k].fn; j++)
-            if (c->rem[j].batch == n_set[k] % b)
-                c->rem[k] = c->rem[j];
     return true;
 }
 
@@ -638,20 +614,15 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
     Compiled c = {0};
     if (weights && !fit_load(d, weights, g, slots, &hook.info, &hook.st))
         status = EXIT_USAGE;
-    size_t n_set[NSETS];
-    for (int k = 0; k < NSETS; k++)
-        n_set[k] = dt.have[k] ? dt.set[k].n : 0;
     double t0 = nnrt_now();
-    if (status == EXIT_OK && !compile_steps(a, m, o->opt, dt.have_train ? dt.train.n : (size_t)m->batch, n_set, &c, d))
+    if (status == EXIT_OK && !compile_steps(a, m, o->opt, &c, d))
         status = EXIT_USAGE;
     double compile_secs = nnrt_now() - t0;
     /* CSV on standard output keeps it to itself: the rest goes to stderr then. */
     FILE *info = o->predict_path && !o->out_path ? stderr : stdout;
     hook.out = info;
-    hook.step_full = c.train;
-    hook.step_rem = c.train_rem_graph;
-    hook.sched_full = c.sched_full;
-    hook.sched_rem = c.sched_rem;
+    hook.step = c.train;
+    hook.sched = c.sched;
     if (status == EXIT_OK) {
         fprintf(info, "model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)ir_param_count(g),
                 compile_secs * 1e3);
@@ -665,14 +636,13 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
         .outputs = (size_t)shape_elems(&m->output),
         .classify = m->label_size == 1 && !m->several_losses &&
                     (model_classes(m) > 0 || m->output.dim[0] > 1),
-        .train_full = c.train_full, .train_rem = c.train_rem,
-        .eval_full = c.eval_full, .eval_rem = c.rem[SET_TEST],
+        .train = c.train_step, .eval = c.eval_step,
         .slots = slots, .nslots = (size_t)g->nslots,
         .arena_bytes = c.arena_bytes,
         .epochs = (int)m->epochs,
         .seed = o->seed,
         .out = info,
-        .val = dt.have[SET_VAL] ? &dt.set[SET_VAL] : NULL, .val_rem = c.rem[SET_VAL],
+        .val = dt.have[SET_VAL] ? &dt.set[SET_VAL] : NULL,
         .resume = o->resume_path ? &hook.st.pos : NULL,
         .slot_elems = slot_elems,
         .ctx = &hook, .after_step = fit_after_step, .on_nonfinite = fit_on_nonfinite,
@@ -716,7 +686,6 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
             print_params(info, g, slots);
     }
     if (status == EXIT_OK && dt.have[SET_EVAL]) {
-        spec.eval_rem = c.rem[SET_EVAL];
         fprintf(info, "evaluating on %s\n", o->eval_path);
         if (!nnrt_eval_report(&spec, &dt.set[SET_EVAL], info, err, sizeof err)) {
             diag_plain(d, "%s", err);
@@ -724,7 +693,6 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
         }
     }
     if (status == EXIT_OK && dt.have[SET_PREDICT]) {
-        spec.eval_rem = c.rem[SET_PREDICT];
         FILE *out = o->out_path ? fopen(o->out_path, "w") : stdout;
         if (!out) {
             diag_plain(d, "%s: %s", o->out_path, strerror(errno));
@@ -866,8 +834,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
      * this check is known to go through the whole pipeline. */
     double t0 = nnrt_now();
     Compiled c = {0};
-    size_t none[NSETS] = {0};
-    int status = compile_steps(a, m, o->opt, (size_t)m->batch, none, &c, d) ? EXIT_OK : EXIT_USAGE;
+    int status = compile_steps(a, m, o->opt, &c, d) ? EXIT_OK : EXIT_USAGE;
     if (status == EXIT_OK)
         printf("model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)ir_param_count(c.train),
                (nnrt_now() - t0) * 1e3);

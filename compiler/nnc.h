@@ -494,8 +494,9 @@ typedef struct IrNode {
     Loc loc;       /* the source construct this node came from */
 } IrNode;
 
-/* The step function's arguments: `void step(void **slots)`; slots[0] is the
- * arena of intermediate buffers, the others are named tensors. */
+/* The step function's arguments: `void step(void **slots, int64_t n)`;
+ * slots[0] is the arena of intermediate buffers, the others are named
+ * tensors; n is the batch size (see Graph's batch_axes). */
 typedef enum { SLOT_ARENA, SLOT_INPUT, SLOT_LABEL, SLOT_LOSS, SLOT_OUTPUT, SLOT_PARAM, SLOT_STATE, SLOT_GRAD } SlotKind;
 
 /* Fixed slot numbers, the same in every step function of a model. */
@@ -527,6 +528,14 @@ typedef struct Graph {
     int nslots, slot_cap;
     IrOutput *outputs;
     int noutputs, out_cap;
+    /* A step graph built for `batch` samples runs on any n <= batch of them
+     * (step.c): bit d of batch_axes[i] is set when axis d of node i has n
+     * elements (batch in its shape); batch_pow[i] is -1 for a constant whose
+     * value is proportional to 1/n (a mean over the batch), +1 for one
+     * proportional to n, else 0. NULL: every size is fixed (n == batch). */
+    int64_t batch;
+    uint8_t *batch_axes;
+    int8_t *batch_pow;
 } Graph;
 
 Graph *ir_new(Arena *a, DType dt);
@@ -721,8 +730,10 @@ void optim_update(Graph *g, const Model *m, const NodeId *params, const NodeId *
 
 typedef enum { STEP_TRAIN, STEP_EVAL } StepKind;
 
-/* The whole step graph of `m` for one batch size: forward (loss and output),
- * and for STEP_TRAIN the gradients and the update. Simplified and DCE'd. */
+/* The whole step graph of `m` for `batch` samples: forward (loss and
+ * output), and for STEP_TRAIN the gradients and the update. Simplified and
+ * DCE'd. Its batch axes and batch-dependent constants are marked, so one
+ * compiled step serves every batch of up to `batch` samples. */
 Graph *step_graph(Arena *a, const Model *m, StepKind kind, int64_t batch, DType dt);
 
 /* ---------------------------------------------------------------- gradcheck.c */
@@ -764,6 +775,8 @@ typedef struct Schedule {
                            the product (its one user, computed on the
                            accumulators), or -1 */
     size_t arena_bytes;
+    bool interruptible; /* returns before its next loop once nnrt_interrupt() was
+                           called (a REPL entry's: Ctrl-C); set by the caller */
 } Schedule;
 
 Schedule *schedule(Arena *a, const Graph *g, int opt);
@@ -784,11 +797,14 @@ struct CgModule {
     LLVMOrcThreadSafeContextRef tsctx; /* owns ctx */
     LLVMContextRef ctx;
     LLVMModuleRef mod;                 /* owned until jit_compile takes it */
+    bool kernel;                       /* an outlined kernel (jit.c optimises it less) */
+    CgModule *next;                    /* the kernels the step calls, each a module of its own */
 };
 
 /* Emission state of one step function, shared by codegen.c and the kernel
  * generators (cg_matmul.c). */
 typedef struct Cg {
+    CgModule *owner;    /* the step function's module: its kernels are chained to it */
     LLVMContextRef ctx;
     LLVMModuleRef mod;
     LLVMBuilderRef b;
@@ -800,6 +816,8 @@ typedef struct Cg {
     const Schedule *sched;
     LLVMValueRef *ptr;  /* per node: base pointer of its elements in fn (NULL: constant) */
     LLVMValueRef *slot; /* per slot: its pointer in fn, as ft* */
+    LLVMValueRef n;     /* the batch size this call runs on (i64) */
+    LLVMValueRef kctx;  /* the kernels' context, once made (cg_kernel_context) */
 } Cg;
 
 /* A counted loop 0 <= i < n: open it, emit the body, close it. */
@@ -810,15 +828,27 @@ typedef struct Loop {
 
 LLVMValueRef cg_i64(Cg *c, int64_t v);
 LLVMValueRef cg_f(Cg *c, double v);
-LLVMValueRef cg_loop_open(Cg *c, Loop *l, int64_t n);
+LLVMValueRef cg_loop_open(Cg *c, Loop *l, LLVMValueRef n);
 void cg_loop_close(Cg *c, Loop *l);
 LLVMValueRef cg_elem_ptr(Cg *c, LLVMValueRef base, LLVMValueRef off);
 LLVMValueRef cg_load_at(Cg *c, NodeId id, LLVMValueRef off);
+/* Axis d of node id: its size, n along a batch axis. */
+LLVMValueRef cg_dim(Cg *c, NodeId id, int d);
+/* Is axis d of node id a batch axis (of n elements at run time)? */
+bool cg_batch_axis(const Cg *c, NodeId id, int d);
+/* The value of constant node id (scaled to n if it depends on the batch). */
+LLVMValueRef cg_const(Cg *c, NodeId id);
 /* A call of an intrinsic overloaded on type t (the element or a vector type). */
 LLVMValueRef cg_intrinsic(Cg *c, const char *name, LLVMTypeRef t, LLVMValueRef *args, unsigned nargs);
-/* Starts function fn (its first parameter the slot array): sets c->fn, the
- * builder, c->slot and c->ptr for it. cg_end_function() ends and checks it. */
-void cg_begin_function(Cg *c, LLVMValueRef fn);
+/* Emits into m from now on: its context, module, types and a new builder. */
+void cg_use_module(Cg *c, CgModule *m);
+/* Starts function fn: sets c->fn, the builder, c->slot, c->ptr and c->n for
+ * it. A step function's parameters are (slots, n); an outlined kernel's
+ * first parameter is its context {slots, n} (cg_kernel_context).
+ * cg_end_function() ends and checks it. */
+void cg_begin_function(Cg *c, LLVMValueRef fn, bool kernel);
+/* In a step function: the context its kernels take. */
+LLVMValueRef cg_kernel_context(Cg *c);
 void cg_end_function(Cg *c);
 
 /* ---------------------------------------------------------------- cg_matmul.c */
@@ -829,7 +859,8 @@ void cg_matmul(Cg *c, NodeId id);
 #endif
 
 CgModule *cg_module_new(const char *name);
-/* Adds `void fn(void **slots)` computing g as scheduled by s. */
+/* Adds `void fn(void **slots, int64_t n)` computing g as scheduled by s for
+ * n samples (n <= g->batch; n is ignored if g has no batch axes). */
 void cg_add_step(CgModule *m, const char *fn, const Graph *g, const Schedule *s);
 /* Prints the module's LLVM IR (before optimisation). */
 void cg_print(CgModule *m, FILE *out);
@@ -837,12 +868,12 @@ void cg_print(CgModule *m, FILE *out);
 /* ---------------------------------------------------------------- jit.c */
 
 typedef struct Jit Jit;
-/* Optimises (default<O3> for the host CPU with its features) and compiles the
- * module; takes ownership of `m`. NULL with a message in err on failure. */
+/* Optimises (for the host CPU with its features) and compiles the module
+ * and its kernels; takes ownership of `m`. NULL with a message in err on failure. */
 Jit *jit_compile(CgModule *m, char *err, size_t errlen);
 /* The same for n modules compiled in parallel (largest first is best); takes
  * every module. */
-Jit *jit_compile_modules(CgModule **mods, int n, char *err, size_t errlen);
+Jit *jit_compile_modules(CgModule **mods, int nmods, char *err, size_t errlen);
 void *jit_lookup(Jit *j, const char *fn, char *err, size_t errlen);
 /* A JIT with nothing in it yet, for a REPL session: each entry's module is
  * added under its own resource tracker and removed once it has run, so a
@@ -928,9 +959,9 @@ typedef struct FitHook {
     size_t save_every;    /* steps; 0: at the end of every epoch only */
     int patience;         /* early stopping; 0: never */
     FitMonitor monitor;
-    /* The guard: the training steps' graphs and schedules. */
-    const Graph *step_full, *step_rem;
-    const Schedule *sched_full, *sched_rem;
+    /* The guard: the training step's graph and schedule. */
+    const Graph *step;
+    const Schedule *sched;
     bool nan_reported;
     int saved_epoch;      /* where the last periodic checkpoint was taken; -1: none */
     size_t saved_step;

@@ -33,8 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef void (*ScriptFn)(void **slots);
-
 /* ---------------------------------------------------------------- texts */
 
 ScriptText *script_text_new(const char *path, int first_line, const char *text, size_t len) {
@@ -405,6 +403,7 @@ static bool eval_run(Eval *ev, Slots *out) {
     Script *sc = ev->sc;
     Graph *run = ir_dce(ev->e.g);
     Schedule *plan = schedule(ev->e.arena, run, 2);
+    plan->interruptible = true;
     CgModule *mod = cg_module_new("entry");
     cg_add_step(mod, "entry", run, plan);
     char err[1024];
@@ -414,7 +413,7 @@ static bool eval_run(Eval *ev, Slots *out) {
         return false;
     }
     JitUnit *unit = jit_add(sc->jit, mod, err, sizeof err); /* takes mod */
-    ScriptFn fn = unit ? (ScriptFn)jit_lookup(sc->jit, "entry", err, sizeof err) : NULL;
+    NnrtStepFn fn = unit ? (NnrtStepFn)jit_lookup(sc->jit, "entry", err, sizeof err) : NULL;
     if (!fn) {
         diag_plain(sc->diag, "%s", err);
         jit_remove(unit);
@@ -428,9 +427,13 @@ static bool eval_run(Eval *ev, Slots *out) {
         if (s < ev->init_cap && ev->init[s])
             memcpy(slots[s], ev->init[s], n * sizeof(double));
     }
-    fn(slots);
+    fn(slots, run->batch);
     jit_remove(unit);
     *out = (Slots){slots, run->nslots};
+    if (nnrt_interrupted()) { /* Ctrl-C: the results are partial */
+        fprintf(sc->out, "interrupted\n");
+        return false;
+    }
     return true;
 }
 

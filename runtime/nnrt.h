@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 
 /* ---------------------------------------------------------------- idx.c */
@@ -160,14 +161,16 @@ double nnrt_now(void); /* monotonic seconds */
 
 /* ---------------------------------------------------------------- train.c */
 
-/* A compiled step function: `void fn(void **slots)`. Slots:
- *   0 arena (scratch, >= arena_bytes), 1 x [b, sample], 2 y [b],
- *   3 loss (one element), 4 output [b, outputs], 5.. parameters then optimizer state. */
-typedef void (*NnrtStepFn)(void **slots);
+/* A compiled step function: `void fn(void **slots, int64_t n)` runs one
+ * batch of any n samples, 1 <= n <= its batch size (the last batch of a set
+ * may be partial; the loss is the mean over the n samples). Slots:
+ *   0 arena (scratch, >= arena_bytes), 1 x [n, sample], 2 y [n],
+ *   3 loss (one element), 4 output [n, outputs], 5.. parameters then optimizer state. */
+typedef void (*NnrtStepFn)(void **slots, int64_t n);
 
 typedef struct NnrtStep {
-    NnrtStepFn fn; /* NULL: not needed (no remainder batch) */
-    size_t batch;
+    NnrtStepFn fn;
+    size_t batch; /* the largest n, the size of every batch but a set's last */
 } NnrtStep;
 
 /* Where training is: enough to continue exactly (checkpoints hold it). */
@@ -193,7 +196,6 @@ typedef struct NnrtNonFinite {
     int epoch;       /* 1-based */
     size_t step;     /* 1-based, in the epoch */
     bool in_loss;
-    bool full;       /* the full-batch step (else the remainder step) */
     double loss;
     void **slots;    /* the step's slots, still holding its buffers */
 } NnrtNonFinite;
@@ -202,8 +204,7 @@ typedef struct NnrtTrainSpec {
     int dtype_bytes;      /* 4 (float) or 8 (double) */
     size_t outputs;       /* elements of the output per sample */
     bool classify;        /* accuracy = argmax(output) == label */
-    NnrtStep train_full, train_rem; /* batch size and n_train % batch */
-    NnrtStep eval_full, eval_rem;   /* for the test set (its own remainder) */
+    NnrtStep train, eval; /* their batch sizes may differ */
     void **slots;         /* slots 5.. filled by the caller; 0..4 set by the trainer */
     size_t nslots;
     size_t arena_bytes;   /* max over the step functions */
@@ -211,8 +212,7 @@ typedef struct NnrtTrainSpec {
     uint64_t seed;        /* shuffling */
     FILE *out;            /* progress and results */
     /* Optional. */
-    const NnrtDataset *val; /* evaluated after every epoch (eval_full, val_rem) */
-    NnrtStep val_rem;
+    const NnrtDataset *val; /* evaluated after every epoch */
     const NnrtTrainPos *resume; /* NULL: epoch 0, the generator seeded from seed */
     /* The NaN/Inf guard: elements of each slot from 5 on (NULL: the loss
      * alone is checked); after every step they must all be finite. */
@@ -228,8 +228,12 @@ typedef struct NnrtTrainSpec {
 typedef enum { NNRT_FAIL_NONE, NNRT_FAIL_NONFINITE, NNRT_FAIL_HOOK, NNRT_FAIL_INTERRUPTED, NNRT_FAIL_OTHER } NnrtFailure;
 
 /* Asks a running nnrt_train to stop after its current step (it then fails
- * with NNRT_FAIL_INTERRUPTED, the weights those of that step). Safe in a
- * signal handler; the request stays until cleared. */
+ * with NNRT_FAIL_INTERRUPTED, the weights those of that step), and a
+ * running interruptible step function to return before its next loop.
+ * Safe in a signal handler; the request stays until cleared. The flag is
+ * the runtime's one piece of global mutable state: a signal handler has
+ * nowhere else to put it, and JIT'd code reads it by name. */
+extern volatile sig_atomic_t nnrt_interrupt_requested;
 void nnrt_interrupt(void);
 bool nnrt_interrupted(void);
 void nnrt_clear_interrupt(void);

@@ -1,14 +1,14 @@
 /* train.c — the training loop around compiled step functions.
  *
- * A step function is compiled for one batch size, so an epoch is a run of
- * full batches plus, when the batch size does not divide the dataset, one
- * call of a second function compiled for the remainder: every sample is
- * seen exactly once per epoch and no step pads or drops samples.
+ * A step function runs any batch of up to its batch size (the size is its
+ * argument), so an epoch is a run of full batches plus, when the batch size
+ * does not divide the dataset, one partial batch: every sample is seen
+ * exactly once per epoch and no step pads or drops samples.
  *
  * The order is a permutation shuffled at the start of every epoch by one
  * generator seeded once from spec->seed, so a run is reproducible and the
  * epochs still differ. Loss and accuracy are sample-weighted means (a step
- * reports its batch's mean loss), so the remainder batch counts for what
+ * reports its batch's mean loss), so the partial batch counts for what
  * it holds. A non-finite loss, parameter or optimizer state stops training
  * with the epoch and step (the NaN/Inf guard): going on would only turn
  * every parameter into NaN. Checking the parameters costs one pass over
@@ -107,16 +107,10 @@ static size_t count_correct(const Buffers *bf, size_t b, size_t outputs, int dty
     return correct;
 }
 
-/* The full-batch and remainder steps for n samples; checks that they fit. */
-static bool check_steps(const char *what, size_t n, NnrtStep full, NnrtStep rem, char *err,
-                        size_t errlen) {
-    if (!full.fn || full.batch == 0)
+/* The step for n samples; checks that it can run them. */
+static bool check_step(const char *what, size_t n, NnrtStep step, char *err, size_t errlen) {
+    if (!step.fn || step.batch == 0)
         return nnrt_fail(err, errlen, "no %s step function (or batch size 0)", what);
-    size_t r = n % full.batch;
-    if (r != 0 && (!rem.fn || rem.batch != r))
-        return nnrt_fail(err, errlen, "%s: %zu samples in batches of %zu leave %zu for the last "
-                    "batch, but the remainder step is compiled for %zu", what, n, full.batch, r,
-                    rem.fn ? rem.batch : 0);
     if (n > UINT32_MAX)
         return nnrt_fail(err, errlen, "%s: %zu samples, more than the %u supported", what, n,
                     (unsigned)UINT32_MAX);
@@ -177,16 +171,14 @@ static bool state_finite(const NnrtTrainSpec *spec) {
     return true;
 }
 
-/* The runtime's one piece of global mutable state: a stop request, set
- * from a signal handler (the REPL's Ctrl-C), checked after every step. */
-static volatile sig_atomic_t interrupt_requested;
+volatile sig_atomic_t nnrt_interrupt_requested;
 
-void nnrt_interrupt(void) { interrupt_requested = 1; }
-bool nnrt_interrupted(void) { return interrupt_requested != 0; }
-void nnrt_clear_interrupt(void) { interrupt_requested = 0; }
+void nnrt_interrupt(void) { nnrt_interrupt_requested = 1; }
+bool nnrt_interrupted(void) { return nnrt_interrupt_requested != 0; }
+void nnrt_clear_interrupt(void) { nnrt_interrupt_requested = 0; }
 
 static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf,
-                     NnrtStep full, NnrtStep rem, NnrtProgress *prog, Pass *pass,
+                     NnrtStep st, NnrtProgress *prog, Pass *pass,
                      NnrtTrainPos *pos, NnrtTrainResult *res, const char *where, char *err,
                      size_t errlen) {
     size_t step = pos ? pos->step : 0;
@@ -200,12 +192,11 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
     }
     if (prog)
         prog->done = step;
-    for (size_t off = step * full.batch; off < ds->n; off += full.batch) {
+    for (size_t off = step * st.batch; off < ds->n; off += st.batch) {
         step++;
-        bool is_full = ds->n - off >= full.batch;
-        size_t b = is_full ? full.batch : rem.batch;
+        size_t b = ds->n - off < st.batch ? ds->n - off : st.batch;
         nnrt_batch_fill(ds, bf->order + off, b, spec->dtype_bytes, bf->x, bf->y);
-        (is_full ? full.fn : rem.fn)(spec->slots);
+        st.fn(spec->slots, (int64_t)b);
         double loss = read_elem(bf->loss, 0, spec->dtype_bytes);
         bool loss_ok = isfinite(loss);
         if (!loss_ok || (pos && !state_finite(spec))) {
@@ -214,7 +205,7 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
             if (res)
                 res->failure = NNRT_FAIL_NONFINITE;
             if (pos && spec->on_nonfinite) {
-                NnrtNonFinite nf = {pos->epoch + 1, step, !loss_ok, is_full, loss, spec->slots};
+                NnrtNonFinite nf = {pos->epoch + 1, step, !loss_ok, loss, spec->slots};
                 spec->on_nonfinite(spec->ctx, &nf);
             }
             if (loss_ok)
@@ -259,13 +250,12 @@ static double pass_acc(const NnrtTrainSpec *spec, const Pass *p) {
 }
 
 /* Evaluation over buffers allocated by the caller. */
-static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, NnrtStep rem,
-                     const char *where, const Buffers *bf, double *loss, double *acc,
+static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, const char *where, const Buffers *bf, double *loss, double *acc,
                      NnrtBatchFn on_batch, void *ctx, char *err, size_t errlen) {
     for (size_t i = 0; i < ds->n; i++)
         bf->order[i] = (uint32_t)i;
     Pass pass = {.on_batch = on_batch, .ctx = ctx};
-    if (!run_pass(spec, ds, bf, spec->eval_full, rem, NULL, &pass, NULL, NULL, where, err,
+    if (!run_pass(spec, ds, bf, spec->eval, NULL, &pass, NULL, NULL, where, err,
                   errlen))
         return false;
     *loss = pass.loss_sum / (double)pass.seen;
@@ -281,15 +271,15 @@ bool nnrt_evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, double *los
 bool nnrt_evaluate_batches(const NnrtTrainSpec *spec, const NnrtDataset *ds, NnrtBatchFn on_batch,
                            void *ctx, double *loss, double *acc, char *err, size_t errlen) {
     if (!check_spec(spec, err, errlen) ||
-        !check_steps("evaluation", ds->n, spec->eval_full, spec->eval_rem, err, errlen))
+        !check_step("evaluation", ds->n, spec->eval, err, errlen))
         return false;
     if (ds->n == 0)
         return nnrt_fail(err, errlen, "evaluation: the dataset is empty");
     Buffers bf;
-    if (!buffers_alloc(&bf, spec, spec->eval_full.batch, ds, ds->n, err, errlen))
+    if (!buffers_alloc(&bf, spec, spec->eval.batch, ds, ds->n, err, errlen))
         return false;
     set_slots(spec, &bf);
-    bool ok = evaluate(spec, ds, spec->eval_rem, "at", &bf, loss, acc, on_batch, ctx, err,
+    bool ok = evaluate(spec, ds, "at", &bf, loss, acc, on_batch, ctx, err,
                        errlen);
     clear_slots(spec);
     buffers_free(&bf);
@@ -304,8 +294,8 @@ void nnrt_train_pos_init(NnrtTrainPos *pos, uint64_t seed) {
 }
 
 static bool check_eval_set(const NnrtTrainSpec *spec, const char *what, const NnrtDataset *ds,
-                           NnrtStep rem, const NnrtDataset *train, char *err, size_t errlen) {
-    if (!check_steps(what, ds->n, spec->eval_full, rem, err, errlen))
+                           const NnrtDataset *train, char *err, size_t errlen) {
+    if (!check_step(what, ds->n, spec->eval, err, errlen))
         return false;
     if (ds->n == 0)
         return nnrt_fail(err, errlen, "%s: the set is empty", what);
@@ -325,23 +315,23 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
     res->test_loss = res->test_acc = -1;
     res->failure = NNRT_FAIL_OTHER;
     if (!check_spec(spec, err, errlen) ||
-        !check_steps("training", train->n, spec->train_full, spec->train_rem, err, errlen))
+        !check_step("training", train->n, spec->train, err, errlen))
         return false;
     if (train->n == 0)
         return nnrt_fail(err, errlen, "training: the dataset is empty");
     if (spec->epochs < 0)
         return nnrt_fail(err, errlen, "%d epochs", spec->epochs);
-    size_t max_batch = spec->train_full.batch;
+    size_t max_batch = spec->train.batch;
     if (test || spec->val)
-        max_batch = max_size(max_batch, spec->eval_full.batch);
+        max_batch = max_size(max_batch, spec->eval.batch);
     size_t max_n = train->n;
     if (test) {
-        if (!check_eval_set(spec, "evaluation", test, spec->eval_rem, train, err, errlen))
+        if (!check_eval_set(spec, "evaluation", test, train, err, errlen))
             return false;
         max_n = max_size(max_n, test->n);
     }
     if (spec->val) {
-        if (!check_eval_set(spec, "validation", spec->val, spec->val_rem, train, err, errlen))
+        if (!check_eval_set(spec, "validation", spec->val, train, err, errlen))
             return false;
         max_n = max_size(max_n, spec->val->n);
     }
@@ -350,7 +340,7 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         pos = *spec->resume;
     else
         nnrt_train_pos_init(&pos, spec->seed);
-    size_t full = spec->train_full.batch;
+    size_t full = spec->train.batch;
     size_t steps = train->n / full + (train->n % full != 0);
     if (pos.epoch < 0 || pos.step >= steps || pos.seen > train->n || pos.correct > pos.seen)
         return nnrt_fail(err, errlen, "cannot resume at epoch %d, step %zu: an epoch has %zu steps",
@@ -378,7 +368,7 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         char where[64];
         snprintf(where, sizeof where, "at epoch %d,", pos.epoch + 1);
         Pass pass = {0};
-        ok = run_pass(spec, train, &bf, spec->train_full, spec->train_rem, &prog, &pass,
+        ok = run_pass(spec, train, &bf, spec->train, &prog, &pass,
                       &in_epoch, res, where, err, errlen);
         if (!ok)
             break;
@@ -388,7 +378,7 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         st->acc = pass_acc(spec, &pass);
         st->val_loss = st->val_acc = -1;
         if (spec->val) {
-            ok = evaluate(spec, spec->val, spec->val_rem, "on the validation set at", &bf,
+            ok = evaluate(spec, spec->val, "on the validation set at", &bf,
                           &st->val_loss, &st->val_acc, NULL, NULL, err, errlen);
             if (!ok) {
                 res->failure = NNRT_FAIL_NONFINITE;
@@ -418,7 +408,7 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         }
     }
     if (ok && test) {
-        ok = evaluate(spec, test, spec->eval_rem, "on the test set at", &bf, &res->test_loss,
+        ok = evaluate(spec, test, "on the test set at", &bf, &res->test_loss,
                       &res->test_acc, NULL, NULL, err, errlen);
         if (ok) {
             fprintf(spec->out, "test  loss %.4f", res->test_loss);

@@ -58,8 +58,8 @@ static char *report(Arena *a, const Model *m, Graph *g, Want want, bool in_loss)
     Diag d;
     diag_init(&d, f);
     void *slots[8] = {arena};
-    FitHook h = {.diag = &d, .arena = a, .model = m, .step_full = g, .sched_full = p};
-    NnrtNonFinite nf = {.epoch = 2, .step = 7, .in_loss = in_loss, .full = true, .loss = NAN,
+    FitHook h = {.diag = &d, .arena = a, .model = m, .step = g, .sched = p};
+    NnrtNonFinite nf = {.epoch = 2, .step = 7, .in_loss = in_loss, .loss = NAN,
                         .slots = slots};
     fit_on_nonfinite(&h, &nf);
     fclose(f);

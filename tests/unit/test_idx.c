@@ -802,30 +802,24 @@ static void fake_step(void **slots, size_t b, bool eval) {
     set(slots[3], 0, loss, d);
 }
 
-/* Each compiled for one batch size, like the real ones. */
-static void train_full(void **slots) {
-    ((Fake *)slots[5])->full_calls++;
-    fake_step(slots, 4, false);
+/* Like the real ones, for any batch of up to their batch size (4, 5 and
+ * 2 samples): the calls of each size are counted. */
+static void train_four(void **slots, int64_t n) {
+    ((Fake *)slots[5])->full_calls += n == 4;
+    ((Fake *)slots[5])->rem_calls += n < 4;
+    fake_step(slots, (size_t)n, false);
 }
 
-static void train_rem(void **slots) {
-    ((Fake *)slots[5])->rem_calls++;
-    fake_step(slots, 2, false);
+static void train_five(void **slots, int64_t n) {
+    ((Fake *)slots[5])->full_calls += n == 5;
+    ((Fake *)slots[5])->rem_calls += n < 5;
+    fake_step(slots, (size_t)n, false);
 }
 
-static void train_five(void **slots) {
-    ((Fake *)slots[5])->full_calls++;
-    fake_step(slots, 5, false);
-}
-
-static void eval_full(void **slots) {
-    ((Fake *)slots[5])->eval_full_calls++;
-    fake_step(slots, 2, true);
-}
-
-static void eval_rem(void **slots) {
-    ((Fake *)slots[5])->eval_rem_calls++;
-    fake_step(slots, 1, true);
+static void eval_two(void **slots, int64_t n) {
+    ((Fake *)slots[5])->eval_full_calls += n == 2;
+    ((Fake *)slots[5])->eval_rem_calls += n < 2;
+    fake_step(slots, (size_t)n, true);
 }
 
 /* n samples of 2 pixels: the id and 255; labels id % K. */
@@ -863,8 +857,7 @@ static NnrtTrainSpec fake_spec(Fake *fk, void **slots, int dtype, FILE *out) {
     slots[5] = fk;
     return (NnrtTrainSpec){
         .dtype_bytes = dtype, .outputs = K, .classify = true,
-        .train_full = {train_full, 4}, .train_rem = {train_rem, 2},
-        .eval_full = {eval_full, 2}, .eval_rem = {eval_rem, 1},
+        .train = {train_four, 4}, .eval = {eval_two, 2},
         .slots = slots, .nslots = 6, .arena_bytes = 100, .epochs = 3, .seed = 5, .out = out,
     };
 }
@@ -946,25 +939,20 @@ static void test_train(void) {
     Fake fk;
     NnrtTrainResult res;
     char err[256];
-    /* A batch size that divides n needs no remainder step. */
+    /* A batch size that divides n has no partial batch. */
     NnrtTrainSpec spec = fake_spec(&fk, slots, 4, out);
-    spec.train_full = (NnrtStep){train_five, 5};
-    spec.train_rem = (NnrtStep){NULL, 0};
+    spec.train = (NnrtStep){train_five, 5};
     CHECK(nnrt_train(&spec, &train, NULL, &res, err, sizeof err));
     CHECK(fk.full_calls == 6 && fk.rem_calls == 0);
     nnrt_train_result_free(&res);
 
-    /* A remainder step for the wrong size, or none. */
+    /* No step function, or one for batches of 0. */
     spec = fake_spec(&fk, slots, 4, out);
-    spec.train_rem.batch = 3;
-    CHECK(!nnrt_train(&spec, &train, &test, &res, err, sizeof err) && res.epochs == NULL);
-    CHECK(strstr(err, "leave 2 for the last batch, but the remainder step is compiled for 3"));
+    spec.train.fn = NULL;
+    CHECK(!nnrt_train(&spec, &train, &test, &res, err, sizeof err) && res.epochs == NULL && fk.calls == 0);
     printf("  rejected: %s\n", err);
     spec = fake_spec(&fk, slots, 4, out);
-    spec.train_rem.fn = NULL;
-    CHECK(!nnrt_train(&spec, &train, &test, &res, err, sizeof err) && fk.calls == 0);
-    spec = fake_spec(&fk, slots, 4, out);
-    spec.eval_rem.batch = 2;
+    spec.eval.batch = 0;
     CHECK(!nnrt_train(&spec, &train, &test, &res, err, sizeof err) && fk.calls == 0);
 
     /* A NaN loss stops training and says where. 3 steps per epoch: call 5 is

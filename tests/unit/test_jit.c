@@ -168,7 +168,7 @@ static bool compile_and_run(bool check_maps) {
             slots[s] = aligned_alloc(64, (bytes + 64) / 64 * 64);
             memset(slots[s], 0, (bytes + 64) / 64 * 64);
         }
-        fn(slots);
+        fn(slots, g->batch);
         if (check_maps)
             CHECK(wx_mappings() == 0);
         for (int s = 0; s < g->nslots; s++)

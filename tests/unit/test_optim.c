@@ -20,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef void (*StepFn)(void **slots);
-
 static void check_close(const char *what, int step, double got, double want) {
     double err = fabs(got - want) / fmax(fabs(want), 1e-12);
     if (err < 1e-12) {
@@ -36,7 +34,7 @@ static const Loc L0;
 
 /* One step function: the gradient of loss in the n params, their update;
  * slots as the graph numbers them. */
-static StepFn compile(Graph *g, const Model *m, NodeId *params, int n, NodeId loss, Jit **jit) {
+static NnrtStepFn compile(Graph *g, const Model *m, NodeId *params, int n, NodeId loss, Jit **jit) {
     NodeId grads[2];
     ad_gradients(g, loss, params, n, grads);
     optim_update(g, m, params, grads, n);
@@ -45,7 +43,7 @@ static StepFn compile(Graph *g, const Model *m, NodeId *params, int n, NodeId lo
     cg_add_step(mod, "step", d, schedule(g->arena, d, 2));
     char err[512];
     *jit = jit_compile(mod, err, sizeof err);
-    StepFn fn = *jit ? (StepFn)jit_lookup(*jit, "step", err, sizeof err) : NULL;
+    NnrtStepFn fn = *jit ? (NnrtStepFn)jit_lookup(*jit, "step", err, sizeof err) : NULL;
     if (!fn) {
         printf("FAIL jit: %s\n", err);
         exit(1);
@@ -247,14 +245,14 @@ static void quadratic(const char *what, Model m, Formula formula) {
         loss = k ? ir_binary(g, OP_ADD, loss, l, L0) : l;
     }
     Jit *jit;
-    StepFn fn = compile(g, &m, pq, 2, loss, &jit);
+    NnrtStepFn fn = compile(g, &m, pq, 2, loss, &jit);
     void **slots = alloc_slots(g, 1 << 16);
     double *pv = slots[slot_named(g, "p")], *qv = slots[slot_named(g, "q")];
     Ref r = {.p = {3, -2, 0.5, 1.5, -4, 2}};
     memcpy(pv, r.p, 3 * sizeof *pv);
     memcpy(qv, r.p + 3, 3 * sizeof *qv);
     for (int t = 1; t <= 3; t++) {
-        fn(slots);
+        fn(slots, g->batch);
         formula(&m, &r);
         for (int i = 0; i < N; i++)
             check_close(what, t, i < 3 ? pv[i] : qv[i - 3], r.p[i]);
@@ -276,14 +274,14 @@ static void adam_normalised_step(void) {
     NodeId loss = ir_sum(g, ir_binary(g, OP_MUL, p, q, L0), -1, L0); /* dL/dp = q */
     Model m = {.opt = OPT_ADAM, .lr = 0.5, .beta1 = 0.9, .beta2 = 0.999, .epsilon = 1e-7};
     Jit *jit;
-    StepFn fn = compile(g, &m, &p, 1, loss, &jit);
+    NnrtStepFn fn = compile(g, &m, &p, 1, loss, &jit);
     void **slots = alloc_slots(g, 1 << 16);
     double gr[3] = {3, -2, 5}, v[3] = {9, 4, 25};
     memcpy(slots[slot_named(g, "q")], gr, sizeof gr);
     memcpy(slots[slot_named(g, "p.m")], gr, sizeof gr);
     memcpy(slots[slot_named(g, "p.v")], v, sizeof v);
     *(double *)slots[slot_named(g, "adam.step")] = 1e6; /* beta^t = 0: no bias correction */
-    fn(slots);
+    fn(slots, g->batch);
     double *pv = slots[slot_named(g, "p")];
     static const double normalised[3] = {1, -1, 1};
     for (int i = 0; i < 3; i++) /* p was 0: p' = -lr m / (sqrt v + eps) */
@@ -305,7 +303,7 @@ static void schedule_values(const char *what, Model m) {
     ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
     NodeId p = ir_leaf(g, OP_PARAM, ir_add_slot(g, (Slot){.kind = SLOT_PARAM, .name = "p", .shape = v1}), v1, L0);
     Jit *jit;
-    StepFn fn = compile(g, &m, &p, 1, ir_sum(g, p, -1, L0), &jit);
+    NnrtStepFn fn = compile(g, &m, &p, 1, ir_sum(g, p, -1, L0), &jit);
     void **slots = alloc_slots(g, 1 << 16);
     /* a constant lr needs no count */
     double *pv = slots[slot_named(g, "p")], *kv = m.sched ? slots[slot_named(g, "sgd.step")] : NULL;
@@ -313,7 +311,7 @@ static void schedule_values(const char *what, Model m) {
         *pv = 0;
         if (kv)
             *kv = ks[i];
-        fn(slots);
+        fn(slots, g->batch);
         check_close(what, (int)ks[i], -*pv, ref_schedule(&m, ks[i]));
         if (kv)
             check_close(what, (int)ks[i], *kv, ks[i] + 1);

@@ -1,6 +1,7 @@
 """Types into the REPL in a real terminal (tmux) and reads the screen:
 line editing, completion, history recall, a multi-line model, Ctrl-C during
-training and at the prompt, Ctrl-D, and the history file.
+training, during a computation and at the prompt, Ctrl-D, and the history
+file.
 
 usage: terminal.py NNC MKIDX WORKDIR
 """
@@ -108,6 +109,23 @@ try:
     # The trained weights stayed: :eval runs.
     entry(":eval m %s/t10k-images-idx3-ubyte" % data, "Enter")
     wait_for("samples 10  loss")
+    # Ctrl-C during a long computation (twelve 1500x1500 products, seconds):
+    # the entry stops between its loops and says so; the session goes on.
+    big = os.path.join(work, "big.nn")
+    with open(big, "w") as f:
+        f.write("let r = [%s]\n" % ", ".join("[%d]" % i for i in range(1500)))
+        f.write("let c = [%s]\n" % ", ".join(str(j) for j in range(1500)))
+        f.write("m = (1500 * r + c) / 2250000\n")
+    entry(":load %s" % big, "Enter")
+    keys("sum(%s)" % " @ ".join(["m"] * 13), "Enter")
+    time.sleep(0.5)
+    keys("C-c")
+    wait_prompt()
+    lines = [l.rstrip() for l in screen().splitlines() if l.strip()]
+    if not (lines[-2].endswith("interrupted") and lines[-1] == "nnc>"):  # the terminal echoes ^C before it
+        sys.exit("the computation was not interrupted; the screen:\n%s" % screen())
+    entry("a - b", "Enter")
+    wait_for("a - b = -1")
     keys("C-d")  # leaves: the session's only window closes
     end = time.time() + 10
     while subprocess.run(["tmux", "-L", sock, "has-session", "-t", "t"], capture_output=True).returncode == 0:
