@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(gcc make cmake flex bison zlib1g-dev libjansson-dev libedit-dev llvm-14-dev llvm-14-tools python3 dataset-fashion-mnist)
+# graphviz and tmux are for tests: --emit=dot's output is checked by dot, the REPL is typed into tmux.
+packages=(gcc make cmake flex bison zlib1g-dev libjansson-dev libedit-dev llvm-14-dev llvm-14-tools python3
+          dataset-fashion-mnist graphviz tmux)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
