@@ -17,8 +17,10 @@
  */
 #include "nnc.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,25 +126,53 @@ static const char *shape_of(const NnrtTensor *t, char *buf, size_t n) {
     return buf;
 }
 
-static bool meta_u64(const NnrtCkpt *c, const char *key, int base, uint64_t max, uint64_t *out) {
-    const char *v = nnrt_ckpt_meta(c, key);
-    if (!v || !*v || *v == '-')
+/* An unsigned number in `base` at *s, at most max, followed by `then` (0:
+ * the end of the string); *s moves past both. Stricter than strtoull alone,
+ * which skips blanks and takes a sign (" -1" would be 2^64 - 1), and than
+ * sscanf, which overflows silently and measures the whole rest of the string
+ * on every call (a history of 16 MB took minutes to read). */
+static bool next_u64(const char **s, int base, char then, uint64_t max, uint64_t *out) {
+    unsigned char first = (unsigned char)**s;
+    if (!(base == 16 ? isxdigit(first) : isdigit(first)))
         return false;
     char *end;
     errno = 0;
-    unsigned long long x = strtoull(v, &end, base);
-    if (errno || *end || x > max)
+    unsigned long long x = strtoull(*s, &end, base);
+    if (errno || x > max || *end != then)
         return false;
     *out = x;
+    *s = then ? end + 1 : end;
     return true;
 }
 
-static bool meta_double(const char *v, double *out) {
-    if (!v || !*v)
+static bool next_int(const char **s, char then, int *out) {
+    uint64_t x;
+    if (!next_u64(s, 10, then, INT_MAX, &x))
+        return false;
+    *out = (int)x;
+    return true;
+}
+
+/* A double as %a writes it (or in decimal), followed by `then` as above. */
+static bool next_double(const char **s, char then, double *out) {
+    if (!**s || isspace((unsigned char)**s))
         return false;
     char *end;
-    *out = strtod(v, &end);
-    return !*end;
+    *out = strtod(*s, &end);
+    if (end == *s || *end != then)
+        return false;
+    *s = then ? end + 1 : end;
+    return true;
+}
+
+static bool meta_u64(const NnrtCkpt *c, const char *key, int base, uint64_t max, uint64_t *out) {
+    const char *v = nnrt_ckpt_meta(c, key);
+    return v && next_u64(&v, base, 0, max, out);
+}
+
+static bool meta_double(const NnrtCkpt *c, const char *key, double *out) {
+    const char *v = nnrt_ckpt_meta(c, key);
+    return v && next_double(&v, 0, out);
 }
 
 /* The training state from the metadata; false on anything missing or odd. */
@@ -157,9 +187,8 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
     }
     uint64_t epoch, step, seen, correct, hash, batch, samples;
     double loss_sum;
-    const char *rng = nnrt_ckpt_meta(c, "rng");
-    int n = 0;
     NnrtTrainPos *p = &st->pos;
+    const char *rng = nnrt_ckpt_meta(c, "rng"), *be = nnrt_ckpt_meta(c, "best_epoch_bad_epochs");
     bool ok = meta_u64(c, "epoch", 10, INT32_MAX, &epoch) &&
               meta_u64(c, "step", 10, SIZE_MAX, &step) &&
               meta_u64(c, "seen", 10, SIZE_MAX, &seen) &&
@@ -167,13 +196,12 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
               meta_u64(c, "model_fnv1a64", 16, UINT64_MAX, &hash) &&
               meta_u64(c, "batch", 10, SIZE_MAX, &batch) &&
               meta_u64(c, "samples", 10, SIZE_MAX, &samples) &&
-              meta_double(nnrt_ckpt_meta(c, "loss_sum"), &loss_sum) &&
-              meta_double(nnrt_ckpt_meta(c, "best"), &st->best) && rng &&
-              sscanf(rng, "%16" SCNx64 " %16" SCNx64 " %16" SCNx64 " %16" SCNx64 "%n", &p->rng.s[0],
-                     &p->rng.s[1], &p->rng.s[2], &p->rng.s[3], &n) == 4 && !rng[n];
-    const char *be = nnrt_ckpt_meta(c, "best_epoch_bad_epochs");
-    n = 0;
-    ok = ok && be && sscanf(be, "%d %d%n", &st->best_epoch, &st->bad_epochs, &n) == 2 && !be[n];
+              meta_double(c, "loss_sum", &loss_sum) && meta_double(c, "best", &st->best) && rng &&
+              next_u64(&rng, 16, ' ', UINT64_MAX, &p->rng.s[0]) &&
+              next_u64(&rng, 16, ' ', UINT64_MAX, &p->rng.s[1]) &&
+              next_u64(&rng, 16, ' ', UINT64_MAX, &p->rng.s[2]) &&
+              next_u64(&rng, 16, 0, UINT64_MAX, &p->rng.s[3]) && be &&
+              next_int(&be, ' ', &st->best_epoch) && next_int(&be, 0, &st->bad_epochs);
     if (!ok) {
         diag_plain(d, "%s: its training state (metadata) is incomplete or malformed", path);
         return false;
@@ -195,19 +223,25 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
     p->seen = (size_t)seen;
     p->correct = (size_t)correct;
     p->loss_sum = loss_sum;
-    /* The history: one line per epoch. */
+    /* The history: one line per epoch, each ending in '\n'. The lines are
+     * counted first, so the array is allocated once: growing it line by
+     * line copies it every time under ASan, quadratic in a 16 MB history. */
     const char *h = nnrt_ckpt_meta(c, "history");
-    for (const char *q = h; q && *q;) {
+    size_t lines = 0;
+    for (const char *q = h; q && *q; q++)
+        lines += *q == '\n';
+    if (lines)
+        st->history = xrealloc(st->history, lines, sizeof *st->history);
+    int line = 1;
+    for (const char *q = h; q && *q; line++) {
         NnrtEpochStats e = {.secs = -1}; /* not kept */
-        int used = 0;
-        if (sscanf(q, "%d %la %la %la %la\n%n", &e.epoch, &e.loss, &e.acc, &e.val_loss,
-                   &e.val_acc, &used) != 5 || used == 0) {
-            diag_plain(d, "%s: its history (metadata) is malformed", path);
+        if (!(next_int(&q, ' ', &e.epoch) && next_double(&q, ' ', &e.loss) &&
+              next_double(&q, ' ', &e.acc) && next_double(&q, ' ', &e.val_loss) &&
+              next_double(&q, '\n', &e.val_acc))) {
+            diag_plain(d, "%s: its history (metadata) is malformed at line %d", path, line);
             return false;
         }
-        st->history = xrealloc(st->history, (size_t)st->nhistory + 1, sizeof *st->history);
         st->history[st->nhistory++] = e;
-        q += used;
     }
     return true;
 }

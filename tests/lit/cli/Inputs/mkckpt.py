@@ -1,12 +1,15 @@
-# mkckpt.py KIND GOOD OUT: a broken variant of the checkpoint GOOD.
+# mkckpt.py KIND GOOD OUT [ARGS]: a broken variant of the checkpoint GOOD.
 #   truncated  the file cut in half          overlap  two tensors share bytes
 #   gap        bytes skipped between tensors  cap      header length over the limit
 #   dtype      a tensor declared F16          shape    a parameter of another shape
 #   missing    dense2.b left out              extra    one more tensor
 #   json       the header is not JSON         weights-only  no optimizer state, no metadata
+#   meta KEY VALUE  metadata KEY set to VALUE (\n in it: a newline)
+#   long-history    a history of 480,000 good epochs (16 MB, under the header
+#                   cap) and a broken one after them
 import json, struct, sys
 
-kind, good, out = sys.argv[1:4]
+kind, good, out, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 raw = open(good, "rb").read()
 (n,) = struct.unpack("<Q", raw[:8])
 h = json.loads(raw[8:8 + n])
@@ -59,5 +62,11 @@ elif kind == "weights-only":
         hh[k] = dict(h[k], data_offsets=[len(body), len(body) + e - b])
         body += data[b:e]
     write(hh, body)
+elif kind == "meta":
+    h["__metadata__"][args[0]] = args[1].replace("\\n", "\n")
+    write(h, data)
+elif kind == "long-history":
+    h["__metadata__"]["history"] = "1 0x1p+0 0x1p-1 -0x1p+0 -0x1p+0\n" * 480000 + "2 0x1p+0\n"
+    write(h, data)
 else:
     sys.exit("mkckpt: unknown kind " + kind)
