@@ -179,10 +179,11 @@ static NodeId resolve(ExprEnv *e, int index, Loc use) {
     if (e->names[index].node == EXPR_RESOLVING) {
         const char *name = diag_clip(e->arena, e->names[index].name, strlen(e->names[index].name));
         diag_error(e->diag, use, "'%s' is defined in terms of itself", name);
-        diag_note(e->diag, e->names[index].loc, "'%s' is defined here", name);
         if (ev->sc->repl)
-            diag_note(e->diag, e->names[index].loc, "to compute a new value from the old one, write 'let %s = ...'",
-                      name);
+            diag_note(e->diag, e->names[index].loc,
+                      "'%s' is defined here; to compute a new value from the old one, write 'let %s = ...'", name, name);
+        else
+            diag_note(e->diag, e->names[index].loc, "'%s' is defined here", name);
         e->names[index].node = -1;
         return -1;
     }
