@@ -83,7 +83,7 @@ const ModelData *data_check(Arena *a, Diag *d, const Model *m, const AstModel *a
                 *(k ? &ycol : &xcol) += declared_elems(&ast->items[i]);
                 dl.v[dl.n++] = &ast->items[i];
             }
-    if (!m->functional) {
+    if (ycol == 0) { /* a sequential model, or a functional one without a target */
         diag_error(d, data->loc, "data needs a model with a 'target': the values name its inputs and targets");
         return NULL;
     }
