@@ -8,7 +8,11 @@ config.test_format = lit.formats.ShTest(execute_external=False)
 config.suffixes = [".nn", ".test"]
 config.excludes = ["Inputs", "expect_status.py", "expect_error.py"]
 config.test_source_root = os.path.dirname(__file__)
-config.test_exec_root = os.path.join(config.nnc_obj_root, "tests", "lit")
+# ctest runs one lit process per test, in parallel, and each rewrites
+# .lit_test_times.txt in its exec root when it ends: sharing one root, two of
+# them once interleaved their writes and every later run failed to parse the
+# file. So ctest gives each test a root of its own (--param exec_root).
+config.test_exec_root = lit_config.params.get("exec_root", os.path.join(config.nnc_obj_root, "tests", "lit"))
 
 config.substitutions.append(("%nnc", os.path.join(config.nnc_obj_root, "nnc")))
 config.substitutions.append(("%mkidx", os.path.join(config.nnc_obj_root, "tests", "mkidx")))
