@@ -153,12 +153,31 @@ typedef struct Pass {
     void *ctx;
 } Pass;
 
+/* Integer arithmetic on the bits, in vectors (a float sum would be one long
+ * dependency chain: about 0.25 s of a 1.4 s epoch of 784-512-10, and an
+ * array of accumulators stays in memory): the exponent field plus its
+ * lowest bit carries into the sign bit exactly when the exponent is all
+ * ones, i.e. for NaN and Inf. */
+typedef uint32_t U32x4 __attribute__((vector_size(16))); /* SSE2, NEON: every target */
+
 static bool all_finite(const float *p, size_t n) {
-    /* x - x is 0 for finite x and NaN for NaN and Inf: one sum, no branch per element. */
-    float acc = 0;
-    for (size_t i = 0; i < n; i++)
-        acc += p[i] - p[i];
-    return acc == 0;
+    const uint32_t exponent = 0x7f800000u, carry = 0x00800000u;
+    U32x4 acc = {0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        U32x4 u;
+        memcpy(&u, &p[i], sizeof u);
+        acc |= (u & exponent) + carry;
+    }
+    uint32_t all = 0;
+    for (int l = 0; l < 4; l++)
+        all |= acc[l];
+    for (; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &p[i], sizeof u);
+        all |= (u & exponent) + carry;
+    }
+    return !(all & 0x80000000u);
 }
 
 /* The guard: are all parameters and optimizer state finite? */

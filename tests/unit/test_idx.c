@@ -754,6 +754,12 @@ typedef struct Fake {
     uint32_t order[256];
     int norder;
     bool bad_y, bad_arena;
+    /* Slot 6 when the guard checks the state: on call poison_at the step
+     * writes poison into param[poison_index]. */
+    float param[37];
+    int poison_at;
+    size_t poison_index;
+    float poison;
 } Fake;
 
 static double get(const void *p, size_t i, int dtype) {
@@ -799,6 +805,8 @@ static void fake_step(void **slots, size_t b, bool eval) {
         loss = NAN;
     if (eval && fk->inf_in_eval)
         loss = INFINITY;
+    if (fk->calls == fk->poison_at)
+        fk->param[fk->poison_index] = fk->poison;
     set(slots[3], 0, loss, d);
 }
 
@@ -935,7 +943,7 @@ static void test_train(void) {
     }
 
     FILE *out = tmpfile();
-    void *slots[6];
+    void *slots[7];
     Fake fk;
     NnrtTrainResult res;
     char err[256];
@@ -967,6 +975,31 @@ static void test_train(void) {
     fk.inf_in_eval = true;
     CHECK(!nnrt_train(&spec, &train, &test, &res, err, sizeof err));
     CHECK(strcmp(err, "loss is inf on the test set at step 1") == 0);
+    printf("  rejected: %s\n", err);
+
+    /* A finite loss but a non-finite parameter: the guard reads the state
+     * after every step, in the vectorised body of its scan (index 3) and in
+     * its tail (index 35 of 37). Huge, tiny and negative finite values pass. */
+    const float poisons[] = {NAN, -NAN, INFINITY, -INFINITY, FLT_MAX, -FLT_MAX, FLT_MIN / 4, -0.0f};
+    for (size_t p = 0; p < sizeof poisons / sizeof *poisons; p++)
+        for (size_t at = 3; at < 37; at += 32) {
+            const size_t elems[] = {0, 37};
+            spec = fake_spec(&fk, slots, 4, out);
+            slots[6] = fk.param;
+            spec.nslots = 7;
+            spec.slot_elems = elems;
+            fk.poison_at = 5;
+            fk.poison_index = at;
+            fk.poison = poisons[p];
+            bool finite = isfinite(poisons[p]);
+            const char *want = "a gradient became nan or inf at epoch 2, step 2 (the loss was ";
+            bool ok = nnrt_train(&spec, &train, NULL, &res, err, sizeof err);
+            CHECK(ok == finite);
+            if (ok)
+                nnrt_train_result_free(&res);
+            else
+                CHECK(strncmp(err, want, strlen(want)) == 0 && fk.calls == 5);
+        }
     printf("  rejected: %s\n", err);
 
     /* Not classifying: no accuracy. */
