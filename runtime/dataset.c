@@ -190,15 +190,28 @@ void nnrt_batch_fill(const NnrtDataset *ds, const uint32_t *idx, size_t b,
     size_t ss = ds->sample_size, ls = ds->label_size;
     bool u8 = ds->images.type == NNRT_U8;
     const unsigned char *bytes = ds->images.data;
+    /* uint8 is the common case and worth its own loop: a table of the 256
+     * quotients (division, not a multiplication by 1/255, so that 255 gives
+     * exactly 1) makes each pixel a load, where dividing it was most of the
+     * cost of filling a batch. */
+    float lutf[256];
+    double lutd[256];
+    for (int v = 0; v < 256; v++) {
+        lutf[v] = (float)v / 255.0f;
+        lutd[v] = v / 255.0;
+    }
     for (size_t i = 0; i < b; i++) {
         size_t src = (size_t)idx[i] * ss, dst = i * ss;
-        /* uint8 is the common case and worth its own loop; division, not a
-         * multiplication by 1/255, so that 255 gives exactly 1. */
+        /* Samples are shuffled: ask for the next one's lines now, while this
+         * one is converted, or each starts with cache misses. */
+        if (u8 && i + 1 < b)
+            for (size_t k = 0; k < ss; k += 64)
+                __builtin_prefetch(bytes + (size_t)idx[i + 1] * ss + k);
         if (dtype_bytes == 4) {
             float *xf = x;
             if (u8)
                 for (size_t k = 0; k < ss; k++)
-                    xf[dst + k] = (float)bytes[src + k] / 255.0f;
+                    xf[dst + k] = lutf[bytes[src + k]];
             else
                 for (size_t k = 0; k < ss; k++)
                     xf[dst + k] = (float)nnrt_idx_get(&ds->images, src + k);
@@ -208,7 +221,7 @@ void nnrt_batch_fill(const NnrtDataset *ds, const uint32_t *idx, size_t b,
             double *xd = x;
             if (u8)
                 for (size_t k = 0; k < ss; k++)
-                    xd[dst + k] = bytes[src + k] / 255.0;
+                    xd[dst + k] = lutd[bytes[src + k]];
             else
                 for (size_t k = 0; k < ss; k++)
                     xd[dst + k] = nnrt_idx_get(&ds->images, src + k);
