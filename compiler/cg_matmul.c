@@ -10,8 +10,11 @@
  * panel of B (K x NV*VL) stays in L2 across all row tiles.
  *
  * Column counts are constants, so edges are separate instantiations with
- * exact vector widths (10 columns: an 8-wide and a 2-wide vector): no masks,
- * no scalar remainder loops. Rows and the k loop may be the batch, of n
+ * exact vector widths (10 columns: an 8-wide and a 2-wide vector), no scalar
+ * remainder loops. With AVX-512, whose masked loads and stores cost what
+ * plain ones do, an edge that is not a power of two is one masked vector
+ * instead (10 columns: 10 lanes of 16): half the FMAs per row for the
+ * 10-class layer, whose products are nothing but edge. Rows and the k loop may be the batch, of n
  * samples at run time: full tiles while they fit, then tiles of fewer rows
  * (mr/3, then 1) for what is left, so every n is served by three tile
  * shapes. A may be a transpose node: the kernel reads its operand through
@@ -26,6 +29,7 @@
 #include "nnc.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 enum { MAX_MR = 12, MAX_NV = 4 };
 
@@ -49,14 +53,21 @@ typedef struct Tiling {
     int mr;       /* rows per full tile */
     int nv;       /* vectors per full panel */
     int vl;       /* elements per vector */
+    bool masks;   /* masked vectors are cheap (AVX-512) */
 } Tiling;
+
+/* A vector of a tile's row: w elements, of which the first `lanes` are
+ * columns of C (the rest masked off). */
+typedef struct Vec {
+    int w, lanes;
+} Vec;
 
 /* The register tile for the host: MR x NV accumulators plus NV vectors of B
  * and a broadcast must fit the register file (32 with AVX-512, else 16). */
 static Tiling tiling(const Cg *c, int64_t N) {
     int bits = jit_vector_bits();
     int elem = c->g->dtype == DT_F64 ? 64 : 32;
-    Tiling t = {N, NULL, NULL, bits >= 512 ? 12 : 6, 2, bits / elem};
+    Tiling t = {N, NULL, NULL, bits >= 512 ? 12 : 6, 2, bits / elem, bits >= 512};
     return t;
 }
 
@@ -87,6 +98,49 @@ static LLVMValueRef vec_ptr(Cg *c, LLVMValueRef base, LLVMValueRef off, int w) {
 /* Vectors are loaded at any element offset: only element alignment holds. */
 static unsigned elem_align(const Cg *c) { return c->g->dtype == DT_F64 ? 8 : 4; }
 
+/* <w x i1> with the first `lanes` set. */
+static LLVMValueRef lane_mask(Cg *c, Vec v) {
+    LLVMTypeRef i1 = LLVMInt1TypeInContext(c->ctx);
+    LLVMValueRef bit[64];
+    for (int l = 0; l < v.w; l++)
+        bit[l] = LLVMConstInt(i1, l < v.lanes, false);
+    return LLVMConstVector(bit, (unsigned)v.w);
+}
+
+/* llvm.masked.load / llvm.masked.store, overloaded on the vector and
+ * pointer types. */
+static LLVMValueRef masked_call(Cg *c, const char *name, LLVMTypeRef vt, LLVMValueRef *args, unsigned nargs) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMTypeRef types[2] = {vt, LLVMPointerType(vt, 0)};
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, types, 2);
+    return LLVMBuildCall2(c->b, LLVMIntrinsicGetType(c->ctx, id, types, 2), f, args, nargs, "");
+}
+
+/* Loads v's lanes from element offset off of base (masked lanes: 0). */
+static LLVMValueRef load_vec(Cg *c, LLVMValueRef base, LLVMValueRef off, Vec v) {
+    LLVMTypeRef vt = LLVMVectorType(c->ft, (unsigned)v.w);
+    LLVMValueRef p = vec_ptr(c, base, off, v.w);
+    if (v.lanes < v.w) {
+        LLVMValueRef args[4] = {p, LLVMConstInt(LLVMInt32TypeInContext(c->ctx), elem_align(c), false),
+                                lane_mask(c, v), LLVMConstNull(vt)};
+        return masked_call(c, "llvm.masked.load", vt, args, 4);
+    }
+    LLVMValueRef x = LLVMBuildLoad2(c->b, vt, p, "");
+    LLVMSetAlignment(x, elem_align(c));
+    return x;
+}
+
+static void store_vec(Cg *c, LLVMValueRef x, LLVMValueRef base, LLVMValueRef off, Vec v) {
+    LLVMValueRef p = vec_ptr(c, base, off, v.w);
+    if (v.lanes < v.w) {
+        LLVMValueRef args[4] = {x, p, LLVMConstInt(LLVMInt32TypeInContext(c->ctx), elem_align(c), false),
+                                lane_mask(c, v)};
+        masked_call(c, "llvm.masked.store", LLVMVectorType(c->ft, (unsigned)v.w), args, 4);
+        return;
+    }
+    LLVMSetAlignment(LLVMBuildStore(c->b, x, p), elem_align(c));
+}
+
 static LLVMValueRef add(Cg *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNUWAdd(c->b, a, b, ""); }
 static LLVMValueRef mulv(Cg *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNUWMul(c->b, a, b, ""); }
 static LLVMValueRef mul(Cg *c, LLVMValueRef a, int64_t k) { return mulv(c, a, cg_i64(c, k)); }
@@ -94,7 +148,8 @@ static LLVMValueRef mul(Cg *c, LLVMValueRef a, int64_t k) { return mulv(c, a, cg
 /* The epilogue: the value of node x of the user's expression tree at row i,
  * columns j .. j+w, with the product m's accumulator standing for m. */
 static LLVMValueRef epilogue_value(Cg *c, const Tiling *t, NodeId x, NodeId u, NodeId m, LLVMValueRef acc,
-                                   LLVMValueRef i, LLVMValueRef j, int w) {
+                                   LLVMValueRef i, LLVMValueRef j, Vec vec) {
+    int w = vec.w;
     if (x == m)
         return acc;
     const IrNode *n = &c->g->nodes[x];
@@ -109,12 +164,10 @@ static LLVMValueRef epilogue_value(Cg *c, const Tiling *t, NodeId x, NodeId u, N
         LLVMValueRef off = add(c, mul(c, i, rs), mul(c, j, cs));
         if (!cs)
             return splat(c, LLVMBuildLoad2(c->b, c->ft, cg_elem_ptr(c, c->ptr[x], off), ""), w);
-        LLVMValueRef v = LLVMBuildLoad2(c->b, LLVMVectorType(c->ft, (unsigned)w), vec_ptr(c, c->ptr[x], off, w), "");
-        LLVMSetAlignment(v, elem_align(c));
-        return v;
+        return load_vec(c, c->ptr[x], off, vec);
     }
-    LLVMValueRef a = epilogue_value(c, t, n->in[0], u, m, acc, i, j, w);
-    LLVMValueRef b = op_info[n->op].arity > 1 ? epilogue_value(c, t, n->in[1], u, m, acc, i, j, w) : NULL;
+    LLVMValueRef a = epilogue_value(c, t, n->in[0], u, m, acc, i, j, vec);
+    LLVMValueRef b = op_info[n->op].arity > 1 ? epilogue_value(c, t, n->in[1], u, m, acc, i, j, vec) : NULL;
     LLVMValueRef zero = LLVMConstNull(LLVMVectorType(c->ft, (unsigned)w));
     switch (n->op) {
     case OP_ADD: return LLVMBuildFAdd(c->b, a, b, "");
@@ -130,9 +183,9 @@ static LLVMValueRef epilogue_value(Cg *c, const Tiling *t, NodeId x, NodeId u, N
     }
 }
 
-/* One tile: rows i0 .. i0+mr, columns j0 + the vectors of widths w[0..nv). */
+/* One tile: rows i0 .. i0+mr, columns j0 + the vectors w[0..nv). */
 static void emit_tile(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLVMValueRef i0, LLVMValueRef j0,
-                      int mr, const int *w, int nv) {
+                      int mr, const Vec *w, int nv) {
     LLVMBuilderRef b = c->b;
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile");
@@ -144,7 +197,7 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLV
         arow[r] = mulv(c, row[r], A.rs);
         crow[r] = mul(c, row[r], t->N);
     }
-    for (int v = 0, off = 0; v < nv; off += w[v], v++)
+    for (int v = 0, off = 0; v < nv; off += w[v].lanes, v++)
         bcol[v] = add(c, j0, cg_i64(c, off));
     LLVMBuildBr(b, body);
 
@@ -153,22 +206,20 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLV
     LLVMValueRef acc[MAX_MR][MAX_NV], next[MAX_MR][MAX_NV];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++) {
-            LLVMTypeRef vt = LLVMVectorType(c->ft, (unsigned)w[v]);
+            LLVMTypeRef vt = LLVMVectorType(c->ft, (unsigned)w[v].w);
             acc[r][v] = LLVMBuildPhi(b, vt, "acc");
             LLVMValueRef zero = LLVMConstNull(vt);
             LLVMAddIncoming(acc[r][v], &zero, &pre, 1);
         }
     LLVMValueRef brow = mul(c, k, t->N), acol = mulv(c, k, A.cs);
     LLVMValueRef bv[MAX_NV];
-    for (int v = 0; v < nv; v++) {
-        bv[v] = LLVMBuildLoad2(b, LLVMVectorType(c->ft, (unsigned)w[v]), vec_ptr(c, c->ptr[B], add(c, brow, bcol[v]), w[v]), "");
-        LLVMSetAlignment(bv[v], elem_align(c));
-    }
+    for (int v = 0; v < nv; v++)
+        bv[v] = load_vec(c, c->ptr[B], add(c, brow, bcol[v]), w[v]);
     for (int r = 0; r < mr; r++) {
         LLVMValueRef a = LLVMBuildLoad2(b, c->ft, cg_elem_ptr(c, c->ptr[A.node], add(c, arow[r], acol)), "");
         for (int v = 0; v < nv; v++) {
-            LLVMValueRef args[3] = {splat(c, a, w[v]), bv[v], acc[r][v]};
-            next[r][v] = cg_intrinsic(c, "llvm.fmuladd", LLVMVectorType(c->ft, (unsigned)w[v]), args, 3);
+            LLVMValueRef args[3] = {splat(c, a, w[v].w), bv[v], acc[r][v]};
+            next[r][v] = cg_intrinsic(c, "llvm.fmuladd", LLVMVectorType(c->ft, (unsigned)w[v].w), args, 3);
         }
     }
     LLVMValueRef k1 = add(c, k, cg_i64(c, 1));
@@ -186,15 +237,14 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLV
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++) {
             LLVMValueRef x = u < 0 ? next[r][v] : epilogue_value(c, t, u, u, C, next[r][v], row[r], bcol[v], w[v]);
-            LLVMValueRef s = LLVMBuildStore(b, x, vec_ptr(c, c->ptr[u < 0 ? C : u], add(c, crow[r], bcol[v]), w[v]));
-            LLVMSetAlignment(s, elem_align(c));
+            store_vec(c, x, c->ptr[u < 0 ? C : u], add(c, crow[r], bcol[v]), w[v]);
         }
 }
 
 /* All row tiles of one column panel: tiles of mr rows while they fit, then
  * of mr/3 rows, then of one. With a constant M, the IR builder folds the
  * counts and a shape of tile that is never used is not emitted. */
-static void emit_panel(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLVMValueRef j0, const int *w, int nv) {
+static void emit_panel(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLVMValueRef j0, const Vec *w, int nv) {
     LLVMValueRef i0 = cg_i64(c, 0);
     int heights[3] = {t->mr, t->mr / 3, 1};
     for (int h = 0; h < 3; h++) {
@@ -215,12 +265,19 @@ static LLVMTypeRef kernel_type(Cg *c) {
     return LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, false);
 }
 
-/* The widths of the edge panel's vectors: halving powers of two, 10 = 8 + 2. */
-static int edge_widths(int64_t cols, int vl, int *w) {
+/* The edge panel's vectors: whole ones, then one masked vector for the rest
+ * or, without cheap masks, halving powers of two (10 = 8 + 2). */
+static int edge_widths(const Tiling *t, int64_t cols, Vec *w) {
     int n = 0;
-    for (int width = vl; cols > 0 && width >= 1; width /= 2)
+    for (; cols >= t->vl && n < MAX_NV; cols -= t->vl)
+        w[n++] = (Vec){t->vl, t->vl};
+    if (t->masks && cols > 0 && (cols & (cols - 1)) && n < MAX_NV) { /* not a power of two */
+        w[n++] = (Vec){t->vl, (int)cols};
+        cols = 0;
+    }
+    for (int width = t->vl / 2; cols > 0 && width >= 1; width /= 2)
         while (cols >= width && n < MAX_NV) {
-            w[n++] = width;
+            w[n++] = (Vec){width, width};
             cols -= width;
         }
     if (cols)
@@ -234,9 +291,10 @@ void cg_matmul(Cg *c, NodeId id) {
     NodeId a = n->in[0], bnode = n->in[1];
     Tiling t = tiling(c, n->shape.dim[1]);
     int64_t panel = (int64_t)t.nv * t.vl, full = t.N / panel, rest = t.N % panel;
-    int wfull[MAX_NV], wedge[MAX_NV], nedge = rest ? edge_widths(rest, t.vl, wedge) : 0;
+    Vec wfull[MAX_NV], wedge[MAX_NV];
+    int nedge = rest ? edge_widths(&t, rest, wedge) : 0;
     for (int v = 0; v < t.nv; v++)
-        wfull[v] = t.vl;
+        wfull[v] = (Vec){t.vl, t.vl};
 
     /* The kernel, name.mmN over panels, in a module chained to the step's. */
     char name[256];
