@@ -7,7 +7,8 @@
 #   - the matmul kernel vs OpenBLAS sgemm (../shared/bench/peer_sgemm.py), 1 and
 #     2 threads.
 # Usage: bench/run.sh [EPOCHS]   (default 3; needs ./setup.sh's build, and
-# python3-torch + python3-numpy for the peers: apt-get install python3-torch)
+# python3-torch + python3-numpy for the peers, and OpenBLAS under them:
+# apt-get install python3-torch libopenblas0-pthread)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-3}
@@ -17,6 +18,13 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 have_torch=0
 /usr/bin/python3 -c 'import torch' 2>/dev/null && have_torch=1
+# Debian's torch and numpy take whichever libblas.so.3 is selected; the
+# reference BLAS alone (what python3-torch pulls in) is 30x slower than
+# OpenBLAS and would make any ratio meaningless.
+if [ $have_torch = 1 ] && ! update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | grep -q '^Value:.*openblas'; then
+    echo "bench/run.sh: the peers would run on the reference BLAS: apt-get install libopenblas0-pthread" >&2
+    exit 1
+fi
 
 median_epoch() { # report.json -> median seconds of epochs 2..N
     python3 - "$1" <<'PY'
@@ -60,7 +68,11 @@ done
 echo
 printf '%-18s %8s %12s %12s %8s\n' shape threads nnc_gflops blas_gflops ratio
 for threads in 1 2; do
-    paste <(build/nnc-bench-matmul --threads $threads) <(/usr/bin/python3 $peers/peer_sgemm.py --threads $threads 2>/dev/null || true) |
+    # One after the other: run side by side (as process substitutions would),
+    # the two would share the cores.
+    build/nnc-bench-matmul --threads $threads > "$tmp/ours"
+    /usr/bin/python3 $peers/peer_sgemm.py --threads $threads > "$tmp/theirs" 2>/dev/null || true
+    paste "$tmp/ours" "$tmp/theirs" |
     while read -r _ _ m k n ours _ _ _ _ _ theirs; do
         ours=${ours#gflops=} theirs=${theirs#gflops=}
         ratio=-
