@@ -233,11 +233,16 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLV
             LLVMAddIncoming(acc[r][v], &next[r][v], &latch, 1);
 
     LLVMPositionBuilderAtEnd(b, done);
-    NodeId u = c->sched->epilogue[C];
+    NodeId u = c->sched->epilogue[C], u2 = c->sched->epilogue2[C];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++) {
             LLVMValueRef x = u < 0 ? next[r][v] : epilogue_value(c, t, u, u, C, next[r][v], row[r], bcol[v], w[v]);
+            /* Both values before either store: u2 may read the old value of
+             * the slot u is stored in. */
+            LLVMValueRef x2 = u2 < 0 ? NULL : epilogue_value(c, t, u2, u2, u, x, row[r], bcol[v], w[v]);
             store_vec(c, x, c->ptr[u < 0 ? C : u], add(c, crow[r], bcol[v]), w[v]);
+            if (x2)
+                store_vec(c, x2, c->ptr[u2], add(c, crow[r], bcol[v]), w[v]);
         }
 }
 

@@ -61,17 +61,18 @@ static bool epilogue_op(Op op) {
 }
 
 /* Can node x (u's expression tree: u and the nodes inlined into it) be
- * computed in matmul m's epilogue? Only vector ops, and every value it
- * loads must exist when m's kernel runs. */
-static bool epilogue_tree_ok(const Graph *g, const Schedule *s, NodeId x, NodeId m, bool top) {
+ * computed on the value of m (in registers) in the epilogue of the matmul
+ * `when`? Only vector ops, and every value it loads must exist when that
+ * kernel runs. */
+static bool epilogue_tree_ok(const Graph *g, const Schedule *s, NodeId x, NodeId m, NodeId when, bool top) {
     if (x == m)
         return true;
     if (!top && s->place[x] != PLACE_INLINE)
-        return s->place[x] == PLACE_NONE || s->root[x] < m;
+        return s->place[x] == PLACE_NONE || s->root[x] < when;
     if (!epilogue_op(g->nodes[x].op))
         return false;
     for (int k = 0; k < op_info[g->nodes[x].op].arity; k++)
-        if (!epilogue_tree_ok(g, s, g->nodes[x].in[k], m, false))
+        if (!epilogue_tree_ok(g, s, g->nodes[x].in[k], m, when, false))
             return false;
     return true;
 }
@@ -116,6 +117,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt) {
     s->offset = arena_array(a, nn, sizeof *s->offset);
     s->root = arena_array(a, nn, sizeof *s->root);
     s->epilogue = arena_array(a, nn, sizeof *s->epilogue);
+    s->epilogue2 = arena_array(a, nn, sizeof *s->epilogue2);
     NodeId *user;
     int *uses = count_uses(a, g, &user);
 
@@ -139,18 +141,28 @@ Schedule *schedule(Arena *a, const Graph *g, int opt) {
     for (int i = g->nnodes - 1; i >= 0; i--)
         s->root[i] = s->place[i] == PLACE_INLINE ? s->root[user[i]] : i;
     for (int i = 0; i < g->nnodes; i++) {
-        s->epilogue[i] = -1;
+        s->epilogue[i] = s->epilogue2[i] = -1;
         const IrNode *n = &g->nodes[i];
         if (opt < 2 || n->op != OP_MATMUL || uses[i] != 1 || outputs_of(g, i) || g->nodes[n->in[0]].op == OP_CONST ||
             g->nodes[n->in[1]].op == OP_CONST)
             continue;
         NodeId u = s->root[user[i]]; /* the loop the product is consumed in */
-        if (s->place[u] != PLACE_ARENA || !shape_eq(&g->nodes[u].shape, &n->shape) || !epilogue_tree_ok(g, s, u, i, true))
+        if (s->place[u] != PLACE_ARENA || !shape_eq(&g->nodes[u].shape, &n->shape) ||
+            !epilogue_tree_ok(g, s, u, i, i, true))
             continue;
         s->epilogue[i] = u;
         s->place[i] = PLACE_INLINE; /* the product lives in registers only */
         set_root(g, s, u, i);
         s->root[i] = i;
+        /* The epilogue's one user too, if it is elementwise on it: the
+         * parameter update after a velocity (W + v' after v' = m v - lr g),
+         * which would otherwise be another pass over the weights. */
+        NodeId u2 = uses[u] == 1 ? s->root[user[u]] : -1;
+        if (u2 >= 0 && s->place[u2] == PLACE_ARENA && shape_eq(&g->nodes[u2].shape, &n->shape) &&
+            epilogue_tree_ok(g, s, u2, u, i, true)) {
+            s->epilogue2[i] = u2;
+            set_root(g, s, u2, i);
+        }
     }
     for (int i = 0; i < g->nnodes; i++) {
         int slot = output_slot(g, i);
@@ -186,18 +198,25 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
             continue;
         const IrNode *n = &g->nodes[i];
         NodeId host = s->root[i]; /* i, or the matmul whose epilogue it is */
-        fprintf(out, "kernel %d: %s%s -> ", loops++,
-                op_info[g->nodes[host].op].cls == CLASS_MATMUL && s->opt >= 2 ? "matmul-tiled " : "",
-                shape_str(&n->shape, sb, sizeof sb));
+        /* A matmul's second epilogue is a second store of the same kernel:
+         * the nodes after the first epilogue's. */
+        bool second = host != i && s->epilogue2[host] == i;
+        NodeId from = second ? s->epilogue[host] + 1 : 0;
+        if (second)
+            fprintf(out, "    and %s -> ", shape_str(&n->shape, sb, sizeof sb));
+        else
+            fprintf(out, "kernel %d: %s%s -> ", loops++,
+                    op_info[g->nodes[host].op].cls == CLASS_MATMUL && s->opt >= 2 ? "matmul-tiled " : "",
+                    shape_str(&n->shape, sb, sizeof sb));
         if (p == PLACE_SLOT)
             fprintf(out, "slot %s", g->slots[s->slot[i]].name);
         else
             fprintf(out, "arena+%zu", s->offset[i]);
         fprintf(out, " :");
-        for (int j = 0; j <= i; j++)
+        for (int j = from; j <= i; j++)
             if (s->root[j] == host)
                 fprintf(out, " %%%d=%s", j, op_info[g->nodes[j].op].name);
-        if (s->place[g->nodes[host].in[0]] == PLACE_FOLDED && g->nodes[host].op == OP_MATMUL)
+        if (!second && s->place[g->nodes[host].in[0]] == PLACE_FOLDED && g->nodes[host].op == OP_MATMUL)
             fprintf(out, " (%%%d=transpose folded)", g->nodes[host].in[0]);
         fputc('\n', out);
     }

@@ -774,6 +774,9 @@ typedef struct Schedule {
     NodeId *epilogue;   /* per matmul: the node its kernel stores instead of
                            the product (its one user, computed on the
                            accumulators), or -1 */
+    NodeId *epilogue2;  /* per matmul with an epilogue: a second node its
+                           kernel stores, computed on the first's value (its
+                           one user), or -1 */
     size_t arena_bytes;
     bool interruptible; /* returns before its next loop once nnrt_interrupt() was
                            called (a REPL entry's: Ctrl-C); set by the caller */
