@@ -14,10 +14,10 @@
  * remainder loops. With AVX-512, whose masked loads and stores cost what
  * plain ones do, an edge that is not a power of two is one masked vector
  * instead (10 columns: 10 lanes of 16): half the FMAs per row for the
- * 10-class layer, whose products are nothing but edge. Rows and the k loop may be the batch, of n
- * samples at run time: full tiles while they fit, then tiles of fewer rows
- * (mr/3, then 1) for what is left, so every n is served by three tile
- * shapes. A may be a transpose node: the kernel reads its operand through
+ * 10-class layer, whose products are nothing but edge.
+ * Rows and the k loop may be the batch, of n samples at run time: full
+ * tiles while they fit, then tiles of fewer rows (mr/3, then 1) for what is
+ * left, so every n is served by three tile shapes. A may be a transpose node: the kernel reads its operand through
  * swapped strides, so X^T dZ never materialises X^T.
  * The kernel is an outlined function over column panels [begin, end): the
  * unit of work the thread pool splits. It is a module of its own (in its own
@@ -111,6 +111,8 @@ static LLVMValueRef lane_mask(Cg *c, Vec v) {
  * pointer types. */
 static LLVMValueRef masked_call(Cg *c, const char *name, LLVMTypeRef vt, LLVMValueRef *args, unsigned nargs) {
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    if (!id)
+        die("cg_matmul: no intrinsic %s", name);
     LLVMTypeRef types[2] = {vt, LLVMPointerType(vt, 0)};
     LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, types, 2);
     return LLVMBuildCall2(c->b, LLVMIntrinsicGetType(c->ctx, id, types, 2), f, args, nargs, "");

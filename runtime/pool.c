@@ -9,8 +9,8 @@
  * the same contiguous share in every job, and takes from it first: the
  * kernels split by column panels, so the panels of a weight matrix stay in
  * one core's cache from the forward product to the weight update (handed
- * out first come, first served, they wandered between cores and the step
- * of 784-128-10 at batch 32 took twice as long on 2 threads as on 1). A
+ * out first come, first served, they wandered between cores: an epoch of
+ * 784-512-10 at batch 128 took 0.52 s on 2 threads, now 0.43 s). A
  * thread whose range is empty takes from the others', so a worker that is
  * asleep or descheduled (two cores are often shared) delays nothing.
  * Indices are taken one at a time from per-range counters that also carry
