@@ -719,17 +719,17 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
     if (ninputs > 1) /* side by side, as the input slot holds them */
         m->input = (Shape){1, {input_elems}};
     m->label_size = label_size ? label_size : 1;
-    if (m->functional)
+    if (m->functional) {
         sema_functional(&s, ok_dims && input && loss_ok && d->errors == errors);
+    } else if (known) {
+        m->output = cur;
+        if (loss && loss_ok)
+            sema_loss_shape(&s, loss, &cur, last_act);
+    }
     if (data && d->errors == errors) {
         m->data = data_check(a, d, m, ast, data);
         if (m->data && !(train && sema_has_arg(train, "batch")))
             m->batch = m->data->n < SEMA_MAX_BATCH ? m->data->n : SEMA_MAX_BATCH; /* all at once */
-    }
-    else if (known) {
-        m->output = cur;
-        if (loss && loss_ok)
-            sema_loss_shape(&s, loss, &cur, last_act);
     }
     return d->errors == errors ? m : NULL;
 }
