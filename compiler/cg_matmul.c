@@ -306,12 +306,7 @@ void cg_matmul(Cg *c, NodeId id) {
     /* The kernel, name.mmN over panels, in a module chained to the step's. */
     char name[256];
     snprintf(name, sizeof name, "%s.mm%d", c->name, c->kernels++);
-    CgModule *km = cg_module_new(name);
-    km->kernel = true;
-    CgModule *last = c->owner;
-    while (last->next)
-        last = last->next;
-    last->next = km;
+    CgModule *km = cg_module_chain(c->owner, name);
     Cg step = *c;
     cg_use_module(c, km);
     LLVMValueRef kfn = LLVMAddFunction(c->mod, name, kernel_type(c)); /* external: the step and perf maps see it */

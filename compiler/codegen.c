@@ -31,6 +31,16 @@ CgModule *cg_module_new(const char *name) {
     return m;
 }
 
+CgModule *cg_module_chain(CgModule *owner, const char *name) {
+    CgModule *km = cg_module_new(name);
+    km->kernel = true;
+    CgModule *last = owner;
+    while (last->next)
+        last = last->next;
+    last->next = km; /* owner's chain frees it */
+    return km;
+}
+
 void cg_module_free(CgModule *m) {
     while (m) {
         CgModule *next = m->next;
@@ -531,6 +541,10 @@ LLVMValueRef cg_kernel_context(Cg *c) {
 
 void cg_end_function(Cg *c) {
     LLVMBuildRetVoid(c->b);
+    cg_verify_function(c);
+}
+
+void cg_verify_function(Cg *c) {
     if (LLVMVerifyFunction(c->fn, LLVMReturnStatusAction)) {
         char *msg = NULL;
         LLVMVerifyModule(c->mod, LLVMReturnStatusAction, &msg);

@@ -334,6 +334,7 @@ typedef struct Compiled {
     Graph *train; /* the training graph: its slots describe every buffer */
     const Schedule *sched;
     NnrtStep train_step, eval_step;
+    int (*finite)(void **slots); /* the NaN/Inf guard of the training step's state */
     size_t arena_bytes;
 } Compiled;
 
@@ -362,6 +363,7 @@ static bool compile_steps(Arena *a, const Model *m, int opt, Compiled *c, Diag *
         add_step(a, mods[i], m, opt, i == 0 ? STEP_TRAIN : STEP_EVAL, names[i], &c->arena_bytes,
                  i == 0 ? &c->train : NULL, &c->sched);
     }
+    cg_add_guard(mods[0], "state_finite", c->train);
     char err[1024];
     c->jit = jit_compile_modules(mods, NFN, err, sizeof err); /* takes the modules */
     if (!c->jit) {
@@ -378,6 +380,11 @@ static bool compile_steps(Arena *a, const Model *m, int opt, Compiled *c, Diag *
             diag_plain(d, "%s", err);
             return false;
         }
+    }
+    c->finite = (int (*)(void **))jit_lookup(c->jit, "state_finite", err, sizeof err);
+    if (!c->finite) {
+        diag_plain(d, "%s", err);
+        return false;
     }
     return true;
 }
@@ -628,9 +635,6 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
                 compile_secs * 1e3);
         fflush(info);
     }
-    size_t *slot_elems = xrealloc(NULL, (size_t)g->nslots, sizeof *slot_elems);
-    for (int s = SLOT_NO_FIRST_PARAM; s < g->nslots; s++)
-        slot_elems[s - SLOT_NO_FIRST_PARAM] = (size_t)shape_elems(&g->slots[s].shape);
     NnrtTrainSpec spec = {
         .dtype_bytes = 4,
         .outputs = (size_t)shape_elems(&m->output),
@@ -644,7 +648,7 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
         .out = info,
         .val = dt.have[SET_VAL] ? &dt.set[SET_VAL] : NULL,
         .resume = o->resume_path ? &hook.st.pos : NULL,
-        .slot_elems = slot_elems,
+        .finite = c.finite,
         .ctx = &hook, .after_step = fit_after_step, .on_nonfinite = fit_on_nonfinite,
     };
     char err[1024];
@@ -711,7 +715,6 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
             printf("wrote %zu predictions to %s\n", dt.set[SET_PREDICT].n, o->out_path);
     }
     fit_state_free(&hook.st);
-    free(slot_elems);
     if (keep) {
         *keep = (FitWeights){slots, g->nslots};
     } else {

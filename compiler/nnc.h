@@ -853,6 +853,8 @@ void cg_begin_function(Cg *c, LLVMValueRef fn, bool kernel);
 /* In a step function: the context its kernels take. */
 LLVMValueRef cg_kernel_context(Cg *c);
 void cg_end_function(Cg *c);
+/* Checks c->fn, whatever it returns (internal error if invalid). */
+void cg_verify_function(Cg *c);
 
 /* ---------------------------------------------------------------- cg_matmul.c */
 
@@ -862,9 +864,18 @@ void cg_matmul(Cg *c, NodeId id);
 #endif
 
 CgModule *cg_module_new(const char *name);
+/* A new module at the end of owner's chain, compiled with it (in parallel)
+ * through the kernels' short pass pipeline, and freed with it. */
+CgModule *cg_module_chain(CgModule *owner, const char *name);
 /* Adds `void fn(void **slots, int64_t n)` computing g as scheduled by s for
  * n samples (n <= g->batch; n is ignored if g has no batch axes). */
 void cg_add_step(CgModule *m, const char *fn, const Graph *g, const Schedule *s);
+/* ---------------------------------------------------------------- cg_guard.c */
+
+/* Adds `int fn(void **slots)` in a module chained to m: 1 when every element
+ * of g's parameter and optimizer-state slots is finite, else 0. */
+void cg_add_guard(CgModule *m, const char *fn, const Graph *g);
+
 /* Prints the module's LLVM IR (before optimisation). */
 void cg_print(CgModule *m, FILE *out);
 

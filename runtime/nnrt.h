@@ -214,9 +214,10 @@ typedef struct NnrtTrainSpec {
     /* Optional. */
     const NnrtDataset *val; /* evaluated after every epoch */
     const NnrtTrainPos *resume; /* NULL: epoch 0, the generator seeded from seed */
-    /* The NaN/Inf guard: elements of each slot from 5 on (NULL: the loss
-     * alone is checked); after every step they must all be finite. */
-    const size_t *slot_elems;
+    /* The NaN/Inf guard, called with the slots after every training step:
+     * nonzero when the parameters and optimizer state are all finite (NULL:
+     * the loss alone is checked). The compiler generates it for the host. */
+    int (*finite)(void **slots);
     void *ctx;
     /* After every training step (stats NULL) and every epoch (its stats). */
     NnrtHookResult (*after_step)(void *ctx, const NnrtTrainPos *pos,

@@ -153,43 +153,6 @@ typedef struct Pass {
     void *ctx;
 } Pass;
 
-/* Integer arithmetic on the bits, in vectors (a float sum would be one long
- * dependency chain: about 0.25 s of a 1.4 s epoch of 784-512-10, and an
- * array of accumulators stays in memory): the exponent field plus its
- * lowest bit carries into the sign bit exactly when the exponent is all
- * ones, i.e. for NaN and Inf. */
-typedef uint32_t U32x4 __attribute__((vector_size(16))); /* SSE2, NEON: every target */
-
-static bool all_finite(const float *p, size_t n) {
-    const uint32_t exponent = 0x7f800000u, carry = 0x00800000u;
-    U32x4 acc = {0};
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        U32x4 u;
-        memcpy(&u, &p[i], sizeof u);
-        acc |= (u & exponent) + carry;
-    }
-    uint32_t all = 0;
-    for (int l = 0; l < 4; l++)
-        all |= acc[l];
-    for (; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &p[i], sizeof u);
-        all |= (u & exponent) + carry;
-    }
-    return !(all & 0x80000000u);
-}
-
-/* The guard: are all parameters and optimizer state finite? */
-static bool state_finite(const NnrtTrainSpec *spec) {
-    if (!spec->slot_elems || spec->dtype_bytes != 4)
-        return true;
-    for (size_t s = 5; s < spec->nslots; s++)
-        if (spec->slots[s] && !all_finite(spec->slots[s], spec->slot_elems[s - 5]))
-            return false;
-    return true;
-}
-
 volatile sig_atomic_t nnrt_interrupt_requested;
 
 void nnrt_interrupt(void) { nnrt_interrupt_requested = 1; }
@@ -218,7 +181,7 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
         st.fn(spec->slots, (int64_t)b);
         double loss = read_elem(bf->loss, 0, spec->dtype_bytes);
         bool loss_ok = isfinite(loss);
-        if (!loss_ok || (pos && !state_finite(spec))) {
+        if (!loss_ok || (pos && spec->finite && !spec->finite(spec->slots))) {
             if (prog && prog->tty)
                 fputc('\n', prog->out); /* keep the bar; the error goes below it */
             if (res)

@@ -858,6 +858,15 @@ static double fake_acc(size_t n) {
     return (double)correct / (double)n;
 }
 
+/* The guard, as the compiler would generate it for slot 6 of 37 floats. */
+static int fake_finite(void **slots) {
+    const float *p = slots[6];
+    for (int i = 0; i < 37; i++)
+        if (!isfinite(p[i]))
+            return 0;
+    return 1;
+}
+
 static NnrtTrainSpec fake_spec(Fake *fk, void **slots, int dtype, FILE *out) {
     memset(fk, 0, sizeof *fk);
     fk->dtype = dtype;
@@ -977,29 +986,27 @@ static void test_train(void) {
     CHECK(strcmp(err, "loss is inf on the test set at step 1") == 0);
     printf("  rejected: %s\n", err);
 
-    /* A finite loss but a non-finite parameter: the guard reads the state
-     * after every step, in the vectorised body of its scan (index 3) and in
-     * its tail (index 35 of 37). Huge, tiny and negative finite values pass. */
-    const float poisons[] = {NAN, -NAN, INFINITY, -INFINITY, FLT_MAX, -FLT_MAX, FLT_MIN / 4, -0.0f};
-    for (size_t p = 0; p < sizeof poisons / sizeof *poisons; p++)
-        for (size_t at = 3; at < 37; at += 32) {
-            const size_t elems[] = {0, 37};
-            spec = fake_spec(&fk, slots, 4, out);
-            slots[6] = fk.param;
-            spec.nslots = 7;
-            spec.slot_elems = elems;
-            fk.poison_at = 5;
-            fk.poison_index = at;
-            fk.poison = poisons[p];
-            bool finite = isfinite(poisons[p]);
-            const char *want = "a gradient became nan or inf at epoch 2, step 2 (the loss was ";
-            bool ok = nnrt_train(&spec, &train, NULL, &res, err, sizeof err);
-            CHECK(ok == finite);
-            if (ok)
-                nnrt_train_result_free(&res);
-            else
-                CHECK(strncmp(err, want, strlen(want)) == 0 && fk.calls == 5);
-        }
+    /* A finite loss but a non-finite parameter: the guard is asked after
+     * every step and stops training at the step that made it. (The
+     * generated guard's own answers: tests/unit/test_guard.c.) */
+    const float poisons[] = {NAN, FLT_MAX};
+    for (size_t p = 0; p < sizeof poisons / sizeof *poisons; p++) {
+        spec = fake_spec(&fk, slots, 4, out);
+        slots[6] = fk.param;
+        spec.nslots = 7;
+        spec.finite = fake_finite;
+        fk.poison_at = 5;
+        fk.poison_index = 3;
+        fk.poison = poisons[p];
+        bool finite = isfinite(poisons[p]);
+        const char *want = "a gradient became nan or inf at epoch 2, step 2 (the loss was ";
+        bool ok = nnrt_train(&spec, &train, NULL, &res, err, sizeof err);
+        CHECK(ok == finite);
+        if (ok)
+            nnrt_train_result_free(&res);
+        else
+            CHECK(strncmp(err, want, strlen(want)) == 0 && fk.calls == 5);
+    }
     printf("  rejected: %s\n", err);
 
     /* Not classifying: no accuracy. */

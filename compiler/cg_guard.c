@@ -1,0 +1,97 @@
+/* cg_guard.c — the NaN/Inf guard's scan, `int fn(void **slots)`: 1 when
+ * every element of the parameter and optimizer-state slots is finite.
+ *
+ * The trainer calls it after every step (runtime/train.c), so it reads all
+ * the weights once a step. Compiled C at the runtime's portable width (SSE2,
+ * 16-byte vectors) it took 25 us for 784-128-10's 101,770 floats: a quarter
+ * of a batch-32 step. Generated here like the kernels, it loads vectors of
+ * the JIT target's full width (zmm with AVX-512: 8 us) and follows
+ * NNC_TARGET_FEATURES, so the tests reach every width.
+ *
+ * It works on the bits: (u & exponent) + the exponent's lowest bit carries
+ * into the sign bit exactly when the exponent is all ones (NaN, Inf). OR-ing
+ * those is one cheap independent operation per element, where a float sum
+ * would be one long chain of dependent adds.
+ */
+#define NNC_WITH_LLVM
+#include "nnc.h"
+
+/* x, or x in every lane of a vector type t. */
+static LLVMValueRef splat(LLVMTypeRef t, LLVMValueRef x) {
+    if (LLVMGetTypeKind(t) != LLVMVectorTypeKind)
+        return x;
+    unsigned lanes = LLVMGetVectorSize(t);
+    LLVMValueRef v[64];
+    for (unsigned l = 0; l < lanes; l++)
+        v[l] = x;
+    return LLVMConstVector(v, lanes);
+}
+
+/* acc | ((u & exponent) + carry) over the count values of type t (an
+ * integer or a vector of lanes integers) from element start of base, in a
+ * loop of its own; returns the final acc. */
+static LLVMValueRef scan(Cg *c, LLVMTypeRef t, int lanes, LLVMValueRef base, int64_t start, int64_t count,
+                         LLVMValueRef acc, LLVMValueRef exponent, LLVMValueRef carry) {
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "scan");
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "body");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "done");
+    LLVMBuildBr(c->b, head);
+    LLVMPositionBuilderAtEnd(c->b, head);
+    LLVMValueRef i = LLVMBuildPhi(c->b, c->i64, "i");
+    LLVMValueRef a = LLVMBuildPhi(c->b, t, "acc");
+    LLVMValueRef zero = cg_i64(c, 0);
+    LLVMAddIncoming(i, &zero, &pre, 1);
+    LLVMAddIncoming(a, &acc, &pre, 1);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, i, cg_i64(c, count), ""), body, done);
+
+    LLVMPositionBuilderAtEnd(c->b, body);
+    LLVMTypeRef et = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMGetElementType(t) : t;
+    LLVMValueRef off = LLVMBuildAdd(c->b, cg_i64(c, start), LLVMBuildMul(c->b, i, cg_i64(c, lanes), ""), "");
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, et, base, &off, 1, "");
+    LLVMValueRef u = LLVMBuildLoad2(c->b, t, LLVMBuildBitCast(c->b, p, LLVMPointerType(t, 0), ""), "");
+    LLVMSetAlignment(u, LLVMGetIntTypeWidth(et) / 8); /* the slot's elements' alignment, not the vector's */
+    LLVMValueRef bits = LLVMBuildAdd(c->b, LLVMBuildAnd(c->b, u, splat(t, exponent), ""), splat(t, carry), "");
+    LLVMValueRef next_a = LLVMBuildOr(c->b, a, bits, "");
+    LLVMValueRef next_i = LLVMBuildNUWAdd(c->b, i, cg_i64(c, 1), "");
+    LLVMBuildBr(c->b, head);
+    LLVMAddIncoming(i, &next_i, &body, 1);
+    LLVMAddIncoming(a, &next_a, &body, 1);
+    LLVMPositionBuilderAtEnd(c->b, done);
+    return a;
+}
+
+void cg_add_guard(CgModule *owner, const char *name, const Graph *g) {
+    CgModule *m = cg_module_chain(owner, name);
+    Cg c = {.owner = owner, .g = g, .name = name};
+    cg_use_module(&c, m);
+    bool f64 = g->dtype == DT_F64;
+    unsigned bits = f64 ? 64 : 32;
+    LLVMTypeRef it = LLVMIntTypeInContext(m->ctx, bits), i32 = LLVMInt32TypeInContext(m->ctx);
+    int lanes = jit_vector_bits() / (int)bits;
+    LLVMTypeRef vt = LLVMVectorType(it, (unsigned)lanes);
+    LLVMValueRef exponent = LLVMConstInt(it, f64 ? 0x7ff0000000000000ull : 0x7f800000u, false);
+    LLVMValueRef carry = LLVMConstInt(it, f64 ? 0x0010000000000000ull : 0x00800000u, false);
+
+    LLVMTypeRef param = LLVMPointerType(c.i8p, 0);
+    c.fn = LLVMAddFunction(m->mod, name, LLVMFunctionType(i32, &param, 1, false));
+    LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(m->ctx, c.fn, "entry"));
+    LLVMValueRef vacc = LLVMConstNull(vt), acc = LLVMConstInt(it, 0, false);
+    for (int s = 0; s < g->nslots; s++) {
+        if (g->slots[s].kind != SLOT_PARAM && g->slots[s].kind != SLOT_STATE)
+            continue;
+        LLVMValueRef k = cg_i64(&c, s);
+        LLVMValueRef p = LLVMBuildLoad2(c.b, c.i8p, LLVMBuildInBoundsGEP2(c.b, c.i8p, LLVMGetParam(c.fn, 0), &k, 1, ""),
+                                        g->slots[s].name);
+        LLVMValueRef base = LLVMBuildBitCast(c.b, p, LLVMPointerType(it, 0), "");
+        int64_t n = shape_elems(&g->slots[s].shape), whole = n / lanes;
+        vacc = scan(&c, vt, lanes, base, 0, whole, vacc, exponent, carry);
+        acc = scan(&c, it, 1, base, whole * lanes, n - whole * lanes, acc, exponent, carry);
+    }
+    acc = LLVMBuildOr(c.b, acc, cg_intrinsic(&c, "llvm.vector.reduce.or", vt, &vacc, 1), "");
+    LLVMValueRef sign = LLVMConstInt(it, 1ull << (bits - 1), false);
+    LLVMValueRef ok = LLVMBuildICmp(c.b, LLVMIntEQ, LLVMBuildAnd(c.b, acc, sign, ""), LLVMConstInt(it, 0, false), "");
+    LLVMBuildRet(c.b, LLVMBuildZExt(c.b, ok, i32, ""));
+    cg_verify_function(&c);
+    LLVMDisposeBuilder(c.b);
+}
