@@ -870,14 +870,14 @@ CgModule *cg_module_chain(CgModule *owner, const char *name);
 /* Adds `void fn(void **slots, int64_t n)` computing g as scheduled by s for
  * n samples (n <= g->batch; n is ignored if g has no batch axes). */
 void cg_add_step(CgModule *m, const char *fn, const Graph *g, const Schedule *s);
+/* Prints the module's LLVM IR (before optimisation). */
+void cg_print(CgModule *m, FILE *out);
+
 /* ---------------------------------------------------------------- cg_guard.c */
 
 /* Adds `int fn(void **slots)` in a module chained to m: 1 when every element
  * of g's parameter and optimizer-state slots is finite, else 0. */
 void cg_add_guard(CgModule *m, const char *fn, const Graph *g);
-
-/* Prints the module's LLVM IR (before optimisation). */
-void cg_print(CgModule *m, FILE *out);
 
 /* ---------------------------------------------------------------- jit.c */
 

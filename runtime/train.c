@@ -12,7 +12,9 @@
  * it holds. A non-finite loss, parameter or optimizer state stops training
  * with the epoch and step (the NaN/Inf guard): going on would only turn
  * every parameter into NaN. Checking the parameters costs one pass over
- * them per step, against the step's batch-times-larger arithmetic.
+ * them per step, against the step's batch-times-larger arithmetic; the
+ * compiler generates that pass for the host (spec->finite), at its full
+ * vector width.
  *
  * The position (epoch, step, the generator before the epoch's shuffle and
  * the epoch's running sums) is all a run needs to continue: resuming
