@@ -33,31 +33,24 @@ static LLVMValueRef splat(LLVMTypeRef t, LLVMValueRef x) {
 static LLVMValueRef scan(Cg *c, LLVMTypeRef t, int lanes, LLVMValueRef base, int64_t start, int64_t count,
                          LLVMValueRef acc, LLVMValueRef exponent, LLVMValueRef carry) {
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
-    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "scan");
-    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "body");
-    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "done");
-    LLVMBuildBr(c->b, head);
-    LLVMPositionBuilderAtEnd(c->b, head);
-    LLVMValueRef i = LLVMBuildPhi(c->b, c->i64, "i");
+    Loop l;
+    LLVMValueRef i = cg_loop_open(c, &l, cg_i64(c, count));
+    /* The accumulator's phi, beside the counter's at the head. */
+    LLVMPositionBuilderBefore(c->b, LLVMGetFirstInstruction(l.head));
     LLVMValueRef a = LLVMBuildPhi(c->b, t, "acc");
-    LLVMValueRef zero = cg_i64(c, 0);
-    LLVMAddIncoming(i, &zero, &pre, 1);
     LLVMAddIncoming(a, &acc, &pre, 1);
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, i, cg_i64(c, count), ""), body, done);
+    LLVMPositionBuilderAtEnd(c->b, l.body);
 
-    LLVMPositionBuilderAtEnd(c->b, body);
     LLVMTypeRef et = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMGetElementType(t) : t;
     LLVMValueRef off = LLVMBuildAdd(c->b, cg_i64(c, start), LLVMBuildMul(c->b, i, cg_i64(c, lanes), ""), "");
     LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, et, base, &off, 1, "");
     LLVMValueRef u = LLVMBuildLoad2(c->b, t, LLVMBuildBitCast(c->b, p, LLVMPointerType(t, 0), ""), "");
     LLVMSetAlignment(u, LLVMGetIntTypeWidth(et) / 8); /* the slot's elements' alignment, not the vector's */
     LLVMValueRef bits = LLVMBuildAdd(c->b, LLVMBuildAnd(c->b, u, splat(t, exponent), ""), splat(t, carry), "");
-    LLVMValueRef next_a = LLVMBuildOr(c->b, a, bits, "");
-    LLVMValueRef next_i = LLVMBuildNUWAdd(c->b, i, cg_i64(c, 1), "");
-    LLVMBuildBr(c->b, head);
-    LLVMAddIncoming(i, &next_i, &body, 1);
-    LLVMAddIncoming(a, &next_a, &body, 1);
-    LLVMPositionBuilderAtEnd(c->b, done);
+    LLVMValueRef next = LLVMBuildOr(c->b, a, bits, "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+    LLVMAddIncoming(a, &next, &latch, 1);
+    cg_loop_close(c, &l);
     return a;
 }
 
