@@ -16,20 +16,10 @@
 #define NNC_WITH_LLVM
 #include "nnc.h"
 
-/* x, or x in every lane of a vector type t. */
-static LLVMValueRef splat(LLVMTypeRef t, LLVMValueRef x) {
-    if (LLVMGetTypeKind(t) != LLVMVectorTypeKind)
-        return x;
-    unsigned lanes = LLVMGetVectorSize(t);
-    LLVMValueRef v[64];
-    for (unsigned l = 0; l < lanes; l++)
-        v[l] = x;
-    return LLVMConstVector(v, lanes);
-}
-
 /* acc | ((u & exponent) + carry) over the count values of type t (an
- * integer or a vector of lanes integers) from element start of base, in a
- * loop of its own; returns the final acc. */
+ * integer, or a vector of lanes integers with exponent and carry splat to
+ * it) from element start of base, in a loop of its own; returns the final
+ * acc. */
 static LLVMValueRef scan(Cg *c, LLVMTypeRef t, int lanes, LLVMValueRef base, int64_t start, int64_t count,
                          LLVMValueRef acc, LLVMValueRef exponent, LLVMValueRef carry) {
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
@@ -46,7 +36,7 @@ static LLVMValueRef scan(Cg *c, LLVMTypeRef t, int lanes, LLVMValueRef base, int
     LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, et, base, &off, 1, "");
     LLVMValueRef u = LLVMBuildLoad2(c->b, t, LLVMBuildBitCast(c->b, p, LLVMPointerType(t, 0), ""), "");
     LLVMSetAlignment(u, LLVMGetIntTypeWidth(et) / 8); /* the slot's elements' alignment, not the vector's */
-    LLVMValueRef bits = LLVMBuildAdd(c->b, LLVMBuildAnd(c->b, u, splat(t, exponent), ""), splat(t, carry), "");
+    LLVMValueRef bits = LLVMBuildAdd(c->b, LLVMBuildAnd(c->b, u, exponent, ""), carry, "");
     LLVMValueRef next = LLVMBuildOr(c->b, a, bits, "");
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
     LLVMAddIncoming(a, &next, &latch, 1);
@@ -70,6 +60,7 @@ void cg_add_guard(CgModule *owner, const char *name, const Graph *g) {
     c.fn = LLVMAddFunction(m->mod, name, LLVMFunctionType(i32, &param, 1, false));
     LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(m->ctx, c.fn, "entry"));
     LLVMValueRef vacc = LLVMConstNull(vt), acc = LLVMConstInt(it, 0, false);
+    LLVMValueRef vexponent = cg_splat(&c, exponent, lanes), vcarry = cg_splat(&c, carry, lanes);
     for (int s = 0; s < g->nslots; s++) {
         if (g->slots[s].kind != SLOT_PARAM && g->slots[s].kind != SLOT_STATE)
             continue;
@@ -78,7 +69,7 @@ void cg_add_guard(CgModule *owner, const char *name, const Graph *g) {
                                         g->slots[s].name);
         LLVMValueRef base = LLVMBuildBitCast(c.b, p, LLVMPointerType(it, 0), "");
         int64_t n = shape_elems(&g->slots[s].shape), whole = n / lanes;
-        vacc = scan(&c, vt, lanes, base, 0, whole, vacc, exponent, carry);
+        vacc = scan(&c, vt, lanes, base, 0, whole, vacc, vexponent, vcarry);
         acc = scan(&c, it, 1, base, whole * lanes, n - whole * lanes, acc, exponent, carry);
     }
     acc = LLVMBuildOr(c.b, acc, cg_intrinsic(&c, "llvm.vector.reduce.or", vt, &vacc, 1), "");

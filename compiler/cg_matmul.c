@@ -84,13 +84,6 @@ bool cg_matmul_folds(const Graph *g, NodeId t) {
     return true;
 }
 
-static LLVMValueRef splat(Cg *c, LLVMValueRef x, int w) {
-    LLVMTypeRef vt = LLVMVectorType(c->ft, (unsigned)w);
-    LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetUndef(vt), x, cg_i64(c, 0), "");
-    LLVMValueRef mask = LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(c->ctx), (unsigned)w));
-    return LLVMBuildShuffleVector(c->b, v, LLVMGetUndef(vt), mask, "");
-}
-
 static LLVMValueRef vec_ptr(Cg *c, LLVMValueRef base, LLVMValueRef off, int w) {
     return LLVMBuildBitCast(c->b, cg_elem_ptr(c, base, off), LLVMPointerType(LLVMVectorType(c->ft, (unsigned)w), 0), "");
 }
@@ -156,7 +149,7 @@ static LLVMValueRef epilogue_value(Cg *c, const Tiling *t, NodeId x, NodeId u, N
         return acc;
     const IrNode *n = &c->g->nodes[x];
     if (n->op == OP_CONST)
-        return splat(c, cg_const(c, x), w);
+        return cg_splat(c, cg_const(c, x), w);
     if (x != u && c->sched->place[x] != PLACE_INLINE) {
         /* A value in memory, broadcast to [M, N]: rows and columns have
          * strides rs and cs (0 along a broadcast axis). */
@@ -165,7 +158,7 @@ static LLVMValueRef epilogue_value(Cg *c, const Tiling *t, NodeId x, NodeId u, N
         int64_t rs = s->rank >= 2 && s->dim[s->rank - 2] != 1 ? s->dim[s->rank - 1] : 0;
         LLVMValueRef off = add(c, mul(c, i, rs), mul(c, j, cs));
         if (!cs)
-            return splat(c, LLVMBuildLoad2(c->b, c->ft, cg_elem_ptr(c, c->ptr[x], off), ""), w);
+            return cg_splat(c, LLVMBuildLoad2(c->b, c->ft, cg_elem_ptr(c, c->ptr[x], off), ""), w);
         return load_vec(c, c->ptr[x], off, vec);
     }
     LLVMValueRef a = epilogue_value(c, t, n->in[0], u, m, acc, i, j, vec);
@@ -179,7 +172,7 @@ static LLVMValueRef epilogue_value(Cg *c, const Tiling *t, NodeId x, NodeId u, N
     case OP_NEG: return LLVMBuildFNeg(c->b, a, "");
     case OP_RELU: return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, zero, ""), a, zero, "");
     case OP_STEP:
-        return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, zero, ""), splat(c, cg_f(c, 1), w), zero, "");
+        return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, zero, ""), cg_splat(c, cg_f(c, 1), w), zero, "");
     case OP_BROADCAST: return a;
     default: die("cg_matmul: %s in an epilogue", op_info[n->op].name); /* fuse.c allows only the above */
     }
@@ -220,7 +213,7 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, NodeId B, NodeId C, LLV
     for (int r = 0; r < mr; r++) {
         LLVMValueRef a = LLVMBuildLoad2(b, c->ft, cg_elem_ptr(c, c->ptr[A.node], add(c, arow[r], acol)), "");
         for (int v = 0; v < nv; v++) {
-            LLVMValueRef args[3] = {splat(c, a, w[v].w), bv[v], acc[r][v]};
+            LLVMValueRef args[3] = {cg_splat(c, a, w[v].w), bv[v], acc[r][v]};
             next[r][v] = cg_intrinsic(c, "llvm.fmuladd", LLVMVectorType(c->ft, (unsigned)w[v].w), args, 3);
         }
     }

@@ -194,6 +194,13 @@ static void store_at(Cg *c, LLVMValueRef base, LLVMValueRef off, LLVMValueRef v)
     LLVMBuildStore(c->b, v, cg_elem_ptr(c, base, off));
 }
 
+LLVMValueRef cg_splat(Cg *c, LLVMValueRef x, int w) {
+    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(x), (unsigned)w);
+    LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetUndef(vt), x, cg_i64(c, 0), "");
+    LLVMValueRef mask = LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(c->ctx), (unsigned)w));
+    return LLVMBuildShuffleVector(c->b, v, LLVMGetUndef(vt), mask, "");
+}
+
 /* An overloaded LLVM intrinsic, e.g. llvm.exp.f32 or llvm.fmuladd.v16f32. */
 LLVMValueRef cg_intrinsic(Cg *c, const char *name, LLVMTypeRef t, LLVMValueRef *args, unsigned nargs) {
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));

@@ -843,6 +843,8 @@ bool cg_batch_axis(const Cg *c, NodeId id, int d);
 LLVMValueRef cg_const(Cg *c, NodeId id);
 /* A call of an intrinsic overloaded on type t (the element or a vector type). */
 LLVMValueRef cg_intrinsic(Cg *c, const char *name, LLVMTypeRef t, LLVMValueRef *args, unsigned nargs);
+/* x in every lane of a <w x type of x> vector. */
+LLVMValueRef cg_splat(Cg *c, LLVMValueRef x, int w);
 /* Emits into m from now on: its context, module, types and a new builder. */
 void cg_use_module(Cg *c, CgModule *m);
 /* Starts function fn: sets c->fn, the builder, c->slot, c->ptr and c->n for
