@@ -187,6 +187,11 @@ LLVMValueRef cg_load_at(Cg *c, NodeId id, LLVMValueRef off) {
     const IrNode *n = &c->g->nodes[id];
     if (n->op == OP_CONST)
         return cg_const(c, id);
+    if (n->op == OP_INPUT && c->g->slots[n->slot].u8) { /* lower_input's multiply scales it */
+        LLVMTypeRef i8 = LLVMInt8TypeInContext(c->ctx);
+        LLVMValueRef byte = LLVMBuildLoad2(c->b, i8, LLVMBuildInBoundsGEP2(c->b, i8, c->ptr[id], &off, 1, ""), "");
+        return LLVMBuildUIToFP(c->b, byte, c->ft, "");
+    }
     return LLVMBuildLoad2(c->b, c->ft, cg_elem_ptr(c, c->ptr[id], off), "");
 }
 
@@ -507,7 +512,7 @@ void cg_begin_function(Cg *c, LLVMValueRef fn, bool kernel) {
                                         g->slots[s].name);
         if (s == SLOT_NO_ARENA)
             arena = p;
-        c->slot[s] = LLVMBuildBitCast(c->b, p, c->fpt, "");
+        c->slot[s] = g->slots[s].u8 ? p : LLVMBuildBitCast(c->b, p, c->fpt, "");
     }
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = &g->nodes[i];

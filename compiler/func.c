@@ -281,7 +281,7 @@ static NodeId func_outputs(Func *f, NodeId all, NodeId pred, Loc l) {
     return all < 0 ? flat : ir_concat(g, all, flat, 1, l);
 }
 
-NodeId func_lower(Graph *g, const Model *m, int64_t batch, Diag *d, NodeId *pred, Shape *output) {
+NodeId func_lower(Graph *g, const Model *m, int64_t batch, InputType in, Diag *d, NodeId *pred, Shape *output) {
     Arena *a = g->arena;
     int errors = d->errors;
     const AstModel *ast = m->functional;
@@ -297,14 +297,14 @@ NodeId func_lower(Graph *g, const Model *m, int64_t batch, Diag *d, NodeId *pred
     Shape xs = ninputs == 1 ? batched(&m->input, batch) : (Shape){2, {batch, shape_elems(&m->input)}};
     Shape ys = m->label_size == 1 && ntargets <= 1 ? (Shape){1, {batch}} : (Shape){2, {batch, m->label_size}};
     int sx = ir_add_slot(g, (Slot){.kind = SLOT_INPUT, .name = ninputs == 1 ? m->input_name : "inputs",
-                                   .shape = xs});
+                                   .shape = xs, .u8 = in == INPUT_U8});
     int sy = ir_add_slot(g, (Slot){.kind = SLOT_LABEL, .name = "label", .shape = ys});
     ir_add_slot(g, (Slot){.kind = SLOT_LOSS, .name = "loss"});
     ir_add_slot(g, (Slot){.kind = SLOT_OUTPUT, .name = "output"});
 
     Func f = {.e = {.arena = a, .diag = d, .g = g, .batch = batch, .dense = func_dense, .warn = output != NULL}};
     ExprEnv *e = &f.e;
-    NodeId xall = ir_leaf(g, OP_INPUT, sx, xs, xloc), yall = ir_leaf(g, OP_LABEL, sy, ys, yloc);
+    NodeId xall = lower_input(g, sx, xloc), yall = ir_leaf(g, OP_LABEL, sy, ys, yloc);
     NodeId loss = -1, target = -1, outputs = -1;
     int64_t xoff = 0, yoff = 0;
     NodeId cur = -1; /* the value a layer line applies to: the last one made */

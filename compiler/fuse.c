@@ -67,8 +67,10 @@ static bool epilogue_op(Op op) {
 static bool epilogue_tree_ok(const Graph *g, const Schedule *s, NodeId x, NodeId m, NodeId when, bool top) {
     if (x == m)
         return true;
+    if (!top && s->place[x] == PLACE_NONE) /* the epilogue loads vectors of floats, not of bytes */
+        return g->nodes[x].op == OP_CONST || !g->slots[g->nodes[x].slot].u8;
     if (!top && s->place[x] != PLACE_INLINE)
-        return s->place[x] == PLACE_NONE || s->root[x] < when;
+        return s->root[x] < when;
     if (!epilogue_op(g->nodes[x].op))
         return false;
     for (int k = 0; k < op_info[g->nodes[x].op].arity; k++)

@@ -29,7 +29,7 @@ void ir_print(FILE *out, const Graph *g) {
     const char *dt = dtype_name(g->dtype);
     for (int i = 1; i < g->nslots; i++) {
         const Slot *s = &g->slots[i];
-        fprintf(out, "slot #%d %s %s : %s%s\n", i, slot_kind_name(s->kind), s->name, dt,
+        fprintf(out, "slot #%d %s %s : %s%s\n", i, slot_kind_name(s->kind), s->name, s->u8 ? "u8" : dt,
                 shape_str(&s->shape, sb, sizeof sb));
     }
     for (int i = 0; i < g->nnodes; i++) {

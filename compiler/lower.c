@@ -41,12 +41,20 @@ static NodeId dense(Graph *g, Arena *a, const Layer *l, NodeId h, NodeId *logits
     return lower_activation(g, l->act, z, l->loc);
 }
 
-NodeId lower_forward(Graph *g, const Model *m, int64_t batch, NodeId *pred) {
+/* Images kept as uint8 are scaled by the nearest float to 1/255 (which takes
+ * 255 to exactly 1), as nnrt_batch_fill scales them when it converts a batch
+ * itself: a run gives the same numbers either way. */
+NodeId lower_input(Graph *g, int slot, Loc loc) {
+    NodeId x = ir_leaf(g, OP_INPUT, slot, g->slots[slot].shape, loc);
+    return g->slots[slot].u8 ? ir_binary(g, OP_MUL, x, ir_const(g, 1.0 / 255, (Shape){0}, loc), loc) : x;
+}
+
+NodeId lower_forward(Graph *g, const Model *m, int64_t batch, InputType in, NodeId *pred) {
     if (m->functional) { /* checked by sema: no errors here */
         Diag quiet;
         diag_init(&quiet, stderr);
         /* No output shape wanted: sema has shown the warnings once. */
-        NodeId loss = func_lower(g, m, batch, &quiet, pred, NULL);
+        NodeId loss = func_lower(g, m, batch, in, &quiet, pred, NULL);
         if (loss < 0)
             die("lower: a checked functional model has errors");
         return loss;
@@ -54,12 +62,12 @@ NodeId lower_forward(Graph *g, const Model *m, int64_t batch, NodeId *pred) {
     Arena *a = g->arena;
     ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
     Shape xs = batched(&m->input, batch), ys = {1, {batch}}, out = batched(&m->output, batch);
-    int sx = ir_add_slot(g, (Slot){.kind = SLOT_INPUT, .name = m->input_name, .shape = xs});
+    int sx = ir_add_slot(g, (Slot){.kind = SLOT_INPUT, .name = m->input_name, .shape = xs, .u8 = in == INPUT_U8});
     int sy = ir_add_slot(g, (Slot){.kind = SLOT_LABEL, .name = "label", .shape = ys});
     ir_add_slot(g, (Slot){.kind = SLOT_LOSS, .name = "loss"});
     ir_add_slot(g, (Slot){.kind = SLOT_OUTPUT, .name = "output", .shape = out});
 
-    NodeId h = ir_leaf(g, OP_INPUT, sx, xs, m->input_loc);
+    NodeId h = lower_input(g, sx, m->input_loc);
     NodeId logits = h;
     for (int i = 0; i < m->nlayers; i++) {
         const Layer *l = &m->layers[i];

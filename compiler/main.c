@@ -338,9 +338,9 @@ typedef struct Compiled {
     size_t arena_bytes;
 } Compiled;
 
-static void add_step(Arena *a, CgModule *mod, const Model *m, int opt, StepKind kind, const char *name,
-                     size_t *arena_bytes, Graph **graph, const Schedule **sched) {
-    Graph *g = step_graph(a, m, kind, m->batch, DT_F32);
+static void add_step(Arena *a, CgModule *mod, const Model *m, int opt, InputType in, StepKind kind,
+                     const char *name, size_t *arena_bytes, Graph **graph, const Schedule **sched) {
+    Graph *g = step_graph(a, m, kind, m->batch, DT_F32, in);
     Schedule *s = schedule(a, g, opt);
     cg_add_step(mod, name, g, s);
     if (s->arena_bytes > *arena_bytes)
@@ -351,7 +351,7 @@ static void add_step(Arena *a, CgModule *mod, const Model *m, int opt, StepKind 
     }
 }
 
-static bool compile_steps(Arena *a, const Model *m, int opt, Compiled *c, Diag *d) {
+static bool compile_steps(Arena *a, const Model *m, int opt, InputType in, Compiled *c, Diag *d) {
     /* One module per function, so they compile in parallel; the training
      * step, the larger, first. */
     enum { NFN = 2 };
@@ -360,7 +360,7 @@ static bool compile_steps(Arena *a, const Model *m, int opt, Compiled *c, Diag *
     CgModule *mods[NFN];
     for (int i = 0; i < NFN; i++) {
         mods[i] = cg_module_new(names[i]);
-        add_step(a, mods[i], m, opt, i == 0 ? STEP_TRAIN : STEP_EVAL, names[i], &c->arena_bytes,
+        add_step(a, mods[i], m, opt, in, i == 0 ? STEP_TRAIN : STEP_EVAL, names[i], &c->arena_bytes,
                  i == 0 ? &c->train : NULL, &c->sched);
     }
     cg_add_guard(mods[0], "state_finite", c->train);
@@ -478,6 +478,19 @@ static void data_free(Data *dt) {
     for (int k = 0; k < NSETS; k++)
         if (dt->have[k])
             nnrt_dataset_free(&dt->set[k]);
+}
+
+/* The steps take uint8 images as they are, and scale them themselves, when
+ * every set of the run is uint8: a batch is then copied, where converting
+ * it was most of a small model's time outside the kernels. */
+static InputType data_input(const Data *dt) {
+    bool any = dt->have_train, all = !dt->have_train || dt->train.images.type == NNRT_U8;
+    for (int k = 0; k < NSETS; k++)
+        if (dt->have[k]) {
+            any = true;
+            all = all && dt->set[k].images.type == NNRT_U8;
+        }
+    return any && all ? INPUT_U8 : INPUT_FLOAT;
 }
 
 /* Class indices are checked against the classes of a model that takes them. */
@@ -604,7 +617,7 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
     }
     /* The checkpoint is loaded (and checked against the model's slots)
      * before compiling: a bad file is reported at once, and cheaply. */
-    Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32);
+    Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32, INPUT_FLOAT);
     void **slots = keep && keep->slots ? keep->slots : alloc_slots(g, o->seed);
     FitHook hook = {
         .diag = d, .arena = a, .model = m, .graph = g, .slots = slots,
@@ -622,7 +635,8 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
     if (weights && !fit_load(d, weights, g, slots, &hook.info, &hook.st))
         status = EXIT_USAGE;
     double t0 = nnrt_now();
-    if (status == EXIT_OK && !compile_steps(a, m, o->opt, &c, d))
+    InputType in = data_input(&dt);
+    if (status == EXIT_OK && !compile_steps(a, m, o->opt, in, &c, d))
         status = EXIT_USAGE;
     double compile_secs = nnrt_now() - t0;
     /* CSV on standard output keeps it to itself: the rest goes to stderr then. */
@@ -637,6 +651,7 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
     }
     NnrtTrainSpec spec = {
         .dtype_bytes = 4,
+        .input_u8 = in == INPUT_U8,
         .outputs = (size_t)shape_elems(&m->output),
         .classify = m->label_size == 1 && !m->several_losses &&
                     (model_classes(m) > 0 || m->output.dim[0] > 1),
@@ -679,7 +694,7 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
         if (status == EXIT_OK && o->report_path) {
             NnrtReport r = {.model = o->model_path, .train_path = dt.train_path, .test_path = dt.test_path,
                             .seed = o->seed, .batch = (size_t)m->batch, .lr = m->lr,
-                            .compile_secs = compile_secs, .result = &res};
+                            .compile_secs = compile_secs, .input_u8 = spec.input_u8, .result = &res};
             if (!nnrt_report_write(o->report_path, &r, err, sizeof err)) {
                 diag_plain(d, "%s", err);
                 status = EXIT_USAGE;
@@ -785,7 +800,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
     if (o->gradcheck) {
         Graph *g = ir_new(a, DT_F64);
         NodeId pred;
-        NodeId loss = lower_forward(g, m, 4, &pred);
+        NodeId loss = lower_forward(g, m, 4, INPUT_FLOAT, &pred);
         char err[1024];
         double worst = gradcheck(g, loss, m->output.dim[0], o->seed, 50, o->opt, stdout, err, sizeof err);
         if (worst < 0) {
@@ -799,23 +814,23 @@ static int run(Arena *a, const Options *o, Diag *d) {
     }
     switch (o->emit) {
     case EMIT_IR:
-        ir_print(stdout, step_graph(a, m, STEP_EVAL, m->batch, DT_F32));
+        ir_print(stdout, step_graph(a, m, STEP_EVAL, m->batch, DT_F32, INPUT_FLOAT));
         return EXIT_OK;
     case EMIT_GRAD:
-        ir_print(stdout, step_graph(a, m, STEP_TRAIN, m->batch, DT_F32));
+        ir_print(stdout, step_graph(a, m, STEP_TRAIN, m->batch, DT_F32, INPUT_FLOAT));
         return EXIT_OK;
     case EMIT_DOT:
-        dot_print(stdout, step_graph(a, m, STEP_TRAIN, m->batch, DT_F32), m->name);
+        dot_print(stdout, step_graph(a, m, STEP_TRAIN, m->batch, DT_F32, INPUT_FLOAT), m->name);
         return EXIT_OK;
     case EMIT_KERNELS: {
-        Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32);
+        Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32, INPUT_FLOAT);
         ir_print(stdout, g);
         schedule_print(stdout, g, schedule(a, g, o->opt));
         return EXIT_OK;
     }
     case EMIT_LLVM:
     case EMIT_ASM: {
-        Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32);
+        Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32, INPUT_FLOAT);
         CgModule *mod = cg_module_new(m->name);
         cg_add_step(mod, "train_step", g, schedule(a, g, o->opt));
         char err[1024];
@@ -837,7 +852,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
      * this check is known to go through the whole pipeline. */
     double t0 = nnrt_now();
     Compiled c = {0};
-    int status = compile_steps(a, m, o->opt, &c, d) ? EXIT_OK : EXIT_USAGE;
+    int status = compile_steps(a, m, o->opt, INPUT_FLOAT, &c, d) ? EXIT_OK : EXIT_USAGE;
     if (status == EXIT_OK)
         printf("model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)ir_param_count(c.train),
                (nnrt_now() - t0) * 1e3);

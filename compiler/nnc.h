@@ -503,10 +503,15 @@ typedef enum { SLOT_ARENA, SLOT_INPUT, SLOT_LABEL, SLOT_LOSS, SLOT_OUTPUT, SLOT_
 enum { SLOT_NO_ARENA = 0, SLOT_NO_INPUT = 1, SLOT_NO_LABEL = 2, SLOT_NO_LOSS = 3, SLOT_NO_OUTPUT = 4,
        SLOT_NO_FIRST_PARAM = 5 };
 
+/* How a step receives its input: as floats, or as the uint8 of IDX images,
+ * which it scales itself (lower_input) so the runtime only copies bytes. */
+typedef enum { INPUT_FLOAT, INPUT_U8 } InputType;
+
 typedef struct Slot {
     SlotKind kind;
     const char *name;   /* "dense1.W", "dense1.W.velocity", "x", ... */
     Shape shape;
+    bool u8;            /* INPUT: its elements are uint8 (INPUT_U8) */
     NnrtInit init;      /* PARAM: its initializer */
     int64_t fan_in, fan_out;
 } Slot;
@@ -704,7 +709,9 @@ int script_run(Diag *d, const AstProgram *p, FILE *out);
 /* Forward pass of `m` for a batch of `batch` samples: adds the slots and
  * returns the loss node (a scalar, mean over the batch); *pred is the network's
  * output [batch, ...]. */
-NodeId lower_forward(Graph *g, const Model *m, int64_t batch, NodeId *pred);
+NodeId lower_forward(Graph *g, const Model *m, int64_t batch, InputType in, NodeId *pred);
+/* The input slot's leaf, as the model sees it: uint8 images scaled to [0, 1]. */
+NodeId lower_input(Graph *g, int slot, Loc loc);
 /* z after activation `act` (softmax as e^logsoftmax, which the loss sees through). */
 NodeId lower_activation(Graph *g, Act act, NodeId z, Loc loc);
 
@@ -714,7 +721,7 @@ NodeId lower_activation(Graph *g, Act act, NodeId z, Loc loc);
  * lower_forward (the same slots, in the same order), from m->functional.
  * Errors in its expressions go to d: sema calls it once to check the model
  * (then *output is the prediction's shape per sample); -1 after errors. */
-NodeId func_lower(Graph *g, const Model *m, int64_t batch, Diag *d, NodeId *pred, Shape *output);
+NodeId func_lower(Graph *g, const Model *m, int64_t batch, InputType in, Diag *d, NodeId *pred, Shape *output);
 
 /* ---------------------------------------------------------------- autodiff.c */
 
@@ -734,7 +741,7 @@ typedef enum { STEP_TRAIN, STEP_EVAL } StepKind;
  * output), and for STEP_TRAIN the gradients and the update. Simplified and
  * DCE'd. Its batch axes and batch-dependent constants are marked, so one
  * compiled step serves every batch of up to `batch` samples. */
-Graph *step_graph(Arena *a, const Model *m, StepKind kind, int64_t batch, DType dt);
+Graph *step_graph(Arena *a, const Model *m, StepKind kind, int64_t batch, DType dt, InputType in);
 
 /* ---------------------------------------------------------------- gradcheck.c */
 

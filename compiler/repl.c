@@ -90,8 +90,9 @@ static void define_model(Repl *r, Model *m, ScriptText *text) {
     *old = (ReplModel){.name = m->name, .model = m, .text = text};
     Arena *a = arena_new();
     char in[64], out[64];
+    int64_t params = ir_param_count(step_graph(a, m, STEP_EVAL, 1, DT_F32, INPUT_FLOAT));
     fprintf(r->out, "model %s: input %s, output %s, %lld parameters\n", m->name, shape_str(&m->input, in, sizeof in),
-            shape_str(&m->output, out, sizeof out), (long long)ir_param_count(step_graph(a, m, STEP_EVAL, 1, DT_F32)));
+            shape_str(&m->output, out, sizeof out), (long long)params);
     arena_free(a);
 }
 
@@ -277,7 +278,8 @@ static bool cmd_show(Cmd *c, Show what) {
     }
     Arena *a = arena_new();
     ReplModel *m = find_model(c->r, name);
-    Graph *g = m ? step_graph(a, m->model, what == SHOW_IR ? STEP_EVAL : STEP_TRAIN, m->model->batch, DT_F32)
+    StepKind kind = what == SHOW_IR ? STEP_EVAL : STEP_TRAIN;
+    Graph *g = m ? step_graph(a, m->model, kind, m->model->batch, DT_F32, INPUT_FLOAT)
                  : value_graph(c, a, name, loc, what != SHOW_IR);
     bool ok = g != NULL;
     if (ok && (what == SHOW_IR || what == SHOW_GRAD_IR || what == SHOW_KERNELS))
@@ -405,7 +407,7 @@ static bool cmd_checkpoint(Cmd *c, bool save) {
         return false;
     }
     Arena *a = arena_new();
-    Graph *g = step_graph(a, m->model, STEP_TRAIN, m->model->batch, DT_F32);
+    Graph *g = step_graph(a, m->model, STEP_TRAIN, m->model->batch, DT_F32, INPUT_FLOAT);
     FitInfo info = {.model_name = m->name, .model_hash = fit_model_hash(&m->text->src), .seed = 1,
                     .batch = (size_t)m->model->batch};
     FitState st;

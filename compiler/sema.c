@@ -560,7 +560,7 @@ static void sema_functional(Sema *s, bool ready) {
         return;
     Graph *g = ir_new(s->arena, DT_F32);
     NodeId pred;
-    func_lower(g, m, 2, s->diag, &pred, &m->output); /* any batch size checks the same */
+    func_lower(g, m, 2, INPUT_FLOAT, s->diag, &pred, &m->output); /* any batch size checks the same */
 }
 
 static bool sema_has_arg(const AstItem *it, const char *key) {

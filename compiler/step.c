@@ -22,10 +22,10 @@
 
 #include <math.h>
 
-static Graph *build(Arena *a, const Model *m, StepKind kind, int64_t batch, DType dt) {
+static Graph *build(Arena *a, const Model *m, StepKind kind, int64_t batch, DType dt, InputType in) {
     Graph *g = ir_new(a, dt);
     NodeId pred;
-    NodeId loss = lower_forward(g, m, batch, &pred);
+    NodeId loss = lower_forward(g, m, batch, in, &pred);
     ir_add_output(g, loss, SLOT_NO_LOSS);
     ir_add_output(g, pred, SLOT_NO_OUTPUT);
     if (kind == STEP_TRAIN) {
@@ -85,17 +85,17 @@ static void mark_batch(Graph *g, const Graph *h, int64_t b2) {
     }
 }
 
-Graph *step_graph(Arena *a, const Model *m, StepKind kind, int64_t batch, DType dt) {
-    Graph *g = build(a, m, kind, batch, dt);
+Graph *step_graph(Arena *a, const Model *m, StepKind kind, int64_t batch, DType dt, InputType in) {
+    Graph *g = build(a, m, kind, batch, dt, in);
     g->batch = batch;
     if (batch == 1) /* of one sample, every batch is full */
         return g;
-    Graph *h1 = build(a, m, kind, batch + 1, dt);
+    Graph *h1 = build(a, m, kind, batch + 1, dt, in);
     if (same_structure(g, h1)) {
         mark_batch(g, h1, batch + 1);
         return g;
     }
-    Graph *h2 = build(a, m, kind, batch + 2, dt);
+    Graph *h2 = build(a, m, kind, batch + 2, dt, in);
     if (same_structure(g, h2)) {
         mark_batch(g, h2, batch + 2);
         return g;

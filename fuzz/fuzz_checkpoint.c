@@ -60,7 +60,7 @@ static void fixture_init(Fixture *f) {
     Model *m = ast && ast->nmodels == 1 ? sema_model(f->arena, &d, &ast->models[0]) : NULL;
     if (!m)
         die("fuzz_checkpoint: the fixed model does not compile");
-    Graph *g = step_graph(f->arena, m, STEP_TRAIN, m->batch, DT_F32);
+    Graph *g = step_graph(f->arena, m, STEP_TRAIN, m->batch, DT_F32, INPUT_FLOAT);
     f->graph = g;
     f->weights = fit_weights_new(g); /* what fit_load fills: the saved slots */
     f->info = (FitInfo){.model_name = m->name, .model_hash = fit_model_hash(src), .seed = 1,

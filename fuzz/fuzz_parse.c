@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         Model *m = sema_model(a, &d, &ast->models[i]);
         if (!m)
             continue;
-        Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32);
+        Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32, INPUT_FLOAT);
         schedule(a, g, 2);
     }
     arena_free(a);

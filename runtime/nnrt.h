@@ -96,10 +96,13 @@ bool nnrt_dataset_from_memory(size_t n, const double *x, size_t sample_size, con
                               size_t label_size, NnrtDataset *out, char *err, size_t errlen);
 
 /* Writes samples idx[0..b) into x (b * sample_size elements) and their labels
- * into y (b * label_size elements), as float (dtype_bytes 4) or double (8). uint8 images are
- * scaled to [0, 1] (divided by 255); other types are converted as they are. */
+ * into y (b * label_size elements), as float (dtype_bytes 4) or double (8).
+ * uint8 images are scaled to [0, 1] (times the nearest float, or double, to
+ * 1/255, which takes 255 to exactly 1); other types are converted as they
+ * are. With raw_u8 the images must be uint8 and x gets their bytes, copied:
+ * the step functions scale them. */
 void nnrt_batch_fill(const NnrtDataset *ds, const uint32_t *idx, size_t b,
-                     int dtype_bytes, void *x, void *y);
+                     int dtype_bytes, bool raw_u8, void *x, void *y);
 
 /* ---------------------------------------------------------------- rng.c */
 
@@ -202,6 +205,7 @@ typedef struct NnrtNonFinite {
 
 typedef struct NnrtTrainSpec {
     int dtype_bytes;      /* 4 (float) or 8 (double) */
+    bool input_u8;        /* the steps take uint8 images unscaled: every set must be uint8 */
     size_t outputs;       /* elements of the output per sample */
     bool classify;        /* accuracy = argmax(output) == label */
     NnrtStep train, eval; /* their batch sizes may differ */
@@ -275,6 +279,7 @@ typedef struct NnrtReport {
     size_t batch;
     double lr;
     double compile_secs;
+    bool input_u8; /* the steps took the images as uint8 (NnrtTrainSpec.input_u8) */
     const NnrtTrainResult *result;
 } NnrtReport;
 

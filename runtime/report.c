@@ -75,6 +75,7 @@ static void write_json(FILE *f, const NnrtReport *r) {
     json_string(f, r->test_path);
     fprintf(f, ",\n  \"seed\": %" PRIu64 ",\n  \"batch\": %zu,\n  \"lr\": ", r->seed, r->batch);
     json_number(f, r->lr);
+    fprintf(f, ",\n  \"input\": \"%s\"", r->input_u8 ? "uint8" : "float");
     fputs(",\n  \"compile_seconds\": ", f);
     json_number(f, r->compile_secs);
     fputs(",\n  \"epochs\": [", f);

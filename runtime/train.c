@@ -66,12 +66,14 @@ static bool buffers_alloc(Buffers *b, const NnrtTrainSpec *spec, size_t max_batc
                           const NnrtDataset *ds, size_t n, char *err, size_t errlen) {
     size_t d = (size_t)spec->dtype_bytes, x_elems = 0, y_elems = 0, out_elems = 0, sample_size = ds->sample_size;
     memset(b, 0, sizeof *b);
+    if (spec->input_u8 && ds->images.type != NNRT_U8)
+        return nnrt_fail(err, errlen, "the step functions take uint8 images, but the set holds another type");
     bool sizes_ok = !__builtin_mul_overflow(max_batch, sample_size, &x_elems) &&
                     !__builtin_mul_overflow(max_batch, ds->label_size, &y_elems) &&
                     !__builtin_mul_overflow(max_batch, spec->outputs, &out_elems);
     if (sizes_ok) {
         b->arena = alloc64(spec->arena_bytes, 1);
-        b->x = alloc64(x_elems, d);
+        b->x = alloc64(x_elems, spec->input_u8 ? 1 : d);
         b->y = alloc64(y_elems, d);
         b->loss = alloc64(1, d);
         b->output = alloc64(out_elems, d);
@@ -179,7 +181,7 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
     for (size_t off = step * st.batch; off < ds->n; off += st.batch) {
         step++;
         size_t b = ds->n - off < st.batch ? ds->n - off : st.batch;
-        nnrt_batch_fill(ds, bf->order + off, b, spec->dtype_bytes, bf->x, bf->y);
+        nnrt_batch_fill(ds, bf->order + off, b, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
         st.fn(spec->slots, (int64_t)b);
         double loss = read_elem(bf->loss, 0, spec->dtype_bytes);
         bool loss_ok = isfinite(loss);
@@ -289,6 +291,9 @@ static bool check_eval_set(const NnrtTrainSpec *spec, const char *what, const Nn
     if (ds->label_size != train->label_size)
         return nnrt_fail(err, errlen, "%s samples have %zu label elements, training samples %zu", what,
                     ds->label_size, train->label_size);
+    if (spec->input_u8 && ds->images.type != NNRT_U8)
+        return nnrt_fail(err, errlen, "%s: the step functions take uint8 images, but the set holds another type",
+                    what);
     return true;
 }
 

@@ -207,7 +207,7 @@ static void write_split(const Synth *sy, const char *prefix, size_t n, const uin
             if (sy->type == NNRT_U8) {
                 row[k] = (unsigned char)v;
             } else {
-                float f = (float)(v / 255.0);
+                float f = (float)v * (float)(1.0 / 255); /* the value nnc gives that uint8 pixel */
                 uint32_t u;
                 memcpy(&u, &f, 4);
                 for (int b = 0; b < 4; b++)

@@ -86,7 +86,7 @@ int main(void) {
     Model *m = ast ? sema_model(a, &d, &ast->models[0]) : NULL;
     if (!CHECK(m != NULL))
         return 1;
-    Graph *g = step_graph(a, m, STEP_TRAIN, 4, DT_F32);
+    Graph *g = step_graph(a, m, STEP_TRAIN, 4, DT_F32, INPUT_FLOAT);
     expect(report(a, m, g, fwd_matmul, true),
            "m.nn:3:5: error: loss became NaN in the forward pass of 'dense  5, relu' at epoch 2, "
            "step 7");

@@ -452,16 +452,23 @@ static void test_dataset(void) {
     if (CHECK(nnrt_dataset_load(im, lb, 10, &ds, err, sizeof err))) {
         CHECK(ds.n == 5 && ds.sample_size == 4);
         CHECK(ds.images.type == NNRT_U8 && ds.images.elem_size == 1); /* stays uint8 */
-        /* Batches: order respected, uint8 scaled, 255 exactly 1. */
+        /* Batches: order respected, uint8 scaled by the nearest float (or
+         * double) to 1/255, as lower_input scales them in a step, 255
+         * exactly 1. */
         uint32_t order[2] = {4, 0};
         float xf[8], yf[2];
-        nnrt_batch_fill(&ds, order, 2, 4, xf, yf);
-        CHECK(xf[0] == 14 / 255.0f && xf[3] == 1.0f && xf[4] == 0.0f && xf[5] == 1.0f);
-        CHECK(xf[6] == 51 / 255.0f && fabsf(xf[6] - 0.2f) < 1e-7f);
+        nnrt_batch_fill(&ds, order, 2, 4, false, xf, yf);
+        CHECK(xf[0] == 14 * (1 / 255.0f) && xf[3] == 1.0f && xf[4] == 0.0f && xf[5] == 1.0f);
+        CHECK(xf[6] == 51 * (1 / 255.0f) && fabsf(xf[6] - 0.2f) < 1e-7f);
         CHECK(yf[0] == 3 && yf[1] == 0);
         double xd[8], yd[2];
-        nnrt_batch_fill(&ds, order, 2, 8, xd, yd);
-        CHECK(xd[3] == 1.0 && xd[5] == 1.0 && xd[6] == 0.2 && yd[0] == 3 && yd[1] == 0);
+        nnrt_batch_fill(&ds, order, 2, 8, false, xd, yd);
+        CHECK(xd[3] == 1.0 && xd[5] == 1.0 && xd[6] == 51 * (1 / 255.0) && fabs(xd[6] - 0.2) < 1e-16);
+        CHECK(yd[0] == 3 && yd[1] == 0);
+        /* raw_u8: the bytes as they are, labels as before. */
+        unsigned char xr[8];
+        nnrt_batch_fill(&ds, order, 2, 4, true, xr, yf);
+        CHECK(!memcmp(xr, pixels + 16, 4) && !memcmp(xr + 4, pixels, 4) && yf[0] == 3 && yf[1] == 0);
         nnrt_dataset_free(&ds);
     } else {
         printf("  %s\n", err);
@@ -478,7 +485,7 @@ static void test_dataset(void) {
     if (CHECK(nnrt_dataset_load("test_idx_ds_i16.idx", "test_idx_ds_f32labels.idx", 3, &ds,
                                 err, sizeof err))) {
         float xf[4], yf[2];
-        nnrt_batch_fill(&ds, (uint32_t[]){0, 1}, 2, 4, xf, yf);
+        nnrt_batch_fill(&ds, (uint32_t[]){0, 1}, 2, 4, false, xf, yf);
         CHECK(xf[0] == -3 && xf[1] == 300 && xf[2] == 255 && yf[0] == 2 && yf[1] == 1);
         nnrt_dataset_free(&ds);
     }
@@ -530,7 +537,7 @@ static void test_targets(void) {
     uint32_t order[2] = {2, 0};
     if (CHECK(nnrt_dataset_load_targets(im, tg, 3, &ds, err, sizeof err))) {
         float x[4], y[6];
-        nnrt_batch_fill(&ds, order, 2, 4, x, y);
+        nnrt_batch_fill(&ds, order, 2, 4, false, x, y);
         CHECK(ds.label_size == 3 && x[0] == 2 / 255.0f && x[3] == 1.0f);
         CHECK(y[0] == 7 && y[2] == 9 && y[3] == 1 && y[5] == 3); /* not scaled */
         nnrt_dataset_free(&ds);
@@ -540,7 +547,7 @@ static void test_targets(void) {
     static const double mx[3] = {0.5, 1.5, 2.5}, my[6] = {1, 2, 3, 4, 5, 6};
     if (CHECK(nnrt_dataset_from_memory(3, mx, 1, my, 2, &ds, err, sizeof err))) {
         double x[2], y[4];
-        nnrt_batch_fill(&ds, order, 2, 8, x, y);
+        nnrt_batch_fill(&ds, order, 2, 8, false, x, y);
         CHECK(ds.n == 3 && x[0] == 2.5 && x[1] == 0.5 && y[0] == 5 && y[1] == 6 && y[2] == 1 && y[3] == 2);
         nnrt_dataset_free(&ds);
     }
@@ -1040,7 +1047,7 @@ static void test_report(void) {
     NnrtTrainResult res = {.epochs = epochs, .nepochs = 2, .test_loss = -1, .test_acc = -1};
     NnrtReport r = {.model = "we\"ird\\name\n\x01.nn", .train_path = "data/train.gz",
                     .test_path = NULL, .seed = 18446744073709551615u, .batch = 128,
-                    .lr = 0.01, .compile_secs = 0.125, .result = &res};
+                    .lr = 0.01, .compile_secs = 0.125, .input_u8 = true, .result = &res};
     char path[1024], err[512];
     tmp_path(path, sizeof path, "report.json");
     CHECK(nnrt_report_write(path, &r, err, sizeof err));
@@ -1050,7 +1057,7 @@ static void test_report(void) {
         CHECK(strstr(text, "\"model\": \"we\\\"ird\\\\name\\n\\u0001.nn\","));
         CHECK(strstr(text, "\"train\": \"data/train.gz\",\n  \"test\": null,"));
         CHECK(strstr(text, "\"seed\": 18446744073709551615,\n  \"batch\": 128,\n  \"lr\": 0.01,"));
-        CHECK(strstr(text, "\"compile_seconds\": 0.125,"));
+        CHECK(strstr(text, "\"lr\": 0.01,\n  \"input\": \"uint8\",\n  \"compile_seconds\": 0.125,"));
         CHECK(strstr(text, "{\"epoch\": 1, \"loss\": 0.5, \"accuracy\": 0.75, \"seconds\": 3.25},"));
         CHECK(strstr(text, "{\"epoch\": 2, \"loss\": 0.25, \"accuracy\": null, \"seconds\": 1.5}"));
         CHECK(strstr(text, "\"test_loss\": null,\n  \"test_accuracy\": null,"));

@@ -135,7 +135,7 @@ static bool compile_and_run(bool check_maps) {
         arena_free(a);
         return false;
     }
-    Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32);
+    Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32, INPUT_FLOAT);
     Schedule *plan = schedule(a, g, 2);
     CgModule *mod = cg_module_new(m->name);
     cg_add_step(mod, "train_step", g, plan);

@@ -91,7 +91,7 @@ static bool same_slots(const Graph *g, const Graph *h, void **gs, void **hs) {
 
 static void check_model(Arena *a, const Model *m, StepKind kind, int opt, int64_t n) {
     int64_t classes = m->output.dim[0] > 1 ? m->output.dim[0] : 2;
-    Graph *g = step_graph(a, m, kind, FULL, DT_F32), *h = step_graph(a, m, kind, n, DT_F32);
+    Graph *g = step_graph(a, m, kind, FULL, DT_F32, INPUT_FLOAT), *h = step_graph(a, m, kind, n, DT_F32, INPUT_FLOAT);
     Compiled cg, ch;
     if (!CHECK(compile(a, g, opt, &cg) && compile(a, h, opt, &ch)))
         return;
@@ -122,7 +122,7 @@ int main(void) {
         if (!CHECK(m != NULL))
             continue;
         /* The input's batch axis is marked; a parameter has none. */
-        Graph *g = step_graph(a, m, STEP_TRAIN, FULL, DT_F32);
+        Graph *g = step_graph(a, m, STEP_TRAIN, FULL, DT_F32, INPUT_FLOAT);
         bool input_marked = false, param_clean = true;
         for (int i = 0; i < g->nnodes; i++) {
             input_marked |= g->nodes[i].op == OP_INPUT && g->batch_axes[i] == 1;
