@@ -195,7 +195,7 @@ void nnrt_batch_fill(const NnrtDataset *ds, const uint32_t *idx, size_t b,
      * the cost of filling a batch (and copying the bytes, raw_u8, is less). */
     float lutf[256];
     double lutd[256];
-    for (int v = 0; v < 256; v++) {
+    for (int v = 0; u8 && !raw_u8 && v < 256; v++) {
         lutf[v] = (float)v * (float)(1.0 / 255);
         lutd[v] = v * (1.0 / 255);
     }

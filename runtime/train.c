@@ -60,14 +60,21 @@ static void buffers_free(Buffers *b) {
     memset(b, 0, sizeof *b);
 }
 
+/* A set the step functions can take: uint8 images when they scale them. */
+static bool check_input_type(const NnrtTrainSpec *spec, const char *what, const NnrtDataset *ds, char *err,
+                             size_t errlen) {
+    if (spec->input_u8 && ds->images.type != NNRT_U8)
+        return nnrt_fail(err, errlen, "%s: the step functions take uint8 images, but the set holds another type",
+                         what);
+    return true;
+}
+
 /* For batches of up to max_batch samples of ds's sizes and up to n samples
  * in order. */
 static bool buffers_alloc(Buffers *b, const NnrtTrainSpec *spec, size_t max_batch,
                           const NnrtDataset *ds, size_t n, char *err, size_t errlen) {
     size_t d = (size_t)spec->dtype_bytes, x_elems = 0, y_elems = 0, out_elems = 0, sample_size = ds->sample_size;
     memset(b, 0, sizeof *b);
-    if (spec->input_u8 && ds->images.type != NNRT_U8)
-        return nnrt_fail(err, errlen, "the step functions take uint8 images, but the set holds another type");
     bool sizes_ok = !__builtin_mul_overflow(max_batch, sample_size, &x_elems) &&
                     !__builtin_mul_overflow(max_batch, ds->label_size, &y_elems) &&
                     !__builtin_mul_overflow(max_batch, spec->outputs, &out_elems);
@@ -256,8 +263,8 @@ bool nnrt_evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, double *los
 
 bool nnrt_evaluate_batches(const NnrtTrainSpec *spec, const NnrtDataset *ds, NnrtBatchFn on_batch,
                            void *ctx, double *loss, double *acc, char *err, size_t errlen) {
-    if (!check_spec(spec, err, errlen) ||
-        !check_step("evaluation", ds->n, spec->eval, err, errlen))
+    if (!check_spec(spec, err, errlen) || !check_step("evaluation", ds->n, spec->eval, err, errlen) ||
+        !check_input_type(spec, "evaluation", ds, err, errlen))
         return false;
     if (ds->n == 0)
         return nnrt_fail(err, errlen, "evaluation: the dataset is empty");
@@ -291,10 +298,7 @@ static bool check_eval_set(const NnrtTrainSpec *spec, const char *what, const Nn
     if (ds->label_size != train->label_size)
         return nnrt_fail(err, errlen, "%s samples have %zu label elements, training samples %zu", what,
                     ds->label_size, train->label_size);
-    if (spec->input_u8 && ds->images.type != NNRT_U8)
-        return nnrt_fail(err, errlen, "%s: the step functions take uint8 images, but the set holds another type",
-                    what);
-    return true;
+    return check_input_type(spec, what, ds, err, errlen);
 }
 
 /* On failure res holds nothing but the failure (freeing it anyway is harmless). */
@@ -303,8 +307,8 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
     memset(res, 0, sizeof *res);
     res->test_loss = res->test_acc = -1;
     res->failure = NNRT_FAIL_OTHER;
-    if (!check_spec(spec, err, errlen) ||
-        !check_step("training", train->n, spec->train, err, errlen))
+    if (!check_spec(spec, err, errlen) || !check_step("training", train->n, spec->train, err, errlen) ||
+        !check_input_type(spec, "training", train, err, errlen))
         return false;
     if (train->n == 0)
         return nnrt_fail(err, errlen, "training: the dataset is empty");

@@ -1029,6 +1029,23 @@ static void test_train(void) {
     CHECK(strstr(text, "epoch 1/1  3/3  loss 0.0176  ") == text && !strstr(text, "acc"));
     nnrt_train_result_free(&res);
 
+    /* Step functions that take uint8 images refuse a set of another type,
+     * for training, testing or evaluation alone. */
+    NnrtDataset floats;
+    static const double fx[4] = {0.5, 0.25, 1, 0}, fy[2] = {1, 0};
+    if (CHECK(nnrt_dataset_from_memory(2, fx, 2, fy, 1, &floats, err, sizeof err))) {
+        spec = fake_spec(&fk, slots, 4, out);
+        spec.input_u8 = true;
+        const char *want = "the step functions take uint8 images, but the set holds another type";
+        CHECK(!nnrt_train(&spec, &floats, NULL, &res, err, sizeof err) && !strncmp(err, "training: ", 10) &&
+              strstr(err, want) && fk.calls == 0);
+        CHECK(!nnrt_train(&spec, &train, &floats, &res, err, sizeof err) && !strncmp(err, "evaluation: ", 12) &&
+              strstr(err, want) && fk.calls == 0);
+        double loss, acc;
+        CHECK(!nnrt_evaluate(&spec, &floats, &loss, &acc, err, sizeof err) && !strncmp(err, "evaluation: ", 12));
+        nnrt_dataset_free(&floats);
+    }
+
     /* Bad specs. */
     spec = fake_spec(&fk, slots, 2, out);
     CHECK(!nnrt_train(&spec, &train, NULL, &res, err, sizeof err));
