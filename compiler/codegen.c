@@ -470,11 +470,7 @@ static void emit_node(Cg *c, NodeId id) {
             emit_reduce(c, id);
         return;
     case CLASS_MATMUL:
-        /* The kernel reads its operands from memory: a constant one (rare)
-         * takes the naive path, and so does a product with batch columns
-         * (the kernel's column panels are fixed). */
-        if (c->sched->opt >= 2 && c->g->nodes[n->in[0]].op != OP_CONST && c->g->nodes[n->in[1]].op != OP_CONST &&
-            !cg_batch_axis(c, id, 1))
+        if (c->sched->opt >= 2 && cg_matmul_tiled(c->g, id))
             cg_matmul(c, id);
         else
             emit_matmul_naive(c, id);

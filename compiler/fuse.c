@@ -5,10 +5,13 @@
  *  - an elementwise node with one use, by an elementwise node of the same
  *    shape, is inlined: computed inside its user's loop, never stored (so
  *    v' = m v - lr g is one loop, not three passes over the weights);
- *  - a transpose read only by matmul kernels is folded into their strides;
+ *  - a transpose read only by matmul kernels is folded into their strides
+ *    (or, as B, into their packing);
  *  - a matmul's one elementwise user (a bias add, the SGD update of a weight
  *    gradient) is its epilogue: computed on the kernel's accumulators and
  *    stored instead of the product, which never reaches memory;
+ *  - a transpose that is a matmul's B, and a sum of B's rows (the bias
+ *    gradient beside X^T dY), are computed as the kernel packs B;
  *  - a result is written straight into its output slot (the parameter, the
  *    optimizer state, the loss) when nothing computed later still reads the
  *    slot's old value, so there is no copy at the end of the step;
@@ -110,6 +113,36 @@ static bool in_place_ok(const Graph *g, const Schedule *s, NodeId n, int slot) {
     return true;
 }
 
+/* Is x read by a loop at or before node `when`'s (through reshapes, which
+ * are its memory)? */
+static bool read_by(const Graph *g, const Schedule *s, NodeId x, NodeId when) {
+    for (int i = x + 1; i < g->nnodes; i++)
+        for (int k = 0; k < op_info[g->nodes[i].op].arity; k++)
+            if (g->nodes[i].in[k] == x &&
+                (s->place[i] == PLACE_ALIAS ? read_by(g, s, i, when) : s->root[i] <= when))
+                return true;
+    return false;
+}
+
+/* A sum r over the rows of a matmul's B operand (the bias gradient beside
+ * the weight gradient X^T dY) is taken by the first such kernel that packs
+ * B, if that kernel runs before anything reads r. */
+static void schedule_colsum(const Graph *g, Schedule *s, NodeId r) {
+    const IrNode *n = &g->nodes[r];
+    if (n->op != OP_SUM || n->axis != 0 || n->shape.rank != 2 || s->place[r] != PLACE_ARENA || s->root[r] != r ||
+        outputs_of(g, r))
+        return;
+    NodeId m = r + 1;
+    while (m < g->nnodes && !(g->nodes[m].op == OP_MATMUL && g->nodes[m].in[1] == n->in[0]))
+        m++;
+    if (m == g->nnodes || !cg_matmul_can_pack(g, m) || s->colsum[m] >= 0)
+        return;
+    if (read_by(g, s, r, m))
+        return;
+    s->colsum[m] = r;
+    s->root[r] = m;
+}
+
 Schedule *schedule(Arena *a, const Graph *g, int opt) {
     Schedule *s = arena_alloc(a, sizeof *s);
     size_t nn = (size_t)g->nnodes + 1;
@@ -120,6 +153,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt) {
     s->root = arena_array(a, nn, sizeof *s->root);
     s->epilogue = arena_array(a, nn, sizeof *s->epilogue);
     s->epilogue2 = arena_array(a, nn, sizeof *s->epilogue2);
+    s->colsum = arena_array(a, nn, sizeof *s->colsum);
     NodeId *user;
     int *uses = count_uses(a, g, &user);
 
@@ -145,8 +179,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt) {
     for (int i = 0; i < g->nnodes; i++) {
         s->epilogue[i] = s->epilogue2[i] = -1;
         const IrNode *n = &g->nodes[i];
-        if (opt < 2 || n->op != OP_MATMUL || uses[i] != 1 || outputs_of(g, i) || g->nodes[n->in[0]].op == OP_CONST ||
-            g->nodes[n->in[1]].op == OP_CONST)
+        if (opt < 2 || !cg_matmul_tiled(g, i) || uses[i] != 1 || outputs_of(g, i))
             continue;
         NodeId u = s->root[user[i]]; /* the loop the product is consumed in */
         if (s->place[u] != PLACE_ARENA || !shape_eq(&g->nodes[u].shape, &n->shape) ||
@@ -166,6 +199,10 @@ Schedule *schedule(Arena *a, const Graph *g, int opt) {
             set_root(g, s, u2, i);
         }
     }
+    for (int i = 0; i < g->nnodes; i++)
+        s->colsum[i] = -1;
+    for (int r = 0; opt >= 2 && r < g->nnodes; r++)
+        schedule_colsum(g, s, r);
     for (int i = 0; i < g->nnodes; i++) {
         int slot = output_slot(g, i);
         if (opt >= 2 && s->place[i] == PLACE_ARENA && slot >= 0 && outputs_of(g, i) == 1 && in_place_ok(g, s, i, slot)) {
@@ -200,6 +237,8 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
             continue;
         const IrNode *n = &g->nodes[i];
         NodeId host = s->root[i]; /* i, or the matmul whose epilogue it is */
+        if (s->colsum[host] == i)
+            continue; /* printed with its matmul's first line */
         /* A matmul's second epilogue is a second store of the same kernel:
          * the nodes after the first epilogue's. */
         bool second = host != i && s->epilogue2[host] == i;
@@ -216,11 +255,16 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
             fprintf(out, "arena+%zu", s->offset[i]);
         fprintf(out, " :");
         for (int j = from; j <= i; j++)
-            if (s->root[j] == host)
+            if (s->root[j] == host && s->colsum[host] != j)
                 fprintf(out, " %%%d=%s", j, op_info[g->nodes[j].op].name);
-        if (!second && s->place[g->nodes[host].in[0]] == PLACE_FOLDED && g->nodes[host].op == OP_MATMUL)
-            fprintf(out, " (%%%d=transpose folded)", g->nodes[host].in[0]);
+        for (int k = 0; k < 2 && !second && g->nodes[host].op == OP_MATMUL; k++)
+            if (s->place[g->nodes[host].in[k]] == PLACE_FOLDED)
+                fprintf(out, " (%%%d=transpose folded)", g->nodes[host].in[k]);
         fputc('\n', out);
+        NodeId r = second ? -1 : s->colsum[host];
+        if (r >= 0)
+            fprintf(out, "    and %s -> arena+%zu : %%%d=sum while packing %%%d\n",
+                    shape_str(&g->nodes[r].shape, sb, sizeof sb), s->offset[r], r, g->nodes[r].in[0]);
     }
     for (int o = 0; o < g->noutputs; o++) {
         NodeId n = g->outputs[o].node;

@@ -784,12 +784,20 @@ typedef struct Schedule {
     NodeId *epilogue2;  /* per matmul with an epilogue: a second node its
                            kernel stores, computed on the first's value (its
                            one user), or -1 */
+    NodeId *colsum;     /* per matmul: a sum of its B operand's rows (keepdims
+                           [1, N]) its kernel computes while packing B, or -1 */
     size_t arena_bytes;
     bool interruptible; /* returns before its next loop once nnrt_interrupt() was
                            called (a REPL entry's: Ctrl-C); set by the caller */
 } Schedule;
 
 Schedule *schedule(Arena *a, const Graph *g, int opt);
+/* Is matmul m computed by the register-blocked kernel at -O2 (cg_matmul.c)? */
+bool cg_matmul_tiled(const Graph *g, NodeId m);
+/* Can its kernel pack B's column panels (K short enough for a packed panel
+ * to stay in L2)? Then it reads a transpose as B while packing, and may sum
+ * B's rows (Schedule.colsum) on the way. */
+bool cg_matmul_can_pack(const Graph *g, NodeId m);
 /* Does the matmul kernel (cg_matmul.c) read this transpose node's operand
  * directly, in every use? Then the transpose itself is never computed. */
 bool cg_matmul_folds(const Graph *g, NodeId transpose);
