@@ -227,12 +227,25 @@ static LLVMValueRef libm1(Cg *c, const char *f32name, const char *f64name, LLVMV
     return LLVMBuildCall2(c->b, t, f, &x, 1, "");
 }
 
-static LLVMValueRef fexp(Cg *c, LLVMValueRef x) { return cg_intrinsic(c, "llvm.exp", c->ft, &x, 1); }
+static LLVMValueRef fexp(Cg *c, LLVMValueRef x) { return cg_intrinsic(c, "llvm.exp", LLVMTypeOf(x), &x, 1); }
+
+/* The constant x of v's type: a float, or a vector of them. */
+static LLVMValueRef like(Cg *c, LLVMValueRef v, double x) {
+    LLVMTypeRef t = LLVMTypeOf(v);
+    if (LLVMGetTypeKind(t) != LLVMVectorTypeKind)
+        return cg_f(c, x);
+    LLVMValueRef e[64], k = cg_f(c, x);
+    unsigned w = LLVMGetVectorSize(t);
+    if (w > 64)
+        die("codegen: a vector of %u elements", w);
+    for (unsigned i = 0; i < w; i++)
+        e[i] = k;
+    return LLVMConstVector(e, w);
+}
 
 /* ---------------------------------------------------------------- ops */
 
-/* The scalar math of an elementwise node, given its operands' values. */
-static LLVMValueRef elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMValueRef b, const Nest *r) {
+LLVMValueRef cg_elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMValueRef b, LLVMValueRef col) {
     LLVMBuilderRef B = c->b;
     switch (n->op) {
     case OP_ADD: return LLVMBuildFAdd(B, a, b, "");
@@ -241,46 +254,43 @@ static LLVMValueRef elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMV
     case OP_DIV: return LLVMBuildFDiv(B, a, b, "");
     case OP_POW: {
         LLVMValueRef ab[2] = {a, b};
-        return cg_intrinsic(c, "llvm.pow", c->ft, ab, 2);
+        return cg_intrinsic(c, "llvm.pow", LLVMTypeOf(a), ab, 2);
     }
     case OP_NEG: return LLVMBuildFNeg(B, a, "");
     case OP_EXP: return fexp(c, a);
-    case OP_LOG: return cg_intrinsic(c, "llvm.log", c->ft, &a, 1);
-    case OP_RELU: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, cg_f(c, 0), ""), a, cg_f(c, 0), "");
-    case OP_STEP: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, cg_f(c, 0), ""), cg_f(c, 1), cg_f(c, 0), "");
-    case OP_SIGMOID: return LLVMBuildFDiv(B, cg_f(c, 1), LLVMBuildFAdd(B, cg_f(c, 1), fexp(c, LLVMBuildFNeg(B, a, "")), ""), "");
+    case OP_LOG: return cg_intrinsic(c, "llvm.log", LLVMTypeOf(a), &a, 1);
+    case OP_RELU: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, like(c, a, 0), ""), a, like(c, a, 0), "");
+    case OP_STEP: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, like(c, a, 0), ""), like(c, a, 1), like(c, a, 0), "");
+    case OP_SIGMOID: return LLVMBuildFDiv(B, like(c, a, 1), LLVMBuildFAdd(B, like(c, a, 1), fexp(c, LLVMBuildFNeg(B, a, "")), ""), "");
     case OP_TANH: return libm1(c, "tanhf", "tanh", a);
-    case OP_SQRT: return cg_intrinsic(c, "llvm.sqrt", c->ft, &a, 1);
-    case OP_ABS: return cg_intrinsic(c, "llvm.fabs", c->ft, &a, 1);
+    case OP_SQRT: return cg_intrinsic(c, "llvm.sqrt", LLVMTypeOf(a), &a, 1);
+    case OP_ABS: return cg_intrinsic(c, "llvm.fabs", LLVMTypeOf(a), &a, 1);
     case OP_SIGN: {
-        LLVMValueRef neg = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOLT, a, cg_f(c, 0), ""), cg_f(c, -1), cg_f(c, 0), "");
-        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, cg_f(c, 0), ""), cg_f(c, 1), neg, "");
+        LLVMValueRef neg = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOLT, a, like(c, a, 0), ""), like(c, a, -1), like(c, a, 0), "");
+        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, like(c, a, 0), ""), like(c, a, 1), neg, "");
     }
-    case OP_SIN: return cg_intrinsic(c, "llvm.sin", c->ft, &a, 1);
-    case OP_COS: return cg_intrinsic(c, "llvm.cos", c->ft, &a, 1);
-    case OP_FLOOR: return cg_intrinsic(c, "llvm.floor", c->ft, &a, 1);
+    case OP_SIN: return cg_intrinsic(c, "llvm.sin", LLVMTypeOf(a), &a, 1);
+    case OP_COS: return cg_intrinsic(c, "llvm.cos", LLVMTypeOf(a), &a, 1);
+    case OP_FLOOR: return cg_intrinsic(c, "llvm.floor", LLVMTypeOf(a), &a, 1);
     case OP_LEAKY_RELU:
-        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, cg_f(c, 0), ""), a,
-                               LLVMBuildFMul(B, a, cg_f(c, n->value), ""), "");
+        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, like(c, a, 0), ""), a,
+                               LLVMBuildFMul(B, a, like(c, a, n->value), ""), "");
     case OP_ELU: {
-        LLVMValueRef em1 = LLVMBuildFMul(B, LLVMBuildFSub(B, fexp(c, a), cg_f(c, 1), ""), cg_f(c, n->value), "");
-        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, cg_f(c, 0), ""), a, em1, "");
+        LLVMValueRef em1 = LLVMBuildFMul(B, LLVMBuildFSub(B, fexp(c, a), like(c, a, 1), ""), like(c, a, n->value), "");
+        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, like(c, a, 0), ""), a, em1, "");
     }
     case OP_BCE_LOGITS: { /* max(a, 0) - a b + log(1 + e^-|a|): no overflow for any a */
-        LLVMValueRef relu = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, cg_f(c, 0), ""), a, cg_f(c, 0), "");
-        LLVMValueRef e = fexp(c, LLVMBuildFNeg(B, cg_intrinsic(c, "llvm.fabs", c->ft, &a, 1), ""));
-        LLVMValueRef sp = LLVMBuildFAdd(B, cg_f(c, 1), e, "");
-        return LLVMBuildFAdd(B, LLVMBuildFSub(B, relu, LLVMBuildFMul(B, a, b, ""), ""), cg_intrinsic(c, "llvm.log", c->ft, &sp, 1), "");
+        LLVMValueRef relu = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, like(c, a, 0), ""), a, like(c, a, 0), "");
+        LLVMValueRef e = fexp(c, LLVMBuildFNeg(B, cg_intrinsic(c, "llvm.fabs", LLVMTypeOf(a), &a, 1), ""));
+        LLVMValueRef sp = LLVMBuildFAdd(B, like(c, a, 1), e, "");
+        return LLVMBuildFAdd(B, LLVMBuildFSub(B, relu, LLVMBuildFMul(B, a, b, ""), ""), cg_intrinsic(c, "llvm.log", LLVMTypeOf(a), &sp, 1), "");
     }
     case OP_MAXIMUM: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, b, ""), a, b, "");
     case OP_MINIMUM: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOLT, a, b, ""), a, b, "");
-    case OP_EQ: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOEQ, a, b, ""), cg_f(c, 1), cg_f(c, 0), "");
-    case OP_ONEHOT: {
-        LLVMValueRef j = LLVMBuildSIToFP(B, r->idx[r->rank - 1], c->ft, "");
-        return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOEQ, a, j, ""), cg_f(c, 1), cg_f(c, 0), "");
-    }
+    case OP_EQ: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOEQ, a, b, ""), like(c, a, 1), like(c, a, 0), "");
+    case OP_ONEHOT: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOEQ, a, col, ""), like(c, a, 1), like(c, a, 0), "");
     case OP_BROADCAST: return a;
-    default: die("elemwise_value: %s", op_info[n->op].name);
+    default: die("cg_elemwise_value: %s", op_info[n->op].name);
     }
 }
 
@@ -297,7 +307,8 @@ static LLVMValueRef elemwise_at(Cg *c, NodeId id, const Nest *r) {
             l.s = (Shape){2, {l.s.dim[0], 1}};
         v[k] = c->sched->place[in] == PLACE_INLINE ? elemwise_at(c, in, r) : cg_load_at(c, in, bcast_offset(c, &l, r));
     }
-    return elemwise_value(c, n, v[0], v[1], r);
+    LLVMValueRef col = n->op == OP_ONEHOT ? LLVMBuildSIToFP(c->b, r->idx[r->rank - 1], c->ft, "") : NULL;
+    return cg_elemwise_value(c, n, v[0], v[1], col);
 }
 
 static void emit_elemwise(Cg *c, NodeId id) {
@@ -315,25 +326,28 @@ static void emit_fill(Cg *c, LLVMValueRef base, LLVMValueRef count, LLVMValueRef
     cg_loop_close(c, &l);
 }
 
+double cg_reduce_identity(Op op) { return op == OP_SUM ? 0 : op == OP_MAX ? -__builtin_inf() : __builtin_inf(); }
+
+LLVMValueRef cg_reduce_step(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x) {
+    if (op == OP_SUM)
+        return LLVMBuildFAdd(c->b, acc, x, "");
+    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, op == OP_MAX ? LLVMRealOGT : LLVMRealOLT, x, acc, ""), x, acc, "");
+}
+
 /* r[j] = r[j] (+ or max or min) a[i] where j is i with the reduced axes at
  * 0: the reduced shape seen through a nest over the operand is exactly a
  * broadcast. r starts at the identity of the operation. */
 static void emit_reduce(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
-    double init = n->op == OP_SUM ? 0 : n->op == OP_MAX ? -__builtin_inf() : __builtin_inf();
-    emit_fill(c, c->ptr[id], elems(c, id), cg_f(c, init));
+    emit_fill(c, c->ptr[id], elems(c, id), cg_f(c, cg_reduce_identity(n->op)));
     Nest r;
     nest_open(c, &r, n->in[0]);
     LLVMBuilderRef B = c->b;
     Layout lr = layout(c, id), la = layout(c, n->in[0]);
     LLVMValueRef dst = cg_elem_ptr(c, c->ptr[id], bcast_offset(c, &lr, &r));
     LLVMValueRef acc = LLVMBuildLoad2(B, c->ft, dst, "");
-    LLVMValueRef x = cg_load_at(c, n->in[0], bcast_offset(c, &la, &r)), v;
-    if (n->op == OP_SUM)
-        v = LLVMBuildFAdd(B, acc, x, "");
-    else
-        v = LLVMBuildSelect(B, LLVMBuildFCmp(B, n->op == OP_MAX ? LLVMRealOGT : LLVMRealOLT, x, acc, ""), x, acc, "");
-    LLVMBuildStore(B, v, dst);
+    LLVMValueRef x = cg_load_at(c, n->in[0], bcast_offset(c, &la, &r));
+    LLVMBuildStore(B, cg_reduce_step(c, n->op, acc, x), dst);
     nest_close(c, &r);
 }
 
@@ -585,10 +599,20 @@ void cg_add_step(CgModule *m, const char *name, const Graph *g, const Schedule *
     c.slot = xrealloc(NULL, (size_t)g->nslots, sizeof *c.slot);
     c.ptr = xrealloc(NULL, (size_t)g->nnodes + 1, sizeof *c.ptr);
     cg_begin_function(&c, LLVMAddFunction(m->mod, name, fty), false);
-    for (int i = 0; i < g->nnodes; i++) {
+    for (int k = 0; k < g->nnodes;) {
+        NodeId i = sched->order[k];
         if (sched->interruptible && (sched->place[i] == PLACE_ARENA || sched->place[i] == PLACE_SLOT))
             return_if_interrupted(&c);
-        emit_node(&c, i);
+        if (sched->rows[i] < 0) {
+            emit_node(&c, i);
+            k++;
+            continue;
+        }
+        int end = k; /* the row loop's kernels, and the nodes without a loop among them */
+        while (end < g->nnodes && (sched->rows[sched->order[end]] == i || !schedule_has_loop(sched, sched->order[end])))
+            end++;
+        cg_rows(&c, sched->order + k, end - k);
+        k = end;
     }
     /* Results go to their slots last: every read of the old values is done. */
     for (int o = 0; o < g->noutputs; o++) {

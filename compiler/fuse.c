@@ -15,7 +15,8 @@
  *  - a result is written straight into its output slot (the parameter, the
  *    optimizer state, the loss) when nothing computed later still reads the
  *    slot's old value, so there is no copy at the end of the step;
- *  - everything else gets an arena buffer.
+ *  - everything else gets an arena buffer;
+ *  - adjacent kernels over the batch's rows become one loop (fuse_rows.c).
  * At -O0 every node has its own loop and buffer, and results are copied to
  * their slots at the end: the reference.
  * The arena offsets are assigned here too (no reuse yet: buffers are few).
@@ -210,6 +211,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt) {
             s->slot[i] = slot;
         }
     }
+    schedule_rows(a, g, s);
     size_t dt = g->dtype == DT_F64 ? 8 : 4;
     for (int i = 0; i < g->nnodes; i++) {
         s->offset[i] = SIZE_MAX;
@@ -231,7 +233,14 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
     char sb[96];
     int loops = 0;
     fprintf(out, "schedule -O%d: arena %zu bytes\n", s->opt, s->arena_bytes);
-    for (int i = 0; i < g->nnodes; i++) {
+    for (int k = 0; k < g->nnodes; k++) {
+        NodeId i = s->order[k];
+        if (s->rows[i] == i) {
+            int members = 0;
+            for (int j = 0; j < g->nnodes; j++)
+                members += s->rows[j] == i;
+            fprintf(out, "rows: kernels %d-%d in one loop over the batch's rows\n", loops, loops + members - 1);
+        }
         Placement p = s->place[i];
         if (p != PLACE_ARENA && p != PLACE_SLOT)
             continue;

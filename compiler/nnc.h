@@ -21,8 +21,10 @@
  *   step.c      a model's whole step graph (forward, backward, update) for one batch
  *   gradcheck.c symbolic gradients against central differences, in float64
  *   fuse.c      the schedule: which loop computes each node, where it lives
+ *   fuse_rows.c the schedule's row loops: kernels over the batch's rows fused
  *   codegen.c   IR -> LLVM IR: a loop nest per scheduled loop (naive at -O0)
- *   cg_matmul.c the register-blocked matmul kernel and its epilogue
+ *   cg_matmul.c the register-blocked matmul kernel, its packing and epilogue
+ *   cg_rows.c   a row loop, each row's values in registers
  *   jit.c       LLVM IR -> machine code for the host CPU (ORC LLJIT)
  *   fit.c       checkpoints of a model, the training hook, the NaN/Inf report
  *   main.c      the driver: lists the stages in order
@@ -786,6 +788,10 @@ typedef struct Schedule {
                            one user), or -1 */
     NodeId *colsum;     /* per matmul: a sum of its B operand's rows (keepdims
                            [1, N]) its kernel computes while packing B, or -1 */
+    NodeId *order;      /* every node, in the order its loop is emitted */
+    NodeId *rows;       /* per kernel in a row loop (fuse_rows.c): the loop's
+                           first kernel, else -1; a loop's kernels are adjacent
+                           in `order` */
     size_t arena_bytes;
     bool interruptible; /* returns before its next loop once nnrt_interrupt() was
                            called (a REPL entry's: Ctrl-C); set by the caller */
@@ -803,6 +809,19 @@ bool cg_matmul_can_pack(const Graph *g, NodeId m);
 bool cg_matmul_folds(const Graph *g, NodeId transpose);
 /* --emit=kernels: the loops of a step and the nodes each one computes. */
 void schedule_print(FILE *out, const Graph *g, const Schedule *s);
+
+/* ---------------------------------------------------------------- fuse_rows.c */
+
+/* Sets s->order and s->rows: the row loops (s->place, root, epilogue and
+ * colsum decided). */
+void schedule_rows(Arena *a, const Graph *g, Schedule *s);
+/* Does node k have a loop of its own (a kernel), not computed in another's? */
+bool schedule_has_loop(const Schedule *s, NodeId k);
+/* The elements of x per sample (its shape after the batch axis), or -1
+ * without a leading batch axis. */
+int64_t schedule_row_len(const Graph *g, NodeId x);
+/* Is kernel k a reduction over all rows (accumulated across a row loop)? */
+bool schedule_row_across(const Graph *g, NodeId k);
 
 /* An LLVM module in its own thread-safe context, ready to hand to the JIT.
  * Its fields are seen only by codegen.c and jit.c, which include the LLVM
@@ -858,6 +877,14 @@ bool cg_batch_axis(const Cg *c, NodeId id, int d);
 LLVMValueRef cg_const(Cg *c, NodeId id);
 /* A call of an intrinsic overloaded on type t (the element or a vector type). */
 LLVMValueRef cg_intrinsic(Cg *c, const char *name, LLVMTypeRef t, LLVMValueRef *args, unsigned nargs);
+/* The math of elementwise node n on its operands' values a and b (b NULL
+ * for one operand): floats, or vectors of the same width (of the node's
+ * elements along a row, cg_rows.c; not for tanh). col is the float index
+ * along the last axis, read by onehot only. */
+LLVMValueRef cg_elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMValueRef b, LLVMValueRef col);
+/* A reduction (sum, max, min): its identity, and acc combined with x. */
+double cg_reduce_identity(Op op);
+LLVMValueRef cg_reduce_step(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x);
 /* x in every lane of a <w x type of x> vector. */
 LLVMValueRef cg_splat(Cg *c, LLVMValueRef x, int w);
 /* Emits into m from now on: its context, module, types and a new builder. */
@@ -872,6 +899,12 @@ LLVMValueRef cg_kernel_context(Cg *c);
 void cg_end_function(Cg *c);
 /* Checks c->fn, whatever it returns (internal error if invalid). */
 void cg_verify_function(Cg *c);
+
+/* ---------------------------------------------------------------- cg_rows.c */
+
+/* A row loop: kernels ks[0..nk) of the schedule's order (its kernels, and
+ * nodes without a loop of their own between them) in one loop over rows. */
+void cg_rows(Cg *c, const NodeId *ks, int nk);
 
 /* ---------------------------------------------------------------- cg_matmul.c */
 

@@ -1,0 +1,161 @@
+/* fuse_rows.c — the schedule's row loops: adjacent kernels over the rows of
+ * the batch become one loop over the rows, each row's values in registers.
+ *
+ * After the last matmul of the forward pass, the loss and its gradient are
+ * a run of small kernels over [n, 10]: logsoftmax, exp, onehot, the
+ * cross-entropy terms, their sums, the gradient softmax - onehot. Each was
+ * a pass over the batch of its own, loading what the one before stored. In
+ * a row loop (cg_rows.c) row r of each is a vector of the row's elements,
+ * computed from the values of row r before it, so a row is read once and
+ * each kernel costs its arithmetic and one store.
+ *
+ * A kernel joins a row loop when its loop nest starts with the batch axis
+ * and its rows are short (at most ROW_MAX elements), when each value it
+ * reads is either done before the loop or the same row of one of the
+ * loop's kernels, and when its ops have vector forms. A reduction over all
+ * rows (the loss's sum) accumulates across the loop; kernels that read it
+ * move after the loop (the loss's scaling). Every result is still stored
+ * for the kernels after the loop: only the order of the work changes.
+ */
+#include "nnc.h"
+
+enum { ROW_MAX = 64 }; /* the longest row a row loop keeps in registers */
+
+/* What a kernel of the row loop being formed is to a later one. */
+enum { ROW_NONE, ROW_LOCAL, ROW_ACROSS, ROW_AFTER };
+
+bool schedule_has_loop(const Schedule *s, NodeId k) {
+    return s->epilogue[k] >= 0 || ((s->place[k] == PLACE_ARENA || s->place[k] == PLACE_SLOT) && s->root[k] == k);
+}
+
+int64_t schedule_row_len(const Graph *g, NodeId x) {
+    if (!g->batch_axes || !(g->batch_axes[x] & 1))
+        return -1;
+    int64_t len = 1; /* at most the node's elements, which sema bounds */
+    for (int d = 1; d < g->nodes[x].shape.rank; d++)
+        len *= g->nodes[x].shape.dim[d];
+    return len;
+}
+
+bool schedule_row_across(const Graph *g, NodeId k) {
+    const IrNode *n = &g->nodes[k];
+    return op_info[n->op].cls == CLASS_REDUCE && n->op != OP_LOGSOFTMAX && n->axis == -1;
+}
+
+static bool slot_read(const Graph *g, int slot) {
+    for (int i = 0; i < g->nnodes; i++)
+        if (op_info[g->nodes[i].op].cls == CLASS_LEAF && g->nodes[i].op != OP_CONST && g->nodes[i].slot == slot)
+            return true;
+    return false;
+}
+
+/* Ops cg_rows.c computes on a row vector: elementwise but for tanh (a libm
+ * call of one float), and the reductions within or across rows. */
+static bool row_op(const IrNode *n) {
+    OpClass cls = op_info[n->op].cls;
+    if (cls == CLASS_ELEMWISE || n->op == OP_BROADCAST)
+        return n->op != OP_TANH && n->shape.rank <= 2;
+    if (n->op == OP_LOGSOFTMAX)
+        return n->shape.rank == 2;
+    return (n->op == OP_SUM || n->op == OP_MAX || n->op == OP_MIN) && (n->axis == -1 || n->axis == 1);
+}
+
+/* May x be read, one row at a time, by the loop nest of its user in kernel
+ * k's tree: a nest over [n] (rank 1) or [n, len] (rank 2)? Values of the
+ * loop's own kernels are read as their row r (same elements per row);
+ * others come from memory: a row of a batch, or a constant broadcast to
+ * every row. NumPy's right alignment makes a batch vector [n] read by a
+ * rank-2 nest the column index, which only onehot's labels are not. */
+static bool row_read_ok(const Graph *g, const Schedule *s, const uint8_t *st, NodeId x, int rank, int64_t len,
+                        bool label) {
+    const IrNode *n = &g->nodes[x];
+    if (s->place[x] == PLACE_INLINE) {
+        if (!row_op(n) || op_info[n->op].cls == CLASS_REDUCE)
+            return false;
+        for (int k = 0; k < op_info[n->op].arity; k++)
+            if (!row_read_ok(g, s, st, n->in[k], rank, len, n->op == OP_ONEHOT))
+                return false;
+        return true;
+    }
+    NodeId src = x;
+    while (s->place[src] == PLACE_ALIAS)
+        src = g->nodes[src].in[0];
+    if (st[src] != ROW_NONE && st[src] != ROW_LOCAL)
+        return false; /* a sum over all rows, incomplete; or computed after the loop */
+    int64_t xl = schedule_row_len(g, x);
+    if (xl < 0) /* no batch axis: the same for every row */
+        return shape_elems(&n->shape) == 1 ||
+               (rank == 2 && n->shape.dim[n->shape.rank - 1] == len && shape_elems(&n->shape) == len);
+    if (st[src] == ROW_LOCAL && schedule_row_len(g, src) != xl)
+        return false;
+    if (label)
+        return n->shape.rank == 1;
+    return n->shape.rank == rank && (xl == 1 || xl == len);
+}
+
+/* Can kernel k run one row at a time in the loop whose kernels are marked
+ * in st? Its slot, if it writes one in place, must be read by no one: its
+ * rows are written while other kernels of the loop still run. */
+static bool row_kernel(const Graph *g, const Schedule *s, const uint8_t *st, NodeId k) {
+    const IrNode *n = &g->nodes[k];
+    if (s->epilogue[k] >= 0 || !row_op(n) || (s->place[k] == PLACE_SLOT && slot_read(g, s->slot[k])))
+        return false;
+    /* The nest: over the operand of a reduction, else over k itself. */
+    NodeId nest = op_info[n->op].cls == CLASS_REDUCE && n->op != OP_LOGSOFTMAX ? n->in[0] : k;
+    const Shape *sh = &g->nodes[nest].shape;
+    int64_t len = schedule_row_len(g, nest);
+    if (len < 1 || len > ROW_MAX || sh->rank < 1 || sh->rank > 2)
+        return false;
+    if (op_info[n->op].cls == CLASS_REDUCE)
+        return row_read_ok(g, s, st, n->in[0], sh->rank, len, false);
+    for (int i = 0; i < op_info[n->op].arity; i++)
+        if (!row_read_ok(g, s, st, n->in[i], sh->rank, len, n->op == OP_ONEHOT))
+            return false;
+    return true;
+}
+
+void schedule_rows(Arena *a, const Graph *g, Schedule *s) {
+    size_t nn = (size_t)g->nnodes + 1;
+    s->order = arena_array(a, nn, sizeof *s->order);
+    s->rows = arena_array(a, nn, sizeof *s->rows);
+    uint8_t *st = arena_array(a, nn, sizeof *st);
+    NodeId *after = arena_array(a, nn, sizeof *after);
+    int pos = 0;
+    for (int i = 0; i < g->nnodes; i++)
+        s->rows[i] = -1;
+    for (int i = 0; i < g->nnodes;) {
+        int members = 0, nafter = 0, j = i;
+        for (; j < g->nnodes && s->opt >= 2; j++) {
+            if (!schedule_has_loop(s, j))
+                continue;
+            if (row_kernel(g, s, st, j)) {
+                st[j] = schedule_row_across(g, j) ? ROW_ACROSS : ROW_LOCAL;
+                members++;
+            } else if (members && (op_info[g->nodes[j].op].cls == CLASS_ELEMWISE ||
+                                   op_info[g->nodes[j].op].cls == CLASS_REDUCE) && s->epilogue[j] < 0) {
+                st[j] = ROW_AFTER;
+                after[nafter++] = j;
+            } else {
+                break;
+            }
+        }
+        if (members < 2) { /* no row loop from i */
+            for (int k = i; k < j; k++)
+                st[k] = ROW_NONE;
+            s->order[pos++] = i++;
+            continue;
+        }
+        NodeId first = -1;
+        for (int k = i; k < j; k++)
+            if (st[k] != ROW_AFTER) { /* the loop's kernels and the nodes without a loop */
+                s->order[pos++] = k;
+                if (st[k] != ROW_NONE)
+                    s->rows[k] = first = first < 0 ? k : first;
+            }
+        for (int k = 0; k < nafter; k++)
+            s->order[pos++] = after[k];
+        for (int k = i; k < j; k++)
+            st[k] = ROW_NONE;
+        i = j;
+    }
+}

@@ -1,0 +1,96 @@
+/* test_fuse.c — the row loops of the schedule (fuse_rows.c) on graphs
+ * built by hand, for what the language does not produce today: a kernel
+ * over the batch's rows that reads a reduction over every row must run
+ * after the loop that computes it; one that reads a row of the loop through
+ * a different rank, one with an op that has no vector form (tanh) and one
+ * whose rows are too long for registers must not join it.
+ */
+#include "nnc.h"
+#include "check.h"
+
+static const Loc L0;
+
+/* A graph for batch 4 with input x [4, cols]; batch axes are marked by
+ * mark_rows once its nodes are made. */
+static Graph *graph_with_input(Arena *a, NodeId *x, int64_t cols) {
+    Graph *g = ir_new(a, DT_F32);
+    Shape s = {2, {4, cols}};
+    ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
+    *x = ir_leaf(g, OP_INPUT, ir_add_slot(g, (Slot){.kind = SLOT_INPUT, .name = "x", .shape = s}), s, L0);
+    return g;
+}
+
+/* Axis 0 of a node is the batch where it has 4 elements (the test's shapes
+ * have no other axis of 4). */
+static void mark_rows(Arena *a, Graph *g) {
+    g->batch = 4;
+    g->batch_axes = arena_array(a, (size_t)g->nnodes, sizeof *g->batch_axes);
+    for (int i = 0; i < g->nnodes; i++)
+        g->batch_axes[i] = g->nodes[i].shape.rank > 0 && g->nodes[i].shape.dim[0] == 4;
+}
+
+static int position(const Schedule *s, const Graph *g, NodeId n) {
+    for (int k = 0; k < g->nnodes; k++)
+        if (s->order[k] == n)
+            return k;
+    return -1;
+}
+
+int main(void) {
+    Arena *a = arena_new();
+
+    /* e = exp x, t = sum(e) over everything, u = e t: u reads the whole
+     * sum, so it runs after the loop of e and t. */
+    NodeId x;
+    Graph *g = graph_with_input(a, &x, 3);
+    NodeId e = ir_unary(g, OP_EXP, x, L0), t = ir_sum(g, e, -1, L0);
+    NodeId u = ir_binary(g, OP_MUL, e, t, L0);
+    NodeId v = ir_binary(g, OP_MUL, u, u, L0); /* u has two uses: a loop of its own */
+    mark_rows(a, g);
+    Schedule *s = schedule(a, g, 2);
+    CHECK(s->rows[e] == e && s->rows[t] == e);
+    CHECK(s->rows[u] == -1 && position(s, g, u) > position(s, g, t));
+    CHECK(s->rows[v] == -1 && position(s, g, v) > position(s, g, u));
+    /* -O0: no row loops, nodes in their order. */
+    Schedule *s0 = schedule(a, g, 0);
+    for (int i = 0; i < g->nnodes; i++)
+        CHECK(s0->rows[i] == -1 && s0->order[i] == i);
+
+    /* r = row sums of e, [4, 1]; w = e + r reads row r of it: one loop.
+     * f = e + P, P [4, 4, 3], reads e at rank 3: its row r needs every row
+     * of e (e's batch axis is f's axis 1), so it stays out. */
+    g = graph_with_input(a, &x, 3);
+    Shape s443 = {3, {4, 4, 3}};
+    NodeId p = ir_leaf(g, OP_PARAM, ir_add_slot(g, (Slot){.kind = SLOT_PARAM, .name = "P", .shape = s443}), s443, L0);
+    e = ir_unary(g, OP_EXP, x, L0);
+    NodeId r = ir_sum(g, e, 1, L0);
+    NodeId w = ir_binary(g, OP_ADD, e, r, L0);
+    NodeId f = ir_binary(g, OP_ADD, e, p, L0);
+    mark_rows(a, g);
+    s = schedule(a, g, 2);
+    CHECK(s->rows[e] == e && s->rows[r] == e && s->rows[w] == e);
+    CHECK(s->rows[f] == -1 && position(s, g, f) > position(s, g, w));
+
+    /* y = tanh(e) + e: tanh is a libm call of one float, so y stays out
+     * (after the loop: it reads e); z, a row sum of e, joins e's loop. */
+    g = graph_with_input(a, &x, 3);
+    e = ir_unary(g, OP_EXP, x, L0);
+    NodeId y = ir_binary(g, OP_ADD, ir_unary(g, OP_TANH, e, L0), e, L0);
+    NodeId z = ir_sum(g, e, 1, L0);
+    mark_rows(a, g);
+    s = schedule(a, g, 2);
+    CHECK(s->rows[e] == e && s->rows[z] == e);
+    CHECK(s->rows[y] == -1 && position(s, g, y) > position(s, g, z));
+
+    /* Rows of 100 floats are longer than a row loop holds (64). */
+    g = graph_with_input(a, &x, 100);
+    e = ir_unary(g, OP_EXP, x, L0);
+    r = ir_sum(g, e, 1, L0);
+    w = ir_binary(g, OP_ADD, e, r, L0);
+    mark_rows(a, g);
+    s = schedule(a, g, 2);
+    CHECK(s->rows[e] == -1 && s->rows[r] == -1 && s->rows[w] == -1);
+
+    arena_free(a);
+    return check_summary();
+}
