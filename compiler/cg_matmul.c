@@ -215,6 +215,19 @@ static LLVMValueRef epilogue_value(Cg *c, const Tiling *t, NodeId x, NodeId u, N
     }
 }
 
+/* Ends the loop over k in 0 .. K whose phi k opened block body after pre
+ * (it runs at least once: K >= 1); returns its latch, for the other phis. */
+static LLVMBasicBlockRef k_loop_close(Cg *c, const Tiling *t, LLVMValueRef k, LLVMBasicBlockRef pre,
+                                      LLVMBasicBlockRef body, LLVMBasicBlockRef done) {
+    LLVMValueRef k1 = add(c, k, cg_i64(c, 1));
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, k1, t->K, ""), body, done);
+    LLVMValueRef zero = cg_i64(c, 0);
+    LLVMAddIncoming(k, &zero, &pre, 1);
+    LLVMAddIncoming(k, &k1, &latch, 1);
+    return latch;
+}
+
 /* Where the tiles of a column panel read B: row k of vector v at
  * base + k * rs + col[v] (the packed copy, or B itself). */
 typedef struct Panel {
@@ -261,12 +274,7 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, const Panel *bp, NodeId
             next[r][v] = cg_intrinsic(c, "llvm.fmuladd", LLVMVectorType(c->ft, (unsigned)w[v].w), args, 3);
         }
     }
-    LLVMValueRef k1 = add(c, k, cg_i64(c, 1));
-    LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
-    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, k1, t->K, ""), body, done);
-    LLVMValueRef zero = cg_i64(c, 0);
-    LLVMAddIncoming(k, &zero, &pre, 1);
-    LLVMAddIncoming(k, &k1, &latch, 1);
+    LLVMBasicBlockRef latch = k_loop_close(c, t, k, pre, body, done);
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++)
             LLVMAddIncoming(acc[r][v], &next[r][v], &latch, 1);
@@ -337,12 +345,7 @@ static Panel emit_pack(Cg *c, const Tiling *t, Strided B, LLVMValueRef buf, LLVM
         if (colsum >= 0)
             next[v] = LLVMBuildFAdd(b, sum[v], x, "");
     }
-    LLVMValueRef k1 = add(c, k, cg_i64(c, 1));
-    LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
-    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, k1, t->K, ""), body, done);
-    LLVMValueRef zero = cg_i64(c, 0);
-    LLVMAddIncoming(k, &zero, &pre, 1);
-    LLVMAddIncoming(k, &k1, &latch, 1);
+    LLVMBasicBlockRef latch = k_loop_close(c, t, k, pre, body, done);
     for (int v = 0; v < nv && colsum >= 0; v++)
         LLVMAddIncoming(sum[v], &next[v], &latch, 1);
 
