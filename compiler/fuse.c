@@ -29,8 +29,6 @@ static bool elemwise(const IrNode *n) {
     return op_info[n->op].cls == CLASS_ELEMWISE || n->op == OP_BROADCAST;
 }
 
-static bool is_slot_leaf(const IrNode *n) { return op_info[n->op].cls == CLASS_LEAF && n->op != OP_CONST; }
-
 /* Uses of each node (by later nodes; outputs counted separately). */
 static int *count_uses(Arena *a, const Graph *g, NodeId **single_user) {
     int *uses = arena_array(a, (size_t)g->nnodes + 1, sizeof *uses);
@@ -104,7 +102,7 @@ static bool in_place_ok(const Graph *g, const Schedule *s, NodeId n, int slot) {
         const IrNode *x = &g->nodes[i];
         for (int k = 0; k < op_info[x->op].arity; k++) {
             const IrNode *leaf = &g->nodes[x->in[k]];
-            if (!is_slot_leaf(leaf) || leaf->slot != slot)
+            if (!ir_is_slot_leaf(leaf) || leaf->slot != slot)
                 continue;
             NodeId when = s->root[i], at = s->root[n];
             if (when > at || (when == at && !elemwise(x)))
@@ -277,7 +275,7 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
     }
     for (int o = 0; o < g->noutputs; o++) {
         NodeId n = g->outputs[o].node;
-        bool direct = s->place[n] == PLACE_SLOT || (is_slot_leaf(&g->nodes[n]) && g->nodes[n].slot == g->outputs[o].slot);
+        bool direct = s->place[n] == PLACE_SLOT || (ir_is_slot_leaf(&g->nodes[n]) && g->nodes[n].slot == g->outputs[o].slot);
         if (!direct)
             fprintf(out, "copy: %%%d -> slot %s\n", n, g->slots[g->outputs[o].slot].name);
     }

@@ -44,7 +44,7 @@ bool schedule_row_across(const Graph *g, NodeId k) {
 
 static bool slot_read(const Graph *g, int slot) {
     for (int i = 0; i < g->nnodes; i++)
-        if (op_info[g->nodes[i].op].cls == CLASS_LEAF && g->nodes[i].op != OP_CONST && g->nodes[i].slot == slot)
+        if (ir_is_slot_leaf(&g->nodes[i]) && g->nodes[i].slot == slot)
             return true;
     return false;
 }

@@ -155,6 +155,8 @@ bool shape_broadcast(const Shape *a, const Shape *b, Shape *out) {
 
 /* ---------------------------------------------------------------- leaves */
 
+bool ir_is_slot_leaf(const IrNode *n) { return op_info[n->op].cls == CLASS_LEAF && n->op != OP_CONST; }
+
 NodeId ir_leaf(Graph *g, Op op, int slot, Shape s, Loc loc) {
     if (op_info[op].cls != CLASS_LEAF || op == OP_CONST)
         die("ir_leaf: %s is not a slot leaf", op_info[op].name);

@@ -556,6 +556,8 @@ void ir_add_output(Graph *g, NodeId node, int slot);
  * common subexpressions are shared by construction. `loc` is the source
  * construct responsible for the node. */
 NodeId ir_leaf(Graph *g, Op op, int slot, Shape s, Loc loc);
+/* Is n a leaf read from a slot (an input, label, param or state; not a constant)? */
+bool ir_is_slot_leaf(const IrNode *n);
 NodeId ir_const(Graph *g, double v, Shape s, Loc loc);
 NodeId ir_unary(Graph *g, Op op, NodeId a, Loc loc);
 NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc); /* broadcasting elementwise */
