@@ -35,8 +35,9 @@ static double gflops(int64_t M, int64_t K, int64_t N) {
         fprintf(stderr, "nnc-bench-matmul: %s\n", err);
         exit(1);
     }
-    void *slots[4] = {calloc(s->arena_bytes + 64, 1), malloc((size_t)(M * K) * 4), malloc((size_t)(K * N) * 4),
-                      malloc((size_t)(M * N) * 4)};
+    /* 64-byte aligned, as nnc's training buffers are. */
+    void *slots[4] = {xcalloc64(s->arena_bytes, 1), xcalloc64((size_t)(M * K), 4), xcalloc64((size_t)(K * N), 4),
+                      xcalloc64((size_t)(M * N), 4)};
     for (int64_t i = 0; i < M * K; i++)
         ((float *)slots[1])[i] = (float)(i % 7) * 0.25f;
     for (int64_t i = 0; i < K * N; i++)

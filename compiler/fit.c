@@ -435,7 +435,7 @@ FitWeights fit_weights_new(const Graph *g) {
     FitWeights w = {xcalloc((size_t)g->nslots, sizeof *w.slots), g->nslots};
     for (int s = 0; s < g->nslots; s++)
         if (g->slots[s].kind == SLOT_PARAM || g->slots[s].kind == SLOT_STATE)
-            w.slots[s] = xcalloc((size_t)shape_elems(&g->slots[s].shape), sizeof(float));
+            w.slots[s] = xcalloc64((size_t)shape_elems(&g->slots[s].shape), sizeof(float));
     return w;
 }
 

@@ -403,7 +403,7 @@ static void **alloc_slots(const Graph *g, uint64_t seed) {
         if (sl->kind != SLOT_PARAM && sl->kind != SLOT_STATE)
             continue;
         size_t n = (size_t)shape_elems(&sl->shape);
-        slots[s] = xrealloc(NULL, n, sizeof(float));
+        slots[s] = xcalloc64(n, sizeof(float));
         NnrtInit zeros = {.kind = NNRT_INIT_ZEROS};
         nnrt_init_fill(&rng, sl->kind == SLOT_STATE ? &zeros : &sl->init, sl->fan_in, sl->fan_out, slots[s], n, 4);
     }

@@ -68,6 +68,10 @@ bool size_add(size_t a, size_t b, size_t *out);
  * Overflow-checked; out of memory is an error (exit 2), not a crash. */
 void *xrealloc(void *p, size_t count, size_t elem);
 void *xcalloc(size_t count, size_t elem); /* zeroed */
+/* Zeroed and 64-byte aligned (a cache line, an AVX-512 vector): for the
+ * tensors compiled code reads and writes by vectors and splits between
+ * threads. Freed with free(). */
+void *xcalloc64(size_t count, size_t elem);
 char *xstrdup(const char *s);
 
 /* Levenshtein distance, for "did you mean". */

@@ -51,6 +51,17 @@ void *xcalloc(size_t count, size_t elem) {
     return q;
 }
 
+void *xcalloc64(size_t count, size_t elem) {
+    size_t bytes;
+    if (!size_mul(count, elem, &bytes) || bytes > SIZE_MAX - 64)
+        die("allocation of %zu x %zu bytes overflows", count, elem);
+    bytes = (bytes + 63) / 64 * 64; /* aligned_alloc wants a multiple; 64 for 0 */
+    void *q = aligned_alloc(64, bytes ? bytes : 64);
+    if (!q)
+        out_of_memory(bytes);
+    return memset(q, 0, bytes ? bytes : 64);
+}
+
 char *xstrdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = xrealloc(NULL, n, 1);
