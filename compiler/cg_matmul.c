@@ -36,13 +36,17 @@
 
 enum { MAX_MR = 12, MAX_NV = 4 };
 
-/* Below this many multiply-adds (about 50 us of one core) a kernel runs on
- * the calling thread. Splitting costs more than the wake-up: the other core
- * must fetch the operands this one just wrote. Measured on 2 cores (EPYC),
- * 784-128-10 at batch 32, whose products have 3.2M: with a threshold of
- * 200,000, 0.29 s an epoch on 2 threads against 0.19 s on 1; now 0.18 s on
- * both. 784-512-10's 51M still split (0.43 s on 2 threads, 0.59 s on 1). */
-#define PARALLEL_MIN_MACS 1e7
+/* Below this many multiply-adds (about 5 us of one core) a kernel runs on
+ * the calling thread: splitting costs more than the wake-up, as the other
+ * core must fetch the operands this one just wrote. 784-128-10 at batch 32
+ * has two products of 3.2M and three of 41K. Measured on 2 vCPUs (EPYC),
+ * epochs with its large products split against on one thread: 0.09 s
+ * against 0.14 in the machine's quiet state, 0.22 against 0.14 in the
+ * state (for minutes at a time) where the second vCPU runs kernels at about
+ * half speed, as if it shared a core. Splitting 784-512-10 b128 pays in
+ * both (0.29 and 0.37 s against 0.49). A dedicated machine is the one to
+ * tune for. */
+#define PARALLEL_MIN_MACS 1e6
 
 /* A packed block of B (KC rows of a column panel) lives on the kernel's
  * stack and stays in L2 (1 MiB a core on the EPYC here) while every row tile
