@@ -133,6 +133,11 @@ static bool packs(const Cg *c, const Tiling *t, NodeId m) {
             (bytes > IN_PLACE_BYTES && g->nodes[m].shape.dim[0] >= PACK_MIN_TILES * t->mr));
 }
 
+int64_t cg_matmul_panel_width(const Graph *g) {
+    Tiling t = tiling(g->dtype, 0);
+    return (int64_t)t.nv * t.vl;
+}
+
 bool cg_matmul_folds(const Graph *g, NodeId t) {
     /* Folded into every use, or it must exist for the others: as A, read
      * through swapped strides; as B, while packing. */
@@ -489,12 +494,6 @@ static void emit_panel(Cg *c, const Tiling *t, Strided A, Strided B, LLVMValueRe
         cg_loop_close(c, &kl);
 }
 
-/* void (i8 **ctx, i64 begin, i64 end) in c's context. */
-static LLVMTypeRef kernel_type(Cg *c) {
-    LLVMTypeRef params[3] = {LLVMPointerType(c->i8p, 0), c->i64, c->i64};
-    return LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, false);
-}
-
 /* The edge panel's vectors: whole ones, then one masked vector for the rest
  * or, without cheap masks, halving powers of two (10 = 8 + 2). */
 static int edge_widths(const Tiling *t, int64_t cols, Vec *w) {
@@ -532,7 +531,7 @@ void cg_matmul(Cg *c, NodeId id) {
     CgModule *km = cg_module_chain(c->owner, name);
     Cg step = *c;
     cg_use_module(c, km);
-    LLVMValueRef kfn = LLVMAddFunction(c->mod, name, kernel_type(c)); /* external: the step and perf maps see it */
+    LLVMValueRef kfn = LLVMAddFunction(c->mod, name, cg_kernel_type(c)); /* external: the step and perf maps see it */
     c->ptr = xrealloc(NULL, (size_t)g->nnodes + 1, sizeof *c->ptr);
     c->slot = xrealloc(NULL, (size_t)g->nslots, sizeof *c->slot);
     cg_begin_function(c, kfn, true);
@@ -600,18 +599,12 @@ void cg_matmul(Cg *c, NodeId id) {
      * the product is too small to be worth waking it. */
     step.kernels = c->kernels;
     *c = step;
-    LLVMTypeRef kty = kernel_type(c);
+    LLVMTypeRef kty = cg_kernel_type(c);
     kfn = LLVMAddFunction(c->mod, name, kty); /* declared; the JIT links it */
     int64_t panels = full + (rest != 0);
     double macs = (double)n->shape.dim[0] * (double)t.N * (double)g->nodes[a].shape.dim[1]; /* for the full batch */
     if (panels > 1 && macs >= PARALLEL_MIN_MACS) {
-        LLVMTypeRef pty_params[3] = {LLVMPointerType(kty, 0), LLVMPointerType(c->i8p, 0), c->i64};
-        LLVMTypeRef pty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), pty_params, 3, false);
-        LLVMValueRef pf = LLVMGetNamedFunction(c->mod, "nnrt_parallel_for");
-        if (!pf)
-            pf = LLVMAddFunction(c->mod, "nnrt_parallel_for", pty);
-        LLVMValueRef args[3] = {kfn, cg_kernel_context(c), cg_i64(c, panels)};
-        LLVMBuildCall2(c->b, pty, pf, args, 3, "");
+        cg_parallel_for(c, kfn, cg_kernel_context(c), cg_i64(c, panels));
     } else {
         LLVMValueRef args[3] = {cg_kernel_context(c), cg_i64(c, 0), cg_i64(c, panels)};
         LLVMBuildCall2(c->b, kty, kfn, args, 3, "");

@@ -561,6 +561,21 @@ LLVMValueRef cg_kernel_context(Cg *c) {
     return c->kctx;
 }
 
+LLVMTypeRef cg_kernel_type(Cg *c) {
+    LLVMTypeRef params[3] = {LLVMPointerType(c->i8p, 0), c->i64, c->i64};
+    return LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, false);
+}
+
+void cg_parallel_for(Cg *c, LLVMValueRef kfn, LLVMValueRef ctx, LLVMValueRef n) {
+    LLVMTypeRef params[3] = {LLVMPointerType(cg_kernel_type(c), 0), LLVMPointerType(c->i8p, 0), c->i64};
+    LLVMTypeRef type = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, false);
+    LLVMValueRef f = LLVMGetNamedFunction(c->mod, "nnrt_parallel_for");
+    if (!f)
+        f = LLVMAddFunction(c->mod, "nnrt_parallel_for", type);
+    LLVMValueRef args[3] = {kfn, ctx, n};
+    LLVMBuildCall2(c->b, type, f, args, 3, "");
+}
+
 void cg_end_function(Cg *c) {
     LLVMBuildRetVoid(c->b);
     cg_verify_function(c);

@@ -813,6 +813,9 @@ bool cg_matmul_can_pack(const Graph *g, NodeId m);
 /* Does the matmul kernel (cg_matmul.c) read this transpose node's operand
  * directly, in every use? Then the transpose itself is never computed. */
 bool cg_matmul_folds(const Graph *g, NodeId transpose);
+/* The width of the kernel's column panels, the unit the thread pool splits
+ * its products by: what the thread that computes a panel owns. */
+int64_t cg_matmul_panel_width(const Graph *g);
 /* --emit=kernels: the loops of a step and the nodes each one computes. */
 void schedule_print(FILE *out, const Graph *g, const Schedule *s);
 
@@ -902,6 +905,10 @@ void cg_use_module(Cg *c, CgModule *m);
 void cg_begin_function(Cg *c, LLVMValueRef fn, bool kernel);
 /* In a step function: the context its kernels take. */
 LLVMValueRef cg_kernel_context(Cg *c);
+/* An outlined kernel's type, void (i8 **ctx, i64 begin, i64 end), and a
+ * call running it over [0, n) on the thread pool (runtime/pool.c). */
+LLVMTypeRef cg_kernel_type(Cg *c);
+void cg_parallel_for(Cg *c, LLVMValueRef kfn, LLVMValueRef ctx, LLVMValueRef n);
 void cg_end_function(Cg *c);
 /* Checks c->fn, whatever it returns (internal error if invalid). */
 void cg_verify_function(Cg *c);
