@@ -113,7 +113,7 @@ bool cg_matmul_can_pack(const Graph *g, NodeId m) {
         return false;
     Tiling t = tiling(g->dtype, 0);
     int64_t K = g->nodes[g->nodes[m].in[0]].shape.dim[1], M = g->nodes[m].shape.dim[0];
-    return K <= t.kc || M <= SCRATCH_BYTES / ((int64_t)t.nv * t.vl * (g->dtype == DT_F64 ? 8 : 4));
+    return K <= t.kc || M <= SCRATCH_BYTES / ((int64_t)t.nv * t.vl * dtype_bytes(g->dtype));
 }
 
 /* Packing copies B once per call. It pays for itself where B is read as a
@@ -127,7 +127,7 @@ bool cg_matmul_can_pack(const Graph *g, NodeId m) {
 static bool packs(const Cg *c, const Tiling *t, NodeId m) {
     const Graph *g = c->g;
     const IrNode *b = &g->nodes[g->nodes[m].in[1]];
-    double bytes = (double)b->shape.dim[0] * (double)b->shape.dim[1] * (g->dtype == DT_F64 ? 8 : 4);
+    double bytes = (double)b->shape.dim[0] * (double)b->shape.dim[1] * dtype_bytes(g->dtype);
     return cg_matmul_can_pack(g, m) &&
            (b->op == OP_TRANSPOSE || c->sched->colsum[m] >= 0 ||
             (bytes > IN_PLACE_BYTES && g->nodes[m].shape.dim[0] >= PACK_MIN_TILES * t->mr));
@@ -156,7 +156,7 @@ static LLVMValueRef vec_ptr(Cg *c, LLVMValueRef base, LLVMValueRef off, int w) {
 }
 
 /* Vectors are loaded at any element offset: only element alignment holds. */
-static unsigned elem_align(const Cg *c) { return c->g->dtype == DT_F64 ? 8 : 4; }
+static unsigned elem_align(const Cg *c) { return dtype_bytes(c->g->dtype); }
 
 /* <w x i1> with the first `lanes` set. */
 static LLVMValueRef lane_mask(Cg *c, Vec v) {

@@ -46,7 +46,7 @@ static LLVMValueRef load_row(Cg *c, LLVMTypeRef et, LLVMValueRef base, LLVMValue
     LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, et, base, &off, 1, "");
     LLVMValueRef x = LLVMBuildLoad2(c->b, t, LLVMBuildBitCast(c->b, p, LLVMPointerType(t, 0), ""), "");
     if (et == c->ft) {
-        LLVMSetAlignment(x, c->g->dtype == DT_F64 ? 8 : 4);
+        LLVMSetAlignment(x, dtype_bytes(c->g->dtype));
         return x;
     }
     LLVMSetAlignment(x, 1);
@@ -55,7 +55,7 @@ static LLVMValueRef load_row(Cg *c, LLVMTypeRef et, LLVMValueRef base, LLVMValue
 
 static void store_row(Cg *c, LLVMValueRef v, LLVMValueRef base, LLVMValueRef off) {
     LLVMValueRef p = LLVMBuildBitCast(c->b, cg_elem_ptr(c, base, off), LLVMPointerType(LLVMTypeOf(v), 0), "");
-    LLVMSetAlignment(LLVMBuildStore(c->b, v, p), c->g->dtype == DT_F64 ? 8 : 4);
+    LLVMSetAlignment(LLVMBuildStore(c->b, v, p), dtype_bytes(c->g->dtype));
 }
 
 /* Is x computed by a kernel of this loop (its own, or inlined into one)? */

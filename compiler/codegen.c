@@ -633,7 +633,7 @@ void cg_add_step(CgModule *m, const char *name, const Graph *g, const Schedule *
     for (int o = 0; o < g->noutputs; o++) {
         NodeId id = g->outputs[o].node;
         const IrNode *n = &g->nodes[id];
-        if ((op_info[n->op].cls == CLASS_LEAF && n->op != OP_CONST && n->slot == g->outputs[o].slot) ||
+        if ((ir_is_slot_leaf(n) && n->slot == g->outputs[o].slot) ||
             (sched->place[id] == PLACE_SLOT && sched->slot[id] == g->outputs[o].slot))
             continue; /* unchanged, or computed in place */
         Loop l;

@@ -23,7 +23,7 @@ static void dot_string(FILE *out, const char *s) {
 static void dot_node(FILE *out, const Graph *g, NodeId i) {
     const IrNode *n = &g->nodes[i];
     fprintf(out, "    n%d [label=\"%s", i, op_info[n->op].name);
-    if (op_info[n->op].cls == CLASS_LEAF && n->op != OP_CONST) {
+    if (ir_is_slot_leaf(n)) {
         fputc(' ', out);
         dot_string(out, g->slots[n->slot].name);
     } else if (n->op == OP_CONST) {

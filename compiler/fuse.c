@@ -210,7 +210,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt) {
         }
     }
     schedule_rows(a, g, s);
-    size_t dt = g->dtype == DT_F64 ? 8 : 4;
+    size_t dt = dtype_bytes(g->dtype);
     for (int i = 0; i < g->nnodes; i++) {
         s->offset[i] = SIZE_MAX;
         if (s->place[i] != PLACE_ARENA)

@@ -155,6 +155,8 @@ bool shape_broadcast(const Shape *a, const Shape *b, Shape *out) {
 
 /* ---------------------------------------------------------------- leaves */
 
+unsigned dtype_bytes(DType dt) { return dt == DT_F64 ? 8 : 4; }
+
 bool ir_is_slot_leaf(const IrNode *n) { return op_info[n->op].cls == CLASS_LEAF && n->op != OP_CONST; }
 
 NodeId ir_leaf(Graph *g, Op op, int slot, Shape s, Loc loc) {

@@ -35,7 +35,7 @@ void ir_print(FILE *out, const Graph *g) {
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = &g->nodes[i];
         fprintf(out, "%%%d = %s", i, op_info[n->op].name);
-        if (op_info[n->op].cls == CLASS_LEAF && n->op != OP_CONST)
+        if (ir_is_slot_leaf(n))
             fprintf(out, " %s", g->slots[n->slot].name);
         if (n->op == OP_CONST)
             fprintf(out, " %.9g", n->value);

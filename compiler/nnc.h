@@ -423,6 +423,8 @@ const ModelData *data_check(Arena *a, Diag *d, const Model *m, const AstModel *a
 /* ---------------------------------------------------------------- ir.c: the IR */
 
 typedef enum { DT_F32, DT_F64 } DType;
+/* Bytes of one element. */
+unsigned dtype_bytes(DType dt);
 
 /* The op table. X(NAME, text, arity, class)  -- the math, one line each. */
 #define IR_OPS(X)                                                                       \
