@@ -60,8 +60,8 @@ enum { MAX_MR = 12, MAX_NV = 4 };
  * to 180 GFLOP/s, 256x3072x1024 from 116 to 184. */
 #define PACK_BYTES (256 * 1024)
 #define SCRATCH_BYTES (256 * 1024)
-#define PACK_MIN_TILES 8                 /* row tiles (see packs()) */
-#define IN_PLACE_BYTES (2 * 1024 * 1024) /* (see packs()) */
+#define PACK_MIN_TILES 8                 /* row tiles (see cg_matmul_block_rows) */
+#define IN_PLACE_BYTES (2 * 1024 * 1024) /* (see cg_matmul_block_rows) */
 
 /* Element (row, column) of an operand is at base + row * rs + column * cs. */
 typedef struct Strided {
@@ -124,13 +124,14 @@ bool cg_matmul_can_pack(const Graph *g, NodeId m) {
  * against 209, 1536x512 175 against 206, 1024x2048 166 against 196, 4096x512
  * 156 against 193 (in blocks). 784-128-10 at batch 32, whose forward product
  * has 32 rows (3 tiles), took 0.169 s an epoch packed against 0.161. */
-static bool packs(const Cg *c, const Tiling *t, NodeId m) {
-    const Graph *g = c->g;
+int64_t cg_matmul_block_rows(const Graph *g, const Schedule *s, NodeId m) {
     const IrNode *b = &g->nodes[g->nodes[m].in[1]];
+    Tiling t = tiling(g->dtype, 0);
     double bytes = (double)b->shape.dim[0] * (double)b->shape.dim[1] * dtype_bytes(g->dtype);
-    return cg_matmul_can_pack(g, m) &&
-           (b->op == OP_TRANSPOSE || c->sched->colsum[m] >= 0 ||
-            (bytes > IN_PLACE_BYTES && g->nodes[m].shape.dim[0] >= PACK_MIN_TILES * t->mr));
+    bool packs = cg_matmul_can_pack(g, m) &&
+                 (b->op == OP_TRANSPOSE || s->colsum[m] >= 0 ||
+                  (bytes > IN_PLACE_BYTES && g->nodes[m].shape.dim[0] >= PACK_MIN_TILES * t.mr));
+    return !packs ? 0 : b->shape.dim[0] < t.kc ? b->shape.dim[0] : t.kc;
 }
 
 int64_t cg_matmul_panel_width(const Graph *g) {
@@ -545,15 +546,15 @@ void cg_matmul(Cg *c, NodeId id) {
     /* B(k, j) likewise, and B = W^T, W [N, K], as W[j, k] when packing. */
     Strided B = {bnode, cg_i64(c, t.N), cg_i64(c, 1)};
     LLVMValueRef buf = NULL, scratch = NULL;
-    if (packs(c, &t, id)) {
+    int64_t block = cg_matmul_block_rows(g, c->sched, id);
+    if (block) {
         if (g->nodes[bnode].op == OP_TRANSPOSE)
             B = (Strided){g->nodes[bnode].in[0], cg_i64(c, 1), t.K};
         /* One block's buffer, for the largest K (the full batch), and where
          * K is cut into blocks, the panel's partial sums for the largest M. */
-        int64_t K = g->nodes[bnode].shape.dim[0];
-        buf = LLVMBuildArrayAlloca(c->b, c->ft, cg_i64(c, (K < t.kc ? K : t.kc) * panel), "packed");
+        buf = LLVMBuildArrayAlloca(c->b, c->ft, cg_i64(c, block * panel), "packed");
         LLVMSetAlignment(buf, 64);
-        if (K > t.kc) {
+        if (g->nodes[bnode].shape.dim[0] > block) {
             scratch = LLVMBuildArrayAlloca(c->b, c->ft, cg_i64(c, n->shape.dim[0] * panel), "partial");
             LLVMSetAlignment(scratch, 64);
         }

@@ -267,6 +267,15 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
         for (int k = 0; k < 2 && !second && g->nodes[host].op == OP_MATMUL; k++)
             if (s->place[g->nodes[host].in[k]] == PLACE_FOLDED)
                 fprintf(out, " (%%%d=transpose folded)", g->nodes[host].in[k]);
+        if (!second && s->opt >= 2 && cg_matmul_tiled(g, host)) {
+            int64_t rows = cg_matmul_block_rows(g, s, host), k = g->nodes[g->nodes[host].in[1]].shape.dim[0];
+            if (!rows)
+                fprintf(out, " [B in place]");
+            else if (rows == k)
+                fprintf(out, " [B packed]");
+            else
+                fprintf(out, " [B packed in blocks of %lld rows]", (long long)rows);
+        }
         fputc('\n', out);
         NodeId r = second ? -1 : s->colsum[host];
         if (r >= 0)

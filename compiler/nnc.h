@@ -808,13 +808,16 @@ typedef struct Schedule {
 Schedule *schedule(Arena *a, const Graph *g, int opt);
 /* Is matmul m computed by the register-blocked kernel at -O2 (cg_matmul.c)? */
 bool cg_matmul_tiled(const Graph *g, NodeId m);
-/* Can its kernel pack B's column panels (K short enough for a packed panel
- * to stay in L2)? Then it reads a transpose as B while packing, and may sum
- * B's rows (Schedule.colsum) on the way. */
+/* Can its kernel pack B's column panels (K fits one packed block, or M the
+ * partial sums kept between blocks)? Then it reads a transpose as B while
+ * packing, and may sum B's rows (Schedule.colsum) on the way. */
 bool cg_matmul_can_pack(const Graph *g, NodeId m);
 /* Does the matmul kernel (cg_matmul.c) read this transpose node's operand
  * directly, in every use? Then the transpose itself is never computed. */
 bool cg_matmul_folds(const Graph *g, NodeId transpose);
+/* How its kernel reads B: 0, in place; else packed in blocks of this many
+ * rows (all of K where they fit one block). */
+int64_t cg_matmul_block_rows(const Graph *g, const Schedule *s, NodeId m);
 /* The width of the kernel's column panels, the unit the thread pool splits
  * its products by: what the thread that computes a panel owns. */
 int64_t cg_matmul_panel_width(const Graph *g);
