@@ -6,11 +6,12 @@
  * column k and does MR x NV fused multiply-adds. Every B element loaded feeds
  * MR FMAs and every A element NV x VL of them, so the loop is bound by FMA
  * throughput, where the naive i-k-j loop (codegen.c, the -O0 reference) is
- * bound by loading and storing C. A column panel of B (K x NV*VL) is packed
- * first, into a contiguous buffer that stays in L2 across all row tiles;
- * packing is also where B may be read as a transpose and where the sum of
- * its rows (a bias gradient) is taken. A long K is cut into blocks of KC
- * rows, packed one after the other (Goto's KC loop).
+ * bound by loading and storing C. Where it pays (cg_matmul_block_rows), a
+ * column panel of B (K x NV*VL) is packed first, into a contiguous buffer
+ * that stays in L2 across all row tiles; packing is also where B may be read
+ * as a transpose and where the sum of its rows (a bias gradient) is taken.
+ * A long K is cut into blocks of KC rows, packed one after the other (Goto's
+ * KC loop).
  *
  * Column counts are constants, so edges are separate instantiations with
  * exact vector widths (10 columns: an 8-wide and a 2-wide vector), no scalar
@@ -55,9 +56,7 @@ enum { MAX_MR = 12, MAX_NV = 4 };
  * GFLOP/s, 1 thread). Longer products are cut into blocks: each row tile
  * then keeps its partial sums between blocks in a scratch panel of M rows,
  * on the stack too, of at most SCRATCH_BYTES (M <= 2048 with AVX-512
- * floats); where M is longer still, B is read in place, unpacked. Measured
- * (1 thread), blocked against B read in place: 128x4096x512 went from 123
- * to 180 GFLOP/s, 256x3072x1024 from 116 to 184. */
+ * floats); where M is longer still, B is read in place, unpacked. */
 #define PACK_BYTES (256 * 1024)
 #define SCRATCH_BYTES (256 * 1024)
 #define PACK_MIN_TILES 8                 /* row tiles (see cg_matmul_block_rows) */
