@@ -174,7 +174,7 @@ void cg_add_guard(CgModule *owner, const char *name, const Graph *g) {
         LLVMValueRef ctx = LLVMBuildArrayAlloca(c.b, c.i8p, cg_i64(&c, 2), "ctx"), one = cg_i64(&c, 1);
         LLVMBuildStore(c.b, p, ctx);
         LLVMBuildStore(c.b, LLVMBuildBitCast(c.b, out, c.i8p, ""), LLVMBuildInBoundsGEP2(c.b, c.i8p, ctx, &one, 1, ""));
-        cg_parallel_for(&c, kernel[s], ctx, cg_i64(&c, panels));
+        cg_parallel_for(&c, kernel[s], ctx, cg_i64(&c, panels), true);
         AccLoop ol;
         LLVMValueRef j = acc_open(&c, &ol, cg_i64(&c, panels), acc);
         LLVMValueRef r = LLVMBuildLoad2(c.b, k.it, LLVMBuildInBoundsGEP2(c.b, k.it, out, &j, 1, ""), "");

@@ -37,17 +37,19 @@
 
 enum { MAX_MR = 12, MAX_NV = 4 };
 
-/* Below this many multiply-adds (about 5 us of one core) a kernel runs on
- * the calling thread: splitting costs more than the wake-up, as the other
- * core must fetch the operands this one just wrote. 784-128-10 at batch 32
- * has two products of 3.2M and three of 41K. Measured on 2 vCPUs (EPYC),
- * epochs with its large products split against on one thread: 0.09 s
- * against 0.14 in the machine's quiet state, 0.22 against 0.14 in the
- * state (for minutes at a time) where the second vCPU runs kernels at about
- * half speed, as if it shared a core. Splitting 784-512-10 b128 pays in
- * both (0.29 and 0.37 s against 0.49). A dedicated machine is the one to
- * tune for. */
+/* Below PARALLEL_MIN_MACS multiply-adds (about 5 us of one core) a kernel
+ * runs on the calling thread: splitting costs more than the wake-up, as the
+ * other core must fetch the operands this one just wrote. Up to SMALL_MACS
+ * (50 us), splitting pays only where the threads have cores of their own,
+ * and the trainer times both ways (nnrt_parallel_for_small, train.c).
+ * 784-128-10 at batch 32 has two products of 3.2M and three of 41K.
+ * Measured on 2 vCPUs (EPYC), epochs with its large products split against
+ * on one thread: 0.09 s against 0.14 in the machine's quiet state, 0.22
+ * against 0.14 in the state (for minutes at a time) where the second vCPU
+ * runs kernels at about half speed, as if it shared a core. Splitting
+ * 784-512-10 b128's 51M pays in both (0.29 and 0.37 s against 0.49). */
 #define PARALLEL_MIN_MACS 1e6
+#define SMALL_MACS 1e7
 
 /* A packed block of B (KC rows of a column panel) lives on the kernel's
  * stack and stays in L2 (1 MiB a core on the EPYC here) while every row tile
@@ -604,7 +606,7 @@ void cg_matmul(Cg *c, NodeId id) {
     int64_t panels = full + (rest != 0);
     double macs = (double)n->shape.dim[0] * (double)t.N * (double)g->nodes[a].shape.dim[1]; /* for the full batch */
     if (panels > 1 && macs >= PARALLEL_MIN_MACS) {
-        cg_parallel_for(c, kfn, cg_kernel_context(c), cg_i64(c, panels));
+        cg_parallel_for(c, kfn, cg_kernel_context(c), cg_i64(c, panels), macs < SMALL_MACS);
     } else {
         LLVMValueRef args[3] = {cg_kernel_context(c), cg_i64(c, 0), cg_i64(c, panels)};
         LLVMBuildCall2(c->b, kty, kfn, args, 3, "");

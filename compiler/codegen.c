@@ -566,12 +566,13 @@ LLVMTypeRef cg_kernel_type(Cg *c) {
     return LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, false);
 }
 
-void cg_parallel_for(Cg *c, LLVMValueRef kfn, LLVMValueRef ctx, LLVMValueRef n) {
+void cg_parallel_for(Cg *c, LLVMValueRef kfn, LLVMValueRef ctx, LLVMValueRef n, bool small) {
+    const char *name = small ? "nnrt_parallel_for_small" : "nnrt_parallel_for";
     LLVMTypeRef params[3] = {LLVMPointerType(cg_kernel_type(c), 0), LLVMPointerType(c->i8p, 0), c->i64};
     LLVMTypeRef type = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, false);
-    LLVMValueRef f = LLVMGetNamedFunction(c->mod, "nnrt_parallel_for");
+    LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);
     if (!f)
-        f = LLVMAddFunction(c->mod, "nnrt_parallel_for", type);
+        f = LLVMAddFunction(c->mod, name, type);
     LLVMValueRef args[3] = {kfn, ctx, n};
     LLVMBuildCall2(c->b, type, f, args, 3, "");
 }

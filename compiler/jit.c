@@ -144,6 +144,7 @@ static const struct {
     {"floor", (void *)floor},
     {"memset", (void *)memset}, {"memcpy", (void *)memcpy}, {"memmove", (void *)memmove},
     {"nnrt_parallel_for", (void *)nnrt_parallel_for},
+    {"nnrt_parallel_for_small", (void *)nnrt_parallel_for_small},
     {"nnrt_interrupt_requested", (void *)&nnrt_interrupt_requested},
 };
 

@@ -911,9 +911,10 @@ void cg_begin_function(Cg *c, LLVMValueRef fn, bool kernel);
 /* In a step function: the context its kernels take. */
 LLVMValueRef cg_kernel_context(Cg *c);
 /* An outlined kernel's type, void (i8 **ctx, i64 begin, i64 end), and a
- * call running it over [0, n) on the thread pool (runtime/pool.c). */
+ * call running it over [0, n) on the thread pool (runtime/pool.c), for a
+ * small job as the trainer finds faster (nnrt_parallel_for_small). */
 LLVMTypeRef cg_kernel_type(Cg *c);
-void cg_parallel_for(Cg *c, LLVMValueRef kfn, LLVMValueRef ctx, LLVMValueRef n);
+void cg_parallel_for(Cg *c, LLVMValueRef kfn, LLVMValueRef ctx, LLVMValueRef n, bool small);
 void cg_end_function(Cg *c);
 /* Checks c->fn, whatever it returns (internal error if invalid). */
 void cg_verify_function(Cg *c);

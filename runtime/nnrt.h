@@ -294,6 +294,13 @@ typedef void (*NnrtKernelFn)(void **slots, int64_t begin, int64_t end);
 /* Runs fn over [0, n) split across the pool's threads (the caller is one of
  * them) and returns when all are done. Called by JIT-compiled code. */
 void nnrt_parallel_for(NnrtKernelFn fn, void **slots, int64_t n);
+/* The same for a job small enough (a few microseconds) that splitting it
+ * pays only where the pool's threads have cores of their own: split as
+ * nnrt_set_split_small says (at first, split). Called by JIT-compiled code;
+ * the results are the same either way. */
+void nnrt_parallel_for_small(NnrtKernelFn fn, void **slots, int64_t n);
+void nnrt_set_split_small(bool split);
+bool nnrt_splits_small(void);
 /* Threads of the pool: set before first use (0: NNC_THREADS, else one per
  * available core). */
 void nnrt_set_threads(int n);

@@ -19,7 +19,8 @@
  * run a stale job.
  *
  * The pool is process-wide state, the only such state of the runtime: one
- * pool, so two never compete for the cores. It starts on first use with
+ * pool, so two never compete for the cores. Beside it, the trainer's
+ * choice whether small jobs are split (nnrt_set_split_small, train.c). It starts on first use with
  * NNC_THREADS threads, else one per available core (nnrt_set_threads
  * changes that before first use). Idle workers spin briefly, then sleep on
  * a condition variable; the caller wakes them only if some sleep.
@@ -63,6 +64,7 @@ typedef struct Pool {
 static Pool pool;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static int requested_threads;
+static atomic_bool split_small = true;
 
 /* Takes and runs indices of job `gen` from range r until none is left. */
 static void run_range(unsigned gen, int r) {
@@ -179,4 +181,15 @@ void nnrt_parallel_for(NnrtKernelFn fn, void **slots, int64_t n) {
             cpu_relax();
         else
             sched_yield(); /* the worker may be waiting for this core */
+}
+
+void nnrt_set_split_small(bool split) { atomic_store_explicit(&split_small, split, memory_order_relaxed); }
+
+bool nnrt_splits_small(void) { return atomic_load_explicit(&split_small, memory_order_relaxed); }
+
+void nnrt_parallel_for_small(NnrtKernelFn fn, void **slots, int64_t n) {
+    if (nnrt_splits_small())
+        nnrt_parallel_for(fn, slots, n);
+    else
+        fn(slots, 0, n);
 }

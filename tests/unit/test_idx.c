@@ -767,6 +767,7 @@ typedef struct Fake {
     int poison_at;
     size_t poison_index;
     float poison;
+    bool slow_split; /* train_timed: slower when small jobs are split, or not */
 } Fake;
 
 static double get(const void *p, size_t i, int dtype) {
@@ -837,9 +838,19 @@ static void eval_two(void **slots, int64_t n) {
     fake_step(slots, (size_t)n, true);
 }
 
-/* n samples of 2 pixels: the id and 255; labels id % K. */
+/* Batch 1, busy for 200 us a step the slow way (slow_split: split small
+ * jobs, or not), 50 us the other. */
+static void train_timed(void **slots, int64_t n) {
+    Fake *fk = slots[5];
+    double until = nnrt_now() + (nnrt_splits_small() == fk->slow_split ? 200e-6 : 50e-6);
+    while (nnrt_now() < until)
+        ;
+    fake_step(slots, (size_t)n, false);
+}
+
+/* n (<= 256) samples of 2 pixels: the id and 255; labels id % K. */
 static bool make_ds(NnrtDataset *ds, size_t n, const char *stem) {
-    unsigned char px[64], lb[32];
+    unsigned char px[512], lb[256];
     for (size_t i = 0; i < n; i++) {
         px[2 * i] = (unsigned char)i, px[2 * i + 1] = 255;
         lb[i] = (unsigned char)(i % K);
@@ -1057,6 +1068,31 @@ static void test_train(void) {
     nnrt_dataset_free(&test);
 }
 
+/* Whether small jobs are split is timed at the start of each training pass
+ * (train.c): 100 steps of batch 1, of which the first 80 the trial, on two
+ * threads (main() asks for them); the pass ends the fast way. */
+static void test_split_trial(void) {
+    NnrtDataset train;
+    if (!CHECK(make_ds(&train, 100, "trial")))
+        return;
+    FILE *out = tmpfile();
+    for (int slow = 0; slow < 2; slow++) {
+        void *slots[6];
+        Fake fk;
+        NnrtTrainSpec spec = fake_spec(&fk, slots, 4, out);
+        fk.slow_split = slow;
+        spec.train = (NnrtStep){train_timed, 1};
+        spec.epochs = 1;
+        NnrtTrainResult res;
+        char err[256] = "";
+        CHECK(nnrt_train(&spec, &train, NULL, &res, err, sizeof err));
+        CHECK(nnrt_splits_small() == !slow);
+        nnrt_train_result_free(&res);
+    }
+    fclose(out);
+    nnrt_dataset_free(&train);
+}
+
 /* ---------------------------------------------------------------- report */
 
 static void test_report(void) {
@@ -1125,6 +1161,7 @@ int main(void) {
         return 1;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    nnrt_set_threads(2); /* before the pool starts: the split trial needs two */
     test_types();
     test_ranks();
     test_detection();
@@ -1136,6 +1173,7 @@ int main(void) {
     test_init();
     test_progress();
     test_train();
+    test_split_trial();
     test_report();
     nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     return check_summary();

@@ -1,7 +1,8 @@
 /* test_pool.c — the runtime's thread pool (runtime/pool.c): every index of
  * every job runs exactly once, whatever the job's size against the thread
  * count, over many jobs in a row (the generations), and when one thread is
- * slow the others take its home range's indices.
+ * slow the others take its home range's indices. A small job is split, or
+ * run on the caller in one call, as nnrt_set_split_small says.
  *
  * Three threads by default (argument: another count), so the home ranges are
  * uneven for most n. */
@@ -63,5 +64,17 @@ int main(int argc, char **argv) {
      * take the rest. */
     CHECK(run_once_each(&j, 12, 0));
     CHECK(run_once_each(&j, 12, 11));
+    for (int split = 0; split < 2; split++) {
+        nnrt_set_split_small(split);
+        for (int i = 0; i < MAX_N; i++)
+            atomic_store(&j.runs[i], 0);
+        atomic_store(&j.wrong_range, 0);
+        j.slow_index = -1;
+        nnrt_parallel_for_small(record, (void *[]){&j}, 12);
+        int once = 0;
+        for (int i = 0; i < 12; i++)
+            once += atomic_load(&j.runs[i]) == 1;
+        CHECK(once == 12 && atomic_load(&j.wrong_range) == (split && nnrt_threads() > 1 ? 0 : 1));
+    }
     return check_summary();
 }
