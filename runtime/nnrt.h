@@ -236,8 +236,9 @@ typedef enum { NNRT_FAIL_NONE, NNRT_FAIL_NONFINITE, NNRT_FAIL_HOOK, NNRT_FAIL_IN
  * with NNRT_FAIL_INTERRUPTED, the weights those of that step), and a
  * running interruptible step function to return before its next loop.
  * Safe in a signal handler; the request stays until cleared. The flag is
- * the runtime's one piece of global mutable state: a signal handler has
- * nowhere else to put it, and JIT'd code reads it by name. */
+ * global mutable state (with the thread pool and its split setting, pool.c,
+ * the runtime's only): a signal handler has nowhere else to put it, and
+ * JIT'd code reads it by name. */
 extern volatile sig_atomic_t nnrt_interrupt_requested;
 void nnrt_interrupt(void);
 bool nnrt_interrupted(void);

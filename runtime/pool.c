@@ -18,11 +18,11 @@
  * indices, which the job cannot finish without, so a late worker can never
  * run a stale job.
  *
- * The pool is process-wide state, the only such state of the runtime: one
- * pool, so two never compete for the cores. Beside it, the trainer's
- * choice whether small jobs are split (nnrt_set_split_small, train.c). It starts on first use with
- * NNC_THREADS threads, else one per available core (nnrt_set_threads
- * changes that before first use). Idle workers spin briefly, then sleep on
+ * The pool is process-wide state, as is, beside it, the trainer's choice
+ * whether small jobs are split (nnrt_set_split_small, train.c): one pool, so
+ * two never compete for the cores. It starts on first use with NNC_THREADS
+ * threads, else one per available core (nnrt_set_threads changes that
+ * before first use). Idle workers spin briefly, then sleep on
  * a condition variable; the caller wakes them only if some sleep.
  */
 #define _GNU_SOURCE
