@@ -122,8 +122,9 @@ static LLVMValueRef panel_kernel(Cg *c, const Bits *k, const char *name, int64_t
 }
 
 /* Does slot s take the pool (see SPLIT_BYTES)? */
-static bool split(const Slot *s, int64_t pw, int elem_bytes) {
-    return s->shape.rank == 2 && s->shape.dim[1] > pw && shape_elems(&s->shape) * elem_bytes >= SPLIT_BYTES;
+static bool split(const Slot *s, int64_t pw, unsigned elem_bytes) {
+    return (s->kind == SLOT_PARAM || s->kind == SLOT_STATE) && s->shape.rank == 2 && s->shape.dim[1] > pw &&
+           shape_elems(&s->shape) * elem_bytes >= SPLIT_BYTES;
 }
 
 void cg_add_guard(CgModule *owner, const char *name, const Graph *g) {
@@ -142,18 +143,25 @@ void cg_add_guard(CgModule *owner, const char *name, const Graph *g) {
 
     /* The pool's kernels first, then the function calling them. */
     LLVMValueRef *kernel = xcalloc((size_t)g->nslots, sizeof *kernel);
+    int64_t max_panels = 0;
     for (int s = 0; s < g->nslots; s++) {
         const Slot *sl = &g->slots[s];
-        if ((sl->kind == SLOT_PARAM || sl->kind == SLOT_STATE) && split(sl, pw, (int)bits / 8)) {
+        if (split(sl, pw, dtype_bytes(g->dtype))) {
             char kname[256];
             snprintf(kname, sizeof kname, "%s.%d", name, s);
             kernel[s] = panel_kernel(&c, &k, kname, sl->shape.dim[0], sl->shape.dim[1], pw);
+            int64_t panels = (sl->shape.dim[1] + pw - 1) / pw;
+            max_panels = panels > max_panels ? panels : max_panels;
         }
     }
 
     LLVMTypeRef i32 = LLVMInt32TypeInContext(m->ctx), param = LLVMPointerType(c.i8p, 0);
     c.fn = LLVMAddFunction(m->mod, name, LLVMFunctionType(i32, &param, 1, false));
     LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(m->ctx, c.fn, "entry"));
+    /* The kernels' context, {slot, one scan per panel}. */
+    LLVMValueRef out = LLVMBuildArrayAlloca(c.b, k.it, cg_i64(&c, max_panels ? max_panels : 1), "panels");
+    LLVMValueRef ctx = LLVMBuildArrayAlloca(c.b, c.i8p, cg_i64(&c, 2), "ctx"), one = cg_i64(&c, 1);
+    LLVMBuildStore(c.b, LLVMBuildBitCast(c.b, out, c.i8p, ""), LLVMBuildInBoundsGEP2(c.b, c.i8p, ctx, &one, 1, ""));
     LLVMValueRef acc = LLVMConstInt(k.it, 0, false);
     for (int s = 0; s < g->nslots; s++) {
         const Slot *sl = &g->slots[s];
@@ -168,12 +176,9 @@ void cg_add_guard(CgModule *owner, const char *name, const Graph *g) {
             acc = scan_range(&c, &k, base, cg_i64(&c, 0), cg_i64(&c, n), acc);
             continue;
         }
-        /* {slot, one scan per panel} for the kernel, then their OR. */
+        /* The kernel over the slot's panels, then the OR of their scans. */
         int64_t panels = (sl->shape.dim[1] + pw - 1) / pw;
-        LLVMValueRef out = LLVMBuildArrayAlloca(c.b, k.it, cg_i64(&c, panels), "panels");
-        LLVMValueRef ctx = LLVMBuildArrayAlloca(c.b, c.i8p, cg_i64(&c, 2), "ctx"), one = cg_i64(&c, 1);
         LLVMBuildStore(c.b, p, ctx);
-        LLVMBuildStore(c.b, LLVMBuildBitCast(c.b, out, c.i8p, ""), LLVMBuildInBoundsGEP2(c.b, c.i8p, ctx, &one, 1, ""));
         cg_parallel_for(&c, kernel[s], ctx, cg_i64(&c, panels), true);
         AccLoop ol;
         LLVMValueRef j = acc_open(&c, &ol, cg_i64(&c, panels), acc);
