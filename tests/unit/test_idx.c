@@ -528,7 +528,10 @@ static void test_dataset(void) {
 static void test_targets(void) {
     static const unsigned char pixels[6] = {0, 255, 51, 1, 2, 3};
     static const unsigned char targets[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
-    const char *im = "test_idx_tg_inputs.idx", *tg = "test_idx_tg_targets.idx", *tg2 = "test_idx_tg_two.idx";
+    char im[1024], tg[1024], tg2[1024];
+    tmp_path(im, sizeof im, "tg_inputs.idx");
+    tmp_path(tg, sizeof tg, "tg_targets.idx");
+    tmp_path(tg2, sizeof tg2, "tg_two.idx");
     write_idx_u8(im, 2, (uint32_t[]){3, 2}, pixels, 6, false);
     write_idx_u8(tg, 2, (uint32_t[]){3, 3}, targets, 9, false);
     write_idx_u8(tg2, 2, (uint32_t[]){3, 2}, targets, 6, false);
