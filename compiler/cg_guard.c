@@ -121,6 +121,9 @@ static LLVMValueRef panel_kernel(Cg *c, const Bits *k, const char *name, int64_t
     return fn;
 }
 
+/* The column panels of width pw of a [rows, cols] slot. */
+static int64_t panels_of(const Slot *s, int64_t pw) { return (s->shape.dim[1] + pw - 1) / pw; }
+
 /* Does slot s take the pool (see SPLIT_BYTES)? */
 static bool split(const Slot *s, int64_t pw, unsigned elem_bytes) {
     return (s->kind == SLOT_PARAM || s->kind == SLOT_STATE) && s->shape.rank == 2 && s->shape.dim[1] > pw &&
@@ -150,8 +153,7 @@ void cg_add_guard(CgModule *owner, const char *name, const Graph *g) {
             char kname[256];
             snprintf(kname, sizeof kname, "%s.%d", name, s);
             kernel[s] = panel_kernel(&c, &k, kname, sl->shape.dim[0], sl->shape.dim[1], pw);
-            int64_t panels = (sl->shape.dim[1] + pw - 1) / pw;
-            max_panels = panels > max_panels ? panels : max_panels;
+            max_panels = panels_of(sl, pw) > max_panels ? panels_of(sl, pw) : max_panels;
         }
     }
 
@@ -177,7 +179,7 @@ void cg_add_guard(CgModule *owner, const char *name, const Graph *g) {
             continue;
         }
         /* The kernel over the slot's panels, then the OR of their scans. */
-        int64_t panels = (sl->shape.dim[1] + pw - 1) / pw;
+        int64_t panels = panels_of(sl, pw);
         LLVMBuildStore(c.b, p, ctx);
         cg_parallel_for(&c, kernel[s], ctx, cg_i64(&c, panels), true);
         AccLoop ol;

@@ -229,18 +229,11 @@ static LLVMValueRef libm1(Cg *c, const char *f32name, const char *f64name, LLVMV
 
 static LLVMValueRef fexp(Cg *c, LLVMValueRef x) { return cg_intrinsic(c, "llvm.exp", LLVMTypeOf(x), &x, 1); }
 
-/* The constant x of v's type: a float, or a vector of them. */
+/* The constant x of v's type: a float, or a vector of them (the builder
+ * folds the splat of a constant into a constant). */
 static LLVMValueRef like(Cg *c, LLVMValueRef v, double x) {
     LLVMTypeRef t = LLVMTypeOf(v);
-    if (LLVMGetTypeKind(t) != LLVMVectorTypeKind)
-        return cg_f(c, x);
-    LLVMValueRef e[64], k = cg_f(c, x);
-    unsigned w = LLVMGetVectorSize(t);
-    if (w > 64)
-        die("codegen: a vector of %u elements", w);
-    for (unsigned i = 0; i < w; i++)
-        e[i] = k;
-    return LLVMConstVector(e, w);
+    return LLVMGetTypeKind(t) == LLVMVectorTypeKind ? cg_splat(c, cg_f(c, x), (int)LLVMGetVectorSize(t)) : cg_f(c, x);
 }
 
 /* ---------------------------------------------------------------- ops */
