@@ -19,6 +19,12 @@
  * every step (784-128-10 at batch 32 on 2 threads: 0.20 s an epoch with the
  * scan, 0.14 without). Large matrices are therefore scanned on the pool by
  * the same column panels, each by the thread that updated it.
+ *
+ * Better still is not to read them again at all: a matrix updated in a
+ * matmul kernel's epilogue is checked there, as it is stored (cg_matmul.c),
+ * and the kernel sets a flag in the step's arena that the guard reads
+ * instead of scanning that slot. 784-2048-10 at batch 128: 3.63 s an epoch
+ * with the scan, 2.98 s with the check, on one thread.
  */
 #define NNC_WITH_LLVM
 #include "nnc.h"
@@ -130,9 +136,17 @@ static bool split(const Slot *s, int64_t pw, unsigned elem_bytes) {
            shape_elems(&s->shape) * elem_bytes >= SPLIT_BYTES;
 }
 
-void cg_add_guard(CgModule *owner, const char *name, const Graph *g) {
+/* Is slot s written by a value the step checks as it stores it? */
+static bool checked(const Graph *g, const Schedule *sc, int s) {
+    for (int i = 0; sc && i < g->nnodes; i++)
+        if (schedule_checks(g, sc, i) && sc->slot[i] == s)
+            return true;
+    return false;
+}
+
+void cg_add_guard(CgModule *owner, const char *name, const Graph *g, const Schedule *sc) {
     CgModule *m = cg_module_chain(owner, name);
-    Cg c = {.owner = owner, .g = g, .name = name};
+    Cg c = {.owner = owner, .g = g, .sched = sc, .name = name};
     cg_use_module(&c, m);
     bool f64 = g->dtype == DT_F64;
     unsigned bits = f64 ? 64 : 32;
@@ -167,7 +181,7 @@ void cg_add_guard(CgModule *owner, const char *name, const Graph *g) {
     LLVMValueRef acc = LLVMConstInt(k.it, 0, false);
     for (int s = 0; s < g->nslots; s++) {
         const Slot *sl = &g->slots[s];
-        if (sl->kind != SLOT_PARAM && sl->kind != SLOT_STATE)
+        if ((sl->kind != SLOT_PARAM && sl->kind != SLOT_STATE) || checked(g, sc, s))
             continue;
         LLVMValueRef idx = cg_i64(&c, s);
         LLVMValueRef at = LLVMBuildInBoundsGEP2(c.b, c.i8p, LLVMGetParam(c.fn, 0), &idx, 1, "");
@@ -191,6 +205,14 @@ void cg_add_guard(CgModule *owner, const char *name, const Graph *g) {
     free(kernel);
     LLVMValueRef sign = LLVMConstInt(k.it, 1ull << (bits - 1), false);
     LLVMValueRef ok = LLVMBuildICmp(c.b, LLVMIntEQ, LLVMBuildAnd(c.b, acc, sign, ""), LLVMConstInt(k.it, 0, false), "");
+    if (sc && sc->finite_flag != SIZE_MAX) {
+        LLVMValueRef arena = LLVMBuildLoad2(c.b, c.i8p, LLVMGetParam(c.fn, 0), "arena");
+        LLVMValueRef off = cg_i64(&c, (int64_t)sc->finite_flag);
+        LLVMValueRef flag = LLVMBuildBitCast(c.b, LLVMBuildInBoundsGEP2(c.b, LLVMInt8TypeInContext(m->ctx), arena, &off, 1, ""),
+                                             LLVMPointerType(i32, 0), "");
+        LLVMValueRef clean = LLVMBuildICmp(c.b, LLVMIntEQ, LLVMBuildLoad2(c.b, i32, flag, "flag"), LLVMConstInt(i32, 0, false), "");
+        ok = LLVMBuildAnd(c.b, ok, clean, "");
+    }
     LLVMBuildRet(c.b, LLVMBuildZExt(c.b, ok, i32, ""));
     cg_verify_function(&c);
     LLVMDisposeBuilder(c.b);

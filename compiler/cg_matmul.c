@@ -304,6 +304,40 @@ static LLVMValueRef sum_phi(Cg *c, LLVMTypeRef vt, LLVMBasicBlockRef pre, LLVMBa
     return phi;
 }
 
+/* The guard's check of what an epilogue stores into a parameter or its
+ * state (schedule_checks): seen + x * 0 over v's lanes, which is NaN once
+ * any of them was NaN or Inf, else 0. One fused multiply-add a stored
+ * vector, on values still in registers. */
+static LLVMValueRef see(Cg *c, LLVMValueRef seen, LLVMValueRef x, Vec v) {
+    LLVMValueRef zero = LLVMConstNull(LLVMVectorType(c->ft, (unsigned)v.w));
+    if (v.lanes < v.w) /* lanes past the matrix's edge hold whatever the epilogue made of zeros */
+        x = LLVMBuildSelect(c->b, lane_mask(c, v), x, zero, "");
+    LLVMValueRef args[3] = {x, zero, seen ? seen : zero};
+    return cg_intrinsic(c, "llvm.fmuladd", LLVMTypeOf(zero), args, 3);
+}
+
+/* After a tile's stores: sets the step's finite flag if any seen[v] is NaN.
+ * Threads may set it at once, to the same value: an atomic store. */
+static void flag_nonfinite(Cg *c, LLVMValueRef *seen, int nv) {
+    LLVMValueRef any = NULL;
+    for (int v = 0; v < nv; v++) {
+        unsigned w = LLVMGetVectorSize(LLVMTypeOf(seen[v]));
+        LLVMValueRef bad = LLVMBuildFCmp(c->b, LLVMRealUNO, seen[v], seen[v], "");
+        bad = LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildBitCast(c->b, bad, LLVMIntTypeInContext(c->ctx, w), ""),
+                            LLVMConstInt(LLVMIntTypeInContext(c->ctx, w), 0, false), "");
+        any = any ? LLVMBuildOr(c->b, any, bad, "") : bad;
+    }
+    LLVMBasicBlockRef set = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "nonfinite");
+    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "checked");
+    LLVMBuildCondBr(c->b, any, set, go);
+    LLVMPositionBuilderAtEnd(c->b, set);
+    LLVMValueRef st = LLVMBuildStore(c->b, LLVMConstInt(LLVMInt32TypeInContext(c->ctx), 1, false), cg_finite_flag(c));
+    LLVMSetAlignment(st, 4);
+    LLVMSetOrdering(st, LLVMAtomicOrderingMonotonic);
+    LLVMBuildBr(c->b, go);
+    LLVMPositionBuilderAtEnd(c->b, go);
+}
+
 /* One tile: rows i0 .. i0+mr, columns j0 + the vectors w[0..nv), over the
  * rows of B in blk. */
 static void emit_tile(Cg *c, const Tiling *t, Strided A, const Panel *bp, const Block *blk, NodeId C,
@@ -371,6 +405,8 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, const Panel *bp, const 
         LLVMPositionBuilderAtEnd(b, last);
     }
     NodeId u = c->sched->epilogue[C], u2 = c->sched->epilogue2[C];
+    bool check = u >= 0 && schedule_checks(c->g, c->sched, u), check2 = u2 >= 0 && schedule_checks(c->g, c->sched, u2);
+    LLVMValueRef seen[MAX_NV] = {NULL};
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++) {
             LLVMValueRef x = u < 0 ? next[r][v] : epilogue_value(c, t, u, u, C, next[r][v], row[r], ccol[v], w[v]);
@@ -380,7 +416,13 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, const Panel *bp, const 
             store_vec(c, x, c->ptr[u < 0 ? C : u], add(c, crow[r], ccol[v]), w[v]);
             if (x2)
                 store_vec(c, x2, c->ptr[u2], add(c, crow[r], ccol[v]), w[v]);
+            if (check)
+                seen[v] = see(c, seen[v], x, w[v]);
+            if (check2)
+                seen[v] = see(c, seen[v], x2, w[v]);
         }
+    if (check || check2)
+        flag_nonfinite(c, seen, nv);
     if (out) {
         LLVMBuildBr(b, out);
         LLVMPositionBuilderAtEnd(b, out);

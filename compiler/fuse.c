@@ -211,6 +211,9 @@ Schedule *schedule(Arena *a, const Graph *g, int opt) {
     }
     schedule_rows(a, g, s);
     size_t dt = dtype_bytes(g->dtype);
+    bool checks = false;
+    for (int i = 0; i < g->nnodes; i++)
+        checks |= schedule_checks(g, s, i);
     for (int i = 0; i < g->nnodes; i++) {
         s->offset[i] = SIZE_MAX;
         if (s->place[i] != PLACE_ARENA)
@@ -223,7 +226,24 @@ Schedule *schedule(Arena *a, const Graph *g, int opt) {
         s->offset[i] = s->arena_bytes;
         s->arena_bytes = end & ~(size_t)63; /* each buffer starts on a cache line */
     }
+    s->finite_flag = SIZE_MAX;
+    if (checks) {
+        s->finite_flag = s->arena_bytes;
+        if (!size_add(s->arena_bytes, 64, &s->arena_bytes))
+            die("schedule: arena size overflows");
+    }
     return s;
+}
+
+/* A weight matrix updated in the weight gradient's epilogue is checked
+ * there, in registers: a scan after the step would read it all again from
+ * memory (784-2048-10: 11% of a step on one thread, W and its velocity). */
+bool schedule_checks(const Graph *g, const Schedule *s, NodeId x) {
+    if (s->place[x] != PLACE_SLOT)
+        return false;
+    SlotKind k = g->slots[s->slot[x]].kind;
+    NodeId m = s->root[x];
+    return (k == SLOT_PARAM || k == SLOT_STATE) && (s->epilogue[m] == x || s->epilogue2[m] == x);
 }
 
 /* --emit=kernels: one line per loop of the step, with the nodes it computes. */

@@ -363,7 +363,7 @@ static bool compile_steps(Arena *a, const Model *m, int opt, InputType in, Compi
         add_step(a, mods[i], m, opt, in, i == 0 ? STEP_TRAIN : STEP_EVAL, names[i], &c->arena_bytes,
                  i == 0 ? &c->train : NULL, &c->sched);
     }
-    cg_add_guard(mods[0], "state_finite", c->train);
+    cg_add_guard(mods[0], "state_finite", c->train, c->sched);
     char err[1024];
     c->jit = jit_compile_modules(mods, NFN, err, sizeof err); /* takes the modules */
     if (!c->jit) {

@@ -801,6 +801,9 @@ typedef struct Schedule {
                            first kernel, else -1; a loop's kernels are adjacent
                            in `order` */
     size_t arena_bytes;
+    size_t finite_flag; /* arena offset of an int32 the step zeroes, which its
+                           matmul kernels set where they store a NaN or Inf
+                           (schedule_checks); SIZE_MAX: nothing is checked */
     bool interruptible; /* returns before its next loop once nnrt_interrupt() was
                            called (a REPL entry's: Ctrl-C); set by the caller */
 } Schedule;
@@ -821,6 +824,10 @@ int64_t cg_matmul_block_rows(const Graph *g, const Schedule *s, NodeId m);
 /* The width of the kernel's column panels, the unit the thread pool splits
  * its products by: what the thread that computes a panel owns. */
 int64_t cg_matmul_panel_width(const Graph *g);
+/* Is x, a parameter's or optimizer state's new value stored by a matmul
+ * kernel's epilogue, checked for NaN and Inf as it is stored? Then the
+ * guard reads Schedule.finite_flag instead of scanning x's slot. */
+bool schedule_checks(const Graph *g, const Schedule *s, NodeId x);
 /* --emit=kernels: the loops of a step and the nodes each one computes. */
 void schedule_print(FILE *out, const Graph *g, const Schedule *s);
 
@@ -908,6 +915,8 @@ void cg_use_module(Cg *c, CgModule *m);
  * first parameter is its context {slots, n} (cg_kernel_context).
  * cg_end_function() ends and checks it. */
 void cg_begin_function(Cg *c, LLVMValueRef fn, bool kernel);
+/* The int32 at Schedule.finite_flag, in the arena (c->slot[SLOT_NO_ARENA]). */
+LLVMValueRef cg_finite_flag(Cg *c);
 /* In a step function: the context its kernels take. */
 LLVMValueRef cg_kernel_context(Cg *c);
 /* An outlined kernel's type, void (i8 **ctx, i64 begin, i64 end), and a
@@ -945,8 +954,11 @@ void cg_print(CgModule *m, FILE *out);
 /* ---------------------------------------------------------------- cg_guard.c */
 
 /* Adds `int fn(void **slots)` in a module chained to m: 1 when every element
- * of g's parameter and optimizer-state slots is finite, else 0. */
-void cg_add_guard(CgModule *m, const char *fn, const Graph *g);
+ * of g's parameter and optimizer-state slots is finite, else 0. Called
+ * after a step scheduled by s (if not NULL), it reads the step's flag for
+ * the slots the step checked as it stored them (schedule_checks), and
+ * scans the others. */
+void cg_add_guard(CgModule *m, const char *fn, const Graph *g, const Schedule *s);
 
 /* ---------------------------------------------------------------- jit.c */
 

@@ -59,7 +59,7 @@ static void test_dtype(DType dt) {
     for (int k = 0; k < NMATS; k++)
         ir_add_slot(g, (Slot){.kind = k % 2 ? SLOT_STATE : SLOT_PARAM, .name = "m", .shape = {2, {ROWS, COLS}}});
     CgModule *mod = cg_module_new("guard");
-    cg_add_guard(mod, "finite", g);
+    cg_add_guard(mod, "finite", g, NULL);
     char err[512];
     Jit *j = jit_compile(mod, err, sizeof err); /* takes mod */
     if (!CHECK(j != NULL)) {
