@@ -11,7 +11,9 @@
  * that stays in L2 across all row tiles; packing is also where B may be read
  * as a transpose and where the sum of its rows (a bias gradient) is taken.
  * A long K is cut into blocks of KC rows, packed one after the other (Goto's
- * KC loop).
+ * KC loop). A weight matrix kept in panels between steps (layout.c) is read
+ * as it lies, never packed, and the epilogue that updates it stores into
+ * its panels.
  *
  * Column counts are constants, so edges are separate instantiations with
  * exact vector widths (10 columns: an 8-wide and a 2-wide vector), no scalar
@@ -64,10 +66,13 @@ enum { MAX_MR = 12, MAX_NV = 4 };
 #define PACK_MIN_TILES 8                 /* row tiles (see cg_matmul_block_rows) */
 #define IN_PLACE_BYTES (2 * 1024 * 1024) /* (see cg_matmul_block_rows) */
 
-/* Element (row, column) of an operand is at base + row * rs + column * cs. */
+/* Element (row, column) of an operand is at base + row * rs + column * cs;
+ * or, where it is a weight matrix kept in panels (layout.c) read as B (rs
+ * and cs NULL), or as W^T (rs NULL, cs the panel width), at panel_off(). */
 typedef struct Strided {
     NodeId node;
     LLVMValueRef rs, cs;
+    int64_t panel_rows; /* in panels: the rows of the matrix in memory; else 0 */
 } Strided;
 
 typedef struct Tiling {
@@ -126,6 +131,8 @@ bool cg_matmul_can_pack(const Graph *g, NodeId m) {
  * 156 against 193 (in blocks). 784-128-10 at batch 32, whose forward product
  * has 32 rows (3 tiles), took 0.169 s an epoch packed against 0.161. */
 int64_t cg_matmul_block_rows(const Graph *g, const Schedule *s, NodeId m) {
+    if (layout_in_panels(g, s, g->nodes[m].in[1]))
+        return 0; /* packed already */
     const IrNode *b = &g->nodes[g->nodes[m].in[1]];
     Tiling t = tiling(g->dtype, 0);
     double bytes = (double)b->shape.dim[0] * (double)b->shape.dim[1] * dtype_bytes(g->dtype);
@@ -209,6 +216,22 @@ static LLVMValueRef add(Cg *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuil
 static LLVMValueRef mulv(Cg *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNUWMul(c->b, a, b, ""); }
 static LLVMValueRef mul(Cg *c, LLVMValueRef a, int64_t k) { return mulv(c, a, cg_i64(c, k)); }
 
+/* Element (i, j) of a matrix of `rows` rows kept in panels (layout.c): panel
+ * j / P (P the panel width, a power of two) starts at (j - j % P) * rows,
+ * its row i at i * P. */
+static LLVMValueRef panel_off(Cg *c, const Tiling *t, int64_t rows, LLVMValueRef i, LLVMValueRef j) {
+    int64_t pw = (int64_t)t->nv * t->vl;
+    LLVMValueRef q = LLVMBuildURem(c->b, j, cg_i64(c, pw), "");
+    return add(c, add(c, mul(c, LLVMBuildSub(c->b, j, q, ""), rows), mul(c, i, pw)), q);
+}
+
+/* Where element (i, j) of node x, of the product's shape, is stored. */
+static LLVMValueRef elem_off(Cg *c, const Tiling *t, NodeId x, LLVMValueRef i, LLVMValueRef j) {
+    if (layout_in_panels(c->g, c->sched, x))
+        return panel_off(c, t, c->g->nodes[x].shape.dim[0], i, j);
+    return add(c, mul(c, i, t->N), j);
+}
+
 /* The epilogue: the value of node x of the user's expression tree at row i,
  * columns j .. j+w, with the product m's accumulator standing for m. */
 static LLVMValueRef epilogue_value(Cg *c, const Tiling *t, NodeId x, NodeId u, NodeId m, LLVMValueRef acc,
@@ -225,7 +248,8 @@ static LLVMValueRef epilogue_value(Cg *c, const Tiling *t, NodeId x, NodeId u, N
         const Shape *s = &n->shape; /* its last axis is N's: never a batch axis */
         int64_t cs = s->rank >= 1 && s->dim[s->rank - 1] != 1;
         int64_t rs = s->rank >= 2 && s->dim[s->rank - 2] != 1 ? s->dim[s->rank - 1] : 0;
-        LLVMValueRef off = add(c, mul(c, i, rs), mul(c, j, cs));
+        LLVMValueRef off = layout_in_panels(c->g, c->sched, x) ? panel_off(c, t, s->dim[0], i, j)
+                                                              : add(c, mul(c, i, rs), mul(c, j, cs));
         if (!cs)
             return cg_splat(c, LLVMBuildLoad2(c->b, c->ft, cg_elem_ptr(c, c->ptr[x], off), ""), w);
         return load_vec(c, c->ptr[x], off, vec);
@@ -347,11 +371,10 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, const Panel *bp, const 
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile");
     LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile.done");
     /* Row and column offsets, computed once outside the k loop. */
-    LLVMValueRef row[MAX_MR], arow[MAX_MR], crow[MAX_MR], ccol[MAX_NV];
+    LLVMValueRef row[MAX_MR], arow[MAX_MR], ccol[MAX_NV];
     for (int r = 0; r < mr; r++) {
         row[r] = add(c, i0, cg_i64(c, r));
         arow[r] = mulv(c, row[r], A.rs);
-        crow[r] = mul(c, row[r], t->N);
     }
     for (int v = 0, off = 0; v < nv; off += w[v].lanes, v++)
         ccol[v] = add(c, j0, cg_i64(c, off));
@@ -413,9 +436,9 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, const Panel *bp, const 
             /* Both values before either store: u2 may read the old value of
              * the slot u is stored in. */
             LLVMValueRef x2 = u2 < 0 ? NULL : epilogue_value(c, t, u2, u2, u, x, row[r], ccol[v], w[v]);
-            store_vec(c, x, c->ptr[u < 0 ? C : u], add(c, crow[r], ccol[v]), w[v]);
+            store_vec(c, x, c->ptr[u < 0 ? C : u], elem_off(c, t, u < 0 ? C : u, row[r], ccol[v]), w[v]);
             if (x2)
-                store_vec(c, x2, c->ptr[u2], add(c, crow[r], ccol[v]), w[v]);
+                store_vec(c, x2, c->ptr[u2], elem_off(c, t, u2, row[r], ccol[v]), w[v]);
             if (check)
                 seen[v] = see(c, seen[v], x, w[v]);
             if (check2)
@@ -432,11 +455,12 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, const Panel *bp, const 
 /* Packs the panel's columns of B into buf, row k at k * P (P: the panel's
  * width), so that its row tiles read one contiguous stream instead of rows N
  * apart. B may be a transpose W^T read as W (each vector gathered from W's
- * rows), so the backward pass's dH = dY W^T never materialises W^T. The sum
- * of B's rows (the bias gradient beside the weight gradient X^T dY) is
- * accumulated from the vectors packed: no other pass over B. */
-static Panel emit_pack(Cg *c, Strided B, LLVMValueRef buf, const Block *blk, LLVMValueRef j0, const Vec *w, int nv,
-                       NodeId colsum) {
+ * rows, or kept in panels, from their rows), so the backward pass's
+ * dH = dY W^T never materialises W^T. The sum of B's rows (the bias
+ * gradient beside the weight gradient X^T dY) is accumulated from the
+ * vectors packed: no other pass over B. */
+static Panel emit_pack(Cg *c, const Tiling *t, Strided B, LLVMValueRef buf, const Block *blk, LLVMValueRef j0,
+                       const Vec *w, int nv, NodeId colsum) {
     LLVMBuilderRef b = c->b;
     Panel p = {.base = buf};
     int width = 0;
@@ -472,7 +496,8 @@ static Panel emit_pack(Cg *c, Strided B, LLVMValueRef buf, const Block *blk, LLV
     LLVMValueRef sum[MAX_NV], next[MAX_NV];
     for (int v = 0; v < nv && colsum >= 0; v++)
         sum[v] = sum_phi(c, LLVMVectorType(c->ft, (unsigned)w[v].w), pre, resume, from[v]);
-    LLVMValueRef brow = mulv(c, add(c, blk->k0, k), B.rs), prow = mulv(c, k, p.rs);
+    LLVMValueRef kk = add(c, blk->k0, k), prow = mulv(c, k, p.rs);
+    LLVMValueRef brow = B.panel_rows ? panel_off(c, t, B.panel_rows, cg_i64(c, 0), kk) : mulv(c, kk, B.rs);
     for (int v = 0; v < nv; v++) {
         LLVMValueRef x;
         if (gather) {
@@ -517,11 +542,16 @@ static void emit_panel(Cg *c, const Tiling *t, Strided A, Strided B, LLVMValueRe
         blk.scratch = scratch;
     }
     Panel p = {c->ptr[B.node], B.rs, {0}};
-    if (buf)
-        p = emit_pack(c, B, buf, &blk, j0, w, nv, colsum);
-    else
+    if (buf) {
+        p = emit_pack(c, t, B, buf, &blk, j0, w, nv, colsum);
+    } else if (B.panel_rows) { /* kept in panels: read as packed */
+        p = (Panel){cg_elem_ptr(c, c->ptr[B.node], mul(c, j0, B.panel_rows)), cg_i64(c, t->nv * t->vl), {0}};
+        for (int v = 0, off = 0; v < nv; off += w[v].lanes, v++)
+            p.col[v] = cg_i64(c, off);
+    } else {
         for (int v = 0, off = 0; v < nv; off += w[v].lanes, v++)
             p.col[v] = add(c, j0, cg_i64(c, off));
+    }
     LLVMValueRef i0 = cg_i64(c, 0);
     int heights[3] = {t->mr, t->mr / 3, 1};
     for (int h = 0; h < 3; h++) {
@@ -581,18 +611,23 @@ void cg_matmul(Cg *c, NodeId id) {
     cg_begin_function(c, kfn, true);
     t.M = cg_dim(c, id, 0);
     t.K = cg_dim(c, a, 1);
-    Strided A = {a, t.K, cg_i64(c, 1)};
+    Strided A = {a, t.K, cg_i64(c, 1), 0};
     /* A = X^T, X [K, M]: A(i, k) = X[k, i]. Read through X whether or not the
      * schedule also computes the transpose for another user. */
     if (g->nodes[a].op == OP_TRANSPOSE)
-        A = (Strided){g->nodes[a].in[0], cg_i64(c, 1), t.M};
+        A = (Strided){g->nodes[a].in[0], cg_i64(c, 1), t.M, 0};
     /* B(k, j) likewise, and B = W^T, W [N, K], as W[j, k] when packing. */
-    Strided B = {bnode, cg_i64(c, t.N), cg_i64(c, 1)};
+    Strided B = {bnode, cg_i64(c, t.N), cg_i64(c, 1), 0};
+    if (layout_in_panels(g, c->sched, bnode))
+        B = (Strided){bnode, NULL, NULL, g->nodes[bnode].shape.dim[0]};
     LLVMValueRef buf = NULL, scratch = NULL;
     int64_t block = cg_matmul_block_rows(g, c->sched, id);
     if (block) {
         if (g->nodes[bnode].op == OP_TRANSPOSE)
-            B = (Strided){g->nodes[bnode].in[0], cg_i64(c, 1), t.K};
+            B = (Strided){g->nodes[bnode].in[0], cg_i64(c, 1), t.K, 0};
+        /* W^T with W [N, K] in panels: B(k, j) = W[j, k] at panel_off(j, k). */
+        if (g->nodes[bnode].op == OP_TRANSPOSE && layout_in_panels(g, c->sched, g->nodes[bnode].in[0]))
+            B = (Strided){g->nodes[bnode].in[0], NULL, cg_i64(c, panel), t.N};
         /* One block's buffer, for the largest K (the full batch), and where
          * K is cut into blocks, the panel's partial sums for the largest M. */
         buf = LLVMBuildArrayAlloca(c->b, c->ft, cg_i64(c, block * panel), "packed");

@@ -313,7 +313,10 @@ const char *fit_monitor_name(FitMonitor m) {
 }
 
 static bool save(FitHook *h, const char *path, char *err, size_t errlen) {
-    if (!fit_save(path, h->graph, h->slots, &h->info, &h->st, err, errlen))
+    void **rows = layout_rows(h->graph, h->sched, h->slots); /* checkpoints are row-major */
+    bool ok = fit_save(path, h->graph, rows, &h->info, &h->st, err, errlen);
+    layout_rows_free(h->graph, h->sched, rows);
+    if (!ok)
         return false;
     if (path == h->save_path) {
         h->saved_epoch = h->st.pos.epoch;

@@ -277,7 +277,7 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
                     op_info[g->nodes[host].op].cls == CLASS_MATMUL && s->opt >= 2 ? "matmul-tiled " : "",
                     shape_str(&n->shape, sb, sizeof sb));
         if (p == PLACE_SLOT)
-            fprintf(out, "slot %s", g->slots[s->slot[i]].name);
+            fprintf(out, "slot %s%s", g->slots[s->slot[i]].name, layout_in_panels(g, s, i) ? " in panels" : "");
         else
             fprintf(out, "arena+%zu", s->offset[i]);
         fprintf(out, " :");
@@ -289,7 +289,9 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
                 fprintf(out, " (%%%d=transpose folded)", g->nodes[host].in[k]);
         if (!second && s->opt >= 2 && cg_matmul_tiled(g, host)) {
             int64_t rows = cg_matmul_block_rows(g, s, host), k = g->nodes[g->nodes[host].in[1]].shape.dim[0];
-            if (!rows)
+            if (layout_in_panels(g, s, g->nodes[host].in[1]))
+                fprintf(out, " [B kept in panels]");
+            else if (!rows)
                 fprintf(out, " [B in place]");
             else if (rows == k)
                 fprintf(out, " [B packed]");

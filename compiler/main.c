@@ -338,17 +338,21 @@ typedef struct Compiled {
     size_t arena_bytes;
 } Compiled;
 
-static void add_step(Arena *a, CgModule *mod, const Model *m, int opt, InputType in, StepKind kind,
-                     const char *name, size_t *arena_bytes, Graph **graph, const Schedule **sched) {
-    Graph *g = step_graph(a, m, kind, m->batch, DT_F32, in);
-    Schedule *s = schedule(a, g, opt);
-    cg_add_step(mod, name, g, s);
-    if (s->arena_bytes > *arena_bytes)
-        *arena_bytes = s->arena_bytes;
-    if (graph) {
-        *graph = g;
-        *sched = s;
+/* The training and the evaluation step, scheduled to agree on where the
+ * weights live (layout_choose). */
+typedef struct Plan {
+    Graph *g[2];
+    Schedule *s[2];
+} Plan;
+
+static Plan plan_steps(Arena *a, const Model *m, int opt, InputType in) {
+    Plan p;
+    for (int i = 0; i < 2; i++) {
+        p.g[i] = step_graph(a, m, i == 0 ? STEP_TRAIN : STEP_EVAL, m->batch, DT_F32, in);
+        p.s[i] = schedule(a, p.g[i], opt);
     }
+    layout_choose(a, p.g[0], p.s[0], p.g[1], p.s[1]);
+    return p;
 }
 
 static bool compile_steps(Arena *a, const Model *m, int opt, InputType in, Compiled *c, Diag *d) {
@@ -358,10 +362,14 @@ static bool compile_steps(Arena *a, const Model *m, int opt, InputType in, Compi
     const char *names[NFN] = {"train_step", "eval_step"};
     NnrtStep *steps[NFN] = {&c->train_step, &c->eval_step};
     CgModule *mods[NFN];
+    Plan p = plan_steps(a, m, opt, in);
+    c->train = p.g[0];
+    c->sched = p.s[0];
     for (int i = 0; i < NFN; i++) {
         mods[i] = cg_module_new(names[i]);
-        add_step(a, mods[i], m, opt, in, i == 0 ? STEP_TRAIN : STEP_EVAL, names[i], &c->arena_bytes,
-                 i == 0 ? &c->train : NULL, &c->sched);
+        cg_add_step(mods[i], names[i], p.g[i], p.s[i]);
+        if (p.s[i]->arena_bytes > c->arena_bytes)
+            c->arena_bytes = p.s[i]->arena_bytes;
     }
     cg_add_guard(mods[0], "state_finite", c->train, c->sched);
     char err[1024];
@@ -644,6 +652,9 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
     hook.out = info;
     hook.step = c.train;
     hook.sched = c.sched;
+    bool in_panels = status == EXIT_OK; /* the compiled steps' layout, until the weights leave the session */
+    if (in_panels)
+        layout_convert(g, c.sched, slots, true);
     if (status == EXIT_OK) {
         fprintf(info, "model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)ir_param_count(g),
                 compile_secs * 1e3);
@@ -701,8 +712,11 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
             }
         }
         nnrt_train_result_free(&res);
-        if (status == EXIT_OK && o->print_params)
-            print_params(info, g, slots);
+        if (status == EXIT_OK && o->print_params) {
+            void **rows = layout_rows(g, c.sched, slots);
+            print_params(info, g, rows);
+            layout_rows_free(g, c.sched, rows);
+        }
     }
     if (status == EXIT_OK && dt.have[SET_EVAL]) {
         fprintf(info, "evaluating on %s\n", o->eval_path);
@@ -730,6 +744,8 @@ static int session(Arena *a, const Model *m, const Source *src, const Options *o
             printf("wrote %zu predictions to %s\n", dt.set[SET_PREDICT].n, o->out_path);
     }
     fit_state_free(&hook.st);
+    if (in_panels)
+        layout_convert(g, c.sched, slots, false);
     if (keep) {
         *keep = (FitWeights){slots, g->nslots};
     } else {
@@ -823,16 +839,16 @@ static int run(Arena *a, const Options *o, Diag *d) {
         dot_print(stdout, step_graph(a, m, STEP_TRAIN, m->batch, DT_F32, INPUT_FLOAT), m->name);
         return EXIT_OK;
     case EMIT_KERNELS: {
-        Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32, INPUT_FLOAT);
-        ir_print(stdout, g);
-        schedule_print(stdout, g, schedule(a, g, o->opt));
+        Plan p = plan_steps(a, m, o->opt, INPUT_FLOAT);
+        ir_print(stdout, p.g[0]);
+        schedule_print(stdout, p.g[0], p.s[0]);
         return EXIT_OK;
     }
     case EMIT_LLVM:
     case EMIT_ASM: {
-        Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32, INPUT_FLOAT);
+        Plan p = plan_steps(a, m, o->opt, INPUT_FLOAT);
         CgModule *mod = cg_module_new(m->name);
-        cg_add_step(mod, "train_step", g, schedule(a, g, o->opt));
+        cg_add_step(mod, "train_step", p.g[0], p.s[0]);
         char err[1024];
         bool ok = true;
         if (o->emit == EMIT_LLVM)

@@ -22,6 +22,7 @@
  *   gradcheck.c symbolic gradients against central differences, in float64
  *   fuse.c      the schedule: which loop computes each node, where it lives
  *   fuse_rows.c the schedule's row loops: kernels over the batch's rows fused
+ *   layout.c    weight matrices kept in the matmul kernel's column panels
  *   codegen.c   IR -> LLVM IR: a loop nest per scheduled loop (naive at -O0)
  *   cg_matmul.c the register-blocked matmul kernel, its packing and epilogue
  *   cg_rows.c   a row loop, each row's values in registers
@@ -801,6 +802,8 @@ typedef struct Schedule {
                            first kernel, else -1; a loop's kernels are adjacent
                            in `order` */
     size_t arena_bytes;
+    bool *panels;       /* per slot: a weight matrix kept in the matmul
+                           kernel's column panels (layout.c); NULL: none */
     size_t finite_flag; /* arena offset of an int32 the step zeroes, which its
                            matmul kernels set where they store a NaN or Inf
                            (schedule_checks); SIZE_MAX: nothing is checked */
@@ -818,8 +821,9 @@ bool cg_matmul_can_pack(const Graph *g, NodeId m);
 /* Does the matmul kernel (cg_matmul.c) read this transpose node's operand
  * directly, in every use? Then the transpose itself is never computed. */
 bool cg_matmul_folds(const Graph *g, NodeId transpose);
-/* How its kernel reads B: 0, in place; else packed in blocks of this many
- * rows (all of K where they fit one block). */
+/* How its kernel reads B: 0, in place (or as kept in panels, layout.c);
+ * else packed in blocks of this many rows (all of K where they fit one
+ * block). */
 int64_t cg_matmul_block_rows(const Graph *g, const Schedule *s, NodeId m);
 /* The width of the kernel's column panels, the unit the thread pool splits
  * its products by: what the thread that computes a panel owns. */
@@ -830,6 +834,23 @@ int64_t cg_matmul_panel_width(const Graph *g);
 bool schedule_checks(const Graph *g, const Schedule *s, NodeId x);
 /* --emit=kernels: the loops of a step and the nodes each one computes. */
 void schedule_print(FILE *out, const Graph *g, const Schedule *s);
+
+/* ---------------------------------------------------------------- layout.c */
+
+/* Chooses the weight matrices the training step t and the evaluation step
+ * e (scheduled, not yet generated) keep in the matmul kernel's column
+ * panels: sets both schedules' panels. Other steps keep every slot
+ * row-major. NNC_PANELS=0 keeps them all row-major. */
+void layout_choose(Arena *a, const Graph *t, Schedule *ts, const Graph *e, Schedule *es);
+/* Is x's memory (a parameter leaf, or a value stored into its slot) in panels? */
+bool layout_in_panels(const Graph *g, const Schedule *s, NodeId x);
+/* Converts the slots kept in panels (each a buffer of xcalloc64's, replaced)
+ * from row-major into panels, or back. */
+void layout_convert(const Graph *g, const Schedule *s, void **slots, bool to_panels);
+/* The slots as row-major: those in panels copied (s may be NULL: none are);
+ * freed with layout_rows_free. */
+void **layout_rows(const Graph *g, const Schedule *s, void **slots);
+void layout_rows_free(const Graph *g, const Schedule *s, void **rows);
 
 /* ---------------------------------------------------------------- fuse_rows.c */
 
