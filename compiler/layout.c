@@ -28,13 +28,9 @@
 
 /* Is x (in g scheduled by s) read only where the kernels address W through
  * panels: as B, directly or through a transpose folded into the packing,
- * or loaded in the epilogue of a product of W's shape? (Not copied out as
- * a result, either.) */
+ * or loaded in the epilogue of a product of W's shape? */
 static bool uses_ok(const Graph *g, const Schedule *s, NodeId x) {
     const Shape *w = &g->nodes[x].shape;
-    for (int o = 0; o < g->noutputs; o++)
-        if (g->outputs[o].node == x && g->outputs[o].slot != g->nodes[x].slot)
-            return false;
     for (int i = x + 1; i < g->nnodes; i++) {
         const IrNode *n = &g->nodes[i];
         for (int k = 0; k < op_info[n->op].arity; k++) {
@@ -56,7 +52,8 @@ static bool uses_ok(const Graph *g, const Schedule *s, NodeId x) {
 }
 
 /* Can slot sl of g be kept in panels? Its leaf's uses are addressed through
- * them, and its new value, if the step makes one, is stored by an epilogue. */
+ * them, it is not copied out as another result, and its new value, if the
+ * step makes one, is stored by an epilogue. */
 static bool slot_ok(const Graph *g, const Schedule *s, int sl, int64_t pw) {
     const Slot *slot = &g->slots[sl];
     if (slot->kind != SLOT_PARAM || slot->shape.rank != 2 || slot->shape.dim[1] <= pw || slot->shape.dim[1] % pw)
@@ -66,8 +63,8 @@ static bool slot_ok(const Graph *g, const Schedule *s, int sl, int64_t pw) {
             return false;
     for (int o = 0; o < g->noutputs; o++) {
         NodeId y = g->outputs[o].node;
-        if (g->outputs[o].slot == sl && !(ir_is_slot_leaf(&g->nodes[y]) && g->nodes[y].slot == sl) &&
-            !schedule_checks(g, s, y))
+        bool leaf = ir_is_slot_leaf(&g->nodes[y]) && g->nodes[y].slot == sl;
+        if (leaf ? g->outputs[o].slot != sl : g->outputs[o].slot == sl && !schedule_checks(g, s, y))
             return false;
     }
     return true;
