@@ -206,11 +206,8 @@ void cg_add_guard(CgModule *owner, const char *name, const Graph *g, const Sched
     LLVMValueRef sign = LLVMConstInt(k.it, 1ull << (bits - 1), false);
     LLVMValueRef ok = LLVMBuildICmp(c.b, LLVMIntEQ, LLVMBuildAnd(c.b, acc, sign, ""), LLVMConstInt(k.it, 0, false), "");
     if (sc && sc->finite_flag != SIZE_MAX) {
-        LLVMValueRef arena = LLVMBuildLoad2(c.b, c.i8p, LLVMGetParam(c.fn, 0), "arena");
-        LLVMValueRef off = cg_i64(&c, (int64_t)sc->finite_flag);
-        LLVMValueRef flag = LLVMBuildBitCast(c.b, LLVMBuildInBoundsGEP2(c.b, LLVMInt8TypeInContext(m->ctx), arena, &off, 1, ""),
-                                             LLVMPointerType(i32, 0), "");
-        LLVMValueRef clean = LLVMBuildICmp(c.b, LLVMIntEQ, LLVMBuildLoad2(c.b, i32, flag, "flag"), LLVMConstInt(i32, 0, false), "");
+        LLVMValueRef flag = cg_finite_flag(&c, LLVMBuildLoad2(c.b, c.i8p, LLVMGetParam(c.fn, 0), "arena"));
+        LLVMValueRef clean = LLVMBuildICmp(c.b, LLVMIntEQ, LLVMBuildLoad2(c.b, i32, flag, "flag"), LLVMConstNull(i32), "");
         ok = LLVMBuildAnd(c.b, ok, clean, "");
     }
     LLVMBuildRet(c.b, LLVMBuildZExt(c.b, ok, i32, ""));

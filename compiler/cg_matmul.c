@@ -355,7 +355,8 @@ static void flag_nonfinite(Cg *c, LLVMValueRef *seen, int nv) {
     LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "checked");
     LLVMBuildCondBr(c->b, any, set, go);
     LLVMPositionBuilderAtEnd(c->b, set);
-    LLVMValueRef st = LLVMBuildStore(c->b, LLVMConstInt(LLVMInt32TypeInContext(c->ctx), 1, false), cg_finite_flag(c));
+    LLVMValueRef one = LLVMConstInt(LLVMInt32TypeInContext(c->ctx), 1, false);
+    LLVMValueRef st = LLVMBuildStore(c->b, one, cg_finite_flag(c, c->slot[SLOT_NO_ARENA]));
     LLVMSetAlignment(st, 4);
     LLVMSetOrdering(st, LLVMAtomicOrderingMonotonic);
     LLVMBuildBr(c->b, go);

@@ -537,9 +537,9 @@ void cg_begin_function(Cg *c, LLVMValueRef fn, bool kernel) {
     }
 }
 
-LLVMValueRef cg_finite_flag(Cg *c) {
+LLVMValueRef cg_finite_flag(Cg *c, LLVMValueRef arena) {
     LLVMTypeRef i8 = LLVMInt8TypeInContext(c->ctx), i32 = LLVMInt32TypeInContext(c->ctx);
-    LLVMValueRef arena = LLVMBuildBitCast(c->b, c->slot[SLOT_NO_ARENA], LLVMPointerType(i8, 0), "");
+    arena = LLVMBuildBitCast(c->b, arena, LLVMPointerType(i8, 0), "");
     LLVMValueRef off = cg_i64(c, (int64_t)c->sched->finite_flag);
     return LLVMBuildBitCast(c->b, LLVMBuildInBoundsGEP2(c->b, i8, arena, &off, 1, ""), LLVMPointerType(i32, 0), "");
 }
@@ -616,7 +616,7 @@ void cg_add_step(CgModule *m, const char *name, const Graph *g, const Schedule *
     c.ptr = xrealloc(NULL, (size_t)g->nnodes + 1, sizeof *c.ptr);
     cg_begin_function(&c, LLVMAddFunction(m->mod, name, fty), false);
     if (sched->finite_flag != SIZE_MAX)
-        LLVMBuildStore(c.b, LLVMConstInt(LLVMInt32TypeInContext(c.ctx), 0, false), cg_finite_flag(&c));
+        LLVMBuildStore(c.b, LLVMConstNull(LLVMInt32TypeInContext(c.ctx)), cg_finite_flag(&c, c.slot[SLOT_NO_ARENA]));
     for (int k = 0; k < g->nnodes;) {
         NodeId i = sched->order[k];
         if (sched->interruptible && (sched->place[i] == PLACE_ARENA || sched->place[i] == PLACE_SLOT))

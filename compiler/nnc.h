@@ -936,8 +936,8 @@ void cg_use_module(Cg *c, CgModule *m);
  * first parameter is its context {slots, n} (cg_kernel_context).
  * cg_end_function() ends and checks it. */
 void cg_begin_function(Cg *c, LLVMValueRef fn, bool kernel);
-/* The int32 at Schedule.finite_flag, in the arena (c->slot[SLOT_NO_ARENA]). */
-LLVMValueRef cg_finite_flag(Cg *c);
+/* The int32 at Schedule.finite_flag in the arena (any pointer to it). */
+LLVMValueRef cg_finite_flag(Cg *c, LLVMValueRef arena);
 /* In a step function: the context its kernels take. */
 LLVMValueRef cg_kernel_context(Cg *c);
 /* An outlined kernel's type, void (i8 **ctx, i64 begin, i64 end), and a
