@@ -91,6 +91,10 @@ typedef struct Vec {
     int w, lanes;
 } Vec;
 
+/* Columns of a full column panel: the kernel's unit of work, and of the
+ * packed layout (layout.c). */
+static int64_t panel_of(const Tiling *t) { return (int64_t)t->nv * t->vl; }
+
 /* The register tile for the host: MR x NV accumulators plus NV vectors of B
  * and a broadcast must fit the register file (32 with AVX-512, else 16). */
 static Tiling tiling(DType dt, int64_t N) {
@@ -119,7 +123,7 @@ bool cg_matmul_can_pack(const Graph *g, NodeId m) {
         return false;
     Tiling t = tiling(g->dtype, 0);
     int64_t K = g->nodes[g->nodes[m].in[0]].shape.dim[1], M = g->nodes[m].shape.dim[0];
-    return K <= t.kc || M <= SCRATCH_BYTES / ((int64_t)t.nv * t.vl * dtype_bytes(g->dtype));
+    return K <= t.kc || M <= SCRATCH_BYTES / (panel_of(&t) * dtype_bytes(g->dtype));
 }
 
 /* Packing copies B once per call. It pays for itself where B is read as a
@@ -144,7 +148,7 @@ int64_t cg_matmul_block_rows(const Graph *g, const Schedule *s, NodeId m) {
 
 int64_t cg_matmul_panel_width(const Graph *g) {
     Tiling t = tiling(g->dtype, 0);
-    return (int64_t)t.nv * t.vl;
+    return panel_of(&t);
 }
 
 bool cg_matmul_folds(const Graph *g, NodeId t) {
@@ -220,7 +224,7 @@ static LLVMValueRef mul(Cg *c, LLVMValueRef a, int64_t k) { return mulv(c, a, cg
  * j / P (P the panel width, a power of two) starts at (j - j % P) * rows,
  * its row i at i * P. */
 static LLVMValueRef panel_off(Cg *c, const Tiling *t, int64_t rows, LLVMValueRef i, LLVMValueRef j) {
-    int64_t pw = (int64_t)t->nv * t->vl;
+    int64_t pw = panel_of(t);
     LLVMValueRef q = LLVMBuildURem(c->b, j, cg_i64(c, pw), "");
     return add(c, add(c, mul(c, LLVMBuildSub(c->b, j, q, ""), rows), mul(c, i, pw)), q);
 }
@@ -546,7 +550,7 @@ static void emit_panel(Cg *c, const Tiling *t, Strided A, Strided B, LLVMValueRe
     if (buf) {
         p = emit_pack(c, t, B, buf, &blk, j0, w, nv, colsum);
     } else if (B.panel_rows) { /* kept in panels: read as packed */
-        p = (Panel){cg_elem_ptr(c, c->ptr[B.node], mul(c, j0, B.panel_rows)), cg_i64(c, t->nv * t->vl), {0}};
+        p = (Panel){cg_elem_ptr(c, c->ptr[B.node], mul(c, j0, B.panel_rows)), cg_i64(c, panel_of(t)), {0}};
         for (int v = 0, off = 0; v < nv; off += w[v].lanes, v++)
             p.col[v] = cg_i64(c, off);
     } else {
@@ -594,7 +598,7 @@ void cg_matmul(Cg *c, NodeId id) {
     const IrNode *n = &g->nodes[id];
     NodeId a = n->in[0], bnode = n->in[1];
     Tiling t = tiling(g->dtype, n->shape.dim[1]);
-    int64_t panel = (int64_t)t.nv * t.vl, full = t.N / panel, rest = t.N % panel;
+    int64_t panel = panel_of(&t), full = t.N / panel, rest = t.N % panel;
     Vec wfull[MAX_NV], wedge[MAX_NV];
     int nedge = rest ? edge_widths(&t, rest, wedge) : 0;
     for (int v = 0; v < t.nv; v++)

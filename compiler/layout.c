@@ -98,44 +98,42 @@ static size_t panel_index(int64_t i, int64_t j, int64_t K, int64_t pw) {
     return (size_t)((j - j % pw) * K + i * pw + j % pw);
 }
 
-/* dst = src, from row-major into panels or back. */
-static void convert(float *dst, const float *src, const Shape *s, int64_t pw, bool to_panels) {
-    int64_t K = s->dim[0], N = s->dim[1];
+/* Is slot sl kept in panels (s may be NULL: none is)? */
+static bool kept(const Schedule *s, int sl) { return s && s->panels && s->panels[sl]; }
+
+/* A copy of slot sl's matrix, from row-major into panels or back. */
+static float *converted(const Graph *g, void **slots, int sl, bool to_panels) {
+    const Shape *s = &g->slots[sl].shape;
+    int64_t K = s->dim[0], N = s->dim[1], pw = cg_matmul_panel_width(g);
+    const float *src = slots[sl];
+    float *dst = xcalloc64((size_t)shape_elems(s), sizeof(float));
     for (int64_t i = 0; i < K; i++)
         for (int64_t j = 0; j < N; j++) {
             size_t p = panel_index(i, j, K, pw), r = (size_t)(i * N + j);
             dst[to_panels ? p : r] = src[to_panels ? r : p];
         }
+    return dst;
 }
 
 void layout_convert(const Graph *g, const Schedule *s, void **slots, bool to_panels) {
-    int64_t pw = cg_matmul_panel_width(g);
-    for (int sl = 0; s->panels && sl < g->nslots; sl++) {
-        if (!s->panels[sl])
-            continue;
-        float *to = xcalloc64((size_t)shape_elems(&g->slots[sl].shape), sizeof(float));
-        convert(to, slots[sl], &g->slots[sl].shape, pw, to_panels);
-        free(slots[sl]);
-        slots[sl] = to;
-    }
+    for (int sl = 0; sl < g->nslots; sl++)
+        if (kept(s, sl)) {
+            float *to = converted(g, slots, sl, to_panels);
+            free(slots[sl]);
+            slots[sl] = to;
+        }
 }
 
 void **layout_rows(const Graph *g, const Schedule *s, void **slots) {
     void **rows = xrealloc(NULL, (size_t)g->nslots, sizeof *rows);
-    int64_t pw = cg_matmul_panel_width(g);
-    for (int sl = 0; sl < g->nslots; sl++) {
-        rows[sl] = slots[sl];
-        if (s && s->panels && s->panels[sl]) {
-            rows[sl] = xcalloc64((size_t)shape_elems(&g->slots[sl].shape), sizeof(float));
-            convert(rows[sl], slots[sl], &g->slots[sl].shape, pw, false);
-        }
-    }
+    for (int sl = 0; sl < g->nslots; sl++)
+        rows[sl] = kept(s, sl) ? converted(g, slots, sl, false) : slots[sl];
     return rows;
 }
 
 void layout_rows_free(const Graph *g, const Schedule *s, void **rows) {
     for (int sl = 0; sl < g->nslots; sl++)
-        if (s && s->panels && s->panels[sl])
+        if (kept(s, sl))
             free(rows[sl]);
     free(rows);
 }
