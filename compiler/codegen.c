@@ -187,7 +187,7 @@ LLVMValueRef cg_load_at(Cg *c, NodeId id, LLVMValueRef off) {
     const IrNode *n = &c->g->nodes[id];
     if (n->op == OP_CONST)
         return cg_const(c, id);
-    if (n->op == OP_INPUT && c->g->slots[n->slot].u8) { /* lower_input's multiply scales it */
+    if (n->op == OP_INPUT && c->g->slots[n->slot].u8) { /* model.c's multiply scales it */
         LLVMTypeRef i8 = LLVMInt8TypeInContext(c->ctx);
         LLVMValueRef byte = LLVMBuildLoad2(c->b, i8, LLVMBuildInBoundsGEP2(c->b, i8, c->ptr[id], &off, 1, ""), "");
         return LLVMBuildUIToFP(c->b, byte, c->ft, "");

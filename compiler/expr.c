@@ -265,7 +265,7 @@ static NodeId binary(ExprEnv *e, const AstExpr *x, NodeId a, NodeId b) {
 
 typedef enum {
     FN_UNARY, FN_ALPHA, FN_SOFTMAX, FN_LOG_SOFTMAX, FN_SUM, FN_MEAN, FN_EXTREME, FN_TRANSPOSE, FN_CONCAT,
-    FN_RESHAPE, FN_GRAD, FN_MSE, FN_MAE, FN_BCE, FN_CCE
+    FN_RESHAPE, FN_GRAD, FN_LOSS
 } FnKind;
 
 typedef struct Fn {
@@ -300,10 +300,10 @@ static const Fn functions[] = {
     {"concat", FN_CONCAT, OP_COUNT, -1, "axis", 0, "concat(x, y, ...[, axis=k])"},
     {"reshape", FN_RESHAPE, OP_COUNT, 2, NULL, 0, "reshape(x, [d, ...])"},
     {"grad", FN_GRAD, OP_COUNT, 2, NULL, 0, "grad(f, x)"},
-    {"mse", FN_MSE, OP_COUNT, 2, NULL, 0, "mse(prediction, target)"},
-    {"mae", FN_MAE, OP_COUNT, 2, NULL, 0, "mae(prediction, target)"},
-    {"binary_crossentropy", FN_BCE, OP_COUNT, 2, NULL, 0, "binary_crossentropy(prediction, target)"},
-    {"crossentropy", FN_CCE, OP_COUNT, 2, NULL, 0, "crossentropy(prediction, target)"},
+    {"mse", FN_LOSS, OP_COUNT, 2, NULL, 0, "mse(prediction, target)"},
+    {"mae", FN_LOSS, OP_COUNT, 2, NULL, 0, "mae(prediction, target)"},
+    {"binary_crossentropy", FN_LOSS, OP_COUNT, 2, NULL, 0, "binary_crossentropy(prediction, target)"},
+    {"crossentropy", FN_LOSS, OP_COUNT, 2, NULL, 0, "crossentropy(prediction, target)"},
 };
 enum { NFUNCTIONS = sizeof functions / sizeof functions[0] };
 
@@ -406,73 +406,6 @@ static NodeId gradient(ExprEnv *e, const AstExpr *x, NodeId f) {
     NodeId out;
     ad_gradients(e->g, f, &b->node, 1, &out);
     return out;
-}
-
-/* Is n (seen as written) op(z)? Then *z. */
-static bool applies(ExprEnv *e, NodeId n, Op op, NodeId *z) {
-    const IrNode *x = &e->g->nodes[n];
-    if (x->op != op)
-        return false;
-    *z = x->in[0];
-    return true;
-}
-
-/* The losses, Keras' definitions, as the mean over the batch (and over the
- * other axes but the classes'): prediction p against target y of the same
- * shape per sample.
- *   mse = mean (p - y)^2          mae = mean |p - y|
- *   binary_crossentropy = mean -(y ln p + (1 - y) ln(1 - p)); on the logits
- *     z when p = sigmoid(z): bce_logits(z, y), whose derivative is p - y
- *   crossentropy = mean over samples of -sum_classes y ln p; on
- *     log_softmax(z) when p = softmax(z) */
-NodeId expr_loss(ExprEnv *e, const char *name, Loc l, Loc target_loc, NodeId p, NodeId y) {
-    const Fn *fn = find_function(name);
-    if (!fn || fn->kind < FN_MSE)
-        die("expr_loss: %s", name);
-    Graph *g = e->g;
-    Shape sp = expr_shape(e, p), sy = expr_shape(e, y);
-    if (!shape_eq(&sp, &sy)) {
-        diag_error(e->diag, target_loc, "%s compares a prediction and a target of one shape: expected %s, found %s",
-                   fn->name, shape_text(e, &sp), shape_text(e, &sy));
-        return -1;
-    }
-    int64_t count = shape_elems(&sp) * (expr_batched(e, p) || expr_batched(e, y) ? e->batch : 1);
-    NodeId ls = -1, z, r; /* ls: log_softmax(z) when p = softmax(z) */
-    bool softmax = applies(e, p, OP_EXP, &ls) && g->nodes[ls].op == OP_LOGSOFTMAX;
-    int64_t classes = sp.rank ? sp.dim[sp.rank - 1] : 1;
-    switch (fn->kind) {
-    case FN_MSE:
-    case FN_MAE:
-        if (softmax && e->warn)
-            diag_warning(e->diag, l, "%s of a softmax: crossentropy is the loss for class probabilities", fn->name);
-        r = ir_binary(g, OP_SUB, p, y, l);
-        r = fn->kind == FN_MSE ? ir_binary(g, OP_MUL, r, r, l) : ir_unary(g, OP_ABS, r, l);
-        break;
-    case FN_BCE:
-        if (softmax && e->warn)
-            diag_warning(e->diag, l, "binary_crossentropy of a softmax: crossentropy is the loss for one class "
-                         "out of several");
-        if (applies(e, p, OP_SIGMOID, &z)) {
-            r = ir_binary(g, OP_BCE_LOGITS, z, y, l);
-        } else {
-            NodeId one = ir_const(g, 1, (Shape){0}, l);
-            r = ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, y, ir_unary(g, OP_LOG, p, l), l),
-                          ir_binary(g, OP_MUL, ir_binary(g, OP_SUB, one, y, l),
-                                    ir_unary(g, OP_LOG, ir_binary(g, OP_SUB, one, p, l), l), l), l);
-            r = ir_unary(g, OP_NEG, r, l);
-        }
-        break;
-    case FN_CCE:
-        if (applies(e, p, OP_SIGMOID, &z) && classes > 2 && e->warn)
-            diag_warning(e->diag, l, "crossentropy of a sigmoid on %lld classes: its outputs do not sum to 1; use "
-                         "softmax, or binary_crossentropy for independent labels", (long long)classes);
-        r = ir_unary(g, OP_NEG, ir_binary(g, OP_MUL, y, softmax ? ls : ir_unary(g, OP_LOG, p, l), l), l);
-        count /= classes;
-        break;
-    default:
-        unreachable();
-    }
-    return ir_binary(g, OP_MUL, ir_sum(g, r, -1, l), ir_const(g, 1 / (double)count, (Shape){0}, l), l);
 }
 
 /* concat(x, y, ..., axis=k): NumPy's concatenate; every other axis equal. */
@@ -645,8 +578,12 @@ static NodeId call(ExprEnv *e, const AstExpr *x) {
         return reshape(e, x, a, pos[1]);
     case FN_GRAD:
         return gradient(e, x, a);
-    case FN_MSE: case FN_MAE: case FN_BCE: case FN_CCE:
-        return expr_loss(e, fn->name, x->loc, x->args[1]->loc, a, args[1]);
+    case FN_LOSS: {
+        LossKind k;
+        if (!loss_lookup(fn->name, &k)) /* the table names losses of loss.c */
+            unreachable();
+        return loss_lower(e, k, x->loc, x->args[1]->loc, a, args[1]);
+    }
     }
     unreachable();
 }

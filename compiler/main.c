@@ -816,7 +816,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
     if (o->gradcheck) {
         Graph *g = ir_new(a, DT_F64);
         NodeId pred;
-        NodeId loss = lower_forward(g, m, 4, INPUT_FLOAT, &pred);
+        NodeId loss = model_forward(g, m, 4, INPUT_FLOAT, &pred);
         char err[1024];
         double worst = gradcheck(g, loss, m->output.dim[0], o->seed, 50, o->opt, stdout, err, sizeof err);
         if (worst < 0) {

@@ -13,8 +13,9 @@
  *   ir_print.c  the canonical text form (--emit=ir, --emit=grad)
  *   dot.c       the training step for Graphviz (--emit=dot)
  *   infix.c     an IR value as a readable infix expression (print grad(L, w))
- *   lower.c     Model -> forward IR
- *   func.c      the functional form of a model -> forward IR
+ *   model.c     Model -> forward IR: one lowering of both forms
+ *   layers.c    the layers (flatten, dense) and activations: checks and IR
+ *   loss.c      the losses: names, checks and IR
  *   data.c      inline data of a model (data { x = [[3, 4]], y = [[6]] })
  *   autodiff.c  reverse-mode symbolic differentiation on the IR
  *   optim.c     the optimizer update as IR
@@ -337,17 +338,6 @@ typedef enum { LOSS_CROSSENTROPY, LOSS_MSE, LOSS_MAE, LOSS_BCE, LOSS_NLL } LossK
 typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP, OPT_ADAGRAD, OPT_ADADELTA, OPT_ADAMAX, OPT_NADAM, OPT_FTRL } OptKind;
 /* Keras' learning-rate schedules of the iteration count k (0 at the first step). */
 typedef enum { SCHED_CONSTANT, SCHED_STEP, SCHED_EXPONENTIAL, SCHED_INVERSE_TIME, SCHED_COSINE } SchedKind;
-typedef enum { LAYER_FLATTEN, LAYER_DENSE } LayerKind;
-
-typedef struct Layer {
-    LayerKind kind;
-    Loc loc;
-    Shape in, out;  /* per sample, without the batch dimension */
-    Act act;        /* dense */
-    int index;      /* dense: 1, 2, ... -> parameter names dense1.W, dense1.b */
-    NnrtInit kernel_init, bias_init; /* dense */
-} Layer;
-
 /* Inline data: n samples of the inputs and of the targets, each side by
  * side in the slots' order (as the step function's slots 1 and 2 hold them). */
 typedef struct ModelData {
@@ -362,9 +352,7 @@ typedef struct Model {
     const char *input_name;
     Loc input_loc;
     Shape input;     /* per sample */
-    Layer *layers;
-    int nlayers;
-    Shape output;    /* per sample, after the last layer */
+    Shape output;    /* per sample: the prediction's shape */
     LossKind loss;
     Loc loss_loc;
     OptKind opt;
@@ -381,9 +369,8 @@ typedef struct Model {
     double decay_steps, decay_rate, alpha;
     bool staircase;
     int64_t epochs, batch;
-    /* The functional form (target, param, NAME = expr, loss f(out, y)):
-     * func.c lowers these items for each batch size. NULL: sequential. */
-    const AstModel *functional;
+    /* Its items: model.c lowers them for each batch size. */
+    const AstModel *ast;
     /* Elements per sample of the label slot: 1 (a class index or one value,
      * the labels file's convention), or the targets of a functional model
      * side by side (then `input` above is the inputs side by side too when
@@ -407,11 +394,9 @@ int64_t shape_elems(const Shape *s);
 bool shape_eq(const Shape *a, const Shape *b);
 /* "[28, 28]" into buf; returns buf. */
 const char *shape_str(const Shape *s, char *buf, size_t n);
-const char *act_name(Act a);
-/* The activation called `name`; false if there is none. */
-bool act_lookup(const char *name, Act *out);
-/* The loss called `name`; false if there is none. */
-bool sema_loss_lookup(const char *name, LossKind *out);
+/* An integer in [lo, hi] (a dimension, a count); false once reported
+ * ("expected an integer, found 2.5", "WHAT must be at least LO, found ..."). */
+bool sema_int(Arena *a, Diag *d, const AstNum *n, const char *what, int64_t lo, int64_t hi, int64_t *out);
 
 /* ---------------------------------------------------------------- data.c */
 
@@ -513,7 +498,7 @@ enum { SLOT_NO_ARENA = 0, SLOT_NO_INPUT = 1, SLOT_NO_LABEL = 2, SLOT_NO_LOSS = 3
        SLOT_NO_FIRST_PARAM = 5 };
 
 /* How a step receives its input: as floats, or as the uint8 of IDX images,
- * which it scales itself (lower_input) so the runtime only copies bytes. */
+ * which it scales itself (model.c) so the runtime only copies bytes. */
 typedef enum { INPUT_FLOAT, INPUT_U8 } InputType;
 
 typedef struct Slot {
@@ -647,10 +632,6 @@ struct ExprEnv {
     bool redefine; /* binding a bound name replaces it (the REPL) */
 };
 
-/* The loss `name` (mse, mae, binary_crossentropy, crossentropy) of the
- * prediction p against the target y of the same shape per sample, the mean
- * over samples, in its stable form; errors and warnings at l and target_loc. */
-NodeId expr_loss(ExprEnv *e, const char *name, Loc l, Loc target_loc, NodeId p, NodeId y);
 /* Does node n hold a batch of samples (a leading batch axis)? */
 bool expr_batched(ExprEnv *e, NodeId n);
 /* The shape of n per sample: without the batch axis. */
@@ -715,24 +696,80 @@ bool script_lower(Script *sc, Arena *a, const AstExpr *x, Graph **g, NodeId *nod
  * errors, EXIT_USAGE if the JIT fails. */
 int script_run(Diag *d, const AstProgram *p, FILE *out);
 
-/* ---------------------------------------------------------------- lower.c */
+/* ---------------------------------------------------------------- model.c */
 
-/* Forward pass of `m` for a batch of `batch` samples: adds the slots and
- * returns the loss node (a scalar, mean over the batch); *pred is the network's
- * output [batch, ...]. */
-NodeId lower_forward(Graph *g, const Model *m, int64_t batch, InputType in, NodeId *pred);
-/* The input slot's leaf, as the model sees it: uint8 images scaled to [0, 1]. */
-NodeId lower_input(Graph *g, int slot, Loc loc);
+/* The state of lowering one model's items (model.c), seen by the layers
+ * (layers.c) and the losses (loss.c). */
+typedef struct ModelEnv {
+    ExprEnv e;           /* first: expr.c's dense hook gets it and finds the rest */
+    const Model *m;
+    int ninputs, ntargets;
+    NodeId xall, labels; /* the input slot's leaf; the label slot's (made when first used), or -1 */
+    int64_t xoff, yoff;  /* where the next input, target starts in its slot */
+    NodeId cur;          /* the value a layer line applies to: the last one made; -1: none known */
+    NodeId target;       /* the last target, or -1 */
+    bool layers_seen;    /* a layer line came before */
+    int ndense;          /* dense layers so far: dense1.W, dense2.W, ... */
+    NodeId layer_out;    /* the last layer line's value, and its activation */
+    Act layer_act;
+    const AstItem *bare_loss; /* loss NAME, of the network's output: lowered at the end */
+    NodeId loss, outputs; /* the sum of the loss terms; the prediction(s), -1 before */
+} ModelEnv;
+
+/* Is the shape an input, target or param item declares valid (each
+ * dimension from 1, at most NNC_MAX_ELEMS elements, and for an input or a
+ * target room for the batch axis)? Then *out. Sema reports what is not. */
+bool model_declared(const AstItem *it, Shape *out);
+/* Sets m's input (one sample, the inputs side by side if several), its
+ * name and location, and label_size, from the items' declarations. */
+void model_io(const AstModel *ast, Model *m);
+/* Starts lowering m (its ast, input and label_size set) into g for `batch`
+ * samples: adds the slots. `check`: warnings are reported (sema's walk). */
+void model_begin(ModelEnv *f, Graph *g, const Model *m, int64_t batch, InputType in, Diag *d, bool check);
+/* Lowers one item (input, target, param, assignment, layer line, loss);
+ * errors to the env's diag; after an error, later items stay quiet about
+ * the values it did not make. */
+void model_item(ModelEnv *f, const AstItem *it);
+/* Ends: the loss (a scalar, the mean over the batch), and *pred the
+ * prediction [batch, ...] (*output its shape per sample, if not NULL); -1
+ * if there is none (after errors). */
+NodeId model_end(ModelEnv *f, NodeId *pred, Shape *output);
+/* The forward pass of a checked model for `batch` samples: adds the slots
+ * and returns the loss; *pred is the network's output [batch, ...]. */
+NodeId model_forward(Graph *g, const Model *m, int64_t batch, InputType in, NodeId *pred);
+/* The label slot's leaf (made at the first use, at loc). */
+NodeId model_labels(ModelEnv *f, Loc loc);
+
+/* ---------------------------------------------------------------- layers.c */
+
+const char *act_name(Act a);
+/* The activation called `name`; false if there is none. */
+bool act_lookup(const char *name, Act *out);
 /* z after activation `act` (softmax as e^logsoftmax, which the loss sees through). */
-NodeId lower_activation(Graph *g, Act act, NodeId z, Loc loc);
+NodeId act_lower(Graph *g, Act act, NodeId z, Loc loc);
+/* Layer lines on h, the value before them (-1: none known; their own
+ * arguments are still checked): the value made, or -1 after an error. */
+NodeId layer_flatten_line(ModelEnv *f, const AstItem *it, NodeId h);
+NodeId layer_dense_line(ModelEnv *f, const AstItem *it, NodeId h);
+/* dense(h, units[, act][, initializers]) in an expression of a model
+ * (ExprEnv.dense; e is a ModelEnv's). */
+NodeId layer_dense_call(ExprEnv *e, const AstExpr *x);
 
-/* ---------------------------------------------------------------- func.c */
+/* ---------------------------------------------------------------- loss.c */
 
-/* The forward pass of a functional model for `batch` samples, like
- * lower_forward (the same slots, in the same order), from m->functional.
- * Errors in its expressions go to d: sema calls it once to check the model
- * (then *output is the prediction's shape per sample); -1 after errors. */
-NodeId func_lower(Graph *g, const Model *m, int64_t batch, InputType in, Diag *d, NodeId *pred, Shape *output);
+const char *loss_name(LossKind k);
+/* The loss called `name`; false if there is none. */
+bool loss_lookup(const char *name, LossKind *out);
+/* The same, reporting an unknown name at loc (with "did you mean"). */
+bool loss_resolve(Arena *a, Diag *d, const char *name, Loc loc, LossKind *out);
+/* The loss `kind` (not nll) of the prediction p against the target y of the
+ * same shape per sample, the mean over samples, in its stable form; errors
+ * and warnings at l and target_loc. */
+NodeId loss_lower(ExprEnv *e, LossKind kind, Loc l, Loc target_loc, NodeId p, NodeId y);
+/* A loss statement's term: `loss NAME` of the network's output against the
+ * labels (or the target), `loss NAME(out, y[, weight = w])`; *pred is its
+ * prediction. -1 once reported. */
+NodeId loss_item(ModelEnv *f, const AstItem *it, NodeId *pred);
 
 /* ---------------------------------------------------------------- autodiff.c */
 

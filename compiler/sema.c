@@ -1,9 +1,13 @@
-/* sema.c — AST -> checked Model: the meaning of a sequential model.
+/* sema.c — AST -> checked Model: the statements of a model.
  *
  * One pass over the statements in source order, so the errors come out in
- * the order of the file; what needs the whole model (a missing input or loss,
- * the loss against the output shape) is checked at the end. It reports every
- * error it finds and keeps going: after a bad statement the shapes that are
+ * the order of the file: this file checks the statements that say how the
+ * model is trained (optimizer, schedule, train, data) and that each kind
+ * of statement is given as it may be, and hands every item to model.c's
+ * lowering as it goes, which checks the shapes (the layers, losses and
+ * expressions). What needs the whole model (a missing input or loss, the
+ * bare loss against the output) is checked at the end. It reports every
+ * error it finds and keeps going: after a bad statement the values that are
  * still known keep being checked, so one mistake does not hide the next.
  *
  * Every dimension and weight matrix is bounded by NNC_MAX_ELEMS here, so the
@@ -16,9 +20,6 @@
 #include <stddef.h>
 #include <string.h>
 
-/* Indexed by Act and LossKind. */
-static const char *const act_names[] = {"linear", "relu", "sigmoid", "tanh", "softmax", NULL};
-static const char *const loss_names[] = {"crossentropy", "mse", "mae", "binary_crossentropy", "nll", NULL};
 /* The course's optimizers, Keras' names (for "did you mean"). */
 static const char *const optimizer_names[] = {"sgd",  "adagrad", "adadelta", "rmsprop", "adam",
                                               "adamax", "nadam", "ftrl",    NULL};
@@ -131,15 +132,6 @@ typedef struct Sema {
 
 static int sema_lookup(const char *name, const char *const *names);
 
-const char *act_name(Act a) { return act_names[a]; }
-
-bool act_lookup(const char *name, Act *out) {
-    int a = sema_lookup(name, act_names);
-    if (a >= 0)
-        *out = (Act)a;
-    return a >= 0;
-}
-
 int64_t shape_elems(const Shape *s) {
     int64_t n = 1;
     for (int i = 0; i < s->rank; i++)
@@ -169,11 +161,11 @@ const char *shape_str(const Shape *s, char *buf, size_t n) {
 
 /* The number for messages: as written if it is a too large integer, which
  * only the source has exactly. */
-static const char *sema_num(Sema *s, const AstNum *n) {
+static const char *sema_num(Arena *a, const AstNum *n) {
     if (n->is_int && !n->too_large)
-        return arena_printf(s->arena, "%" PRId64, n->ivalue);
+        return arena_printf(a, "%" PRId64, n->ivalue);
     if (!n->too_large)
-        return arena_printf(s->arena, "%g", n->value);
+        return arena_printf(a, "%g", n->value);
     const char *text = n->loc.src->text + n->loc.offset, *end = n->loc.src->text + n->loc.src->len;
     const char *sign = "";
     if (*text == '-') {
@@ -184,13 +176,7 @@ static const char *sema_num(Sema *s, const AstNum *n) {
     size_t len = 0;
     while (text + len < end && text[len] >= '0' && text[len] <= '9')
         len++;
-    return arena_printf(s->arena, "%s%s", sign, diag_clip(s->arena, text, len));
-}
-
-static const char *sema_shape(Sema *s, const Shape *sh) {
-    char buf[128];
-    shape_str(sh, buf, sizeof buf);
-    return arena_strndup(s->arena, buf, strlen(buf));
+    return arena_printf(a, "%s%s", sign, diag_clip(a, text, len));
 }
 
 static const char *sema_name(Sema *s, const char *name) {
@@ -210,26 +196,21 @@ static const char *sema_guess(Sema *s, const char *name, const char *const *name
     return diag_quiet(s->diag) ? NULL : closest_name(name, names);
 }
 
-/* An integer in [lo, hi] (a dimension, a count); false once reported. */
-static bool sema_int(Sema *s, const AstNum *n, const char *what, int64_t lo, int64_t hi,
-                     int64_t *out) {
+bool sema_int(Arena *a, Diag *d, const AstNum *n, const char *what, int64_t lo, int64_t hi, int64_t *out) {
     if (!n->is_int) {
-        diag_error(s->diag, n->loc, "expected an integer, found %s", sema_num(s, n));
+        diag_error(d, n->loc, "expected an integer, found %s", sema_num(a, n));
         return false;
     }
     if (n->too_large && n->value < 0) {
-        diag_error(s->diag, n->loc, "%s must be at least %" PRId64 ", found %s", what, lo,
-                   sema_num(s, n));
+        diag_error(d, n->loc, "%s must be at least %" PRId64 ", found %s", what, lo, sema_num(a, n));
         return false;
     }
     if (n->too_large || n->ivalue > hi) {
-        diag_error(s->diag, n->loc, "%s must be at most %" PRId64 ", found %s", what, hi,
-                   sema_num(s, n));
+        diag_error(d, n->loc, "%s must be at most %" PRId64 ", found %s", what, hi, sema_num(a, n));
         return false;
     }
     if (n->ivalue < lo) {
-        diag_error(s->diag, n->loc, "%s must be at least %" PRId64 ", found %s", what, lo,
-                   sema_num(s, n));
+        diag_error(d, n->loc, "%s must be at least %" PRId64 ", found %s", what, lo, sema_num(a, n));
         return false;
     }
     *out = n->ivalue;
@@ -272,153 +253,30 @@ static void sema_args(Sema *s, const AstItem *it, const char *owner, const char 
 
 /* ---------------------------------------------------------------- statements */
 
-/* input NAME [d0, ...]: the shape of one sample. False if it is not valid. */
-static bool sema_dims(Sema *s, const AstItem *it, const char *what, Shape *out);
-
-static bool sema_input(Sema *s, const AstItem *it) {
-    Model *m = s->m;
-    m->input_name = it->name;
-    m->input_loc = it->loc;
-    return sema_dims(s, it, "input", &m->input);
-}
-
-/* The dimensions of an input, target or param: each at least 1, and at most
- * NNC_MAX_ELEMS elements in all. */
-static bool sema_dims(Sema *s, const AstItem *it, const char *what, Shape *out) {
+/* The dimensions of an input, target or param: model_declared's rule, each
+ * breach of it reported. False if they are not valid. */
+static bool sema_dims(Sema *s, const AstItem *it, const char *what) {
+    Shape sh;
+    if (model_declared(it, &sh))
+        return true;
     const char *name = sema_name(s, it->name);
-    if (it->ndims > NNC_MAX_RANK) /* the parser bounds it */
-        unreachable();
     bool ok = true;
-    Shape sh = {0};
     for (int i = 0; i < it->ndims; i++)
-        ok &= sema_int(s, &it->dims[i], "dimensions", 1, NNC_MAX_ELEMS, &sh.dim[i]);
+        ok &= sema_int(s->arena, s->diag, &it->dims[i], "dimensions", 1, NNC_MAX_ELEMS, &sh.dim[i]);
     if (!ok)
         return false;
-    sh.rank = it->ndims;
     int64_t elems = 1;
     bool overflow = false;
-    for (int i = 0; i < sh.rank; i++)
+    for (int i = 0; i < it->ndims; i++)
         overflow |= __builtin_mul_overflow(elems, sh.dim[i], &elems);
     if (overflow || elems > NNC_MAX_ELEMS) {
-        const char *count = overflow ? "more than 9223372036854775807"
-                                     : arena_printf(s->arena, "%" PRId64, elems);
-        diag_error(s->diag, it->name_loc, "%s '%s' has %s elements; at most %" PRId64
-                   " are supported", what, name, count, NNC_MAX_ELEMS);
-        return false;
+        const char *count = overflow ? "more than 9223372036854775807" : arena_printf(s->arena, "%" PRId64, elems);
+        diag_error(s->diag, it->name_loc, "%s '%s' has %s elements; at most %" PRId64 " are supported", what, name,
+                   count, NNC_MAX_ELEMS);
+    } else { /* the batch axis comes before them */
+        diag_error(s->diag, it->loc, "an %s has at most %d axes: the batch is one more", what, NNC_MAX_RANK - 1);
     }
-    *out = sh;
-    return true;
-}
-
-/* dense N [, ACT]: [in] -> [N], weights [in, N]. `cur` is the shape before it
- * (if *known), updated to the shape after it. */
-static void sema_dense(Sema *s, const AstItem *it, Layer *layer, Shape *cur, bool *known) {
-    layer->kind = LAYER_DENSE;
-    /* Checked left to right, so that the messages of one line come in order. */
-    if (*known) {
-        layer->in = *cur;
-        if (cur->rank != 1) {
-            diag_error(s->diag, it->loc,
-                       "dense expects a vector per sample: expected rank 1, found %s",
-                       sema_shape(s, cur));
-            diag_note(s->diag, it->loc, "add 'flatten' before it");
-        }
-    }
-    int64_t units = 0;
-    bool ok = sema_int(s, &it->units, "the number of units", 1, INT64_MAX, &units);
-    if (ok && *known && cur->rank == 1) {
-        int64_t weights;
-        if (__builtin_mul_overflow(cur->dim[0], units, &weights) || weights > NNC_MAX_ELEMS) {
-            diag_error(s->diag, it->units.loc,
-                       "dense layer of %" PRId64 " units is too large: its weight matrix [%" PRId64
-                       ", %" PRId64 "] would have more than %" PRId64 " elements",
-                       units, cur->dim[0], units, NNC_MAX_ELEMS);
-            ok = false;
-        }
-    } else if (ok && units > NNC_MAX_ELEMS) {
-        diag_error(s->diag, it->units.loc,
-                   "dense layer of %" PRId64 " units is too large: at most %" PRId64
-                   " are supported", units, NNC_MAX_ELEMS);
-        ok = false;
-    }
-    layer->act = ACT_LINEAR;
-    if (it->name) {
-        int a = sema_lookup(it->name, act_names);
-        const char *guess = a < 0 ? sema_guess(s, it->name, act_names) : NULL;
-        if (a >= 0)
-            layer->act = (Act)a;
-        else if (guess)
-            diag_error(s->diag, it->name_loc, "unknown activation '%s'; did you mean '%s'?",
-                       sema_name(s, it->name), guess);
-        else
-            diag_error(s->diag, it->name_loc,
-                       "unknown activation '%s'; expected relu, sigmoid, tanh, softmax or linear",
-                       sema_name(s, it->name));
-    }
-    /* The initializers: a literal's shape is checked when the layer's is known. */
-    bool shapes = ok && *known && cur->rank == 1;
-    Shape w = {2, {shapes ? cur->dim[0] : 0, units}}, b = {1, {units}};
-    ExprEnv e = {.arena = s->arena, .diag = s->diag};
-    init_dense(&e, it->kwargs, it->nkwargs, layer->act, shapes ? &w : NULL, shapes ? &b : NULL, &layer->kernel_init,
-               &layer->bias_init);
-    /* Whatever came in, the output is [N]: later layers can still be checked. */
-    *known = ok;
-    if (ok) {
-        layer->out = (Shape){.rank = 1, .dim = {units}};
-        *cur = layer->out;
-    }
-}
-
-/* loss NAME: its name now; against the output shape at the end. */
-static bool sema_loss_name(Sema *s, const AstItem *it) {
-    int k = sema_lookup(it->name, loss_names);
-    if (k >= 0) {
-        s->m->loss = (LossKind)k;
-        s->m->loss_loc = it->loc;
-        return true;
-    }
-    const char *guess = sema_guess(s, it->name, loss_names);
-    if (guess)
-        diag_error(s->diag, it->name_loc, "unknown loss '%s'; did you mean '%s'?",
-                   sema_name(s, it->name), guess);
-    else
-        diag_error(s->diag, it->name_loc, "unknown loss '%s'; expected crossentropy, mse, mae, binary_crossentropy or nll",
-                   sema_name(s, it->name));
     return false;
-}
-
-bool sema_loss_lookup(const char *name, LossKind *out) {
-    int k = sema_lookup(name, loss_names);
-    *out = (LossKind)(k < 0 ? 0 : k);
-    return k >= 0;
-}
-
-/* The loss against the network's output, per sample. */
-static void sema_loss_shape(Sema *s, const AstItem *it, const Shape *out, Act last_act) {
-    if (s->m->loss == LOSS_NLL) { /* no layer line gives log-probabilities */
-        diag_error(s->diag, it->name_loc, "nll takes log-probabilities, which no layer line computes; write the "
-                   "model in the functional form, e.g. loss nll(log_softmax(z), y)");
-    } else if (s->m->loss == LOSS_CROSSENTROPY) {
-        if (out->rank != 1 || out->dim[0] < 2) {
-            diag_error(s->diag, it->name_loc,
-                       "crossentropy expects a class score per class: expected [K] with K >= 2, "
-                       "found %s", sema_shape(s, out));
-        } else if (last_act == ACT_SIGMOID || last_act == ACT_RELU || last_act == ACT_TANH) {
-            diag_warning(s->diag, it->name_loc,
-                         "crossentropy after '%s': the outputs are treated as logits; use "
-                         "'softmax' or 'linear'", act_name(last_act));
-        }
-    } else if (out->rank != 1) {
-        diag_error(s->diag, it->name_loc,
-                   "%s expects a vector per sample: expected rank 1, found %s",
-                   loss_names[s->m->loss], sema_shape(s, out));
-    } else if (last_act == ACT_SOFTMAX) {
-        diag_warning(s->diag, it->name_loc, "%s after 'softmax': crossentropy is the loss for one class out of "
-                     "several", loss_names[s->m->loss]);
-    } else if (s->m->loss == LOSS_BCE && last_act != ACT_SIGMOID) {
-        diag_warning(s->diag, it->name_loc, "binary_crossentropy after '%s': the outputs are taken as "
-                     "probabilities; use 'sigmoid'", act_name(last_act));
-    }
 }
 
 /* An optimizer's argument in its range (a); false once reported. */
@@ -430,13 +288,13 @@ static bool sema_real(Sema *s, const AstArg *arg, const OptArg *a, double *out) 
         *out = v->value;
     else if (isfinite(a->hi) && isfinite(a->lo))
         diag_error(s->diag, v->loc, "%s must be in %c%g, %g%c, found %s", sema_name(s, arg->key),
-                   a->lo_closed ? '[' : '(', a->lo, a->hi, a->hi_closed ? ']' : ')', sema_num(s, v));
+                   a->lo_closed ? '[' : '(', a->lo, a->hi, a->hi_closed ? ']' : ')', sema_num(s->arena, v));
     else if (isfinite(a->hi))
         diag_error(s->diag, v->loc, "%s must be %s %g, found %s", sema_name(s, arg->key),
-                   a->hi_closed ? "at most" : "less than", a->hi, sema_num(s, v));
+                   a->hi_closed ? "at most" : "less than", a->hi, sema_num(s->arena, v));
     else
         diag_error(s->diag, v->loc, "%s must be a %s number, found %s", sema_name(s, arg->key),
-                   a->lo_closed ? "non-negative" : "positive", sema_num(s, v));
+                   a->lo_closed ? "non-negative" : "positive", sema_num(s->arena, v));
     return ok;
 }
 
@@ -473,7 +331,7 @@ static void sema_spec_args(Sema *s, const AstItem *it, const char *owner, const 
         else if (v->is_int && !v->too_large && (v->ivalue == 0 || v->ivalue == 1))
             *(bool *)((char *)m + a->field) = v->ivalue == 1;
         else
-            diag_error(s->diag, v->loc, "%s must be 0 or 1, found %s", a->key, sema_num(s, v));
+            diag_error(s->diag, v->loc, "%s must be 0 or 1, found %s", a->key, sema_num(s->arena, v));
         if (strstr(a->key, "clip") && clip) {
             diag_error(s->diag, args[k]->loc, "%s and %s exclude each other: the gradient is clipped one way",
                        clip->key, a->key);
@@ -538,29 +396,9 @@ static void sema_train(Sema *s, const AstItem *it) {
     const AstArg *args[2];
     sema_args(s, it, "train", train_keys, "epochs or batch", args);
     if (args[0])
-        sema_int(s, &args[0]->value, "epochs", 1, SEMA_MAX_EPOCHS, &s->m->epochs);
+        sema_int(s->arena, s->diag, &args[0]->value, "epochs", 1, SEMA_MAX_EPOCHS, &s->m->epochs);
     if (args[1])
-        sema_int(s, &args[1]->value, "batch", 1, SEMA_MAX_BATCH, &s->m->batch);
-}
-
-/* A functional model: its expressions and the layer lines among them are
- * checked by lowering them once (func.c reports their errors). `ready`:
- * nothing they depend on had an error. */
-static void sema_functional(Sema *s, bool ready) {
-    Model *m = s->m;
-    bool fits = true;
-    for (int i = 0; i < s->ast->nitems; i++) {
-        const AstItem *it = &s->ast->items[i];
-        if (it->kind == AST_INPUT && it->ndims >= NNC_MAX_RANK) {
-            diag_error(s->diag, it->loc, "an input of a model with expressions has at most %d axes", NNC_MAX_RANK - 1);
-            fits = false;
-        }
-    }
-    if (!ready || !fits)
-        return;
-    Graph *g = ir_new(s->arena, DT_F32);
-    NodeId pred;
-    func_lower(g, m, 2, INPUT_FLOAT, s->diag, &pred, &m->output); /* any batch size checks the same */
+        sema_int(s->arena, s->diag, &args[1]->value, "batch", 1, SEMA_MAX_BATCH, &s->m->batch);
 }
 
 static bool sema_has_arg(const AstItem *it, const char *key) {
@@ -578,6 +416,7 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
     Sema s = {.arena = a, .diag = d, .ast = ast, .m = m};
     m->name = ast->name;
     m->loc = ast->loc;
+    m->ast = ast;
     m->loss = LOSS_CROSSENTROPY;
     m->opt = OPT_SGD;
     m->opt_loc = ast->loc;
@@ -586,89 +425,54 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
     m->nesterov = false;
     m->epochs = 1;
     m->batch = 32;
+    model_io(ast, m);
 
-    int nlayers = 0;
-    for (int i = 0; i < ast->nitems; i++)
-        nlayers += ast->items[i].kind == AST_FLATTEN || ast->items[i].kind == AST_DENSE;
-    m->layers = arena_array(a, (size_t)nlayers, sizeof *m->layers);
-
-    const AstItem *input = NULL, *loss = NULL, *opt = NULL, *train = NULL, *first_layer = NULL, *sched = NULL,
-                  *data = NULL;
-    int64_t input_elems = 0, label_size = 0; /* a functional model's inputs and targets, side by side */
-    int ninputs = 0;
-    bool ok_dims = true;
-    /* The functional form: expressions, lowered by func.c. */
+    /* The functional form (several inputs) is told by its items. */
+    bool functional = false;
     for (int i = 0; i < ast->nitems; i++) {
         AstKind k = ast->items[i].kind;
-        if (k == AST_TARGET || k == AST_PARAM || k == AST_ASSIGN || (k == AST_LOSS && ast->items[i].expr))
-            m->functional = ast;
+        functional |= k == AST_TARGET || k == AST_PARAM || k == AST_ASSIGN || (k == AST_LOSS && ast->items[i].expr);
     }
-    bool loss_ok = false;
-    Shape cur = {0}; /* the shape so far, per sample */
-    bool known = false; /* ... if it is known */
-    Act last_act = ACT_LINEAR;
-    int ndense = 0;
+    /* The items are lowered as they are checked, in the order of the file,
+     * into a graph of any batch size (each checks the same). */
+    ModelEnv f;
+    model_begin(&f, ir_new(a, DT_F32), m, 2, INPUT_FLOAT, d, true);
+    const AstItem *input = NULL, *loss = NULL, *opt = NULL, *train = NULL, *first_layer = NULL, *sched = NULL,
+                  *data = NULL;
     for (int i = 0; i < ast->nitems && !diag_quiet(d); i++) {
         const AstItem *it = &ast->items[i];
         switch (it->kind) {
         case AST_INPUT:
-            if (input && !m->functional) {
+            if (input && !functional) {
                 sema_duplicate(&s, it, input, "input");
-                break;
+                continue;
             }
-            if (input) { /* another input of a functional model (Keras' functional API) */
-                Shape sh;
-                if (sema_dims(&s, it, "input", &sh))
-                    input_elems += shape_elems(&sh);
-                ninputs++;
-                break;
-            }
-            ninputs++;
-            input = it;
-            if (first_layer) {
+            if (!input && first_layer) {
                 diag_error(d, it->loc, "'input' must come before the layers");
                 diag_note(d, first_layer->loc, "the first layer is here");
             }
-            /* Layers before the input had nothing to apply to: the shapes
-             * after it would only give misleading errors. */
-            known = sema_input(&s, it) && !first_layer;
-            cur = m->input;
-            input_elems = shape_elems(&m->input);
+            input = input ? input : it;
+            sema_dims(&s, it, "input");
             break;
-        case AST_FLATTEN: {
-            Layer *layer = &m->layers[m->nlayers++];
+        case AST_FLATTEN:
+        case AST_DENSE:
             first_layer = first_layer ? first_layer : it;
-            layer->kind = LAYER_FLATTEN;
-            layer->loc = it->loc;
-            if (known) {
-                layer->in = cur;
-                layer->out = (Shape){.rank = 1, .dim = {shape_elems(&cur)}};
-                cur = layer->out;
-            }
             break;
-        }
-        case AST_DENSE: {
-            Layer *layer = &m->layers[m->nlayers++];
-            first_layer = first_layer ? first_layer : it;
-            layer->loc = it->loc;
-            layer->index = ++ndense;
-            sema_dense(&s, it, layer, &cur, &known);
-            last_act = layer->act;
-            break;
-        }
         case AST_LOSS:
             if (loss && !(it->expr && loss->expr)) { /* several, each naming its prediction and target */
                 sema_duplicate(&s, it, loss, "loss");
-                break;
+                continue;
             }
             m->several_losses = loss != NULL;
             loss = it;
-            loss_ok = sema_loss_name(&s, it);
+            m->loss_loc = it->loc;
+            if (!loss_resolve(a, d, it->name, it->name_loc, &m->loss))
+                continue;
             break;
         case AST_OPTIMIZER:
             if (opt) {
                 sema_duplicate(&s, it, opt, "optimizer");
-                break;
+                continue;
             }
             opt = it;
             sema_optimizer(&s, it);
@@ -676,7 +480,7 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
         case AST_SCHEDULE:
             if (sched) {
                 sema_duplicate(&s, it, sched, "schedule");
-                break;
+                continue;
             }
             sched = it;
             sema_schedule_item(&s, it);
@@ -684,48 +488,36 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
         case AST_TRAIN:
             if (train) {
                 sema_duplicate(&s, it, train, "train");
-                break;
+                continue;
             }
             train = it;
             sema_train(&s, it);
             break;
-        case AST_TARGET: {
-            Shape sh;
-            bool ok = sema_dims(&s, it, "target", &sh);
-            label_size += ok ? shape_elems(&sh) : 0;
-            ok_dims &= ok;
+        case AST_TARGET:
+            sema_dims(&s, it, "target");
             break;
-        }
+        case AST_PARAM:
+            sema_dims(&s, it, "param");
+            break;
         case AST_DATA:
             if (data)
                 sema_duplicate(&s, it, data, "data");
             data = it;
             break;
+        case AST_ASSIGN:
         case AST_DATA_VALUE: /* checked with the data statement, at the end */
             break;
-        case AST_PARAM:
-            ok_dims &= sema_dims(&s, it, "param", &(Shape){0});
-            break;
-        case AST_ASSIGN: /* the next layer line applies to a value whose shape func.c knows */
-            known = false;
-            break;
         }
+        model_item(&f, it);
     }
     const char *name = sema_name(&s, ast->name);
     if (!input)
         diag_error(d, ast->name_loc, "model '%s' has no input; add e.g. 'input x[28, 28]'", name);
     if (!loss)
         diag_error(d, ast->name_loc, "model '%s' has no loss; add e.g. 'loss crossentropy'", name);
-    if (ninputs > 1) /* side by side, as the input slot holds them */
-        m->input = (Shape){1, {input_elems}};
-    m->label_size = label_size ? label_size : 1;
-    if (m->functional) {
-        sema_functional(&s, ok_dims && input && loss_ok && d->errors == errors);
-    } else if (known) {
-        m->output = cur;
-        if (loss && loss_ok)
-            sema_loss_shape(&s, loss, &cur, last_act);
-    }
+    NodeId pred;
+    if (input && loss)
+        model_end(&f, &pred, &m->output);
     if (data && d->errors == errors) {
         m->data = data_check(a, d, m, ast, data);
         if (m->data && !(train && sema_has_arg(train, "batch")))

@@ -25,7 +25,7 @@
 static Graph *build(Arena *a, const Model *m, StepKind kind, int64_t batch, DType dt, InputType in) {
     Graph *g = ir_new(a, dt);
     NodeId pred;
-    NodeId loss = lower_forward(g, m, batch, in, &pred);
+    NodeId loss = model_forward(g, m, batch, in, &pred);
     ir_add_output(g, loss, SLOT_NO_LOSS);
     ir_add_output(g, pred, SLOT_NO_OUTPUT);
     if (kind == STEP_TRAIN) {

@@ -453,7 +453,7 @@ static void test_dataset(void) {
         CHECK(ds.n == 5 && ds.sample_size == 4);
         CHECK(ds.images.type == NNRT_U8 && ds.images.elem_size == 1); /* stays uint8 */
         /* Batches: order respected, uint8 scaled by the nearest float (or
-         * double) to 1/255, as lower_input scales them in a step, 255
+         * double) to 1/255, as model.c scales them in a step, 255
          * exactly 1. */
         uint32_t order[2] = {4, 0};
         float xf[8], yf[2];
