@@ -42,10 +42,9 @@ double gradcheck(Graph *g, NodeId loss, int64_t classes, uint64_t seed, int per_
     }
     Graph *bwd = ir_dce(g);
 
-    Schedule *sf = schedule(a, fwd, opt), *sb = schedule(a, bwd, opt);
-    CgModule *mod = cg_module_new("gradcheck");
-    cg_add_step(mod, "forward", fwd, sf);
-    cg_add_step(mod, "backward", bwd, sb);
+    Graph *steps[] = {fwd, bwd};
+    Schedule *sched[] = {schedule(a, fwd, opt), schedule(a, bwd, opt)};
+    CgModule *mod = pipeline_codegen("gradcheck", 2, (const char *const[]){"forward", "backward"}, steps, sched);
     Jit *jit = jit_compile(mod, err, errlen); /* takes mod */
     if (!jit)
         return -1;
@@ -59,7 +58,7 @@ double gradcheck(Graph *g, NodeId loss, int64_t classes, uint64_t seed, int per_
     NnrtRng rng;
     nnrt_rng_seed(&rng, seed);
     void **slots = xcalloc((size_t)g->nslots, sizeof *slots);
-    size_t arena_bytes = sf->arena_bytes > sb->arena_bytes ? sf->arena_bytes : sb->arena_bytes;
+    size_t arena_bytes = sched[0]->arena_bytes > sched[1]->arena_bytes ? sched[0]->arena_bytes : sched[1]->arena_bytes;
     slots[0] = xcalloc(arena_bytes + 64, 1);
     for (int s = 1; s < g->nslots; s++) {
         const Slot *sl = &g->slots[s];

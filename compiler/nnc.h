@@ -28,6 +28,7 @@
  *   cg_matmul.c the register-blocked matmul kernel, its packing and epilogue
  *   cg_rows.c   a row loop, each row's values in registers
  *   jit.c       LLVM IR -> machine code for the host CPU (ORC LLJIT)
+ *   pipeline.c  the stages in order, once, for every user of them
  *   fit.c       checkpoints of a model, the training hook, the NaN/Inf report
  *   main.c      the driver: lists the stages in order
  */
@@ -1050,6 +1051,43 @@ bool jit_emit_asm(CgModule *m, FILE *out, char *err, size_t errlen);
 int jit_vector_bits(void);
 /* Frees a module that was never handed to jit_compile. */
 void cg_module_free(CgModule *m);
+
+/* ---------------------------------------------------------------- pipeline.c */
+
+/* A model's two steps, training and evaluation, scheduled to agree on
+ * where the weights live (layout_choose). */
+enum { PLAN_TRAIN, PLAN_EVAL, PLAN_STEPS };
+typedef struct Plan {
+    Graph *g[PLAN_STEPS];
+    Schedule *s[PLAN_STEPS];
+} Plan;
+
+/* The steps a run needs, compiled: one for training, one for evaluation,
+ * each for every batch size up to the model's (the partial last batch of
+ * a set too). */
+typedef struct Compiled {
+    Jit *jit;
+    Graph *train; /* the training graph: its slots describe every buffer */
+    const Schedule *sched;
+    NnrtStep train_step, eval_step;
+    int (*finite)(void **slots); /* the NaN/Inf guard of the training step's state */
+    size_t arena_bytes;
+} Compiled;
+
+/* A checked model's steps: built (step.c), scheduled (fuse.c) at level
+ * opt, their weights laid out (layout.c). --emit=ir, grad and kernels show
+ * these; the REPL's :ir, :grad-ir and :kernels too. */
+Plan pipeline_plan(Arena *a, const Model *m, int opt, InputType in);
+/* One module holding each step g[i], as scheduled by s[i], as the
+ * function fns[i]. */
+CgModule *pipeline_codegen(const char *module, int n, const char *const *fns, Graph *const *g,
+                           Schedule *const *s);
+/* A plan's step (PLAN_TRAIN or PLAN_EVAL) in a module of its own, as
+ * train_step or eval_step (--emit=llvm|asm, the REPL's :llvm). */
+CgModule *pipeline_plan_codegen(const Plan *p, int step);
+/* The plan's steps and the guard, JIT-compiled for `batch` samples; false
+ * once reported. */
+bool pipeline_compile(const Plan *p, int64_t batch, Compiled *c, Diag *d);
 
 /* ---------------------------------------------------------------- fit.c */
 

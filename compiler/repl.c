@@ -278,17 +278,25 @@ static bool cmd_show(Cmd *c, Show what) {
     }
     Arena *a = arena_new();
     ReplModel *m = find_model(c->r, name);
-    StepKind kind = what == SHOW_IR ? STEP_EVAL : STEP_TRAIN;
-    Graph *g = m ? step_graph(a, m->model, kind, m->model->batch, DT_F32, INPUT_FLOAT)
-                 : value_graph(c, a, name, loc, what != SHOW_IR);
+    /* A model's steps are those :train compiles (pipeline_plan); a value's
+     * graph is scheduled as an entry is. */
+    Plan p;
+    int step = what == SHOW_IR ? PLAN_EVAL : PLAN_TRAIN;
+    if (m) {
+        p = pipeline_plan(a, m->model, 2, INPUT_FLOAT);
+    } else {
+        p.g[step] = value_graph(c, a, name, loc, what != SHOW_IR);
+        p.s[step] = p.g[step] ? schedule(a, p.g[step], 2) : NULL;
+    }
+    Graph *g = p.g[step];
     bool ok = g != NULL;
     if (ok && (what == SHOW_IR || what == SHOW_GRAD_IR || what == SHOW_KERNELS))
         ir_print(c->r->out, g);
     if (ok && what == SHOW_KERNELS)
-        schedule_print(c->r->out, g, schedule(a, g, 2));
+        schedule_print(c->r->out, g, p.s[step]);
     if (ok && what == SHOW_LLVM) {
-        CgModule *mod = cg_module_new(name);
-        cg_add_step(mod, m ? "train_step" : "entry", g, schedule(a, g, 2));
+        const char *fn = m ? "train_step" : "entry";
+        CgModule *mod = m ? pipeline_plan_codegen(&p, step) : pipeline_codegen(name, 1, &fn, &p.g[step], &p.s[step]);
         cg_print(mod, c->r->out);
         cg_module_free(mod);
     }

@@ -405,8 +405,8 @@ static bool eval_run(Eval *ev, Slots *out) {
     Graph *run = ir_dce(ev->e.g);
     Schedule *plan = schedule(ev->e.arena, run, 2);
     plan->interruptible = true;
-    CgModule *mod = cg_module_new("entry");
-    cg_add_step(mod, "entry", run, plan);
+    const char *fn_name = "entry";
+    CgModule *mod = pipeline_codegen("entry", 1, &fn_name, &run, &plan);
     char err[1024];
     if (!sc->jit && !(sc->jit = jit_new(err, sizeof err))) {
         cg_module_free(mod);

@@ -30,13 +30,13 @@ static const char *const models[] = {
     "model co { input x[6]\n dense 2, sigmoid\n loss mse\n optimizer sgd(lr = 0.0625) }\n",
 };
 
-typedef struct Compiled {
+typedef struct StepJit {
     Jit *jit;
     NnrtStepFn fn;
     size_t arena_bytes;
-} Compiled;
+} StepJit;
 
-static bool compile(Arena *a, Graph *g, int opt, Compiled *c) {
+static bool compile(Arena *a, Graph *g, int opt, StepJit *c) {
     Schedule *s = schedule(a, g, opt);
     CgModule *mod = cg_module_new("step");
     cg_add_step(mod, "step", g, s);
@@ -92,7 +92,7 @@ static bool same_slots(const Graph *g, const Graph *h, void **gs, void **hs) {
 static void check_model(Arena *a, const Model *m, StepKind kind, int opt, int64_t n) {
     int64_t classes = m->output.dim[0] > 1 ? m->output.dim[0] : 2;
     Graph *g = step_graph(a, m, kind, FULL, DT_F32, INPUT_FLOAT), *h = step_graph(a, m, kind, n, DT_F32, INPUT_FLOAT);
-    Compiled cg, ch;
+    StepJit cg, ch;
     if (!CHECK(compile(a, g, opt, &cg) && compile(a, h, opt, &ch)))
         return;
     void **gs = make_slots(g, cg.arena_bytes, classes), **hs = make_slots(h, ch.arena_bytes, classes);

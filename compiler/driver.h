@@ -1,0 +1,38 @@
+/* driver.h — the driver's own vocabulary, shared by main.c (the options,
+ * the REPL's driver) and session.c (a run's data, training, evaluation and
+ * prediction). The stages below it never see these. */
+#ifndef NNC_DRIVER_H
+#define NNC_DRIVER_H
+
+#include "nnc.h"
+
+#define NNC_DEFAULT_DATA "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+
+typedef enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_KERNELS, EMIT_LLVM, EMIT_ASM, EMIT_DOT } Emit;
+
+typedef struct Options {
+    const char *model_path;
+    Emit emit;
+    bool train, gradcheck;
+    const char *train_path, *test_path, *report_path;
+    const char *save_path, *best_path, *load_path, *resume_path, *val_path;
+    const char *eval_path, *predict_path, *out_path, *log_path, *plot_path, *target_path;
+    bool print_params;
+    int64_t save_every, patience; /* 0: never */
+    double val_split;             /* 0: none */
+    int monitor;                  /* a FitMonitor; -1: the default */
+    int64_t epochs, batch; /* 0: from the model */
+    double lr;             /* 0: from the model */
+    const char *schedule;  /* --schedule's text, or NULL */
+    uint64_t seed;
+    int opt; /* 0 or 2 */
+    bool interactive;  /* -i, or no model file: the REPL */
+    bool have_weights; /* the REPL's model has weights already */
+} Options;
+
+/* Trains (with --train or --resume), then evaluates and predicts, with
+ * weights from --load or --resume if given. With `keep`, the weights are
+ * keep's (made if it has none) and stay there. */
+int session(Arena *a, const Model *m, const Source *src, const Options *o, Diag *d, FitWeights *keep);
+
+#endif

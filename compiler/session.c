@@ -1,0 +1,373 @@
+/* session.c — one run of a compiled model on data: the data sets loaded
+ * and checked against the model, the weights made or loaded, the steps
+ * compiled (pipeline.c), then training, evaluation and prediction through
+ * the runtime. main.c hands it the parsed options; the REPL's :train and
+ * :eval come here too. */
+#include "driver.h"
+#include "nnc.h"
+#include "nnrt.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The evaluation sets. */
+enum { SET_TEST, SET_VAL, SET_EVAL, SET_PREDICT, NSETS };
+
+/* The parameter and optimizer-state buffers, initialised from the seed:
+ * each parameter as its slot says (init.c), optimizer state zero. */
+static void **alloc_slots(const Graph *g, uint64_t seed) {
+    void **slots = xrealloc(NULL, (size_t)g->nslots, sizeof *slots);
+    NnrtRng rng;
+    nnrt_rng_seed(&rng, seed ^ 0x9e3779b97f4a7c15ull); /* a stream apart from shuffling */
+    for (int s = 0; s < g->nslots; s++) {
+        const Slot *sl = &g->slots[s];
+        slots[s] = NULL;
+        if (sl->kind != SLOT_PARAM && sl->kind != SLOT_STATE)
+            continue;
+        size_t n = (size_t)shape_elems(&sl->shape);
+        slots[s] = xcalloc64(n, sizeof(float));
+        NnrtInit zeros = {.kind = NNRT_INIT_ZEROS};
+        nnrt_init_fill(&rng, sl->kind == SLOT_STATE ? &zeros : &sl->init, sl->fan_in, sl->fan_out, slots[s], n, 4);
+    }
+    return slots;
+}
+
+static bool load_data(const char *images, size_t classes, size_t sample, NnrtDataset *ds, Diag *d) {
+    char labels[4096], err[1024];
+    /* A mistyped path is the likelier problem than a missing labels file:
+     * say so rather than look for labels beside a file that is not there. */
+    if (access(images, F_OK) != 0) {
+        diag_plain(d, "cannot open '%s': %s", images, strerror(errno));
+        return false;
+    }
+    if (!nnrt_find_labels(images, labels, sizeof labels)) {
+        diag_plain(d, "no labels file next to '%s' (expected e.g. train-labels-idx1-ubyte[.gz] beside "
+                      "train-images-idx3-ubyte[.gz])", images);
+        return false;
+    }
+    if (!nnrt_dataset_load(images, labels, classes, ds, err, sizeof err)) {
+        diag_plain(d, "%s", err);
+        return false;
+    }
+    if (ds->sample_size != sample) {
+        diag_plain(d, "'%s' holds samples of %zu elements, but the model's input has %zu", images,
+                   ds->sample_size, sample);
+        nnrt_dataset_free(ds);
+        return false;
+    }
+    return true;
+}
+
+/* Elements [*i, ...) of a float tensor of shape s from axis `axis` on, as
+ * nested lists like the language's literals. */
+static void print_nested(FILE *out, const float *v, const Shape *s, int axis, int64_t *i) {
+    if (axis == s->rank) {
+        fprintf(out, "%.7g", (double)v[(*i)++]);
+        return;
+    }
+    fputc('[', out);
+    for (int64_t k = 0; k < s->dim[axis]; k++) {
+        if (k)
+            fputs(", ", out);
+        print_nested(out, v, s, axis + 1, i);
+    }
+    fputc(']', out);
+}
+
+/* --print-params: "NAME = [..]" for every parameter, as float32 holds it. */
+static void print_params(FILE *out, const Graph *g, void **slots) {
+    for (int s = 0; s < g->nslots; s++) {
+        if (g->slots[s].kind != SLOT_PARAM)
+            continue;
+        int64_t i = 0;
+        fprintf(out, "%s = ", g->slots[s].name);
+        print_nested(out, slots[s], &g->slots[s].shape, 0, &i);
+        fputc('\n', out);
+    }
+}
+
+/* Every dataset of a run; `have` says which were loaded. */
+typedef struct Data {
+    const char *train_path, *test_path;
+    char test_buf[4096];
+    NnrtDataset train, set[NSETS];
+    bool have_train, have[NSETS];
+} Data;
+
+static void data_free(Data *dt) {
+    if (dt->have_train)
+        nnrt_dataset_free(&dt->train);
+    for (int k = 0; k < NSETS; k++)
+        if (dt->have[k])
+            nnrt_dataset_free(&dt->set[k]);
+}
+
+/* The steps take uint8 images as they are, and scale them themselves, when
+ * every set of the run is uint8: a batch is then copied, where converting
+ * it was most of a small model's time outside the kernels. */
+static InputType data_input(const Data *dt) {
+    bool any = dt->have_train, all = !dt->have_train || dt->train.images.type == NNRT_U8;
+    for (int k = 0; k < NSETS; k++)
+        if (dt->have[k]) {
+            any = true;
+            all = all && dt->set[k].images.type == NNRT_U8;
+        }
+    return any && all ? INPUT_U8 : INPUT_FLOAT;
+}
+
+/* Class indices are checked against the classes of a model that takes them. */
+static size_t model_classes(const Model *m) {
+    bool indices = (m->loss == LOSS_CROSSENTROPY || m->loss == LOSS_NLL) && m->label_size == 1 && !m->several_losses;
+    return indices ? (size_t)m->output.dim[0] : 0;
+}
+
+/* The training set from --train PATH --target PATH, or from the model's
+ * data block; false (with *status) if neither applies. */
+static bool load_targets(const Model *m, const Options *o, Data *dt, Diag *d, int *status) {
+    char err[1024];
+    *status = EXIT_USAGE;
+    if (o->target_path) {
+        if (!o->train_path) {
+            diag_plain(d, "--target names the targets of --train PATH's samples; give that PATH");
+            return true;
+        }
+        if (!nnrt_dataset_load_targets(o->train_path, o->target_path, (size_t)m->label_size, &dt->train, err,
+                                       sizeof err)) {
+            diag_plain(d, "%s", err);
+            return true;
+        }
+        dt->train_path = o->train_path;
+    } else if (!o->train_path && m->data) {
+        if (!nnrt_dataset_from_memory((size_t)m->data->n, m->data->x, (size_t)shape_elems(&m->input), m->data->y,
+                                      (size_t)m->label_size, &dt->train, err, sizeof err)) {
+            diag_plain(d, "%s", err);
+            return true;
+        }
+        dt->train_path = "the model's data";
+    } else {
+        return false;
+    }
+    dt->have_train = true;
+    if (dt->train.sample_size != (size_t)shape_elems(&m->input)) {
+        diag_plain(d, "'%s' holds samples of %zu elements, but the model's input has %lld", dt->train_path,
+                   dt->train.sample_size, (long long)shape_elems(&m->input));
+        return true;
+    }
+    *status = EXIT_OK;
+    return true;
+}
+
+static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
+    size_t classes = model_classes(m);
+    size_t sample = (size_t)shape_elems(&m->input);
+    char err[1024];
+    int status;
+    const char *labelled = o->test_path ? "--test" : o->val_path ? "--val" : o->eval_path ? "--eval" : NULL;
+    if (m->label_size > 1 && labelled) {
+        diag_plain(d, "%s reads a labels file (one label per sample), but model %s has targets of %lld elements per "
+                      "sample; validate with --val-split", labelled, m->name, (long long)m->label_size);
+        return EXIT_USAGE;
+    }
+    if (o->train && load_targets(m, o, dt, d, &status)) {
+        if (status != EXIT_OK)
+            return status;
+        dt->test_path = o->test_path;
+        if (dt->test_path && !(dt->have[SET_TEST] = load_data(dt->test_path, classes, sample,
+                                                              &dt->set[SET_TEST], d)))
+            return EXIT_USAGE;
+    } else if (o->train && m->label_size > 1) {
+        diag_plain(d, "model %s has targets of %lld elements per sample: give them with --target FILE (or a "
+                      "data block in the model)", m->name, (long long)m->label_size);
+        return EXIT_USAGE;
+    } else if (o->train) {
+        dt->train_path = o->train_path;
+        if (!dt->train_path) {
+            if (access(NNC_DEFAULT_DATA, R_OK) != 0) {
+                diag_plain(d, "--train without a path uses %s, which is not there (apt-get install "
+                              "dataset-fashion-mnist)", NNC_DEFAULT_DATA);
+                return EXIT_USAGE;
+            }
+            dt->train_path = NNC_DEFAULT_DATA;
+            printf("no data given: training on Fashion-MNIST from %s\n", dt->train_path);
+        }
+        dt->test_path = o->test_path;
+        if (!dt->test_path && nnrt_find_test(dt->train_path, dt->test_buf, sizeof dt->test_buf))
+            dt->test_path = dt->test_buf;
+        if (!(dt->have_train = load_data(dt->train_path, classes, sample, &dt->train, d)))
+            return EXIT_USAGE;
+        if (dt->test_path && !(dt->have[SET_TEST] = load_data(dt->test_path, classes, sample,
+                                                              &dt->set[SET_TEST], d)))
+            return EXIT_USAGE;
+    }
+    if (o->train) {
+        if (o->val_path && !(dt->have[SET_VAL] = load_data(o->val_path, classes, sample, &dt->set[SET_VAL], d)))
+            return EXIT_USAGE;
+        if (o->val_split) {
+            size_t n_val = (size_t)((double)dt->train.n * o->val_split);
+            if (!(dt->have[SET_VAL] = nnrt_dataset_split(&dt->train, n_val, &dt->set[SET_VAL], err, sizeof err))) {
+                diag_plain(d, "--val-split %g: %s", o->val_split, err);
+                return EXIT_USAGE;
+            }
+        }
+    }
+    if (o->eval_path && !(dt->have[SET_EVAL] = load_data(o->eval_path, classes, sample, &dt->set[SET_EVAL], d)))
+        return EXIT_USAGE;
+    if (o->predict_path) {
+        if (!(dt->have[SET_PREDICT] = nnrt_dataset_load_unlabelled(o->predict_path, (size_t)m->label_size, &dt->set[SET_PREDICT], err,
+                                                                   sizeof err))) {
+            diag_plain(d, "%s", err);
+            return EXIT_USAGE;
+        }
+        if (dt->set[SET_PREDICT].sample_size != sample) {
+            diag_plain(d, "'%s' holds samples of %zu elements, but the model's input has %zu", o->predict_path,
+                       dt->set[SET_PREDICT].sample_size, sample);
+            return EXIT_USAGE;
+        }
+    }
+    return EXIT_OK;
+}
+
+int session(Arena *a, const Model *m, const Source *src, const Options *o, Diag *d, FitWeights *keep) {
+    Data dt = {0};
+    int status = load_all(m, o, &dt, d);
+    if (status != EXIT_OK) {
+        data_free(&dt);
+        return status;
+    }
+    /* The checkpoint is loaded (and checked against the model's slots)
+     * before compiling: a bad file is reported at once, and cheaply. */
+    double t0 = nnrt_now();
+    InputType in = data_input(&dt);
+    Plan plan = pipeline_plan(a, m, o->opt, in);
+    Graph *g = plan.g[PLAN_TRAIN];
+    void **slots = keep && keep->slots ? keep->slots : alloc_slots(g, o->seed);
+    FitHook hook = {
+        .diag = d, .arena = a, .model = m, .graph = g, .slots = slots,
+        .info = {.model_name = m->name, .model_hash = fit_model_hash(src), .seed = o->seed,
+                 .batch = (size_t)m->batch, .samples = dt.have_train ? dt.train.n : 0,
+                 .resume = o->resume_path != NULL},
+        .save_path = o->save_path ? o->save_path : o->resume_path, .best_path = o->best_path,
+        .log_path = o->log_path, .plot_path = o->plot_path,
+        .save_every = (size_t)o->save_every, .patience = (int)o->patience, .monitor = (FitMonitor)o->monitor,
+        .saved_epoch = -1,
+    };
+    fit_state_init(&hook.st, o->seed);
+    const char *weights = o->resume_path ? o->resume_path : o->load_path;
+    Compiled c = {0};
+    if (weights && !fit_load(d, weights, g, slots, &hook.info, &hook.st))
+        status = EXIT_USAGE;
+    if (status == EXIT_OK && !pipeline_compile(&plan, m->batch, &c, d))
+        status = EXIT_USAGE;
+    double compile_secs = nnrt_now() - t0;
+    /* CSV on standard output keeps it to itself: the rest goes to stderr then. */
+    FILE *info = o->predict_path && !o->out_path ? stderr : stdout;
+    hook.out = info;
+    hook.step = c.train;
+    hook.sched = c.sched;
+    bool in_panels = status == EXIT_OK; /* the compiled steps' layout, until the weights leave the session */
+    if (in_panels)
+        layout_convert(g, c.sched, slots, true);
+    if (status == EXIT_OK) {
+        fprintf(info, "model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)ir_param_count(g),
+                compile_secs * 1e3);
+        fflush(info);
+    }
+    NnrtTrainSpec spec = {
+        .dtype_bytes = 4,
+        .input_u8 = in == INPUT_U8,
+        .outputs = (size_t)shape_elems(&m->output),
+        .classify = m->label_size == 1 && !m->several_losses &&
+                    (model_classes(m) > 0 || m->output.dim[0] > 1),
+        .train = c.train_step, .eval = c.eval_step,
+        .slots = slots, .nslots = (size_t)g->nslots,
+        .arena_bytes = c.arena_bytes,
+        .epochs = (int)m->epochs,
+        .seed = o->seed,
+        .out = info,
+        .val = dt.have[SET_VAL] ? &dt.set[SET_VAL] : NULL,
+        .resume = o->resume_path ? &hook.st.pos : NULL,
+        .finite = c.finite,
+        .ctx = &hook, .after_step = fit_after_step, .on_nonfinite = fit_on_nonfinite,
+    };
+    char err[1024];
+    if (status == EXIT_OK && dt.have_train) {
+        if (o->resume_path)
+            fprintf(info, "resuming from %s at epoch %d, step %zu\n", o->resume_path, hook.st.pos.epoch + 1,
+                    hook.st.pos.step);
+        fprintf(info, "training on %s (%zu samples", dt.train_path, dt.train.n);
+        if (spec.val)
+            fprintf(info, ", validating on %zu", spec.val->n);
+        fprintf(info, "), %lld epochs, batch %lld, lr %g, seed %llu\n", (long long)m->epochs, (long long)m->batch,
+                m->lr, (unsigned long long)o->seed);
+        fflush(info);
+        NnrtTrainResult res = {0};
+        bool trained = nnrt_train(&spec, &dt.train, dt.have[SET_TEST] ? &dt.set[SET_TEST] : NULL, &res, err,
+                                  sizeof err);
+        if (!trained && res.failure == NNRT_FAIL_INTERRUPTED) { /* Ctrl-C in the REPL: not an error */
+            fprintf(info, "%s; the weights are those after it\n", err);
+        } else if (!trained) {
+            if (!(res.failure == NNRT_FAIL_NONFINITE && hook.nan_reported))
+                diag_plain(d, "%s", err);
+            status = res.failure == NNRT_FAIL_HOOK ? EXIT_USAGE : EXIT_TRAINING;
+            if (res.failure == NNRT_FAIL_NONFINITE && hook.saved_epoch >= 0)
+                fprintf(info, "kept the last good checkpoint: %s (%s epoch %d, step %zu)\n", hook.save_path,
+                        hook.saved_step ? "in" : "after", hook.saved_step ? hook.saved_epoch + 1 : hook.saved_epoch,
+                        hook.saved_step);
+        }
+        if (status == EXIT_OK && o->report_path) {
+            NnrtReport r = {.model = o->model_path, .train_path = dt.train_path, .test_path = dt.test_path,
+                            .seed = o->seed, .batch = (size_t)m->batch, .lr = m->lr,
+                            .compile_secs = compile_secs, .input_u8 = spec.input_u8, .result = &res};
+            if (!nnrt_report_write(o->report_path, &r, err, sizeof err)) {
+                diag_plain(d, "%s", err);
+                status = EXIT_USAGE;
+            }
+        }
+        nnrt_train_result_free(&res);
+        if (status == EXIT_OK && o->print_params) {
+            void **rows = layout_rows(g, c.sched, slots);
+            print_params(info, g, rows);
+            layout_rows_free(g, c.sched, rows);
+        }
+    }
+    if (status == EXIT_OK && dt.have[SET_EVAL]) {
+        fprintf(info, "evaluating on %s\n", o->eval_path);
+        if (!nnrt_eval_report(&spec, &dt.set[SET_EVAL], info, err, sizeof err)) {
+            diag_plain(d, "%s", err);
+            status = EXIT_TRAINING;
+        }
+    }
+    if (status == EXIT_OK && dt.have[SET_PREDICT]) {
+        FILE *out = o->out_path ? fopen(o->out_path, "w") : stdout;
+        if (!out) {
+            diag_plain(d, "%s: %s", o->out_path, strerror(errno));
+            status = EXIT_USAGE;
+        } else {
+            if (!nnrt_predict_csv(&spec, &dt.set[SET_PREDICT], out, err, sizeof err)) {
+                diag_plain(d, "%s", err);
+                status = EXIT_TRAINING;
+            }
+            if ((out != stdout ? fclose(out) : fflush(out)) != 0 && status == EXIT_OK) {
+                diag_plain(d, "%s: %s", o->out_path ? o->out_path : "standard output", strerror(errno));
+                status = EXIT_USAGE;
+            }
+        }
+        if (status == EXIT_OK && o->out_path)
+            printf("wrote %zu predictions to %s\n", dt.set[SET_PREDICT].n, o->out_path);
+    }
+    fit_state_free(&hook.st);
+    if (in_panels)
+        layout_convert(g, c.sched, slots, false);
+    if (keep) {
+        *keep = (FitWeights){slots, g->nslots};
+    } else {
+        FitWeights w = {slots, g->nslots};
+        fit_weights_free(&w);
+    }
+    jit_free(c.jit);
+    data_free(&dt);
+    return status;
+}
+
