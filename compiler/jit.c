@@ -7,8 +7,12 @@
  * to object code here, one module per step function and one per kernel on
  * the runtime's thread pool (each module has its own LLVM context, so they
  * compile in parallel); LLJIT then only links the objects.
- * Symbols the generated code calls (libm) are given by an explicit table:
- * that table is the whole ABI between JIT'd code and the process.
+ * The runtime's own functions (the thread pool) are given to the JIT by an
+ * explicit table: the executable does not export them. Every other symbol
+ * is looked up in the process (libm, libc, libgcc): the code generator and
+ * instcombine emit library calls of their own choosing (sin and cos of one
+ * value become sincosf, pow(10, x) exp10f, powi __powisf2, frem fmodf), and
+ * a hand-kept list of them once missed sincosf.
  *
  * NNC_TARGET_FEATURES, if set, is appended to the host features (e.g.
  * "-avx512f" to test the AVX2 path on an AVX-512 machine).
@@ -27,7 +31,6 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,20 +132,11 @@ void jit_host_description(char *buf, size_t n) {
     free_features(feats);
 }
 
-/* The functions generated code may call: the runtime's thread pool, libm,
- * and what LLVM itself emits calls to (memset/memcpy for fill and copy loops). */
+/* The runtime's functions generated code calls; see the note at the top. */
 static const struct {
     const char *name;
     void *addr;
 } runtime_symbols[] = {
-    {"tanhf", (void *)tanhf}, {"tanh", (void *)tanh},     {"expf", (void *)expf},
-    {"exp", (void *)exp},     {"logf", (void *)logf},     {"log", (void *)log},
-    {"powf", (void *)powf},   {"pow", (void *)pow},       {"sinf", (void *)sinf},
-    {"sin", (void *)sin},     {"cosf", (void *)cosf},     {"cos", (void *)cos},
-    /* pow(2^n, x) becomes exp2(n x); floor is a call without SSE4.1 */
-    {"exp2f", (void *)exp2f}, {"exp2", (void *)exp2},     {"floorf", (void *)floorf},
-    {"floor", (void *)floor},
-    {"memset", (void *)memset}, {"memcpy", (void *)memcpy}, {"memmove", (void *)memmove},
     {"nnrt_parallel_for", (void *)nnrt_parallel_for},
     {"nnrt_parallel_for_small", (void *)nnrt_parallel_for_small},
     {"nnrt_interrupt_requested", (void *)&nnrt_interrupt_requested},
@@ -163,6 +157,12 @@ static bool define_runtime_symbols(LLVMOrcLLJITRef j, char *err, size_t errlen) 
         LLVMOrcDisposeMaterializationUnit(mu); /* not taken on failure */
         return take_error(e, "defining runtime symbols", err, errlen);
     }
+    LLVMOrcDefinitionGeneratorRef gen = NULL;
+    if (!take_error(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(j), NULL,
+                                                                           NULL),
+                    "searching the process for symbols", err, errlen))
+        return false;
+    LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(j), gen); /* takes gen */
     return true;
 }
 

@@ -29,6 +29,7 @@
 #include "nnrt.h"
 
 #include <malloc.h>
+#include <math.h>
 #ifdef __SANITIZE_ADDRESS__ /* gcc */
 #define NNC_ASAN 1
 #elif defined(__has_feature)
@@ -107,6 +108,52 @@ static int wx_mappings(void) {
     }
     fclose(f);
     return n;
+}
+
+/* ------------------------------------------------------- library calls */
+
+/* Every library function LLVM 14 may emit a call to in code for x86-64
+ * Linux, in either precision: the floating-point libcalls of
+ * llvm/IR/RuntimeLibcalls.def (an intrinsic or an instruction without a
+ * native instruction: frem is fmod, llvm.powi __powisf2, llvm.floor floorf
+ * without SSE4.1, llvm.fma fmaf without FMA, ...), what instcombine's
+ * SimplifyLibCalls turns calls into (sin and cos of one value become
+ * sincosf, pow(10, x) exp10f, exp2(int) ldexpf), and what loop idioms
+ * become (memset, memcpy, memmove). Left out: soft-float arithmetic and
+ * conversions (x86-64 has SSE2; nnc has no half, i128 or fp128 values),
+ * the __*_finite variants (emitted only under no-infs/no-nans fast-math,
+ * which nnc never sets, and no longer linkable in glibc), and Darwin's
+ * __sincospif_stret. */
+static const char *const library_calls[] = {
+    "sinf", "sin", "cosf", "cos", "sincosf", "sincos", "tanhf", "tanh", "expf", "exp", "exp2f", "exp2",
+    "exp10f", "exp10", "logf", "log", "log2f", "log2", "log10f", "log10", "powf", "pow", "__powisf2",
+    "__powidf2", "sqrtf", "sqrt", "cbrtf", "cbrt", "fmaf", "fma", "fmodf", "fmod", "ldexpf", "ldexp",
+    "ceilf", "ceil", "floorf", "floor", "truncf", "trunc", "rintf", "rint", "nearbyintf", "nearbyint",
+    "roundf", "round", "roundevenf", "roundeven", "copysignf", "copysign", "fminf", "fmin", "fmaxf",
+    "fmax", "lroundf", "lround", "llroundf", "llround", "lrintf", "lrint", "llrintf", "llrint", "memset",
+    "memcpy", "memmove",
+};
+
+/* The JIT resolves each of them, and to the function itself: sincosf,
+ * which a table once lacked, is called through the address found. */
+static void check_library_calls(void) {
+    char err[1024];
+    Jit *j = jit_new(err, sizeof err);
+    if (!CHECK(j != NULL)) {
+        printf("jit_new: %s\n", err);
+        return;
+    }
+    for (size_t i = 0; i < sizeof library_calls / sizeof library_calls[0]; i++)
+        if (!CHECK(jit_lookup(j, library_calls[i], err, sizeof err) != NULL))
+            printf("  %s: %s\n", library_calls[i], err);
+    void (*sc)(float, float *, float *) = (void (*)(float, float *, float *))jit_lookup(j, "sincosf", err, sizeof err);
+    if (CHECK(sc != NULL)) {
+        volatile float x = 0.5f; /* libm's values, not the compiler's folding */
+        float s = 0, c = 0;
+        sc(x, &s, &c);
+        CHECK(s == sinf(x) && c == cosf(x));
+    }
+    jit_free(j);
 }
 
 /* ---------------------------------------------------------------- a model */
@@ -192,6 +239,7 @@ int main(int argc, char **argv) {
      * compilation's baseline. LeakSanitizer, in the sanitizer build, sees
      * leaks on every thread. */
     nnrt_set_threads(1);
+    check_library_calls();
     CHECK(compile_and_run(true));
     /* The hook must have seen the JIT make its code executable. */
     CHECK(exec_requests > 0);
