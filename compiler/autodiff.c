@@ -97,7 +97,7 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
         ACC(a, MUL(gy, ADD(step, MUL(SUB(ONE, step), ADD(y, ir_const(g, n.value, scalar, l))))));
         break;
     }
-    case OP_SUM: ACC(a, ir_broadcast(g, gy, g->nodes[a].shape, l)); break; /* each element once */
+    case OP_SUM: ACC(a, ir_broadcast(g, gy, a, l)); break; /* each element once */
     case OP_MAX: case OP_MIN: {                               /* shared equally by the elements equal to it */
         NodeId mask = ir_binary(g, OP_EQ, a, y, l);
         ACC(a, MUL(mask, DIV(gy, ir_sum(g, mask, n.axis, l))));
@@ -114,10 +114,11 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
         before.dim[n.axis] = n.start;
         after.dim[n.axis] -= n.start + n.shape.dim[n.axis];
         NodeId r = gy;
+        uint8_t axes = g->nodes[a].batch_axes;
         if (before.dim[n.axis])
-            r = ir_concat(g, ir_const(g, 0, before, l), r, n.axis, l);
+            r = ir_concat(g, ir_const_axes(g, 0, before, axes, l), r, n.axis, l);
         if (after.dim[n.axis])
-            r = ir_concat(g, r, ir_const(g, 0, after, l), n.axis, l);
+            r = ir_concat(g, r, ir_const_axes(g, 0, after, axes, l), n.axis, l);
         ACC(a, r);
         break;
     }

@@ -115,7 +115,7 @@ bool cg_matmul_tiled(const Graph *g, NodeId m) {
      * the naive path, and so does a product with batch columns (the
      * kernel's column panels are fixed). */
     return n->op == OP_MATMUL && g->nodes[n->in[0]].op != OP_CONST && g->nodes[n->in[1]].op != OP_CONST &&
-           !(g->batch_axes && (g->batch_axes[m] >> 1 & 1));
+           !(ir_batch_axes(g, m) >> 1 & 1);
 }
 
 bool cg_matmul_can_pack(const Graph *g, NodeId m) {

@@ -99,7 +99,7 @@ void cg_loop_close(Cg *c, Loop *l) {
     LLVMPositionBuilderAtEnd(c->b, l->exit);
 }
 
-bool cg_batch_axis(const Cg *c, NodeId id, int d) { return c->g->batch_axes && (c->g->batch_axes[id] >> d & 1); }
+bool cg_batch_axis(const Cg *c, NodeId id, int d) { return ir_batch_axes(c->g, id) >> d & 1; }
 
 LLVMValueRef cg_dim(Cg *c, NodeId id, int d) {
     return cg_batch_axis(c, id, d) ? c->n : cg_i64(c, c->g->nodes[id].shape.dim[d]);
@@ -118,7 +118,7 @@ static LLVMValueRef elems(Cg *c, NodeId id) {
  * compiled for one batch size did, to the bit. */
 LLVMValueRef cg_const(Cg *c, NodeId id) {
     const IrNode *x = &c->g->nodes[id];
-    int pow = c->g->batch_pow ? c->g->batch_pow[id] : 0;
+    int pow = ir_batch_pow(c->g, id);
     if (!pow)
         return cg_f(c, x->value);
     LLVMBuilderRef B = c->b;
@@ -157,7 +157,7 @@ typedef struct Layout {
 } Layout;
 
 static Layout layout(const Cg *c, NodeId id) {
-    return (Layout){c->g->nodes[id].shape, c->g->batch_axes ? c->g->batch_axes[id] : 0};
+    return (Layout){c->g->nodes[id].shape, ir_batch_axes(c->g, id)};
 }
 
 static LLVMValueRef layout_dim(Cg *c, const Layout *l, int d) {

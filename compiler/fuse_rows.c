@@ -29,7 +29,7 @@ bool schedule_has_loop(const Schedule *s, NodeId k) {
 }
 
 int64_t schedule_row_len(const Graph *g, NodeId x) {
-    if (!g->batch_axes || !(g->batch_axes[x] & 1))
+    if (!(ir_batch_axes(g, x) & 1))
         return -1;
     int64_t len = 1; /* at most the node's elements, which sema bounds */
     for (int d = 1; d < g->nodes[x].shape.rank; d++)

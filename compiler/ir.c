@@ -9,6 +9,7 @@
  */
 #include "nnc.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 
@@ -65,6 +66,8 @@ static uint64_t node_hash(const IrNode *n) {
     MIX((uint32_t)n->axis);
     MIX((uint32_t)n->slot);
     MIX((uint64_t)n->start);
+    MIX(n->batch_axes);
+    MIX((uint8_t)n->batch_pow);
 #undef MIX
     return h;
 }
@@ -72,7 +75,8 @@ static uint64_t node_hash(const IrNode *n) {
 static bool node_same(const IrNode *a, const IrNode *b) {
     return a->op == b->op && a->in[0] == b->in[0] && a->in[1] == b->in[1] &&
            shape_eq(&a->shape, &b->shape) && memcmp(&a->value, &b->value, sizeof a->value) == 0 &&
-           a->axis == b->axis && a->slot == b->slot && a->start == b->start;
+           a->axis == b->axis && a->slot == b->slot && a->start == b->start && a->batch_axes == b->batch_axes &&
+           a->batch_pow == b->batch_pow;
 }
 
 static void rehash(Graph *g) {
@@ -109,8 +113,8 @@ static NodeId intern(Graph *g, IrNode n) {
     return g->nnodes++;
 }
 
-static IrNode node_of(Op op, NodeId a, NodeId b, Shape s, Loc loc) {
-    return (IrNode){.op = op, .in = {a, b}, .shape = s, .loc = loc, .slot = -1};
+static IrNode node_of(Op op, NodeId a, NodeId b, Shape s, uint8_t batch_axes, Loc loc) {
+    return (IrNode){.op = op, .in = {a, b}, .shape = s, .batch_axes = batch_axes, .loc = loc, .slot = -1};
 }
 
 static const IrNode *N(const Graph *g, NodeId id) {
@@ -119,12 +123,61 @@ static const IrNode *N(const Graph *g, NodeId id) {
     return &g->nodes[id];
 }
 
+/* Node a's batch axes as axes of a result of rank r, right-aligned as
+ * NumPy broadcasting aligns shapes. */
+static uint8_t aligned_axes(const Graph *g, NodeId a, int r) {
+    const IrNode *x = N(g, a);
+    return (uint8_t)(x->batch_axes << (r - x->shape.rank));
+}
+
+/* Every element = v, proportional to n^pow where n is the batch size (v at
+ * the full batch), with these batch axes. */
+static NodeId konst(Graph *g, double v, int pow, Shape s, uint8_t batch_axes, Loc loc) {
+    IrNode n = node_of(OP_CONST, -1, -1, s, batch_axes, loc);
+    n.value = v == 0 ? 0.0 : v; /* one zero: -0.0 and 0.0 fold to the same node */
+    n.batch_pow = v == 0 ? 0 : (int8_t)pow; /* zero at every batch size */
+    return intern(g, n);
+}
+
+/* A constant of node x's batch-dependence (value v) with a result's shape. */
+static NodeId konst_of(Graph *g, const IrNode *x, double v, Shape s, uint8_t batch_axes, Loc loc) {
+    return konst(g, v, x->batch_pow, s, batch_axes, loc);
+}
+
+uint8_t ir_batch_axes(const Graph *g, NodeId x) { return N(g, x)->batch_axes; }
+
+int ir_batch_pow(const Graph *g, NodeId x) { return N(g, x)->batch_pow; }
+
 bool ir_is_const(const Graph *g, NodeId n, double v) {
     const IrNode *x = N(g, n);
     return x->op == OP_CONST && x->value == v;
 }
 
 static bool is_const(const Graph *g, NodeId n) { return N(g, n)->op == OP_CONST; }
+
+/* The batch axes of x reduced over axis (-1: all): that axis is one element. */
+static uint8_t reduced_axes(const IrNode *x, int axis) {
+    return axis < 0 ? 0 : (uint8_t)(x->batch_axes & ~(1u << axis));
+}
+
+/* The batch axis of x, reshaped to s: the axis of s with as many elements
+ * before it and of the same size. A reshape never splits nor merges it. */
+static uint8_t reshaped_axes(const IrNode *x, const Shape *s) {
+    if (!x->batch_axes)
+        return 0;
+    int d = __builtin_ctz(x->batch_axes);
+    if (x->batch_axes != 1u << d)
+        die("ir_reshape: more than one batch axis");
+    int64_t lead = 1, prefix = 1; /* elements before x's batch axis; before axis i of s */
+    for (int i = 0; i < d; i++)
+        lead *= x->shape.dim[i];
+    for (int i = 0; i < s->rank; prefix *= s->dim[i], i++)
+        if (prefix == lead && s->dim[i] == x->shape.dim[d])
+            return (uint8_t)(1u << i);
+    die("ir_reshape: the batch axis would be split or merged");
+}
+
+static NodeId broadcast(Graph *g, NodeId a, Shape s, uint8_t axes, Loc loc);
 
 /* n as base * c for a scalar constant c (c = 1 when n is not scaled). */
 static NodeId scaled_term(const Graph *g, NodeId n, double *c) {
@@ -137,7 +190,39 @@ static NodeId scaled_term(const Graph *g, NodeId n, double *c) {
     return n;
 }
 
+/* The batch-dependence (power of n) of n's constant factor, as scaled_term finds it. */
+static int scaled_pow(const Graph *g, NodeId n) {
+    double c;
+    return scaled_term(g, n, &c) == n ? 0 : N(g, N(g, n)->in[1])->batch_pow;
+}
+
 /* ---------------------------------------------------------------- shapes */
+
+int64_t shape_elems(const Shape *s) {
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++)
+        n *= s->dim[i];
+    return n;
+}
+
+bool shape_eq(const Shape *a, const Shape *b) {
+    if (a->rank != b->rank)
+        return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dim[i] != b->dim[i])
+            return false;
+    return true;
+}
+
+const char *shape_str(const Shape *s, char *buf, size_t n) {
+    size_t len = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < s->rank && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%" PRId64, i ? ", " : "", s->dim[i]);
+    if (len < n)
+        snprintf(buf + len, n - len, "]");
+    return buf;
+}
+
 
 bool shape_broadcast(const Shape *a, const Shape *b, Shape *out) {
     int r = a->rank > b->rank ? a->rank : b->rank;
@@ -162,15 +247,22 @@ bool ir_is_slot_leaf(const IrNode *n) { return op_info[n->op].cls == CLASS_LEAF 
 NodeId ir_leaf(Graph *g, Op op, int slot, Shape s, Loc loc) {
     if (op_info[op].cls != CLASS_LEAF || op == OP_CONST)
         die("ir_leaf: %s is not a slot leaf", op_info[op].name);
-    IrNode n = node_of(op, -1, -1, s, loc);
+    /* An input's and a label's first axis holds the batch's samples (of
+     * one sample, every batch is full: nothing varies). */
+    bool batched = (op == OP_INPUT || op == OP_LABEL) && g->batch > 1;
+    IrNode n = node_of(op, -1, -1, s, batched ? 1 : 0, loc);
     n.slot = slot;
     return intern(g, n);
 }
 
-NodeId ir_const(Graph *g, double v, Shape s, Loc loc) {
-    IrNode n = node_of(OP_CONST, -1, -1, s, loc);
-    n.value = v == 0 ? 0.0 : v; /* one zero: -0.0 and 0.0 fold to the same node */
-    return intern(g, n);
+NodeId ir_const(Graph *g, double v, Shape s, Loc loc) { return konst(g, v, 0, s, 0, loc); }
+
+NodeId ir_const_batch(Graph *g, double v, int pow, Loc loc) {
+    return konst(g, v, g->batch > 1 ? pow : 0, (Shape){0}, 0, loc);
+}
+
+NodeId ir_const_axes(Graph *g, double v, Shape s, uint8_t batch_axes, Loc loc) {
+    return konst(g, v, 0, s, batch_axes, loc);
 }
 
 /* ---------------------------------------------------------------- elementwise */
@@ -218,9 +310,9 @@ NodeId ir_unary_alpha(Graph *g, Op op, NodeId a, double alpha, Loc loc) {
     if (!has_alpha(op))
         die("ir_unary_alpha: %s", op_info[op].name);
     const IrNode *x = N(g, a);
-    if (x->op == OP_CONST)
-        return ir_const(g, fold_unary(op, x->value, alpha), x->shape, loc);
-    IrNode n = node_of(op, a, -1, x->shape, loc);
+    if (x->op == OP_CONST && !x->batch_pow)
+        return konst(g, fold_unary(op, x->value, alpha), 0, x->shape, x->batch_axes, loc);
+    IrNode n = node_of(op, a, -1, x->shape, x->batch_axes, loc);
     n.value = alpha;
     return intern(g, n);
 }
@@ -229,8 +321,10 @@ NodeId ir_unary(Graph *g, Op op, NodeId a, Loc loc) {
     if (op_info[op].cls != CLASS_ELEMWISE || op_info[op].arity != 1 || op == OP_ONEHOT || has_alpha(op))
         die("ir_unary: %s", op_info[op].name);
     const IrNode *x = N(g, a);
-    if (x->op == OP_CONST)
-        return ir_const(g, fold_unary(op, x->value, 0), x->shape, loc);
+    if (x->op == OP_CONST && op == OP_NEG) /* -(c n^p) = (-c) n^p */
+        return konst_of(g, x, -x->value, x->shape, x->batch_axes, loc);
+    if (x->op == OP_CONST && !x->batch_pow) /* of a constant that depends on the batch size, kept */
+        return konst(g, fold_unary(op, x->value, 0), 0, x->shape, x->batch_axes, loc);
     if ((op == OP_ABS || op == OP_SIGN) && x->op == OP_NEG) /* |-a| = |a|; sign likewise, negated */
         return op == OP_ABS ? ir_unary(g, op, x->in[0], loc) : ir_unary(g, OP_NEG, ir_unary(g, op, x->in[0], loc), loc);
     if (op == OP_NEG && x->op == OP_NEG) /* --a = a */
@@ -238,10 +332,25 @@ NodeId ir_unary(Graph *g, Op op, NodeId a, Loc loc) {
     if (op == OP_NEG && x->op == OP_SUB) /* -(a - b) = b - a */
         return ir_binary(g, OP_SUB, x->in[1], x->in[0], loc);
     if (op == OP_NEG && x->op == OP_MUL && is_const(g, x->in[1])) /* -(a * c) = a * -c */
-        return ir_binary(g, OP_MUL, x->in[0], ir_const(g, -N(g, x->in[1])->value, N(g, x->in[1])->shape, loc), loc);
+        return ir_binary(g, OP_MUL, x->in[0], ir_unary(g, OP_NEG, x->in[1], loc), loc);
     if (op == OP_RELU && x->op == OP_RELU) /* relu(relu a) = relu a (step(relu a) stays: see autodiff.c) */
         return a;
-    return intern(g, node_of(op, a, -1, x->shape, loc));
+    return intern(g, node_of(op, a, -1, x->shape, x->batch_axes, loc));
+}
+
+/* The constant a op b of constants, if it is one c n^p: a product or
+ * quotient, or a sum of two of one p (or with a zero); false if it depends
+ * on the batch size otherwise (the node is kept). */
+static bool fold_consts(const IrNode *x, const IrNode *y, Op op, double *v, int *pow) {
+    *v = fold_binary(op, x->value, y->value);
+    *pow = op == OP_MUL ? x->batch_pow + y->batch_pow : op == OP_DIV ? x->batch_pow - y->batch_pow : 0;
+    if (op == OP_MUL || op == OP_DIV)
+        return *pow >= INT8_MIN && *pow <= INT8_MAX;
+    if ((op == OP_ADD || op == OP_SUB) && (x->batch_pow == y->batch_pow || x->value == 0 || y->value == 0)) {
+        *pow = x->value == 0 ? y->batch_pow : x->batch_pow;
+        return true;
+    }
+    return !x->batch_pow && !y->batch_pow;
 }
 
 NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
@@ -253,15 +362,18 @@ NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
         die("ir_binary: %s of %s and %s", op_info[op].name, shape_str(&N(g, a)->shape, sa, sizeof sa),
             shape_str(&N(g, b)->shape, sb, sizeof sb));
     }
+    uint8_t axes = aligned_axes(g, a, s.rank) | aligned_axes(g, b, s.rank);
     bool ca = is_const(g, a), cb = is_const(g, b);
-    if (ca && cb)
-        return ir_const(g, fold_binary(op, N(g, a)->value, N(g, b)->value), s, loc);
+    double v;
+    int pow;
+    if (ca && cb && fold_consts(N(g, a), N(g, b), op, &v, &pow))
+        return konst(g, v, pow, s, axes, loc);
     /* A constant that does not widen the result is written as a scalar, so
      * constants meet and fold whatever shape they were made with. */
-    if (cb && N(g, b)->shape.rank && shape_eq(&N(g, a)->shape, &s))
-        b = ir_const(g, N(g, b)->value, (Shape){0}, loc);
-    if (ca && N(g, a)->shape.rank && shape_eq(&N(g, b)->shape, &s))
-        a = ir_const(g, N(g, a)->value, (Shape){0}, loc);
+    if (cb && N(g, b)->shape.rank && shape_eq(&N(g, a)->shape, &s) && aligned_axes(g, a, s.rank) == axes)
+        b = konst_of(g, N(g, b), N(g, b)->value, (Shape){0}, 0, loc);
+    if (ca && N(g, a)->shape.rank && shape_eq(&N(g, b)->shape, &s) && aligned_axes(g, b, s.rank) == axes)
+        a = konst_of(g, N(g, a), N(g, a)->value, (Shape){0}, 0, loc);
     /* Constants go on the right of commutative ops, so a + 1 and 1 + a meet. */
     if ((op == OP_ADD || op == OP_MUL) && ca) {
         NodeId t = a;
@@ -272,7 +384,8 @@ NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
     }
     const IrNode *x = N(g, a), *y = N(g, b);
     /* An identity may only return an operand that already has the result's shape. */
-    bool a_full = shape_eq(&x->shape, &s), b_full = shape_eq(&y->shape, &s);
+    bool a_full = shape_eq(&x->shape, &s) && aligned_axes(g, a, s.rank) == axes;
+    bool b_full = shape_eq(&y->shape, &s) && aligned_axes(g, b, s.rank) == axes;
     switch (op) {
     case OP_ADD:
         if (cb && y->value == 0 && a_full) /* a + 0 = a */
@@ -285,8 +398,9 @@ NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
             return ir_binary(g, OP_MUL, a, ir_const(g, 2, (Shape){0}, loc), loc);
         double c1, c2;
         NodeId t1 = scaled_term(g, a, &c1), t2 = scaled_term(g, b, &c2);
-        if (t1 == t2) /* a c1 + a c2 = a (c1 + c2): like terms, as autodiff's sums make them */
-            return ir_binary(g, OP_MUL, t1, ir_const(g, c1 + c2, (Shape){0}, loc), loc);
+        if (t1 == t2 && scaled_pow(g, a) == scaled_pow(g, b)) /* a c1 + a c2 = a (c1 + c2): like terms, as
+                                                                 autodiff's sums make them */
+            return ir_binary(g, OP_MUL, t1, konst(g, c1 + c2, scaled_pow(g, a), (Shape){0}, 0, loc), loc);
         break;
     case OP_SUB:
         if (cb && y->value == 0 && a_full) /* a - 0 = a */
@@ -294,50 +408,49 @@ NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
         if (ca && x->value == 0 && b_full) /* 0 - b = -b */
             return ir_unary(g, OP_NEG, b, loc);
         if (a == b) /* a - a = 0 */
-            return ir_const(g, 0, s, loc);
+            return konst(g, 0, 0, s, axes, loc);
         if (y->op == OP_NEG) /* a - -b = a + b */
             return ir_binary(g, OP_ADD, a, y->in[0], loc);
         break;
     case OP_MUL:
-        if (cb && y->value == 1) /* a * 1 = a, repeated to the result's shape */
-            return ir_broadcast(g, a, s, loc);
+        if (cb && y->value == 1 && !y->batch_pow) /* a * 1 = a, repeated to the result's shape */
+            return broadcast(g, a, s, axes, loc);
         if (cb && y->value == 0) /* a * 0 = 0 (the IR assumes finite values here) */
-            return ir_const(g, 0, s, loc);
-        if (cb && y->value == -1 && a_full) /* a * -1 = -a */
+            return konst(g, 0, 0, s, axes, loc);
+        if (cb && y->value == -1 && !y->batch_pow && a_full) /* a * -1 = -a */
             return ir_unary(g, OP_NEG, a, loc);
         if (x->op == OP_NEG && y->op == OP_NEG) /* -a * -b = a * b */
             return ir_binary(g, OP_MUL, x->in[0], y->in[0], loc);
         if (cb && y->shape.rank == 0 && x->op == OP_MUL && is_const(g, x->in[1]) &&
             N(g, x->in[1])->shape.rank == 0) /* (a * c1) * c2 = a * (c1 c2), scalars */
-            return ir_binary(g, OP_MUL, x->in[0],
-                             ir_const(g, N(g, x->in[1])->value * y->value, (Shape){0}, loc), loc);
+            return ir_binary(g, OP_MUL, x->in[0], ir_binary(g, OP_MUL, x->in[1], b, loc), loc);
         if (cb && x->op == OP_NEG) /* -a * c = a * -c */
-            return ir_binary(g, OP_MUL, x->in[0], ir_const(g, -y->value, y->shape, loc), loc);
+            return ir_binary(g, OP_MUL, x->in[0], ir_unary(g, OP_NEG, b, loc), loc);
         break;
     case OP_DIV:
-        if (cb && y->value == 1 && a_full) /* a / 1 = a */
+        if (cb && y->value == 1 && !y->batch_pow && a_full) /* a / 1 = a */
             return a;
         if (ca && x->value == 0) /* 0 / b = 0 */
-            return ir_const(g, 0, s, loc);
+            return konst(g, 0, 0, s, axes, loc);
         if (cb && y->value != 0) /* a / c = a * (1/c): a multiply is cheaper */
-            return ir_binary(g, OP_MUL, a, ir_const(g, 1 / y->value, y->shape, loc), loc);
+            return ir_binary(g, OP_MUL, a, konst(g, 1 / y->value, -y->batch_pow, y->shape, y->batch_axes, loc), loc);
         break;
     case OP_EQ:
         if (a == b) /* a == a (the IR assumes finite values here) */
-            return ir_const(g, 1, s, loc);
+            return konst(g, 1, 0, s, axes, loc);
         break;
     case OP_POW:
-        if (cb && y->value == 1 && a_full) /* a^1 = a */
+        if (cb && y->value == 1 && !y->batch_pow && a_full) /* a^1 = a */
             return a;
         if (cb && y->value == 0) /* a^0 = 1 */
-            return ir_const(g, 1, s, loc);
-        if (cb && y->value == 2 && a_full) /* a^2 = a a: exact, and its derivative reads 2 a */
+            return konst(g, 1, 0, s, axes, loc);
+        if (cb && y->value == 2 && !y->batch_pow && a_full) /* a^2 = a a: exact, and its derivative reads 2 a */
             return ir_binary(g, OP_MUL, a, a, loc);
         break;
     default:
         break;
     }
-    return intern(g, node_of(op, a, b, s, loc));
+    return intern(g, node_of(op, a, b, s, axes, loc));
 }
 
 /* r[i, j] = (labels[i] == j): labels [n] -> [n, classes]. */
@@ -345,7 +458,7 @@ NodeId ir_onehot(Graph *g, NodeId labels, int64_t classes, Loc loc) {
     const IrNode *x = N(g, labels);
     if (x->shape.rank != 1)
         die("ir_onehot: labels of rank %d", x->shape.rank);
-    IrNode n = node_of(OP_ONEHOT, labels, -1, (Shape){2, {x->shape.dim[0], classes}}, loc);
+    IrNode n = node_of(OP_ONEHOT, labels, -1, (Shape){2, {x->shape.dim[0], classes}}, x->batch_axes, loc);
     return intern(g, n);
 }
 
@@ -365,11 +478,12 @@ NodeId ir_sum(Graph *g, NodeId a, int axis, Loc loc) {
             return a;
         s.dim[axis] = 1;
     }
-    if (x->op == OP_CONST) {
+    uint8_t axes = reduced_axes(x, axis);
+    if (x->op == OP_CONST) { /* c n^p summed over k batch axes: (c B^k) n^(p + k) */
         double count = (double)shape_elems(&x->shape) / (double)shape_elems(&s);
-        return ir_const(g, x->value * count, s, loc);
+        return konst(g, x->value * count, x->batch_pow + __builtin_popcount(x->batch_axes & ~axes), s, axes, loc);
     }
-    IrNode n = node_of(OP_SUM, a, -1, s, loc);
+    IrNode n = node_of(OP_SUM, a, -1, s, axes, loc);
     n.axis = axis;
     return intern(g, n);
 }
@@ -389,9 +503,10 @@ NodeId ir_extreme(Graph *g, Op op, NodeId a, int axis, Loc loc) {
             return a;
         s.dim[axis] = 1;
     }
+    uint8_t axes = reduced_axes(x, axis);
     if (x->op == OP_CONST)
-        return ir_const(g, x->value, s, loc);
-    IrNode n = node_of(op, a, -1, s, loc);
+        return konst_of(g, x, x->value, s, axes, loc);
+    IrNode n = node_of(op, a, -1, s, axes, loc);
     n.axis = axis;
     return intern(g, n);
 }
@@ -401,7 +516,7 @@ NodeId ir_logsoftmax(Graph *g, NodeId a, Loc loc) {
     const IrNode *x = N(g, a);
     if (x->shape.rank < 1)
         die("ir_logsoftmax: scalar operand");
-    IrNode n = node_of(OP_LOGSOFTMAX, a, -1, x->shape, loc);
+    IrNode n = node_of(OP_LOGSOFTMAX, a, -1, x->shape, x->batch_axes, loc);
     n.axis = x->shape.rank - 1;
     return intern(g, n);
 }
@@ -415,15 +530,16 @@ NodeId ir_matmul(Graph *g, NodeId a, NodeId b, Loc loc) {
         die("ir_matmul: %s @ %s", shape_str(&x->shape, sa, sizeof sa), shape_str(&y->shape, sb, sizeof sb));
     }
     Shape s = {2, {x->shape.dim[0], y->shape.dim[1]}};
+    uint8_t axes = (x->batch_axes & 1) | (y->batch_axes & 2); /* rows from a, columns from b */
     if (ir_is_const(g, a, 0) || ir_is_const(g, b, 0))
-        return ir_const(g, 0, s, loc);
+        return konst(g, 0, 0, s, axes, loc);
     if (x->shape.dim[1] == 1) /* an outer product: [m, 1] @ [1, n] = [m, 1] * [1, n] */
         return ir_binary(g, OP_MUL, a, b, loc);
     if (y->op == OP_CONST) /* A @ c = (sum_k A[i, k]) c, as a gradient of a sum makes it */
-        return ir_binary(g, OP_MUL, ir_sum(g, a, 1, loc), ir_const(g, y->value, s, loc), loc);
+        return ir_binary(g, OP_MUL, ir_sum(g, a, 1, loc), konst_of(g, y, y->value, s, axes, loc), loc);
     if (x->op == OP_CONST) /* c @ B = c (sum_k B[k, j]) */
-        return ir_binary(g, OP_MUL, ir_sum(g, b, 0, loc), ir_const(g, x->value, s, loc), loc);
-    return intern(g, node_of(OP_MATMUL, a, b, s, loc));
+        return ir_binary(g, OP_MUL, ir_sum(g, b, 0, loc), konst_of(g, x, x->value, s, axes, loc), loc);
+    return intern(g, node_of(OP_MATMUL, a, b, s, axes, loc));
 }
 
 NodeId ir_transpose(Graph *g, NodeId a, Loc loc) {
@@ -431,11 +547,12 @@ NodeId ir_transpose(Graph *g, NodeId a, Loc loc) {
     if (x->shape.rank != 2)
         die("ir_transpose: rank %d", x->shape.rank);
     Shape s = {2, {x->shape.dim[1], x->shape.dim[0]}};
+    uint8_t axes = (uint8_t)((x->batch_axes & 1) << 1 | (x->batch_axes >> 1 & 1));
     if (x->op == OP_TRANSPOSE) /* (a^T)^T = a */
         return x->in[0];
     if (x->op == OP_CONST)
-        return ir_const(g, x->value, s, loc);
-    return intern(g, node_of(OP_TRANSPOSE, a, -1, s, loc));
+        return konst_of(g, x, x->value, s, axes, loc);
+    return intern(g, node_of(OP_TRANSPOSE, a, -1, s, axes, loc));
 }
 
 NodeId ir_reshape(Graph *g, NodeId a, Shape s, Loc loc) {
@@ -444,23 +561,28 @@ NodeId ir_reshape(Graph *g, NodeId a, Shape s, Loc loc) {
         die("ir_reshape: element counts differ");
     if (shape_eq(&x->shape, &s))
         return a;
+    uint8_t axes = reshaped_axes(x, &s);
     if (x->op == OP_CONST)
-        return ir_const(g, x->value, s, loc);
+        return konst_of(g, x, x->value, s, axes, loc);
     if (x->op == OP_RESHAPE) /* reshape(reshape a) = reshape a */
         return ir_reshape(g, x->in[0], s, loc);
-    return intern(g, node_of(OP_RESHAPE, a, -1, s, loc));
+    return intern(g, node_of(OP_RESHAPE, a, -1, s, axes, loc));
 }
 
-NodeId ir_broadcast(Graph *g, NodeId a, Shape s, Loc loc) {
+static NodeId broadcast(Graph *g, NodeId a, Shape s, uint8_t axes, Loc loc) {
     const IrNode *x = N(g, a);
     Shape r;
-    if (!shape_broadcast(&x->shape, &s, &r) || !shape_eq(&r, &s))
+    if (!shape_broadcast(&x->shape, &s, &r) || !shape_eq(&r, &s) || (aligned_axes(g, a, s.rank) & ~axes))
         die("ir_broadcast: operand does not broadcast");
-    if (shape_eq(&x->shape, &s))
+    if (shape_eq(&x->shape, &s) && aligned_axes(g, a, s.rank) == axes)
         return a;
     if (x->op == OP_CONST)
-        return ir_const(g, x->value, s, loc);
-    return intern(g, node_of(OP_BROADCAST, a, -1, s, loc));
+        return konst_of(g, x, x->value, s, axes, loc);
+    return intern(g, node_of(OP_BROADCAST, a, -1, s, axes, loc));
+}
+
+NodeId ir_broadcast(Graph *g, NodeId a, NodeId like, Loc loc) {
+    return broadcast(g, a, N(g, like)->shape, N(g, like)->batch_axes, loc);
 }
 
 /* a then b along axis: their other dimensions are equal. */
@@ -473,9 +595,11 @@ NodeId ir_concat(Graph *g, NodeId a, NodeId b, int axis, Loc loc) {
     if (!ok)
         die("ir_concat: operands do not fit along axis %d", axis);
     s.dim[axis] += y->shape.dim[axis];
-    if (x->op == OP_CONST && y->op == OP_CONST && x->value == y->value)
-        return ir_const(g, x->value, s, loc);
-    IrNode n = node_of(OP_CONCAT, a, b, s, loc);
+    if (x->batch_axes != y->batch_axes || (x->batch_axes >> axis & 1))
+        die("ir_concat: operands of other batch axes, or along one");
+    if (x->op == OP_CONST && y->op == OP_CONST && x->value == y->value && x->batch_pow == y->batch_pow)
+        return konst_of(g, x, x->value, s, x->batch_axes, loc);
+    IrNode n = node_of(OP_CONCAT, a, b, s, x->batch_axes, loc);
     n.axis = axis;
     return intern(g, n);
 }
@@ -489,8 +613,10 @@ NodeId ir_slice(Graph *g, NodeId a, int axis, int64_t start, int64_t size, Loc l
         return a;
     Shape s = x->shape;
     s.dim[axis] = size;
+    if (x->batch_axes >> axis & 1)
+        die("ir_slice: along the batch axis");
     if (x->op == OP_CONST)
-        return ir_const(g, x->value, s, loc);
+        return konst_of(g, x, x->value, s, x->batch_axes, loc);
     if (x->op == OP_CONCAT && x->axis == axis) { /* a slice of one side of a concat */
         int64_t la = N(g, x->in[0])->shape.dim[axis];
         if (start + size <= la)
@@ -498,7 +624,7 @@ NodeId ir_slice(Graph *g, NodeId a, int axis, int64_t start, int64_t size, Loc l
         if (start >= la)
             return ir_slice(g, x->in[1], axis, start - la, size, loc);
     }
-    IrNode n = node_of(OP_SLICE, a, -1, s, loc);
+    IrNode n = node_of(OP_SLICE, a, -1, s, x->batch_axes, loc);
     n.axis = axis;
     n.start = start;
     return intern(g, n);
@@ -519,6 +645,7 @@ Graph *ir_dce(const Graph *g) {
             live[g->nodes[i].in[k]] = true;
     }
     Graph *d = ir_new(a, g->dtype);
+    d->batch = g->batch;
     NodeId *map = arena_array(a, (size_t)g->nnodes + 1, sizeof *map);
     for (int i = 0; i < g->nnodes; i++) {
         if (!live[i])

@@ -63,7 +63,8 @@ NodeId loss_lower(ExprEnv *e, LossKind kind, Loc l, Loc target_loc, NodeId p, No
                    name, shape_str(&sp, b1, sizeof b1), shape_str(&sy, b2, sizeof b2));
         return -1;
     }
-    int64_t count = shape_elems(&sp) * (expr_batched(e, p) || expr_batched(e, y) ? e->batch : 1);
+    bool batched = expr_batched(e, p) || expr_batched(e, y);
+    int64_t count = shape_elems(&sp) * (batched ? e->batch : 1);
     NodeId ls = -1, z, r = -1; /* ls: log_softmax(z) when p = softmax(z) */
     bool softmax = applies(g, p, OP_EXP, &ls) && g->nodes[ls].op == OP_LOGSOFTMAX;
     int64_t classes = sp.rank ? sp.dim[sp.rank - 1] : 1;
@@ -100,7 +101,7 @@ NodeId loss_lower(ExprEnv *e, LossKind kind, Loc l, Loc target_loc, NodeId p, No
         unreachable();
     }
     NodeId sum = ir_sum(g, r, -1, l); /* made before the constant: the IR's numbering follows */
-    return ir_binary(g, OP_MUL, sum, ir_const(g, 1 / (double)count, (Shape){0}, l), l);
+    return ir_binary(g, OP_MUL, sum, ir_const_batch(g, 1 / (double)count, batched ? -1 : 0, l), l);
 }
 
 /* The weight of a loss term: loss f(out, y, weight = w), Keras'
@@ -133,7 +134,7 @@ static bool loss_weight(ExprEnv *e, const AstExpr *call, double *w) {
 static NodeId loss_nll(Graph *g, NodeId logp, NodeId y, int64_t classes, int64_t batch, Loc l) {
     NodeId labels = ir_reshape(g, y, (Shape){1, {batch}}, l);
     NodeId picked = ir_sum(g, ir_binary(g, OP_MUL, ir_onehot(g, labels, classes, l), logp, l), -1, l);
-    return ir_binary(g, OP_MUL, picked, ir_const(g, -1.0 / (double)batch, (Shape){0}, l), l);
+    return ir_binary(g, OP_MUL, picked, ir_const_batch(g, -1.0 / (double)batch, -1, l), l);
 }
 
 /* A bare loss of a layer line's output (the sequential form): the checks

@@ -141,6 +141,7 @@ void model_begin(ModelEnv *f, Graph *g, const Model *m, int64_t batch, InputType
         f->ninputs += ast->items[i].kind == AST_INPUT;
         f->ntargets += ast->items[i].kind == AST_TARGET;
     }
+    g->batch = batch;
     ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
     Shape xs = f->ninputs == 1 ? batched(&m->input, batch) : (Shape){2, {batch, shape_elems(&m->input)}};
     Shape ys = m->label_size == 1 && f->ntargets <= 1 ? (Shape){1, {batch}} : (Shape){2, {batch, m->label_size}};

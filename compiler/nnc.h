@@ -244,83 +244,6 @@ AstItem *parse_schedule_option(Arena *a, Diag *d, const Source *src);
  * and an entry of nothing is no error. */
 AstProgram *parse_entry(Arena *a, Diag *d, const Source *src);
 
-/* Parser internals, shared by parse.c and the lexer and parser generated from
- * grammar/nn.l and grammar/nn.y. */
-typedef struct ParseState {
-    Arena *arena;
-    Diag *diag;
-    const Source *src;
-    /* The lexer's position: the next byte. */
-    int line, col;
-    size_t offset;
-    int depth;              /* open '(' and '[': newlines inside them are not separators */
-    Loc open_loc;           /* the last '(' or '[' */
-    bool stmt_start;        /* the next token starts a statement */
-    int start_token;        /* returned by the lexer first (TK_ENTRY), then 0 */
-    /* What syntax error messages quote: the last token (the parser's
-     * lookahead when it finds an error) and the statement it is in. */
-    int tok;
-    size_t tok_offset, tok_len;
-    int stmt_tok;           /* the token that started the current statement */
-    size_t stmt_offset;
-    Loc stmt_loc;           /* ... its position and length */
-    size_t stmt_len;
-    const char *stmt_name;  /* the identifier right after it: input x, optimizer sgd, model m */
-    const char *model_name; /* the model being parsed */
-    /* The lists being built (they never nest): in malloc'd memory while they
-     * grow, then copied to the arena at their exact size. */
-    AstNum *nums;
-    int nnums, nums_cap;
-    AstArg *args;
-    int nargs, args_cap;
-    AstItem *items;
-    int nitems, items_cap;
-    AstModel *models;
-    int nmodels, models_cap;
-    AstStmt *stmts;
-    int nstmts, stmts_cap;
-} ParseState;
-
-/* Called by the lexer for every number literal (yytext is NUL-terminated). */
-AstNum ast_number(ParseState *ps, const char *text, size_t len, Loc loc);
-/* AST constructors, called by the grammar's actions; see the rules above
- * them in parse.c. Lists are built in `ps` and taken by the statement that
- * holds them. */
-AstNum ast_negate(ParseState *ps, AstNum n, Loc minus);
-void ast_nums_new(ParseState *ps, AstNum first);
-void ast_nums_add(ParseState *ps, AstNum n);
-AstArg ast_arg(ParseState *ps, const char *key, Loc key_loc, AstNum value);
-void ast_args_none(ParseState *ps);
-void ast_args_new(ParseState *ps, AstArg first);
-void ast_args_add(ParseState *ps, AstArg arg);
-AstItem ast_input(ParseState *ps, Loc loc, const char *name, Loc name_loc);
-AstItem ast_flatten(ParseState *ps, Loc loc);
-AstItem ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc act_loc, AstExprList *kwargs);
-AstItem ast_loss(ParseState *ps, Loc loc, const char *name, Loc name_loc);
-AstItem ast_optimizer(ParseState *ps, Loc loc, const char *name, Loc name_loc, bool has_args);
-AstItem ast_schedule(ParseState *ps, Loc loc, const char *name, Loc name_loc, bool has_args);
-AstItem ast_train(ParseState *ps, Loc loc);
-AstItem ast_target(ParseState *ps, Loc loc, const char *name, Loc name_loc);
-AstItem ast_param(ParseState *ps, const char *name, Loc name_loc, AstExpr *init);
-AstItem ast_assign(ParseState *ps, const char *name, Loc name_loc, AstExpr *e);
-AstItem ast_loss_call(ParseState *ps, Loc loc, AstExpr *call);
-AstItem ast_data(ParseState *ps, Loc loc);
-void ast_data_value(ParseState *ps, const char *name, Loc name_loc, AstExpr *e);
-void ast_unknown_statement(ParseState *ps, const char *word, Loc loc);
-AstExpr *ast_expr_num(ParseState *ps, AstNum n);
-AstExpr *ast_expr_name(ParseState *ps, const char *name, Loc loc);
-AstExpr *ast_expr_neg(ParseState *ps, Loc minus, AstExpr *e);
-AstExpr *ast_expr_binary(ParseState *ps, char op, Loc op_loc, AstExpr *l, AstExpr *r);
-AstExpr *ast_expr_call(ParseState *ps, const char *name, Loc loc, AstExprList *args);
-AstExpr *ast_expr_keyword(ParseState *ps, const char *key, Loc loc, AstExpr *value);
-AstExpr *ast_expr_list(ParseState *ps, Loc open, AstExprList *elems);
-AstExprList *ast_exprs_new(ParseState *ps, AstExpr *first);
-AstExprList *ast_exprs_add(ParseState *ps, AstExprList *l, AstExpr *e);
-void ast_stmt(ParseState *ps, AstStmtKind kind, Loc loc, const char *name, Loc name_loc, AstExpr *e);
-void ast_model_new(ParseState *ps);
-void ast_model_add(ParseState *ps, AstItem item);
-void ast_model_finish(ParseState *ps, Loc loc, const char *name, Loc name_loc);
-
 /* ---------------------------------------------------------------- ast_print.c */
 
 void ast_print(FILE *out, const AstProgram *p);
@@ -391,10 +314,6 @@ bool sema_schedule(Arena *a, Diag *d, Model *m, const AstItem *it);
  * later stages multiply dimensions without overflow). */
 #define NNC_MAX_ELEMS ((int64_t)1 << 31)
 
-int64_t shape_elems(const Shape *s);
-bool shape_eq(const Shape *a, const Shape *b);
-/* "[28, 28]" into buf; returns buf. */
-const char *shape_str(const Shape *s, char *buf, size_t n);
 /* An integer in [lo, hi] (a dimension, a count); false once reported
  * ("expected an integer, found 2.5", "WHAT must be at least LO, found ..."). */
 bool sema_int(Arena *a, Diag *d, const AstNum *n, const char *what, int64_t lo, int64_t hi, int64_t *out);
@@ -486,6 +405,13 @@ typedef struct IrNode {
     int axis;      /* SUM, MAX, MIN: axis or -1 for all; CONCAT, SLICE: axis */
     int64_t start; /* SLICE: the first index taken along axis */
     int slot;      /* leaves INPUT, LABEL, PARAM, STATE: the step function's slot */
+    /* The batch size is symbolic: a graph built for `batch` samples (Graph)
+     * runs on any n <= batch of them. Bit d of batch_axes is set when axis
+     * d has n elements (batch in the shape); a constant's value is
+     * proportional to n^batch_pow (a mean's 1/n: -1), `value` at the full
+     * batch. The constructors derive both from the operands. */
+    uint8_t batch_axes;
+    int8_t batch_pow;
     Loc loc;       /* the source construct this node came from */
 } IrNode;
 
@@ -528,14 +454,11 @@ typedef struct Graph {
     int nslots, slot_cap;
     IrOutput *outputs;
     int noutputs, out_cap;
-    /* A step graph built for `batch` samples runs on any n <= batch of them
-     * (step.c): bit d of batch_axes[i] is set when axis d of node i has n
-     * elements (batch in its shape); batch_pow[i] is -1 for a constant whose
-     * value is proportional to 1/n (a mean over the batch), +1 for one
-     * proportional to n, else 0. NULL: every size is fixed (n == batch). */
+    /* A graph built for `batch` samples (set before its input and label
+     * leaves are made) runs on any n <= batch of them: its nodes'
+     * batch_axes and batch_pow say how. 0 or 1: every size is fixed (a
+     * script's graph; a batch of one). */
     int64_t batch;
-    uint8_t *batch_axes;
-    int8_t *batch_pow;
 } Graph;
 
 Graph *ir_new(Arena *a, DType dt);
@@ -552,12 +475,17 @@ NodeId ir_leaf(Graph *g, Op op, int slot, Shape s, Loc loc);
 /* Is n a leaf read from a slot (an input, label, param or state; not a constant)? */
 bool ir_is_slot_leaf(const IrNode *n);
 NodeId ir_const(Graph *g, double v, Shape s, Loc loc);
+/* A scalar constant proportional to n^pow for a batch of n samples: v at
+ * the full batch (a mean's 1/n is ir_const_batch(g, 1.0 / batch, -1)). */
+NodeId ir_const_batch(Graph *g, double v, int pow, Loc loc);
+/* A constant of shape s with these batch axes (IrNode.batch_axes). */
+NodeId ir_const_axes(Graph *g, double v, Shape s, uint8_t batch_axes, Loc loc);
 NodeId ir_unary(Graph *g, Op op, NodeId a, Loc loc);
 NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc); /* broadcasting elementwise */
 NodeId ir_matmul(Graph *g, NodeId a, NodeId b, Loc loc);
 NodeId ir_transpose(Graph *g, NodeId a, Loc loc);
 NodeId ir_reshape(Graph *g, NodeId a, Shape s, Loc loc);
-NodeId ir_broadcast(Graph *g, NodeId a, Shape s, Loc loc); /* NumPy rules */
+NodeId ir_broadcast(Graph *g, NodeId a, NodeId like, Loc loc); /* to like's shape and batch axes, NumPy rules */
 NodeId ir_sum(Graph *g, NodeId a, int axis, Loc loc); /* keepdims; axis -1: all, result [] */
 NodeId ir_extreme(Graph *g, Op op, NodeId a, int axis, Loc loc); /* MAX or MIN, like ir_sum */
 NodeId ir_unary_alpha(Graph *g, Op op, NodeId a, double alpha, Loc loc); /* LEAKY_RELU, ELU */
@@ -566,6 +494,14 @@ NodeId ir_slice(Graph *g, NodeId a, int axis, int64_t start, int64_t size, Loc l
 NodeId ir_onehot(Graph *g, NodeId labels, int64_t classes, Loc loc);
 NodeId ir_logsoftmax(Graph *g, NodeId a, Loc loc);
 
+/* Node x's batch axes and batch power (none in a graph of fixed sizes). */
+uint8_t ir_batch_axes(const Graph *g, NodeId x);
+int ir_batch_pow(const Graph *g, NodeId x);
+/* Shapes (shape_broadcast below too). */
+int64_t shape_elems(const Shape *s);
+bool shape_eq(const Shape *a, const Shape *b);
+/* "[28, 28]" into buf; returns buf. */
+const char *shape_str(const Shape *s, char *buf, size_t n);
 /* Is node n a CONST with value v? */
 bool ir_is_const(const Graph *g, NodeId n, double v);
 /* Broadcast shape of a and b (NumPy rules); false if incompatible. */
@@ -791,6 +727,9 @@ typedef enum { STEP_TRAIN, STEP_EVAL } StepKind;
  * DCE'd. Its batch axes and batch-dependent constants are marked, so one
  * compiled step serves every batch of up to `batch` samples. */
 Graph *step_graph(Arena *a, const Model *m, StepKind kind, int64_t batch, DType dt, InputType in);
+/* Both steps of one forward lowering: *eval its loss and output, *train
+ * with the gradients and the update (either may be NULL: not wanted). */
+void step_graphs(Arena *a, const Model *m, int64_t batch, DType dt, InputType in, Graph **train, Graph **eval);
 
 /* ---------------------------------------------------------------- gradcheck.c */
 

@@ -8,7 +8,7 @@
  * in the ParseState and are copied to the compilation's arena at their exact
  * size when complete, so the AST carries no capacities and wastes no memory.
  */
-#include "nnc.h"
+#include "parse.h"
 #include "nn.tab.h"
 #include "nn.lex.h"
 

@@ -20,10 +20,9 @@
 
 Plan pipeline_plan(Arena *a, const Model *m, int opt, InputType in) {
     Plan p;
-    for (int i = 0; i < PLAN_STEPS; i++) {
-        p.g[i] = step_graph(a, m, i == PLAN_TRAIN ? STEP_TRAIN : STEP_EVAL, m->batch, DT_F32, in);
+    step_graphs(a, m, m->batch, DT_F32, in, &p.g[PLAN_TRAIN], &p.g[PLAN_EVAL]);
+    for (int i = 0; i < PLAN_STEPS; i++)
         p.s[i] = schedule(a, p.g[i], opt);
-    }
     layout_choose(a, p.g[PLAN_TRAIN], p.s[PLAN_TRAIN], p.g[PLAN_EVAL], p.s[PLAN_EVAL]);
     return p;
 }

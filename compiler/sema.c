@@ -132,31 +132,6 @@ typedef struct Sema {
 
 static int sema_lookup(const char *name, const char *const *names);
 
-int64_t shape_elems(const Shape *s) {
-    int64_t n = 1;
-    for (int i = 0; i < s->rank; i++)
-        n *= s->dim[i];
-    return n;
-}
-
-bool shape_eq(const Shape *a, const Shape *b) {
-    if (a->rank != b->rank)
-        return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->dim[i] != b->dim[i])
-            return false;
-    return true;
-}
-
-const char *shape_str(const Shape *s, char *buf, size_t n) {
-    size_t len = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < s->rank && len < n; i++)
-        len += (size_t)snprintf(buf + len, n - len, "%s%" PRId64, i ? ", " : "", s->dim[i]);
-    if (len < n)
-        snprintf(buf + len, n - len, "]");
-    return buf;
-}
-
 /* ---------------------------------------------------------------- helpers */
 
 /* The number for messages: as written if it is a too large integer, which

@@ -16,7 +16,7 @@
  * you mean 'dense'?" rather than a generic syntax error.
  */
 %code requires {
-#include "nnc.h"
+#include "parse.h"
 #ifndef YY_TYPEDEF_YY_SCANNER_T
 #define YY_TYPEDEF_YY_SCANNER_T
 typedef void *yyscan_t;

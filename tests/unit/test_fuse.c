@@ -10,23 +10,15 @@
 
 static const Loc L0;
 
-/* A graph for batch 4 with input x [4, cols]; batch axes are marked by
- * mark_rows once its nodes are made. */
+/* A graph for batch 4 with input x [4, cols]: the constructors mark x's
+ * rows, and every node computed from them, as the batch axis. */
 static Graph *graph_with_input(Arena *a, NodeId *x, int64_t cols) {
     Graph *g = ir_new(a, DT_F32);
+    g->batch = 4; /* the input's rows are the batch: the graph runs on n <= 4 of them */
     Shape s = {2, {4, cols}};
     ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
     *x = ir_leaf(g, OP_INPUT, ir_add_slot(g, (Slot){.kind = SLOT_INPUT, .name = "x", .shape = s}), s, L0);
     return g;
-}
-
-/* Axis 0 of a node is the batch where it has 4 elements (the test's shapes
- * have no other axis of 4). */
-static void mark_rows(Arena *a, Graph *g) {
-    g->batch = 4;
-    g->batch_axes = arena_array(a, (size_t)g->nnodes, sizeof *g->batch_axes);
-    for (int i = 0; i < g->nnodes; i++)
-        g->batch_axes[i] = g->nodes[i].shape.rank > 0 && g->nodes[i].shape.dim[0] == 4;
 }
 
 static int position(const Schedule *s, const Graph *g, NodeId n) {
@@ -46,7 +38,6 @@ int main(void) {
     NodeId e = ir_unary(g, OP_EXP, x, L0), t = ir_sum(g, e, -1, L0);
     NodeId u = ir_binary(g, OP_MUL, e, t, L0);
     NodeId v = ir_binary(g, OP_MUL, u, u, L0); /* u has two uses: a loop of its own */
-    mark_rows(a, g);
     Schedule *s = schedule(a, g, 2);
     CHECK(s->rows[e] == e && s->rows[t] == e);
     CHECK(s->rows[u] == -1 && position(s, g, u) > position(s, g, t));
@@ -66,7 +57,6 @@ int main(void) {
     NodeId r = ir_sum(g, e, 1, L0);
     NodeId w = ir_binary(g, OP_ADD, e, r, L0);
     NodeId f = ir_binary(g, OP_ADD, e, p, L0);
-    mark_rows(a, g);
     s = schedule(a, g, 2);
     CHECK(s->rows[e] == e && s->rows[r] == e && s->rows[w] == e);
     CHECK(s->rows[f] == -1 && position(s, g, f) > position(s, g, w));
@@ -77,7 +67,6 @@ int main(void) {
     e = ir_unary(g, OP_EXP, x, L0);
     NodeId y = ir_binary(g, OP_ADD, ir_unary(g, OP_TANH, e, L0), e, L0);
     NodeId z = ir_sum(g, e, 1, L0);
-    mark_rows(a, g);
     s = schedule(a, g, 2);
     CHECK(s->rows[e] == e && s->rows[z] == e);
     CHECK(s->rows[y] == -1 && position(s, g, y) > position(s, g, z));
@@ -87,7 +76,6 @@ int main(void) {
     e = ir_unary(g, OP_EXP, x, L0);
     r = ir_sum(g, e, 1, L0);
     w = ir_binary(g, OP_ADD, e, r, L0);
-    mark_rows(a, g);
     s = schedule(a, g, 2);
     CHECK(s->rows[e] == -1 && s->rows[r] == -1 && s->rows[w] == -1);
 

@@ -104,7 +104,7 @@ static NodeId f_reshape(Graph *g, NodeId p, NodeId q, NodeId y) {
 }
 static NodeId f_broadcast(Graph *g, NodeId p, NodeId q, NodeId y) {
     (void)p, (void)y;
-    return ir_broadcast(g, q, (Shape){2, {3, 4}}, L0);
+    return ir_broadcast(g, q, ir_const(g, 0, (Shape){2, {3, 4}}, L0), L0); /* to a [3, 4] */
 }
 /* A value used twice: gradients of both uses add up. */
 static NodeId f_reuse(Graph *g, NodeId p, NodeId q, NodeId y) {

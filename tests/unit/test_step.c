@@ -125,8 +125,8 @@ int main(void) {
         Graph *g = step_graph(a, m, STEP_TRAIN, FULL, DT_F32, INPUT_FLOAT);
         bool input_marked = false, param_clean = true;
         for (int i = 0; i < g->nnodes; i++) {
-            input_marked |= g->nodes[i].op == OP_INPUT && g->batch_axes[i] == 1;
-            param_clean &= g->nodes[i].op != OP_PARAM || g->batch_axes[i] == 0;
+            input_marked |= g->nodes[i].op == OP_INPUT && ir_batch_axes(g, i) == 1;
+            param_clean &= g->nodes[i].op != OP_PARAM || ir_batch_axes(g, i) == 0;
         }
         CHECK(input_marked && param_clean);
         for (int opt = 0; opt <= 2; opt += 2) {
