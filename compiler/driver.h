@@ -28,6 +28,7 @@ typedef struct Options {
     int opt; /* 0 or 2 */
     bool interactive;  /* -i, or no model file: the REPL */
     bool have_weights; /* the REPL's model has weights already */
+    bool help, version; /* -h, --help; --version: print and stop (on the command line) */
 } Options;
 
 /* Trains (with --train or --resume), then evaluates and predicts, with

@@ -17,78 +17,114 @@
 
 #define NNC_DEFAULT_TEST "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 
-static const char usage[] =
-    "usage: nnc [options] MODEL.nn\n"
-    "       nnc [-i MODEL.nn]\n"
-    "\n"
-    "Checks and compiles a model; with --train, trains it. Without a model\n"
-    "file, or with -i, the REPL (:help there lists its commands).\n"
-    "\n"
-    "  --emit=KIND        print a stage's output and stop; KIND is one of\n"
-    "                     ast   the syntax tree\n"
-    "                     ir    the forward pass (tensor IR)\n"
-    "                     grad  the training step: forward, backward, update\n"
-    "                     kernels  the training step's IR and its schedule:\n"
-    "                           which loop computes each node, where it lives\n"
-    "                     llvm  the LLVM IR of the training step\n"
-    "                     asm   its machine code for this CPU, optimised\n"
-    "                     dot   the forward and gradient graphs for Graphviz\n"
-    "  --train [PATH]     train on an IDX images file (raw or .gz); its labels\n"
-    "                     file is found next to it. Without PATH: the model's\n"
-    "                     data block if it has one, else\n"
-    "                     " NNC_DEFAULT_DATA "\n"
-    "  --target PATH      the targets of --train's samples, an IDX file of any\n"
-    "                     element type: [n, the model's target elements]\n"
-    "  --print-params     print every parameter after training\n"
-    "  --test PATH        evaluate on this IDX images file after training\n"
-    "                     (default: the t10k-* file next to the training data)\n"
-    "  --epochs N, --batch N, --lr X\n"
-    "                     override the model file's values\n"
-    "  --schedule S       override the model's learning-rate schedule, e.g.\n"
-    "                     'cosine(decay_steps = 500)'; S is constant, step,\n"
-    "                     exponential, inverse_time or cosine, with the\n"
-    "                     arguments of the model file's 'schedule'\n"
-    "  --seed N           seed for initialisation and shuffling (default 1)\n"
-    "  --report FILE      write a JSON summary of the training run\n"
-    "  --save FILE        save a checkpoint (safetensors: weights, optimizer\n"
-    "                     state, training position) after every epoch\n"
-    "  --save-every N     ... and every N training steps\n"
-    "  --save-best FILE   save a checkpoint whenever the monitored metric improves\n"
-    "  --load FILE        start from the weights of a safetensors file\n"
-    "  --resume FILE      continue the run saved in FILE exactly where it stopped\n"
-    "                     (implies --train; saves to FILE unless --save is given)\n"
-    "  --val PATH         validate on this IDX images file after every epoch\n"
-    "  --val-split F      ... or on the last fraction F (0 < F < 1) of the training data\n"
-    "  --early-stop N     stop when the monitored metric has not improved for N epochs\n"
-    "  --monitor METRIC   loss, acc, val_loss or val_acc (default val_loss with\n"
-    "                     validation, else loss)\n"
-    "  --log FILE         write loss and accuracy per epoch as CSV\n"
-    "  --plot FILE        draw them as an SVG (training and validation curves)\n"
-    "  --eval PATH        print loss, accuracy per class and the confusion matrix\n"
-    "                     on this labelled IDX file (with --load, or after --train)\n"
-    "  --predict PATH     write the prediction for every sample of an IDX images\n"
-    "                     file as CSV: index, class, probabilities (or the outputs)\n"
-    "  -o FILE            where --predict writes (default: standard output)\n"
-    "  --threads N        threads of the kernels (default: NNC_THREADS, else\n"
-    "                     one per core); results do not depend on it\n"
-    "  -O0                compile every IR node to its own naive loop nest\n"
-    "                     (the reference); -O2 (default) uses kernels\n"
-    "  --gradcheck        check every parameter's gradient against central\n"
-    "                     differences in float64 and report the worst error\n"
-    "  -i                 the REPL, after loading MODEL.nn\n"
-    "  -h, --help         this text\n"
-    "  --version          version and host CPU\n"
-    "\n"
-    "Environment: NNC_THREADS (threads), NNC_TARGET_FEATURES (e.g. -avx512f:\n"
-    "a narrower target), NNC_PERF_MAP=1 (write /tmp/perf-PID.map for perf).\n"
-    "\n"
-    "Exit status: 0 success; 1 the model is invalid (errors were reported);\n"
-    "2 usage or I/O error (bad option, unreadable file, bad data);\n"
-    "3 training failed (the loss or a gradient became NaN or Inf);\n"
-    "4 --gradcheck found a relative error of 1e-6 or more.\n";
+/* Every option, once: the table drives parsing, --help and "did you mean".
+ * An option with a value takes it as --opt=VALUE or --opt VALUE. */
+typedef enum {
+    O_EMIT, O_TRAIN, O_TARGET, O_PRINT_PARAMS, O_TEST, O_EPOCHS, O_BATCH, O_LR, O_SCHEDULE, O_SEED, O_REPORT,
+    O_SAVE, O_SAVE_EVERY, O_SAVE_BEST, O_LOAD, O_RESUME, O_VAL, O_VAL_SPLIT, O_EARLY_STOP, O_MONITOR, O_LOG, O_PLOT,
+    O_EVAL, O_PREDICT, O_OUT, O_THREADS, O_O0, O_O2, O_GRADCHECK, O_INTERACTIVE, O_HELP, O_VERSION
+} OptId;
+typedef enum { ARG_NONE, ARG_VALUE, ARG_OPTIONAL } ArgKind;
+static const struct Opt {
+    const char *name, *alias; /* alias: another spelling, or NULL */
+    OptId id;
+    ArgKind arg;
+    const char *meta; /* the value's name in --help */
+    const char *help; /* its lines, the later ones indented */
+} opts[] = {
+    {"--emit", NULL, O_EMIT, ARG_VALUE, "KIND", "print a stage's output and stop; KIND is one of\n"
+     "ast   the syntax tree\n"
+     "ir    the forward pass (tensor IR)\n"
+     "grad  the training step: forward, backward, update\n"
+     "kernels  the training step's IR and its schedule:\n"
+     "      which loop computes each node, where it lives\n"
+     "llvm  the LLVM IR of the training step\n"
+     "asm   its machine code for this CPU, optimised\n"
+     "dot   the forward and gradient graphs for Graphviz"},
+    {"--train", NULL, O_TRAIN, ARG_OPTIONAL, "[PATH]", "train on an IDX images file (raw or .gz); its labels\n"
+     "file is found next to it. Without PATH: the model's\n"
+     "data block if it has one, else\n" NNC_DEFAULT_DATA},
+    {"--target", NULL, O_TARGET, ARG_VALUE, "PATH", "the targets of --train's samples, an IDX file of any\n"
+     "element type: [n, the model's target elements]"},
+    {"--print-params", NULL, O_PRINT_PARAMS, ARG_NONE, NULL, "print every parameter after training"},
+    {"--test", NULL, O_TEST, ARG_VALUE, "PATH", "evaluate on this IDX images file after training\n"
+     "(default: the t10k-* file next to the training data)"},
+    {"--epochs", NULL, O_EPOCHS, ARG_VALUE, "N", "override the model file's epochs"},
+    {"--batch", NULL, O_BATCH, ARG_VALUE, "N", "override the model file's batch size"},
+    {"--lr", NULL, O_LR, ARG_VALUE, "X", "override the model file's learning rate"},
+    {"--schedule", NULL, O_SCHEDULE, ARG_VALUE, "S", "override the model's learning-rate schedule, e.g.\n"
+     "'cosine(decay_steps = 500)'; S is constant, step,\n"
+     "exponential, inverse_time or cosine, with the\n"
+     "arguments of the model file's 'schedule'"},
+    {"--seed", NULL, O_SEED, ARG_VALUE, "N", "seed for initialisation and shuffling (default 1)"},
+    {"--report", NULL, O_REPORT, ARG_VALUE, "FILE", "write a JSON summary of the training run"},
+    {"--save", NULL, O_SAVE, ARG_VALUE, "FILE", "save a checkpoint (safetensors: weights, optimizer\n"
+     "state, training position) after every epoch"},
+    {"--save-every", NULL, O_SAVE_EVERY, ARG_VALUE, "N", "... and every N training steps"},
+    {"--save-best", NULL, O_SAVE_BEST, ARG_VALUE, "FILE", "save a checkpoint whenever the monitored metric improves"},
+    {"--load", NULL, O_LOAD, ARG_VALUE, "FILE", "start from the weights of a safetensors file"},
+    {"--resume", NULL, O_RESUME, ARG_VALUE, "FILE", "continue the run saved in FILE exactly where it stopped\n"
+     "(implies --train; saves to FILE unless --save is given)"},
+    {"--val", NULL, O_VAL, ARG_VALUE, "PATH", "validate on this IDX images file after every epoch"},
+    {"--val-split", NULL, O_VAL_SPLIT, ARG_VALUE, "F", "... or on the last fraction F (0 < F < 1) of the training data"},
+    {"--early-stop", NULL, O_EARLY_STOP, ARG_VALUE, "N", "stop when the monitored metric has not improved for N epochs"},
+    {"--monitor", NULL, O_MONITOR, ARG_VALUE, "METRIC", "loss, acc, val_loss or val_acc (default val_loss with\n"
+     "validation, else loss)"},
+    {"--log", NULL, O_LOG, ARG_VALUE, "FILE", "write loss and accuracy per epoch as CSV"},
+    {"--plot", NULL, O_PLOT, ARG_VALUE, "FILE", "draw them as an SVG (training and validation curves)"},
+    {"--eval", NULL, O_EVAL, ARG_VALUE, "PATH", "print loss, accuracy per class and the confusion matrix\n"
+     "on this labelled IDX file (with --load, or after --train)"},
+    {"--predict", NULL, O_PREDICT, ARG_VALUE, "PATH", "write the prediction for every sample of an IDX images\n"
+     "file as CSV: index, class, probabilities (or the outputs)"},
+    {"-o", NULL, O_OUT, ARG_VALUE, "FILE", "where --predict writes (default: standard output)"},
+    {"--threads", NULL, O_THREADS, ARG_VALUE, "N", "threads of the kernels (default: NNC_THREADS, else\n"
+     "one per core); results do not depend on it"},
+    {"-O0", NULL, O_O0, ARG_NONE, NULL, "compile every IR node to its own naive loop nest\n(the reference)"},
+    {"-O2", NULL, O_O2, ARG_NONE, NULL, "fuse the IR into kernels (the default)"},
+    {"--gradcheck", NULL, O_GRADCHECK, ARG_NONE, NULL, "check every parameter's gradient against central\n"
+     "differences in float64 and report the worst error"},
+    {"-i", NULL, O_INTERACTIVE, ARG_NONE, NULL, "the REPL, after loading MODEL.nn"},
+    {"--help", "-h", O_HELP, ARG_NONE, NULL, "this text"},
+    {"--version", NULL, O_VERSION, ARG_NONE, NULL, "version and host CPU"},
+};
+enum { NOPTS = sizeof opts / sizeof opts[0] };
+
+static void usage(FILE *out) {
+    fputs("usage: nnc [options] MODEL.nn\n"
+          "       nnc [-i MODEL.nn]\n"
+          "\n"
+          "Checks and compiles a model; with --train, trains it. Without a model\n"
+          "file, or with -i, the REPL (:help there lists its commands).\n"
+          "\n", out);
+    for (int i = 0; i < NOPTS; i++) {
+        const struct Opt *o = &opts[i];
+        char head[64];
+        snprintf(head, sizeof head, "%s%s%s%s%s", o->alias ? o->alias : "", o->alias ? ", " : "", o->name,
+                 o->meta ? (o->arg == ARG_OPTIONAL ? " " : o->id == O_EMIT ? "=" : " ") : "", o->meta ? o->meta : "");
+        const char *h = o->help;
+        fprintf(out, "  %-18s", head);
+        if (strlen(head) > 18) /* the help on a line of its own */
+            fprintf(out, "\n  %18s", "");
+        for (;;) {
+            const char *nl = strchr(h, '\n');
+            fprintf(out, " %.*s\n", nl ? (int)(nl - h) : (int)strlen(h), h);
+            if (!nl)
+                break;
+            h = nl + 1;
+            fprintf(out, "  %18s", "");
+        }
+    }
+    fputs("\n"
+          "Environment: NNC_THREADS (threads), NNC_TARGET_FEATURES (e.g. -avx512f:\n"
+          "a narrower target), NNC_PERF_MAP=1 (write /tmp/perf-PID.map for perf).\n"
+          "\n"
+          "Exit status: 0 success; 1 the model is invalid (errors were reported);\n"
+          "2 usage or I/O error (bad option, unreadable file, bad data);\n"
+          "3 training failed (the loss or a gradient became NaN or Inf);\n"
+          "4 --gradcheck found a relative error of 1e-6 or more.\n", out);
+}
 
 #define GRADCHECK_TOLERANCE 1e-6
-
 
 static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
     char *end;
@@ -100,159 +136,171 @@ static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
     return true;
 }
 
+/* The option argument `a` names (with its =VALUE cut off into *val), or NULL. */
+static const struct Opt *find_option(const char *a, const char **val) {
+    *val = NULL;
+    for (int i = 0; i < NOPTS; i++) {
+        const struct Opt *o = &opts[i];
+        size_t n = strlen(o->name);
+        if (!strcmp(a, o->name) || (o->alias && !strcmp(a, o->alias)))
+            return o;
+        if (o->arg != ARG_NONE && !strncmp(a, o->name, n) && a[n] == '=') {
+            *val = a + n + 1;
+            return o;
+        }
+    }
+    return NULL;
+}
+
+/* "; did you mean 'x'?" for s among names (NULL-terminated), or "". */
+static const char *did_you_mean(char *buf, size_t n, const char *s, const char *const *names) {
+    const char *near = closest_name(s, names);
+    snprintf(buf, n, "%s%s%s", near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+    return buf;
+}
+
+/* One option's value into o; EXIT_USAGE after printing the problem. */
+static int set_option(Options *o, OptId id, const char *val, Diag *d) {
+    char hint[128];
+    int64_t t;
+    char *end;
+    switch (id) {
+    case O_EMIT: {
+        static const char *const kinds[] = {"ast", "ir", "grad", "kernels", "llvm", "asm", "dot", NULL};
+        o->emit = EMIT_NONE;
+        for (int k = 0; kinds[k]; k++)
+            if (!strcmp(val, kinds[k]))
+                o->emit = (Emit)(k + 1);
+        if (o->emit != EMIT_NONE)
+            return EXIT_OK;
+        diag_plain(d, "unknown --emit kind '%s'%s; expected ast, ir, grad, kernels, llvm, asm or dot", val,
+                   did_you_mean(hint, sizeof hint, val, kinds));
+        return EXIT_USAGE;
+    }
+    case O_TRAIN: o->train = true; o->train_path = val; return EXIT_OK;
+    case O_TARGET: o->target_path = val; return EXIT_OK;
+    case O_PRINT_PARAMS: o->print_params = true; return EXIT_OK;
+    case O_TEST: o->test_path = val; return EXIT_OK;
+    case O_EPOCHS:
+        if (parse_int(val, 1, 1000000, &o->epochs))
+            return EXIT_OK;
+        diag_plain(d, "--epochs expects an integer from 1 to 1000000, found '%s'", val);
+        return EXIT_USAGE;
+    case O_BATCH:
+        if (parse_int(val, 1, 65536, &o->batch))
+            return EXIT_OK;
+        diag_plain(d, "--batch expects an integer from 1 to 65536, found '%s'", val);
+        return EXIT_USAGE;
+    case O_LR:
+        o->lr = strtod(val, &end);
+        if (end != val && !*end && o->lr > 0 && o->lr <= 1e6)
+            return EXIT_OK;
+        diag_plain(d, "--lr expects a positive number, found '%s'", val);
+        return EXIT_USAGE;
+    case O_SCHEDULE: o->schedule = val; return EXIT_OK;
+    case O_SEED:
+        if (!parse_int(val, 0, INT64_MAX, &t)) {
+            diag_plain(d, "--seed expects a non-negative integer, found '%s'", val);
+            return EXIT_USAGE;
+        }
+        o->seed = (uint64_t)t;
+        return EXIT_OK;
+    case O_REPORT: o->report_path = val; return EXIT_OK;
+    case O_SAVE: o->save_path = val; return EXIT_OK;
+    case O_SAVE_EVERY:
+        if (parse_int(val, 1, INT64_MAX, &o->save_every))
+            return EXIT_OK;
+        diag_plain(d, "--save-every expects a positive number of steps, found '%s'", val);
+        return EXIT_USAGE;
+    case O_SAVE_BEST: o->best_path = val; return EXIT_OK;
+    case O_LOAD: o->load_path = val; return EXIT_OK;
+    case O_RESUME: o->resume_path = val; o->train = true; return EXIT_OK;
+    case O_VAL: o->val_path = val; return EXIT_OK;
+    case O_VAL_SPLIT:
+        o->val_split = strtod(val, &end);
+        if (end != val && !*end && o->val_split > 0 && o->val_split < 1)
+            return EXIT_OK;
+        diag_plain(d, "--val-split expects a fraction between 0 and 1, found '%s'", val);
+        return EXIT_USAGE;
+    case O_EARLY_STOP:
+        if (parse_int(val, 1, 1000000, &o->patience))
+            return EXIT_OK;
+        diag_plain(d, "--early-stop expects a patience from 1 to 1000000 epochs, found '%s'", val);
+        return EXIT_USAGE;
+    case O_MONITOR: {
+        static const char *const metrics[] = {"loss", "acc", "val_loss", "val_acc", NULL};
+        for (int k = 0; metrics[k]; k++)
+            if (!strcmp(val, metrics[k]))
+                o->monitor = k;
+        if (o->monitor >= 0)
+            return EXIT_OK;
+        diag_plain(d, "unknown --monitor metric '%s'%s; expected loss, acc, val_loss or val_acc", val,
+                   did_you_mean(hint, sizeof hint, val, metrics));
+        return EXIT_USAGE;
+    }
+    case O_LOG: o->log_path = val; return EXIT_OK;
+    case O_PLOT: o->plot_path = val; return EXIT_OK;
+    case O_EVAL: o->eval_path = val; return EXIT_OK;
+    case O_PREDICT: o->predict_path = val; return EXIT_OK;
+    case O_OUT: o->out_path = val; return EXIT_OK;
+    case O_THREADS:
+        if (!parse_int(val, 1, 256, &t)) {
+            diag_plain(d, "--threads expects an integer from 1 to 256, found '%s'", val);
+            return EXIT_USAGE;
+        }
+        nnrt_set_threads((int)t);
+        return EXIT_OK;
+    case O_O0: o->opt = 0; return EXIT_OK;
+    case O_O2: o->opt = 2; return EXIT_OK;
+    case O_GRADCHECK: o->gradcheck = true; return EXIT_OK;
+    case O_INTERACTIVE: o->interactive = true; return EXIT_OK;
+    case O_HELP: o->help = true; return EXIT_OK;
+    case O_VERSION: o->version = true; return EXIT_OK;
+    }
+    unreachable();
+}
+
 /* Returns EXIT_OK, or EXIT_USAGE after printing the problem. */
 static int parse_options(int argc, char **argv, Options *o, Diag *d) {
     *o = (Options){.seed = 1, .monitor = -1, .opt = 2};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = NULL;
-        /* --opt=value or --opt value for the options that take one. */
-#define VALUE_OPT(name)                                                                \
-    (strncmp(a, name "=", sizeof name) == 0 ? (val = a + sizeof name, true)            \
-     : strcmp(a, name) == 0 && i + 1 < argc ? (val = argv[++i], true)                  \
-                                             : false)
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(usage, stdout);
-            exit(EXIT_OK);
-        } else if (!strcmp(a, "--version")) {
-            char host[256];
-            jit_host_description(host, sizeof host);
-            printf("nnc %s (LLVM %s; host %s)\n", NNC_VERSION, NNC_LLVM_VERSION, host);
-            exit(EXIT_OK);
-        } else if (!strncmp(a, "--emit=", 7)) {
-            static const char *const kinds[] = {"ast", "ir", "grad", "kernels", "llvm", "asm", "dot", NULL};
-            o->emit = EMIT_NONE;
-            for (int k = 0; kinds[k]; k++)
-                if (!strcmp(a + 7, kinds[k]))
-                    o->emit = (Emit)(k + 1);
-            if (o->emit == EMIT_NONE) {
-                const char *near = closest_name(a + 7, kinds);
-                diag_plain(d, "unknown --emit kind '%s'%s%s%s; expected ast, ir, grad, kernels, llvm, asm or dot", a + 7,
-                           near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
-                return EXIT_USAGE;
-            }
-        } else if (!strcmp(a, "-i")) {
-            o->interactive = true;
-        } else if (!strncmp(a, "--train=", 8)) {
-            o->train = true;
-            o->train_path = a + 8;
-        } else if (!strcmp(a, "--train")) {
-            o->train = true;
-            /* The path is optional: take the next word unless it is an option or the model. */
-            if (i + 1 < argc && argv[i + 1][0] != '-' && !strstr(argv[i + 1], ".nn"))
-                o->train_path = argv[++i];
-        } else if (VALUE_OPT("--target")) {
-            o->target_path = val;
-        } else if (!strcmp(a, "--print-params")) {
-            o->print_params = true;
-        } else if (VALUE_OPT("--test")) {
-            o->test_path = val;
-        } else if (VALUE_OPT("--report")) {
-            o->report_path = val;
-        } else if (VALUE_OPT("--epochs")) {
-            if (!parse_int(val, 1, 1000000, &o->epochs)) {
-                diag_plain(d, "--epochs expects an integer from 1 to 1000000, found '%s'", val);
-                return EXIT_USAGE;
-            }
-        } else if (VALUE_OPT("--batch")) {
-            if (!parse_int(val, 1, 65536, &o->batch)) {
-                diag_plain(d, "--batch expects an integer from 1 to 65536, found '%s'", val);
-                return EXIT_USAGE;
-            }
-        } else if (VALUE_OPT("--threads")) {
-            int64_t t;
-            if (!parse_int(val, 1, 256, &t)) {
-                diag_plain(d, "--threads expects an integer from 1 to 256, found '%s'", val);
-                return EXIT_USAGE;
-            }
-            nnrt_set_threads((int)t);
-        } else if (!strcmp(a, "-O0") || !strcmp(a, "-O2")) {
-            o->opt = a[2] - '0';
-        } else if (VALUE_OPT("--seed")) {
-            int64_t s;
-            if (!parse_int(val, 0, INT64_MAX, &s)) {
-                diag_plain(d, "--seed expects a non-negative integer, found '%s'", val);
-                return EXIT_USAGE;
-            }
-            o->seed = (uint64_t)s;
-        } else if (VALUE_OPT("--lr")) {
-            char *end;
-            o->lr = strtod(val, &end);
-            if (end == val || *end || !(o->lr > 0) || o->lr > 1e6) {
-                diag_plain(d, "--lr expects a positive number, found '%s'", val);
-                return EXIT_USAGE;
-            }
-        } else if (VALUE_OPT("--schedule")) {
-            o->schedule = val;
-        } else if (VALUE_OPT("--save")) {
-            o->save_path = val;
-        } else if (VALUE_OPT("--save-best")) {
-            o->best_path = val;
-        } else if (VALUE_OPT("--load")) {
-            o->load_path = val;
-        } else if (VALUE_OPT("--resume")) {
-            o->resume_path = val;
-            o->train = true;
-        } else if (VALUE_OPT("--val")) {
-            o->val_path = val;
-        } else if (VALUE_OPT("--eval")) {
-            o->eval_path = val;
-        } else if (VALUE_OPT("--predict")) {
-            o->predict_path = val;
-        } else if (VALUE_OPT("-o")) {
-            o->out_path = val;
-        } else if (VALUE_OPT("--log")) {
-            o->log_path = val;
-        } else if (VALUE_OPT("--plot")) {
-            o->plot_path = val;
-        } else if (VALUE_OPT("--save-every")) {
-            if (!parse_int(val, 1, INT64_MAX, &o->save_every)) {
-                diag_plain(d, "--save-every expects a positive number of steps, found '%s'", val);
-                return EXIT_USAGE;
-            }
-        } else if (VALUE_OPT("--early-stop")) {
-            if (!parse_int(val, 1, 1000000, &o->patience)) {
-                diag_plain(d, "--early-stop expects a patience from 1 to 1000000 epochs, found '%s'", val);
-                return EXIT_USAGE;
-            }
-        } else if (VALUE_OPT("--val-split")) {
-            char *end;
-            o->val_split = strtod(val, &end);
-            if (end == val || *end || !(o->val_split > 0 && o->val_split < 1)) {
-                diag_plain(d, "--val-split expects a fraction between 0 and 1, found '%s'", val);
-                return EXIT_USAGE;
-            }
-        } else if (VALUE_OPT("--monitor")) {
-            static const char *const metrics[] = {"loss", "acc", "val_loss", "val_acc", NULL};
-            for (int k = 0; metrics[k]; k++)
-                if (!strcmp(val, metrics[k]))
-                    o->monitor = k;
-            if (o->monitor < 0) {
-                const char *near = closest_name(val, metrics);
-                diag_plain(d, "unknown --monitor metric '%s'%s%s%s; expected loss, acc, val_loss or val_acc",
-                           val, near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
-                return EXIT_USAGE;
-            }
-        } else if (!strcmp(a, "--gradcheck")) {
-            o->gradcheck = true;
-        } else if (a[0] == '-' && a[1]) {
-            static const char *const known[] = {"--emit", "--train", "--test", "--report", "--epochs", "--batch",
-                                                "--seed", "--lr", "--schedule", "--threads", "--gradcheck", "--help", "--version",
-                                                "--save", "--save-every", "--save-best", "--load", "--resume",
-                                                "--val", "--val-split", "--early-stop", "--monitor", "--log",
-                                                "--plot", "--eval", "--predict", "-i", "--target", "--print-params",
-                                                NULL};
-            const char *near = closest_name(a, known);
-            diag_plain(d, "unknown option '%s'%s%s%s (see nnc --help)", a, near ? "; did you mean '" : "",
-                       near ? near : "", near ? "'?" : "");
+        const char *a = argv[i], *val;
+        const struct Opt *opt = a[0] == '-' && a[1] ? find_option(a, &val) : NULL;
+        if (!opt && a[0] == '-' && a[1]) {
+            const char *names[NOPTS + 1];
+            char hint[128];
+            for (int k = 0; k < NOPTS; k++)
+                names[k] = opts[k].name;
+            names[NOPTS] = NULL;
+            diag_plain(d, "unknown option '%s'%s (see nnc --help)", a, did_you_mean(hint, sizeof hint, a, names));
             return EXIT_USAGE;
-        } else if (o->model_path) {
+        }
+        if (!opt && o->model_path) {
             diag_plain(d, "more than one model file: '%s' and '%s'", o->model_path, a);
             return EXIT_USAGE;
-        } else {
-            o->model_path = a;
         }
-#undef VALUE_OPT
+        if (!opt) {
+            o->model_path = a;
+            continue;
+        }
+        if (opt->arg == ARG_NONE && val) {
+            diag_plain(d, "%s takes no value, found '%s'", opt->name, a);
+            return EXIT_USAGE;
+        }
+        /* A value in the next word; an optional one (--train's path) unless
+         * it is an option or the model. */
+        if (!val && opt->arg == ARG_VALUE && i + 1 < argc)
+            val = argv[++i];
+        else if (!val && opt->arg == ARG_OPTIONAL && i + 1 < argc && argv[i + 1][0] != '-' &&
+                 !strstr(argv[i + 1], ".nn"))
+            val = argv[++i];
+        if (!val && opt->arg == ARG_VALUE) {
+            diag_plain(d, "%s needs a value: %s %s", opt->name, opt->name, opt->meta);
+            return EXIT_USAGE;
+        }
+        int status = set_option(o, opt->id, val, d);
+        if (status != EXIT_OK)
+            return status;
     }
     if (!o->model_path)
         o->interactive = true;
@@ -371,6 +419,9 @@ static int run(Arena *a, const Options *o, Diag *d) {
                ok ? "ok" : "FAILED");
         return ok ? EXIT_OK : EXIT_GRADCHECK;
     }
+    if (o->emit == EMIT_NONE && (o->train || o->eval_path || o->predict_path))
+        return session(a, m, &src, o, d, NULL); /* it plans for its data's input type */
+    double t0 = nnrt_now();
     Plan p = pipeline_plan(a, m, o->opt, INPUT_FLOAT);
     switch (o->emit) {
     case EMIT_IR:
@@ -402,11 +453,8 @@ static int run(Arena *a, const Options *o, Diag *d) {
     case EMIT_NONE:
         break;
     }
-    if (o->train || o->eval_path || o->predict_path)
-        return session(a, m, &src, o, d, NULL);
     /* No training: compile the training step anyway, so a model that passes
      * this check is known to go through the whole pipeline. */
-    double t0 = nnrt_now();
     Compiled c = {0};
     int status = pipeline_compile(&p, m->batch, &c, d) ? EXIT_OK : EXIT_USAGE;
     if (status == EXIT_OK)
@@ -431,6 +479,10 @@ static int repl_run_model(void *ctx, Diag *d, const Model *m, const Source *src,
     free(args);
     if (status == EXIT_OK && o.model_path) {
         diag_plain(d, "unexpected '%s': the model is the session's", o.model_path);
+        status = EXIT_USAGE;
+    }
+    if (status == EXIT_OK && (o.help || o.version)) { /* the session goes on */
+        diag_plain(d, "%s is the command line's; :help lists the REPL's commands", o.help ? "--help" : "--version");
         status = EXIT_USAGE;
     }
     o.model_path = src->path;
@@ -474,6 +526,16 @@ int main(int argc, char **argv) {
     diag_init(&d, stderr);
     Options o;
     int status = parse_options(argc, argv, &o, &d);
+    if (status == EXIT_OK && o.help) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (status == EXIT_OK && o.version) {
+        char host[256];
+        jit_host_description(host, sizeof host);
+        printf("nnc %s (LLVM %s; host %s)\n", NNC_VERSION, NNC_LLVM_VERSION, host);
+        return EXIT_OK;
+    }
     if (status == EXIT_OK && o.interactive)
         return interactive(&o, &d);
     if (status == EXIT_OK)
