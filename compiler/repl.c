@@ -444,69 +444,84 @@ static bool cmd_checkpoint(Cmd *c, bool save) {
     return ok;
 }
 
-static const char help[] =
-    "Entries:\n"
-    "  let x = 1, v = [1, 2]   variables (any expression: its value now)\n"
-    "  L = (x * v - 3)^2       a named value: recomputed from what it uses\n"
-    "  L, grad(L, x), v @ v    an expression: its value (and its derivative's form)\n"
-    "  model m { ... }         a model (several lines: the block ends at its '}')\n"
-    "Commands:\n"
-    "  :grad EXPR wrt X[, Y]   derivatives of EXPR, simplified, and their values\n"
-    "  :type EXPR              shape and element type (or a model's signature)\n"
-    "  :ir NAME                the IR of a value, or of a model's forward pass\n"
-    "  :grad-ir NAME           ... with its gradients (a model's training step)\n"
-    "  :kernels NAME           ... and which loop computes each node\n"
-    "  :llvm NAME              the LLVM IR it compiles to\n"
-    "  :load FILE.nn           read a file's models and statements\n"
-    "  :train MODEL [PATH] [epochs=N batch=N lr=X seed=N ...]\n"
-    "                          train (Fashion-MNIST by default); options as nnc's\n"
-    "  :eval MODEL [PATH]      loss, accuracy per class, confusion matrix\n"
-    "  :save MODEL FILE        a checkpoint of the trained weights\n"
-    "  :restore MODEL FILE     weights from a checkpoint\n"
-    "  :reset                  forget everything\n"
-    "  :help                   this text\n"
-    "  :quit                   leave (Ctrl-D too)\n"
-    "Ctrl-C stops a training run and returns here.\n";
+static bool cmd_help(Cmd *c);
 
-static const char *const commands[] = {":help",  ":grad", ":type",  ":ir",   ":grad-ir", ":kernels", ":llvm",
-                                       ":load",  ":train", ":eval", ":save", ":restore", ":reset",   ":quit", NULL};
+static bool cmd_quit(Cmd *c) {
+    c->r->quit = true;
+    return true;
+}
+
+static bool cmd_reset(Cmd *c) {
+    script_reset(c->r->script);
+    models_reset(c->r);
+    fprintf(c->r->out, "forgot every name and model\n");
+    return true;
+}
+
+static bool cmd_ir(Cmd *c) { return cmd_show(c, SHOW_IR); }
+static bool cmd_grad_ir(Cmd *c) { return cmd_show(c, SHOW_GRAD_IR); }
+static bool cmd_kernels(Cmd *c) { return cmd_show(c, SHOW_KERNELS); }
+static bool cmd_llvm(Cmd *c) { return cmd_show(c, SHOW_LLVM); }
+static bool cmd_train(Cmd *c) { return cmd_run(c, true); }
+static bool cmd_eval(Cmd *c) { return cmd_run(c, false); }
+static bool cmd_save(Cmd *c) { return cmd_checkpoint(c, true); }
+static bool cmd_restore(Cmd *c) { return cmd_checkpoint(c, false); }
+
+/* Every command, once: the table drives dispatch, :help and completion. */
+static const struct {
+    const char *name, *alias, *alias2; /* other spellings, or NULL */
+    bool (*run)(Cmd *c);
+    const char *usage, *help; /* usage NULL: the name alone */
+} commands[] = {
+    {":grad", NULL, NULL, cmd_grad, ":grad EXPR wrt X[, Y]", "derivatives of EXPR, simplified, and their values"},
+    {":type", NULL, NULL, cmd_type, ":type EXPR", "shape and element type (or a model's signature)"},
+    {":ir", NULL, NULL, cmd_ir, ":ir NAME", "the IR of a value, or of a model's forward pass"},
+    {":grad-ir", NULL, NULL, cmd_grad_ir, ":grad-ir NAME", "... with its gradients (a model's training step)"},
+    {":kernels", NULL, NULL, cmd_kernels, ":kernels NAME", "... and which loop computes each node"},
+    {":llvm", NULL, NULL, cmd_llvm, ":llvm NAME", "the LLVM IR it compiles to"},
+    {":load", NULL, NULL, cmd_load, ":load FILE.nn", "read a file's models and statements"},
+    {":train", NULL, NULL, cmd_train, ":train MODEL [PATH] [epochs=N batch=N lr=X seed=N ...]",
+     "train (Fashion-MNIST by default); options as nnc's"},
+    {":eval", NULL, NULL, cmd_eval, ":eval MODEL [PATH]", "loss, accuracy per class, confusion matrix"},
+    {":save", NULL, NULL, cmd_save, ":save MODEL FILE", "a checkpoint of the trained weights"},
+    {":restore", NULL, NULL, cmd_restore, ":restore MODEL FILE", "weights from a checkpoint"},
+    {":reset", NULL, NULL, cmd_reset, NULL, "forget everything"},
+    {":help", ":h", ":?", cmd_help, NULL, "this text"},
+    {":quit", ":q", NULL, cmd_quit, NULL, "leave (Ctrl-D too)"},
+};
+enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
+
+static bool cmd_help(Cmd *c) {
+    FILE *out = c->r->out;
+    fputs("Entries:\n"
+          "  let x = 1, v = [1, 2]   variables (any expression: its value now)\n"
+          "  L = (x * v - 3)^2       a named value: recomputed from what it uses\n"
+          "  L, grad(L, x), v @ v    an expression: its value (and its derivative's form)\n"
+          "  model m { ... }         a model (several lines: the block ends at its '}')\n"
+          "Commands:\n", out);
+    for (int i = 0; i < NCOMMANDS; i++) {
+        const char *u = commands[i].usage ? commands[i].usage : commands[i].name;
+        if (strlen(u) > 23) /* the help on a line of its own */
+            fprintf(out, "  %s\n  %-23s %s\n", u, "", commands[i].help);
+        else
+            fprintf(out, "  %-23s %s\n", u, commands[i].help);
+    }
+    fputs("Ctrl-C stops a training run and returns here.\n", out);
+    return true;
+}
 
 static bool run_command(Cmd *c) {
     Loc loc = cmd_loc(c);
     const char *name = next_word(c, NULL);
-    if (!strcmp(name, ":help") || !strcmp(name, ":h") || !strcmp(name, ":?")) {
-        fputs(help, c->r->out);
-        return true;
+    const char *names[NCOMMANDS + 1];
+    for (int i = 0; i < NCOMMANDS; i++) {
+        if (!strcmp(name, commands[i].name) || (commands[i].alias && !strcmp(name, commands[i].alias)) ||
+            (commands[i].alias2 && !strcmp(name, commands[i].alias2)))
+            return commands[i].run(c);
+        names[i] = commands[i].name;
     }
-    if (!strcmp(name, ":quit") || !strcmp(name, ":q")) {
-        c->r->quit = true;
-        return true;
-    }
-    if (!strcmp(name, ":reset")) {
-        script_reset(c->r->script);
-        models_reset(c->r);
-        fprintf(c->r->out, "forgot every name and model\n");
-        return true;
-    }
-    if (!strcmp(name, ":grad"))
-        return cmd_grad(c);
-    if (!strcmp(name, ":type"))
-        return cmd_type(c);
-    if (!strcmp(name, ":ir"))
-        return cmd_show(c, SHOW_IR);
-    if (!strcmp(name, ":grad-ir"))
-        return cmd_show(c, SHOW_GRAD_IR);
-    if (!strcmp(name, ":kernels"))
-        return cmd_show(c, SHOW_KERNELS);
-    if (!strcmp(name, ":llvm"))
-        return cmd_show(c, SHOW_LLVM);
-    if (!strcmp(name, ":load"))
-        return cmd_load(c);
-    if (!strcmp(name, ":train") || !strcmp(name, ":eval"))
-        return cmd_run(c, name[1] == 't');
-    if (!strcmp(name, ":save") || !strcmp(name, ":restore"))
-        return cmd_checkpoint(c, name[2] == 'a');
-    const char *guess = closest_name(name, commands);
+    names[NCOMMANDS] = NULL;
+    const char *guess = closest_name(name, names);
     const char *shown = diag_clip(c->text->arena, name, strlen(name));
     if (guess)
         diag_error(c->r->diag, loc, "unknown command '%s'; did you mean '%s'?", shown, guess);
@@ -548,11 +563,11 @@ bool repl_eval(Repl *r, const char *path, const char *s, size_t len) {
 int repl_names(const Repl *r, const char ***names) {
     const char **v;
     int n = script_names(r->script, &v);
-    v = xrealloc(v, (size_t)n + (size_t)r->nmodels + 16, sizeof *v);
+    v = xrealloc(v, (size_t)n + (size_t)r->nmodels + NCOMMANDS, sizeof *v);
     for (int i = 0; i < r->nmodels; i++)
         v[n++] = r->models[i].name;
-    for (int i = 0; commands[i]; i++)
-        v[n++] = commands[i];
+    for (int i = 0; i < NCOMMANDS; i++)
+        v[n++] = commands[i].name;
     *names = v;
     return n;
 }
