@@ -5,27 +5,37 @@
  * the training state in the metadata (format, position, RNG, fingerprint,
  * batch and sample count, history).
  *
- * The input is the whole file. It is written to one memfd per process and
- * read back through /proc/self/fd, because the loader takes a path and is
- * tested through it, open and fstat included. The model is built once: it
- * is fixed, and building it per input would cost more than the loading.
- * The seeds in fuzz/corpus/checkpoint were saved by `nnc --save` from
- * exactly MODEL_TEXT trained on SAMPLES samples (fuzz/README.md), so the
+ * A checkpoint that resumes is then resumed, as the driver's session does:
+ * nnrt_train from the loaded position (its RNG shuffles, its step and sums
+ * continue the epoch) to the end of the next epoch, with fit_after_step
+ * appending to the loaded history, deciding the best epoch, and writing the
+ * CSV log, the SVG plot and the checkpoint from that history. The step
+ * functions are stand-ins (no model is compiled per input, and none needs
+ * to be: the metadata is what is under test); the loss they report is the
+ * loaded dense1.W[0], so the new epoch's loss is the input's too.
+ *
+ * The input is the whole file, in a memfd (fuzz_files.h). The model is built
+ * once: it is fixed, and building it per input would cost more than the
+ * loading. The seeds in fuzz/corpus/checkpoint were saved by `nnc --save`
+ * from exactly MODEL_TEXT trained on SAMPLES samples (fuzz/README.md), so the
  * fingerprint and sample count match and resuming them succeeds.
  *
- * The oracle beyond the sanitizers: a file is accepted with no error
- * printed, or rejected with at least one — never silently either way.
+ * The oracles beyond the sanitizers: a file is accepted with no error
+ * printed, or rejected with at least one, never silently either way; a
+ * resumed epoch that trains writes a checkpoint that loads back, at the
+ * position it was saved at and with one more epoch of history.
  */
-#ifndef _GNU_SOURCE /* memfd_create; LLVM's flags may define it already */
+#ifndef _GNU_SOURCE /* memfd_create, nftw (fuzz_files.h); LLVM's flags may define it already */
 #define _GNU_SOURCE
 #endif
 #include "nnc.h"
+#include "fuzz_files.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <unistd.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -38,17 +48,39 @@ static const char MODEL_TEXT[] = "model tiny {\n"
                                  "    train  epochs = 1, batch = 4\n"
                                  "}\n";
 enum { SAMPLES = 8 };
+/* The most epochs a run may have (--epochs and `train epochs =`; sema.c). */
+enum { MAX_EPOCHS = 1000000 };
 
 /* What every input is loaded against; built on the first input. */
 typedef struct Fixture {
     Arena *arena;
+    const Model *model;
     const Graph *graph;
     FitWeights weights;
     FitInfo info;
-    FILE *devnull; /* diagnostics: printing them is tested, reading them is not */
+    NnrtDataset train; /* SAMPLES samples for the resumed epoch */
+    FILE *devnull;     /* diagnostics: printing them is tested, reading them is not */
     int fd;
     char path[64];
+    char save_path[512], log_path[512], plot_path[512];
 } Fixture;
+
+/* The slot of dense1.W, whose first element the stand-in step reports as the loss. */
+static int loss_slot = -1;
+
+/* The stand-in for the compiled training and evaluation steps: the loss is
+ * dense1.W[0] as loaded, the outputs each sample's first two inputs (so the
+ * accuracy is counted too). Slots 1, 3 and 4 are the trainer's x, loss and
+ * output buffers. */
+static void stand_in_step(void **slots, int64_t n) {
+    const float *x = slots[1], *w = slots[loss_slot];
+    float *loss = slots[3], *out = slots[4];
+    *loss = w[0];
+    for (int64_t i = 0; i < n; i++) {
+        out[2 * i] = x[4 * i];
+        out[2 * i + 1] = x[4 * i + 1];
+    }
+}
 
 static void fixture_init(Fixture *f) {
     Diag d;
@@ -61,45 +93,106 @@ static void fixture_init(Fixture *f) {
     if (!m)
         die("fuzz_checkpoint: the fixed model does not compile");
     Graph *g = step_graph(f->arena, m, STEP_TRAIN, m->batch, DT_F32, INPUT_FLOAT);
+    f->model = m;
     f->graph = g;
     f->weights = fit_weights_new(g); /* what fit_load fills: the saved slots */
+    for (int s = 0; s < g->nslots; s++)
+        if (g->slots[s].name && !strcmp(g->slots[s].name, "dense1.W"))
+            loss_slot = s;
+    if (loss_slot < 0)
+        die("fuzz_checkpoint: the fixed model has no dense1.W");
     f->info = (FitInfo){.model_name = m->name, .model_hash = fit_model_hash(src), .seed = 1,
                         .batch = (size_t)m->batch, .samples = SAMPLES};
+    double x[SAMPLES * 4], y[SAMPLES];
+    for (int i = 0; i < SAMPLES; i++) {
+        for (int j = 0; j < 4; j++)
+            x[4 * i + j] = (i + j) % 3;
+        y[i] = i % 2;
+    }
+    char err[256];
+    if (!nnrt_dataset_from_memory(SAMPLES, x, 4, y, 1, &f->train, err, sizeof err))
+        die("fuzz_checkpoint: %s", err);
     if (!(f->devnull = fopen("/dev/null", "w")))
         die("fuzz_checkpoint: cannot open /dev/null");
-    if ((f->fd = memfd_create("fuzz_checkpoint", 0)) < 0)
-        die("fuzz_checkpoint: memfd_create failed");
-    snprintf(f->path, sizeof f->path, "/proc/self/fd/%d", f->fd);
+    f->fd = fuzz_memfd("fuzz_checkpoint", f->path, sizeof f->path);
+    fuzz_path(f->save_path, sizeof f->save_path, "resumed.safetensors");
+    fuzz_path(f->log_path, sizeof f->log_path, "run.csv");
+    fuzz_path(f->plot_path, sizeof f->plot_path, "curves.svg");
 }
 
-/* The file's content becomes exactly data[0..size). */
-static void rewrite(int fd, const uint8_t *data, size_t size) {
-    if (ftruncate(fd, 0) != 0)
-        die("fuzz_checkpoint: ftruncate failed");
-    for (size_t at = 0; at < size;) {
-        ssize_t w = pwrite(fd, data + at, size - at, (off_t)at);
-        if (w <= 0)
-            die("fuzz_checkpoint: write failed");
-        at += (size_t)w;
-    }
+/* The checkpoint saved after the resumed epoch loads back, where it was saved. */
+static void check_saved(const Fixture *f, const FitState *saved) {
+    Diag d;
+    diag_init(&d, stderr);
+    FitInfo info = f->info;
+    info.resume = true;
+    FitState back;
+    fit_state_init(&back, info.seed);
+    if (!fit_load(&d, f->save_path, f->graph, f->weights.slots, &info, &back))
+        die("fuzz_checkpoint: the checkpoint saved after resuming does not load back");
+    if (back.pos.epoch != saved->pos.epoch || back.pos.step != saved->pos.step ||
+        memcmp(&back.pos.rng, &saved->pos.rng, sizeof back.pos.rng) != 0 ||
+        back.nhistory != saved->nhistory || back.best_epoch != saved->best_epoch ||
+        back.bad_epochs != saved->bad_epochs)
+        die("fuzz_checkpoint: the checkpoint saved after resuming loads back as another state "
+            "(epoch %d step %zu history %d, saved epoch %d step %zu history %d)", back.pos.epoch,
+            back.pos.step, back.nhistory, saved->pos.epoch, saved->pos.step, saved->nhistory);
+    fit_state_free(&back);
+}
+
+/* Resumes the loaded run as the driver's session does, to the end of its
+ * next epoch (as `--resume FILE --epochs E+1` would; a run has at most
+ * MAX_EPOCHS, so from there on nothing trains), the hook writing the log,
+ * the plot and the checkpoint after it. Takes *st's history. `monitor`
+ * varies the early-stopping state's path. */
+static void resume(Fixture *f, FitState *st, FitMonitor monitor) {
+    Diag d;
+    diag_init(&d, f->devnull);
+    FitHook h = {
+        .diag = &d, .out = f->devnull, .arena = f->arena, .model = f->model, .graph = f->graph,
+        .slots = f->weights.slots, .info = f->info, .st = *st,
+        .save_path = f->save_path, .log_path = f->log_path, .plot_path = f->plot_path,
+        .patience = 2, .monitor = monitor, .saved_epoch = -1,
+    };
+    h.info.resume = true;
+    *st = (FitState){0};
+    NnrtTrainSpec spec = {
+        .dtype_bytes = 4, .outputs = 2, .classify = true,
+        .train = {stand_in_step, f->info.batch}, .eval = {stand_in_step, f->info.batch},
+        .slots = f->weights.slots, .nslots = (size_t)f->graph->nslots, .arena_bytes = 64,
+        .epochs = h.st.pos.epoch < MAX_EPOCHS ? h.st.pos.epoch + 1 : MAX_EPOCHS,
+        .seed = f->info.seed, .out = f->devnull, .resume = &h.st.pos,
+        .ctx = &h, .after_step = fit_after_step,
+    };
+    NnrtTrainResult res;
+    char err[1024];
+    bool trained = nnrt_train(&spec, &f->train, NULL, &res, err, sizeof err);
+    if (!trained && res.failure == NNRT_FAIL_HOOK)
+        die("fuzz_checkpoint: writing after the resumed epoch failed: %s", err);
+    if (trained && res.nepochs > 0)
+        check_saved(f, &h.st);
+    nnrt_train_result_free(&res);
+    fit_state_free(&h.st);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static Fixture f;
     if (!f.arena)
         fixture_init(&f);
-    rewrite(f.fd, data, size);
-    for (int resume = 0; resume <= 1; resume++) {
+    fuzz_rewrite(f.fd, data, size);
+    for (int resuming = 0; resuming <= 1; resuming++) {
         Diag d;
         diag_init(&d, f.devnull);
         FitInfo info = f.info;
-        info.resume = resume;
+        info.resume = resuming;
         FitState st;
         fit_state_init(&st, info.seed);
         bool ok = fit_load(&d, f.path, f.graph, f.weights.slots, &info, &st);
         if (ok != (d.errors == 0))
             die("fuzz_checkpoint: fit_load %s with %d errors reported",
                 ok ? "accepted the file" : "rejected the file", d.errors);
+        if (ok && resuming)
+            resume(&f, &st, (FitMonitor)(size % 4)); /* any function of the input would do */
         fit_state_free(&st);
     }
     return 0;
