@@ -183,6 +183,8 @@ def new_directives(prefix, output, strict):
     lines = output.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    if lines and not lines[0].strip():
+        raise GoldenError(f"the output starts with an empty line, which {prefix}: cannot match")
     out = []
     for i, line in enumerate(lines):
         text = escape(line if strict else line.strip())
