@@ -1,8 +1,9 @@
 /* fit.c — what the driver adds around the runtime's training loop to train
  * the way Keras users expect: checkpoints of a model's slots (save, load,
  * resume), the hook run after every step and epoch (periodic and keep-best
- * checkpoints, early stopping, the CSV log and the SVG plot), and the NaN/Inf
- * guard's report of where a value went bad.
+ * checkpoints, early stopping, the CSV log and the SVG plot), what is saved
+ * when Ctrl-C stops a run, the check of a run's files before it starts, and
+ * the NaN/Inf guard's report of where a value went bad.
  *
  * It sits on the compiler's side because it needs what only the compiler
  * knows: the slots' names and shapes, and the IR nodes with the source
@@ -362,6 +363,56 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
         return NNRT_HOOK_STOP;
     }
     return NNRT_HOOK_CONTINUE;
+}
+
+bool fit_interrupted(FitHook *h, const char *msg, bool weights_kept) {
+    char err[1024];
+    if (h->save_path && !save(h, h->save_path, err, sizeof err)) {
+        diag_plain(h->diag, "%s; its checkpoint could not be saved: %s", msg, err);
+        return false;
+    }
+    if (h->save_path)
+        fprintf(h->out, "%s; saved the checkpoint %s (continue with --resume %s)\n", msg, h->save_path,
+                h->save_path);
+    else if (weights_kept)
+        fprintf(h->out, "%s; the weights are those after it\n", msg);
+    else
+        fprintf(h->out, "%s; no checkpoint (--save FILE keeps one)\n", msg);
+    fflush(h->out);
+    return true;
+}
+
+bool fit_check_files(Diag *d, const FitFiles *f) {
+    const NnrtRunFile all[] = {
+        {"the model", f->model, false, 0}, {"--train", f->train, false, 0},
+        {"--target", f->target, false, 0}, {"--test", f->test, false, 0},
+        {"--val", f->val, false, 0}, {"--eval", f->eval, false, 0},
+        {"--predict", f->predict, false, 0}, {"--load", f->load, false, 0},
+        {"--resume", f->resume, false, 1},
+        {"--save", f->save, true, 1}, {"--save-best", f->best, true, 0},
+        {"--log", f->log, true, 0}, {"--plot", f->plot, true, 0},
+        {"--report", f->report, true, 0}, {"-o", f->out, true, 0},
+    };
+    /* The images' labels files, found beside them (--train's unless its
+     * targets are given). */
+    const NnrtRunFile *labelled[] = {f->target ? NULL : &all[1], &all[3], &all[4], &all[5]};
+    enum { NALL = sizeof all / sizeof all[0], NLAB = sizeof labelled / sizeof labelled[0] };
+    NnrtRunFile files[NALL + NLAB];
+    char labels[NLAB][4096], options[NLAB][32];
+    size_t n = 0;
+    for (size_t i = 0; i < NALL; i++)
+        if (all[i].path)
+            files[n++] = all[i];
+    for (size_t i = 0; i < NLAB; i++)
+        if (labelled[i] && labelled[i]->path && nnrt_find_labels(labelled[i]->path, labels[i], sizeof labels[i])) {
+            snprintf(options[i], sizeof options[i], "%s's labels", labelled[i]->option);
+            files[n++] = (NnrtRunFile){options[i], labels[i], false, 0};
+        }
+    char err[1024];
+    if (nnrt_check_run_files(files, n, err, sizeof err))
+        return true;
+    diag_plain(d, "%s", err);
+    return false;
 }
 
 /* ---------------------------------------------------------------- the NaN/Inf guard */

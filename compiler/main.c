@@ -115,13 +115,21 @@ static void usage(FILE *out) {
         }
     }
     fputs("\n"
+          "Outputs (--save, --save-best, --log, --plot, --report, -o) are checked\n"
+          "before anything runs and written atomically (a temporary file beside the\n"
+          "target, renamed over it) to regular files only, through symlinks, keeping\n"
+          "an existing file's mode; none may be an input or another output. Ctrl-C\n"
+          "during --train stops after the step and saves the checkpoint (--save or\n"
+          "--resume); a second Ctrl-C ends nnc at once.\n"
+          "\n"
           "Environment: NNC_THREADS (threads), NNC_TARGET_FEATURES (e.g. -avx512f:\n"
           "a narrower target), NNC_PERF_MAP=1 (write /tmp/perf-PID.map for perf).\n"
           "\n"
           "Exit status: 0 success; 1 the model is invalid (errors were reported);\n"
           "2 usage or I/O error (bad option, unreadable file, bad data);\n"
           "3 training failed (the loss or a gradient became NaN or Inf);\n"
-          "4 --gradcheck found a relative error of 1e-6 or more.\n", out);
+          "4 --gradcheck found a relative error of 1e-6 or more;\n"
+          "130 Ctrl-C stopped --train (the checkpoint, if any, is saved).\n", out);
 }
 
 #define GRADCHECK_TOLERANCE 1e-6
@@ -522,6 +530,7 @@ static int interactive(const Options *o, Diag *d) {
 }
 
 int main(int argc, char **argv) {
+    nnrt_signals_install(); /* no temporary file left by a signal; Ctrl-C stops --train cleanly */
     Diag d;
     diag_init(&d, stderr);
     Options o;

@@ -46,7 +46,8 @@
 #define NNC_VERSION "0.1.0"
 
 /* Exit statuses, documented in `nnc --help`. */
-enum { EXIT_OK = 0, EXIT_INVALID_MODEL = 1, EXIT_USAGE = 2, EXIT_TRAINING = 3, EXIT_GRADCHECK = 4 };
+enum { EXIT_OK = 0, EXIT_INVALID_MODEL = 1, EXIT_USAGE = 2, EXIT_TRAINING = 3, EXIT_GRADCHECK = 4,
+       EXIT_INTERRUPTED = 130 /* Ctrl-C stopped --train: 128 + SIGINT, as a shell reports it */ };
 
 /* ---------------------------------------------------------------- util.c */
 
@@ -1099,6 +1100,22 @@ typedef struct FitHook {
 
 NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpochStats *e,
                               char *err, size_t errlen);
+/* After Ctrl-C stopped training (msg: the runtime's "training interrupted
+ * at ..."): saves the checkpoint where the run saves one and says so (with
+ * weights_kept, the REPL's, that they are those after the step). False
+ * after reporting a failed save. */
+bool fit_interrupted(FitHook *h, const char *msg, bool weights_kept);
+
+/* The files a run reads and writes, by option; NULL: not given. */
+typedef struct FitFiles {
+    const char *model, *train, *target, *test, *val, *eval, *predict, *load, *resume; /* read */
+    const char *save, *best, *log, *plot, *report, *out; /* written; save: --resume's by default */
+} FitFiles;
+/* Before anything runs: every output can be written (a regular file or
+ * none yet, in a writable directory) and none would overwrite an input (the
+ * labels files found next to the images too) or another output; --save may
+ * be the --resume file. False after reporting. */
+bool fit_check_files(Diag *d, const FitFiles *f);
 /* Finds the IR node whose value went bad first and reports it as
  * "model.nn:5:5: error: loss became NaN in the forward pass of 'dense 3'
  * at epoch 2, step 7", with the source line. */

@@ -231,6 +231,13 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
 
 int session(Arena *a, const Model *m, const Source *src, const Options *o, Diag *d, FitWeights *keep) {
     Data dt = {0};
+    FitFiles files = {.model = src->path, .train = o->train_path, .target = o->target_path, .test = o->test_path,
+                      .val = o->val_path, .eval = o->eval_path, .predict = o->predict_path, .load = o->load_path,
+                      .resume = o->resume_path, .save = o->save_path ? o->save_path : o->resume_path,
+                      .best = o->best_path, .log = o->log_path, .plot = o->plot_path, .report = o->report_path,
+                      .out = o->out_path};
+    if (!fit_check_files(d, &files))
+        return EXIT_USAGE;
     int status = load_all(m, o, &dt, d);
     if (status != EXIT_OK) {
         data_free(&dt);
@@ -305,8 +312,8 @@ int session(Arena *a, const Model *m, const Source *src, const Options *o, Diag 
         NnrtTrainResult res = {0};
         bool trained = nnrt_train(&spec, &dt.train, dt.have[SET_TEST] ? &dt.set[SET_TEST] : NULL, &res, err,
                                   sizeof err);
-        if (!trained && res.failure == NNRT_FAIL_INTERRUPTED) { /* Ctrl-C in the REPL: not an error */
-            fprintf(info, "%s; the weights are those after it\n", err);
+        if (!trained && res.failure == NNRT_FAIL_INTERRUPTED) { /* Ctrl-C: in the REPL, not an error */
+            status = !fit_interrupted(&hook, err, keep != NULL) ? EXIT_USAGE : keep ? EXIT_OK : EXIT_INTERRUPTED;
         } else if (!trained) {
             if (!(res.failure == NNRT_FAIL_NONFINITE && hook.nan_reported))
                 diag_plain(d, "%s", err);
@@ -340,17 +347,19 @@ int session(Arena *a, const Model *m, const Source *src, const Options *o, Diag 
         }
     }
     if (status == EXIT_OK && dt.have[SET_PREDICT]) {
-        FILE *out = o->out_path ? fopen(o->out_path, "w") : stdout;
-        if (!out) {
-            diag_plain(d, "%s: %s", o->out_path, strerror(errno));
+        NnrtAtomic out = {.f = stdout}; /* -o FILE: written atomically */
+        if (o->out_path && !nnrt_atomic_begin(&out, o->out_path, err, sizeof err)) {
+            diag_plain(d, "%s", err);
             status = EXIT_USAGE;
         } else {
-            if (!nnrt_predict_csv(&spec, &dt.set[SET_PREDICT], out, err, sizeof err)) {
+            if (!nnrt_predict_csv(&spec, &dt.set[SET_PREDICT], out.f, err, sizeof err)) {
                 diag_plain(d, "%s", err);
                 status = EXIT_TRAINING;
             }
-            if ((out != stdout ? fclose(out) : fflush(out)) != 0 && status == EXIT_OK) {
-                diag_plain(d, "%s: %s", o->out_path ? o->out_path : "standard output", strerror(errno));
+            bool wrote = o->out_path ? nnrt_atomic_end(&out, status == EXIT_OK, "the predictions", err, sizeof err)
+                                     : fflush(stdout) == 0;
+            if (!wrote && status == EXIT_OK) {
+                diag_plain(d, "%s", o->out_path ? err : strerror(errno));
                 status = EXIT_USAGE;
             }
         }

@@ -9,15 +9,17 @@
  *   train.c     the training loop over compiled step functions
  *   report.c    --report FILE.json, peak memory
  *   pool.c      the persistent thread pool JIT-compiled kernels run on
- *   file.c      the error formatter and the atomic write of every output
+ *   file.c      the error formatter, the atomic write of every output, the
+ *               checks of output paths, the signal handler cleaning up
  *   checkpoint.c  safetensors checkpoints: atomic save, validating load
  *   metrics.c   evaluation (confusion matrix) and prediction (CSV)
  *   plot.c      --log run.csv and --plot curves.svg
  *
  * Memory: the runtime allocates with malloc and frees explicitly; its only
- * global mutable state is the thread pool (pool.c). Errors are returned (with a message buffer), never
- * printed from inside the library except by progress.c and train.c, which
- * print to the FILE they are given.
+ * global mutable state is the thread pool (pool.c), the interrupt flag
+ * (train.c) and what the signal handler reads (file.c). Errors are returned
+ * (with a message buffer), never printed from inside the library except by
+ * progress.c and train.c, which print to the FILE they are given.
  */
 #ifndef NNRT_H
 #define NNRT_H
@@ -233,12 +235,13 @@ typedef struct NnrtTrainSpec {
 typedef enum { NNRT_FAIL_NONE, NNRT_FAIL_NONFINITE, NNRT_FAIL_HOOK, NNRT_FAIL_INTERRUPTED, NNRT_FAIL_OTHER } NnrtFailure;
 
 /* Asks a running nnrt_train to stop after its current step (it then fails
- * with NNRT_FAIL_INTERRUPTED, the weights those of that step), and a
- * running interruptible step function to return before its next loop.
- * Safe in a signal handler; the request stays until cleared. The flag is
- * global mutable state (with the thread pool and its split setting, pool.c,
- * the runtime's only): a signal handler has nowhere else to put it, and
- * JIT'd code reads it by name. */
+ * with NNRT_FAIL_INTERRUPTED, the weights those of that step and of the
+ * last after_step call; at an epoch's last step, after the epoch and its
+ * after_step), and a running interruptible step function to return before
+ * its next loop. Safe in a signal handler; the request stays until cleared.
+ * The flag is global mutable state (with the thread pool and its split
+ * setting, pool.c, and file.c's signal handler): a signal handler has
+ * nowhere else to put it, and JIT'd code reads it by name. */
 extern volatile sig_atomic_t nnrt_interrupt_requested;
 void nnrt_interrupt(void);
 bool nnrt_interrupted(void);
@@ -379,16 +382,42 @@ void nnrt_ckpt_free(NnrtCkpt *c);
  * path reads `return nnrt_fail(err, errlen, "...", ...)`. */
 bool nnrt_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* An atomic write: begin opens a temporary file beside path (write through
- * f); end with keep = true flushes, fsyncs, renames it over path and fsyncs
- * the directory; with keep = false, or on any error, removes it and leaves
- * path as it was. `what` names the output in messages ("the report"). */
+/* An atomic write: begin opens a temporary file beside the file path names
+ * (a symlink's target; anything but a regular file, or an unwritable
+ * directory, is refused), to be written through f; end with keep = true
+ * flushes, fsyncs, renames it over the target (with the mode of the file it
+ * replaces, or 0666 less the umask) and fsyncs the directory; with keep =
+ * false, or on any error, removes it and leaves the target as it was.
+ * `what` names the output in messages ("the report"). One at a time. */
 typedef struct NnrtAtomic {
     FILE *f;
-    char *tmp;
-    const char *path;
+    const char *name; /* the path as given, for messages */
+    char *path, *tmp; /* the target's canonical path; the temporary file */
+    unsigned mode;
 } NnrtAtomic;
 bool nnrt_atomic_begin(NnrtAtomic *a, const char *path, char *err, size_t errlen);
 bool nnrt_atomic_end(NnrtAtomic *a, bool keep, const char *what, char *err, size_t errlen);
+
+/* A file of a run, by the option that names it. Files with the same nonzero
+ * `shared` may be one file (--resume's checkpoint, which it saves to). */
+typedef struct NnrtRunFile {
+    const char *option, *path;
+    bool output;
+    int shared;
+} NnrtRunFile;
+/* Before a run: every output can be written (as nnrt_atomic_begin would
+ * check) and none is an input or another output (the same device and inode,
+ * or for files not there yet, the same resolved path). False with
+ * "OPTION PATH: ..." in err. */
+bool nnrt_check_run_files(const NnrtRunFile *f, size_t n, char *err, size_t errlen);
+
+/* Installs the handler of SIGINT, SIGTERM and SIGHUP (those not ignored):
+ * it removes the temporary file of an atomic write in progress, then ends
+ * the process by the signal; SIGXFSZ is ignored (a write past the size limit
+ * fails with EFBIG). Call once, early. */
+void nnrt_signals_install(void);
+/* While on, a first SIGINT asks the training loop to stop (nnrt_interrupt)
+ * instead of ending the process; a second ends it. */
+void nnrt_sigint_stops_training(bool on);
 
 #endif

@@ -272,7 +272,10 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
                 res->failure = NNRT_FAIL_HOOK;
                 return false;
             }
-            if (nnrt_interrupted()) {
+            /* At an epoch's last step the epoch is finished first (its
+             * stats, its hook), so the hook's position always matches the
+             * weights: the loop stops at the next epoch's start. */
+            if (nnrt_interrupted() && off + b < ds->n) {
                 if (prog && prog->tty)
                     fputc('\n', prog->out);
                 res->failure = NNRT_FAIL_INTERRUPTED;
@@ -394,7 +397,13 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
     set_slots(spec, &bf);
 
     bool ok = true;
+    nnrt_sigint_stops_training(true);
     while (ok && !res->stopped && pos.epoch < spec->epochs) {
+        if (nnrt_interrupted()) {
+            res->failure = NNRT_FAIL_INTERRUPTED;
+            ok = nnrt_fail(err, errlen, "training interrupted after epoch %d", pos.epoch);
+            break;
+        }
         NnrtRng before = pos.rng;
         for (size_t i = 0; i < train->n; i++)
             bf.order[i] = (uint32_t)i;
@@ -458,6 +467,7 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
             res->failure = NNRT_FAIL_NONFINITE;
         }
     }
+    nnrt_sigint_stops_training(false);
     clear_slots(spec);
     buffers_free(&bf);
     if (ok)
