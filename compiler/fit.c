@@ -326,6 +326,13 @@ static bool save(FitHook *h, const char *path, char *err, size_t errlen) {
     return true;
 }
 
+static bool plot(FitHook *h, char *err, size_t errlen) {
+    if (!nnrt_plot_write(h->plot_path, h->st.history, (size_t)h->st.nhistory, err, errlen))
+        return false;
+    h->plotted = h->st.nhistory;
+    return true;
+}
+
 NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpochStats *e,
                               char *err, size_t errlen) {
     FitHook *h = ctx;
@@ -349,12 +356,16 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
         st->bad_epochs++;
     }
     bool stop = h->patience > 0 && st->bad_epochs >= h->patience;
+    /* The plot is redrawn when the history has grown by a 32nd since it was
+     * last drawn (every epoch for the first 64): its cost per epoch stays
+     * bounded, and it lags by at most that much until fit_finish. */
+    int plot_every = h->plotted / 32 > 1 ? h->plotted / 32 : 1;
     if ((h->save_path && !save(h, h->save_path, err, errlen)) ||
         (better && h->best_path && !save(h, h->best_path, err, errlen)) ||
-        (h->log_path && !nnrt_log_write(h->log_path, st->history, (size_t)st->nhistory, err,
-                                        errlen)) ||
-        (h->plot_path && !nnrt_plot_write(h->plot_path, st->history, (size_t)st->nhistory, err,
-                                          errlen)))
+        (h->log_path && !(h->log ? nnrt_log_append(h->log, h->log_path, e, err, errlen)
+                                 : nnrt_log_open(h->log_path, st->history, (size_t)st->nhistory, &h->log, err,
+                                                 errlen))) ||
+        (h->plot_path && st->nhistory - h->plotted >= plot_every && !plot(h, err, errlen)))
         return NNRT_HOOK_FAIL;
     if (stop) {
         fprintf(h->out, "early stopping: %s has not improved for %d epochs (best %.4f at epoch %d)\n",
@@ -363,6 +374,21 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
         return NNRT_HOOK_STOP;
     }
     return NNRT_HOOK_CONTINUE;
+}
+
+bool fit_finish(FitHook *h) {
+    char err[1024];
+    bool ok = true;
+    if (h->plot_path && h->plotted < h->st.nhistory && !plot(h, err, sizeof err)) {
+        diag_plain(h->diag, "%s", err);
+        ok = false;
+    }
+    if (h->log && !nnrt_log_close(h->log, h->log_path, err, sizeof err)) {
+        diag_plain(h->diag, "%s", err);
+        ok = false;
+    }
+    h->log = NULL;
+    return ok;
 }
 
 bool fit_interrupted(FitHook *h, const char *msg, bool weights_kept) {

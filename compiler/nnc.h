@@ -1096,10 +1096,15 @@ typedef struct FitHook {
     bool nan_reported;
     int saved_epoch;      /* where the last periodic checkpoint was taken; -1: none */
     size_t saved_step;
+    FILE *log;            /* --log, open for appending after the first epoch */
+    int plotted;          /* epochs the --plot file on disk shows */
 } FitHook;
 
 NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpochStats *e,
                               char *err, size_t errlen);
+/* After nnrt_train, however it ended: the plot brought up to date, the log
+ * synced and closed. False after reporting a failure. */
+bool fit_finish(FitHook *h);
 /* After Ctrl-C stopped training (msg: the runtime's "training interrupted
  * at ..."): saves the checkpoint where the run saves one and says so (with
  * weights_kept, the REPL's, that they are those after the step). False

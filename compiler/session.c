@@ -323,6 +323,8 @@ int session(Arena *a, const Model *m, const Source *src, const Options *o, Diag 
                         hook.saved_step ? "in" : "after", hook.saved_step ? hook.saved_epoch + 1 : hook.saved_epoch,
                         hook.saved_step);
         }
+        if (!fit_finish(&hook) && status == EXIT_OK)
+            status = EXIT_USAGE;
         if (status == EXIT_OK && o->report_path) {
             NnrtReport r = {.model = o->model_path, .train_path = dt.train_path, .test_path = dt.test_path,
                             .seed = o->seed, .batch = (size_t)m->batch, .lr = m->lr,

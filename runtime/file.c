@@ -348,3 +348,7 @@ static bool finish(NnrtAtomic *a, bool keep, const char *what, FILE **f, char *e
 bool nnrt_atomic_end(NnrtAtomic *a, bool keep, const char *what, char *err, size_t errlen) {
     return finish(a, keep, what, NULL, err, errlen);
 }
+
+bool nnrt_atomic_end_open(NnrtAtomic *a, bool keep, const char *what, FILE **f, char *err, size_t errlen) {
+    return finish(a, keep, what, f, err, errlen);
+}

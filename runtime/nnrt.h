@@ -329,12 +329,17 @@ bool nnrt_dataset_split(NnrtDataset *ds, size_t n_val, NnrtDataset *val, char *e
 
 /* ---------------------------------------------------------------- plot.c */
 
-/* Both rewrite the whole file (atomically) from the history h[0..n). */
 /* --log: "epoch,loss,accuracy,val_loss,val_accuracy,seconds"; empty cells
- * for what was not measured. */
-bool nnrt_log_write(const char *path, const NnrtEpochStats *h, size_t n, char *err,
-                    size_t errlen);
-/* --plot: an SVG of loss and accuracy per epoch, training and validation. */
+ * for what was not measured. Open writes the header and the history
+ * h[0..n) (atomically) and leaves the file open in *f; append adds a row,
+ * flushed; close syncs and closes it. */
+bool nnrt_log_open(const char *path, const NnrtEpochStats *h, size_t n, FILE **f, char *err,
+                   size_t errlen);
+bool nnrt_log_append(FILE *f, const char *path, const NnrtEpochStats *e, char *err,
+                     size_t errlen);
+bool nnrt_log_close(FILE *f, const char *path, char *err, size_t errlen);
+/* --plot: an SVG of loss and accuracy per epoch, training and validation,
+ * from the history h[0..n) (the whole file, atomically). */
 bool nnrt_plot_write(const char *path, const NnrtEpochStats *h, size_t n, char *err,
                      size_t errlen);
 
@@ -397,6 +402,9 @@ typedef struct NnrtAtomic {
 } NnrtAtomic;
 bool nnrt_atomic_begin(NnrtAtomic *a, const char *path, char *err, size_t errlen);
 bool nnrt_atomic_end(NnrtAtomic *a, bool keep, const char *what, char *err, size_t errlen);
+/* The same, the file left open in *f (on success) to append to it. */
+bool nnrt_atomic_end_open(NnrtAtomic *a, bool keep, const char *what, FILE **f, char *err,
+                          size_t errlen);
 
 /* A file of a run, by the option that names it. Files with the same nonzero
  * `shared` may be one file (--resume's checkpoint, which it saves to). */

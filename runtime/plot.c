@@ -2,10 +2,13 @@
  * `--plot curves.svg` (loss and accuracy per epoch, training and
  * validation, side by side).
  *
- * Both are rewritten in full after every epoch from the whole history (a
- * resumed run's history comes from its checkpoint), so they are complete at
- * any moment and a resumed run does not leave a gap or a duplicate. Each
- * write goes to a temporary file that is renamed over the target.
+ * Per epoch, the cost must not grow with the history (a long run would
+ * spend its time rewriting it). The log is written in full once (the
+ * history so far, a resumed run's from its checkpoint, so there is no gap
+ * and no duplicate), atomically, and then appended to, a row per epoch in
+ * one write: a kill leaves whole rows. The SVG cannot be appended to, so
+ * the caller rewrites it (atomically) as the history grows by a fraction,
+ * and at the end.
  *
  * The SVG is written by hand: two panels of axes with "nice" ticks (1, 2 or
  * 5 times a power of ten), a polyline and dots per series, and a legend. No
@@ -17,16 +20,18 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef void (*WriteFn)(FILE *f, const NnrtEpochStats *h, size_t n);
 
+/* With `keep`, the file is left open there to append to. */
 static bool write_atomic(const char *path, WriteFn fn, const NnrtEpochStats *h, size_t n,
-                         char *err, size_t errlen) {
+                         FILE **keep, char *err, size_t errlen) {
     NnrtAtomic a;
     if (!nnrt_atomic_begin(&a, path, err, errlen))
         return false;
     fn(a.f, h, n);
-    return nnrt_atomic_end(&a, true, "it", err, errlen);
+    return nnrt_atomic_end_open(&a, true, "it", keep, err, errlen);
 }
 
 /* ---------------------------------------------------------------- CSV */
@@ -37,27 +42,50 @@ static void csv_metric(FILE *f, double v) {
         fprintf(f, "%.6g", v);
 }
 
-static void write_csv(FILE *f, const NnrtEpochStats *h, size_t n) {
-    fputs("epoch,loss,accuracy,val_loss,val_accuracy,seconds\n", f);
-    for (size_t i = 0; i < n; i++) {
-        fprintf(f, "%d,", h[i].epoch);
-        csv_metric(f, h[i].loss);
-        fputc(',', f);
-        csv_metric(f, h[i].acc);
-        fputc(',', f);
-        csv_metric(f, h[i].val_loss);
-        fputc(',', f);
-        csv_metric(f, h[i].val_acc);
-        fputc(',', f);
-        if (h[i].secs >= 0) /* not kept in checkpoints: unknown for resumed epochs */
-            fprintf(f, "%.3f", h[i].secs);
-        fputc('\n', f);
-    }
+static void csv_row(FILE *f, const NnrtEpochStats *e) {
+    fprintf(f, "%d,", e->epoch);
+    csv_metric(f, e->loss);
+    fputc(',', f);
+    csv_metric(f, e->acc);
+    fputc(',', f);
+    csv_metric(f, e->val_loss);
+    fputc(',', f);
+    csv_metric(f, e->val_acc);
+    fputc(',', f);
+    if (e->secs >= 0) /* not kept in checkpoints: unknown for resumed epochs */
+        fprintf(f, "%.3f", e->secs);
+    fputc('\n', f);
 }
 
-bool nnrt_log_write(const char *path, const NnrtEpochStats *h, size_t n, char *err,
-                    size_t errlen) {
-    return write_atomic(path, write_csv, h, n, err, errlen);
+static void write_csv(FILE *f, const NnrtEpochStats *h, size_t n) {
+    fputs("epoch,loss,accuracy,val_loss,val_accuracy,seconds\n", f);
+    for (size_t i = 0; i < n; i++)
+        csv_row(f, &h[i]);
+}
+
+bool nnrt_log_open(const char *path, const NnrtEpochStats *h, size_t n, FILE **f, char *err,
+                   size_t errlen) {
+    return write_atomic(path, write_csv, h, n, f, err, errlen);
+}
+
+bool nnrt_log_append(FILE *f, const char *path, const NnrtEpochStats *e, char *err,
+                     size_t errlen) {
+    errno = 0;
+    csv_row(f, e); /* shorter than the buffer, which the last flush emptied: one write */
+    if (fflush(f) != 0 || ferror(f))
+        return nnrt_fail(err, errlen, "%s: cannot write it: %s", path, strerror(errno ? errno : EIO));
+    return true;
+}
+
+bool nnrt_log_close(FILE *f, const char *path, char *err, size_t errlen) {
+    errno = 0;
+    bool ok = fflush(f) == 0 && !ferror(f) && fsync(fileno(f)) == 0;
+    int e = errno ? errno : EIO;
+    if (fclose(f) != 0 && ok) {
+        ok = false;
+        e = errno;
+    }
+    return ok || nnrt_fail(err, errlen, "%s: cannot write it: %s", path, strerror(e));
 }
 
 /* ---------------------------------------------------------------- SVG */
@@ -219,5 +247,5 @@ static void write_svg(FILE *f, const NnrtEpochStats *h, size_t n) {
 
 bool nnrt_plot_write(const char *path, const NnrtEpochStats *h, size_t n, char *err,
                      size_t errlen) {
-    return write_atomic(path, write_svg, h, n, err, errlen);
+    return write_atomic(path, write_svg, h, n, NULL, err, errlen);
 }
