@@ -322,8 +322,8 @@ static bool finish(NnrtAtomic *a, bool keep, const char *what, FILE **f, char *e
     if (!saved && (fflush(a->f) != 0 || ferror(a->f) || fchmod(fileno(a->f), a->mode) != 0 ||
                    fsync(fileno(a->f)) != 0))
         saved = errno ? errno : EIO;
-    bool open = !saved && f;
-    if (!open && fclose(a->f) != 0 && !saved)
+    bool stays_open = !saved && f;
+    if (!stays_open && fclose(a->f) != 0 && !saved)
         saved = errno;
     if (!saved && rename(a->tmp, a->path) != 0)
         saved = errno;
@@ -335,9 +335,9 @@ static bool finish(NnrtAtomic *a, bool keep, const char *what, FILE **f, char *e
         nnrt_fail(err, errlen, "%s: cannot sync its directory: %s", a->name, strerror(saved));
     }
     atomic_store(&pending_tmp, NULL); /* after the rename: a signal until then removes the file */
-    if (open && saved)
+    if (stays_open && saved)
         fclose(a->f);
-    else if (open)
+    else if (stays_open)
         *f = a->f;
     free(a->tmp);
     free(a->path);
