@@ -27,7 +27,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -249,17 +248,6 @@ static mode_t new_file_mode(void) {
     return 0666 & ~mask;
 }
 
-/* The handled signals blocked (or unblocked) while a temporary file is made
- * and published: one arriving in between would leave it behind. */
-static void block_signals(bool block, sigset_t *old) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(block ? SIG_BLOCK : SIG_SETMASK, block ? &set : old, block ? old : NULL);
-}
-
 bool nnrt_atomic_begin(NnrtAtomic *a, const char *path, char *err, size_t errlen) {
     static const char suffix[] = ".tmp.XXXXXX";
     *a = (NnrtAtomic){.name = path};
@@ -277,20 +265,18 @@ bool nnrt_atomic_begin(NnrtAtomic *a, const char *path, char *err, size_t errlen
     }
     memcpy(a->tmp, a->path, len);
     memcpy(a->tmp + len, suffix, sizeof suffix);
-    sigset_t old;
-    block_signals(true, &old);
+    /* Published before it is made: a signal in any thread while mkstemp
+     * runs then finds the template (no such file) or the file's name. */
+    atomic_store(&pending_tmp, a->tmp);
     int fd = mkstemp(a->tmp); /* 0600 until it is complete */
-    if (fd >= 0)
-        atomic_store(&pending_tmp, a->tmp);
-    block_signals(false, &old);
     a->f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!a->f) {
         nnrt_fail(err, errlen, "%s: cannot create a temporary file: %s", path, strerror(errno));
         if (fd >= 0) {
             close(fd);
             unlink(a->tmp);
-            atomic_store(&pending_tmp, NULL);
         }
+        atomic_store(&pending_tmp, NULL);
         free(a->tmp);
         free(a->path);
         *a = (NnrtAtomic){0};
