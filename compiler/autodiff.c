@@ -51,9 +51,10 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
 #define NEG(p) ir_unary(g, OP_NEG, p, l)
 #define ONE ir_const(g, 1, scalar, l)
     switch (n.op) {
-    case OP_INPUT: case OP_LABEL: case OP_PARAM: case OP_STATE: case OP_CONST:
-    case OP_STEP: case OP_ONEHOT: case OP_SIGN: case OP_EQ: case OP_FLOOR: /* piecewise constant: zero derivative */
+    IR_OPS_LEAF(OP_CASE) /* no operands */
         break;
+    case OP_STEP: case OP_ONEHOT: case OP_SIGN: case OP_EQ: case OP_FLOOR:
+        unreachable(); /* op_info's zero_grad: ad_gradients gives them no adjoint */
     case OP_ADD: ACC(a, gy); ACC(b, gy); break;               /* d(a+b) = da + db */
     case OP_SUB: ACC(a, gy); ACC(b, NEG(gy)); break;          /* d(a-b) = da - db */
     case OP_MUL: ACC(a, MUL(gy, b)); ACC(b, MUL(gy, a)); break; /* d(ab) = b da + a db */
@@ -132,7 +133,6 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
     case OP_TRANSPOSE: ACC(a, ir_transpose(g, gy, l)); break;
     case OP_RESHAPE: ACC(a, ir_reshape(g, gy, g->nodes[a].shape, l)); break;
     case OP_BROADCAST: ACC(a, gy); break;                     /* accumulate sums it back */
-    case OP_COUNT: unreachable();
     }
 #undef ACC
 #undef ADD
@@ -152,7 +152,7 @@ void ad_gradients(Graph *g, NodeId loss, const NodeId *wrt, int nwrt, NodeId *gr
     for (int i = 0; i < nwrt; i++)
         ad.needs[wrt[i]] = true;
     for (int i = 0; i < count; i++)
-        for (int k = 0; k < op_info[g->nodes[i].op].arity; k++)
+        for (int k = 0; k < op_info[g->nodes[i].op].arity && !op_info[g->nodes[i].op].zero_grad; k++)
             ad.needs[i] |= ad.needs[g->nodes[i].in[k]];
     if (g->nodes[loss].shape.rank != 0)
         die("ad_gradients: the loss must be a scalar");

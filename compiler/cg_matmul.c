@@ -260,19 +260,7 @@ static LLVMValueRef epilogue_value(Cg *c, const Tiling *t, NodeId x, NodeId u, N
     }
     LLVMValueRef a = epilogue_value(c, t, n->in[0], u, m, acc, i, j, vec);
     LLVMValueRef b = op_info[n->op].arity > 1 ? epilogue_value(c, t, n->in[1], u, m, acc, i, j, vec) : NULL;
-    LLVMValueRef zero = LLVMConstNull(LLVMVectorType(c->ft, (unsigned)w));
-    switch (n->op) {
-    case OP_ADD: return LLVMBuildFAdd(c->b, a, b, "");
-    case OP_SUB: return LLVMBuildFSub(c->b, a, b, "");
-    case OP_MUL: return LLVMBuildFMul(c->b, a, b, "");
-    case OP_DIV: return LLVMBuildFDiv(c->b, a, b, "");
-    case OP_NEG: return LLVMBuildFNeg(c->b, a, "");
-    case OP_RELU: return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, zero, ""), a, zero, "");
-    case OP_STEP:
-        return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, zero, ""), cg_splat(c, cg_f(c, 1), w), zero, "");
-    case OP_BROADCAST: return a;
-    default: die("cg_matmul: %s in an epilogue", op_info[n->op].name); /* fuse.c allows only the above */
-    }
+    return cg_elemwise_value(c, n, a, b, NULL); /* fuse.c allows only op_info's epilogue ops: no index */
 }
 
 /* Ends the loop over k in 0 .. kc whose phi k opened block body after pre

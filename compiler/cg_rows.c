@@ -127,7 +127,7 @@ static LLVMValueRef row_value(Rows *w, NodeId x) {
     } else {
         LLVMValueRef a = widen(c, row_value(w, n->in[0]), len);
         LLVMValueRef b = op_info[n->op].arity > 1 ? widen(c, row_value(w, n->in[1]), len) : NULL;
-        v = cg_elemwise_value(c, n, a, b, n->op == OP_ONEHOT ? lane_index(c, len) : NULL);
+        v = cg_elemwise_value(c, n, a, b, op_info[n->op].index ? lane_index(c, len) : NULL);
     }
     return w->val[x] = v;
 }

@@ -215,9 +215,11 @@ LLVMValueRef cg_intrinsic(Cg *c, const char *name, LLVMTypeRef t, LLVMValueRef *
     return LLVMBuildCall2(c->b, LLVMIntrinsicGetType(c->ctx, id, &t, 1), f, args, nargs, "");
 }
 
-/* A libm function of one argument (given to the JIT by jit.c's symbol table). */
-static LLVMValueRef libm1(Cg *c, const char *f32name, const char *f64name, LLVMValueRef x) {
-    const char *name = c->g->dtype == DT_F64 ? f64name : f32name;
+/* The libm function of one argument of op (op_info's libm: given to the JIT
+ * by jit.c's symbol table), of the graph's float type. */
+static LLVMValueRef libm1(Cg *c, Op op, LLVMValueRef x) {
+    char name[32];
+    snprintf(name, sizeof name, "%s%s", op_info[op].libm, c->g->dtype == DT_F64 ? "" : "f");
     LLVMTypeRef t = LLVMFunctionType(c->ft, &c->ft, 1, false);
     LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);
     if (!f) {
@@ -255,7 +257,7 @@ LLVMValueRef cg_elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMValue
     case OP_RELU: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, like(c, a, 0), ""), a, like(c, a, 0), "");
     case OP_STEP: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOGT, a, like(c, a, 0), ""), like(c, a, 1), like(c, a, 0), "");
     case OP_SIGMOID: return LLVMBuildFDiv(B, like(c, a, 1), LLVMBuildFAdd(B, like(c, a, 1), fexp(c, LLVMBuildFNeg(B, a, "")), ""), "");
-    case OP_TANH: return libm1(c, "tanhf", "tanh", a);
+    case OP_TANH: return libm1(c, OP_TANH, a);
     case OP_SQRT: return cg_intrinsic(c, "llvm.sqrt", LLVMTypeOf(a), &a, 1);
     case OP_ABS: return cg_intrinsic(c, "llvm.fabs", LLVMTypeOf(a), &a, 1);
     case OP_SIGN: {
@@ -283,8 +285,11 @@ LLVMValueRef cg_elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMValue
     case OP_EQ: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOEQ, a, b, ""), like(c, a, 1), like(c, a, 0), "");
     case OP_ONEHOT: return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOEQ, a, col, ""), like(c, a, 1), like(c, a, 0), "");
     case OP_BROADCAST: return a;
-    default: die("cg_elemwise_value: %s", op_info[n->op].name);
+    IR_OPS_LEAF(OP_CASE) IR_OPS_REDUCE(OP_CASE) IR_OPS_MATMUL(OP_CASE)
+    case OP_TRANSPOSE: case OP_RESHAPE: case OP_CONCAT: case OP_SLICE:
+        break;
     }
+    die("cg_elemwise_value: %s", op_info[n->op].name); /* not elem */
 }
 
 /* The value of elementwise node id at the index of nest r, a nest over id's
@@ -296,11 +301,11 @@ static LLVMValueRef elemwise_at(Cg *c, NodeId id, const Nest *r) {
     for (int k = 0; k < op_info[n->op].arity; k++) {
         NodeId in = n->in[k];
         Layout l = layout(c, in);
-        if (n->op == OP_ONEHOT) /* labels [n] index the leading axis of [n, k] */
+        if (op_info[n->op].index) /* labels [n] index the leading axis of [n, k] */
             l.s = (Shape){2, {l.s.dim[0], 1}};
         v[k] = c->sched->place[in] == PLACE_INLINE ? elemwise_at(c, in, r) : cg_load_at(c, in, bcast_offset(c, &l, r));
     }
-    LLVMValueRef col = n->op == OP_ONEHOT ? LLVMBuildSIToFP(c->b, r->idx[r->rank - 1], c->ft, "") : NULL;
+    LLVMValueRef col = op_info[n->op].index ? LLVMBuildSIToFP(c->b, r->idx[r->rank - 1], c->ft, "") : NULL;
     return cg_elemwise_value(c, n, v[0], v[1], col);
 }
 
@@ -319,12 +324,28 @@ static void emit_fill(Cg *c, LLVMValueRef base, LLVMValueRef count, LLVMValueRef
     cg_loop_close(c, &l);
 }
 
-double cg_reduce_identity(Op op) { return op == OP_SUM ? 0 : op == OP_MAX ? -__builtin_inf() : __builtin_inf(); }
+double cg_reduce_identity(Op op) {
+    switch (op) {
+    case OP_SUM: return 0;
+    case OP_MAX: return -__builtin_inf();
+    case OP_MIN: return __builtin_inf();
+    case OP_LOGSOFTMAX: /* not an accumulation */
+    IR_OPS_LEAF(OP_CASE) IR_OPS_BINARY(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE)
+        break;
+    }
+    die("cg_reduce_identity: %s", op_info[op].name);
+}
 
 LLVMValueRef cg_reduce_step(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x) {
-    if (op == OP_SUM)
-        return LLVMBuildFAdd(c->b, acc, x, "");
-    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, op == OP_MAX ? LLVMRealOGT : LLVMRealOLT, x, acc, ""), x, acc, "");
+    switch (op) {
+    case OP_SUM: return LLVMBuildFAdd(c->b, acc, x, "");
+    case OP_MAX: return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, x, acc, ""), x, acc, "");
+    case OP_MIN: return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOLT, x, acc, ""), x, acc, "");
+    case OP_LOGSOFTMAX: /* not an accumulation */
+    IR_OPS_LEAF(OP_CASE) IR_OPS_BINARY(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE)
+        break;
+    }
+    die("cg_reduce_step: %s", op_info[op].name);
 }
 
 /* r[j] = r[j] (+ or max or min) a[i] where j is i with the reduced axes at
@@ -466,30 +487,25 @@ static void emit_node(Cg *c, NodeId id) {
         return; /* no loop of its own */
     if (c->sched->root[id] != id)
         return; /* a matmul's epilogue */
-    const IrNode *n = &c->g->nodes[id];
-    switch (op_info[n->op].cls) {
-    case CLASS_LEAF: unreachable();
-    case CLASS_ELEMWISE: emit_elemwise(c, id); return;
-    case CLASS_REDUCE:
-        if (c->g->nodes[id].op == OP_LOGSOFTMAX)
-            emit_logsoftmax(c, id);
-        else
-            emit_reduce(c, id);
+    switch (c->g->nodes[id].op) {
+    IR_OPS_BINARY(OP_CASE) IR_OPS_UNARY(OP_CASE)
+    case OP_BROADCAST:
+        emit_elemwise(c, id);
         return;
-    case CLASS_MATMUL:
+    case OP_SUM: case OP_MAX: case OP_MIN: emit_reduce(c, id); return;
+    case OP_LOGSOFTMAX: emit_logsoftmax(c, id); return;
+    case OP_MATMUL:
         if (c->sched->opt >= 2 && cg_matmul_tiled(c->g, id))
             cg_matmul(c, id);
         else
             emit_matmul_naive(c, id);
         return;
-    case CLASS_MOVEMENT:
-        switch (n->op) {
-        case OP_TRANSPOSE: emit_transpose(c, id); return;
-        case OP_BROADCAST: emit_elemwise(c, id); return;
-        case OP_CONCAT: emit_concat(c, id); return;
-        case OP_SLICE: emit_slice(c, id); return;
-        default: unreachable(); /* a reshape is an alias */
-        }
+    case OP_TRANSPOSE: emit_transpose(c, id); return;
+    case OP_CONCAT: emit_concat(c, id); return;
+    case OP_SLICE: emit_slice(c, id); return;
+    IR_OPS_LEAF(OP_CASE)
+    case OP_RESHAPE: /* an alias */
+        unreachable();
     }
 }
 

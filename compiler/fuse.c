@@ -25,9 +25,6 @@
 
 #include <string.h>
 
-static bool elemwise(const IrNode *n) {
-    return op_info[n->op].cls == CLASS_ELEMWISE || n->op == OP_BROADCAST;
-}
 
 /* Uses of each node (by later nodes; outputs counted separately). */
 static int *count_uses(Arena *a, const Graph *g, NodeId **single_user) {
@@ -56,12 +53,6 @@ static int outputs_of(const Graph *g, NodeId n) {
     return k;
 }
 
-/* Ops the matmul epilogue computes on vectors (no libm calls, no indices). */
-static bool epilogue_op(Op op) {
-    return op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV || op == OP_NEG || op == OP_RELU ||
-           op == OP_STEP || op == OP_BROADCAST;
-}
-
 /* Can node x (u's expression tree: u and the nodes inlined into it) be
  * computed on the value of m (in registers) in the epilogue of the matmul
  * `when`? Only vector ops, and every value it loads must exist when that
@@ -73,7 +64,7 @@ static bool epilogue_tree_ok(const Graph *g, const Schedule *s, NodeId x, NodeId
         return g->nodes[x].op == OP_CONST || !g->slots[g->nodes[x].slot].u8;
     if (!top && s->place[x] != PLACE_INLINE)
         return s->root[x] < when;
-    if (!epilogue_op(g->nodes[x].op))
+    if (!op_info[g->nodes[x].op].epilogue)
         return false;
     for (int k = 0; k < op_info[g->nodes[x].op].arity; k++)
         if (!epilogue_tree_ok(g, s, g->nodes[x].in[k], m, when, false))
@@ -92,7 +83,7 @@ static void set_root(const Graph *g, Schedule *s, NodeId x, NodeId root) {
  * slot's old value must come before: from a loop emitted earlier, or from
  * n's own loop at the same index (an elementwise reader there). */
 static bool in_place_ok(const Graph *g, const Schedule *s, NodeId n, int slot) {
-    if (!elemwise(&g->nodes[n]) && op_info[g->nodes[n].op].cls != CLASS_MATMUL &&
+    if (!op_info[g->nodes[n].op].elem && op_info[g->nodes[n].op].cls != CLASS_MATMUL &&
         op_info[g->nodes[n].op].cls != CLASS_REDUCE)
         return false;
     for (int o = 0; o < g->noutputs; o++)
@@ -105,7 +96,7 @@ static bool in_place_ok(const Graph *g, const Schedule *s, NodeId n, int slot) {
             if (!ir_is_slot_leaf(leaf) || leaf->slot != slot)
                 continue;
             NodeId when = s->root[i], at = s->root[n];
-            if (when > at || (when == at && !elemwise(x)))
+            if (when > at || (when == at && !op_info[x->op].elem))
                 return false;
         }
     }
@@ -165,8 +156,8 @@ Schedule *schedule(Arena *a, const Graph *g, int opt) {
             p = PLACE_ALIAS;
         else if (opt >= 2 && n->op == OP_TRANSPOSE && cg_matmul_folds(g, i))
             p = PLACE_FOLDED;
-        else if (opt >= 2 && elemwise(n) && uses[i] == 1 && outputs_of(g, i) == 0 && elemwise(&g->nodes[user[i]]) &&
-                 shape_eq(&n->shape, &g->nodes[user[i]].shape))
+        else if (opt >= 2 && op_info[n->op].elem && uses[i] == 1 && outputs_of(g, i) == 0 &&
+                 op_info[g->nodes[user[i]].op].elem && shape_eq(&n->shape, &g->nodes[user[i]].shape))
             p = PLACE_INLINE;
         s->place[i] = p;
         s->slot[i] = -1;

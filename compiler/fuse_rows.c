@@ -39,7 +39,7 @@ int64_t schedule_row_len(const Graph *g, NodeId x) {
 
 bool schedule_row_across(const Graph *g, NodeId k) {
     const IrNode *n = &g->nodes[k];
-    return op_info[n->op].cls == CLASS_REDUCE && n->op != OP_LOGSOFTMAX && n->axis == -1;
+    return op_info[n->op].cls == CLASS_REDUCE && n->axis == -1; /* logsoftmax's axis is never -1 */
 }
 
 static bool slot_read(const Graph *g, int slot) {
@@ -49,15 +49,15 @@ static bool slot_read(const Graph *g, int slot) {
     return false;
 }
 
-/* Ops cg_rows.c computes on a row vector: elementwise but for tanh (a libm
- * call of one float), and the reductions within or across rows. */
+/* Nodes cg_rows.c computes on a row vector: of an op with a vector form
+ * (op_info's row), elementwise on rows or on vectors, or reducing within
+ * the row (axis 1; logsoftmax's when its rank is 2) or across rows (all). */
 static bool row_op(const IrNode *n) {
-    OpClass cls = op_info[n->op].cls;
-    if (cls == CLASS_ELEMWISE || n->op == OP_BROADCAST)
-        return n->op != OP_TANH && n->shape.rank <= 2;
-    if (n->op == OP_LOGSOFTMAX)
-        return n->shape.rank == 2;
-    return (n->op == OP_SUM || n->op == OP_MAX || n->op == OP_MIN) && (n->axis == -1 || n->axis == 1);
+    if (!op_info[n->op].row)
+        return false;
+    if (op_info[n->op].cls == CLASS_REDUCE)
+        return n->axis == -1 || n->axis == 1;
+    return n->shape.rank <= 2;
 }
 
 /* May x be read, one row at a time, by the loop nest of its user in kernel
@@ -73,7 +73,7 @@ static bool row_read_ok(const Graph *g, const Schedule *s, const uint8_t *st, No
         if (!row_op(n) || op_info[n->op].cls == CLASS_REDUCE)
             return false;
         for (int k = 0; k < op_info[n->op].arity; k++)
-            if (!row_read_ok(g, s, st, n->in[k], rank, len, n->op == OP_ONEHOT))
+            if (!row_read_ok(g, s, st, n->in[k], rank, len, op_info[n->op].index))
                 return false;
         return true;
     }
@@ -101,7 +101,7 @@ static bool row_kernel(const Graph *g, const Schedule *s, const uint8_t *st, Nod
     if (s->epilogue[k] >= 0 || !row_op(n) || (s->place[k] == PLACE_SLOT && slot_read(g, s->slot[k])))
         return false;
     /* The nest: over the operand of a reduction, else over k itself. */
-    NodeId nest = op_info[n->op].cls == CLASS_REDUCE && n->op != OP_LOGSOFTMAX ? n->in[0] : k;
+    NodeId nest = op_info[n->op].cls == CLASS_REDUCE ? n->in[0] : k; /* logsoftmax's has its shape */
     const Shape *sh = &g->nodes[nest].shape;
     int64_t len = schedule_row_len(g, nest);
     if (len < 1 || len > ROW_MAX || sh->rank < 1 || sh->rank > 2)
@@ -109,7 +109,7 @@ static bool row_kernel(const Graph *g, const Schedule *s, const uint8_t *st, Nod
     if (op_info[n->op].cls == CLASS_REDUCE)
         return row_read_ok(g, s, st, n->in[0], sh->rank, len, false);
     for (int i = 0; i < op_info[n->op].arity; i++)
-        if (!row_read_ok(g, s, st, n->in[i], sh->rank, len, n->op == OP_ONEHOT))
+        if (!row_read_ok(g, s, st, n->in[i], sh->rank, len, op_info[n->op].index))
             return false;
     return true;
 }

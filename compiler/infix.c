@@ -230,7 +230,6 @@ static Text structure(Infix *p, NodeId id) {
         return call(p, n->op == OP_RESHAPE ? "reshape" : "broadcast", a,
                     arena_printf(p->a, ", %s", shape_str(&n->shape, sb, sizeof sb)));
     }
-    case OP_COUNT: break;
     }
     unreachable();
 }

@@ -14,7 +14,9 @@
 #include <string.h>
 
 const OpInfo op_info[OP_COUNT] = {
-#define X(name, text, arity, cls) [OP_##name] = {text, arity, CLASS_##cls},
+#define X(name, text, arity, cls, facts, libm)                                                                \
+    [OP_##name] = {text, arity, CLASS_##cls, (facts) & OPF_ELEM, (facts) & OPF_ROW, (facts) & OPF_EPILOGUE,   \
+                   (facts) & OPF_ZERO_GRAD, (facts) & OPF_ALPHA, (facts) & OPF_AXIS, (facts) & OPF_INDEX, libm},
     IR_OPS(X)
 #undef X
 };
@@ -267,28 +269,8 @@ NodeId ir_const_axes(Graph *g, double v, Shape s, uint8_t batch_axes, Loc loc) {
 
 /* ---------------------------------------------------------------- elementwise */
 
-static double fold_unary(Op op, double x, double alpha) {
-    switch (op) {
-    case OP_SQRT: return sqrt(x);
-    case OP_ABS: return fabs(x);
-    case OP_SIGN: return x > 0 ? 1 : x < 0 ? -1 : 0;
-    case OP_SIN: return sin(x);
-    case OP_COS: return cos(x);
-    case OP_FLOOR: return floor(x);
-    case OP_LEAKY_RELU: return x > 0 ? x : alpha * x;
-    case OP_ELU: return x > 0 ? x : alpha * expm1(x);
-    case OP_NEG: return -x;
-    case OP_EXP: return exp(x);
-    case OP_LOG: return log(x);
-    case OP_RELU: return x > 0 ? x : 0;
-    case OP_STEP: return x > 0 ? 1 : 0;
-    case OP_SIGMOID: return 1 / (1 + exp(-x));
-    case OP_TANH: return tanh(x);
-    default: die("fold_unary: %s", op_info[op].name);
-    }
-}
-
-static double fold_binary(Op op, double a, double b) {
+/* The value of elementwise op on constants (b: the second operand, if any). */
+static double fold(Op op, double a, double b, double alpha) {
     switch (op) {
     case OP_ADD: return a + b;
     case OP_SUB: return a - b;
@@ -299,32 +281,48 @@ static double fold_binary(Op op, double a, double b) {
     case OP_MAXIMUM: return a > b ? a : b;
     case OP_MINIMUM: return a < b ? a : b;
     case OP_BCE_LOGITS: return fmax(a, 0) - a * b + log1p(exp(-fabs(a)));
-    default: die("fold_binary: %s", op_info[op].name);
+    case OP_NEG: return -a;
+    case OP_EXP: return exp(a);
+    case OP_LOG: return log(a);
+    case OP_RELU: return a > 0 ? a : 0;
+    case OP_STEP: return a > 0 ? 1 : 0;
+    case OP_SIGMOID: return 1 / (1 + exp(-a));
+    case OP_TANH: return tanh(a);
+    case OP_SQRT: return sqrt(a);
+    case OP_ABS: return fabs(a);
+    case OP_SIGN: return a > 0 ? 1 : a < 0 ? -1 : 0;
+    case OP_SIN: return sin(a);
+    case OP_COS: return cos(a);
+    case OP_FLOOR: return floor(a);
+    case OP_LEAKY_RELU: return a > 0 ? a : alpha * a;
+    case OP_ELU: return a > 0 ? a : alpha * expm1(a);
+    case OP_ONEHOT: /* ir_onehot folds nothing: its value depends on the index */
+    IR_OPS_LEAF(OP_CASE) IR_OPS_REDUCE(OP_CASE) IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE)
+        break;
     }
+    die("fold: %s", op_info[op].name);
 }
-
-static bool has_alpha(Op op) { return op == OP_LEAKY_RELU || op == OP_ELU; }
 
 /* leaky_relu and elu: their alpha is the node's value. */
 NodeId ir_unary_alpha(Graph *g, Op op, NodeId a, double alpha, Loc loc) {
-    if (!has_alpha(op))
+    if (!op_info[op].alpha)
         die("ir_unary_alpha: %s", op_info[op].name);
     const IrNode *x = N(g, a);
     if (x->op == OP_CONST && !x->batch_pow)
-        return konst(g, fold_unary(op, x->value, alpha), 0, x->shape, x->batch_axes, loc);
+        return konst(g, fold(op, x->value, 0, alpha), 0, x->shape, x->batch_axes, loc);
     IrNode n = node_of(op, a, -1, x->shape, x->batch_axes, loc);
     n.value = alpha;
     return intern(g, n);
 }
 
 NodeId ir_unary(Graph *g, Op op, NodeId a, Loc loc) {
-    if (op_info[op].cls != CLASS_ELEMWISE || op_info[op].arity != 1 || op == OP_ONEHOT || has_alpha(op))
+    if (op_info[op].cls != CLASS_ELEMWISE || op_info[op].arity != 1 || op_info[op].index || op_info[op].alpha)
         die("ir_unary: %s", op_info[op].name);
     const IrNode *x = N(g, a);
     if (x->op == OP_CONST && op == OP_NEG) /* -(c n^p) = (-c) n^p */
         return konst_of(g, x, -x->value, x->shape, x->batch_axes, loc);
     if (x->op == OP_CONST && !x->batch_pow) /* of a constant that depends on the batch size, kept */
-        return konst(g, fold_unary(op, x->value, 0), 0, x->shape, x->batch_axes, loc);
+        return konst(g, fold(op, x->value, 0, 0), 0, x->shape, x->batch_axes, loc);
     if ((op == OP_ABS || op == OP_SIGN) && x->op == OP_NEG) /* |-a| = |a|; sign likewise, negated */
         return op == OP_ABS ? ir_unary(g, op, x->in[0], loc) : ir_unary(g, OP_NEG, ir_unary(g, op, x->in[0], loc), loc);
     if (op == OP_NEG && x->op == OP_NEG) /* --a = a */
@@ -342,7 +340,7 @@ NodeId ir_unary(Graph *g, Op op, NodeId a, Loc loc) {
  * quotient, or a sum of two of one p (or with a zero); false if it depends
  * on the batch size otherwise (the node is kept). */
 static bool fold_consts(const IrNode *x, const IrNode *y, Op op, double *v, int *pow) {
-    *v = fold_binary(op, x->value, y->value);
+    *v = fold(op, x->value, y->value, 0);
     *pow = op == OP_MUL ? x->batch_pow + y->batch_pow : op == OP_DIV ? x->batch_pow - y->batch_pow : 0;
     if (op == OP_MUL || op == OP_DIV)
         return *pow >= INT8_MIN && *pow <= INT8_MAX;
@@ -447,8 +445,10 @@ NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
         if (cb && y->value == 2 && !y->batch_pow && a_full) /* a^2 = a a: exact, and its derivative reads 2 a */
             return ir_binary(g, OP_MUL, a, a, loc);
         break;
-    default:
+    case OP_MAXIMUM: case OP_MINIMUM: case OP_BCE_LOGITS: /* no identities */
         break;
+    IR_OPS_LEAF(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_REDUCE(OP_CASE) IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE)
+        unreachable(); /* not elementwise of two operands: died above */
     }
     return intern(g, node_of(op, a, b, s, axes, loc));
 }

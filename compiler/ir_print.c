@@ -41,11 +41,11 @@ void ir_print(FILE *out, const Graph *g) {
             fprintf(out, " %.9g", n->value);
         for (int k = 0; k < op_info[n->op].arity; k++)
             fprintf(out, "%s%%%d", k ? ", " : " ", n->in[k]);
-        if (n->op == OP_SUM || n->op == OP_MAX || n->op == OP_MIN || n->op == OP_CONCAT || n->op == OP_SLICE)
+        if (op_info[n->op].axis)
             fprintf(out, n->axis < 0 ? ", all" : ", axis %d", n->axis);
         if (n->op == OP_SLICE)
             fprintf(out, ", start %lld", (long long)n->start);
-        if (n->op == OP_LEAKY_RELU || n->op == OP_ELU)
+        if (op_info[n->op].alpha)
             fprintf(out, ", alpha %.9g", n->value);
         fprintf(out, " : %s%s", dt, shape_str(&n->shape, sb, sizeof sb));
         if (n->loc.line)

@@ -333,66 +333,109 @@ typedef enum { DT_F32, DT_F64 } DType;
 /* Bytes of one element. */
 unsigned dtype_bytes(DType dt);
 
-/* The op table. X(NAME, text, arity, class)  -- the math, one line each. */
-#define IR_OPS(X)                                                                       \
-    /* leaves: their buffer is a slot of the step function */                          \
-    X(INPUT, "input", 0, LEAF)        /* x: a batch of samples                      */ \
-    X(LABEL, "label", 0, LEAF)        /* y: class index (as a float) per sample     */ \
-    X(PARAM, "param", 0, LEAF)        /* trainable parameter                        */ \
-    X(STATE, "state", 0, LEAF)        /* optimizer state (e.g. velocity)            */ \
-    X(CONST, "const", 0, LEAF)        /* every element = value                      */ \
-    /* elementwise, NumPy broadcasting of operands to the result shape */              \
-    X(ADD, "add", 2, ELEMWISE)        /* a + b                                      */ \
-    X(SUB, "sub", 2, ELEMWISE)        /* a - b                                      */ \
-    X(MUL, "mul", 2, ELEMWISE)        /* a * b                                      */ \
-    X(DIV, "div", 2, ELEMWISE)        /* a / b                                      */ \
-    X(POW, "pow", 2, ELEMWISE)        /* a^b = e^(b ln a)                           */ \
-    X(NEG, "neg", 1, ELEMWISE)        /* -a                                         */ \
-    X(EXP, "exp", 1, ELEMWISE)        /* e^a                                        */ \
-    X(LOG, "log", 1, ELEMWISE)        /* ln a                                       */ \
-    X(RELU, "relu", 1, ELEMWISE)      /* max(a, 0)                                  */ \
-    X(STEP, "step", 1, ELEMWISE)      /* a > 0 ? 1 : 0    (relu' )                  */ \
-    X(SIGMOID, "sigmoid", 1, ELEMWISE) /* 1 / (1 + e^-a)                            */ \
-    X(TANH, "tanh", 1, ELEMWISE)      /* (e^a - e^-a) / (e^a + e^-a)                */ \
-    X(SQRT, "sqrt", 1, ELEMWISE)      /* a^(1/2)                                    */ \
-    X(ABS, "abs", 1, ELEMWISE)        /* |a|                                        */ \
-    X(SIGN, "sign", 1, ELEMWISE)      /* a > 0 ? 1 : a < 0 ? -1 : 0    (abs')       */ \
-    X(SIN, "sin", 1, ELEMWISE)        /* sin a                                      */ \
-    X(COS, "cos", 1, ELEMWISE)        /* cos a                                      */ \
-    X(FLOOR, "floor", 1, ELEMWISE)    /* the largest integer <= a  (staircase lr)   */ \
-    X(LEAKY_RELU, "leaky_relu", 1, ELEMWISE) /* a > 0 ? a : alpha a   (alpha: value) */ \
-    X(ELU, "elu", 1, ELEMWISE)        /* a > 0 ? a : alpha (e^a - 1)  (alpha: value) */ \
-    X(EQ, "eq", 2, ELEMWISE)          /* a == b ? 1 : 0                             */ \
-    X(MAXIMUM, "maximum", 2, ELEMWISE) /* a > b ? a : b                             */ \
-    X(MINIMUM, "minimum", 2, ELEMWISE) /* a < b ? a : b                             */ \
-    X(BCE_LOGITS, "bce_logits", 2, ELEMWISE) /* max(a, 0) - a b + ln(1 + e^-|a|): BCE of sigmoid(a) vs b */ \
-    X(ONEHOT, "onehot", 1, ELEMWISE)  /* r[i, j] = (a[i] == j)    (shape [n, k])    */ \
-    /* reductions over one axis (keepdims) or over all (axis = -1, result [])  */      \
-    X(SUM, "sum", 1, REDUCE)          /* r = sum_axis a                             */ \
-    X(MAX, "max", 1, REDUCE)          /* r = max_axis a                             */ \
-    X(MIN, "min", 1, REDUCE)          /* r = min_axis a                             */ \
-    X(LOGSOFTMAX, "logsoftmax", 1, REDUCE) /* r = a - max a - log sum e^(a - max a), last axis */ \
-    /* linear algebra and movement */                                                  \
-    X(MATMUL, "matmul", 2, MATMUL)    /* r[i, j] = sum_k a[i, k] b[k, j]            */ \
-    X(TRANSPOSE, "transpose", 1, MOVEMENT) /* r[i, j] = a[j, i]                     */ \
-    X(RESHAPE, "reshape", 1, MOVEMENT)     /* same elements, new shape              */ \
-    X(BROADCAST, "broadcast", 1, MOVEMENT) /* a repeated along its size-1 axes      */ \
-    X(CONCAT, "concat", 2, MOVEMENT)  /* a then b along axis                        */ \
-    X(SLICE, "slice", 1, MOVEMENT)    /* r[.., i, ..] = a[.., start + i, ..] on axis */
+/* The op table, one row per op, grouped by class: a switch over ops may give
+ * one case to a whole class that the code before it has dealt with
+ * (`IR_OPS_LEAF(OP_CASE) unreachable();`). A row is
+ *     X(NAME, text, arity, class, facts, libm)    -- the math beside it
+ * facts: the OPF_ flags below, read by the passes as op_info[op].row, ...;
+ * libm: the libm function of one double the op calls ("tanh"; the float
+ * one is "tanhf", and jit.c resolves both), or NULL.
+ * A new op gets a row; -Werror=switch then names each switch that must
+ * handle it, and test_gradcheck.c fails until the op has a gradient case. */
+enum {
+    OPF_ELEM = 1 << 0,      /* computed from its operands' elements at its own index: cg_elemwise_value */
+    OPF_ROW = 1 << 1,       /* has a vector form for a row loop (fuse_rows.c, cg_rows.c) */
+    OPF_EPILOGUE = 1 << 2,  /* cheap enough for a matmul's epilogue: no libm call, no index (fuse.c) */
+    OPF_ZERO_GRAD = 1 << 3, /* piecewise constant: zero derivative, so no adjoint (autodiff.c) */
+    OPF_ALPHA = 1 << 4,     /* the node's value is the op's parameter alpha (ir_unary_alpha) */
+    OPF_AXIS = 1 << 5,      /* the node's axis is an attribute of its own (printed by ir_print.c) */
+    OPF_INDEX = 1 << 6,     /* reads its element's last index; its operand holds one label per row */
+};
+
+/* leaves: their buffer is a slot of the step function */
+#define IR_OPS_LEAF(X)                                                                                      \
+    X(INPUT, "input", 0, LEAF, 0, NULL)                       /* x: a batch of samples                  */ \
+    X(LABEL, "label", 0, LEAF, 0, NULL)                       /* y: class index (as a float) per sample */ \
+    X(PARAM, "param", 0, LEAF, 0, NULL)                       /* trainable parameter                    */ \
+    X(STATE, "state", 0, LEAF, 0, NULL)                       /* optimizer state (e.g. velocity)        */ \
+    X(CONST, "const", 0, LEAF, 0, NULL)                       /* every element = value                  */
+/* elementwise of two operands, NumPy broadcasting of both to the result shape */
+#define IR_OPS_BINARY(X)                                                                                    \
+    X(ADD, "add", 2, ELEMWISE, OPF_ELEM | OPF_ROW | OPF_EPILOGUE, NULL) /* a + b                        */ \
+    X(SUB, "sub", 2, ELEMWISE, OPF_ELEM | OPF_ROW | OPF_EPILOGUE, NULL) /* a - b                        */ \
+    X(MUL, "mul", 2, ELEMWISE, OPF_ELEM | OPF_ROW | OPF_EPILOGUE, NULL) /* a * b                        */ \
+    X(DIV, "div", 2, ELEMWISE, OPF_ELEM | OPF_ROW | OPF_EPILOGUE, NULL) /* a / b                        */ \
+    X(POW, "pow", 2, ELEMWISE, OPF_ELEM | OPF_ROW, NULL)      /* a^b = e^(b ln a)                       */ \
+    X(EQ, "eq", 2, ELEMWISE, OPF_ELEM | OPF_ROW | OPF_ZERO_GRAD, NULL) /* a == b ? 1 : 0                */ \
+    X(MAXIMUM, "maximum", 2, ELEMWISE, OPF_ELEM | OPF_ROW, NULL) /* a > b ? a : b                       */ \
+    X(MINIMUM, "minimum", 2, ELEMWISE, OPF_ELEM | OPF_ROW, NULL) /* a < b ? a : b                       */ \
+    /* max(a, 0) - a b + ln(1 + e^-|a|): BCE of sigmoid(a) vs b; with b = 0, softplus(a) */                 \
+    X(BCE_LOGITS, "bce_logits", 2, ELEMWISE, OPF_ELEM | OPF_ROW, NULL)
+/* elementwise of one operand */
+#define IR_OPS_UNARY(X)                                                                                     \
+    X(NEG, "neg", 1, ELEMWISE, OPF_ELEM | OPF_ROW | OPF_EPILOGUE, NULL) /* -a                           */ \
+    X(EXP, "exp", 1, ELEMWISE, OPF_ELEM | OPF_ROW, NULL)      /* e^a                                    */ \
+    X(LOG, "log", 1, ELEMWISE, OPF_ELEM | OPF_ROW, NULL)      /* ln a                                   */ \
+    X(RELU, "relu", 1, ELEMWISE, OPF_ELEM | OPF_ROW | OPF_EPILOGUE, NULL) /* max(a, 0)                  */ \
+    /* a > 0 ? 1 : 0    (relu') */                                                                          \
+    X(STEP, "step", 1, ELEMWISE, OPF_ELEM | OPF_ROW | OPF_EPILOGUE | OPF_ZERO_GRAD, NULL)                  \
+    X(SIGMOID, "sigmoid", 1, ELEMWISE, OPF_ELEM | OPF_ROW, NULL) /* 1 / (1 + e^-a)                      */ \
+    /* (e^a - e^-a) / (e^a + e^-a): a libm call of one float, so no vector form */                          \
+    X(TANH, "tanh", 1, ELEMWISE, OPF_ELEM, "tanh")                                                          \
+    X(SQRT, "sqrt", 1, ELEMWISE, OPF_ELEM | OPF_ROW, NULL)    /* a^(1/2)                                */ \
+    X(ABS, "abs", 1, ELEMWISE, OPF_ELEM | OPF_ROW, NULL)      /* |a|                                    */ \
+    /* a > 0 ? 1 : a < 0 ? -1 : 0    (abs') */                                                              \
+    X(SIGN, "sign", 1, ELEMWISE, OPF_ELEM | OPF_ROW | OPF_ZERO_GRAD, NULL)                                  \
+    X(SIN, "sin", 1, ELEMWISE, OPF_ELEM | OPF_ROW, NULL)      /* sin a                                  */ \
+    X(COS, "cos", 1, ELEMWISE, OPF_ELEM | OPF_ROW, NULL)      /* cos a                                  */ \
+    /* the largest integer <= a  (staircase lr) */                                                          \
+    X(FLOOR, "floor", 1, ELEMWISE, OPF_ELEM | OPF_ROW | OPF_ZERO_GRAD, NULL)                                \
+    /* a > 0 ? a : alpha a   (alpha: value) */                                                              \
+    X(LEAKY_RELU, "leaky_relu", 1, ELEMWISE, OPF_ELEM | OPF_ROW | OPF_ALPHA, NULL)                          \
+    /* a > 0 ? a : alpha (e^a - 1)  (alpha: value) */                                                       \
+    X(ELU, "elu", 1, ELEMWISE, OPF_ELEM | OPF_ROW | OPF_ALPHA, NULL)                                        \
+    /* r[i, j] = (a[i] == j)    (shape [n, k]) */                                                           \
+    X(ONEHOT, "onehot", 1, ELEMWISE, OPF_ELEM | OPF_ROW | OPF_ZERO_GRAD | OPF_INDEX, NULL)
+/* reductions over one axis (keepdims) or over all (axis = -1, result []) */
+#define IR_OPS_REDUCE(X)                                                                                    \
+    X(SUM, "sum", 1, REDUCE, OPF_ROW | OPF_AXIS, NULL)        /* r = sum_axis a                         */ \
+    X(MAX, "max", 1, REDUCE, OPF_ROW | OPF_AXIS, NULL)        /* r = max_axis a                         */ \
+    X(MIN, "min", 1, REDUCE, OPF_ROW | OPF_AXIS, NULL)        /* r = min_axis a                         */ \
+    /* r = a - max a - log sum e^(a - max a), last axis (its axis, never -1, is implied) */                 \
+    X(LOGSOFTMAX, "logsoftmax", 1, REDUCE, OPF_ROW, NULL)
+/* linear algebra */
+#define IR_OPS_MATMUL(X)                                                                                    \
+    X(MATMUL, "matmul", 2, MATMUL, 0, NULL)                   /* r[i, j] = sum_k a[i, k] b[k, j]        */
+/* movement */
+#define IR_OPS_MOVEMENT(X)                                                                                  \
+    X(TRANSPOSE, "transpose", 1, MOVEMENT, 0, NULL)           /* r[i, j] = a[j, i]                      */ \
+    X(RESHAPE, "reshape", 1, MOVEMENT, 0, NULL)               /* same elements, new shape               */ \
+    /* a repeated along its size-1 axes */                                                                  \
+    X(BROADCAST, "broadcast", 1, MOVEMENT, OPF_ELEM | OPF_ROW | OPF_EPILOGUE, NULL)                         \
+    X(CONCAT, "concat", 2, MOVEMENT, OPF_AXIS, NULL)          /* a then b along axis                    */ \
+    X(SLICE, "slice", 1, MOVEMENT, OPF_AXIS, NULL)            /* r[.., i, ..] = a[.., start + i, ..] on axis */
+#define IR_OPS(X) IR_OPS_LEAF(X) IR_OPS_BINARY(X) IR_OPS_UNARY(X) IR_OPS_REDUCE(X) IR_OPS_MATMUL(X) IR_OPS_MOVEMENT(X)
+/* The case label of an op, for a group of rows: IR_OPS_LEAF(OP_CASE). */
+#define OP_CASE(name, ...) case OP_##name:
 
 typedef enum {
-#define X(name, text, arity, cls) OP_##name,
+#define X(name, ...) OP_##name,
     IR_OPS(X)
 #undef X
-    OP_COUNT
 } Op;
+/* The number of ops: an int, not an Op, so switches over ops need no case for it. */
+#define OP_PLUS_ONE(...) +1
+#define OP_COUNT (0 IR_OPS(OP_PLUS_ONE))
 
 typedef enum { CLASS_LEAF, CLASS_ELEMWISE, CLASS_REDUCE, CLASS_MATMUL, CLASS_MOVEMENT } OpClass;
 
+/* A row of the table; the booleans are its OPF_ facts. */
 typedef struct OpInfo {
     const char *name;
     int arity;
     OpClass cls;
+    bool elem, row, epilogue, zero_grad, alpha, axis, index;
+    const char *libm;
 } OpInfo;
 extern const OpInfo op_info[OP_COUNT];
 

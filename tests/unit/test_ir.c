@@ -1,14 +1,56 @@
-/* test_ir.c — the IR's constructors: hash-consing (CSE), the algebraic
- * simplifications each constructor applies, broadcasting shapes, and dead
- * code removal with its canonical renumbering.
+/* test_ir.c — the op table (each row in its class's group, each libm
+ * function it names known to the JIT), the IR's constructors: hash-consing
+ * (CSE), the algebraic simplifications each constructor applies,
+ * broadcasting shapes, and dead code removal with its canonical
+ * renumbering.
  */
 #include "nnc.h"
 #include "check.h"
 
-
 static const Loc L0;
 
+/* Each group of rows (switches give a case to a whole group) holds ops of
+ * its class and arity; the facts of a row agree with each other (what a
+ * matmul epilogue or a row loop computes has a vector form: no libm call);
+ * the JIT resolves each libm function of the table, double and float. */
+static void check_op_table(void) {
+    OpClass want;
+    int arity; /* -1: any */
+#define ROW(name, ...) CHECK(op_info[OP_##name].cls == want && (arity < 0 || op_info[OP_##name].arity == arity));
+    want = CLASS_LEAF, arity = 0;
+    IR_OPS_LEAF(ROW)
+    want = CLASS_ELEMWISE, arity = 2;
+    IR_OPS_BINARY(ROW)
+    want = CLASS_ELEMWISE, arity = 1;
+    IR_OPS_UNARY(ROW)
+    want = CLASS_REDUCE, arity = 1;
+    IR_OPS_REDUCE(ROW)
+    want = CLASS_MATMUL, arity = 2;
+    IR_OPS_MATMUL(ROW)
+    want = CLASS_MOVEMENT, arity = -1;
+    IR_OPS_MOVEMENT(ROW)
+#undef ROW
+    char err[512];
+    Jit *j = jit_new(err, sizeof err);
+    if (!CHECK(j != NULL))
+        return;
+    for (int op = 0; op < OP_COUNT; op++) {
+        const OpInfo *o = &op_info[op];
+        CHECK(!o->epilogue || (o->elem && !o->libm && !o->index));
+        CHECK(!o->row || !o->libm);
+        CHECK(!o->alpha || (o->cls == CLASS_ELEMWISE && o->arity == 1));
+        if (o->libm) {
+            char f32[32];
+            snprintf(f32, sizeof f32, "%sf", o->libm);
+            CHECK(jit_lookup(j, o->libm, err, sizeof err) != NULL);
+            CHECK(jit_lookup(j, f32, err, sizeof err) != NULL);
+        }
+    }
+    jit_free(j);
+}
+
 int main(void) {
+    check_op_table();
     Arena *a = arena_new();
     Graph *g = ir_new(a, DT_F32);
     Shape m34 = {2, {3, 4}}, v4 = {1, {4}}, s0 = {0};
