@@ -264,8 +264,8 @@ static NodeId binary(ExprEnv *e, const AstExpr *x, NodeId a, NodeId b) {
 /* ---------------------------------------------------------------- functions */
 
 typedef enum {
-    FN_UNARY, FN_ALPHA, FN_SOFTMAX, FN_LOG_SOFTMAX, FN_SUM, FN_MEAN, FN_EXTREME, FN_TRANSPOSE, FN_CONCAT,
-    FN_RESHAPE, FN_GRAD, FN_LOSS
+    FN_UNARY, FN_ALPHA, FN_SOFTPLUS, FN_SOFTMAX, FN_LOG_SOFTMAX, FN_SUM, FN_MEAN, FN_EXTREME, FN_TRANSPOSE,
+    FN_CONCAT, FN_RESHAPE, FN_GRAD, FN_LOSS
 } FnKind;
 
 typedef struct Fn {
@@ -290,6 +290,7 @@ static const Fn functions[] = {
     {"tanh", FN_UNARY, OP_TANH, 1, NULL, 0, "tanh(x)"},
     {"leaky_relu", FN_ALPHA, OP_LEAKY_RELU, 1, "alpha", 0.2, "leaky_relu(x[, alpha=0.2])"},
     {"elu", FN_ALPHA, OP_ELU, 1, "alpha", 1.0, "elu(x[, alpha=1])"},
+    {"softplus", FN_SOFTPLUS, OP_COUNT, 1, NULL, 0, "softplus(x)"},
     {"softmax", FN_SOFTMAX, OP_COUNT, 1, NULL, 0, "softmax(x)"},
     {"log_softmax", FN_LOG_SOFTMAX, OP_COUNT, 1, NULL, 0, "log_softmax(x)"},
     {"sum", FN_SUM, OP_COUNT, 1, "axis", 0, "sum(x[, axis=k])"},
@@ -547,6 +548,8 @@ static NodeId call(ExprEnv *e, const AstExpr *x) {
         double alpha = fn->alpha;
         return key && !number_arg(e, key->args[0], "alpha", &alpha) ? -1 : ir_unary_alpha(g, fn->op, a, alpha, x->loc);
     }
+    case FN_SOFTPLUS: /* the activation's lowering */
+        return act_lower(g, ACT_SOFTPLUS, a, x->loc);
     case FN_SOFTMAX:
     case FN_LOG_SOFTMAX:
         if (sa->rank == 0) {

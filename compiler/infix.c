@@ -211,7 +211,9 @@ static Text structure(Infix *p, NodeId id) {
     case OP_EQ: return call(p, "eq", a, arena_printf(p->a, ", %s", text_of(p, b).s));
     case OP_MAXIMUM: case OP_MINIMUM:
         return call(p, op_info[n->op].name, a, arena_printf(p->a, ", %s", text_of(p, b).s));
-    case OP_BCE_LOGITS: /* as written: the stable form of binary_crossentropy(sigmoid(z), y) */
+    case OP_BCE_LOGITS: /* as written: softplus(z) (lower_activation), or binary_crossentropy(sigmoid(z), y) */
+        if (scalar_const(p, b, &c) && c == 0)
+            return call(p, "softplus", a, "");
         return (Text){arena_printf(p->a, "binary_crossentropy(sigmoid(%s), %s)", text_of(p, a).s, text_of(p, b).s),
                       P_ATOM, false};
     case OP_MAX: case OP_MIN:

@@ -23,11 +23,11 @@ static const struct {
     Act act;
 } activations[] = {
     {"relu", ACT_RELU}, {"sigmoid", ACT_SIGMOID}, {"tanh", ACT_TANH}, {"softmax", ACT_SOFTMAX},
-    {"linear", ACT_LINEAR},
+    {"softplus", ACT_SOFTPLUS}, {"linear", ACT_LINEAR},
 };
 enum { NACTS = sizeof activations / sizeof activations[0] };
 
-/* "relu, sigmoid, tanh, softmax or linear" */
+/* "relu, sigmoid, tanh, softmax, softplus or linear" */
 static const char *act_expected(Arena *a) {
     const char *s = "";
     for (int i = 0; i < NACTS; i++)
@@ -77,6 +77,8 @@ NodeId act_lower(Graph *g, Act act, NodeId z, Loc loc) {
     case ACT_TANH: return ir_unary(g, OP_TANH, z, loc);
     case ACT_SOFTMAX: return ir_unary(g, OP_EXP, ir_logsoftmax(g, z, loc), loc); /* e^logsoftmax: the loss sees
                                                                                       through it */
+    case ACT_SOFTPLUS: /* ln(1 + e^z) = bce_logits(z, 0): stable for any z, derivative sigmoid(z) */
+        return ir_binary(g, OP_BCE_LOGITS, z, ir_const(g, 0, (Shape){0}, loc), loc);
     }
     unreachable();
 }

@@ -151,7 +151,7 @@ static bool loss_after_layer(ModelEnv *f, const AstItem *it, LossKind kind, cons
     }
     if (kind == LOSS_CROSSENTROPY) {
         if (so->rank == 1 && so->dim[0] >= 2 && f->e.warn &&
-            (act == ACT_SIGMOID || act == ACT_RELU || act == ACT_TANH))
+            (act == ACT_SIGMOID || act == ACT_RELU || act == ACT_TANH || act == ACT_SOFTPLUS))
             diag_warning(d, it->name_loc, "crossentropy after '%s': the outputs are treated as logits; use "
                          "'softmax' or 'linear'", act_name(act));
         return true; /* its shape is checked as any crossentropy's */
