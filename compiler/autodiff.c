@@ -30,8 +30,6 @@ typedef struct Adjoints {
 
 static void accumulate(Adjoints *a, NodeId x, NodeId contrib, Loc loc) {
     Graph *g = a->g;
-    if (!a->needs[x])
-        return;
     contrib = unbroadcast(g, contrib, &g->nodes[x].shape, loc);
     a->adj[x] = a->adj[x] < 0 ? contrib : ir_binary(g, OP_ADD, a->adj[x], contrib, loc);
 }
@@ -43,7 +41,13 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
     NodeId a = n.in[0], b = n.in[1], y = id;
     Loc l = n.loc;
     Shape scalar = {0};
-#define ACC(x, v) accumulate(ad, x, v, l)
+/* Adds v to x's adjoint; v is built only if x needs one (so the input's
+ * gradient, or a zero_grad op's, is never made). */
+#define ACC(x, v)                    \
+    do {                             \
+        if (ad->needs[x])            \
+            accumulate(ad, x, v, l); \
+    } while (0)
 #define ADD(p, q) ir_binary(g, OP_ADD, p, q, l)
 #define SUB(p, q) ir_binary(g, OP_SUB, p, q, l)
 #define MUL(p, q) ir_binary(g, OP_MUL, p, q, l)
@@ -51,10 +55,9 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
 #define NEG(p) ir_unary(g, OP_NEG, p, l)
 #define ONE ir_const(g, 1, scalar, l)
     switch (n.op) {
-    IR_OPS_LEAF(OP_CASE) /* no operands */
+    IR_OPS_LEAF(OP_CASE)                                      /* no operands */
+    case OP_STEP: case OP_ONEHOT: case OP_SIGN: case OP_EQ: case OP_FLOOR: /* zero_grad: nothing to pass on */
         break;
-    case OP_STEP: case OP_ONEHOT: case OP_SIGN: case OP_EQ: case OP_FLOOR:
-        unreachable(); /* op_info's zero_grad: ad_gradients gives them no adjoint */
     case OP_ADD: ACC(a, gy); ACC(b, gy); break;               /* d(a+b) = da + db */
     case OP_SUB: ACC(a, gy); ACC(b, NEG(gy)); break;          /* d(a-b) = da - db */
     case OP_MUL: ACC(a, MUL(gy, b)); ACC(b, MUL(gy, a)); break; /* d(ab) = b da + a db */
@@ -74,8 +77,7 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
         break;
     case OP_POW:                                              /* d a^b = b a^(b-1) da + a^b ln a db */
         ACC(a, MUL(gy, MUL(b, ir_binary(g, OP_POW, a, SUB(b, ONE), l))));
-        if (ad->needs[b])
-            ACC(b, MUL(gy, MUL(y, ir_unary(g, OP_LOG, a, l))));
+        ACC(b, MUL(gy, MUL(y, ir_unary(g, OP_LOG, a, l))));
         break;
     case OP_NEG: ACC(a, NEG(gy)); break;                      /* d(-a) = -da */
     case OP_EXP: ACC(a, MUL(gy, y)); break;                   /* d e^a = e^a da */
@@ -151,6 +153,8 @@ void ad_gradients(Graph *g, NodeId loss, const NodeId *wrt, int nwrt, NodeId *gr
         ad.adj[i] = -1;
     for (int i = 0; i < nwrt; i++)
         ad.needs[wrt[i]] = true;
+    /* A piecewise constant op (zero_grad) does not depend on its operands
+     * here: it gets no adjoint, which would only be thrown away. */
     for (int i = 0; i < count; i++)
         for (int k = 0; k < op_info[g->nodes[i].op].arity && !op_info[g->nodes[i].op].zero_grad; k++)
             ad.needs[i] |= ad.needs[g->nodes[i].in[k]];

@@ -12,7 +12,8 @@ static const Loc L0;
 /* Each group of rows (switches give a case to a whole group) holds ops of
  * its class and arity; the facts of a row agree with each other (what a
  * matmul epilogue or a row loop computes has a vector form: no libm call);
- * the JIT resolves each libm function of the table, double and float. */
+ * the JIT resolves each libm function of the table, double and float;
+ * autodiff reads zero_grad. */
 static void check_op_table(void) {
     OpClass want;
     int arity; /* -1: any */
@@ -47,6 +48,25 @@ static void check_op_table(void) {
         }
     }
     jit_free(j);
+
+    /* A zero_grad op gets no adjoint: in d/dx, d/dy of sum(step(x) y y),
+     * step's would be y y, a node nothing else makes. */
+    Arena *a = arena_new();
+    Graph *g = ir_new(a, DT_F64);
+    Shape v3 = {1, {3}};
+    NodeId wrt[2], grads[2];
+    for (int i = 0; i < 2; i++)
+        wrt[i] = ir_leaf(g, OP_PARAM, ir_add_slot(g, (Slot){.kind = SLOT_PARAM, .name = i ? "y" : "x", .shape = v3}),
+                         v3, L0);
+    NodeId y = wrt[1], f = ir_unary(g, OP_STEP, wrt[0], L0);
+    f = ir_sum(g, ir_binary(g, OP_MUL, ir_binary(g, OP_MUL, f, y, L0), y, L0), -1, L0);
+    ad_gradients(g, f, wrt, 2, grads);
+    bool yy = false;
+    for (int i = 0; i < g->nnodes; i++)
+        yy |= g->nodes[i].op == OP_MUL && g->nodes[i].in[0] == y && g->nodes[i].in[1] == y;
+    CHECK(!yy);
+    CHECK(ir_is_const(g, grads[0], 0));
+    arena_free(a);
 }
 
 int main(void) {
