@@ -11,6 +11,7 @@
 #include "nnrt.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,15 +25,21 @@ typedef enum {
     O_SAVE, O_SAVE_EVERY, O_SAVE_BEST, O_LOAD, O_RESUME, O_VAL, O_VAL_SPLIT, O_EARLY_STOP, O_MONITOR, O_LOG, O_PLOT,
     O_EVAL, O_PREDICT, O_OUT, O_THREADS, O_O0, O_O2, O_GRADCHECK, O_INTERACTIVE, O_HELP, O_VERSION
 } OptId;
-typedef enum { ARG_NONE, ARG_VALUE, ARG_OPTIONAL } ArgKind;
+typedef enum { ARG_NONE, ARG_VALUE, ARG_OPTIONAL, ARG_INT } ArgKind;
 static const struct Opt {
     const char *name, *alias; /* alias: another spelling, or NULL */
     OptId id;
     ArgKind arg;
     const char *meta; /* the value's name in --help */
     const char *help; /* its lines, the later ones indented */
+    int64_t lo, hi;   /* ARG_INT: its range, */
+    size_t field;     /* its int64_t in Options, */
+    const char *expects; /* and what a message says it expects */
 } opts[] = {
-    {"--emit", NULL, O_EMIT, ARG_VALUE, "KIND", "print a stage's output and stop; KIND is one of\n"
+#define OPT(name, alias, id, arg, meta, help) {name, alias, id, arg, meta, help, 0, 0, 0, NULL}
+#define INT_OPT(name, alias, id, meta, help, lo, hi, field, expects) \
+    {name, alias, id, ARG_INT, meta, help, lo, hi, offsetof(Options, field), expects}
+    OPT("--emit", NULL, O_EMIT, ARG_VALUE, "KIND", "print a stage's output and stop; KIND is one of\n"
      "ast   the syntax tree\n"
      "ir    the forward pass (tensor IR)\n"
      "grad  the training step: forward, backward, update\n"
@@ -40,52 +47,58 @@ static const struct Opt {
      "      which loop computes each node, where it lives\n"
      "llvm  the LLVM IR of the training step\n"
      "asm   its machine code for this CPU, optimised\n"
-     "dot   the forward and gradient graphs for Graphviz"},
-    {"--train", NULL, O_TRAIN, ARG_OPTIONAL, "[PATH]", "train on an IDX images file (raw or .gz); its labels\n"
+     "dot   the forward and gradient graphs for Graphviz"),
+    OPT("--train", NULL, O_TRAIN, ARG_OPTIONAL, "[PATH]", "train on an IDX images file (raw or .gz); its labels\n"
      "file is found next to it. Without PATH: the model's\n"
-     "data block if it has one, else\n" NNC_DEFAULT_DATA},
-    {"--target", NULL, O_TARGET, ARG_VALUE, "PATH", "the targets of --train's samples, an IDX file of any\n"
-     "element type: [n, the model's target elements]"},
-    {"--print-params", NULL, O_PRINT_PARAMS, ARG_NONE, NULL, "print every parameter after training"},
-    {"--test", NULL, O_TEST, ARG_VALUE, "PATH", "evaluate on this IDX images file after training\n"
-     "(default: the t10k-* file next to the training data)"},
-    {"--epochs", NULL, O_EPOCHS, ARG_VALUE, "N", "override the model file's epochs"},
-    {"--batch", NULL, O_BATCH, ARG_VALUE, "N", "override the model file's batch size"},
-    {"--lr", NULL, O_LR, ARG_VALUE, "X", "override the model file's learning rate"},
-    {"--schedule", NULL, O_SCHEDULE, ARG_VALUE, "S", "override the model's learning-rate schedule, e.g.\n"
+     "data block if it has one, else\n" NNC_DEFAULT_DATA),
+    OPT("--target", NULL, O_TARGET, ARG_VALUE, "PATH", "the targets of --train's samples, an IDX file of any\n"
+     "element type: [n, the model's target elements]"),
+    OPT("--print-params", NULL, O_PRINT_PARAMS, ARG_NONE, NULL, "print every parameter after training"),
+    OPT("--test", NULL, O_TEST, ARG_VALUE, "PATH", "evaluate on this IDX images file after training\n"
+     "(default: the t10k-* file next to the training data)"),
+    INT_OPT("--epochs", NULL, O_EPOCHS, "N", "override the model file's epochs", 1, 1000000,
+     epochs, "an integer from 1 to 1000000"),
+    INT_OPT("--batch", NULL, O_BATCH, "N", "override the model file's batch size", 1, 65536,
+     batch, "an integer from 1 to 65536"),
+    OPT("--lr", NULL, O_LR, ARG_VALUE, "X", "override the model file's learning rate"),
+    OPT("--schedule", NULL, O_SCHEDULE, ARG_VALUE, "S", "override the model's learning-rate schedule, e.g.\n"
      "'cosine(decay_steps = 500)'; S is constant, step,\n"
      "exponential, inverse_time or cosine, with the\n"
-     "arguments of the model file's 'schedule'"},
-    {"--seed", NULL, O_SEED, ARG_VALUE, "N", "seed for initialisation and shuffling (default 1)"},
-    {"--report", NULL, O_REPORT, ARG_VALUE, "FILE", "write a JSON summary of the training run"},
-    {"--save", NULL, O_SAVE, ARG_VALUE, "FILE", "save a checkpoint (safetensors: weights, optimizer\n"
-     "state, training position) after every epoch"},
-    {"--save-every", NULL, O_SAVE_EVERY, ARG_VALUE, "N", "... and every N training steps"},
-    {"--save-best", NULL, O_SAVE_BEST, ARG_VALUE, "FILE", "save a checkpoint whenever the monitored metric improves"},
-    {"--load", NULL, O_LOAD, ARG_VALUE, "FILE", "start from the weights of a safetensors file"},
-    {"--resume", NULL, O_RESUME, ARG_VALUE, "FILE", "continue the run saved in FILE exactly where it stopped\n"
-     "(implies --train; saves to FILE unless --save is given)"},
-    {"--val", NULL, O_VAL, ARG_VALUE, "PATH", "validate on this IDX images file after every epoch"},
-    {"--val-split", NULL, O_VAL_SPLIT, ARG_VALUE, "F", "... or on the last fraction F (0 < F < 1) of the training data"},
-    {"--early-stop", NULL, O_EARLY_STOP, ARG_VALUE, "N", "stop when the monitored metric has not improved for N epochs"},
-    {"--monitor", NULL, O_MONITOR, ARG_VALUE, "METRIC", "loss, acc, val_loss or val_acc (default val_loss with\n"
-     "validation, else loss)"},
-    {"--log", NULL, O_LOG, ARG_VALUE, "FILE", "write loss and accuracy per epoch as CSV"},
-    {"--plot", NULL, O_PLOT, ARG_VALUE, "FILE", "draw them as an SVG (training and validation curves)"},
-    {"--eval", NULL, O_EVAL, ARG_VALUE, "PATH", "print loss, accuracy per class and the confusion matrix\n"
-     "on this labelled IDX file (with --load, or after --train)"},
-    {"--predict", NULL, O_PREDICT, ARG_VALUE, "PATH", "write the prediction for every sample of an IDX images\n"
-     "file as CSV: index, class, probabilities (or the outputs)"},
-    {"-o", NULL, O_OUT, ARG_VALUE, "FILE", "where --predict writes (default: standard output)"},
-    {"--threads", NULL, O_THREADS, ARG_VALUE, "N", "threads of the kernels (default: NNC_THREADS, else\n"
-     "one per core); results do not depend on it"},
-    {"-O0", NULL, O_O0, ARG_NONE, NULL, "compile every IR node to its own naive loop nest\n(the reference)"},
-    {"-O2", NULL, O_O2, ARG_NONE, NULL, "fuse the IR into kernels (the default)"},
-    {"--gradcheck", NULL, O_GRADCHECK, ARG_NONE, NULL, "check every parameter's gradient against central\n"
-     "differences in float64 and report the worst error"},
-    {"-i", NULL, O_INTERACTIVE, ARG_NONE, NULL, "the REPL, after loading MODEL.nn"},
-    {"--help", "-h", O_HELP, ARG_NONE, NULL, "this text"},
-    {"--version", NULL, O_VERSION, ARG_NONE, NULL, "version and host CPU"},
+     "arguments of the model file's 'schedule'"),
+    OPT("--seed", NULL, O_SEED, ARG_VALUE, "N", "seed for initialisation and shuffling (default 1)"),
+    OPT("--report", NULL, O_REPORT, ARG_VALUE, "FILE", "write a JSON summary of the training run"),
+    OPT("--save", NULL, O_SAVE, ARG_VALUE, "FILE", "save a checkpoint (safetensors: weights, optimizer\n"
+     "state, training position) after every epoch"),
+    INT_OPT("--save-every", NULL, O_SAVE_EVERY, "N", "... and every N training steps", 1, INT64_MAX,
+     save_every, "a positive number of steps"),
+    OPT("--save-best", NULL, O_SAVE_BEST, ARG_VALUE, "FILE", "save a checkpoint whenever the monitored metric improves"),
+    OPT("--load", NULL, O_LOAD, ARG_VALUE, "FILE", "start from the weights of a safetensors file"),
+    OPT("--resume", NULL, O_RESUME, ARG_VALUE, "FILE", "continue the run saved in FILE exactly where it stopped\n"
+     "(implies --train; saves to FILE unless --save is given)"),
+    OPT("--val", NULL, O_VAL, ARG_VALUE, "PATH", "validate on this IDX images file after every epoch"),
+    OPT("--val-split", NULL, O_VAL_SPLIT, ARG_VALUE, "F", "... or on the last fraction F (0 < F < 1) of the training data"),
+    INT_OPT("--early-stop", NULL, O_EARLY_STOP, "N", "stop when the monitored metric has not improved for N epochs",
+     1, 1000000, patience, "a patience from 1 to 1000000 epochs"),
+    OPT("--monitor", NULL, O_MONITOR, ARG_VALUE, "METRIC", "loss, acc, val_loss or val_acc (default val_loss with\n"
+     "validation, else loss)"),
+    OPT("--log", NULL, O_LOG, ARG_VALUE, "FILE", "write loss and accuracy per epoch as CSV"),
+    OPT("--plot", NULL, O_PLOT, ARG_VALUE, "FILE", "draw them as an SVG (training and validation curves)"),
+    OPT("--eval", NULL, O_EVAL, ARG_VALUE, "PATH", "print loss, accuracy per class and the confusion matrix\n"
+     "on this labelled IDX file (with --load, or after --train)"),
+    OPT("--predict", NULL, O_PREDICT, ARG_VALUE, "PATH", "write the prediction for every sample of an IDX images\n"
+     "file as CSV: index, class, probabilities (or the outputs)"),
+    OPT("-o", NULL, O_OUT, ARG_VALUE, "FILE", "where --predict writes (default: standard output)"),
+    OPT("--threads", NULL, O_THREADS, ARG_VALUE, "N", "threads of the kernels (default: NNC_THREADS, else\n"
+     "one per core); results do not depend on it"),
+    OPT("-O0", NULL, O_O0, ARG_NONE, NULL, "compile every IR node to its own naive loop nest\n(the reference)"),
+    OPT("-O2", NULL, O_O2, ARG_NONE, NULL, "fuse the IR into kernels (the default)"),
+    OPT("--gradcheck", NULL, O_GRADCHECK, ARG_NONE, NULL, "check every parameter's gradient against central\n"
+     "differences in float64 and report the worst error"),
+    OPT("-i", NULL, O_INTERACTIVE, ARG_NONE, NULL, "the REPL, after loading MODEL.nn"),
+    OPT("--help", "-h", O_HELP, ARG_NONE, NULL, "this text"),
+    OPT("--version", NULL, O_VERSION, ARG_NONE, NULL, "version and host CPU"),
+#undef INT_OPT
+#undef OPT
 };
 enum { NOPTS = sizeof opts / sizeof opts[0] };
 
@@ -189,16 +202,8 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
     case O_TARGET: o->target_path = val; return EXIT_OK;
     case O_PRINT_PARAMS: o->print_params = true; return EXIT_OK;
     case O_TEST: o->test_path = val; return EXIT_OK;
-    case O_EPOCHS:
-        if (parse_int(val, 1, 1000000, &o->epochs))
-            return EXIT_OK;
-        diag_plain(d, "--epochs expects an integer from 1 to 1000000, found '%s'", val);
-        return EXIT_USAGE;
-    case O_BATCH:
-        if (parse_int(val, 1, 65536, &o->batch))
-            return EXIT_OK;
-        diag_plain(d, "--batch expects an integer from 1 to 65536, found '%s'", val);
-        return EXIT_USAGE;
+    case O_EPOCHS: case O_BATCH: case O_SAVE_EVERY: case O_EARLY_STOP: /* ARG_INT: parse_options set them */
+        return EXIT_OK;
     case O_LR:
         o->lr = strtod(val, &end);
         if (end != val && !*end && o->lr > 0 && o->lr <= 1e6)
@@ -215,11 +220,6 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
         return EXIT_OK;
     case O_REPORT: o->report_path = val; return EXIT_OK;
     case O_SAVE: o->save_path = val; return EXIT_OK;
-    case O_SAVE_EVERY:
-        if (parse_int(val, 1, INT64_MAX, &o->save_every))
-            return EXIT_OK;
-        diag_plain(d, "--save-every expects a positive number of steps, found '%s'", val);
-        return EXIT_USAGE;
     case O_SAVE_BEST: o->best_path = val; return EXIT_OK;
     case O_LOAD: o->load_path = val; return EXIT_OK;
     case O_RESUME: o->resume_path = val; o->train = true; return EXIT_OK;
@@ -229,11 +229,6 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
         if (end != val && !*end && o->val_split > 0 && o->val_split < 1)
             return EXIT_OK;
         diag_plain(d, "--val-split expects a fraction between 0 and 1, found '%s'", val);
-        return EXIT_USAGE;
-    case O_EARLY_STOP:
-        if (parse_int(val, 1, 1000000, &o->patience))
-            return EXIT_OK;
-        diag_plain(d, "--early-stop expects a patience from 1 to 1000000 epochs, found '%s'", val);
         return EXIT_USAGE;
     case O_MONITOR: {
         static const char *const metrics[] = {"loss", "acc", "val_loss", "val_acc", NULL};
@@ -297,13 +292,17 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
         }
         /* A value in the next word; an optional one (--train's path) unless
          * it is an option or the model. */
-        if (!val && opt->arg == ARG_VALUE && i + 1 < argc)
+        if (!val && (opt->arg == ARG_VALUE || opt->arg == ARG_INT) && i + 1 < argc)
             val = argv[++i];
         else if (!val && opt->arg == ARG_OPTIONAL && i + 1 < argc && argv[i + 1][0] != '-' &&
                  !strstr(argv[i + 1], ".nn"))
             val = argv[++i];
-        if (!val && opt->arg == ARG_VALUE) {
+        if (!val && (opt->arg == ARG_VALUE || opt->arg == ARG_INT)) {
             diag_plain(d, "%s needs a value: %s %s", opt->name, opt->name, opt->meta);
+            return EXIT_USAGE;
+        }
+        if (opt->arg == ARG_INT && !parse_int(val, opt->lo, opt->hi, (int64_t *)((char *)o + opt->field))) {
+            diag_plain(d, "%s expects %s, found '%s'", opt->name, opt->expects, val);
             return EXIT_USAGE;
         }
         int status = set_option(o, opt->id, val, d);
