@@ -145,6 +145,17 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
 #undef ONE
 }
 
+int ad_param_gradients(Graph *g, NodeId loss, NodeId **params, NodeId **grads) {
+    int n = 0;
+    *params = arena_array(g->arena, (size_t)g->nnodes, sizeof **params);
+    for (NodeId i = 0; i < g->nnodes; i++)
+        if (g->nodes[i].op == OP_PARAM)
+            (*params)[n++] = i;
+    *grads = arena_array(g->arena, (size_t)n + 1, sizeof **grads);
+    ad_gradients(g, loss, *params, n, *grads);
+    return n;
+}
+
 void ad_gradients(Graph *g, NodeId loss, const NodeId *wrt, int nwrt, NodeId *grads) {
     Arena *ar = g->arena;
     int count = g->nnodes; /* nodes made below are never visited */

@@ -756,6 +756,9 @@ NodeId loss_item(ModelEnv *f, const AstItem *it, NodeId *pred);
 
 /* d loss / d wrt[i] for each i, as IR nodes (reverse mode). */
 void ad_gradients(Graph *g, NodeId loss, const NodeId *wrt, int nwrt, NodeId *grads);
+/* The same by every PARAM node of g, in id order: *params and *grads, in
+ * g's arena; returns their count. */
+int ad_param_gradients(Graph *g, NodeId loss, NodeId **params, NodeId **grads);
 
 /* ---------------------------------------------------------------- optim.c */
 

@@ -252,13 +252,8 @@ static Graph *value_graph(Cmd *c, Arena *a, const char *name, Loc loc, bool grad
     ir_add_output(g, n, slot);
     if (grads) {
         NodeId f = g->nodes[n].shape.rank ? ir_sum(g, n, -1, loc) : n;
-        int nleaves = 0;
-        NodeId *leaves = arena_array(a, (size_t)g->nnodes, sizeof *leaves);
-        for (NodeId i = 0; i < g->nnodes; i++)
-            if (g->nodes[i].op == OP_PARAM)
-                leaves[nleaves++] = i;
-        NodeId *d = arena_array(a, (size_t)nleaves + 1, sizeof *d);
-        ad_gradients(g, f, leaves, nleaves, d);
+        NodeId *leaves, *d;
+        int nleaves = ad_param_gradients(g, f, &leaves, &d);
         for (int i = 0; i < nleaves; i++) {
             const Slot *s = &g->slots[g->nodes[leaves[i]].slot];
             int gs = ir_add_slot(g, (Slot){.kind = SLOT_GRAD, .name = arena_printf(a, "d%s/d%s", name, s->name),

@@ -23,13 +23,8 @@ void step_graphs(Arena *a, const Model *m, int64_t batch, DType dt, InputType in
         *eval = ir_dce(g);
     if (!train)
         return;
-    int nparams = 0;
-    NodeId *params = arena_array(a, (size_t)g->nnodes, sizeof *params);
-    for (int i = 0; i < g->nnodes; i++)
-        if (g->nodes[i].op == OP_PARAM)
-            params[nparams++] = i;
-    NodeId *grads = arena_array(a, (size_t)nparams + 1, sizeof *grads);
-    ad_gradients(g, loss, params, nparams, grads);
+    NodeId *params, *grads;
+    int nparams = ad_param_gradients(g, loss, &params, &grads);
     optim_update(g, m, params, grads, nparams);
     *train = ir_dce(g);
 }
