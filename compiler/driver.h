@@ -34,6 +34,6 @@ typedef struct Options {
 /* Trains (with --train or --resume), then evaluates and predicts, with
  * weights from --load or --resume if given. With `keep`, the weights are
  * keep's (made if it has none) and stay there. */
-int session(Arena *a, const Model *m, const Source *src, const Options *o, Diag *d, FitWeights *keep);
+int session_run(Arena *a, const Model *m, const Source *src, const Options *o, Diag *d, FitWeights *keep);
 
 #endif

@@ -427,7 +427,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
         return ok ? EXIT_OK : EXIT_GRADCHECK;
     }
     if (o->emit == EMIT_NONE && (o->train || o->eval_path || o->predict_path))
-        return session(a, m, &src, o, d, NULL); /* it plans for its data's input type */
+        return session_run(a, m, &src, o, d, NULL); /* it plans for its data's input type */
     double t0 = nnrt_now();
     Plan p = pipeline_plan(a, m, o->opt, INPUT_FLOAT);
     switch (o->emit) {
@@ -502,7 +502,7 @@ static int repl_run_model(void *ctx, Diag *d, const Model *m, const Source *src,
     Arena *a = arena_new();
     status = apply_overrides(a, d, &run, &o);
     if (status == EXIT_OK)
-        status = session(a, &run, src, &o, d, w);
+        status = session_run(a, &run, src, &o, d, w);
     arena_free(a);
     return status;
 }

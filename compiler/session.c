@@ -229,7 +229,7 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
     return EXIT_OK;
 }
 
-int session(Arena *a, const Model *m, const Source *src, const Options *o, Diag *d, FitWeights *keep) {
+int session_run(Arena *a, const Model *m, const Source *src, const Options *o, Diag *d, FitWeights *keep) {
     Data dt = {0};
     FitFiles files = {.model = src->path, .train = o->train_path, .target = o->target_path, .test = o->test_path,
                       .val = o->val_path, .eval = o->eval_path, .predict = o->predict_path, .load = o->load_path,
