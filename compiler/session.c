@@ -123,6 +123,11 @@ static size_t model_classes(const Model *m) {
     return indices ? (size_t)m->output.dim[0] : 0;
 }
 
+/* A classifier's accuracy compares its output's argmax with the label. */
+static bool model_classifies(const Model *m) {
+    return m->label_size == 1 && !m->several_losses && (model_classes(m) > 0 || m->output.dim[0] > 1);
+}
+
 /* The training set from --train PATH --target PATH, or from the model's
  * data block; false (with *status) if neither applies. */
 static bool load_targets(const Model *m, const Options *o, Data *dt, Diag *d, int *status) {
@@ -212,7 +217,9 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
             }
         }
     }
-    if (o->eval_path && !(dt->have[SET_EVAL] = load_data(o->eval_path, classes, sample, &dt->set[SET_EVAL], d)))
+    /* --eval's confusion matrix is indexed by a classifier's labels, whatever its loss. */
+    size_t eval_classes = model_classifies(m) ? (size_t)shape_elems(&m->output) : 0;
+    if (o->eval_path && !(dt->have[SET_EVAL] = load_data(o->eval_path, eval_classes, sample, &dt->set[SET_EVAL], d)))
         return EXIT_USAGE;
     if (o->predict_path) {
         if (!(dt->have[SET_PREDICT] = nnrt_dataset_load_unlabelled(o->predict_path, (size_t)m->label_size, &dt->set[SET_PREDICT], err,
@@ -285,8 +292,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, D
         .dtype_bytes = 4,
         .input_u8 = in == INPUT_U8,
         .outputs = (size_t)shape_elems(&m->output),
-        .classify = m->label_size == 1 && !m->several_losses &&
-                    (model_classes(m) > 0 || m->output.dim[0] > 1),
+        .classify = model_classifies(m),
         .train = c.train_step, .eval = c.eval_step,
         .slots = slots, .nslots = (size_t)g->nslots,
         .arena_bytes = c.arena_bytes,

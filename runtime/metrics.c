@@ -40,7 +40,7 @@ static void count_batch(void *ctx, size_t first, size_t b, const void *output, c
     (void)first;
     Confusion *c = ctx;
     for (size_t s = 0; s < b; s++) {
-        /* Labels were checked to be integers in [0, k) when the data was loaded. */
+        /* Labels are integers in [0, k): nnrt_eval_report's precondition. */
         size_t label = (size_t)elem(y, s, c->dtype_bytes);
         c->m[label * c->k + argmax(output, s, c->k, c->dtype_bytes)]++;
     }

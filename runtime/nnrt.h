@@ -312,7 +312,9 @@ int nnrt_threads(void);
 /* ---------------------------------------------------------------- metrics.c */
 
 /* --eval: "samples N  loss L  acc A", then for a classifier the accuracy of
- * each class and the confusion matrix (rows true class, columns predicted). */
+ * each class and the confusion matrix (rows true class, columns predicted),
+ * indexed by the labels: for a classifier they must be integers in
+ * [0, spec->outputs) (nnrt_dataset_load checks it, given that many classes). */
 bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *out, char *err,
                       size_t errlen);
 /* --predict: CSV with a header; per sample "index,class,p0,p1,..." for a
