@@ -190,7 +190,9 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
     double loss_sum;
     NnrtTrainPos *p = &st->pos;
     const char *rng = nnrt_ckpt_meta(c, "rng"), *be = nnrt_ckpt_meta(c, "best_epoch_bad_epochs");
-    bool ok = meta_u64(c, "epoch", 10, INT32_MAX, &epoch) &&
+    /* Every count of epochs is at most the epochs a run may have, so that
+     * none overflows an int as training goes on (epoch + 1, bad_epochs++). */
+    bool ok = meta_u64(c, "epoch", 10, NNC_MAX_EPOCHS, &epoch) &&
               meta_u64(c, "step", 10, SIZE_MAX, &step) &&
               meta_u64(c, "seen", 10, SIZE_MAX, &seen) &&
               meta_u64(c, "correct", 10, SIZE_MAX, &correct) &&
@@ -202,7 +204,8 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
               next_u64(&rng, 16, ' ', UINT64_MAX, &p->rng.s[1]) &&
               next_u64(&rng, 16, ' ', UINT64_MAX, &p->rng.s[2]) &&
               next_u64(&rng, 16, 0, UINT64_MAX, &p->rng.s[3]) && be &&
-              next_int(&be, ' ', &st->best_epoch) && next_int(&be, 0, &st->bad_epochs);
+              next_int(&be, ' ', &st->best_epoch) && next_int(&be, 0, &st->bad_epochs) &&
+              st->best_epoch <= (int)epoch && st->bad_epochs <= (int)epoch;
     if (!ok) {
         diag_plain(d, "%s: its training state (metadata) is incomplete or malformed", path);
         return false;
@@ -233,16 +236,19 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
         lines += *q == '\n';
     if (lines)
         st->history = xrealloc(st->history, lines, sizeof *st->history);
-    int line = 1;
+    /* Its epochs go up, from 1 to at most the position's. */
+    int line = 1, last = 0;
     for (const char *q = h; q && *q; line++) {
         NnrtEpochStats e = {.secs = -1}; /* not kept */
         if (!(next_int(&q, ' ', &e.epoch) && next_double(&q, ' ', &e.loss) &&
               next_double(&q, ' ', &e.acc) && next_double(&q, ' ', &e.val_loss) &&
-              next_double(&q, '\n', &e.val_acc))) {
+              next_double(&q, '\n', &e.val_acc)) ||
+            e.epoch <= last || e.epoch > p->epoch) {
             diag_plain(d, "%s: its history (metadata) is malformed at line %d", path, line);
             return false;
         }
         st->history[st->nhistory++] = e;
+        last = e.epoch;
     }
     return true;
 }

@@ -49,6 +49,9 @@
 enum { EXIT_OK = 0, EXIT_INVALID_MODEL = 1, EXIT_USAGE = 2, EXIT_TRAINING = 3, EXIT_GRADCHECK = 4,
        EXIT_INTERRUPTED = 130 /* Ctrl-C stopped --train: 128 + SIGINT, as a shell reports it */ };
 
+/* The most epochs a run may have (the model file, --epochs, a checkpoint). */
+#define NNC_MAX_EPOCHS 1000000
+
 /* ---------------------------------------------------------------- util.c */
 
 /* Internal bugs only; never for user input. */

@@ -121,7 +121,7 @@ static const char *const sched_names[] = {"constant", "step", "exponential", "in
 static const char *const train_keys[] = {"epochs", "batch", NULL};
 
 /* The same bounds as the command line's --epochs and --batch. */
-enum { SEMA_MAX_EPOCHS = 1000000, SEMA_MAX_BATCH = 65536 };
+enum { SEMA_MAX_EPOCHS = NNC_MAX_EPOCHS, SEMA_MAX_BATCH = 65536 };
 
 typedef struct Sema {
     Arena *arena;

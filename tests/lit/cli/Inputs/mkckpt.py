@@ -5,7 +5,7 @@
 #   missing    dense2.b left out              extra    one more tensor
 #   json       the header is not JSON         weights-only  no optimizer state, no metadata
 #   meta KEY VALUE  metadata KEY set to VALUE (\n in it: a newline)
-#   long-history    a history of 480,000 good epochs (16 MB, under the header
+#   long-history    a history of 420,000 good epochs (16 MB, under the header
 #                   cap) and a broken one after them
 import json, struct, sys
 
@@ -66,7 +66,9 @@ elif kind == "meta":
     h["__metadata__"][args[0]] = args[1].replace("\\n", "\n")
     write(h, data)
 elif kind == "long-history":
-    h["__metadata__"]["history"] = "1 0x1p+0 0x1p-1 -0x1p+0 -0x1p+0\n" * 480000 + "2 0x1p+0\n"
+    n = 420000
+    h["__metadata__"]["epoch"] = str(n + 1)
+    h["__metadata__"]["history"] = "".join(f"{e} 0x1p+0 0x1p-1 -0x1p+0 -0x1p+0\n" for e in range(1, n + 1)) + f"{n + 1} 0x1p+0\n"
     write(h, data)
 else:
     sys.exit("mkckpt: unknown kind " + kind)
