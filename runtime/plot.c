@@ -97,14 +97,22 @@ bool nnrt_log_close(FILE *f, const char *path, char *err, size_t errlen) {
 #define MARGIN_T 34.0 /* the panel title */
 #define MARGIN_B 46.0 /* tick labels and "epoch" */
 
+/* The largest value drawn as it is: larger ones are drawn at it, as the
+ * axis arithmetic (hi - lo, rounding hi up to a tick) would overflow to
+ * infinity near DBL_MAX. */
+#define PLOT_MAX 1e300
+
 typedef struct Axis {
     double lo, hi, step; /* ticks at lo, lo + step, ... hi */
+    int ticks;           /* intervals between them */
 } Axis;
 
 /* Ticks 1, 2 or 5 times a power of ten, about `want` of them, covering
- * [lo, hi]. */
+ * [lo, hi] (both in [-PLOT_MAX, PLOT_MAX]). A range too narrow for ticks
+ * that differ (values a few ulps apart, whose step added to lo gives lo
+ * again) is widened around it first. */
 static Axis nice_axis(double lo, double hi, int want) {
-    if (!(hi > lo)) {
+    if (!(hi - lo > 1e-9 * fmax(fabs(lo), fabs(hi)))) {
         double pad = fabs(lo) > 0 ? fabs(lo) * 0.1 : 1;
         lo -= pad;
         hi += pad;
@@ -116,7 +124,9 @@ static Axis nice_axis(double lo, double hi, int want) {
         step = 5 * mag;
     else if (raw / mag > 1)
         step = 2 * mag;
-    return (Axis){floor(lo / step) * step, ceil(hi / step) * step, step};
+    Axis a = {floor(lo / step) * step, ceil(hi / step) * step, step, 0};
+    a.ticks = (int)lround((a.hi - a.lo) / step); /* about want: step >= raw */
+    return a;
 }
 
 typedef struct Series {
@@ -125,10 +135,11 @@ typedef struct Series {
     size_t offset; /* of the double in NnrtEpochStats */
 } Series;
 
+/* A metric as drawn (non-finite ones are not: present()). */
 static double value(const NnrtEpochStats *st, size_t offset) {
     double v;
     memcpy(&v, (const char *)st + offset, sizeof v);
-    return v;
+    return isfinite(v) ? fmin(v, PLOT_MAX) : v;
 }
 
 static bool present(double v) { return v >= 0 && isfinite(v); }
@@ -158,8 +169,8 @@ static void panel(FILE *f, double x0, const char *title, const char *ylabel,
 #define PX(e) (l + ((e) - x.lo) / (x.hi - x.lo) * (r - l))
 #define PY(v) (b - ((v) - y.lo) / (y.hi - y.lo) * (b - t))
     fprintf(f, "<text x=\"%.1f\" y=\"20\" class=\"title\">%s</text>\n", l, title);
-    for (double v = y.lo; v <= y.hi + y.step / 2; v += y.step) {
-        double vv = fabs(v) < y.step * 1e-9 ? 0 : v; /* no "-0" */
+    for (int i = 0; i <= y.ticks; i++) {
+        double v = y.lo + i * y.step, vv = fabs(v) < y.step * 1e-9 ? 0 : v; /* no "-0" */
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>\n",
                 l, PY(v), r, PY(v));
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"ytick\">%g</text>\n", l - 6,
