@@ -210,6 +210,12 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
         diag_plain(d, "%s: its training state (metadata) is incomplete or malformed", path);
         return false;
     }
+    /* xoshiro256** never leaves the all-zero state: every draw would be 0
+     * and the shuffle's rejection loop would spin forever. */
+    if (!(p->rng.s[0] | p->rng.s[1] | p->rng.s[2] | p->rng.s[3])) {
+        diag_plain(d, "%s: its generator state (metadata 'rng') is all zeros, which no run reaches", path);
+        return false;
+    }
     if (hash != info->model_hash) {
         diag_plain(d, "%s was saved from a different model file (fingerprint %016" PRIx64
                       ", this one %016" PRIx64 "): resuming would not continue the same run; "
