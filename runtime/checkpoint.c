@@ -267,7 +267,9 @@ static bool read_all(int fd, void *p, size_t n) {
 
 bool nnrt_ckpt_load(const char *path, NnrtCkpt *c, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
-    int fd = open(path, O_RDONLY);
+    /* Not blocking: opening a FIFO for reading waits for a writer, and the
+     * type is checked next (O_NONBLOCK means nothing to a regular file). */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0)
         return nnrt_fail(err, errlen, "%s: %s", path, strerror(errno));
     struct stat st;
