@@ -259,6 +259,40 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
     return true;
 }
 
+/* The checkpoint's tensors into the slots of the same names, whose shapes
+ * they were checked to have; all or (on an error) none, so the weights a
+ * REPL session keeps stay whole. Every value must be finite: a NaN weight
+ * would only show as a poor accuracy, or a loss blamed on a step. */
+static bool read_tensors(Diag *d, const NnrtCkpt *c, const Graph *g, void **slots) {
+    float **staged = xcalloc((size_t)g->nslots, sizeof *staged);
+    bool ok = true;
+    char err[1024];
+    for (int s = 0; ok && s < g->nslots; s++) {
+        const NnrtTensor *t = is_saved(&g->slots[s]) ? nnrt_ckpt_tensor(c, g->slots[s].name) : NULL;
+        if (!t)
+            continue;
+        size_t n = (size_t)shape_elems(&g->slots[s].shape);
+        staged[s] = xcalloc64(n, sizeof(float));
+        if (!(ok = nnrt_ckpt_read(c, t, staged[s], err, sizeof err))) {
+            diag_plain(d, "%s", err);
+            break;
+        }
+        for (size_t i = 0; ok && i < n; i++)
+            if (!isfinite(staged[s][i])) {
+                diag_plain(d, "%s: tensor '%s' holds %s at element %zu: not weights to start from", c->path,
+                           t->name, isnan(staged[s][i]) ? "NaN" : "Inf", i);
+                ok = false;
+            }
+    }
+    for (int s = 0; s < g->nslots; s++) {
+        if (ok && staged[s])
+            memcpy(slots[s], staged[s], (size_t)shape_elems(&g->slots[s].shape) * sizeof(float));
+        free(staged[s]);
+    }
+    free(staged);
+    return ok;
+}
+
 bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const FitInfo *info,
               FitState *st) {
     NnrtCkpt c;
@@ -297,13 +331,8 @@ bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const Fit
             diag_plain(d, "%s holds a tensor '%s' that model %s does not have", path,
                        c.tensors[i].name, info->model_name);
     }
-    bool ok = d->errors == errors && (!info->resume || read_state(&c, info, st, d, path));
-    for (int s = 0; ok && s < g->nslots; s++) {
-        const NnrtTensor *t = is_saved(&g->slots[s]) ? nnrt_ckpt_tensor(&c, g->slots[s].name)
-                                                     : NULL;
-        if (t)
-            memcpy(slots[s], t->data, (size_t)shape_elems(&g->slots[s].shape) * sizeof(float));
-    }
+    bool ok = d->errors == errors && (!info->resume || read_state(&c, info, st, d, path)) &&
+              read_tensors(d, &c, g, slots);
     nnrt_ckpt_free(&c);
     return ok;
 }

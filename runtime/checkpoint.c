@@ -10,7 +10,9 @@
  * capped, the JSON is parsed by jansson (not by hand), every field is type-
  * checked, sizes are overflow-checked, and the tensors' byte ranges must tile
  * the data exactly (no gap, no overlap, nothing outside the file), as the
- * safetensors reference implementation requires.
+ * safetensors reference implementation requires. The data is read tensor by
+ * tensor when asked for, after the caller has matched the header against
+ * what it expects: what a file declares costs nothing until then.
  *
  * Writing is atomic: a temporary file in the target's directory, fsync,
  * rename over the target, fsync of the directory. A kill at any moment
@@ -126,8 +128,10 @@ void nnrt_ckpt_free(NnrtCkpt *c) {
     }
     free(c->tensors);
     free(c->meta);
-    free(c->blob);
-    memset(c, 0, sizeof *c);
+    free(c->offset);
+    if (c->fd >= 0)
+        close(c->fd);
+    *c = (NnrtCkpt){.fd = -1};
 }
 
 /* A tensor's byte range, for the tiling check. */
@@ -251,22 +255,24 @@ static bool parse_header(const char *path, json_t *root, size_t data_bytes, Nnrt
     return true;
 }
 
-static bool read_all(int fd, void *p, size_t n) {
+/* n bytes at offset `at` of the file. */
+static bool read_all(int fd, void *p, size_t n, uint64_t at) {
     char *c = p;
     while (n > 0) {
-        ssize_t r = read(fd, c, n);
+        ssize_t r = pread(fd, c, n, (off_t)at);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
             return false;
         c += r;
         n -= (size_t)r;
+        at += (uint64_t)r;
     }
     return true;
 }
 
 bool nnrt_ckpt_load(const char *path, NnrtCkpt *c, char *err, size_t errlen) {
-    memset(c, 0, sizeof *c);
+    *c = (NnrtCkpt){.path = path, .fd = -1};
     /* Not blocking: opening a FIFO for reading waits for a writer, and the
      * type is checked next (O_NONBLOCK means nothing to a regular file). */
     int fd = open(path, O_RDONLY | O_NONBLOCK);
@@ -278,9 +284,10 @@ bool nnrt_ckpt_load(const char *path, NnrtCkpt *c, char *err, size_t errlen) {
         return nnrt_fail(err, errlen, "%s: not a regular file", path);
     }
     size_t size = (size_t)st.st_size;
+    c->fd = fd;
     unsigned char lenbuf[8];
-    if (size < 8 || !read_all(fd, lenbuf, 8)) {
-        close(fd);
+    if (size < 8 || !read_all(fd, lenbuf, 8, 0)) {
+        nnrt_ckpt_free(c);
         return nnrt_fail(err, errlen, "%s: %zu bytes, too short for a safetensors header length",
                     path, size);
     }
@@ -288,47 +295,53 @@ bool nnrt_ckpt_load(const char *path, NnrtCkpt *c, char *err, size_t errlen) {
     for (int i = 0; i < 8; i++)
         hlen |= (uint64_t)lenbuf[i] << (8 * i);
     if (hlen > NNRT_CKPT_MAX_HEADER) {
-        close(fd);
+        nnrt_ckpt_free(c);
         return nnrt_fail(err, errlen, "%s: header of %llu bytes is over the %u-byte limit (not a "
                     "checkpoint, or a hostile one)", path, (unsigned long long)hlen,
                     (unsigned)NNRT_CKPT_MAX_HEADER);
     }
     if (hlen > size - 8) {
-        close(fd);
+        nnrt_ckpt_free(c);
         return nnrt_fail(err, errlen, "%s: header of %llu bytes, but only %zu bytes follow the "
                     "length (truncated file?)", path, (unsigned long long)hlen, size - 8);
     }
     size_t data_bytes = size - 8 - (size_t)hlen;
     char *header = malloc(hlen ? hlen : 1);
-    if (!header || !read_all(fd, header, hlen)) {
+    if (!header || !read_all(fd, header, hlen, 8)) {
         free(header);
-        close(fd);
+        nnrt_ckpt_free(c);
         return nnrt_fail(err, errlen, "%s: cannot read the header", path);
     }
     json_error_t jerr;
     json_t *root = json_loadb(header, hlen, JSON_REJECT_DUPLICATES, &jerr);
     free(header);
     if (!root) {
-        close(fd);
+        nnrt_ckpt_free(c);
         return nnrt_fail(err, errlen, "%s: the header is not valid JSON: %s (at byte %d)", path,
                     jerr.text, jerr.position);
     }
     Range *ranges = NULL;
     bool ok = parse_header(path, root, data_bytes, c, &ranges, err, errlen);
     json_decref(root);
-    if (ok) {
-        c->blob = malloc(data_bytes ? data_bytes : 1);
-        ok = c->blob && read_all(fd, c->blob, data_bytes);
-        if (!ok)
-            nnrt_fail(err, errlen, "%s: cannot read %zu bytes of tensor data", path, data_bytes);
-    }
+    if (ok && !(c->offset = calloc(c->ntensors ? c->ntensors : 1, sizeof *c->offset)))
+        ok = nnrt_fail(err, errlen, "%s: out of memory", path);
     for (size_t i = 0; ok && i < c->ntensors; i++)
-        c->tensors[ranges[i].tensor].data = (char *)c->blob + ranges[i].begin;
+        c->offset[ranges[i].tensor] = 8 + hlen + ranges[i].begin;
     free(ranges);
-    close(fd);
     if (!ok)
         nnrt_ckpt_free(c);
     return ok;
+}
+
+bool nnrt_ckpt_read(const NnrtCkpt *c, const NnrtTensor *t, void *dst, char *err, size_t errlen) {
+    size_t bytes = 0;
+    (void)tensor_bytes(t, &bytes); /* checked by nnrt_ckpt_load against the file's size */
+    errno = 0;
+    if (!read_all(c->fd, dst, bytes, c->offset[t - c->tensors]))
+        return nnrt_fail(err, errlen, "%s: cannot read the %zu bytes of tensor '%s'%s%s", c->path, bytes,
+                         t->name, errno ? ": " : " (the file is shorter than when it was opened)",
+                         errno ? strerror(errno) : "");
+    return true;
 }
 
 const NnrtTensor *nnrt_ckpt_tensor(const NnrtCkpt *c, const char *name) {

@@ -355,7 +355,7 @@ typedef struct NnrtTensor {
     const char *name;
     int rank;
     int64_t dims[NNRT_IDX_MAX_RANK];
-    const void *data; /* float32, little-endian */
+    const void *data; /* float32, little-endian (saving; a loaded one: nnrt_ckpt_read) */
 } NnrtTensor;
 
 typedef struct NnrtMeta {
@@ -368,17 +368,24 @@ bool nnrt_ckpt_save(const char *path, const NnrtTensor *t, size_t nt, const Nnrt
                     size_t nmeta, char *err, size_t errlen);
 
 typedef struct NnrtCkpt {
-    NnrtTensor *tensors; /* names and data owned by the checkpoint */
+    NnrtTensor *tensors; /* names owned by the checkpoint; data NULL */
     size_t ntensors;
     NnrtMeta *meta;
     size_t nmeta;
-    void *blob;
+    const char *path;    /* as given to nnrt_ckpt_load */
+    int fd;              /* open until nnrt_ckpt_free */
+    uint64_t *offset;    /* of each tensor's data in the file */
 } NnrtCkpt;
 
-/* Reads and validates a safetensors file: header size cap, JSON (jansson),
- * every field's type, F32 only, sizes without overflow, byte ranges tiling
- * the data exactly. False with "PATH: what is wrong" in err. */
+/* Reads and validates a safetensors file's header: header size cap, JSON
+ * (jansson), every field's type, F32 only, sizes without overflow, byte
+ * ranges tiling the rest of the file exactly. False with "PATH: what is
+ * wrong" in err. The data is read only on demand (nnrt_ckpt_read), so a
+ * caller checks the names and shapes first: a file may declare gigabytes
+ * (sparse, or of tensors the caller has no use for). */
 bool nnrt_ckpt_load(const char *path, NnrtCkpt *c, char *err, size_t errlen);
+/* Reads the data of t, one of c's tensors, into dst (its bytes: 4 per element). */
+bool nnrt_ckpt_read(const NnrtCkpt *c, const NnrtTensor *t, void *dst, char *err, size_t errlen);
 const NnrtTensor *nnrt_ckpt_tensor(const NnrtCkpt *c, const char *name); /* NULL: none */
 const char *nnrt_ckpt_meta(const NnrtCkpt *c, const char *key);         /* NULL: none */
 void nnrt_ckpt_free(NnrtCkpt *c);

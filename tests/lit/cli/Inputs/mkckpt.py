@@ -5,6 +5,8 @@
 #   missing    dense2.b left out              extra    one more tensor
 #   json       the header is not JSON         weights-only  no optimizer state, no metadata
 #   meta KEY VALUE  metadata KEY set to VALUE (\n in it: a newline)
+#   sparse     one more tensor of 2 GiB, a hole in a sparse file
+#   nan        dense1.W's element 1 a NaN
 #   long-history    a history of 420,000 good epochs (16 MB, under the header
 #                   cap) and a broken one after them
 import json, struct, sys
@@ -52,6 +54,15 @@ elif kind == "missing":
 elif kind == "extra":
     h["dense9.W"] = {"dtype": "F32", "shape": [1], "data_offsets": [len(data), len(data) + 4]}
     write(h, data + b"\0" * 4)
+elif kind == "sparse":
+    size = 1 << 31
+    h["dense9.W"] = {"dtype": "F32", "shape": [size // 4], "data_offsets": [len(data), len(data) + size]}
+    write(h, data)
+    with open(out, "r+b") as f:
+        f.truncate(f.seek(0, 2) + size)
+elif kind == "nan":
+    b = h["dense1.W"]["data_offsets"][0] + 4
+    write(h, data[:b] + struct.pack("<f", float("nan")) + data[b + 4:])
 elif kind == "json":
     write(b'{"dense1.W": {"dtype": "F32",', data)
 elif kind == "weights-only":
