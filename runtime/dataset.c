@@ -8,6 +8,7 @@
  */
 #include "nnrt.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,30 +97,52 @@ bool nnrt_find_test(const char *train_images_path, char *out, size_t outlen) {
     return false;
 }
 
-/* Reads both files; with target_size 0 the labels are one per sample (rank
- * 1), else targets of target_size elements per sample. */
+bool nnrt_idx_check_finite(const NnrtIdx *idx, const char *path, char *err, size_t errlen) {
+    if (idx->type != NNRT_F32 && idx->type != NNRT_F64)
+        return true;
+    size_t per = nnrt_idx_sample_size(idx);
+    for (size_t i = 0; i < idx->count; i++) {
+        double v = nnrt_idx_get(idx, i);
+        if (!(fabs(v) <= FLT_MAX))
+            return nnrt_fail(err, errlen, "%s: sample %zu holds %g (element %zu), not a finite float32", path,
+                             i / per, v, i % per);
+    }
+    return true;
+}
+
+/* The headers of a pair of files agree: with target_size 0 the labels are
+ * one per sample (rank 1), else targets of target_size elements per sample. */
+static bool headers_agree(const char *images, const char *labels, size_t target_size, const NnrtIdx *im,
+                          const NnrtIdx *lb, char *err, size_t errlen) {
+    if (!target_size && lb->rank != 1)
+        return nnrt_fail(err, errlen, "%s: labels must be rank 1 (one per sample), but the file has "
+                         "rank %d", labels, lb->rank);
+    if (target_size && nnrt_idx_sample_size(lb) != target_size)
+        return nnrt_fail(err, errlen, "%s: targets of %zu elements per sample, but the model's targets have %zu",
+                         labels, nnrt_idx_sample_size(lb), target_size);
+    if (im->dims[0] == 0)
+        return nnrt_fail(err, errlen, "%s: the file holds no samples", images);
+    if (im->dims[0] != lb->dims[0])
+        return nnrt_fail(err, errlen, "%s holds %u samples but %s holds %u %s", images,
+                         (unsigned)im->dims[0], labels, (unsigned)lb->dims[0], target_size ? "targets" : "labels");
+    return true;
+}
+
+/* Reads both files, their headers first: a header may declare gigabytes
+ * (a small gzip inflates to them), and the other file's shows it false
+ * before any data is read. */
 static bool load_pair(const char *images, const char *labels, size_t target_size, NnrtDataset *out,
                       char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
-    if (!nnrt_idx_read(images, &out->images, err, errlen))
-        return false;
-    if (!nnrt_idx_read(labels, &out->labels, err, errlen)) {
-        nnrt_dataset_free(out);
-        return false;
-    }
+    NnrtIdxFile *imf = nnrt_idx_open(images, &out->images, err, errlen);
+    NnrtIdxFile *lbf = imf ? nnrt_idx_open(labels, &out->labels, err, errlen) : NULL;
     const NnrtIdx *im = &out->images, *lb = &out->labels;
-    bool ok = true;
-    if (!target_size && lb->rank != 1)
-        ok = nnrt_fail(err, errlen, "%s: labels must be rank 1 (one per sample), but the file has "
-                  "rank %d", labels, lb->rank);
-    else if (target_size && nnrt_idx_sample_size(lb) != target_size)
-        ok = nnrt_fail(err, errlen, "%s: targets of %zu elements per sample, but the model's targets have %zu",
-                  labels, nnrt_idx_sample_size(lb), target_size);
-    else if (im->dims[0] == 0)
-        ok = nnrt_fail(err, errlen, "%s: the file holds no samples", images);
-    else if (im->dims[0] != lb->dims[0])
-        ok = nnrt_fail(err, errlen, "%s holds %u samples but %s holds %u %s", images,
-                  (unsigned)im->dims[0], labels, (unsigned)lb->dims[0], target_size ? "targets" : "labels");
+    bool ok = imf && lbf && headers_agree(images, labels, target_size, im, lb, err, errlen) &&
+              nnrt_idx_read_data(imf, &out->images, err, errlen) &&
+              nnrt_idx_read_data(lbf, &out->labels, err, errlen) &&
+              nnrt_idx_check_finite(im, images, err, errlen) && nnrt_idx_check_finite(lb, labels, err, errlen);
+    nnrt_idx_close(imf);
+    nnrt_idx_close(lbf);
     if (!ok) {
         nnrt_dataset_free(out);
         return false;

@@ -1,9 +1,9 @@
 /* idx.c — IDX files (the MNIST container): the magic 00 00 TYPE RANK, RANK
  * big-endian uint32 dimensions, then the elements, big-endian, row-major.
  *
- * Everything goes through zlib's gzread, which passes a file that is not
- * gzip through unchanged, so compression is detected by content and a
- * renamed file still loads. The header is untrusted input: the size
+ * A file that starts like gzip is inflated (zlib's inflate, member after
+ * member), any other is read as it is: compression is detected by content
+ * and a renamed file still loads. The header is untrusted input: the size
  * arithmetic is overflow-checked and capped, the buffer grows as data
  * actually arrives (a 20-byte file that claims 16 GiB does not get 16 GiB),
  * and the data must be exactly as long as the header says, because a longer
@@ -45,45 +45,89 @@ static size_t type_size(int t) {
     return 0;
 }
 
-/* gzread until n bytes or the end; -1 on a read or decompression error,
- * which the caller then reads from gzerror. */
-static long long read_full(gzFile gz, void *buf, size_t n) {
-    size_t got = 0;
-    while (got < n) {
-        size_t want = n - got < (size_t)INT_MAX ? n - got : (size_t)INT_MAX;
-        int r = gzread(gz, (unsigned char *)buf + got, (unsigned)want);
-        if (r < 0)
-            return -1;
-        if (r == 0)
-            break;
-        got += (size_t)r;
+/* The file as a stream of bytes: as it is, or inflated if it starts like
+ * gzip (1f 8b), one member after another as gzip -d reads them. Whatever
+ * follows a member must be another: zlib's gzread ignored anything else
+ * (gzip -t rejects it), so a file with trailing garbage loaded. The first
+ * error is kept in err, and every later read fails. */
+struct NnrtIdxFile {
+    FILE *f;
+    const char *path;
+    bool gzip, in_member, failed;
+    int members;     /* begun so far */
+    z_stream z;      /* next_in/avail_in: the bytes of buf not consumed, raw files too */
+    char *err;
+    size_t errlen;
+    unsigned char buf[1 << 17];
+};
+
+/* Makes sure buf has bytes; false at the end of the file or on an error. */
+static bool fill(NnrtIdxFile *in) {
+    if (in->z.avail_in)
+        return true;
+    size_t r = fread(in->buf, 1, sizeof in->buf, in->f);
+    if (r == 0 && ferror(in->f)) {
+        nnrt_fail(in->err, in->errlen, "%s: read error: %s", in->path, strerror(errno));
+        in->failed = true;
     }
-    return (long long)got;
+    in->z.next_in = in->buf;
+    in->z.avail_in = (uInt)r;
+    return r > 0;
 }
 
-/* True (and a message in err) if zlib recorded an error. A truncated gzip
- * stream does not make gzread fail, it only reads short, so every short
- * read and the final probe for trailing data come through here. */
-static bool gz_failed(gzFile gz, const char *path, char *err, size_t errlen) {
-    int code;
-    const char *msg = gzerror(gz, &code);
-    if (code == Z_OK)
-        return false;
-    /* zlib prefixes its message with the path we gave it; we add our own. */
-    size_t plen = strlen(path);
-    if (strncmp(msg, path, plen) == 0 && msg[plen] == ':' && msg[plen + 1] == ' ')
-        msg += plen + 2;
-    if (code == Z_BUF_ERROR)
-        nnrt_fail(err, errlen, "%s: the gzip stream is truncated (zlib: %s)", path, msg);
-    else if (code == Z_DATA_ERROR)
-        nnrt_fail(err, errlen, "%s: the gzip stream is corrupt (zlib: %s)", path, msg);
-    else if (code == Z_MEM_ERROR)
-        nnrt_fail(err, errlen, "%s: out of memory while decompressing", path);
+static void inflate_failed(NnrtIdxFile *in, int rc, bool any_out) {
+    const char *msg = in->z.msg ? in->z.msg : "no message";
+    if (rc == Z_MEM_ERROR)
+        nnrt_fail(in->err, in->errlen, "%s: out of memory while decompressing", in->path);
+    else if (in->members > 1 && !any_out)
+        nnrt_fail(in->err, in->errlen, "%s: bytes after the gzip stream are not another gzip member "
+                  "(zlib: %s); gzip -t rejects the file too", in->path, msg);
     else
-        nnrt_fail(err, errlen, "%s: read error: %s", path, msg);
-    return true;
+        nnrt_fail(in->err, in->errlen, "%s: the gzip stream is corrupt (zlib: %s)", in->path, msg);
+    in->failed = true;
 }
 
+/* Up to n bytes into dst; fewer only at the end of the data; -1 on an error. */
+static long long read_full(NnrtIdxFile *in, void *dst, size_t n) {
+    unsigned char *out = dst;
+    size_t got = 0;
+    while (got < n && !in->failed) {
+        if (!in->gzip) {
+            if (!fill(in))
+                break;
+            size_t k = n - got < in->z.avail_in ? n - got : in->z.avail_in;
+            memcpy(out + got, in->z.next_in, k);
+            in->z.next_in += k;
+            in->z.avail_in -= (uInt)k;
+            got += k;
+            continue;
+        }
+        if (!in->in_member) { /* between members: the end, or another */
+            if (!fill(in))
+                break;
+            if (in->members++)
+                inflateReset(&in->z); /* fails only on a stream never initialised */
+            in->in_member = true;
+        }
+        if (!fill(in)) {
+            if (!in->failed)
+                nnrt_fail(in->err, in->errlen, "%s: the gzip stream is truncated (the file ends "
+                          "inside it)", in->path);
+            in->failed = true;
+            break;
+        }
+        size_t want = n - got < UINT_MAX ? n - got : UINT_MAX;
+        in->z.next_out = out + got;
+        in->z.avail_out = (uInt)want;
+        int rc = inflate(&in->z, Z_NO_FLUSH);
+        got += want - in->z.avail_out;
+        if (rc == Z_STREAM_END)
+            in->in_member = false;
+        else if (rc != Z_OK && rc != Z_BUF_ERROR) /* BUF_ERROR: no progress this time, more input next */
+            inflate_failed(in, rc, in->z.total_out > 0);
+    }
+    return in->failed ? -1 : (long long)got;
+}
 /* "60000 x 28 x 28" */
 static void format_dims(const uint32_t *dims, int rank, char *buf, size_t len) {
     size_t used = 0;
@@ -118,10 +162,10 @@ static void to_host(unsigned char *p, size_t count, size_t elem_size) {
 }
 
 /* Reads the header into out (type, rank, dims, count, elem_size). */
-static bool read_header(gzFile gz, const char *path, NnrtIdx *out, char *err, size_t errlen) {
+static bool read_header(NnrtIdxFile *in, const char *path, NnrtIdx *out, char *err, size_t errlen) {
     unsigned char magic[4];
-    long long got = read_full(gz, magic, 4);
-    if (got < 4 && gz_failed(gz, path, err, errlen))
+    long long got = read_full(in, magic, 4);
+    if (got < 0)
         return false;
     if (got == 0)
         return nnrt_fail(err, errlen, "%s: empty file (expected an IDX header)", path);
@@ -146,8 +190,8 @@ static bool read_header(gzFile gz, const char *path, NnrtIdx *out, char *err, si
 
     unsigned char dimbuf[4 * NNRT_IDX_MAX_RANK];
     size_t dimbytes = 4 * (size_t)out->rank;
-    got = read_full(gz, dimbuf, dimbytes);
-    if ((size_t)got < dimbytes && gz_failed(gz, path, err, errlen))
+    got = read_full(in, dimbuf, dimbytes);
+    if (got < 0)
         return false;
     if ((size_t)got < dimbytes)
         return nnrt_fail(err, errlen,
@@ -179,7 +223,7 @@ static bool read_header(gzFile gz, const char *path, NnrtIdx *out, char *err, si
 
 /* Reads exactly count * elem_size bytes of data, then checks that nothing
  * follows. */
-static bool read_data(gzFile gz, const char *path, NnrtIdx *idx, char *err, size_t errlen) {
+static bool read_data(NnrtIdxFile *in, const char *path, NnrtIdx *idx, char *err, size_t errlen) {
     size_t bytes = idx->count * idx->elem_size; /* checked by read_header */
     size_t cap = bytes < IDX_FIRST_CHUNK ? bytes : IDX_FIRST_CHUNK;
     unsigned char *data = malloc(cap ? cap : 1);
@@ -187,7 +231,7 @@ static bool read_data(gzFile gz, const char *path, NnrtIdx *idx, char *err, size
         return nnrt_fail(err, errlen, "%s: out of memory (%zu bytes)", path, cap);
     size_t have = 0;
     for (;;) {
-        long long r = read_full(gz, data + have, cap - have);
+        long long r = read_full(in, data + have, cap - have);
         if (r > 0)
             have += (size_t)r;
         if (r < 0 || have < cap || cap == bytes)
@@ -203,10 +247,12 @@ static bool read_data(gzFile gz, const char *path, NnrtIdx *idx, char *err, size
     }
     char dims[160];
     format_dims(idx->dims, idx->rank, dims, sizeof dims);
+    if (in->failed) {
+        free(data);
+        return false;
+    }
     if (have < bytes) {
         free(data);
-        if (gz_failed(gz, path, err, errlen))
-            return false;
         return nnrt_fail(err, errlen, "%s: header declares %s %s (%zu bytes) but the file holds %zu "
                     "byte%s of data", path, dims, nnrt_idx_type_name(idx->type), bytes, have,
                     have == 1 ? "" : "s");
@@ -216,9 +262,9 @@ static bool read_data(gzFile gz, const char *path, NnrtIdx *idx, char *err, size
     unsigned char probe[4096];
     size_t extra = 0;
     long long r;
-    while (extra < ((size_t)1 << 20) && (r = read_full(gz, probe, sizeof probe)) > 0)
+    while (extra < ((size_t)1 << 20) && (r = read_full(in, probe, sizeof probe)) > 0)
         extra += (size_t)r;
-    if (gz_failed(gz, path, err, errlen)) {
+    if (in->failed) {
         free(data);
         return false;
     }
@@ -234,16 +280,53 @@ static bool read_data(gzFile gz, const char *path, NnrtIdx *idx, char *err, size
     return true;
 }
 
-bool nnrt_idx_read(const char *path, NnrtIdx *out, char *err, size_t errlen) {
+NnrtIdxFile *nnrt_idx_open(const char *path, NnrtIdx *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
-    errno = 0;
-    gzFile gz = gzopen(path, "rb");
-    if (!gz)
-        return nnrt_fail(err, errlen, "%s: %s", path,
-                    errno ? strerror(errno) : "cannot open (out of memory)");
-    gzbuffer(gz, 1 << 17);
-    bool ok = read_header(gz, path, out, err, errlen) && read_data(gz, path, out, err, errlen);
-    gzclose(gz); /* reading: any error has been seen through gzerror already */
+    NnrtIdxFile *in = calloc(1, sizeof *in);
+    if (!in) {
+        nnrt_fail(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    *in = (NnrtIdxFile){.path = path, .err = err, .errlen = errlen, .f = fopen(path, "rb")};
+    if (!in->f) {
+        nnrt_fail(err, errlen, "%s: %s", path, strerror(errno));
+        free(in);
+        return NULL;
+    }
+    /* gzip or not, by the first two bytes (the first read fills buf). */
+    in->gzip = fill(in) && in->z.avail_in >= 2 && in->buf[0] == 0x1f && in->buf[1] == 0x8b;
+    if (in->gzip && inflateInit2(&in->z, 15 + 16) != Z_OK) { /* 16: a gzip wrapper */
+        nnrt_fail(err, errlen, "%s: out of memory for decompressing", path);
+        in->gzip = false;
+        in->failed = true;
+    }
+    if (in->failed || !read_header(in, path, out, err, errlen)) {
+        nnrt_idx_close(in);
+        memset(out, 0, sizeof *out);
+        return NULL;
+    }
+    return in;
+}
+
+bool nnrt_idx_read_data(NnrtIdxFile *in, NnrtIdx *out, char *err, size_t errlen) {
+    in->err = err;
+    in->errlen = errlen;
+    return read_data(in, in->path, out, err, errlen);
+}
+
+void nnrt_idx_close(NnrtIdxFile *in) {
+    if (!in)
+        return;
+    if (in->gzip)
+        inflateEnd(&in->z);
+    fclose(in->f); /* reading: any error has been seen already */
+    free(in);
+}
+
+bool nnrt_idx_read(const char *path, NnrtIdx *out, char *err, size_t errlen) {
+    NnrtIdxFile *in = nnrt_idx_open(path, out, err, errlen);
+    bool ok = in && nnrt_idx_read_data(in, out, err, errlen);
+    nnrt_idx_close(in);
     if (!ok)
         memset(out, 0, sizeof *out);
     return ok;

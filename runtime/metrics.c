@@ -134,6 +134,10 @@ bool nnrt_dataset_load_unlabelled(const char *images, size_t label_size, NnrtDat
     memset(out, 0, sizeof *out);
     if (!nnrt_idx_read(images, &out->images, err, errlen))
         return false;
+    if (!nnrt_idx_check_finite(&out->images, images, err, errlen)) {
+        nnrt_idx_free(&out->images);
+        return false;
+    }
     size_t n = out->images.dims[0];
     if (n == 0) {
         snprintf(err, errlen, "%s: the file holds no samples", images);

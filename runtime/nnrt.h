@@ -58,6 +58,15 @@ typedef struct NnrtIdx {
  * is exactly as long as the dims say, and the size arithmetic for overflow.
  * Returns false with a one-line message ("PATH: ...") in err on any problem. */
 bool nnrt_idx_read(const char *path, NnrtIdx *out, char *err, size_t errlen);
+/* The same in two steps, so that the headers of several files can be
+ * checked against each other (and against what the caller expects) before
+ * any data is read: a header may declare gigabytes, a small gzip inflate to
+ * them. open reads the header into out (NULL on an error); read_data reads
+ * the data into out->data. Close in any case. */
+typedef struct NnrtIdxFile NnrtIdxFile;
+NnrtIdxFile *nnrt_idx_open(const char *path, NnrtIdx *out, char *err, size_t errlen);
+bool nnrt_idx_read_data(NnrtIdxFile *f, NnrtIdx *out, char *err, size_t errlen);
+void nnrt_idx_close(NnrtIdxFile *f); /* NULL: nothing */
 void nnrt_idx_free(NnrtIdx *idx);
 /* Element i converted to double. */
 double nnrt_idx_get(const NnrtIdx *idx, size_t i);
@@ -84,8 +93,13 @@ typedef struct NnrtDataset {
     size_t label_size; /* elements of the labels per sample */
 } NnrtDataset;
 
-/* Loads images and their labels; checks that the counts agree and that every
- * label is an integer in [0, classes) when classes > 0. */
+/* Float data (float32, float64) must be finite as float32: false, with
+ * "PATH: sample S holds V (element E)...", if not. */
+bool nnrt_idx_check_finite(const NnrtIdx *idx, const char *path, char *err, size_t errlen);
+
+/* Loads images and their labels; checks that the counts agree (from the
+ * headers, before reading any data), that float data is finite, and that
+ * every label is an integer in [0, classes) when classes > 0. */
 bool nnrt_dataset_load(const char *images, const char *labels, size_t classes,
                        NnrtDataset *out, char *err, size_t errlen);
 void nnrt_dataset_free(NnrtDataset *ds);
