@@ -10,6 +10,7 @@
 #include "nnc.h"
 #include "nnrt.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -148,6 +149,9 @@ static void usage(FILE *out) {
 #define GRADCHECK_TOLERANCE 1e-6
 
 static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
+    /* Digits, with a '-' at most: strtoll also skips blanks and takes a '+'. */
+    if (!isdigit((unsigned char)s[s[0] == '-']))
+        return false;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
