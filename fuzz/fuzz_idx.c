@@ -5,7 +5,7 @@
  * odd, the rest is gzip-compressed first, so mutations of the IDX header and
  * data reach the reader through a well-formed gzip stream too — random bytes
  * almost never form one. The file lives in a memfd, named through
- * /proc/self/fd, because the reader takes a path (zlib opens it).
+ * /proc/self/fd, because the reader takes a path (and opens it).
  */
 #ifndef _GNU_SOURCE /* memfd_create; LLVM's flags may define it already */
 #define _GNU_SOURCE
