@@ -116,6 +116,28 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
     return ok;
 }
 
+/* Bounds of what fit_save writes: a history line (an epoch of 7 digits at
+ * most, four %a doubles of 24 characters at most, their blanks, the newline
+ * as JSON escapes it), a tensor's entry besides its name (dtype, up to 4
+ * dimensions and 2 offsets of 20 digits, quotes, commas), and the metadata
+ * besides the history and the model's name (16 fields of under 160 bytes). */
+#define HISTORY_LINE_MAX (7 + 4 * 24 + 4 + 2)
+#define TENSOR_ENTRY_MAX 200
+#define META_MAX 4096
+
+bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info, int64_t epochs) {
+    uint64_t bytes = META_MAX + strlen(info->model_name) + (uint64_t)epochs * HISTORY_LINE_MAX;
+    for (int s = 0; s < g->nslots; s++)
+        if (is_saved(&g->slots[s]))
+            bytes += TENSOR_ENTRY_MAX + strlen(g->slots[s].name);
+    if (bytes <= NNRT_CKPT_MAX_HEADER)
+        return true;
+    diag_plain(d, "the checkpoints of %lld epochs of model %s could have headers of %" PRIu64 " bytes, over the "
+                  "%u bytes nnc reads back: save runs of fewer epochs", (long long)epochs, info->model_name, bytes,
+               (unsigned)NNRT_CKPT_MAX_HEADER);
+    return false;
+}
+
 /* ---------------------------------------------------------------- load */
 
 static const char *shape_of(const NnrtTensor *t, char *buf, size_t n) {

@@ -1105,6 +1105,9 @@ void fit_state_free(FitState *st);
 /* Every PARAM and STATE slot of g under its name, and st, atomically. */
 bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *info,
               const FitState *st, char *err, size_t errlen);
+/* Whether every checkpoint of a run of `epochs` epochs can be loaded again:
+ * its header (names, history) within NNRT_CKPT_MAX_HEADER; reported if not. */
+bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info, int64_t epochs);
 /* Loads a checkpoint into the slots after checking every tensor's name and
  * shape against g (each mismatch reported through d); with info->resume,
  * the training state into st too, checked against info. */
