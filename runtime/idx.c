@@ -75,13 +75,18 @@ static bool fill(NnrtIdxFile *in) {
     return r > 0;
 }
 
-static void inflate_failed(NnrtIdxFile *in, int rc, bool any_out) {
-    const char *msg = in->z.msg ? in->z.msg : "no message";
+/* Inflating failed with zlib's rc (Z_BUF_ERROR: the file ended inside a
+ * member). Bytes after the first member that give no output are not another
+ * member: trailing garbage, which gzip -t rejects too. */
+static void inflate_failed(NnrtIdxFile *in, int rc) {
+    const char *msg = rc == Z_BUF_ERROR ? "the file ends inside it" : in->z.msg ? in->z.msg : "no message";
     if (rc == Z_MEM_ERROR)
         nnrt_fail(in->err, in->errlen, "%s: out of memory while decompressing", in->path);
-    else if (in->members > 1 && !any_out)
+    else if (in->members > 1 && in->z.total_out == 0)
         nnrt_fail(in->err, in->errlen, "%s: bytes after the gzip stream are not another gzip member "
                   "(zlib: %s); gzip -t rejects the file too", in->path, msg);
+    else if (rc == Z_BUF_ERROR)
+        nnrt_fail(in->err, in->errlen, "%s: the gzip stream is truncated (%s)", in->path, msg);
     else
         nnrt_fail(in->err, in->errlen, "%s: the gzip stream is corrupt (zlib: %s)", in->path, msg);
     in->failed = true;
@@ -111,9 +116,7 @@ static long long read_full(NnrtIdxFile *in, void *dst, size_t n) {
         }
         if (!fill(in)) {
             if (!in->failed)
-                nnrt_fail(in->err, in->errlen, "%s: the gzip stream is truncated (the file ends "
-                          "inside it)", in->path);
-            in->failed = true;
+                inflate_failed(in, Z_BUF_ERROR);
             break;
         }
         size_t want = n - got < UINT_MAX ? n - got : UINT_MAX;
@@ -124,10 +127,11 @@ static long long read_full(NnrtIdxFile *in, void *dst, size_t n) {
         if (rc == Z_STREAM_END)
             in->in_member = false;
         else if (rc != Z_OK && rc != Z_BUF_ERROR) /* BUF_ERROR: no progress this time, more input next */
-            inflate_failed(in, rc, in->z.total_out > 0);
+            inflate_failed(in, rc);
     }
     return in->failed ? -1 : (long long)got;
 }
+
 /* "60000 x 28 x 28" */
 static void format_dims(const uint32_t *dims, int rank, char *buf, size_t len) {
     size_t used = 0;
