@@ -222,14 +222,9 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
     if (o->eval_path && !(dt->have[SET_EVAL] = load_data(o->eval_path, eval_classes, sample, &dt->set[SET_EVAL], d)))
         return EXIT_USAGE;
     if (o->predict_path) {
-        if (!(dt->have[SET_PREDICT] = nnrt_dataset_load_unlabelled(o->predict_path, (size_t)m->label_size, &dt->set[SET_PREDICT], err,
-                                                                   sizeof err))) {
+        if (!(dt->have[SET_PREDICT] = nnrt_dataset_load_unlabelled(o->predict_path, sample, (size_t)m->label_size,
+                                                                   &dt->set[SET_PREDICT], err, sizeof err))) {
             diag_plain(d, "%s", err);
-            return EXIT_USAGE;
-        }
-        if (dt->set[SET_PREDICT].sample_size != sample) {
-            diag_plain(d, "'%s' holds samples of %zu elements, but the model's input has %zu", o->predict_path,
-                       dt->set[SET_PREDICT].sample_size, sample);
             return EXIT_USAGE;
         }
     }

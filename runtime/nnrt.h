@@ -335,9 +335,10 @@ bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *ou
  * classifier, "index,y0,y1,..." (the raw outputs) otherwise. */
 bool nnrt_predict_csv(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *out, char *err,
                       size_t errlen);
-/* Images without labels (label_size per sample, set to 0), for prediction. */
-bool nnrt_dataset_load_unlabelled(const char *images, size_t label_size, NnrtDataset *out, char *err,
-                                  size_t errlen);
+/* Images without labels (label_size per sample, set to 0), for prediction;
+ * their samples must have sample_size elements. */
+bool nnrt_dataset_load_unlabelled(const char *images, size_t sample_size, size_t label_size, NnrtDataset *out,
+                                  char *err, size_t errlen);
 /* Moves the last n_val samples of ds into val (Keras' validation_split:
  * the tail, before any shuffling). 0 < n_val < ds->n. */
 bool nnrt_dataset_split(NnrtDataset *ds, size_t n_val, NnrtDataset *val, char *err,
