@@ -1,5 +1,8 @@
 /* optim.c — the optimizer's update as IR, so it is simplified, fused and
- * compiled with the gradient that feeds it. Keras' semantics:
+ * compiled with the gradient that feeds it. Keras 3's semantics (the
+ * update_step of each optimizer in keras/src/optimizers, read at Keras 3.8; tf.keras'
+ * older optimizer_v2 put rmsprop's and adagrad's epsilon outside the square
+ * root, Keras >= 2.11 and 3 inside it):
  *
  *   sgd:            p' = p - lr g
  *   sgd, momentum:  v' = m v - lr g;  p' = p + v'
@@ -84,8 +87,8 @@ static void adam_update(Graph *g, const Model *m, const NodeId *params, const No
 }
 
 /* The other adaptive optimizers, per parameter, Keras' update steps:
- *   rmsprop:  v' = rho v + (1 - rho) g^2;  p' = p - lr g / (sqrt(v') + eps)
- *   adagrad:  a' = a + g^2;  p' = p - lr g / (sqrt(a') + eps), a starting at
+ *   rmsprop:  v' = rho v + (1 - rho) g^2;  p' = p - lr g / sqrt(v' + eps)
+ *   adagrad:  a' = a + g^2;  p' = p - lr g / sqrt(a' + eps), a starting at
  *             initial_accumulator_value: the slot holds a - that value, so
  *             every state starts at zero
  *   adadelta: G' = rho G + (1 - rho) g^2;  d = -sqrt(D + eps) / sqrt(G' + eps) g;
@@ -127,14 +130,14 @@ static void adaptive_update(Graph *g, const Model *m, const NodeId *params, cons
             NodeId v = state(g, arena_printf(g->arena, "%s.rms", name), shape, l, &s1);
             NodeId nv = B(OP_ADD, B(OP_MUL, v, C(m->rho)), B(OP_MUL, g2, C(1 - m->rho)));
             ir_add_output(g, nv, s1);
-            np = B(OP_SUB, base[i], B(OP_DIV, B(OP_MUL, gr, lr), B(OP_ADD, SQRT(nv), C(m->epsilon))));
+            np = B(OP_SUB, base[i], B(OP_DIV, B(OP_MUL, gr, lr), SQRT(B(OP_ADD, nv, C(m->epsilon)))));
             break;
         }
         case OPT_ADAGRAD: {
             NodeId a = state(g, arena_printf(g->arena, "%s.accumulator", name), shape, l, &s1);
             NodeId na = B(OP_ADD, a, g2);
             ir_add_output(g, na, s1);
-            NodeId den = B(OP_ADD, SQRT(B(OP_ADD, na, C(m->accumulator))), C(m->epsilon));
+            NodeId den = SQRT(B(OP_ADD, na, C(m->accumulator + m->epsilon)));
             np = B(OP_SUB, base[i], B(OP_DIV, B(OP_MUL, gr, lr), den));
             break;
         }

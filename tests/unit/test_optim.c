@@ -3,7 +3,7 @@
  *
  *   1. The first three steps of sgd, adam, rmsprop, adagrad, adadelta,
  *      adamax, nadam and ftrl on the quadratic L = sum((p - 1)^2) +
- *      sum((q - 1)^2) of two parameters, from Keras' formulas (Adam's bias
+ *      sum((q - 1)^2) of two parameters, from Keras 3's formulas (Adam's bias
  *      correction included, Adagrad's initial accumulator value too), and
  *      with clipvalue, clipnorm, global_clipnorm, weight decay and a schedule.
  *   2. The notes' normalised step: with bias correction gone (t large),
@@ -94,7 +94,7 @@ static void ref_rmsprop(const Model *m, Ref *r) {
     for (int i = 0; i < N; i++) {
         double g = quad_grad(r->p[i]);
         r->s1[i] = m->rho * r->s1[i] + (1 - m->rho) * g * g;
-        r->p[i] -= m->lr * g / (sqrt(r->s1[i]) + m->epsilon);
+        r->p[i] -= m->lr * g / sqrt(r->s1[i] + m->epsilon);
     }
 }
 
@@ -104,7 +104,7 @@ static void ref_adagrad(const Model *m, Ref *r) {
         if (r->t == 0)
             r->s1[i] = m->accumulator;
         r->s1[i] += g * g;
-        r->p[i] -= m->lr * g / (sqrt(r->s1[i]) + m->epsilon);
+        r->p[i] -= m->lr * g / sqrt(r->s1[i] + m->epsilon);
     }
     r->t++;
 }
@@ -208,7 +208,7 @@ static void ref_rmsprop_clip_decay(const Model *m, Ref *r) {
         double g = fmin(fmax(quad_grad(r->p[i]), -m->clipvalue), m->clipvalue);
         double p = r->p[i] - r->p[i] * m->weight_decay * m->lr;
         r->s1[i] = m->rho * r->s1[i] + (1 - m->rho) * g * g;
-        r->p[i] = p - m->lr * g / (sqrt(r->s1[i]) + m->epsilon);
+        r->p[i] = p - m->lr * g / sqrt(r->s1[i] + m->epsilon);
     }
 }
 
@@ -327,6 +327,11 @@ int main(void) {
     quadratic("adam", (Model){.opt = OPT_ADAM, .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .epsilon = 1e-7}, ref_adam);
     quadratic("rmsprop", (Model){.opt = OPT_RMSPROP, .lr = 0.1, .rho = 0.9, .epsilon = 1e-7}, ref_rmsprop);
     quadratic("adagrad", (Model){.opt = OPT_ADAGRAD, .lr = 0.1, .accumulator = 0.1, .epsilon = 1e-7}, ref_adagrad);
+    /* A large epsilon, so that where it goes shows: Keras 3 adds it under the
+     * square root (tf.keras' optimizer_v2 added it to the root). */
+    quadratic("rmsprop, epsilon 0.5", (Model){.opt = OPT_RMSPROP, .lr = 0.1, .rho = 0.9, .epsilon = 0.5}, ref_rmsprop);
+    quadratic("adagrad, epsilon 0.5", (Model){.opt = OPT_ADAGRAD, .lr = 0.1, .accumulator = 0.1, .epsilon = 0.5},
+              ref_adagrad);
     quadratic("adadelta", (Model){.opt = OPT_ADADELTA, .lr = 1.0, .rho = 0.95, .epsilon = 1e-7}, ref_adadelta);
     quadratic("adamax", (Model){.opt = OPT_ADAMAX, .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .epsilon = 1e-7},
               ref_adamax);
