@@ -785,14 +785,19 @@ void step_graphs(Arena *a, const Model *m, int64_t batch, DType dt, InputType in
 
 /* Checks the symbolic gradient of the scalar `loss` of `g` with respect to
  * every PARAM against central differences, all in float64 through the JIT.
- * `g` has its slots (slot 0 the arena); INPUT slots get uniform [0, 1) data,
- * LABEL slots integers in [0, classes), PARAMs normal(0, 1/fan_in), all seeded.
- * Up to `per_param` elements of each parameter are checked. Returns the
- * largest relative error |a - n| / max(|a| + |n|, 1e-10), or -1 on a JIT
- * failure (message in err). Prints one line per parameter to `log` if set.
- * `opt` is the schedule's level (0 or 2). */
-double gradcheck(Graph *g, NodeId loss, int64_t classes, uint64_t seed, int per_param, int opt, FILE *log,
-                 char *err, size_t errlen);
+ * `g` has its slots (slot 0 the arena); INPUT and LABEL slots get `data`'s
+ * samples, cycled through the batch, or without data uniform [0, 1) inputs
+ * and labels in [0, classes); PARAMs their slot's initializer; all seeded.
+ * Up to `per_param` elements of each parameter are checked; an element
+ * whose difference would straddle a kink (relu, abs, maximum, max, ...) on
+ * both sides is skipped and counted in *skipped. Returns the largest
+ * relative error |a - n| / max(|a| + |n|, 1e-10), or -1 on a JIT failure
+ * (message in err). Prints one line per parameter to `log` if set. `opt` is
+ * the schedule's level (0 or 2). */
+/* The largest relative error --gradcheck accepts. */
+#define GRADCHECK_TOLERANCE 1e-6
+double gradcheck(Graph *g, NodeId loss, int64_t classes, const ModelData *data, uint64_t seed, int per_param, int opt,
+                 int64_t *skipped, FILE *log, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- codegen.c */
 
