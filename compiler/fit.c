@@ -87,7 +87,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
         for (int d = 0; d < sl->shape.rank; d++)
             e->dims[d] = sl->shape.dim[d];
     }
-    char v[12][128];
+    char v[14][128];
     const NnrtTrainPos *p = &st->pos;
     snprintf(v[0], sizeof v[0], "%d", p->epoch);
     snprintf(v[1], sizeof v[1], "%zu", p->step);
@@ -102,12 +102,15 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
     snprintf(v[9], sizeof v[9], "%zu", info->samples);
     snprintf(v[10], sizeof v[10], "%a", st->best);
     snprintf(v[11], sizeof v[11], "%d %d", st->best_epoch, st->bad_epochs);
+    snprintf(v[12], sizeof v[12], "%" PRId64, info->epochs);
+    snprintf(v[13], sizeof v[13], "%a", info->lr);
     char *hist = history_text(st);
     NnrtMeta meta[] = {
         {"format", FIT_FORMAT}, {"nnc_version", NNC_VERSION}, {"model", info->model_name},
         {"model_fnv1a64", v[6]}, {"epoch", v[0]}, {"step", v[1]}, {"rng", v[2]},
         {"loss_sum", v[3]}, {"seen", v[4]}, {"correct", v[5]}, {"seed", v[7]},
         {"batch", v[8]}, {"samples", v[9]}, {"best", v[10]}, {"best_epoch_bad_epochs", v[11]},
+        {"epochs", v[12]}, {"lr", v[13]}, {"schedule", info->schedule ? info->schedule : ""},
         {"history", hist},
     };
     bool ok = nnrt_ckpt_save(path, t, nt, meta, sizeof meta / sizeof meta[0], err, errlen);
@@ -312,6 +315,32 @@ static bool read_tensors(Diag *d, const NnrtCkpt *c, const Graph *g, void **slot
         free(staged[s]);
     }
     free(staged);
+    return ok;
+}
+
+bool fit_read_settings(Arena *a, Diag *d, const char *path, FitSettings *s) {
+    NnrtCkpt c;
+    char err[1024];
+    if (!nnrt_ckpt_load(path, &c, err, sizeof err)) {
+        diag_plain(d, "%s", err);
+        return false;
+    }
+    *s = (FitSettings){0};
+    uint64_t epochs = 0, batch = 0;
+    double lr = 0;
+    const char *sched = nnrt_ckpt_meta(&c, "schedule");
+    /* Each may be missing (an older checkpoint, the REPL's); present, it
+     * is held to the range of the option it stands for. */
+    bool ok = (!nnrt_ckpt_meta(&c, "epochs") || meta_u64(&c, "epochs", 10, 1000000, &epochs)) &&
+              (!nnrt_ckpt_meta(&c, "batch") || (meta_u64(&c, "batch", 10, 65536, &batch) && batch > 0)) &&
+              (!nnrt_ckpt_meta(&c, "lr") || (meta_double(&c, "lr", &lr) && lr >= 0 && lr <= 1e6));
+    if (ok) {
+        *s = (FitSettings){.epochs = (int64_t)epochs, .batch = (int64_t)batch, .lr = lr,
+                           .schedule = sched && *sched ? arena_printf(a, "%s", sched) : NULL};
+    } else {
+        diag_plain(d, "%s: its run's settings (epochs, batch, lr: metadata) are malformed", path);
+    }
+    nnrt_ckpt_free(&c);
     return ok;
 }
 

@@ -75,7 +75,9 @@ static const struct Opt {
     OPT("--save-best", NULL, O_SAVE_BEST, ARG_VALUE, "FILE", "save a checkpoint whenever the monitored metric improves"),
     OPT("--load", NULL, O_LOAD, ARG_VALUE, "FILE", "start from the weights of a safetensors file"),
     OPT("--resume", NULL, O_RESUME, ARG_VALUE, "FILE", "continue the run saved in FILE exactly where it stopped\n"
-     "(implies --train; saves to FILE unless --save is given)"),
+     "(implies --train; saves to FILE unless --save is given),\n"
+     "with that run's --epochs, --batch, --lr and --schedule\n"
+     "unless given again"),
     OPT("--val", NULL, O_VAL, ARG_VALUE, "PATH", "validate on this IDX images file after every epoch"),
     OPT("--val-split", NULL, O_VAL_SPLIT, ARG_VALUE, "F", "... or on the last fraction F (0 < F < 1) of the training data"),
     INT_OPT("--early-stop", NULL, O_EARLY_STOP, "N", "stop when the monitored metric has not improved for N epochs",
@@ -383,6 +385,33 @@ static int apply_overrides(Arena *a, Diag *d, Model *m, const Options *o) {
     return EXIT_OK;
 }
 
+/* --resume continues the run it names with that run's --epochs, --batch,
+ * --lr and --schedule (saved in the checkpoint) where the command line does
+ * not give them; where it gives another, it says so. */
+static bool resume_settings(Arena *a, Diag *d, const Options *o, Options *out) {
+    FitSettings s;
+    if (!fit_read_settings(a, d, o->resume_path, &s))
+        return false;
+    *out = *o;
+    if (s.epochs && o->epochs && o->epochs != s.epochs)
+        printf("resuming with --epochs %lld (the interrupted run had %lld)\n", (long long)o->epochs,
+               (long long)s.epochs);
+    if (s.lr && o->lr && o->lr != s.lr)
+        printf("resuming with --lr %g (the interrupted run had %g)\n", o->lr, s.lr);
+    if (o->schedule && (!s.schedule || strcmp(o->schedule, s.schedule) != 0))
+        printf("resuming with --schedule '%s' (the interrupted run had %s%s%s)\n", o->schedule,
+               s.schedule ? "'" : "the model file's", s.schedule ? s.schedule : "", s.schedule ? "'" : "");
+    if (!o->epochs)
+        out->epochs = s.epochs;
+    if (!o->batch)
+        out->batch = s.batch;
+    if (!o->lr)
+        out->lr = s.lr;
+    if (!o->schedule)
+        out->schedule = s.schedule;
+    return true;
+}
+
 static int run(Arena *a, const Options *o, Diag *d) {
     Source src;
     if (!source_read(a, d, o->model_path, &src))
@@ -414,6 +443,12 @@ static int run(Arena *a, const Options *o, Diag *d) {
     }
     if (d->errors || !m)
         return EXIT_INVALID_MODEL;
+    Options resumed;
+    if (o->resume_path) {
+        if (!resume_settings(a, d, o, &resumed))
+            return EXIT_USAGE;
+        o = &resumed;
+    }
     if (apply_overrides(a, d, m, o) != EXIT_OK)
         return EXIT_USAGE;
 

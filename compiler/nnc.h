@@ -1101,7 +1101,22 @@ typedef struct FitInfo {
     uint64_t seed;
     size_t batch, samples;
     bool resume;         /* loading: need the training state too */
+    /* The run's settings, saved so that --resume continues the same run
+     * (fit_read_settings); 0 and NULL: not known (the REPL's :save). */
+    int64_t epochs;
+    double lr;
+    const char *schedule; /* --schedule's text, or NULL: the model file's */
 } FitInfo;
+
+/* The settings of the run a checkpoint was saved from, each 0 (or NULL)
+ * where it does not say: what --resume takes unless told otherwise. */
+typedef struct FitSettings {
+    int64_t epochs, batch;
+    double lr;
+    const char *schedule; /* in the arena; NULL: the model file's */
+} FitSettings;
+/* Reads them from the checkpoint at path; false once reported through d. */
+bool fit_read_settings(Arena *a, Diag *d, const char *path, FitSettings *s);
 
 uint64_t fit_model_hash(const Source *src);
 void fit_state_init(FitState *st, uint64_t seed);

@@ -256,7 +256,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, D
         .diag = d, .arena = a, .model = m, .graph = g, .slots = slots,
         .info = {.model_name = m->name, .model_hash = fit_model_hash(src), .seed = o->seed,
                  .batch = (size_t)m->batch, .samples = dt.have_train ? dt.train.n : 0,
-                 .resume = o->resume_path != NULL},
+                 .resume = o->resume_path != NULL, .epochs = m->epochs, .lr = m->lr, .schedule = o->schedule},
         .save_path = o->save_path ? o->save_path : o->resume_path, .best_path = o->best_path,
         .log_path = o->log_path, .plot_path = o->plot_path,
         .save_every = (size_t)o->save_every, .patience = (int)o->patience, .monitor = (FitMonitor)o->monitor,
