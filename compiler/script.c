@@ -30,6 +30,8 @@
  */
 #include "nnc.h"
 
+#include <math.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,7 +230,14 @@ static void describe(ExprEnv *e, const AstExpr *x, NodeId n, Print *p) {
     }
 }
 
-static void print_number(FILE *out, double v) { fprintf(out, "%g", v == 0 ? 0.0 : v); }
+/* -0 prints as 0, and a NaN as nan whatever its sign bit (printf writes
+ * -nan for the NaN that x86 computes for (-8)^(1/3) or log(-1)). */
+static void print_number(FILE *out, double v) {
+    if (isnan(v))
+        fputs("nan", out);
+    else
+        fprintf(out, "%g", v == 0 ? 0.0 : v);
+}
 
 /* NumPy's summary of a large tensor: the first and last EDGE entries of
  * each axis, "..." between. */

@@ -15,6 +15,8 @@
  */
 #include "nnc.h"
 
+#include <float.h>
+
 #include <inttypes.h>
 #include <math.h>
 #include <stddef.h>
@@ -259,6 +261,15 @@ static bool sema_real(Sema *s, const AstArg *arg, const OptArg *a, double *out) 
     const AstNum *v = &arg->value;
     bool ok = (a->lo_closed ? v->value >= a->lo : v->value > a->lo) &&
               (a->hi_closed ? v->value <= a->hi : v->value < a->hi);
+    /* The step computes in float32: 1e-300 would be 0 there (decay_steps
+     * = 1e-300 divided by zero), 1e39 infinite. */
+    double mag = fabs(v->value);
+    if (ok && mag != 0 && (mag < FLT_MIN || mag > FLT_MAX)) {
+        diag_error(s->diag, v->loc,
+                   "%s = %s is beyond float32, in which training computes (nonzero magnitudes: %g to %g)",
+                   sema_name(s, arg->key), sema_num(s->arena, v), FLT_MIN, FLT_MAX);
+        return false;
+    }
     if (ok)
         *out = v->value;
     else if (isfinite(a->hi) && isfinite(a->lo))
