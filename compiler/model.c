@@ -207,12 +207,30 @@ void model_item(ModelEnv *f, const AstItem *it) {
     }
 }
 
+/* The fans of a param matrix the forward pass uses transposed: written
+ * W @ x per sample (the notes' Omega[out, in], h = a[beta + Omega x]; the
+ * batch computes x W^T) or x @ transpose(W), its columns are its inputs,
+ * its rows its outputs. Keras' fans, which model_param gave it, read a
+ * matrix as a kernel [in, out] used as x @ W: He's sqrt(2 / fan_in) would
+ * have taken the outputs for the inputs. */
+static void notes_fans(Graph *g) {
+    for (NodeId i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        const IrNode *p = n->op == OP_TRANSPOSE ? &g->nodes[n->in[0]] : NULL;
+        if (p && p->op == OP_PARAM && p->shape.rank == 2) {
+            g->slots[p->slot].fan_in = p->shape.dim[1];
+            g->slots[p->slot].fan_out = p->shape.dim[0];
+        }
+    }
+}
+
 NodeId model_end(ModelEnv *f, NodeId *pred, Shape *output) {
     Graph *g = f->e.g;
     if (f->bare_loss)
         model_loss(f, f->bare_loss);
     if (f->loss < 0)
         return -1;
+    notes_fans(g);
     *pred = f->outputs;
     g->slots[SLOT_NO_OUTPUT].shape = g->nodes[*pred].shape;
     if (output)
