@@ -26,6 +26,8 @@
  */
 #include "nnc.h"
 
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { SHARE_MIN = 3 };
@@ -246,7 +248,18 @@ static const char *operand(Infix *p, Text t, int need) {
     return t.prec < need ? arena_printf(p->a, "(%s)", t.s) : t.s;
 }
 
-static const char *number(Infix *p, double v) { return arena_printf(p->a, "%g", v); }
+/* A constant in %g's six digits, unless they round a non-integer to an
+ * integer: Keras' clip at 1 - 1e-7 written as 1 would read back as
+ * log(1 - 1). Then as many digits as it takes to read back exactly. */
+static const char *number(Infix *p, double v) {
+    const char *s = arena_printf(p->a, "%g", v);
+    double back = strtod(s, NULL);
+    for (int digits = 7; back != v && back == floor(back) && digits <= 17; digits++) {
+        s = arena_printf(p->a, "%.*g", digits, v);
+        back = strtod(s, NULL);
+    }
+    return s;
+}
 
 /* A product as written: its scalar constant factors (and negations)
  * multiplied into one coefficient in front, the other factors in order.

@@ -7,10 +7,13 @@
  * numerically stable form:
  *
  *   mse = mean (p - y)^2          mae = mean |p - y|
- *   binary_crossentropy = mean -(y ln p + (1 - y) ln(1 - p)); on the logits
- *     z when p = sigmoid(z): bce_logits(z, y), whose derivative is p - y
+ *   binary_crossentropy = mean -(y ln p + (1 - y) ln(1 - p)), p clipped to
+ *     [1e-7, 1 - 1e-7] as Keras clips it (a p of 0 or 1 is no NaN); on the
+ *     logits z when p = sigmoid(z): bce_logits(z, y), whose derivative is p - y
  *   crossentropy = mean over samples of -sum_classes y ln p; on
- *     log_softmax(z) when p = softmax(z), never log(softmax(z))
+ *     log_softmax(z) when p = softmax(z), never log(softmax(z)); in a model,
+ *     a prediction that is not a softmax is taken as logits, whatever the
+ *     target's form
  *   against class indices (a target of one value per sample), crossentropy
  *   is -1/n sum_i log softmax(z_i)[y_i], and nll the same of log-probabilities
  */
@@ -44,6 +47,9 @@ bool loss_resolve(Arena *a, Diag *d, const char *name, Loc loc, LossKind *out) {
         diag_error(d, loc, "unknown loss '%s'; expected crossentropy, mse, mae, binary_crossentropy or nll", shown);
     return false;
 }
+
+/* Keras' clip of a probability in binary_crossentropy. */
+#define BCE_EPSILON 1e-7
 
 /* Is n op(z)? Then *z. */
 static bool applies(const Graph *g, NodeId n, Op op, NodeId *z) {
@@ -82,8 +88,10 @@ NodeId loss_lower(ExprEnv *e, LossKind kind, Loc l, Loc target_loc, NodeId p, No
                          "out of several");
         if (applies(g, p, OP_SIGMOID, &z)) {
             r = ir_binary(g, OP_BCE_LOGITS, z, y, l);
-        } else {
+        } else { /* Keras' epsilon, backend.epsilon() */
             NodeId one = ir_const(g, 1, (Shape){0}, l);
+            p = ir_binary(g, OP_MINIMUM, ir_binary(g, OP_MAXIMUM, p, ir_const(g, BCE_EPSILON, (Shape){0}, l), l),
+                          ir_const(g, 1 - BCE_EPSILON, (Shape){0}, l), l);
             r = ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, y, ir_unary(g, OP_LOG, p, l), l),
                           ir_binary(g, OP_MUL, ir_binary(g, OP_SUB, one, y, l),
                                     ir_unary(g, OP_LOG, ir_binary(g, OP_SUB, one, p, l), l), l), l);
@@ -213,10 +221,18 @@ NodeId loss_item(ModelEnv *f, const AstItem *it, NodeId *pred) {
     Loc l = it->loc;
     *pred = out;
     NodeId loss;
+    NodeId z = -1; /* softmax(z) */
+    bool softmax = applies(g, out, OP_EXP, &z) && g->nodes[z].op == OP_LOGSOFTMAX;
     if (!sparse || (kind == LOSS_CROSSENTROPY && shape_eq(&so, &sy) && shape_elems(&sy) > 1)) {
         bool warn = e->warn; /* after a layer line, its own warnings were given */
         e->warn = warn && !after_layer;
-        loss = loss_lower(e, kind, l, ly, out, y);
+        NodeId p = out;
+        if (kind == LOSS_CROSSENTROPY && !softmax) { /* logits, as against class indices */
+            if (e->warn)
+                diag_warning(e->diag, lo, "crossentropy of a value that is not a softmax: it is taken as logits");
+            p = ir_unary(g, OP_EXP, ir_logsoftmax(g, out, l), l);
+        }
+        loss = loss_lower(e, kind, l, ly, p, y);
         e->warn = warn;
     } else {
         const char *name = loss_names[kind];
@@ -231,8 +247,6 @@ NodeId loss_item(ModelEnv *f, const AstItem *it, NodeId *pred) {
                        shape_str(&sy, b2, sizeof b2));
             return -1;
         }
-        const IrNode *on = &g->nodes[out];
-        bool softmax = on->op == OP_EXP && g->nodes[on->in[0]].op == OP_LOGSOFTMAX;
         if (kind == LOSS_NLL) {
             if (softmax && e->warn)
                 diag_warning(e->diag, lo, "nll of a softmax: nll takes log-probabilities; use log_softmax, or "
@@ -240,7 +254,7 @@ NodeId loss_item(ModelEnv *f, const AstItem *it, NodeId *pred) {
         } else if (!softmax && e->warn && !after_layer) {
             diag_warning(e->diag, lo, "crossentropy of a value that is not a softmax: it is taken as logits");
         }
-        NodeId logp = kind == LOSS_NLL ? out : softmax ? on->in[0] : ir_logsoftmax(g, out, l);
+        NodeId logp = kind == LOSS_NLL ? out : softmax ? z : ir_logsoftmax(g, out, l);
         loss = loss_nll(g, logp, y, so.dim[0], e->batch, l);
     }
     return loss < 0 || weight == 1 ? loss : ir_binary(g, OP_MUL, loss, ir_const(g, weight, (Shape){0}, l), l);
