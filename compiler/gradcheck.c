@@ -204,13 +204,9 @@ double gradcheck(Graph *g, NodeId loss, int64_t classes, const ModelData *data, 
     if (g->dtype != DT_F64)
         die("gradcheck needs a float64 graph");
     Arena *a = g->arena;
-    int nparams = 0, nforward = g->nnodes;
-    NodeId *params = arena_array(a, (size_t)g->nnodes, sizeof *params);
-    for (int i = 0; i < g->nnodes; i++)
-        if (g->nodes[i].op == OP_PARAM)
-            params[nparams++] = i;
-    NodeId *grads = arena_array(a, (size_t)nparams + 1, sizeof *grads);
-    ad_gradients(g, loss, params, nparams, grads);
+    int nforward = g->nnodes;
+    NodeId *params, *grads;
+    int nparams = ad_param_gradients(g, loss, &params, &grads);
 
     int loss_slot = ir_add_slot(g, (Slot){.kind = SLOT_LOSS, .name = "loss"});
     g->noutputs = 0;
