@@ -305,6 +305,7 @@ static const Fn functions[] = {
     {"mae", FN_LOSS, OP_COUNT, 2, NULL, 0, "mae(prediction, target)"},
     {"binary_crossentropy", FN_LOSS, OP_COUNT, 2, NULL, 0, "binary_crossentropy(prediction, target)"},
     {"crossentropy", FN_LOSS, OP_COUNT, 2, NULL, 0, "crossentropy(prediction, target)"},
+    {"categorical_crossentropy", FN_LOSS, OP_COUNT, 2, NULL, 0, "categorical_crossentropy(prediction, target)"},
 };
 enum { NFUNCTIONS = sizeof functions / sizeof functions[0] };
 

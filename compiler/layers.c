@@ -9,10 +9,16 @@
  *
  *   flatten      [d0, d1, ...] -> [d0 d1 ...]
  *   dense N, a   [in] -> [N]:  a(h @ W + b),  W [in, N], b [N]
+ *
+ * Keras' keyword options of Dense are accepted as written there:
+ * activation =, kernel_initializer =, bias_initializer =,
+ * kernel_regularizer = and bias_regularizer = (a regularizer's penalty is
+ * added to the model's loss, as Keras adds its layers' losses).
  */
 #include "nnc.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- activations */
@@ -106,19 +112,151 @@ NodeId layer_flatten_line(ModelEnv *f, const AstItem *it, NodeId h) {
 
 /* ---------------------------------------------------------------- dense */
 
-/* z = h @ W + b, then act; W [in, units], b [units] (initializers checked). */
-static NodeId dense_lower(ModelEnv *f, Loc loc, NodeId h, int64_t units, Act act, NnrtInit kernel, NnrtInit bias) {
+/* A weight's regularizer (Keras' l1, l2, l1_l2): the penalty
+ * l1 sum |W| + l2 sum W^2, added to the loss. */
+typedef struct Reg {
+    double l1, l2;
+} Reg;
+
+/* A dense layer's options, as given or Keras' defaults. */
+typedef struct DenseOpts {
+    Act act;
+    NnrtInit kernel, bias;
+    Reg kernel_reg, bias_reg;
+} DenseOpts;
+
+/* The penalty of a weight w under r, added to the layers' penalty. */
+static void dense_penalty(ModelEnv *f, NodeId w, Reg r, Loc loc) {
+    Graph *g = f->e.g;
+    const double factor[2] = {r.l1, r.l2};
+    for (int i = 0; i < 2; i++) {
+        if (factor[i] == 0)
+            continue;
+        NodeId v = i == 0 ? ir_unary(g, OP_ABS, w, loc) : ir_binary(g, OP_MUL, w, w, loc);
+        NodeId p = ir_binary(g, OP_MUL, ir_sum(g, v, -1, loc), ir_const(g, factor[i], (Shape){0}, loc), loc);
+        f->penalty = f->penalty < 0 ? p : ir_binary(g, OP_ADD, f->penalty, p, loc);
+    }
+}
+
+/* z = h @ W + b, then act; W [in, units], b [units] (options checked). */
+static NodeId dense_lower(ModelEnv *f, Loc loc, NodeId h, int64_t units, const DenseOpts *o) {
     ExprEnv *e = &f->e;
     Graph *g = e->g;
     int64_t in = expr_shape(e, h).dim[0];
     f->ndense++;
     Slot w = {.kind = SLOT_PARAM, .name = arena_printf(e->arena, "dense%d.W", f->ndense), .shape = {2, {in, units}},
-              .init = kernel, .fan_in = in, .fan_out = units};
+              .init = o->kernel, .fan_in = in, .fan_out = units};
     Slot b = {.kind = SLOT_PARAM, .name = arena_printf(e->arena, "dense%d.b", f->ndense), .shape = {1, {units}},
-              .init = bias, .fan_in = in, .fan_out = units};
+              .init = o->bias, .fan_in = in, .fan_out = units};
     NodeId W = ir_leaf(g, OP_PARAM, ir_add_slot(g, w), w.shape, loc);
     NodeId B = ir_leaf(g, OP_PARAM, ir_add_slot(g, b), b.shape, loc);
-    return act_lower(g, act, ir_binary(g, OP_ADD, ir_matmul(g, h, W, loc), B, loc), loc);
+    NodeId out = act_lower(g, o->act, ir_binary(g, OP_ADD, ir_matmul(g, h, W, loc), B, loc), loc);
+    dense_penalty(f, W, o->kernel_reg, loc);
+    dense_penalty(f, B, o->bias_reg, loc);
+    return out;
+}
+
+/* A regularizer: l1(v) or l2(v) (Keras' default v = 0.01), l1_l2(l1 = a,
+ * l2 = b) (0 each unless given), positional or by key. False once reported. */
+static bool reg_resolve(ExprEnv *e, const AstExpr *x, Reg *out) {
+    static const char *const names[] = {"l1", "l2", "l1_l2"};
+    static const char *const usage = "l1(v), l2(v) or l1_l2(l1 = a, l2 = b)";
+    int k = -1;
+    if (x->kind == EX_NAME || x->kind == EX_CALL)
+        for (k = 2; k >= 0 && strcmp(x->name, names[k]) != 0; k--)
+            ;
+    if (k < 0) {
+        diag_error(e->diag, x->loc, "expected a regularizer: %s", usage);
+        return false;
+    }
+    *out = (Reg){k == 0 ? 0.01 : 0, k == 1 ? 0.01 : 0};
+    double *positional[2] = {k == 1 ? &out->l2 : &out->l1, &out->l2};
+    int nargs = x->kind == EX_CALL ? x->nargs : 0;
+    if (nargs > (k == 2 ? 2 : 1)) {
+        diag_error(e->diag, x->loc, "%s takes at most %s, found %d; expected %s", names[k],
+                   k == 2 ? "2 arguments" : "1 argument", nargs, usage);
+        return false;
+    }
+    for (int i = 0; i < nargs; i++) {
+        const AstExpr *a = x->args[i];
+        double *dst = positional[i];
+        if (a->kind == EX_KEYWORD) {
+            bool l1 = !strcmp(a->name, "l1"), l2 = !strcmp(a->name, "l2");
+            if (!(l1 && k != 1) && !(l2 && k != 0)) {
+                diag_error(e->diag, a->loc, "unknown argument '%s' for %s; expected %s",
+                           diag_clip(e->arena, a->name, strlen(a->name)), names[k], usage);
+                return false;
+            }
+            dst = l1 ? &out->l1 : &out->l2;
+            a = a->args[0];
+        }
+        if (a->kind != EX_NUM || !isfinite(a->num.value)) { /* a number is never negative: -v is EX_NEG */
+            diag_error(e->diag, a->loc, "a regularization factor is a number of at least 0");
+            return false;
+        }
+        *dst = a->num.value;
+    }
+    return true;
+}
+
+/* A dense layer's keyword options over Keras' defaults: activation =
+ * (unless the activation was given as an argument at act_loc: act_given),
+ * kernel_initializer = (He-normal before relu, Glorot-uniform otherwise),
+ * bias_initializer = (zeros), kernel_regularizer = and bias_regularizer =
+ * (none). w, b: the weights' shapes (NULL: not known yet, a literal's shape
+ * is not checked). o->act holds the activation given as an argument.
+ * False once reported. */
+static bool dense_options(ExprEnv *e, AstExpr *const *kwargs, int n, bool act_given, Loc act_loc, const Shape *w,
+                          const Shape *b, DenseOpts *o) {
+    static const char *const keys[] = {"activation", "kernel_initializer", "bias_initializer",
+                                       "kernel_regularizer", "bias_regularizer", NULL};
+    enum { ACTIVATION, KERNEL_INIT, BIAS_INIT, KERNEL_REG, BIAS_REG, NKEYS };
+    const AstExpr *seen[NKEYS] = {NULL};
+    o->bias = (NnrtInit){.kind = NNRT_INIT_ZEROS};
+    o->kernel_reg = o->bias_reg = (Reg){0, 0};
+    bool ok = true;
+    for (int i = 0; i < n; i++) { /* each checked where it is, so the errors come left to right */
+        const AstExpr *kw = kwargs[i];
+        int k = 0;
+        while (kw->kind == EX_KEYWORD && keys[k] && strcmp(kw->name, keys[k]) != 0)
+            k++;
+        if (kw->kind != EX_KEYWORD) {
+            diag_error(e->diag, kw->loc, "expected an option of dense: activation, kernel_initializer, "
+                       "bias_initializer, kernel_regularizer or bias_regularizer = ...");
+        } else if (!keys[k]) {
+            const char *guess = diag_quiet(e->diag) ? NULL : closest_name(kw->name, keys);
+            const char *shown = diag_clip(e->arena, kw->name, strlen(kw->name));
+            if (guess)
+                diag_error(e->diag, kw->loc, "unknown option '%s' of dense; did you mean '%s'?", shown, guess);
+            else
+                diag_error(e->diag, kw->loc, "unknown option '%s' of dense; expected activation, kernel_initializer, "
+                           "bias_initializer, kernel_regularizer or bias_regularizer", shown);
+        } else if (seen[k] || (k == ACTIVATION && act_given)) {
+            diag_error(e->diag, kw->loc, "duplicate option '%s'", keys[k]);
+            diag_note(e->diag, seen[k] ? seen[k]->loc : act_loc, "'%s' was first given here", keys[k]);
+        } else {
+            seen[k] = kw;
+            const AstExpr *v = kw->args[0];
+            switch (k) {
+            case ACTIVATION:
+                if (v->kind == EX_NAME)
+                    ok &= act_resolve(e, v->name, v->loc, &o->act);
+                else
+                    diag_error(e->diag, v->loc, "expected an activation: %s", act_expected(e->arena));
+                ok &= v->kind == EX_NAME;
+                break;
+            case KERNEL_INIT: ok &= init_resolve(e, v, w, &o->kernel); break;
+            case BIAS_INIT: ok &= init_resolve(e, v, b, &o->bias); break;
+            case KERNEL_REG: ok &= reg_resolve(e, v, &o->kernel_reg); break;
+            case BIAS_REG: ok &= reg_resolve(e, v, &o->bias_reg); break;
+            }
+            continue;
+        }
+        ok = false;
+    }
+    if (!seen[KERNEL_INIT]) /* after the activation, wherever it was given */
+        o->kernel = (NnrtInit){.kind = o->act == ACT_RELU ? NNRT_INIT_HE_NORMAL : NNRT_INIT_GLOROT_UNIFORM};
+    return ok;
 }
 
 /* Does a weight matrix [in, units] fit? Reported at loc if not. */
@@ -156,18 +294,19 @@ NodeId layer_dense_line(ModelEnv *f, const AstItem *it, NodeId h) {
                    " are supported", units, NNC_MAX_ELEMS);
         ok = false;
     }
-    Act act = ACT_LINEAR;
+    DenseOpts o = {.act = ACT_LINEAR};
     if (it->name)
-        act_resolve(e, it->name, it->name_loc, &act); /* linear after an error: later layers are still checked */
+        act_resolve(e, it->name, it->name_loc, &o.act); /* linear after an error: later layers are still checked */
     /* The initializers: a literal's shape is checked when the layer's is known. */
     bool shapes = ok && h >= 0;
     Shape w = {2, {shapes ? sh.dim[0] : 0, units}}, b = {1, {units}};
-    NnrtInit kernel, bias; /* a bad initializer is reported, and the layer's value still made for the next */
-    init_dense(e, it->kwargs, it->nkwargs, act, shapes ? &w : NULL, shapes ? &b : NULL, &kernel, &bias);
+    /* a bad option is reported, and the layer's value still made for the next */
+    dense_options(e, it->kwargs, it->nkwargs, it->name != NULL, it->name_loc, shapes ? &w : NULL,
+                  shapes ? &b : NULL, &o);
     if (!ok || h < 0)
         return -1;
-    h = dense_lower(f, it->loc, h, units, act, kernel, bias);
-    layer_made(f, h, act);
+    h = dense_lower(f, it->loc, h, units, &o);
+    layer_made(f, h, o.act);
     return h;
 }
 
@@ -191,8 +330,8 @@ NodeId layer_dense_call(ExprEnv *e, const AstExpr *x) {
         diag_error(e->diag, u->loc, "the number of units must be an integer from 1 to %" PRId64, NNC_MAX_ELEMS);
         ok = false;
     }
-    Act act = ACT_LINEAR;
-    if (npos == 3 && (x->args[2]->kind != EX_NAME || !act_lookup(x->args[2]->name, &act))) {
+    DenseOpts o = {.act = ACT_LINEAR};
+    if (npos == 3 && (x->args[2]->kind != EX_NAME || !act_lookup(x->args[2]->name, &o.act))) {
         diag_error(e->diag, x->args[2]->loc, "expected an activation: %s", act_expected(e->arena));
         ok = false;
     }
@@ -209,8 +348,8 @@ NodeId layer_dense_call(ExprEnv *e, const AstExpr *x) {
     if (!dense_fits(e, u->loc, "dense", sh.dim[0], units))
         return -1;
     Shape w = {2, {sh.dim[0], units}}, b = {1, {units}};
-    NnrtInit kernel, bias;
-    if (!init_dense(e, x->args + npos, x->nargs - npos, act, &w, &b, &kernel, &bias))
+    if (!dense_options(e, x->args + npos, x->nargs - npos, npos == 3, npos == 3 ? x->args[2]->loc : x->loc, &w, &b,
+                       &o))
         return -1;
-    return dense_lower(f, x->loc, h, units, act, kernel, bias);
+    return dense_lower(f, x->loc, h, units, &o);
 }

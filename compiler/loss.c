@@ -25,7 +25,28 @@
 /* Indexed by LossKind; the order messages list them. */
 static const char *const loss_names[] = {"crossentropy", "mse", "mae", "binary_crossentropy", "nll", NULL};
 
+/* Keras' names of crossentropy, each for one form of the targets, which is
+ * checked where the target is written: categorical_crossentropy against
+ * one-hot targets or probabilities (of the prediction's shape),
+ * sparse_categorical_crossentropy against class indices. */
+typedef enum { FORM_ANY, FORM_ONEHOT, FORM_INDEX } TargetForm;
+static const struct {
+    const char *name;
+    TargetForm form;
+} crossentropy_aliases[] = {
+    {"categorical_crossentropy", FORM_ONEHOT},
+    {"sparse_categorical_crossentropy", FORM_INDEX},
+};
+
 const char *loss_name(LossKind k) { return loss_names[k]; }
+
+/* The form of the targets the loss named `name` takes. */
+static TargetForm loss_form(const char *name) {
+    for (size_t i = 0; i < sizeof crossentropy_aliases / sizeof crossentropy_aliases[0]; i++)
+        if (!strcmp(name, crossentropy_aliases[i].name))
+            return crossentropy_aliases[i].form;
+    return FORM_ANY;
+}
 
 bool loss_lookup(const char *name, LossKind *out) {
     for (int i = 0; loss_names[i]; i++)
@@ -33,7 +54,10 @@ bool loss_lookup(const char *name, LossKind *out) {
             *out = (LossKind)i;
             return true;
         }
-    return false;
+    if (loss_form(name) == FORM_ANY)
+        return false;
+    *out = LOSS_CROSSENTROPY;
+    return true;
 }
 
 bool loss_resolve(Arena *a, Diag *d, const char *name, Loc loc, LossKind *out) {
@@ -223,7 +247,21 @@ NodeId loss_item(ModelEnv *f, const AstItem *it, NodeId *pred) {
     NodeId loss;
     NodeId z = -1; /* softmax(z) */
     bool softmax = applies(g, out, OP_EXP, &z) && g->nodes[z].op == OP_LOGSOFTMAX;
-    if (!sparse || (kind == LOSS_CROSSENTROPY && shape_eq(&so, &sy) && shape_elems(&sy) > 1)) {
+    bool onehot = !sparse || (kind == LOSS_CROSSENTROPY && shape_eq(&so, &sy) && shape_elems(&sy) > 1);
+    /* Keras' names say the targets' form: a written target must have it (the
+     * labels file's class indices are taken one-hot for categorical_) */
+    TargetForm form = loss_form(it->name);
+    if ((form == FORM_ONEHOT && !onehot && call) || (form == FORM_INDEX && onehot)) {
+        diag_error(e->diag, ly, "%s takes %s, found %s; %s", it->name,
+                   form == FORM_INDEX ? "a class index per sample (expected [] or [1])"
+                                      : arena_printf(e->arena, "one-hot targets or probabilities of the "
+                                                     "prediction's shape %s", shape_str(&so, b1, sizeof b1)),
+                   shape_str(&sy, b2, sizeof b2),
+                   form == FORM_INDEX ? "for one-hot targets use categorical_crossentropy"
+                                      : "for class indices use sparse_categorical_crossentropy");
+        return -1;
+    }
+    if (onehot) {
         bool warn = e->warn; /* after a layer line, its own warnings were given */
         e->warn = warn && !after_layer;
         NodeId p = out;
@@ -258,4 +296,37 @@ NodeId loss_item(ModelEnv *f, const AstItem *it, NodeId *pred) {
         loss = loss_nll(g, logp, y, so.dim[0], e->batch, l);
     }
     return loss < 0 || weight == 1 ? loss : ir_binary(g, OP_MUL, loss, ir_const(g, weight, (Shape){0}, l), l);
+}
+
+const AstExpr **loss_terms(Arena *a, const AstExpr *sum, int *n) {
+    int count = 1;
+    for (const AstExpr *x = sum; x->kind == EX_BINARY && x->op == '+'; x = x->args[0])
+        count++;
+    const AstExpr **terms = arena_array(a, (size_t)count, sizeof *terms);
+    const AstExpr *x = sum; /* a + b + c is ((a + b) + c): walked from the right, without recursion */
+    for (int i = count - 1; i > 0; i--, x = x->args[0])
+        terms[i] = x->args[1];
+    terms[0] = x;
+    *n = count;
+    return terms;
+}
+
+bool loss_is_call(const AstExpr *t) {
+    LossKind k;
+    return t->kind == EX_CALL && loss_lookup(t->name, &k);
+}
+
+NodeId loss_penalty(ExprEnv *e, const AstExpr *t) {
+    NodeId v = expr_lower(e, t);
+    if (v < 0)
+        return -1;
+    Shape whole = e->g->nodes[v].shape; /* a value of the input is a scalar once reduced over the batch too */
+    if (shape_elems(&whole) != 1) {
+        char b[96];
+        Shape s = expr_shape(e, v);
+        diag_error(e->diag, t->loc, "a term of a loss beside its loss calls is a scalar, such as 0.001 * sum(W^2); "
+                   "found %s%s", shape_str(&s, b, sizeof b), expr_batched(e, v) ? " per sample" : "");
+        return -1;
+    }
+    return whole.rank ? ir_reshape(e->g, v, (Shape){0}, t->loc) : v;
 }

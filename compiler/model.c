@@ -136,7 +136,8 @@ void model_begin(ModelEnv *f, Graph *g, const Model *m, int64_t batch, InputType
     const AstModel *ast = m->ast;
     *f = (ModelEnv){.e = {.arena = g->arena, .diag = d, .g = g, .batch = batch, .dense = layer_dense_call,
                           .warn = check},
-                    .m = m, .cur = -1, .target = -1, .labels = -1, .layer_out = -1, .loss = -1, .outputs = -1};
+                    .m = m, .cur = -1, .target = -1, .labels = -1, .layer_out = -1, .loss = -1, .outputs = -1,
+                    .penalty = -1};
     for (int i = 0; i < ast->nitems; i++) {
         f->ninputs += ast->items[i].kind == AST_INPUT;
         f->ntargets += ast->items[i].kind == AST_TARGET;
@@ -153,14 +154,32 @@ void model_begin(ModelEnv *f, Graph *g, const Model *m, int64_t batch, InputType
     f->xall = model_input_leaf(g, SLOT_NO_INPUT, m->input_loc);
 }
 
-/* A loss term: Keras' total is the sum of the (weighted) terms. */
+/* Adds a term to the loss. */
+static void model_add_loss(ModelEnv *f, NodeId term, Loc loc) {
+    f->loss = f->loss < 0 ? term : ir_binary(f->e.g, OP_ADD, f->loss, term, loc);
+}
+
+/* A loss statement: Keras' total is the sum of the (weighted) loss terms,
+ * each a prediction's, and of the penalty terms of a sum. */
 static void model_loss(ModelEnv *f, const AstItem *it) {
-    Graph *g = f->e.g;
-    NodeId p = -1, term = loss_item(f, it, &p);
-    if (term < 0)
-        return;
-    f->loss = f->loss < 0 ? term : ir_binary(g, OP_ADD, f->loss, term, it->loc);
-    f->outputs = f->m->several_losses ? model_outputs(f, f->outputs, p, it->loc) : p;
+    int n = 1;
+    const AstExpr **terms = it->name ? NULL : loss_terms(f->e.arena, it->expr, &n);
+    for (int i = 0; i < n; i++) {
+        const AstExpr *t = terms ? terms[i] : it->expr;
+        NodeId p = -1, term;
+        if (terms && !loss_is_call(t)) {
+            if ((term = loss_penalty(&f->e, t)) >= 0)
+                model_add_loss(f, term, t->loc);
+            continue;
+        }
+        AstItem call = terms ? (AstItem){.kind = AST_LOSS, .loc = t->loc, .name = t->name, .name_loc = t->loc,
+                                         .expr = (AstExpr *)t}
+                             : *it;
+        if ((term = loss_item(f, &call, &p)) < 0)
+            continue;
+        model_add_loss(f, term, call.loc);
+        f->outputs = f->m->several_losses ? model_outputs(f, f->outputs, p, call.loc) : p;
+    }
 }
 
 void model_item(ModelEnv *f, const AstItem *it) {
@@ -231,6 +250,8 @@ NodeId model_end(ModelEnv *f, NodeId *pred, Shape *output) {
     if (f->loss < 0)
         return -1;
     notes_fans(g);
+    if (f->penalty >= 0) /* Keras' total: the losses and the layers' penalties */
+        model_add_loss(f, f->penalty, f->m->loss_loc);
     *pred = f->outputs;
     g->slots[SLOT_NO_OUTPUT].shape = g->nodes[*pred].shape;
     if (output)

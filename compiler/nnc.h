@@ -196,7 +196,7 @@ typedef enum {
     AST_INPUT,     /* input NAME [d0, d1, ...] */
     AST_FLATTEN,   /* flatten */
     AST_DENSE,     /* dense N [, ACT] */
-    AST_LOSS,      /* loss NAME */
+    AST_LOSS,      /* loss NAME | loss NAME(args) | loss a sum of such calls and penalty terms */
     AST_OPTIMIZER, /* optimizer NAME [( k = v, ... )] */
     AST_SCHEDULE,  /* schedule NAME [( k = v, ... )]: the learning rate's */
     AST_TRAIN,     /* train k = v, ... */
@@ -217,7 +217,8 @@ typedef struct AstItem {
     AstNum units;     /* dense */
     AstArg *args;     /* optimizer, schedule, train */
     int nargs;
-    AstExpr *expr;    /* assign: the value; loss: its call, as in loss mse(out, y) (else NULL) */
+    AstExpr *expr;    /* assign: the value; loss: its call, as in loss mse(out, y), or its sum of terms
+                       * (name NULL then), as in loss mse(out, y) + 0.01 * sum(w^2); else NULL */
     AstExpr *init;    /* param: its initializer (zeros, normal(0, 1), [1, 2]), or NULL */
     AstExpr **kwargs; /* dense: key = value options (kernel_initializer = ...) */
     int nkwargs;
@@ -638,11 +639,6 @@ bool expr_literal(ExprEnv *e, const AstExpr *x, Shape *shape, double **values);
  * parameter of `shape` (NULL: not known yet, a literal's shape is not
  * checked); false once reported through e->diag. */
 bool init_resolve(ExprEnv *e, const AstExpr *x, const Shape *shape, NnrtInit *out);
-/* A dense layer's kernel_initializer = and bias_initializer = options over
- * the defaults: He-normal before relu, Glorot-uniform otherwise; zeros for
- * the bias. Shapes as init_resolve's. False once reported. */
-bool init_dense(ExprEnv *e, AstExpr *const *kwargs, int n, Act act, const Shape *w, const Shape *b,
-                NnrtInit *kernel, NnrtInit *bias);
 /* Keras' fans of a weight of this shape (for a matrix: its rows, columns). */
 void init_fans(const Shape *s, int64_t *fan_in, int64_t *fan_out);
 
@@ -698,6 +694,7 @@ typedef struct ModelEnv {
     Act layer_act;
     const AstItem *bare_loss; /* loss NAME, of the network's output: lowered at the end */
     NodeId loss, outputs; /* the sum of the loss terms; the prediction(s), -1 before */
+    NodeId penalty;       /* the layers' regularizers' sum (added to the loss), or -1 */
 } ModelEnv;
 
 /* Is the shape an input, target or param item declares valid (each
@@ -754,6 +751,14 @@ NodeId loss_lower(ExprEnv *e, LossKind kind, Loc l, Loc target_loc, NodeId p, No
  * labels (or the target), `loss NAME(out, y[, weight = w])`; *pred is its
  * prediction. -1 once reported. */
 NodeId loss_item(ModelEnv *f, const AstItem *it, NodeId *pred);
+/* A loss statement's sum `loss a + b + c` (Keras' total loss: the losses
+ * and a penalty written by hand): its terms left to right, *n of them. */
+const AstExpr **loss_terms(Arena *a, const AstExpr *sum, int *n);
+/* Is the term a loss call (mse(out, y)) rather than a penalty term? */
+bool loss_is_call(const AstExpr *t);
+/* A penalty term of a loss sum: a scalar, such as 0.001 * sum(W^2) (or
+ * any value reduced over the batch), as one. -1 once reported. */
+NodeId loss_penalty(ExprEnv *e, const AstExpr *t);
 
 /* ---------------------------------------------------------------- autodiff.c */
 

@@ -137,12 +137,14 @@ AstItem ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc ac
     return it;
 }
 
-/* stmt: 'loss' IDENT */
-AstItem ast_loss(ParseState *ps, Loc loc, const char *name, Loc name_loc) {
+/* stmt: 'loss' expr: a loss's name (the bare loss, of the network's
+ * output), a loss call, or a sum of terms (name NULL). */
+AstItem ast_loss(ParseState *ps, Loc loc, AstExpr *x) {
     (void)ps;
     AstItem it = ast_item(AST_LOSS, loc);
-    it.name = name;
-    it.name_loc = name_loc;
+    it.name = x->kind == EX_NAME || x->kind == EX_CALL ? x->name : NULL;
+    it.name_loc = x->loc;
+    it.expr = x->kind == EX_NAME ? NULL : x;
     return it;
 }
 
@@ -195,13 +197,6 @@ AstItem ast_assign(ParseState *ps, const char *name, Loc name_loc, AstExpr *e) {
     it.name = name;
     it.name_loc = name_loc;
     it.expr = e;
-    return it;
-}
-
-/* stmt: 'loss' IDENT '(' call_args ')' */
-AstItem ast_loss_call(ParseState *ps, Loc loc, AstExpr *call) {
-    AstItem it = ast_loss(ps, loc, call->name, call->loc);
-    it.expr = call;
     return it;
 }
 

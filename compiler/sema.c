@@ -201,6 +201,11 @@ static void sema_duplicate(Sema *s, const AstItem *it, const AstItem *first, con
     diag_note(s->diag, first->loc, "the first '%s' is here", what);
 }
 
+/* Keras' spellings of a key, taken as ours: `adam(learning_rate = 0.01)`. */
+static const char *sema_key(const char *key) {
+    return strcmp(key, "learning_rate") ? key : "lr";
+}
+
 /* The arguments of `it` by key (found[i] for keys[i], NULL if absent);
  * unknown and repeated keys are reported. */
 static void sema_args(Sema *s, const AstItem *it, const char *owner, const char *const *keys,
@@ -209,7 +214,7 @@ static void sema_args(Sema *s, const AstItem *it, const char *owner, const char 
         found[i] = NULL;
     for (int i = 0; i < it->nargs && !diag_quiet(s->diag); i++) {
         const AstArg *arg = &it->args[i];
-        int k = sema_lookup(arg->key, keys);
+        int k = sema_lookup(sema_key(arg->key), keys);
         const char *key = sema_name(s, arg->key);
         if (k < 0) {
             const char *guess = sema_guess(s, arg->key, keys);
@@ -221,7 +226,7 @@ static void sema_args(Sema *s, const AstItem *it, const char *owner, const char 
                            owner, expected);
         } else if (found[k]) {
             diag_error(s->diag, arg->loc, "duplicate argument '%s'", key);
-            diag_note(s->diag, found[k]->loc, "'%s' was first given here", key);
+            diag_note(s->diag, found[k]->loc, "'%s' was first given here", sema_name(s, found[k]->key));
         } else {
             found[k] = arg;
         }
@@ -396,6 +401,23 @@ static bool sema_has_arg(const AstItem *it, const char *key) {
 
 /* ---------------------------------------------------------------- models */
 
+/* loss a + b + ...: the first of its loss calls, *n their count; NULL once
+ * reported that it has none. */
+static const AstExpr *sema_loss_sum(Sema *s, const AstItem *it, int *n) {
+    int nterms;
+    const AstExpr **terms = loss_terms(s->arena, it->expr, &nterms), *first = NULL;
+    *n = 0;
+    for (int i = 0; i < nterms; i++)
+        if (loss_is_call(terms[i])) {
+            first = first ? first : terms[i];
+            ++*n;
+        }
+    if (!first)
+        diag_error(s->diag, it->name_loc, "a loss is a loss call, or a sum of loss calls and penalty terms, such as "
+                   "crossentropy(z, c) + 0.001 * sum(W^2); this has no loss call");
+    return first;
+}
+
 Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
     int errors = d->errors;
     Model *m = arena_alloc(a, sizeof *m);
@@ -449,10 +471,13 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
                 sema_duplicate(&s, it, loss, "loss");
                 continue;
             }
-            m->several_losses = loss != NULL;
+            const AstExpr *call = NULL; /* of a sum: its first loss call, which names the model's loss */
+            int ncalls = 1;
+            bool known = it->name || (call = sema_loss_sum(&s, it, &ncalls));
+            m->several_losses |= loss != NULL || ncalls > 1;
             loss = it;
             m->loss_loc = it->loc;
-            if (!loss_resolve(a, d, it->name, it->name_loc, &m->loss))
+            if (!known || !loss_resolve(a, d, call ? call->name : it->name, call ? call->loc : it->name_loc, &m->loss))
                 continue;
             break;
         case AST_OPTIMIZER:

@@ -248,10 +248,9 @@ sep
  *     | 'target' IDENT '[' dims ']'
  *     | 'param' params
  *     | IDENT '=' expr
- *     | 'loss' IDENT '(' call_args ')'
+ *     | 'loss' expr    (a loss's name, a loss call, or a sum of loss calls and penalty terms)
  *     | 'flatten'
  *     | 'dense' number [',' IDENT] [',' keywords]
- *     | 'loss' IDENT
  *     | 'optimizer' IDENT ['(' [args] ')']
  *     | 'schedule' IDENT ['(' [args] ')']
  *     | 'train' [args]
@@ -263,7 +262,7 @@ stmt
     | KW_DENSE number ',' TK_IDENT                      { $$ = ast_dense(ps, @1, $2, $4, @4, NULL); }
     | KW_DENSE number ',' TK_IDENT ',' keywords         { $$ = ast_dense(ps, @1, $2, $4, @4, $6); }
     | KW_DENSE number ',' keywords                      { $$ = ast_dense(ps, @1, $2, NULL, @2, $4); }
-    | KW_LOSS TK_IDENT                                  { $$ = ast_loss(ps, @1, $2, @2); }
+    | KW_LOSS expr                                      { $$ = ast_loss(ps, @1, $2); }
     | KW_OPTIMIZER TK_IDENT                             { $$ = ast_optimizer(ps, @1, $2, @2, false); }
     | KW_OPTIMIZER TK_IDENT '(' args_opt ')'            { $$ = ast_optimizer(ps, @1, $2, @2, true); }
     | KW_SCHEDULE TK_IDENT                              { $$ = ast_schedule(ps, @1, $2, @2, false); }
@@ -272,7 +271,6 @@ stmt
     | KW_TARGET TK_IDENT '[' dims ']'                   { $$ = ast_target(ps, @1, $2, @2); }
     | KW_PARAM params                                   { $$ = $2; }
     | name '=' expr                                     { $$ = ast_assign(ps, $1, @1, $3); }
-    | KW_LOSS TK_IDENT '(' call_args ')'                { $$ = ast_loss_call(ps, @1, ast_expr_call(ps, $2, @2, $4)); }
     | KW_DATA '{' data_lines '}'                        { $$ = ast_data(ps, @1); }
     | KW_DATA '{' data_lines data_value '}'             { $$ = ast_data(ps, @1); }
     ;
