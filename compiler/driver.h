@@ -18,6 +18,7 @@ typedef struct Options {
     const char *save_path, *best_path, *load_path, *resume_path, *val_path;
     const char *eval_path, *predict_path, *out_path, *log_path, *plot_path, *target_path;
     bool print_params;
+    bool quiet;        /* -q: no progress, only errors, warnings and the outputs asked for */
     int64_t save_every, patience; /* 0: never */
     double val_split;             /* 0: none */
     int monitor;                  /* a FitMonitor; -1: the default */

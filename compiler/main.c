@@ -24,7 +24,7 @@
 typedef enum {
     O_EMIT, O_TRAIN, O_TARGET, O_PRINT_PARAMS, O_TEST, O_EPOCHS, O_BATCH, O_LR, O_SCHEDULE, O_SEED, O_REPORT,
     O_SAVE, O_SAVE_EVERY, O_SAVE_BEST, O_LOAD, O_RESUME, O_VAL, O_VAL_SPLIT, O_EARLY_STOP, O_MONITOR, O_LOG, O_PLOT,
-    O_EVAL, O_PREDICT, O_OUT, O_THREADS, O_O0, O_O2, O_GRADCHECK, O_INTERACTIVE, O_HELP, O_VERSION
+    O_EVAL, O_PREDICT, O_OUT, O_THREADS, O_O0, O_O2, O_GRADCHECK, O_QUIET, O_INTERACTIVE, O_HELP, O_VERSION
 } OptId;
 typedef enum { ARG_NONE, ARG_VALUE, ARG_OPTIONAL, ARG_INT } ArgKind;
 static const struct Opt {
@@ -101,6 +101,8 @@ static const struct Opt {
      "block's samples (else random inputs); an element\n"
      "next to a kink (relu, abs, max...) gets a one-sided\n"
      "difference, one on a kink is skipped and counted"),
+    OPT("--quiet", "-q", O_QUIET, ARG_NONE, NULL, "print no progress (compiling, epochs, test): only\n"
+     "errors, warnings and the outputs asked for\n(--print-params, --eval, --predict)"),
     OPT("-i", NULL, O_INTERACTIVE, ARG_NONE, NULL, "the REPL, after loading MODEL.nn"),
     OPT("--help", "-h", O_HELP, ARG_NONE, NULL, "this text"),
     OPT("--version", NULL, O_VERSION, ARG_NONE, NULL, "version and host CPU"),
@@ -209,6 +211,7 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
     case O_TRAIN: o->train = true; o->train_path = val; return EXIT_OK;
     case O_TARGET: o->target_path = val; return EXIT_OK;
     case O_PRINT_PARAMS: o->print_params = true; return EXIT_OK;
+    case O_QUIET: o->quiet = true; return EXIT_OK;
     case O_TEST: o->test_path = val; return EXIT_OK;
     case O_EPOCHS: case O_BATCH: case O_SAVE_EVERY: case O_EARLY_STOP: /* ARG_INT: parse_options set them */
         return EXIT_OK;
@@ -507,7 +510,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
      * this check is known to go through the whole pipeline. */
     Compiled c = {0};
     int status = pipeline_compile(&p, m->batch, &c, d) ? EXIT_OK : EXIT_USAGE;
-    if (status == EXIT_OK)
+    if (status == EXIT_OK && !o->quiet)
         printf("model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)ir_param_count(c.train),
                (nnrt_now() - t0) * 1e3);
     jit_free(c.jit);

@@ -195,7 +195,8 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
                 return EXIT_USAGE;
             }
             dt->train_path = NNC_DEFAULT_DATA;
-            printf("no data given: training on Fashion-MNIST from %s\n", dt->train_path);
+            if (!o->quiet)
+                printf("no data given: training on Fashion-MNIST from %s\n", dt->train_path);
         }
         dt->test_path = o->test_path;
         if (!dt->test_path && nnrt_find_test(dt->train_path, dt->test_buf, sizeof dt->test_buf))
@@ -272,15 +273,17 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, D
     if (status == EXIT_OK && !pipeline_compile(&plan, m->batch, &c, d))
         status = EXIT_USAGE;
     double compile_secs = nnrt_now() - t0;
-    /* CSV on standard output keeps it to itself: the rest goes to stderr then. */
-    FILE *info = o->predict_path && !o->out_path ? stderr : stdout;
-    hook.out = info;
+    /* CSV on standard output keeps it to itself: the rest goes to stderr then.
+     * shown: what was asked for and what went wrong; info: the progress
+     * (NULL with -q). */
+    FILE *shown = o->predict_path && !o->out_path ? stderr : stdout, *info = o->quiet ? NULL : shown;
+    hook.out = shown; /* its notes say why training stopped: early, or interrupted */
     hook.step = c.train;
     hook.sched = c.sched;
     bool in_panels = status == EXIT_OK; /* the compiled steps' layout, until the weights leave the session */
     if (in_panels)
         layout_convert(g, c.sched, slots, true);
-    if (status == EXIT_OK) {
+    if (status == EXIT_OK && info) {
         fprintf(info, "model %s: %lld parameters; compiled in %.0f ms\n", m->name, (long long)ir_param_count(g),
                 compile_secs * 1e3);
         fflush(info);
@@ -303,15 +306,17 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, D
     };
     char err[1024];
     if (status == EXIT_OK && dt.have_train) {
-        if (o->resume_path)
+        if (info && o->resume_path)
             fprintf(info, "resuming from %s at epoch %d, step %zu\n", o->resume_path, hook.st.pos.epoch + 1,
                     hook.st.pos.step);
-        fprintf(info, "training on %s (%zu samples", dt.train_path, dt.train.n);
-        if (spec.val)
-            fprintf(info, ", validating on %zu", spec.val->n);
-        fprintf(info, "), %lld epochs, batch %lld, lr %g, seed %llu\n", (long long)m->epochs, (long long)m->batch,
-                m->lr, (unsigned long long)o->seed);
-        fflush(info);
+        if (info) {
+            fprintf(info, "training on %s (%zu samples", dt.train_path, dt.train.n);
+            if (spec.val)
+                fprintf(info, ", validating on %zu", spec.val->n);
+            fprintf(info, "), %lld epochs, batch %lld, lr %g, seed %llu\n", (long long)m->epochs,
+                    (long long)m->batch, m->lr, (unsigned long long)o->seed);
+            fflush(info);
+        }
         NnrtTrainResult res = {0};
         bool trained = nnrt_train(&spec, &dt.train, dt.have[SET_TEST] ? &dt.set[SET_TEST] : NULL, &res, err,
                                   sizeof err);
@@ -322,7 +327,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, D
                 diag_plain(d, "%s", err);
             status = res.failure == NNRT_FAIL_HOOK ? EXIT_USAGE : EXIT_TRAINING;
             if (res.failure == NNRT_FAIL_NONFINITE && hook.saved_epoch >= 0)
-                fprintf(info, "kept the last good checkpoint: %s (%s epoch %d, step %zu)\n", hook.save_path,
+                fprintf(shown, "kept the last good checkpoint: %s (%s epoch %d, step %zu)\n", hook.save_path,
                         hook.saved_step ? "in" : "after", hook.saved_step ? hook.saved_epoch + 1 : hook.saved_epoch,
                         hook.saved_step);
         }
@@ -340,13 +345,14 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, D
         nnrt_train_result_free(&res);
         if (status == EXIT_OK && o->print_params) {
             void **rows = layout_rows(g, c.sched, slots);
-            print_params(info, g, rows);
+            print_params(shown, g, rows);
             layout_rows_free(g, c.sched, rows);
         }
     }
     if (status == EXIT_OK && dt.have[SET_EVAL]) {
-        fprintf(info, "evaluating on %s\n", o->eval_path);
-        if (!nnrt_eval_report(&spec, &dt.set[SET_EVAL], info, err, sizeof err)) {
+        if (info)
+            fprintf(info, "evaluating on %s\n", o->eval_path);
+        if (!nnrt_eval_report(&spec, &dt.set[SET_EVAL], shown, err, sizeof err)) {
             diag_plain(d, "%s", err);
             status = EXIT_TRAINING;
         }
@@ -368,7 +374,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, D
                 status = EXIT_USAGE;
             }
         }
-        if (status == EXIT_OK && o->out_path)
+        if (status == EXIT_OK && o->out_path && info)
             printf("wrote %zu predictions to %s\n", dt.set[SET_PREDICT].n, o->out_path);
     }
     fit_state_free(&hook.st);

@@ -160,7 +160,7 @@ void nnrt_init_fill(NnrtRng *r, const NnrtInit *init, int64_t fan_in, int64_t fa
 /* ---------------------------------------------------------------- progress.c */
 
 typedef struct NnrtProgress {
-    FILE *out;
+    FILE *out;   /* NULL: nothing is printed */
     bool tty;    /* redraw one line with \r; otherwise one plain line per epoch */
     bool color;  /* tty && NO_COLOR unset */
     int epoch, epochs;
@@ -230,7 +230,7 @@ typedef struct NnrtTrainSpec {
     size_t arena_bytes;   /* max over the step functions */
     int epochs;           /* in all, counting those before a resume */
     uint64_t seed;        /* shuffling */
-    FILE *out;            /* progress and results */
+    FILE *out;            /* progress and results; NULL: none (nnc -q) */
     /* Optional. */
     const NnrtDataset *val; /* evaluated after every epoch */
     const NnrtTrainPos *resume; /* NULL: epoch 0, the generator seeded from seed */

@@ -53,7 +53,7 @@ static void draw(NnrtProgress *p, double loss, double acc, double now) {
 void nnrt_progress_begin(NnrtProgress *p, FILE *out, int epoch, int epochs, size_t steps) {
     const char *no_color = getenv("NO_COLOR");
     p->out = out;
-    p->tty = isatty(fileno(out));
+    p->tty = out && isatty(fileno(out));
     p->color = p->tty && !(no_color && no_color[0]);
     p->epoch = epoch;
     p->epochs = epochs;
@@ -77,6 +77,8 @@ void nnrt_progress_step(NnrtProgress *p, double loss, double acc) {
 }
 
 void nnrt_progress_end(NnrtProgress *p, double loss, double acc, double secs) {
+    if (!p->out)
+        return;
     if (p->tty)
         fputs(CLEAR_LINE, p->out);
     fprintf(p->out, "%sepoch %d/%d%s  %zu/%zu  loss %.4f", p->color ? BOLD : "", p->epoch,

@@ -434,7 +434,7 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         }
         st->secs = nnrt_now() - prog.t0;
         nnrt_progress_end(&prog, st->loss, st->acc, st->secs);
-        if (spec->val) {
+        if (spec->val && spec->out) {
             fprintf(spec->out, "           val_loss %.4f", st->val_loss);
             if (st->val_acc >= 0)
                 fprintf(spec->out, "  val_acc %.4f", st->val_acc);
@@ -457,13 +457,13 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
     if (ok && test) {
         ok = evaluate(spec, test, "on the test set at", &bf, &res->test_loss,
                       &res->test_acc, NULL, NULL, err, errlen);
-        if (ok) {
+        if (ok && spec->out) {
             fprintf(spec->out, "test  loss %.4f", res->test_loss);
             if (res->test_acc >= 0)
                 fprintf(spec->out, "  acc %.4f", res->test_acc);
             fputc('\n', spec->out);
             fflush(spec->out);
-        } else {
+        } else if (!ok) {
             res->failure = NNRT_FAIL_NONFINITE;
         }
     }
