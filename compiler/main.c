@@ -428,13 +428,13 @@ static int run(Arena *a, const Options *o, Diag *d) {
     }
     /* Top-level statements (let, print) run first; a file of only those is
      * a program of its own, with no model to train, check or show. */
-    if (ast->nmodels == 0 && (o->train || o->gradcheck || o->emit != EMIT_NONE)) {
+    if (ast->nmodels == 0 && (o->train || o->gradcheck || (o->emit != EMIT_NONE && o->emit != EMIT_DOT))) {
         diag_plain(d, "'%s' has no model for %s", o->model_path,
                    o->train ? "--train" : o->gradcheck ? "--gradcheck" : "--emit");
         return EXIT_USAGE;
     }
     if (ast->nstmts) {
-        int status = script_run(d, ast, stdout);
+        int status = script_run(d, ast, stdout, o->emit == EMIT_DOT ? stdout : NULL);
         if (status != EXIT_OK || ast->nmodels == 0)
             return status;
     }

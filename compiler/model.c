@@ -138,9 +138,11 @@ void model_begin(ModelEnv *f, Graph *g, const Model *m, int64_t batch, InputType
                           .warn = check},
                     .m = m, .cur = -1, .target = -1, .labels = -1, .layer_out = -1, .loss = -1, .outputs = -1,
                     .penalty = -1};
+    const char *labels = "labels"; /* the label slot's name: the target's, "targets" for several */
     for (int i = 0; i < ast->nitems; i++) {
         f->ninputs += ast->items[i].kind == AST_INPUT;
-        f->ntargets += ast->items[i].kind == AST_TARGET;
+        if (ast->items[i].kind == AST_TARGET)
+            labels = f->ntargets++ ? "targets" : ast->items[i].name;
     }
     g->batch = batch;
     ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
@@ -148,7 +150,7 @@ void model_begin(ModelEnv *f, Graph *g, const Model *m, int64_t batch, InputType
     Shape ys = m->label_size == 1 && f->ntargets <= 1 ? (Shape){1, {batch}} : (Shape){2, {batch, m->label_size}};
     ir_add_slot(g, (Slot){.kind = SLOT_INPUT, .name = f->ninputs == 1 ? m->input_name : "inputs", .shape = xs,
                           .u8 = in == INPUT_U8});
-    ir_add_slot(g, (Slot){.kind = SLOT_LABEL, .name = "label", .shape = ys});
+    ir_add_slot(g, (Slot){.kind = SLOT_LABEL, .name = labels, .shape = ys});
     ir_add_slot(g, (Slot){.kind = SLOT_LOSS, .name = "loss"});
     ir_add_slot(g, (Slot){.kind = SLOT_OUTPUT, .name = "output"});
     f->xall = model_input_leaf(g, SLOT_NO_INPUT, m->input_loc);

@@ -673,8 +673,10 @@ int script_names(const Script *sc, const char ***names);
  * without running it: false once reported. */
 bool script_lower(Script *sc, Arena *a, const AstExpr *x, Graph **g, NodeId *node);
 /* Runs the top-level statements of a file: EXIT_OK, EXIT_INVALID_MODEL after
- * errors, EXIT_USAGE if the JIT fails. */
-int script_run(Diag *d, const AstProgram *p, FILE *out);
+ * errors, EXIT_USAGE if the JIT fails. With `dot` (--emit=dot) the graph of
+ * each segment (the printed values and their gradients) is written there as
+ * a DOT digraph instead of the values. */
+int script_run(Diag *d, const AstProgram *p, FILE *out, FILE *dot);
 
 /* ---------------------------------------------------------------- model.c */
 

@@ -72,6 +72,7 @@ typedef struct Def {
 struct Script {
     Diag *diag;
     FILE *out;
+    FILE *dot; /* --emit=dot: each segment's graph is written here, and no value */
     bool repl;
     Def *defs;
     int ndefs;
@@ -314,7 +315,8 @@ static Print *add_print(Eval *ev, const AstStmt *st, const AstExpr *x, NodeId n)
     Print *p = &ev->prints[ev->nprints++];
     describe(&ev->e, x, n, p);
     p->stmt = st;
-    p->slot = ir_add_slot(g, (Slot){.kind = SLOT_OUTPUT, .name = arena_printf(ev->e.arena, "print%d", ev->nprints),
+    /* named as printed: what --emit=dot's boxes show */
+    p->slot = ir_add_slot(g, (Slot){.kind = SLOT_OUTPUT, .name = p->label ? p->label : p->text,
                                     .shape = g->nodes[n].shape});
     ir_add_output(g, n, p->slot);
     return p;
@@ -361,7 +363,7 @@ static bool eval_stmt(Eval *ev, const AstStmt *st) {
         NodeId n = expr_lower(e, st->expr);
         if (expr_bind(e, st->name, st->name_loc, n) && n >= 0) {
             Print *p = add_print(ev, st, st->expr, n);
-            p->label = st->name;
+            p->label = e->g->slots[p->slot].name = st->name;
             p->show_text = false;
             p->quiet = !ev->sc->repl;
             add_pending(ev, (Pending){.stmt = st, .shape = e->g->nodes[n].shape, .print = ev->nprints - 1});
@@ -500,10 +502,12 @@ bool script_exec(Script *sc, ScriptText *text, const AstStmt *stmts, int n) {
         }
         Slots slots = {0};
         bool ok = sc->diag->errors == errors && (ev.e.g->noutputs == 0 || eval_run(&ev, &slots));
-        if (ok) {
+        if (ok && sc->dot && ev.e.g->noutputs) /* what the run computed: its values and gradients */
+            dot_print(sc->dot, ir_dce(ev.e.g), "statements");
+        else if (ok)
             eval_print(&ev, slots.v);
+        if (ok)
             eval_commit(&ev, text, slots.v);
-        }
         slots_free(&slots);
         arena_free(a);
         if (!ok)
@@ -521,9 +525,10 @@ bool script_lower(Script *sc, Arena *a, const AstExpr *x, Graph **g, NodeId *nod
     return *node >= 0 && sc->diag->errors == errors;
 }
 
-int script_run(Diag *d, const AstProgram *p, FILE *out) {
+int script_run(Diag *d, const AstProgram *p, FILE *out, FILE *dot) {
     int errors = d->errors;
     Script *sc = script_new(d, out, false);
+    sc->dot = dot;
     bool ok = script_exec(sc, NULL, p->stmts, p->nstmts);
     script_free(sc);
     return ok ? EXIT_OK : d->errors != errors ? EXIT_INVALID_MODEL : EXIT_USAGE;
