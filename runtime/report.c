@@ -1,5 +1,6 @@
 /* report.c — `--report FILE.json`: what a run did (model, data, seed,
- * hyperparameters, loss and accuracy per epoch, test results, time and
+ * hyperparameters, loss and accuracy per epoch (and the validation set's,
+ * val_loss and val_accuracy, when there is one), test results, time and
  * peak memory) for scripts and plots to read.
  *
  * The file is written to a temporary name in the same directory, synced,
@@ -85,6 +86,12 @@ static void write_json(FILE *f, const NnrtReport *r) {
         json_number(f, st->loss);
         fputs(", \"accuracy\": ", f);
         json_metric(f, st->acc);
+        if (st->val_loss >= 0) { /* validating: Keras' history names */
+            fputs(", \"val_loss\": ", f);
+            json_number(f, st->val_loss);
+            fputs(", \"val_accuracy\": ", f);
+            json_metric(f, st->val_acc);
+        }
         fputs(", \"seconds\": ", f);
         json_number(f, st->secs);
         fputc('}', f);
