@@ -175,7 +175,7 @@ static const struct Opt *find_option(const char *a, const char **val) {
         size_t n = strlen(o->name);
         if (!strcmp(a, o->name) || (o->alias && !strcmp(a, o->alias)))
             return o;
-        if (o->arg != ARG_NONE && !strncmp(a, o->name, n) && a[n] == '=') {
+        if (!strncmp(a, o->name, n) && a[n] == '=') { /* a flag's: 1 or 0, as the REPL's print-params=1 */
             *val = a + n + 1;
             return o;
         }
@@ -297,10 +297,12 @@ static int parse_options(int argc, char **argv, Options *o, Diag *d) {
             o->model_path = a;
             continue;
         }
-        if (opt->arg == ARG_NONE && val) {
-            diag_plain(d, "%s takes no value, found '%s'", opt->name, a);
+        if (opt->arg == ARG_NONE && val && strcmp(val, "1") != 0 && strcmp(val, "0") != 0) {
+            diag_plain(d, "%s takes no value (or =1, =0), found '%s'", opt->name, a);
             return EXIT_USAGE;
         }
+        if (opt->arg == ARG_NONE && val && !strcmp(val, "0"))
+            continue; /* --flag=0: not given */
         /* A value in the next word; an optional one (--train's path) unless
          * it is an option or the model. */
         if (!val && (opt->arg == ARG_VALUE || opt->arg == ARG_INT) && i + 1 < argc)

@@ -357,7 +357,7 @@ static ReplModel *model_arg(Cmd *c) {
 }
 
 /* :train MODEL [PATH] [key=value ...] and :eval MODEL [PATH]: the driver's
- * run with the command line's options, key=value as --key value (:eval
+ * run with the command line's options, key=value as --key=value (:eval
  * without a path: the driver's default test set). */
 static bool cmd_run(Cmd *c, bool train) {
     ReplModel *m = model_arg(c);
@@ -375,9 +375,8 @@ static bool cmd_run(Cmd *c, bool train) {
     for (const char *w; (w = next_word(c, NULL));) {
         argv = xrealloc(argv, (size_t)argc + 4, sizeof *argv);
         const char *eq = strchr(w, '=');
-        if (eq && w[0] != '-') {
-            argv[argc++] = arena_printf(a, "--%.*s", (int)(eq - w), w);
-            argv[argc++] = (char *)eq + 1;
+        if (eq && w[0] != '-') { /* one word, so that a flag takes its 1 or 0 */
+            argv[argc++] = arena_printf(a, "--%s", w);
         } else if (w[0] != '-' && !path_given && argc == 0) {
             argv[argc++] = train ? "--train" : "--eval";
             argv[argc++] = (char *)w;
