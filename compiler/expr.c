@@ -21,11 +21,28 @@
 
 /* ---------------------------------------------------------------- names */
 
+/* Names are looked up by hash: a file or a REPL session may define tens of
+ * thousands, and each statement looks some up. */
+static size_t name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)(h ^ (h >> 32));
+}
+
+/* The index slot of `name`: where it is, or the empty one where it goes. */
+static size_t name_slot(const ExprEnv *e, const char *name) {
+    size_t mask = (size_t)e->index_cap - 1, h = name_hash(name) & mask;
+    while (e->index[h] && strcmp(e->names[e->index[h] - 1].name, name) != 0)
+        h = (h + 1) & mask;
+    return h;
+}
+
 const ExprName *expr_lookup(const ExprEnv *e, const char *name) {
-    for (int i = 0; i < e->nnames; i++)
-        if (strcmp(e->names[i].name, name) == 0)
-            return &e->names[i];
-    return NULL;
+    if (!e->nnames)
+        return NULL;
+    int32_t at = e->index[name_slot(e, name)];
+    return at ? &e->names[at - 1] : NULL;
 }
 
 bool expr_bind(ExprEnv *e, const char *name, Loc loc, NodeId node) {
@@ -48,6 +65,14 @@ bool expr_bind(ExprEnv *e, const char *name, Loc loc, NodeId node) {
         e->names = v;
     }
     e->names[e->nnames++] = (ExprName){name, loc, node};
+    if (2 * e->nnames > e->index_cap) { /* at most half full: rebuilt at twice the size */
+        e->index_cap = 4 * e->cap;
+        e->index = arena_array(e->arena, (size_t)e->index_cap, sizeof *e->index);
+        for (int i = 0; i < e->nnames; i++)
+            e->index[name_slot(e, e->names[i].name)] = i + 1;
+    } else {
+        e->index[name_slot(e, name)] = e->nnames;
+    }
     return true;
 }
 
@@ -594,7 +619,25 @@ static NodeId call(ExprEnv *e, const AstExpr *x) {
 
 /* ---------------------------------------------------------------- expressions */
 
+static NodeId lower(ExprEnv *e, const AstExpr *x);
+
+/* The parser caps an expression's height; names defined from names (h2 =
+ * h1 + 1, h3 = h2 + 1, ...) nest further, which this caps. */
 NodeId expr_lower(ExprEnv *e, const AstExpr *x) {
+    if (e->depth == NNC_MAX_NESTING && !e->too_deep) {
+        diag_error(e->diag, x->loc, "nesting too deep: more than %d values computed inside one another",
+                   NNC_MAX_NESTING);
+        e->too_deep = true;
+    }
+    if (e->too_deep) /* reported once: unwinding */
+        return -1;
+    e->depth++;
+    NodeId n = lower(e, x);
+    e->too_deep &= --e->depth > 0;
+    return n;
+}
+
+static NodeId lower(ExprEnv *e, const AstExpr *x) {
     switch (x->kind) {
     case EX_NUM:
         return ir_const(e->g, x->num.value, (Shape){0}, x->loc);

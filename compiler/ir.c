@@ -71,7 +71,7 @@ static uint64_t node_hash(const IrNode *n) {
     MIX(n->batch_axes);
     MIX((uint8_t)n->batch_pow);
 #undef MIX
-    return h;
+    return h ^ (h >> 29); /* the table uses the low bits: mix the high ones in */
 }
 
 static bool node_same(const IrNode *a, const IrNode *b) {

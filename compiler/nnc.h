@@ -167,7 +167,15 @@ struct AstExpr {
     char op;          /* EX_BINARY */
     AstExpr **args;   /* operands, elements or arguments */
     int nargs;
+    int height;       /* the longest path down to a leaf (0 for a leaf) */
 };
+
+/* How deep expressions may nest: an operator chain's length in the parser
+ * (a + b + ... does not grow bison's stack, which caps brackets and '^'),
+ * and the lowering's depth through named values (h2 = h1 + 1, ...). The
+ * walks over expressions and their IR recurse, so without a cap a long
+ * chain overflows the stack; no model written by hand comes near it. */
+enum { NNC_MAX_NESTING = 2000 };
 
 /* A list of expressions while the parser builds it (lists nest, so they grow
  * in the arena rather than in the ParseState). */
@@ -598,6 +606,8 @@ struct ExprEnv {
     Graph *g;
     ExprName *names;
     int nnames, cap;
+    int32_t *index; /* names by hash, open addressing: position + 1; 0 = empty */
+    int index_cap;
     /* A tensor literal [..] with these elements, as a node; NULL where they
      * are not allowed. */
     NodeId (*literal)(ExprEnv *e, const AstExpr *x, Shape s, const double *values);
@@ -615,6 +625,8 @@ struct ExprEnv {
      * at `use` (script.c's session definitions); -1 once reported. */
     NodeId (*resolve)(ExprEnv *e, int index, Loc use);
     bool redefine; /* binding a bound name replaces it (the REPL) */
+    int depth;     /* expr_lower's recursion, capped at NNC_MAX_NESTING */
+    bool too_deep; /* the cap was reached (reported): unwinding */
 };
 
 /* Does node n hold a batch of samples (a leading batch axis)? */

@@ -252,12 +252,20 @@ AstExpr *ast_expr_name(ParseState *ps, const char *name, Loc loc) {
     return e;
 }
 
+/* e's height from its arguments'. */
+static void ast_expr_height(AstExpr *e) {
+    for (int i = 0; i < e->nargs; i++)
+        if (e->args[i]->height >= e->height)
+            e->height = e->args[i]->height + 1;
+}
+
 static void ast_expr_operands(ParseState *ps, AstExpr *e, AstExpr *l, AstExpr *r) {
     e->nargs = r ? 2 : 1;
     e->args = arena_array(ps->arena, (size_t)e->nargs, sizeof *e->args);
     e->args[0] = l;
     if (r)
         e->args[1] = r;
+    ast_expr_height(e);
 }
 
 /* expr: '-' expr */
@@ -267,11 +275,17 @@ AstExpr *ast_expr_neg(ParseState *ps, Loc minus, AstExpr *x) {
     return e;
 }
 
-/* expr: expr op expr    (located at the operator) */
+/* expr: expr op expr    (located at the operator); NULL, reported, past
+ * NNC_MAX_NESTING: the parse stops there, as it does when brackets nest
+ * too deep. */
 AstExpr *ast_expr_binary(ParseState *ps, char op, Loc op_loc, AstExpr *l, AstExpr *r) {
     AstExpr *e = ast_expr(ps, EX_BINARY, op_loc);
     e->op = op;
     ast_expr_operands(ps, e, l, r);
+    if (e->height > NNC_MAX_NESTING) {
+        diag_error(ps->diag, op_loc, "nesting too deep: more than %d operations inside one another", NNC_MAX_NESTING);
+        return NULL;
+    }
     return e;
 }
 
@@ -283,6 +297,7 @@ AstExpr *ast_expr_call(ParseState *ps, const char *name, Loc loc, AstExprList *a
         e->args = args->v;
         e->nargs = args->n;
     }
+    ast_expr_height(e);
     return e;
 }
 
@@ -299,6 +314,7 @@ AstExpr *ast_expr_list(ParseState *ps, Loc open, AstExprList *elems) {
     AstExpr *e = ast_expr(ps, EX_LIST, open);
     e->args = elems->v;
     e->nargs = elems->n;
+    ast_expr_height(e);
     return e;
 }
 

@@ -113,15 +113,15 @@ int script_names(const Script *sc, const char ***names) {
     return sc->ndefs;
 }
 
-/* Adds or replaces the definition of d.name, taking d. */
-static void define(Script *sc, Def d) {
+/* Adds or replaces the definition of d.name, taking d; `at` is its position
+ * in the session's names (script_names' order), sc->ndefs for a new one. */
+static void define(Script *sc, Def d, int at) {
     script_text_hold(d.text);
-    for (int i = 0; i < sc->ndefs; i++)
-        if (strcmp(sc->defs[i].name, d.name) == 0) {
-            def_clear(&sc->defs[i]);
-            sc->defs[i] = d;
-            return;
-        }
+    if (at < sc->ndefs) {
+        def_clear(&sc->defs[at]);
+        sc->defs[at] = d;
+        return;
+    }
     sc->defs = xrealloc(sc->defs, (size_t)sc->ndefs + 1, sizeof *sc->defs);
     sc->defs[sc->ndefs++] = d;
 }
@@ -157,7 +157,7 @@ typedef struct Eval {
     Print *prints;
     int nprints, prints_cap;
     Pending *pending;
-    int npending;
+    int npending, pending_cap;
 } Eval;
 
 /* A slot holding `values` from the start, as a leaf node. */
@@ -322,12 +322,16 @@ static Print *add_print(Eval *ev, const AstStmt *st, const AstExpr *x, NodeId n)
     return p;
 }
 
+/* Grows by doubling: a file's segment may hold every one of its statements. */
 static void add_pending(Eval *ev, Pending p) {
-    Pending *v = arena_array(ev->e.arena, (size_t)ev->npending + 1, sizeof *v);
-    if (ev->npending)
-        memcpy(v, ev->pending, (size_t)ev->npending * sizeof *v);
-    v[ev->npending++] = p;
-    ev->pending = v;
+    if (ev->npending == ev->pending_cap) {
+        ev->pending_cap = ev->pending_cap ? 2 * ev->pending_cap : 16;
+        Pending *v = arena_array(ev->e.arena, (size_t)ev->pending_cap, sizeof *v);
+        if (ev->npending)
+            memcpy(v, ev->pending, (size_t)ev->npending * sizeof *v);
+        ev->pending = v;
+    }
+    ev->pending[ev->npending++] = p;
 }
 
 /* Is x a number or a list of them (what `let` stores as it is written)? */
@@ -487,7 +491,12 @@ static void eval_commit(Eval *ev, ScriptText *text, void **slots) {
             d.values = xcalloc(n ? n : 1, sizeof(double));
             memcpy(d.values, v, n * sizeof(double));
         }
-        define(ev->sc, d);
+        /* The segment bound the session's names first, in order, then its
+         * own in the order they are defined here. */
+        int at = (int)(expr_lookup(&ev->e, st->name) - ev->e.names);
+        if (at > ev->sc->ndefs)
+            die("script: '%s' defined out of order", st->name);
+        define(ev->sc, d, at);
     }
 }
 

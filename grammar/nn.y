@@ -37,6 +37,9 @@ YY_DECL;
 #define YYLLOC_DEFAULT(cur, rhs, n) ((cur) = (n) ? YYRHSLOC(rhs, 1) : YYRHSLOC(rhs, 0))
 
 static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char *msg);
+
+/* An operator chain past NNC_MAX_NESTING (reported) ends the parse. */
+#define BINARY(out, op, loc, l, r) if (!((out) = ast_expr_binary(ps, op, loc, l, r))) YYABORT
 }
 
 %define api.pure full
@@ -187,12 +190,12 @@ expr
     | '(' expr ')'                                      { $$ = $2; }
     | '[' exprs ']'                                     { $$ = ast_expr_list(ps, @1, $2); }
     | '-' expr %prec NEG                                { $$ = ast_expr_neg(ps, @1, $2); }
-    | expr '+' expr                                     { $$ = ast_expr_binary(ps, '+', @2, $1, $3); }
-    | expr '-' expr                                     { $$ = ast_expr_binary(ps, '-', @2, $1, $3); }
-    | expr '*' expr                                     { $$ = ast_expr_binary(ps, '*', @2, $1, $3); }
-    | expr '/' expr                                     { $$ = ast_expr_binary(ps, '/', @2, $1, $3); }
-    | expr '@' expr                                     { $$ = ast_expr_binary(ps, '@', @2, $1, $3); }
-    | expr '^' expr                                     { $$ = ast_expr_binary(ps, '^', @2, $1, $3); }
+    | expr '+' expr                                     { BINARY($$, '+', @2, $1, $3); }
+    | expr '-' expr                                     { BINARY($$, '-', @2, $1, $3); }
+    | expr '*' expr                                     { BINARY($$, '*', @2, $1, $3); }
+    | expr '/' expr                                     { BINARY($$, '/', @2, $1, $3); }
+    | expr '@' expr                                     { BINARY($$, '@', @2, $1, $3); }
+    | expr '^' expr                                     { BINARY($$, '^', @2, $1, $3); }
     ;
 
 /* exprs: expr { ',' expr } */
