@@ -81,7 +81,9 @@ struct Arena {
     Chunk *head;
 };
 
-enum { CHUNK_SIZE = 64 * 1024 };
+/* Chunks start small and double up to CHUNK_SIZE: the REPL keeps an arena
+ * per entry that defines a name, most of them a few hundred bytes. */
+enum { CHUNK_FIRST = 1024, CHUNK_SIZE = 64 * 1024 };
 
 Arena *arena_new(void) {
     Arena *a = xrealloc(NULL, 1, sizeof *a);
@@ -106,7 +108,8 @@ void *arena_alloc(Arena *a, size_t size) {
     rounded &= ~(size_t)15;
     Chunk *c = a->head;
     if (!c || c->size - c->used < rounded) {
-        size_t cap = rounded > CHUNK_SIZE ? rounded : CHUNK_SIZE, bytes;
+        size_t grown = c ? (c->size < CHUNK_SIZE / 2 ? 2 * c->size : CHUNK_SIZE) : CHUNK_FIRST;
+        size_t cap = rounded > grown ? rounded : grown, bytes;
         if (!size_add(cap, sizeof(Chunk), &bytes))
             die("arena allocation of %zu bytes overflows", size);
         c = xrealloc(NULL, bytes, 1);
@@ -114,7 +117,7 @@ void *arena_alloc(Arena *a, size_t size) {
         c->used = 0;
         /* A big allocation gets its own chunk behind the current one, so the
          * current chunk's free space is not wasted. */
-        if (a->head && rounded > CHUNK_SIZE) {
+        if (a->head && rounded > grown) {
             c->next = a->head->next;
             a->head->next = c;
         } else {
