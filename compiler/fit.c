@@ -603,17 +603,54 @@ void fit_on_nonfinite(void *ctx, const NnrtNonFinite *nf) {
     h->nan_reported = true;
 }
 
-FitWeights fit_weights_new(const Graph *g) {
-    FitWeights w = {xcalloc((size_t)g->nslots, sizeof *w.slots), g->nslots};
+FitWeights fit_weights_keep(const Graph *g, void **slots) {
+    FitWeights w = {slots, g->nslots, xcalloc((size_t)g->nslots, sizeof *w.names),
+                    xcalloc((size_t)g->nslots, sizeof *w.elems)};
     for (int s = 0; s < g->nslots; s++)
-        if (g->slots[s].kind == SLOT_PARAM || g->slots[s].kind == SLOT_STATE)
-            w.slots[s] = xcalloc64((size_t)shape_elems(&g->slots[s].shape), sizeof(float));
+        if (slots[s]) {
+            w.names[s] = xstrdup(g->slots[s].name);
+            w.elems[s] = shape_elems(&g->slots[s].shape);
+        }
     return w;
 }
 
+FitWeights fit_weights_new(const Graph *g) {
+    void **slots = xcalloc((size_t)g->nslots, sizeof *slots);
+    for (int s = 0; s < g->nslots; s++)
+        if (g->slots[s].kind == SLOT_PARAM || g->slots[s].kind == SLOT_STATE)
+            slots[s] = xcalloc64((size_t)shape_elems(&g->slots[s].shape), sizeof(float));
+    return fit_weights_keep(g, slots);
+}
+
+int fit_weights_take(FitWeights *w, const Graph *g, void **slots) {
+    int dropped = 0;
+    for (int k = 0; k < w->nslots; k++) {
+        if (!w->slots[k])
+            continue;
+        int s = 0;
+        while (s < g->nslots && !(slots[s] && strcmp(g->slots[s].name, w->names[k]) == 0 &&
+                                  shape_elems(&g->slots[s].shape) == w->elems[k]))
+            s++;
+        if (s < g->nslots) {
+            free(slots[s]);
+            slots[s] = w->slots[k];
+            w->slots[k] = NULL;
+        } else {
+            dropped++;
+        }
+    }
+    fit_weights_free(w);
+    return dropped;
+}
+
 void fit_weights_free(FitWeights *w) {
-    for (int s = 0; s < w->nslots; s++)
+    for (int s = 0; s < w->nslots; s++) {
         free(w->slots[s]);
+        if (w->names)
+            free(w->names[s]);
+    }
     free(w->slots);
+    free(w->names);
+    free(w->elems);
     *w = (FitWeights){0};
 }

@@ -1158,9 +1158,19 @@ bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const Fit
 typedef struct FitWeights {
     void **slots; /* NULL: none yet */
     int nslots;
+    char **names; /* each slot's name (malloc'd), NULL for other slots: */
+    int64_t *elems; /* a later run's step graph may have other slots */
 } FitWeights;
 /* Zeroed buffers for g's PARAM and STATE slots. */
 FitWeights fit_weights_new(const Graph *g);
+/* Keeps `slots`, laid out as g's. */
+FitWeights fit_weights_keep(const Graph *g, void **slots);
+/* Fills `slots` (g's, made afresh) from w by name where the kept buffer has
+ * the same size, freeing what it replaces, and empties w: a step graph may
+ * differ from the last run's (a schedule adds a state slot, another
+ * optimizer others), parameters carry over, new state starts zeroed, state
+ * the graph lacks is dropped. The number of kept buffers dropped. */
+int fit_weights_take(FitWeights *w, const Graph *g, void **slots);
 void fit_weights_free(FitWeights *w);
 
 typedef enum { MONITOR_LOSS, MONITOR_ACC, MONITOR_VAL_LOSS, MONITOR_VAL_ACC } FitMonitor;

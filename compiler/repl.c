@@ -417,6 +417,11 @@ static bool cmd_checkpoint(Cmd *c, bool save) {
     char err[1024];
     bool ok;
     if (save) {
+        /* The kept weights are laid out as the last run's step graph, which
+         * may differ from this one (a schedule given to :train). */
+        FitWeights w = fit_weights_new(g);
+        fit_weights_take(&m->weights, g, w.slots);
+        m->weights = w;
         ok = fit_save(path, g, m->weights.slots, &info, &st, err, sizeof err);
         if (!ok)
             diag_plain(c->r->diag, "%s", err);

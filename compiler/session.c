@@ -252,7 +252,8 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, D
     InputType in = data_input(&dt);
     Plan plan = pipeline_plan(a, m, o->opt, in);
     Graph *g = plan.g[PLAN_TRAIN];
-    void **slots = keep && keep->slots ? keep->slots : alloc_slots(g, o->seed);
+    void **slots = alloc_slots(g, o->seed);
+    int dropped = keep && keep->slots ? fit_weights_take(keep, g, slots) : 0;
     FitHook hook = {
         .diag = d, .arena = a, .model = m, .graph = g, .slots = slots,
         .info = {.model_name = m->name, .model_hash = fit_model_hash(src), .seed = o->seed,
@@ -278,6 +279,9 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, D
      * (NULL with -q). */
     FILE *shown = o->predict_path && !o->out_path ? stderr : stdout, *info = o->quiet ? NULL : shown;
     hook.out = shown; /* its notes say why training stopped: early, or interrupted */
+    if (dropped)
+        fprintf(shown, "note: %d kept buffer%s of optimizer state this run does not use, dropped\n", dropped,
+                dropped == 1 ? "" : "s");
     hook.step = c.train;
     hook.sched = c.sched;
     bool in_panels = status == EXIT_OK; /* the compiled steps' layout, until the weights leave the session */
@@ -381,9 +385,9 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, D
     if (in_panels)
         layout_convert(g, c.sched, slots, false);
     if (keep) {
-        *keep = (FitWeights){slots, g->nslots};
+        *keep = fit_weights_keep(g, slots);
     } else {
-        FitWeights w = {slots, g->nslots};
+        FitWeights w = {.slots = slots, .nslots = g->nslots};
         fit_weights_free(&w);
     }
     jit_free(c.jit);
