@@ -172,9 +172,15 @@ void ad_gradients(Graph *g, NodeId loss, const NodeId *wrt, int nwrt, NodeId *gr
     if (g->nodes[loss].shape.rank != 0)
         die("ad_gradients: the loss must be a scalar");
     ad.adj[loss] = ir_const(g, 1, (Shape){0}, g->nodes[loss].loc);
-    for (NodeId i = loss; i >= 0; i--)
+    for (NodeId i = loss; i >= 0; i--) {
         if (ad.adj[i] >= 0 && ad.needs[i])
             backprop(&ad, i, ad.adj[i]);
+        if (g->node_limit && g->nnodes > g->node_limit) {
+            for (int k = 0; k < nwrt; k++)
+                grads[k] = -1;
+            return;
+        }
+    }
     for (int i = 0; i < nwrt; i++)
         grads[i] = ad.adj[wrt[i]] >= 0 ? ad.adj[wrt[i]] : ir_const(g, 0, g->nodes[wrt[i]].shape, g->nodes[wrt[i]].loc);
 }

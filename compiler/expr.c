@@ -431,7 +431,10 @@ static NodeId gradient(ExprEnv *e, const AstExpr *x, NodeId f) {
     if (shape_of(e, f)->rank)
         f = ir_sum(e->g, f, -1, x->loc);
     NodeId out;
+    e->g->node_limit = NNC_MAX_NODES;
     ad_gradients(e->g, f, &b->node, 1, &out);
+    if (out < 0)
+        diag_error(e->diag, x->loc, "grad: the expression's graph would have more than %d nodes", NNC_MAX_NODES);
     return out;
 }
 

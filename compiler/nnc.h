@@ -176,6 +176,10 @@ struct AstExpr {
  * walks over expressions and their IR recurse, so without a cap a long
  * chain overflows the stack; no model written by hand comes near it. */
 enum { NNC_MAX_NESTING = 2000 };
+/* The most IR nodes a statement's grad() may make its graph grow to
+ * (Graph.node_limit): the examples' graphs have a few hundred, a 10-layer
+ * MLP's step a few thousand. */
+enum { NNC_MAX_NODES = 200000 };
 
 /* A list of expressions while the parser builds it (lists nest, so they grow
  * in the arena rather than in the ParseState). */
@@ -515,6 +519,10 @@ typedef struct Graph {
      * batch_axes and batch_pow say how. 0 or 1: every size is fixed (a
      * script's graph; a batch of one). */
     int64_t batch;
+    /* 0, or where ad_gradients gives up (its gradients are -1 then): a
+     * derivative's graph may grow by a factor per grad, nested grads
+     * exponentially. */
+    int node_limit;
 } Graph;
 
 Graph *ir_new(Arena *a, DType dt);
@@ -776,7 +784,8 @@ NodeId loss_penalty(ExprEnv *e, const AstExpr *t);
 
 /* ---------------------------------------------------------------- autodiff.c */
 
-/* d loss / d wrt[i] for each i, as IR nodes (reverse mode). */
+/* d loss / d wrt[i] for each i, as IR nodes (reverse mode); all -1 once the
+ * graph passes g->node_limit (if set). */
 void ad_gradients(Graph *g, NodeId loss, const NodeId *wrt, int nwrt, NodeId *grads);
 /* The same by every PARAM node of g, in id order: *params and *grads, in
  * g's arena; returns their count. */
