@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what nnc needs (Debian bookworm packages, skipping what is there),
-# then configures and builds it in ./build. Safe to run again.
+# then configures and builds it in ./build with the newest LLVM installed.
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 # graphviz and tmux are for tests: --emit=dot's output is checked by dot, the REPL is typed into tmux.
-packages=(gcc make cmake flex bison zlib1g-dev libjansson-dev libedit-dev llvm-14-dev llvm-14-tools python3
+# nnc builds with LLVM 19 and 14 (.ci/run tests both): both are installed.
+packages=(gcc make cmake flex bison zlib1g-dev libjansson-dev libedit-dev llvm-19-dev llvm-19-tools
+          llvm-14-dev llvm-14-tools python3
           dataset-fashion-mnist graphviz tmux)
 missing=()
 for p in "${packages[@]}"; do
@@ -19,5 +22,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# -U: CMake finds the newest LLVM again, even if build/ was configured with another.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -UNNC_LLVM_CONFIG >/dev/null
 cmake --build build -j"$(nproc)"

@@ -78,7 +78,7 @@ static LLVMValueRef scan(Cg *c, const Bits *k, bool vec, LLVMValueRef base, LLVM
     LLVMValueRef i = acc_open(c, &l, count, acc);
     LLVMValueRef off = LLVMBuildAdd(c->b, start, LLVMBuildMul(c->b, i, cg_i64(c, lanes), ""), "");
     LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, k->it, base, &off, 1, "");
-    LLVMValueRef u = LLVMBuildLoad2(c->b, t, LLVMBuildBitCast(c->b, p, LLVMPointerType(t, 0), ""), "");
+    LLVMValueRef u = LLVMBuildLoad2(c->b, t, cg_ptr_to(c, p, t), "");
     LLVMSetAlignment(u, LLVMGetIntTypeWidth(k->it) / 8); /* the slot's elements' alignment, not the vector's */
     LLVMValueRef bits =
         LLVMBuildAdd(c->b, LLVMBuildAnd(c->b, u, vec ? k->vexponent : k->exponent, ""), vec ? k->vcarry : k->carry, "");
@@ -105,9 +105,9 @@ static LLVMValueRef panel_kernel(Cg *c, const Bits *k, const char *name, int64_t
     c->fn = fn;
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
     LLVMValueRef ctx = LLVMGetParam(fn, 0), one = cg_i64(c, 1);
-    LLVMValueRef base = LLVMBuildBitCast(c->b, LLVMBuildLoad2(c->b, c->i8p, ctx, ""), LLVMPointerType(k->it, 0), "");
+    LLVMValueRef base = cg_ptr_to(c, LLVMBuildLoad2(c->b, c->i8p, ctx, ""), k->it);
     LLVMValueRef out = LLVMBuildLoad2(c->b, c->i8p, LLVMBuildInBoundsGEP2(c->b, c->i8p, ctx, &one, 1, ""), "");
-    out = LLVMBuildBitCast(c->b, out, LLVMPointerType(k->it, 0), "");
+    out = cg_ptr_to(c, out, k->it);
     LLVMValueRef begin = LLVMGetParam(fn, 1);
     Loop pl;
     LLVMValueRef count = LLVMBuildSub(c->b, LLVMGetParam(fn, 2), begin, "");
@@ -177,7 +177,8 @@ void cg_add_guard(CgModule *owner, const char *name, const Graph *g, const Sched
     /* The kernels' context, {slot, one scan per panel}. */
     LLVMValueRef out = LLVMBuildArrayAlloca(c.b, k.it, cg_i64(&c, max_panels ? max_panels : 1), "panels");
     LLVMValueRef ctx = LLVMBuildArrayAlloca(c.b, c.i8p, cg_i64(&c, 2), "ctx"), one = cg_i64(&c, 1);
-    LLVMBuildStore(c.b, LLVMBuildBitCast(c.b, out, c.i8p, ""), LLVMBuildInBoundsGEP2(c.b, c.i8p, ctx, &one, 1, ""));
+    LLVMValueRef outp = LLVMBuildInBoundsGEP2(c.b, c.i8p, ctx, &one, 1, "");
+    LLVMBuildStore(c.b, cg_ptr_to(&c, out, LLVMInt8TypeInContext(c.ctx)), outp);
     LLVMValueRef acc = LLVMConstInt(k.it, 0, false);
     for (int s = 0; s < g->nslots; s++) {
         const Slot *sl = &g->slots[s];
@@ -186,7 +187,7 @@ void cg_add_guard(CgModule *owner, const char *name, const Graph *g, const Sched
         LLVMValueRef idx = cg_i64(&c, s);
         LLVMValueRef at = LLVMBuildInBoundsGEP2(c.b, c.i8p, LLVMGetParam(c.fn, 0), &idx, 1, "");
         LLVMValueRef p = LLVMBuildLoad2(c.b, c.i8p, at, sl->name);
-        LLVMValueRef base = LLVMBuildBitCast(c.b, p, LLVMPointerType(k.it, 0), "");
+        LLVMValueRef base = cg_ptr_to(&c, p, k.it);
         int64_t n = shape_elems(&sl->shape);
         if (!kernel[s]) {
             acc = scan_range(&c, &k, base, cg_i64(&c, 0), cg_i64(&c, n), acc);

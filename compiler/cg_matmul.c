@@ -165,7 +165,7 @@ bool cg_matmul_folds(const Graph *g, NodeId t) {
 }
 
 static LLVMValueRef vec_ptr(Cg *c, LLVMValueRef base, LLVMValueRef off, int w) {
-    return LLVMBuildBitCast(c->b, cg_elem_ptr(c, base, off), LLVMPointerType(LLVMVectorType(c->ft, (unsigned)w), 0), "");
+    return cg_ptr_to(c, cg_elem_ptr(c, base, off), LLVMVectorType(c->ft, (unsigned)w));
 }
 
 /* Vectors are loaded at any element offset: only element alignment holds. */

@@ -44,7 +44,7 @@ static LLVMValueRef fold_lanes(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef v) {
 static LLVMValueRef load_row(Cg *c, LLVMTypeRef et, LLVMValueRef base, LLVMValueRef off, int64_t len) {
     LLVMTypeRef t = len > 1 ? LLVMVectorType(et, (unsigned)len) : et;
     LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, et, base, &off, 1, "");
-    LLVMValueRef x = LLVMBuildLoad2(c->b, t, LLVMBuildBitCast(c->b, p, LLVMPointerType(t, 0), ""), "");
+    LLVMValueRef x = LLVMBuildLoad2(c->b, t, cg_ptr_to(c, p, t), "");
     if (et == c->ft) {
         LLVMSetAlignment(x, dtype_bytes(c->g->dtype));
         return x;
@@ -54,7 +54,7 @@ static LLVMValueRef load_row(Cg *c, LLVMTypeRef et, LLVMValueRef base, LLVMValue
 }
 
 static void store_row(Cg *c, LLVMValueRef v, LLVMValueRef base, LLVMValueRef off) {
-    LLVMValueRef p = LLVMBuildBitCast(c->b, cg_elem_ptr(c, base, off), LLVMPointerType(LLVMTypeOf(v), 0), "");
+    LLVMValueRef p = cg_ptr_to(c, cg_elem_ptr(c, base, off), LLVMTypeOf(v));
     LLVMSetAlignment(LLVMBuildStore(c->b, v, p), dtype_bytes(c->g->dtype));
 }
 

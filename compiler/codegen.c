@@ -63,7 +63,6 @@ void cg_use_module(Cg *c, CgModule *m) {
     c->ctx = m->ctx;
     c->mod = m->mod;
     c->ft = c->g->dtype == DT_F64 ? LLVMDoubleTypeInContext(m->ctx) : LLVMFloatTypeInContext(m->ctx);
-    c->fpt = LLVMPointerType(c->ft, 0);
     c->i64 = LLVMInt64TypeInContext(m->ctx);
     c->i8p = LLVMPointerType(LLVMInt8TypeInContext(m->ctx), 0);
     c->b = LLVMCreateBuilderInContext(m->ctx);
@@ -177,6 +176,13 @@ static LLVMValueRef bcast_offset(Cg *c, const Layout *l, const Nest *r) {
         stride = LLVMBuildNUWMul(c->b, stride, layout_dim(c, l, d), "");
     }
     return off;
+}
+
+/* Under LLVM 14's typed pointers a pointer's type names what it points to,
+ * and a load, store or GEP of a t needs a t*: a bitcast makes one. From LLVM
+ * 15 on every pointer is `ptr`, and the builder folds the cast away. */
+LLVMValueRef cg_ptr_to(Cg *c, LLVMValueRef p, LLVMTypeRef t) {
+    return LLVMBuildBitCast(c->b, p, LLVMPointerType(t, 0), "");
 }
 
 LLVMValueRef cg_elem_ptr(Cg *c, LLVMValueRef base, LLVMValueRef off) {
@@ -521,7 +527,7 @@ void cg_begin_function(Cg *c, LLVMValueRef fn, bool kernel) {
         LLVMValueRef one = cg_i64(c, 1);
         LLVMValueRef nptr = LLVMBuildLoad2(c->b, c->i8p, LLVMBuildInBoundsGEP2(c->b, c->i8p, slots, &one, 1, ""), "");
         c->n = LLVMBuildPtrToInt(c->b, nptr, c->i64, "n");
-        slots = LLVMBuildBitCast(c->b, LLVMBuildLoad2(c->b, c->i8p, slots, "slots"), LLVMPointerType(c->i8p, 0), "");
+        slots = cg_ptr_to(c, LLVMBuildLoad2(c->b, c->i8p, slots, "slots"), c->i8p);
     } else {
         c->n = LLVMGetParam(fn, 1);
     }
@@ -531,7 +537,7 @@ void cg_begin_function(Cg *c, LLVMValueRef fn, bool kernel) {
                                         g->slots[s].name);
         if (s == SLOT_NO_ARENA)
             arena = p;
-        c->slot[s] = g->slots[s].u8 ? p : LLVMBuildBitCast(c->b, p, c->fpt, "");
+        c->slot[s] = g->slots[s].u8 ? p : cg_ptr_to(c, p, c->ft);
     }
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = &g->nodes[i];
@@ -545,8 +551,8 @@ void cg_begin_function(Cg *c, LLVMValueRef fn, bool kernel) {
         case PLACE_FOLDED: c->ptr[i] = NULL; break; /* never in memory */
         case PLACE_ARENA: {
             LLVMValueRef off = cg_i64(c, (int64_t)c->sched->offset[i]);
-            c->ptr[i] = LLVMBuildBitCast(
-                c->b, LLVMBuildInBoundsGEP2(c->b, LLVMInt8TypeInContext(c->ctx), arena, &off, 1, ""), c->fpt, "");
+            LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, LLVMInt8TypeInContext(c->ctx), arena, &off, 1, "");
+            c->ptr[i] = cg_ptr_to(c, p, c->ft);
             break;
         }
         }
@@ -555,9 +561,9 @@ void cg_begin_function(Cg *c, LLVMValueRef fn, bool kernel) {
 
 LLVMValueRef cg_finite_flag(Cg *c, LLVMValueRef arena) {
     LLVMTypeRef i8 = LLVMInt8TypeInContext(c->ctx), i32 = LLVMInt32TypeInContext(c->ctx);
-    arena = LLVMBuildBitCast(c->b, arena, LLVMPointerType(i8, 0), "");
+    arena = cg_ptr_to(c, arena, i8);
     LLVMValueRef off = cg_i64(c, (int64_t)c->sched->finite_flag);
-    return LLVMBuildBitCast(c->b, LLVMBuildInBoundsGEP2(c->b, i8, arena, &off, 1, ""), LLVMPointerType(i32, 0), "");
+    return cg_ptr_to(c, LLVMBuildInBoundsGEP2(c->b, i8, arena, &off, 1, ""), i32);
 }
 
 /* Made in the entry block, so every kernel call of the function finds it. */
@@ -571,7 +577,7 @@ LLVMValueRef cg_kernel_context(Cg *c) {
         LLVMPositionBuilderBefore(B, term);
     c->kctx = LLVMBuildArrayAlloca(B, c->i8p, cg_i64(c, 2), "ctx");
     LLVMValueRef one = cg_i64(c, 1);
-    LLVMBuildStore(B, LLVMBuildBitCast(B, LLVMGetParam(c->fn, 0), c->i8p, ""), c->kctx);
+    LLVMBuildStore(B, cg_ptr_to(c, LLVMGetParam(c->fn, 0), LLVMInt8TypeInContext(c->ctx)), c->kctx);
     LLVMBuildStore(B, LLVMBuildIntToPtr(B, c->n, c->i8p, ""), LLVMBuildInBoundsGEP2(B, c->i8p, c->kctx, &one, 1, ""));
     LLVMPositionBuilderAtEnd(B, here);
     return c->kctx;

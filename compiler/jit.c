@@ -29,6 +29,7 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <llvm/Config/llvm-config.h> /* LLVM_VERSION_MAJOR */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -144,7 +145,8 @@ static const struct {
 
 static bool define_runtime_symbols(LLVMOrcLLJITRef j, char *err, size_t errlen) {
     enum { N = sizeof runtime_symbols / sizeof runtime_symbols[0] };
-    LLVMJITCSymbolMapPair pairs[N];
+    /* Through the pointer typedef: the pair's own type was renamed in LLVM 15. */
+    LLVMOrcCSymbolMapPairs pairs = xrealloc(NULL, N, sizeof *pairs);
     for (int i = 0; i < N; i++) {
         pairs[i].Name = LLVMOrcLLJITMangleAndIntern(j, runtime_symbols[i].name);
         pairs[i].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)runtime_symbols[i].addr;
@@ -152,6 +154,7 @@ static bool define_runtime_symbols(LLVMOrcLLJITRef j, char *err, size_t errlen) 
     }
     /* The materialization unit takes the names' references. */
     LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(pairs, N);
+    free(pairs);
     LLVMErrorRef e = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(j), mu);
     if (e) {
         LLVMOrcDisposeMaterializationUnit(mu); /* not taken on failure */
@@ -176,9 +179,17 @@ static bool define_runtime_symbols(LLVMOrcLLJITRef j, char *err, size_t errlen) 
  * function's naive loops need the loop vectoriser too; O3's inliner,
  * unroller and repeated cleanups left the same code (its share of an epoch
  * stayed 3.3-3.5%). */
-static const char kernel_passes[] = "function(early-cse,instcombine,simplifycfg)";
-static const char step_passes[] = "function(sroa,early-cse,instcombine,simplifycfg,loop-simplify,lcssa,"
-                                  "loop-rotate,loop-mssa(licm),loop-vectorize,instcombine,simplifycfg)";
+#if LLVM_VERSION_MAJOR >= 18
+/* Named in a pipeline string, instcombine checks since LLVM 18 that one run
+ * reached its fixpoint and aborts the process if not: a check for LLVM's
+ * own tests (the default pipelines turn it off too). */
+#define INSTCOMBINE "instcombine<no-verify-fixpoint>"
+#else
+#define INSTCOMBINE "instcombine"
+#endif
+static const char kernel_passes[] = "function(early-cse," INSTCOMBINE ",simplifycfg)";
+static const char step_passes[] = "function(sroa,early-cse," INSTCOMBINE ",simplifycfg,loop-simplify,lcssa,"
+                                  "loop-rotate,loop-mssa(licm),loop-vectorize," INSTCOMBINE ",simplifycfg)";
 
 /* Sets the module's target and optimises it for tm. */
 static bool optimise(const CgModule *m, LLVMTargetMachineRef tm, char *err, size_t errlen) {

@@ -950,7 +950,7 @@ typedef struct Cg {
     LLVMValueRef fn;    /* the function being emitted */
     const char *name;   /* the step function's name, to name its kernels */
     int kernels;        /* kernels outlined so far */
-    LLVMTypeRef ft, fpt, i64, i8p;
+    LLVMTypeRef ft, i64, i8p;
     const Graph *g;
     const Schedule *sched;
     LLVMValueRef *ptr;  /* per node: base pointer of its elements in fn (NULL: constant) */
@@ -969,6 +969,8 @@ LLVMValueRef cg_i64(Cg *c, int64_t v);
 LLVMValueRef cg_f(Cg *c, double v);
 LLVMValueRef cg_loop_open(Cg *c, Loop *l, LLVMValueRef n);
 void cg_loop_close(Cg *c, Loop *l);
+/* p as a pointer to t (a bitcast under LLVM 14's typed pointers, p itself later). */
+LLVMValueRef cg_ptr_to(Cg *c, LLVMValueRef p, LLVMTypeRef t);
 LLVMValueRef cg_elem_ptr(Cg *c, LLVMValueRef base, LLVMValueRef off);
 LLVMValueRef cg_load_at(Cg *c, NodeId id, LLVMValueRef off);
 /* Axis d of node id: its size, n along a batch axis. */

@@ -19,6 +19,8 @@ config.substitutions.append(("%mkidx", os.path.join(config.nnc_obj_root, "tests"
 config.environment["PATH"] = os.pathsep.join(
     [config.llvm_tools_dir, config.environment.get("PATH", "")])
 config.environment["NO_COLOR"] = "1"
+# The LLVM nnc is built with (for `FileCheck -DLLVM=%llvm_version`).
+config.substitutions.append(("%llvm_version", config.llvm_version))
 # The sanitizer build: ASan reserves terabytes of address space for its
 # shadow memory, so tests that limit address space (ulimit -v) cannot run.
 if config.nnc_sanitize:
