@@ -25,11 +25,13 @@ static double gflops(int64_t M, int64_t K, int64_t N) {
     NodeId B = ir_leaf(g, OP_PARAM, ir_add_slot(g, (Slot){.kind = SLOT_PARAM, .name = "b", .shape = sb}), sb, L0);
     int out = ir_add_slot(g, (Slot){.kind = SLOT_OUTPUT, .name = "c", .shape = sc});
     ir_add_output(g, ir_matmul(g, A, B, L0), out);
-    Schedule *s = schedule(a, g, 2);
+    Target *t = target_host();
+    Schedule *s = schedule(a, g, 2, t);
     CgModule *mod = cg_module_new("bench");
     cg_add_step(mod, "mm", g, s);
     char err[512];
-    Jit *jit = jit_compile(mod, err, sizeof err);
+    Jit *jit = jit_compile(mod, t, err, sizeof err);
+    target_free(t);
     NnrtStepFn fn = jit ? (NnrtStepFn)jit_lookup(jit, "mm", err, sizeof err) : NULL;
     if (!fn) {
         fprintf(stderr, "nnc-bench-matmul: %s\n", err);

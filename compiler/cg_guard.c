@@ -5,8 +5,8 @@
  * the weights once a step. Compiled C at the runtime's portable width (SSE2,
  * 16-byte vectors) it took 25 us for 784-128-10's 101,770 floats: a quarter
  * of a batch-32 step. Generated here like the kernels, it loads vectors of
- * the JIT target's full width (zmm with AVX-512: 8 us) and follows
- * NNC_TARGET_FEATURES, so the tests reach every width.
+ * its Target's full width (zmm with AVX-512: 8 us), which NNC_TARGET_FEATURES
+ * narrows, so the tests reach every width.
  *
  * It works on the bits: (u & exponent) + the exponent's lowest bit carries
  * into the sign bit exactly when the exponent is all ones (NaN, Inf). OR-ing
@@ -144,19 +144,19 @@ static bool checked(const Graph *g, const Schedule *sc, int s) {
     return false;
 }
 
-void cg_add_guard(CgModule *owner, const char *name, const Graph *g, const Schedule *sc) {
+void cg_add_guard(CgModule *owner, const char *name, const Graph *g, const Schedule *sc, const Target *t) {
     CgModule *m = cg_module_chain(owner, name);
     Cg c = {.owner = owner, .g = g, .sched = sc, .name = name};
     cg_use_module(&c, m);
     bool f64 = g->dtype == DT_F64;
     unsigned bits = f64 ? 64 : 32;
-    Bits k = {.it = LLVMIntTypeInContext(m->ctx, bits), .lanes = jit_vector_bits() / (int)bits};
+    Bits k = {.it = LLVMIntTypeInContext(m->ctx, bits), .lanes = t->vector_bits / (int)bits};
     k.vt = LLVMVectorType(k.it, (unsigned)k.lanes);
     k.exponent = LLVMConstInt(k.it, f64 ? 0x7ff0000000000000ull : 0x7f800000u, false);
     k.carry = LLVMConstInt(k.it, f64 ? 0x0010000000000000ull : 0x00800000u, false);
     k.vexponent = cg_splat(&c, k.exponent, k.lanes);
     k.vcarry = cg_splat(&c, k.carry, k.lanes);
-    int64_t pw = cg_matmul_panel_width(g);
+    int64_t pw = cg_matmul_panel_width(g, t);
 
     /* The pool's kernels first, then the function calling them. */
     LLVMValueRef *kernel = xcalloc((size_t)g->nslots, sizeof *kernel);

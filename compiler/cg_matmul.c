@@ -95,17 +95,16 @@ typedef struct Vec {
  * packed layout (layout.c). */
 static int64_t panel_of(const Tiling *t) { return (int64_t)t->nv * t->vl; }
 
-/* The register tile for the host: MR x NV accumulators plus NV vectors of B
+/* The register tile for the target: MR x NV accumulators plus NV vectors of B
  * and a broadcast must fit the register file (32 with AVX-512, else 16). */
-static Tiling tiling(DType dt, int64_t N) {
-    int bits = jit_vector_bits();
+static Tiling tiling(DType dt, int64_t N, const Target *tg) {
+    int bits = tg->vector_bits;
     int elem = dt == DT_F64 ? 64 : 32;
     Tiling t = {N, NULL, NULL, 0, bits >= 512 ? 12 : 6, 2, bits / elem, bits >= 512};
     t.kc = PACK_BYTES / ((int64_t)t.nv * bits / 8);
     /* Tests force short blocks, to cover the blocked path with small models. */
-    const char *env = getenv("NNC_KC");
-    if (env && atoll(env) > 0)
-        t.kc = atoll(env);
+    if (tg->kc > 0)
+        t.kc = tg->kc;
     return t;
 }
 
@@ -118,10 +117,10 @@ bool cg_matmul_tiled(const Graph *g, NodeId m) {
            !(ir_batch_axes(g, m) >> 1 & 1);
 }
 
-bool cg_matmul_can_pack(const Graph *g, NodeId m) {
+bool cg_matmul_can_pack(const Graph *g, NodeId m, const Target *tg) {
     if (!cg_matmul_tiled(g, m))
         return false;
-    Tiling t = tiling(g->dtype, 0);
+    Tiling t = tiling(g->dtype, 0, tg);
     int64_t K = g->nodes[g->nodes[m].in[0]].shape.dim[1], M = g->nodes[m].shape.dim[0];
     return K <= t.kc || M <= SCRATCH_BYTES / (panel_of(&t) * dtype_bytes(g->dtype));
 }
@@ -138,25 +137,25 @@ int64_t cg_matmul_block_rows(const Graph *g, const Schedule *s, NodeId m) {
     if (layout_in_panels(g, s, g->nodes[m].in[1]))
         return 0; /* packed already */
     const IrNode *b = &g->nodes[g->nodes[m].in[1]];
-    Tiling t = tiling(g->dtype, 0);
+    Tiling t = tiling(g->dtype, 0, s->target);
     double bytes = (double)b->shape.dim[0] * (double)b->shape.dim[1] * dtype_bytes(g->dtype);
-    bool packs = cg_matmul_can_pack(g, m) &&
+    bool packs = cg_matmul_can_pack(g, m, s->target) &&
                  (b->op == OP_TRANSPOSE || s->colsum[m] >= 0 ||
                   (bytes > IN_PLACE_BYTES && g->nodes[m].shape.dim[0] >= PACK_MIN_TILES * t.mr));
     return !packs ? 0 : b->shape.dim[0] < t.kc ? b->shape.dim[0] : t.kc;
 }
 
-int64_t cg_matmul_panel_width(const Graph *g) {
-    Tiling t = tiling(g->dtype, 0);
+int64_t cg_matmul_panel_width(const Graph *g, const Target *tg) {
+    Tiling t = tiling(g->dtype, 0, tg);
     return panel_of(&t);
 }
 
-bool cg_matmul_folds(const Graph *g, NodeId t) {
+bool cg_matmul_folds(const Graph *g, NodeId t, const Target *tg) {
     /* Folded into every use, or it must exist for the others: as A, read
      * through swapped strides; as B, while packing. */
     for (int i = t + 1; i < g->nnodes; i++)
         for (int k = 0; k < op_info[g->nodes[i].op].arity; k++)
-            if (g->nodes[i].in[k] == t && !(k == 0 ? cg_matmul_tiled(g, i) : cg_matmul_can_pack(g, i)))
+            if (g->nodes[i].in[k] == t && !(k == 0 ? cg_matmul_tiled(g, i) : cg_matmul_can_pack(g, i, tg)))
                 return false;
     for (int o = 0; o < g->noutputs; o++)
         if (g->outputs[o].node == t)
@@ -585,7 +584,7 @@ void cg_matmul(Cg *c, NodeId id) {
     const Graph *g = c->g;
     const IrNode *n = &g->nodes[id];
     NodeId a = n->in[0], bnode = n->in[1];
-    Tiling t = tiling(g->dtype, n->shape.dim[1]);
+    Tiling t = tiling(g->dtype, n->shape.dim[1], c->sched->target);
     int64_t panel = panel_of(&t), full = t.N / panel, rest = t.N % panel;
     Vec wfull[MAX_NV], wedge[MAX_NV];
     int nedge = rest ? edge_widths(&t, rest, wedge) : 0;

@@ -34,7 +34,8 @@ typedef struct Options {
 
 /* Trains (with --train or --resume), then evaluates and predicts, with
  * weights from --load or --resume if given. With `keep`, the weights are
- * keep's (made if it has none) and stay there. */
-int session_run(Arena *a, const Model *m, const Source *src, const Options *o, Diag *d, FitWeights *keep);
+ * keep's (made if it has none) and stay there. Compiled for t. */
+int session_run(Arena *a, const Model *m, const Source *src, const Options *o, const Target *t, Diag *d,
+                FitWeights *keep);
 
 #endif

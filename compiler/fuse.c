@@ -125,7 +125,7 @@ static void schedule_colsum(const Graph *g, Schedule *s, NodeId r) {
     NodeId m = r + 1;
     while (m < g->nnodes && !(g->nodes[m].op == OP_MATMUL && g->nodes[m].in[1] == n->in[0]))
         m++;
-    if (m == g->nnodes || !cg_matmul_can_pack(g, m) || s->colsum[m] >= 0)
+    if (m == g->nnodes || !cg_matmul_can_pack(g, m, s->target) || s->colsum[m] >= 0)
         return;
     if (read_by(g, s, r, m))
         return;
@@ -133,10 +133,11 @@ static void schedule_colsum(const Graph *g, Schedule *s, NodeId r) {
     s->root[r] = m;
 }
 
-Schedule *schedule(Arena *a, const Graph *g, int opt) {
+Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
     Schedule *s = arena_alloc(a, sizeof *s);
     size_t nn = (size_t)g->nnodes + 1;
     s->opt = opt;
+    s->target = t;
     s->place = arena_array(a, nn, sizeof *s->place);
     s->slot = arena_array(a, nn, sizeof *s->slot);
     s->offset = arena_array(a, nn, sizeof *s->offset);
@@ -154,7 +155,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt) {
             p = PLACE_NONE;
         else if (n->op == OP_RESHAPE)
             p = PLACE_ALIAS;
-        else if (opt >= 2 && n->op == OP_TRANSPOSE && cg_matmul_folds(g, i))
+        else if (opt >= 2 && n->op == OP_TRANSPOSE && cg_matmul_folds(g, i, t))
             p = PLACE_FOLDED;
         else if (opt >= 2 && op_info[n->op].elem && uses[i] == 1 && outputs_of(g, i) == 0 &&
                  op_info[g->nodes[user[i]].op].elem && shape_eq(&n->shape, &g->nodes[user[i]].shape))

@@ -200,7 +200,7 @@ static bool numeric(Probe *pr, double *p, double x, double l0, double *out, doub
 }
 
 double gradcheck(Graph *g, NodeId loss, int64_t classes, const ModelData *data, uint64_t seed, int per_param, int opt,
-                 int64_t *skipped, FILE *log, char *err, size_t errlen) {
+                 const Target *t, int64_t *skipped, FILE *log, char *err, size_t errlen) {
     if (g->dtype != DT_F64)
         die("gradcheck needs a float64 graph");
     Arena *a = g->arena;
@@ -225,9 +225,9 @@ double gradcheck(Graph *g, NodeId loss, int64_t classes, const ModelData *data, 
     Graph *bwd = ir_dce(g);
 
     Graph *steps[] = {fwd, bwd};
-    Schedule *sched[] = {schedule(a, fwd, opt), schedule(a, bwd, opt)};
+    Schedule *sched[] = {schedule(a, fwd, opt, t), schedule(a, bwd, opt, t)};
     CgModule *mod = pipeline_codegen("gradcheck", 2, (const char *const[]){"forward", "backward"}, steps, sched);
-    Jit *jit = jit_compile(mod, err, errlen); /* takes mod */
+    Jit *jit = jit_compile(mod, t, err, errlen); /* takes mod */
     if (!jit)
         return -1;
     NnrtStepFn fwd_fn = (NnrtStepFn)jit_lookup(jit, "forward", err, errlen);

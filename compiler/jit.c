@@ -1,8 +1,7 @@
 /* jit.c — LLVM IR to machine code for this very CPU, through ORC LLJIT.
  *
- * The target machine is built from the host CPU's name *and* its feature
- * string: LLVM 14 calls recent CPUs "generic", and without the features it
- * would not use FMA or AVX-512 at all. The modules are optimised here (LLJIT
+ * The target machine is built from the Target's CPU name *and* its feature
+ * string (target.c says why both). The modules are optimised here (LLJIT
  * itself does not optimise; the pipelines are below optimise()) and compiled
  * to object code here, one module per step function and one per kernel on
  * the runtime's thread pool (each module has its own LLVM context, so they
@@ -13,9 +12,6 @@
  * instcombine emit library calls of their own choosing (sin and cos of one
  * value become sincosf, pow(10, x) exp10f, powi __powisf2, frem fmodf), and
  * a hand-kept list of them once missed sincosf.
- *
- * NNC_TARGET_FEATURES, if set, is appended to the host features (e.g.
- * "-avx512f" to test the AVX2 path on an AVX-512 machine).
  *
  * Ownership: every LLVMErrorRef is consumed by take_error(); comments mark
  * where an object passes to LLVM.
@@ -59,32 +55,9 @@ static void init_native(void) {
     LLVMInitializeNativeAsmPrinter();
 }
 
-static char *host_features(void) {
-    const char *env = getenv("NNC_TARGET_FEATURES");
-    char *host = LLVMGetHostCPUFeatures();
-    if (!env || !*env)
-        return host;
-    /* Appended after the host's: a later "-avx512f" overrides an earlier "+avx512f". */
-    size_t n = strlen(host) + strlen(env) + 2;
-    char *s = xrealloc(NULL, n, 1);
-    snprintf(s, n, "%s,%s", host, env);
-    LLVMDisposeMessage(host);
-    return s;
-}
-
-static void free_features(char *f) {
-    const char *env = getenv("NNC_TARGET_FEATURES");
-    if (env && *env)
-        free(f);
-    else
-        LLVMDisposeMessage(f);
-}
-
-static LLVMTargetMachineRef host_machine(char *err, size_t errlen) {
+static LLVMTargetMachineRef target_machine(const Target *t, char *err, size_t errlen) {
     init_native();
     char *triple = LLVMGetDefaultTargetTriple();
-    char *cpu = LLVMGetHostCPUName();
-    char *feats = host_features();
     LLVMTargetRef target;
     char *msg = NULL;
     LLVMTargetMachineRef tm = NULL;
@@ -92,45 +65,13 @@ static LLVMTargetMachineRef host_machine(char *err, size_t errlen) {
         snprintf(err, errlen, "no LLVM target for %s: %s", triple, msg);
         LLVMDisposeMessage(msg);
     } else {
-        tm = LLVMCreateTargetMachine(target, triple, cpu, feats, LLVMCodeGenLevelAggressive, LLVMRelocDefault,
-                                     LLVMCodeModelJITDefault);
+        tm = LLVMCreateTargetMachine(target, triple, t->cpu, t->features, LLVMCodeGenLevelAggressive,
+                                     LLVMRelocDefault, LLVMCodeModelJITDefault);
         if (!tm)
-            snprintf(err, errlen, "cannot create a target machine for %s (%s)", triple, cpu);
+            snprintf(err, errlen, "cannot create a target machine for %s (%s)", triple, t->cpu);
     }
     LLVMDisposeMessage(triple);
-    LLVMDisposeMessage(cpu);
-    free_features(feats);
     return tm;
-}
-
-/* Is feature f ("avx512f") on in a feature string? The last mention wins,
- * as in LLVM, so "+avx512f,...,-avx512f" is off. */
-static bool feature_on(const char *feats, const char *f) {
-    bool on = false;
-    size_t n = strlen(f);
-    for (const char *p = feats; (p = strstr(p, f)); p += n)
-        if (p > feats && (p[-1] == '+' || p[-1] == '-') && (p[n] == ',' || p[n] == 0))
-            on = p[-1] == '+';
-    return on;
-}
-
-int jit_vector_bits(void) {
-    init_native();
-    char *feats = host_features();
-    int bits = feature_on(feats, "avx512f") ? 512 : feature_on(feats, "avx") ? 256 : 128;
-    free_features(feats);
-    return bits;
-}
-
-void jit_host_description(char *buf, size_t n) {
-    init_native();
-    char *cpu = LLVMGetHostCPUName();
-    char *feats = host_features();
-    /* Only the vector features matter to a reader. */
-    snprintf(buf, n, "%s%s%s%s", cpu, feature_on(feats, "avx512f") ? " avx512f" : "",
-             feature_on(feats, "avx2") ? " avx2" : "", feature_on(feats, "fma") ? " fma" : "");
-    LLVMDisposeMessage(cpu);
-    free_features(feats);
 }
 
 /* The runtime's functions generated code calls; see the note at the top. */
@@ -207,8 +148,8 @@ static bool optimise(const CgModule *m, LLVMTargetMachineRef tm, char *err, size
     return ok;
 }
 
-bool jit_emit_asm(CgModule *m, FILE *out, char *err, size_t errlen) {
-    LLVMTargetMachineRef tm = host_machine(err, errlen);
+bool jit_emit_asm(CgModule *m, const Target *t, FILE *out, char *err, size_t errlen) {
+    LLVMTargetMachineRef tm = target_machine(t, err, errlen);
     if (!tm)
         return false;
     bool ok = true;
@@ -238,6 +179,7 @@ typedef struct Job {
 } Job;
 
 typedef struct Jobs {
+    const Target *target;
     Job *job;
     int n;
     atomic_int next;
@@ -253,7 +195,7 @@ static void compile_jobs(void **ctx, int64_t begin, int64_t end) {
     LLVMTargetMachineRef tm = NULL;
     for (int i; (i = atomic_fetch_add(&js->next, 1)) < js->n;) {
         Job *jb = &js->job[i];
-        if (!tm && !(tm = host_machine(jb->err, sizeof jb->err)))
+        if (!tm && !(tm = target_machine(js->target, jb->err, sizeof jb->err)))
             continue;
         char *msg = NULL;
         if (optimise(jb->mod, tm, jb->err, sizeof jb->err) &&
@@ -284,8 +226,8 @@ static bool compile_objects(Jobs *js, char *err, size_t errlen) {
     return true;
 }
 
-Jit *jit_new(char *err, size_t errlen) {
-    LLVMTargetMachineRef tm = host_machine(err, errlen);
+Jit *jit_new(const Target *t, char *err, size_t errlen) {
+    LLVMTargetMachineRef tm = target_machine(t, err, errlen);
     if (!tm)
         return NULL;
     LLVMOrcLLJITRef lljit = NULL;
@@ -313,12 +255,12 @@ static bool add_object(Jit *j, LLVMOrcResourceTrackerRef rt, LLVMMemoryBufferRef
 }
 
 /* A job per module: each step function, then its kernels. */
-static Jobs jobs_of(CgModule **mods, int nmods) {
+static Jobs jobs_of(CgModule **mods, int nmods, const Target *t) {
     int n = 0;
     for (int i = 0; i < nmods; i++)
         for (const CgModule *m = mods[i]; m; m = m->next)
             n++;
-    Jobs js = {.job = xrealloc(NULL, (size_t)n + 1, sizeof *js.job), .n = n};
+    Jobs js = {.target = t, .job = xrealloc(NULL, (size_t)n + 1, sizeof *js.job), .n = n};
     for (int i = 0, k = 0; i < nmods; i++)
         for (const CgModule *m = mods[i]; m; m = m->next)
             js.job[k++] = (Job){.mod = m};
@@ -334,9 +276,9 @@ static void jobs_free(Jobs *js, CgModule **mods, int nmods) {
     free(js->job);
 }
 
-Jit *jit_compile_modules(CgModule **mods, int nmods, char *err, size_t errlen) {
-    Jobs js = jobs_of(mods, nmods);
-    Jit *j = compile_objects(&js, err, errlen) ? jit_new(err, errlen) : NULL;
+Jit *jit_compile_modules(CgModule **mods, int nmods, const Target *t, char *err, size_t errlen) {
+    Jobs js = jobs_of(mods, nmods, t);
+    Jit *j = compile_objects(&js, err, errlen) ? jit_new(t, err, errlen) : NULL;
     if (j)
         for (int i = 0; i < js.n; i++)
             for (LLVMValueRef f = LLVMGetFirstFunction(js.job[i].mod->mod); f; f = LLVMGetNextFunction(f))
@@ -356,14 +298,16 @@ Jit *jit_compile_modules(CgModule **mods, int nmods, char *err, size_t errlen) {
     return j;
 }
 
-Jit *jit_compile(CgModule *m, char *err, size_t errlen) { return jit_compile_modules(&m, 1, err, errlen); }
+Jit *jit_compile(CgModule *m, const Target *t, char *err, size_t errlen) {
+    return jit_compile_modules(&m, 1, t, err, errlen);
+}
 
 struct JitUnit {
     LLVMOrcResourceTrackerRef rt;
 };
 
-JitUnit *jit_add(Jit *j, CgModule *m, char *err, size_t errlen) {
-    Jobs js = jobs_of(&m, 1);
+JitUnit *jit_add(Jit *j, CgModule *m, const Target *t, char *err, size_t errlen) {
+    Jobs js = jobs_of(&m, 1, t);
     JitUnit *u = NULL;
     if (compile_objects(&js, err, errlen)) {
         LLVMOrcResourceTrackerRef rt = LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(j->lljit));

@@ -24,7 +24,6 @@
 #include "nnc.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 /* Is x (in g scheduled by s) read only where the kernels address W through
  * panels: as B, directly or through a transpose folded into the packing,
@@ -71,12 +70,9 @@ static bool slot_ok(const Graph *g, const Schedule *s, int sl, int64_t pw) {
 }
 
 void layout_choose(Arena *a, const Graph *train, Schedule *ts, const Graph *eval, Schedule *es) {
-    if (ts->opt < 2 || es->opt < 2)
+    if (ts->opt < 2 || es->opt < 2 || !ts->target->panels)
         return;
-    const char *env = getenv("NNC_PANELS"); /* 0: row-major, to compare against */
-    if (env && !strcmp(env, "0"))
-        return;
-    int64_t pw = cg_matmul_panel_width(train);
+    int64_t pw = cg_matmul_panel_width(train, ts->target);
     bool *panels = arena_array(a, (size_t)train->nslots, sizeof *panels), any = false;
     for (int sl = 0; sl < train->nslots; sl++) {
         panels[sl] = slot_ok(train, ts, sl, pw) && (sl >= eval->nslots || slot_ok(eval, es, sl, pw));
@@ -101,10 +97,10 @@ static size_t panel_index(int64_t i, int64_t j, int64_t K, int64_t pw) {
 /* Is slot sl kept in panels (s may be NULL: none is)? */
 static bool kept(const Schedule *s, int sl) { return s && s->panels && s->panels[sl]; }
 
-/* A copy of slot sl's matrix, from row-major into panels or back. */
-static float *converted(const Graph *g, void **slots, int sl, bool to_panels) {
+/* A copy of slot sl's matrix, from row-major into panels of pw columns or back. */
+static float *converted(const Graph *g, void **slots, int sl, int64_t pw, bool to_panels) {
     const Shape *s = &g->slots[sl].shape;
-    int64_t K = s->dim[0], N = s->dim[1], pw = cg_matmul_panel_width(g);
+    int64_t K = s->dim[0], N = s->dim[1];
     const float *src = slots[sl];
     float *dst = xcalloc64((size_t)shape_elems(s), sizeof(float));
     for (int64_t i = 0; i < K; i++)
@@ -118,7 +114,7 @@ static float *converted(const Graph *g, void **slots, int sl, bool to_panels) {
 void layout_convert(const Graph *g, const Schedule *s, void **slots, bool to_panels) {
     for (int sl = 0; sl < g->nslots; sl++)
         if (kept(s, sl)) {
-            float *to = converted(g, slots, sl, to_panels);
+            float *to = converted(g, slots, sl, cg_matmul_panel_width(g, s->target), to_panels);
             free(slots[sl]);
             slots[sl] = to;
         }
@@ -127,7 +123,7 @@ void layout_convert(const Graph *g, const Schedule *s, void **slots, bool to_pan
 void **layout_rows(const Graph *g, const Schedule *s, void **slots) {
     void **rows = xrealloc(NULL, (size_t)g->nslots, sizeof *rows);
     for (int sl = 0; sl < g->nslots; sl++)
-        rows[sl] = kept(s, sl) ? converted(g, slots, sl, false) : slots[sl];
+        rows[sl] = kept(s, sl) ? converted(g, slots, sl, cg_matmul_panel_width(g, s->target), false) : slots[sl];
     return rows;
 }
 

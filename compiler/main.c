@@ -417,7 +417,7 @@ static bool resume_settings(Arena *a, Diag *d, const Options *o, Options *out) {
     return true;
 }
 
-static int run(Arena *a, const Options *o, Diag *d) {
+static int run(Arena *a, const Options *o, const Target *t, Diag *d) {
     Source src;
     if (!source_read(a, d, o->model_path, &src))
         return EXIT_USAGE;
@@ -436,7 +436,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
         return EXIT_USAGE;
     }
     if (ast->nstmts) {
-        int status = script_run(d, ast, stdout, o->emit == EMIT_DOT ? stdout : NULL);
+        int status = script_run(d, ast, stdout, o->emit == EMIT_DOT ? stdout : NULL, t);
         if (status != EXIT_OK || ast->nmodels == 0)
             return status;
     }
@@ -463,8 +463,8 @@ static int run(Arena *a, const Options *o, Diag *d) {
         NodeId loss = model_forward(g, m, 4, INPUT_FLOAT, &pred);
         char err[1024];
         int64_t skipped;
-        double worst = gradcheck(g, loss, m->output.dim[0], m->data, o->seed, 50, o->opt, &skipped, stdout, err,
-                                 sizeof err);
+        double worst = gradcheck(g, loss, m->output.dim[0], m->data, o->seed, 50, o->opt, t, &skipped, stdout,
+                                 err, sizeof err);
         if (worst < 0) {
             diag_plain(d, "%s", err);
             return EXIT_USAGE;
@@ -475,9 +475,9 @@ static int run(Arena *a, const Options *o, Diag *d) {
         return ok ? EXIT_OK : EXIT_GRADCHECK;
     }
     if (o->emit == EMIT_NONE && (o->train || o->eval_path || o->predict_path))
-        return session_run(a, m, &src, o, d, NULL); /* it plans for its data's input type */
+        return session_run(a, m, &src, o, t, d, NULL); /* it plans for its data's input type */
     double t0 = nnrt_now();
-    Plan p = pipeline_plan(a, m, o->opt, INPUT_FLOAT);
+    Plan p = pipeline_plan(a, m, o->opt, INPUT_FLOAT, t);
     switch (o->emit) {
     case EMIT_IR:
         ir_print(stdout, p.g[PLAN_EVAL]);
@@ -499,7 +499,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
         bool ok = true;
         if (o->emit == EMIT_LLVM)
             cg_print(mod, stdout);
-        else if (!(ok = jit_emit_asm(mod, stdout, err, sizeof err)))
+        else if (!(ok = jit_emit_asm(mod, t, stdout, err, sizeof err)))
             diag_plain(d, "%s", err);
         cg_module_free(mod);
         return ok ? EXIT_OK : EXIT_USAGE;
@@ -525,7 +525,7 @@ static int run(Arena *a, const Options *o, Diag *d) {
  * session and its weights; the overrides hold for this run only. */
 static int repl_run_model(void *ctx, Diag *d, const Model *m, const Source *src, int argc, char **argv,
                           FitWeights *w) {
-    (void)ctx;
+    const Target *t = ctx;
     char **args = xcalloc((size_t)argc + 1, sizeof *args);
     args[0] = "nnc";
     memcpy(args + 1, argv, (size_t)argc * sizeof *argv);
@@ -550,15 +550,15 @@ static int repl_run_model(void *ctx, Diag *d, const Model *m, const Source *src,
     Arena *a = arena_new();
     status = apply_overrides(a, d, &run, &o);
     if (status == EXIT_OK)
-        status = session_run(a, &run, src, &o, d, w);
+        status = session_run(a, &run, src, &o, t, d, w);
     arena_free(a);
     return status;
 }
 
 /* nnc [-i MODEL.nn]: the REPL, after loading the file if one is given. */
-static int interactive(const Options *o, Diag *d) {
-    ReplDriver driver = {.run = repl_run_model};
-    Repl *r = repl_new(d, stdout, &driver);
+static int interactive(const Options *o, Target *t, Diag *d) {
+    ReplDriver driver = {.ctx = t, .run = repl_run_model};
+    Repl *r = repl_new(d, stdout, &driver, t);
     bool loaded = true;
     if (o->model_path) {
         char *load = NULL;
@@ -586,21 +586,24 @@ int main(int argc, char **argv) {
         usage(stdout);
         return EXIT_OK;
     }
-    if (status == EXIT_OK && o.version) {
-        char host[256];
-        jit_host_description(host, sizeof host);
-        printf("nnc %s (LLVM %s; host %s)\n", NNC_VERSION, NNC_LLVM_VERSION, host);
-        return EXIT_OK;
-    }
-    if (status == EXIT_OK && o.interactive)
-        return interactive(&o, &d);
-    if (status == EXIT_OK)
+    if (status == EXIT_OK && !o.version && !o.interactive)
         status = check_options(&o, &d);
     if (status != EXIT_OK)
         return status;
-    Arena *a = arena_new();
-    status = run(a, &o, &d);
-    arena_free(a);
+    /* Chosen once: every stage compiles for this target. */
+    Target *t = target_host();
+    if (o.version) {
+        char host[256];
+        target_describe(t, host, sizeof host);
+        printf("nnc %s (LLVM %s; host %s)\n", NNC_VERSION, NNC_LLVM_VERSION, host);
+    } else if (o.interactive) {
+        status = interactive(&o, t, &d);
+    } else {
+        Arena *a = arena_new();
+        status = run(a, &o, t, &d);
+        arena_free(a);
+    }
+    target_free(t);
     return status;
 }
 

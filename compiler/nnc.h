@@ -29,6 +29,7 @@
  *   cg_rows.c   a row loop, each row's values in registers
  *   jit.c       LLVM IR -> machine code for the host CPU (ORC LLJIT)
  *   pipeline.c  the stages in order, once, for every user of them
+ *   target.c    the host CPU, its features and the tuning knobs, chosen once
  *   fit.c       checkpoints of a model, the training hook, the NaN/Inf report
  *   main.c      the driver: lists the stages in order
  */
@@ -129,6 +130,25 @@ bool diag_quiet(const Diag *d);
 /* `s` (`len` bytes) made fit for quoting in a message, in `a`: non-printable
  * bytes become '?' and a long text is cut to its first 40 bytes and "...". */
 const char *diag_clip(Arena *a, const char *s, size_t len);
+
+/* ---------------------------------------------------------------- target.c */
+
+/* The machine code is generated for, and the tuning knobs: built once by
+ * the driver (target_host) and passed down; the stages below it never read
+ * the environment or probe the host. */
+typedef struct Target {
+    char *cpu;       /* LLVM's name for the host CPU */
+    char *features;  /* the host's features, then NNC_TARGET_FEATURES (the last mention wins) */
+    int vector_bits; /* the widest vector registers the features allow: 512, 256 or 128 */
+    int64_t kc;      /* NNC_KC: rows of K per packed block of a matmul operand; 0: the kernel's own */
+    bool panels;     /* weights may be kept in the kernel's column panels (NNC_PANELS=0: never) */
+} Target;
+
+/* The host as LLVM sees it and the environment says; freed with target_free. */
+Target *target_host(void);
+void target_free(Target *t);
+/* "sapphirerapids avx512f avx2 fma": the CPU and its vector features, for --version. */
+void target_describe(const Target *t, char *buf, size_t n);
 
 /* ---------------------------------------------------------------- parse.c: AST */
 
@@ -677,9 +697,10 @@ void script_text_hold(ScriptText *t);
 void script_text_release(ScriptText *t);
 
 /* A session of statements: its definitions outlive each call. `repl`: a
- * name may be redefined, and assignments and computed lets show their value. */
+ * name may be redefined, and assignments and computed lets show their value.
+ * Its computations are compiled for t, which outlives it. */
 typedef struct Script Script;
-Script *script_new(Diag *d, FILE *out, bool repl);
+Script *script_new(Diag *d, FILE *out, bool repl, const Target *t);
 void script_free(Script *sc);
 /* Forgets every definition. */
 void script_reset(Script *sc);
@@ -696,7 +717,7 @@ bool script_lower(Script *sc, Arena *a, const AstExpr *x, Graph **g, NodeId *nod
  * errors, EXIT_USAGE if the JIT fails. With `dot` (--emit=dot) the graph of
  * each segment (the printed values and their gradients) is written there as
  * a DOT digraph instead of the values. */
-int script_run(Diag *d, const AstProgram *p, FILE *out, FILE *dot);
+int script_run(Diag *d, const AstProgram *p, FILE *out, FILE *dot, const Target *t);
 
 /* ---------------------------------------------------------------- model.c */
 
@@ -821,11 +842,11 @@ void step_graphs(Arena *a, const Model *m, int64_t batch, DType dt, InputType in
  * both sides is skipped and counted in *skipped. Returns the largest
  * relative error |a - n| / max(|a| + |n|, 1e-10), or -1 on a JIT failure
  * (message in err). Prints one line per parameter to `log` if set. `opt` is
- * the schedule's level (0 or 2). */
+ * the schedule's level (0 or 2), for target t. */
 /* The largest relative error --gradcheck accepts. */
 #define GRADCHECK_TOLERANCE 1e-6
 double gradcheck(Graph *g, NodeId loss, int64_t classes, const ModelData *data, uint64_t seed, int per_param, int opt,
-                 int64_t *skipped, FILE *log, char *err, size_t errlen);
+                 const Target *t, int64_t *skipped, FILE *log, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- codegen.c */
 
@@ -844,6 +865,7 @@ typedef enum {
 /* Where every node's value lives and which loop computes it. */
 typedef struct Schedule {
     int opt;            /* 0: every node its own loop and buffer; 2: fused */
+    const Target *target; /* what it is scheduled for (outlives it) */
     Placement *place;   /* per node */
     int *slot;          /* PLACE_SLOT: the slot */
     size_t *offset;     /* PLACE_ARENA: byte offset in the arena */
@@ -871,23 +893,25 @@ typedef struct Schedule {
                            called (a REPL entry's: Ctrl-C); set by the caller */
 } Schedule;
 
-Schedule *schedule(Arena *a, const Graph *g, int opt);
+/* g scheduled at level opt for target t (kept in the schedule: the matmul
+ * kernel, layout.c and codegen follow the same target). */
+Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t);
 /* Is matmul m computed by the register-blocked kernel at -O2 (cg_matmul.c)? */
 bool cg_matmul_tiled(const Graph *g, NodeId m);
 /* Can its kernel pack B's column panels (K fits one packed block, or M the
  * partial sums kept between blocks)? Then it reads a transpose as B while
  * packing, and may sum B's rows (Schedule.colsum) on the way. */
-bool cg_matmul_can_pack(const Graph *g, NodeId m);
+bool cg_matmul_can_pack(const Graph *g, NodeId m, const Target *t);
 /* Does the matmul kernel (cg_matmul.c) read this transpose node's operand
  * directly, in every use? Then the transpose itself is never computed. */
-bool cg_matmul_folds(const Graph *g, NodeId transpose);
+bool cg_matmul_folds(const Graph *g, NodeId transpose, const Target *t);
 /* How its kernel reads B: 0, in place (or as kept in panels, layout.c);
  * else packed in blocks of this many rows (all of K where they fit one
  * block). */
 int64_t cg_matmul_block_rows(const Graph *g, const Schedule *s, NodeId m);
 /* The width of the kernel's column panels, the unit the thread pool splits
  * its products by: what the thread that computes a panel owns. */
-int64_t cg_matmul_panel_width(const Graph *g);
+int64_t cg_matmul_panel_width(const Graph *g, const Target *t);
 /* Is x, a parameter's or optimizer state's new value stored by a matmul
  * kernel's epilogue, checked for NaN and Inf as it is stored? Then the
  * guard reads Schedule.finite_flag instead of scanning x's slot. */
@@ -900,7 +924,7 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s);
 /* Chooses the weight matrices the training step t and the evaluation step
  * e (scheduled, not yet generated) keep in the matmul kernel's column
  * panels: sets both schedules' panels. Other steps keep every slot
- * row-major. NNC_PANELS=0 keeps them all row-major. */
+ * row-major, and so do these if their target says so (NNC_PANELS=0). */
 void layout_choose(Arena *a, const Graph *t, Schedule *ts, const Graph *e, Schedule *es);
 /* Is x's memory (a parameter leaf, or a value stored into its slot) in panels? */
 bool layout_in_panels(const Graph *g, const Schedule *s, NodeId x);
@@ -1040,39 +1064,35 @@ void cg_print(CgModule *m, FILE *out);
  * of g's parameter and optimizer-state slots is finite, else 0. Called
  * after a step scheduled by s (if not NULL), it reads the step's flag for
  * the slots the step checked as it stored them (schedule_checks), and
- * scans the others. */
-void cg_add_guard(CgModule *m, const char *fn, const Graph *g, const Schedule *s);
+ * scans the others; in vectors of t's width (s's target, if s is given). */
+void cg_add_guard(CgModule *m, const char *fn, const Graph *g, const Schedule *s, const Target *t);
 
 /* ---------------------------------------------------------------- jit.c */
 
 typedef struct Jit Jit;
-/* Optimises (for the host CPU with its features) and compiles the module
- * and its kernels; takes ownership of `m`. NULL with a message in err on failure. */
-Jit *jit_compile(CgModule *m, char *err, size_t errlen);
+/* Optimises (for t's CPU with its features) and compiles the module and its
+ * kernels; takes ownership of `m`. NULL with a message in err on failure. */
+Jit *jit_compile(CgModule *m, const Target *t, char *err, size_t errlen);
 /* The same for n modules compiled in parallel (largest first is best); takes
  * every module. */
-Jit *jit_compile_modules(CgModule **mods, int nmods, char *err, size_t errlen);
+Jit *jit_compile_modules(CgModule **mods, int nmods, const Target *t, char *err, size_t errlen);
 void *jit_lookup(Jit *j, const char *fn, char *err, size_t errlen);
 /* A JIT with nothing in it yet, for a REPL session: each entry's module is
  * added under its own resource tracker and removed once it has run, so a
- * long session holds only the code it still uses. */
-Jit *jit_new(char *err, size_t errlen);
+ * long session holds only the code it still uses. Its target machine is t's. */
+Jit *jit_new(const Target *t, char *err, size_t errlen);
 typedef struct JitUnit JitUnit;
-/* Optimises and compiles m (taken) into j as one removable unit; NULL with a
- * message in err on failure. Its functions are found with jit_lookup. */
-JitUnit *jit_add(Jit *j, CgModule *m, char *err, size_t errlen);
+/* Optimises and compiles m (taken) for t (j's) into j as one removable unit;
+ * NULL with a message in err on failure. Its functions are found with jit_lookup. */
+JitUnit *jit_add(Jit *j, CgModule *m, const Target *t, char *err, size_t errlen);
 /* Removes the unit's code from its JIT and frees the unit. */
 void jit_remove(JitUnit *u);
 void jit_free(Jit *j);
 /* Appends every function's address range to /tmp/perf-PID.map for perf. */
 bool jit_write_perf_map(Jit *j, char *err, size_t errlen);
-/* The host target as LLVM sees it ("sapphirerapids avx512f avx2 fma"), for --version. */
-void jit_host_description(char *buf, size_t n);
-/* The module optimised and compiled for the host, as assembly (--emit=asm).
+/* The module optimised and compiled for t, as assembly (--emit=asm).
  * The module stays the caller's. */
-bool jit_emit_asm(CgModule *m, FILE *out, char *err, size_t errlen);
-/* The widest vector registers the JIT's target has: 512, 256 or 128 bits. */
-int jit_vector_bits(void);
+bool jit_emit_asm(CgModule *m, const Target *t, FILE *out, char *err, size_t errlen);
 /* Frees a module that was never handed to jit_compile. */
 void cg_module_free(CgModule *m);
 
@@ -1100,8 +1120,9 @@ typedef struct Compiled {
 
 /* A checked model's steps: built (step.c), scheduled (fuse.c) at level
  * opt, their weights laid out (layout.c). --emit=ir, grad and kernels show
- * these; the REPL's :ir, :grad-ir and :kernels too. */
-Plan pipeline_plan(Arena *a, const Model *m, int opt, InputType in);
+ * these; the REPL's :ir, :grad-ir and :kernels too. The schedules are for t
+ * (which outlives them), and so is the code made from them. */
+Plan pipeline_plan(Arena *a, const Model *m, int opt, InputType in, const Target *t);
 /* One module holding each step g[i], as scheduled by s[i], as the
  * function fns[i]. */
 CgModule *pipeline_codegen(const char *module, int n, const char *const *fns, Graph *const *g,
@@ -1109,8 +1130,8 @@ CgModule *pipeline_codegen(const char *module, int n, const char *const *fns, Gr
 /* A plan's step (PLAN_TRAIN or PLAN_EVAL) in a module of its own, as
  * train_step or eval_step (--emit=llvm|asm, the REPL's :llvm). */
 CgModule *pipeline_plan_codegen(const Plan *p, int step);
-/* The plan's steps and the guard, JIT-compiled for `batch` samples; false
- * once reported. */
+/* The plan's steps and the guard, JIT-compiled for `batch` samples, for the
+ * plan's target; false once reported. */
 bool pipeline_compile(const Plan *p, int64_t batch, Compiled *c, Diag *d);
 
 /* ---------------------------------------------------------------- fit.c */
@@ -1253,8 +1274,8 @@ typedef struct ReplDriver {
 
 typedef struct Repl Repl;
 /* A session printing to `out`, errors to d; driver NULL: no :train, :eval,
- * and no files (:load, :save, :restore). */
-Repl *repl_new(Diag *d, FILE *out, const ReplDriver *driver);
+ * and no files (:load, :save, :restore). Compiles for t, which outlives it. */
+Repl *repl_new(Diag *d, FILE *out, const ReplDriver *driver, const Target *t);
 void repl_free(Repl *r);
 /* Evaluates one entry (a command, or statements and models; the text of a
  * whole multi-line block), read from `path`: false if it reported an error.

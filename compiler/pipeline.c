@@ -10,19 +10,20 @@
  *
  * The front end (parse, sema) is run by its users, which differ in what
  * they parse (a file, a REPL entry, a --schedule option); a model's part
- * starts at pipeline_plan. --emit= stops at the points below: ast after
- * parsing, ir and grad at pipeline_plan's graphs, kernels at its
- * schedules, llvm at pipeline_codegen's modules, asm at the JIT's code.
+ * starts at pipeline_plan, for the Target the driver chose once (target.c).
+ * --emit= stops at the points below: ast after parsing, ir and grad at
+ * pipeline_plan's graphs, kernels at its schedules, llvm at
+ * pipeline_codegen's modules, asm at the JIT's code.
  */
 #include "nnc.h"
 
 #include <stdlib.h>
 
-Plan pipeline_plan(Arena *a, const Model *m, int opt, InputType in) {
+Plan pipeline_plan(Arena *a, const Model *m, int opt, InputType in, const Target *t) {
     Plan p;
     step_graphs(a, m, m->batch, DT_F32, in, &p.g[PLAN_TRAIN], &p.g[PLAN_EVAL]);
     for (int i = 0; i < PLAN_STEPS; i++)
-        p.s[i] = schedule(a, p.g[i], opt);
+        p.s[i] = schedule(a, p.g[i], opt, t);
     layout_choose(a, p.g[PLAN_TRAIN], p.s[PLAN_TRAIN], p.g[PLAN_EVAL], p.s[PLAN_EVAL]);
     return p;
 }
@@ -54,9 +55,10 @@ bool pipeline_compile(const Plan *p, int64_t batch, Compiled *c, Diag *d) {
         if (p->s[i]->arena_bytes > c->arena_bytes)
             c->arena_bytes = p->s[i]->arena_bytes;
     }
-    cg_add_guard(mods[PLAN_TRAIN], "state_finite", c->train, c->sched);
+    const Target *t = c->sched->target;
+    cg_add_guard(mods[PLAN_TRAIN], "state_finite", c->train, c->sched, t);
     char err[1024];
-    c->jit = jit_compile_modules(mods, PLAN_STEPS, err, sizeof err); /* takes the modules */
+    c->jit = jit_compile_modules(mods, PLAN_STEPS, t, err, sizeof err); /* takes the modules */
     if (!c->jit) {
         diag_plain(d, "%s", err);
         return false;

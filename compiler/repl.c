@@ -34,6 +34,7 @@ struct Repl {
     Diag *diag;
     FILE *out;
     const ReplDriver *driver;
+    const Target *target;
     Script *script;
     ReplModel *models;
     int nmodels;
@@ -41,9 +42,9 @@ struct Repl {
     bool quit;
 };
 
-Repl *repl_new(Diag *d, FILE *out, const ReplDriver *driver) {
+Repl *repl_new(Diag *d, FILE *out, const ReplDriver *driver, const Target *t) {
     Repl *r = xcalloc(1, sizeof *r);
-    *r = (Repl){.diag = d, .out = out, .driver = driver, .script = script_new(d, out, true)};
+    *r = (Repl){.diag = d, .out = out, .driver = driver, .target = t, .script = script_new(d, out, true, t)};
     return r;
 }
 
@@ -278,10 +279,10 @@ static bool cmd_show(Cmd *c, Show what) {
     Plan p;
     int step = what == SHOW_IR ? PLAN_EVAL : PLAN_TRAIN;
     if (m) {
-        p = pipeline_plan(a, m->model, 2, INPUT_FLOAT);
+        p = pipeline_plan(a, m->model, 2, INPUT_FLOAT, c->r->target);
     } else {
         p.g[step] = value_graph(c, a, name, loc, what != SHOW_IR);
-        p.s[step] = p.g[step] ? schedule(a, p.g[step], 2) : NULL;
+        p.s[step] = p.g[step] ? schedule(a, p.g[step], 2, c->r->target) : NULL;
     }
     Graph *g = p.g[step];
     bool ok = g != NULL;

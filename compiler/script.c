@@ -76,12 +76,13 @@ struct Script {
     bool repl;
     Def *defs;
     int ndefs;
+    const Target *target;
     Jit *jit; /* made at the first run */
 };
 
-Script *script_new(Diag *d, FILE *out, bool repl) {
+Script *script_new(Diag *d, FILE *out, bool repl, const Target *t) {
     Script *sc = xcalloc(1, sizeof *sc);
-    *sc = (Script){.diag = d, .out = out, .repl = repl};
+    *sc = (Script){.diag = d, .out = out, .repl = repl, .target = t};
     return sc;
 }
 
@@ -418,17 +419,17 @@ static void slots_free(Slots *s) {
 static bool eval_run(Eval *ev, Slots *out) {
     Script *sc = ev->sc;
     Graph *run = ir_dce(ev->e.g);
-    Schedule *plan = schedule(ev->e.arena, run, 2);
+    Schedule *plan = schedule(ev->e.arena, run, 2, sc->target);
     plan->interruptible = true;
     const char *fn_name = "entry";
     CgModule *mod = pipeline_codegen("entry", 1, &fn_name, &run, &plan);
     char err[1024];
-    if (!sc->jit && !(sc->jit = jit_new(err, sizeof err))) {
+    if (!sc->jit && !(sc->jit = jit_new(sc->target, err, sizeof err))) {
         cg_module_free(mod);
         diag_plain(sc->diag, "%s", err);
         return false;
     }
-    JitUnit *unit = jit_add(sc->jit, mod, err, sizeof err); /* takes mod */
+    JitUnit *unit = jit_add(sc->jit, mod, sc->target, err, sizeof err); /* takes mod */
     NnrtStepFn fn = unit ? (NnrtStepFn)jit_lookup(sc->jit, "entry", err, sizeof err) : NULL;
     if (!fn) {
         diag_plain(sc->diag, "%s", err);
@@ -534,9 +535,9 @@ bool script_lower(Script *sc, Arena *a, const AstExpr *x, Graph **g, NodeId *nod
     return *node >= 0 && sc->diag->errors == errors;
 }
 
-int script_run(Diag *d, const AstProgram *p, FILE *out, FILE *dot) {
+int script_run(Diag *d, const AstProgram *p, FILE *out, FILE *dot, const Target *t) {
     int errors = d->errors;
-    Script *sc = script_new(d, out, false);
+    Script *sc = script_new(d, out, false, t);
     sc->dot = dot;
     bool ok = script_exec(sc, NULL, p->stmts, p->nstmts);
     script_free(sc);

@@ -232,7 +232,8 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
     return EXIT_OK;
 }
 
-int session_run(Arena *a, const Model *m, const Source *src, const Options *o, Diag *d, FitWeights *keep) {
+int session_run(Arena *a, const Model *m, const Source *src, const Options *o, const Target *t, Diag *d,
+                FitWeights *keep) {
     Data dt = {0};
     FitFiles files = {.model = src->path, .train = o->train_path, .target = o->target_path, .test = o->test_path,
                       .val = o->val_path, .eval = o->eval_path, .predict = o->predict_path, .load = o->load_path,
@@ -250,7 +251,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, D
      * before compiling: a bad file is reported at once, and cheaply. */
     double t0 = nnrt_now();
     InputType in = data_input(&dt);
-    Plan plan = pipeline_plan(a, m, o->opt, in);
+    Plan plan = pipeline_plan(a, m, o->opt, in, t);
     Graph *g = plan.g[PLAN_TRAIN];
     void **slots = alloc_slots(g, o->seed);
     int dropped = keep && keep->slots ? fit_weights_take(keep, g, slots) : 0;

@@ -19,8 +19,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static FILE *devnull;
+    static Target *target; /* made once, as the driver does */
     if (!devnull && !(devnull = fopen("/dev/null", "w")))
         die("cannot open /dev/null");
+    if (!target)
+        target = target_host();
     Diag d;
     diag_init(&d, devnull);
     Arena *a = arena_new();
@@ -32,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!m)
             continue;
         Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32, INPUT_FLOAT);
-        schedule(a, g, 2);
+        schedule(a, g, 2, target);
     }
     arena_free(a);
     return 0;

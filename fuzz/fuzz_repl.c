@@ -22,11 +22,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static FILE *devnull;
+    static Target *target; /* made once, as the driver does */
     if (!devnull && !(devnull = fopen("/dev/null", "w")))
         die("cannot open /dev/null");
+    if (!target)
+        target = target_host();
     Diag d;
     diag_init(&d, devnull);
-    Repl *r = repl_new(&d, devnull, NULL);
+    Repl *r = repl_new(&d, devnull, NULL, target);
     const char *s = (const char *)data, *end = s + size;
     for (int n = 0; s < end && n < MAX_ENTRIES && !repl_done(r); n++) {
         const char *nl = memchr(s, '\n', (size_t)(end - s));

@@ -39,7 +39,8 @@ static bool update(const Graph *g, int i, const bool *fwd) {
 
 /* Plants a NaN in the first node matching want, runs the report, returns it. */
 static char *report(Arena *a, const Model *m, Graph *g, Want want, bool in_loss) {
-    Schedule *p = schedule(a, g, 0); /* -O0: every node has an arena buffer to plant in */
+    Target *t = target_host();
+    Schedule *p = schedule(a, g, 0, t); /* -O0: every node has an arena buffer to plant in */
     float *arena = calloc(p->arena_bytes / sizeof(float) + 1, sizeof(float));
     bool *fwd = fit_forward_nodes(g);
     int target = -1;
@@ -51,6 +52,7 @@ static char *report(Arena *a, const Model *m, Graph *g, Want want, bool in_loss)
     if (!CHECK(target >= 0)) {
         free(arena);
         free(fwd);
+        target_free(t);
         return strdup("");
     }
     arena[p->offset[target] / sizeof(float)] = NAN;
@@ -66,6 +68,7 @@ static char *report(Arena *a, const Model *m, Graph *g, Want want, bool in_loss)
     CHECK(h.nan_reported);
     free(arena);
     free(fwd);
+    target_free(t);
     return out;
 }
 

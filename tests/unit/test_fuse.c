@@ -30,6 +30,7 @@ static int position(const Schedule *s, const Graph *g, NodeId n) {
 
 int main(void) {
     Arena *a = arena_new();
+    Target *tg = target_host();
 
     /* e = exp x, t = sum(e) over everything, u = e t: u reads the whole
      * sum, so it runs after the loop of e and t. */
@@ -38,12 +39,12 @@ int main(void) {
     NodeId e = ir_unary(g, OP_EXP, x, L0), t = ir_sum(g, e, -1, L0);
     NodeId u = ir_binary(g, OP_MUL, e, t, L0);
     NodeId v = ir_binary(g, OP_MUL, u, u, L0); /* u has two uses: a loop of its own */
-    Schedule *s = schedule(a, g, 2);
+    Schedule *s = schedule(a, g, 2, tg);
     CHECK(s->rows[e] == e && s->rows[t] == e);
     CHECK(s->rows[u] == -1 && position(s, g, u) > position(s, g, t));
     CHECK(s->rows[v] == -1 && position(s, g, v) > position(s, g, u));
     /* -O0: no row loops, nodes in their order. */
-    Schedule *s0 = schedule(a, g, 0);
+    Schedule *s0 = schedule(a, g, 0, tg);
     for (int i = 0; i < g->nnodes; i++)
         CHECK(s0->rows[i] == -1 && s0->order[i] == i);
 
@@ -57,7 +58,7 @@ int main(void) {
     NodeId r = ir_sum(g, e, 1, L0);
     NodeId w = ir_binary(g, OP_ADD, e, r, L0);
     NodeId f = ir_binary(g, OP_ADD, e, p, L0);
-    s = schedule(a, g, 2);
+    s = schedule(a, g, 2, tg);
     CHECK(s->rows[e] == e && s->rows[r] == e && s->rows[w] == e);
     CHECK(s->rows[f] == -1 && position(s, g, f) > position(s, g, w));
 
@@ -67,7 +68,7 @@ int main(void) {
     e = ir_unary(g, OP_EXP, x, L0);
     NodeId y = ir_binary(g, OP_ADD, ir_unary(g, OP_TANH, e, L0), e, L0);
     NodeId z = ir_sum(g, e, 1, L0);
-    s = schedule(a, g, 2);
+    s = schedule(a, g, 2, tg);
     CHECK(s->rows[e] == e && s->rows[z] == e);
     CHECK(s->rows[y] == -1 && position(s, g, y) > position(s, g, z));
 
@@ -76,9 +77,10 @@ int main(void) {
     e = ir_unary(g, OP_EXP, x, L0);
     r = ir_sum(g, e, 1, L0);
     w = ir_binary(g, OP_ADD, e, r, L0);
-    s = schedule(a, g, 2);
+    s = schedule(a, g, 2, tg);
     CHECK(s->rows[e] == -1 && s->rows[r] == -1 && s->rows[w] == -1);
 
     arena_free(a);
+    target_free(tg);
     return check_summary();
 }

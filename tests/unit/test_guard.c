@@ -59,9 +59,12 @@ static void test_dtype(DType dt) {
     for (int k = 0; k < NMATS; k++)
         ir_add_slot(g, (Slot){.kind = k % 2 ? SLOT_STATE : SLOT_PARAM, .name = "m", .shape = {2, {ROWS, COLS}}});
     CgModule *mod = cg_module_new("guard");
-    cg_add_guard(mod, "finite", g, NULL);
+    Target *t = target_host();
+    cg_add_guard(mod, "finite", g, NULL, t);
     char err[512];
-    Jit *j = jit_compile(mod, err, sizeof err); /* takes mod */
+    Jit *j = jit_compile(mod, t, err, sizeof err); /* takes mod */
+    int64_t pw = cg_matmul_panel_width(g, t);
+    target_free(t);
     if (!CHECK(j != NULL)) {
         printf("%s\n", err);
         arena_free(a);
@@ -71,7 +74,7 @@ static void test_dtype(DType dt) {
     CHECK(finite != NULL);
 
     enum { NSLOTS = 1 + NSIZES + NMATS };
-    int64_t n_of[NSLOTS] = {5}, pw = cg_matmul_panel_width(g);
+    int64_t n_of[NSLOTS] = {5};
     for (int s = 1; s < NSLOTS; s++)
         n_of[s] = s <= NSIZES ? sizes[s - 1] : ROWS * COLS;
     void *slots[NSLOTS];
@@ -126,7 +129,9 @@ static void test_dtype(DType dt) {
 }
 
 int main(void) {
-    printf("vector width %d bits\n", jit_vector_bits());
+    Target *t = target_host();
+    printf("vector width %d bits\n", t->vector_bits);
+    target_free(t);
     test_dtype(DT_F32);
     test_dtype(DT_F64);
     return check_summary();

@@ -32,7 +32,9 @@ static void check_op_table(void) {
     IR_OPS_MOVEMENT(ROW)
 #undef ROW
     char err[512];
-    Jit *j = jit_new(err, sizeof err);
+    Target *t = target_host();
+    Jit *j = jit_new(t, err, sizeof err);
+    target_free(t);
     if (!CHECK(j != NULL))
         return;
     for (int op = 0; op < OP_COUNT; op++) {

@@ -138,7 +138,9 @@ static const char *const library_calls[] = {
  * which a table once lacked, is called through the address found. */
 static void check_library_calls(void) {
     char err[1024];
-    Jit *j = jit_new(err, sizeof err);
+    Target *t = target_host();
+    Jit *j = jit_new(t, err, sizeof err);
+    target_free(t);
     if (!CHECK(j != NULL)) {
         printf("jit_new: %s\n", err);
         return;
@@ -183,11 +185,13 @@ static bool compile_and_run(bool check_maps) {
         return false;
     }
     Graph *g = step_graph(a, m, STEP_TRAIN, m->batch, DT_F32, INPUT_FLOAT);
-    Schedule *plan = schedule(a, g, 2);
+    Target *t = target_host();
+    Schedule *plan = schedule(a, g, 2, t);
     CgModule *mod = cg_module_new(m->name);
     cg_add_step(mod, "train_step", g, plan);
     char err[1024];
-    Jit *j = jit_compile(mod, err, sizeof err); /* takes mod */
+    Jit *j = jit_compile(mod, t, err, sizeof err); /* takes mod */
+    target_free(t);
     if (!j) {
         printf("jit_compile: %s\n", err);
         arena_free(a);

@@ -40,9 +40,11 @@ static NnrtStepFn compile(Graph *g, const Model *m, NodeId *params, int n, NodeI
     optim_update(g, m, params, grads, n);
     Graph *d = ir_dce(g);
     CgModule *mod = cg_module_new("optim");
-    cg_add_step(mod, "step", d, schedule(g->arena, d, 2));
+    Target *t = target_host();
+    cg_add_step(mod, "step", d, schedule(g->arena, d, 2, t));
     char err[512];
-    *jit = jit_compile(mod, err, sizeof err);
+    *jit = jit_compile(mod, t, err, sizeof err);
+    target_free(t);
     NnrtStepFn fn = *jit ? (NnrtStepFn)jit_lookup(*jit, "step", err, sizeof err) : NULL;
     if (!fn) {
         printf("FAIL jit: %s\n", err);

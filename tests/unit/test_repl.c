@@ -51,7 +51,8 @@ int main(int argc, char **argv) {
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
-    Repl *r = repl_new(&d, out, NULL);
+    Target *t = target_host();
+    Repl *r = repl_new(&d, out, NULL, t);
     CHECK(repl_eval(r, "<test>", "let b = 2\n", 10));
     double *secs = xcalloc((size_t)rounds, sizeof *secs);
     size_t heap_at = 0, rss_at = 0;
@@ -111,6 +112,7 @@ int main(int argc, char **argv) {
     (void)heap_names;
 #endif
     repl_free(r);
+    target_free(t);
     fclose(out);
     free(text);
     free(secs);

@@ -37,11 +37,13 @@ typedef struct StepJit {
 } StepJit;
 
 static bool compile(Arena *a, Graph *g, int opt, StepJit *c) {
-    Schedule *s = schedule(a, g, opt);
+    Target *t = target_host();
+    Schedule *s = schedule(a, g, opt, t);
     CgModule *mod = cg_module_new("step");
     cg_add_step(mod, "step", g, s);
     char err[512];
-    c->jit = jit_compile(mod, err, sizeof err);
+    c->jit = jit_compile(mod, t, err, sizeof err);
+    target_free(t);
     c->fn = c->jit ? (NnrtStepFn)jit_lookup(c->jit, "step", err, sizeof err) : NULL;
     c->arena_bytes = s->arena_bytes;
     if (!c->fn)
