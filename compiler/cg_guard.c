@@ -26,8 +26,7 @@
  * instead of scanning that slot. 784-2048-10 at batch 128: 3.63 s an epoch
  * with the scan, 2.98 s with the check, on one thread.
  */
-#define NNC_WITH_LLVM
-#include "nnc.h"
+#include "cg.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -31,8 +31,7 @@
  * JIT gives it a short pass pipeline: its loops are already what a CPU runs
  * best, where the step function's naive loops need O3's vectoriser.
  */
-#define NNC_WITH_LLVM
-#include "nnc.h"
+#include "cg.h"
 
 #include <stdlib.h>
 #include <string.h>

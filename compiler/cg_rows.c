@@ -11,8 +11,7 @@
  * the loop computes what they compute, to the bit (the libm calls of exp
  * and log are the same, made per lane).
  */
-#define NNC_WITH_LLVM
-#include "nnc.h"
+#include "cg.h"
 
 #include <stdlib.h>
 

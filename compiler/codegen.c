@@ -14,8 +14,7 @@
  * node is computed, so an update never overwrites a parameter that is still
  * read.
  */
-#define NNC_WITH_LLVM
-#include "nnc.h"
+#include "cg.h"
 
 #include <llvm-c/Analysis.h>
 #include <stdlib.h>

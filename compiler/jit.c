@@ -16,8 +16,7 @@
  * Ownership: every LLVMErrorRef is consumed by take_error(); comments mark
  * where an object passes to LLVM.
  */
-#define NNC_WITH_LLVM
-#include "nnc.h"
+#include "cg.h"
 #include "nnrt.h"
 
 #include <llvm-c/Error.h>

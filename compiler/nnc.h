@@ -1,4 +1,7 @@
-/* nnc.h — the compiler's one internal header.
+/* nnc.h — the compiler's shared vocabulary: the AST, the Model, the IR,
+ * shapes, diagnostics, and each stage's entry points. The parser's state is
+ * in parse.h, the code generator's internals in cg.h, the driver's options in
+ * driver.h: each seen only by the files of its layer.
  *
  * Sections follow the pipeline, one per source file (or small group of files):
  *   util.c      arena, die(), overflow-checked size arithmetic
@@ -19,7 +22,7 @@
  *   data.c      inline data of a model (data { x = [[3, 4]], y = [[6]] })
  *   autodiff.c  reverse-mode symbolic differentiation on the IR
  *   optim.c     the optimizer update as IR
- *   step.c      a model's whole step graph (forward, backward, update) for one batch
+ *   step.c      a model's step graphs (forward, backward, update), built once
  *   gradcheck.c symbolic gradients against central differences, in float64
  *   fuse.c      the schedule: which loop computes each node, where it lives
  *   fuse_rows.c the schedule's row loops: kernels over the batch's rows fused
@@ -31,7 +34,8 @@
  *   pipeline.c  the stages in order, once, for every user of them
  *   target.c    the host CPU, its features and the tuning knobs, chosen once
  *   fit.c       checkpoints of a model, the training hook, the NaN/Inf report
- *   main.c      the driver: lists the stages in order
+ *   session.c   a run on data: training, evaluation, prediction (driver.h)
+ *   main.c      the driver: the options' table, the REPL's driver
  */
 #ifndef NNC_H
 #define NNC_H
@@ -950,103 +954,9 @@ int64_t schedule_row_len(const Graph *g, NodeId x);
 bool schedule_row_across(const Graph *g, NodeId k);
 
 /* An LLVM module in its own thread-safe context, ready to hand to the JIT.
- * Its fields are seen only by codegen.c and jit.c, which include the LLVM
- * headers (NNC_WITH_LLVM); the other stages never do. */
+ * Its fields, and the code generator's internals, are in cg.h: seen only
+ * by the files that include the LLVM headers (codegen.c, cg_*.c, jit.c). */
 typedef struct CgModule CgModule;
-#ifdef NNC_WITH_LLVM
-#include <llvm-c/Core.h>
-#include <llvm-c/Orc.h>
-struct CgModule {
-    LLVMOrcThreadSafeContextRef tsctx; /* owns ctx */
-    LLVMContextRef ctx;
-    LLVMModuleRef mod;                 /* owned until jit_compile takes it */
-    bool kernel;                       /* an outlined kernel (jit.c optimises it less) */
-    CgModule *next;                    /* the kernels the step calls, each a module of its own */
-};
-
-/* Emission state of one step function, shared by codegen.c and the kernel
- * generators (cg_matmul.c). */
-typedef struct Cg {
-    CgModule *owner;    /* the step function's module: its kernels are chained to it */
-    LLVMContextRef ctx;
-    LLVMModuleRef mod;
-    LLVMBuilderRef b;
-    LLVMValueRef fn;    /* the function being emitted */
-    const char *name;   /* the step function's name, to name its kernels */
-    int kernels;        /* kernels outlined so far */
-    LLVMTypeRef ft, i64, i8p;
-    const Graph *g;
-    const Schedule *sched;
-    LLVMValueRef *ptr;  /* per node: base pointer of its elements in fn (NULL: constant) */
-    LLVMValueRef *slot; /* per slot: its pointer in fn, as ft* */
-    LLVMValueRef n;     /* the batch size this call runs on (i64) */
-    LLVMValueRef kctx;  /* the kernels' context, once made (cg_kernel_context) */
-} Cg;
-
-/* A counted loop 0 <= i < n: open it, emit the body, close it. */
-typedef struct Loop {
-    LLVMBasicBlockRef head, body, exit;
-    LLVMValueRef iv;
-} Loop;
-
-LLVMValueRef cg_i64(Cg *c, int64_t v);
-LLVMValueRef cg_f(Cg *c, double v);
-LLVMValueRef cg_loop_open(Cg *c, Loop *l, LLVMValueRef n);
-void cg_loop_close(Cg *c, Loop *l);
-/* p as a pointer to t (a bitcast under LLVM 14's typed pointers, p itself later). */
-LLVMValueRef cg_ptr_to(Cg *c, LLVMValueRef p, LLVMTypeRef t);
-LLVMValueRef cg_elem_ptr(Cg *c, LLVMValueRef base, LLVMValueRef off);
-LLVMValueRef cg_load_at(Cg *c, NodeId id, LLVMValueRef off);
-/* Axis d of node id: its size, n along a batch axis. */
-LLVMValueRef cg_dim(Cg *c, NodeId id, int d);
-/* Is axis d of node id a batch axis (of n elements at run time)? */
-bool cg_batch_axis(const Cg *c, NodeId id, int d);
-/* The value of constant node id (scaled to n if it depends on the batch). */
-LLVMValueRef cg_const(Cg *c, NodeId id);
-/* A call of an intrinsic overloaded on type t (the element or a vector type). */
-LLVMValueRef cg_intrinsic(Cg *c, const char *name, LLVMTypeRef t, LLVMValueRef *args, unsigned nargs);
-/* The math of elementwise node n on its operands' values a and b (b NULL
- * for one operand): floats, or vectors of the same width (of the node's
- * elements along a row, cg_rows.c; not for tanh). col is the float index
- * along the last axis, read by onehot only. */
-LLVMValueRef cg_elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMValueRef b, LLVMValueRef col);
-/* A reduction (sum, max, min): its identity, and acc combined with x. */
-double cg_reduce_identity(Op op);
-LLVMValueRef cg_reduce_step(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x);
-/* x in every lane of a <w x type of x> vector. */
-LLVMValueRef cg_splat(Cg *c, LLVMValueRef x, int w);
-/* Emits into m from now on: its context, module, types and a new builder. */
-void cg_use_module(Cg *c, CgModule *m);
-/* Starts function fn: sets c->fn, the builder, c->slot, c->ptr and c->n for
- * it. A step function's parameters are (slots, n); an outlined kernel's
- * first parameter is its context {slots, n} (cg_kernel_context).
- * cg_end_function() ends and checks it. */
-void cg_begin_function(Cg *c, LLVMValueRef fn, bool kernel);
-/* The int32 at Schedule.finite_flag in the arena (any pointer to it). */
-LLVMValueRef cg_finite_flag(Cg *c, LLVMValueRef arena);
-/* In a step function: the context its kernels take. */
-LLVMValueRef cg_kernel_context(Cg *c);
-/* An outlined kernel's type, void (i8 **ctx, i64 begin, i64 end), and a
- * call running it over [0, n) on the thread pool (runtime/pool.c), for a
- * small job as the trainer finds faster (nnrt_parallel_for_small). */
-LLVMTypeRef cg_kernel_type(Cg *c);
-void cg_parallel_for(Cg *c, LLVMValueRef kfn, LLVMValueRef ctx, LLVMValueRef n, bool small);
-void cg_end_function(Cg *c);
-/* Checks c->fn, whatever it returns (internal error if invalid). */
-void cg_verify_function(Cg *c);
-
-/* ---------------------------------------------------------------- cg_rows.c */
-
-/* A row loop: kernels ks[0..nk) of the schedule's order (its kernels, and
- * nodes without a loop of their own between them) in one loop over rows. */
-void cg_rows(Cg *c, const NodeId *ks, int nk);
-
-/* ---------------------------------------------------------------- cg_matmul.c */
-
-/* C = A B as a register-blocked kernel (A may be a transpose, read through
- * strides). Emits an outlined kernel over column panels and its call. */
-void cg_matmul(Cg *c, NodeId id);
-#endif
 
 CgModule *cg_module_new(const char *name);
 /* A new module at the end of owner's chain, compiled with it (in parallel)

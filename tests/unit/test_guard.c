@@ -15,7 +15,6 @@
  * (NNC_TARGET_FEATURES), so each width is tested on an AVX-512 machine, and
  * on one thread, where the pool runs a kernel over all its panels at once.
  */
-#define NNC_WITH_LLVM
 #include "nnc.h"
 #include "check.h"
 
