@@ -17,6 +17,7 @@
 #include "nnrt.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +113,10 @@ typedef struct Axis {
  * that differ (values a few ulps apart, whose step added to lo gives lo
  * again) is widened around it first. */
 static Axis nice_axis(double lo, double hi, int want) {
-    if (!(hi - lo > 1e-9 * fmax(fabs(lo), fabs(hi)))) {
+    /* A flat range is widened: one of a few ulps, or one too small for its
+     * step to be a normal number (0 to 5e-324 gave a step of 0, and NaN
+     * coordinates). */
+    if (!(hi - lo > 1e-9 * fmax(fabs(lo), fabs(hi))) || (hi - lo) / want < DBL_MIN) {
         double pad = fabs(lo) > 0 ? fabs(lo) * 0.1 : 1;
         lo -= pad;
         hi += pad;
