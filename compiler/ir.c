@@ -225,7 +225,6 @@ const char *shape_str(const Shape *s, char *buf, size_t n) {
     return buf;
 }
 
-
 bool shape_broadcast(const Shape *a, const Shape *b, Shape *out) {
     int r = a->rank > b->rank ? a->rank : b->rank;
     Shape s = {.rank = r};
