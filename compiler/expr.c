@@ -107,7 +107,7 @@ bool expr_batched(ExprEnv *e, NodeId n) {
 
 Shape expr_shape(ExprEnv *e, NodeId n) {
     Shape s = e->g->nodes[n].shape;
-    if (expr_batched(e, n)) {
+    if (expr_batched(e, n) && s.rank > 0) { /* a scalar computed from a batch (a loss) is one per batch */
         for (int i = 1; i < s.rank; i++)
             s.dim[i - 1] = s.dim[i];
         s.rank--;

@@ -663,7 +663,8 @@ struct ExprEnv {
 
 /* Does node n hold a batch of samples (a leading batch axis)? */
 bool expr_batched(ExprEnv *e, NodeId n);
-/* The shape of n per sample: without the batch axis. */
+/* The shape of n per sample: without the batch axis (a scalar computed from
+ * a batch, a loss, stays a scalar). */
 Shape expr_shape(ExprEnv *e, NodeId n);
 
 /* The binding of `name`, or NULL. */
