@@ -57,13 +57,7 @@ bool expr_bind(ExprEnv *e, const char *name, Loc loc, NodeId node) {
         diag_note(e->diag, old->loc, "'%s' was first defined here", shown);
         return false;
     }
-    if (e->nnames == e->cap) {
-        e->cap = e->cap ? 2 * e->cap : 16;
-        ExprName *v = arena_array(e->arena, (size_t)e->cap, sizeof *v);
-        if (e->nnames)
-            memcpy(v, e->names, (size_t)e->nnames * sizeof *v);
-        e->names = v;
-    }
+    e->names = arena_grow(e->arena, e->names, e->nnames, &e->cap, sizeof *e->names, 16);
     e->names[e->nnames++] = (ExprName){name, loc, node};
     if (2 * e->nnames > e->index_cap) { /* at most half full: rebuilt at twice the size */
         e->index_cap = 4 * e->cap;

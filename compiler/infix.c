@@ -274,13 +274,7 @@ typedef struct Product {
 static void gather(Infix *p, NodeId id, Product *pr);
 
 static void add_factor(Infix *p, Product *pr, Text t) {
-    if (pr->n == pr->cap) {
-        pr->cap = pr->cap ? 2 * pr->cap : 8;
-        Text *f = arena_array(p->a, (size_t)pr->cap, sizeof *f);
-        if (pr->n)
-            memcpy(f, pr->factor, (size_t)pr->n * sizeof *f);
-        pr->factor = f;
-    }
+    pr->factor = arena_grow(p->a, pr->factor, pr->n, &pr->cap, sizeof *pr->factor, 8);
     pr->factor[pr->n++] = t;
 }
 

@@ -31,25 +31,13 @@ Graph *ir_new(Arena *a, DType dt) {
 }
 
 int ir_add_slot(Graph *g, Slot s) {
-    if (g->nslots == g->slot_cap) {
-        g->slot_cap = g->slot_cap ? 2 * g->slot_cap : 16;
-        Slot *ns = arena_array(g->arena, (size_t)g->slot_cap, sizeof *ns);
-        if (g->nslots)
-            memcpy(ns, g->slots, (size_t)g->nslots * sizeof *ns);
-        g->slots = ns;
-    }
+    g->slots = arena_grow(g->arena, g->slots, g->nslots, &g->slot_cap, sizeof *g->slots, 16);
     g->slots[g->nslots] = s;
     return g->nslots++;
 }
 
 void ir_add_output(Graph *g, NodeId node, int slot) {
-    if (g->noutputs == g->out_cap) {
-        g->out_cap = g->out_cap ? 2 * g->out_cap : 16;
-        IrOutput *no = arena_array(g->arena, (size_t)g->out_cap, sizeof *no);
-        if (g->noutputs)
-            memcpy(no, g->outputs, (size_t)g->noutputs * sizeof *no);
-        g->outputs = no;
-    }
+    g->outputs = arena_grow(g->arena, g->outputs, g->noutputs, &g->out_cap, sizeof *g->outputs, 16);
     g->outputs[g->noutputs++] = (IrOutput){node, slot};
 }
 
@@ -103,13 +91,7 @@ static NodeId intern(Graph *g, IrNode n) {
             return id;
         h = (h + 1) & (size_t)(g->hcap - 1);
     }
-    if (g->nnodes == g->cap) {
-        g->cap = g->cap ? 2 * g->cap : 64;
-        IrNode *nn = arena_array(g->arena, (size_t)g->cap, sizeof *nn);
-        if (g->nnodes)
-            memcpy(nn, g->nodes, (size_t)g->nnodes * sizeof *nn);
-        g->nodes = nn;
-    }
+    g->nodes = arena_grow(g->arena, g->nodes, g->nnodes, &g->cap, sizeof *g->nodes, 64);
     g->nodes[g->nnodes] = n;
     g->hash[h] = g->nnodes + 1;
     return g->nnodes++;

@@ -69,6 +69,10 @@ Arena *arena_new(void);
 void arena_free(Arena *a);
 void *arena_alloc(Arena *a, size_t size); /* zeroed, aligned to 16 */
 void *arena_array(Arena *a, size_t count, size_t elem); /* overflow-checked */
+/* Room for one more in v, an arena array of n elements of elem bytes and
+ * capacity *cap: v itself, or a copy with twice the room (`first` at
+ * first), *cap updated. */
+void *arena_grow(Arena *a, void *v, int n, int *cap, size_t elem, int first);
 char *arena_strndup(Arena *a, const char *s, size_t n);
 char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

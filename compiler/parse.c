@@ -328,13 +328,7 @@ AstExprList *ast_exprs_new(ParseState *ps, AstExpr *first) {
 }
 
 AstExprList *ast_exprs_add(ParseState *ps, AstExprList *l, AstExpr *e) {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 4;
-        AstExpr **v = arena_array(ps->arena, (size_t)l->cap, sizeof *v);
-        if (l->n)
-            memcpy(v, l->v, (size_t)l->n * sizeof *v);
-        l->v = v;
-    }
+    l->v = arena_grow(ps->arena, l->v, l->n, &l->cap, sizeof *l->v, 4);
     l->v[l->n++] = e;
     return l;
 }

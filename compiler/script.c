@@ -306,13 +306,7 @@ static void eval_init(Eval *ev, Script *sc, Arena *a) {
 
 static Print *add_print(Eval *ev, const AstStmt *st, const AstExpr *x, NodeId n) {
     Graph *g = ev->e.g;
-    if (ev->nprints == ev->prints_cap) {
-        ev->prints_cap = ev->prints_cap ? 2 * ev->prints_cap : 16;
-        Print *p = arena_array(ev->e.arena, (size_t)ev->prints_cap, sizeof *p);
-        if (ev->nprints)
-            memcpy(p, ev->prints, (size_t)ev->nprints * sizeof *p);
-        ev->prints = p;
-    }
+    ev->prints = arena_grow(ev->e.arena, ev->prints, ev->nprints, &ev->prints_cap, sizeof *ev->prints, 16);
     Print *p = &ev->prints[ev->nprints++];
     describe(&ev->e, x, n, p);
     p->stmt = st;
@@ -325,13 +319,7 @@ static Print *add_print(Eval *ev, const AstStmt *st, const AstExpr *x, NodeId n)
 
 /* Grows by doubling: a file's segment may hold every one of its statements. */
 static void add_pending(Eval *ev, Pending p) {
-    if (ev->npending == ev->pending_cap) {
-        ev->pending_cap = ev->pending_cap ? 2 * ev->pending_cap : 16;
-        Pending *v = arena_array(ev->e.arena, (size_t)ev->pending_cap, sizeof *v);
-        if (ev->npending)
-            memcpy(v, ev->pending, (size_t)ev->npending * sizeof *v);
-        ev->pending = v;
-    }
+    ev->pending = arena_grow(ev->e.arena, ev->pending, ev->npending, &ev->pending_cap, sizeof *ev->pending, 16);
     ev->pending[ev->npending++] = p;
 }
 

@@ -7,6 +7,7 @@
  */
 #include "nnc.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,6 +137,18 @@ void *arena_array(Arena *a, size_t count, size_t elem) {
     if (!size_mul(count, elem, &bytes))
         die("arena array of %zu x %zu bytes overflows", count, elem);
     return arena_alloc(a, bytes);
+}
+
+void *arena_grow(Arena *a, void *v, int n, int *cap, size_t elem, int first) {
+    if (n < *cap)
+        return v;
+    if (*cap > INT_MAX / 2)
+        die("arena array of more than %d elements", INT_MAX / 2);
+    *cap = *cap ? 2 * *cap : first;
+    void *w = arena_array(a, (size_t)*cap, elem);
+    if (n)
+        memcpy(w, v, (size_t)n * elem);
+    return w;
 }
 
 char *arena_strndup(Arena *a, const char *s, size_t n) {
