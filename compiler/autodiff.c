@@ -54,6 +54,8 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
 #define DIV(p, q) ir_binary(g, OP_DIV, p, q, l)
 #define NEG(p) ir_unary(g, OP_NEG, p, l)
 #define ONE ir_const(g, 1, scalar, l)
+/* Window op `op` of p and q with n's window, shaped as node `like`. */
+#define WIN(op, p, q, like) ir_window(g, op, p, q, n.win, g->nodes[like].shape, g->nodes[like].batch_axes, l)
     switch (n.op) {
     IR_OPS_LEAF(OP_CASE)                                      /* no operands */
     case OP_STEP: case OP_ONEHOT: case OP_SIGN: case OP_EQ: case OP_FLOOR: /* zero_grad: nothing to pass on */
@@ -135,6 +137,28 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
     case OP_TRANSPOSE: ACC(a, ir_transpose(g, gy, l)); break;
     case OP_RESHAPE: ACC(a, ir_reshape(g, gy, g->nodes[a].shape, l)); break;
     case OP_BROADCAST: ACC(a, gy); break;                     /* accumulate sums it back */
+    /* The window ops are linear in the operand each rule below feeds (but
+     * for maxpool's choice of its maximum: piecewise constant in x), and
+     * each one's adjoint is another of them with the same window. */
+    case OP_CONV2D:                                           /* y = x * k: dx = dy *^T k, dk = x (*) dy */
+        ACC(a, WIN(OP_CONV2D_DATA, gy, b, a));
+        ACC(b, WIN(OP_CONV2D_FILTER, a, gy, b));
+        break;
+    case OP_CONV2D_DATA:                                      /* y = dy' *^T k: d dy' = dy * k, dk = dy (*) dy' */
+        ACC(a, WIN(OP_CONV2D, gy, b, a));
+        ACC(b, WIN(OP_CONV2D_FILTER, gy, a, b));
+        break;
+    case OP_CONV2D_FILTER:                                    /* y = x (*) dy': dx = dy' *^T dy, d dy' = x * dy */
+        ACC(a, WIN(OP_CONV2D_DATA, b, gy, a));
+        ACC(b, WIN(OP_CONV2D, a, gy, b));
+        break;
+    case OP_MAXPOOL: ACC(a, WIN(OP_MAXPOOL_GRAD, a, gy, a)); break;   /* to each window's first maximum */
+    case OP_MAXPOOL_GRAD: ACC(b, WIN(OP_MAXPOOL_PICK, a, gy, b)); break; /* each window's maximum's */
+    case OP_MAXPOOL_PICK: ACC(b, WIN(OP_MAXPOOL_GRAD, a, gy, b)); break;
+    case OP_AVGPOOL: ACC(a, WIN(OP_AVGPOOL_GRAD, gy, -1, a)); break;  /* shared by the window's elements */
+    case OP_AVGPOOL_GRAD: ACC(a, WIN(OP_AVGPOOL, gy, -1, a)); break;
+    case OP_RANDOM: /* zero_grad */
+        break;
     }
 #undef ACC
 #undef ADD
@@ -143,6 +167,7 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
 #undef DIV
 #undef NEG
 #undef ONE
+#undef WIN
 }
 
 int ad_param_gradients(Graph *g, NodeId loss, NodeId **params, NodeId **grads) {

@@ -94,6 +94,13 @@ void cg_verify_function(Cg *c);
  * nodes without a loop of their own between them) in one loop over rows. */
 void cg_rows(Cg *c, const NodeId *ks, int nk);
 
+/* ---------------------------------------------------------------- cg_window.c */
+
+/* A window op (convolution, pooling, their adjoints) as its loop nest. */
+void cg_window(Cg *c, NodeId id);
+/* OP_RANDOM: a hash of (key, counter, index) per element. */
+void cg_random(Cg *c, NodeId id);
+
 /* ---------------------------------------------------------------- cg_matmul.c */
 
 /* C = A B as a register-blocked kernel (A may be a transpose, read through

@@ -292,6 +292,7 @@ LLVMValueRef cg_elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMValue
     case OP_BROADCAST: return a;
     IR_OPS_LEAF(OP_CASE) IR_OPS_REDUCE(OP_CASE) IR_OPS_MATMUL(OP_CASE)
     case OP_TRANSPOSE: case OP_RESHAPE: case OP_CONCAT: case OP_SLICE:
+    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE)
         break;
     }
     die("cg_elemwise_value: %s", op_info[n->op].name); /* not elem */
@@ -336,6 +337,7 @@ double cg_reduce_identity(Op op) {
     case OP_MIN: return __builtin_inf();
     case OP_LOGSOFTMAX: /* not an accumulation */
     IR_OPS_LEAF(OP_CASE) IR_OPS_BINARY(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE)
+    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE)
         break;
     }
     die("cg_reduce_identity: %s", op_info[op].name);
@@ -348,6 +350,7 @@ LLVMValueRef cg_reduce_step(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x) {
     case OP_MIN: return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOLT, x, acc, ""), x, acc, "");
     case OP_LOGSOFTMAX: /* not an accumulation */
     IR_OPS_LEAF(OP_CASE) IR_OPS_BINARY(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE)
+    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE)
         break;
     }
     die("cg_reduce_step: %s", op_info[op].name);
@@ -508,6 +511,8 @@ static void emit_node(Cg *c, NodeId id) {
     case OP_TRANSPOSE: emit_transpose(c, id); return;
     case OP_CONCAT: emit_concat(c, id); return;
     case OP_SLICE: emit_slice(c, id); return;
+    IR_OPS_WINDOW(OP_CASE) cg_window(c, id); return;
+    case OP_RANDOM: cg_random(c, id); return;
     IR_OPS_LEAF(OP_CASE)
     case OP_RESHAPE: /* an alias */
         unreachable();

@@ -57,7 +57,16 @@ static NodeId kink_side(Graph *g, NodeId id) {
     case OP_SIGN:
     case OP_FLOOR:
     case OP_EQ:
-    case OP_ONEHOT: return id; /* piecewise constant: its value is the side */
+    case OP_ONEHOT:
+    case OP_RANDOM: return id; /* piecewise constant: its value is the side */
+    case OP_MAXPOOL:
+    case OP_MAXPOOL_PICK:
+    case OP_MAXPOOL_GRAD: { /* where each window's first maximum is: how often each element is one */
+        NodeId windows = n.op == OP_MAXPOOL_GRAD ? n.in[1] : id;
+        const IrNode *w = &g->nodes[windows], *x = &g->nodes[n.in[0]];
+        NodeId ones = ir_const_axes(g, 1, w->shape, w->batch_axes, n.loc);
+        return ir_window(g, OP_MAXPOOL_GRAD, n.in[0], ones, n.win, x->shape, x->batch_axes, n.loc);
+    }
     case OP_INPUT:
     case OP_LABEL:
     case OP_PARAM:
@@ -84,7 +93,12 @@ static NodeId kink_side(Graph *g, NodeId id) {
     case OP_RESHAPE:
     case OP_BROADCAST:
     case OP_CONCAT:
-    case OP_SLICE: return -1;
+    case OP_SLICE:
+    case OP_CONV2D:
+    case OP_CONV2D_DATA:
+    case OP_CONV2D_FILTER:
+    case OP_AVGPOOL:
+    case OP_AVGPOOL_GRAD: return -1;
     }
     unreachable();
 }

@@ -139,6 +139,7 @@ static Need need_of(const IrNode *n, int k) {
     case OP_MATMUL: return k == 0 ? NEED_LEFT : NEED_RIGHT;
     case OP_ONEHOT: case OP_LOGSOFTMAX: case OP_CONCAT: case OP_SLICE: case OP_TRANSPOSE: case OP_RESHAPE:
     case OP_BROADCAST: case OP_INPUT: case OP_LABEL: case OP_PARAM: case OP_STATE: case OP_CONST:
+    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE)
         return NEED_EXACT;
     }
     unreachable();
@@ -414,6 +415,13 @@ static Text structure(Infix *p, NodeId id) {
         return call(p, "slice", ta, arena_printf(p->a, ", axis=%d, start=%lld, size=%lld", n->axis, (long long)n->start,
                                                  (long long)n->shape.dim[n->axis]));
     case OP_TRANSPOSE: return call(p, "transpose", ta, "");
+    IR_OPS_WINDOW(OP_CASE) { /* the gradients have no name in the language: their op's */
+        const Window *w = &n->win;
+        return call(p, op_info[n->op].name, ta,
+                    arena_printf(p->a, "%s%s, size=[%d, %d], stride=[%d, %d], pad=[%d, %d]", tb.s ? ", " : "",
+                                 tb.s ? tb.s : "", w->kh, w->kw, w->sh, w->sw, w->pt, w->pl));
+    }
+    case OP_RANDOM: return call(p, "random", ta, arena_printf(p->a, ", key=%.0f", n->value));
     case OP_ONEHOT: return call(p, "onehot", ta, arena_printf(p->a, ", %lld", (long long)n->shape.dim[1]));
     case OP_SUM: return call(p, "sum", ta, n->axis < 0 ? "" : arena_printf(p->a, ", axis=%d", n->axis));
     case OP_RESHAPE: case OP_BROADCAST: {

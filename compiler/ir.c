@@ -58,6 +58,9 @@ static uint64_t node_hash(const IrNode *n) {
     MIX((uint64_t)n->start);
     MIX(n->batch_axes);
     MIX((uint8_t)n->batch_pow);
+    MIX(((uint64_t)(uint32_t)n->win.kh << 32) | (uint32_t)n->win.kw);
+    MIX(((uint64_t)(uint32_t)n->win.sh << 32) | (uint32_t)n->win.sw);
+    MIX(((uint64_t)(uint32_t)n->win.pt << 32) | (uint32_t)n->win.pl);
 #undef MIX
     return h ^ (h >> 29); /* the table uses the low bits: mix the high ones in */
 }
@@ -66,7 +69,7 @@ static bool node_same(const IrNode *a, const IrNode *b) {
     return a->op == b->op && a->in[0] == b->in[0] && a->in[1] == b->in[1] &&
            shape_eq(&a->shape, &b->shape) && memcmp(&a->value, &b->value, sizeof a->value) == 0 &&
            a->axis == b->axis && a->slot == b->slot && a->start == b->start && a->batch_axes == b->batch_axes &&
-           a->batch_pow == b->batch_pow;
+           a->batch_pow == b->batch_pow && !memcmp(&a->win, &b->win, sizeof a->win);
 }
 
 static void rehash(Graph *g) {
@@ -279,6 +282,7 @@ static double fold(Op op, double a, double b, double alpha) {
     case OP_ELU: return a > 0 ? a : alpha * expm1(a);
     case OP_ONEHOT: /* ir_onehot folds nothing: its value depends on the index */
     IR_OPS_LEAF(OP_CASE) IR_OPS_REDUCE(OP_CASE) IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE)
+    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE)
         break;
     }
     die("fold: %s", op_info[op].name);
@@ -429,6 +433,7 @@ NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
     case OP_MAXIMUM: case OP_MINIMUM: case OP_BCE_LOGITS: /* no identities */
         break;
     IR_OPS_LEAF(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_REDUCE(OP_CASE) IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE)
+    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE)
         unreachable(); /* not elementwise of two operands: died above */
     }
     return intern(g, node_of(op, a, b, s, axes, loc));
@@ -608,6 +613,67 @@ NodeId ir_slice(Graph *g, NodeId a, int axis, int64_t start, int64_t size, Loc l
     IrNode n = node_of(OP_SLICE, a, -1, s, x->batch_axes, loc);
     n.axis = axis;
     n.start = start;
+    return intern(g, n);
+}
+
+/* ---------------------------------------------------------------- windows */
+
+int64_t window_out(int64_t n, int64_t k, int64_t s, bool same, int64_t *before) {
+    *before = 0;
+    if (!same)
+        return n < k ? 0 : (n - k) / s + 1;
+    int64_t out = (n + s - 1) / s, total = (out - 1) * s + k - n;
+    *before = total > 0 ? total / 2 : 0; /* TensorFlow's: the odd element after */
+    return out;
+}
+
+/* The window of size kh x kw, stride sh x sw over the middle axes of x
+ * [n, H, W, C]; *s is the result's shape with C channels. */
+static Window window_over(const IrNode *x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, bool same,
+                          int64_t channels, Shape *s) {
+    int64_t pt, pl;
+    int64_t oh = window_out(x->shape.dim[1], kh, sh, same, &pt), ow = window_out(x->shape.dim[2], kw, sw, same, &pl);
+    if (x->shape.rank != 4 || oh < 1 || ow < 1 || kh > INT32_MAX || kw > INT32_MAX || sh > INT32_MAX || sw > INT32_MAX)
+        die("ir: a window %lldx%lld leaves nothing of a rank-%d operand", (long long)kh, (long long)kw, x->shape.rank);
+    *s = (Shape){4, {x->shape.dim[0], oh, ow, channels}};
+    return (Window){(int32_t)kh, (int32_t)kw, (int32_t)sh, (int32_t)sw, (int32_t)pt, (int32_t)pl};
+}
+
+NodeId ir_window(Graph *g, Op op, NodeId a, NodeId b, Window w, Shape s, uint8_t batch_axes, Loc loc) {
+    if (op_info[op].cls != CLASS_WINDOW || (b < 0) != (op_info[op].arity == 1))
+        die("ir_window: %s", op_info[op].name);
+    N(g, a);
+    if (b >= 0)
+        N(g, b);
+    IrNode n = node_of(op, a, b, s, batch_axes, loc);
+    n.win = w;
+    return intern(g, n);
+}
+
+NodeId ir_conv2d(Graph *g, NodeId x, NodeId k, int64_t sh, int64_t sw, bool same, Loc loc) {
+    const IrNode *a = N(g, x), *f = N(g, k);
+    if (f->shape.rank != 4 || a->shape.rank != 4 || a->shape.dim[3] != f->shape.dim[2] || f->batch_axes)
+        die("ir_conv2d: a filter of rank %d does not fit", f->shape.rank);
+    Shape s;
+    Window w = window_over(a, f->shape.dim[0], f->shape.dim[1], sh, sw, same, f->shape.dim[3], &s);
+    return ir_window(g, OP_CONV2D, x, k, w, s, a->batch_axes, loc);
+}
+
+NodeId ir_pool(Graph *g, Op op, NodeId x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, bool same, Loc loc) {
+    if (op != OP_MAXPOOL && op != OP_AVGPOOL)
+        die("ir_pool: %s", op_info[op].name);
+    const IrNode *a = N(g, x);
+    Shape s;
+    Window w = window_over(a, kh, kw, sh, sw, same, a->shape.dim[3], &s);
+    return ir_window(g, op, x, -1, w, s, a->batch_axes, loc);
+}
+
+NodeId ir_random(Graph *g, NodeId counter, uint32_t key, NodeId like, Loc loc) {
+    const IrNode *c = N(g, counter), *l = N(g, like);
+    if (c->shape.rank != 0 || c->batch_pow)
+        die("ir_random: the counter is not a scalar");
+    IrNode n = node_of(OP_RANDOM, counter, -1, l->shape, l->batch_axes, loc);
+    n.value = key;
     return intern(g, n);
 }
 

@@ -47,6 +47,11 @@ void ir_print(FILE *out, const Graph *g) {
             fprintf(out, ", start %lld", (long long)n->start);
         if (op_info[n->op].alpha)
             fprintf(out, ", alpha %.9g", n->value);
+        if (op_info[n->op].cls == CLASS_WINDOW)
+            fprintf(out, ", window %dx%d stride %dx%d pad %d,%d", n->win.kh, n->win.kw, n->win.sh, n->win.sw, n->win.pt,
+                    n->win.pl);
+        if (n->op == OP_RANDOM)
+            fprintf(out, ", key %.0f", n->value);
         fprintf(out, " : %s%s", dt, shape_str(&n->shape, sb, sizeof sb));
         if (n->loc.line)
             fprintf(out, "  @%d:%d", n->loc.line, n->loc.col);

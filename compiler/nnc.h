@@ -30,6 +30,7 @@
  *   codegen.c   IR -> LLVM IR: a loop nest per scheduled loop (naive at -O0)
  *   cg_matmul.c the register-blocked matmul kernel, its packing and epilogue
  *   cg_rows.c   a row loop, each row's values in registers
+ *   cg_window.c the window ops (convolution, pooling) and random numbers as loop nests
  *   jit.c       LLVM IR -> machine code for the host CPU (ORC LLJIT)
  *   pipeline.c  the stages in order, once, for every user of them
  *   target.c    the host CPU, its features and the tuning knobs, chosen once
@@ -458,7 +459,35 @@ enum {
     X(BROADCAST, "broadcast", 1, MOVEMENT, OPF_ELEM | OPF_ROW | OPF_EPILOGUE, NULL)                         \
     X(CONCAT, "concat", 2, MOVEMENT, OPF_AXIS, NULL)          /* a then b along axis                    */ \
     X(SLICE, "slice", 1, MOVEMENT, OPF_AXIS, NULL)            /* r[.., i, ..] = a[.., start + i, ..] on axis */
-#define IR_OPS(X) IR_OPS_LEAF(X) IR_OPS_BINARY(X) IR_OPS_UNARY(X) IR_OPS_REDUCE(X) IR_OPS_MATMUL(X) IR_OPS_MOVEMENT(X)
+/* sliding windows over the two middle axes of [n, H, W, C] (IrNode.win: the
+ * window kh x kw, stride sh, sw, padding pt, pl before the first row and
+ * column; what falls outside the input is 0, or not counted by a pool).
+ * Writing p = i sh + u - pt, q = j sw + v - pl, and w(i, j) for the window
+ * of output (i, j), first(w) the position of its first largest element
+ * (u, then v, ascending: PyTorch's tie): */
+#define IR_OPS_WINDOW(X)                                                                                    \
+    /* r[b, i, j, f] = sum_{u, v, c} a[b, p, q, c] k[u, v, c, f]      (a: x, b: k [kh, kw, C, F]) */       \
+    X(CONV2D, "conv2d", 2, WINDOW, 0, NULL)                                                                 \
+    /* r[b, p, q, c] = sum_{i, j, u, v, f} a[b, i, j, f] k[u, v, c, f]  (conv2d's adjoint in x: a: dy) */   \
+    X(CONV2D_DATA, "conv2d_data", 2, WINDOW, 0, NULL)                                                       \
+    /* r[u, v, c, f] = sum_{b, i, j} a[b, p, q, c] dy[b, i, j, f]      (conv2d's adjoint in k: b: dy) */    \
+    X(CONV2D_FILTER, "conv2d_filter", 2, WINDOW, 0, NULL)                                                   \
+    /* r[b, i, j, c] = max_{u, v} a[b, p, q, c] */                                                          \
+    X(MAXPOOL, "maxpool", 1, WINDOW, 0, NULL)                                                               \
+    /* r[b, p, q, c] = sum_{i, j: first(w(i, j)) = (p, q)} dy[b, i, j, c]   (maxpool's adjoint; a: x, b: dy) */ \
+    X(MAXPOOL_GRAD, "maxpool_grad", 2, WINDOW, 0, NULL)                                                     \
+    /* r[b, i, j, c] = d[b, first(w(i, j)), c]          (maxpool_grad's adjoint in dy; a: x, b: d) */       \
+    X(MAXPOOL_PICK, "maxpool_pick", 2, WINDOW, 0, NULL)                                                     \
+    /* r[b, i, j, c] = sum_{u, v} a[b, p, q, c] / |w(i, j) inside a| */                                     \
+    X(AVGPOOL, "avgpool", 1, WINDOW, 0, NULL)                                                               \
+    /* r[b, p, q, c] = sum_{i, j: (p, q) in w(i, j)} dy[b, i, j, c] / |w(i, j) inside|  (avgpool's adjoint) */ \
+    X(AVGPOOL_GRAD, "avgpool_grad", 1, WINDOW, 0, NULL)
+/* generated */
+#define IR_OPS_RANDOM(X)                                                                                    \
+    /* uniform in [0, 1): a hash of (value: a key, a's value: a counter, the element's index) */             \
+    X(RANDOM, "random", 1, RANDOM, OPF_ZERO_GRAD, NULL)
+#define IR_OPS(X) IR_OPS_LEAF(X) IR_OPS_BINARY(X) IR_OPS_UNARY(X) IR_OPS_REDUCE(X) IR_OPS_MATMUL(X) IR_OPS_MOVEMENT(X) \
+    IR_OPS_WINDOW(X) IR_OPS_RANDOM(X)
 /* The case label of an op, for a group of rows: IR_OPS_LEAF(OP_CASE). */
 #define OP_CASE(name, ...) case OP_##name:
 
@@ -471,7 +500,7 @@ typedef enum {
 #define OP_PLUS_ONE(...) +1
 #define OP_COUNT (0 IR_OPS(OP_PLUS_ONE))
 
-typedef enum { CLASS_LEAF, CLASS_ELEMWISE, CLASS_REDUCE, CLASS_MATMUL, CLASS_MOVEMENT } OpClass;
+typedef enum { CLASS_LEAF, CLASS_ELEMWISE, CLASS_REDUCE, CLASS_MATMUL, CLASS_MOVEMENT, CLASS_WINDOW, CLASS_RANDOM } OpClass;
 
 /* A row of the table; the booleans are its OPF_ facts. */
 typedef struct OpInfo {
@@ -485,6 +514,11 @@ extern const OpInfo op_info[OP_COUNT];
 
 typedef int32_t NodeId;
 
+/* A window op's window (IR_OPS_WINDOW): size, stride, padding before. */
+typedef struct Window {
+    int32_t kh, kw, sh, sw, pt, pl;
+} Window;
+
 typedef struct IrNode {
     Op op;
     NodeId in[2];
@@ -492,6 +526,7 @@ typedef struct IrNode {
     double value;  /* CONST; LEAKY_RELU, ELU: alpha */
     int axis;      /* SUM, MAX, MIN: axis or -1 for all; CONCAT, SLICE: axis */
     int64_t start; /* SLICE: the first index taken along axis */
+    Window win;    /* IR_OPS_WINDOW */
     int slot;      /* leaves INPUT, LABEL, PARAM, STATE: the step function's slot */
     /* The batch size is symbolic: a graph built for `batch` samples (Graph)
      * runs on any n <= batch of them. Bit d of batch_axes is set when axis
@@ -585,6 +620,26 @@ NodeId ir_concat(Graph *g, NodeId a, NodeId b, int axis, Loc loc); /* other axes
 NodeId ir_slice(Graph *g, NodeId a, int axis, int64_t start, int64_t size, Loc loc);
 NodeId ir_onehot(Graph *g, NodeId labels, int64_t classes, Loc loc);
 NodeId ir_logsoftmax(Graph *g, NodeId a, Loc loc);
+/* The output length of a window of k elements moved by s over n elements,
+ * Keras' padding: valid (none) or same (ceil(n / s), the padding split with
+ * the extra element at the end); *before gets the padding before the first
+ * element. < 1: the window leaves nothing (the caller reports it). */
+int64_t window_out(int64_t n, int64_t k, int64_t s, bool same, int64_t *before);
+/* x [n, H, W, C] (rank 4: a batch axis, or a leading 1 without one),
+ * k [kh, kw, C, F] -> [n, OH, OW, F], stride sh, sw: Keras' conv2d
+ * (a correlation, channels last). The caller has checked the ranks, C and
+ * that the window leaves something. */
+NodeId ir_conv2d(Graph *g, NodeId x, NodeId k, int64_t sh, int64_t sw, bool same, Loc loc);
+/* OP_MAXPOOL or OP_AVGPOOL of x [n, H, W, C] -> [n, OH, OW, C]. */
+NodeId ir_pool(Graph *g, Op op, NodeId x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, bool same, Loc loc);
+/* Any window op (the gradients: autodiff.c) with window w, of shape s and
+ * these batch axes (b: -1 for an op of one operand). */
+NodeId ir_window(Graph *g, Op op, NodeId a, NodeId b, Window w, Shape s, uint8_t batch_axes, Loc loc);
+/* Uniform in [0, 1) for each element of `like`'s shape and batch axes: a
+ * counter-based hash of (key, the value of the scalar `counter`, the
+ * element's index), so the same key, counter and element give the same
+ * number on every run, thread count and batch split. Zero gradient. */
+NodeId ir_random(Graph *g, NodeId counter, uint32_t key, NodeId like, Loc loc);
 
 /* Node x's batch axes and batch power (none in a graph of fixed sizes). */
 uint8_t ir_batch_axes(const Graph *g, NodeId x);

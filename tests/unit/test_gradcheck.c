@@ -113,6 +113,69 @@ static NodeId f_reuse(Graph *g, NodeId p, NodeId q, NodeId y) {
     NodeId t = ir_unary(g, OP_TANH, B(OP_ADD, p, q), L0);
     return B(OP_MUL, t, ir_unary(g, OP_SIGMOID, t, L0));
 }
+/* The window ops, on their own parameters (q: the second operand, of the
+ * case's shape): x [n, H, W, C] of odd sizes, several channels, batches of
+ * 1 to 3, strides 1 and 2, valid and same padding, kernels 1, 3 and 5. */
+static NodeId conv(Graph *g, Shape x, NodeId k, int sh, int sw, bool same) {
+    return ir_conv2d(g, param(g, "x", x), k, sh, sw, same, L0);
+}
+static NodeId f_conv_valid(Graph *g, NodeId p, NodeId q, NodeId y) {
+    (void)p, (void)y;
+    return conv(g, (Shape){4, {2, 5, 7, 3}}, q, 1, 1, false);
+}
+static NodeId f_conv_same_s2(Graph *g, NodeId p, NodeId q, NodeId y) {
+    (void)p, (void)y;
+    return conv(g, (Shape){4, {3, 7, 5, 2}}, q, 2, 2, true);
+}
+static NodeId f_conv_1x1(Graph *g, NodeId p, NodeId q, NodeId y) {
+    (void)p, (void)y;
+    return conv(g, (Shape){4, {1, 5, 4, 2}}, q, 2, 1, false);
+}
+/* An adjoint op with the window w, of shape s. */
+static NodeId adjoint(Graph *g, Op op, NodeId a, NodeId b, Window w, Shape s) {
+    return ir_window(g, op, a, b, w, s, 0, L0);
+}
+static NodeId f_conv_data(Graph *g, NodeId p, NodeId q, NodeId y) { /* conv of x [2, 7, 7, 3], stride 2 */
+    (void)p, (void)y;
+    return adjoint(g, OP_CONV2D_DATA, param(g, "dy", (Shape){4, {2, 3, 3, 2}}), q, (Window){3, 3, 2, 2, 0, 0},
+                   (Shape){4, {2, 7, 7, 3}});
+}
+static NodeId f_conv_filter(Graph *g, NodeId p, NodeId q, NodeId y) { /* x [2, 6, 6, 2], 3x3 stride 2 same */
+    (void)p, (void)y;
+    return adjoint(g, OP_CONV2D_FILTER, param(g, "x", (Shape){4, {2, 6, 6, 2}}), q, (Window){3, 3, 2, 2, 0, 0},
+                   (Shape){4, {3, 3, 2, 3}});
+}
+static NodeId f_maxpool(Graph *g, NodeId p, NodeId q, NodeId y) {
+    (void)p, (void)q, (void)y;
+    return ir_pool(g, OP_MAXPOOL, param(g, "x", (Shape){4, {2, 5, 5, 3}}), 2, 2, 2, 2, false, L0);
+}
+static NodeId f_maxpool_same(Graph *g, NodeId p, NodeId q, NodeId y) {
+    (void)p, (void)q, (void)y;
+    return ir_pool(g, OP_MAXPOOL, param(g, "x", (Shape){4, {1, 5, 6, 2}}), 3, 3, 2, 2, true, L0);
+}
+static NodeId f_avgpool_same(Graph *g, NodeId p, NodeId q, NodeId y) {
+    (void)p, (void)q, (void)y;
+    return ir_pool(g, OP_AVGPOOL, param(g, "x", (Shape){4, {2, 5, 4, 2}}), 3, 2, 2, 1, true, L0);
+}
+static NodeId f_avgpool_grad(Graph *g, NodeId p, NodeId q, NodeId y) { /* avgpool 3 stride 2 same of [1, 5, 5, 2] */
+    (void)p, (void)y;
+    return adjoint(g, OP_AVGPOOL_GRAD, q, -1, (Window){3, 3, 2, 2, 1, 1}, (Shape){4, {1, 5, 5, 2}});
+}
+static NodeId f_maxpool_grad(Graph *g, NodeId p, NodeId q, NodeId y) { /* 3x3 windows, stride 2, same, of [1, 5, 5, 2] */
+    (void)p, (void)y;
+    return adjoint(g, OP_MAXPOOL_GRAD, param(g, "x", (Shape){4, {1, 5, 5, 2}}), q, (Window){3, 3, 2, 2, 1, 1},
+                   (Shape){4, {1, 5, 5, 2}});
+}
+static NodeId f_maxpool_pick(Graph *g, NodeId p, NodeId q, NodeId y) {
+    (void)p, (void)y;
+    return adjoint(g, OP_MAXPOOL_PICK, param(g, "x", (Shape){4, {1, 5, 5, 2}}), q, (Window){3, 3, 2, 2, 1, 1},
+                   (Shape){4, {1, 3, 3, 2}});
+}
+static NodeId f_random(Graph *g, NodeId p, NodeId q, NodeId y) { /* a constant mask: p's gradient is masked */
+    (void)q, (void)y;
+    NodeId u = ir_random(g, ir_const(g, 7, (Shape){0}, L0), 3, p, L0);
+    return B(OP_MUL, p, ir_unary(g, OP_STEP, B(OP_SUB, u, ir_const(g, 0.5, (Shape){0}, L0)), L0));
+}
 #undef U
 #undef B
 
@@ -161,6 +224,18 @@ static const struct {
     {"reshape", f_reshape, {1, {4}}},
     {"broadcast", f_broadcast, {1, {4}}},
     {"reuse", f_reuse, {1, {4}}},
+    {"conv2d 3x3 valid", f_conv_valid, {4, {3, 3, 3, 2}}},
+    {"conv2d 5x5 same stride 2", f_conv_same_s2, {4, {5, 5, 2, 3}}},
+    {"conv2d 1x1 stride [2, 1]", f_conv_1x1, {4, {1, 1, 2, 3}}},
+    {"conv2d_data stride 2", f_conv_data, {4, {3, 3, 3, 2}}},
+    {"conv2d_filter stride 2", f_conv_filter, {4, {2, 3, 3, 3}}},
+    {"maxpool 2", f_maxpool, {1, {4}}},
+    {"maxpool 3 stride 2 same", f_maxpool_same, {1, {4}}},
+    {"avgpool [3, 2] same", f_avgpool_same, {1, {4}}},
+    {"avgpool_grad", f_avgpool_grad, {4, {1, 3, 3, 2}}},
+    {"maxpool_grad", f_maxpool_grad, {4, {1, 3, 3, 2}}},
+    {"maxpool_pick", f_maxpool_pick, {4, {1, 5, 5, 2}}},
+    {"random", f_random, {1, {4}}},
 };
 
 /* Builds case i (loss = sum(f(p, q, y) * w)) and checks it at level opt. */

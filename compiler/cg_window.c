@@ -1,0 +1,263 @@
+/* cg_window.c — the window ops (convolution, pooling and their adjoints)
+ * and the random numbers of dropout as loop nests: the reference every
+ * faster kernel is tested against, so each is the op table's formula
+ * written out, one output element at a time.
+ *
+ * Every op reads [n, H, W, C] tensors through a window: output (i, j) reads
+ * input rows p = i sh + u - pt for u < kh (columns alike). The forward ops
+ * walk an output's window; the adjoints walk the other way, from an input
+ * position to the windows that hold it (i = (p + pt - u) / sh when that
+ * divides). A position outside the tensor is read at a clamped index and
+ * its value replaced (0, or -inf for a maximum), so no load is out of
+ * bounds and no branch is needed.
+ */
+#include "cg.h"
+
+/* One axis of a window: the position it reads, and whether that is inside. */
+typedef struct Pos {
+    LLVMValueRef at, inside; /* at clamped to 0 when outside */
+} Pos;
+
+static LLVMValueRef i64c(Cg *c, int64_t v) { return cg_i64(c, v); }
+
+/* Forward: row p = i s + u - pad of an input of `len` rows. */
+static Pos forward_pos(Cg *c, LLVMValueRef i, LLVMValueRef u, int64_t s, int64_t pad, LLVMValueRef len) {
+    LLVMBuilderRef B = c->b;
+    LLVMValueRef p = LLVMBuildSub(B, LLVMBuildAdd(B, LLVMBuildMul(B, i, i64c(c, s), ""), u, ""), i64c(c, pad), "");
+    LLVMValueRef in = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSGE, p, i64c(c, 0), ""),
+                                   LLVMBuildICmp(B, LLVMIntSLT, p, len, ""), "");
+    return (Pos){LLVMBuildSelect(B, in, p, i64c(c, 0), ""), in};
+}
+
+/* Backward: the window i whose offset u reads row p (i s + u - pad = p), of
+ * `count` windows. */
+static Pos window_of(Cg *c, LLVMValueRef p, LLVMValueRef u, int64_t s, int64_t pad, LLVMValueRef count) {
+    LLVMBuilderRef B = c->b;
+    LLVMValueRef t = LLVMBuildSub(B, LLVMBuildAdd(B, p, i64c(c, pad), ""), u, "");
+    LLVMValueRef nonneg = LLVMBuildICmp(B, LLVMIntSGE, t, i64c(c, 0), "");
+    t = LLVMBuildSelect(B, nonneg, t, i64c(c, 0), "");
+    LLVMValueRef i = LLVMBuildUDiv(B, t, i64c(c, s), "");
+    LLVMValueRef exact = LLVMBuildICmp(B, LLVMIntEQ, LLVMBuildURem(B, t, i64c(c, s), ""), i64c(c, 0), "");
+    LLVMValueRef in = LLVMBuildAnd(B, LLVMBuildAnd(B, nonneg, exact, ""), LLVMBuildICmp(B, LLVMIntSLT, i, count, ""), "");
+    return (Pos){LLVMBuildSelect(B, in, i, i64c(c, 0), ""), in};
+}
+
+/* The offset of element [a, b, d, e] of 4-axis node id. */
+static LLVMValueRef offset4(Cg *c, NodeId id, LLVMValueRef a, LLVMValueRef b, LLVMValueRef d, LLVMValueRef e) {
+    LLVMBuilderRef B = c->b;
+    LLVMValueRef off = a;
+    off = LLVMBuildAdd(B, LLVMBuildMul(B, off, cg_dim(c, id, 1), ""), b, "");
+    off = LLVMBuildAdd(B, LLVMBuildMul(B, off, cg_dim(c, id, 2), ""), d, "");
+    return LLVMBuildAdd(B, LLVMBuildMul(B, off, cg_dim(c, id, 3), ""), e, "");
+}
+
+static LLVMValueRef load4(Cg *c, NodeId id, LLVMValueRef a, LLVMValueRef b, LLVMValueRef d, LLVMValueRef e) {
+    return cg_load_at(c, id, offset4(c, id, a, b, d, e));
+}
+
+/* A variable of type t in the entry block (SROA makes it a register). */
+static LLVMValueRef var(Cg *c, LLVMTypeRef t) {
+    LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
+    LLVMPositionBuilderBefore(c->b, LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(c->fn)));
+    LLVMValueRef v = LLVMBuildAlloca(c->b, t, "");
+    LLVMPositionBuilderAtEnd(c->b, here);
+    return v;
+}
+
+static LLVMValueRef get(Cg *c, LLVMValueRef v, LLVMTypeRef t) { return LLVMBuildLoad2(c->b, t, v, ""); }
+
+/* The nest over the four axes of node id, and the loops of a window (and
+ * a third loop) inside it. */
+typedef struct Nest4 {
+    Loop l[4];
+    LLVMValueRef i[4];
+} Nest4;
+
+static void open4(Cg *c, Nest4 *n, LLVMValueRef d0, LLVMValueRef d1, LLVMValueRef d2, LLVMValueRef d3) {
+    LLVMValueRef d[4] = {d0, d1, d2, d3};
+    for (int k = 0; k < 4; k++)
+        n->i[k] = cg_loop_open(c, &n->l[k], d[k]);
+}
+
+static void close4(Cg *c, Nest4 *n) {
+    for (int k = 3; k >= 0; k--)
+        cg_loop_close(c, &n->l[k]);
+}
+
+static void open_dims(Cg *c, Nest4 *n, NodeId id) {
+    open4(c, n, cg_dim(c, id, 0), cg_dim(c, id, 1), cg_dim(c, id, 2), cg_dim(c, id, 3));
+}
+
+/* (*pm, *qm): the position of the first largest element of x's window (i,
+ * j) in channel ch of sample b (u, then v, ascending; only positions
+ * inside x count, and every window has one: a window of -infs takes its
+ * first). */
+static void first_max(Cg *c, NodeId x, const Window *w, LLVMValueRef b, LLVMValueRef i, LLVMValueRef j,
+                      LLVMValueRef ch, LLVMValueRef *pm, LLVMValueRef *qm) {
+    LLVMBuilderRef B = c->b;
+    LLVMValueRef best = var(c, c->ft), bp = var(c, c->i64), bq = var(c, c->i64);
+    LLVMBuildStore(B, cg_f(c, 0), best);
+    LLVMBuildStore(B, i64c(c, -1), bp); /* none yet */
+    LLVMBuildStore(B, i64c(c, 0), bq);
+    Loop lu, lv;
+    Pos p = forward_pos(c, i, cg_loop_open(c, &lu, i64c(c, w->kh)), w->sh, w->pt, cg_dim(c, x, 1));
+    Pos q = forward_pos(c, j, cg_loop_open(c, &lv, i64c(c, w->kw)), w->sw, w->pl, cg_dim(c, x, 2));
+    LLVMValueRef v = load4(c, x, b, p.at, q.at, ch), old = get(c, bp, c->i64);
+    LLVMValueRef better = LLVMBuildOr(B, LLVMBuildICmp(B, LLVMIntEQ, old, i64c(c, -1), ""),
+                                      LLVMBuildFCmp(B, LLVMRealOGT, v, get(c, best, c->ft), ""), "");
+    LLVMValueRef take = LLVMBuildAnd(B, LLVMBuildAnd(B, p.inside, q.inside, ""), better, "");
+    LLVMBuildStore(B, LLVMBuildSelect(B, take, v, get(c, best, c->ft), ""), best);
+    LLVMBuildStore(B, LLVMBuildSelect(B, take, p.at, old, ""), bp);
+    LLVMBuildStore(B, LLVMBuildSelect(B, take, q.at, get(c, bq, c->i64), ""), bq);
+    cg_loop_close(c, &lv);
+    cg_loop_close(c, &lu);
+    *pm = get(c, bp, c->i64);
+    *qm = get(c, bq, c->i64);
+}
+
+/* The number of rows of window i inside `len` rows: min(i s - pad + k,
+ * len) - max(i s - pad, 0). */
+static LLVMValueRef rows_inside(Cg *c, LLVMValueRef i, int64_t k, int64_t s, int64_t pad, LLVMValueRef len) {
+    LLVMBuilderRef B = c->b;
+    LLVMValueRef lo = LLVMBuildSub(B, LLVMBuildMul(B, i, i64c(c, s), ""), i64c(c, pad), "");
+    LLVMValueRef hi = LLVMBuildAdd(B, lo, i64c(c, k), "");
+    hi = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, hi, len, ""), hi, len, "");
+    lo = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, lo, i64c(c, 0), ""), lo, i64c(c, 0), "");
+    return LLVMBuildSub(B, hi, lo, "");
+}
+
+/* 1 / |w(i, j) inside x|: avgpool's divisor. */
+static LLVMValueRef inv_count(Cg *c, NodeId x, const Window *w, LLVMValueRef i, LLVMValueRef j) {
+    LLVMBuilderRef B = c->b;
+    LLVMValueRef n = LLVMBuildMul(B, rows_inside(c, i, w->kh, w->sh, w->pt, cg_dim(c, x, 1)),
+                                  rows_inside(c, j, w->kw, w->sw, w->pl, cg_dim(c, x, 2)), "");
+    return LLVMBuildFDiv(B, cg_f(c, 1), LLVMBuildSIToFP(B, n, c->ft, ""), "");
+}
+
+static LLVMValueRef masked(Cg *c, LLVMValueRef inside, LLVMValueRef v, double other) {
+    return LLVMBuildSelect(c->b, inside, v, cg_f(c, other), "");
+}
+
+static LLVMValueRef fma3(Cg *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc) {
+    LLVMValueRef args[3] = {a, b, acc};
+    return cg_intrinsic(c, "llvm.fmuladd", c->ft, args, 3);
+}
+
+void cg_window(Cg *c, NodeId id) {
+    const IrNode *n = &c->g->nodes[id];
+    const Window *w = &n->win;
+    NodeId a = n->in[0], b = n->in[1];
+    LLVMBuilderRef B = c->b;
+    LLVMValueRef acc = var(c, c->ft);
+    Nest4 o; /* over the result: o.i[0..3] */
+    open_dims(c, &o, id);
+    LLVMValueRef *r = o.i;
+    LLVMBuildStore(B, cg_f(c, n->op == OP_MAXPOOL ? -__builtin_inf() : 0), acc);
+    Nest4 in; /* the loops of the window, and what each element adds */
+    LLVMValueRef v = NULL;
+    switch (n->op) {
+    case OP_CONV2D: { /* r[b, i, j, f] += x[b, p, q, c] k[u, v, c, f] */
+        open4(c, &in, i64c(c, w->kh), i64c(c, w->kw), cg_dim(c, a, 3), i64c(c, 1));
+        Pos p = forward_pos(c, r[1], in.i[0], w->sh, w->pt, cg_dim(c, a, 1));
+        Pos q = forward_pos(c, r[2], in.i[1], w->sw, w->pl, cg_dim(c, a, 2));
+        LLVMValueRef x = masked(c, LLVMBuildAnd(B, p.inside, q.inside, ""), load4(c, a, r[0], p.at, q.at, in.i[2]), 0);
+        v = fma3(c, x, load4(c, b, in.i[0], in.i[1], in.i[2], r[3]), get(c, acc, c->ft));
+        break;
+    }
+    case OP_CONV2D_DATA: { /* r[b, p, q, c] += dy[b, i, j, f] k[u, v, c, f] */
+        open4(c, &in, i64c(c, w->kh), i64c(c, w->kw), cg_dim(c, b, 3), i64c(c, 1));
+        Pos i = window_of(c, r[1], in.i[0], w->sh, w->pt, cg_dim(c, a, 1));
+        Pos j = window_of(c, r[2], in.i[1], w->sw, w->pl, cg_dim(c, a, 2));
+        LLVMValueRef dy = masked(c, LLVMBuildAnd(B, i.inside, j.inside, ""), load4(c, a, r[0], i.at, j.at, in.i[2]), 0);
+        v = fma3(c, dy, load4(c, b, in.i[0], in.i[1], r[3], in.i[2]), get(c, acc, c->ft));
+        break;
+    }
+    case OP_CONV2D_FILTER: { /* r[u, v, c, f] += x[b, p, q, c] dy[b, i, j, f] */
+        open4(c, &in, cg_dim(c, b, 0), cg_dim(c, b, 1), cg_dim(c, b, 2), i64c(c, 1));
+        Pos p = forward_pos(c, in.i[1], r[0], w->sh, w->pt, cg_dim(c, a, 1));
+        Pos q = forward_pos(c, in.i[2], r[1], w->sw, w->pl, cg_dim(c, a, 2));
+        LLVMValueRef x = masked(c, LLVMBuildAnd(B, p.inside, q.inside, ""), load4(c, a, in.i[0], p.at, q.at, r[2]), 0);
+        v = fma3(c, x, load4(c, b, in.i[0], in.i[1], in.i[2], r[3]), get(c, acc, c->ft));
+        break;
+    }
+    case OP_MAXPOOL: { /* r[b, i, j, c] = max x[b, p, q, c] */
+        open4(c, &in, i64c(c, w->kh), i64c(c, w->kw), i64c(c, 1), i64c(c, 1));
+        Pos p = forward_pos(c, r[1], in.i[0], w->sh, w->pt, cg_dim(c, a, 1));
+        Pos q = forward_pos(c, r[2], in.i[1], w->sw, w->pl, cg_dim(c, a, 2));
+        LLVMValueRef x = masked(c, LLVMBuildAnd(B, p.inside, q.inside, ""), load4(c, a, r[0], p.at, q.at, r[3]),
+                                -__builtin_inf());
+        v = cg_reduce_step(c, OP_MAX, get(c, acc, c->ft), x);
+        break;
+    }
+    case OP_AVGPOOL: { /* r[b, i, j, c] = sum x[b, p, q, c] / |inside| */
+        open4(c, &in, i64c(c, w->kh), i64c(c, w->kw), i64c(c, 1), i64c(c, 1));
+        Pos p = forward_pos(c, r[1], in.i[0], w->sh, w->pt, cg_dim(c, a, 1));
+        Pos q = forward_pos(c, r[2], in.i[1], w->sw, w->pl, cg_dim(c, a, 2));
+        LLVMValueRef x = masked(c, LLVMBuildAnd(B, p.inside, q.inside, ""), load4(c, a, r[0], p.at, q.at, r[3]), 0);
+        v = LLVMBuildFAdd(B, get(c, acc, c->ft), LLVMBuildFMul(B, x, inv_count(c, a, w, r[1], r[2]), ""), "");
+        break;
+    }
+    case OP_AVGPOOL_GRAD: { /* r[b, p, q, c] += dy[b, i, j, c] / |inside w(i, j)| */
+        open4(c, &in, i64c(c, w->kh), i64c(c, w->kw), i64c(c, 1), i64c(c, 1));
+        Pos i = window_of(c, r[1], in.i[0], w->sh, w->pt, cg_dim(c, a, 1));
+        Pos j = window_of(c, r[2], in.i[1], w->sw, w->pl, cg_dim(c, a, 2));
+        LLVMValueRef dy = masked(c, LLVMBuildAnd(B, i.inside, j.inside, ""), load4(c, a, r[0], i.at, j.at, r[3]), 0);
+        v = LLVMBuildFAdd(B, get(c, acc, c->ft), LLVMBuildFMul(B, dy, inv_count(c, id, w, i.at, j.at), ""), "");
+        break;
+    }
+    case OP_MAXPOOL_GRAD: { /* r[b, p, q, c] += dy[b, i, j, c] where (p, q) is first(w(i, j)) */
+        open4(c, &in, i64c(c, w->kh), i64c(c, w->kw), i64c(c, 1), i64c(c, 1));
+        Pos i = window_of(c, r[1], in.i[0], w->sh, w->pt, cg_dim(c, b, 1));
+        Pos j = window_of(c, r[2], in.i[1], w->sw, w->pl, cg_dim(c, b, 2));
+        LLVMValueRef pm, qm;
+        first_max(c, a, w, r[0], i.at, j.at, r[3], &pm, &qm);
+        LLVMValueRef hit = LLVMBuildAnd(B, LLVMBuildAnd(B, i.inside, j.inside, ""),
+                                        LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntEQ, pm, r[1], ""),
+                                                     LLVMBuildICmp(B, LLVMIntEQ, qm, r[2], ""), ""), "");
+        LLVMValueRef dy = masked(c, hit, load4(c, b, r[0], i.at, j.at, r[3]), 0);
+        v = LLVMBuildFAdd(B, get(c, acc, c->ft), dy, "");
+        break;
+    }
+    case OP_MAXPOOL_PICK: { /* r[b, i, j, c] = d[b, first(w(i, j)), c] */
+        open4(c, &in, i64c(c, 1), i64c(c, 1), i64c(c, 1), i64c(c, 1));
+        LLVMValueRef pm, qm;
+        first_max(c, a, w, r[0], r[1], r[2], r[3], &pm, &qm);
+        v = load4(c, b, r[0], pm, qm, r[3]);
+        break;
+    }
+    IR_OPS_LEAF(OP_CASE) IR_OPS_BINARY(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_REDUCE(OP_CASE)
+    IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE) IR_OPS_RANDOM(OP_CASE)
+        die("cg_window: %s", op_info[n->op].name);
+    }
+    LLVMBuildStore(B, v, acc);
+    close4(c, &in);
+    LLVMBuildStore(B, get(c, acc, c->ft), cg_elem_ptr(c, c->ptr[id], offset4(c, id, r[0], r[1], r[2], r[3])));
+    close4(c, &o);
+}
+
+/* A 64-bit mix of (key, counter, index): splitmix64's finalizer over a
+ * sum of the three scaled by odd constants. The top 24 bits make a float
+ * in [0, 1) exact in float32 and float64 alike. */
+void cg_random(Cg *c, NodeId id) {
+    const IrNode *n = &c->g->nodes[id];
+    LLVMBuilderRef B = c->b;
+    LLVMValueRef count = i64c(c, 1);
+    for (int d = 0; d < n->shape.rank; d++)
+        count = LLVMBuildMul(B, count, cg_dim(c, id, d), "");
+    LLVMValueRef k = LLVMBuildFPToSI(B, cg_load_at(c, n->in[0], i64c(c, 0)), c->i64, "");
+    LLVMValueRef seed = LLVMBuildAdd(B, LLVMBuildMul(B, k, i64c(c, (int64_t)0xC2B2AE3D27D4EB4Full), ""),
+                                     i64c(c, (int64_t)((uint64_t)n->value * 0x9E3779B97F4A7C15ull)), "");
+    Loop l;
+    LLVMValueRef e = cg_loop_open(c, &l, count);
+    LLVMValueRef z = LLVMBuildAdd(B, seed, LLVMBuildMul(B, e, i64c(c, (int64_t)0x165667B19E3779F9ull), ""), "");
+    static const uint64_t mul[2] = {0xBF58476D1CE4E5B9ull, 0x94D049BB133111EBull};
+    static const int shift[3] = {30, 27, 31};
+    for (int r = 0; r < 3; r++) {
+        z = LLVMBuildXor(B, z, LLVMBuildLShr(B, z, i64c(c, shift[r]), ""), "");
+        if (r < 2)
+            z = LLVMBuildMul(B, z, i64c(c, (int64_t)mul[r]), "");
+    }
+    LLVMValueRef u = LLVMBuildUIToFP(B, LLVMBuildLShr(B, z, i64c(c, 40), ""), c->ft, "");
+    LLVMBuildStore(B, LLVMBuildFMul(B, u, cg_f(c, 0x1p-24), ""), cg_elem_ptr(c, c->ptr[id], e));
+    cg_loop_close(c, &l);
+}
