@@ -157,6 +157,8 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
     case OP_MAXPOOL_PICK: ACC(b, WIN(OP_MAXPOOL_GRAD, a, gy, b)); break;
     case OP_AVGPOOL: ACC(a, WIN(OP_AVGPOOL_GRAD, gy, -1, a)); break;  /* shared by the window's elements */
     case OP_AVGPOOL_GRAD: ACC(a, WIN(OP_AVGPOOL, gy, -1, a)); break;
+    case OP_IM2COL: ACC(a, WIN(OP_COL2IM, gy, -1, a)); break;          /* each patch element back home */
+    case OP_COL2IM: ACC(a, WIN(OP_IM2COL, gy, -1, a)); break;
     case OP_RANDOM: /* zero_grad */
         break;
     }

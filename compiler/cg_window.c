@@ -143,11 +143,63 @@ static LLVMValueRef fma3(Cg *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc
     return cg_intrinsic(c, "llvm.fmuladd", c->ft, args, 3);
 }
 
+/* The offset of element [(b, i, j), (u, v, ch)] of a patch matrix of window w
+ * over C channels. */
+static LLVMValueRef patch_off(Cg *c, const Window *w, int64_t C, LLVMValueRef b, LLVMValueRef i, LLVMValueRef j,
+                              LLVMValueRef u, LLVMValueRef v, LLVMValueRef ch) {
+    LLVMBuilderRef B = c->b;
+    LLVMValueRef row = LLVMBuildAdd(B, LLVMBuildMul(B, LLVMBuildAdd(B, LLVMBuildMul(B, b, i64c(c, w->oh), ""), i, ""),
+                                                    i64c(c, w->ow), ""), j, "");
+    LLVMValueRef col = LLVMBuildAdd(B, LLVMBuildMul(B, LLVMBuildAdd(B, LLVMBuildMul(B, u, i64c(c, w->kw), ""), v, ""),
+                                                    i64c(c, C), ""), ch, "");
+    return LLVMBuildAdd(B, LLVMBuildMul(B, row, i64c(c, (int64_t)w->kh * w->kw * C), ""), col, "");
+}
+
+/* im2col: every patch element once, channels innermost (contiguous on
+ * both sides); col2im: every input element the sum of its patch copies. */
+static void emit_patches(Cg *c, NodeId id) {
+    const IrNode *n = &c->g->nodes[id];
+    const Window *w = &n->win;
+    LLVMBuilderRef B = c->b;
+    if (n->op == OP_IM2COL) {
+        NodeId x = n->in[0];
+        int64_t C = c->g->nodes[x].shape.dim[3];
+        Nest4 o, in;
+        open4(c, &o, cg_dim(c, x, 0), i64c(c, w->oh), i64c(c, w->ow), i64c(c, w->kh));
+        open4(c, &in, i64c(c, w->kw), i64c(c, C), i64c(c, 1), i64c(c, 1));
+        Pos p = forward_pos(c, o.i[1], o.i[3], w->sh, w->pt, cg_dim(c, x, 1));
+        Pos q = forward_pos(c, o.i[2], in.i[0], w->sw, w->pl, cg_dim(c, x, 2));
+        LLVMValueRef v = masked(c, LLVMBuildAnd(B, p.inside, q.inside, ""), load4(c, x, o.i[0], p.at, q.at, in.i[1]), 0);
+        LLVMBuildStore(B, v, cg_elem_ptr(c, c->ptr[id], patch_off(c, w, C, o.i[0], o.i[1], o.i[2], o.i[3], in.i[0], in.i[1])));
+        close4(c, &in);
+        close4(c, &o);
+        return;
+    }
+    int64_t C = n->shape.dim[3];
+    LLVMValueRef acc = var(c, c->ft);
+    Nest4 o, in;
+    open_dims(c, &o, id);
+    LLVMBuildStore(B, cg_f(c, 0), acc);
+    open4(c, &in, i64c(c, w->kh), i64c(c, w->kw), i64c(c, 1), i64c(c, 1));
+    Pos i = window_of(c, o.i[1], in.i[0], w->sh, w->pt, i64c(c, w->oh));
+    Pos j = window_of(c, o.i[2], in.i[1], w->sw, w->pl, i64c(c, w->ow));
+    LLVMValueRef off = patch_off(c, w, C, o.i[0], i.at, j.at, in.i[0], in.i[1], o.i[3]);
+    LLVMValueRef v = masked(c, LLVMBuildAnd(B, i.inside, j.inside, ""), cg_load_at(c, n->in[0], off), 0);
+    LLVMBuildStore(B, LLVMBuildFAdd(B, get(c, acc, c->ft), v, ""), acc);
+    close4(c, &in);
+    LLVMBuildStore(B, get(c, acc, c->ft), cg_elem_ptr(c, c->ptr[id], offset4(c, id, o.i[0], o.i[1], o.i[2], o.i[3])));
+    close4(c, &o);
+}
+
 void cg_window(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
     const Window *w = &n->win;
     NodeId a = n->in[0], b = n->in[1];
     LLVMBuilderRef B = c->b;
+    if (n->op == OP_IM2COL || n->op == OP_COL2IM) {
+        emit_patches(c, id);
+        return;
+    }
     LLVMValueRef acc = var(c, c->ft);
     Nest4 o; /* over the result: o.i[0..3] */
     open_dims(c, &o, id);
@@ -225,6 +277,7 @@ void cg_window(Cg *c, NodeId id) {
         v = load4(c, b, r[0], pm, qm, r[3]);
         break;
     }
+    case OP_IM2COL: case OP_COL2IM: /* emit_patches */
     IR_OPS_LEAF(OP_CASE) IR_OPS_BINARY(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_REDUCE(OP_CASE)
     IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE) IR_OPS_RANDOM(OP_CASE)
         die("cg_window: %s", op_info[n->op].name);

@@ -99,8 +99,16 @@ void cg_loop_close(Cg *c, Loop *l) {
 
 bool cg_batch_axis(const Cg *c, NodeId id, int d) { return ir_batch_axes(c->g, id) >> d & 1; }
 
+/* A batch axis of B m elements for the full batch B (m > 1: samples'
+ * rows merged, as an im2col's) has n m for n samples. */
+static LLVMValueRef batch_dim(Cg *c, int64_t full) {
+    int64_t m = full / c->g->batch;
+    return m == 1 ? c->n : LLVMBuildNUWMul(c->b, c->n, cg_i64(c, m), "");
+}
+
 LLVMValueRef cg_dim(Cg *c, NodeId id, int d) {
-    return cg_batch_axis(c, id, d) ? c->n : cg_i64(c, c->g->nodes[id].shape.dim[d]);
+    int64_t full = c->g->nodes[id].shape.dim[d];
+    return cg_batch_axis(c, id, d) ? batch_dim(c, full) : cg_i64(c, full);
 }
 
 /* The elements of node id: n times those of a sample for a batched one. */
@@ -159,7 +167,7 @@ static Layout layout(const Cg *c, NodeId id) {
 }
 
 static LLVMValueRef layout_dim(Cg *c, const Layout *l, int d) {
-    return l->batch_axes >> d & 1 ? c->n : cg_i64(c, l->s.dim[d]);
+    return l->batch_axes >> d & 1 ? batch_dim(c, l->s.dim[d]) : cg_i64(c, l->s.dim[d]);
 }
 
 /* Offset of the element of a tensor laid out as `l` seen through the index of

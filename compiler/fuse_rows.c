@@ -29,8 +29,8 @@ bool schedule_has_loop(const Schedule *s, NodeId k) {
 }
 
 int64_t schedule_row_len(const Graph *g, NodeId x) {
-    if (!(ir_batch_axes(g, x) & 1))
-        return -1;
+    if (!(ir_batch_axes(g, x) & 1) || g->nodes[x].shape.dim[0] != g->batch)
+        return -1; /* no batch axis, or one of several rows per sample */
     int64_t len = 1; /* at most the node's elements, which sema bounds */
     for (int d = 1; d < g->nodes[x].shape.rank; d++)
         len *= g->nodes[x].shape.dim[d];

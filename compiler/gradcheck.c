@@ -98,7 +98,9 @@ static NodeId kink_side(Graph *g, NodeId id) {
     case OP_CONV2D_DATA:
     case OP_CONV2D_FILTER:
     case OP_AVGPOOL:
-    case OP_AVGPOOL_GRAD: return -1;
+    case OP_AVGPOOL_GRAD:
+    case OP_IM2COL:
+    case OP_COL2IM: return -1;
     }
     unreachable();
 }
@@ -239,7 +241,7 @@ double gradcheck(Graph *g, NodeId loss, int64_t classes, const ModelData *data, 
     Graph *bwd = ir_dce(g);
 
     Graph *steps[] = {fwd, bwd};
-    Schedule *sched[] = {schedule(a, fwd, opt, t), schedule(a, bwd, opt, t)};
+    Schedule *sched[] = {pipeline_schedule(a, &steps[0], opt, t), pipeline_schedule(a, &steps[1], opt, t)};
     CgModule *mod = pipeline_codegen("gradcheck", 2, (const char *const[]){"forward", "backward"}, steps, sched);
     Jit *jit = jit_compile(mod, t, err, errlen); /* takes mod */
     if (!jit)

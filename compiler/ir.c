@@ -16,7 +16,8 @@
 const OpInfo op_info[OP_COUNT] = {
 #define X(name, text, arity, cls, facts, libm)                                                                \
     [OP_##name] = {text, arity, CLASS_##cls, (facts) & OPF_ELEM, (facts) & OPF_ROW, (facts) & OPF_EPILOGUE,   \
-                   (facts) & OPF_ZERO_GRAD, (facts) & OPF_ALPHA, (facts) & OPF_AXIS, (facts) & OPF_INDEX, libm},
+                   (facts) & OPF_ZERO_GRAD, (facts) & OPF_ALPHA, (facts) & OPF_AXIS, (facts) & OPF_INDEX,       \
+                   (facts) & OPF_GEMM, libm},
     IR_OPS(X)
 #undef X
 };
@@ -61,6 +62,8 @@ static uint64_t node_hash(const IrNode *n) {
     MIX(((uint64_t)(uint32_t)n->win.kh << 32) | (uint32_t)n->win.kw);
     MIX(((uint64_t)(uint32_t)n->win.sh << 32) | (uint32_t)n->win.sw);
     MIX(((uint64_t)(uint32_t)n->win.pt << 32) | (uint32_t)n->win.pl);
+    MIX((uint64_t)n->win.oh);
+    MIX((uint64_t)n->win.ow);
 #undef MIX
     return h ^ (h >> 29); /* the table uses the low bits: mix the high ones in */
 }
@@ -148,8 +151,11 @@ static uint8_t reduced_axes(const IrNode *x, int axis) {
 }
 
 /* The batch axis of x, reshaped to s: the axis of s with as many elements
- * before it and of the same size. A reshape never splits nor merges it. */
-static uint8_t reshaped_axes(const IrNode *x, const Shape *s) {
+ * before it and of the same size; or, for a leading batch axis, the
+ * leading axis of s if it holds whole samples (a batch axis merged with the
+ * axes after it, [n, h, w, c] to [n h w, c], or split back): a batch axis
+ * of B m elements at the full batch B has n m for n samples. */
+static uint8_t reshaped_axes(const Graph *g, const IrNode *x, const Shape *s) {
     if (!x->batch_axes)
         return 0;
     int d = __builtin_ctz(x->batch_axes);
@@ -161,6 +167,8 @@ static uint8_t reshaped_axes(const IrNode *x, const Shape *s) {
     for (int i = 0; i < s->rank; prefix *= s->dim[i], i++)
         if (prefix == lead && s->dim[i] == x->shape.dim[d])
             return (uint8_t)(1u << i);
+    if (d == 0 && s->rank > 0 && g->batch > 1 && s->dim[0] % g->batch == 0)
+        return 1;
     die("ir_reshape: the batch axis would be split or merged");
 }
 
@@ -547,7 +555,7 @@ NodeId ir_reshape(Graph *g, NodeId a, Shape s, Loc loc) {
         die("ir_reshape: element counts differ");
     if (shape_eq(&x->shape, &s))
         return a;
-    uint8_t axes = reshaped_axes(x, &s);
+    uint8_t axes = reshaped_axes(g, x, &s);
     if (x->op == OP_CONST)
         return konst_of(g, x, x->value, s, axes, loc);
     if (x->op == OP_RESHAPE) /* reshape(reshape a) = reshape a */
@@ -636,7 +644,7 @@ static Window window_over(const IrNode *x, int64_t kh, int64_t kw, int64_t sh, i
     if (x->shape.rank != 4 || oh < 1 || ow < 1 || kh > INT32_MAX || kw > INT32_MAX || sh > INT32_MAX || sw > INT32_MAX)
         die("ir: a window %lldx%lld leaves nothing of a rank-%d operand", (long long)kh, (long long)kw, x->shape.rank);
     *s = (Shape){4, {x->shape.dim[0], oh, ow, channels}};
-    return (Window){(int32_t)kh, (int32_t)kw, (int32_t)sh, (int32_t)sw, (int32_t)pt, (int32_t)pl};
+    return (Window){(int32_t)kh, (int32_t)kw, (int32_t)sh, (int32_t)sw, (int32_t)pt, (int32_t)pl, oh, ow};
 }
 
 NodeId ir_window(Graph *g, Op op, NodeId a, NodeId b, Window w, Shape s, uint8_t batch_axes, Loc loc) {
@@ -677,6 +685,15 @@ NodeId ir_random(Graph *g, NodeId counter, uint32_t key, NodeId like, Loc loc) {
     return intern(g, n);
 }
 
+/* ---------------------------------------------------------------- copies */
+
+NodeId ir_copy(Graph *g, const IrNode *x, const NodeId *map) {
+    IrNode n = *x;
+    for (int k = 0; k < op_info[n.op].arity; k++)
+        n.in[k] = map[n.in[k]];
+    return intern(g, n);
+}
+
 /* ---------------------------------------------------------------- dead code */
 
 Graph *ir_dce(const Graph *g) {
@@ -697,10 +714,7 @@ Graph *ir_dce(const Graph *g) {
     for (int i = 0; i < g->nnodes; i++) {
         if (!live[i])
             continue;
-        IrNode n = g->nodes[i];
-        for (int k = 0; k < op_info[n.op].arity; k++)
-            n.in[k] = map[n.in[k]];
-        map[i] = intern(d, n);
+        map[i] = ir_copy(d, &g->nodes[i], map);
     }
     for (int i = 0; i < g->nslots; i++)
         ir_add_slot(d, g->slots[i]);

@@ -480,13 +480,13 @@ static int run(Arena *a, const Options *o, const Target *t, Diag *d) {
     Plan p = pipeline_plan(a, m, o->opt, INPUT_FLOAT, t);
     switch (o->emit) {
     case EMIT_IR:
-        ir_print(stdout, p.g[PLAN_EVAL]);
+        ir_print(stdout, p.ir[PLAN_EVAL]);
         return EXIT_OK;
     case EMIT_GRAD:
-        ir_print(stdout, p.g[PLAN_TRAIN]);
+        ir_print(stdout, p.ir[PLAN_TRAIN]);
         return EXIT_OK;
     case EMIT_DOT:
-        dot_print(stdout, p.g[PLAN_TRAIN], m->name);
+        dot_print(stdout, p.ir[PLAN_TRAIN], m->name);
         return EXIT_OK;
     case EMIT_KERNELS:
         ir_print(stdout, p.g[PLAN_TRAIN]);

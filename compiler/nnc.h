@@ -13,6 +13,7 @@
  *   script.c    top-level statements (let, assignment, print) run through the JIT
  *   init.c      initializers: their names, calls and literals, checked
  *   ir.c        the tensor SSA DAG: hash-consed, simplifying constructors
+ *   conv_gemm.c convolutions as products at -O2
  *   ir_print.c  the canonical text form (--emit=ir, --emit=grad)
  *   dot.c       the training step for Graphviz (--emit=dot)
  *   infix.c     an IR value as a readable infix expression (print grad(L, w))
@@ -395,6 +396,7 @@ enum {
     OPF_ALPHA = 1 << 4,     /* the node's value is the op's parameter alpha (ir_unary_alpha) */
     OPF_AXIS = 1 << 5,      /* the node's axis is an attribute of its own (printed by ir_print.c) */
     OPF_INDEX = 1 << 6,     /* reads its element's last index; its operand holds one label per row */
+    OPF_GEMM = 1 << 7,      /* a product at -O2, through the matmul kernel (conv_gemm.c) */
 };
 
 /* leaves: their buffer is a slot of the step function */
@@ -467,11 +469,11 @@ enum {
  * (u, then v, ascending: PyTorch's tie): */
 #define IR_OPS_WINDOW(X)                                                                                    \
     /* r[b, i, j, f] = sum_{u, v, c} a[b, p, q, c] k[u, v, c, f]      (a: x, b: k [kh, kw, C, F]) */       \
-    X(CONV2D, "conv2d", 2, WINDOW, 0, NULL)                                                                 \
+    X(CONV2D, "conv2d", 2, WINDOW, OPF_GEMM, NULL)                                                          \
     /* r[b, p, q, c] = sum_{i, j, u, v, f} a[b, i, j, f] k[u, v, c, f]  (conv2d's adjoint in x: a: dy) */   \
-    X(CONV2D_DATA, "conv2d_data", 2, WINDOW, 0, NULL)                                                       \
+    X(CONV2D_DATA, "conv2d_data", 2, WINDOW, OPF_GEMM, NULL)                                                \
     /* r[u, v, c, f] = sum_{b, i, j} a[b, p, q, c] dy[b, i, j, f]      (conv2d's adjoint in k: b: dy) */    \
-    X(CONV2D_FILTER, "conv2d_filter", 2, WINDOW, 0, NULL)                                                   \
+    X(CONV2D_FILTER, "conv2d_filter", 2, WINDOW, OPF_GEMM, NULL)                                            \
     /* r[b, i, j, c] = max_{u, v} a[b, p, q, c] */                                                          \
     X(MAXPOOL, "maxpool", 1, WINDOW, 0, NULL)                                                               \
     /* r[b, p, q, c] = sum_{i, j: first(w(i, j)) = (p, q)} dy[b, i, j, c]   (maxpool's adjoint; a: x, b: dy) */ \
@@ -481,7 +483,11 @@ enum {
     /* r[b, i, j, c] = sum_{u, v} a[b, p, q, c] / |w(i, j) inside a| */                                     \
     X(AVGPOOL, "avgpool", 1, WINDOW, 0, NULL)                                                               \
     /* r[b, p, q, c] = sum_{i, j: (p, q) in w(i, j)} dy[b, i, j, c] / |w(i, j) inside|  (avgpool's adjoint) */ \
-    X(AVGPOOL_GRAD, "avgpool_grad", 1, WINDOW, 0, NULL)
+    X(AVGPOOL_GRAD, "avgpool_grad", 1, WINDOW, 0, NULL)                                                     \
+    /* r[(b, i, j), (u, v, c)] = a[b, p, q, c]: the patches as rows, [n oh ow, kh kw C] (conv_gemm.c) */   \
+    X(IM2COL, "im2col", 1, WINDOW, 0, NULL)                                                                 \
+    /* r[b, p, q, c] = sum_{i, j, u, v} a[(b, i, j), (u, v, c)]     (im2col's adjoint) */                   \
+    X(COL2IM, "col2im", 1, WINDOW, 0, NULL)
 /* generated */
 #define IR_OPS_RANDOM(X)                                                                                    \
     /* uniform in [0, 1): a hash of (value: a key, a's value: a counter, the element's index) */             \
@@ -507,16 +513,18 @@ typedef struct OpInfo {
     const char *name;
     int arity;
     OpClass cls;
-    bool elem, row, epilogue, zero_grad, alpha, axis, index;
+    bool elem, row, epilogue, zero_grad, alpha, axis, index, gemm;
     const char *libm;
 } OpInfo;
 extern const OpInfo op_info[OP_COUNT];
 
 typedef int32_t NodeId;
 
-/* A window op's window (IR_OPS_WINDOW): size, stride, padding before. */
+/* A window op's window (IR_OPS_WINDOW): size, stride, padding before, and
+ * how many windows fit along each axis. */
 typedef struct Window {
     int32_t kh, kw, sh, sw, pt, pl;
+    int64_t oh, ow;
 } Window;
 
 typedef struct IrNode {
@@ -654,9 +662,19 @@ bool ir_is_const(const Graph *g, NodeId n, double v);
 /* Broadcast shape of a and b (NumPy rules); false if incompatible. */
 bool shape_broadcast(const Shape *a, const Shape *b, Shape *out);
 
+/* Node x of another graph as a node of g, its operands map[x->in[k]]
+ * (hash-consed, not simplified again). */
+NodeId ir_copy(Graph *g, const IrNode *x, const NodeId *map);
+
 /* Dead-code removal: a new graph holding only what the outputs need, in
  * topological order (the canonical numbering). */
 Graph *ir_dce(const Graph *g);
+
+/* ---------------------------------------------------------------- conv_gemm.c */
+
+/* g with its convolutions as products (im2col, matmul, col2im) for the
+ * matmul kernel: what -O2 schedules; g itself if it has none. */
+Graph *conv_gemm(const Graph *g);
 
 /* ---------------------------------------------------------------- ir_print.c */
 
@@ -1072,7 +1090,8 @@ void cg_module_free(CgModule *m);
  * where the weights live (layout_choose). */
 enum { PLAN_TRAIN, PLAN_EVAL, PLAN_STEPS };
 typedef struct Plan {
-    Graph *g[PLAN_STEPS];
+    Graph *ir[PLAN_STEPS]; /* the step graphs as built and differentiated */
+    Graph *g[PLAN_STEPS];  /* what is scheduled and compiled: at -O2 with products for convolutions */
     Schedule *s[PLAN_STEPS];
 } Plan;
 
@@ -1089,10 +1108,14 @@ typedef struct Compiled {
 } Compiled;
 
 /* A checked model's steps: built (step.c), scheduled (fuse.c) at level
- * opt, their weights laid out (layout.c). --emit=ir, grad and kernels show
- * these; the REPL's :ir, :grad-ir and :kernels too. The schedules are for t
+ * opt, their weights laid out (layout.c). --emit=ir and grad show the
+ * graphs as built, --emit=kernels the schedules; the REPL's :ir, :grad-ir
+ * and :kernels too. The schedules are for t
  * (which outlives them), and so is the code made from them. */
 Plan pipeline_plan(Arena *a, const Model *m, int opt, InputType in, const Target *t);
+/* Graph *g scheduled at level opt for t: at -O2 first rewritten, so that
+ * convolutions are products (conv_gemm.c), *g then the rewritten graph. */
+Schedule *pipeline_schedule(Arena *a, Graph **g, int opt, const Target *t);
 /* One module holding each step g[i], as scheduled by s[i], as the
  * function fns[i]. */
 CgModule *pipeline_codegen(const char *module, int n, const char *const *fns, Graph *const *g,

@@ -4,7 +4,7 @@
  *
  *   source ─parse.c─▶ AST ─sema.c (+ model.c, layers.c, loss.c)─▶ Model    (the front end)
  *   Model ─model.c─▶ forward IR ─autodiff.c─▶ gradients ─optim.c─▶ update   (step.c: a step graph)
- *   step graphs ─fuse.c, fuse_rows.c─▶ schedules ─layout.c─▶ weights' layout
+ *   step graphs ─conv_gemm.c at -O2, fuse.c, fuse_rows.c─▶ schedules ─layout.c─▶ weights' layout
  *   ─codegen.c, cg_matmul.c, cg_rows.c, cg_guard.c─▶ LLVM IR ─jit.c─▶ machine code
  *   ─runtime (session.c, runtime/)─▶ data, training, evaluation
  *
@@ -21,11 +21,19 @@
 
 Plan pipeline_plan(Arena *a, const Model *m, int opt, InputType in, const Target *t) {
     Plan p;
-    step_graphs(a, m, m->batch, DT_F32, in, &p.g[PLAN_TRAIN], &p.g[PLAN_EVAL]);
-    for (int i = 0; i < PLAN_STEPS; i++)
-        p.s[i] = schedule(a, p.g[i], opt, t);
+    step_graphs(a, m, m->batch, DT_F32, in, &p.ir[PLAN_TRAIN], &p.ir[PLAN_EVAL]);
+    for (int i = 0; i < PLAN_STEPS; i++) {
+        p.g[i] = p.ir[i];
+        p.s[i] = pipeline_schedule(a, &p.g[i], opt, t);
+    }
     layout_choose(a, p.g[PLAN_TRAIN], p.s[PLAN_TRAIN], p.g[PLAN_EVAL], p.s[PLAN_EVAL]);
     return p;
+}
+
+Schedule *pipeline_schedule(Arena *a, Graph **g, int opt, const Target *t) {
+    if (opt >= 2)
+        *g = conv_gemm(*g);
+    return schedule(a, *g, opt, t);
 }
 
 CgModule *pipeline_codegen(const char *module, int n, const char *const *fns, Graph *const *g,

@@ -281,15 +281,16 @@ static bool cmd_show(Cmd *c, Show what) {
     if (m) {
         p = pipeline_plan(a, m->model, 2, INPUT_FLOAT, c->r->target);
     } else {
-        p.g[step] = value_graph(c, a, name, loc, what != SHOW_IR);
-        p.s[step] = p.g[step] ? schedule(a, p.g[step], 2, c->r->target) : NULL;
+        p.ir[step] = p.g[step] = value_graph(c, a, name, loc, what != SHOW_IR);
+        p.s[step] = p.g[step] ? pipeline_schedule(a, &p.g[step], 2, c->r->target) : NULL;
     }
-    Graph *g = p.g[step];
-    bool ok = g != NULL;
-    if (ok && (what == SHOW_IR || what == SHOW_GRAD_IR || what == SHOW_KERNELS))
-        ir_print(c->r->out, g);
-    if (ok && what == SHOW_KERNELS)
-        schedule_print(c->r->out, g, p.s[step]);
+    bool ok = p.g[step] != NULL;
+    if (ok && (what == SHOW_IR || what == SHOW_GRAD_IR))
+        ir_print(c->r->out, p.ir[step]);
+    if (ok && what == SHOW_KERNELS) {
+        ir_print(c->r->out, p.g[step]);
+        schedule_print(c->r->out, p.g[step], p.s[step]);
+    }
     if (ok && what == SHOW_LLVM) {
         const char *fn = m ? "train_step" : "entry";
         CgModule *mod = m ? pipeline_plan_codegen(&p, step) : pipeline_codegen(name, 1, &fn, &p.g[step], &p.s[step]);

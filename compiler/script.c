@@ -407,7 +407,7 @@ static void slots_free(Slots *s) {
 static bool eval_run(Eval *ev, Slots *out) {
     Script *sc = ev->sc;
     Graph *run = ir_dce(ev->e.g);
-    Schedule *plan = schedule(ev->e.arena, run, 2, sc->target);
+    Schedule *plan = pipeline_schedule(ev->e.arena, &run, 2, sc->target);
     plan->interruptible = true;
     const char *fn_name = "entry";
     CgModule *mod = pipeline_codegen("entry", 1, &fn_name, &run, &plan);

@@ -137,12 +137,12 @@ static NodeId adjoint(Graph *g, Op op, NodeId a, NodeId b, Window w, Shape s) {
 }
 static NodeId f_conv_data(Graph *g, NodeId p, NodeId q, NodeId y) { /* conv of x [2, 7, 7, 3], stride 2 */
     (void)p, (void)y;
-    return adjoint(g, OP_CONV2D_DATA, param(g, "dy", (Shape){4, {2, 3, 3, 2}}), q, (Window){3, 3, 2, 2, 0, 0},
+    return adjoint(g, OP_CONV2D_DATA, param(g, "dy", (Shape){4, {2, 3, 3, 2}}), q, (Window){3, 3, 2, 2, 0, 0, 3, 3},
                    (Shape){4, {2, 7, 7, 3}});
 }
 static NodeId f_conv_filter(Graph *g, NodeId p, NodeId q, NodeId y) { /* x [2, 6, 6, 2], 3x3 stride 2 same */
     (void)p, (void)y;
-    return adjoint(g, OP_CONV2D_FILTER, param(g, "x", (Shape){4, {2, 6, 6, 2}}), q, (Window){3, 3, 2, 2, 0, 0},
+    return adjoint(g, OP_CONV2D_FILTER, param(g, "x", (Shape){4, {2, 6, 6, 2}}), q, (Window){3, 3, 2, 2, 0, 0, 3, 3},
                    (Shape){4, {3, 3, 2, 3}});
 }
 static NodeId f_maxpool(Graph *g, NodeId p, NodeId q, NodeId y) {
@@ -159,17 +159,26 @@ static NodeId f_avgpool_same(Graph *g, NodeId p, NodeId q, NodeId y) {
 }
 static NodeId f_avgpool_grad(Graph *g, NodeId p, NodeId q, NodeId y) { /* avgpool 3 stride 2 same of [1, 5, 5, 2] */
     (void)p, (void)y;
-    return adjoint(g, OP_AVGPOOL_GRAD, q, -1, (Window){3, 3, 2, 2, 1, 1}, (Shape){4, {1, 5, 5, 2}});
+    return adjoint(g, OP_AVGPOOL_GRAD, q, -1, (Window){3, 3, 2, 2, 1, 1, 3, 3}, (Shape){4, {1, 5, 5, 2}});
 }
 static NodeId f_maxpool_grad(Graph *g, NodeId p, NodeId q, NodeId y) { /* 3x3 windows, stride 2, same, of [1, 5, 5, 2] */
     (void)p, (void)y;
-    return adjoint(g, OP_MAXPOOL_GRAD, param(g, "x", (Shape){4, {1, 5, 5, 2}}), q, (Window){3, 3, 2, 2, 1, 1},
+    return adjoint(g, OP_MAXPOOL_GRAD, param(g, "x", (Shape){4, {1, 5, 5, 2}}), q, (Window){3, 3, 2, 2, 1, 1, 3, 3},
                    (Shape){4, {1, 5, 5, 2}});
 }
 static NodeId f_maxpool_pick(Graph *g, NodeId p, NodeId q, NodeId y) {
     (void)p, (void)y;
-    return adjoint(g, OP_MAXPOOL_PICK, param(g, "x", (Shape){4, {1, 5, 5, 2}}), q, (Window){3, 3, 2, 2, 1, 1},
+    return adjoint(g, OP_MAXPOOL_PICK, param(g, "x", (Shape){4, {1, 5, 5, 2}}), q, (Window){3, 3, 2, 2, 1, 1, 3, 3},
                    (Shape){4, {1, 3, 3, 2}});
+}
+static NodeId f_im2col(Graph *g, NodeId p, NodeId q, NodeId y) { /* 3x3 same over [2, 5, 4, 3] */
+    (void)p, (void)q, (void)y;
+    return adjoint(g, OP_IM2COL, param(g, "x", (Shape){4, {2, 5, 4, 3}}), -1, (Window){3, 3, 1, 1, 1, 1, 5, 4},
+                   (Shape){2, {40, 27}});
+}
+static NodeId f_col2im(Graph *g, NodeId p, NodeId q, NodeId y) { /* 3x3 stride 2 valid over [1, 7, 5, 2] */
+    (void)p, (void)y;
+    return adjoint(g, OP_COL2IM, q, -1, (Window){3, 3, 2, 2, 0, 0, 3, 2}, (Shape){4, {1, 7, 5, 2}});
 }
 static NodeId f_random(Graph *g, NodeId p, NodeId q, NodeId y) { /* a constant mask: p's gradient is masked */
     (void)q, (void)y;
@@ -235,6 +244,8 @@ static const struct {
     {"avgpool_grad", f_avgpool_grad, {4, {1, 3, 3, 2}}},
     {"maxpool_grad", f_maxpool_grad, {4, {1, 3, 3, 2}}},
     {"maxpool_pick", f_maxpool_pick, {4, {1, 5, 5, 2}}},
+    {"im2col", f_im2col, {1, {4}}},
+    {"col2im", f_col2im, {2, {6, 18}}},
     {"random", f_random, {1, {4}}},
 };
 

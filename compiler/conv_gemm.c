@@ -1,0 +1,77 @@
+/* conv_gemm.c — at -O2, convolutions as products for the matmul kernel.
+ *
+ * A convolution is a product once its input's patches are rows: with
+ * P = im2col(x), [n oh ow, kh kw C], and the filter k read as the matrix
+ * K = [kh kw C, F] (channels last, it already lies so),
+ *     conv2d(x, k)         = P K                       reshaped to [n, oh, ow, F]
+ *     conv2d_filter(x, dy) = P^T dY                    dY = dy as [n oh ow, F]
+ *     conv2d_data(dy, k)   = col2im(dY K^T)
+ * so the three run on the register-blocked kernel (cg_matmul.c), threads,
+ * packing, transposes read through strides and all, and the forward
+ * pass's P is the filter gradient's too (hash-consing shares it). The
+ * window ops stay in the step graph (--emit=ir, grad) and are the -O0
+ * reference (cg_window.c); this rewrite is what -O2 schedules and
+ * --emit=kernels shows.
+ */
+#include "nnc.h"
+
+/* Node x's window's patches as rows, [n oh ow, kh kw C]. */
+static NodeId patches(Graph *g, NodeId x, const Window *w, Loc l) {
+    const IrNode *n = &g->nodes[x];
+    Shape s = {2, {n->shape.dim[0] * w->oh * w->ow, (int64_t)w->kh * w->kw * n->shape.dim[3]}};
+    return ir_window(g, OP_IM2COL, x, -1, *w, s, n->batch_axes, l);
+}
+
+/* 4-axis node x as the matrix [d0 d1 d2, d3]. */
+static NodeId rows(Graph *g, NodeId x, Loc l) {
+    const Shape *s = &g->nodes[x].shape;
+    return ir_reshape(g, x, (Shape){2, {s->dim[0] * s->dim[1] * s->dim[2], s->dim[3]}}, l);
+}
+
+/* The filter k [kh, kw, C, F] as the matrix [kh kw C, F]. */
+static NodeId filter(Graph *g, NodeId k, Loc l) {
+    const Shape *s = &g->nodes[k].shape;
+    return ir_reshape(g, k, (Shape){2, {s->dim[0] * s->dim[1] * s->dim[2], s->dim[3]}}, l);
+}
+
+/* Node n of the step graph (operands already in g as a, b) as products. */
+static NodeId as_gemm(Graph *g, const IrNode *n, NodeId a, NodeId b) {
+    Loc l = n->loc;
+    const Window *w = &n->win;
+    switch (n->op) {
+    case OP_CONV2D:
+        return ir_reshape(g, ir_matmul(g, patches(g, a, w, l), filter(g, b, l), l), n->shape, l);
+    case OP_CONV2D_FILTER:
+        return ir_reshape(g, ir_matmul(g, ir_transpose(g, patches(g, a, w, l), l), rows(g, b, l), l), n->shape, l);
+    case OP_CONV2D_DATA:
+        return ir_window(g, OP_COL2IM, ir_matmul(g, rows(g, a, l), ir_transpose(g, filter(g, b, l), l), l), -1, *w,
+                         n->shape, n->batch_axes, l);
+    IR_OPS_LEAF(OP_CASE) IR_OPS_BINARY(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_REDUCE(OP_CASE)
+    IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE) IR_OPS_RANDOM(OP_CASE)
+    case OP_MAXPOOL: case OP_MAXPOOL_GRAD: case OP_MAXPOOL_PICK: case OP_AVGPOOL: case OP_AVGPOOL_GRAD:
+    case OP_IM2COL: case OP_COL2IM:
+        break;
+    }
+    die("as_gemm: %s", op_info[n->op].name); /* not gemm */
+}
+
+Graph *conv_gemm(const Graph *g) {
+    bool any = false;
+    for (int i = 0; i < g->nnodes; i++)
+        any |= op_info[g->nodes[i].op].gemm;
+    if (!any)
+        return (Graph *)g;
+    Graph *d = ir_new(g->arena, g->dtype);
+    d->batch = g->batch;
+    for (int i = 0; i < g->nslots; i++)
+        ir_add_slot(d, g->slots[i]);
+    NodeId *map = arena_array(g->arena, (size_t)g->nnodes + 1, sizeof *map);
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        NodeId a = op_info[n->op].arity > 0 ? map[n->in[0]] : -1, b = op_info[n->op].arity > 1 ? map[n->in[1]] : -1;
+        map[i] = op_info[n->op].gemm ? as_gemm(d, n, a, b) : ir_copy(d, n, map);
+    }
+    for (int i = 0; i < g->noutputs; i++)
+        ir_add_output(d, map[g->outputs[i].node], g->outputs[i].slot);
+    return ir_dce(d);
+}
