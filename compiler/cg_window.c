@@ -155,57 +155,120 @@ static LLVMValueRef patch_off(Cg *c, const Window *w, int64_t C, LLVMValueRef b,
     return LLVMBuildAdd(B, LLVMBuildMul(B, row, i64c(c, (int64_t)w->kh * w->kw * C), ""), col, "");
 }
 
-/* im2col: every patch element once, channels innermost (contiguous on
- * both sides); col2im: every input element the sum of its patch copies. */
-static void emit_patches(Cg *c, NodeId id) {
+static void fill(Cg *c, NodeId id, double v) {
+    LLVMValueRef count = i64c(c, 1);
+    for (int d = 0; d < c->g->nodes[id].shape.rank; d++)
+        count = LLVMBuildMul(c->b, count, cg_dim(c, id, d), "");
+    Loop l;
+    LLVMValueRef e = cg_loop_open(c, &l, count);
+    LLVMBuildStore(c->b, cg_f(c, v), cg_elem_ptr(c, c->ptr[id], e));
+    cg_loop_close(c, &l);
+}
+
+
+/* dst (a pointer) += v */
+static void add_to(Cg *c, LLVMValueRef dst, LLVMValueRef v) {
+    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->ft, dst, ""), v, ""), dst);
+}
+
+/* The pooling ops and the patches walk the windows: samples b, windows (i,
+ * j), then each window's (u, v), then the channels innermost, contiguous
+ * in every tensor, so the loop vectorises; a window's position is inside
+ * or not for all its channels. The adjoints scatter: their result starts
+ * at zero and each window adds to the positions it read (the order is
+ * fixed, so the sums are the same on every run). The position of a
+ * window's maximum differs by channel: those ops find it per channel. */
+static void emit_windows(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
     const Window *w = &n->win;
+    NodeId a = n->in[0], b = n->in[1];
+    bool scatter = n->op == OP_AVGPOOL_GRAD || n->op == OP_COL2IM || n->op == OP_MAXPOOL_GRAD;
+    NodeId x = n->op == OP_AVGPOOL_GRAD || n->op == OP_COL2IM ? id : a; /* the image the windows are over */
+    LLVMValueRef C = cg_dim(c, x, 3);
+    int64_t cc = c->g->nodes[x].shape.dim[3];
     LLVMBuilderRef B = c->b;
-    if (n->op == OP_IM2COL) {
-        NodeId x = n->in[0];
-        int64_t C = c->g->nodes[x].shape.dim[3];
-        Nest4 o, in;
-        open4(c, &o, cg_dim(c, x, 0), i64c(c, w->oh), i64c(c, w->ow), i64c(c, w->kh));
-        open4(c, &in, i64c(c, w->kw), i64c(c, C), i64c(c, 1), i64c(c, 1));
-        Pos p = forward_pos(c, o.i[1], o.i[3], w->sh, w->pt, cg_dim(c, x, 1));
-        Pos q = forward_pos(c, o.i[2], in.i[0], w->sw, w->pl, cg_dim(c, x, 2));
-        LLVMValueRef v = masked(c, LLVMBuildAnd(B, p.inside, q.inside, ""), load4(c, x, o.i[0], p.at, q.at, in.i[1]), 0);
-        LLVMBuildStore(B, v, cg_elem_ptr(c, c->ptr[id], patch_off(c, w, C, o.i[0], o.i[1], o.i[2], o.i[3], in.i[0], in.i[1])));
-        close4(c, &in);
+    if (scatter)
+        fill(c, id, 0);
+    Nest4 o; /* b, i, j, and u or the channel */
+    Loop lv, lc;
+    open4(c, &o, cg_dim(c, x, 0), i64c(c, w->oh), i64c(c, w->ow), i64c(c, 1));
+    LLVMValueRef bi = o.i[0], i = o.i[1], j = o.i[2];
+    if (n->op == OP_MAXPOOL_GRAD || n->op == OP_MAXPOOL_PICK) { /* per channel: where the maximum is */
+        LLVMValueRef ch = cg_loop_open(c, &lc, C), pm, qm;
+        first_max(c, x, w, bi, i, j, ch, &pm, &qm);
+        if (n->op == OP_MAXPOOL_GRAD) /* dx[b, first, c] += dy[b, i, j, c] */
+            add_to(c, cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, pm, qm, ch)), load4(c, b, bi, i, j, ch));
+        else /* r[b, i, j, c] = d[b, first, c] */
+            LLVMBuildStore(B, load4(c, b, bi, pm, qm, ch), cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, i, j, ch)));
+        cg_loop_close(c, &lc);
         close4(c, &o);
         return;
     }
-    int64_t C = n->shape.dim[3];
-    LLVMValueRef acc = var(c, c->ft);
-    Nest4 o, in;
-    open_dims(c, &o, id);
-    LLVMBuildStore(B, cg_f(c, 0), acc);
-    open4(c, &in, i64c(c, w->kh), i64c(c, w->kw), i64c(c, 1), i64c(c, 1));
-    Pos i = window_of(c, o.i[1], in.i[0], w->sh, w->pt, i64c(c, w->oh));
-    Pos j = window_of(c, o.i[2], in.i[1], w->sw, w->pl, i64c(c, w->ow));
-    LLVMValueRef off = patch_off(c, w, C, o.i[0], i.at, j.at, in.i[0], in.i[1], o.i[3]);
-    LLVMValueRef v = masked(c, LLVMBuildAnd(B, i.inside, j.inside, ""), cg_load_at(c, n->in[0], off), 0);
-    LLVMBuildStore(B, LLVMBuildFAdd(B, get(c, acc, c->ft), v, ""), acc);
-    close4(c, &in);
-    LLVMBuildStore(B, get(c, acc, c->ft), cg_elem_ptr(c, c->ptr[id], offset4(c, id, o.i[0], o.i[1], o.i[2], o.i[3])));
+    if (n->op == OP_MAXPOOL || n->op == OP_AVGPOOL) { /* the window's result starts at the identity */
+        LLVMValueRef ch = cg_loop_open(c, &lc, C);
+        LLVMBuildStore(B, cg_f(c, n->op == OP_MAXPOOL ? -__builtin_inf() : 0),
+                       cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, i, j, ch)));
+        cg_loop_close(c, &lc);
+    }
+    LLVMValueRef inv = n->op == OP_AVGPOOL || n->op == OP_AVGPOOL_GRAD ? inv_count(c, x, w, i, j) : NULL;
+    Loop lu;
+    LLVMValueRef u = cg_loop_open(c, &lu, i64c(c, w->kh)), v = cg_loop_open(c, &lv, i64c(c, w->kw));
+    Pos p = forward_pos(c, i, u, w->sh, w->pt, cg_dim(c, x, 1));
+    Pos q = forward_pos(c, j, v, w->sw, w->pl, cg_dim(c, x, 2));
+    LLVMValueRef inside = LLVMBuildAnd(B, p.inside, q.inside, "");
+    LLVMValueRef ch = cg_loop_open(c, &lc, C);
+    LLVMValueRef at_x = offset4(c, x, bi, p.at, q.at, ch); /* x[b, p, q, c] */
+    switch (n->op) {
+    case OP_MAXPOOL: { /* r[b, i, j, c] = max over the window of x */
+        LLVMValueRef dst = cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, i, j, ch));
+        LLVMValueRef xv = masked(c, inside, cg_load_at(c, a, at_x), -__builtin_inf());
+        LLVMBuildStore(B, cg_reduce_step(c, OP_MAX, LLVMBuildLoad2(B, c->ft, dst, ""), xv), dst);
+        break;
+    }
+    case OP_AVGPOOL: /* r[b, i, j, c] += x / |inside| */
+        add_to(c, cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, i, j, ch)),
+               LLVMBuildFMul(B, masked(c, inside, cg_load_at(c, a, at_x), 0), inv, ""));
+        break;
+    case OP_AVGPOOL_GRAD: /* dx[b, p, q, c] += dy[b, i, j, c] / |inside| (at a clamped position: 0) */
+        add_to(c, cg_elem_ptr(c, c->ptr[id], at_x), masked(c, inside, LLVMBuildFMul(B, load4(c, a, bi, i, j, ch), inv, ""), 0));
+        break;
+    case OP_IM2COL: /* P[(b, i, j), (u, v, c)] = x[b, p, q, c] */
+        LLVMBuildStore(B, masked(c, inside, cg_load_at(c, a, at_x), 0),
+                       cg_elem_ptr(c, c->ptr[id], patch_off(c, w, cc, bi, i, j, u, v, ch)));
+        break;
+    case OP_COL2IM: /* dx[b, p, q, c] += P[(b, i, j), (u, v, c)] */
+        add_to(c, cg_elem_ptr(c, c->ptr[id], at_x),
+               masked(c, inside, cg_load_at(c, a, patch_off(c, w, cc, bi, i, j, u, v, ch)), 0));
+        break;
+    case OP_MAXPOOL_GRAD: case OP_MAXPOOL_PICK: /* above */
+    IR_OPS_LEAF(OP_CASE) IR_OPS_BINARY(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_REDUCE(OP_CASE)
+    IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE) IR_OPS_RANDOM(OP_CASE)
+    case OP_CONV2D: case OP_CONV2D_DATA: case OP_CONV2D_FILTER:
+        die("emit_windows: %s", op_info[n->op].name);
+    }
+    cg_loop_close(c, &lc);
+    cg_loop_close(c, &lv);
+    cg_loop_close(c, &lu);
     close4(c, &o);
 }
 
+/* The convolutions, one result element at a time: the reference (at -O2
+ * they are products, conv_gemm.c). */
 void cg_window(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
     const Window *w = &n->win;
     NodeId a = n->in[0], b = n->in[1];
     LLVMBuilderRef B = c->b;
-    if (n->op == OP_IM2COL || n->op == OP_COL2IM) {
-        emit_patches(c, id);
+    if (!op_info[n->op].gemm) {
+        emit_windows(c, id);
         return;
     }
     LLVMValueRef acc = var(c, c->ft);
     Nest4 o; /* over the result: o.i[0..3] */
     open_dims(c, &o, id);
     LLVMValueRef *r = o.i;
-    LLVMBuildStore(B, cg_f(c, n->op == OP_MAXPOOL ? -__builtin_inf() : 0), acc);
-    Nest4 in; /* the loops of the window, and what each element adds */
+    LLVMBuildStore(B, cg_f(c, 0), acc);
+    Nest4 in; /* the loops of the sum */
     LLVMValueRef v = NULL;
     switch (n->op) {
     case OP_CONV2D: { /* r[b, i, j, f] += x[b, p, q, c] k[u, v, c, f] */
@@ -232,54 +295,10 @@ void cg_window(Cg *c, NodeId id) {
         v = fma3(c, x, load4(c, b, in.i[0], in.i[1], in.i[2], r[3]), get(c, acc, c->ft));
         break;
     }
-    case OP_MAXPOOL: { /* r[b, i, j, c] = max x[b, p, q, c] */
-        open4(c, &in, i64c(c, w->kh), i64c(c, w->kw), i64c(c, 1), i64c(c, 1));
-        Pos p = forward_pos(c, r[1], in.i[0], w->sh, w->pt, cg_dim(c, a, 1));
-        Pos q = forward_pos(c, r[2], in.i[1], w->sw, w->pl, cg_dim(c, a, 2));
-        LLVMValueRef x = masked(c, LLVMBuildAnd(B, p.inside, q.inside, ""), load4(c, a, r[0], p.at, q.at, r[3]),
-                                -__builtin_inf());
-        v = cg_reduce_step(c, OP_MAX, get(c, acc, c->ft), x);
-        break;
-    }
-    case OP_AVGPOOL: { /* r[b, i, j, c] = sum x[b, p, q, c] / |inside| */
-        open4(c, &in, i64c(c, w->kh), i64c(c, w->kw), i64c(c, 1), i64c(c, 1));
-        Pos p = forward_pos(c, r[1], in.i[0], w->sh, w->pt, cg_dim(c, a, 1));
-        Pos q = forward_pos(c, r[2], in.i[1], w->sw, w->pl, cg_dim(c, a, 2));
-        LLVMValueRef x = masked(c, LLVMBuildAnd(B, p.inside, q.inside, ""), load4(c, a, r[0], p.at, q.at, r[3]), 0);
-        v = LLVMBuildFAdd(B, get(c, acc, c->ft), LLVMBuildFMul(B, x, inv_count(c, a, w, r[1], r[2]), ""), "");
-        break;
-    }
-    case OP_AVGPOOL_GRAD: { /* r[b, p, q, c] += dy[b, i, j, c] / |inside w(i, j)| */
-        open4(c, &in, i64c(c, w->kh), i64c(c, w->kw), i64c(c, 1), i64c(c, 1));
-        Pos i = window_of(c, r[1], in.i[0], w->sh, w->pt, cg_dim(c, a, 1));
-        Pos j = window_of(c, r[2], in.i[1], w->sw, w->pl, cg_dim(c, a, 2));
-        LLVMValueRef dy = masked(c, LLVMBuildAnd(B, i.inside, j.inside, ""), load4(c, a, r[0], i.at, j.at, r[3]), 0);
-        v = LLVMBuildFAdd(B, get(c, acc, c->ft), LLVMBuildFMul(B, dy, inv_count(c, id, w, i.at, j.at), ""), "");
-        break;
-    }
-    case OP_MAXPOOL_GRAD: { /* r[b, p, q, c] += dy[b, i, j, c] where (p, q) is first(w(i, j)) */
-        open4(c, &in, i64c(c, w->kh), i64c(c, w->kw), i64c(c, 1), i64c(c, 1));
-        Pos i = window_of(c, r[1], in.i[0], w->sh, w->pt, cg_dim(c, b, 1));
-        Pos j = window_of(c, r[2], in.i[1], w->sw, w->pl, cg_dim(c, b, 2));
-        LLVMValueRef pm, qm;
-        first_max(c, a, w, r[0], i.at, j.at, r[3], &pm, &qm);
-        LLVMValueRef hit = LLVMBuildAnd(B, LLVMBuildAnd(B, i.inside, j.inside, ""),
-                                        LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntEQ, pm, r[1], ""),
-                                                     LLVMBuildICmp(B, LLVMIntEQ, qm, r[2], ""), ""), "");
-        LLVMValueRef dy = masked(c, hit, load4(c, b, r[0], i.at, j.at, r[3]), 0);
-        v = LLVMBuildFAdd(B, get(c, acc, c->ft), dy, "");
-        break;
-    }
-    case OP_MAXPOOL_PICK: { /* r[b, i, j, c] = d[b, first(w(i, j)), c] */
-        open4(c, &in, i64c(c, 1), i64c(c, 1), i64c(c, 1), i64c(c, 1));
-        LLVMValueRef pm, qm;
-        first_max(c, a, w, r[0], r[1], r[2], r[3], &pm, &qm);
-        v = load4(c, b, r[0], pm, qm, r[3]);
-        break;
-    }
-    case OP_IM2COL: case OP_COL2IM: /* emit_patches */
     IR_OPS_LEAF(OP_CASE) IR_OPS_BINARY(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_REDUCE(OP_CASE)
     IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE) IR_OPS_RANDOM(OP_CASE)
+    case OP_MAXPOOL: case OP_MAXPOOL_GRAD: case OP_MAXPOOL_PICK: case OP_AVGPOOL: case OP_AVGPOOL_GRAD:
+    case OP_IM2COL: case OP_COL2IM:
         die("cg_window: %s", op_info[n->op].name);
     }
     LLVMBuildStore(B, v, acc);
