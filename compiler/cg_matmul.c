@@ -25,8 +25,9 @@
  * tiles while they fit, then tiles of fewer rows (mr/3, then 1) for what is
  * left, so every n is served by three tile shapes. A may be a transpose node: the kernel reads its operand through
  * swapped strides, so X^T dZ never materialises X^T.
- * The kernel is an outlined function over column panels [begin, end): the
- * unit of work the thread pool splits. It is a module of its own (in its own
+ * The kernel is an outlined function over column panels [begin, end) (or,
+ * for a product of few panels and many rows, parts of a panel's rows:
+ * row_parts): the unit of work the thread pool splits. It is a module of its own (in its own
  * LLVM context), so kernels and step functions compile in parallel, and the
  * JIT gives it a short pass pipeline: its loops are already what a CPU runs
  * best, where the step function's naive loops need O3's vectoriser.
@@ -519,7 +520,8 @@ static Panel emit_pack(Cg *c, const Tiling *t, Strided B, LLVMValueRef buf, cons
  * constant M, the IR builder folds the counts and a shape of tile that is
  * never used is not emitted. */
 static void emit_panel(Cg *c, const Tiling *t, Strided A, Strided B, LLVMValueRef buf, LLVMValueRef scratch,
-                       NodeId colsum, NodeId C, LLVMValueRef j0, const Vec *w, int nv) {
+                       NodeId colsum, NodeId C, LLVMValueRef j0, LLVMValueRef r0, LLVMValueRef r1, const Vec *w,
+                       int nv) {
     Block blk = {cg_i64(c, 0), t->K, NULL, NULL, NULL};
     Loop kl;
     if (scratch) {
@@ -543,10 +545,10 @@ static void emit_panel(Cg *c, const Tiling *t, Strided A, Strided B, LLVMValueRe
         for (int v = 0, off = 0; v < nv; off += w[v].lanes, v++)
             p.col[v] = add(c, j0, cg_i64(c, off));
     }
-    LLVMValueRef i0 = cg_i64(c, 0);
+    LLVMValueRef i0 = r0;
     int heights[3] = {t->mr, t->mr / 3, 1};
     for (int h = 0; h < 3; h++) {
-        LLVMValueRef count = LLVMBuildUDiv(c->b, LLVMBuildSub(c->b, t->M, i0, ""), cg_i64(c, heights[h]), "");
+        LLVMValueRef count = LLVMBuildUDiv(c->b, LLVMBuildSub(c->b, r1, i0, ""), cg_i64(c, heights[h]), "");
         if (LLVMIsAConstantInt(count) && LLVMConstIntGetZExtValue(count) == 0)
             continue;
         Loop l;
@@ -577,6 +579,19 @@ static int edge_widths(const Tiling *t, int64_t cols, Vec *w) {
     if (cols)
         die("cg_matmul: edge of %lld columns does not fit %d vectors", (long long)cols, MAX_NV);
     return n;
+}
+
+/* Row parts per column panel: where the panels are too few to keep the
+ * threads busy (a convolution's product, of many rows and few filters),
+ * each panel's rows are split too, in parts of whole tiles, each packing
+ * the panel for itself. A result element is computed the same way in any
+ * part. Not with a column sum, which one packing must take. */
+enum { UNITS = 8 }; /* work units a product is cut into, at least */
+static int64_t row_parts(const Tiling *t, int64_t M, int64_t panels, bool colsum) {
+    if (colsum || panels >= UNITS || M < 16 * t->mr)
+        return 1;
+    int64_t parts = (UNITS + panels - 1) / panels, most = M / (2 * t->mr);
+    return parts < most ? parts : most;
 }
 
 void cg_matmul(Cg *c, NodeId id) {
@@ -629,36 +644,48 @@ void cg_matmul(Cg *c, NodeId id) {
         }
     }
     NodeId colsum = c->sched->colsum[id];
+    int64_t parts = row_parts(&t, n->shape.dim[0], full + (rest != 0), colsum >= 0);
     LLVMValueRef begin = LLVMGetParam(kfn, 1), end = LLVMGetParam(kfn, 2);
     LLVMBasicBlockRef entry = LLVMGetInsertBlock(c->b);
     LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(c->ctx, kfn, "panel");
     LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, kfn, "exit");
     LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, begin, end, ""), loop, exit);
     LLVMPositionBuilderAtEnd(c->b, loop);
-    LLVMValueRef jb = LLVMBuildPhi(c->b, c->i64, "jb");
-    LLVMAddIncoming(jb, &begin, &entry, 1);
-    LLVMValueRef j0 = mul(c, jb, panel);
+    LLVMValueRef unit = LLVMBuildPhi(c->b, c->i64, "unit");
+    LLVMAddIncoming(unit, &begin, &entry, 1);
+    /* unit = panel jb, part r: rows [r0, r1), parts of whole tiles */
+    LLVMValueRef jb = LLVMBuildUDiv(c->b, unit, cg_i64(c, parts), "");
+    LLVMValueRef part = LLVMBuildURem(c->b, unit, cg_i64(c, parts), "");
+    LLVMValueRef j0 = mul(c, jb, panel), r0 = cg_i64(c, 0), r1 = t.M;
+    if (parts > 1) {
+        LLVMValueRef tiles = LLVMBuildUDiv(c->b, add(c, t.M, cg_i64(c, t.mr - 1)), cg_i64(c, t.mr), "");
+        LLVMValueRef per = mul(c, LLVMBuildUDiv(c->b, add(c, tiles, cg_i64(c, parts - 1)), cg_i64(c, parts), ""), t.mr);
+        r0 = mulv(c, part, per);
+        r1 = add(c, r0, per);
+        r0 = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, r0, t.M, ""), r0, t.M, "");
+        r1 = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, r1, t.M, ""), r1, t.M, "");
+    }
     if (rest && !full) {
-        emit_panel(c, &t, A, B, buf, scratch, colsum, id, j0, wedge, nedge);
+        emit_panel(c, &t, A, B, buf, scratch, colsum, id, j0, r0, r1, wedge, nedge);
     } else if (rest) {
         LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, kfn, "full");
         LLVMBasicBlockRef edgeb = LLVMAppendBasicBlockInContext(c->ctx, kfn, "edge");
         LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, kfn, "next");
         LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, jb, cg_i64(c, full), ""), edgeb, fullb);
         LLVMPositionBuilderAtEnd(c->b, fullb);
-        emit_panel(c, &t, A, B, buf, scratch, colsum, id, j0, wfull, t.nv);
+        emit_panel(c, &t, A, B, buf, scratch, colsum, id, j0, r0, r1, wfull, t.nv);
         LLVMBuildBr(c->b, join);
         LLVMPositionBuilderAtEnd(c->b, edgeb);
-        emit_panel(c, &t, A, B, buf, scratch, colsum, id, j0, wedge, nedge);
+        emit_panel(c, &t, A, B, buf, scratch, colsum, id, j0, r0, r1, wedge, nedge);
         LLVMBuildBr(c->b, join);
         LLVMPositionBuilderAtEnd(c->b, join);
     } else {
-        emit_panel(c, &t, A, B, buf, scratch, colsum, id, j0, wfull, t.nv);
+        emit_panel(c, &t, A, B, buf, scratch, colsum, id, j0, r0, r1, wfull, t.nv);
     }
-    LLVMValueRef jb1 = add(c, jb, cg_i64(c, 1));
+    LLVMValueRef next = add(c, unit, cg_i64(c, 1));
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
-    LLVMAddIncoming(jb, &jb1, &latch, 1);
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, jb1, end, ""), loop, exit);
+    LLVMAddIncoming(unit, &next, &latch, 1);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, next, end, ""), loop, exit);
     LLVMPositionBuilderAtEnd(c->b, exit);
     cg_end_function(c);
     free(c->ptr);
@@ -671,12 +698,12 @@ void cg_matmul(Cg *c, NodeId id) {
     *c = step;
     LLVMTypeRef kty = cg_kernel_type(c);
     kfn = LLVMAddFunction(c->mod, name, kty); /* declared; the JIT links it */
-    int64_t panels = full + (rest != 0);
+    int64_t units = (full + (rest != 0)) * parts;
     double macs = (double)n->shape.dim[0] * (double)t.N * (double)g->nodes[a].shape.dim[1]; /* for the full batch */
-    if (panels > 1 && macs >= PARALLEL_MIN_MACS) {
-        cg_parallel_for(c, kfn, cg_kernel_context(c), cg_i64(c, panels), macs < SMALL_MACS);
+    if (units > 1 && macs >= PARALLEL_MIN_MACS) {
+        cg_parallel_for(c, kfn, cg_kernel_context(c), cg_i64(c, units), macs < SMALL_MACS);
     } else {
-        LLVMValueRef args[3] = {cg_kernel_context(c), cg_i64(c, 0), cg_i64(c, panels)};
+        LLVMValueRef args[3] = {cg_kernel_context(c), cg_i64(c, 0), cg_i64(c, units)};
         LLVMBuildCall2(c->b, kty, kfn, args, 3, "");
     }
 }
