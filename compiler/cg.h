@@ -85,6 +85,23 @@ LLVMValueRef cg_kernel_context(Cg *c);
 LLVMTypeRef cg_kernel_type(Cg *c);
 void cg_parallel_for(Cg *c, LLVMValueRef kfn, LLVMValueRef ctx, LLVMValueRef n, bool small);
 void cg_end_function(Cg *c);
+/* Below CG_PARALLEL_MIN_WORK multiply-adds (or element visits, for a loop
+ * nest; about 5 us of one core) a kernel runs on the calling thread:
+ * splitting costs more than the wake-up, as the other core must fetch the
+ * operands this one just wrote. Up to CG_SMALL_WORK (50 us), splitting
+ * pays only where the threads have cores of their own, and the trainer
+ * times both ways (nnrt_parallel_for_small, train.c). */
+#define CG_PARALLEL_MIN_WORK 1e6
+#define CG_SMALL_WORK 1e7
+/* A kernel of its own, name.KINDn (name in `name`), in a module chained to
+ * the step's: from cg_kernel_begin, which saves the step function's state
+ * in *step and returns the kernel (void (i8 **ctx, i64 begin, i64 end))
+ * to emit over units [begin, end), to cg_kernel_end, which restores it and
+ * runs the kernel over the units `units` gives (in the step function), on
+ * the thread pool if `work` is worth it. */
+LLVMValueRef cg_kernel_begin(Cg *c, Cg *step, const char *kind, char *name, size_t len);
+void cg_kernel_end(Cg *c, const Cg *step, const char *name, LLVMValueRef (*units)(Cg *c, void *arg), void *arg,
+                   double work);
 /* Checks c->fn, whatever it returns (internal error if invalid). */
 void cg_verify_function(Cg *c);
 

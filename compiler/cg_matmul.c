@@ -39,19 +39,14 @@
 
 enum { MAX_MR = 12, MAX_NV = 4 };
 
-/* Below PARALLEL_MIN_MACS multiply-adds (about 5 us of one core) a kernel
- * runs on the calling thread: splitting costs more than the wake-up, as the
- * other core must fetch the operands this one just wrote. Up to SMALL_MACS
- * (50 us), splitting pays only where the threads have cores of their own,
- * and the trainer times both ways (nnrt_parallel_for_small, train.c).
- * 784-128-10 at batch 32 has two products of 3.2M and three of 41K.
- * Measured on 2 vCPUs (EPYC), epochs with its large products split against
- * on one thread: 0.09 s against 0.14 in the machine's quiet state, 0.22
- * against 0.14 in the state (for minutes at a time) where the second vCPU
- * runs kernels at about half speed, as if it shared a core. Splitting
- * 784-512-10 b128's 51M pays in both (0.29 and 0.37 s against 0.49). */
-#define PARALLEL_MIN_MACS 1e6
-#define SMALL_MACS 1e7
+/* The thresholds of splitting a product between threads (cg.h's
+ * CG_PARALLEL_MIN_WORK, CG_SMALL_WORK), measured: 784-128-10 at batch 32
+ * has two products of 3.2M multiply-adds and three of 41K. On 2 vCPUs
+ * (EPYC), epochs with its large products split against on one thread:
+ * 0.09 s against 0.14 in the machine's quiet state, 0.22 against 0.14 in
+ * the state (for minutes at a time) where the second vCPU runs kernels at
+ * about half speed, as if it shared a core. Splitting 784-512-10 b128's
+ * 51M pays in both (0.29 and 0.37 s against 0.49). */
 
 /* A packed block of B (KC rows of a column panel) lives on the kernel's
  * stack and stays in L2 (1 MiB a core on the EPYC here) while every row tile
@@ -594,6 +589,8 @@ static int64_t row_parts(const Tiling *t, int64_t M, int64_t panels, bool colsum
     return parts < most ? parts : most;
 }
 
+static LLVMValueRef constant_units(Cg *c, void *units) { return cg_i64(c, *(int64_t *)units); }
+
 void cg_matmul(Cg *c, NodeId id) {
     const Graph *g = c->g;
     const IrNode *n = &g->nodes[id];
@@ -605,16 +602,10 @@ void cg_matmul(Cg *c, NodeId id) {
     for (int v = 0; v < t.nv; v++)
         wfull[v] = (Vec){t.vl, t.vl};
 
-    /* The kernel, name.mmN over panels, in a module chained to the step's. */
+    /* The kernel, name.mmN over panels (or parts of them). */
     char name[256];
-    snprintf(name, sizeof name, "%s.mm%d", c->name, c->kernels++);
-    CgModule *km = cg_module_chain(c->owner, name);
-    Cg step = *c;
-    cg_use_module(c, km);
-    LLVMValueRef kfn = LLVMAddFunction(c->mod, name, cg_kernel_type(c)); /* external: the step and perf maps see it */
-    c->ptr = xrealloc(NULL, (size_t)g->nnodes + 1, sizeof *c->ptr);
-    c->slot = xrealloc(NULL, (size_t)g->nslots, sizeof *c->slot);
-    cg_begin_function(c, kfn, true);
+    Cg step;
+    LLVMValueRef kfn = cg_kernel_begin(c, &step, "mm", name, sizeof name);
     t.M = cg_dim(c, id, 0);
     t.K = cg_dim(c, a, 1);
     Strided A = {a, t.K, cg_i64(c, 1), 0};
@@ -687,23 +678,9 @@ void cg_matmul(Cg *c, NodeId id) {
     LLVMAddIncoming(unit, &next, &latch, 1);
     LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, next, end, ""), loop, exit);
     LLVMPositionBuilderAtEnd(c->b, exit);
-    cg_end_function(c);
-    free(c->ptr);
-    free(c->slot);
-    LLVMDisposeBuilder(c->b);
-
-    /* Back in the step function: run every panel, on the thread pool unless
+    /* Back in the step function: run every unit, on the thread pool unless
      * the product is too small to be worth waking it. */
-    step.kernels = c->kernels;
-    *c = step;
-    LLVMTypeRef kty = cg_kernel_type(c);
-    kfn = LLVMAddFunction(c->mod, name, kty); /* declared; the JIT links it */
     int64_t units = (full + (rest != 0)) * parts;
     double macs = (double)n->shape.dim[0] * (double)t.N * (double)g->nodes[a].shape.dim[1]; /* for the full batch */
-    if (units > 1 && macs >= PARALLEL_MIN_MACS) {
-        cg_parallel_for(c, kfn, cg_kernel_context(c), cg_i64(c, units), macs < SMALL_MACS);
-    } else {
-        LLVMValueRef args[3] = {cg_kernel_context(c), cg_i64(c, 0), cg_i64(c, units)};
-        LLVMBuildCall2(c->b, kty, kfn, args, 3, "");
-    }
+    cg_kernel_end(c, &step, name, constant_units, &units, macs);
 }

@@ -155,13 +155,14 @@ static LLVMValueRef patch_off(Cg *c, const Window *w, int64_t C, LLVMValueRef b,
     return LLVMBuildAdd(B, LLVMBuildMul(B, row, i64c(c, (int64_t)w->kh * w->kw * C), ""), col, "");
 }
 
-static void fill(Cg *c, NodeId id, double v) {
-    LLVMValueRef count = i64c(c, 1);
-    for (int d = 0; d < c->g->nodes[id].shape.rank; d++)
-        count = LLVMBuildMul(c->b, count, cg_dim(c, id, d), "");
+/* Samples [b0, b1) of 4-axis node id = 0. */
+static void zero_samples(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
+    const Shape *s = &c->g->nodes[id].shape;
+    LLVMValueRef per = i64c(c, s->dim[1] * s->dim[2] * s->dim[3]);
+    LLVMValueRef first = LLVMBuildMul(c->b, b0, per, "");
     Loop l;
-    LLVMValueRef e = cg_loop_open(c, &l, count);
-    LLVMBuildStore(c->b, cg_f(c, v), cg_elem_ptr(c, c->ptr[id], e));
+    LLVMValueRef e = cg_loop_open(c, &l, LLVMBuildMul(c->b, LLVMBuildSub(c->b, b1, b0, ""), per, ""));
+    LLVMBuildStore(c->b, cg_f(c, 0), cg_elem_ptr(c, c->ptr[id], LLVMBuildAdd(c->b, first, e, "")));
     cg_loop_close(c, &l);
 }
 
@@ -171,14 +172,15 @@ static void add_to(Cg *c, LLVMValueRef dst, LLVMValueRef v) {
     LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->ft, dst, ""), v, ""), dst);
 }
 
-/* The pooling ops and the patches walk the windows: samples b, windows (i,
+/* The pooling ops and the patches walk the windows: samples b (those in
+ * [b0, b1): each kernel call's share), windows (i,
  * j), then each window's (u, v), then the channels innermost, contiguous
  * in every tensor, so the loop vectorises; a window's position is inside
  * or not for all its channels. The adjoints scatter: their result starts
  * at zero and each window adds to the positions it read (the order is
  * fixed, so the sums are the same on every run). The position of a
  * window's maximum differs by channel: those ops find it per channel. */
-static void emit_windows(Cg *c, NodeId id) {
+static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
     const IrNode *n = &c->g->nodes[id];
     const Window *w = &n->win;
     NodeId a = n->in[0], b = n->in[1];
@@ -188,11 +190,11 @@ static void emit_windows(Cg *c, NodeId id) {
     int64_t cc = c->g->nodes[x].shape.dim[3];
     LLVMBuilderRef B = c->b;
     if (scatter)
-        fill(c, id, 0);
-    Nest4 o; /* b, i, j, and u or the channel */
+        zero_samples(c, id, b0, b1);
+    Nest4 o; /* b - b0, i, j, and one */
     Loop lv, lc;
-    open4(c, &o, cg_dim(c, x, 0), i64c(c, w->oh), i64c(c, w->ow), i64c(c, 1));
-    LLVMValueRef bi = o.i[0], i = o.i[1], j = o.i[2];
+    open4(c, &o, LLVMBuildSub(B, b1, b0, ""), i64c(c, w->oh), i64c(c, w->ow), i64c(c, 1));
+    LLVMValueRef bi = LLVMBuildAdd(B, b0, o.i[0], ""), i = o.i[1], j = o.i[2];
     if (n->op == OP_MAXPOOL_GRAD || n->op == OP_MAXPOOL_PICK) { /* per channel: where the maximum is */
         LLVMValueRef ch = cg_loop_open(c, &lc, C), pm, qm;
         first_max(c, x, w, bi, i, j, ch, &pm, &qm);
@@ -252,15 +254,30 @@ static void emit_windows(Cg *c, NodeId id) {
     close4(c, &o);
 }
 
+/* The image node id's windows are over: its samples are the units. */
+static NodeId image_of(const Cg *c, NodeId id) {
+    const IrNode *n = &c->g->nodes[id];
+    return n->op == OP_AVGPOOL_GRAD || n->op == OP_COL2IM ? id : n->in[0];
+}
+
+static LLVMValueRef samples(Cg *c, void *id) { return cg_dim(c, image_of(c, *(NodeId *)id), 0); }
+
 /* The convolutions, one result element at a time: the reference (at -O2
- * they are products, conv_gemm.c). */
+ * they are products, conv_gemm.c). The other window ops are kernels over
+ * the samples, on the thread pool. */
 void cg_window(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
     const Window *w = &n->win;
     NodeId a = n->in[0], b = n->in[1];
     LLVMBuilderRef B = c->b;
     if (!op_info[n->op].gemm) {
-        emit_windows(c, id);
+        const Shape *x = &c->g->nodes[image_of(c, id)].shape;
+        double work = (double)x->dim[0] * (double)w->oh * (double)w->ow * w->kh * w->kw * (double)x->dim[3];
+        char name[256];
+        Cg step;
+        LLVMValueRef kfn = cg_kernel_begin(c, &step, "win", name, sizeof name);
+        emit_windows(c, id, LLVMGetParam(kfn, 1), LLVMGetParam(kfn, 2));
+        cg_kernel_end(c, &step, name, samples, &id, work);
         return;
     }
     LLVMValueRef acc = var(c, c->ft);

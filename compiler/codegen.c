@@ -611,6 +611,40 @@ void cg_parallel_for(Cg *c, LLVMValueRef kfn, LLVMValueRef ctx, LLVMValueRef n, 
     LLVMBuildCall2(c->b, type, f, args, 3, "");
 }
 
+LLVMValueRef cg_kernel_begin(Cg *c, Cg *step, const char *kind, char *name, size_t len) {
+    snprintf(name, len, "%s.%s%d", c->name, kind, c->kernels++);
+    CgModule *km = cg_module_chain(c->owner, name);
+    *step = *c;
+    cg_use_module(c, km);
+    LLVMValueRef kfn = LLVMAddFunction(c->mod, name, cg_kernel_type(c)); /* external: the step and perf maps see it */
+    c->ptr = xrealloc(NULL, (size_t)c->g->nnodes + 1, sizeof *c->ptr);
+    c->slot = xrealloc(NULL, (size_t)c->g->nslots, sizeof *c->slot);
+    cg_begin_function(c, kfn, true);
+    return kfn;
+}
+
+void cg_kernel_end(Cg *c, const Cg *step, const char *name, LLVMValueRef (*units)(Cg *c, void *arg), void *arg,
+                   double work) {
+    cg_end_function(c);
+    free(c->ptr);
+    free(c->slot);
+    LLVMDisposeBuilder(c->b);
+    int kernels = c->kernels;
+    *c = *step;
+    c->kernels = kernels;
+    LLVMTypeRef kty = cg_kernel_type(c);
+    LLVMValueRef kfn = LLVMAddFunction(c->mod, name, kty); /* declared; the JIT links it */
+    LLVMValueRef n = units(c, arg);
+    if (!LLVMIsAConstantInt(n) || LLVMConstIntGetZExtValue(n) > 1) {
+        if (work >= CG_PARALLEL_MIN_WORK) {
+            cg_parallel_for(c, kfn, cg_kernel_context(c), n, work < CG_SMALL_WORK);
+            return;
+        }
+    }
+    LLVMValueRef args[3] = {cg_kernel_context(c), cg_i64(c, 0), n};
+    LLVMBuildCall2(c->b, kty, kfn, args, 3, "");
+}
+
 void cg_end_function(Cg *c) {
     LLVMBuildRetVoid(c->b);
     cg_verify_function(c);
