@@ -13,7 +13,8 @@ struct CgModule {
     LLVMOrcThreadSafeContextRef tsctx; /* owns ctx */
     LLVMContextRef ctx;
     LLVMModuleRef mod;                 /* owned until jit_compile takes it */
-    bool kernel;                       /* an outlined kernel (jit.c optimises it less) */
+    bool kernel;                       /* register-blocked vector code by construction: jit.c optimises
+                                          it less (an outlined loop nest, such as cg_window.c's, is not) */
     CgModule *next;                    /* the kernels the step calls, each a module of its own */
 };
 
@@ -94,12 +95,13 @@ void cg_end_function(Cg *c);
 #define CG_PARALLEL_MIN_WORK 1e6
 #define CG_SMALL_WORK 1e7
 /* A kernel of its own, name.KINDn (name in `name`), in a module chained to
- * the step's: from cg_kernel_begin, which saves the step function's state
+ * the step's (`blocked`: vector code already, CgModule.kernel): from
+ * cg_kernel_begin, which saves the step function's state
  * in *step and returns the kernel (void (i8 **ctx, i64 begin, i64 end))
  * to emit over units [begin, end), to cg_kernel_end, which restores it and
  * runs the kernel over the units `units` gives (in the step function), on
  * the thread pool if `work` is worth it. */
-LLVMValueRef cg_kernel_begin(Cg *c, Cg *step, const char *kind, char *name, size_t len);
+LLVMValueRef cg_kernel_begin(Cg *c, Cg *step, const char *kind, bool blocked, char *name, size_t len);
 void cg_kernel_end(Cg *c, const Cg *step, const char *name, LLVMValueRef (*units)(Cg *c, void *arg), void *arg,
                    double work);
 /* Checks c->fn, whatever it returns (internal error if invalid). */

@@ -605,7 +605,7 @@ void cg_matmul(Cg *c, NodeId id) {
     /* The kernel, name.mmN over panels (or parts of them). */
     char name[256];
     Cg step;
-    LLVMValueRef kfn = cg_kernel_begin(c, &step, "mm", name, sizeof name);
+    LLVMValueRef kfn = cg_kernel_begin(c, &step, "mm", true, name, sizeof name);
     t.M = cg_dim(c, id, 0);
     t.K = cg_dim(c, a, 1);
     Strided A = {a, t.K, cg_i64(c, 1), 0};

@@ -88,31 +88,14 @@ static void open_dims(Cg *c, Nest4 *n, NodeId id) {
     open4(c, n, cg_dim(c, id, 0), cg_dim(c, id, 1), cg_dim(c, id, 2), cg_dim(c, id, 3));
 }
 
-/* (*pm, *qm): the position of the first largest element of x's window (i,
- * j) in channel ch of sample b (u, then v, ascending; only positions
- * inside x count, and every window has one: a window of -infs takes its
- * first). */
-static void first_max(Cg *c, NodeId x, const Window *w, LLVMValueRef b, LLVMValueRef i, LLVMValueRef j,
-                      LLVMValueRef ch, LLVMValueRef *pm, LLVMValueRef *qm) {
-    LLVMBuilderRef B = c->b;
-    LLVMValueRef best = var(c, c->ft), bp = var(c, c->i64), bq = var(c, c->i64);
-    LLVMBuildStore(B, cg_f(c, 0), best);
-    LLVMBuildStore(B, i64c(c, -1), bp); /* none yet */
-    LLVMBuildStore(B, i64c(c, 0), bq);
-    Loop lu, lv;
-    Pos p = forward_pos(c, i, cg_loop_open(c, &lu, i64c(c, w->kh)), w->sh, w->pt, cg_dim(c, x, 1));
-    Pos q = forward_pos(c, j, cg_loop_open(c, &lv, i64c(c, w->kw)), w->sw, w->pl, cg_dim(c, x, 2));
-    LLVMValueRef v = load4(c, x, b, p.at, q.at, ch), old = get(c, bp, c->i64);
-    LLVMValueRef better = LLVMBuildOr(B, LLVMBuildICmp(B, LLVMIntEQ, old, i64c(c, -1), ""),
-                                      LLVMBuildFCmp(B, LLVMRealOGT, v, get(c, best, c->ft), ""), "");
-    LLVMValueRef take = LLVMBuildAnd(B, LLVMBuildAnd(B, p.inside, q.inside, ""), better, "");
-    LLVMBuildStore(B, LLVMBuildSelect(B, take, v, get(c, best, c->ft), ""), best);
-    LLVMBuildStore(B, LLVMBuildSelect(B, take, p.at, old, ""), bp);
-    LLVMBuildStore(B, LLVMBuildSelect(B, take, q.at, get(c, bq, c->i64), ""), bq);
-    cg_loop_close(c, &lv);
-    cg_loop_close(c, &lu);
-    *pm = get(c, bp, c->i64);
-    *qm = get(c, bq, c->i64);
+/* An array of n values of type t in the entry block. */
+static LLVMValueRef var_array(Cg *c, LLVMTypeRef t, int64_t n) {
+    LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
+    LLVMPositionBuilderBefore(c->b, LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(c->fn)));
+    LLVMValueRef v = LLVMBuildArrayAlloca(c->b, t, i64c(c, n), "");
+    LLVMSetAlignment(v, 64);
+    LLVMPositionBuilderAtEnd(c->b, here);
+    return v;
 }
 
 /* The number of rows of window i inside `len` rows: min(i s - pad + k,
@@ -195,22 +178,53 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
     Loop lv, lc;
     open4(c, &o, LLVMBuildSub(B, b1, b0, ""), i64c(c, w->oh), i64c(c, w->ow), i64c(c, 1));
     LLVMValueRef bi = LLVMBuildAdd(B, b0, o.i[0], ""), i = o.i[1], j = o.i[2];
-    if (n->op == OP_MAXPOOL_GRAD || n->op == OP_MAXPOOL_PICK) { /* per channel: where the maximum is */
-        LLVMValueRef ch = cg_loop_open(c, &lc, C), pm, qm;
-        first_max(c, x, w, bi, i, j, ch, &pm, &qm);
-        if (n->op == OP_MAXPOOL_GRAD) /* dx[b, first, c] += dy[b, i, j, c] */
-            add_to(c, cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, pm, qm, ch)), load4(c, b, bi, i, j, ch));
-        else /* r[b, i, j, c] = d[b, first, c] */
-            LLVMBuildStore(B, load4(c, b, bi, pm, qm, ch), cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, i, j, ch)));
+    /* maxpool's adjoints find each channel's first maximum (u, then v:
+     * PyTorch's tie) in two passes over the window: its maximum per
+     * channel (in max[]), then the first position holding it (done[]). */
+    bool first = n->op == OP_MAXPOOL_GRAD || n->op == OP_MAXPOOL_PICK;
+    LLVMValueRef max = first ? var_array(c, c->ft, cc) : NULL, done = first ? var_array(c, c->ft, cc) : NULL;
+    if (n->op == OP_MAXPOOL || n->op == OP_AVGPOOL || first) { /* the window's values start at the identity */
+        LLVMValueRef ch = cg_loop_open(c, &lc, C);
+        LLVMValueRef ident = cg_f(c, n->op == OP_AVGPOOL ? 0 : -__builtin_inf());
+        LLVMBuildStore(B, ident, first ? cg_elem_ptr(c, max, ch) : cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, i, j, ch)));
+        if (first)
+            LLVMBuildStore(B, cg_f(c, 0), cg_elem_ptr(c, done, ch));
+        if (n->op == OP_MAXPOOL_PICK) /* a window of NaNs has no maximum: 0 */
+            LLVMBuildStore(B, cg_f(c, 0), cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, i, j, ch)));
         cg_loop_close(c, &lc);
+    }
+    for (int pass = 0; first && pass < 2; pass++) {
+        Loop lu;
+        LLVMValueRef u = cg_loop_open(c, &lu, i64c(c, w->kh)), v = cg_loop_open(c, &lv, i64c(c, w->kw));
+        Pos p = forward_pos(c, i, u, w->sh, w->pt, cg_dim(c, x, 1));
+        Pos q = forward_pos(c, j, v, w->sw, w->pl, cg_dim(c, x, 2));
+        LLVMValueRef inside = LLVMBuildAnd(B, p.inside, q.inside, "");
+        LLVMValueRef ch = cg_loop_open(c, &lc, C);
+        LLVMValueRef xv = masked(c, inside, load4(c, x, bi, p.at, q.at, ch), -__builtin_inf());
+        LLVMValueRef mp = cg_elem_ptr(c, max, ch), dp = cg_elem_ptr(c, done, ch);
+        if (pass == 0) {
+            LLVMBuildStore(B, cg_reduce_step(c, OP_MAX, LLVMBuildLoad2(B, c->ft, mp, ""), xv), mp);
+        } else {
+            LLVMValueRef d = LLVMBuildLoad2(B, c->ft, dp, "");
+            LLVMValueRef hit = LLVMBuildAnd(B, LLVMBuildAnd(B, inside, LLVMBuildFCmp(B, LLVMRealOEQ, xv,
+                                                              LLVMBuildLoad2(B, c->ft, mp, ""), ""), ""),
+                                            LLVMBuildFCmp(B, LLVMRealOEQ, d, cg_f(c, 0), ""), "");
+            LLVMBuildStore(B, LLVMBuildSelect(B, hit, cg_f(c, 1), d, ""), dp);
+            if (n->op == OP_MAXPOOL_GRAD) { /* dx[b, first, c] += dy[b, i, j, c] */
+                add_to(c, cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, p.at, q.at, ch)),
+                       masked(c, hit, load4(c, b, bi, i, j, ch), 0));
+            } else { /* r[b, i, j, c] = d[b, first, c] */
+                LLVMValueRef r = cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, i, j, ch));
+                LLVMBuildStore(B, LLVMBuildSelect(B, hit, load4(c, b, bi, p.at, q.at, ch), LLVMBuildLoad2(B, c->ft, r, ""), ""), r);
+            }
+        }
+        cg_loop_close(c, &lc);
+        cg_loop_close(c, &lv);
+        cg_loop_close(c, &lu);
+    }
+    if (first) {
         close4(c, &o);
         return;
-    }
-    if (n->op == OP_MAXPOOL || n->op == OP_AVGPOOL) { /* the window's result starts at the identity */
-        LLVMValueRef ch = cg_loop_open(c, &lc, C);
-        LLVMBuildStore(B, cg_f(c, n->op == OP_MAXPOOL ? -__builtin_inf() : 0),
-                       cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, i, j, ch)));
-        cg_loop_close(c, &lc);
     }
     LLVMValueRef inv = n->op == OP_AVGPOOL || n->op == OP_AVGPOOL_GRAD ? inv_count(c, x, w, i, j) : NULL;
     Loop lu;
@@ -275,7 +289,7 @@ void cg_window(Cg *c, NodeId id) {
         double work = (double)x->dim[0] * (double)w->oh * (double)w->ow * w->kh * w->kw * (double)x->dim[3];
         char name[256];
         Cg step;
-        LLVMValueRef kfn = cg_kernel_begin(c, &step, "win", name, sizeof name);
+        LLVMValueRef kfn = cg_kernel_begin(c, &step, "win", false, name, sizeof name);
         emit_windows(c, id, LLVMGetParam(kfn, 1), LLVMGetParam(kfn, 2));
         cg_kernel_end(c, &step, name, samples, &id, work);
         return;

@@ -611,9 +611,10 @@ void cg_parallel_for(Cg *c, LLVMValueRef kfn, LLVMValueRef ctx, LLVMValueRef n, 
     LLVMBuildCall2(c->b, type, f, args, 3, "");
 }
 
-LLVMValueRef cg_kernel_begin(Cg *c, Cg *step, const char *kind, char *name, size_t len) {
+LLVMValueRef cg_kernel_begin(Cg *c, Cg *step, const char *kind, bool blocked, char *name, size_t len) {
     snprintf(name, len, "%s.%s%d", c->name, kind, c->kernels++);
     CgModule *km = cg_module_chain(c->owner, name);
+    km->kernel = blocked;
     *step = *c;
     cg_use_module(c, km);
     LLVMValueRef kfn = LLVMAddFunction(c->mod, name, cg_kernel_type(c)); /* external: the step and perf maps see it */
