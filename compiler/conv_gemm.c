@@ -4,11 +4,15 @@
  * P = im2col(x), [n oh ow, kh kw C], and the filter k read as the matrix
  * K = [kh kw C, F] (channels last, it already lies so),
  *     conv2d(x, k)         = P K                       reshaped to [n, oh, ow, F]
- *     conv2d_filter(x, dy) = P^T dY                    dY = dy as [n oh ow, F]
+ *     conv2d_filter(x, dy) = (dY^T P)^T                dY = dy as [n oh ow, F]
  *     conv2d_data(dy, k)   = col2im(dY K^T)
  * so the three run on the register-blocked kernel (cg_matmul.c), threads,
  * packing, transposes read through strides and all, and the forward
  * pass's P is the filter gradient's too (hash-consing shares it). The
+ * filter gradient is taken as dY^T P, whose result is small and whose long
+ * sum runs down P's rows as the kernel packs them, not as P^T dY, which
+ * read P a few floats of each row at a time, once for every row tile
+ * (cnn.nn's conv2: 2.4 times the forward product's time, against ...). The
  * window ops stay in the step graph (--emit=ir, grad) and are the -O0
  * reference (cg_window.c); this rewrite is what -O2 schedules and
  * --emit=kernels shows.
@@ -42,7 +46,8 @@ static NodeId as_gemm(Graph *g, const IrNode *n, NodeId a, NodeId b) {
     case OP_CONV2D:
         return ir_reshape(g, ir_matmul(g, patches(g, a, w, l), filter(g, b, l), l), n->shape, l);
     case OP_CONV2D_FILTER:
-        return ir_reshape(g, ir_matmul(g, ir_transpose(g, patches(g, a, w, l), l), rows(g, b, l), l), n->shape, l);
+        return ir_reshape(g, ir_transpose(g, ir_matmul(g, ir_transpose(g, rows(g, b, l), l), patches(g, a, w, l), l), l),
+                          n->shape, l);
     case OP_CONV2D_DATA:
         return ir_window(g, OP_COL2IM, ir_matmul(g, rows(g, a, l), ir_transpose(g, filter(g, b, l), l), l), -1, *w,
                          n->shape, n->batch_axes, l);
