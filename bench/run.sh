@@ -2,8 +2,9 @@
 # nnc against its peers, measured in the same run on this machine (never run
 # by ctest; ratios, not absolute times, are what to compare):
 #   - training epochs: nnc vs PyTorch (../shared/bench/peer_torch.py) on the
-#     benchmark MLPs, median epoch seconds of epochs 2..N, JIT compile
-#     seconds, peak RSS;
+#     benchmark MLPs and the convolutional network of examples/cnn.nn (at
+#     the peer's batch of 128, adam), median epoch seconds of epochs 2..N,
+#     JIT compile seconds, peak RSS;
 #   - the matmul kernel vs OpenBLAS sgemm (../shared/bench/peer_sgemm.py), 1 and
 #     2 threads.
 # Usage: bench/run.sh [EPOCHS]   (default 3; needs ./setup.sh's build, and
@@ -37,6 +38,20 @@ PY
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(build/nnc --version)"
 printf '%-22s %10s %10s %8s %10s %10s %8s %9s %9s\n' model nnc_epoch_s torch_s ratio compile_s nnc_rss_mb torch_mb nnc_acc torch_acc
+row() { # name, our model file, the peer's arguments
+    "$nnc" "$2" --train --seed 1 --report "$tmp/r.json" > /dev/null
+    read -r ours compile rss acc < <(median_epoch "$tmp/r.json")
+    theirs=- ratio=- trss=- tacc=-
+    if [ $have_torch = 1 ]; then
+        line=$(/usr/bin/python3 $peers/peer_torch.py $3 --epochs "$epochs" | tail -1)
+        theirs=$(sed -n 's/.*epoch_s=\([0-9.]*\).*/\1/p' <<<"$line")
+        trss=$(sed -n 's/.*max_rss_mb=\([0-9.]*\).*/\1/p' <<<"$line")
+        tacc=$(sed -n 's/.*test_acc=\([0-9.]*\).*/\1/p' <<<"$line")
+        ratio=$(python3 -c "print(f'{$ours / $theirs:.2f}')")
+    fi
+    printf '%-22s %10s %10s %8s %10s %10s %8s %9s %9s\n' "$1" "$ours" "$theirs" "$ratio" \
+        "$compile" "$rss" "$trss" "$acc" "$tacc"
+}
 for cfg in "512 128" "128 32"; do
     set -- $cfg
     hidden=$1 batch=$2
@@ -51,19 +66,24 @@ model bench {
     train  epochs = $epochs, batch = $batch
 }
 NN
-    "$nnc" "$tmp/m.nn" --train --seed 1 --report "$tmp/r.json" > /dev/null
-    read -r ours compile rss acc < <(median_epoch "$tmp/r.json")
-    theirs=- ratio=- trss=- tacc=-
-    if [ $have_torch = 1 ]; then
-        line=$(/usr/bin/python3 $peers/peer_torch.py --hidden "$hidden" --batch "$batch" --epochs "$epochs" --opt sgd | tail -1)
-        theirs=$(sed -n 's/.*epoch_s=\([0-9.]*\).*/\1/p' <<<"$line")
-        trss=$(sed -n 's/.*max_rss_mb=\([0-9.]*\).*/\1/p' <<<"$line")
-        tacc=$(sed -n 's/.*test_acc=\([0-9.]*\).*/\1/p' <<<"$line")
-        ratio=$(python3 -c "print(f'{$ours / $theirs:.2f}')")
-    fi
-    printf '%-22s %10s %10s %8s %10s %10s %8s %9s %9s\n' "784-$hidden-10 b$batch" "$ours" "$theirs" "$ratio" \
-        "$compile" "$rss" "$trss" "$acc" "$tacc"
+    row "784-$hidden-10 b$batch" "$tmp/m.nn" "--hidden $hidden --batch $batch --opt sgd"
 done
+cat > "$tmp/cnn.nn" <<NN
+model cnn {
+    input  x[28, 28, 1]
+    conv2d 32, 3, relu
+    maxpool 2
+    conv2d 64, 3, relu
+    maxpool 2
+    flatten
+    dense  128, relu
+    dense  10, softmax
+    loss   crossentropy
+    optimizer adam
+    train  epochs = $epochs, batch = 128
+}
+NN
+row "cnn b128 adam" "$tmp/cnn.nn" "--arch cnn --batch 128 --opt adam"
 
 echo
 printf '%-18s %8s %12s %12s %8s\n' shape threads nnc_gflops blas_gflops ratio

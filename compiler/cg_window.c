@@ -1,7 +1,9 @@
-/* cg_window.c — the window ops (convolution, pooling and their adjoints)
- * and the random numbers of dropout as loop nests: the reference every
- * faster kernel is tested against, so each is the op table's formula
- * written out, one output element at a time.
+/* cg_window.c — the window ops (convolution, pooling, their adjoints, the
+ * patches) and the random numbers of dropout as loop nests. The
+ * convolutions here are the -O0 reference (at -O2 they are products,
+ * conv_gemm.c), each the op table's formula written out one result element
+ * at a time; the other window ops are kernels over the samples, on the
+ * thread pool, at every level.
  *
  * Every op reads [n, H, W, C] tensors through a window: output (i, j) reads
  * input rows p = i sh + u - pt for u < kh (columns alike). The forward ops
@@ -18,28 +20,26 @@ typedef struct Pos {
     LLVMValueRef at, inside; /* at clamped to 0 when outside */
 } Pos;
 
-static LLVMValueRef i64c(Cg *c, int64_t v) { return cg_i64(c, v); }
-
 /* Forward: row p = i s + u - pad of an input of `len` rows. */
 static Pos forward_pos(Cg *c, LLVMValueRef i, LLVMValueRef u, int64_t s, int64_t pad, LLVMValueRef len) {
     LLVMBuilderRef B = c->b;
-    LLVMValueRef p = LLVMBuildSub(B, LLVMBuildAdd(B, LLVMBuildMul(B, i, i64c(c, s), ""), u, ""), i64c(c, pad), "");
-    LLVMValueRef in = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSGE, p, i64c(c, 0), ""),
+    LLVMValueRef p = LLVMBuildSub(B, LLVMBuildAdd(B, LLVMBuildMul(B, i, cg_i64(c, s), ""), u, ""), cg_i64(c, pad), "");
+    LLVMValueRef in = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSGE, p, cg_i64(c, 0), ""),
                                    LLVMBuildICmp(B, LLVMIntSLT, p, len, ""), "");
-    return (Pos){LLVMBuildSelect(B, in, p, i64c(c, 0), ""), in};
+    return (Pos){LLVMBuildSelect(B, in, p, cg_i64(c, 0), ""), in};
 }
 
 /* Backward: the window i whose offset u reads row p (i s + u - pad = p), of
  * `count` windows. */
 static Pos window_of(Cg *c, LLVMValueRef p, LLVMValueRef u, int64_t s, int64_t pad, LLVMValueRef count) {
     LLVMBuilderRef B = c->b;
-    LLVMValueRef t = LLVMBuildSub(B, LLVMBuildAdd(B, p, i64c(c, pad), ""), u, "");
-    LLVMValueRef nonneg = LLVMBuildICmp(B, LLVMIntSGE, t, i64c(c, 0), "");
-    t = LLVMBuildSelect(B, nonneg, t, i64c(c, 0), "");
-    LLVMValueRef i = LLVMBuildUDiv(B, t, i64c(c, s), "");
-    LLVMValueRef exact = LLVMBuildICmp(B, LLVMIntEQ, LLVMBuildURem(B, t, i64c(c, s), ""), i64c(c, 0), "");
+    LLVMValueRef t = LLVMBuildSub(B, LLVMBuildAdd(B, p, cg_i64(c, pad), ""), u, "");
+    LLVMValueRef nonneg = LLVMBuildICmp(B, LLVMIntSGE, t, cg_i64(c, 0), "");
+    t = LLVMBuildSelect(B, nonneg, t, cg_i64(c, 0), "");
+    LLVMValueRef i = LLVMBuildUDiv(B, t, cg_i64(c, s), "");
+    LLVMValueRef exact = LLVMBuildICmp(B, LLVMIntEQ, LLVMBuildURem(B, t, cg_i64(c, s), ""), cg_i64(c, 0), "");
     LLVMValueRef in = LLVMBuildAnd(B, LLVMBuildAnd(B, nonneg, exact, ""), LLVMBuildICmp(B, LLVMIntSLT, i, count, ""), "");
-    return (Pos){LLVMBuildSelect(B, in, i, i64c(c, 0), ""), in};
+    return (Pos){LLVMBuildSelect(B, in, i, cg_i64(c, 0), ""), in};
 }
 
 /* The offset of element [a, b, d, e] of 4-axis node id. */
@@ -55,19 +55,19 @@ static LLVMValueRef load4(Cg *c, NodeId id, LLVMValueRef a, LLVMValueRef b, LLVM
     return cg_load_at(c, id, offset4(c, id, a, b, d, e));
 }
 
-/* A variable of type t in the entry block (SROA makes it a register). */
-static LLVMValueRef var(Cg *c, LLVMTypeRef t) {
+/* n variables of type t in the entry block (SROA makes one a register). */
+static LLVMValueRef var(Cg *c, LLVMTypeRef t, int64_t n) {
     LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
     LLVMPositionBuilderBefore(c->b, LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(c->fn)));
-    LLVMValueRef v = LLVMBuildAlloca(c->b, t, "");
+    LLVMValueRef v = LLVMBuildArrayAlloca(c->b, t, cg_i64(c, n), "");
+    LLVMSetAlignment(v, 64);
     LLVMPositionBuilderAtEnd(c->b, here);
     return v;
 }
 
 static LLVMValueRef get(Cg *c, LLVMValueRef v, LLVMTypeRef t) { return LLVMBuildLoad2(c->b, t, v, ""); }
 
-/* The nest over the four axes of node id, and the loops of a window (and
- * a third loop) inside it. */
+/* Four nested loops (over a node's axes, or a window's). */
 typedef struct Nest4 {
     Loop l[4];
     LLVMValueRef i[4];
@@ -88,24 +88,14 @@ static void open_dims(Cg *c, Nest4 *n, NodeId id) {
     open4(c, n, cg_dim(c, id, 0), cg_dim(c, id, 1), cg_dim(c, id, 2), cg_dim(c, id, 3));
 }
 
-/* An array of n values of type t in the entry block. */
-static LLVMValueRef var_array(Cg *c, LLVMTypeRef t, int64_t n) {
-    LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
-    LLVMPositionBuilderBefore(c->b, LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(c->fn)));
-    LLVMValueRef v = LLVMBuildArrayAlloca(c->b, t, i64c(c, n), "");
-    LLVMSetAlignment(v, 64);
-    LLVMPositionBuilderAtEnd(c->b, here);
-    return v;
-}
-
 /* The number of rows of window i inside `len` rows: min(i s - pad + k,
  * len) - max(i s - pad, 0). */
 static LLVMValueRef rows_inside(Cg *c, LLVMValueRef i, int64_t k, int64_t s, int64_t pad, LLVMValueRef len) {
     LLVMBuilderRef B = c->b;
-    LLVMValueRef lo = LLVMBuildSub(B, LLVMBuildMul(B, i, i64c(c, s), ""), i64c(c, pad), "");
-    LLVMValueRef hi = LLVMBuildAdd(B, lo, i64c(c, k), "");
+    LLVMValueRef lo = LLVMBuildSub(B, LLVMBuildMul(B, i, cg_i64(c, s), ""), cg_i64(c, pad), "");
+    LLVMValueRef hi = LLVMBuildAdd(B, lo, cg_i64(c, k), "");
     hi = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, hi, len, ""), hi, len, "");
-    lo = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, lo, i64c(c, 0), ""), lo, i64c(c, 0), "");
+    lo = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSGT, lo, cg_i64(c, 0), ""), lo, cg_i64(c, 0), "");
     return LLVMBuildSub(B, hi, lo, "");
 }
 
@@ -131,17 +121,17 @@ static LLVMValueRef fma3(Cg *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc
 static LLVMValueRef patch_off(Cg *c, const Window *w, int64_t C, LLVMValueRef b, LLVMValueRef i, LLVMValueRef j,
                               LLVMValueRef u, LLVMValueRef v, LLVMValueRef ch) {
     LLVMBuilderRef B = c->b;
-    LLVMValueRef row = LLVMBuildAdd(B, LLVMBuildMul(B, LLVMBuildAdd(B, LLVMBuildMul(B, b, i64c(c, w->oh), ""), i, ""),
-                                                    i64c(c, w->ow), ""), j, "");
-    LLVMValueRef col = LLVMBuildAdd(B, LLVMBuildMul(B, LLVMBuildAdd(B, LLVMBuildMul(B, u, i64c(c, w->kw), ""), v, ""),
-                                                    i64c(c, C), ""), ch, "");
-    return LLVMBuildAdd(B, LLVMBuildMul(B, row, i64c(c, (int64_t)w->kh * w->kw * C), ""), col, "");
+    LLVMValueRef row = LLVMBuildAdd(B, LLVMBuildMul(B, LLVMBuildAdd(B, LLVMBuildMul(B, b, cg_i64(c, w->oh), ""), i, ""),
+                                                    cg_i64(c, w->ow), ""), j, "");
+    LLVMValueRef col = LLVMBuildAdd(B, LLVMBuildMul(B, LLVMBuildAdd(B, LLVMBuildMul(B, u, cg_i64(c, w->kw), ""), v, ""),
+                                                    cg_i64(c, C), ""), ch, "");
+    return LLVMBuildAdd(B, LLVMBuildMul(B, row, cg_i64(c, (int64_t)w->kh * w->kw * C), ""), col, "");
 }
 
 /* Samples [b0, b1) of 4-axis node id = 0. */
 static void zero_samples(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
     const Shape *s = &c->g->nodes[id].shape;
-    LLVMValueRef per = i64c(c, s->dim[1] * s->dim[2] * s->dim[3]);
+    LLVMValueRef per = cg_i64(c, s->dim[1] * s->dim[2] * s->dim[3]);
     LLVMValueRef first = LLVMBuildMul(c->b, b0, per, "");
     Loop l;
     LLVMValueRef e = cg_loop_open(c, &l, LLVMBuildMul(c->b, LLVMBuildSub(c->b, b1, b0, ""), per, ""));
@@ -176,13 +166,13 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
         zero_samples(c, id, b0, b1);
     Nest4 o; /* b - b0, i, j, and one */
     Loop lv, lc;
-    open4(c, &o, LLVMBuildSub(B, b1, b0, ""), i64c(c, w->oh), i64c(c, w->ow), i64c(c, 1));
+    open4(c, &o, LLVMBuildSub(B, b1, b0, ""), cg_i64(c, w->oh), cg_i64(c, w->ow), cg_i64(c, 1));
     LLVMValueRef bi = LLVMBuildAdd(B, b0, o.i[0], ""), i = o.i[1], j = o.i[2];
     /* maxpool's adjoints find each channel's first maximum (u, then v:
      * PyTorch's tie) in two passes over the window: its maximum per
      * channel (in max[]), then the first position holding it (done[]). */
     bool first = n->op == OP_MAXPOOL_GRAD || n->op == OP_MAXPOOL_PICK;
-    LLVMValueRef max = first ? var_array(c, c->ft, cc) : NULL, done = first ? var_array(c, c->ft, cc) : NULL;
+    LLVMValueRef max = first ? var(c, c->ft, cc) : NULL, done = first ? var(c, c->ft, cc) : NULL;
     if (n->op == OP_MAXPOOL || n->op == OP_AVGPOOL || first) { /* the window's values start at the identity */
         LLVMValueRef ch = cg_loop_open(c, &lc, C);
         LLVMValueRef ident = cg_f(c, n->op == OP_AVGPOOL ? 0 : -__builtin_inf());
@@ -195,7 +185,7 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
     }
     for (int pass = 0; first && pass < 2; pass++) {
         Loop lu;
-        LLVMValueRef u = cg_loop_open(c, &lu, i64c(c, w->kh)), v = cg_loop_open(c, &lv, i64c(c, w->kw));
+        LLVMValueRef u = cg_loop_open(c, &lu, cg_i64(c, w->kh)), v = cg_loop_open(c, &lv, cg_i64(c, w->kw));
         Pos p = forward_pos(c, i, u, w->sh, w->pt, cg_dim(c, x, 1));
         Pos q = forward_pos(c, j, v, w->sw, w->pl, cg_dim(c, x, 2));
         LLVMValueRef inside = LLVMBuildAnd(B, p.inside, q.inside, "");
@@ -228,7 +218,7 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
     }
     LLVMValueRef inv = n->op == OP_AVGPOOL || n->op == OP_AVGPOOL_GRAD ? inv_count(c, x, w, i, j) : NULL;
     Loop lu;
-    LLVMValueRef u = cg_loop_open(c, &lu, i64c(c, w->kh)), v = cg_loop_open(c, &lv, i64c(c, w->kw));
+    LLVMValueRef u = cg_loop_open(c, &lu, cg_i64(c, w->kh)), v = cg_loop_open(c, &lv, cg_i64(c, w->kw));
     Pos p = forward_pos(c, i, u, w->sh, w->pt, cg_dim(c, x, 1));
     Pos q = forward_pos(c, j, v, w->sw, w->pl, cg_dim(c, x, 2));
     LLVMValueRef inside = LLVMBuildAnd(B, p.inside, q.inside, "");
@@ -294,7 +284,7 @@ void cg_window(Cg *c, NodeId id) {
         cg_kernel_end(c, &step, name, samples, &id, work);
         return;
     }
-    LLVMValueRef acc = var(c, c->ft);
+    LLVMValueRef acc = var(c, c->ft, 1);
     Nest4 o; /* over the result: o.i[0..3] */
     open_dims(c, &o, id);
     LLVMValueRef *r = o.i;
@@ -303,7 +293,7 @@ void cg_window(Cg *c, NodeId id) {
     LLVMValueRef v = NULL;
     switch (n->op) {
     case OP_CONV2D: { /* r[b, i, j, f] += x[b, p, q, c] k[u, v, c, f] */
-        open4(c, &in, i64c(c, w->kh), i64c(c, w->kw), cg_dim(c, a, 3), i64c(c, 1));
+        open4(c, &in, cg_i64(c, w->kh), cg_i64(c, w->kw), cg_dim(c, a, 3), cg_i64(c, 1));
         Pos p = forward_pos(c, r[1], in.i[0], w->sh, w->pt, cg_dim(c, a, 1));
         Pos q = forward_pos(c, r[2], in.i[1], w->sw, w->pl, cg_dim(c, a, 2));
         LLVMValueRef x = masked(c, LLVMBuildAnd(B, p.inside, q.inside, ""), load4(c, a, r[0], p.at, q.at, in.i[2]), 0);
@@ -311,7 +301,7 @@ void cg_window(Cg *c, NodeId id) {
         break;
     }
     case OP_CONV2D_DATA: { /* r[b, p, q, c] += dy[b, i, j, f] k[u, v, c, f] */
-        open4(c, &in, i64c(c, w->kh), i64c(c, w->kw), cg_dim(c, b, 3), i64c(c, 1));
+        open4(c, &in, cg_i64(c, w->kh), cg_i64(c, w->kw), cg_dim(c, b, 3), cg_i64(c, 1));
         Pos i = window_of(c, r[1], in.i[0], w->sh, w->pt, cg_dim(c, a, 1));
         Pos j = window_of(c, r[2], in.i[1], w->sw, w->pl, cg_dim(c, a, 2));
         LLVMValueRef dy = masked(c, LLVMBuildAnd(B, i.inside, j.inside, ""), load4(c, a, r[0], i.at, j.at, in.i[2]), 0);
@@ -319,7 +309,7 @@ void cg_window(Cg *c, NodeId id) {
         break;
     }
     case OP_CONV2D_FILTER: { /* r[u, v, c, f] += x[b, p, q, c] dy[b, i, j, f] */
-        open4(c, &in, cg_dim(c, b, 0), cg_dim(c, b, 1), cg_dim(c, b, 2), i64c(c, 1));
+        open4(c, &in, cg_dim(c, b, 0), cg_dim(c, b, 1), cg_dim(c, b, 2), cg_i64(c, 1));
         Pos p = forward_pos(c, in.i[1], r[0], w->sh, w->pt, cg_dim(c, a, 1));
         Pos q = forward_pos(c, in.i[2], r[1], w->sw, w->pl, cg_dim(c, a, 2));
         LLVMValueRef x = masked(c, LLVMBuildAnd(B, p.inside, q.inside, ""), load4(c, a, in.i[0], p.at, q.at, r[2]), 0);
@@ -344,23 +334,23 @@ void cg_window(Cg *c, NodeId id) {
 void cg_random(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
     LLVMBuilderRef B = c->b;
-    LLVMValueRef count = i64c(c, 1);
+    LLVMValueRef count = cg_i64(c, 1);
     for (int d = 0; d < n->shape.rank; d++)
         count = LLVMBuildMul(B, count, cg_dim(c, id, d), "");
-    LLVMValueRef k = LLVMBuildFPToSI(B, cg_load_at(c, n->in[0], i64c(c, 0)), c->i64, "");
-    LLVMValueRef seed = LLVMBuildAdd(B, LLVMBuildMul(B, k, i64c(c, (int64_t)0xC2B2AE3D27D4EB4Full), ""),
-                                     i64c(c, (int64_t)((uint64_t)n->value * 0x9E3779B97F4A7C15ull)), "");
+    LLVMValueRef k = LLVMBuildFPToSI(B, cg_load_at(c, n->in[0], cg_i64(c, 0)), c->i64, "");
+    LLVMValueRef seed = LLVMBuildAdd(B, LLVMBuildMul(B, k, cg_i64(c, (int64_t)0xC2B2AE3D27D4EB4Full), ""),
+                                     cg_i64(c, (int64_t)((uint64_t)n->value * 0x9E3779B97F4A7C15ull)), "");
     Loop l;
     LLVMValueRef e = cg_loop_open(c, &l, count);
-    LLVMValueRef z = LLVMBuildAdd(B, seed, LLVMBuildMul(B, e, i64c(c, (int64_t)0x165667B19E3779F9ull), ""), "");
+    LLVMValueRef z = LLVMBuildAdd(B, seed, LLVMBuildMul(B, e, cg_i64(c, (int64_t)0x165667B19E3779F9ull), ""), "");
     static const uint64_t mul[2] = {0xBF58476D1CE4E5B9ull, 0x94D049BB133111EBull};
     static const int shift[3] = {30, 27, 31};
     for (int r = 0; r < 3; r++) {
-        z = LLVMBuildXor(B, z, LLVMBuildLShr(B, z, i64c(c, shift[r]), ""), "");
+        z = LLVMBuildXor(B, z, LLVMBuildLShr(B, z, cg_i64(c, shift[r]), ""), "");
         if (r < 2)
-            z = LLVMBuildMul(B, z, i64c(c, (int64_t)mul[r]), "");
+            z = LLVMBuildMul(B, z, cg_i64(c, (int64_t)mul[r]), "");
     }
-    LLVMValueRef u = LLVMBuildUIToFP(B, LLVMBuildLShr(B, z, i64c(c, 40), ""), c->ft, "");
+    LLVMValueRef u = LLVMBuildUIToFP(B, LLVMBuildLShr(B, z, cg_i64(c, 40), ""), c->ft, "");
     LLVMBuildStore(B, LLVMBuildFMul(B, u, cg_f(c, 0x1p-24), ""), cg_elem_ptr(c, c->ptr[id], e));
     cg_loop_close(c, &l);
 }
