@@ -145,6 +145,12 @@ static void add_to(Cg *c, LLVMValueRef dst, LLVMValueRef v) {
     LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->ft, dst, ""), v, ""), dst);
 }
 
+/* The image node id's windows are over: its samples are the units. */
+static NodeId image_of(const Cg *c, NodeId id) {
+    const IrNode *n = &c->g->nodes[id];
+    return n->op == OP_AVGPOOL_GRAD || n->op == OP_COL2IM ? id : n->in[0];
+}
+
 /* The pooling ops and the patches walk the windows: samples b (those in
  * [b0, b1): each kernel call's share), windows (i,
  * j), then each window's (u, v), then the channels innermost, contiguous
@@ -158,7 +164,7 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
     const Window *w = &n->win;
     NodeId a = n->in[0], b = n->in[1];
     bool scatter = n->op == OP_AVGPOOL_GRAD || n->op == OP_COL2IM || n->op == OP_MAXPOOL_GRAD;
-    NodeId x = n->op == OP_AVGPOOL_GRAD || n->op == OP_COL2IM ? id : a; /* the image the windows are over */
+    NodeId x = image_of(c, id);
     LLVMValueRef C = cg_dim(c, x, 3);
     int64_t cc = c->g->nodes[x].shape.dim[3];
     LLVMBuilderRef B = c->b;
@@ -256,12 +262,6 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
     cg_loop_close(c, &lv);
     cg_loop_close(c, &lu);
     close4(c, &o);
-}
-
-/* The image node id's windows are over: its samples are the units. */
-static NodeId image_of(const Cg *c, NodeId id) {
-    const IrNode *n = &c->g->nodes[id];
-    return n->op == OP_AVGPOOL_GRAD || n->op == OP_COL2IM ? id : n->in[0];
 }
 
 static LLVMValueRef samples(Cg *c, void *id) { return cg_dim(c, image_of(c, *(NodeId *)id), 0); }
