@@ -26,8 +26,8 @@
  * left, so every n is served by three tile shapes. A may be a transpose node: the kernel reads its operand through
  * swapped strides, so X^T dZ never materialises X^T.
  * The kernel is an outlined function over column panels [begin, end) (or,
- * for a product of few panels and many rows, parts of a panel's rows:
- * row_parts): the unit of work the thread pool splits. It is a module of its own (in its own
+ * for a product of few panels and many rows, parts of the rows, each for
+ * every panel: row_parts): the unit of work the thread pool splits. It is a module of its own (in its own
  * LLVM context), so kernels and step functions compile in parallel, and the
  * JIT gives it a short pass pipeline: its loops are already what a CPU runs
  * best, where the step function's naive loops need O3's vectoriser.
@@ -581,16 +581,20 @@ static int edge_widths(const Tiling *t, int64_t cols, Vec *w) {
     return n;
 }
 
-/* Row parts per column panel: where the panels are too few to keep the
- * threads busy (a convolution's product, of many rows and few filters),
- * each panel's rows are split too, in parts of whole tiles, each packing
- * the panel for itself. A result element is computed the same way in any
- * part. Not with a column sum, which one packing must take. */
+/* Row parts: where the column panels are too few to keep the threads
+ * busy (a convolution's product, of many rows and few filters), the unit
+ * of work is a part of the rows instead, of whole tiles, and each part
+ * computes every panel of its rows: its rows of A (at most A_PART_BYTES,
+ * to stay in L2) are then read from memory once, not once a panel. A
+ * result element is computed the same way in any part. Not with a column
+ * sum, which one packing must take. */
 enum { UNITS = 8 }; /* work units a product is cut into, at least */
-static int64_t row_parts(const Tiling *t, int64_t M, int64_t panels, bool colsum) {
+#define A_PART_BYTES (256 * 1024)
+static int64_t row_parts(const Tiling *t, int64_t M, int64_t K, unsigned elem, int64_t panels, bool colsum) {
     if (colsum || panels >= UNITS || M < 16 * t->mr)
         return 1;
-    int64_t parts = (UNITS + panels - 1) / panels, most = M / (2 * t->mr);
+    int64_t parts = (int64_t)((double)M * (double)K * elem / A_PART_BYTES) + 1, most = M / (2 * t->mr);
+    parts = parts > UNITS ? parts : UNITS;
     return parts < most ? parts : most;
 }
 
@@ -640,7 +644,8 @@ void cg_matmul(Cg *c, NodeId id) {
         }
     }
     NodeId colsum = c->sched->colsum[id];
-    int64_t parts = row_parts(&t, n->shape.dim[0], full + (rest != 0), colsum >= 0);
+    int64_t panels = full + (rest != 0);
+    int64_t parts = row_parts(&t, n->shape.dim[0], g->nodes[a].shape.dim[1], dtype_bytes(g->dtype), panels, colsum >= 0);
     LLVMValueRef begin = LLVMGetParam(kfn, 1), end = LLVMGetParam(kfn, 2);
     LLVMBasicBlockRef entry = LLVMGetInsertBlock(c->b);
     LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(c->ctx, kfn, "panel");
@@ -649,18 +654,19 @@ void cg_matmul(Cg *c, NodeId id) {
     LLVMPositionBuilderAtEnd(c->b, loop);
     LLVMValueRef unit = LLVMBuildPhi(c->b, c->i64, "unit");
     LLVMAddIncoming(unit, &begin, &entry, 1);
-    /* unit = panel jb, part r: rows [r0, r1), parts of whole tiles */
-    LLVMValueRef jb = LLVMBuildUDiv(c->b, unit, cg_i64(c, parts), "");
-    LLVMValueRef part = LLVMBuildURem(c->b, unit, cg_i64(c, parts), "");
-    LLVMValueRef j0 = mul(c, jb, panel), r0 = cg_i64(c, 0), r1 = t.M;
+    /* The unit is panel jb, all rows; or a part: rows [r0, r1), every panel. */
+    LLVMValueRef jb = unit, r0 = cg_i64(c, 0), r1 = t.M;
+    Loop each;
     if (parts > 1) {
         LLVMValueRef tiles = LLVMBuildUDiv(c->b, add(c, t.M, cg_i64(c, t.mr - 1)), cg_i64(c, t.mr), "");
         LLVMValueRef per = mul(c, LLVMBuildUDiv(c->b, add(c, tiles, cg_i64(c, parts - 1)), cg_i64(c, parts), ""), t.mr);
-        r0 = mulv(c, part, per);
+        r0 = mulv(c, unit, per);
         r1 = add(c, r0, per);
         r0 = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, r0, t.M, ""), r0, t.M, "");
         r1 = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, r1, t.M, ""), r1, t.M, "");
+        jb = cg_loop_open(c, &each, cg_i64(c, panels));
     }
+    LLVMValueRef j0 = mul(c, jb, panel);
     if (rest && !full) {
         emit_panel(c, &t, A, B, buf, scratch, colsum, id, j0, r0, r1, wedge, nedge);
     } else if (rest) {
@@ -678,6 +684,8 @@ void cg_matmul(Cg *c, NodeId id) {
     } else {
         emit_panel(c, &t, A, B, buf, scratch, colsum, id, j0, r0, r1, wfull, t.nv);
     }
+    if (parts > 1)
+        cg_loop_close(c, &each);
     LLVMValueRef next = add(c, unit, cg_i64(c, 1));
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
     LLVMAddIncoming(unit, &next, &latch, 1);
@@ -685,7 +693,7 @@ void cg_matmul(Cg *c, NodeId id) {
     LLVMPositionBuilderAtEnd(c->b, exit);
     /* Back in the step function: run every unit, on the thread pool unless
      * the product is too small to be worth waking it. */
-    int64_t units = (full + (rest != 0)) * parts;
+    int64_t units = parts > 1 ? parts : panels;
     double macs = (double)n->shape.dim[0] * (double)t.N * (double)g->nodes[a].shape.dim[1]; /* for the full batch */
     cg_kernel_end(c, &step, name, constant_units, &units, macs);
 }
