@@ -129,9 +129,9 @@ bool cg_matmul_can_pack(const Graph *g, NodeId m, const Target *tg) {
  * 156 against 193 (in blocks). 784-128-10 at batch 32, whose forward product
  * has 32 rows (3 tiles), took 0.169 s an epoch packed against 0.161. A
  * long sum over a large B (a convolution's filter gradient, dY^T P with P
- * [n oh ow, kh kw C]) is packed in blocks even for few row tiles: read in
- * place, every tile streamed its whole panel from memory (cnn.nn's conv2:
- * ... against ... ms a step). */
+ * [n oh ow, kh kw C]) is packed in blocks for half as many row tiles: read
+ * in place, each of conv2's 6 tiles streamed its whole panel from memory
+ * (the product took 1.4 times as long). */
 int64_t cg_matmul_block_rows(const Graph *g, const Schedule *s, NodeId m) {
     if (layout_in_panels(g, s, g->nodes[m].in[1]))
         return 0; /* packed already */
@@ -141,7 +141,8 @@ int64_t cg_matmul_block_rows(const Graph *g, const Schedule *s, NodeId m) {
     bool packs = cg_matmul_can_pack(g, m, s->target) &&
                  (b->op == OP_TRANSPOSE || s->colsum[m] >= 0 ||
                   (bytes > IN_PLACE_BYTES &&
-                   (g->nodes[m].shape.dim[0] >= PACK_MIN_TILES * t.mr || b->shape.dim[0] > t.kc)));
+                   (g->nodes[m].shape.dim[0] >= PACK_MIN_TILES * t.mr ||
+                    (b->shape.dim[0] > t.kc && g->nodes[m].shape.dim[0] >= PACK_MIN_TILES / 2 * t.mr))));
     return !packs ? 0 : b->shape.dim[0] < t.kc ? b->shape.dim[0] : t.kc;
 }
 
