@@ -57,8 +57,12 @@ static void ast_print_item(FILE *out, const AstItem *it) {
         fputc(']', out);
         ast_print_loc(out, it->loc);
         return;
-    case AST_FLATTEN:
-        fputs("    flatten", out);
+    case AST_LAYER:
+        fprintf(out, "    %s", it->name);
+        for (int i = 0; i < it->nkwargs; i++) {
+            fputc(' ', out);
+            ast_print_expr(out, it->kwargs[i]);
+        }
         ast_print_loc(out, it->loc);
         return;
     case AST_DENSE:

@@ -520,8 +520,8 @@ static NodeId reshape(ExprEnv *e, const AstExpr *x, NodeId a, const AstExpr *dim
 
 static NodeId call(ExprEnv *e, const AstExpr *x) {
     const Fn *fn = find_function(x->name);
-    if (!fn && e->dense && strcmp(x->name, "dense") == 0)
-        return e->dense(e, x);
+    if (!fn && e->layer && layer_exists(x->name))
+        return e->layer(e, x);
     if (!fn) {
         unknown_function(e, x);
         return -1;

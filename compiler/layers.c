@@ -7,8 +7,21 @@
  * sequential form is only notation: model.c lowers a model of layer lines as
  * it lowers any functional model.
  *
- *   flatten      [d0, d1, ...] -> [d0 d1 ...]
- *   dense N, a   [in] -> [N]:  a(h @ W + b),  W [in, N], b [N]
+ *   dense N, a         [in] -> [N]:  a(h @ W + b),  W [in, N], b [N]
+ *   flatten            [d0, d1, ...] -> [d0 d1 ...]  (row-major: channels last, as Keras)
+ *   conv2d F, k, a     [H, W, C] -> [OH, OW, F]: a(conv(h, W) + b), W [kh, kw, C, F], b [F]
+ *   conv2d(x, K)       the same with a declared kernel K, no bias
+ *   maxpool k          [H, W, C] -> [OH, OW, C]: the largest of each k x k window
+ *   avgpool k          ... their mean (over the elements inside the input)
+ *   globalavgpool      [H, W, C] -> [C]: the mean over height and width
+ *   dropout r          training: zero with probability r, the rest scaled by 1 / (1 - r)
+ *   batchnorm          (h - mean) / sqrt(var + epsilon) * gamma + beta, per channel
+ *
+ * dense is a statement of its own (its grammar rule, and its arguments read
+ * by its own code, predate the table); every other layer is a row of the
+ * table at the end, which gives its arguments (Keras' names and defaults),
+ * their kinds (read and checked alike for a line and a call), a checker of
+ * the value it applies to, and its lowering.
  *
  * Keras' keyword options of Dense are accepted as written there:
  * activation =, kernel_initializer =, bias_initializer =,
@@ -89,7 +102,7 @@ NodeId act_lower(Graph *g, Act act, NodeId z, Loc loc) {
     unreachable();
 }
 
-/* ---------------------------------------------------------------- flatten */
+/* ---------------------------------------------------------------- the layers' common parts */
 
 /* A layer line made h, its last activation act: a loss of h words its
  * messages after the line ("crossentropy after 'relu'"). */
@@ -98,16 +111,13 @@ static void layer_made(ModelEnv *f, NodeId h, Act act) {
     f->layer_act = act;
 }
 
-/* flatten as a line: h to a vector per sample (-1 stays -1). */
-NodeId layer_flatten_line(ModelEnv *f, const AstItem *it, NodeId h) {
-    ExprEnv *e = &f->e;
-    if (h < 0)
-        return -1;
-    Shape ps = expr_shape(e, h), s = {1, {shape_elems(&ps)}};
-    Act act = h == f->layer_out ? f->layer_act : ACT_LINEAR;
-    h = ir_reshape(e->g, h, expr_batched(e, h) ? (Shape){2, {e->batch, s.dim[0]}} : s, it->loc);
-    layer_made(f, h, act);
-    return h;
+/* A weight of a layer: a parameter slot `name` (dense1.W) with its
+ * initializer and Keras' fans. */
+static NodeId layer_weight(ModelEnv *f, const char *name, Shape s, NnrtInit init, int64_t fan_in, int64_t fan_out,
+                           Loc loc) {
+    Graph *g = f->e.g;
+    Slot w = {.kind = SLOT_PARAM, .name = name, .shape = s, .init = init, .fan_in = fan_in, .fan_out = fan_out};
+    return ir_leaf(g, OP_PARAM, ir_add_slot(g, w), s, loc);
 }
 
 /* ---------------------------------------------------------------- dense */
@@ -144,12 +154,10 @@ static NodeId dense_lower(ModelEnv *f, Loc loc, NodeId h, int64_t units, const D
     Graph *g = e->g;
     int64_t in = expr_shape(e, h).dim[0];
     f->ndense++;
-    Slot w = {.kind = SLOT_PARAM, .name = arena_printf(e->arena, "dense%d.W", f->ndense), .shape = {2, {in, units}},
-              .init = o->kernel, .fan_in = in, .fan_out = units};
-    Slot b = {.kind = SLOT_PARAM, .name = arena_printf(e->arena, "dense%d.b", f->ndense), .shape = {1, {units}},
-              .init = o->bias, .fan_in = in, .fan_out = units};
-    NodeId W = ir_leaf(g, OP_PARAM, ir_add_slot(g, w), w.shape, loc);
-    NodeId B = ir_leaf(g, OP_PARAM, ir_add_slot(g, b), b.shape, loc);
+    NodeId W = layer_weight(f, arena_printf(e->arena, "dense%d.W", f->ndense), (Shape){2, {in, units}}, o->kernel,
+                            in, units, loc);
+    NodeId B = layer_weight(f, arena_printf(e->arena, "dense%d.b", f->ndense), (Shape){1, {units}}, o->bias, in,
+                            units, loc);
     NodeId out = act_lower(g, o->act, ir_binary(g, OP_ADD, ir_matmul(g, h, W, loc), B, loc), loc);
     dense_penalty(f, W, o->kernel_reg, loc);
     dense_penalty(f, B, o->bias_reg, loc);
@@ -310,9 +318,9 @@ NodeId layer_dense_line(ModelEnv *f, const AstItem *it, NodeId h) {
     return h;
 }
 
-/* dense(h, units[, act][, kernel_initializer = ..., bias_initializer = ...]):
- * expr.c's hook for the call, in a model. */
-NodeId layer_dense_call(ExprEnv *e, const AstExpr *x) {
+/* dense(h, units[, act][, kernel_initializer = ..., bias_initializer = ...]),
+ * in a model. */
+static NodeId layer_dense_call(ExprEnv *e, const AstExpr *x) {
     ModelEnv *f = (ModelEnv *)e;
     int npos = 0;
     while (npos < x->nargs && x->args[npos]->kind != EX_KEYWORD)
@@ -352,4 +360,535 @@ NodeId layer_dense_call(ExprEnv *e, const AstExpr *x) {
                        &o))
         return -1;
     return dense_lower(f, x->loc, h, units, &o);
+}
+
+/* ---------------------------------------------------------------- the table of layers */
+
+/* What an argument of a layer may be; each is checked where it is written. */
+typedef enum {
+    LA_COUNT,    /* an integer from 1 */
+    LA_FILTERS,  /* conv2d's: a count, or its kernel, a tensor [kh, kw, channels, filters] */
+    LA_SIZE,     /* an integer from 1, or a pair [height, width] of them: a window, a stride */
+    LA_ACT,      /* an activation's name */
+    LA_PADDING,  /* valid or same */
+    LA_RATE,     /* a number in [0, 1) */
+    LA_FRACTION, /* a number in [0, 1] */
+    LA_POSITIVE, /* a number above 0 */
+    LA_BOOL,     /* true or false */
+    LA_INIT,     /* an initializer; its literal's shape checked by the layer, which knows the weight's */
+    LA_REG,      /* a regularizer: l1, l2, l1_l2 */
+} LayerArgKind;
+
+enum { LAYER_MAX_ARGS = 10 };
+
+typedef struct LayerParam {
+    const char *name;
+    LayerArgKind kind;
+    bool positional; /* may be given by position: these come first, in order */
+    bool required;
+    double def;      /* when not given: a SIZE's both sides (0: the layer decides), a number, a BOOL's 1 or 0 */
+} LayerParam;
+
+/* An argument's value, as given or its default. */
+typedef struct LayerArg {
+    const AstExpr *x; /* as written (the value of a key = value); NULL: the default */
+    int64_t size[2];  /* COUNT, FILTERS (a count: size[0]), SIZE */
+    double num;       /* RATE, FRACTION, POSITIVE; BOOL and PADDING (same) as 1 or 0 */
+    Act act;          /* ACT */
+    NodeId kernel;    /* FILTERS given as a tensor; else -1 */
+    Reg reg;          /* REG */
+} LayerArg;
+
+typedef struct Layer Layer;
+
+/* One use of a layer, a line or a call, its arguments read. */
+typedef struct LayerCall {
+    const Layer *layer;
+    bool line;
+    Loc loc;  /* the line's word, the call's name */
+    Loc at;   /* where a fault of the value it applies to is reported: the line, the call's first argument */
+    int nth;  /* its number among the layers of its row, from 1: conv2d1, conv2d2, ... */
+    LayerArg arg[LAYER_MAX_ARGS]; /* by the row's params */
+} LayerCall;
+
+struct Layer {
+    const char *name;
+    const char *usage;                 /* its arguments after the value it applies to */
+    LayerParam params[LAYER_MAX_ARGS]; /* up to the first without a name */
+    /* Checks h, a value of shape `in` per sample, against the arguments
+     * (each checked on its own already); false once reported. */
+    bool (*check)(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *in);
+    /* The layer's IR on h (checked); -1 once reported. */
+    NodeId (*lower)(ModelEnv *f, const LayerCall *c, NodeId h);
+    bool keeps_act; /* the activation before it still shows through it (flatten) */
+};
+
+/* "conv2d(x, filters, ...)" or "conv2d filters, ...": how c is written. */
+static const char *layer_usage(Arena *a, const LayerCall *c) {
+    const Layer *l = c->layer;
+    if (c->line)
+        return arena_printf(a, "%s%s%s", l->name, *l->usage ? " " : "", l->usage);
+    return arena_printf(a, "%s(x%s%s)", l->name, *l->usage ? ", " : "", l->usage);
+}
+
+/* An integer from 1 (to NNC_MAX_ELEMS) written at x? */
+static bool layer_int(const AstExpr *x, int64_t *out) {
+    if (x->kind != EX_NUM || !x->num.is_int || x->num.too_large || x->num.ivalue < 1 || x->num.ivalue > NNC_MAX_ELEMS)
+        return false;
+    *out = x->num.ivalue;
+    return true;
+}
+
+/* A name among `names` (NULL-terminated) written at x: its index, or -1
+ * once reported ("unknown padding 'full'; did you mean ...", "expected
+ * valid or same"). */
+static int layer_word(ExprEnv *e, const LayerCall *c, const LayerParam *p, const AstExpr *x,
+                      const char *const *names) {
+    const char *list = arena_printf(e->arena, "%s or %s", names[0], names[1]);
+    if (x->kind == EX_NAME)
+        for (int i = 0; names[i]; i++)
+            if (!strcmp(x->name, names[i]))
+                return i;
+    const char *guess = x->kind != EX_NAME || diag_quiet(e->diag) ? NULL : closest_name(x->name, names);
+    if (x->kind != EX_NAME)
+        diag_error(e->diag, x->loc, "%s's %s is %s", c->layer->name, p->name, list);
+    else if (guess)
+        diag_error(e->diag, x->loc, "unknown %s '%s'; did you mean '%s'?", p->name,
+                   diag_clip(e->arena, x->name, strlen(x->name)), guess);
+    else
+        diag_error(e->diag, x->loc, "unknown %s '%s'; expected %s", p->name,
+                   diag_clip(e->arena, x->name, strlen(x->name)), list);
+    return -1;
+}
+
+/* The value of argument p written at x, checked, into v; false once reported. */
+static bool layer_arg(ExprEnv *e, const LayerCall *c, const LayerParam *p, const AstExpr *x, LayerArg *v) {
+    static const char *const paddings[] = {"valid", "same", NULL}, *const bools[] = {"false", "true", NULL};
+    const char *name = c->layer->name;
+    switch (p->kind) {
+    case LA_FILTERS:
+        if (x->kind != EX_NUM) /* the notes' explicit form: conv2d(x, K) */
+            return (v->kernel = expr_lower(e, x)) >= 0;
+        if (layer_int(x, &v->size[0]))
+            return true;
+        diag_error(e->diag, x->loc, "%s's filters must be an integer from 1 to %" PRId64 ", or a kernel tensor "
+                   "[height, width, channels, filters]", name, NNC_MAX_ELEMS);
+        return false;
+    case LA_COUNT:
+        if (layer_int(x, &v->size[0]))
+            return true;
+        diag_error(e->diag, x->loc, "%s's %s must be an integer from 1 to %" PRId64, name, p->name, NNC_MAX_ELEMS);
+        return false;
+    case LA_SIZE:
+        if (layer_int(x, &v->size[0])) {
+            v->size[1] = v->size[0];
+            return true;
+        }
+        if (x->kind == EX_LIST && x->nargs == 2 && layer_int(x->args[0], &v->size[0]) &&
+            layer_int(x->args[1], &v->size[1]))
+            return true;
+        diag_error(e->diag, x->loc, "%s's %s must be an integer from 1, or a pair [height, width] of them", name,
+                   p->name);
+        return false;
+    case LA_ACT:
+        if (x->kind == EX_NAME)
+            return act_resolve(e, x->name, x->loc, &v->act);
+        diag_error(e->diag, x->loc, "expected an activation: %s", act_expected(e->arena));
+        return false;
+    case LA_PADDING:
+    case LA_BOOL: {
+        int k = layer_word(e, c, p, x, p->kind == LA_PADDING ? paddings : bools);
+        v->num = k;
+        return k >= 0;
+    }
+    case LA_RATE:
+    case LA_FRACTION:
+    case LA_POSITIVE: {
+        bool number = x->kind == EX_NUM || (x->kind == EX_NEG && x->args[0]->kind == EX_NUM);
+        double d = !number ? 0 : x->kind == EX_NUM ? x->num.value : -x->args[0]->num.value;
+        bool in = number && isfinite(d) &&
+                  (p->kind == LA_RATE ? d >= 0 && d < 1 : p->kind == LA_FRACTION ? d >= 0 && d <= 1 : d > 0);
+        const char *range = p->kind == LA_RATE ? "in [0, 1)" : p->kind == LA_FRACTION ? "in [0, 1]" : "above 0";
+        if (in)
+            v->num = d;
+        else if (number)
+            diag_error(e->diag, x->loc, "%s's %s must be a number %s, found %g", name, p->name, range, d);
+        else
+            diag_error(e->diag, x->loc, "%s's %s must be a number %s", name, p->name, range);
+        return in;
+    }
+    case LA_INIT: { /* its name and arguments now, its shape where the layer makes the weight */
+        NnrtInit init;
+        return init_resolve(e, x, NULL, &init);
+    }
+    case LA_REG:
+        return reg_resolve(e, x, &v->reg);
+    }
+    unreachable();
+}
+
+/* Reads the arguments args[0..n) of c's layer (a line's, or a call's after
+ * its value) into c->arg, over the defaults: positional ones in order, the
+ * others as key = value. Every one is checked; false once reported. */
+static bool layer_read(ExprEnv *e, LayerCall *c, AstExpr *const *args, int n) {
+    const Layer *l = c->layer;
+    const char *keys[LAYER_MAX_ARGS + 1];
+    int nparams = 0, npositional = 0, given = 0;
+    for (; nparams < LAYER_MAX_ARGS && l->params[nparams].name; nparams++) {
+        const LayerParam *p = &l->params[nparams];
+        keys[nparams] = p->name;
+        npositional += p->positional;
+        c->arg[nparams] = (LayerArg){.size = {(int64_t)p->def, (int64_t)p->def}, .num = p->def, .kernel = -1};
+    }
+    keys[nparams] = NULL;
+    for (int i = 0; i < n; i++)
+        given += args[i]->kind != EX_KEYWORD;
+    if (given > npositional) {
+        int off = c->line ? 0 : 1; /* a call counts its value */
+        diag_error(e->diag, c->loc, "%s takes at most %d argument%s before its options, found %d; expected %s",
+                   l->name, npositional + off, npositional + off == 1 ? "" : "s", given + off,
+                   layer_usage(e->arena, c));
+        return false;
+    }
+    bool ok = true;
+    int pos = 0;
+    for (int i = 0; i < n; i++) {
+        const AstExpr *a = args[i];
+        int k = a->kind == EX_KEYWORD ? 0 : pos++;
+        if (a->kind == EX_KEYWORD) {
+            while (k < nparams && strcmp(keys[k], a->name) != 0)
+                k++;
+            if (k == nparams) {
+                const char *guess = diag_quiet(e->diag) ? NULL : closest_name(a->name, keys);
+                const char *shown = diag_clip(e->arena, a->name, strlen(a->name));
+                if (guess)
+                    diag_error(e->diag, a->loc, "unknown option '%s' of %s; did you mean '%s'?", shown, l->name, guess);
+                else
+                    diag_error(e->diag, a->loc, "unknown option '%s' of %s; expected %s", shown, l->name,
+                               layer_usage(e->arena, c));
+                ok = false;
+                continue;
+            }
+        }
+        const AstExpr *v = a->kind == EX_KEYWORD ? a->args[0] : a;
+        if (c->arg[k].x) {
+            diag_error(e->diag, a->loc, "duplicate option '%s'", keys[k]);
+            diag_note(e->diag, c->arg[k].x->loc, "'%s' was first given here", keys[k]);
+            ok = false;
+            continue;
+        }
+        c->arg[k].x = v;
+        ok &= layer_arg(e, c, &l->params[k], v, &c->arg[k]);
+    }
+    for (int k = 0; k < nparams && ok; k++)
+        if (l->params[k].required && !c->arg[k].x) {
+            diag_error(e->diag, c->loc, "%s needs its %s: expected %s", l->name, keys[k], layer_usage(e->arena, c));
+            ok = false;
+        }
+    return ok;
+}
+
+/* The activation c ends with: its activation argument's, or linear. */
+static Act layer_act(const LayerCall *c) {
+    for (int k = 0; k < LAYER_MAX_ARGS && c->layer->params[k].name; k++)
+        if (c->layer->params[k].kind == LA_ACT)
+            return c->arg[k].act;
+    return ACT_LINEAR;
+}
+
+/* A weight of c called "NAMEn.what" (conv2d1.W), initialized by the
+ * argument at c->arg[k] (or `def`), Keras' fans; -1 once an initializer
+ * literal of another shape is reported. */
+static NodeId layer_init_weight(ModelEnv *f, const LayerCall *c, const char *what, Shape s, int k, NnrtInit def) {
+    ExprEnv *e = &f->e;
+    NnrtInit init = def;
+    if (c->arg[k].x && !init_resolve(e, c->arg[k].x, &s, &init))
+        return -1;
+    int64_t fan_in, fan_out;
+    init_fans(&s, &fan_in, &fan_out);
+    return layer_weight(f, arena_printf(e->arena, "%s%d.%s", c->layer->name, c->nth, what), s, init, fan_in, fan_out,
+                        c->loc);
+}
+
+/* Is h a batch of samples (of rank `rank`, 3: an image [height, width,
+ * channels]; 0: any)? Reported at c->at if not. */
+static bool layer_takes(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *in, int rank) {
+    const char *name = c->layer->name;
+    char b[96];
+    if (!expr_batched(e, h)) {
+        diag_error(e->diag, c->at, "%s applies to a value computed from the input; %s is not", name,
+                   c->line ? "the one before it" : "this one");
+        return false;
+    }
+    if (rank == 3 && in->rank != 3) {
+        diag_error(e->diag, c->at, "%s takes an image [height, width, channels] per sample: expected rank 3, found %s",
+                   name, shape_str(in, b, sizeof b));
+        if (in->rank == 2)
+            diag_note(e->diag, c->at, "an image of one channel is [%" PRId64 ", %" PRId64 ", 1]: write the input as "
+                      "'input %s[%" PRId64 ", %" PRId64 ", 1]'", in->dim[0], in->dim[1],
+                      ((ModelEnv *)e)->m->input_name, in->dim[0], in->dim[1]);
+        return false;
+    }
+    if (rank == 0 && in->rank == 0) {
+        diag_error(e->diag, c->at, "%s needs at least one axis per sample: found a scalar", name);
+        return false;
+    }
+    return true;
+}
+
+/* Does a window [kh, kw] moved by `stride` over in's height and width
+ * leave anything? Reported at c->loc if not (only valid padding can fail). */
+static bool layer_window(ExprEnv *e, const LayerCall *c, const char *what, const Shape *in, int64_t kh, int64_t kw,
+                         const int64_t *stride, bool same) {
+    int64_t before;
+    if (window_out(in->dim[0], kh, stride[0], same, &before) >= 1 &&
+        window_out(in->dim[1], kw, stride[1], same, &before) >= 1)
+        return true;
+    char b[96];
+    diag_error(e->diag, c->loc, "%s's %s [%" PRId64 ", %" PRId64 "] is larger than its input %s: with valid padding "
+               "nothing is left", c->layer->name, what, kh, kw, shape_str(in, b, sizeof b));
+    diag_note(e->diag, c->loc, "padding = same pads the input to keep ceil(size / stride) of each side");
+    return false;
+}
+
+/* ---------------------------------------------------------------- flatten */
+
+static bool flatten_check(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *in) {
+    (void)e, (void)c, (void)h, (void)in;
+    return true;
+}
+
+/* h to a vector per sample (a value not computed from the input: to one vector). */
+static NodeId flatten_lower(ModelEnv *f, const LayerCall *c, NodeId h) {
+    ExprEnv *e = &f->e;
+    Shape ps = expr_shape(e, h), s = {1, {shape_elems(&ps)}};
+    return ir_reshape(e->g, h, expr_batched(e, h) ? (Shape){2, {e->batch, s.dim[0]}} : s, c->loc);
+}
+
+/* ---------------------------------------------------------------- conv2d */
+
+enum { CONV_FILTERS, CONV_KERNEL_SIZE, CONV_ACTIVATION, CONV_STRIDE, CONV_PADDING, CONV_USE_BIAS, CONV_KERNEL_INIT,
+       CONV_BIAS_INIT, CONV_KERNEL_REG, CONV_BIAS_REG };
+
+/* The kernel's shape [kh, kw, C, F] of c on an input of C channels. */
+static Shape conv_kernel_shape(ExprEnv *e, const LayerCall *c, const Shape *in) {
+    const LayerArg *a = c->arg;
+    if (a[CONV_FILTERS].kernel >= 0)
+        return expr_shape(e, a[CONV_FILTERS].kernel);
+    return (Shape){4, {a[CONV_KERNEL_SIZE].size[0], a[CONV_KERNEL_SIZE].size[1], in->dim[2], a[CONV_FILTERS].size[0]}};
+}
+
+static bool conv_check(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *in) {
+    const LayerArg *a = c->arg;
+    char b[96], kb[96];
+    if (!layer_takes(e, c, h, in, 3))
+        return false;
+    NodeId k = a[CONV_FILTERS].kernel;
+    Shape ks = conv_kernel_shape(e, c, in);
+    if (k >= 0) { /* the notes' form: the kernel is a declared parameter, and nothing else is made */
+        Loc kl = a[CONV_FILTERS].x->loc;
+        if (expr_batched(e, k) || ks.rank != 4) {
+            diag_error(e->diag, kl, "conv2d's kernel is a tensor [height, width, channels, filters]: expected rank 4, "
+                       "found %s%s", shape_str(&ks, b, sizeof b), expr_batched(e, k) ? " per sample" : "");
+            return false;
+        }
+        if (ks.dim[2] != in->dim[2]) {
+            Shape want = ks;
+            want.dim[2] = in->dim[2];
+            diag_error(e->diag, kl, "conv2d's kernel %s does not match its input's %" PRId64 " channel%s: expected %s",
+                       shape_str(&ks, b, sizeof b), in->dim[2], in->dim[2] == 1 ? "" : "s",
+                       shape_str(&want, kb, sizeof kb));
+            return false;
+        }
+        static const int own[] = {CONV_KERNEL_SIZE, CONV_USE_BIAS, CONV_KERNEL_INIT, CONV_BIAS_INIT,
+                                  CONV_KERNEL_REG, CONV_BIAS_REG};
+        for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+            if (a[own[i]].x) {
+                diag_error(e->diag, a[own[i]].x->loc, "conv2d of a kernel tensor takes its size from the kernel "
+                           "and has no bias: %s does not apply", c->layer->params[own[i]].name);
+                return false;
+            }
+    } else if (!a[CONV_KERNEL_SIZE].x) {
+        diag_error(e->diag, c->loc, "conv2d needs its kernel_size: expected %s", layer_usage(e->arena, c));
+        return false;
+    } else {
+        int64_t weights = 1, out = 1;
+        bool fits = true;
+        for (int i = 0; i < 4; i++)
+            fits &= !__builtin_mul_overflow(weights, ks.dim[i], &weights) && weights <= NNC_MAX_ELEMS;
+        for (int i = 0; i < 2; i++) /* the output is at most the input's height and width */
+            fits &= !__builtin_mul_overflow(out, in->dim[i], &out);
+        if (!fits || __builtin_mul_overflow(out, ks.dim[3], &out) || out > NNC_MAX_ELEMS) {
+            diag_error(e->diag, a[CONV_FILTERS].x->loc, "conv2d of %" PRId64 " filters is too large: its kernel %s "
+                       "or its output would have more than %" PRId64 " elements", ks.dim[3],
+                       shape_str(&ks, b, sizeof b), NNC_MAX_ELEMS);
+            return false;
+        }
+    }
+    return layer_window(e, c, "kernel", in, ks.dim[0], ks.dim[1], a[CONV_STRIDE].size, a[CONV_PADDING].num != 0);
+}
+
+/* act(conv(h, W) + b): W [kh, kw, C, F] (Glorot-uniform unless told), b [F] (zeros). */
+static NodeId conv_lower(ModelEnv *f, const LayerCall *c, NodeId h) {
+    ExprEnv *e = &f->e;
+    Graph *g = e->g;
+    const LayerArg *a = c->arg;
+    Shape in = expr_shape(e, h), ks = conv_kernel_shape(e, c, &in);
+    NodeId k = a[CONV_FILTERS].kernel, bias = -1;
+    if (k < 0) {
+        k = layer_init_weight(f, c, "W", ks, CONV_KERNEL_INIT, (NnrtInit){.kind = NNRT_INIT_GLOROT_UNIFORM});
+        if (a[CONV_USE_BIAS].num != 0)
+            bias = layer_init_weight(f, c, "b", (Shape){1, {ks.dim[3]}}, CONV_BIAS_INIT,
+                                     (NnrtInit){.kind = NNRT_INIT_ZEROS});
+        if (k < 0 || (a[CONV_USE_BIAS].num != 0 && bias < 0))
+            return -1;
+        dense_penalty(f, k, a[CONV_KERNEL_REG].reg, c->loc);
+        if (bias >= 0)
+            dense_penalty(f, bias, a[CONV_BIAS_REG].reg, c->loc);
+    }
+    const int64_t *stride = a[CONV_STRIDE].size;
+    NodeId z = ir_conv2d(g, h, k, stride[0], stride[1], a[CONV_PADDING].num != 0, c->loc);
+    if (bias >= 0) /* [F] broadcast over [n, OH, OW, F] */
+        z = ir_binary(g, OP_ADD, z, bias, c->loc);
+    return act_lower(g, a[CONV_ACTIVATION].act, z, c->loc);
+}
+
+/* ---------------------------------------------------------------- pools */
+
+enum { POOL_SIZE, POOL_STRIDE, POOL_PADDING };
+
+/* The stride of a pool: as given, else its window's (Keras'). */
+static const int64_t *pool_stride(const LayerCall *c) {
+    return c->arg[POOL_STRIDE].x ? c->arg[POOL_STRIDE].size : c->arg[POOL_SIZE].size;
+}
+
+static bool pool_check(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *in) {
+    const int64_t *k = c->arg[POOL_SIZE].size;
+    return layer_takes(e, c, h, in, 3) &&
+           layer_window(e, c, "window", in, k[0], k[1], pool_stride(c), c->arg[POOL_PADDING].num != 0);
+}
+
+static NodeId pool_lower(ModelEnv *f, const LayerCall *c, NodeId h) {
+    const int64_t *k = c->arg[POOL_SIZE].size, *s = pool_stride(c);
+    Op op = c->layer->name[0] == 'm' ? OP_MAXPOOL : OP_AVGPOOL;
+    return ir_pool(f->e.g, op, h, k[0], k[1], s[0], s[1], c->arg[POOL_PADDING].num != 0, c->loc);
+}
+
+static bool image_check(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *in) {
+    return layer_takes(e, c, h, in, 3);
+}
+
+/* The mean over height and width: sum over axes 1 and 2 of [n, H, W, C],
+ * times 1 / (H W), to [n, C]. */
+static NodeId globalavgpool_lower(ModelEnv *f, const LayerCall *c, NodeId h) {
+    ExprEnv *e = &f->e;
+    Graph *g = e->g;
+    Shape in = expr_shape(e, h);
+    NodeId sum = ir_sum(g, ir_sum(g, h, 1, c->loc), 2, c->loc);
+    NodeId mean = ir_binary(g, OP_MUL, sum, ir_const(g, 1.0 / (double)(in.dim[0] * in.dim[1]), (Shape){0}, c->loc),
+                            c->loc);
+    return ir_reshape(g, mean, (Shape){2, {e->batch, in.dim[2]}}, c->loc);
+}
+
+/* ---------------------------------------------------------------- dropout, batchnorm */
+
+enum { DROPOUT_RATE };
+enum { BATCHNORM_MOMENTUM, BATCHNORM_EPSILON, BATCHNORM_CENTER, BATCHNORM_SCALE };
+
+static bool batch_check(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *in) {
+    return layer_takes(e, c, h, in, 0);
+}
+
+static NodeId dropout_lower(ModelEnv *f, const LayerCall *c, NodeId h) {
+    (void)h;
+    diag_error(f->e.diag, c->loc, "dropout is not yet supported");
+    return -1;
+}
+
+static NodeId batchnorm_lower(ModelEnv *f, const LayerCall *c, NodeId h) {
+    (void)h;
+    diag_error(f->e.diag, c->loc, "batchnorm is not yet supported");
+    return -1;
+}
+
+/* ---------------------------------------------------------------- the table */
+
+#define POOL_PARAMS                                                                                                \
+    {{"pool_size", LA_SIZE, true, false, 2}, {"stride", LA_SIZE, false, false, 0},                                 \
+     {"padding", LA_PADDING, false, false, 0}}
+
+/* Keras' layers, arguments and defaults (Conv2D, MaxPooling2D, ...), in the
+ * order messages list them. */
+static const Layer layers[] = {
+    {"flatten", "", {{NULL}}, flatten_check, flatten_lower, true},
+    {"conv2d", "filters, kernel_size[, activation][, stride = 1, padding = valid|same, use_bias = true, ...]",
+     {{"filters", LA_FILTERS, true, true, 0}, {"kernel_size", LA_SIZE, true, false, 0},
+      {"activation", LA_ACT, true, false, 0}, {"stride", LA_SIZE, false, false, 1},
+      {"padding", LA_PADDING, false, false, 0}, {"use_bias", LA_BOOL, false, false, 1},
+      {"kernel_initializer", LA_INIT, false, false, 0}, {"bias_initializer", LA_INIT, false, false, 0},
+      {"kernel_regularizer", LA_REG, false, false, 0}, {"bias_regularizer", LA_REG, false, false, 0}},
+     conv_check, conv_lower, false},
+    {"maxpool", "[pool_size][, stride = pool_size, padding = valid|same]", POOL_PARAMS, pool_check, pool_lower, false},
+    {"avgpool", "[pool_size][, stride = pool_size, padding = valid|same]", POOL_PARAMS, pool_check, pool_lower, false},
+    {"globalavgpool", "", {{NULL}}, image_check, globalavgpool_lower, false},
+    {"dropout", "rate", {{"rate", LA_RATE, true, true, 0}}, batch_check, dropout_lower, false},
+    {"batchnorm", "[momentum = 0.99, epsilon = 0.001, center = true, scale = true]",
+     {{"momentum", LA_FRACTION, false, false, 0.99}, {"epsilon", LA_POSITIVE, false, false, 0.001},
+      {"center", LA_BOOL, false, false, 1}, {"scale", LA_BOOL, false, false, 1}},
+     batch_check, batchnorm_lower, false},
+};
+enum { NLAYERS = sizeof layers / sizeof layers[0] };
+_Static_assert(NLAYERS <= sizeof ((ModelEnv *)0)->nlayer / sizeof(int), "ModelEnv.nlayer has a count per row");
+
+static const Layer *layer_find(const char *name) {
+    for (int i = 0; i < NLAYERS; i++)
+        if (!strcmp(layers[i].name, name))
+            return &layers[i];
+    return NULL;
+}
+
+bool layer_exists(const char *name) { return !strcmp(name, "dense") || layer_find(name); }
+
+const char *const *layer_names(void) {
+    static const char *names[NLAYERS + 1];
+    for (int i = 0; i < NLAYERS; i++)
+        names[i] = layers[i].name;
+    return names;
+}
+
+/* c on h, its arguments read: h checked, then lowered. */
+static NodeId layer_apply(ModelEnv *f, LayerCall *c, NodeId h) {
+    Shape in = expr_shape(&f->e, h);
+    if (!c->layer->check(&f->e, c, h, &in))
+        return -1;
+    c->nth = ++f->nlayer[c->layer - layers];
+    return c->layer->lower(f, c, h);
+}
+
+NodeId layer_line(ModelEnv *f, const AstItem *it, NodeId h) {
+    LayerCall c = {.layer = layer_find(it->name), .line = true, .loc = it->loc, .at = it->loc};
+    if (!c.layer) /* the parser reported it */
+        die("layer_line: unknown layer '%s'", it->name);
+    if (!layer_read(&f->e, &c, it->kwargs, it->nkwargs) || h < 0)
+        return -1;
+    Act act = c.layer->keeps_act ? (h == f->layer_out ? f->layer_act : ACT_LINEAR) : layer_act(&c);
+    if ((h = layer_apply(f, &c, h)) >= 0)
+        layer_made(f, h, act);
+    return h;
+}
+
+NodeId layer_call(ExprEnv *e, const AstExpr *x) {
+    if (!strcmp(x->name, "dense"))
+        return layer_dense_call(e, x);
+    LayerCall c = {.layer = layer_find(x->name), .loc = x->loc};
+    if (!c.layer) /* expr.c calls only layers */
+        die("layer_call: unknown layer '%s'", x->name);
+    if (x->nargs == 0 || x->args[0]->kind == EX_KEYWORD) {
+        diag_error(e->diag, x->loc, "%s applies to a value: expected %s", c.layer->name, layer_usage(e->arena, &c));
+        return -1;
+    }
+    c.at = x->args[0]->loc;
+    NodeId h = expr_lower(e, x->args[0]);
+    bool ok = layer_read(e, &c, x->args + 1, x->nargs - 1);
+    return ok && h >= 0 ? layer_apply((ModelEnv *)e, &c, h) : -1;
 }

@@ -134,7 +134,7 @@ static NodeId model_outputs(ModelEnv *f, NodeId all, NodeId pred, Loc l) {
 
 void model_begin(ModelEnv *f, Graph *g, const Model *m, int64_t batch, InputType in, Diag *d, bool check) {
     const AstModel *ast = m->ast;
-    *f = (ModelEnv){.e = {.arena = g->arena, .diag = d, .g = g, .batch = batch, .dense = layer_dense_call,
+    *f = (ModelEnv){.e = {.arena = g->arena, .diag = d, .g = g, .batch = batch, .layer = layer_call,
                           .warn = check},
                     .m = m, .cur = -1, .target = -1, .labels = -1, .layer_out = -1, .loss = -1, .outputs = -1,
                     .penalty = -1};
@@ -209,13 +209,10 @@ void model_item(ModelEnv *f, const AstItem *it) {
         f->cur = expr_lower(e, it->expr);
         expr_bind(e, it->name, it->name_loc, f->cur);
         break;
-    case AST_FLATTEN:
-        f->layers_seen = true;
-        f->cur = layer_flatten_line(f, it, f->cur);
-        break;
     case AST_DENSE:
+    case AST_LAYER:
         f->layers_seen = true;
-        f->cur = layer_dense_line(f, it, f->cur);
+        f->cur = it->kind == AST_DENSE ? layer_dense_line(f, it, f->cur) : layer_line(f, it, f->cur);
         break;
     case AST_LOSS:
         if (it->expr) /* a bare loss is of the network's output: model_end */

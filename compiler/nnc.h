@@ -18,7 +18,7 @@
  *   dot.c       the training step for Graphviz (--emit=dot)
  *   infix.c     an IR value as a readable infix expression (print grad(L, w))
  *   model.c     Model -> forward IR: one lowering of both forms
- *   layers.c    the layers (flatten, dense) and activations: checks and IR
+ *   layers.c    the layers (dense, conv2d, pools, ...) and activations: checks and IR
  *   loss.c      the losses: names, checks and IR
  *   data.c      inline data of a model (data { x = [[3, 4]], y = [[6]] })
  *   autodiff.c  reverse-mode symbolic differentiation on the IR
@@ -236,8 +236,8 @@ typedef struct AstStmt {
 
 typedef enum {
     AST_INPUT,     /* input NAME [d0, d1, ...] */
-    AST_FLATTEN,   /* flatten */
     AST_DENSE,     /* dense N [, ACT] */
+    AST_LAYER,     /* NAME [args]: a layer line of the table in layers.c (flatten, conv2d 32, 3, relu) */
     AST_LOSS,      /* loss NAME | loss NAME(args) | loss a sum of such calls and penalty terms */
     AST_OPTIMIZER, /* optimizer NAME [( k = v, ... )] */
     AST_SCHEDULE,  /* schedule NAME [( k = v, ... )]: the learning rate's */
@@ -252,7 +252,7 @@ typedef enum {
 typedef struct AstItem {
     AstKind kind;
     Loc loc;          /* of the keyword */
-    const char *name; /* input name, loss, optimizer; activation of dense (NULL: linear) */
+    const char *name; /* input name, loss, optimizer, layer; activation of dense (NULL: linear) */
     Loc name_loc;
     AstNum *dims;     /* input */
     int ndims;
@@ -262,7 +262,7 @@ typedef struct AstItem {
     AstExpr *expr;    /* assign: the value; loss: its call, as in loss mse(out, y), or its sum of terms
                        * (name NULL then), as in loss mse(out, y) + 0.01 * sum(w^2); else NULL */
     AstExpr *init;    /* param: its initializer (zeros, normal(0, 1), [1, 2]), or NULL */
-    AstExpr **kwargs; /* dense: key = value options (kernel_initializer = ...) */
+    AstExpr **kwargs; /* dense: key = value options (kernel_initializer = ...); layer: its arguments */
     int nkwargs;
 } AstItem;
 
@@ -728,8 +728,9 @@ struct ExprEnv {
     signed char *batched; /* per node: 0 unknown, 1 no, 2 yes */
     int batched_cap;
     bool warn; /* report warnings (not when lowering again what was checked) */
-    /* dense(h, units[, act]), in a model; NULL elsewhere. */
-    NodeId (*dense)(ExprEnv *e, const AstExpr *x);
+    /* A layer's call (dense(h, 512), conv2d(x, 32, 3)), in a model; NULL
+     * elsewhere. */
+    NodeId (*layer)(ExprEnv *e, const AstExpr *x);
     /* The node of names[index], bound to EXPR_LAZY or EXPR_RESOLVING, used
      * at `use` (script.c's session definitions); -1 once reported. */
     NodeId (*resolve)(ExprEnv *e, int index, Loc use);
@@ -806,7 +807,7 @@ int script_run(Diag *d, const AstProgram *p, FILE *out, FILE *dot, const Target 
 /* The state of lowering one model's items (model.c), seen by the layers
  * (layers.c) and the losses (loss.c). */
 typedef struct ModelEnv {
-    ExprEnv e;           /* first: expr.c's dense hook gets it and finds the rest */
+    ExprEnv e;           /* first: expr.c's layer hook gets it and finds the rest */
     const Model *m;
     int ninputs, ntargets;
     NodeId xall, labels; /* the input slot's leaf; the label slot's (made when first used), or -1 */
@@ -815,6 +816,7 @@ typedef struct ModelEnv {
     NodeId target;       /* the last target, or -1 */
     bool layers_seen;    /* a layer line came before */
     int ndense;          /* dense layers so far: dense1.W, dense2.W, ... */
+    int nlayer[8];       /* the same per row of layers.c's table: conv2d1.W, ... */
     NodeId layer_out;    /* the last layer line's value, and its activation */
     Act layer_act;
     const AstItem *bare_loss; /* loss NAME, of the network's output: lowered at the end */
@@ -853,13 +855,19 @@ const char *act_name(Act a);
 bool act_lookup(const char *name, Act *out);
 /* z after activation `act` (softmax as e^logsoftmax, which the loss sees through). */
 NodeId act_lower(Graph *g, Act act, NodeId z, Loc loc);
+/* Is there a layer called `name` (dense, or a row of the table: flatten,
+ * conv2d, ...)? */
+bool layer_exists(const char *name);
+/* The table's layers' names (not dense, a statement of its own), NULL-terminated. */
+const char *const *layer_names(void);
 /* Layer lines on h, the value before them (-1: none known; their own
- * arguments are still checked): the value made, or -1 after an error. */
-NodeId layer_flatten_line(ModelEnv *f, const AstItem *it, NodeId h);
+ * arguments are still checked): the value made, or -1 after an error.
+ * layer_line takes an AST_LAYER item. */
 NodeId layer_dense_line(ModelEnv *f, const AstItem *it, NodeId h);
-/* dense(h, units[, act][, initializers]) in an expression of a model
- * (ExprEnv.dense; e is a ModelEnv's). */
-NodeId layer_dense_call(ExprEnv *e, const AstExpr *x);
+NodeId layer_line(ModelEnv *f, const AstItem *it, NodeId h);
+/* A layer's call (dense(h, units[, act]), conv2d(x, 32, 3), ...) in an
+ * expression of a model (ExprEnv.layer; e is a ModelEnv's). */
+NodeId layer_call(ExprEnv *e, const AstExpr *x);
 
 /* ---------------------------------------------------------------- loss.c */
 

@@ -116,10 +116,20 @@ AstItem ast_input(ParseState *ps, Loc loc, const char *name, Loc name_loc) {
     return it;
 }
 
-/* stmt: 'flatten' */
-AstItem ast_flatten(ParseState *ps, Loc loc) {
-    (void)ps;
-    return ast_item(AST_FLATTEN, loc);
+/* stmt: IDENT [call_args]    -- a layer line (flatten; conv2d 32, 3, relu):
+ * its arguments are read by the layer's row of the table (layers.c), which
+ * says whether the word names a layer. */
+AstItem ast_layer(ParseState *ps, const char *name, Loc loc, AstExprList *args) {
+    if (!layer_exists(name))
+        ast_unknown_statement(ps, name, loc);
+    AstItem it = ast_item(AST_LAYER, loc);
+    it.name = name;
+    it.name_loc = loc;
+    if (args) {
+        it.kwargs = args->v;
+        it.nkwargs = args->n;
+    }
+    return it;
 }
 
 /* stmt: 'dense' number [',' IDENT] [',' keywords]
@@ -214,19 +224,34 @@ void ast_data_value(ParseState *ps, const char *name, Loc name_loc, AstExpr *e) 
     ast_model_add(ps, it);
 }
 
-/* unknown: IDENT junk    -- a statement keyword misspelt, or a statement of
- * a form this version does not know. */
+/* A statement of an unknown word: a statement keyword or a layer misspelt,
+ * or a statement of a form this version does not know. */
 void ast_unknown_statement(ParseState *ps, const char *word, Loc loc) {
-    static const char *const statements[] = {"input", "target", "param", "flatten", "dense", "loss",
-                                             "optimizer", "schedule", "train", "data", NULL};
+    static const char *const statements[] = {"input", "target", "param", "dense", "loss", "optimizer", "schedule",
+                                             "train", "data", NULL};
+    enum { NSTATEMENTS = sizeof statements / sizeof statements[0] - 1 };
+    const char *const *layers = layer_names();
+    int nlayers = 0;
+    while (layers[nlayers])
+        nlayers++;
+    const char **words = arena_array(ps->arena, NSTATEMENTS + (size_t)nlayers + 1, sizeof *words);
+    memcpy(words, statements, sizeof statements);
+    memcpy(words + NSTATEMENTS, layers, ((size_t)nlayers + 1) * sizeof *words);
     const char *shown = diag_clip(ps->arena, word, strlen(word));
-    const char *guess = diag_quiet(ps->diag) ? NULL : closest_name(word, statements);
-    if (guess)
-        diag_error(ps->diag, loc, "unknown statement '%s'; did you mean '%s'?", shown, guess);
-    else
-        diag_error(ps->diag, loc,
-                   "unknown statement '%s'; expected input, target, param, flatten, dense, loss, "
-                   "optimizer, schedule, train, data or NAME = expression", shown);
+    const char *guess = diag_quiet(ps->diag) ? NULL : closest_name(word, words);
+    if (guess) {
+        bool statement = false;
+        for (int i = 0; i < NSTATEMENTS; i++)
+            statement |= guess == statements[i];
+        diag_error(ps->diag, loc, "unknown %s '%s'; did you mean '%s'?", statement ? "statement" : "layer", shown,
+                   guess);
+        return;
+    }
+    const char *list = "";
+    for (int i = 0; i < nlayers; i++)
+        list = arena_printf(ps->arena, "%s%s%s", list, i ? ", " : "", layers[i]);
+    diag_error(ps->diag, loc, "unknown statement '%s'; expected input, target, param, dense, loss, optimizer, "
+               "schedule, train, data, a layer (%s) or NAME = expression", shown, list);
 }
 
 /* ---------------------------------------------------------------- expressions */
@@ -342,7 +367,10 @@ void ast_stmt(ParseState *ps, AstStmtKind kind, Loc loc, const char *name, Loc n
 /* ---------------------------------------------------------------- models */
 
 /* body: { [stmt] sep } [stmt] */
-void ast_model_new(ParseState *ps) { ps->nitems = 0; }
+void ast_model_new(ParseState *ps) {
+    ps->nitems = 0;
+    ps->in_model = true;
+}
 
 void ast_model_add(ParseState *ps, AstItem item) {
     ps->items = ast_grow(ps->items, ps->nitems, &ps->items_cap, sizeof *ps->items);
@@ -351,6 +379,7 @@ void ast_model_add(ParseState *ps, AstItem item) {
 
 /* model: 'model' IDENT { newline } '{' body '}' */
 void ast_model_finish(ParseState *ps, Loc loc, const char *name, Loc name_loc) {
+    ps->in_model = false;
     AstModel m = {.name = name, .loc = loc, .name_loc = name_loc, .nitems = ps->nitems};
     m.items = ast_copy(ps->arena, ps->items, ps->nitems, sizeof *m.items);
     ps->models = ast_grow(ps->models, ps->nmodels, &ps->models_cap, sizeof *ps->models);

@@ -27,7 +27,9 @@ typedef struct ParseState {
     size_t stmt_offset;
     Loc stmt_loc;           /* ... its position and length */
     size_t stmt_len;
+    int stmt_second;        /* the token after it ('=': an assignment, not a layer line) */
     const char *stmt_name;  /* the identifier right after it: input x, optimizer sgd, model m */
+    bool in_model;          /* in a model's body: a statement starting with a word is a layer line */
     const char *model_name; /* the model being parsed */
     /* The lists being built (they never nest): in malloc'd memory while they
      * grow, then copied to the arena at their exact size. */
@@ -56,7 +58,7 @@ void ast_args_none(ParseState *ps);
 void ast_args_new(ParseState *ps, AstArg first);
 void ast_args_add(ParseState *ps, AstArg arg);
 AstItem ast_input(ParseState *ps, Loc loc, const char *name, Loc name_loc);
-AstItem ast_flatten(ParseState *ps, Loc loc);
+AstItem ast_layer(ParseState *ps, const char *name, Loc loc, AstExprList *args);
 AstItem ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc act_loc, AstExprList *kwargs);
 AstItem ast_loss(ParseState *ps, Loc loc, AstExpr *x);
 AstItem ast_optimizer(ParseState *ps, Loc loc, const char *name, Loc name_loc, bool has_args);

@@ -462,8 +462,8 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
             input = input ? input : it;
             sema_dims(&s, it, "input");
             break;
-        case AST_FLATTEN:
         case AST_DENSE:
+        case AST_LAYER:
             first_layer = first_layer ? first_layer : it;
             break;
         case AST_LOSS:

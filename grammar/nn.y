@@ -11,9 +11,11 @@
  * rule), so that a run of stray tokens is one error. The messages are
  * written by yyreport_syntax_error below: "unexpected X in 'input x'; expected ',' or
  * ']'", with readable token names and the statement the error is in. LAC
- * keeps the expected-token lists exact. A statement starting with an unknown
- * word is a rule of its own, so that it gets "unknown statement 'dens'; did
- * you mean 'dense'?" rather than a generic syntax error.
+ * keeps the expected-token lists exact. A statement starting with a word is
+ * a layer line (IDENT and its arguments, as a call's: conv2d 32, 3, relu),
+ * whose word the layer table of compiler/layers.c knows or not; an unknown
+ * word gets "unknown statement 'dens'; did you mean 'dense'?" there, or here
+ * when the rest of its line does not parse, rather than a syntax error.
  */
 %code requires {
 #include "parse.h"
@@ -68,7 +70,6 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
 %token <num> TK_NUMBER "number"
 %token KW_MODEL "'model'"
 %token KW_INPUT "'input'"
-%token KW_FLATTEN "'flatten'"
 %token KW_DENSE "'dense'"
 %token KW_LOSS "'loss'"
 %token KW_OPTIMIZER "'optimizer'"
@@ -116,7 +117,7 @@ items
     | items model
     | items top sep
     | items top_error
-    | items error '}'
+    | items error '}'                                   { ps->in_model = false; }
     ;
 
 /* top: 'let' IDENT '=' expr { ',' IDENT '=' expr }
@@ -147,7 +148,7 @@ entry_items
     | entry_items model
     | entry_items entry_top sep
     | entry_items top_error
-    | entry_items error '}'
+    | entry_items error '}'                             { ps->in_model = false; }
     ;
 
 entry_top
@@ -230,7 +231,6 @@ newlines
 body
     : lines
     | lines stmt                                        { ast_model_add(ps, $2); }
-    | lines unknown
     | lines error                                       { yyerrok; }
     ;
 
@@ -238,7 +238,6 @@ lines
     : %empty                                            { ast_model_new(ps); }
     | lines sep
     | lines stmt sep                                    { ast_model_add(ps, $2); }
-    | lines unknown sep
     | lines error sep                                   { yyerrok; }
     ;
 
@@ -252,7 +251,7 @@ sep
  *     | 'param' params
  *     | IDENT '=' expr
  *     | 'loss' expr    (a loss's name, a loss call, or a sum of loss calls and penalty terms)
- *     | 'flatten'
+ *     | IDENT [call_args]    (a layer line: conv2d 32, 3, relu, padding = same; flatten)
  *     | 'dense' number [',' IDENT] [',' keywords]
  *     | 'optimizer' IDENT ['(' [args] ')']
  *     | 'schedule' IDENT ['(' [args] ')']
@@ -260,7 +259,8 @@ sep
  *     | 'data' '{' { data_value | sep | ',' } '}'    (values separated) */
 stmt
     : KW_INPUT TK_IDENT '[' dims ']'                    { $$ = ast_input(ps, @1, $2, @2); }
-    | KW_FLATTEN                                        { $$ = ast_flatten(ps, @1); }
+    | TK_IDENT                                          { $$ = ast_layer(ps, $1, @1, NULL); }
+    | TK_IDENT call_args                                { $$ = ast_layer(ps, $1, @1, $2); }
     | KW_DENSE number                                   { $$ = ast_dense(ps, @1, $2, NULL, @2, NULL); }
     | KW_DENSE number ',' TK_IDENT                      { $$ = ast_dense(ps, @1, $2, $4, @4, NULL); }
     | KW_DENSE number ',' TK_IDENT ',' keywords         { $$ = ast_dense(ps, @1, $2, $4, @4, $6); }
@@ -342,28 +342,6 @@ number
     | '-' TK_NUMBER                                     { $$ = ast_negate(ps, $2, @1); }
     ;
 
-/* unknown: IDENT [first_junk junk]    junk: any tokens up to the end of the
- * statement; not '=' first: IDENT '=' is an assignment */
-unknown
-    : TK_IDENT                                          { ast_unknown_statement(ps, $1, @1); }
-    | TK_IDENT first_junk junk                          { ast_unknown_statement(ps, $1, @1); }
-    ;
-
-junk
-    : %empty
-    | junk first_junk
-    | junk '='
-    ;
-
-first_junk
-    : TK_IDENT                                          { (void)$1; }
-    | TK_NUMBER                                         { (void)$1; }
-    | KW_MODEL | KW_INPUT | KW_FLATTEN | KW_DENSE | KW_LOSS | KW_OPTIMIZER | KW_TRAIN
-    | KW_LET | KW_PRINT | KW_TARGET | KW_PARAM | KW_SCHEDULE | KW_DATA
-    | ',' | '-' | '(' | ')' | '[' | ']' | '{'
-    | '+' | '*' | '/' | '^' | '@'
-    ;
-
 %%
 
 /* The parser's stack grows with the nesting of expressions: a pathological
@@ -404,7 +382,6 @@ static void describe_statement(ParseState *ps, char *buf, size_t cap) {
     switch (ps->stmt_tok) {
     case KW_MODEL: kw = "model"; break;
     case KW_INPUT: kw = "input"; break;
-    case KW_FLATTEN: kw = "flatten"; break;
     case KW_DENSE: kw = "dense"; break;
     case KW_LOSS: kw = "loss"; break;
     case KW_OPTIMIZER: kw = "optimizer"; break;
@@ -449,6 +426,16 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
         diag_error(ps->diag, ps->stmt_loc, "%s", msg);
         ps->depth = 0;
         return 0;
+    }
+    /* A layer line of an unknown word: the word is the mistake, whatever
+     * follows it (dens 512 relu). */
+    if (ps->in_model && ps->stmt_tok == TK_IDENT && ps->stmt_second != '=' && ps->tok_offset != ps->stmt_offset) {
+        const char *word = arena_strndup(ps->arena, ps->src->text + ps->stmt_offset, ps->stmt_len);
+        if (!layer_exists(word)) {
+            ast_unknown_statement(ps, word, ps->stmt_loc);
+            ps->depth = 0;
+            return 0;
+        }
     }
     const char *text = diag_clip(ps->arena, ps->src->text + ps->tok_offset, ps->tok_len);
     if (tok == YYSYMBOL_TK_IDENT)
