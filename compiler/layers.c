@@ -579,6 +579,8 @@ static bool layer_read(ExprEnv *e, LayerCall *c, AstExpr *const *args, int n) {
         }
         c->arg[k].x = v;
         ok &= layer_arg(e, c, &l->params[k], v, &c->arg[k]);
+        if (c->arg[k].kernel >= 0 && a->kind != EX_KEYWORD)
+            pos++; /* a kernel tensor has its size: conv2d(x, K, relu) */
     }
     for (int k = 0; k < nparams && ok; k++)
         if (l->params[k].required && !c->arg[k].x) {

@@ -460,7 +460,8 @@ static int run(Arena *a, const Options *o, const Target *t, Diag *d) {
     if (o->gradcheck) {
         Graph *g = ir_new(a, DT_F64);
         NodeId pred;
-        NodeId loss = model_forward(g, m, 4, INPUT_FLOAT, &pred);
+        int64_t batch = m->batch < 4 ? m->batch : 4; /* a small batch, the model's own if smaller */
+        NodeId loss = model_forward(g, m, batch, INPUT_FLOAT, &pred);
         char err[1024];
         int64_t skipped;
         double worst = gradcheck(g, loss, m->output.dim[0], m->data, o->seed, 50, o->opt, t, &skipped, stdout,
@@ -470,7 +471,8 @@ static int run(Arena *a, const Options *o, const Target *t, Diag *d) {
             return EXIT_USAGE;
         }
         bool ok = worst < GRADCHECK_TOLERANCE;
-        printf("gradcheck %s: max rel. error %.2e (float64, central differences%s): %s\n", m->name, worst,
+        printf("gradcheck %s: max rel. error %.2e (float64, batch %lld, central differences%s): %s\n", m->name,
+               worst, (long long)batch,
                skipped ? arena_printf(a, "; skipped at a kink: %lld", (long long)skipped) : "", ok ? "ok" : "FAILED");
         return ok ? EXIT_OK : EXIT_GRADCHECK;
     }
