@@ -392,6 +392,7 @@ typedef struct LayerParam {
 /* An argument's value, as given or its default. */
 typedef struct LayerArg {
     const AstExpr *x; /* as written (the value of a key = value); NULL: the default */
+    Loc loc;          /* where it is given (a key = value: the key) */
     int64_t size[2];  /* COUNT, FILTERS (a count: size[0]), SIZE */
     double num;       /* RATE, FRACTION, POSITIVE; BOOL and PADDING (same) as 1 or 0 */
     Act act;          /* ACT */
@@ -413,7 +414,7 @@ typedef struct LayerCall {
 
 struct Layer {
     const char *name;
-    const char *usage;                 /* its arguments after the value it applies to */
+    const char *usage;                 /* its call's arguments after the value: ", rate" */
     LayerParam params[LAYER_MAX_ARGS]; /* up to the first without a name */
     /* Checks h, a value of shape `in` per sample, against the arguments
      * (each checked on its own already); false once reported. */
@@ -423,12 +424,16 @@ struct Layer {
     bool keeps_act; /* the activation before it still shows through it (flatten) */
 };
 
-/* "conv2d(x, filters, ...)" or "conv2d filters, ...": how c is written. */
+/* How c is written: "dropout(x, rate)" for a call, "dropout rate" (the
+ * call's arguments without the value and its comma) for a line. */
 static const char *layer_usage(Arena *a, const LayerCall *c) {
     const Layer *l = c->layer;
-    if (c->line)
-        return arena_printf(a, "%s%s%s", l->name, *l->usage ? " " : "", l->usage);
-    return arena_printf(a, "%s(x%s%s)", l->name, *l->usage ? ", " : "", l->usage);
+    if (!c->line)
+        return arena_printf(a, "%s(x%s)", l->name, l->usage);
+    const char *comma = strstr(l->usage, ", ");
+    if (!comma)
+        return l->name;
+    return arena_printf(a, "%s %.*s%s", l->name, (int)(comma - l->usage), l->usage, comma + 2);
 }
 
 /* An integer from 1 (to NNC_MAX_ELEMS) written at x? */
@@ -439,31 +444,28 @@ static bool layer_int(const AstExpr *x, int64_t *out) {
     return true;
 }
 
-/* A name among `names` (NULL-terminated) written at x: its index, or -1
- * once reported ("unknown padding 'full'; did you mean ...", "expected
- * valid or same"). */
+/* A word among the two `names` written at x: its index, or -1 once
+ * reported ("conv2d's padding must be valid or same, found 'full'"). */
 static int layer_word(ExprEnv *e, const LayerCall *c, const LayerParam *p, const AstExpr *x,
                       const char *const *names) {
-    const char *list = arena_printf(e->arena, "%s or %s", names[0], names[1]);
     if (x->kind == EX_NAME)
         for (int i = 0; names[i]; i++)
             if (!strcmp(x->name, names[i]))
                 return i;
-    const char *guess = x->kind != EX_NAME || diag_quiet(e->diag) ? NULL : closest_name(x->name, names);
-    if (x->kind != EX_NAME)
-        diag_error(e->diag, x->loc, "%s's %s is %s", c->layer->name, p->name, list);
-    else if (guess)
-        diag_error(e->diag, x->loc, "unknown %s '%s'; did you mean '%s'?", p->name,
-                   diag_clip(e->arena, x->name, strlen(x->name)), guess);
-    else
-        diag_error(e->diag, x->loc, "unknown %s '%s'; expected %s", p->name,
-                   diag_clip(e->arena, x->name, strlen(x->name)), list);
+    const char *what = arena_printf(e->arena, "%s's %s must be %s or %s", c->layer->name, p->name, names[0], names[1]);
+    if (x->kind != EX_NAME) {
+        diag_error(e->diag, x->loc, "%s", what);
+        return -1;
+    }
+    const char *guess = diag_quiet(e->diag) ? NULL : closest_name(x->name, names);
+    diag_error(e->diag, x->loc, "%s, found '%s'%s%s%s", what, diag_clip(e->arena, x->name, strlen(x->name)),
+               guess ? "; did you mean '" : "", guess ? guess : "", guess ? "'?" : "");
     return -1;
 }
 
 /* The value of argument p written at x, checked, into v; false once reported. */
 static bool layer_arg(ExprEnv *e, const LayerCall *c, const LayerParam *p, const AstExpr *x, LayerArg *v) {
-    static const char *const paddings[] = {"valid", "same", NULL}, *const bools[] = {"false", "true", NULL};
+    static const char *const paddings[] = {"valid", "same", NULL}, *const bools[] = {"true", "false", NULL};
     const char *name = c->layer->name;
     switch (p->kind) {
     case LA_FILTERS:
@@ -498,7 +500,7 @@ static bool layer_arg(ExprEnv *e, const LayerCall *c, const LayerParam *p, const
     case LA_PADDING:
     case LA_BOOL: {
         int k = layer_word(e, c, p, x, p->kind == LA_PADDING ? paddings : bools);
-        v->num = k;
+        v->num = p->kind == LA_PADDING ? k == 1 : k == 0; /* same; true */
         return k >= 0;
     }
     case LA_RATE:
@@ -544,10 +546,14 @@ static bool layer_read(ExprEnv *e, LayerCall *c, AstExpr *const *args, int n) {
     for (int i = 0; i < n; i++)
         given += args[i]->kind != EX_KEYWORD;
     if (given > npositional) {
-        int off = c->line ? 0 : 1; /* a call counts its value */
-        diag_error(e->diag, c->loc, "%s takes at most %d argument%s before its options, found %d; expected %s",
-                   l->name, npositional + off, npositional + off == 1 ? "" : "s", given + off,
-                   layer_usage(e->arena, c));
+        int off = c->line ? 0 : 1, most = npositional + off; /* a call counts its value */
+        const char *options = nparams > npositional ? " besides its key = value options" : "";
+        if (most == 0)
+            diag_error(e->diag, c->loc, "%s takes no arguments%s, found %d; expected %s", l->name, options, given,
+                       layer_usage(e->arena, c));
+        else
+            diag_error(e->diag, c->loc, "%s takes at most %d argument%s%s, found %d; expected %s", l->name, most,
+                       most == 1 ? "" : "s", options, given + off, layer_usage(e->arena, c));
         return false;
     }
     bool ok = true;
@@ -573,11 +579,12 @@ static bool layer_read(ExprEnv *e, LayerCall *c, AstExpr *const *args, int n) {
         const AstExpr *v = a->kind == EX_KEYWORD ? a->args[0] : a;
         if (c->arg[k].x) {
             diag_error(e->diag, a->loc, "duplicate option '%s'", keys[k]);
-            diag_note(e->diag, c->arg[k].x->loc, "'%s' was first given here", keys[k]);
+            diag_note(e->diag, c->arg[k].loc, "'%s' was first given here", keys[k]);
             ok = false;
             continue;
         }
         c->arg[k].x = v;
+        c->arg[k].loc = a->loc;
         ok &= layer_arg(e, c, &l->params[k], v, &c->arg[k]);
         if (c->arg[k].kernel >= 0 && a->kind != EX_KEYWORD)
             pos++; /* a kernel tensor has its size: conv2d(x, K, relu) */
@@ -625,10 +632,14 @@ static bool layer_takes(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *i
     if (rank == 3 && in->rank != 3) {
         diag_error(e->diag, c->at, "%s takes an image [height, width, channels] per sample: expected rank 3, found %s",
                    name, shape_str(in, b, sizeof b));
-        if (in->rank == 2)
-            diag_note(e->diag, c->at, "an image of one channel is [%" PRId64 ", %" PRId64 ", 1]: write the input as "
-                      "'input %s[%" PRId64 ", %" PRId64 ", 1]'", in->dim[0], in->dim[1],
-                      ((ModelEnv *)e)->m->input_name, in->dim[0], in->dim[1]);
+        const Model *m = ((ModelEnv *)e)->m;
+        if (in->rank == 2 && shape_eq(in, &m->input)) /* the input itself, most likely */
+            diag_note(e->diag, m->input_loc, "an image of one channel is [%" PRId64 ", %" PRId64 ", 1]: declare "
+                      "the input as '%s[%" PRId64 ", %" PRId64 ", 1]'", in->dim[0], in->dim[1], m->input_name,
+                      in->dim[0], in->dim[1]);
+        else if (in->rank == 2)
+            diag_note(e->diag, c->at, "an image of one channel is [%" PRId64 ", %" PRId64 ", 1]: reshape it to that",
+                      in->dim[0], in->dim[1]);
         return false;
     }
     if (rank == 0 && in->rank == 0) {
@@ -706,7 +717,7 @@ static bool conv_check(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *in
                                   CONV_KERNEL_REG, CONV_BIAS_REG};
         for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
             if (a[own[i]].x) {
-                diag_error(e->diag, a[own[i]].x->loc, "conv2d of a kernel tensor takes its size from the kernel "
+                diag_error(e->diag, a[own[i]].loc, "conv2d of a kernel tensor takes its size from the kernel "
                            "and has no bias: %s does not apply", c->layer->params[own[i]].name);
                 return false;
             }
@@ -823,18 +834,18 @@ static NodeId batchnorm_lower(ModelEnv *f, const LayerCall *c, NodeId h) {
  * order messages list them. */
 static const Layer layers[] = {
     {"flatten", "", {{NULL}}, flatten_check, flatten_lower, true},
-    {"conv2d", "filters, kernel_size[, activation][, stride = 1, padding = valid|same, use_bias = true, ...]",
+    {"conv2d", ", filters, kernel_size[, activation][, stride = 1, padding = valid|same, use_bias = true, ...]",
      {{"filters", LA_FILTERS, true, true, 0}, {"kernel_size", LA_SIZE, true, false, 0},
       {"activation", LA_ACT, true, false, 0}, {"stride", LA_SIZE, false, false, 1},
       {"padding", LA_PADDING, false, false, 0}, {"use_bias", LA_BOOL, false, false, 1},
       {"kernel_initializer", LA_INIT, false, false, 0}, {"bias_initializer", LA_INIT, false, false, 0},
       {"kernel_regularizer", LA_REG, false, false, 0}, {"bias_regularizer", LA_REG, false, false, 0}},
      conv_check, conv_lower, false},
-    {"maxpool", "[pool_size][, stride = pool_size, padding = valid|same]", POOL_PARAMS, pool_check, pool_lower, false},
-    {"avgpool", "[pool_size][, stride = pool_size, padding = valid|same]", POOL_PARAMS, pool_check, pool_lower, false},
+    {"maxpool", "[, pool_size][, stride = pool_size, padding = valid|same]", POOL_PARAMS, pool_check, pool_lower, false},
+    {"avgpool", "[, pool_size][, stride = pool_size, padding = valid|same]", POOL_PARAMS, pool_check, pool_lower, false},
     {"globalavgpool", "", {{NULL}}, image_check, globalavgpool_lower, false},
-    {"dropout", "rate", {{"rate", LA_RATE, true, true, 0}}, batch_check, dropout_lower, false},
-    {"batchnorm", "[momentum = 0.99, epsilon = 0.001, center = true, scale = true]",
+    {"dropout", ", rate", {{"rate", LA_RATE, true, true, 0}}, batch_check, dropout_lower, false},
+    {"batchnorm", "[, momentum = 0.99, epsilon = 0.001, center = true, scale = true]",
      {{"momentum", LA_FRACTION, false, false, 0.99}, {"epsilon", LA_POSITIVE, false, false, 0.001},
       {"center", LA_BOOL, false, false, 1}, {"scale", LA_BOOL, false, false, 1}},
      batch_check, batchnorm_lower, false},
