@@ -5,7 +5,7 @@ caller sets it). Each model gets the data it needs, small:
   - its own data block, if it has one;
   - else, with a `target`: raw float32 inputs and targets of its shapes
     (small values, so that no example's exp overflows);
-  - else a synthetic classification set of its input's shape (mkidx).
+  - else a synthetic classification set of its input's elements (mkidx).
 usage: train_examples.py NNC MKIDX EXAMPLES_DIR WORK_DIR
 Prints one line per run; exits 1 if any run failed."""
 import glob
@@ -42,8 +42,11 @@ def data_options(mkidx, path, text, work):
         raw(mkidx, os.path.join(work, name + "-y"), [SAMPLES] + y)
         return ["--train", os.path.join(work, name + "-x"), "--target", os.path.join(work, name + "-y")]
     d = os.path.join(work, name)
+    # images [n, H, W] of the input's elements: [1, d] for a vector, [H, W C]
+    # for an image of channels (a Fashion-MNIST file feeds [28, 28, 1] too)
+    hw = [1] + x if len(x) == 1 else [x[0], x[1] * (x[2] if len(x) == 3 else 1)]
     subprocess.run([mkidx, d, "--n", str(SAMPLES), "--test-n", "0", "--classes", "10",
-                    "--shape", "x".join(map(str, x if len(x) == 2 else [1] + x))], check=True)
+                    "--shape", "x".join(map(str, hw))], check=True)
     return ["--train", os.path.join(d, "train-images-idx3-ubyte")]
 
 
