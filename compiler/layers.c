@@ -417,7 +417,8 @@ struct Layer {
     const char *usage;                 /* its call's arguments after the value: ", rate" */
     LayerParam params[LAYER_MAX_ARGS]; /* up to the first without a name */
     /* Checks h, a value of shape `in` per sample, against the arguments
-     * (each checked on its own already); false once reported. */
+     * (each checked on its own already); false once reported. NULL: any
+     * value will do. */
     bool (*check)(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *in);
     /* The layer's IR on h (checked); -1 once reported. */
     NodeId (*lower)(ModelEnv *f, const LayerCall *c, NodeId h);
@@ -649,6 +650,15 @@ static bool layer_takes(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *i
     return true;
 }
 
+/* Is the product of the n sizes d (each at most NNC_MAX_ELEMS) at most NNC_MAX_ELEMS? */
+static bool layer_fits(const int64_t *d, int n) {
+    int64_t p = 1;
+    for (int i = 0; i < n; i++)
+        if (__builtin_mul_overflow(p, d[i], &p) || p > NNC_MAX_ELEMS)
+            return false;
+    return true;
+}
+
 /* Does a window [kh, kw] moved by `stride` over in's height and width
  * leave anything? Reported at c->loc if not (only valid padding can fail). */
 static bool layer_window(ExprEnv *e, const LayerCall *c, const char *what, const Shape *in, int64_t kh, int64_t kw,
@@ -665,11 +675,6 @@ static bool layer_window(ExprEnv *e, const LayerCall *c, const char *what, const
 }
 
 /* ---------------------------------------------------------------- flatten */
-
-static bool flatten_check(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *in) {
-    (void)e, (void)c, (void)h, (void)in;
-    return true;
-}
 
 /* h to a vector per sample (a value not computed from the input: to one vector). */
 static NodeId flatten_lower(ModelEnv *f, const LayerCall *c, NodeId h) {
@@ -724,19 +729,12 @@ static bool conv_check(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *in
     } else if (!a[CONV_KERNEL_SIZE].x) {
         diag_error(e->diag, c->loc, "conv2d needs its kernel_size: expected %s", layer_usage(e->arena, c));
         return false;
-    } else {
-        int64_t weights = 1, out = 1;
-        bool fits = true;
-        for (int i = 0; i < 4; i++)
-            fits &= !__builtin_mul_overflow(weights, ks.dim[i], &weights) && weights <= NNC_MAX_ELEMS;
-        for (int i = 0; i < 2; i++) /* the output is at most the input's height and width */
-            fits &= !__builtin_mul_overflow(out, in->dim[i], &out);
-        if (!fits || __builtin_mul_overflow(out, ks.dim[3], &out) || out > NNC_MAX_ELEMS) {
-            diag_error(e->diag, a[CONV_FILTERS].x->loc, "conv2d of %" PRId64 " filters is too large: its kernel %s "
-                       "or its output would have more than %" PRId64 " elements", ks.dim[3],
-                       shape_str(&ks, b, sizeof b), NNC_MAX_ELEMS);
-            return false;
-        }
+    } else if (!layer_fits(ks.dim, 4) || !layer_fits((int64_t[]){in->dim[0], in->dim[1], ks.dim[3]}, 3)) {
+        /* the output is at most the input's height and width */
+        diag_error(e->diag, a[CONV_FILTERS].x->loc, "conv2d of %" PRId64 " filters is too large: its kernel %s or its "
+                   "output would have more than %" PRId64 " elements", ks.dim[3], shape_str(&ks, b, sizeof b),
+                   NNC_MAX_ELEMS);
+        return false;
     }
     return layer_window(e, c, "kernel", in, ks.dim[0], ks.dim[1], a[CONV_STRIDE].size, a[CONV_PADDING].num != 0);
 }
@@ -781,11 +779,13 @@ static bool pool_check(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *in
            layer_window(e, c, "window", in, k[0], k[1], pool_stride(c), c->arg[POOL_PADDING].num != 0);
 }
 
-static NodeId pool_lower(ModelEnv *f, const LayerCall *c, NodeId h) {
+static NodeId pool_lower(ModelEnv *f, const LayerCall *c, NodeId h, Op op) {
     const int64_t *k = c->arg[POOL_SIZE].size, *s = pool_stride(c);
-    Op op = c->layer->name[0] == 'm' ? OP_MAXPOOL : OP_AVGPOOL;
     return ir_pool(f->e.g, op, h, k[0], k[1], s[0], s[1], c->arg[POOL_PADDING].num != 0, c->loc);
 }
+
+static NodeId maxpool_lower(ModelEnv *f, const LayerCall *c, NodeId h) { return pool_lower(f, c, h, OP_MAXPOOL); }
+static NodeId avgpool_lower(ModelEnv *f, const LayerCall *c, NodeId h) { return pool_lower(f, c, h, OP_AVGPOOL); }
 
 static bool image_check(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *in) {
     return layer_takes(e, c, h, in, 3);
@@ -833,7 +833,7 @@ static NodeId batchnorm_lower(ModelEnv *f, const LayerCall *c, NodeId h) {
 /* Keras' layers, arguments and defaults (Conv2D, MaxPooling2D, ...), in the
  * order messages list them. */
 static const Layer layers[] = {
-    {"flatten", "", {{NULL}}, flatten_check, flatten_lower, true},
+    {"flatten", "", {{NULL}}, NULL, flatten_lower, true},
     {"conv2d", ", filters, kernel_size[, activation][, stride = 1, padding = valid|same, use_bias = true, ...]",
      {{"filters", LA_FILTERS, true, true, 0}, {"kernel_size", LA_SIZE, true, false, 0},
       {"activation", LA_ACT, true, false, 0}, {"stride", LA_SIZE, false, false, 1},
@@ -841,8 +841,10 @@ static const Layer layers[] = {
       {"kernel_initializer", LA_INIT, false, false, 0}, {"bias_initializer", LA_INIT, false, false, 0},
       {"kernel_regularizer", LA_REG, false, false, 0}, {"bias_regularizer", LA_REG, false, false, 0}},
      conv_check, conv_lower, false},
-    {"maxpool", "[, pool_size][, stride = pool_size, padding = valid|same]", POOL_PARAMS, pool_check, pool_lower, false},
-    {"avgpool", "[, pool_size][, stride = pool_size, padding = valid|same]", POOL_PARAMS, pool_check, pool_lower, false},
+    {"maxpool", "[, pool_size][, stride = pool_size, padding = valid|same]", POOL_PARAMS, pool_check, maxpool_lower,
+     false},
+    {"avgpool", "[, pool_size][, stride = pool_size, padding = valid|same]", POOL_PARAMS, pool_check, avgpool_lower,
+     false},
     {"globalavgpool", "", {{NULL}}, image_check, globalavgpool_lower, false},
     {"dropout", ", rate", {{"rate", LA_RATE, true, true, 0}}, batch_check, dropout_lower, false},
     {"batchnorm", "[, momentum = 0.99, epsilon = 0.001, center = true, scale = true]",
@@ -872,7 +874,7 @@ const char *const *layer_names(void) {
 /* c on h, its arguments read: h checked, then lowered. */
 static NodeId layer_apply(ModelEnv *f, LayerCall *c, NodeId h) {
     Shape in = expr_shape(&f->e, h);
-    if (!c->layer->check(&f->e, c, h, &in))
+    if (c->layer->check && !c->layer->check(&f->e, c, h, &in))
         return -1;
     c->nth = ++f->nlayer[c->layer - layers];
     return c->layer->lower(f, c, h);
