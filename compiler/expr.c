@@ -336,10 +336,19 @@ static const Fn *find_function(const char *name) {
 }
 
 static void unknown_function(ExprEnv *e, const AstExpr *x) {
-    const char *names[NFUNCTIONS + 1];
+    if (layer_exists(x->name)) { /* outside a model: a script's statement, a REPL entry */
+        diag_error(e->diag, x->loc, "%s is a layer: it applies inside a model", x->name);
+        return;
+    }
+    const char *const *layers = layer_names();
+    int nlayers = 0;
+    while (layers[nlayers])
+        nlayers++;
+    const char **names = arena_array(e->arena, NFUNCTIONS + (size_t)nlayers + 2, sizeof *names);
     for (int i = 0; i < NFUNCTIONS; i++)
         names[i] = functions[i].name;
-    names[NFUNCTIONS] = NULL;
+    names[NFUNCTIONS] = "dense";
+    memcpy(names + NFUNCTIONS + 1, layers, ((size_t)nlayers + 1) * sizeof *names);
     const char *guess = diag_quiet(e->diag) ? NULL : closest_name(x->name, names);
     if (guess)
         diag_error(e->diag, x->loc, "unknown function '%s'; did you mean '%s'?", clip(e, x->name), guess);
