@@ -366,7 +366,6 @@ static NodeId layer_dense_call(ExprEnv *e, const AstExpr *x) {
 
 /* What an argument of a layer may be; each is checked where it is written. */
 typedef enum {
-    LA_COUNT,    /* an integer from 1 */
     LA_FILTERS,  /* conv2d's: a count, or its kernel, a tensor [kh, kw, channels, filters] */
     LA_SIZE,     /* an integer from 1, or a pair [height, width] of them: a window, a stride */
     LA_ACT,      /* an activation's name */
@@ -393,7 +392,7 @@ typedef struct LayerParam {
 typedef struct LayerArg {
     const AstExpr *x; /* as written (the value of a key = value); NULL: the default */
     Loc loc;          /* where it is given (a key = value: the key) */
-    int64_t size[2];  /* COUNT, FILTERS (a count: size[0]), SIZE */
+    int64_t size[2];  /* SIZE; FILTERS (a count: size[0]) */
     double num;       /* RATE, FRACTION, POSITIVE; BOOL and PADDING (same) as 1 or 0 */
     Act act;          /* ACT */
     NodeId kernel;    /* FILTERS given as a tensor; else -1 */
@@ -470,17 +469,12 @@ static bool layer_arg(ExprEnv *e, const LayerCall *c, const LayerParam *p, const
     const char *name = c->layer->name;
     switch (p->kind) {
     case LA_FILTERS:
-        if (x->kind != EX_NUM) /* the notes' explicit form: conv2d(x, K) */
+        if (x->kind != EX_NUM && !(x->kind == EX_NEG && x->args[0]->kind == EX_NUM)) /* conv2d(x, K): the notes' */
             return (v->kernel = expr_lower(e, x)) >= 0;
         if (layer_int(x, &v->size[0]))
             return true;
         diag_error(e->diag, x->loc, "%s's filters must be an integer from 1 to %" PRId64 ", or a kernel tensor "
                    "[height, width, channels, filters]", name, NNC_MAX_ELEMS);
-        return false;
-    case LA_COUNT:
-        if (layer_int(x, &v->size[0]))
-            return true;
-        diag_error(e->diag, x->loc, "%s's %s must be an integer from 1 to %" PRId64, name, p->name, NNC_MAX_ELEMS);
         return false;
     case LA_SIZE:
         if (layer_int(x, &v->size[0])) {
