@@ -16,6 +16,11 @@
  * window ops stay in the step graph (--emit=ir, grad) and are the -O0
  * reference (cg_window.c); this rewrite is what -O2 schedules and
  * --emit=kernels shows.
+ *
+ * An elementwise op of a product's result seen as an image, such as the
+ * bias and activation after a convolution, is moved before the reshape,
+ * onto the product's [n oh ow, F]: there fuse.c makes it the matmul
+ * kernel's epilogue, computed on the accumulators.
  */
 #include "nnc.h"
 
@@ -60,6 +65,37 @@ static NodeId as_gemm(Graph *g, const IrNode *n, NodeId a, NodeId b) {
     die("as_gemm: %s", op_info[n->op].name); /* not gemm */
 }
 
+/* Node n (elementwise; operands a, b in g, b -1 for one) done on the
+ * matrix Y [R, F] that a reshapes to n's shape, and reshaped after; -1
+ * unless a is such a reshape of a product or of an op on one (an epilogue
+ * takes two: the bias, the activation) and b varies along the last axis
+ * only (a bias, a scalar), so that Y's element (r, f) meets b's f. */
+static NodeId sunk(Graph *g, const IrNode *n, NodeId a, NodeId b) {
+    const IrNode *x = &g->nodes[a];
+    int last = n->shape.rank - 1;
+    if (x->op != OP_RESHAPE || !shape_eq(&x->shape, &n->shape) || last < 0 || op_info[n->op].index)
+        return -1;
+    NodeId y = x->in[0];
+    const Shape *ys = &g->nodes[y].shape;
+    const IrNode *yn = &g->nodes[y];
+    bool product = yn->op == OP_MATMUL || (op_info[yn->op].cls == CLASS_ELEMWISE && g->nodes[yn->in[0]].op == OP_MATMUL);
+    if (!product || ys->rank != 2 || ys->dim[1] != n->shape.dim[last]) /* the two ops an epilogue takes */
+        return -1;
+    Loc l = n->loc;
+    if (b < 0)
+        return ir_reshape(g, op_info[n->op].alpha ? ir_unary_alpha(g, n->op, y, n->value, l) : ir_unary(g, n->op, y, l),
+                          n->shape, l);
+    const IrNode *z = &g->nodes[b];
+    if (z->batch_axes)
+        return -1;
+    for (int d = 0; d + 1 < z->shape.rank; d++)
+        if (z->shape.dim[d] != 1)
+            return -1;
+    if (z->shape.rank > 1)
+        b = ir_reshape(g, b, (Shape){1, {z->shape.dim[z->shape.rank - 1]}}, l);
+    return ir_reshape(g, ir_binary(g, n->op, y, b, l), n->shape, l);
+}
+
 Graph *conv_gemm(const Graph *g) {
     bool any = false;
     for (int i = 0; i < g->nnodes; i++)
@@ -74,7 +110,8 @@ Graph *conv_gemm(const Graph *g) {
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = &g->nodes[i];
         NodeId a = op_info[n->op].arity > 0 ? map[n->in[0]] : -1, b = op_info[n->op].arity > 1 ? map[n->in[1]] : -1;
-        map[i] = op_info[n->op].gemm ? as_gemm(d, n, a, b) : ir_copy(d, n, map);
+        NodeId r = op_info[n->op].cls == CLASS_ELEMWISE ? sunk(d, n, a, b) : -1;
+        map[i] = op_info[n->op].gemm ? as_gemm(d, n, a, b) : r >= 0 ? r : ir_copy(d, n, map);
     }
     for (int i = 0; i < g->noutputs; i++)
         ir_add_output(d, map[g->outputs[i].node], g->outputs[i].slot);
