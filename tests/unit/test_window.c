@@ -21,7 +21,9 @@
  * Every case runs in float64 and float32, at -O0 (the loop nests) and -O2
  * (whatever kernel computes it there), at every vector width the host has
  * (its own, then narrowed to AVX2 and to SSE through NNC_TARGET_FEATURES),
- * all the cases of one configuration compiled by one JIT.
+ * all the cases of one configuration compiled by one JIT; the cases of a
+ * batch of 3 run on 3 samples and on 2 (a step serves every batch size:
+ * conv_gemm merges the batch axis into the patch rows).
  *
  * Tolerance: an output summing terms t_i may differ from the exact sum by
  * a few rounding errors of the partial sums, each at most an ulp of
@@ -457,7 +459,9 @@ static void same_product(const char *what, const Case *c, const Config *k, long 
         printf("  %s, %s: %s: %.17Lg against %.17Lg\n", c->name, config_name(k), what, lhs, rhs);
 }
 
-static void run_case(const Case *c, const Data *t, const Config *k, const Built *b, NnrtStepFn fn) {
+/* Case c's step run on its first n samples: what it computes for them. */
+static void run_case(const Case *c, const Data *t, const Config *k, const Built *b, NnrtStepFn fn, int64_t n) {
+    int failed_before = failed;
     void **slots = slots_for(b);
     fill(slots, b, S_X, t->x, k->dt);
     fill(slots, b, S_DY, t->dy, k->dt);
@@ -469,48 +473,50 @@ static void run_case(const Case *c, const Data *t, const Config *k, const Built 
     fill(slots, b, S_ADJ1, NULL, k->dt);
     if (c->kind != AVGPOOL)
         fill(slots, b, S_ADJ2, NULL, k->dt);
-    fn(slots, c->n);
+    fn(slots, n);
 
-    const Dims *d = &t->d;
     const Ref *r = &t->ref;
-    compare("y against the reference", c, k, slots, b, S_Y, r->y, c->kind == MAXPOOL ? NULL : r->scale, d->ny);
+    size_t nx = t->d.nx / (size_t)c->n * (size_t)n, ny = t->d.ny / (size_t)c->n * (size_t)n, nk = t->d.nk;
+    compare("y against the reference", c, k, slots, b, S_Y, r->y, c->kind == MAXPOOL ? NULL : r->scale, ny);
     if (c->hand)
-        compare("y against the hand-computed values", c, k, slots, b, S_Y, c->hand->y, NULL, d->ny);
+        compare("y against the hand-computed values", c, k, slots, b, S_Y, c->hand->y, NULL, ny);
     /* The adjoints: every term x k dy (or x dy / count) appears once on
      * each side, so the scale of all of them is sum_i scale(y_i) |dy_i|. */
     double scale = 0;
-    for (size_t i = 0; i < d->ny; i++)
+    for (size_t i = 0; i < ny; i++)
         scale += r->scale[i] * fabs(t->dy[i]);
-    long double y_dy = dot(slots, b, S_Y, t->dy, d->ny);
+    long double y_dy = dot(slots, b, S_Y, t->dy, ny);
     switch (c->kind) {
     case CONV:
-        same_product("<conv2d(x, k), dy> = <x, conv2d_data(dy, k)>", c, k, y_dy, dot(slots, b, S_ADJ1, t->x, d->nx),
+        same_product("<conv2d(x, k), dy> = <x, conv2d_data(dy, k)>", c, k, y_dy, dot(slots, b, S_ADJ1, t->x, nx),
                      scale);
         same_product("<conv2d(x, k), dy> = <k, conv2d_filter(x, dy)>", c, k, y_dy,
-                     dot(slots, b, S_ADJ2, t->k, d->nk), scale);
+                     dot(slots, b, S_ADJ2, t->k, nk), scale);
         break;
     case AVGPOOL:
-        same_product("<avgpool(x), dy> = <x, avgpool_grad(dy)>", c, k, y_dy, dot(slots, b, S_ADJ1, t->x, d->nx),
+        same_product("<avgpool(x), dy> = <x, avgpool_grad(dy)>", c, k, y_dy, dot(slots, b, S_ADJ1, t->x, nx),
                      scale);
         break;
     case MAXPOOL: {
         /* maxpool_grad element by element: the sums of a few dy's */
-        double *grad_scale = calloc(d->nx + 1, sizeof *grad_scale);
-        for (size_t i = 0; i < d->ny; i++)
+        double *grad_scale = calloc(nx + 1, sizeof *grad_scale);
+        for (size_t i = 0; i < ny; i++)
             grad_scale[r->argmax[i]] += fabs(t->dy[i]);
-        compare("maxpool_grad against the reference", c, k, slots, b, S_ADJ1, r->dx, grad_scale, d->nx);
+        compare("maxpool_grad against the reference", c, k, slots, b, S_ADJ1, r->dx, grad_scale, nx);
         if (c->hand && c->hand->dx)
             compare("maxpool_grad against the hand-computed values", c, k, slots, b, S_ADJ1, c->hand->dx, NULL,
-                    d->nx);
+                    nx);
         free(grad_scale);
         double pick_scale = 0;
-        for (size_t i = 0; i < d->ny; i++)
+        for (size_t i = 0; i < ny; i++)
             pick_scale += fabs(t->e[r->argmax[i]] * t->dy[i]);
         same_product("<maxpool_pick(x, e), dy> = <e, maxpool_grad(x, dy)>", c, k,
-                     dot(slots, b, S_ADJ2, t->dy, d->ny), dot(slots, b, S_ADJ1, t->e, d->nx), pick_scale);
+                     dot(slots, b, S_ADJ2, t->dy, ny), dot(slots, b, S_ADJ1, t->e, nx), pick_scale);
         break;
     }
     }
+    if (failed > failed_before)
+        printf("  (%s: the step run on %lld of its %lld samples)\n", c->name, (long long)n, (long long)c->n);
     slots_free(b, slots);
 }
 
@@ -612,8 +618,10 @@ static void run_config(const Config *k, const Target *t, const Data *data) {
             arena_free(a);
             return;
         }
+    /* a batch of 3 also on 2 samples: the step serves every batch size */
     for (int i = 0; i < NCASES; i++)
-        run_case(&cases[i], &data[i], k, &built[i], fns[i]);
+        for (int64_t n = cases[i].n; n >= (cases[i].n > 1 ? cases[i].n - 1 : 1); n--)
+            run_case(&cases[i], &data[i], k, &built[i], fns[i], n);
     check_random(k, &built[NCASES], fns[NCASES], &built[NCASES + 1], fns[NCASES + 1]);
     jit_free(jit);
     arena_free(a);
