@@ -145,6 +145,29 @@ static void add_to(Cg *c, LLVMValueRef dst, LLVMValueRef v) {
     LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->ft, dst, ""), v, ""), dst);
 }
 
+/* The loops over a window's (u, v), then its channels, at window (i, j) of
+ * image x: the position read and whether it is inside x. */
+typedef struct Walk {
+    Loop lu, lv, lc;
+    LLVMValueRef u, v, ch, inside;
+    Pos p, q;
+} Walk;
+
+static void walk_open(Cg *c, Walk *k, NodeId x, const Window *w, LLVMValueRef i, LLVMValueRef j) {
+    k->u = cg_loop_open(c, &k->lu, cg_i64(c, w->kh));
+    k->v = cg_loop_open(c, &k->lv, cg_i64(c, w->kw));
+    k->p = forward_pos(c, i, k->u, w->sh, w->pt, cg_dim(c, x, 1));
+    k->q = forward_pos(c, j, k->v, w->sw, w->pl, cg_dim(c, x, 2));
+    k->inside = LLVMBuildAnd(c->b, k->p.inside, k->q.inside, "");
+    k->ch = cg_loop_open(c, &k->lc, cg_dim(c, x, 3));
+}
+
+static void walk_close(Cg *c, Walk *k) {
+    cg_loop_close(c, &k->lc);
+    cg_loop_close(c, &k->lv);
+    cg_loop_close(c, &k->lu);
+}
+
 /* The image node id's windows are over: its samples are the units. */
 static NodeId image_of(const Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
@@ -171,7 +194,7 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
     if (scatter)
         zero_samples(c, id, b0, b1);
     Nest4 o; /* b - b0, i, j, and one */
-    Loop lv, lc;
+    Loop lc;
     open4(c, &o, LLVMBuildSub(B, b1, b0, ""), cg_i64(c, w->oh), cg_i64(c, w->ow), cg_i64(c, 1));
     LLVMValueRef bi = LLVMBuildAdd(B, b0, o.i[0], ""), i = o.i[1], j = o.i[2];
     /* maxpool's adjoints find each channel's first maximum (u, then v:
@@ -190,46 +213,37 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
         cg_loop_close(c, &lc);
     }
     for (int pass = 0; first && pass < 2; pass++) {
-        Loop lu;
-        LLVMValueRef u = cg_loop_open(c, &lu, cg_i64(c, w->kh)), v = cg_loop_open(c, &lv, cg_i64(c, w->kw));
-        Pos p = forward_pos(c, i, u, w->sh, w->pt, cg_dim(c, x, 1));
-        Pos q = forward_pos(c, j, v, w->sw, w->pl, cg_dim(c, x, 2));
-        LLVMValueRef inside = LLVMBuildAnd(B, p.inside, q.inside, "");
-        LLVMValueRef ch = cg_loop_open(c, &lc, C);
-        LLVMValueRef xv = masked(c, inside, load4(c, x, bi, p.at, q.at, ch), -__builtin_inf());
-        LLVMValueRef mp = cg_elem_ptr(c, max, ch), dp = cg_elem_ptr(c, done, ch);
+        Walk k;
+        walk_open(c, &k, x, w, i, j);
+        LLVMValueRef xv = masked(c, k.inside, load4(c, x, bi, k.p.at, k.q.at, k.ch), -__builtin_inf());
+        LLVMValueRef mp = cg_elem_ptr(c, max, k.ch), dp = cg_elem_ptr(c, done, k.ch);
         if (pass == 0) {
             LLVMBuildStore(B, cg_reduce_step(c, OP_MAX, LLVMBuildLoad2(B, c->ft, mp, ""), xv), mp);
         } else {
             LLVMValueRef d = LLVMBuildLoad2(B, c->ft, dp, "");
-            LLVMValueRef hit = LLVMBuildAnd(B, LLVMBuildAnd(B, inside, LLVMBuildFCmp(B, LLVMRealOEQ, xv,
+            LLVMValueRef hit = LLVMBuildAnd(B, LLVMBuildAnd(B, k.inside, LLVMBuildFCmp(B, LLVMRealOEQ, xv,
                                                               LLVMBuildLoad2(B, c->ft, mp, ""), ""), ""),
                                             LLVMBuildFCmp(B, LLVMRealOEQ, d, cg_f(c, 0), ""), "");
             LLVMBuildStore(B, LLVMBuildSelect(B, hit, cg_f(c, 1), d, ""), dp);
             if (n->op == OP_MAXPOOL_GRAD) { /* dx[b, first, c] += dy[b, i, j, c] */
-                add_to(c, cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, p.at, q.at, ch)),
-                       masked(c, hit, load4(c, b, bi, i, j, ch), 0));
+                add_to(c, cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, k.p.at, k.q.at, k.ch)),
+                       masked(c, hit, load4(c, b, bi, i, j, k.ch), 0));
             } else { /* r[b, i, j, c] = d[b, first, c] */
-                LLVMValueRef r = cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, i, j, ch));
-                LLVMBuildStore(B, LLVMBuildSelect(B, hit, load4(c, b, bi, p.at, q.at, ch), LLVMBuildLoad2(B, c->ft, r, ""), ""), r);
+                LLVMValueRef r = cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, i, j, k.ch));
+                LLVMBuildStore(B, LLVMBuildSelect(B, hit, load4(c, b, bi, k.p.at, k.q.at, k.ch), LLVMBuildLoad2(B, c->ft, r, ""), ""), r);
             }
         }
-        cg_loop_close(c, &lc);
-        cg_loop_close(c, &lv);
-        cg_loop_close(c, &lu);
+        walk_close(c, &k);
     }
     if (first) {
         close4(c, &o);
         return;
     }
     LLVMValueRef inv = n->op == OP_AVGPOOL || n->op == OP_AVGPOOL_GRAD ? inv_count(c, x, w, i, j) : NULL;
-    Loop lu;
-    LLVMValueRef u = cg_loop_open(c, &lu, cg_i64(c, w->kh)), v = cg_loop_open(c, &lv, cg_i64(c, w->kw));
-    Pos p = forward_pos(c, i, u, w->sh, w->pt, cg_dim(c, x, 1));
-    Pos q = forward_pos(c, j, v, w->sw, w->pl, cg_dim(c, x, 2));
-    LLVMValueRef inside = LLVMBuildAnd(B, p.inside, q.inside, "");
-    LLVMValueRef ch = cg_loop_open(c, &lc, C);
-    LLVMValueRef at_x = offset4(c, x, bi, p.at, q.at, ch); /* x[b, p, q, c] */
+    Walk k;
+    walk_open(c, &k, x, w, i, j);
+    LLVMValueRef u = k.u, v = k.v, ch = k.ch, inside = k.inside;
+    LLVMValueRef at_x = offset4(c, x, bi, k.p.at, k.q.at, ch); /* x[b, p, q, c] */
     switch (n->op) {
     case OP_MAXPOOL: { /* r[b, i, j, c] = max over the window of x */
         LLVMValueRef dst = cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, i, j, ch));
@@ -258,9 +272,7 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
     case OP_CONV2D: case OP_CONV2D_DATA: case OP_CONV2D_FILTER:
         die("emit_windows: %s", op_info[n->op].name);
     }
-    cg_loop_close(c, &lc);
-    cg_loop_close(c, &lv);
-    cg_loop_close(c, &lu);
+    walk_close(c, &k);
     close4(c, &o);
 }
 
