@@ -4,15 +4,17 @@
  * P = im2col(x), [n oh ow, kh kw C], and the filter k read as the matrix
  * K = [kh kw C, F] (channels last, it already lies so),
  *     conv2d(x, k)         = P K                       reshaped to [n, oh, ow, F]
- *     conv2d_filter(x, dy) = (dY^T P)^T                dY = dy as [n oh ow, F]
+ *     conv2d_filter(x, dy) = (dY^T P)^T or P^T dY      dY = dy as [n oh ow, F]
  *     conv2d_data(dy, k)   = col2im(dY K^T)
  * so the three run on the register-blocked kernel (cg_matmul.c), threads,
  * packing, transposes read through strides and all, and the forward
  * pass's P is the filter gradient's too (hash-consing shares it). The
- * filter gradient is taken as dY^T P, whose result is small and whose long
- * sum runs down P's rows as the kernel packs them, not as P^T dY, which
- * read P a few floats of each row at a time, once for every row tile
- * (cnn.nn's conv2: 2.4 times the forward product's time, against ...). The
+ * filter gradient's long sum runs down the rows of P and dY; the kernel
+ * reads its A operand (here a transpose) a tile's few floats of each row at
+ * a time, for every row tile, so A is the one of shorter rows: dY for
+ * cnn.nn's conv2 (64 filters against 288 patch elements; P^T dY took 2.4
+ * times the forward product's time), P for its conv1 (9 against 32; dY^T P
+ * took 1.5 times as long as P^T dY). The
  * window ops stay in the step graph (--emit=ir, grad) and are the -O0
  * reference (cg_window.c); this rewrite is what -O2 schedules and
  * --emit=kernels shows.
@@ -50,9 +52,12 @@ static NodeId as_gemm(Graph *g, const IrNode *n, NodeId a, NodeId b) {
     switch (n->op) {
     case OP_CONV2D:
         return ir_reshape(g, ir_matmul(g, patches(g, a, w, l), filter(g, b, l), l), n->shape, l);
-    case OP_CONV2D_FILTER:
-        return ir_reshape(g, ir_transpose(g, ir_matmul(g, ir_transpose(g, rows(g, b, l), l), patches(g, a, w, l), l), l),
-                          n->shape, l);
+    case OP_CONV2D_FILTER: { /* A, read through strides, is the operand of shorter rows */
+        NodeId p = patches(g, a, w, l), dy = rows(g, b, l);
+        if (g->nodes[p].shape.dim[1] <= g->nodes[dy].shape.dim[1])
+            return ir_reshape(g, ir_matmul(g, ir_transpose(g, p, l), dy, l), n->shape, l);
+        return ir_reshape(g, ir_transpose(g, ir_matmul(g, ir_transpose(g, dy, l), p, l), l), n->shape, l);
+    }
     case OP_CONV2D_DATA:
         return ir_window(g, OP_COL2IM, ir_matmul(g, rows(g, a, l), ir_transpose(g, filter(g, b, l), l), l), -1, *w,
                          n->shape, n->batch_axes, l);
