@@ -27,10 +27,6 @@ enum {
     DIAG_CLIP = 40,        /* longest quoted user text */
 };
 
-/* Source files larger than this are refused: no model is that long, and the
- * lexer takes lengths as int. */
-#define SOURCE_MAX_BYTES ((size_t)64 << 20)
-
 void diag_init(Diag *d, FILE *out) {
     d->out = out;
     d->errors = 0;
@@ -165,7 +161,7 @@ bool source_read(Arena *a, Diag *d, const char *path, Source *src) {
         fclose(f);
         return false;
     }
-    size_t cap = S_ISREG(st.st_mode) && (uint64_t)st.st_size < SOURCE_MAX_BYTES
+    size_t cap = S_ISREG(st.st_mode) && (uint64_t)st.st_size < NNC_MAX_SOURCE_BYTES
                      ? (size_t)st.st_size + 1 : 64 * 1024;
     char *buf = xrealloc(NULL, cap, 1);
     size_t len = 0;
@@ -176,9 +172,9 @@ bool source_read(Arena *a, Diag *d, const char *path, Source *src) {
         }
         size_t got = fread(buf + len, 1, cap - len, f);
         len += got;
-        if (len > SOURCE_MAX_BYTES) {
+        if (len > NNC_MAX_SOURCE_BYTES) {
             diag_plain(d, "'%s' is too large: source files are limited to %zu MiB", path,
-                       SOURCE_MAX_BYTES >> 20);
+                       NNC_MAX_SOURCE_BYTES >> 20);
             free(buf);
             fclose(f);
             return false;

@@ -129,6 +129,10 @@ void diag_note(Diag *d, Loc loc, const char *fmt, ...) __attribute__((format(pri
 /* An error with no source position (`nnc: error: ...`): usage and I/O. */
 void diag_plain(Diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Source files, and REPL entries, larger than this are refused: no model is
+ * that long, and the lexer takes lengths as int. */
+#define NNC_MAX_SOURCE_BYTES ((size_t)64 << 20)
+
 /* Reads a whole file into `src` (text allocated in `a`). False, with a
  * diag_plain, when it cannot be read. */
 bool source_read(Arena *a, Diag *d, const char *path, Source *src);
@@ -1284,6 +1288,8 @@ void repl_free(Repl *r);
 bool repl_eval(Repl *r, const char *path, const char *text, size_t len);
 /* After :quit. */
 bool repl_done(const Repl *r);
+/* Where the session reports its errors. */
+Diag *repl_diag(const Repl *r);
 /* Every name completion may offer: values, models, commands (":train"), in
  * a malloc'd array. */
 int repl_names(const Repl *r, const char ***names);

@@ -71,6 +71,8 @@ void repl_free(Repl *r) {
 
 bool repl_done(const Repl *r) { return r->quit; }
 
+Diag *repl_diag(const Repl *r) { return r->diag; }
+
 static ReplModel *find_model(Repl *r, const char *name) {
     for (int i = 0; i < r->nmodels; i++)
         if (strcmp(r->models[i].name, name) == 0)

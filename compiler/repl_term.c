@@ -35,13 +35,30 @@ typedef struct Pending {
     char *text;
     size_t len, cap;
     int depth;
+    bool dropped; /* longer than a source file may be: its lines are only counted until it ends */
 } Pending;
 
-/* Adds a line; true if the entry is complete. */
-static bool pending_add(Pending *p, const char *line, size_t n) {
+/* Adds a line; true if the entry is complete (and not dropped). An entry
+ * that outgrows NNC_MAX_SOURCE_BYTES is reported once and dropped, the
+ * rest of it skipped: an endless line or unclosed block holds no more
+ * memory than a file may. */
+static bool pending_add(Repl *r, Pending *p, const char *line, size_t n) {
     size_t need;
-    if (!size_add(p->len, n, &need) || !size_add(need, 2, &need))
-        die("repl: entry too long");
+    if (!p->dropped && (!size_add(p->len, n, &need) || !size_add(need, 2, &need) || need > NNC_MAX_SOURCE_BYTES)) {
+        diag_plain(repl_diag(r), "an entry is limited to %zu MiB, as a source file is: dropped",
+                   NNC_MAX_SOURCE_BYTES >> 20);
+        p->dropped = true;
+        p->len = 0;
+    }
+    bool command = p->depth == 0 && n && line[strspn(line, " \t")] == ':';
+    if (p->dropped) {
+        p->depth += command ? 0 : open_braces(line, n);
+        if (p->depth <= 0) {
+            p->dropped = false;
+            p->depth = 0;
+        }
+        return false;
+    }
     if (need > p->cap) {
         p->cap = need * 2;
         p->text = xrealloc(p->text, p->cap, 1);
@@ -50,7 +67,6 @@ static bool pending_add(Pending *p, const char *line, size_t n) {
     p->len += n;
     if (!p->len || p->text[p->len - 1] != '\n')
         p->text[p->len++] = '\n';
-    bool command = p->depth == 0 && n && line[strspn(line, " \t")] == ':';
     p->depth += command ? 0 : open_braces(line, n);
     return p->depth <= 0;
 }
@@ -64,8 +80,10 @@ static int read_scripted(Repl *r) {
     bool failed = false;
     ssize_t n;
     while (!repl_done(r) && (n = getline(&line, &cap, stdin)) >= 0) {
-        if (!pending_add(&p, line, (size_t)n))
+        if (!pending_add(r, &p, line, (size_t)n)) {
+            failed |= p.dropped;
             continue;
+        }
         failed |= !repl_eval(r, "<stdin>", p.text, p.len);
         p.len = 0;
         p.depth = 0;
@@ -194,7 +212,7 @@ static int read_terminal(Repl *r) {
         }
         if (!line || n <= 0)
             break;
-        if (!pending_add(&t.p, line, (size_t)n))
+        if (!pending_add(r, &t.p, line, (size_t)n))
             continue;
         if (t.p.len > 1) {
             t.p.text[t.p.len - 1] = 0;
