@@ -360,10 +360,12 @@ bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const Fit
             continue;
         const NnrtTensor *t = nnrt_ckpt_tensor(&c, sl->name);
         if (!t) {
-            /* Weights from elsewhere may come without optimizer state: it starts at zero. */
-            if (sl->kind == SLOT_PARAM || info->resume)
+            /* Weights from elsewhere may come without optimizer state: it
+             * starts afresh. The model's own state (batchnorm's moving
+             * statistics) is part of its weights. */
+            if (sl->kind == SLOT_PARAM || sl->model_state || info->resume)
                 diag_plain(d, "%s has no tensor '%s' (the model's %s %s)", path, sl->name,
-                           sl->kind == SLOT_PARAM ? "parameter" : "optimizer state",
+                           sl->kind == SLOT_PARAM ? "parameter" : sl->model_state ? "state" : "optimizer state",
                            shape_str(&sl->shape, b1, sizeof b1));
             continue;
         }

@@ -802,6 +802,15 @@ static NodeId globalavgpool_lower(ModelEnv *f, const LayerCall *c, NodeId h) {
 enum { DROPOUT_RATE };
 enum { BATCHNORM_MOMENTUM, BATCHNORM_EPSILON, BATCHNORM_CENTER, BATCHNORM_SCALE };
 
+/* A state slot of a layer ("batchnorm1.moving_mean"), init at the start,
+ * its leaf in *leaf. */
+static int layer_state(Graph *g, const char *name, Shape s, NnrtInit init, bool model_state, Loc loc, NodeId *leaf) {
+    int slot = ir_add_slot(g, (Slot){.kind = SLOT_STATE, .name = name, .shape = s, .init = init,
+                                     .model_state = model_state});
+    *leaf = ir_leaf(g, OP_STATE, slot, s, loc);
+    return slot;
+}
+
 static bool batch_check(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *in) {
     return layer_takes(e, c, h, in, 0);
 }
@@ -812,10 +821,62 @@ static NodeId dropout_lower(ModelEnv *f, const LayerCall *c, NodeId h) {
     return -1;
 }
 
+/* Keras 3's BatchNormalization over every axis but the last (C channels or
+ * features): y = (h - mean) gamma / sqrt(var + epsilon) + beta. Training:
+ * mean and the biased variance of the batch (its samples, and an image's
+ * positions), and the moving statistics updated as
+ *     moving' = moving momentum + batch statistic (1 - momentum);
+ * evaluation: the moving statistics. gamma (ones) and beta (zeros) are
+ * parameters when scale and center say so; the moving mean (zeros) and
+ * variance (ones) are the model's state. */
 static NodeId batchnorm_lower(ModelEnv *f, const LayerCall *c, NodeId h) {
-    (void)h;
-    diag_error(f->e.diag, c->loc, "batchnorm is not yet supported");
-    return -1;
+    ExprEnv *e = &f->e;
+    Graph *g = e->g;
+    Loc loc = c->loc;
+    Shape xs = g->nodes[h].shape, scalar = {0};
+    int64_t ch = xs.dim[xs.rank - 1];
+    Shape cs = {1, {ch}};
+    const char *name = arena_printf(e->arena, "batchnorm%d", c->nth);
+    double momentum = c->arg[BATCHNORM_MOMENTUM].num, epsilon = c->arg[BATCHNORM_EPSILON].num;
+#define C(v) ir_const(g, v, scalar, loc)
+#define B(op, a, b) ir_binary(g, op, a, b, loc)
+    NodeId gamma = C(1), beta = -1, mean, var;
+    if (c->arg[BATCHNORM_SCALE].num != 0)
+        gamma = layer_weight(f, arena_printf(e->arena, "%s.gamma", name), cs,
+                             (NnrtInit){.kind = NNRT_INIT_CONSTANT, .a = 1}, ch, ch, loc);
+    if (c->arg[BATCHNORM_CENTER].num != 0)
+        beta = layer_weight(f, arena_printf(e->arena, "%s.beta", name), cs, (NnrtInit){.kind = NNRT_INIT_ZEROS}, ch,
+                            ch, loc);
+    NodeId moving_mean, moving_var;
+    int mean_slot = layer_state(g, arena_printf(e->arena, "%s.moving_mean", name), cs,
+                                (NnrtInit){.kind = NNRT_INIT_ZEROS}, true, loc, &moving_mean);
+    int var_slot = layer_state(g, arena_printf(e->arena, "%s.moving_variance", name), cs,
+                               (NnrtInit){.kind = NNRT_INIT_CONSTANT, .a = 1}, true, loc, &moving_var);
+    if (f->mode == MODE_TRAIN) {
+        /* 1 / the elements per channel: the batch's n (ir_const_batch, so a
+         * partial batch divides by its own) times an image's positions */
+        NodeId inv = ir_const_batch(g, (double)ch / (double)shape_elems(&xs), -1, loc);
+        NodeId sum = h;
+        for (int a = 0; a < xs.rank - 1; a++)
+            sum = ir_sum(g, sum, a, loc);
+        mean = B(OP_MUL, sum, inv);
+        NodeId d = B(OP_SUB, h, mean), sq = B(OP_MUL, d, d);
+        for (int a = 0; a < xs.rank - 1; a++)
+            sq = ir_sum(g, sq, a, loc);
+        var = B(OP_MUL, sq, inv);
+        NodeId keep = C(momentum), take = C(1 - momentum);
+        ir_add_output(g, B(OP_ADD, B(OP_MUL, moving_mean, keep), B(OP_MUL, ir_reshape(g, mean, cs, loc), take)),
+                      mean_slot);
+        ir_add_output(g, B(OP_ADD, B(OP_MUL, moving_var, keep), B(OP_MUL, ir_reshape(g, var, cs, loc), take)),
+                      var_slot);
+    } else {
+        mean = moving_mean;
+        var = moving_var;
+    }
+    NodeId y = B(OP_MUL, B(OP_SUB, h, mean), B(OP_DIV, gamma, ir_unary(g, OP_SQRT, B(OP_ADD, var, C(epsilon)), loc)));
+    return beta < 0 ? y : B(OP_ADD, y, beta);
+#undef C
+#undef B
 }
 
 /* ---------------------------------------------------------------- the table */

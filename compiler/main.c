@@ -380,6 +380,7 @@ static int apply_overrides(Arena *a, Diag *d, Model *m, const Options *o) {
         m->batch = o->batch;
     if (o->lr)
         m->lr = o->lr;
+    m->seed = o->seed;
     if (o->schedule) { /* checked like the file's, its errors located in the option's text */
         Source *opt = arena_alloc(a, sizeof *opt);
         *opt = (Source){.path = "--schedule", .text = o->schedule, .len = strlen(o->schedule)};
@@ -461,7 +462,7 @@ static int run(Arena *a, const Options *o, const Target *t, Diag *d) {
         Graph *g = ir_new(a, DT_F64);
         NodeId pred;
         int64_t batch = m->batch < 4 ? m->batch : 4; /* a small batch, the model's own if smaller */
-        NodeId loss = model_forward(g, m, batch, INPUT_FLOAT, &pred);
+        NodeId loss = model_forward(g, m, batch, INPUT_FLOAT, MODE_TRAIN, &pred);
         char err[1024];
         int64_t skipped;
         double worst = gradcheck(g, loss, m->output.dim[0], m->data, o->seed, 50, o->opt, t, &skipped, stdout,

@@ -132,12 +132,13 @@ static NodeId model_outputs(ModelEnv *f, NodeId all, NodeId pred, Loc l) {
     return all < 0 ? flat : ir_concat(g, all, flat, 1, l);
 }
 
-void model_begin(ModelEnv *f, Graph *g, const Model *m, int64_t batch, InputType in, Diag *d, bool check) {
+void model_begin(ModelEnv *f, Graph *g, const Model *m, int64_t batch, InputType in, ModelMode mode, Diag *d,
+                 bool check) {
     const AstModel *ast = m->ast;
     *f = (ModelEnv){.e = {.arena = g->arena, .diag = d, .g = g, .batch = batch, .layer = layer_call,
                           .warn = check},
                     .m = m, .cur = -1, .target = -1, .labels = -1, .layer_out = -1, .loss = -1, .outputs = -1,
-                    .penalty = -1};
+                    .penalty = -1, .mode = mode, .dropout_step = -1};
     const char *labels = "labels"; /* the label slot's name: the target's, "targets" for several */
     for (int i = 0; i < ast->nitems; i++) {
         f->ninputs += ast->items[i].kind == AST_INPUT;
@@ -258,11 +259,11 @@ NodeId model_end(ModelEnv *f, NodeId *pred, Shape *output) {
     return f->loss;
 }
 
-NodeId model_forward(Graph *g, const Model *m, int64_t batch, InputType in, NodeId *pred) {
+NodeId model_forward(Graph *g, const Model *m, int64_t batch, InputType in, ModelMode mode, NodeId *pred) {
     Diag quiet; /* the model was checked: nothing to report */
     diag_init(&quiet, stderr);
     ModelEnv f;
-    model_begin(&f, g, m, batch, in, &quiet, false);
+    model_begin(&f, g, m, batch, in, mode, &quiet, false);
     for (int i = 0; i < m->ast->nitems; i++)
         model_item(&f, &m->ast->items[i]);
     NodeId loss = model_end(&f, pred, NULL);

@@ -353,6 +353,7 @@ typedef struct Model {
     int64_t label_size;
     bool several_losses; /* the output is every prediction, flattened side by side */
     const ModelData *data; /* inline data { ... }, or NULL */
+    uint64_t seed;         /* --seed: dropout's masks are keyed by it */
 } Model;
 
 /* Checks one model; all errors go through `d`. Returns NULL if it had errors. */
@@ -568,8 +569,12 @@ typedef struct Slot {
     const char *name;   /* "dense1.W", "dense1.W.velocity", "x", ... */
     Shape shape;
     bool u8;            /* INPUT: its elements are uint8 (INPUT_U8) */
-    NnrtInit init;      /* PARAM: its initializer */
+    NnrtInit init;      /* PARAM: its initializer; STATE: its value at the start (zeros unless given) */
     int64_t fan_in, fan_out;
+    /* STATE of the model itself (batchnorm's moving statistics, Keras'
+     * non-trainable weights), not of the optimizer: --load needs it as it
+     * needs the parameters, where optimizer state is optional. */
+    bool model_state;
 } Slot;
 
 /* A result of the step function: node `node` is stored into slot `slot`. */
@@ -808,6 +813,12 @@ int script_run(Diag *d, const AstProgram *p, FILE *out, FILE *dot, const Target 
 
 /* ---------------------------------------------------------------- model.c */
 
+/* Keras' `training`: how the layers that differ between the steps are
+ * lowered. Training: dropout drops, batchnorm normalizes by the batch's
+ * statistics and updates its moving ones; evaluation: dropout is the
+ * identity, batchnorm normalizes by the moving statistics. */
+typedef enum { MODE_EVAL, MODE_TRAIN } ModelMode;
+
 /* The state of lowering one model's items (model.c), seen by the layers
  * (layers.c) and the losses (loss.c). */
 typedef struct ModelEnv {
@@ -826,6 +837,8 @@ typedef struct ModelEnv {
     const AstItem *bare_loss; /* loss NAME, of the network's output: lowered at the end */
     NodeId loss, outputs; /* the sum of the loss terms; the prediction(s), -1 before */
     NodeId penalty;       /* the layers' regularizers' sum (added to the loss), or -1 */
+    ModelMode mode;
+    NodeId dropout_step;  /* the dropout step count's leaf, or -1 before the first dropout */
 } ModelEnv;
 
 /* Is the shape an input, target or param item declares valid (each
@@ -836,8 +849,12 @@ bool model_declared(const AstItem *it, Shape *out);
  * name and location, and label_size, from the items' declarations. */
 void model_io(const AstModel *ast, Model *m);
 /* Starts lowering m (its ast, input and label_size set) into g for `batch`
- * samples: adds the slots. `check`: warnings are reported (sema's walk). */
-void model_begin(ModelEnv *f, Graph *g, const Model *m, int64_t batch, InputType in, Diag *d, bool check);
+ * samples in `mode`: adds the slots. `check`: warnings are reported (sema's
+ * walk). Both modes make the same slots in the same order (the steps share
+ * one set of buffers); in MODE_TRAIN the layers' state is updated: its new
+ * values are outputs of g. */
+void model_begin(ModelEnv *f, Graph *g, const Model *m, int64_t batch, InputType in, ModelMode mode, Diag *d,
+                 bool check);
 /* Lowers one item (input, target, param, assignment, layer line, loss);
  * errors to the env's diag; after an error, later items stay quiet about
  * the values it did not make. */
@@ -846,9 +863,10 @@ void model_item(ModelEnv *f, const AstItem *it);
  * prediction [batch, ...] (*output its shape per sample, if not NULL); -1
  * if there is none (after errors). */
 NodeId model_end(ModelEnv *f, NodeId *pred, Shape *output);
-/* The forward pass of a checked model for `batch` samples: adds the slots
- * and returns the loss; *pred is the network's output [batch, ...]. */
-NodeId model_forward(Graph *g, const Model *m, int64_t batch, InputType in, NodeId *pred);
+/* The forward pass of a checked model for `batch` samples in `mode`: adds
+ * the slots (and in MODE_TRAIN the layers' state updates as outputs) and
+ * returns the loss; *pred is the network's output [batch, ...]. */
+NodeId model_forward(Graph *g, const Model *m, int64_t batch, InputType in, ModelMode mode, NodeId *pred);
 /* The label slot's leaf (made at the first use, at loc). */
 NodeId model_labels(ModelEnv *f, Loc loc);
 
@@ -920,8 +938,9 @@ typedef enum { STEP_TRAIN, STEP_EVAL } StepKind;
  * DCE'd. Its batch axes and batch-dependent constants are marked, so one
  * compiled step serves every batch of up to `batch` samples. */
 Graph *step_graph(Arena *a, const Model *m, StepKind kind, int64_t batch, DType dt, InputType in);
-/* Both steps of one forward lowering: *eval its loss and output, *train
- * with the gradients and the update (either may be NULL: not wanted). */
+/* Both steps: *eval the loss and output of the evaluation-mode lowering,
+ * *train the training-mode one's with the gradients and the update (either
+ * may be NULL: not wanted). */
 void step_graphs(Arena *a, const Model *m, int64_t batch, DType dt, InputType in, Graph **train, Graph **eval);
 
 /* ---------------------------------------------------------------- gradcheck.c */

@@ -444,7 +444,7 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
     /* The items are lowered as they are checked, in the order of the file,
      * into a graph of any batch size (each checks the same). */
     ModelEnv f;
-    model_begin(&f, ir_new(a, DT_F32), m, 2, INPUT_FLOAT, d, true);
+    model_begin(&f, ir_new(a, DT_F32), m, 2, INPUT_FLOAT, MODE_TRAIN, d, true);
     const AstItem *input = NULL, *loss = NULL, *opt = NULL, *train = NULL, *first_layer = NULL, *sched = NULL,
                   *data = NULL;
     for (int i = 0; i < ast->nitems && !diag_quiet(d); i++) {

@@ -15,8 +15,9 @@
 /* The evaluation sets. */
 enum { SET_TEST, SET_VAL, SET_EVAL, SET_PREDICT, NSETS };
 
-/* The parameter and optimizer-state buffers, initialised from the seed:
- * each parameter as its slot says (init.c), optimizer state zero. */
+/* The parameter and state buffers, initialised from the seed: each as its
+ * slot says (init.c; state zero unless it says otherwise, as batchnorm's
+ * moving variance starts at one). */
 static void **alloc_slots(const Graph *g, uint64_t seed) {
     void **slots = xrealloc(NULL, (size_t)g->nslots, sizeof *slots);
     NnrtRng rng;
@@ -28,8 +29,7 @@ static void **alloc_slots(const Graph *g, uint64_t seed) {
             continue;
         size_t n = (size_t)shape_elems(&sl->shape);
         slots[s] = xcalloc64(n, sizeof(float));
-        NnrtInit zeros = {.kind = NNRT_INIT_ZEROS};
-        nnrt_init_fill(&rng, sl->kind == SLOT_STATE ? &zeros : &sl->init, sl->fan_in, sl->fan_out, slots[s], n, 4);
+        nnrt_init_fill(&rng, &sl->init, sl->fan_in, sl->fan_out, slots[s], n, 4);
     }
     return slots;
 }

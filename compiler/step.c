@@ -10,19 +10,31 @@
  * the batch size (a mean's 1/n), as the constructors derive them from the
  * input and label leaves and from the losses' means (IrNode.batch_axes,
  * batch_pow), and code is generated for n samples from them.
+ *
+ * The two steps are two lowerings of the model (model.c), in Keras'
+ * training and evaluation modes, which differ where dropout and batchnorm
+ * do; both make the same slots, so they run on one set of buffers.
  */
 #include "nnc.h"
 
-void step_graphs(Arena *a, const Model *m, int64_t batch, DType dt, InputType in, Graph **train, Graph **eval) {
+/* The forward pass in `mode`, its loss and output as outputs. */
+static Graph *forward(Arena *a, const Model *m, int64_t batch, DType dt, InputType in, ModelMode mode,
+                      NodeId *loss) {
     Graph *g = ir_new(a, dt);
     NodeId pred;
-    NodeId loss = model_forward(g, m, batch, in, &pred);
-    ir_add_output(g, loss, SLOT_NO_LOSS);
+    *loss = model_forward(g, m, batch, in, mode, &pred);
+    ir_add_output(g, *loss, SLOT_NO_LOSS);
     ir_add_output(g, pred, SLOT_NO_OUTPUT);
-    if (eval) /* the forward pass alone, before the gradients join it */
-        *eval = ir_dce(g);
+    return g;
+}
+
+void step_graphs(Arena *a, const Model *m, int64_t batch, DType dt, InputType in, Graph **train, Graph **eval) {
+    NodeId loss;
+    if (eval) /* its own lowering: dropout and batchnorm differ (the slots do not) */
+        *eval = ir_dce(forward(a, m, batch, dt, in, MODE_EVAL, &loss));
     if (!train)
         return;
+    Graph *g = forward(a, m, batch, dt, in, MODE_TRAIN, &loss);
     NodeId *params, *grads;
     int nparams = ad_param_gradients(g, loss, &params, &grads);
     optim_update(g, m, params, grads, nparams);
