@@ -815,10 +815,41 @@ static bool batch_check(ExprEnv *e, const LayerCall *c, NodeId h, const Shape *i
     return layer_takes(e, c, h, in, 0);
 }
 
+/* Dropout layer i's key: the i-th number of a stream of the seed's own
+ * (apart from the initializers' and the shuffling's), so a run's masks
+ * follow from --seed and differ between layers. */
+static uint32_t dropout_key(uint64_t seed, int layer) {
+    NnrtRng r;
+    nnrt_rng_seed(&r, seed ^ 0xd1b54a32d192ed03ull);
+    uint64_t k = 0;
+    for (int i = 0; i < layer; i++)
+        k = nnrt_rng_next(&r);
+    return (uint32_t)(k >> 32);
+}
+
+/* y = h keep / (1 - rate), keep = (u >= rate), u uniform in [0, 1) from
+ * (the layer's key, the step count, the element): the step count is state
+ * ("dropout.step"), one for the model, advanced by each training step, so
+ * each step draws new masks and --resume continues their sequence. */
 static NodeId dropout_lower(ModelEnv *f, const LayerCall *c, NodeId h) {
-    (void)h;
-    diag_error(f->e.diag, c->loc, "dropout is not yet supported");
-    return -1;
+    Graph *g = f->e.g;
+    Shape scalar = {0};
+    Loc loc = c->loc;
+    double rate = c->arg[DROPOUT_RATE].num;
+    if (rate == 0)
+        return h;
+    if (f->dropout_step < 0) { /* in both modes: the steps share their slots */
+        int slot = layer_state(g, "dropout.step", scalar, (NnrtInit){.kind = NNRT_INIT_ZEROS}, false, loc,
+                               &f->dropout_step);
+        if (f->mode == MODE_TRAIN)
+            ir_add_output(g, ir_binary(g, OP_ADD, f->dropout_step, ir_const(g, 1, scalar, loc), loc), slot);
+    }
+    if (f->mode == MODE_EVAL)
+        return h;
+    NodeId u = ir_random(g, f->dropout_step, dropout_key(f->m->seed, c->nth), h, loc);
+    NodeId drop = ir_unary(g, OP_STEP, ir_binary(g, OP_SUB, ir_const(g, rate, scalar, loc), u, loc), loc);
+    NodeId keep = ir_binary(g, OP_SUB, ir_const(g, 1, scalar, loc), drop, loc);
+    return ir_binary(g, OP_MUL, h, ir_binary(g, OP_MUL, keep, ir_const(g, 1 / (1 - rate), scalar, loc), loc), loc);
 }
 
 /* Keras 3's BatchNormalization over every axis but the last (C channels or
