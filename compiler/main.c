@@ -54,7 +54,8 @@ static const struct Opt {
      "data block if it has one, else\n" NNC_DEFAULT_DATA),
     OPT("--target", NULL, O_TARGET, ARG_VALUE, "PATH", "the targets of --train's samples, an IDX file of any\n"
      "element type: [n, the model's target elements]"),
-    OPT("--print-params", NULL, O_PRINT_PARAMS, ARG_NONE, NULL, "print every parameter after training"),
+    OPT("--print-params", NULL, O_PRINT_PARAMS, ARG_NONE, NULL, "print every parameter after training\n"
+     "(and batchnorm's moving statistics)"),
     OPT("--test", NULL, O_TEST, ARG_VALUE, "PATH", "evaluate on this IDX images file after training\n"
      "(default: the t10k-* file next to the training data)"),
     INT_OPT("--epochs", NULL, O_EPOCHS, "N", "override the model file's epochs", 1, 1000000,

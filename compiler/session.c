@@ -76,10 +76,11 @@ static void print_nested(FILE *out, const float *v, const Shape *s, int axis, in
     fputc(']', out);
 }
 
-/* --print-params: "NAME = [..]" for every parameter, as float32 holds it. */
+/* --print-params: "NAME = [..]" for every parameter and the model's state
+ * (batchnorm's moving statistics: Keras' weights), as float32 holds it. */
 static void print_params(FILE *out, const Graph *g, void **slots) {
     for (int s = 0; s < g->nslots; s++) {
-        if (g->slots[s].kind != SLOT_PARAM)
+        if (g->slots[s].kind != SLOT_PARAM && !g->slots[s].model_state)
             continue;
         int64_t i = 0;
         fprintf(out, "%s = ", g->slots[s].name);

@@ -17,6 +17,8 @@
  */
 #include "nnc.h"
 
+#include <string.h>
+
 /* The forward pass in `mode`, its loss and output as outputs. */
 static Graph *forward(Arena *a, const Model *m, int64_t batch, DType dt, InputType in, ModelMode mode,
                       NodeId *loss) {
@@ -39,6 +41,11 @@ void step_graphs(Arena *a, const Model *m, int64_t batch, DType dt, InputType in
     int nparams = ad_param_gradients(g, loss, &params, &grads);
     optim_update(g, m, params, grads, nparams);
     *train = ir_dce(g);
+    /* The evaluation step runs on the training step's buffers: its slots
+     * are the first of those (the optimizer's come after). */
+    for (int s = 0; eval && s < (*eval)->nslots; s++)
+        if (s >= (*train)->nslots || strcmp((*eval)->slots[s].name, (*train)->slots[s].name) != 0)
+            die("step_graphs: the evaluation step's slot %d is not the training step's", s);
 }
 
 Graph *step_graph(Arena *a, const Model *m, StepKind kind, int64_t batch, DType dt, InputType in) {
