@@ -433,6 +433,7 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
     m->nesterov = false;
     m->epochs = 1;
     m->batch = 32;
+    m->seed = 1; /* --seed's default: what the REPL's :kernels shows is what :train runs */
     model_io(ast, m);
 
     /* The functional form (several inputs) is told by its items. */
