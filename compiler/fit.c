@@ -48,6 +48,10 @@ void fit_state_free(FitState *st) {
 }
 
 static bool is_saved(const Slot *s) { return s->kind == SLOT_PARAM || s->kind == SLOT_STATE; }
+/* Keras' weights: the parameters and the model's own state (batchnorm's
+ * moving statistics), what --load starts a new run from; the optimizer's
+ * state is --resume's alone. */
+static bool is_weight(const Slot *s) { return s->kind == SLOT_PARAM || s->model_state; }
 
 /* ---------------------------------------------------------------- save */
 
@@ -285,15 +289,17 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
 }
 
 /* The checkpoint's tensors into the slots of the same names, whose shapes
- * they were checked to have; all or (on an error) none, so the weights a
- * REPL session keeps stay whole. Every value must be finite: a NaN weight
- * would only show as a poor accuracy, or a loss blamed on a step. */
-static bool read_tensors(Diag *d, const NnrtCkpt *c, const Graph *g, void **slots) {
+ * they were checked to have (the weights; with `state`, the optimizer's
+ * too); all or (on an error) none, so the weights a REPL session keeps
+ * stay whole. Every value must be finite: a NaN weight would only show as
+ * a poor accuracy, or a loss blamed on a step. */
+static bool read_tensors(Diag *d, const NnrtCkpt *c, const Graph *g, void **slots, bool state) {
     float **staged = xcalloc((size_t)g->nslots, sizeof *staged);
     bool ok = true;
     char err[1024];
     for (int s = 0; ok && s < g->nslots; s++) {
-        const NnrtTensor *t = is_saved(&g->slots[s]) ? nnrt_ckpt_tensor(c, g->slots[s].name) : NULL;
+        const Slot *sl = &g->slots[s];
+        const NnrtTensor *t = is_weight(sl) || (state && is_saved(sl)) ? nnrt_ckpt_tensor(c, sl->name) : NULL;
         if (!t)
             continue;
         size_t n = (size_t)shape_elems(&g->slots[s].shape);
@@ -360,10 +366,9 @@ bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const Fit
             continue;
         const NnrtTensor *t = nnrt_ckpt_tensor(&c, sl->name);
         if (!t) {
-            /* Weights from elsewhere may come without optimizer state: it
-             * starts afresh. The model's own state (batchnorm's moving
-             * statistics) is part of its weights. */
-            if (sl->kind == SLOT_PARAM || sl->model_state || info->resume)
+            /* Weights from elsewhere may come without optimizer state: a
+             * new run starts its own. */
+            if (is_weight(sl) || info->resume)
                 diag_plain(d, "%s has no tensor '%s' (the model's %s %s)", path, sl->name,
                            sl->kind == SLOT_PARAM ? "parameter" : sl->model_state ? "state" : "optimizer state",
                            shape_str(&sl->shape, b1, sizeof b1));
@@ -385,7 +390,7 @@ bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const Fit
                        c.tensors[i].name, info->model_name);
     }
     bool ok = d->errors == errors && (!info->resume || read_state(&c, info, st, d, path)) &&
-              read_tensors(d, &c, g, slots);
+              read_tensors(d, &c, g, slots, info->resume);
     nnrt_ckpt_free(&c);
     return ok;
 }

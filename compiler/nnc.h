@@ -1203,9 +1203,11 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
 /* Whether every checkpoint of a run of `epochs` epochs can be loaded again:
  * its header (names, history) within NNRT_CKPT_MAX_HEADER; reported if not. */
 bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info, int64_t epochs);
-/* Loads a checkpoint into the slots after checking every tensor's name and
- * shape against g (each mismatch reported through d); with info->resume,
- * the training state into st too, checked against info. */
+/* Loads a checkpoint's weights (the parameters and the model's state,
+ * batchnorm's moving statistics) into the slots after checking every
+ * tensor's name and shape against g (each mismatch reported through d);
+ * with info->resume, the optimizer's state, and the training state into st
+ * (checked against info), too. */
 bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const FitInfo *info,
               FitState *st);
 
