@@ -95,12 +95,12 @@ void cg_end_function(Cg *c);
 #define CG_PARALLEL_MIN_WORK 1e6
 #define CG_SMALL_WORK 1e7
 /* A kernel of its own, name.KINDn (name in `name`), in a module chained to
- * the step's (`blocked`: vector code already, CgModule.kernel): from
- * cg_kernel_begin, which saves the step function's state
- * in *step and returns the kernel (void (i8 **ctx, i64 begin, i64 end))
- * to emit over units [begin, end), to cg_kernel_end, which restores it and
- * runs the kernel over the units `units` gives (in the step function), on
- * the thread pool if `work` is worth it. */
+ * the step's (`blocked`: vector code already, CgModule.kernel). From
+ * cg_kernel_begin, which saves the step function's state in *step and
+ * returns the kernel (void (i8 **ctx, i64 begin, i64 end)) to emit over
+ * units [begin, end), to cg_kernel_end, which restores it and runs the
+ * kernel over the units `units` gives (in the step function), on the
+ * thread pool if `work` is worth it. */
 LLVMValueRef cg_kernel_begin(Cg *c, Cg *step, const char *kind, bool blocked, char *name, size_t len);
 void cg_kernel_end(Cg *c, const Cg *step, const char *name, LLVMValueRef (*units)(Cg *c, void *arg), void *arg,
                    double work);

@@ -27,10 +27,11 @@
  * swapped strides, so X^T dZ never materialises X^T.
  * The kernel is an outlined function over column panels [begin, end) (or,
  * for a product of few panels and many rows, parts of the rows, each for
- * every panel: row_parts): the unit of work the thread pool splits. It is a module of its own (in its own
- * LLVM context), so kernels and step functions compile in parallel, and the
- * JIT gives it a short pass pipeline: its loops are already what a CPU runs
- * best, where the step function's naive loops need O3's vectoriser.
+ * every panel: row_parts): the unit of work the thread pool splits. It is
+ * a module of its own (in its own LLVM context), so kernels and step
+ * functions compile in parallel, and the JIT gives it a short pass
+ * pipeline: its loops are already what a CPU runs best, where the step
+ * function's naive loops need O3's vectoriser.
  */
 #include "cg.h"
 

@@ -636,11 +636,9 @@ void cg_kernel_end(Cg *c, const Cg *step, const char *name, LLVMValueRef (*units
     LLVMTypeRef kty = cg_kernel_type(c);
     LLVMValueRef kfn = LLVMAddFunction(c->mod, name, kty); /* declared; the JIT links it */
     LLVMValueRef n = units(c, arg);
-    if (!LLVMIsAConstantInt(n) || LLVMConstIntGetZExtValue(n) > 1) {
-        if (work >= CG_PARALLEL_MIN_WORK) {
-            cg_parallel_for(c, kfn, cg_kernel_context(c), n, work < CG_SMALL_WORK);
-            return;
-        }
+    if ((!LLVMIsAConstantInt(n) || LLVMConstIntGetZExtValue(n) > 1) && work >= CG_PARALLEL_MIN_WORK) {
+        cg_parallel_for(c, kfn, cg_kernel_context(c), n, work < CG_SMALL_WORK);
+        return;
     }
     LLVMValueRef args[3] = {cg_kernel_context(c), cg_i64(c, 0), n};
     LLVMBuildCall2(c->b, kty, kfn, args, 3, "");

@@ -14,8 +14,9 @@
  * a time, for every row tile, so A is the one of shorter rows: dY for
  * cnn.nn's conv2 (64 filters against 288 patch elements; P^T dY took 2.4
  * times the forward product's time), P for its conv1 (9 against 32; dY^T P
- * took 1.5 times as long as P^T dY). The
- * window ops stay in the step graph (--emit=ir, grad) and are the -O0
+ * took 1.5 times as long as P^T dY).
+ *
+ * The window ops stay in the step graph (--emit=ir, grad) and are the -O0
  * reference (cg_window.c); this rewrite is what -O2 schedules and
  * --emit=kernels shows.
  *
@@ -101,12 +102,12 @@ static NodeId sunk(Graph *g, const IrNode *n, NodeId a, NodeId b) {
     return ir_reshape(g, ir_binary(g, n->op, y, b, l), n->shape, l);
 }
 
-Graph *conv_gemm(const Graph *g) {
+Graph *conv_gemm(Graph *g) {
     bool any = false;
     for (int i = 0; i < g->nnodes; i++)
         any |= op_info[g->nodes[i].op].gemm;
     if (!any)
-        return (Graph *)g;
+        return g;
     Graph *d = ir_new(g->arena, g->dtype);
     d->batch = g->batch;
     for (int i = 0; i < g->nslots; i++)

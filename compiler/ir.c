@@ -639,10 +639,14 @@ int64_t window_out(int64_t n, int64_t k, int64_t s, bool same, int64_t *before) 
  * [n, H, W, C]; *s is the result's shape with C channels. */
 static Window window_over(const IrNode *x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, bool same,
                           int64_t channels, Shape *s) {
+    if (x->shape.rank != 4 || kh < 1 || kw < 1 || sh < 1 || sw < 1 || kh > INT32_MAX || kw > INT32_MAX ||
+        sh > INT32_MAX || sw > INT32_MAX)
+        die("ir: a window %lldx%lld stride %lldx%lld over a rank-%d operand", (long long)kh, (long long)kw,
+            (long long)sh, (long long)sw, x->shape.rank);
     int64_t pt, pl;
     int64_t oh = window_out(x->shape.dim[1], kh, sh, same, &pt), ow = window_out(x->shape.dim[2], kw, sw, same, &pl);
-    if (x->shape.rank != 4 || oh < 1 || ow < 1 || kh > INT32_MAX || kw > INT32_MAX || sh > INT32_MAX || sw > INT32_MAX)
-        die("ir: a window %lldx%lld leaves nothing of a rank-%d operand", (long long)kh, (long long)kw, x->shape.rank);
+    if (oh < 1 || ow < 1)
+        die("ir: a window %lldx%lld leaves nothing", (long long)kh, (long long)kw);
     *s = (Shape){4, {x->shape.dim[0], oh, ow, channels}};
     return (Window){(int32_t)kh, (int32_t)kw, (int32_t)sh, (int32_t)sw, (int32_t)pt, (int32_t)pl, oh, ow};
 }

@@ -683,7 +683,7 @@ Graph *ir_dce(const Graph *g);
 
 /* g with its convolutions as products (im2col, matmul, col2im) for the
  * matmul kernel: what -O2 schedules; g itself if it has none. */
-Graph *conv_gemm(const Graph *g);
+Graph *conv_gemm(Graph *g);
 
 /* ---------------------------------------------------------------- ir_print.c */
 
