@@ -67,6 +67,11 @@ LLVMValueRef cg_elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMValue
 /* A reduction (sum, max, min): its identity, and acc combined with x. */
 double cg_reduce_identity(Op op);
 LLVMValueRef cg_reduce_step(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x);
+/* base[0 .. count) = v, in a loop. */
+void cg_fill(Cg *c, LLVMValueRef base, LLVMValueRef count, LLVMValueRef v);
+/* n variables of type t in the function's entry block, 64-byte aligned:
+ * an accumulator there is a register once SROA has run. */
+LLVMValueRef cg_var(Cg *c, LLVMTypeRef t, int64_t n, const char *name);
 /* x in every lane of a <w x type of x> vector. */
 LLVMValueRef cg_splat(Cg *c, LLVMValueRef x, int w);
 /* Emits into m from now on: its context, module, types and a new builder. */

@@ -55,15 +55,6 @@ static LLVMValueRef load4(Cg *c, NodeId id, LLVMValueRef a, LLVMValueRef b, LLVM
     return cg_load_at(c, id, offset4(c, id, a, b, d, e));
 }
 
-/* n variables of type t in the entry block (SROA makes one a register). */
-static LLVMValueRef var(Cg *c, LLVMTypeRef t, int64_t n) {
-    LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
-    LLVMPositionBuilderBefore(c->b, LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(c->fn)));
-    LLVMValueRef v = LLVMBuildArrayAlloca(c->b, t, cg_i64(c, n), "");
-    LLVMSetAlignment(v, 64);
-    LLVMPositionBuilderAtEnd(c->b, here);
-    return v;
-}
 
 static LLVMValueRef get(Cg *c, LLVMValueRef v, LLVMTypeRef t) { return LLVMBuildLoad2(c->b, t, v, ""); }
 
@@ -132,13 +123,9 @@ static LLVMValueRef patch_off(Cg *c, const Window *w, int64_t C, LLVMValueRef b,
 static void zero_samples(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
     const Shape *s = &c->g->nodes[id].shape;
     LLVMValueRef per = cg_i64(c, s->dim[1] * s->dim[2] * s->dim[3]);
-    LLVMValueRef first = LLVMBuildMul(c->b, b0, per, "");
-    Loop l;
-    LLVMValueRef e = cg_loop_open(c, &l, LLVMBuildMul(c->b, LLVMBuildSub(c->b, b1, b0, ""), per, ""));
-    LLVMBuildStore(c->b, cg_f(c, 0), cg_elem_ptr(c, c->ptr[id], LLVMBuildAdd(c->b, first, e, "")));
-    cg_loop_close(c, &l);
+    cg_fill(c, cg_elem_ptr(c, c->ptr[id], LLVMBuildMul(c->b, b0, per, "")),
+            LLVMBuildMul(c->b, LLVMBuildSub(c->b, b1, b0, ""), per, ""), cg_f(c, 0));
 }
-
 
 /* dst (a pointer) += v */
 static void add_to(Cg *c, LLVMValueRef dst, LLVMValueRef v) {
@@ -201,7 +188,7 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
      * PyTorch's tie) in two passes over the window: its maximum per
      * channel (in max[]), then the first position holding it (done[]). */
     bool first = n->op == OP_MAXPOOL_GRAD || n->op == OP_MAXPOOL_PICK;
-    LLVMValueRef max = first ? var(c, c->ft, cc) : NULL, done = first ? var(c, c->ft, cc) : NULL;
+    LLVMValueRef max = first ? cg_var(c, c->ft, cc, "") : NULL, done = first ? cg_var(c, c->ft, cc, "") : NULL;
     if (n->op == OP_MAXPOOL || n->op == OP_AVGPOOL || first) { /* the window's values start at the identity */
         LLVMValueRef ch = cg_loop_open(c, &lc, C);
         LLVMValueRef ident = cg_f(c, n->op == OP_AVGPOOL ? 0 : -__builtin_inf());
@@ -296,7 +283,7 @@ void cg_window(Cg *c, NodeId id) {
         cg_kernel_end(c, &step, name, samples, &id, work);
         return;
     }
-    LLVMValueRef acc = var(c, c->ft, 1);
+    LLVMValueRef acc = cg_var(c, c->ft, 1, "acc");
     Nest4 o; /* over the result: o.i[0..3] */
     open_dims(c, &o, id);
     LLVMValueRef *r = o.i;

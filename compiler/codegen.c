@@ -331,11 +331,20 @@ static void emit_elemwise(Cg *c, NodeId id) {
     nest_close(c, &r);
 }
 
-static void emit_fill(Cg *c, LLVMValueRef base, LLVMValueRef count, LLVMValueRef v) {
+void cg_fill(Cg *c, LLVMValueRef base, LLVMValueRef count, LLVMValueRef v) {
     Loop l;
     LLVMValueRef i = cg_loop_open(c, &l, count);
     store_at(c, base, i, v);
     cg_loop_close(c, &l);
+}
+
+LLVMValueRef cg_var(Cg *c, LLVMTypeRef t, int64_t n, const char *name) {
+    LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
+    LLVMPositionBuilderBefore(c->b, LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(c->fn)));
+    LLVMValueRef v = LLVMBuildArrayAlloca(c->b, t, cg_i64(c, n), name);
+    LLVMSetAlignment(v, 64);
+    LLVMPositionBuilderAtEnd(c->b, here);
+    return v;
 }
 
 double cg_reduce_identity(Op op) {
@@ -369,7 +378,7 @@ LLVMValueRef cg_reduce_step(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x) {
  * broadcast. r starts at the identity of the operation. */
 static void emit_reduce(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
-    emit_fill(c, c->ptr[id], elems(c, id), cg_f(c, cg_reduce_identity(n->op)));
+    cg_fill(c, c->ptr[id], elems(c, id), cg_f(c, cg_reduce_identity(n->op)));
     Nest r;
     nest_open(c, &r, n->in[0]);
     LLVMBuilderRef B = c->b;
@@ -432,11 +441,7 @@ static void emit_logsoftmax(Cg *c, NodeId id) {
     for (int d = 0; d < last; d++)
         rows = LLVMBuildNUWMul(c->b, rows, cg_dim(c, id, d), "");
     LLVMBuilderRef B = c->b;
-    /* Accumulators live in allocas at the entry block; SROA makes them registers. */
-    LLVMBasicBlockRef here = LLVMGetInsertBlock(B);
-    LLVMPositionBuilderBefore(B, LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(c->fn)));
-    LLVMValueRef mx = LLVMBuildAlloca(B, c->ft, "max"), sum = LLVMBuildAlloca(B, c->ft, "sum");
-    LLVMPositionBuilderAtEnd(B, here);
+    LLVMValueRef mx = cg_var(c, c->ft, 1, "max"), sum = cg_var(c, c->ft, 1, "sum");
 
     Loop lr, l1, l2, l3;
     LLVMValueRef row = LLVMBuildNUWMul(B, cg_loop_open(c, &lr, rows), len, "");
@@ -466,7 +471,7 @@ static void emit_matmul_naive(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
     LLVMValueRef M = cg_dim(c, id, 0), N = cg_dim(c, id, 1), K = cg_dim(c, n->in[0], 1);
     LLVMBuilderRef B = c->b;
-    emit_fill(c, c->ptr[id], elems(c, id), cg_f(c, 0));
+    cg_fill(c, c->ptr[id], elems(c, id), cg_f(c, 0));
     Loop li, lk, lj;
     LLVMValueRef i = cg_loop_open(c, &li, M);
     LLVMValueRef k = cg_loop_open(c, &lk, K);

@@ -34,16 +34,11 @@ static NodeId patches(Graph *g, NodeId x, const Window *w, Loc l) {
     return ir_window(g, OP_IM2COL, x, -1, *w, s, n->batch_axes, l);
 }
 
-/* 4-axis node x as the matrix [d0 d1 d2, d3]. */
-static NodeId rows(Graph *g, NodeId x, Loc l) {
+/* 4-axis node x as the matrix [d0 d1 d2, d3]: an image's positions as rows
+ * (dy as dY), a filter [kh, kw, C, F] as K [kh kw C, F]. */
+static NodeId matrix(Graph *g, NodeId x, Loc l) {
     const Shape *s = &g->nodes[x].shape;
     return ir_reshape(g, x, (Shape){2, {s->dim[0] * s->dim[1] * s->dim[2], s->dim[3]}}, l);
-}
-
-/* The filter k [kh, kw, C, F] as the matrix [kh kw C, F]. */
-static NodeId filter(Graph *g, NodeId k, Loc l) {
-    const Shape *s = &g->nodes[k].shape;
-    return ir_reshape(g, k, (Shape){2, {s->dim[0] * s->dim[1] * s->dim[2], s->dim[3]}}, l);
 }
 
 /* Node n of the step graph (operands already in g as a, b) as products. */
@@ -52,15 +47,15 @@ static NodeId as_gemm(Graph *g, const IrNode *n, NodeId a, NodeId b) {
     const Window *w = &n->win;
     switch (n->op) {
     case OP_CONV2D:
-        return ir_reshape(g, ir_matmul(g, patches(g, a, w, l), filter(g, b, l), l), n->shape, l);
+        return ir_reshape(g, ir_matmul(g, patches(g, a, w, l), matrix(g, b, l), l), n->shape, l);
     case OP_CONV2D_FILTER: { /* A, read through strides, is the operand of shorter rows */
-        NodeId p = patches(g, a, w, l), dy = rows(g, b, l);
+        NodeId p = patches(g, a, w, l), dy = matrix(g, b, l);
         if (g->nodes[p].shape.dim[1] <= g->nodes[dy].shape.dim[1])
             return ir_reshape(g, ir_matmul(g, ir_transpose(g, p, l), dy, l), n->shape, l);
         return ir_reshape(g, ir_transpose(g, ir_matmul(g, ir_transpose(g, dy, l), p, l), l), n->shape, l);
     }
     case OP_CONV2D_DATA:
-        return ir_window(g, OP_COL2IM, ir_matmul(g, rows(g, a, l), ir_transpose(g, filter(g, b, l), l), l), -1, *w,
+        return ir_window(g, OP_COL2IM, ir_matmul(g, matrix(g, a, l), ir_transpose(g, matrix(g, b, l), l), l), -1, *w,
                          n->shape, n->batch_axes, l);
     IR_OPS_LEAF(OP_CASE) IR_OPS_BINARY(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_REDUCE(OP_CASE)
     IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE) IR_OPS_RANDOM(OP_CASE)

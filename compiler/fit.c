@@ -147,15 +147,6 @@ bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info, int64_t epochs) 
 
 /* ---------------------------------------------------------------- load */
 
-static const char *shape_of(const NnrtTensor *t, char *buf, size_t n) {
-    size_t at = (size_t)snprintf(buf, n, "[");
-    for (int d = 0; d < t->rank && at < n; d++)
-        at += (size_t)snprintf(buf + at, n - at, "%s%" PRId64, d ? ", " : "", t->dims[d]);
-    if (at < n)
-        snprintf(buf + at, n - at, "]");
-    return buf;
-}
-
 /* An unsigned number in `base` at *s, at most max, followed by `then` (0:
  * the end of the string); *s moves past both. Stricter than strtoull alone,
  * which skips blanks and takes a sign (" -1" would be 2^64 - 1), and than
@@ -379,7 +370,7 @@ bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const Fit
             same = t->dims[k] == sl->shape.dim[k];
         if (!same)
             diag_plain(d, "%s: tensor '%s' is %s, but the model's is %s", path, sl->name,
-                       shape_of(t, b2, sizeof b2), shape_str(&sl->shape, b1, sizeof b1));
+                       dims_str(t->dims, t->rank, b2, sizeof b2), shape_str(&sl->shape, b1, sizeof b1));
     }
     for (size_t i = 0; i < c.ntensors; i++) {
         bool known = false;

@@ -209,14 +209,16 @@ bool shape_eq(const Shape *a, const Shape *b) {
     return true;
 }
 
-const char *shape_str(const Shape *s, char *buf, size_t n) {
+const char *dims_str(const int64_t *dims, int rank, char *buf, size_t n) {
     size_t len = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < s->rank && len < n; i++)
-        len += (size_t)snprintf(buf + len, n - len, "%s%" PRId64, i ? ", " : "", s->dim[i]);
+    for (int i = 0; i < rank && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%" PRId64, i ? ", " : "", dims[i]);
     if (len < n)
         snprintf(buf + len, n - len, "]");
     return buf;
 }
+
+const char *shape_str(const Shape *s, char *buf, size_t n) { return dims_str(s->dim, s->rank, buf, n); }
 
 bool shape_broadcast(const Shape *a, const Shape *b, Shape *out) {
     int r = a->rank > b->rank ? a->rank : b->rank;

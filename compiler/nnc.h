@@ -664,8 +664,10 @@ int ir_batch_pow(const Graph *g, NodeId x);
 /* Shapes (shape_broadcast below too). */
 int64_t shape_elems(const Shape *s);
 bool shape_eq(const Shape *a, const Shape *b);
-/* "[28, 28]" into buf; returns buf. */
+/* "[28, 28]" into buf; returns buf. dims_str: of any rank's dims (a
+ * checkpoint's tensor, which may claim more than a Shape holds). */
 const char *shape_str(const Shape *s, char *buf, size_t n);
+const char *dims_str(const int64_t *dims, int rank, char *buf, size_t n);
 /* Is node n a CONST with value v? */
 bool ir_is_const(const Graph *g, NodeId n, double v);
 /* Broadcast shape of a and b (NumPy rules); false if incompatible. */

@@ -116,13 +116,9 @@ AstItem ast_input(ParseState *ps, Loc loc, const char *name, Loc name_loc) {
     return it;
 }
 
-/* stmt: IDENT [call_args]    -- a layer line (flatten; conv2d 32, 3, relu):
- * its arguments are read by the layer's row of the table (layers.c), which
- * says whether the word names a layer. */
-AstItem ast_layer(ParseState *ps, const char *name, Loc loc, AstExprList *args) {
-    if (!layer_exists(name))
-        ast_unknown_statement(ps, name, loc);
-    AstItem it = ast_item(AST_LAYER, loc);
+/* A layer line's item: its name (a layer's, dense's activation) and
+ * arguments. */
+static AstItem item_args(AstItem it, const char *name, Loc loc, const AstExprList *args) {
     it.name = name;
     it.name_loc = loc;
     if (args) {
@@ -132,19 +128,23 @@ AstItem ast_layer(ParseState *ps, const char *name, Loc loc, AstExprList *args) 
     return it;
 }
 
+/* stmt: IDENT [call_args]    -- a layer line (flatten; conv2d 32, 3, relu):
+ * its arguments are read by the layer's row of the table (layers.c), which
+ * says whether the word names a layer. */
+AstItem ast_layer(ParseState *ps, const char *name, Loc loc, AstExprList *args) {
+    if (!layer_exists(name))
+        ast_unknown_statement(ps, name, loc);
+    AstItem it = ast_item(AST_LAYER, loc);
+    return item_args(it, name, loc, args);
+}
+
 /* stmt: 'dense' number [',' IDENT] [',' keywords]
  * (no activation: act is NULL, act_loc the units') */
 AstItem ast_dense(ParseState *ps, Loc loc, AstNum units, const char *act, Loc act_loc, AstExprList *kwargs) {
     (void)ps;
     AstItem it = ast_item(AST_DENSE, loc);
     it.units = units;
-    it.name = act;
-    it.name_loc = act_loc;
-    if (kwargs) {
-        it.kwargs = kwargs->v;
-        it.nkwargs = kwargs->n;
-    }
-    return it;
+    return item_args(it, act, act_loc, kwargs);
 }
 
 /* stmt: 'loss' expr: a loss's name (the bare loss, of the network's
