@@ -24,7 +24,9 @@
  * Rows and the k loop may be the batch, of n samples at run time: full
  * tiles while they fit, then tiles of fewer rows (mr/3, then 1) for what is
  * left, so every n is served by three tile shapes. A may be a transpose node: the kernel reads its operand through
- * swapped strides, so X^T dZ never materialises X^T.
+ * swapped strides, so X^T dZ never materialises X^T. Either operand may be
+ * a convolution's patch matrix (conv_gemm.c), read from its image: B while
+ * packing, A gathered into a buffer a part of the rows at a time.
  * The kernel is an outlined function over column panels [begin, end) (or,
  * for a product of few panels and many rows, parts of the rows, each for
  * every panel: row_parts): the unit of work the thread pool splits. It is
@@ -62,14 +64,49 @@ enum { MAX_MR = 12, MAX_NV = 4 };
 #define PACK_MIN_TILES 8                 /* row tiles (see cg_matmul_block_rows) */
 #define IN_PLACE_BYTES (2 * 1024 * 1024) /* (see cg_matmul_block_rows) */
 
-/* Element (row, column) of an operand is at base + row * rs + column * cs;
- * or, where it is a weight matrix kept in panels (layout.c) read as B (rs
- * and cs NULL), or as W^T (rs NULL, cs the panel width), at panel_off(). */
+/* A patch matrix P = im2col(x) (conv_gemm.c) read from the image x
+ * itself: row i of P is the window at output position (b, oy, ox), column
+ * j its element (ky, kx, ch), so
+ *     P(i, j) = x[b, oy sh - pt + ky, ox sw - pl + kx, ch], 0 outside x.
+ * x [n, H, W, C] is a few times smaller than P (conv2 of cnn.nn: 2.8 MB
+ * against 17.8 MB at batch 128) and stays in L2, where P, written by an
+ * im2col kernel and read back, went through memory twice. */
+typedef struct Patches {
+    const Window *w;
+    int64_t H, W, C; /* x's sample */
+    bool valid;      /* no window leaves x: no position is checked */
+} Patches;
+
+/* Element (row, column) of an operand is at base + (row - r0) * rs +
+ * column * cs; or, where it is a weight matrix kept in panels (layout.c)
+ * read as B (rs and cs NULL), or as W^T (rs NULL, cs the panel width), at
+ * panel_off(); or, where B is a patch matrix, at its image's (patches,
+ * base x). r0 is where a part's copy of A starts (0 elsewhere). */
 typedef struct Strided {
-    NodeId node;
-    LLVMValueRef rs, cs;
+    LLVMValueRef base, rs, cs;
     int64_t panel_rows; /* in panels: the rows of the matrix in memory; else 0 */
+    LLVMValueRef r0;
+    const Patches *patches;
 } Strided;
+
+/* Is node p a patch matrix the kernel can read from its image? Not from a
+ * uint8 input, which codegen.c converts element by element. */
+static bool patches_of(const Graph *g, NodeId p, Patches *out) {
+    const IrNode *n = &g->nodes[p];
+    if (n->op != OP_IM2COL)
+        return false;
+    NodeId x = n->in[0];
+    while (g->nodes[x].op == OP_RESHAPE)
+        x = g->nodes[x].in[0];
+    if (g->nodes[x].op == OP_INPUT && g->slots[g->nodes[x].slot].u8)
+        return false;
+    const Shape *s = &g->nodes[n->in[0]].shape;
+    const Window *w = &n->win;
+    *out = (Patches){w, s->dim[1], s->dim[2], s->dim[3],
+                     w->pt == 0 && w->pl == 0 && (w->oh - 1) * w->sh + w->kh <= s->dim[1] &&
+                         (w->ow - 1) * w->sw + w->kw <= s->dim[2]};
+    return true;
+}
 
 typedef struct Tiling {
     int64_t N;
@@ -139,8 +176,9 @@ int64_t cg_matmul_block_rows(const Graph *g, const Schedule *s, NodeId m) {
     const IrNode *b = &g->nodes[g->nodes[m].in[1]];
     Tiling t = tiling(g->dtype, 0, s->target);
     double bytes = (double)b->shape.dim[0] * (double)b->shape.dim[1] * dtype_bytes(g->dtype);
+    Patches p;
     bool packs = cg_matmul_can_pack(g, m, s->target) &&
-                 (b->op == OP_TRANSPOSE || s->colsum[m] >= 0 ||
+                 (b->op == OP_TRANSPOSE || s->colsum[m] >= 0 || patches_of(g, g->nodes[m].in[1], &p) ||
                   (bytes > IN_PLACE_BYTES &&
                    (g->nodes[m].shape.dim[0] >= PACK_MIN_TILES * t.mr ||
                     (b->shape.dim[0] > t.kc && g->nodes[m].shape.dim[0] >= PACK_MIN_TILES / 2 * t.mr))));
@@ -153,11 +191,18 @@ int64_t cg_matmul_panel_width(const Graph *g, const Target *tg) {
 }
 
 bool cg_matmul_folds(const Graph *g, NodeId t, const Target *tg) {
-    /* Folded into every use, or it must exist for the others: as A, read
-     * through swapped strides; as B, while packing. */
+    /* Folded into every use, or it must exist for the others: a transpose
+     * as A read through swapped strides, a patch matrix as A gathered part
+     * by part; either as B while packing. */
+    Patches p;
+    if (g->nodes[t].op == OP_IM2COL && !patches_of(g, t, &p))
+        return false;
     for (int i = t + 1; i < g->nnodes; i++)
         for (int k = 0; k < op_info[g->nodes[i].op].arity; k++)
-            if (g->nodes[i].in[k] == t && !(k == 0 ? cg_matmul_tiled(g, i) : cg_matmul_can_pack(g, i, tg)))
+            if (g->nodes[i].in[k] == t &&
+                !(k == 1                          ? cg_matmul_can_pack(g, i, tg)
+                  : g->nodes[t].op == OP_IM2COL ? cg_matmul_gathers(g, i, tg)
+                                                : cg_matmul_tiled(g, i)))
                 return false;
     for (int o = 0; o < g->noutputs; o++)
         if (g->outputs[o].node == t)
@@ -220,6 +265,81 @@ static void store_vec(Cg *c, LLVMValueRef x, LLVMValueRef base, LLVMValueRef off
 static LLVMValueRef add(Cg *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNUWAdd(c->b, a, b, ""); }
 static LLVMValueRef mulv(Cg *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNUWMul(c->b, a, b, ""); }
 static LLVMValueRef mul(Cg *c, LLVMValueRef a, int64_t k) { return mulv(c, a, cg_i64(c, k)); }
+
+/* Where row i of a patch matrix starts in its image: the offset of x[b,
+ * p, q, 0] with p = oy sh - pt and q = ox sw - pl (either may be
+ * negative, the offset then meaningless: only an inside element's is
+ * used). */
+typedef struct PatchRow {
+    LLVMValueRef base, p, q;
+} PatchRow;
+
+/* Column j of a patch matrix: its offset from its row's base, and its
+ * window position (ky, kx). */
+typedef struct PatchCol {
+    LLVMValueRef off, ky, kx;
+} PatchCol;
+
+static LLVMValueRef udiv(Cg *c, LLVMValueRef a, int64_t k) { return LLVMBuildUDiv(c->b, a, cg_i64(c, k), ""); }
+static LLVMValueRef urem(Cg *c, LLVMValueRef a, int64_t k) { return LLVMBuildURem(c->b, a, cg_i64(c, k), ""); }
+/* Offsets that may pass through negative values wrap: no NUW. */
+static LLVMValueRef wadd(Cg *c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildAdd(c->b, a, b, ""); }
+static LLVMValueRef wmul(Cg *c, LLVMValueRef a, int64_t k) { return LLVMBuildMul(c->b, a, cg_i64(c, k), ""); }
+
+static PatchRow patch_row(Cg *c, const Patches *P, LLVMValueRef i) {
+    const Window *w = P->w;
+    int64_t per = (int64_t)w->oh * w->ow;
+    LLVMValueRef b = udiv(c, i, per), r = urem(c, i, per);
+    PatchRow pr;
+    pr.p = wadd(c, wmul(c, udiv(c, r, w->ow), w->sh), cg_i64(c, -(int64_t)w->pt));
+    pr.q = wadd(c, wmul(c, urem(c, r, w->ow), w->sw), cg_i64(c, -(int64_t)w->pl));
+    pr.base = wmul(c, wadd(c, wmul(c, wadd(c, wmul(c, b, P->H), pr.p), P->W), pr.q), P->C);
+    return pr;
+}
+
+static PatchCol patch_col(Cg *c, const Patches *P, LLVMValueRef j) {
+    int64_t run = P->w->kw * P->C; /* a window row's elements */
+    LLVMValueRef ky = udiv(c, j, run), r = urem(c, j, run), kx = udiv(c, r, P->C);
+    return (PatchCol){wadd(c, wmul(c, wadd(c, wmul(c, ky, P->W), kx), P->C), urem(c, r, P->C)), ky, kx};
+}
+
+/* Is element (row, col) inside x? (true where no window leaves it) */
+static LLVMValueRef patch_inside(Cg *c, const Patches *P, PatchRow r, PatchCol col) {
+    if (P->valid)
+        return LLVMConstInt(LLVMInt1TypeInContext(c->ctx), 1, false);
+    LLVMValueRef p = wadd(c, r.p, col.ky), q = wadd(c, r.q, col.kx);
+    return LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntULT, p, cg_i64(c, P->H), ""),
+                        LLVMBuildICmp(c->b, LLVMIntULT, q, cg_i64(c, P->W), ""), "");
+}
+
+/* The lanes of v at row r of a patch matrix whose image is at x: from
+ * columns col[0] on where they lie in one window element's channels
+ * (contiguous in x), else lane l from column col[l]. An element outside x
+ * is read at offset 0 and replaced by 0: no load leaves x. */
+static LLVMValueRef patch_load(Cg *c, const Patches *P, LLVMValueRef x, PatchRow r, const PatchCol *col,
+                               bool contiguous, Vec v) {
+    LLVMTypeRef vt = LLVMVectorType(c->ft, (unsigned)v.w);
+    if (contiguous) {
+        LLVMValueRef in = patch_inside(c, P, r, col[0]);
+        LLVMValueRef off = wadd(c, r.base, col[0].off);
+        if (P->valid)
+            return load_vec(c, x, off, v);
+        LLVMValueRef e = load_vec(c, x, LLVMBuildSelect(c->b, in, off, cg_i64(c, 0), ""), v);
+        return LLVMBuildSelect(c->b, in, e, LLVMConstNull(vt), "");
+    }
+    LLVMValueRef e = LLVMConstNull(vt);
+    for (int l = 0; l < v.lanes; l++) {
+        LLVMValueRef in = patch_inside(c, P, r, col[l]);
+        LLVMValueRef off = wadd(c, r.base, col[l].off);
+        if (!P->valid)
+            off = LLVMBuildSelect(c->b, in, off, cg_i64(c, 0), "");
+        LLVMValueRef x1 = LLVMBuildLoad2(c->b, c->ft, cg_elem_ptr(c, x, off), "");
+        if (!P->valid)
+            x1 = LLVMBuildSelect(c->b, in, x1, cg_f(c, 0), "");
+        e = LLVMBuildInsertElement(c->b, e, x1, cg_i64(c, l), "");
+    }
+    return e;
+}
 
 /* Element (i, j) of a matrix of `rows` rows kept in panels (layout.c): panel
  * j / P (P the panel width, a power of two) starts at (j - j % P) * rows,
@@ -368,7 +488,7 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, const Panel *bp, const 
     LLVMValueRef row[MAX_MR], arow[MAX_MR], ccol[MAX_NV];
     for (int r = 0; r < mr; r++) {
         row[r] = add(c, i0, cg_i64(c, r));
-        arow[r] = mulv(c, row[r], A.rs);
+        arow[r] = mulv(c, LLVMBuildSub(c->b, row[r], A.r0, ""), A.rs);
     }
     for (int v = 0, off = 0; v < nv; off += w[v].lanes, v++)
         ccol[v] = add(c, j0, cg_i64(c, off));
@@ -396,7 +516,7 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, const Panel *bp, const 
     for (int v = 0; v < nv; v++)
         bv[v] = load_vec(c, bp->base, add(c, brow, bp->col[v]), w[v]);
     for (int r = 0; r < mr; r++) {
-        LLVMValueRef a = LLVMBuildLoad2(b, c->ft, cg_elem_ptr(c, c->ptr[A.node], add(c, arow[r], acol)), "");
+        LLVMValueRef a = LLVMBuildLoad2(b, c->ft, cg_elem_ptr(c, A.base, add(c, arow[r], acol)), "");
         for (int v = 0; v < nv; v++) {
             LLVMValueRef args[3] = {cg_splat(c, a, w[v].w), bv[v], acc[r][v]};
             next[r][v] = cg_intrinsic(c, "llvm.fmuladd", LLVMVectorType(c->ft, (unsigned)w[v].w), args, 3);
@@ -450,7 +570,8 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, const Panel *bp, const 
  * width), so that its row tiles read one contiguous stream instead of rows N
  * apart. B may be a transpose W^T read as W (each vector gathered from W's
  * rows, or kept in panels, from their rows), so the backward pass's
- * dH = dY W^T never materialises W^T. The sum of B's rows (the bias
+ * dH = dY W^T never materialises W^T, or a patch matrix read from its
+ * image (patch_load). The sum of B's rows (the bias
  * gradient beside the weight gradient X^T dY) is accumulated from the
  * vectors packed: no other pass over B. */
 static Panel emit_pack(Cg *c, const Tiling *t, Strided B, LLVMValueRef buf, const Block *blk, LLVMValueRef j0,
@@ -461,14 +582,25 @@ static Panel emit_pack(Cg *c, const Tiling *t, Strided B, LLVMValueRef buf, cons
     for (int v = 0; v < nv; width += w[v].lanes, v++)
         p.col[v] = cg_i64(c, width);
     p.rs = cg_i64(c, width);
-    bool gather = !(LLVMIsAConstantInt(B.cs) && LLVMConstIntGetZExtValue(B.cs) == 1);
+    const Patches *P = B.patches;
+    bool gather = !P && !(LLVMIsAConstantInt(B.cs) && LLVMConstIntGetZExtValue(B.cs) == 1);
+    /* With C a multiple of the vector width, each vector of a panel (which
+     * starts at a multiple of its width, within one of vl) lies in one
+     * window element's channels. */
+    bool contiguous = P && P->C % t->vl == 0;
     /* Offsets of B's columns in this panel, computed once outside the loop:
      * of each vector, or with a gather, of each lane. */
     LLVMValueRef bcol[MAX_NV], lane[MAX_NV][64];
+    PatchCol pcol[MAX_NV][64];
     for (int v = 0; v < nv; v++) {
         bcol[v] = add(c, j0, p.col[v]);
-        for (int l = 0; gather && l < w[v].lanes; l++)
-            lane[v][l] = mulv(c, add(c, bcol[v], cg_i64(c, l)), B.cs);
+        for (int l = 0; l < w[v].lanes; l++) {
+            LLVMValueRef j = add(c, bcol[v], cg_i64(c, l));
+            if (gather)
+                lane[v][l] = mulv(c, j, B.cs);
+            else if (P && (l == 0 || !contiguous))
+                pcol[v][l] = patch_col(c, P, j);
+        }
     }
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pack");
@@ -490,18 +622,24 @@ static Panel emit_pack(Cg *c, const Tiling *t, Strided B, LLVMValueRef buf, cons
     LLVMValueRef sum[MAX_NV], next[MAX_NV];
     for (int v = 0; v < nv && colsum >= 0; v++)
         sum[v] = sum_phi(c, LLVMVectorType(c->ft, (unsigned)w[v].w), pre, resume, from[v]);
-    LLVMValueRef kk = add(c, blk->k0, k), prow = mulv(c, k, p.rs);
-    LLVMValueRef brow = B.panel_rows ? panel_off(c, t, B.panel_rows, cg_i64(c, 0), kk) : mulv(c, kk, B.rs);
+    LLVMValueRef kk = add(c, blk->k0, k), prow = mulv(c, k, p.rs), brow = NULL;
+    PatchRow pr = {NULL, NULL, NULL};
+    if (P)
+        pr = patch_row(c, P, kk);
+    else
+        brow = B.panel_rows ? panel_off(c, t, B.panel_rows, cg_i64(c, 0), kk) : mulv(c, kk, B.rs);
     for (int v = 0; v < nv; v++) {
         LLVMValueRef x;
-        if (gather) {
+        if (P) {
+            x = patch_load(c, P, B.base, pr, pcol[v], contiguous, w[v]);
+        } else if (gather) {
             x = LLVMConstNull(LLVMVectorType(c->ft, (unsigned)w[v].w));
             for (int l = 0; l < w[v].lanes; l++) {
-                LLVMValueRef e = LLVMBuildLoad2(b, c->ft, cg_elem_ptr(c, c->ptr[B.node], add(c, brow, lane[v][l])), "");
+                LLVMValueRef e = LLVMBuildLoad2(b, c->ft, cg_elem_ptr(c, B.base, add(c, brow, lane[v][l])), "");
                 x = LLVMBuildInsertElement(b, x, e, cg_i64(c, l), "");
             }
         } else {
-            x = load_vec(c, c->ptr[B.node], add(c, brow, bcol[v]), w[v]);
+            x = load_vec(c, B.base, add(c, brow, bcol[v]), w[v]);
         }
         store_vec(c, x, buf, add(c, prow, p.col[v]), w[v]);
         if (colsum >= 0)
@@ -536,11 +674,11 @@ static void emit_panel(Cg *c, const Tiling *t, Strided A, Strided B, LLVMValueRe
         blk.last = LLVMBuildICmp(c->b, LLVMIntEQ, add(c, kb, cg_i64(c, 1)), blocks, "");
         blk.scratch = scratch;
     }
-    Panel p = {c->ptr[B.node], B.rs, {0}};
+    Panel p = {B.base, B.rs, {0}};
     if (buf) {
         p = emit_pack(c, t, B, buf, &blk, j0, w, nv, colsum);
     } else if (B.panel_rows) { /* kept in panels: read as packed */
-        p = (Panel){cg_elem_ptr(c, c->ptr[B.node], mul(c, j0, B.panel_rows)), cg_i64(c, panel_of(t)), {0}};
+        p = (Panel){cg_elem_ptr(c, B.base, mul(c, j0, B.panel_rows)), cg_i64(c, panel_of(t)), {0}};
         for (int v = 0, off = 0; v < nv; off += w[v].lanes, v++)
             p.col[v] = cg_i64(c, off);
     } else {
@@ -600,6 +738,54 @@ static int64_t row_parts(const Tiling *t, int64_t M, int64_t K, unsigned elem, i
     return parts < most ? parts : most;
 }
 
+/* Parts of a product whose A is a patch matrix gathered part by part:
+ * at most A_PART_BYTES of A each (as row_parts), and at least UNITS where
+ * there are tiles enough, for the threads. */
+static int64_t gather_parts(const Tiling *t, int64_t M, int64_t K, unsigned elem) {
+    int64_t tiles = (M + t->mr - 1) / t->mr, fit = A_PART_BYTES / (t->mr * K * (int64_t)elem);
+    int64_t parts = (tiles + fit - 1) / fit; /* fit >= 1: cg_matmul_gathers */
+    int64_t least = tiles < UNITS ? tiles : UNITS;
+    return parts > least ? parts : least;
+}
+
+bool cg_matmul_gathers(const Graph *g, NodeId m, const Target *tg) {
+    Patches p;
+    Tiling t = tiling(g->dtype, 0, tg);
+    NodeId a = g->nodes[m].in[0];
+    return cg_matmul_tiled(g, m) && patches_of(g, a, &p) && g->nodes[m].in[1] != a &&
+           t.mr * g->nodes[a].shape.dim[1] * (int64_t)dtype_bytes(g->dtype) <= A_PART_BYTES;
+}
+
+/* Rows [r0, r1) of patch matrix P, its image at x, into buf (row i at
+ * (i - r0) K): for each window element (ky, kx), its C channels, which lie
+ * together in x and in the row, vectors of them at a time. */
+static void emit_gather(Cg *c, const Tiling *t, const Patches *P, LLVMValueRef x, LLVMValueRef buf, LLVMValueRef r0,
+                        LLVMValueRef r1) {
+    const Window *w = P->w;
+    int64_t K = w->kh * w->kw * P->C, full = P->C / t->vl, rest = P->C % t->vl;
+    Loop li, ly, lx, lc;
+    LLVMValueRef r = cg_loop_open(c, &li, LLVMBuildSub(c->b, r1, r0, ""));
+    PatchRow pr = patch_row(c, P, add(c, r0, r));
+    LLVMValueRef ky = cg_loop_open(c, &ly, cg_i64(c, w->kh)), kx = cg_loop_open(c, &lx, cg_i64(c, w->kw));
+    LLVMValueRef from = mul(c, add(c, mul(c, ky, P->W), kx), P->C);
+    LLVMValueRef to = add(c, mul(c, r, K), mul(c, add(c, mul(c, ky, w->kw), kx), P->C));
+    if (full) {
+        LLVMValueRef ch = mul(c, cg_loop_open(c, &lc, cg_i64(c, full)), t->vl);
+        Vec v = {t->vl, t->vl};
+        PatchCol col = {add(c, from, ch), ky, kx};
+        store_vec(c, patch_load(c, P, x, pr, &col, true, v), buf, add(c, to, ch), v);
+        cg_loop_close(c, &lc);
+    }
+    if (rest) {
+        Vec v = {t->vl, (int)rest};
+        PatchCol col = {add(c, from, cg_i64(c, full * t->vl)), ky, kx};
+        store_vec(c, patch_load(c, P, x, pr, &col, true, v), buf, add(c, to, cg_i64(c, full * t->vl)), v);
+    }
+    cg_loop_close(c, &lx);
+    cg_loop_close(c, &ly);
+    cg_loop_close(c, &li);
+}
+
 static LLVMValueRef constant_units(Cg *c, void *units) { return cg_i64(c, *(int64_t *)units); }
 
 void cg_matmul(Cg *c, NodeId id) {
@@ -619,23 +805,31 @@ void cg_matmul(Cg *c, NodeId id) {
     LLVMValueRef kfn = cg_kernel_begin(c, &step, "mm", true, name, sizeof name);
     t.M = cg_dim(c, id, 0);
     t.K = cg_dim(c, a, 1);
-    Strided A = {a, t.K, cg_i64(c, 1), 0};
+    LLVMValueRef zero = cg_i64(c, 0);
+    Strided A = {c->ptr[a], t.K, cg_i64(c, 1), 0, zero, NULL};
     /* A = X^T, X [K, M]: A(i, k) = X[k, i]. Read through X whether or not the
      * schedule also computes the transpose for another user. */
     if (g->nodes[a].op == OP_TRANSPOSE)
-        A = (Strided){g->nodes[a].in[0], cg_i64(c, 1), t.M, 0};
+        A = (Strided){c->ptr[g->nodes[a].in[0]], cg_i64(c, 1), t.M, 0, zero, NULL};
+    /* A patch matrix never computed: each part gathers its rows of it. */
+    Patches pa, pb;
+    bool gather_a = c->sched->place[a] == PLACE_FOLDED && patches_of(g, a, &pa);
     /* B(k, j) likewise, and B = W^T, W [N, K], as W[j, k] when packing. */
-    Strided B = {bnode, cg_i64(c, t.N), cg_i64(c, 1), 0};
+    Strided B = {c->ptr[bnode], cg_i64(c, t.N), cg_i64(c, 1), 0, zero, NULL};
     if (layout_in_panels(g, c->sched, bnode))
-        B = (Strided){bnode, NULL, NULL, g->nodes[bnode].shape.dim[0]};
-    LLVMValueRef buf = NULL, scratch = NULL;
+        B = (Strided){c->ptr[bnode], NULL, NULL, g->nodes[bnode].shape.dim[0], zero, NULL};
+    LLVMValueRef buf = NULL, scratch = NULL, abuf = NULL;
     int64_t block = cg_matmul_block_rows(g, c->sched, id);
     if (block) {
         if (g->nodes[bnode].op == OP_TRANSPOSE)
-            B = (Strided){g->nodes[bnode].in[0], cg_i64(c, 1), t.K, 0};
+            B = (Strided){c->ptr[g->nodes[bnode].in[0]], cg_i64(c, 1), t.K, 0, zero, NULL};
         /* W^T with W [N, K] in panels: B(k, j) = W[j, k] at panel_off(j, k). */
         if (g->nodes[bnode].op == OP_TRANSPOSE && layout_in_panels(g, c->sched, g->nodes[bnode].in[0]))
-            B = (Strided){g->nodes[bnode].in[0], NULL, cg_i64(c, panel), t.N};
+            B = (Strided){c->ptr[g->nodes[bnode].in[0]], NULL, cg_i64(c, panel), t.N, zero, NULL};
+        /* A patch matrix packed from its image, computed for another user
+         * or not. */
+        if (patches_of(g, bnode, &pb))
+            B = (Strided){c->ptr[g->nodes[bnode].in[0]], NULL, NULL, 0, zero, &pb};
         /* One block's buffer, for the largest K (the full batch), and where
          * K is cut into blocks, the panel's partial sums for the largest M. */
         buf = LLVMBuildArrayAlloca(c->b, c->ft, cg_i64(c, block * panel), "packed");
@@ -646,8 +840,14 @@ void cg_matmul(Cg *c, NodeId id) {
         }
     }
     NodeId colsum = c->sched->colsum[id];
-    int64_t panels = full + (rest != 0);
-    int64_t parts = row_parts(&t, n->shape.dim[0], g->nodes[a].shape.dim[1], dtype_bytes(g->dtype), panels, colsum >= 0);
+    int64_t panels = full + (rest != 0), K = g->nodes[a].shape.dim[1];
+    int64_t parts = gather_a ? gather_parts(&t, n->shape.dim[0], K, dtype_bytes(g->dtype))
+                             : row_parts(&t, n->shape.dim[0], K, dtype_bytes(g->dtype), panels, colsum >= 0);
+    if (gather_a) { /* a part's rows of A, for the most rows a part has (at the full batch) */
+        int64_t tiles = (n->shape.dim[0] + t.mr - 1) / t.mr;
+        abuf = LLVMBuildArrayAlloca(c->b, c->ft, cg_i64(c, (tiles + parts - 1) / parts * t.mr * K), "patches");
+        LLVMSetAlignment(abuf, 64);
+    }
     LLVMValueRef begin = LLVMGetParam(kfn, 1), end = LLVMGetParam(kfn, 2);
     LLVMBasicBlockRef entry = LLVMGetInsertBlock(c->b);
     LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(c->ctx, kfn, "panel");
@@ -659,13 +859,18 @@ void cg_matmul(Cg *c, NodeId id) {
     /* The unit is panel jb, all rows; or a part: rows [r0, r1), every panel. */
     LLVMValueRef jb = unit, r0 = cg_i64(c, 0), r1 = t.M;
     Loop each;
-    if (parts > 1) {
+    bool by_parts = parts > 1 || gather_a;
+    if (by_parts) {
         LLVMValueRef tiles = LLVMBuildUDiv(c->b, add(c, t.M, cg_i64(c, t.mr - 1)), cg_i64(c, t.mr), "");
         LLVMValueRef per = mul(c, LLVMBuildUDiv(c->b, add(c, tiles, cg_i64(c, parts - 1)), cg_i64(c, parts), ""), t.mr);
         r0 = mulv(c, unit, per);
         r1 = add(c, r0, per);
         r0 = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, r0, t.M, ""), r0, t.M, "");
         r1 = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, r1, t.M, ""), r1, t.M, "");
+        if (gather_a) {
+            emit_gather(c, &t, &pa, c->ptr[g->nodes[a].in[0]], abuf, r0, r1);
+            A = (Strided){abuf, cg_i64(c, K), cg_i64(c, 1), 0, r0, NULL};
+        }
         jb = cg_loop_open(c, &each, cg_i64(c, panels));
     }
     LLVMValueRef j0 = mul(c, jb, panel);
@@ -686,7 +891,7 @@ void cg_matmul(Cg *c, NodeId id) {
     } else {
         emit_panel(c, &t, A, B, buf, scratch, colsum, id, j0, r0, r1, wfull, t.nv);
     }
-    if (parts > 1)
+    if (by_parts)
         cg_loop_close(c, &each);
     LLVMValueRef next = add(c, unit, cg_i64(c, 1));
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
@@ -695,7 +900,7 @@ void cg_matmul(Cg *c, NodeId id) {
     LLVMPositionBuilderAtEnd(c->b, exit);
     /* Back in the step function: run every unit, on the thread pool unless
      * the product is too small to be worth waking it. */
-    int64_t units = parts > 1 ? parts : panels;
+    int64_t units = by_parts ? parts : panels;
     double macs = (double)n->shape.dim[0] * (double)t.N * (double)g->nodes[a].shape.dim[1]; /* for the full batch */
     cg_kernel_end(c, &step, name, constant_units, &units, macs);
 }

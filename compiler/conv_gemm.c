@@ -7,8 +7,10 @@
  *     conv2d_filter(x, dy) = (dY^T P)^T or P^T dY      dY = dy as [n oh ow, F]
  *     conv2d_data(dy, k)   = col2im(dY K^T)
  * so the three run on the register-blocked kernel (cg_matmul.c), threads,
- * packing, transposes read through strides and all, and the forward
- * pass's P is the filter gradient's too (hash-consing shares it). The
+ * packing, transposes read through strides and all. P itself is not
+ * computed where the kernel can read it from x (fuse.c folds it): as A,
+ * each part of the rows gathered into a buffer that stays in L2; as B,
+ * while packing. The
  * filter gradient's long sum runs down the rows of P and dY; the kernel
  * reads its A operand (here a transpose) a tile's few floats of each row at
  * a time, for every row tile, so A is the one of shorter rows: dY for

@@ -125,7 +125,9 @@ static void schedule_colsum(const Graph *g, Schedule *s, NodeId r) {
     NodeId m = r + 1;
     while (m < g->nnodes && !(g->nodes[m].op == OP_MATMUL && g->nodes[m].in[1] == n->in[0]))
         m++;
-    if (m == g->nnodes || !cg_matmul_can_pack(g, m, s->target) || s->colsum[m] >= 0)
+    /* Not where A is gathered by parts, each of which packs B. */
+    if (m == g->nnodes || !cg_matmul_can_pack(g, m, s->target) || s->colsum[m] >= 0 ||
+        (s->place[g->nodes[m].in[0]] == PLACE_FOLDED && g->nodes[g->nodes[m].in[0]].op == OP_IM2COL))
         return;
     if (read_by(g, s, r, m))
         return;
@@ -155,7 +157,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
             p = PLACE_NONE;
         else if (n->op == OP_RESHAPE)
             p = PLACE_ALIAS;
-        else if (opt >= 2 && n->op == OP_TRANSPOSE && cg_matmul_folds(g, i, t))
+        else if (opt >= 2 && (n->op == OP_TRANSPOSE || n->op == OP_IM2COL) && cg_matmul_folds(g, i, t))
             p = PLACE_FOLDED;
         else if (opt >= 2 && op_info[n->op].elem && uses[i] == 1 && outputs_of(g, i) == 0 &&
                  op_info[g->nodes[user[i]].op].elem && shape_eq(&n->shape, &g->nodes[user[i]].shape))
@@ -278,7 +280,7 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
                 fprintf(out, " %%%d=%s", j, op_info[g->nodes[j].op].name);
         for (int k = 0; k < 2 && !second && g->nodes[host].op == OP_MATMUL; k++)
             if (s->place[g->nodes[host].in[k]] == PLACE_FOLDED)
-                fprintf(out, " (%%%d=transpose folded)", g->nodes[host].in[k]);
+                fprintf(out, " (%%%d=%s folded)", g->nodes[host].in[k], op_info[g->nodes[g->nodes[host].in[k]].op].name);
         if (!second && s->opt >= 2 && cg_matmul_tiled(g, host)) {
             int64_t rows = cg_matmul_block_rows(g, s, host), k = g->nodes[g->nodes[host].in[1]].shape.dim[0];
             if (layout_in_panels(g, s, g->nodes[host].in[1]))

@@ -972,7 +972,7 @@ typedef enum {
     PLACE_NONE,   /* a leaf: its slot, or a constant: an immediate */
     PLACE_INLINE, /* computed inside its one user's loop, never stored */
     PLACE_ALIAS,  /* a reshape: its operand's memory */
-    PLACE_FOLDED, /* a transpose the matmul kernel reads through strides */
+    PLACE_FOLDED, /* a transpose or patch matrix the matmul kernel reads from its operand */
     PLACE_ARENA,  /* its own loop, a buffer in the arena */
     PLACE_SLOT,   /* its own loop, written straight into its output slot */
 } Placement;
@@ -1017,9 +1017,13 @@ bool cg_matmul_tiled(const Graph *g, NodeId m);
  * partial sums kept between blocks)? Then it reads a transpose as B while
  * packing, and may sum B's rows (Schedule.colsum) on the way. */
 bool cg_matmul_can_pack(const Graph *g, NodeId m, const Target *t);
-/* Does the matmul kernel (cg_matmul.c) read this transpose node's operand
- * directly, in every use? Then the transpose itself is never computed. */
-bool cg_matmul_folds(const Graph *g, NodeId transpose, const Target *t);
+/* Does the matmul kernel (cg_matmul.c) read this transpose node's operand,
+ * or this patch matrix's image, directly in every use? Then the node
+ * itself is never computed. */
+bool cg_matmul_folds(const Graph *g, NodeId transpose_or_im2col, const Target *t);
+/* Can matmul m's kernel gather its A, a patch matrix, from its image, a
+ * part of the rows at a time? */
+bool cg_matmul_gathers(const Graph *g, NodeId m, const Target *t);
 /* How its kernel reads B: 0, in place (or as kept in panels, layout.c);
  * else packed in blocks of this many rows (all of K where they fit one
  * block). */

@@ -129,6 +129,11 @@ static const Case cases[] = {
     {"conv2d 5x5 same over 3x4", CONV, 1, 3, 4, 2, 5, 5, 1, 1, 2, true, NULL},
     {"conv2d 1x1 valid stride [1, 2]", CONV, 1, 7, 5, 4, 1, 1, 1, 2, 3, false, NULL},
     {"conv2d [3, 5] same stride [2, 1]", CONV, 3, 7, 5, 2, 3, 5, 2, 1, 3, true, NULL},
+    /* channels by whole vectors (the -O2 kernel reads patches from x a
+     * vector at a time), by whole vectors and a rest, or by a part */
+    {"conv2d 3x3 same, 16 channels", CONV, 3, 6, 5, 16, 3, 3, 1, 1, 5, true, NULL},
+    {"conv2d 3x3 valid, 20 channels to 40", CONV, 2, 6, 6, 20, 3, 3, 1, 1, 40, false, NULL},
+    {"conv2d 2x2 same stride 2, 32 channels to 33", CONV, 3, 5, 5, 32, 2, 2, 2, 2, 33, true, NULL},
     {"maxpool 2 valid", MAXPOOL, 3, 7, 5, 3, 2, 2, 2, 2, 0, false, NULL},
     {"maxpool 3 stride 2 same", MAXPOOL, 1, 7, 5, 2, 3, 3, 2, 2, 0, true, NULL},
     {"maxpool [3, 2] stride [1, 3] valid", MAXPOOL, 3, 7, 5, 2, 3, 2, 1, 3, 0, false, NULL},
