@@ -89,6 +89,13 @@ typedef struct Strided {
     const Patches *patches;
 } Strided;
 
+/* The patch matrix of window w over an image of shape s. */
+static Patches patches_from(const Window *w, const Shape *s) {
+    return (Patches){w, s->dim[1], s->dim[2], s->dim[3],
+                     w->pt == 0 && w->pl == 0 && (w->oh - 1) * w->sh + w->kh <= s->dim[1] &&
+                         (w->ow - 1) * w->sw + w->kw <= s->dim[2]};
+}
+
 /* Is node p a patch matrix the kernel can read from its image? Not from a
  * uint8 input, which codegen.c converts element by element. */
 static bool patches_of(const Graph *g, NodeId p, Patches *out) {
@@ -100,11 +107,7 @@ static bool patches_of(const Graph *g, NodeId p, Patches *out) {
         x = g->nodes[x].in[0];
     if (g->nodes[x].op == OP_INPUT && g->slots[g->nodes[x].slot].u8)
         return false;
-    const Shape *s = &g->nodes[n->in[0]].shape;
-    const Window *w = &n->win;
-    *out = (Patches){w, s->dim[1], s->dim[2], s->dim[3],
-                     w->pt == 0 && w->pl == 0 && (w->oh - 1) * w->sh + w->kh <= s->dim[1] &&
-                         (w->ow - 1) * w->sw + w->kw <= s->dim[2]};
+    *out = patches_from(&n->win, &g->nodes[n->in[0]].shape);
     return true;
 }
 
@@ -476,6 +479,41 @@ static void flag_nonfinite(Cg *c, LLVMValueRef *seen, int nv) {
     LLVMPositionBuilderAtEnd(c->b, go);
 }
 
+/* The epilogue of a product G whose one user is u = col2im(G) (a
+ * convolution's data gradient col2im(dY K^T)): each element of the tile
+ * added to the image position its patch element reads, G(i, j) to
+ * dx[b, oy sh - pt + ky, ox sw - pl + kx, ch], never G stored. A part
+ * holds whole samples and zeroed their dx first (cg_matmul), so no other
+ * thread adds to these positions. An element outside dx (padding) is
+ * added to a sink of the kernel's own instead. */
+static void emit_scatter(Cg *c, const Tiling *t, NodeId u, LLVMValueRef next[][MAX_NV], const LLVMValueRef *row,
+                         const LLVMValueRef *ccol, int mr, const Vec *w, int nv) {
+    const IrNode *n = &c->g->nodes[u];
+    Patches P = patches_from(&n->win, &n->shape);
+    bool contiguous = P.C % t->vl == 0; /* as in emit_pack */
+    LLVMValueRef sink = P.valid ? NULL : cg_var(c, c->ft, t->vl, "sink");
+    PatchCol col[MAX_NV][64];
+    for (int v = 0; v < nv; v++)
+        for (int l = 0; l < (contiguous ? 1 : w[v].lanes); l++)
+            col[v][l] = patch_col(c, &P, add(c, ccol[v], cg_i64(c, l)));
+    for (int r = 0; r < mr; r++) {
+        PatchRow pr = patch_row(c, &P, row[r]);
+        for (int v = 0; v < nv; v++)
+            for (int l = 0; l < (contiguous ? 1 : w[v].lanes); l++) {
+                LLVMValueRef at = cg_elem_ptr(c, c->ptr[u], wadd(c, pr.base, col[v][l].off));
+                if (!P.valid)
+                    at = LLVMBuildSelect(c->b, patch_inside(c, &P, pr, col[v][l]), at, sink, "");
+                if (contiguous) {
+                    LLVMValueRef zero = cg_i64(c, 0);
+                    store_vec(c, LLVMBuildFAdd(c->b, load_vec(c, at, zero, w[v]), next[r][v], ""), at, zero, w[v]);
+                } else {
+                    LLVMValueRef e = LLVMBuildExtractElement(c->b, next[r][v], cg_i64(c, l), "");
+                    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->ft, at, ""), e, ""), at);
+                }
+            }
+    }
+}
+
 /* One tile: rows i0 .. i0+mr, columns j0 + the vectors w[0..nv), over the
  * rows of B in blk. */
 static void emit_tile(Cg *c, const Tiling *t, Strided A, const Panel *bp, const Block *blk, NodeId C,
@@ -542,6 +580,14 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, const Panel *bp, const 
         LLVMPositionBuilderAtEnd(b, last);
     }
     NodeId u = c->sched->epilogue[C], u2 = c->sched->epilogue2[C];
+    if (u >= 0 && c->g->nodes[u].op == OP_COL2IM) {
+        emit_scatter(c, t, u, next, row, ccol, mr, w, nv);
+        if (out) {
+            LLVMBuildBr(b, out);
+            LLVMPositionBuilderAtEnd(b, out);
+        }
+        return;
+    }
     bool check = u >= 0 && schedule_checks(c->g, c->sched, u), check2 = u2 >= 0 && schedule_checks(c->g, c->sched, u2);
     LLVMValueRef seen[MAX_NV] = {NULL};
     for (int r = 0; r < mr; r++)
@@ -738,13 +784,13 @@ static int64_t row_parts(const Tiling *t, int64_t M, int64_t K, unsigned elem, i
     return parts < most ? parts : most;
 }
 
-/* Parts of a product whose A is a patch matrix gathered part by part:
- * at most A_PART_BYTES of A each (as row_parts), and at least UNITS where
- * there are tiles enough, for the threads. */
-static int64_t gather_parts(const Tiling *t, int64_t M, int64_t K, unsigned elem) {
-    int64_t tiles = (M + t->mr - 1) / t->mr, fit = A_PART_BYTES / (t->mr * K * (int64_t)elem);
-    int64_t parts = (tiles + fit - 1) / fit; /* fit >= 1: cg_matmul_gathers */
-    int64_t least = tiles < UNITS ? tiles : UNITS;
+/* Parts of whole groups of rows (tiles where A is gathered part by part,
+ * samples where the epilogue scatters into their images): at most
+ * A_PART_BYTES of A each where a group fits, as row_parts, and at least
+ * UNITS where there are groups enough, for the threads. */
+static int64_t group_parts(int64_t groups, int64_t group_bytes) {
+    int64_t fit = group_bytes < A_PART_BYTES ? A_PART_BYTES / group_bytes : 1;
+    int64_t parts = (groups + fit - 1) / fit, least = groups < UNITS ? groups : UNITS;
     return parts > least ? parts : least;
 }
 
@@ -754,6 +800,11 @@ bool cg_matmul_gathers(const Graph *g, NodeId m, const Target *tg) {
     NodeId a = g->nodes[m].in[0];
     return cg_matmul_tiled(g, m) && patches_of(g, a, &p) && g->nodes[m].in[1] != a &&
            t.mr * g->nodes[a].shape.dim[1] * (int64_t)dtype_bytes(g->dtype) <= A_PART_BYTES;
+}
+
+bool cg_matmul_scatters(const Graph *g, NodeId m, NodeId u) {
+    const IrNode *n = &g->nodes[u];
+    return cg_matmul_tiled(g, m) && n->op == OP_COL2IM && n->in[0] == m;
 }
 
 /* Rows [r0, r1) of patch matrix P, its image at x, into buf (row i at
@@ -839,13 +890,17 @@ void cg_matmul(Cg *c, NodeId id) {
             LLVMSetAlignment(scratch, 64);
         }
     }
-    NodeId colsum = c->sched->colsum[id];
-    int64_t panels = full + (rest != 0), K = g->nodes[a].shape.dim[1];
-    int64_t parts = gather_a ? gather_parts(&t, n->shape.dim[0], K, dtype_bytes(g->dtype))
-                             : row_parts(&t, n->shape.dim[0], K, dtype_bytes(g->dtype), panels, colsum >= 0);
+    NodeId colsum = c->sched->colsum[id], u = c->sched->epilogue[id];
+    int64_t panels = full + (rest != 0), M = n->shape.dim[0], K = g->nodes[a].shape.dim[1];
+    unsigned elem = dtype_bytes(g->dtype);
+    /* Parts are of whole groups of `align` rows: of samples where the
+     * epilogue scatters into them (emit_scatter), else of tiles. */
+    bool scatter = u >= 0 && g->nodes[u].op == OP_COL2IM;
+    int64_t align = scatter ? (int64_t)g->nodes[u].win.oh * g->nodes[u].win.ow : t.mr, groups = (M + align - 1) / align;
+    int64_t parts = scatter || gather_a ? group_parts(groups, align * K * (int64_t)elem)
+                                        : row_parts(&t, M, K, elem, panels, colsum >= 0);
     if (gather_a) { /* a part's rows of A, for the most rows a part has (at the full batch) */
-        int64_t tiles = (n->shape.dim[0] + t.mr - 1) / t.mr;
-        abuf = LLVMBuildArrayAlloca(c->b, c->ft, cg_i64(c, (tiles + parts - 1) / parts * t.mr * K), "patches");
+        abuf = LLVMBuildArrayAlloca(c->b, c->ft, cg_i64(c, (groups + parts - 1) / parts * align * K), "patches");
         LLVMSetAlignment(abuf, 64);
     }
     LLVMValueRef begin = LLVMGetParam(kfn, 1), end = LLVMGetParam(kfn, 2);
@@ -859,14 +914,20 @@ void cg_matmul(Cg *c, NodeId id) {
     /* The unit is panel jb, all rows; or a part: rows [r0, r1), every panel. */
     LLVMValueRef jb = unit, r0 = cg_i64(c, 0), r1 = t.M;
     Loop each;
-    bool by_parts = parts > 1 || gather_a;
+    bool by_parts = parts > 1 || gather_a || scatter;
     if (by_parts) {
-        LLVMValueRef tiles = LLVMBuildUDiv(c->b, add(c, t.M, cg_i64(c, t.mr - 1)), cg_i64(c, t.mr), "");
-        LLVMValueRef per = mul(c, LLVMBuildUDiv(c->b, add(c, tiles, cg_i64(c, parts - 1)), cg_i64(c, parts), ""), t.mr);
+        LLVMValueRef have = udiv(c, add(c, t.M, cg_i64(c, align - 1)), align);
+        LLVMValueRef per = mul(c, udiv(c, add(c, have, cg_i64(c, parts - 1)), parts), align);
         r0 = mulv(c, unit, per);
         r1 = add(c, r0, per);
         r0 = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, r0, t.M, ""), r0, t.M, "");
         r1 = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, r1, t.M, ""), r1, t.M, "");
+        if (scatter) { /* the part's samples of dx, which its tiles add to */
+            const Shape *dx = &g->nodes[u].shape;
+            int64_t image = dx->dim[1] * dx->dim[2] * dx->dim[3];
+            cg_fill(c, cg_elem_ptr(c, c->ptr[u], mul(c, udiv(c, r0, align), image)),
+                    mul(c, udiv(c, LLVMBuildSub(c->b, r1, r0, ""), align), image), cg_f(c, 0));
+        }
         if (gather_a) {
             emit_gather(c, &t, &pa, c->ptr[g->nodes[a].in[0]], abuf, r0, r1);
             A = (Strided){abuf, cg_i64(c, K), cg_i64(c, 1), 0, r0, NULL};

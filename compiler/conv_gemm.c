@@ -10,7 +10,8 @@
  * packing, transposes read through strides and all. P itself is not
  * computed where the kernel can read it from x (fuse.c folds it): as A,
  * each part of the rows gathered into a buffer that stays in L2; as B,
- * while packing. The
+ * while packing. Nor is dY K^T: its kernel adds each result to the image
+ * position col2im takes it to (emit_scatter). The
  * filter gradient's long sum runs down the rows of P and dY; the kernel
  * reads its A operand (here a transpose) a tile's few floats of each row at
  * a time, for every row tile, so A is the one of shorter rows: dY for

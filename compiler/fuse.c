@@ -125,9 +125,11 @@ static void schedule_colsum(const Graph *g, Schedule *s, NodeId r) {
     NodeId m = r + 1;
     while (m < g->nnodes && !(g->nodes[m].op == OP_MATMUL && g->nodes[m].in[1] == n->in[0]))
         m++;
-    /* Not where A is gathered by parts, each of which packs B. */
+    /* Not where the kernel works by parts of the rows, each of which packs
+     * B: where it gathers A or scatters its result. */
     if (m == g->nnodes || !cg_matmul_can_pack(g, m, s->target) || s->colsum[m] >= 0 ||
-        (s->place[g->nodes[m].in[0]] == PLACE_FOLDED && g->nodes[g->nodes[m].in[0]].op == OP_IM2COL))
+        (s->place[g->nodes[m].in[0]] == PLACE_FOLDED && g->nodes[g->nodes[m].in[0]].op == OP_IM2COL) ||
+        (s->epilogue[m] >= 0 && g->nodes[s->epilogue[m]].op == OP_COL2IM))
         return;
     if (read_by(g, s, r, m))
         return;
@@ -174,6 +176,12 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
         const IrNode *n = &g->nodes[i];
         if (opt < 2 || !cg_matmul_tiled(g, i) || uses[i] != 1 || outputs_of(g, i))
             continue;
+        if (cg_matmul_scatters(g, i, user[i])) { /* col2im of the product, added up in its epilogue */
+            s->epilogue[i] = user[i];
+            s->place[i] = PLACE_INLINE;
+            s->root[user[i]] = i;
+            continue;
+        }
         NodeId u = s->root[user[i]]; /* the loop the product is consumed in */
         if (s->place[u] != PLACE_ARENA || !shape_eq(&g->nodes[u].shape, &n->shape) ||
             !epilogue_tree_ok(g, s, u, i, i, true))

@@ -1024,6 +1024,9 @@ bool cg_matmul_folds(const Graph *g, NodeId transpose_or_im2col, const Target *t
 /* Can matmul m's kernel gather its A, a patch matrix, from its image, a
  * part of the rows at a time? */
 bool cg_matmul_gathers(const Graph *g, NodeId m, const Target *t);
+/* Can matmul m's kernel add its result into u = col2im(m) in its epilogue
+ * (cg_matmul.c's emit_scatter), never storing m? */
+bool cg_matmul_scatters(const Graph *g, NodeId m, NodeId u);
 /* How its kernel reads B: 0, in place (or as kept in panels, layout.c);
  * else packed in blocks of this many rows (all of K where they fit one
  * block). */
