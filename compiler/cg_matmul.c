@@ -63,6 +63,8 @@ enum { MAX_MR = 12, MAX_NV = 4 };
 #define SCRATCH_BYTES (256 * 1024)
 #define PACK_MIN_TILES 8                 /* row tiles (see cg_matmul_block_rows) */
 #define IN_PLACE_BYTES (2 * 1024 * 1024) /* (see cg_matmul_block_rows) */
+enum { UNITS = 8 };                       /* work units a product is cut into, at least (row_parts) */
+#define A_PART_BYTES (256 * 1024)         /* of A in a part of the rows (row_parts) */
 
 /* A patch matrix P = im2col(x) (conv_gemm.c) read from the image x
  * itself: row i of P is the window at output position (b, oy, ox), column
@@ -78,14 +80,14 @@ typedef struct Patches {
 } Patches;
 
 /* Element (row, column) of an operand is at base + (row - r0) * rs +
- * column * cs; or, where it is a weight matrix kept in panels (layout.c)
+ * (column - k0) * cs; or, where it is a weight matrix kept in panels (layout.c)
  * read as B (rs and cs NULL), or as W^T (rs NULL, cs the panel width), at
  * panel_off(); or, where B is a patch matrix, at its image's (patches,
  * base x). r0 is where a part's copy of A starts (0 elsewhere). */
 typedef struct Strided {
     LLVMValueRef base, rs, cs;
     int64_t panel_rows; /* in panels: the rows of the matrix in memory; else 0 */
-    LLVMValueRef r0;
+    LLVMValueRef r0, k0;
     const Patches *patches;
 } Strided;
 
@@ -193,6 +195,22 @@ int64_t cg_matmul_panel_width(const Graph *g, const Target *tg) {
     return panel_of(&t);
 }
 
+/* Is x, the transpose of a patch matrix P, read only as the A of K splits,
+ * which gather P's rows a chunk at a time (one row fits A_PART_BYTES)? */
+static bool ksplit_gathers(const Graph *g, NodeId x) {
+    const IrNode *n = &g->nodes[x];
+    if (n->op != OP_TRANSPOSE || n->shape.dim[0] * (int64_t)dtype_bytes(g->dtype) > A_PART_BYTES)
+        return false;
+    for (int o = 0; o < g->noutputs; o++)
+        if (g->outputs[o].node == x)
+            return false;
+    for (int i = x + 1; i < g->nnodes; i++)
+        for (int k = 0; k < op_info[g->nodes[i].op].arity; k++)
+            if (g->nodes[i].in[k] == x && (k != 0 || !cg_matmul_ksplit(g, i)))
+                return false;
+    return true;
+}
+
 bool cg_matmul_folds(const Graph *g, NodeId t, const Target *tg) {
     /* Folded into every use, or it must exist for the others: a transpose
      * as A read through swapped strides, a patch matrix as A gathered part
@@ -204,7 +222,7 @@ bool cg_matmul_folds(const Graph *g, NodeId t, const Target *tg) {
         for (int k = 0; k < op_info[g->nodes[i].op].arity; k++)
             if (g->nodes[i].in[k] == t &&
                 !(k == 1                          ? cg_matmul_can_pack(g, i, tg)
-                  : g->nodes[t].op == OP_IM2COL ? cg_matmul_gathers(g, i, tg)
+                  : g->nodes[t].op == OP_IM2COL ? cg_matmul_gathers(g, i, tg) || ksplit_gathers(g, i)
                                                 : cg_matmul_tiled(g, i)))
                 return false;
     for (int o = 0; o < g->noutputs; o++)
@@ -417,6 +435,7 @@ typedef struct Panel {
  * still taken over k in order, as -O0 takes it. */
 typedef struct Block {
     LLVMValueRef k0, kc, first, last, scratch;
+    LLVMValueRef srs, scol; /* scratch: row i of the panel's sums at i srs + scol */
 } Block;
 
 /* Opens the way into a loop's body block where its sums start: from pre,
@@ -530,11 +549,11 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, const Panel *bp, const 
     }
     for (int v = 0, off = 0; v < nv; off += w[v].lanes, v++)
         ccol[v] = add(c, j0, cg_i64(c, off));
-    /* The tile's partial sums in scratch: row i at i * the panel's width. */
+    /* The tile's partial sums in scratch. */
     LLVMValueRef part[MAX_MR][MAX_NV], from[MAX_MR][MAX_NV] = {{NULL}};
     for (int r = 0; r < mr && blk->scratch; r++)
-        for (int v = 0; v < nv; v++)
-            part[r][v] = add(c, mulv(c, row[r], bp->rs), bp->col[v]);
+        for (int v = 0, off = 0; v < nv; off += w[v].lanes, v++)
+            part[r][v] = add(c, add(c, mulv(c, row[r], blk->srs), blk->scol), cg_i64(c, off));
     LLVMBasicBlockRef resume = resume_open(c, blk, body);
     if (resume) {
         for (int r = 0; r < mr; r++)
@@ -549,7 +568,7 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, const Panel *bp, const 
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++)
             acc[r][v] = sum_phi(c, LLVMVectorType(c->ft, (unsigned)w[v].w), pre, resume, from[r][v]);
-    LLVMValueRef brow = mulv(c, k, bp->rs), acol = mulv(c, add(c, blk->k0, k), A.cs);
+    LLVMValueRef brow = mulv(c, k, bp->rs), acol = mulv(c, LLVMBuildSub(b, add(c, blk->k0, k), A.k0, ""), A.cs);
     LLVMValueRef bv[MAX_NV];
     for (int v = 0; v < nv; v++)
         bv[v] = load_vec(c, bp->base, add(c, brow, bp->col[v]), w[v]);
@@ -704,13 +723,20 @@ static Panel emit_pack(Cg *c, const Tiling *t, Strided B, LLVMValueRef buf, cons
 /* A column panel: B's columns packed into buf (if not NULL), then all row
  * tiles: of mr rows while they fit, then of mr/3 rows, then of one. With a
  * constant M, the IR builder folds the counts and a shape of tile that is
- * never used is not emitted. */
+ * never used is not emitted. Over the rows of B in the caller's block
+ * `outer` (a K split's), else all of K, in blocks where scratch is set. */
 static void emit_panel(Cg *c, const Tiling *t, Strided A, Strided B, LLVMValueRef buf, LLVMValueRef scratch,
-                       NodeId colsum, NodeId C, LLVMValueRef j0, LLVMValueRef r0, LLVMValueRef r1, const Vec *w,
-                       int nv) {
-    Block blk = {cg_i64(c, 0), t->K, NULL, NULL, NULL};
+                       const Block *outer, NodeId colsum, NodeId C, LLVMValueRef j0, LLVMValueRef r0, LLVMValueRef r1,
+                       const Vec *w, int nv) {
+    int width = 0;
+    for (int v = 0; v < nv; v++)
+        width += w[v].lanes;
+    Block blk = {cg_i64(c, 0), t->K, NULL, NULL, NULL, cg_i64(c, width), cg_i64(c, 0)};
     Loop kl;
-    if (scratch) {
+    if (outer) {
+        blk = *outer;
+        blk.scol = j0; /* its scratch holds every panel: [M, N] */
+    } else if (scratch) {
         LLVMValueRef kc = cg_i64(c, t->kc);
         LLVMValueRef blocks = LLVMBuildUDiv(c->b, add(c, t->K, cg_i64(c, t->kc - 1)), kc, "");
         LLVMValueRef kb = cg_loop_open(c, &kl, blocks);
@@ -731,6 +757,8 @@ static void emit_panel(Cg *c, const Tiling *t, Strided A, Strided B, LLVMValueRe
         for (int v = 0, off = 0; v < nv; off += w[v].lanes, v++)
             p.col[v] = add(c, j0, cg_i64(c, off));
     }
+    if (!buf) /* read in place from the block's first row (a K split's) */
+        p.base = cg_elem_ptr(c, p.base, mulv(c, blk.k0, p.rs));
     LLVMValueRef i0 = r0;
     int heights[3] = {t->mr, t->mr / 3, 1};
     for (int h = 0; h < 3; h++) {
@@ -743,7 +771,7 @@ static void emit_panel(Cg *c, const Tiling *t, Strided A, Strided B, LLVMValueRe
         cg_loop_close(c, &l);
         i0 = add(c, i0, mul(c, count, heights[h]));
     }
-    if (scratch)
+    if (!outer && scratch)
         cg_loop_close(c, &kl);
 }
 
@@ -767,6 +795,32 @@ static int edge_widths(const Tiling *t, int64_t cols, Vec *w) {
     return n;
 }
 
+/* Column panel jb of the product: a full one, or the last, of the `rest`
+ * columns, where there is one. */
+static void emit_column_panel(Cg *c, const Tiling *t, Strided A, Strided B, LLVMValueRef buf, LLVMValueRef scratch,
+                              const Block *outer, NodeId colsum, NodeId id, LLVMValueRef jb, LLVMValueRef r0,
+                              LLVMValueRef r1, int64_t full, int64_t rest, const Vec *wfull, const Vec *wedge,
+                              int nedge) {
+    LLVMValueRef j0 = mul(c, jb, panel_of(t));
+    if (rest && !full) {
+        emit_panel(c, t, A, B, buf, scratch, outer, colsum, id, j0, r0, r1, wedge, nedge);
+    } else if (rest) {
+        LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "full");
+        LLVMBasicBlockRef edgeb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "edge");
+        LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "next");
+        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, jb, cg_i64(c, full), ""), edgeb, fullb);
+        LLVMPositionBuilderAtEnd(c->b, fullb);
+        emit_panel(c, t, A, B, buf, scratch, outer, colsum, id, j0, r0, r1, wfull, t->nv);
+        LLVMBuildBr(c->b, join);
+        LLVMPositionBuilderAtEnd(c->b, edgeb);
+        emit_panel(c, t, A, B, buf, scratch, outer, colsum, id, j0, r0, r1, wedge, nedge);
+        LLVMBuildBr(c->b, join);
+        LLVMPositionBuilderAtEnd(c->b, join);
+    } else {
+        emit_panel(c, t, A, B, buf, scratch, outer, colsum, id, j0, r0, r1, wfull, t->nv);
+    }
+}
+
 /* Row parts: where the column panels are too few to keep the threads
  * busy (a convolution's product, of many rows and few filters), the unit
  * of work is a part of the rows instead, of whole tiles, and each part
@@ -774,8 +828,6 @@ static int edge_widths(const Tiling *t, int64_t cols, Vec *w) {
  * to stay in L2) are then read from memory once, not once a panel. A
  * result element is computed the same way in any part. Not with a column
  * sum, which one packing must take. */
-enum { UNITS = 8 }; /* work units a product is cut into, at least */
-#define A_PART_BYTES (256 * 1024)
 static int64_t row_parts(const Tiling *t, int64_t M, int64_t K, unsigned elem, int64_t panels, bool colsum) {
     if (colsum || panels >= UNITS || M < 16 * t->mr)
         return 1;
@@ -800,6 +852,71 @@ bool cg_matmul_gathers(const Graph *g, NodeId m, const Target *tg) {
     NodeId a = g->nodes[m].in[0];
     return cg_matmul_tiled(g, m) && patches_of(g, a, &p) && g->nodes[m].in[1] != a &&
            t.mr * g->nodes[a].shape.dim[1] * (int64_t)dtype_bytes(g->dtype) <= A_PART_BYTES;
+}
+
+/* K split: a product of few rows and columns and a long sum, A^T B with
+ * K = n oh ow (a convolution's filter gradient P^T dY: 288 x 15488 by
+ * 15488 x 64 for conv2 of cnn.nn at batch 128, 9 x 86528 by 86528 x 32 for
+ * its conv1), has too few tiles and panels to share between threads (the
+ * conv1 one was a single unit), and each of them would stream all of K.
+ * Instead each unit sums a range of K into partial products of its own, a
+ * block of KC rows (or as many rows of a gathered A as fit A_PART_BYTES)
+ * at a time; then the step adds the units' partials, in order. */
+enum { KSPLIT_MIN_K = 4096 };
+#define KSPLIT_MAX_BYTES (8 * 1024 * 1024) /* the partials of every unit */
+
+int64_t cg_matmul_ksplit(const Graph *g, NodeId m) {
+    if (!cg_matmul_tiled(g, m) || g->nodes[g->nodes[m].in[0]].op != OP_TRANSPOSE)
+        return 0;
+    int64_t M = g->nodes[m].shape.dim[0], N = g->nodes[m].shape.dim[1], K = g->nodes[g->nodes[m].in[0]].shape.dim[1];
+    int64_t most = M > N ? M : N;
+    if (K < KSPLIT_MIN_K || K / 16 < most || (double)M * N * UNITS * dtype_bytes(g->dtype) > KSPLIT_MAX_BYTES)
+        return 0;
+    return UNITS;
+}
+
+/* The rows of K each unit of a K split sums: whole chunks of ch rows,
+ * `units` of them (or fewer, where K is short) covering K. */
+static LLVMValueRef ksplit_range(Cg *c, LLVMValueRef K, int64_t ch, int64_t units) {
+    LLVMValueRef chunks = udiv(c, add(c, K, cg_i64(c, ch - 1)), ch);
+    return mul(c, udiv(c, add(c, chunks, cg_i64(c, units - 1)), units), ch);
+}
+
+typedef struct Split {
+    NodeId k_of;    /* the node whose axis 1 is K */
+    int64_t ch, units;
+} Split;
+
+/* The partial products of a K split's units, in the arena. */
+static LLVMValueRef partials_ptr(Cg *c, size_t offset) {
+    LLVMValueRef at = cg_i64(c, (int64_t)offset);
+    return cg_ptr_to(c, LLVMBuildInBoundsGEP2(c->b, LLVMInt8TypeInContext(c->ctx), c->slot[SLOT_NO_ARENA], &at, 1, ""),
+                     c->ft);
+}
+
+/* The units a K split runs: those whose range is not empty. */
+static LLVMValueRef ksplit_units(Cg *c, void *arg) {
+    const Split *sp = arg;
+    LLVMValueRef K = cg_dim(c, sp->k_of, 1), per = ksplit_range(c, K, sp->ch, sp->units);
+    return LLVMBuildUDiv(c->b, add(c, K, LLVMBuildSub(c->b, per, cg_i64(c, 1), "")), per, "");
+}
+
+/* C = the sum of the used units' partial products, unit by unit in order:
+ * the same sums on any number of threads. */
+static void emit_ksplit_sum(Cg *c, NodeId id, const Split *sp, size_t partials) {
+    const IrNode *n = &c->g->nodes[id];
+    int64_t stride = shape_elems(&n->shape); /* a unit's partial, at the full batch */
+    LLVMValueRef p = partials_ptr(c, partials);
+    LLVMValueRef used = ksplit_units(c, (void *)sp), acc = cg_var(c, c->ft, 1, "sum");
+    Loop le, lu;
+    LLVMValueRef e = cg_loop_open(c, &le, mul(c, cg_dim(c, id, 0), n->shape.dim[1]));
+    LLVMBuildStore(c->b, cg_f(c, 0), acc);
+    LLVMValueRef u = cg_loop_open(c, &lu, used);
+    LLVMValueRef x = LLVMBuildLoad2(c->b, c->ft, cg_elem_ptr(c, p, add(c, mul(c, u, stride), e)), "");
+    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->ft, acc, ""), x, ""), acc);
+    cg_loop_close(c, &lu);
+    LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->ft, acc, ""), cg_elem_ptr(c, c->ptr[id], e));
+    cg_loop_close(c, &le);
 }
 
 bool cg_matmul_scatters(const Graph *g, NodeId m, NodeId u) {
@@ -857,30 +974,30 @@ void cg_matmul(Cg *c, NodeId id) {
     t.M = cg_dim(c, id, 0);
     t.K = cg_dim(c, a, 1);
     LLVMValueRef zero = cg_i64(c, 0);
-    Strided A = {c->ptr[a], t.K, cg_i64(c, 1), 0, zero, NULL};
+    Strided A = {c->ptr[a], t.K, cg_i64(c, 1), 0, zero, zero, NULL};
     /* A = X^T, X [K, M]: A(i, k) = X[k, i]. Read through X whether or not the
      * schedule also computes the transpose for another user. */
     if (g->nodes[a].op == OP_TRANSPOSE)
-        A = (Strided){c->ptr[g->nodes[a].in[0]], cg_i64(c, 1), t.M, 0, zero, NULL};
+        A = (Strided){c->ptr[g->nodes[a].in[0]], cg_i64(c, 1), t.M, 0, zero, zero, NULL};
     /* A patch matrix never computed: each part gathers its rows of it. */
     Patches pa, pb;
     bool gather_a = c->sched->place[a] == PLACE_FOLDED && patches_of(g, a, &pa);
     /* B(k, j) likewise, and B = W^T, W [N, K], as W[j, k] when packing. */
-    Strided B = {c->ptr[bnode], cg_i64(c, t.N), cg_i64(c, 1), 0, zero, NULL};
+    Strided B = {c->ptr[bnode], cg_i64(c, t.N), cg_i64(c, 1), 0, zero, zero, NULL};
     if (layout_in_panels(g, c->sched, bnode))
-        B = (Strided){c->ptr[bnode], NULL, NULL, g->nodes[bnode].shape.dim[0], zero, NULL};
+        B = (Strided){c->ptr[bnode], NULL, NULL, g->nodes[bnode].shape.dim[0], zero, zero, NULL};
     LLVMValueRef buf = NULL, scratch = NULL, abuf = NULL;
     int64_t block = cg_matmul_block_rows(g, c->sched, id);
     if (block) {
         if (g->nodes[bnode].op == OP_TRANSPOSE)
-            B = (Strided){c->ptr[g->nodes[bnode].in[0]], cg_i64(c, 1), t.K, 0, zero, NULL};
+            B = (Strided){c->ptr[g->nodes[bnode].in[0]], cg_i64(c, 1), t.K, 0, zero, zero, NULL};
         /* W^T with W [N, K] in panels: B(k, j) = W[j, k] at panel_off(j, k). */
         if (g->nodes[bnode].op == OP_TRANSPOSE && layout_in_panels(g, c->sched, g->nodes[bnode].in[0]))
-            B = (Strided){c->ptr[g->nodes[bnode].in[0]], NULL, cg_i64(c, panel), t.N, zero, NULL};
+            B = (Strided){c->ptr[g->nodes[bnode].in[0]], NULL, cg_i64(c, panel), t.N, zero, zero, NULL};
         /* A patch matrix packed from its image, computed for another user
          * or not. */
         if (patches_of(g, bnode, &pb))
-            B = (Strided){c->ptr[g->nodes[bnode].in[0]], NULL, NULL, 0, zero, &pb};
+            B = (Strided){c->ptr[g->nodes[bnode].in[0]], NULL, NULL, 0, zero, zero, &pb};
         /* One block's buffer, for the largest K (the full batch), and where
          * K is cut into blocks, the panel's partial sums for the largest M. */
         buf = LLVMBuildArrayAlloca(c->b, c->ft, cg_i64(c, block * panel), "packed");
@@ -903,6 +1020,17 @@ void cg_matmul(Cg *c, NodeId id) {
         abuf = LLVMBuildArrayAlloca(c->b, c->ft, cg_i64(c, (groups + parts - 1) / parts * align * K), "patches");
         LLVMSetAlignment(abuf, 64);
     }
+    /* A K split's chunks: blocks of B, or of the rows of P (A = P^T, P
+     * folded) gathered into abuf. */
+    Split split = {a, block ? block : t.kc, c->sched->partials[id] == SIZE_MAX ? 0 : cg_matmul_ksplit(g, id)};
+    NodeId at_p = g->nodes[a].op == OP_TRANSPOSE ? g->nodes[a].in[0] : -1;
+    bool gather_at = split.units && at_p >= 0 && c->sched->place[at_p] == PLACE_FOLDED && patches_of(g, at_p, &pa);
+    if (gather_at) {
+        int64_t kp = g->nodes[at_p].shape.dim[1], fit = A_PART_BYTES / (kp * (int64_t)elem);
+        split.ch = fit < split.ch ? fit : split.ch;
+        abuf = LLVMBuildArrayAlloca(c->b, c->ft, cg_i64(c, split.ch * kp), "patches");
+        LLVMSetAlignment(abuf, 64);
+    }
     LLVMValueRef begin = LLVMGetParam(kfn, 1), end = LLVMGetParam(kfn, 2);
     LLVMBasicBlockRef entry = LLVMGetInsertBlock(c->b);
     LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(c->ctx, kfn, "panel");
@@ -911,11 +1039,29 @@ void cg_matmul(Cg *c, NodeId id) {
     LLVMPositionBuilderAtEnd(c->b, loop);
     LLVMValueRef unit = LLVMBuildPhi(c->b, c->i64, "unit");
     LLVMAddIncoming(unit, &begin, &entry, 1);
-    /* The unit is panel jb, all rows; or a part: rows [r0, r1), every panel. */
+    /* The unit is panel jb, all rows; or a part: rows [r0, r1), every panel;
+     * or a K split's range of K, every panel and row. */
     LLVMValueRef jb = unit, r0 = cg_i64(c, 0), r1 = t.M;
-    Loop each;
-    bool by_parts = parts > 1 || gather_a || scatter;
-    if (by_parts) {
+    Loop each, chunk;
+    bool by_parts = !split.units && (parts > 1 || gather_a || scatter);
+    Block kblk;
+    if (split.units) {
+        LLVMValueRef per = ksplit_range(c, t.K, split.ch, split.units), lo = mulv(c, unit, per);
+        LLVMValueRef hi = add(c, lo, per);
+        hi = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, hi, t.K, ""), hi, t.K, "");
+        LLVMValueRef mine = cg_elem_ptr(c, partials_ptr(c, c->sched->partials[id]), mul(c, unit, M * t.N));
+        LLVMValueRef ci = cg_loop_open(c, &chunk, udiv(c, add(c, LLVMBuildSub(c->b, hi, lo, ""), cg_i64(c, split.ch - 1)), split.ch));
+        LLVMValueRef kb = add(c, lo, mul(c, ci, split.ch)), left = LLVMBuildSub(c->b, hi, kb, "");
+        LLVMValueRef kc = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, left, cg_i64(c, split.ch), ""), left,
+                                          cg_i64(c, split.ch), "");
+        if (gather_at) { /* A = P^T: the chunk's rows of P, read as columns */
+            emit_gather(c, &t, &pa, c->ptr[g->nodes[g->nodes[a].in[0]].in[0]], abuf, kb, add(c, kb, kc));
+            A = (Strided){abuf, cg_i64(c, 1), cg_i64(c, pa.w->kh * pa.w->kw * pa.C), 0, zero, kb, NULL};
+        }
+        kblk = (Block){kb, kc, LLVMBuildICmp(c->b, LLVMIntEQ, ci, zero, ""),
+                       LLVMConstInt(LLVMInt1TypeInContext(c->ctx), 0, false), mine, cg_i64(c, t.N), zero};
+        jb = cg_loop_open(c, &each, cg_i64(c, panels));
+    } else if (by_parts) {
         LLVMValueRef have = udiv(c, add(c, t.M, cg_i64(c, align - 1)), align);
         LLVMValueRef per = mul(c, udiv(c, add(c, have, cg_i64(c, parts - 1)), parts), align);
         r0 = mulv(c, unit, per);
@@ -930,30 +1076,16 @@ void cg_matmul(Cg *c, NodeId id) {
         }
         if (gather_a) {
             emit_gather(c, &t, &pa, c->ptr[g->nodes[a].in[0]], abuf, r0, r1);
-            A = (Strided){abuf, cg_i64(c, K), cg_i64(c, 1), 0, r0, NULL};
+            A = (Strided){abuf, cg_i64(c, K), cg_i64(c, 1), 0, r0, zero, NULL};
         }
         jb = cg_loop_open(c, &each, cg_i64(c, panels));
     }
-    LLVMValueRef j0 = mul(c, jb, panel);
-    if (rest && !full) {
-        emit_panel(c, &t, A, B, buf, scratch, colsum, id, j0, r0, r1, wedge, nedge);
-    } else if (rest) {
-        LLVMBasicBlockRef fullb = LLVMAppendBasicBlockInContext(c->ctx, kfn, "full");
-        LLVMBasicBlockRef edgeb = LLVMAppendBasicBlockInContext(c->ctx, kfn, "edge");
-        LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, kfn, "next");
-        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, jb, cg_i64(c, full), ""), edgeb, fullb);
-        LLVMPositionBuilderAtEnd(c->b, fullb);
-        emit_panel(c, &t, A, B, buf, scratch, colsum, id, j0, r0, r1, wfull, t.nv);
-        LLVMBuildBr(c->b, join);
-        LLVMPositionBuilderAtEnd(c->b, edgeb);
-        emit_panel(c, &t, A, B, buf, scratch, colsum, id, j0, r0, r1, wedge, nedge);
-        LLVMBuildBr(c->b, join);
-        LLVMPositionBuilderAtEnd(c->b, join);
-    } else {
-        emit_panel(c, &t, A, B, buf, scratch, colsum, id, j0, r0, r1, wfull, t.nv);
-    }
-    if (by_parts)
+    emit_column_panel(c, &t, A, B, buf, scratch, split.units ? &kblk : NULL, colsum, id, jb, r0, r1, full, rest,
+                      wfull, wedge, nedge);
+    if (by_parts || split.units)
         cg_loop_close(c, &each);
+    if (split.units)
+        cg_loop_close(c, &chunk);
     LLVMValueRef next = add(c, unit, cg_i64(c, 1));
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
     LLVMAddIncoming(unit, &next, &latch, 1);
@@ -963,5 +1095,10 @@ void cg_matmul(Cg *c, NodeId id) {
      * the product is too small to be worth waking it. */
     int64_t units = by_parts ? parts : panels;
     double macs = (double)n->shape.dim[0] * (double)t.N * (double)g->nodes[a].shape.dim[1]; /* for the full batch */
+    if (split.units) {
+        cg_kernel_end(c, &step, name, ksplit_units, &split, macs);
+        emit_ksplit_sum(c, id, &split, c->sched->partials[id]);
+        return;
+    }
     cg_kernel_end(c, &step, name, constant_units, &units, macs);
 }

@@ -12,12 +12,14 @@
  * each part of the rows gathered into a buffer that stays in L2; as B,
  * while packing. Nor is dY K^T: its kernel adds each result to the image
  * position col2im takes it to (emit_scatter). The
- * filter gradient's long sum runs down the rows of P and dY; the kernel
- * reads its A operand (here a transpose) a tile's few floats of each row at
- * a time, for every row tile, so A is the one of shorter rows: dY for
- * cnn.nn's conv2 (64 filters against 288 patch elements; P^T dY took 2.4
- * times the forward product's time), P for its conv1 (9 against 32; dY^T P
- * took 1.5 times as long as P^T dY).
+ * filter gradient's long sum runs down the rows of P and dY. Where it is
+ * long enough, the kernel splits it between units (cg_matmul_ksplit): P^T
+ * dY, P^T gathered a chunk of P's rows at a time. Else the kernel reads
+ * its A operand (here a transpose) a tile's few floats of each row at a
+ * time, for every row tile, so A is the one of shorter rows: dY^T P for
+ * 64 filters against 288 patch elements (P^T dY, not split, took 2.4 times
+ * the forward product's time), P^T dY for 9 against 32 (dY^T P took 1.5
+ * times as long).
  *
  * The window ops stay in the step graph (--emit=ir, grad) and are the -O0
  * reference (cg_window.c); this rewrite is what -O2 schedules and
@@ -51,10 +53,10 @@ static NodeId as_gemm(Graph *g, const IrNode *n, NodeId a, NodeId b) {
     switch (n->op) {
     case OP_CONV2D:
         return ir_reshape(g, ir_matmul(g, patches(g, a, w, l), matrix(g, b, l), l), n->shape, l);
-    case OP_CONV2D_FILTER: { /* A, read through strides, is the operand of shorter rows */
-        NodeId p = patches(g, a, w, l), dy = matrix(g, b, l);
-        if (g->nodes[p].shape.dim[1] <= g->nodes[dy].shape.dim[1])
-            return ir_reshape(g, ir_matmul(g, ir_transpose(g, p, l), dy, l), n->shape, l);
+    case OP_CONV2D_FILTER: { /* A, read through strides, is the operand of shorter rows, unless the sum is split */
+        NodeId p = patches(g, a, w, l), dy = matrix(g, b, l), m = ir_matmul(g, ir_transpose(g, p, l), dy, l);
+        if (cg_matmul_ksplit(g, m) || g->nodes[p].shape.dim[1] <= g->nodes[dy].shape.dim[1])
+            return ir_reshape(g, m, n->shape, l);
         return ir_reshape(g, ir_transpose(g, ir_matmul(g, ir_transpose(g, dy, l), p, l), l), n->shape, l);
     }
     case OP_CONV2D_DATA:

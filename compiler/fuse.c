@@ -128,6 +128,7 @@ static void schedule_colsum(const Graph *g, Schedule *s, NodeId r) {
     /* Not where the kernel works by parts of the rows, each of which packs
      * B: where it gathers A or scatters its result. */
     if (m == g->nnodes || !cg_matmul_can_pack(g, m, s->target) || s->colsum[m] >= 0 ||
+        cg_matmul_ksplit(g, m) ||
         (s->place[g->nodes[m].in[0]] == PLACE_FOLDED && g->nodes[g->nodes[m].in[0]].op == OP_IM2COL) ||
         (s->epilogue[m] >= 0 && g->nodes[s->epilogue[m]].op == OP_COL2IM))
         return;
@@ -135,6 +136,17 @@ static void schedule_colsum(const Graph *g, Schedule *s, NodeId r) {
         return;
     s->colsum[m] = r;
     s->root[r] = m;
+}
+
+/* The offset of n elements of dt bytes added at the end of the arena, on a
+ * cache line of their own. */
+static size_t arena_reserve(Schedule *s, int64_t n, size_t dt) {
+    size_t bytes, end, at = s->arena_bytes;
+    /* n is bounded by sema, so only the running total can overflow. */
+    if (!size_mul((size_t)n, dt, &bytes) || !size_add(at, bytes, &end) || !size_add(end, 63, &end))
+        die("schedule: arena size overflows");
+    s->arena_bytes = end & ~(size_t)63;
+    return at;
 }
 
 Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
@@ -149,6 +161,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
     s->epilogue = arena_array(a, nn, sizeof *s->epilogue);
     s->epilogue2 = arena_array(a, nn, sizeof *s->epilogue2);
     s->colsum = arena_array(a, nn, sizeof *s->colsum);
+    s->partials = arena_array(a, nn, sizeof *s->partials);
     NodeId *user;
     int *uses = count_uses(a, g, &user);
 
@@ -174,7 +187,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
     for (int i = 0; i < g->nnodes; i++) {
         s->epilogue[i] = s->epilogue2[i] = -1;
         const IrNode *n = &g->nodes[i];
-        if (opt < 2 || !cg_matmul_tiled(g, i) || uses[i] != 1 || outputs_of(g, i))
+        if (opt < 2 || !cg_matmul_tiled(g, i) || uses[i] != 1 || outputs_of(g, i) || cg_matmul_ksplit(g, i))
             continue;
         if (cg_matmul_scatters(g, i, user[i])) { /* col2im of the product, added up in its epilogue */
             s->epilogue[i] = user[i];
@@ -217,16 +230,12 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
     for (int i = 0; i < g->nnodes; i++)
         checks |= schedule_checks(g, s, i);
     for (int i = 0; i < g->nnodes; i++) {
-        s->offset[i] = SIZE_MAX;
-        if (s->place[i] != PLACE_ARENA)
-            continue;
-        size_t bytes, end;
-        /* shape_elems is bounded by sema, so only the running total can overflow. */
-        if (!size_mul((size_t)shape_elems(&g->nodes[i].shape), dt, &bytes) || !size_add(s->arena_bytes, bytes, &end) ||
-            !size_add(end, 63, &end))
-            die("schedule: arena size overflows");
-        s->offset[i] = s->arena_bytes;
-        s->arena_bytes = end & ~(size_t)63; /* each buffer starts on a cache line */
+        s->offset[i] = s->partials[i] = SIZE_MAX;
+        if (s->place[i] == PLACE_ARENA)
+            s->offset[i] = arena_reserve(s, shape_elems(&g->nodes[i].shape), dt);
+        int64_t units = opt >= 2 ? cg_matmul_ksplit(g, i) : 0;
+        if (units) /* bounded by cg_matmul_ksplit */
+            s->partials[i] = arena_reserve(s, units * shape_elems(&g->nodes[i].shape), dt);
     }
     s->finite_flag = SIZE_MAX;
     if (checks) {
@@ -286,11 +295,14 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
         for (int j = from; j <= i; j++)
             if (s->root[j] == host && s->colsum[host] != j)
                 fprintf(out, " %%%d=%s", j, op_info[g->nodes[j].op].name);
-        for (int k = 0; k < 2 && !second && g->nodes[host].op == OP_MATMUL; k++)
-            if (s->place[g->nodes[host].in[k]] == PLACE_FOLDED)
-                fprintf(out, " (%%%d=%s folded)", g->nodes[host].in[k], op_info[g->nodes[g->nodes[host].in[k]].op].name);
+        for (int k = 0; k < 2 && !second && g->nodes[host].op == OP_MATMUL; k++) /* and a patch matrix under a transpose */
+            for (NodeId x = g->nodes[host].in[k]; s->place[x] == PLACE_FOLDED; x = g->nodes[x].in[0])
+                fprintf(out, " (%%%d=%s folded)", x, op_info[g->nodes[x].op].name);
         if (!second && s->opt >= 2 && cg_matmul_tiled(g, host)) {
             int64_t rows = cg_matmul_block_rows(g, s, host), k = g->nodes[g->nodes[host].in[1]].shape.dim[0];
+            int64_t units = cg_matmul_ksplit(g, host);
+            if (units)
+                fprintf(out, " [K split in %lld]", (long long)units);
             if (layout_in_panels(g, s, g->nodes[host].in[1]))
                 fprintf(out, " [B kept in panels]");
             else if (!rows)

@@ -994,6 +994,9 @@ typedef struct Schedule {
                            one user), or -1 */
     NodeId *colsum;     /* per matmul: a sum of its B operand's rows (keepdims
                            [1, N]) its kernel computes while packing B, or -1 */
+    size_t *partials;   /* per matmul whose long sum is split between units
+                           (cg_matmul_ksplit): arena offset of their partial
+                           products; else SIZE_MAX */
     NodeId *order;      /* every node, in the order its loop is emitted */
     NodeId *rows;       /* per kernel in a row loop (fuse_rows.c): the loop's
                            first kernel, else -1; a loop's kernels are adjacent
@@ -1024,6 +1027,10 @@ bool cg_matmul_folds(const Graph *g, NodeId transpose_or_im2col, const Target *t
 /* Can matmul m's kernel gather its A, a patch matrix, from its image, a
  * part of the rows at a time? */
 bool cg_matmul_gathers(const Graph *g, NodeId m, const Target *t);
+/* Is matmul m's long sum split between units, each summing its range of K
+ * into partial products that are then added up (a filter gradient P^T dY,
+ * K = n oh ow)? Their number, or 0. */
+int64_t cg_matmul_ksplit(const Graph *g, NodeId m);
 /* Can matmul m's kernel add its result into u = col2im(m) in its epilogue
  * (cg_matmul.c's emit_scatter), never storing m? */
 bool cg_matmul_scatters(const Graph *g, NodeId m, NodeId u);

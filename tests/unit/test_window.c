@@ -134,6 +134,10 @@ static const Case cases[] = {
     {"conv2d 3x3 same, 16 channels", CONV, 3, 6, 5, 16, 3, 3, 1, 1, 5, true, NULL},
     {"conv2d 3x3 valid, 20 channels to 40", CONV, 2, 6, 6, 20, 3, 3, 1, 1, 40, false, NULL},
     {"conv2d 2x2 same stride 2, 32 channels to 33", CONV, 3, 5, 5, 32, 2, 2, 2, 2, 33, true, NULL},
+    /* n oh ow >= 4096 patch rows: the filter gradient's sum split between
+     * units (cg_matmul_ksplit), on 3 samples and on 2 */
+    {"conv2d 3x3 valid over 42x40 (filter gradient split)", CONV, 3, 42, 40, 2, 3, 3, 1, 1, 3, false, NULL},
+    {"conv2d 3x3 same over 46x45, 16 channels (split)", CONV, 2, 46, 45, 16, 3, 3, 1, 1, 5, true, NULL},
     {"maxpool 2 valid", MAXPOOL, 3, 7, 5, 3, 2, 2, 2, 2, 0, false, NULL},
     {"maxpool 3 stride 2 same", MAXPOOL, 1, 7, 5, 2, 3, 3, 2, 2, 0, true, NULL},
     {"maxpool [3, 2] stride [1, 3] valid", MAXPOOL, 3, 7, 5, 2, 3, 2, 1, 3, 0, false, NULL},
