@@ -98,16 +98,11 @@ static Patches patches_from(const Window *w, const Shape *s) {
                          (w->ow - 1) * w->sw + w->kw <= s->dim[2]};
 }
 
-/* Is node p a patch matrix the kernel can read from its image? Not from a
- * uint8 input, which codegen.c converts element by element. */
+/* Is node p a patch matrix (then the kernel can read it from its image, a
+ * float tensor: a uint8 input reaches a layer scaled, model.c)? */
 static bool patches_of(const Graph *g, NodeId p, Patches *out) {
     const IrNode *n = &g->nodes[p];
     if (n->op != OP_IM2COL)
-        return false;
-    NodeId x = n->in[0];
-    while (g->nodes[x].op == OP_RESHAPE)
-        x = g->nodes[x].in[0];
-    if (g->nodes[x].op == OP_INPUT && g->slots[g->nodes[x].slot].u8)
         return false;
     *out = patches_from(&n->win, &g->nodes[n->in[0]].shape);
     return true;
@@ -215,9 +210,6 @@ bool cg_matmul_folds(const Graph *g, NodeId t, const Target *tg) {
     /* Folded into every use, or it must exist for the others: a transpose
      * as A read through swapped strides, a patch matrix as A gathered part
      * by part; either as B while packing. */
-    Patches p;
-    if (g->nodes[t].op == OP_IM2COL && !patches_of(g, t, &p))
-        return false;
     for (int i = t + 1; i < g->nnodes; i++)
         for (int k = 0; k < op_info[g->nodes[i].op].arity; k++)
             if (g->nodes[i].in[k] == t &&
