@@ -752,8 +752,14 @@ static void emit_panel(Cg *c, const Tiling *t, Strided A, Strided B, LLVMValueRe
     if (!buf) /* read in place from the block's first row (a K split's) */
         p.base = cg_elem_ptr(c, p.base, mulv(c, blk.k0, p.rs));
     LLVMValueRef i0 = r0;
+    /* Rows known here end in one tile of the rows left (a conv1 filter
+     * gradient's 9: one tile, not 4 + 4 + 1 each streaming B). */
     int heights[3] = {t->mr, t->mr / 3, 1};
+    if (LLVMIsAConstantInt(r0) && LLVMIsAConstantInt(r1))
+        heights[1] = (int)((LLVMConstIntGetZExtValue(r1) - LLVMConstIntGetZExtValue(r0)) % t->mr);
     for (int h = 0; h < 3; h++) {
+        if (!heights[h])
+            continue;
         LLVMValueRef count = LLVMBuildUDiv(c->b, LLVMBuildSub(c->b, r1, i0, ""), cg_i64(c, heights[h]), "");
         if (LLVMIsAConstantInt(count) && LLVMConstIntGetZExtValue(count) == 0)
             continue;
