@@ -178,8 +178,12 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
     LLVMValueRef C = cg_dim(c, x, 3);
     int64_t cc = c->g->nodes[x].shape.dim[3];
     LLVMBuilderRef B = c->b;
+    /* maxpool_grad's user mul(it, step(x)) computed here instead (fuse.c's
+     * relu_of_pool): dy step(x) where dy goes. */
+    NodeId relu = c->sched->epilogue[id], out = relu >= 0 ? relu : id;
+    const IrNode *step = relu < 0 ? NULL : &c->g->nodes[c->g->nodes[relu].in[c->g->nodes[relu].in[0] == id]];
     if (scatter)
-        zero_samples(c, id, b0, b1);
+        zero_samples(c, out, b0, b1);
     Nest4 o; /* b - b0, i, j, and one */
     Loop lc;
     open4(c, &o, LLVMBuildSub(B, b1, b0, ""), cg_i64(c, w->oh), cg_i64(c, w->ow), cg_i64(c, 1));
@@ -213,8 +217,10 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
                                             LLVMBuildFCmp(B, LLVMRealOEQ, d, cg_f(c, 0), ""), "");
             LLVMBuildStore(B, LLVMBuildSelect(B, hit, cg_f(c, 1), d, ""), dp);
             if (n->op == OP_MAXPOOL_GRAD) { /* dx[b, first, c] += dy[b, i, j, c] */
-                add_to(c, cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, k.p.at, k.q.at, k.ch)),
-                       masked(c, hit, load4(c, b, bi, i, j, k.ch), 0));
+                LLVMValueRef dy = load4(c, b, bi, i, j, k.ch);
+                if (step)
+                    dy = LLVMBuildFMul(B, dy, cg_elemwise_value(c, step, xv, NULL, NULL), "");
+                add_to(c, cg_elem_ptr(c, c->ptr[out], offset4(c, id, bi, k.p.at, k.q.at, k.ch)), masked(c, hit, dy, 0));
             } else { /* r[b, i, j, c] = d[b, first, c] */
                 LLVMValueRef r = cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, i, j, k.ch));
                 LLVMBuildStore(B, LLVMBuildSelect(B, hit, load4(c, b, bi, k.p.at, k.q.at, k.ch), LLVMBuildLoad2(B, c->ft, r, ""), ""), r);

@@ -548,8 +548,11 @@ static void emit_transpose(Cg *c, NodeId id) {
 }
 
 static void emit_node(Cg *c, NodeId id) {
-    if (c->sched->epilogue[id] >= 0) { /* a matmul whose kernel stores its user */
-        cg_matmul(c, id);
+    if (c->sched->epilogue[id] >= 0) { /* a kernel that stores its user */
+        if (c->g->nodes[id].op == OP_MAXPOOL_GRAD)
+            cg_window(c, id);
+        else
+            cg_matmul(c, id);
         return;
     }
     Placement p = c->sched->place[id];

@@ -138,6 +138,24 @@ static void schedule_colsum(const Graph *g, Schedule *s, NodeId r) {
     s->root[r] = m;
 }
 
+/* Is node m maxpool_grad(x, dy) of windows that do not overlap, whose one
+ * user is mul(m, step(x)) (relu's gradient where x = relu(z): relu then
+ * maxpool)? Then cg_window's kernel computes the product as it scatters:
+ * each position gets at most one dy, so dy step(x) there is the product's
+ * element, bit for bit, and neither m nor a pass over it exists. */
+static bool relu_of_pool(const Graph *g, const Schedule *s, NodeId m, const int *uses, const NodeId *user) {
+    const IrNode *n = &g->nodes[m];
+    if (n->op != OP_MAXPOOL_GRAD || n->win.sh < n->win.kh || n->win.sw < n->win.kw || uses[m] != 1 ||
+        outputs_of(g, m))
+        return false;
+    const IrNode *u = &g->nodes[user[m]];
+    if (u->op != OP_MUL || s->place[user[m]] != PLACE_ARENA || !shape_eq(&u->shape, &n->shape))
+        return false;
+    NodeId other = u->in[0] == m ? u->in[1] : u->in[0];
+    const IrNode *st = &g->nodes[other];
+    return other != m && st->op == OP_STEP && st->in[0] == n->in[0] && s->place[other] == PLACE_INLINE;
+}
+
 /* The offset of n elements of dt bytes added at the end of the arena, on a
  * cache line of their own. */
 static size_t arena_reserve(Schedule *s, int64_t n, size_t dt) {
@@ -213,6 +231,13 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
             set_root(g, s, u2, i);
         }
     }
+    for (int i = 0; opt >= 2 && i < g->nnodes; i++)
+        if (relu_of_pool(g, s, i, uses, user)) { /* maxpool_grad(x, dy) * step(x), in one pass */
+            s->epilogue[i] = user[i];
+            s->place[i] = PLACE_INLINE;
+            set_root(g, s, user[i], i);
+            s->root[i] = i;
+        }
     for (int i = 0; i < g->nnodes; i++)
         s->colsum[i] = -1;
     for (int r = 0; opt >= 2 && r < g->nnodes; r++)

@@ -988,7 +988,9 @@ typedef struct Schedule {
                            or the matmul whose epilogue it is) */
     NodeId *epilogue;   /* per matmul: the node its kernel stores instead of
                            the product (its one user, computed on the
-                           accumulators), or -1 */
+                           accumulators; or col2im of it, added up); per
+                           maxpool_grad: relu's gradient of it (fuse.c's
+                           relu_of_pool); or -1 */
     NodeId *epilogue2;  /* per matmul with an epilogue: a second node its
                            kernel stores, computed on the first's value (its
                            one user), or -1 */
