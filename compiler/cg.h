@@ -1,6 +1,6 @@
 /* cg.h — the code generator's internals: the LLVM module of a step and the
  * emission state shared by codegen.c, the kernel generators (cg_matmul.c,
- * cg_rows.c, cg_guard.c) and jit.c. Only these files include the LLVM
+ * cg_rows.c, cg_guard.c), jit.c and aot.c. Only these files include the LLVM
  * headers; the other stages see CgModule as an opaque type (nnc.h). */
 #ifndef NNC_CG_H
 #define NNC_CG_H
@@ -130,5 +130,15 @@ void cg_random(Cg *c, NodeId id);
 /* C = A B as a register-blocked kernel (A may be a transpose, read through
  * strides). Emits an outlined kernel over column panels and its call. */
 void cg_matmul(Cg *c, NodeId id);
+
+/* ---------------------------------------------------------------- jit.c, for aot.c */
+
+/* Ahead of time (aot.c): the step modules (taken) optimised as for the JIT,
+ * position-independent, and linked into one module of ctx; NULL with the
+ * message in err. */
+LLVMModuleRef jit_link_modules(CgModule **mods, int nmods, const Target *t, LLVMContextRef ctx, char *err,
+                               size_t errlen);
+/* mod's object code for t, position-independent; NULL with err. */
+LLVMMemoryBufferRef jit_emit_object(LLVMModuleRef mod, const Target *t, char *err, size_t errlen);
 
 #endif

@@ -8,7 +8,7 @@
 
 #define NNC_DEFAULT_DATA "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
-typedef enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_KERNELS, EMIT_LLVM, EMIT_ASM, EMIT_DOT } Emit;
+typedef enum { EMIT_NONE, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_KERNELS, EMIT_LLVM, EMIT_ASM, EMIT_DOT, EMIT_OBJ } Emit;
 
 typedef struct Options {
     const char *model_path;
@@ -18,6 +18,8 @@ typedef struct Options {
     const char *save_path, *best_path, *load_path, *resume_path, *val_path;
     const char *eval_path, *predict_path, *out_path, *log_path, *plot_path, *target_path;
     bool print_params;
+    const char *header_path; /* -H FILE: the object's C header */
+    const char *march;       /* --march NAME; NULL: the host, or x86-64-v3 for an object */
     bool quiet;        /* -q: no progress, only errors, warnings and the outputs asked for */
     int64_t save_every, patience; /* 0: never */
     double val_split;             /* 0: none */

@@ -19,7 +19,10 @@
 #include "cg.h"
 #include "nnrt.h"
 
+#include <llvm-c/BitReader.h>
+#include <llvm-c/BitWriter.h>
 #include <llvm-c/Error.h>
+#include <llvm-c/Linker.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
@@ -54,7 +57,10 @@ static void init_native(void) {
     LLVMInitializeNativeAsmPrinter();
 }
 
-static LLVMTargetMachineRef target_machine(const Target *t, char *err, size_t errlen) {
+/* pic: position-independent code for an object ahead of time (aot.c), so
+ * that one object serves a PIE executable (Debian's default), a static
+ * library and a shared one; else code for the JIT's own memory. */
+static LLVMTargetMachineRef target_machine(const Target *t, bool pic, char *err, size_t errlen) {
     init_native();
     char *triple = LLVMGetDefaultTargetTriple();
     LLVMTargetRef target;
@@ -65,7 +71,8 @@ static LLVMTargetMachineRef target_machine(const Target *t, char *err, size_t er
         LLVMDisposeMessage(msg);
     } else {
         tm = LLVMCreateTargetMachine(target, triple, t->cpu, t->features, LLVMCodeGenLevelAggressive,
-                                     LLVMRelocDefault, LLVMCodeModelJITDefault);
+                                     pic ? LLVMRelocPIC : LLVMRelocDefault,
+                                     pic ? LLVMCodeModelDefault : LLVMCodeModelJITDefault);
         if (!tm)
             snprintf(err, errlen, "cannot create a target machine for %s (%s)", triple, t->cpu);
     }
@@ -148,7 +155,7 @@ static bool optimise(const CgModule *m, LLVMTargetMachineRef tm, char *err, size
 }
 
 bool jit_emit_asm(CgModule *m, const Target *t, FILE *out, char *err, size_t errlen) {
-    LLVMTargetMachineRef tm = target_machine(t, err, errlen);
+    LLVMTargetMachineRef tm = target_machine(t, false, err, errlen);
     if (!tm)
         return false;
     bool ok = true;
@@ -194,7 +201,7 @@ static void compile_jobs(void **ctx, int64_t begin, int64_t end) {
     LLVMTargetMachineRef tm = NULL;
     for (int i; (i = atomic_fetch_add(&js->next, 1)) < js->n;) {
         Job *jb = &js->job[i];
-        if (!tm && !(tm = target_machine(js->target, jb->err, sizeof jb->err)))
+        if (!tm && !(tm = target_machine(js->target, false, jb->err, sizeof jb->err)))
             continue;
         char *msg = NULL;
         if (optimise(jb->mod, tm, jb->err, sizeof jb->err) &&
@@ -226,7 +233,7 @@ static bool compile_objects(Jobs *js, char *err, size_t errlen) {
 }
 
 Jit *jit_new(const Target *t, char *err, size_t errlen) {
-    LLVMTargetMachineRef tm = target_machine(t, err, errlen);
+    LLVMTargetMachineRef tm = target_machine(t, false, err, errlen);
     if (!tm)
         return NULL;
     LLVMOrcLLJITRef lljit = NULL;
@@ -299,6 +306,66 @@ Jit *jit_compile_modules(CgModule **mods, int nmods, const Target *t, char *err,
 
 Jit *jit_compile(CgModule *m, const Target *t, char *err, size_t errlen) {
     return jit_compile_modules(&m, 1, t, err, errlen);
+}
+
+/* ---------------------------------------------------------------- objects ahead of time */
+
+/* The modules are optimised exactly as for the JIT (the same passes for
+ * the same CPU and features, so the same arithmetic), then moved into one
+ * module of ctx through bitcode (each was built in a context of its own)
+ * and linked there. */
+LLVMModuleRef jit_link_modules(CgModule **mods, int nmods, const Target *t, LLVMContextRef ctx, char *err,
+                               size_t errlen) {
+    LLVMTargetMachineRef tm = target_machine(t, true, err, errlen);
+    LLVMModuleRef linked = NULL;
+    bool ok = tm != NULL;
+    for (int i = 0; ok && i < nmods; i++)
+        for (const CgModule *m = mods[i]; ok && m; m = m->next) {
+            ok = optimise(m, tm, err, errlen);
+            LLVMMemoryBufferRef bc = ok ? LLVMWriteBitcodeToMemoryBuffer(m->mod) : NULL;
+            LLVMModuleRef mod = NULL;
+            if (ok && LLVMParseBitcodeInContext2(ctx, bc, &mod)) {
+                snprintf(err, errlen, "reading back the bitcode of %s", LLVMGetModuleIdentifier(m->mod, &(size_t){0}));
+                ok = false;
+            }
+            if (bc)
+                LLVMDisposeMemoryBuffer(bc);
+            if (ok && !linked) {
+                linked = mod;
+            } else if (ok && LLVMLinkModules2(linked, mod)) { /* takes mod */
+                snprintf(err, errlen, "linking the step modules");
+                ok = false;
+            }
+        }
+    for (int i = 0; i < nmods; i++)
+        cg_module_free(mods[i]);
+    if (tm)
+        LLVMDisposeTargetMachine(tm);
+    if (!ok && linked) {
+        LLVMDisposeModule(linked);
+        linked = NULL;
+    }
+    return linked;
+}
+
+LLVMMemoryBufferRef jit_emit_object(LLVMModuleRef mod, const Target *t, char *err, size_t errlen) {
+    LLVMTargetMachineRef tm = target_machine(t, true, err, errlen);
+    if (!tm)
+        return NULL;
+    char *triple = LLVMGetTargetMachineTriple(tm), *msg = NULL;
+    LLVMSetTarget(mod, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(mod, dl);
+    LLVMDisposeTargetData(dl);
+    LLVMMemoryBufferRef obj = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, &obj)) {
+        snprintf(err, errlen, "code generation: %s", msg);
+        LLVMDisposeMessage(msg);
+        obj = NULL;
+    }
+    LLVMDisposeTargetMachine(tm);
+    return obj;
 }
 
 struct JitUnit {

@@ -24,7 +24,7 @@
 typedef enum {
     O_EMIT, O_TRAIN, O_TARGET, O_PRINT_PARAMS, O_TEST, O_EPOCHS, O_BATCH, O_LR, O_SCHEDULE, O_SEED, O_REPORT,
     O_SAVE, O_SAVE_EVERY, O_SAVE_BEST, O_LOAD, O_RESUME, O_VAL, O_VAL_SPLIT, O_EARLY_STOP, O_MONITOR, O_LOG, O_PLOT,
-    O_EVAL, O_PREDICT, O_OUT, O_THREADS, O_O0, O_O2, O_GRADCHECK, O_QUIET, O_INTERACTIVE, O_HELP, O_VERSION
+    O_EVAL, O_PREDICT, O_OUT, O_COMPILE, O_HEADER, O_MARCH, O_THREADS, O_O0, O_O2, O_GRADCHECK, O_QUIET, O_INTERACTIVE, O_HELP, O_VERSION
 } OptId;
 typedef enum { ARG_NONE, ARG_VALUE, ARG_OPTIONAL, ARG_INT } ArgKind;
 static const struct Opt {
@@ -48,7 +48,8 @@ static const struct Opt {
      "      which loop computes each node, where it lives\n"
      "llvm  the LLVM IR of the training step\n"
      "asm   its machine code for this CPU, optimised\n"
-     "dot   the forward and gradient graphs for Graphviz"),
+     "dot   the forward and gradient graphs for Graphviz\n"
+     "obj   an object file, as -c"),
     OPT("--train", NULL, O_TRAIN, ARG_OPTIONAL, "[PATH]", "train on an IDX images file (raw or .gz); its labels\n"
      "file is found next to it. Without PATH: the model's\n"
      "data block if it has one, else\n" NNC_DEFAULT_DATA),
@@ -91,7 +92,17 @@ static const struct Opt {
      "on this labelled IDX file (with --load, or after --train)"),
     OPT("--predict", NULL, O_PREDICT, ARG_VALUE, "PATH", "write the prediction for every sample of an IDX images\n"
      "file as CSV: index, class, probabilities (or the outputs)"),
-    OPT("-o", NULL, O_OUT, ARG_VALUE, "FILE", "where --predict writes (default: standard output)"),
+    OPT("-o", NULL, O_OUT, ARG_VALUE, "FILE", "where --predict writes (default: standard output);\n"
+     "with -c the object (MODEL.o by default), or a\n"
+     "library if FILE ends in .a or .so"),
+    OPT("-c", NULL, O_COMPILE, ARG_NONE, NULL, "compile the model ahead of time into an object file\n"
+     "with the weights of --load FILE embedded: its\n"
+     "evaluation step as MODEL_predict() (docs/aot.md)"),
+    OPT("--header", "-H", O_HEADER, ARG_VALUE, "FILE", "... and write its C header to FILE"),
+    OPT("--march", NULL, O_MARCH, ARG_VALUE, "CPU", "the instruction set to compile for: native, x86-64,\n"
+     "x86-64-v2, x86-64-v3, x86-64-v4 or an LLVM CPU name\n"
+     "(default: native; x86-64-v3 for -c, which runs on\n"
+     "x86-64 CPUs since 2013-2015: AVX2 and FMA)"),
     OPT("--threads", NULL, O_THREADS, ARG_VALUE, "N", "threads of the kernels (default: NNC_THREADS, else\n"
      "one per core); results do not depend on it"),
     OPT("-O0", NULL, O_O0, ARG_NONE, NULL, "compile every IR node to its own naive loop nest\n(the reference)"),
@@ -198,14 +209,14 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
     char *end;
     switch (id) {
     case O_EMIT: {
-        static const char *const kinds[] = {"ast", "ir", "grad", "kernels", "llvm", "asm", "dot", NULL};
+        static const char *const kinds[] = {"ast", "ir", "grad", "kernels", "llvm", "asm", "dot", "obj", NULL};
         o->emit = EMIT_NONE;
         for (int k = 0; kinds[k]; k++)
             if (!strcmp(val, kinds[k]))
                 o->emit = (Emit)(k + 1);
         if (o->emit != EMIT_NONE)
             return EXIT_OK;
-        diag_plain(d, "unknown --emit kind '%s'%s; expected ast, ir, grad, kernels, llvm, asm or dot", val,
+        diag_plain(d, "unknown --emit kind '%s'%s; expected ast, ir, grad, kernels, llvm, asm, dot or obj", val,
                    did_you_mean(hint, sizeof hint, val, kinds));
         return EXIT_USAGE;
     }
@@ -258,6 +269,9 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
     case O_EVAL: o->eval_path = val; return EXIT_OK;
     case O_PREDICT: o->predict_path = val; return EXIT_OK;
     case O_OUT: o->out_path = val; return EXIT_OK;
+    case O_COMPILE: o->emit = EMIT_OBJ; return EXIT_OK;
+    case O_HEADER: o->header_path = val; return EXIT_OK;
+    case O_MARCH: o->march = val; return EXIT_OK;
     case O_THREADS:
         if (!parse_int(val, 1, 256, &t)) {
             diag_plain(d, "--threads expects an integer from 1 to 256, found '%s'", val);
@@ -354,8 +368,20 @@ static int check_options(Options *o, Diag *d) {
         diag_plain(d, "--save-every needs --save FILE (or --resume FILE) to save to");
         return EXIT_USAGE;
     }
-    if (o->out_path && !o->predict_path) {
-        diag_plain(d, "-o names the --predict output; there is no --predict");
+    if (o->emit == EMIT_OBJ && (o->train || o->eval_path || o->predict_path || o->gradcheck)) {
+        diag_plain(d, "-c compiles the model and stops; train, evaluate or predict in another run");
+        return EXIT_USAGE;
+    }
+    if (o->emit == EMIT_OBJ && !o->load_path) {
+        diag_plain(d, "-c needs the weights to embed: --load FILE (a checkpoint of --save)");
+        return EXIT_USAGE;
+    }
+    if (o->header_path && o->emit != EMIT_OBJ) {
+        diag_plain(d, "--header writes the header of an object; there is no -c");
+        return EXIT_USAGE;
+    }
+    if (o->out_path && !o->predict_path && o->emit != EMIT_OBJ) {
+        diag_plain(d, "-o names the --predict output (or -c's object); there is no --predict");
         return EXIT_USAGE;
     }
     bool validates = o->val_path || o->val_split;
@@ -508,6 +534,13 @@ static int run(Arena *a, const Options *o, const Target *t, Diag *d) {
         cg_module_free(mod);
         return ok ? EXIT_OK : EXIT_USAGE;
     }
+    case EMIT_OBJ: {
+        AotSpec spec = {.model = m, .src = &src, .out = o->out_path, .header = o->header_path,
+                        .weights = o->load_path, .opt = o->opt, .target = t};
+        if (!spec.out) /* MODEL.o in the current directory, as cc -c */
+            spec.out = arena_printf(a, "%s.o", m->name);
+        return aot_write(a, d, &spec);
+    }
     case EMIT_AST:
     case EMIT_NONE:
         break;
@@ -594,8 +627,11 @@ int main(int argc, char **argv) {
         status = check_options(&o, &d);
     if (status != EXIT_OK)
         return status;
-    /* Chosen once: every stage compiles for this target. */
-    Target *t = target_host();
+    /* Chosen once: every stage compiles for this target. An object runs
+     * elsewhere: by default on any x86-64 CPU since Haswell (2013) and
+     * Excavator (2015), AVX2 and FMA, the level most distributions build
+     * for next, where the host's AVX-512 would exclude most machines. */
+    Target *t = o.march ? target_named(o.march) : o.emit == EMIT_OBJ ? target_named("x86-64-v3") : target_host();
     if (o.version) {
         char host[256];
         target_describe(t, host, sizeof host);

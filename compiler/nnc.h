@@ -33,6 +33,7 @@
  *   cg_rows.c   a row loop, each row's values in registers
  *   cg_window.c the window ops (convolution, pooling) and random numbers as loop nests
  *   jit.c       LLVM IR -> machine code for the host CPU (ORC LLJIT)
+ *   aot.c       a model ahead of time: an object or library and its C header
  *   pipeline.c  the stages in order, once, for every user of them
  *   target.c    the host CPU, its features and the tuning knobs, chosen once
  *   fit.c       checkpoints of a model, the training hook, the NaN/Inf report
@@ -160,6 +161,9 @@ typedef struct Target {
 
 /* The host as LLVM sees it and the environment says; freed with target_free. */
 Target *target_host(void);
+/* --march NAME: "native" (the host), "x86-64", "x86-64-v2", "-v3", "-v4",
+ * or an LLVM CPU name ("skylake-avx512"). */
+Target *target_named(const char *name);
 void target_free(Target *t);
 /* "sapphirerapids avx512f avx2 fma": the CPU and its vector features, for --version. */
 void target_describe(const Target *t, char *buf, size_t n);
@@ -1175,6 +1179,22 @@ CgModule *pipeline_plan_codegen(const Plan *p, int step);
 /* The plan's steps and the guard, JIT-compiled for `batch` samples, for the
  * plan's target; false once reported. */
 bool pipeline_compile(const Plan *p, int64_t batch, Compiled *c, Diag *d);
+
+/* ---------------------------------------------------------------- aot.c */
+
+/* nnc -c: a model's evaluation step, with the weights of a checkpoint
+ * embedded, as an object (out ending in .o), a static library (.a) or a
+ * shared one (.so), and its C header if `header` is not NULL. */
+typedef struct AotSpec {
+    const Model *model;
+    const Source *src;     /* the model file: its fingerprint */
+    const char *out, *header;
+    const char *weights;   /* the checkpoint (--load) */
+    int opt;
+    const Target *target;
+} AotSpec;
+/* EXIT_OK, or EXIT_USAGE once reported through d. */
+int aot_write(Arena *a, Diag *d, const AotSpec *spec);
 
 /* ---------------------------------------------------------------- fit.c */
 

@@ -9,8 +9,14 @@
  * The CPU's features go with its name: LLVM 14 calls recent CPUs "generic",
  * and without the features it would not use FMA or AVX-512 at all.
  *
+ * --march names another target (objects ahead of time run elsewhere):
+ * an x86-64 level, whose features are spelled out below, or an LLVM CPU
+ * name, whose features LLVM knows but the C API does not tell, so its
+ * kernels are tiled for 128-bit vectors unless NNC_TARGET_FEATURES says
+ * more ("+avx512f").
+ *
  * The environment, read here only:
- *   NNC_TARGET_FEATURES  appended to the host's features ("-avx512f" tests
+ *   NNC_TARGET_FEATURES  appended to the target's features ("-avx512f" tests
  *                        the AVX2 path on an AVX-512 machine)
  *   NNC_KC=N             packed matmul operands in blocks of N rows of K
  *                        (tests cover the blocked path with small models)
@@ -41,18 +47,30 @@ static char *taken(char *msg) {
     return s;
 }
 
-Target *target_host(void) {
+/* The x86-64 micro-architecture levels of the psABI, by their features:
+ * LLVM takes a level as a CPU name and derives these itself, but the
+ * kernels' tiles are chosen from the feature string (vector_bits), so it
+ * spells them out. */
+#define LEVEL1 "+cx8,+fxsr,+mmx,+sse,+sse2"
+#define LEVEL2 LEVEL1 ",+cx16,+popcnt,+sahf,+sse3,+sse4.1,+sse4.2,+ssse3"
+#define LEVEL3 LEVEL2 ",+avx,+avx2,+bmi,+bmi2,+f16c,+fma,+lzcnt,+movbe,+xsave"
+#define LEVEL4 LEVEL3 ",+avx512bw,+avx512cd,+avx512dq,+avx512f,+avx512vl"
+static const struct {
+    const char *name, *features;
+} levels[] = {{"x86-64", LEVEL1}, {"x86-64-v2", LEVEL2}, {"x86-64-v3", LEVEL3}, {"x86-64-v4", LEVEL4}};
+
+/* The tuning knobs and NNC_TARGET_FEATURES over a CPU and its features. */
+static Target *target_new(char *cpu, const char *features) {
     Target *t = xcalloc(1, sizeof *t);
-    t->cpu = taken(LLVMGetHostCPUName());
-    t->features = taken(LLVMGetHostCPUFeatures());
+    t->cpu = cpu;
     const char *env = getenv("NNC_TARGET_FEATURES");
     if (env && *env) {
-        /* Appended after the host's: a later "-avx512f" overrides an earlier "+avx512f". */
-        size_t n = strlen(t->features) + strlen(env) + 2;
-        char *s = xrealloc(NULL, n, 1);
-        snprintf(s, n, "%s,%s", t->features, env);
-        free(t->features);
-        t->features = s;
+        /* Appended after the CPU's: a later "-avx512f" overrides an earlier "+avx512f". */
+        size_t n = strlen(features) + strlen(env) + 2;
+        t->features = xrealloc(NULL, n, 1);
+        snprintf(t->features, n, "%s,%s", features, env);
+    } else {
+        t->features = xstrdup(features);
     }
     t->vector_bits = feature_on(t->features, "avx512f") ? 512 : feature_on(t->features, "avx") ? 256 : 128;
     const char *kc = getenv("NNC_KC");
@@ -60,6 +78,23 @@ Target *target_host(void) {
     const char *panels = getenv("NNC_PANELS");
     t->panels = !(panels && !strcmp(panels, "0"));
     return t;
+}
+
+Target *target_host(void) {
+    char *features = taken(LLVMGetHostCPUFeatures());
+    Target *t = target_new(taken(LLVMGetHostCPUName()), features);
+    free(features);
+    return t;
+}
+
+Target *target_named(const char *name) {
+    if (!strcmp(name, "native"))
+        return target_host();
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
+        if (!strcmp(name, levels[i].name))
+            return target_new(xstrdup(name), levels[i].features);
+    /* Any other CPU: LLVM derives its features from the name. */
+    return target_new(xstrdup(name), "");
 }
 
 void target_free(Target *t) {
