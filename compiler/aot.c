@@ -1,28 +1,37 @@
-/* aot.c — a model ahead of time: its evaluation step as an object file (or
- * a static or shared library) and a C header, for programs that run it
- * without nnc and without LLVM.
+/* aot.c — a model ahead of time: its steps as an object file (or a static
+ * or shared library) and a C header, for programs that run them without
+ * nnc and without LLVM.
  *
  * The steps are the ones the JIT runs (pipeline.c), optimised by the same
  * passes for the same target (jit_link_modules), so an object built for
- * the host computes what `nnc --predict` does, to the bit; only the code's
- * addressing differs (position-independent: one object serves a PIE
- * executable, Debian's default, a static library and a shared one). The
- * step functions and their kernels are made internal: the object exports
- * only `<model>_predict`, so two models link into one program.
+ * the host computes what `nnc --predict` and `nnc --train` do, to the bit;
+ * only the code's addressing differs (position-independent: one object
+ * serves a PIE executable, Debian's default, a static library and a shared
+ * one). The steps and their kernels are internal: the object exports
+ * MODEL_predict and MODEL_model, so two models link into one program.
  *
- * What the generated code needs at run time:
- *   - the weights, embedded as read-only data (--load), laid out as the
- *     kernels read them (layout.c's panels, converted here once);
- *   - scratch memory for the activations, allocated per call (aligned_alloc,
- *     freed before returning): the code keeps no mutable globals, so calls
- *     from several threads are safe, and a failed allocation is an error
- *     code, not an abort;
- *   - nnrt_parallel_for and nnrt_parallel_for_small, the thread pool's entry
- *     points: defined here as weak symbols that run a kernel's whole range
- *     on the calling thread. A program linked with libnnrt's pool (pool.c,
- *     pulled in by calling nnrt_set_threads) gets the pool's strong
- *     definitions instead: results are the same with any number of threads;
- *   - libc (aligned_alloc, free, memset) and libm (what LLVM calls, expf...).
+ * What the object holds:
+ *   - the first contents of every parameter and state buffer as read-only
+ *     data: the weights of --load (else --seed's initialisation, as nnc
+ *     --train would start), the optimizer's state as a new run starts it,
+ *     laid out as the kernels read them (layout.c's panels);
+ *   - with --load, MODEL_predict: the evaluation step over the caller's
+ *     samples on those weights, generated whole here, so that a program
+ *     that only predicts links with libc and libm alone. Its scratch
+ *     memory is allocated per call (aligned_alloc, freed before it
+ *     returns): the code keeps no mutable globals, calls from several
+ *     threads are safe, and a failed allocation is an error code;
+ *   - MODEL_model (NnrtAotModel, nnrt.h): the steps and every slot's name,
+ *     shape, layout and first contents, from which libnnrt's aot.c makes a
+ *     training state (train, predict, save and load checkpoints). The
+ *     header wraps those functions as static inline MODEL_state_new,
+ *     MODEL_train_step, ... so a program that does not call them does not
+ *     need libnnrt;
+ *   - weak definitions of nnrt_parallel_for and nnrt_parallel_for_small, the
+ *     thread pool's entry points, running a kernel's whole range on the
+ *     calling thread. A program linked with libnnrt's pool (pool.c, pulled
+ *     in by calling nnrt_set_threads) gets the pool's strong definitions
+ *     instead: the results are the same with any number of threads.
  *
  * The archive (.a) is written here (one member and its symbol index, which
  * GNU ld wants); a shared library is linked by the system's C compiler ($CC,
@@ -49,13 +58,16 @@ static uint64_t round64(uint64_t n) { return (n + 63) / 64 * 64; }
 
 /* What the generated module needs of the plan, in one place. */
 typedef struct Aot {
+    Arena *arena;
     const Model *m;
-    const Graph *eval;
+    const Plan *plan;
     LLVMContextRef ctx;
     LLVMModuleRef mod;
     LLVMBuilderRef b;
     LLVMTypeRef i8p, i32, i64;
-    uint64_t arena, labels; /* scratch: the arena, then zero labels, then the loss */
+    uint64_t arena_bytes; /* the larger step's */
+    uint64_t labels;      /* predict's scratch: the arena, then zero labels, then the loss */
+    bool predict;         /* MODEL_predict is generated (the weights were given) */
 } Aot;
 
 static LLVMValueRef i64c(Aot *a, uint64_t v) { return LLVMConstInt(a->i64, v, false); }
@@ -69,7 +81,7 @@ static LLVMValueRef libc_fn(Aot *a, const char *name, LLVMTypeRef ret, LLVMTypeR
 
 /* Slot sl's weights (float32, in the kernels' layout) as a read-only global. */
 static LLVMValueRef weights_global(Aot *a, int sl, const float *w) {
-    size_t bytes = (size_t)shape_elems(&a->eval->slots[sl].shape) * sizeof(float);
+    size_t bytes = (size_t)shape_elems(&a->plan->g[PLAN_TRAIN]->slots[sl].shape) * sizeof(float);
     LLVMValueRef init = LLVMConstStringInContext(a->ctx, (const char *)w, (unsigned)bytes, true);
     char name[64];
     snprintf(name, sizeof name, "weights.%d", sl);
@@ -101,7 +113,7 @@ static void serial_fallback(Aot *a, const char *name) {
  * step over batches of at most the model's batch size, on scratch memory of
  * its own, weights[] the slots' read-only data. */
 static void predict_fn(Aot *a, LLVMValueRef *weights) {
-    const Graph *g = a->eval;
+    const Graph *g = a->plan->g[PLAN_EVAL];
     LLVMTypeRef fp = LLVMPointerType(LLVMFloatTypeInContext(a->ctx), 0);
     LLVMTypeRef params[3] = {fp, a->i64, fp};
     char name[256];
@@ -126,7 +138,7 @@ static void predict_fn(Aot *a, LLVMValueRef *weights) {
     LLVMBuildRet(B, LLVMConstInt(a->i32, AOT_EINVAL, false));
 
     LLVMPositionBuilderAtEnd(B, alloc);
-    uint64_t bytes = a->arena + a->labels + 64;
+    uint64_t bytes = a->arena_bytes + a->labels + 64;
     LLVMTypeRef aty, fty, mty;
     LLVMTypeRef ap[2] = {a->i64, a->i64}, fpar[1] = {a->i8p}, mp[3] = {a->i8p, a->i32, a->i64};
     LLVMValueRef aligned_alloc = libc_fn(a, "aligned_alloc", a->i8p, ap, 2, &aty);
@@ -148,10 +160,10 @@ static void predict_fn(Aot *a, LLVMValueRef *weights) {
         if (s == SLOT_NO_ARENA)
             v = scratch;
         else if (s == SLOT_NO_LABEL)
-            v = LLVMBuildGEP2(B, LLVMInt8TypeInContext(a->ctx), scratch, &(LLVMValueRef){i64c(a, a->arena)}, 1, "");
+            v = LLVMBuildGEP2(B, LLVMInt8TypeInContext(a->ctx), scratch, &(LLVMValueRef){i64c(a, a->arena_bytes)}, 1, "");
         else if (s == SLOT_NO_LOSS)
             v = LLVMBuildGEP2(B, LLVMInt8TypeInContext(a->ctx), scratch,
-                              &(LLVMValueRef){i64c(a, a->arena + a->labels)}, 1, "");
+                              &(LLVMValueRef){i64c(a, a->arena_bytes + a->labels)}, 1, "");
         else if (weights[s])
             v = weights[s];
         if (s != SLOT_NO_INPUT && s != SLOT_NO_OUTPUT)
@@ -190,20 +202,83 @@ static void predict_fn(Aot *a, LLVMValueRef *weights) {
     LLVMBuildRet(B, LLVMConstInt(a->i32, AOT_OK, false));
 }
 
-/* Every function defined here but the interface becomes internal; a
- * reference to the runtime the object does not define is a bug here. */
-static void internalize(Aot *a, const char *keep) {
+/* Every function defined here but MODEL_predict and the weak fallbacks
+ * becomes internal; a reference to the runtime the object does not define
+ * is a bug here. */
+static void internalize(Aot *a) {
+    char predict[256];
+    snprintf(predict, sizeof predict, "%s_predict", a->m->name);
     for (LLVMValueRef f = LLVMGetFirstFunction(a->mod); f; f = LLVMGetNextFunction(f)) {
         const char *name = LLVMGetValueName(f);
         if (LLVMIsDeclaration(f)) {
             if (!strncmp(name, "nnrt_", 5))
                 die("aot: the generated code calls %s, which the object does not define", name);
-        } else if (strcmp(name, keep) != 0 && LLVMGetLinkage(f) != LLVMWeakAnyLinkage) {
+        } else if (strcmp(name, predict) != 0 && LLVMGetLinkage(f) != LLVMWeakAnyLinkage) {
             LLVMSetLinkage(f, LLVMInternalLinkage);
         }
     }
     if (LLVMGetNamedGlobal(a->mod, "nnrt_interrupt_requested"))
         die("aot: the generated code reads nnrt_interrupt_requested");
+}
+
+/* A private constant C string. */
+static LLVMValueRef cstring(Aot *a, const char *s) {
+    LLVMValueRef init = LLVMConstStringInContext(a->ctx, s, (unsigned)strlen(s), false);
+    LLVMValueRef gv = LLVMAddGlobal(a->mod, LLVMTypeOf(init), "str");
+    LLVMSetInitializer(gv, init);
+    LLVMSetGlobalConstant(gv, true);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    return LLVMConstBitCast(gv, a->i8p);
+}
+
+/* const NnrtAotModel MODEL_model (nnrt.h): the steps, the slots' names,
+ * shapes, layouts and first contents (weights[s]), for the runtime's
+ * training state. Every field is 8 bytes, pointers or int64_t, so the
+ * structs below have C's layout without padding. */
+static void model_global(Aot *a, LLVMValueRef *weights, uint64_t hash) {
+    const Graph *g = a->plan->g[PLAN_TRAIN];
+    const Schedule *sc = a->plan->s[PLAN_TRAIN];
+    int64_t pw = cg_matmul_panel_width(g, sc->target);
+    LLVMTypeRef dims_ty = LLVMArrayType(a->i64, NNRT_IDX_MAX_RANK);
+    LLVMTypeRef sf[7] = {a->i8p, a->i64, a->i64, dims_ty, a->i64, a->i64, a->i8p};
+    LLVMTypeRef slot_ty = LLVMStructTypeInContext(a->ctx, sf, 7, false);
+    LLVMValueRef *row = xcalloc((size_t)g->nslots, sizeof *row);
+    for (int s = 0; s < g->nslots; s++) {
+        const Slot *sl = &g->slots[s];
+        bool saved = sl->kind == SLOT_PARAM || sl->kind == SLOT_STATE;
+        LLVMValueRef dims[NNRT_IDX_MAX_RANK];
+        for (int k = 0; k < NNRT_IDX_MAX_RANK; k++)
+            dims[k] = i64c(a, k < sl->shape.rank ? (uint64_t)sl->shape.dim[k] : 0);
+        bool panels = sc->panels && sc->panels[s];
+        LLVMValueRef f[7] = {saved ? cstring(a, sl->name) : LLVMConstNull(a->i8p),
+                             i64c(a, (uint64_t)shape_elems(&sl->shape)), i64c(a, (uint64_t)sl->shape.rank),
+                             LLVMConstArray(a->i64, dims, NNRT_IDX_MAX_RANK), i64c(a, panels ? (uint64_t)pw : 0),
+                             i64c(a, sl->kind == SLOT_PARAM || sl->model_state),
+                             weights[s] ? weights[s] : LLVMConstNull(a->i8p)};
+        row[s] = LLVMConstNamedStruct(slot_ty, f, 7);
+    }
+    LLVMValueRef table_init = LLVMConstArray(slot_ty, row, (unsigned)g->nslots);
+    free(row);
+    LLVMValueRef table = LLVMAddGlobal(a->mod, LLVMTypeOf(table_init), "slots");
+    LLVMSetInitializer(table, table_init);
+    LLVMSetGlobalConstant(table, true);
+    LLVMSetLinkage(table, LLVMPrivateLinkage);
+    LLVMValueRef train = LLVMGetNamedFunction(a->mod, "train_step"), eval = LLVMGetNamedFunction(a->mod, "eval_step");
+    if (!train || !eval)
+        die("aot: a step is missing from the linked module");
+    const Model *m = a->m;
+    LLVMValueRef f[12] = {i64c(a, NNRT_AOT_ABI), cstring(a, m->name), i64c(a, hash), i64c(a, (uint64_t)m->batch),
+                          i64c(a, (uint64_t)shape_elems(&m->input)), i64c(a, (uint64_t)m->label_size),
+                          i64c(a, (uint64_t)shape_elems(&m->output)), i64c(a, a->arena_bytes),
+                          i64c(a, (uint64_t)g->nslots), LLVMConstBitCast(table, a->i8p),
+                          LLVMConstBitCast(train, a->i8p), LLVMConstBitCast(eval, a->i8p)};
+    LLVMValueRef init = LLVMConstStructInContext(a->ctx, f, 12, false);
+    char name[256];
+    snprintf(name, sizeof name, "%s_model", m->name);
+    LLVMValueRef gv = LLVMAddGlobal(a->mod, LLVMTypeOf(init), name);
+    LLVMSetInitializer(gv, init);
+    LLVMSetGlobalConstant(gv, true);
+    LLVMSetAlignment(gv, 8);
 }
 
 /* ---------------------------------------------------------------- files */
@@ -313,143 +388,203 @@ static void print_dims(FILE *f, const Shape *s) {
     fputc('}', f);
 }
 
-static void write_header(FILE *f, const AotSpec *spec, const Graph *g, uint64_t scratch, uint64_t hash) {
+/* Is slot s one of the weights (a parameter or the model's state)? */
+static bool is_weight(const Slot *s) { return s->kind == SLOT_PARAM || s->model_state; }
+
+static void write_header(FILE *f, const AotSpec *spec, const Aot *a, uint64_t hash) {
     const Model *m = spec->model;
+    const Graph *g = a->plan->g[PLAN_EVAL];
     char up[256];
     size_t k = 0;
     for (; m->name[k] && k + 1 < sizeof up; k++)
         up[k] = (char)(m->name[k] >= 'a' && m->name[k] <= 'z' ? m->name[k] - 'a' + 'A' : m->name[k]);
     up[k] = 0;
     const char *p = m->name;
-    fprintf(f, "/* %s.h: model %s of %s, compiled ahead of time by nnc for %s.\n"
-               " * Generated: do not edit. Link with the object (or library) nnc wrote\n"
-               " * and -lm; nothing else (see docs/aot.md). */\n", p, p, spec->src->path, spec->target->cpu);
+    fprintf(f, "/* %s.h: model %s, compiled ahead of time by nnc for %s.\n"
+               " * Generated: do not edit. See docs/aot.md. MODEL_predict needs the object\n"
+               " * and -lm only; the training state needs libnnrt too. */\n", p, p, spec->target->cpu);
     fprintf(f, "#ifndef %s_H\n#define %s_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n"
                "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n", up, up);
-    fprintf(f, "/* One sample: float32 elements, row-major. */\n");
+    fprintf(f, "/* One sample: float32 elements, row-major; its targets (a class index\n"
+               " * as a float for a classifier); its outputs. */\n");
     fprintf(f, "#define %s_INPUT_SIZE %lld\n#define %s_INPUT_RANK %d\n#define %s_INPUT_SHAPE ", up,
             (long long)shape_elems(&m->input), up, m->input.rank, up);
     print_dims(f, &m->input);
-    fprintf(f, "\n#define %s_OUTPUT_SIZE %lld\n#define %s_OUTPUT_RANK %d\n#define %s_OUTPUT_SHAPE ", up,
+    fprintf(f, "\n#define %s_LABEL_SIZE %lld\n", up, (long long)m->label_size);
+    fprintf(f, "#define %s_OUTPUT_SIZE %lld\n#define %s_OUTPUT_RANK %d\n#define %s_OUTPUT_SHAPE ", up,
             (long long)shape_elems(&m->output), up, m->output.rank, up);
     print_dims(f, &m->output);
-    fprintf(f, "\n/* Samples per step: predict runs any number, in steps of at most this. */\n"
-               "#define %s_BATCH %lld\n", up, (long long)m->batch);
-    fprintf(f, "/* Bytes predict allocates per call (aligned_alloc), freed before it returns. */\n"
-               "#define %s_SCRATCH_BYTES %llu\n", up, (unsigned long long)scratch);
+    fprintf(f, "\n/* Samples per step: a training step takes 1 to this many, predict any\n"
+               " * number, in steps of at most this. */\n#define %s_BATCH %lld\n", up, (long long)m->batch);
+    if (a->predict)
+        fprintf(f, "/* Bytes %s_predict allocates per call (aligned_alloc), freed before it returns. */\n"
+                   "#define %s_SCRATCH_BYTES %llu\n", p, up,
+                (unsigned long long)(a->arena_bytes + a->labels + 64));
     fprintf(f, "/* The model file's fingerprint, as its checkpoints record it. */\n"
                "#define %s_FINGERPRINT UINT64_C(0x%016llx)\n", up, (unsigned long long)hash);
     fprintf(f, "/* The instruction set the code needs (nnc --march). */\n#define %s_TARGET \"%s\"\n\n", up,
             spec->target->cpu);
     int nparams = 0;
     for (int s = SLOT_NO_FIRST_PARAM; s < g->nslots; s++)
-        nparams += g->slots[s].kind == SLOT_PARAM || g->slots[s].model_state;
-    fprintf(f, "/* The weights embedded (from %s): parameters and the model's state. */\n"
-               "#define %s_NPARAMS %d\n#define %s_PARAM_NAMES {", spec->weights, up, nparams, up);
+        nparams += is_weight(&g->slots[s]);
+    fprintf(f, "/* The weights (parameters and the model's state), embedded %s%s%s. */\n"
+               "#define %s_NPARAMS %d\n#define %s_PARAM_NAMES {", a->predict ? "from " : "as --seed ",
+            a->predict ? spec->weights : "", a->predict ? "" : "initialises them", up, nparams, up);
     for (int s = SLOT_NO_FIRST_PARAM, i = 0; s < g->nslots; s++)
-        if (g->slots[s].kind == SLOT_PARAM || g->slots[s].model_state)
+        if (is_weight(&g->slots[s]))
             fprintf(f, "%s\"%s\"", i++ ? ", " : "", g->slots[s].name);
     fprintf(f, "}\n#define %s_PARAM_SIZES {", up);
     for (int s = SLOT_NO_FIRST_PARAM, i = 0; s < g->nslots; s++)
-        if (g->slots[s].kind == SLOT_PARAM || g->slots[s].model_state)
+        if (is_weight(&g->slots[s]))
             fprintf(f, "%s%lld", i++ ? ", " : "", (long long)shape_elems(&g->slots[s].shape));
     fprintf(f, "}\n");
     for (int s = SLOT_NO_FIRST_PARAM; s < g->nslots; s++)
-        if (g->slots[s].kind == SLOT_PARAM || g->slots[s].model_state) {
+        if (is_weight(&g->slots[s])) {
             fprintf(f, "/*   %s ", g->slots[s].name);
             print_dims(f, &g->slots[s].shape);
             fprintf(f, " */\n");
         }
     fprintf(f, "\n/* Status codes: every function returns one, none aborts or prints. */\n"
-               "enum { %s_OK = %d, %s_ENOMEM = %d, %s_EINVAL = %d };\n\n", up, AOT_OK, up, AOT_ENOMEM, up,
-            AOT_EINVAL);
-    fprintf(f, "/* The evaluation step (dropout off, batchnorm's moving statistics), as\n"
-               " * `nnc --predict`: x holds n samples of %s_INPUT_SIZE floats, out receives\n"
-               " * n rows of %s_OUTPUT_SIZE (the probabilities of a softmax classifier).\n"
-               " * %s_EINVAL if x or out is NULL and n > 0; %s_ENOMEM if the scratch memory\n"
-               " * cannot be allocated. Thread-safe: no state outside the call. */\n"
-               "int %s_predict(const float *x, size_t n, float *out);\n\n", up, up, up, up, p);
+               "enum { %s_OK = 0, %s_ENOMEM = %d, %s_EINVAL = %d, %s_EIO = %d };\n\n", up, up, NNRT_AOT_ENOMEM,
+            up, NNRT_AOT_EINVAL, up, NNRT_AOT_EIO);
+    if (a->predict)
+        fprintf(f, "/* The evaluation step (dropout off, batchnorm's moving statistics), as\n"
+                   " * `nnc --predict`: x holds n samples of %s_INPUT_SIZE floats, out receives\n"
+                   " * n rows of %s_OUTPUT_SIZE (the probabilities of a softmax classifier).\n"
+                   " * %s_EINVAL if x or out is NULL and n > 0; %s_ENOMEM if the scratch memory\n"
+                   " * cannot be allocated. Thread-safe: no state outside the call. */\n"
+                   "int %s_predict(const float *x, size_t n, float *out);\n\n", up, up, up, up, p);
+    fprintf(f, "/* The training interface, in libnnrt (link with it and -lz -ljansson\n"
+               " * -lpthread -lm). A state holds the weights, the optimizer's state and\n"
+               " * step count; it starts from the embedded weights. One state per thread\n"
+               " * at a time. */\n"
+               "typedef struct NnrtAotModel NnrtAotModel;\ntypedef struct NnrtAotState NnrtAotState;\n"
+               "int nnrt_aot_state_new(const NnrtAotModel *m, NnrtAotState **out);\n"
+               "void nnrt_aot_state_free(NnrtAotState *s);\n"
+               "int nnrt_aot_train_step(NnrtAotState *s, const float *x, const float *y, size_t n, float *loss);\n"
+               "int nnrt_aot_predict(NnrtAotState *s, const float *x, size_t n, float *out);\n"
+               "int nnrt_aot_save(NnrtAotState *s, const char *path);\n"
+               "int nnrt_aot_load(NnrtAotState *s, const char *path);\n"
+               "const char *nnrt_aot_error(const NnrtAotState *s);\n"
+               "extern const NnrtAotModel %s_model;\n\n", p);
+    fprintf(f, "typedef NnrtAotState %s_state;\n"
+               "/* A new state in *s (NULL on failure). */\n"
+               "static inline int %s_state_new(%s_state **s) { return nnrt_aot_state_new(&%s_model, s); }\n"
+               "static inline void %s_state_free(%s_state *s) { nnrt_aot_state_free(s); }\n"
+               "/* One step of the optimizer on n samples, 1 <= n <= %s_BATCH: x [n, %s_INPUT_SIZE],\n"
+               " * y [n, %s_LABEL_SIZE]; *loss (if not NULL) the batch's mean loss. */\n"
+               "static inline int %s_train_step(%s_state *s, const float *x, const float *y, size_t n, "
+               "float *loss) {\n    return nnrt_aot_train_step(s, x, y, n, loss);\n}\n"
+               "/* The evaluation step on the state's weights, as %s_predict. */\n"
+               "static inline int %s_state_predict(%s_state *s, const float *x, size_t n, float *out) {\n"
+               "    return nnrt_aot_predict(s, x, n, out);\n}\n"
+               "/* The state as a safetensors checkpoint `nnc --load` reads, or one of\n"
+               " * `nnc --save` read into it: the weights, and any optimizer state. */\n"
+               "static inline int %s_state_save(%s_state *s, const char *path) { return nnrt_aot_save(s, path); }\n"
+               "static inline int %s_state_load(%s_state *s, const char *path) { return nnrt_aot_load(s, path); }\n"
+               "/* What the last failure of s was. */\n"
+               "static inline const char *%s_state_error(const %s_state *s) { return nnrt_aot_error(s); }\n\n",
+            p, p, p, p, p, p, up, up, up, p, p, p, p, p, p, p, p, p, p, p);
     fprintf(f, "#ifdef __cplusplus\n}\n#endif\n#endif\n");
 }
 
 /* ---------------------------------------------------------------- the driver's entry */
 
-int aot_write(Arena *arena, Diag *d, const AotSpec *spec) {
-    const Model *m = spec->model;
-    Plan p = pipeline_plan(arena, m, spec->opt, INPUT_FLOAT, spec->target);
-    Graph *g = p.g[PLAN_TRAIN];
-    void **slots = xcalloc((size_t)g->nslots, sizeof *slots);
-    for (int s = 0; s < g->nslots; s++)
-        if (g->slots[s].kind == SLOT_PARAM || g->slots[s].kind == SLOT_STATE)
-            slots[s] = xcalloc64((size_t)shape_elems(&g->slots[s].shape), sizeof(float));
-    uint64_t hash = fit_model_hash(spec->src);
-    FitInfo info = {.model_name = m->name, .model_hash = hash, .batch = (size_t)m->batch};
+/* The model's initial slots: the checkpoint's weights (and optimizer
+ * state, if it has any) over the seed's initialisation, as `nnc --load`
+ * starts a run; in the kernels' layout. NULL once reported. */
+static void **initial_slots(Diag *d, const AotSpec *spec, const Plan *p, uint64_t hash) {
+    const Graph *g = p->g[PLAN_TRAIN];
+    void **slots = fit_slots_new(g, spec->model->seed);
+    FitInfo info = {.model_name = spec->model->name, .model_hash = hash, .batch = (size_t)spec->model->batch};
     FitState st;
-    fit_state_init(&st, m->seed);
-    bool ok = fit_load(d, spec->weights, g, slots, &info, &st);
+    fit_state_init(&st, spec->model->seed);
+    bool ok = !spec->weights || fit_load(d, spec->weights, g, slots, &info, &st);
     fit_state_free(&st);
-    int status = EXIT_USAGE;
-    char err[1024];
     if (ok) {
-        layout_convert(g, p.s[PLAN_TRAIN], slots, true);
-        CgModule *mods[1] = {pipeline_plan_codegen(&p, PLAN_EVAL)};
-        Aot a = {.m = m, .eval = p.g[PLAN_EVAL], .ctx = LLVMContextCreate()};
-        a.mod = jit_link_modules(mods, 1, spec->target, a.ctx, err, sizeof err); /* takes mods */
-        if (a.mod) {
-            a.b = LLVMCreateBuilderInContext(a.ctx);
-            a.i8p = LLVMPointerType(LLVMInt8TypeInContext(a.ctx), 0);
-            a.i32 = LLVMInt32TypeInContext(a.ctx);
-            a.i64 = LLVMInt64TypeInContext(a.ctx);
-            a.arena = round64(p.s[PLAN_EVAL]->arena_bytes);
-            a.labels = round64((uint64_t)m->batch * (uint64_t)m->label_size * sizeof(float));
-            LLVMValueRef *weights = xcalloc((size_t)a.eval->nslots, sizeof *weights);
-            for (int s = SLOT_NO_FIRST_PARAM; s < a.eval->nslots; s++)
-                if (slots[s])
-                    weights[s] = weights_global(&a, s, slots[s]);
-            predict_fn(&a, weights);
-            free(weights);
-            serial_fallback(&a, "nnrt_parallel_for");
-            serial_fallback(&a, "nnrt_parallel_for_small");
-            char predict[256];
-            snprintf(predict, sizeof predict, "%s_predict", m->name);
-            internalize(&a, predict);
-            LLVMDisposeBuilder(a.b);
-            LLVMMemoryBufferRef obj = jit_emit_object(a.mod, spec->target, err, sizeof err);
-            const char *syms[] = {predict, "nnrt_parallel_for", "nnrt_parallel_for_small"};
-            int nsyms = 1 + (LLVMGetNamedFunction(a.mod, "nnrt_parallel_for") != NULL) +
-                        (LLVMGetNamedFunction(a.mod, "nnrt_parallel_for_small") != NULL);
-            if (nsyms == 2 && !LLVMGetNamedFunction(a.mod, "nnrt_parallel_for"))
-                syms[1] = syms[2];
-            bool written = obj != NULL;
-            if (written && ends_with(spec->out, ".a"))
-                written = write_archive(spec->out, m->name, syms, nsyms, obj, err, sizeof err);
-            else if (written && ends_with(spec->out, ".so"))
-                written = link_shared(spec->out, obj, err, sizeof err);
-            else if (written)
-                written = write_file(spec->out, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj), "the object",
-                                     err, sizeof err);
-            if (obj)
-                LLVMDisposeMemoryBuffer(obj);
-            if (written && spec->header) {
-                NnrtAtomic h;
-                written = nnrt_atomic_begin(&h, spec->header, err, sizeof err);
-                if (written) {
-                    write_header(h.f, spec, a.eval, a.arena + a.labels + 64, hash);
-                    written = nnrt_atomic_end(&h, !ferror(h.f), "the header", err, sizeof err);
-                }
-            }
-            LLVMDisposeModule(a.mod);
-            if (written)
-                status = EXIT_OK;
-            else
-                diag_plain(d, "%s", err);
-        } else {
-            diag_plain(d, "%s", err);
-        }
-        LLVMContextDispose(a.ctx);
+        layout_convert(g, p->s[PLAN_TRAIN], slots, true);
+        return slots;
     }
     for (int s = 0; s < g->nslots; s++)
         free(slots[s]);
     free(slots);
-    return status;
+    return NULL;
+}
+
+/* Writes the object or library of a's module, and the header. */
+static bool write_outputs(Aot *a, const AotSpec *spec, uint64_t hash, char *err, size_t errlen) {
+    const char *name = spec->model->name;
+    const char *syms[4];
+    int nsyms = 0;
+    for (LLVMValueRef f = LLVMGetFirstFunction(a->mod); f; f = LLVMGetNextFunction(f))
+        if (!LLVMIsDeclaration(f) && LLVMGetLinkage(f) != LLVMInternalLinkage && nsyms < 3)
+            syms[nsyms++] = LLVMGetValueName(f);
+    syms[nsyms++] = arena_printf(a->arena, "%s_model", name);
+    LLVMMemoryBufferRef obj = jit_emit_object(a->mod, spec->target, err, errlen);
+    bool ok = obj != NULL;
+    if (ok && ends_with(spec->out, ".a"))
+        ok = write_archive(spec->out, name, syms, nsyms, obj, err, errlen);
+    else if (ok && ends_with(spec->out, ".so"))
+        ok = link_shared(spec->out, obj, err, errlen);
+    else if (ok)
+        ok = write_file(spec->out, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj), "the object", err, errlen);
+    if (obj)
+        LLVMDisposeMemoryBuffer(obj);
+    if (ok && spec->header) {
+        NnrtAtomic h;
+        ok = nnrt_atomic_begin(&h, spec->header, err, errlen);
+        if (ok) {
+            write_header(h.f, spec, a, hash);
+            ok = nnrt_atomic_end(&h, !ferror(h.f), "the header", err, errlen);
+        }
+    }
+    return ok;
+}
+
+int aot_write(Arena *arena, Diag *d, const AotSpec *spec) {
+    const Model *m = spec->model;
+    Plan p = pipeline_plan(arena, m, spec->opt, INPUT_FLOAT, spec->target);
+    const Graph *g = p.g[PLAN_TRAIN];
+    uint64_t hash = fit_model_hash(spec->src);
+    void **slots = initial_slots(d, spec, &p, hash);
+    if (!slots)
+        return EXIT_USAGE;
+    char err[1024];
+    bool ok = false;
+    CgModule *mods[PLAN_STEPS];
+    for (int i = 0; i < PLAN_STEPS; i++)
+        mods[i] = pipeline_plan_codegen(&p, i);
+    Aot a = {.arena = arena, .m = m, .plan = &p, .ctx = LLVMContextCreate()};
+    a.mod = jit_link_modules(mods, PLAN_STEPS, spec->target, a.ctx, err, sizeof err); /* takes mods */
+    if (a.mod) {
+        a.b = LLVMCreateBuilderInContext(a.ctx);
+        a.i8p = LLVMPointerType(LLVMInt8TypeInContext(a.ctx), 0);
+        a.i32 = LLVMInt32TypeInContext(a.ctx);
+        a.i64 = LLVMInt64TypeInContext(a.ctx);
+        a.arena_bytes = round64(p.s[PLAN_TRAIN]->arena_bytes > p.s[PLAN_EVAL]->arena_bytes
+                                    ? p.s[PLAN_TRAIN]->arena_bytes : p.s[PLAN_EVAL]->arena_bytes);
+        a.labels = round64((uint64_t)m->batch * (uint64_t)m->label_size * sizeof(float));
+        LLVMValueRef *weights = xcalloc((size_t)g->nslots, sizeof *weights);
+        for (int s = SLOT_NO_FIRST_PARAM; s < g->nslots; s++)
+            if (slots[s])
+                weights[s] = weights_global(&a, s, slots[s]);
+        a.predict = spec->weights != NULL; /* else the weights are the seed's: predict through a state */
+        if (a.predict)
+            predict_fn(&a, weights);
+        model_global(&a, weights, hash);
+        free(weights);
+        serial_fallback(&a, "nnrt_parallel_for");
+        serial_fallback(&a, "nnrt_parallel_for_small");
+        internalize(&a);
+        LLVMDisposeBuilder(a.b);
+        ok = write_outputs(&a, spec, hash, err, sizeof err);
+        LLVMDisposeModule(a.mod);
+    }
+    if (!ok)
+        diag_plain(d, "%s", err);
+    LLVMContextDispose(a.ctx);
+    for (int s = 0; s < g->nslots; s++)
+        free(slots[s]);
+    free(slots);
+    return ok ? EXIT_OK : EXIT_USAGE;
 }

@@ -35,6 +35,22 @@ uint64_t fit_model_hash(const Source *src) {
     return h;
 }
 
+void **fit_slots_new(const Graph *g, uint64_t seed) {
+    void **slots = xrealloc(NULL, (size_t)g->nslots, sizeof *slots);
+    NnrtRng rng;
+    nnrt_rng_seed(&rng, seed ^ 0x9e3779b97f4a7c15ull); /* a stream apart from shuffling */
+    for (int s = 0; s < g->nslots; s++) {
+        const Slot *sl = &g->slots[s];
+        slots[s] = NULL;
+        if (sl->kind != SLOT_PARAM && sl->kind != SLOT_STATE)
+            continue;
+        size_t n = (size_t)shape_elems(&sl->shape);
+        slots[s] = xcalloc64(n, sizeof(float));
+        nnrt_init_fill(&rng, &sl->init, sl->fan_in, sl->fan_out, slots[s], n, 4);
+    }
+    return slots;
+}
+
 void fit_state_init(FitState *st, uint64_t seed) {
     memset(st, 0, sizeof *st);
     nnrt_train_pos_init(&st->pos, seed);

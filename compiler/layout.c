@@ -89,11 +89,6 @@ bool layout_in_panels(const Graph *g, const Schedule *s, NodeId x) {
     return (ir_is_slot_leaf(n) && s->panels[n->slot]) || (s->place[x] == PLACE_SLOT && s->panels[s->slot[x]]);
 }
 
-/* Element (i, j) of a [K, N] matrix in panels of pw columns. */
-static size_t panel_index(int64_t i, int64_t j, int64_t K, int64_t pw) {
-    return (size_t)((j - j % pw) * K + i * pw + j % pw);
-}
-
 /* Is slot sl kept in panels (s may be NULL: none is)? */
 static bool kept(const Schedule *s, int sl) { return s && s->panels && s->panels[sl]; }
 
@@ -105,7 +100,7 @@ static float *converted(const Graph *g, void **slots, int sl, int64_t pw, bool t
     float *dst = xcalloc64((size_t)shape_elems(s), sizeof(float));
     for (int64_t i = 0; i < K; i++)
         for (int64_t j = 0; j < N; j++) {
-            size_t p = panel_index(i, j, K, pw), r = (size_t)(i * N + j);
+            size_t p = nnrt_panel_index(i, j, K, pw), r = (size_t)(i * N + j);
             dst[to_panels ? p : r] = src[to_panels ? r : p];
         }
     return dst;

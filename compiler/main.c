@@ -96,8 +96,9 @@ static const struct Opt {
      "with -c the object (MODEL.o by default), or a\n"
      "library if FILE ends in .a or .so"),
     OPT("-c", NULL, O_COMPILE, ARG_NONE, NULL, "compile the model ahead of time into an object file\n"
-     "with the weights of --load FILE embedded: its\n"
-     "evaluation step as MODEL_predict() (docs/aot.md)"),
+     "(docs/aot.md): its training and evaluation steps,\n"
+     "the weights of --load FILE embedded (else --seed's\n"
+     "initialisation); with --load, MODEL_predict()"),
     OPT("--header", "-H", O_HEADER, ARG_VALUE, "FILE", "... and write its C header to FILE"),
     OPT("--march", NULL, O_MARCH, ARG_VALUE, "CPU", "the instruction set to compile for: native, x86-64,\n"
      "x86-64-v2, x86-64-v3, x86-64-v4 or an LLVM CPU name\n"
@@ -370,10 +371,6 @@ static int check_options(Options *o, Diag *d) {
     }
     if (o->emit == EMIT_OBJ && (o->train || o->eval_path || o->predict_path || o->gradcheck)) {
         diag_plain(d, "-c compiles the model and stops; train, evaluate or predict in another run");
-        return EXIT_USAGE;
-    }
-    if (o->emit == EMIT_OBJ && !o->load_path) {
-        diag_plain(d, "-c needs the weights to embed: --load FILE (a checkpoint of --save)");
         return EXIT_USAGE;
     }
     if (o->header_path && o->emit != EMIT_OBJ) {

@@ -1182,14 +1182,15 @@ bool pipeline_compile(const Plan *p, int64_t batch, Compiled *c, Diag *d);
 
 /* ---------------------------------------------------------------- aot.c */
 
-/* nnc -c: a model's evaluation step, with the weights of a checkpoint
- * embedded, as an object (out ending in .o), a static library (.a) or a
- * shared one (.so), and its C header if `header` is not NULL. */
+/* nnc -c: a model's steps with its first weights embedded (a checkpoint's,
+ * or the seed's initialisation), as an object (out ending in .o), a static
+ * library (.a) or a shared one (.so), and its C header if `header` is not
+ * NULL; with weights, MODEL_predict too. */
 typedef struct AotSpec {
     const Model *model;
     const Source *src;     /* the model file: its fingerprint */
     const char *out, *header;
-    const char *weights;   /* the checkpoint (--load) */
+    const char *weights;   /* the checkpoint (--load), or NULL */
     int opt;
     const Target *target;
 } AotSpec;
@@ -1232,6 +1233,10 @@ typedef struct FitSettings {
 bool fit_read_settings(Arena *a, Diag *d, const char *path, FitSettings *s);
 
 uint64_t fit_model_hash(const Source *src);
+/* The parameter and state buffers of g's slots (the others NULL),
+ * initialised from the seed: each as its slot says (init.c; state zero
+ * unless it says otherwise, as batchnorm's moving variance starts at one). */
+void **fit_slots_new(const Graph *g, uint64_t seed);
 void fit_state_init(FitState *st, uint64_t seed);
 void fit_state_free(FitState *st);
 

@@ -15,25 +15,6 @@
 /* The evaluation sets. */
 enum { SET_TEST, SET_VAL, SET_EVAL, SET_PREDICT, NSETS };
 
-/* The parameter and state buffers, initialised from the seed: each as its
- * slot says (init.c; state zero unless it says otherwise, as batchnorm's
- * moving variance starts at one). */
-static void **alloc_slots(const Graph *g, uint64_t seed) {
-    void **slots = xrealloc(NULL, (size_t)g->nslots, sizeof *slots);
-    NnrtRng rng;
-    nnrt_rng_seed(&rng, seed ^ 0x9e3779b97f4a7c15ull); /* a stream apart from shuffling */
-    for (int s = 0; s < g->nslots; s++) {
-        const Slot *sl = &g->slots[s];
-        slots[s] = NULL;
-        if (sl->kind != SLOT_PARAM && sl->kind != SLOT_STATE)
-            continue;
-        size_t n = (size_t)shape_elems(&sl->shape);
-        slots[s] = xcalloc64(n, sizeof(float));
-        nnrt_init_fill(&rng, &sl->init, sl->fan_in, sl->fan_out, slots[s], n, 4);
-    }
-    return slots;
-}
-
 static bool load_data(const char *images, size_t classes, size_t sample, NnrtDataset *ds, Diag *d) {
     char labels[4096], err[1024];
     /* A mistyped path is the likelier problem than a missing labels file:
@@ -254,7 +235,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
     InputType in = data_input(&dt);
     Plan plan = pipeline_plan(a, m, o->opt, in, t);
     Graph *g = plan.g[PLAN_TRAIN];
-    void **slots = alloc_slots(g, o->seed);
+    void **slots = fit_slots_new(g, o->seed);
     int dropped = keep && keep->slots ? fit_weights_take(keep, g, slots) : 0;
     FitHook hook = {
         .diag = d, .arena = a, .model = m, .graph = g, .slots = slots,

@@ -14,6 +14,7 @@
  *   checkpoint.c  safetensors checkpoints: atomic save, validating load
  *   metrics.c   evaluation (confusion matrix) and prediction (CSV)
  *   plot.c      --log run.csv and --plot curves.svg
+ *   aot.c       a model compiled ahead of time (nnc -c): its training state
  *
  * Memory: the runtime allocates with malloc and frees explicitly; its only
  * global mutable state is the thread pool (pool.c), the interrupt flag
@@ -451,5 +452,60 @@ void nnrt_signals_install(void);
 /* While on, a first SIGINT asks the training loop to stop (nnrt_interrupt)
  * instead of ending the process; a second ends it. */
 void nnrt_sigint_stops_training(bool on);
+
+/* ---------------------------------------------------------------- aot.c */
+
+/* A model compiled ahead of time (nnc -c) describes itself to the runtime
+ * with these, emitted by the compiler as read-only data (compiler/aot.c
+ * lays them out: every field 8 bytes, so no padding). The generated header
+ * wraps the functions below as MODEL_state_new, MODEL_train_step, ... */
+#define NNRT_AOT_ABI 1
+typedef struct NnrtAotSlot {
+    const char *name;   /* NULL: a buffer of the call (arena, x, y, loss, output) */
+    int64_t elems;
+    int64_t rank;
+    int64_t dims[NNRT_IDX_MAX_RANK];
+    int64_t panel_width; /* kept in the matmul kernel's column panels of this width; 0: row-major */
+    int64_t weight;      /* a parameter or the model's state (1), or optimizer state (0) */
+    const float *init;   /* its first contents, in its layout */
+} NnrtAotSlot;
+
+typedef struct NnrtAotModel {
+    int64_t abi; /* NNRT_AOT_ABI */
+    const char *name;
+    uint64_t fingerprint;
+    int64_t batch, input_size, label_size, output_size, arena_bytes, nslots;
+    const NnrtAotSlot *slots;
+    void (*train_step)(void **slots, int64_t n);
+    void (*eval_step)(void **slots, int64_t n);
+} NnrtAotModel;
+
+/* Status codes: 0 success, else one of these (nnrt_aot_error says more). */
+enum { NNRT_AOT_ENOMEM = 1, NNRT_AOT_EINVAL = 2, NNRT_AOT_EIO = 3 };
+
+typedef struct NnrtAotState NnrtAotState;
+/* A state: the weights and optimizer state from the model's first contents. */
+int nnrt_aot_state_new(const NnrtAotModel *m, NnrtAotState **out);
+void nnrt_aot_state_free(NnrtAotState *s); /* NULL: nothing */
+/* One training step on n samples (1 <= n <= batch): x [n, input_size],
+ * y [n, label_size] (class indices as floats for a classifier); *loss the
+ * batch's mean loss. */
+int nnrt_aot_train_step(NnrtAotState *s, const float *x, const float *y, size_t n, float *loss);
+/* The evaluation step over n samples, in steps of at most the batch. */
+int nnrt_aot_predict(NnrtAotState *s, const float *x, size_t n, float *out);
+/* Safetensors files as `nnc --save` writes them and `nnc --load` reads them:
+ * every parameter and state by name, row-major. Load takes the weights and
+ * whatever optimizer state the file has; a missing weight, a tensor of
+ * another shape or one the model lacks is an error (the state unchanged). */
+int nnrt_aot_save(NnrtAotState *s, const char *path);
+int nnrt_aot_load(NnrtAotState *s, const char *path);
+/* The last failure's message ("" if none). */
+const char *nnrt_aot_error(const NnrtAotState *s);
+
+/* Element (i, j) of a [K, N] matrix kept in column panels of pw columns
+ * (layout.c): panel j / pw at (j - j % pw) K, its row i at i pw. */
+static inline size_t nnrt_panel_index(int64_t i, int64_t j, int64_t K, int64_t pw) {
+    return (size_t)((j - j % pw) * K + i * pw + j % pw);
+}
 
 #endif

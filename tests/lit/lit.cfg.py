@@ -16,6 +16,9 @@ config.test_exec_root = lit_config.params.get("exec_root", os.path.join(config.n
 
 config.substitutions.append(("%nnc", os.path.join(config.nnc_obj_root, "nnc")))
 config.substitutions.append(("%mkidx", os.path.join(config.nnc_obj_root, "tests", "mkidx")))
+# The runtime library and its header, for programs linking objects of nnc -c.
+config.substitutions.append(("%libnnrt", os.path.join(config.nnc_obj_root, "libnnrt.a")))
+config.substitutions.append(("%nnrt_include", os.path.join(os.path.dirname(__file__), "..", "..", "runtime")))
 config.environment["PATH"] = os.pathsep.join(
     [config.llvm_tools_dir, config.environment.get("PATH", "")])
 config.environment["NO_COLOR"] = "1"

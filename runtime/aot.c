@@ -1,0 +1,235 @@
+/* aot.c — the training state of a model compiled ahead of time (nnc -c):
+ * its buffers, its steps called on them, and its checkpoints.
+ *
+ * The object nnc writes holds the step functions and a description of
+ * their slots (NnrtAotModel: names, shapes, layouts, first contents); this
+ * file is the part that needs no code generation: memory, the checkpoint
+ * format, errors. It is the runtime's, so the generated code stays small,
+ * and a program that only predicts (MODEL_predict is generated whole) links
+ * without it.
+ *
+ * The slots are laid out as the compiled steps read them: a weight matrix
+ * the kernels keep in column panels (compiler/layout.c) is converted to
+ * row-major when saved and back when loaded, as nnc's own sessions do.
+ */
+#include "nnrt.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct NnrtAotState {
+    const NnrtAotModel *m;
+    void **slots;
+    void *loss, *output; /* the steps' buffers for the loss and a batch's outputs */
+    float *labels;       /* zeros: the evaluation step computes a loss nobody reads */
+    char err[512];
+};
+
+static int fail(NnrtAotState *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(NnrtAotState *s, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* Zeroed, 64-byte aligned (the kernels' vectors), count * size bytes; NULL
+ * on overflow or when out of memory. */
+static void *zalloc64(size_t count, size_t size) {
+    if (size && count > (SIZE_MAX - 63) / size)
+        return NULL;
+    size_t bytes = (count * size + 63) / 64 * 64;
+    void *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p)
+        memset(p, 0, bytes ? bytes : 64);
+    return p;
+}
+
+void nnrt_aot_state_free(NnrtAotState *s) {
+    if (!s)
+        return;
+    for (int64_t i = 0; s->slots && i < s->m->nslots; i++)
+        if (i != 1 && i != 2 && i != 4) /* x, y and the output are the caller's */
+            free(s->slots[i]);
+    free(s->slots);
+    free(s->labels);
+    free(s->output);
+    free(s);
+}
+
+int nnrt_aot_state_new(const NnrtAotModel *m, NnrtAotState **out) {
+    *out = NULL;
+    if (!m || m->abi != NNRT_AOT_ABI || m->nslots < 5)
+        return NNRT_AOT_EINVAL;
+    NnrtAotState *s = calloc(1, sizeof *s);
+    if (!s)
+        return NNRT_AOT_ENOMEM;
+    s->m = m;
+    s->slots = calloc((size_t)m->nslots, sizeof *s->slots);
+    s->labels = zalloc64((size_t)m->batch, (size_t)m->label_size * sizeof(float));
+    s->output = zalloc64((size_t)m->batch, (size_t)m->output_size * sizeof(float));
+    bool ok = s->slots && s->labels && s->output;
+    if (ok) {
+        s->slots[0] = zalloc64((size_t)m->arena_bytes, 1);
+        s->slots[3] = s->loss = zalloc64(1, sizeof(float));
+        ok = s->slots[0] && s->loss;
+    }
+    for (int64_t i = 5; ok && i < m->nslots; i++) {
+        const NnrtAotSlot *sl = &m->slots[i];
+        if (!sl->name)
+            continue;
+        ok = (s->slots[i] = zalloc64((size_t)sl->elems, sizeof(float))) != NULL;
+        if (ok && sl->init)
+            memcpy(s->slots[i], sl->init, (size_t)sl->elems * sizeof(float));
+    }
+    if (!ok) {
+        nnrt_aot_state_free(s);
+        return NNRT_AOT_ENOMEM;
+    }
+    *out = s;
+    return 0;
+}
+
+const char *nnrt_aot_error(const NnrtAotState *s) { return s ? s->err : "no state"; }
+
+int nnrt_aot_train_step(NnrtAotState *s, const float *x, const float *y, size_t n, float *loss) {
+    if (!s || !x || !y || n < 1 || n > (size_t)s->m->batch)
+        return s ? fail(s, NNRT_AOT_EINVAL, "a training step takes 1 to %lld samples, and x and y",
+                        (long long)s->m->batch)
+                 : NNRT_AOT_EINVAL;
+    s->slots[1] = (void *)x;
+    s->slots[2] = (void *)y;
+    s->slots[4] = s->output;
+    s->m->train_step(s->slots, (int64_t)n);
+    if (loss)
+        *loss = *(float *)s->loss;
+    return 0;
+}
+
+int nnrt_aot_predict(NnrtAotState *s, const float *x, size_t n, float *out) {
+    if (!s || ((!x || !out) && n > 0))
+        return s ? fail(s, NNRT_AOT_EINVAL, "predict: x and out must not be NULL") : NNRT_AOT_EINVAL;
+    size_t batch = (size_t)s->m->batch;
+    s->slots[2] = s->labels;
+    for (size_t i = 0; i < n; i += batch) {
+        s->slots[1] = (void *)(x + i * (size_t)s->m->input_size);
+        s->slots[4] = out + i * (size_t)s->m->output_size;
+        s->m->eval_step(s->slots, (int64_t)(n - i < batch ? n - i : batch));
+    }
+    return 0;
+}
+
+/* A copy of slot sl's matrix from its panels to row-major (to_rows) or
+ * back; NULL when out of memory. */
+static float *relaid(const NnrtAotSlot *sl, const float *src, bool to_rows) {
+    float *dst = zalloc64((size_t)sl->elems, sizeof(float));
+    int64_t K = sl->dims[0], N = sl->dims[1];
+    for (int64_t i = 0; dst && i < K; i++)
+        for (int64_t j = 0; j < N; j++) {
+            size_t p = nnrt_panel_index(i, j, K, sl->panel_width), r = (size_t)(i * N + j);
+            dst[to_rows ? r : p] = src[to_rows ? p : r];
+        }
+    return dst;
+}
+
+int nnrt_aot_save(NnrtAotState *s, const char *path) {
+    if (!s || !path)
+        return s ? fail(s, NNRT_AOT_EINVAL, "save: no path") : NNRT_AOT_EINVAL;
+    const NnrtAotModel *m = s->m;
+    NnrtTensor *t = calloc((size_t)m->nslots, sizeof *t);
+    float **rows = calloc((size_t)m->nslots, sizeof *rows);
+    size_t nt = 0;
+    bool ok = t && rows;
+    for (int64_t i = 5; ok && i < m->nslots; i++) {
+        const NnrtAotSlot *sl = &m->slots[i];
+        if (!sl->name)
+            continue;
+        const void *data = s->slots[i];
+        if (sl->panel_width)
+            ok = (data = rows[i] = relaid(sl, s->slots[i], true)) != NULL;
+        t[nt] = (NnrtTensor){.name = sl->name, .rank = (int)sl->rank, .data = data};
+        memcpy(t[nt].dims, sl->dims, sizeof sl->dims);
+        nt++;
+    }
+    char fp[32];
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)m->fingerprint);
+    NnrtMeta meta[] = {{"model", m->name}, {"model_fnv1a64", fp}};
+    int status = !ok ? fail(s, NNRT_AOT_ENOMEM, "save: out of memory")
+                 : !nnrt_ckpt_save(path, t, nt, meta, 2, s->err, sizeof s->err) ? NNRT_AOT_EIO
+                                                                                 : 0;
+    for (int64_t i = 0; rows && i < m->nslots; i++)
+        free(rows[i]);
+    free(rows);
+    free(t);
+    return status;
+}
+
+/* Checks every tensor of c against the model's slots: 0, or NNRT_AOT_EIO
+ * with the problem in s->err. */
+static int check_tensors(NnrtAotState *s, const NnrtCkpt *c, const char *path) {
+    const NnrtAotModel *m = s->m;
+    for (int64_t i = 5; i < m->nslots; i++) {
+        const NnrtAotSlot *sl = &m->slots[i];
+        const NnrtTensor *t = sl->name ? nnrt_ckpt_tensor(c, sl->name) : NULL;
+        if (!t && sl->name && sl->weight)
+            return fail(s, NNRT_AOT_EIO, "%s has no tensor '%s'", path, sl->name);
+        bool same = !t || t->rank == sl->rank;
+        for (int k = 0; t && same && k < t->rank; k++)
+            same = t->dims[k] == sl->dims[k];
+        if (!same)
+            return fail(s, NNRT_AOT_EIO, "%s: tensor '%s' has another shape than model %s's", path, sl->name,
+                        m->name);
+    }
+    for (size_t k = 0; k < c->ntensors; k++) {
+        bool known = false;
+        for (int64_t i = 5; !known && i < m->nslots; i++)
+            known = m->slots[i].name && !strcmp(m->slots[i].name, c->tensors[k].name);
+        if (!known)
+            return fail(s, NNRT_AOT_EIO, "%s holds a tensor '%s' that model %s does not have", path,
+                        c->tensors[k].name, m->name);
+    }
+    return 0;
+}
+
+int nnrt_aot_load(NnrtAotState *s, const char *path) {
+    if (!s || !path)
+        return s ? fail(s, NNRT_AOT_EINVAL, "load: no path") : NNRT_AOT_EINVAL;
+    const NnrtAotModel *m = s->m;
+    NnrtCkpt c;
+    if (!nnrt_ckpt_load(path, &c, s->err, sizeof s->err))
+        return NNRT_AOT_EIO;
+    /* Read whole into new buffers first: a failure leaves the state as it was. */
+    float **in = calloc((size_t)m->nslots, sizeof *in);
+    int status = in ? check_tensors(s, &c, path) : fail(s, NNRT_AOT_ENOMEM, "load: out of memory");
+    for (int64_t i = 5; !status && i < m->nslots; i++) {
+        const NnrtAotSlot *sl = &m->slots[i];
+        const NnrtTensor *t = sl->name ? nnrt_ckpt_tensor(&c, sl->name) : NULL;
+        if (!t)
+            continue;
+        if (!(in[i] = zalloc64((size_t)sl->elems, sizeof(float))))
+            status = fail(s, NNRT_AOT_ENOMEM, "load: out of memory");
+        else if (!nnrt_ckpt_read(&c, t, in[i], s->err, sizeof s->err))
+            status = NNRT_AOT_EIO;
+        float *p = !status && sl->panel_width ? relaid(sl, in[i], false) : NULL;
+        if (!status && sl->panel_width && !p)
+            status = fail(s, NNRT_AOT_ENOMEM, "load: out of memory");
+        if (p) {
+            free(in[i]);
+            in[i] = p;
+        }
+    }
+    for (int64_t i = 5; in && i < m->nslots; i++) {
+        if (!status && in[i]) {
+            free(s->slots[i]);
+            s->slots[i] = in[i];
+        } else {
+            free(in[i]);
+        }
+    }
+    free(in);
+    nnrt_ckpt_free(&c);
+    return status;
+}
