@@ -13,8 +13,9 @@
  * What the object holds:
  *   - the first contents of every parameter and state buffer as read-only
  *     data: the weights of --load (else --seed's initialisation, as nnc
- *     --train would start), the optimizer's state as a new run starts it,
- *     laid out as the kernels read them (layout.c's panels);
+ *     --train would start), the optimizer's state as a new run starts it
+ *     unless that is zero, laid out as the kernels read them (layout.c's
+ *     panels);
  *   - with --load, MODEL_predict: the evaluation step over the caller's
  *     samples on those weights, generated whole here, so that a program
  *     that only predicts links with libc and libm alone. Its scratch
@@ -41,6 +42,7 @@
 #include "nnrt.h"
 
 #include <errno.h>
+#include <math.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,16 @@ static LLVMValueRef libc_fn(Aot *a, const char *name, LLVMTypeRef ret, LLVMTypeR
     *type = LLVMFunctionType(ret, params, n, false);
     LLVMValueRef f = LLVMGetNamedFunction(a->mod, name);
     return f ? f : LLVMAddFunction(a->mod, name, *type);
+}
+
+/* Is slot s one of the weights (a parameter or the model's state)? */
+static bool is_weight(const Slot *s) { return s->kind == SLOT_PARAM || s->model_state; }
+
+static bool all_zero(const float *v, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (v[i] != 0 || signbit(v[i]))
+            return false;
+    return true;
 }
 
 /* Slot sl's weights (float32, in the kernels' layout) as a read-only global. */
@@ -152,8 +164,12 @@ static void predict_fn(Aot *a, LLVMValueRef *weights) {
 
     /* The slots but x and the output, which move with each batch. */
     LLVMPositionBuilderBefore(B, LLVMGetBasicBlockTerminator(alloc));
-    LLVMValueRef margs[3] = {scratch, LLVMConstInt(a->i32, 0, false), i64c(a, bytes)};
-    LLVMBuildCall2(B, mty, memset_fn, margs, 3, ""); /* the arena, the labels and the loss start at zero */
+    /* The labels and the loss start at zero; the arena need not (a step
+     * writes every buffer before it reads it, as the trainer's steps run on
+     * one arena in turn), and zeroing it was most of a sample's time. */
+    LLVMValueRef tail = LLVMBuildGEP2(B, LLVMInt8TypeInContext(a->ctx), scratch, &(LLVMValueRef){i64c(a, a->arena_bytes)}, 1, "");
+    LLVMValueRef margs[3] = {tail, LLVMConstInt(a->i32, 0, false), i64c(a, bytes - a->arena_bytes)};
+    LLVMBuildCall2(B, mty, memset_fn, margs, 3, "");
     for (int s = 0; s < g->nslots; s++) {
         LLVMValueRef at = LLVMBuildGEP2(B, a->i8p, slots, &(LLVMValueRef){i64c(a, (uint64_t)s)}, 1, "");
         LLVMValueRef v = LLVMConstNull(a->i8p);
@@ -388,9 +404,6 @@ static void print_dims(FILE *f, const Shape *s) {
     fputc('}', f);
 }
 
-/* Is slot s one of the weights (a parameter or the model's state)? */
-static bool is_weight(const Slot *s) { return s->kind == SLOT_PARAM || s->model_state; }
-
 static void write_header(FILE *f, const AotSpec *spec, const Aot *a, uint64_t hash) {
     const Model *m = spec->model;
     const Graph *g = a->plan->g[PLAN_EVAL];
@@ -565,8 +578,10 @@ int aot_write(Arena *arena, Diag *d, const AotSpec *spec) {
                                     ? p.s[PLAN_TRAIN]->arena_bytes : p.s[PLAN_EVAL]->arena_bytes);
         a.labels = round64((uint64_t)m->batch * (uint64_t)m->label_size * sizeof(float));
         LLVMValueRef *weights = xcalloc((size_t)g->nslots, sizeof *weights);
+        /* Optimizer state that starts at zero (momentum, moments) is left
+         * to the runtime's zeroed memory: it was half of the MLP's object. */
         for (int s = SLOT_NO_FIRST_PARAM; s < g->nslots; s++)
-            if (slots[s])
+            if (slots[s] && (is_weight(&g->slots[s]) || !all_zero(slots[s], shape_elems(&g->slots[s].shape))))
                 weights[s] = weights_global(&a, s, slots[s]);
         a.predict = spec->weights != NULL; /* else the weights are the seed's: predict through a state */
         if (a.predict)

@@ -467,7 +467,7 @@ typedef struct NnrtAotSlot {
     int64_t dims[NNRT_IDX_MAX_RANK];
     int64_t panel_width; /* kept in the matmul kernel's column panels of this width; 0: row-major */
     int64_t weight;      /* a parameter or the model's state (1), or optimizer state (0) */
-    const float *init;   /* its first contents, in its layout */
+    const float *init;   /* its first contents, in its layout; NULL: zeros */
 } NnrtAotSlot;
 
 typedef struct NnrtAotModel {
