@@ -570,6 +570,10 @@ static int repl_run_model(void *ctx, Diag *d, const Model *m, const Source *src,
         diag_plain(d, "unexpected '%s': the model is the session's", o.model_path);
         status = EXIT_USAGE;
     }
+    if (status == EXIT_OK && (o.emit == EMIT_OBJ || o.march)) { /* the session has its target and runs */
+        diag_plain(d, "%s is the command line's", o.march ? "--march" : "-c");
+        status = EXIT_USAGE;
+    }
     if (status == EXIT_OK && (o.help || o.version)) { /* the session goes on */
         diag_plain(d, "%s is the command line's; :help lists the REPL's commands", o.help ? "--help" : "--version");
         status = EXIT_USAGE;
@@ -629,6 +633,13 @@ int main(int argc, char **argv) {
      * Excavator (2015), AVX2 and FMA, the level most distributions build
      * for next, where the host's AVX-512 would exclude most machines. */
     Target *t = o.march ? target_named(o.march) : o.emit == EMIT_OBJ ? target_named("x86-64-v3") : target_host();
+    if (!t) {
+        const char *near = target_closest(o.march);
+        diag_plain(&d, "unknown --march '%s'%s%s%s; expected native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an "
+                       "x86 CPU name (skylake, znver3...)", o.march, near ? "; did you mean '" : "", near ? near : "",
+                   near ? "'?" : "");
+        return EXIT_USAGE;
+    }
     if (o.version) {
         char host[256];
         target_describe(t, host, sizeof host);

@@ -162,8 +162,10 @@ typedef struct Target {
 /* The host as LLVM sees it and the environment says; freed with target_free. */
 Target *target_host(void);
 /* --march NAME: "native" (the host), "x86-64", "x86-64-v2", "-v3", "-v4",
- * or an LLVM CPU name ("skylake-avx512"). */
+ * or an x86 CPU name LLVM knows ("skylake-avx512"); NULL for another. */
 Target *target_named(const char *name);
+/* The known name nearest to name, for "did you mean"; NULL if none is near. */
+const char *target_closest(const char *name);
 void target_free(Target *t);
 /* "sapphirerapids avx512f avx2 fma": the CPU and its vector features, for --version. */
 void target_describe(const Target *t, char *buf, size_t n);

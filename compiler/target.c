@@ -10,10 +10,10 @@
  * and without the features it would not use FMA or AVX-512 at all.
  *
  * --march names another target (objects ahead of time run elsewhere):
- * an x86-64 level, whose features are spelled out below, or an LLVM CPU
- * name, whose features LLVM knows but the C API does not tell, so its
- * kernels are tiled for 128-bit vectors unless NNC_TARGET_FEATURES says
- * more ("+avx512f").
+ * an x86-64 level, whose features are spelled out below, or a CPU name
+ * LLVM knows, whose features LLVM derives but its C API does not tell, so
+ * its kernels are tiled for 128-bit vectors unless NNC_TARGET_FEATURES
+ * says more ("+avx512f").
  *
  * The environment, read here only:
  *   NNC_TARGET_FEATURES  appended to the target's features ("-avx512f" tests
@@ -87,15 +87,34 @@ Target *target_host(void) {
     return t;
 }
 
+/* The x86 CPU names LLVM 14 knows (llc -mcpu=help), the levels and
+ * "native" first: LLVM takes any other name with a warning on standard
+ * error and compiles for a generic CPU, so nnc refuses it instead. */
+static const char *const cpu_names[] = {
+    "native", "x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4", "alderlake", "amdfam10", "athlon", "athlon-4",
+    "athlon-fx", "athlon-mp", "athlon-tbird", "athlon-xp", "athlon64", "athlon64-sse3", "atom", "barcelona",
+    "bdver1", "bdver2", "bdver3", "bdver4", "bonnell", "broadwell", "btver1", "btver2", "c3", "c3-2",
+    "cannonlake", "cascadelake", "cooperlake", "core-avx-i", "core-avx2", "core2", "corei7", "corei7-avx",
+    "generic", "geode", "goldmont", "goldmont-plus", "haswell", "i386", "i486", "i586", "i686",
+    "icelake-client", "icelake-server", "ivybridge", "k6", "k6-2", "k6-3", "k8", "k8-sse3", "knl", "knm",
+    "lakemont", "nehalem", "nocona", "opteron", "opteron-sse3", "penryn", "pentium", "pentium-m",
+    "pentium-mmx", "pentium2", "pentium3", "pentium3m", "pentium4", "pentium4m", "pentiumpro", "prescott",
+    "rocketlake", "sandybridge", "sapphirerapids", "silvermont", "skx", "skylake", "skylake-avx512", "slm",
+    "tigerlake", "tremont", "westmere", "winchip-c6", "winchip2", "yonah", "znver1", "znver2", "znver3", NULL};
+
 Target *target_named(const char *name) {
     if (!strcmp(name, "native"))
         return target_host();
     for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
         if (!strcmp(name, levels[i].name))
             return target_new(xstrdup(name), levels[i].features);
-    /* Any other CPU: LLVM derives its features from the name. */
-    return target_new(xstrdup(name), "");
+    for (int i = 0; cpu_names[i]; i++)
+        if (!strcmp(name, cpu_names[i])) /* LLVM derives its features from the name */
+            return target_new(xstrdup(name), "");
+    return NULL;
 }
+
+const char *target_closest(const char *name) { return closest_name(name, cpu_names); }
 
 void target_free(Target *t) {
     if (!t)
