@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FIT_FORMAT "nnc-checkpoint-1"
+#define FIT_FORMAT NNRT_CKPT_FORMAT
 
 uint64_t fit_model_hash(const Source *src) {
     uint64_t h = 0xcbf29ce484222325u; /* FNV-1a, 64 bits: a fingerprint, not a defence */

@@ -135,7 +135,9 @@ static float *relaid(const NnrtAotSlot *sl, const float *src, bool to_rows) {
     return dst;
 }
 
-int nnrt_aot_save(NnrtAotState *s, const char *path) {
+/* The state's tensors, row-major, with the model's name and fingerprint
+ * and the metadata extra[0..nextra) after them. */
+static int save(NnrtAotState *s, const char *path, const NnrtMeta *extra, size_t nextra) {
     if (!s || !path)
         return s ? fail(s, NNRT_AOT_EINVAL, "save: no path") : NNRT_AOT_EINVAL;
     const NnrtAotModel *m = s->m;
@@ -156,15 +158,45 @@ int nnrt_aot_save(NnrtAotState *s, const char *path) {
     }
     char fp[32];
     snprintf(fp, sizeof fp, "%016llx", (unsigned long long)m->fingerprint);
-    NnrtMeta meta[] = {{"model", m->name}, {"model_fnv1a64", fp}};
+    NnrtMeta meta[16] = {{"model", m->name}, {"model_fnv1a64", fp}};
+    size_t nmeta = 2;
+    for (size_t i = 0; i < nextra && nmeta < sizeof meta / sizeof meta[0]; i++)
+        meta[nmeta++] = extra[i];
     int status = !ok ? fail(s, NNRT_AOT_ENOMEM, "save: out of memory")
-                 : !nnrt_ckpt_save(path, t, nt, meta, 2, s->err, sizeof s->err) ? NNRT_AOT_EIO
-                                                                                 : 0;
+                 : !nnrt_ckpt_save(path, t, nt, meta, nmeta, s->err, sizeof s->err) ? NNRT_AOT_EIO
+                                                                                     : 0;
     for (int64_t i = 0; rows && i < m->nslots; i++)
         free(rows[i]);
     free(rows);
     free(t);
     return status;
+}
+
+int nnrt_aot_save(NnrtAotState *s, const char *path) { return save(s, path, NULL, 0); }
+
+int nnrt_aot_save_run(NnrtAotState *s, const char *path, const NnrtTrainPos *pos, uint64_t seed, size_t samples) {
+    if (!s)
+        return NNRT_AOT_EINVAL;
+    if (!pos || pos->epoch < 0)
+        return fail(s, NNRT_AOT_EINVAL, "save_run: no training position");
+    char v[9][80];
+    snprintf(v[0], sizeof v[0], "%d", pos->epoch);
+    snprintf(v[1], sizeof v[1], "%zu", pos->step);
+    snprintf(v[2], sizeof v[2], "%016llx %016llx %016llx %016llx", (unsigned long long)pos->rng.s[0],
+             (unsigned long long)pos->rng.s[1], (unsigned long long)pos->rng.s[2], (unsigned long long)pos->rng.s[3]);
+    snprintf(v[3], sizeof v[3], "%a", pos->loss_sum);
+    snprintf(v[4], sizeof v[4], "%zu", pos->seen);
+    snprintf(v[8], sizeof v[8], "%zu", pos->correct);
+    snprintf(v[5], sizeof v[5], "%llu", (unsigned long long)seed);
+    snprintf(v[6], sizeof v[6], "%lld", (long long)s->m->batch);
+    snprintf(v[7], sizeof v[7], "%zu", samples);
+    /* nnc's training state (compiler/fit.c reads it): the position, and no
+     * early-stopping state or history, which only nnc's loop keeps. */
+    NnrtMeta meta[] = {{"format", NNRT_CKPT_FORMAT}, {"epoch", v[0]}, {"step", v[1]}, {"rng", v[2]},
+                       {"loss_sum", v[3]}, {"seen", v[4]}, {"correct", v[8]}, {"seed", v[5]},
+                       {"batch", v[6]}, {"samples", v[7]}, {"best", "nan"},
+                       {"best_epoch_bad_epochs", "0 0"}, {"history", ""}};
+    return save(s, path, meta, sizeof meta / sizeof meta[0]);
 }
 
 /* Checks every tensor of c against the model's slots: 0, or NNRT_AOT_EIO

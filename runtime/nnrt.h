@@ -383,6 +383,9 @@ typedef struct NnrtMeta {
 bool nnrt_ckpt_save(const char *path, const NnrtTensor *t, size_t nt, const NnrtMeta *meta,
                     size_t nmeta, char *err, size_t errlen);
 
+/* The format nnc's checkpoints with a training state name in their metadata. */
+#define NNRT_CKPT_FORMAT "nnc-checkpoint-1"
+
 typedef struct NnrtCkpt {
     NnrtTensor *tensors; /* names owned by the checkpoint; data NULL */
     size_t ntensors;
@@ -499,6 +502,11 @@ int nnrt_aot_predict(NnrtAotState *s, const float *x, size_t n, float *out);
  * another shape or one the model lacks is an error (the state unchanged). */
 int nnrt_aot_save(NnrtAotState *s, const char *path);
 int nnrt_aot_load(NnrtAotState *s, const char *path);
+/* The same with a training position, which `nnc --resume` continues from:
+ * pos as nnrt_train keeps it (epochs done; steps of the next done; the
+ * generator before that epoch's shuffle; its running sums), after training
+ * on the batches nnc makes of `samples` samples with `seed`. */
+int nnrt_aot_save_run(NnrtAotState *s, const char *path, const NnrtTrainPos *pos, uint64_t seed, size_t samples);
 /* The last failure's message ("" if none). */
 const char *nnrt_aot_error(const NnrtAotState *s);
 

@@ -1,7 +1,8 @@
 /* train.c — trains the MLP for one epoch from C: the model compiled ahead of
  * time (nnc -c, here without weights: --seed's initialisation), its training
  * state and the runtime's data loading from libnnrt. Prints the loss as it
- * goes and the test accuracy, and saves a checkpoint `nnc --load` reads.
+ * goes and the test accuracy, and saves a checkpoint with its training
+ * position: `nnc examples/mlp.nn --resume FILE` trains the next epochs.
  *
  *   ./train [OUT.safetensors]   (default: mlp-c.safetensors)
  */
@@ -58,6 +59,7 @@ int main(int argc, char **argv) {
             printf("step %zu: mean loss %.4f\n", off / MLP_BATCH + 1, sum / (double)seen);
     }
     printf("epoch 1: loss %.4f\n", sum / (double)seen);
+    pos.epoch = 1; /* one epoch done: the next shuffles from pos.rng */
 
     /* The test set through the state's evaluation step. */
     float *tx = malloc(test.n * MLP_INPUT_SIZE * sizeof *tx), *ty = malloc(test.n * sizeof *ty);
@@ -79,9 +81,9 @@ int main(int argc, char **argv) {
         correct += best == (int)ty[i];
     }
     printf("test accuracy %.4f\n", (double)correct / (double)test.n);
-    if ((status = mlp_state_save(s, out)) != MLP_OK)
-        return fail(s, "mlp_state_save", status);
-    printf("saved %s (nnc examples/mlp.nn --load %s ...)\n", out, out);
+    if ((status = nnrt_aot_save_run(s, out, &pos, 1, train.n)) != MLP_OK)
+        return fail(s, "nnrt_aot_save_run", status);
+    printf("saved %s (nnc examples/mlp.nn --resume %s continues)\n", out, out);
     mlp_state_free(s);
     nnrt_dataset_free(&train);
     nnrt_dataset_free(&test);

@@ -5,6 +5,9 @@
  *
  *   cc -include MODEL.h -DP=MODEL train_idx.c MODEL.o libnnrt.a -lz -ljansson -lpthread -lm
  *   ./a.out IMAGES LABELS EPOCHS SEED OUT.safetensors [IN.safetensors]
+ *
+ * OUT holds the training position (nnrt_aot_save_run): nnc --resume goes on
+ * from it.
  */
 #include "nnrt.h"
 
@@ -49,8 +52,9 @@ int main(int argc, char **argv) {
             }
             printf("epoch %d step %zu loss %.9g\n", e + 1, off / MODEL_BATCH + 1, (double)loss);
         }
+        pos.epoch++;
     }
-    if ((rc = FN(P, _state_save)(s, argv[5])) != 0) {
+    if ((rc = nnrt_aot_save_run(s, argv[5], &pos, (uint64_t)atoll(argv[4]), ds.n)) != 0) {
         fprintf(stderr, "save: %d %s\n", rc, FN(P, _state_error)(s));
         return 1;
     }
