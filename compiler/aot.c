@@ -51,9 +51,6 @@
 
 extern char **environ;
 
-/* The predict function's status codes, as the header names them. */
-enum { AOT_OK = 0, AOT_ENOMEM = 1, AOT_EINVAL = 2 };
-
 /* Bytes rounded up to the kernels' 64-byte alignment (sizes bounded by the
  * schedule's, far from overflow). */
 static uint64_t round64(uint64_t n) { return (n + 63) / 64 * 64; }
@@ -147,7 +144,7 @@ static void predict_fn(Aot *a, LLVMValueRef *weights) {
     LLVMValueRef is_bad = LLVMBuildAnd(B, null_in, LLVMBuildICmp(B, LLVMIntNE, n, i64c(a, 0), ""), "");
     LLVMBuildCondBr(B, is_bad, bad, alloc);
     LLVMPositionBuilderAtEnd(B, bad);
-    LLVMBuildRet(B, LLVMConstInt(a->i32, AOT_EINVAL, false));
+    LLVMBuildRet(B, LLVMConstInt(a->i32, NNRT_AOT_EINVAL, false));
 
     LLVMPositionBuilderAtEnd(B, alloc);
     uint64_t bytes = a->arena_bytes + a->labels + 64;
@@ -160,7 +157,7 @@ static void predict_fn(Aot *a, LLVMValueRef *weights) {
     LLVMValueRef scratch = LLVMBuildCall2(B, aty, aligned_alloc, aargs, 2, "scratch");
     LLVMBuildCondBr(B, LLVMBuildIsNull(B, scratch, ""), nomem, head);
     LLVMPositionBuilderAtEnd(B, nomem);
-    LLVMBuildRet(B, LLVMConstInt(a->i32, AOT_ENOMEM, false));
+    LLVMBuildRet(B, LLVMConstInt(a->i32, NNRT_AOT_ENOMEM, false));
 
     /* The slots but x and the output, which move with each batch. */
     LLVMPositionBuilderBefore(B, LLVMGetBasicBlockTerminator(alloc));
@@ -215,7 +212,7 @@ static void predict_fn(Aot *a, LLVMValueRef *weights) {
     LLVMBuildBr(B, head);
     LLVMPositionBuilderAtEnd(B, done);
     LLVMBuildCall2(B, fty, free_fn, &scratch, 1, "");
-    LLVMBuildRet(B, LLVMConstInt(a->i32, AOT_OK, false));
+    LLVMBuildRet(B, LLVMConstInt(a->i32, 0, false));
 }
 
 /* Every function defined here but MODEL_predict and the weak fallbacks
@@ -355,7 +352,9 @@ static bool write_archive(const char *path, const char *member, const char *cons
 }
 
 /* A shared library from the object, linked by $CC (else cc) with no
- * executable stack; the object goes through a temporary file. */
+ * executable stack, into the temporary file of an atomic write (the
+ * linker replaces it), then renamed over path as every output is. The
+ * object goes through a temporary file too. */
 static bool link_shared(const char *path, LLVMMemoryBufferRef obj, char *err, size_t errlen) {
     char tmp[] = "/tmp/nnc-aot-XXXXXX.o";
     int fd = mkstemps(tmp, 2);
@@ -363,30 +362,25 @@ static bool link_shared(const char *path, LLVMMemoryBufferRef obj, char *err, si
         return nnrt_fail(err, errlen, "a temporary object file: %s", strerror(errno));
     size_t size = LLVMGetBufferSize(obj);
     bool ok = write(fd, LLVMGetBufferStart(obj), size) == (ssize_t)size;
-    close(fd);
-    if (!ok) {
+    if (close(fd) != 0 || !ok) {
         unlink(tmp);
         return nnrt_fail(err, errlen, "%s: %s", tmp, strerror(errno));
     }
-    /* Linked beside the target, then renamed over it: atomic, as every output. */
-    size_t n = strlen(path) + 16;
-    char *out = xrealloc(NULL, n, 1);
-    snprintf(out, n, "%s.tmp%d", path, (int)getpid());
-    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-    char *argv[] = {(char *)cc, "-shared", "-Wl,-z,noexecstack", "-Wl,-z,relro", "-o", out, tmp, "-lm", NULL};
-    pid_t pid;
-    int st = 0;
-    int e = posix_spawnp(&pid, cc, NULL, NULL, argv, environ);
-    if (e)
-        ok = nnrt_fail(err, errlen, "running %s to link %s: %s", cc, path, strerror(e));
-    else if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        ok = nnrt_fail(err, errlen, "%s failed to link %s", cc, path);
-    else if (rename(out, path) != 0)
-        ok = nnrt_fail(err, errlen, "%s: %s", path, strerror(errno));
-    if (!ok)
-        unlink(out);
+    NnrtAtomic at;
+    ok = nnrt_atomic_begin(&at, path, err, errlen);
+    if (ok) {
+        const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+        char *argv[] = {(char *)cc, "-shared", "-Wl,-z,noexecstack", "-Wl,-z,relro", "-o", at.tmp, tmp, "-lm", NULL};
+        pid_t pid;
+        int st = 0, e = posix_spawnp(&pid, cc, NULL, NULL, argv, environ);
+        if (e)
+            ok = nnrt_fail(err, errlen, "running %s to link %s: %s", cc, path, strerror(e));
+        else if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            ok = nnrt_fail(err, errlen, "%s failed to link %s", cc, path);
+        char ignored[256]; /* err says what failed first */
+        ok = nnrt_atomic_end(&at, ok, "the library", ok ? err : ignored, ok ? errlen : sizeof ignored) && ok;
+    }
     unlink(tmp);
-    free(out);
     return ok;
 }
 
