@@ -42,6 +42,7 @@
 #include "nnrt.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -71,6 +72,18 @@ typedef struct Aot {
 
 static LLVMValueRef i64c(Aot *a, uint64_t v) { return LLVMConstInt(a->i64, v, false); }
 
+/* &base[off], base a byte pointer. */
+static LLVMValueRef byte_at(Aot *a, LLVMValueRef base, uint64_t off) {
+    LLVMValueRef o = i64c(a, off);
+    return LLVMBuildGEP2(a->b, LLVMInt8TypeInContext(a->ctx), base, &o, 1, "");
+}
+
+/* &slots[s], slots an array of pointers. */
+static LLVMValueRef slot_at(Aot *a, LLVMValueRef slots, int s) {
+    LLVMValueRef o = i64c(a, (uint64_t)s);
+    return LLVMBuildGEP2(a->b, a->i8p, slots, &o, 1, "");
+}
+
 static LLVMValueRef libc_fn(Aot *a, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, unsigned n,
                             LLVMTypeRef *type) {
     *type = LLVMFunctionType(ret, params, n, false);
@@ -81,6 +94,7 @@ static LLVMValueRef libc_fn(Aot *a, const char *name, LLVMTypeRef ret, LLVMTypeR
 /* Is slot s one of the weights (a parameter or the model's state)? */
 static bool is_weight(const Slot *s) { return s->kind == SLOT_PARAM || s->model_state; }
 
+/* Are v[0..n) all +0 (whose bits are zero, as the runtime's fresh memory)? */
 static bool all_zero(const float *v, int64_t n) {
     for (int64_t i = 0; i < n; i++)
         if (v[i] != 0 || signbit(v[i]))
@@ -159,28 +173,22 @@ static void predict_fn(Aot *a, LLVMValueRef *weights) {
     LLVMPositionBuilderAtEnd(B, nomem);
     LLVMBuildRet(B, LLVMConstInt(a->i32, NNRT_AOT_ENOMEM, false));
 
-    /* The slots but x and the output, which move with each batch. */
+    /* The slots but x and the output, which move with each batch. The
+     * labels and the loss start at zero; the arena need not (a step writes
+     * every buffer before it reads it, as the trainer's steps run on one
+     * arena in turn), and zeroing it was most of a sample's time. */
     LLVMPositionBuilderBefore(B, LLVMGetBasicBlockTerminator(alloc));
-    /* The labels and the loss start at zero; the arena need not (a step
-     * writes every buffer before it reads it, as the trainer's steps run on
-     * one arena in turn), and zeroing it was most of a sample's time. */
-    LLVMValueRef tail = LLVMBuildGEP2(B, LLVMInt8TypeInContext(a->ctx), scratch, &(LLVMValueRef){i64c(a, a->arena_bytes)}, 1, "");
-    LLVMValueRef margs[3] = {tail, LLVMConstInt(a->i32, 0, false), i64c(a, bytes - a->arena_bytes)};
+    LLVMValueRef labels = byte_at(a, scratch, a->arena_bytes);
+    LLVMValueRef margs[3] = {labels, LLVMConstInt(a->i32, 0, false), i64c(a, bytes - a->arena_bytes)};
     LLVMBuildCall2(B, mty, memset_fn, margs, 3, "");
     for (int s = 0; s < g->nslots; s++) {
-        LLVMValueRef at = LLVMBuildGEP2(B, a->i8p, slots, &(LLVMValueRef){i64c(a, (uint64_t)s)}, 1, "");
-        LLVMValueRef v = LLVMConstNull(a->i8p);
-        if (s == SLOT_NO_ARENA)
-            v = scratch;
-        else if (s == SLOT_NO_LABEL)
-            v = LLVMBuildGEP2(B, LLVMInt8TypeInContext(a->ctx), scratch, &(LLVMValueRef){i64c(a, a->arena_bytes)}, 1, "");
-        else if (s == SLOT_NO_LOSS)
-            v = LLVMBuildGEP2(B, LLVMInt8TypeInContext(a->ctx), scratch,
-                              &(LLVMValueRef){i64c(a, a->arena_bytes + a->labels)}, 1, "");
-        else if (weights[s])
-            v = weights[s];
+        LLVMValueRef v = s == SLOT_NO_ARENA   ? scratch
+                         : s == SLOT_NO_LABEL ? labels
+                         : s == SLOT_NO_LOSS  ? byte_at(a, scratch, a->arena_bytes + a->labels)
+                         : weights[s]         ? weights[s]
+                                              : LLVMConstNull(a->i8p);
         if (s != SLOT_NO_INPUT && s != SLOT_NO_OUTPUT)
-            LLVMBuildStore(B, v, at);
+            LLVMBuildStore(B, v, slot_at(a, slots, s));
     }
 
     /* for (i = 0; i < n; i += batch) step(slots, min(batch, n - i)) */
@@ -196,10 +204,8 @@ static void predict_fn(Aot *a, LLVMValueRef *weights) {
     LLVMValueRef xoff = LLVMBuildMul(B, i, i64c(a, (uint64_t)shape_elems(&a->m->input)), "");
     LLVMValueRef ooff = LLVMBuildMul(B, i, i64c(a, (uint64_t)shape_elems(&a->m->output)), "");
     LLVMValueRef xi = LLVMBuildGEP2(B, ft, x, &xoff, 1, ""), oi = LLVMBuildGEP2(B, ft, out, &ooff, 1, "");
-    LLVMBuildStore(B, LLVMBuildBitCast(B, xi, a->i8p, ""),
-                   LLVMBuildGEP2(B, a->i8p, slots, &(LLVMValueRef){i64c(a, SLOT_NO_INPUT)}, 1, ""));
-    LLVMBuildStore(B, LLVMBuildBitCast(B, oi, a->i8p, ""),
-                   LLVMBuildGEP2(B, a->i8p, slots, &(LLVMValueRef){i64c(a, SLOT_NO_OUTPUT)}, 1, ""));
+    LLVMBuildStore(B, LLVMBuildBitCast(B, xi, a->i8p, ""), slot_at(a, slots, SLOT_NO_INPUT));
+    LLVMBuildStore(B, LLVMBuildBitCast(B, oi, a->i8p, ""), slot_at(a, slots, SLOT_NO_OUTPUT));
     LLVMTypeRef sparams[2] = {LLVMPointerType(a->i8p, 0), a->i64};
     LLVMTypeRef sty = LLVMFunctionType(LLVMVoidTypeInContext(a->ctx), sparams, 2, false);
     LLVMValueRef step = LLVMGetNamedFunction(a->mod, "eval_step");
@@ -552,6 +558,12 @@ int aot_write(Arena *arena, Diag *d, const AotSpec *spec) {
     const Model *m = spec->model;
     Plan p = pipeline_plan(arena, m, spec->opt, INPUT_FLOAT, spec->target);
     const Graph *g = p.g[PLAN_TRAIN];
+    for (int s = 0; s < g->nslots; s++) /* LLVM's constant data is counted in unsigned */
+        if ((uint64_t)shape_elems(&g->slots[s].shape) * sizeof(float) > UINT_MAX) {
+            diag_plain(d, "model %s's tensor '%s' is over 4 GiB, more than an object can embed", m->name,
+                       g->slots[s].name);
+            return EXIT_USAGE;
+        }
     uint64_t hash = fit_model_hash(spec->src);
     void **slots = initial_slots(d, spec, &p, hash);
     if (!slots)
