@@ -26,6 +26,7 @@
 
 #include <llvm-c/Core.h>
 #include <llvm-c/TargetMachine.h>
+#include <llvm/Config/llvm-config.h> /* LLVM_VERSION_MAJOR */
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,9 +88,10 @@ Target *target_host(void) {
     return t;
 }
 
-/* The x86 CPU names LLVM 14 knows (llc -mcpu=help), the levels and
- * "native" first: LLVM takes any other name with a warning on standard
- * error and compiles for a generic CPU, so nnc refuses it instead. */
+/* The x86 CPU names LLVM knows (llc -mcpu=help: 14's, and 19's newer
+ * ones), the levels and "native" first: LLVM takes any other name with a
+ * warning on standard error and compiles for a generic CPU, so nnc
+ * refuses it instead. */
 static const char *const cpu_names[] = {
     "native", "x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4", "alderlake", "amdfam10", "athlon", "athlon-4",
     "athlon-fx", "athlon-mp", "athlon-tbird", "athlon-xp", "athlon64", "athlon64-sse3", "atom", "barcelona",
@@ -100,7 +102,12 @@ static const char *const cpu_names[] = {
     "lakemont", "nehalem", "nocona", "opteron", "opteron-sse3", "penryn", "pentium", "pentium-m",
     "pentium-mmx", "pentium2", "pentium3", "pentium3m", "pentium4", "pentium4m", "pentiumpro", "prescott",
     "rocketlake", "sandybridge", "sapphirerapids", "silvermont", "skx", "skylake", "skylake-avx512", "slm",
-    "tigerlake", "tremont", "westmere", "winchip-c6", "winchip2", "yonah", "znver1", "znver2", "znver3", NULL};
+    "tigerlake", "tremont", "westmere", "winchip-c6", "winchip2", "yonah", "znver1", "znver2", "znver3",
+#if LLVM_VERSION_MAJOR >= 19
+    "arrowlake", "arrowlake-s", "clearwaterforest", "emeraldrapids", "gracemont", "grandridge", "graniterapids",
+    "graniterapids-d", "lunarlake", "meteorlake", "pantherlake", "raptorlake", "sierraforest", "znver4", "znver5",
+#endif
+    NULL};
 
 Target *target_named(const char *name) {
     if (!strcmp(name, "native"))
