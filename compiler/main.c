@@ -457,7 +457,7 @@ static int run(Arena *a, const Options *o, const Target *t, Diag *d) {
      * a program of its own, with no model to train, check or show. */
     if (ast->nmodels == 0 && (o->train || o->gradcheck || (o->emit != EMIT_NONE && o->emit != EMIT_DOT))) {
         diag_plain(d, "'%s' has no model for %s", o->model_path,
-                   o->train ? "--train" : o->gradcheck ? "--gradcheck" : "--emit");
+                   o->train ? "--train" : o->gradcheck ? "--gradcheck" : o->emit == EMIT_OBJ ? "-c" : "--emit");
         return EXIT_USAGE;
     }
     if (ast->nstmts) {
