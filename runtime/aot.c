@@ -14,6 +14,7 @@
  */
 #include "nnrt.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,11 @@ int nnrt_aot_load(NnrtAotState *s, const char *path) {
             status = fail(s, NNRT_AOT_ENOMEM, "load: out of memory");
         else if (!nnrt_ckpt_read(&c, t, in[i], s->err, sizeof s->err))
             status = NNRT_AOT_EIO;
+        /* As nnc's --load: a NaN weight would only show as a poor accuracy. */
+        for (int64_t k = 0; !status && k < sl->elems; k++)
+            if (!isfinite(in[i][k]))
+                status = fail(s, NNRT_AOT_EIO, "%s: tensor '%s' holds %g at element %lld", path, sl->name,
+                              (double)in[i][k], (long long)k);
         float *p = !status && sl->panel_width ? relaid(sl, in[i], false) : NULL;
         if (!status && sl->panel_width && !p)
             status = fail(s, NNRT_AOT_ENOMEM, "load: out of memory");
