@@ -18,6 +18,9 @@ config.substitutions.append(("%nnc", os.path.join(config.nnc_obj_root, "nnc")))
 config.substitutions.append(("%mkidx", os.path.join(config.nnc_obj_root, "tests", "mkidx")))
 # The runtime library and its header, for programs linking objects of nnc -c.
 config.substitutions.append(("%libnnrt", os.path.join(config.nnc_obj_root, "libnnrt.a")))
+# The C compiler for programs linking them: in the sanitizer build with its
+# sanitizers, which the instrumented libnnrt.a needs.
+config.substitutions.append(("%cc", "cc" + (" -fsanitize=" + config.nnc_sanitize if config.nnc_sanitize else "")))
 config.substitutions.append(("%nnrt_include", os.path.join(os.path.dirname(__file__), "..", "..", "runtime")))
 config.environment["PATH"] = os.pathsep.join(
     [config.llvm_tools_dir, config.environment.get("PATH", "")])
