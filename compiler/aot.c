@@ -414,8 +414,8 @@ static void write_header(FILE *f, const AotSpec *spec, const Aot *a, uint64_t ha
     up[k] = 0;
     const char *p = m->name;
     fprintf(f, "/* %s.h: model %s, compiled ahead of time by nnc for %s.\n"
-               " * Generated: do not edit. See docs/aot.md. MODEL_predict needs the object\n"
-               " * and -lm only; the training state needs libnnrt too. */\n", p, p, spec->target->cpu);
+               " * Generated: do not edit. See nnc's docs/aot.md. %s_predict needs the\n"
+               " * object and -lm only; the training state needs libnnrt too. */\n", p, p, spec->target->cpu, p);
     fprintf(f, "#ifndef %s_H\n#define %s_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n"
                "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n", up, up);
     fprintf(f, "/* One sample: float32 elements, row-major; its targets (a class index\n"
@@ -440,9 +440,18 @@ static void write_header(FILE *f, const AotSpec *spec, const Aot *a, uint64_t ha
     int nparams = 0;
     for (int s = SLOT_NO_FIRST_PARAM; s < g->nslots; s++)
         nparams += is_weight(&g->slots[s]);
-    fprintf(f, "/* The weights (parameters and the model's state), embedded %s%s%s. */\n"
-               "#define %s_NPARAMS %d\n#define %s_PARAM_NAMES {", a->predict ? "from " : "as --seed ",
-            a->predict ? spec->weights : "", a->predict ? "" : "initialises them", up, nparams, up);
+    fputs("/* The weights (parameters and the model's state), embedded ", f);
+    if (a->predict) {
+        fputs("from ", f);
+        for (const char *c = spec->weights; *c; c++) {
+            fputc(*c, f);
+            if (c[0] == '*' && c[1] == '/')
+                fputc(' ', f); /* a path may hold the comment's end */
+        }
+    } else {
+        fputs("as --seed initialises them", f);
+    }
+    fprintf(f, ". */\n#define %s_NPARAMS %d\n#define %s_PARAM_NAMES {", up, nparams, up);
     for (int s = SLOT_NO_FIRST_PARAM, i = 0; s < g->nslots; s++)
         if (is_weight(&g->slots[s]))
             fprintf(f, "%s\"%s\"", i++ ? ", " : "", g->slots[s].name);
