@@ -36,7 +36,8 @@
  *
  * The archive (.a) is written here (one member and its symbol index, which
  * GNU ld wants); a shared library is linked by the system's C compiler ($CC,
- * else cc), which knows the platform's linker and its flags.
+ * else cc; split into words as make does), which knows the platform's
+ * linker and its flags.
  */
 #include "cg.h"
 #include "nnrt.h"
@@ -376,9 +377,12 @@ static bool link_shared(const char *path, LLVMMemoryBufferRef obj, char *err, si
     ok = nnrt_atomic_begin(&at, path, err, errlen);
     if (ok) {
         const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-        char *argv[] = {(char *)cc, "-shared", "-Wl,-z,noexecstack", "-Wl,-z,relro", "-o", at.tmp, tmp, "-lm", NULL};
+        /* $CC split into words by the shell, as make does ("gcc -m64"); the
+         * paths go as arguments, never through the shell's parsing. */
+        char *argv[] = {"sh", "-c", "exec ${CC:-cc} \"$@\"", "cc", "-shared", "-Wl,-z,noexecstack", "-Wl,-z,relro",
+                        "-o", at.tmp, tmp, "-lm", NULL};
         pid_t pid;
-        int st = 0, e = posix_spawnp(&pid, cc, NULL, NULL, argv, environ);
+        int st = 0, e = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ);
         if (e)
             ok = nnrt_fail(err, errlen, "running %s to link %s: %s", cc, path, strerror(e));
         else if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)

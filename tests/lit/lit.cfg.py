@@ -19,8 +19,10 @@ config.substitutions.append(("%mkidx", os.path.join(config.nnc_obj_root, "tests"
 # The runtime library and its header, for programs linking objects of nnc -c.
 config.substitutions.append(("%libnnrt", os.path.join(config.nnc_obj_root, "libnnrt.a")))
 # The C compiler for programs linking them: in the sanitizer build with its
-# sanitizers, which the instrumented libnnrt.a needs.
-config.substitutions.append(("%cc", "cc" + (" -fsanitize=" + config.nnc_sanitize if config.nnc_sanitize else "")))
+# sanitizers (%sanitize, "" otherwise), which the instrumented libnnrt.a needs.
+sanitize = "-fsanitize=" + config.nnc_sanitize if config.nnc_sanitize else ""
+config.substitutions.append(("%cc", "cc " + sanitize))
+config.substitutions.append(("%sanitize", sanitize))
 config.substitutions.append(("%nnrt_include", os.path.join(os.path.dirname(__file__), "..", "..", "runtime")))
 config.environment["PATH"] = os.pathsep.join(
     [config.llvm_tools_dir, config.environment.get("PATH", "")])
