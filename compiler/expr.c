@@ -531,6 +531,9 @@ static NodeId call(ExprEnv *e, const AstExpr *x) {
     const Fn *fn = find_function(x->name);
     if (!fn && e->layer && layer_exists(x->name))
         return e->layer(e, x);
+    NodeId n;
+    if (!fn && e->model && e->model(e, x, &n))
+        return n;
     if (!fn) {
         unknown_function(e, x);
         return -1;
@@ -651,8 +654,11 @@ static NodeId lower(ExprEnv *e, const AstExpr *x) {
         const ExprName *b = expr_lookup(e, x->name);
         if (b && (b->node == EXPR_LAZY || b->node == EXPR_RESOLVING))
             return e->resolve(e, (int)(b - e->names), x->loc);
+        NodeId n;
         if (b)
             return b->node;
+        if (e->model && e->model(e, x, &n))
+            return n;
         const char **names = arena_array(e->arena, (size_t)e->nnames + 1, sizeof *names);
         for (int i = 0; i < e->nnames; i++)
             names[i] = e->names[i].name;

@@ -751,6 +751,10 @@ struct ExprEnv {
     /* The node of names[index], bound to EXPR_LAZY or EXPR_RESOLVING, used
      * at `use` (script.c's session definitions); -1 once reported. */
     NodeId (*resolve)(ExprEnv *e, int index, Loc use);
+    /* A call m(x) of a REPL model, or an unbound name m.dense1.W of one;
+     * false if x names no model (the usual error follows), else *out (-1
+     * once reported). NULL elsewhere. */
+    bool (*model)(ExprEnv *e, const AstExpr *x, NodeId *out);
     bool redefine; /* binding a bound name replaces it (the REPL) */
     int depth;     /* expr_lower's recursion, capped at NNC_MAX_NESTING */
     bool too_deep; /* the cap was reached (reported): unwinding */
@@ -813,6 +817,21 @@ int script_names(const Script *sc, const char ***names);
 /* x lowered in a new graph (float64) in `a`, seeing the session's names,
  * without running it: false once reported. */
 bool script_lower(Script *sc, Arena *a, const AstExpr *x, Graph **g, NodeId *node);
+/* The REPL's models as the statements see them: m(x) is model m (trained)
+ * evaluated on x, and m.dense1.W a weight of it (script_weights). */
+struct FitWeights;
+typedef struct ScriptModels {
+    void *ctx;
+    /* The model `name` and its weights (*w; slots NULL until trained), or NULL. */
+    const Model *(*find)(void *ctx, const char *name, const struct FitWeights **w);
+} ScriptModels;
+/* models: NULL (a file's statements), or one that outlives sc. */
+void script_models(Script *sc, const ScriptModels *models);
+/* Defines MODEL.NAME for every parameter and model-state slot of m as its
+ * value in w now (Keras' weights, by their checkpoint names), replacing
+ * those of an earlier run; w NULL or untrained: forgets them. text (held
+ * while they live): where m was defined. */
+void script_weights(Script *sc, const Model *m, const struct FitWeights *w, ScriptText *text);
 /* Runs the top-level statements of a file: EXIT_OK, EXIT_INVALID_MODEL after
  * errors, EXIT_USAGE if the JIT fails. With `dot` (--emit=dot) the graph of
  * each segment (the printed values and their gradients) is written there as

@@ -36,15 +36,29 @@ struct Repl {
     const ReplDriver *driver;
     const Target *target;
     Script *script;
+    ScriptModels as_values; /* the models, for m(x) and m.dense1.W */
     ReplModel *models;
     int nmodels;
     int line; /* lines read so far: the next entry's first line is line + 1 */
     bool quit;
 };
 
+static ReplModel *find_model(Repl *r, const char *name);
+
+/* ScriptModels.find */
+static const Model *model_value(void *ctx, const char *name, const FitWeights **w) {
+    ReplModel *m = find_model(ctx, name);
+    if (m)
+        *w = &m->weights;
+    return m ? m->model : NULL;
+}
+
 Repl *repl_new(Diag *d, FILE *out, const ReplDriver *driver, const Target *t) {
     Repl *r = xcalloc(1, sizeof *r);
-    *r = (Repl){.diag = d, .out = out, .driver = driver, .target = t, .script = script_new(d, out, true, t)};
+    *r = (Repl){.diag = d, .out = out, .driver = driver, .target = t, .script = script_new(d, out, true, t),
+                .as_values = {.find = model_value}};
+    r->as_values.ctx = r;
+    script_models(r->script, &r->as_values);
     return r;
 }
 
@@ -84,6 +98,7 @@ static ReplModel *find_model(Repl *r, const char *name) {
 static void define_model(Repl *r, Model *m, ScriptText *text) {
     ReplModel *old = find_model(r, m->name);
     if (old) {
+        script_weights(r->script, old->model, NULL, NULL); /* the old model's */
         model_clear(old);
     } else {
         r->models = xrealloc(r->models, (size_t)r->nmodels + 1, sizeof *r->models);
@@ -360,12 +375,14 @@ static ReplModel *model_arg(Cmd *c) {
     return m;
 }
 
-/* :train MODEL [PATH] [key=value ...] and :eval MODEL [PATH]: the driver's
- * run with the command line's options, key=value as --key=value (:eval
- * without a path: the driver's default test set). */
-static bool cmd_run(Cmd *c, bool train) {
+/* :train MODEL [PATH] [key=value ...], :eval MODEL [PATH] and :predict
+ * MODEL PATH [-o FILE]: the driver's run with the command line's options
+ * (flag: --train, --eval or --predict, given PATH), key=value as
+ * --key=value (:eval without a path: the driver's default test set). */
+static bool cmd_run(Cmd *c, const char *flag) {
+    bool train = !strcmp(flag, "--train");
     ReplModel *m = model_arg(c);
-    if (!m || !files_allowed(c, train ? ":train" : ":eval"))
+    if (!m || !files_allowed(c, arena_printf(c->text->arena, ":%s", flag + 2)))
         return false;
     if (!train && !m->weights.slots) {
         diag_error(c->r->diag, cmd_loc(c), "model '%s' has no weights yet: :train it or :restore a checkpoint",
@@ -382,7 +399,7 @@ static bool cmd_run(Cmd *c, bool train) {
         if (eq && w[0] != '-') { /* one word, so that a flag takes its 1 or 0 */
             argv[argc++] = arena_printf(a, "--%s", w);
         } else if (w[0] != '-' && !path_given && argc == 0) {
-            argv[argc++] = train ? "--train" : "--eval";
+            argv[argc++] = (char *)flag;
             argv[argc++] = (char *)w;
             path_given = true;
         } else {
@@ -392,8 +409,14 @@ static bool cmd_run(Cmd *c, bool train) {
     argv = xrealloc(argv, (size_t)argc + 2, sizeof *argv);
     if (!path_given && train)
         argv[argc++] = "--train";
-    int status = c->r->driver->run(c->r->driver->ctx, c->r->diag, m->model, &m->text->src, argc, argv, &m->weights);
+    int status = EXIT_USAGE;
+    if (!path_given && !strcmp(flag, "--predict"))
+        diag_error(c->r->diag, cmd_loc(c), "expected the file to predict on: :predict %s PATH [-o FILE]", m->name);
+    else
+        status = c->r->driver->run(c->r->driver->ctx, c->r->diag, m->model, &m->text->src, argc, argv, &m->weights);
     free(argv);
+    if (train) /* what the run left, stopped or not: m.dense1.W ... */
+        script_weights(c->r->script, m->model, &m->weights, m->text);
     return status == EXIT_OK;
 }
 
@@ -437,6 +460,7 @@ static bool cmd_checkpoint(Cmd *c, bool save) {
         if (ok) {
             fit_weights_free(&m->weights);
             m->weights = w;
+            script_weights(c->r->script, m->model, &m->weights, m->text);
             fprintf(c->r->out, "restored %s from %s\n", m->name, path);
         } else {
             fit_weights_free(&w);
@@ -465,8 +489,9 @@ static bool cmd_ir(Cmd *c) { return cmd_show(c, SHOW_IR); }
 static bool cmd_grad_ir(Cmd *c) { return cmd_show(c, SHOW_GRAD_IR); }
 static bool cmd_kernels(Cmd *c) { return cmd_show(c, SHOW_KERNELS); }
 static bool cmd_llvm(Cmd *c) { return cmd_show(c, SHOW_LLVM); }
-static bool cmd_train(Cmd *c) { return cmd_run(c, true); }
-static bool cmd_eval(Cmd *c) { return cmd_run(c, false); }
+static bool cmd_train(Cmd *c) { return cmd_run(c, "--train"); }
+static bool cmd_eval(Cmd *c) { return cmd_run(c, "--eval"); }
+static bool cmd_predict(Cmd *c) { return cmd_run(c, "--predict"); }
 static bool cmd_save(Cmd *c) { return cmd_checkpoint(c, true); }
 static bool cmd_restore(Cmd *c) { return cmd_checkpoint(c, false); }
 
@@ -486,6 +511,7 @@ static const struct {
     {":train", NULL, NULL, cmd_train, ":train MODEL [PATH] [epochs=N batch=N lr=X seed=N ...]",
      "train (Fashion-MNIST by default); options as nnc's"},
     {":eval", NULL, NULL, cmd_eval, ":eval MODEL [PATH]", "loss, accuracy per class, confusion matrix"},
+    {":predict", NULL, NULL, cmd_predict, ":predict MODEL PATH [-o FILE]", "predictions as CSV, as --predict"},
     {":save", NULL, NULL, cmd_save, ":save MODEL FILE", "a checkpoint of the trained weights"},
     {":restore", NULL, NULL, cmd_restore, ":restore MODEL FILE", "weights from a checkpoint"},
     {":reset", NULL, NULL, cmd_reset, NULL, "forget everything"},
@@ -501,6 +527,7 @@ static bool cmd_help(Cmd *c) {
           "  L = (x * v - 3)^2       a named value: recomputed from what it uses\n"
           "  L, grad(L, x), v @ v    an expression: its value (and its derivative's form)\n"
           "  model m { ... }         a model (several lines: the block ends at its '}')\n"
+          "  m(x), m.dense1.W        a trained model on a value; its weights\n"
           "Commands:\n", out);
     for (int i = 0; i < NCOMMANDS; i++) {
         const char *u = commands[i].usage ? commands[i].usage : commands[i].name;

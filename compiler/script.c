@@ -67,6 +67,7 @@ typedef struct Def {
     const AstExpr *expr;
     Shape shape;
     double *values;   /* malloc'd */
+    char *own_name;   /* malloc'd: a model's weight's (name), or NULL */
 } Def;
 
 struct Script {
@@ -78,6 +79,7 @@ struct Script {
     int ndefs;
     const Target *target;
     Jit *jit; /* made at the first run */
+    const ScriptModels *models; /* NULL: none (a file) */
 };
 
 Script *script_new(Diag *d, FILE *out, bool repl, const Target *t) {
@@ -89,6 +91,7 @@ Script *script_new(Diag *d, FILE *out, bool repl, const Target *t) {
 static void def_clear(Def *d) {
     script_text_release(d->text);
     free(d->values);
+    free(d->own_name);
 }
 
 void script_reset(Script *sc) {
@@ -125,6 +128,57 @@ static void define(Script *sc, Def d, int at) {
     }
     sc->defs = xrealloc(sc->defs, (size_t)sc->ndefs + 1, sizeof *sc->defs);
     sc->defs[sc->ndefs++] = d;
+}
+
+/* ---------------------------------------------------------------- models */
+
+void script_models(Script *sc, const ScriptModels *models) { sc->models = models; }
+
+/* Is `name` a weight of `model` (MODEL.NAME)? */
+static bool weight_of(const char *name, const char *model) {
+    size_t n = strlen(model);
+    return strncmp(name, model, n) == 0 && name[n] == '.';
+}
+
+/* The kept float32 buffer of slot s of a model's step graph. */
+static const float *kept(const FitWeights *w, const Slot *s) {
+    for (int k = 0; k < w->nslots; k++)
+        if (w->slots[k] && strcmp(w->names[k], s->name) == 0 && w->elems[k] == shape_elems(&s->shape))
+            return w->slots[k];
+    die("script: the kept weights lack '%s'", s->name);
+}
+
+/* Is slot s one of a model's weights (what --print-params prints)? */
+static bool is_weight(const Slot *s) { return s->kind == SLOT_PARAM || s->model_state; }
+
+void script_weights(Script *sc, const Model *m, const FitWeights *w, ScriptText *text) {
+    int k = 0;
+    for (int i = 0; i < sc->ndefs; i++) {
+        if (weight_of(sc->defs[i].name, m->name))
+            def_clear(&sc->defs[i]);
+        else
+            sc->defs[k++] = sc->defs[i];
+    }
+    sc->ndefs = k;
+    if (!w || !w->slots)
+        return;
+    Arena *a = arena_new();
+    Graph *g = step_graph(a, m, STEP_EVAL, 1, DT_F32, INPUT_FLOAT); /* the slots, by name */
+    for (int s = 0; s < g->nslots; s++) {
+        const Slot *sl = &g->slots[s];
+        if (!is_weight(sl))
+            continue;
+        const float *v = kept(w, sl);
+        size_t n = (size_t)shape_elems(&sl->shape), len = strlen(m->name) + strlen(sl->name) + 2;
+        Def d = {.loc = m->loc, .text = text, .shape = sl->shape, .values = xcalloc(n, sizeof(double)),
+                 .own_name = xcalloc(len, 1)};
+        snprintf(d.own_name, len, "%s.%s", m->name, sl->name);
+        d.name = d.own_name;
+        for (size_t i = 0; i < n; i++)
+            d.values[i] = v[i];
+        define(sc, d, sc->ndefs);
+    }
+    arena_free(a);
 }
 
 /* ---------------------------------------------------------------- one graph */
@@ -273,6 +327,20 @@ static void print_tensor(FILE *out, const double *v, const Shape *s) {
     print_value(out, v, s, 0, shape_elems(s) > SUMMARY_OVER);
 }
 
+/* A tensor's value as it prints, in a. */
+static const char *tensor_text(Arena *a, const double *values, const Shape *s) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        die("open_memstream: out of memory");
+    print_tensor(f, values, s);
+    fclose(f);
+    const char *r = arena_strndup(a, text, len);
+    free(text);
+    return r;
+}
+
 /* A literal in an expression: a constant if its elements are all the same,
  * else a leaf named by its text (so a printed derivative shows it). */
 static NodeId literal(ExprEnv *e, const AstExpr *x, Shape s, const double *values) {
@@ -282,23 +350,16 @@ static NodeId literal(ExprEnv *e, const AstExpr *x, Shape s, const double *value
         uniform = values[i] == values[0];
     if (uniform)
         return ir_const(e->g, values[0], s, x->loc);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f)
-        die("open_memstream: out of memory");
-    print_tensor(f, values, &s);
-    fclose(f);
-    const char *name = arena_strndup(e->arena, text, len);
-    free(text);
-    return leaf((Eval *)e, name, s, values, x->loc);
+    return leaf((Eval *)e, tensor_text(e->arena, values, &s), s, values, x->loc);
 }
+
+static bool model_use(ExprEnv *e, const AstExpr *x, NodeId *out);
 
 static void eval_init(Eval *ev, Script *sc, Arena *a) {
     Graph *g = ir_new(a, DT_F64);
     ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
     *ev = (Eval){.e = {.arena = a, .diag = sc->diag, .g = g, .literal = literal, .warn = true, .resolve = resolve,
-                       .redefine = sc->repl},
+                       .model = model_use, .redefine = sc->repl},
                  .sc = sc};
     for (int i = 0; i < sc->ndefs; i++)
         expr_bind(&ev->e, sc->defs[i].name, sc->defs[i].loc, EXPR_LAZY);
@@ -402,12 +463,11 @@ static void slots_free(Slots *s) {
     free(s->v);
 }
 
-/* Compiles the segment's graph and runs it once; false (reported) if the
- * JIT failed. */
-static bool eval_run(Eval *ev, Slots *out) {
-    Script *sc = ev->sc;
-    Graph *run = ir_dce(ev->e.g);
-    Schedule *plan = pipeline_schedule(ev->e.arena, &run, 2, sc->target);
+/* Compiles graph `run` and runs it once on `batch` samples, slot s filled
+ * from init[s] (s < ninit; NULL: zeros); false (reported) if the JIT failed
+ * or Ctrl-C stopped it (*out then holds the partial results). */
+static bool run_graph(Script *sc, Arena *a, Graph *run, double *const *init, int ninit, Slots *out) {
+    Schedule *plan = pipeline_schedule(a, &run, 2, sc->target);
     plan->interruptible = true;
     const char *fn_name = "entry";
     CgModule *mod = pipeline_codegen("entry", 1, &fn_name, &run, &plan);
@@ -429,8 +489,8 @@ static bool eval_run(Eval *ev, Slots *out) {
     for (int s = 1; s < run->nslots; s++) {
         size_t n = (size_t)shape_elems(&run->slots[s].shape);
         slots[s] = xcalloc(n ? n : 1, sizeof(double));
-        if (s < ev->init_cap && ev->init[s])
-            memcpy(slots[s], ev->init[s], n * sizeof(double));
+        if (s < ninit && init[s])
+            memcpy(slots[s], init[s], n * sizeof(double));
     }
     fn(slots, run->batch);
     jit_remove(unit);
@@ -438,6 +498,128 @@ static bool eval_run(Eval *ev, Slots *out) {
     if (nnrt_interrupted()) { /* Ctrl-C: the results are partial */
         fprintf(sc->out, "interrupted\n");
         return false;
+    }
+    return true;
+}
+
+/* Compiles the segment's graph and runs it once. */
+static bool eval_run(Eval *ev, Slots *out) {
+    return run_graph(ev->sc, ev->e.arena, ir_dce(ev->e.g), ev->init, ev->init_cap, out);
+}
+
+/* The value of node n of the segment so far, in its arena; NULL once
+ * reported. */
+static double *node_value(Eval *ev, NodeId n) {
+    Graph *g = ev->e.g;
+    const Shape *s = &g->nodes[n].shape;
+    int slot = ir_add_slot(g, (Slot){.kind = SLOT_OUTPUT, .name = "value", .shape = *s});
+    Graph only = *g; /* g with n its one output */
+    only.outputs = &(IrOutput){n, slot};
+    only.noutputs = only.out_cap = 1;
+    Slots r = {0};
+    bool ok = run_graph(ev->sc, ev->e.arena, ir_dce(&only), ev->init, ev->init_cap, &r);
+    double *v = NULL;
+    if (ok) {
+        v = arena_array(ev->e.arena, (size_t)shape_elems(s), sizeof *v);
+        memcpy(v, r.v[slot], (size_t)shape_elems(s) * sizeof *v);
+    }
+    slots_free(&r);
+    return v;
+}
+
+/* m(x): model m in evaluation mode (dropout off, batchnorm's moving
+ * statistics: what --predict computes, in float64) on x, one sample of the
+ * model's input shape or a batch of them on a leading axis. Its value is
+ * computed now, a leaf of the segment's graph: grad does not see through
+ * it. */
+static NodeId model_apply(Eval *ev, const Model *m, const FitWeights *w, const AstExpr *x) {
+    ExprEnv *e = &ev->e;
+    if (x->nargs != 1 || x->args[0]->kind == EX_KEYWORD) {
+        diag_error(e->diag, x->loc, "model '%s' takes one argument: its input (a sample, or a batch of them)",
+                   m->name);
+        return -1;
+    }
+    const AstExpr *arg = x->args[0];
+    NodeId nx = expr_lower(e, arg);
+    if (nx < 0)
+        return -1;
+    Shape xs = e->g->nodes[nx].shape, one = xs;
+    bool single = shape_eq(&xs, &m->input);
+    if (!single && xs.rank == m->input.rank + 1) { /* a batch: xs without its first axis is a sample */
+        one.rank--;
+        memmove(one.dim, one.dim + 1, (size_t)one.rank * sizeof *one.dim);
+    }
+    if (!single && !shape_eq(&one, &m->input)) {
+        char in[64], found[64];
+        shape_str(&m->input, in, sizeof in);
+        diag_error(e->diag, arg->loc, "model '%s' takes an input of shape %s, or a batch of them [n, %s; found "
+                   "%s", m->name, in, in + 1, shape_str(&xs, found, sizeof found));
+        return -1;
+    }
+    double *xv = node_value(ev, nx);
+    if (!xv)
+        return -1;
+    Graph *g = step_graph(e->arena, m, STEP_EVAL, single ? 1 : xs.dim[0], DT_F64, INPUT_FLOAT);
+    double **init = arena_array(e->arena, (size_t)g->nslots, sizeof *init);
+    init[SLOT_NO_INPUT] = xv;
+    for (int s = 0; s < g->nslots; s++) {
+        if (!is_weight(&g->slots[s]))
+            continue;
+        const float *v = kept(w, &g->slots[s]);
+        int64_t n = shape_elems(&g->slots[s].shape);
+        init[s] = arena_array(e->arena, (size_t)n, sizeof **init);
+        for (int64_t i = 0; i < n; i++)
+            init[s][i] = v[i];
+    }
+    Slots r = {0};
+    bool ok = run_graph(ev->sc, e->arena, g, init, g->nslots, &r);
+    Shape ys = g->slots[SLOT_NO_OUTPUT].shape;
+    double *y = NULL;
+    if (ok) {
+        y = arena_array(e->arena, (size_t)shape_elems(&ys), sizeof *y);
+        memcpy(y, r.v[SLOT_NO_OUTPUT], (size_t)shape_elems(&ys) * sizeof *y);
+    }
+    slots_free(&r);
+    if (!ok)
+        return -1;
+    if (single) { /* the sample's output, without the batch axis */
+        ys.rank--;
+        memmove(ys.dim, ys.dim + 1, (size_t)ys.rank * sizeof *ys.dim);
+    }
+    /* named as it would be typed: a constant [1, 1] by its elements */
+    const char *unused, *text = e->g->nodes[nx].op == OP_CONST && xs.rank ? tensor_text(e->arena, xv, &xs)
+                                : infix_expr(e->arena, e->g, nx, node_names(e->arena, e), &unused);
+    return leaf(ev, arena_printf(e->arena, "%s(%s)", m->name, text), ys, y, x->loc);
+}
+
+/* ExprEnv.model: m(x), or why m.NAME is no weight of model m. */
+static bool model_use(ExprEnv *e, const AstExpr *x, NodeId *out) {
+    Eval *ev = (Eval *)e;
+    const ScriptModels *ms = ev->sc->models;
+    const char *dot = x->kind == EX_NAME ? strchr(x->name, '.') : NULL;
+    if (!ms || (x->kind == EX_NAME && !dot))
+        return false;
+    const char *name = dot ? arena_strndup(e->arena, x->name, (size_t)(dot - x->name)) : x->name;
+    const FitWeights *w;
+    const Model *m = ms->find(ms->ctx, name, &w);
+    if (!m)
+        return false;
+    *out = -1;
+    if (!w->slots) {
+        diag_error(e->diag, x->loc, "model '%s' has no weights yet: :train it or :restore a checkpoint", name);
+    } else if (dot) {
+        const char **names = arena_array(e->arena, (size_t)ev->sc->ndefs + 1, sizeof *names);
+        int n = 0;
+        for (int i = 0; i < ev->sc->ndefs; i++)
+            if (weight_of(ev->sc->defs[i].name, name))
+                names[n++] = ev->sc->defs[i].name;
+        names[n] = NULL;
+        const char *guess = closest_name(x->name, names);
+        diag_error(e->diag, x->loc, "model '%s' has no weight '%s'%s%s%s", name,
+                   diag_clip(e->arena, dot + 1, strlen(dot + 1)), guess ? "; did you mean '" : "",
+                   guess ? guess : "", guess ? "'?" : "");
+    } else {
+        *out = model_apply(ev, m, w, x);
     }
     return true;
 }

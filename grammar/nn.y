@@ -68,6 +68,7 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
 %token ';' '}'
 %token <name> TK_IDENT "identifier"
 %token <num> TK_NUMBER "number"
+%token <name> TK_WEIGHT "model weight (m.dense1.W)"
 %token KW_MODEL "'model'"
 %token KW_INPUT "'input'"
 %token KW_DENSE "'dense'"
@@ -179,12 +180,13 @@ top_error
     | KW_PRINT error sep                                { yyerrok; }
     ;
 
-/* expr: NUMBER | IDENT | IDENT '(' [call_args] ')' | 'dense' '(' call_args ')'
+/* expr: NUMBER | IDENT | WEIGHT | IDENT '(' [call_args] ')' | 'dense' '(' call_args ')'
  *     | '(' expr ')' | '[' exprs ']'
  *     | '-' expr | expr op expr        op: + - * / @ ^ */
 expr
     : TK_NUMBER                                         { $$ = ast_expr_num(ps, $1); }
     | name                                              { $$ = ast_expr_name(ps, $1, @1); }
+    | TK_WEIGHT                                         { $$ = ast_expr_name(ps, $1, @1); }
     | TK_IDENT '(' ')'                                  { $$ = ast_expr_call(ps, $1, @1, NULL); }
     | TK_IDENT '(' call_args ')'                        { $$ = ast_expr_call(ps, $1, @1, $3); }
     | KW_DENSE '(' call_args ')'                        { $$ = ast_expr_call(ps, "dense", @1, $3); }
@@ -404,7 +406,7 @@ static void describe_statement(ParseState *ps, char *buf, size_t cap) {
  * 'model'?" when X is a misspelt keyword. */
 static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, ParseState *ps) {
     (void)scanner;
-    enum { MAX_EXPECTED = 12, MAX_SHOWN = 6 };
+    enum { MAX_EXPECTED = 16, MAX_SHOWN = 6 };
     yysymbol_kind_t expected[MAX_EXPECTED];
     int n = yypcontext_expected_tokens(ctx, expected, MAX_EXPECTED);
     if (n < 0)
@@ -467,7 +469,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
         bool word = expected[i] == YYSYMBOL_KW_INPUT || expected[i] == YYSYMBOL_KW_TARGET ||
                     expected[i] == YYSYMBOL_KW_LOSS || expected[i] == YYSYMBOL_KW_PARAM ||
                     expected[i] == YYSYMBOL_KW_SCHEDULE || expected[i] == YYSYMBOL_KW_DATA ||
-                    expected[i] == YYSYMBOL_KW_DENSE;
+                    expected[i] == YYSYMBOL_KW_DENSE || expected[i] == YYSYMBOL_TK_WEIGHT; /* a name too */
         if (expected[i] != YYSYMBOL_YYEOF && !(number && minus) && !(operators && op) && !(ident && word))
             expected[nwords++] = expected[i];
         else if (ident && word)
@@ -488,7 +490,10 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
         const char *word = ps->src->text + ps->tok_offset;
         guess = closest_name(arena_strndup(ps->arena, word, ps->tok_len), words);
     }
-    if (guess) {
+    if ((tok == YYSYMBOL_KW_MODEL || tok == YYSYMBOL_YYEOF) && ps->in_model && ps->model_name) {
+        msg_add(msg, sizeof msg, " inside model '%s'; is a '}' missing?",
+                diag_clip(ps->arena, ps->model_name, strlen(ps->model_name)));
+    } else if (guess) {
         msg_add(msg, sizeof msg, "; did you mean '%s'?", guess);
     } else if (nwords + operators > 0) {
         msg_add(msg, sizeof msg, "; expected ");
@@ -496,9 +501,6 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
         for (int i = 0; i < nshown; i++)
             msg_add(msg, sizeof msg, "%s%s", i == 0 ? "" : i + 1 < nshown ? ", " : " or ",
                     i < nwords ? yysymbol_name(expected[i]) : "an operator");
-    } else if ((tok == YYSYMBOL_KW_MODEL || tok == YYSYMBOL_YYEOF) && ps->model_name) {
-        msg_add(msg, sizeof msg, " inside model '%s'; is a '}' missing?",
-                diag_clip(ps->arena, ps->model_name, strlen(ps->model_name)));
     } else if (ps->stmt_offset == ps->tok_offset) {
         msg_add(msg, sizeof msg, "; expected a statement");
     }
