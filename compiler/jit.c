@@ -30,9 +30,11 @@
 #include <llvm/Config/llvm-config.h> /* LLVM_VERSION_MAJOR */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct Jit {
@@ -180,28 +182,73 @@ bool jit_emit_asm(CgModule *m, const Target *t, FILE *out, char *err, size_t err
 /* One module's way to machine code: optimise it, emit an object file. */
 typedef struct Job {
     const CgModule *mod;
-    LLVMMemoryBufferRef obj; /* NULL: failed, see err */
+    LLVMMemoryBufferRef obj; /* NULL: failed (see err), or not compiled */
     char err[512];
 } Job;
 
+/* A compilation: its modules, compiled by threads of its own, not the
+ * runtime's pool: Ctrl-C (the runtime's interrupt request) abandons it, and
+ * the caller goes on (the REPL's prompt comes back) while the threads end
+ * the modules they are optimising, which no LLVM call can interrupt (a
+ * large model's training step took seconds); a thread takes no module
+ * after the interrupt. The last thread of an abandoned compilation frees
+ * it, modules and objects, when it ends; nnc's exit waits for them. */
 typedef struct Jobs {
-    const Target *target;
+    Target target; /* a copy (its strings too): the caller's may be gone before the threads */
     Job *job;
     int n;
     atomic_int next;
+    CgModule **mods; /* owned */
+    int nmods;
+    int running;     /* threads not ended; under jobs_lock, as abandoned */
+    bool abandoned;
 } Jobs;
 
-/* Run by every thread of the pool: take the next module until none is left
- * (largest first, as the caller orders them). Each module has its own LLVM
- * context, so modules compile in parallel; a thread makes one target
- * machine for all the modules it takes. */
-static void compile_jobs(void **ctx, int64_t begin, int64_t end) {
-    (void)begin, (void)end;
-    Jobs *js = ctx[0];
+static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t jobs_ended = PTHREAD_COND_INITIALIZER;
+static int abandoned_running; /* threads of abandoned compilations; under jobs_lock */
+
+/* A job per module: each step function, then its kernels; takes mods. */
+static Jobs *jobs_of(CgModule **mods, int nmods, const Target *t) {
+    int n = 0;
+    for (int i = 0; i < nmods; i++)
+        for (const CgModule *m = mods[i]; m; m = m->next)
+            n++;
+    Jobs *js = xcalloc(1, sizeof *js);
+    *js = (Jobs){.target = *t, .job = xrealloc(NULL, (size_t)n + 1, sizeof *js->job), .n = n,
+                 .mods = xrealloc(NULL, (size_t)nmods + 1, sizeof *js->mods), .nmods = nmods};
+    js->target.cpu = xstrdup(t->cpu);
+    js->target.features = xstrdup(t->features);
+    memcpy(js->mods, mods, (size_t)nmods * sizeof *mods);
+    for (int i = 0, k = 0; i < nmods; i++)
+        for (const CgModule *m = mods[i]; m; m = m->next)
+            js->job[k++] = (Job){.mod = m};
+    return js;
+}
+
+static void jobs_free(Jobs *js) {
+    for (int i = 0; i < js->n; i++)
+        if (js->job[i].obj)
+            LLVMDisposeMemoryBuffer(js->job[i].obj);
+    for (int i = 0; i < js->nmods; i++)
+        cg_module_free(js->mods[i]);
+    free(js->mods);
+    free(js->job);
+    free(js->target.cpu);
+    free(js->target.features);
+    free(js);
+}
+
+/* Run by every thread of the compilation: take the next module until none
+ * is left (largest first, as the caller orders them) or Ctrl-C. Each
+ * module has its own LLVM context, so modules compile in parallel; a
+ * thread makes one target machine for all the modules it takes. */
+static void *compile_jobs(void *arg) {
+    Jobs *js = arg;
     LLVMTargetMachineRef tm = NULL;
-    for (int i; (i = atomic_fetch_add(&js->next, 1)) < js->n;) {
+    for (int i; !nnrt_interrupted() && (i = atomic_fetch_add(&js->next, 1)) < js->n;) {
         Job *jb = &js->job[i];
-        if (!tm && !(tm = target_machine(js->target, false, jb->err, sizeof jb->err)))
+        if (!tm && !(tm = target_machine(&js->target, false, jb->err, sizeof jb->err)))
             continue;
         char *msg = NULL;
         if (optimise(jb->mod, tm, jb->err, sizeof jb->err) &&
@@ -213,17 +260,66 @@ static void compile_jobs(void **ctx, int64_t begin, int64_t end) {
     }
     if (tm)
         LLVMDisposeTargetMachine(tm);
+    pthread_mutex_lock(&jobs_lock);
+    bool last = --js->running == 0, abandoned = js->abandoned;
+    abandoned_running -= abandoned;
+    pthread_cond_broadcast(&jobs_ended);
+    pthread_mutex_unlock(&jobs_lock);
+    if (last && abandoned)
+        jobs_free(js);
+    return NULL;
 }
 
-/* Compiles the modules to object code in parallel; false (message in err)
- * if any failed. Each job's obj is then the caller's. */
-static bool compile_objects(Jobs *js, char *err, size_t errlen) {
+/* At exit: LLVM's static state must outlive the threads using it. */
+static void wait_abandoned(void) {
+    pthread_mutex_lock(&jobs_lock);
+    while (abandoned_running)
+        pthread_cond_wait(&jobs_ended, &jobs_lock);
+    pthread_mutex_unlock(&jobs_lock);
+}
+
+static void register_wait(void) { atexit(wait_abandoned); }
+
+/* Compiles the modules of *jsp to object code in parallel; false (message
+ * in err) if any failed, or if Ctrl-C abandoned the compilation: *jsp is
+ * then NULL (its threads free it). Each job's obj is then the caller's. */
+static bool compile_objects(Jobs **jsp, char *err, size_t errlen) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_wait);
     init_native(); /* before threads use the target registry */
-    void *ctx[1] = {js};
-    if (js->n == 1)
-        compile_jobs(ctx, 0, 1);
-    else
-        nnrt_parallel_for(compile_jobs, ctx, nnrt_threads());
+    Jobs *js = *jsp;
+    int threads = nnrt_threads() < js->n ? nnrt_threads() : js->n;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&jobs_lock);
+    for (int k = 0; k < threads; k++) {
+        pthread_t th;
+        if (pthread_create(&th, &attr, compile_jobs, js) != 0)
+            die("cannot start a compilation thread");
+        js->running++;
+    }
+    pthread_attr_destroy(&attr);
+    /* Woken when a thread ends, and every 20 ms to look for Ctrl-C. */
+    while (js->running && !nnrt_interrupted()) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 20 * 1000 * 1000;
+        until.tv_sec += until.tv_nsec / 1000000000;
+        until.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&jobs_ended, &jobs_lock, &until);
+    }
+    bool abandoned = js->running > 0;
+    if (abandoned) {
+        js->abandoned = true;
+        abandoned_running += js->running;
+        *jsp = NULL;
+    }
+    pthread_mutex_unlock(&jobs_lock);
+    if (abandoned || nnrt_interrupted()) { /* ended, but the threads left modules out */
+        snprintf(err, errlen, "compilation interrupted (Ctrl-C): abandoned");
+        return false;
+    }
     for (int i = 0; i < js->n; i++)
         if (!js->job[i].obj) {
             snprintf(err, errlen, "%s", js->job[i].err);
@@ -260,47 +356,26 @@ static bool add_object(Jit *j, LLVMOrcResourceTrackerRef rt, LLVMMemoryBufferRef
     return take_error(e, "adding the object code", err, errlen);
 }
 
-/* A job per module: each step function, then its kernels. */
-static Jobs jobs_of(CgModule **mods, int nmods, const Target *t) {
-    int n = 0;
-    for (int i = 0; i < nmods; i++)
-        for (const CgModule *m = mods[i]; m; m = m->next)
-            n++;
-    Jobs js = {.target = t, .job = xrealloc(NULL, (size_t)n + 1, sizeof *js.job), .n = n};
-    for (int i = 0, k = 0; i < nmods; i++)
-        for (const CgModule *m = mods[i]; m; m = m->next)
-            js.job[k++] = (Job){.mod = m};
-    return js;
-}
-
-static void jobs_free(Jobs *js, CgModule **mods, int nmods) {
-    for (int i = 0; i < js->n; i++)
-        if (js->job[i].obj)
-            LLVMDisposeMemoryBuffer(js->job[i].obj);
-    for (int i = 0; i < nmods; i++)
-        cg_module_free(mods[i]);
-    free(js->job);
-}
-
 Jit *jit_compile_modules(CgModule **mods, int nmods, const Target *t, char *err, size_t errlen) {
-    Jobs js = jobs_of(mods, nmods, t);
+    Jobs *js = jobs_of(mods, nmods, t);
     Jit *j = compile_objects(&js, err, errlen) ? jit_new(t, err, errlen) : NULL;
     if (j)
-        for (int i = 0; i < js.n; i++)
-            for (LLVMValueRef f = LLVMGetFirstFunction(js.job[i].mod->mod); f; f = LLVMGetNextFunction(f))
+        for (int i = 0; i < js->n; i++)
+            for (LLVMValueRef f = LLVMGetFirstFunction(js->job[i].mod->mod); f; f = LLVMGetNextFunction(f))
                 if (!LLVMIsDeclaration(f)) {
                     j->names = xrealloc(j->names, (size_t)j->nnames + 1, sizeof *j->names);
                     j->names[j->nnames++] = xstrdup(LLVMGetValueName(f));
                 }
-    for (int i = 0; i < js.n && j; i++) {
-        bool ok = add_object(j, NULL, js.job[i].obj, err, errlen);
-        js.job[i].obj = NULL; /* taken */
+    for (int i = 0; j && i < js->n; i++) { /* j: js was not abandoned */
+        bool ok = add_object(j, NULL, js->job[i].obj, err, errlen);
+        js->job[i].obj = NULL; /* taken */
         if (!ok) {
             jit_free(j);
             j = NULL;
         }
     }
-    jobs_free(&js, mods, nmods);
+    if (js)
+        jobs_free(js);
     return j;
 }
 
@@ -373,14 +448,14 @@ struct JitUnit {
 };
 
 JitUnit *jit_add(Jit *j, CgModule *m, const Target *t, char *err, size_t errlen) {
-    Jobs js = jobs_of(&m, 1, t);
+    Jobs *js = jobs_of(&m, 1, t);
     JitUnit *u = NULL;
     if (compile_objects(&js, err, errlen)) {
         LLVMOrcResourceTrackerRef rt = LLVMOrcJITDylibCreateResourceTracker(LLVMOrcLLJITGetMainJITDylib(j->lljit));
         bool ok = true;
-        for (int i = 0; i < js.n && ok; i++) { /* the step and its kernels */
-            ok = add_object(j, rt, js.job[i].obj, err, errlen);
-            js.job[i].obj = NULL; /* taken, also on failure */
+        for (int i = 0; i < js->n && ok; i++) { /* the step and its kernels */
+            ok = add_object(j, rt, js->job[i].obj, err, errlen);
+            js->job[i].obj = NULL; /* taken, also on failure */
         }
         if (ok) {
             u = xcalloc(1, sizeof *u);
@@ -391,7 +466,8 @@ JitUnit *jit_add(Jit *j, CgModule *m, const Target *t, char *err, size_t errlen)
             LLVMOrcReleaseResourceTracker(rt);
         }
     }
-    jobs_free(&js, &m, 1);
+    if (js)
+        jobs_free(js);
     return u;
 }
 

@@ -536,7 +536,7 @@ static bool cmd_help(Cmd *c) {
         else
             fprintf(out, "  %-23s %s\n", u, commands[i].help);
     }
-    fputs("Ctrl-C stops a training run and returns here.\n", out);
+    fputs("Ctrl-C stops a training run, a computation or a compilation and returns here.\n", out);
     return true;
 }
 

@@ -7,7 +7,8 @@
  * On a terminal, libedit (BSD-licensed, like nnc's MIT) does the editing:
  * emacs keys, history kept in ~/.nnc_history, Tab completing the session's
  * names and the commands. Ctrl-C at the prompt drops the line being typed;
- * during an entry it asks a training run to stop after its step (the
+ * during an entry it asks a training run to stop after its step, a
+ * computation between its loops, a compilation at once (jit.c) (the
  * runtime's interrupt request), and the prompt comes back. Ctrl-D leaves.
  * Without a terminal (a pipe, a test) the lines are read as they are, with
  * no prompt, and the exit status says whether every entry succeeded.
