@@ -124,9 +124,17 @@ static void ast_print_item(FILE *out, const AstItem *it) {
     unreachable();
 }
 
-static void ast_print_stmt(FILE *out, const AstStmt *st) {
-    static const char *const kinds[] = {[TOP_LET] = "let", [TOP_ASSIGN] = "assign", [TOP_PRINT] = "print", [TOP_EXPR] = "expr"};
-    fprintf(out, "  %s ", kinds[st->kind]);
+static void ast_print_stmt(FILE *out, const AstStmt *st, int depth) {
+    static const char *const kinds[] = {[TOP_LET] = "let", [TOP_ASSIGN] = "assign", [TOP_PRINT] = "print",
+                                        [TOP_EXPR] = "expr", [TOP_REPEAT] = "repeat"};
+    fprintf(out, "%*s%s ", 2 * depth, "", kinds[st->kind]);
+    if (st->kind == TOP_REPEAT) {
+        fprintf(out, "%lld", (long long)st->count);
+        ast_print_loc(out, st->loc);
+        for (int i = 0; i < st->nbody; i++)
+            ast_print_stmt(out, &st->body[i], depth + 1);
+        return;
+    }
     if (st->name)
         fprintf(out, "%s = ", st->name);
     ast_print_expr(out, st->expr);
@@ -136,7 +144,7 @@ static void ast_print_stmt(FILE *out, const AstStmt *st) {
 void ast_print(FILE *out, const AstProgram *p) {
     fputs("program\n", out);
     for (int i = 0; i < p->nstmts; i++)
-        ast_print_stmt(out, &p->stmts[i]);
+        ast_print_stmt(out, &p->stmts[i], 1);
     for (int i = 0; i < p->nmodels; i++) {
         const AstModel *m = &p->models[i];
         fprintf(out, "  model %s", m->name);

@@ -234,7 +234,13 @@ typedef enum {
     TOP_ASSIGN, /* NAME = expr: a named value */
     TOP_PRINT,  /* print expr */
     TOP_EXPR,   /* expr: printed, as 'print expr' is (what a REPL entry usually is) */
+    TOP_REPEAT, /* repeat N { statements }: the notes' update loop */
 } AstStmtKind;
+
+/* How many times repeat may run its body, nested repeats' counts
+ * multiplied: each time compiles its segments (a gradient step: 2-4 ms), so
+ * at most about 40 s; the notes' loops take a few hundred steps. */
+enum { NNC_MAX_REPEAT = 10000 };
 
 typedef struct AstStmt {
     AstStmtKind kind;
@@ -242,6 +248,9 @@ typedef struct AstStmt {
     const char *name; /* LET, ASSIGN */
     Loc name_loc;
     AstExpr *expr;
+    int64_t count, total;   /* REPEAT: N; the body's repetitions, nested ones' included */
+    struct AstStmt *body;   /* REPEAT */
+    int nbody;
 } AstStmt;
 
 typedef enum {

@@ -361,7 +361,36 @@ AstExprList *ast_exprs_add(ParseState *ps, AstExprList *l, AstExpr *e) {
 /* top: 'let' IDENT '=' expr {...} | IDENT '=' expr | 'print' expr */
 void ast_stmt(ParseState *ps, AstStmtKind kind, Loc loc, const char *name, Loc name_loc, AstExpr *e) {
     ps->stmts = ast_grow(ps->stmts, ps->nstmts, &ps->stmts_cap, sizeof *ps->stmts);
-    ps->stmts[ps->nstmts++] = (AstStmt){kind, loc, name, name_loc, e};
+    ps->stmts[ps->nstmts++] = (AstStmt){.kind = kind, .loc = loc, .name = name, .name_loc = name_loc, .expr = e};
+}
+
+/* top: 'repeat' NUMBER '{' block '}'. The statement goes in first; its
+ * body is the statements parsed after it, which ast_repeat_end (at the
+ * '}') moves into it. Returns its index. */
+int ast_repeat_begin(ParseState *ps, Loc loc, AstNum count) {
+    bool ok = count.is_int && !count.too_large && count.ivalue >= 1 && count.ivalue <= NNC_MAX_REPEAT;
+    if (!ok)
+        diag_error(ps->diag, count.loc, "repeat takes a whole number of times from 1 to %d", NNC_MAX_REPEAT);
+    ast_stmt(ps, TOP_REPEAT, loc, NULL, loc, NULL);
+    ps->stmts[ps->nstmts - 1].count = ok ? count.ivalue : 1;
+    return ps->nstmts - 1;
+}
+
+void ast_repeat_end(ParseState *ps, int at) {
+    AstStmt *r = &ps->stmts[at];
+    r->nbody = ps->nstmts - at - 1;
+    r->body = ast_copy(ps->arena, ps->stmts + at + 1, r->nbody, sizeof *r->body);
+    ps->nstmts = at + 1;
+    int64_t inner = 1; /* the most a statement of the body repeats */
+    for (int i = 0; i < r->nbody; i++)
+        if (r->body[i].kind == TOP_REPEAT && r->body[i].total > inner)
+            inner = r->body[i].total;
+    r->total = r->count * inner; /* each at most NNC_MAX_REPEAT: no overflow */
+    if (r->total > NNC_MAX_REPEAT) {
+        diag_error(ps->diag, r->loc, "repeat %lld of a body that repeats %lld times: %lld repetitions in all, "
+                   "more than %d", (long long)r->count, (long long)inner, (long long)r->total, NNC_MAX_REPEAT);
+        r->total = NNC_MAX_REPEAT;
+    }
 }
 
 /* ---------------------------------------------------------------- models */

@@ -41,7 +41,7 @@ typedef struct ParseState {
     int nitems, items_cap;
     AstModel *models;
     int nmodels, models_cap;
-    AstStmt *stmts;
+    AstStmt *stmts; /* a repeat's body follows it until its '}' (ast_repeat_end) */
     int nstmts, stmts_cap;
 } ParseState;
 
@@ -80,6 +80,8 @@ AstExpr *ast_expr_list(ParseState *ps, Loc open, AstExprList *elems);
 AstExprList *ast_exprs_new(ParseState *ps, AstExpr *first);
 AstExprList *ast_exprs_add(ParseState *ps, AstExprList *l, AstExpr *e);
 void ast_stmt(ParseState *ps, AstStmtKind kind, Loc loc, const char *name, Loc name_loc, AstExpr *e);
+int ast_repeat_begin(ParseState *ps, Loc loc, AstNum count);
+void ast_repeat_end(ParseState *ps, int at);
 void ast_model_new(ParseState *ps);
 void ast_model_add(ParseState *ps, AstItem item);
 void ast_model_finish(ParseState *ps, Loc loc, const char *name, Loc name_loc);

@@ -526,6 +526,7 @@ static bool cmd_help(Cmd *c) {
           "  let x = 1, v = [1, 2]   variables (any expression: its value now)\n"
           "  L = (x * v - 3)^2       a named value: recomputed from what it uses\n"
           "  L, grad(L, x), v @ v    an expression: its value (and its derivative's form)\n"
+          "  repeat N { ... }        the statements N times (let x = x - ...: a step)\n"
           "  model m { ... }         a model (several lines: the block ends at its '}')\n"
           "  m(x), m.dense1.W        a trained model on a value; its weights\n"
           "Commands:\n", out);

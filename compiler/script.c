@@ -22,9 +22,12 @@
  *   - `x = expr` stores the expression, lowered again wherever x is used
  *     (lazily, through ExprEnv.resolve), so redefining a variable changes
  *     every value defined from it, as in a spreadsheet.
- * A segment with an error changes nothing. In a file a name is defined once;
- * in the REPL a definition replaces the old one (x = x + 1 is then a cycle,
- * reported as such: `let x = x + 1` is the way to step a value).
+ * A segment with an error changes nothing. A definition replaces the old
+ * one, in a file as in the REPL (x = x + 1 is then a cycle, reported as
+ * such: `let x = x + 1` is the way to step a value), and ends the segment:
+ * what follows sees every value defined from the name follow it.
+ * `repeat N { ... }` runs its statements N times, as if written out again
+ * (the notes' update loop); what they define is not echoed.
  * Definitions refer to the text they were parsed from (a ScriptText, counted
  * references), which lives as long as they do.
  */
@@ -80,6 +83,7 @@ struct Script {
     const Target *target;
     Jit *jit; /* made at the first run */
     const ScriptModels *models; /* NULL: none (a file) */
+    int repeating; /* repeat bodies being run: definitions are not echoed */
 };
 
 Script *script_new(Diag *d, FILE *out, bool repl, const Target *t) {
@@ -237,11 +241,8 @@ static NodeId resolve(ExprEnv *e, int index, Loc use) {
     if (e->names[index].node == EXPR_RESOLVING) {
         const char *name = diag_clip(e->arena, e->names[index].name, strlen(e->names[index].name));
         diag_error(e->diag, use, "'%s' is defined in terms of itself", name);
-        if (ev->sc->repl)
-            diag_note(e->diag, e->names[index].loc,
-                      "'%s' is defined here; to compute a new value from the old one, write 'let %s = ...'", name, name);
-        else
-            diag_note(e->diag, e->names[index].loc, "'%s' is defined here", name);
+        diag_note(e->diag, e->names[index].loc,
+                  "'%s' is defined here; to compute a new value from the old one, write 'let %s = ...'", name, name);
         e->names[index].node = -1;
         return -1;
     }
@@ -359,7 +360,7 @@ static void eval_init(Eval *ev, Script *sc, Arena *a) {
     Graph *g = ir_new(a, DT_F64);
     ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
     *ev = (Eval){.e = {.arena = a, .diag = sc->diag, .g = g, .literal = literal, .warn = true, .resolve = resolve,
-                       .model = model_use, .redefine = sc->repl},
+                       .model = model_use, .redefine = true},
                  .sc = sc};
     for (int i = 0; i < sc->ndefs; i++)
         expr_bind(&ev->e, sc->defs[i].name, sc->defs[i].loc, EXPR_LAZY);
@@ -396,10 +397,16 @@ static bool is_literal(const AstExpr *x) {
     return true;
 }
 
+/* Does the session show what a statement defines (the REPL, outside repeat)? */
+static bool echo(const Eval *ev) { return ev->sc->repl && !ev->sc->repeating; }
+
 /* Adds statement st to the segment; false if it ends the segment (a
- * computed let: what follows must see its value as a leaf). */
+ * computed let: what follows must see its value as a leaf; a definition
+ * replacing another: what follows must see the values defined from it
+ * again). */
 static bool eval_stmt(Eval *ev, const AstStmt *st) {
     ExprEnv *e = &ev->e;
+    bool redefines = st->name && expr_lookup(e, st->name);
     switch (st->kind) {
     case TOP_LET: {
         if (is_literal(st->expr)) {
@@ -411,7 +418,7 @@ static bool eval_stmt(Eval *ev, const AstStmt *st) {
                 add_pending(ev, (Pending){.stmt = st, .shape = s, .values = values, .print = -1});
             }
             expr_bind(e, st->name, st->name_loc, n);
-            return true;
+            return !redefines;
         }
         /* Bound to its node too, for checking what follows after an error. */
         NodeId n = expr_lower(e, st->expr);
@@ -419,26 +426,26 @@ static bool eval_stmt(Eval *ev, const AstStmt *st) {
             Print *p = add_print(ev, st, st->expr, n);
             p->label = e->g->slots[p->slot].name = st->name;
             p->show_text = false;
-            p->quiet = !ev->sc->repl;
+            p->quiet = !echo(ev);
             add_pending(ev, (Pending){.stmt = st, .shape = e->g->nodes[n].shape, .print = ev->nprints - 1});
         }
         return false;
     }
     case TOP_ASSIGN: {
         /* Its expression is stored: one that uses the name is a cycle. */
-        ExprName *old = ev->sc->repl ? (ExprName *)expr_lookup(e, st->name) : NULL;
+        ExprName *old = (ExprName *)expr_lookup(e, st->name);
         if (old)
             *old = (ExprName){old->name, st->name_loc, EXPR_RESOLVING};
         NodeId n = expr_lower(e, st->expr);
         if (expr_bind(e, st->name, st->name_loc, n) && n >= 0) {
             add_pending(ev, (Pending){.stmt = st, .print = -1});
-            if (ev->sc->repl) { /* echoed, as its value */
+            if (echo(ev)) { /* as its value */
                 Print *p = add_print(ev, st, st->expr, n);
                 p->label = st->name;
                 p->show_text = false;
             }
         }
-        return true;
+        return !redefines;
     }
     case TOP_PRINT:
     case TOP_EXPR: {
@@ -447,6 +454,10 @@ static bool eval_stmt(Eval *ev, const AstStmt *st) {
             add_print(ev, st, st->expr, n);
         return true;
     }
+    case TOP_REPEAT: /* here only to be checked after an error (script_exec runs it) */
+        for (int i = 0; i < st->nbody; i++)
+            eval_stmt(ev, &st->body[i]);
+        return true;
     }
     unreachable();
 }
@@ -671,14 +682,35 @@ static void eval_commit(Eval *ev, ScriptText *text, void **slots) {
     }
 }
 
+/* repeat N { ... }: the body N times. */
+static bool repeat(Script *sc, ScriptText *text, const AstStmt *st) {
+    bool ok = true;
+    sc->repeating++;
+    for (int64_t k = 0; k < st->count && ok; k++) {
+        ok = script_exec(sc, text, st->body, st->nbody);
+        if (ok && nnrt_interrupted()) { /* Ctrl-C in the REPL */
+            fprintf(sc->out, "interrupted after %lld of %lld repetitions\n", (long long)k + 1, (long long)st->count);
+            ok = false;
+        }
+    }
+    sc->repeating--;
+    return ok;
+}
+
 bool script_exec(Script *sc, ScriptText *text, const AstStmt *stmts, int n) {
     for (int i = 0; i < n;) {
         int errors = sc->diag->errors;
         Arena *a = arena_new();
         Eval ev;
         eval_init(&ev, sc, a);
-        /* After an error nothing runs: the rest is only checked, in this graph. */
-        while (i < n && !diag_quiet(sc->diag) && (eval_stmt(&ev, &stmts[i++]) || sc->diag->errors != errors)) {
+        /* After an error nothing runs: the rest is only checked, in this
+         * graph. A repeat runs after the segment before it. */
+        while (i < n && !diag_quiet(sc->diag)) {
+            bool checking = sc->diag->errors != errors;
+            if (stmts[i].kind == TOP_REPEAT && !checking)
+                break;
+            if (!eval_stmt(&ev, &stmts[i++]) && sc->diag->errors == errors)
+                break;
         }
         Slots slots = {0};
         bool ok = sc->diag->errors == errors && (ev.e.g->noutputs == 0 || eval_run(&ev, &slots));
@@ -690,6 +722,8 @@ bool script_exec(Script *sc, ScriptText *text, const AstStmt *stmts, int n) {
             eval_commit(&ev, text, slots.v);
         slots_free(&slots);
         arena_free(a);
+        if (ok && i < n && stmts[i].kind == TOP_REPEAT)
+            ok = repeat(sc, text, &stmts[i++]);
         if (!ok)
             return false;
     }

@@ -60,6 +60,7 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
     AstItem item;
     AstExpr *expr;
     AstExprList *list;
+    int index;
 }
 
 /* Declared in the order that lists of expected tokens read best in. */
@@ -81,6 +82,7 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
 %token KW_PARAM "'param'"
 %token KW_SCHEDULE "'schedule'"
 %token KW_DATA "'data'"
+%token KW_REPEAT "'repeat'"
 %token TK_ENTRY "start of an entry" /* never in a file: the lexer's first token for a REPL entry */
 
 /* Operators, loosest first; unary minus binds tighter than * and looser
@@ -96,6 +98,7 @@ static void yyerror(const Loc *loc, yyscan_t scanner, ParseState *ps, const char
 %nterm <list> exprs call_args keywords
 %nterm <num> number
 %nterm <arg> arg
+%nterm <index> repeat_head
 
 %%
 
@@ -123,11 +126,30 @@ items
 
 /* top: 'let' IDENT '=' expr { ',' IDENT '=' expr }
  *    | IDENT '=' expr
- *    | 'print' expr */
+ *    | 'print' expr
+ *    | 'repeat' NUMBER '{' block '}' */
 top
     : KW_LET lets
     | name '=' expr                                     { ast_stmt(ps, TOP_ASSIGN, @1, $1, @1, $3); }
     | KW_PRINT expr                                     { ast_stmt(ps, TOP_PRINT, @1, NULL, @1, $2); }
+    | repeat_head block '}'                             { ast_repeat_end(ps, $1); }
+    ;
+
+repeat_head
+    : KW_REPEAT TK_NUMBER '{'                           { $$ = ast_repeat_begin(ps, @1, $2); }
+    ;
+
+/* block: { sep | top sep } [top]: a repeat's statements */
+block
+    : block_items
+    | block_items top
+    ;
+
+block_items
+    : %empty
+    | block_items sep
+    | block_items top sep
+    | block_items top_error
     ;
 
 lets
@@ -393,6 +415,7 @@ static void describe_statement(ParseState *ps, char *buf, size_t cap) {
     case KW_PARAM: kw = "param"; break;
     case KW_SCHEDULE: kw = "schedule"; break;
     case KW_DATA: kw = "data"; break;
+    case KW_REPEAT: kw = "repeat"; break;
     case KW_PRINT: kw = "print"; break;
     default: return;
     }
