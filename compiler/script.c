@@ -144,11 +144,16 @@ static bool weight_of(const char *name, const char *model) {
     return strncmp(name, model, n) == 0 && name[n] == '.';
 }
 
-/* The kept float32 buffer of slot s of a model's step graph. */
-static const float *kept(const FitWeights *w, const Slot *s) {
+/* The kept float32 buffer of slot s of a model's step graph, into out. */
+static void kept(const FitWeights *w, const Slot *s, double *out) {
+    int64_t n = shape_elems(&s->shape);
     for (int k = 0; k < w->nslots; k++)
-        if (w->slots[k] && strcmp(w->names[k], s->name) == 0 && w->elems[k] == shape_elems(&s->shape))
-            return w->slots[k];
+        if (w->slots[k] && strcmp(w->names[k], s->name) == 0 && w->elems[k] == n) {
+            const float *v = w->slots[k];
+            for (int64_t i = 0; i < n; i++)
+                out[i] = v[i];
+            return;
+        }
     die("script: the kept weights lack '%s'", s->name);
 }
 
@@ -172,14 +177,12 @@ void script_weights(Script *sc, const Model *m, const FitWeights *w, ScriptText 
         const Slot *sl = &g->slots[s];
         if (!is_weight(sl))
             continue;
-        const float *v = kept(w, sl);
         size_t n = (size_t)shape_elems(&sl->shape), len = strlen(m->name) + strlen(sl->name) + 2;
         Def d = {.loc = m->loc, .text = text, .shape = sl->shape, .values = xcalloc(n, sizeof(double)),
                  .own_name = xcalloc(len, 1)};
         snprintf(d.own_name, len, "%s.%s", m->name, sl->name);
         d.name = d.own_name;
-        for (size_t i = 0; i < n; i++)
-            d.values[i] = v[i];
+        kept(w, sl, d.values);
         define(sc, d, sc->ndefs);
     }
     arena_free(a);
@@ -538,6 +541,15 @@ static double *node_value(Eval *ev, NodeId n) {
     return v;
 }
 
+/* A batch's shape without its first axis: a sample's (a scalar stays one). */
+static Shape sample_of(Shape s) {
+    if (s.rank) {
+        s.rank--;
+        memmove(s.dim, s.dim + 1, (size_t)s.rank * sizeof *s.dim);
+    }
+    return s;
+}
+
 /* m(x): model m in evaluation mode (dropout off, batchnorm's moving
  * statistics: what --predict computes, in float64) on x, one sample of the
  * model's input shape or a batch of them on a leading axis. Its value is
@@ -554,12 +566,8 @@ static NodeId model_apply(Eval *ev, const Model *m, const FitWeights *w, const A
     NodeId nx = expr_lower(e, arg);
     if (nx < 0)
         return -1;
-    Shape xs = e->g->nodes[nx].shape, one = xs;
+    Shape xs = e->g->nodes[nx].shape, one = sample_of(xs);
     bool single = shape_eq(&xs, &m->input);
-    if (!single && xs.rank == m->input.rank + 1) { /* a batch: xs without its first axis is a sample */
-        one.rank--;
-        memmove(one.dim, one.dim + 1, (size_t)one.rank * sizeof *one.dim);
-    }
     if (!single && !shape_eq(&one, &m->input)) {
         char in[64], found[64];
         shape_str(&m->input, in, sizeof in);
@@ -576,11 +584,8 @@ static NodeId model_apply(Eval *ev, const Model *m, const FitWeights *w, const A
     for (int s = 0; s < g->nslots; s++) {
         if (!is_weight(&g->slots[s]))
             continue;
-        const float *v = kept(w, &g->slots[s]);
-        int64_t n = shape_elems(&g->slots[s].shape);
-        init[s] = arena_array(e->arena, (size_t)n, sizeof **init);
-        for (int64_t i = 0; i < n; i++)
-            init[s][i] = v[i];
+        init[s] = arena_array(e->arena, (size_t)shape_elems(&g->slots[s].shape), sizeof **init);
+        kept(w, &g->slots[s], init[s]);
     }
     Slots r = {0};
     bool ok = run_graph(ev->sc, e->arena, g, init, g->nslots, &r);
@@ -593,10 +598,8 @@ static NodeId model_apply(Eval *ev, const Model *m, const FitWeights *w, const A
     slots_free(&r);
     if (!ok)
         return -1;
-    if (single) { /* the sample's output, without the batch axis */
-        ys.rank--;
-        memmove(ys.dim, ys.dim + 1, (size_t)ys.rank * sizeof *ys.dim);
-    }
+    if (single)
+        ys = sample_of(ys);
     /* named as it would be typed: a constant [1, 1] by its elements */
     const char *unused, *text = e->g->nodes[nx].op == OP_CONST && xs.rank ? tensor_text(e->arena, xv, &xs)
                                 : infix_expr(e->arena, e->g, nx, node_names(e->arena, e), &unused);
