@@ -200,8 +200,8 @@ typedef struct Jobs {
     atomic_int next;
     CgModule **mods; /* owned */
     int nmods;
-    int running;     /* threads not ended; under jobs_lock, as abandoned */
-    bool abandoned;
+    int running;     /* threads not ended; under jobs_lock */
+    atomic_bool abandoned; /* set under jobs_lock */
 } Jobs;
 
 static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -239,6 +239,12 @@ static void jobs_free(Jobs *js) {
     free(js);
 }
 
+/* The next module to compile into *i; false when none is left, after Ctrl-C
+ * and once abandoned (Ctrl-C's request ends at the next prompt). */
+static bool next_job(Jobs *js, int *i) {
+    return !nnrt_interrupted() && !atomic_load(&js->abandoned) && (*i = atomic_fetch_add(&js->next, 1)) < js->n;
+}
+
 /* Run by every thread of the compilation: take the next module until none
  * is left (largest first, as the caller orders them) or Ctrl-C. Each
  * module has its own LLVM context, so modules compile in parallel; a
@@ -246,7 +252,7 @@ static void jobs_free(Jobs *js) {
 static void *compile_jobs(void *arg) {
     Jobs *js = arg;
     LLVMTargetMachineRef tm = NULL;
-    for (int i; !nnrt_interrupted() && (i = atomic_fetch_add(&js->next, 1)) < js->n;) {
+    for (int i; next_job(js, &i);) {
         Job *jb = &js->job[i];
         if (!tm && !(tm = target_machine(&js->target, false, jb->err, sizeof jb->err)))
             continue;
