@@ -17,6 +17,11 @@ typedef struct Options {
     const char *train_path, *test_path, *report_path;
     const char *save_path, *best_path, *load_path, *resume_path, *val_path;
     const char *eval_path, *predict_path, *out_path, *log_path, *plot_path, *target_path;
+    /* A table's columns (--label, --features; --target of a table names
+     * columns), an archive's members (--inputs, --targets): nnrt.h's NnrtDataSpec. */
+    const char *label, *features, *inputs, *targets;
+    bool no_header;
+    char delimiter; /* 0: detected */
     bool print_params;
     const char *header_path; /* -H FILE: the object's C header */
     const char *march;       /* --march NAME; NULL: the host, or x86-64-v3 for an object */

@@ -24,7 +24,8 @@
 typedef enum {
     O_EMIT, O_TRAIN, O_TARGET, O_PRINT_PARAMS, O_TEST, O_EPOCHS, O_BATCH, O_LR, O_SCHEDULE, O_SEED, O_REPORT,
     O_SAVE, O_SAVE_EVERY, O_SAVE_BEST, O_LOAD, O_RESUME, O_VAL, O_VAL_SPLIT, O_EARLY_STOP, O_MONITOR, O_LOG, O_PLOT,
-    O_EVAL, O_PREDICT, O_OUT, O_COMPILE, O_HEADER, O_MARCH, O_THREADS, O_O0, O_O2, O_GRADCHECK, O_QUIET, O_INTERACTIVE, O_HELP, O_VERSION
+    O_EVAL, O_PREDICT, O_OUT, O_COMPILE, O_HEADER, O_MARCH, O_LABEL, O_FEATURES, O_NO_HEADER, O_DELIMITER,
+    O_INPUTS, O_TARGETS, O_THREADS, O_O0, O_O2, O_GRADCHECK, O_QUIET, O_INTERACTIVE, O_HELP, O_VERSION
 } OptId;
 typedef enum { ARG_NONE, ARG_VALUE, ARG_OPTIONAL, ARG_INT } ArgKind;
 static const struct Opt {
@@ -50,11 +51,24 @@ static const struct Opt {
      "asm   its machine code for this CPU, optimised\n"
      "dot   the forward and gradient graphs for Graphviz\n"
      "obj   an object file, as -c"),
-    OPT("--train", NULL, O_TRAIN, ARG_OPTIONAL, "[PATH]", "train on an IDX images file (raw or .gz); its labels\n"
-     "file is found next to it. Without PATH: the model's\n"
+    OPT("--train", NULL, O_TRAIN, ARG_OPTIONAL, "[PATH]", "train on a data file (raw or .gz): a CSV table, an\n"
+     ".npz archive, or an IDX or .npy array of inputs (an\n"
+     "IDX file's labels are found next to it). Without PATH: the model's\n"
      "data block if it has one, else\n" NNC_DEFAULT_DATA),
-    OPT("--target", NULL, O_TARGET, ARG_VALUE, "PATH", "the targets of --train's samples, an IDX file of any\n"
-     "element type: [n, the model's target elements]"),
+    OPT("--target", NULL, O_TARGET, ARG_VALUE, "PATH", "the labels or targets of --train's (or, alone, --eval's)\n"
+     "samples: an IDX or .npy file of any element type,\n"
+     "[n, the model's target elements]; of a table, the\n"
+     "columns of regression targets: COLUMN[,COLUMN...]"),
+    OPT("--label", NULL, O_LABEL, ARG_VALUE, "COLUMN", "a table's column of classes: integers, or names (the\n"
+     "mapping to indices is printed and saved)"),
+    OPT("--features", NULL, O_FEATURES, ARG_VALUE, "A,B,...", "a table's input columns, in this order (default:\n"
+     "every other column holding numbers)"),
+    OPT("--no-header", NULL, O_NO_HEADER, ARG_NONE, NULL, "a table's first row is data; columns are named by\n"
+     "their position from 0"),
+    OPT("--delimiter", NULL, O_DELIMITER, ARG_VALUE, "C", "a table's delimiter (default: the one of , ; tab |\n"
+     "most frequent on its first line); 'tab' for a tab"),
+    OPT("--inputs", NULL, O_INPUTS, ARG_VALUE, "NAME", "an .npz archive's array of inputs (default x)"),
+    OPT("--targets", NULL, O_TARGETS, ARG_VALUE, "NAME", "an .npz archive's array of labels or targets (default y)"),
     OPT("--print-params", NULL, O_PRINT_PARAMS, ARG_NONE, NULL, "print every parameter after training\n"
      "(and batchnorm's moving statistics)"),
     OPT("--test", NULL, O_TEST, ARG_VALUE, "PATH", "evaluate on this IDX images file after training\n"
@@ -89,9 +103,9 @@ static const struct Opt {
     OPT("--log", NULL, O_LOG, ARG_VALUE, "FILE", "write loss and accuracy per epoch as CSV"),
     OPT("--plot", NULL, O_PLOT, ARG_VALUE, "FILE", "draw them as an SVG (training and validation curves)"),
     OPT("--eval", NULL, O_EVAL, ARG_VALUE, "PATH", "print loss, accuracy per class and the confusion matrix\n"
-     "on this labelled IDX file (with --load, or after --train)"),
-    OPT("--predict", NULL, O_PREDICT, ARG_VALUE, "PATH", "write the prediction for every sample of an IDX images\n"
-     "file as CSV: index, class, probabilities (or the outputs)"),
+     "on this labelled data file (with --load, or after --train)"),
+    OPT("--predict", NULL, O_PREDICT, ARG_VALUE, "PATH", "write the prediction for every sample of a data file\n"
+     "as CSV: index, class, probabilities (or the outputs)"),
     OPT("-o", NULL, O_OUT, ARG_VALUE, "FILE", "where --predict writes (default: standard output);\n"
      "with -c the object (MODEL.o by default), or a\n"
      "library if FILE ends in .a or .so"),
@@ -223,6 +237,17 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
     }
     case O_TRAIN: o->train = true; o->train_path = val; return EXIT_OK;
     case O_TARGET: o->target_path = val; return EXIT_OK;
+    case O_LABEL: o->label = val; return EXIT_OK;
+    case O_FEATURES: o->features = val; return EXIT_OK;
+    case O_NO_HEADER: o->no_header = true; return EXIT_OK;
+    case O_DELIMITER:
+        o->delimiter = !strcmp(val, "tab") ? '\t' : val[0] && !val[1] && val[0] != '"' && val[0] != '\n' ? val[0] : 0;
+        if (o->delimiter)
+            return EXIT_OK;
+        diag_plain(d, "--delimiter expects one character (or 'tab'), not a quote or a newline, found '%s'", val);
+        return EXIT_USAGE;
+    case O_INPUTS: o->inputs = val; return EXIT_OK;
+    case O_TARGETS: o->targets = val; return EXIT_OK;
     case O_PRINT_PARAMS: o->print_params = true; return EXIT_OK;
     case O_QUIET: o->quiet = true; return EXIT_OK;
     case O_TEST: o->test_path = val; return EXIT_OK;
@@ -356,7 +381,8 @@ static int check_options(Options *o, Diag *d) {
                               : o->best_path ? "--save-best" : o->val_path ? "--val"
                               : o->val_split ? "--val-split" : o->patience ? "--early-stop"
                               : o->log_path ? "--log" : o->plot_path ? "--plot"
-                              : o->target_path ? "--target" : o->print_params ? "--print-params" : NULL;
+                              : o->target_path && !o->eval_path && !o->predict_path ? "--target"
+                              : o->print_params ? "--print-params" : NULL;
     if (needs_train && !o->train) {
         diag_plain(d, "%s needs --train (or --resume)", needs_train);
         return EXIT_USAGE;

@@ -15,30 +15,24 @@
 /* The evaluation sets. */
 enum { SET_TEST, SET_VAL, SET_EVAL, SET_PREDICT, NSETS };
 
-static bool load_data(const char *images, size_t classes, size_t sample, NnrtDataset *ds, Diag *d) {
-    char labels[4096], err[1024];
+/* A data set of any format (nnrt_dataset_read), labelled by `labels` (an
+ * array file's, or NULL) or the table's columns the options name. */
+static bool load_data(const char *path, const char *labels, const Options *o, const NnrtWant *w, NnrtClasses *cl,
+                      NnrtDataset *ds, Diag *d) {
+    char err[1024];
     /* A mistyped path is the likelier problem than a missing labels file:
      * say so rather than look for labels beside a file that is not there. */
-    if (access(images, F_OK) != 0) {
-        diag_plain(d, "cannot open '%s': %s", images, strerror(errno));
+    if (access(path, F_OK) != 0) {
+        diag_plain(d, "cannot open '%s': %s", path, strerror(errno));
         return false;
     }
-    if (!nnrt_find_labels(images, labels, sizeof labels)) {
-        diag_plain(d, "no labels file next to '%s' (expected e.g. train-labels-idx1-ubyte[.gz] beside "
-                      "train-images-idx3-ubyte[.gz])", images);
-        return false;
-    }
-    if (!nnrt_dataset_load(images, labels, classes, ds, err, sizeof err)) {
-        diag_plain(d, "%s", err);
-        return false;
-    }
-    if (ds->sample_size != sample) {
-        diag_plain(d, "'%s' holds samples of %zu elements, but the model's input has %zu", images,
-                   ds->sample_size, sample);
-        nnrt_dataset_free(ds);
-        return false;
-    }
-    return true;
+    NnrtDataSpec spec = {.label = o->label, .targets = o->target_path, .features = o->features,
+                         .no_header = o->no_header, .delimiter = o->delimiter, .inputs = o->inputs,
+                         .outputs = o->targets};
+    if (nnrt_dataset_read(path, labels, &spec, w, cl, ds, err, sizeof err))
+        return true;
+    diag_plain(d, "%s", err);
+    return false;
 }
 
 /* Elements [*i, ...) of a float tensor of shape s from axis `axis` on, as
@@ -76,9 +70,11 @@ typedef struct Data {
     char test_buf[4096];
     NnrtDataset train, set[NSETS];
     bool have_train, have[NSETS];
+    NnrtClasses classes; /* a table's class names, from the training set */
 } Data;
 
 static void data_free(Data *dt) {
+    nnrt_classes_free(&dt->classes);
     if (dt->have_train)
         nnrt_dataset_free(&dt->train);
     for (int k = 0; k < NSETS; k++)
@@ -110,87 +106,62 @@ static bool model_classifies(const Model *m) {
     return m->label_size == 1 && !m->several_losses && (model_classes(m) > 0 || m->output.dim[0] > 1);
 }
 
-/* The training set from --train PATH --target PATH, or from the model's
- * data block; false (with *status) if neither applies. */
-static bool load_targets(const Model *m, const Options *o, Data *dt, Diag *d, int *status) {
+/* The training set from --train PATH (and its labels: --target, a table's
+ * columns, an archive's member or an IDX file's neighbour), the model's data
+ * block, or the default data. */
+static int load_train(const Model *m, const Options *o, const NnrtWant *w, Data *dt, Diag *d) {
     char err[1024];
-    *status = EXIT_USAGE;
-    if (o->target_path) {
-        if (!o->train_path) {
-            diag_plain(d, "--target names the targets of --train PATH's samples; give that PATH");
-            return true;
-        }
-        if (!nnrt_dataset_load_targets(o->train_path, o->target_path, (size_t)m->label_size, &dt->train, err,
-                                       sizeof err)) {
-            diag_plain(d, "%s", err);
-            return true;
-        }
-        dt->train_path = o->train_path;
-    } else if (!o->train_path && m->data) {
+    if (!o->train_path && m->data) {
         if (!nnrt_dataset_from_memory((size_t)m->data->n, m->data->x, (size_t)shape_elems(&m->input), m->data->y,
                                       (size_t)m->label_size, &dt->train, err, sizeof err)) {
             diag_plain(d, "%s", err);
-            return true;
+            return EXIT_USAGE;
         }
         dt->train_path = "the model's data";
-    } else {
-        return false;
+        dt->have_train = true;
+        return EXIT_OK;
     }
-    dt->have_train = true;
-    if (dt->train.sample_size != (size_t)shape_elems(&m->input)) {
-        diag_plain(d, "'%s' holds samples of %zu elements, but the model's input has %lld", dt->train_path,
-                   dt->train.sample_size, (long long)shape_elems(&m->input));
-        return true;
+    if (!o->train_path && o->target_path) {
+        diag_plain(d, "--target names the targets of --train PATH's samples; give that PATH");
+        return EXIT_USAGE;
     }
-    *status = EXIT_OK;
-    return true;
+    dt->train_path = o->train_path;
+    if (!dt->train_path) {
+        if (access(NNC_DEFAULT_DATA, R_OK) != 0) {
+            diag_plain(d, "--train without a path uses %s, which is not there (apt-get install "
+                          "dataset-fashion-mnist)", NNC_DEFAULT_DATA);
+            return EXIT_USAGE;
+        }
+        dt->train_path = NNC_DEFAULT_DATA;
+        if (!o->quiet)
+            printf("no data given: training on Fashion-MNIST from %s\n", dt->train_path);
+    }
+    if (!o->test_path && !o->target_path && nnrt_find_test(dt->train_path, dt->test_buf, sizeof dt->test_buf))
+        dt->test_path = dt->test_buf;
+    if (!(dt->have_train = load_data(dt->train_path, o->target_path, o, w, &dt->classes, &dt->train, d)))
+        return EXIT_USAGE;
+    if (dt->classes.n && !o->quiet) {
+        printf("classes of column '%s':", o->label);
+        for (size_t i = 0; i < dt->classes.n; i++)
+            printf(" %zu %s%s", i, dt->classes.names[i], i + 1 < dt->classes.n ? "," : "\n");
+    }
+    return EXIT_OK;
 }
 
 static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
-    size_t classes = model_classes(m);
-    size_t sample = (size_t)shape_elems(&m->input);
+    NnrtWant w = {.sample_size = (size_t)shape_elems(&m->input), .label_size = (size_t)m->label_size,
+                  .classes = model_classes(m)};
     char err[1024];
     int status;
-    const char *labelled = o->test_path ? "--test" : o->val_path ? "--val" : o->eval_path ? "--eval" : NULL;
-    if (m->label_size > 1 && labelled) {
-        diag_plain(d, "%s reads a labels file (one label per sample), but model %s has targets of %lld elements per "
-                      "sample; validate with --val-split", labelled, m->name, (long long)m->label_size);
-        return EXIT_USAGE;
-    }
-    if (o->train && load_targets(m, o, dt, d, &status)) {
-        if (status != EXIT_OK)
-            return status;
-        dt->test_path = o->test_path;
-        if (dt->test_path && !(dt->have[SET_TEST] = load_data(dt->test_path, classes, sample,
-                                                              &dt->set[SET_TEST], d)))
-            return EXIT_USAGE;
-    } else if (o->train && m->label_size > 1) {
-        diag_plain(d, "model %s has targets of %lld elements per sample: give them with --target FILE (or a "
-                      "data block in the model)", m->name, (long long)m->label_size);
-        return EXIT_USAGE;
-    } else if (o->train) {
-        dt->train_path = o->train_path;
-        if (!dt->train_path) {
-            if (access(NNC_DEFAULT_DATA, R_OK) != 0) {
-                diag_plain(d, "--train without a path uses %s, which is not there (apt-get install "
-                              "dataset-fashion-mnist)", NNC_DEFAULT_DATA);
-                return EXIT_USAGE;
-            }
-            dt->train_path = NNC_DEFAULT_DATA;
-            if (!o->quiet)
-                printf("no data given: training on Fashion-MNIST from %s\n", dt->train_path);
-        }
-        dt->test_path = o->test_path;
-        if (!dt->test_path && nnrt_find_test(dt->train_path, dt->test_buf, sizeof dt->test_buf))
-            dt->test_path = dt->test_buf;
-        if (!(dt->have_train = load_data(dt->train_path, classes, sample, &dt->train, d)))
-            return EXIT_USAGE;
-        if (dt->test_path && !(dt->have[SET_TEST] = load_data(dt->test_path, classes, sample,
-                                                              &dt->set[SET_TEST], d)))
-            return EXIT_USAGE;
-    }
     if (o->train) {
-        if (o->val_path && !(dt->have[SET_VAL] = load_data(o->val_path, classes, sample, &dt->set[SET_VAL], d)))
+        dt->test_path = o->test_path;
+        if ((status = load_train(m, o, &w, dt, d)) != EXIT_OK)
+            return status;
+        if (dt->test_path && !(dt->have[SET_TEST] = load_data(dt->test_path, NULL, o, &w, &dt->classes,
+                                                              &dt->set[SET_TEST], d)))
+            return EXIT_USAGE;
+        if (o->val_path && !(dt->have[SET_VAL] = load_data(o->val_path, NULL, o, &w, &dt->classes, &dt->set[SET_VAL],
+                                                           d)))
             return EXIT_USAGE;
         if (o->val_split) {
             size_t n_val = (size_t)((double)dt->train.n * o->val_split);
@@ -201,16 +172,16 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
         }
     }
     /* --eval's confusion matrix is indexed by a classifier's labels, whatever its loss. */
-    size_t eval_classes = model_classifies(m) ? (size_t)shape_elems(&m->output) : 0;
-    if (o->eval_path && !(dt->have[SET_EVAL] = load_data(o->eval_path, eval_classes, sample, &dt->set[SET_EVAL], d)))
+    NnrtWant we = w;
+    we.classes = model_classifies(m) ? (size_t)shape_elems(&m->output) : 0;
+    if (o->eval_path && !(dt->have[SET_EVAL] = load_data(o->eval_path, o->train ? NULL : o->target_path, o, &we,
+                                                         &dt->classes, &dt->set[SET_EVAL], d)))
         return EXIT_USAGE;
-    if (o->predict_path) {
-        if (!(dt->have[SET_PREDICT] = nnrt_dataset_load_unlabelled(o->predict_path, sample, (size_t)m->label_size,
-                                                                   &dt->set[SET_PREDICT], err, sizeof err))) {
-            diag_plain(d, "%s", err);
-            return EXIT_USAGE;
-        }
-    }
+    NnrtWant wp = w;
+    wp.unlabelled = true;
+    if (o->predict_path && !(dt->have[SET_PREDICT] = load_data(o->predict_path, NULL, o, &wp, &dt->classes,
+                                                               &dt->set[SET_PREDICT], d)))
+        return EXIT_USAGE;
     return EXIT_OK;
 }
 

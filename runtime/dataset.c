@@ -8,6 +8,7 @@
  */
 #include "nnrt.h"
 
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -128,21 +129,48 @@ static bool headers_agree(const char *images, const char *labels, size_t target_
     return true;
 }
 
-/* Reads both files, their headers first: a header may declare gigabytes
+/* An array file, IDX or .npy (by its first bytes), open at its data. */
+typedef struct Array {
+    NnrtStream *in;
+    const char *path;
+    bool npy;
+    NnrtNpyLayout lay;
+} Array;
+
+static bool is_npy(NnrtStream *in) {
+    const unsigned char *b;
+    return nnrt_stream_peek(in, &b) >= 6 && !memcmp(b, "\x93NUMPY", 6);
+}
+
+/* The header of the array `in` (which a takes) into out. */
+static bool array_header(Array *a, NnrtStream *in, const char *path, NnrtIdx *out, char *err, size_t errlen) {
+    *a = (Array){.in = in, .path = path};
+    if (!in)
+        return false;
+    a->npy = is_npy(in);
+    return a->npy ? nnrt_npy_header(in, path, out, &a->lay, err, errlen) : nnrt_idx_header(in, out);
+}
+
+static bool array_data(Array *a, NnrtIdx *out, char *err, size_t errlen) {
+    return a->npy ? nnrt_npy_read_data(a->in, &a->lay, out, err, errlen)
+                  : nnrt_idx_read_data(a->in, out, err, errlen);
+}
+
+/* Reads both arrays, their headers first: a header may declare gigabytes
  * (a small gzip inflates to them), and the other file's shows it false
  * before any data is read. */
-static bool load_pair(const char *images, const char *labels, size_t target_size, NnrtDataset *out,
-                      char *err, size_t errlen) {
+static bool load_arrays(NnrtStream *xs, const char *images, NnrtStream *ys, const char *labels, size_t target_size,
+                        NnrtDataset *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
-    NnrtIdxFile *imf = nnrt_idx_open(images, &out->images, err, errlen);
-    NnrtIdxFile *lbf = imf ? nnrt_idx_open(labels, &out->labels, err, errlen) : NULL;
+    Array x, y;
+    bool ok = array_header(&x, xs, images, &out->images, err, errlen);
+    ok = array_header(&y, ys, labels, &out->labels, err, errlen) && ok;
     const NnrtIdx *im = &out->images, *lb = &out->labels;
-    bool ok = imf && lbf && headers_agree(images, labels, target_size, im, lb, err, errlen) &&
-              nnrt_idx_read_data(imf, &out->images, err, errlen) &&
-              nnrt_idx_read_data(lbf, &out->labels, err, errlen) &&
-              nnrt_idx_check_finite(im, images, err, errlen) && nnrt_idx_check_finite(lb, labels, err, errlen);
-    nnrt_idx_close(imf);
-    nnrt_idx_close(lbf);
+    ok = ok && headers_agree(images, labels, target_size, im, lb, err, errlen) &&
+         array_data(&x, &out->images, err, errlen) && array_data(&y, &out->labels, err, errlen) &&
+         nnrt_idx_check_finite(im, images, err, errlen) && nnrt_idx_check_finite(lb, labels, err, errlen);
+    nnrt_stream_close(xs);
+    nnrt_stream_close(ys);
     if (!ok) {
         nnrt_dataset_free(out);
         return false;
@@ -153,25 +181,183 @@ static bool load_pair(const char *images, const char *labels, size_t target_size
     return true;
 }
 
+static bool load_pair(const char *images, const char *labels, size_t target_size, NnrtDataset *out,
+                      char *err, size_t errlen) {
+    NnrtStream *xs = nnrt_stream_open(images, err, errlen);
+    NnrtStream *ys = xs ? nnrt_stream_open(labels, err, errlen) : NULL;
+    if (!ys) {
+        nnrt_stream_close(xs);
+        memset(out, 0, sizeof *out);
+        return false;
+    }
+    return load_arrays(xs, images, ys, labels, target_size, out, err, errlen);
+}
+
 bool nnrt_dataset_load_targets(const char *inputs, const char *targets, size_t target_size,
                                NnrtDataset *out, char *err, size_t errlen) {
     return load_pair(inputs, targets, target_size, out, err, errlen);
+}
+
+/* Every label an integer in [0, classes) (classes 0: any value). */
+static bool check_classes(const NnrtDataset *ds, const char *labels, size_t classes, char *err, size_t errlen) {
+    const NnrtIdx *lb = &ds->labels;
+    for (size_t i = 0; classes > 0 && i < lb->count; i++) {
+        double v = nnrt_idx_get(lb, i);
+        if (v != floor(v)) /* also NaN */
+            return nnrt_fail(err, errlen, "%s: label %g at index %zu is not an integer", labels, v, i);
+        if (v < 0 || v >= (double)classes)
+            return nnrt_fail(err, errlen, "%s: label %g at index %zu is out of range for %zu classes", labels, v,
+                             i, classes);
+    }
+    return true;
 }
 
 bool nnrt_dataset_load(const char *images, const char *labels, size_t classes,
                        NnrtDataset *out, char *err, size_t errlen) {
     if (!load_pair(images, labels, 0, out, err, errlen))
         return false;
-    const NnrtIdx *lb = &out->labels;
-    bool ok = true;
-    for (size_t i = 0; ok && classes > 0 && i < lb->count; i++) {
-        double v = nnrt_idx_get(lb, i);
-        if (v != floor(v)) /* also NaN */
-            ok = nnrt_fail(err, errlen, "%s: label %g at index %zu is not an integer", labels, v, i);
-        else if (v < 0 || v >= (double)classes)
-            ok = nnrt_fail(err, errlen, "%s: label %g at index %zu is out of range for %zu classes",
-                      labels, v, i, classes);
+    if (check_classes(out, labels, classes, err, errlen))
+        return true;
+    nnrt_dataset_free(out);
+    return false;
+}
+
+/* Zero labels, label_size per sample: the evaluation step wants some,
+ * prediction ignores them. */
+static bool zero_labels(NnrtDataset *ds, size_t label_size) {
+    nnrt_idx_free(&ds->labels);
+    size_t n = ds->images.dims[0];
+    ds->labels = (NnrtIdx){.type = NNRT_U8, .rank = 2, .dims = {(uint32_t)n, (uint32_t)label_size},
+                           .count = n * label_size, .elem_size = 1, .data = calloc(n ? n : 1, label_size)};
+    ds->n = n;
+    ds->label_size = label_size;
+    return ds->labels.data != NULL;
+}
+
+/* An array of inputs alone (prediction), its header checked before its
+ * data is read: a file of samples of another size is refused before its
+ * data (which a header may declare by the gigabyte) is read. */
+static bool load_inputs(NnrtStream *in, const char *path, const NnrtWant *w, NnrtDataset *out, char *err,
+                        size_t errlen) {
+    Array x;
+    memset(out, 0, sizeof *out);
+    NnrtIdx *im = &out->images;
+    bool ok = array_header(&x, in, path, im, err, errlen);
+    if (ok && nnrt_idx_sample_size(im) != w->sample_size)
+        ok = nnrt_fail(err, errlen, "'%s' holds samples of %zu elements, but the model's input has %zu", path,
+                       nnrt_idx_sample_size(im), w->sample_size);
+    else if (ok && im->dims[0] == 0)
+        ok = nnrt_fail(err, errlen, "%s: the file holds no samples", path);
+    ok = ok && array_data(&x, im, err, errlen) && nnrt_idx_check_finite(im, path, err, errlen);
+    nnrt_stream_close(in);
+    out->sample_size = nnrt_idx_sample_size(im);
+    return ok;
+}
+
+/* An .npz archive: its members (w->unlabelled: the inputs alone). The
+ * archive is read whole, as a zip's members are found from its headers. */
+static bool load_npz(const char *path, const NnrtDataSpec *spec, const NnrtWant *w, NnrtDataset *out,
+                     char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0) {
+        if (f)
+            fclose(f);
+        return nnrt_fail(err, errlen, "%s: %s", path, strerror(errno));
     }
+    unsigned char *zip = malloc((size_t)st.st_size ? (size_t)st.st_size : 1);
+    bool ok = zip && fread(zip, 1, (size_t)st.st_size, f) == (size_t)st.st_size;
+    fclose(f);
+    if (!ok) {
+        free(zip);
+        return nnrt_fail(err, errlen, "%s: cannot read it whole (%zu bytes)", path, (size_t)st.st_size);
+    }
+    const char *xn = spec->inputs ? spec->inputs : "x", *yn = spec->outputs ? spec->outputs : "y";
+    char xname[4352], yname[4352];
+    snprintf(xname, sizeof xname, "%s[%s]", path, xn);
+    snprintf(yname, sizeof yname, "%s[%s]", path, yn);
+    const unsigned char *xd, *yd;
+    size_t xl, yl;
+    bool xdef, ydef;
+    ok = nnrt_npz_member(zip, (size_t)st.st_size, path, xn, &xd, &xl, &xdef, err, errlen) &&
+         (w->unlabelled || nnrt_npz_member(zip, (size_t)st.st_size, path, yn, &yd, &yl, &ydef, err, errlen));
+    NnrtStream *xs = ok ? nnrt_stream_open_mem(xd, xl, xdef, xname, err, errlen) : NULL;
+    NnrtStream *ys = xs && !w->unlabelled ? nnrt_stream_open_mem(yd, yl, ydef, yname, err, errlen) : NULL;
+    if (xs && w->unlabelled) {
+        ok = load_inputs(xs, xname, w, out, err, errlen);
+    } else if (ys) {
+        ok = load_arrays(xs, xname, ys, yname, w->classes ? 0 : w->label_size, out, err, errlen);
+    } else {
+        nnrt_stream_close(xs);
+        ok = false;
+    }
+    free(zip);
+    return ok;
+}
+
+bool nnrt_dataset_read(const char *path, const char *labels, const NnrtDataSpec *spec, const NnrtWant *w,
+                       NnrtClasses *classes, NnrtDataset *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    NnrtStream *in = nnrt_stream_open(path, err, errlen);
+    if (!in)
+        return false;
+    const unsigned char *b;
+    long long nb = nnrt_stream_peek(in, &b);
+    if (nb < 0) {
+        nnrt_stream_close(in);
+        return false;
+    }
+    /* A table is text: a file that is empty or starts with control bytes
+     * is an array, whose reader says what is wrong with it. */
+    bool binary = nb == 0;
+    for (long long i = 0; i < nb; i++)
+        binary |= b[i] < 0x20 && b[i] != '\t' && b[i] != '\n' && b[i] != '\r';
+    bool npz = nb >= 4 && !memcmp(b, "PK\3\4", 4), array = !npz && binary;
+    char found[4096];
+    const char *lpath = labels;
+    bool ok = true;
+    if (npz) {
+        nnrt_stream_close(in);
+        ok = load_npz(path, spec, w, out, err, errlen);
+    } else if (!array) {
+        ok = nnrt_csv_read(in, path, spec, !w->unlabelled, classes, out, err, errlen);
+        nnrt_stream_close(in);
+        lpath = path;
+    } else if (w->unlabelled) {
+        ok = load_inputs(in, path, w, out, err, errlen);
+    } else if (!lpath && !is_npy(in) && nnrt_find_labels(path, found, sizeof found)) {
+        lpath = found;
+    }
+    if (array && !w->unlabelled) {
+        if (!lpath) {
+            bool npy = is_npy(in);
+            nnrt_stream_close(in);
+            return npy ? nnrt_fail(err, errlen, "%s: no labels for it: give them with --target FILE (an .npy or "
+                                   "IDX file), or use an .npz archive of both", path)
+                       : nnrt_fail(err, errlen, "no labels file next to '%s' (expected e.g. "
+                                   "train-labels-idx1-ubyte[.gz] beside train-images-idx3-ubyte[.gz])", path);
+        }
+        NnrtStream *ys = nnrt_stream_open(lpath, err, errlen);
+        if (!ys) {
+            nnrt_stream_close(in);
+            return false;
+        }
+        ok = load_arrays(in, path, ys, lpath, w->classes ? 0 : w->label_size, out, err, errlen);
+    }
+    if (ok && out->sample_size != w->sample_size)
+        ok = nnrt_fail(err, errlen, "'%s' holds samples of %zu elements, but the model's input has %zu", path,
+                       out->sample_size, w->sample_size);
+    else if (ok && w->unlabelled)
+        ok = out->images.dims[0] ? zero_labels(out, w->label_size) ||
+                                       nnrt_fail(err, errlen, "%s: out of memory", path)
+                                 : nnrt_fail(err, errlen, "%s: the file holds no samples", path);
+    else if (ok && out->label_size != w->label_size)
+        ok = nnrt_fail(err, errlen, "%s: targets of %zu elements per sample, but the model's targets have %zu",
+                       lpath ? lpath : path, out->label_size, w->label_size);
+    if (ok && w->classes && classes->n > w->classes)
+        ok = nnrt_fail(err, errlen, "%s: %zu classes in column '%s', but the model has %zu outputs", path,
+                       classes->n, spec->label, w->classes);
+    ok = ok && (w->unlabelled || check_classes(out, lpath ? lpath : path, w->classes, err, errlen));
     if (!ok)
         nnrt_dataset_free(out);
     return ok;

@@ -50,19 +50,21 @@ static size_t type_size(int t) {
  * follows a member must be another: zlib's gzread ignored anything else
  * (gzip -t rejects it), so a file with trailing garbage loaded. The first
  * error is kept in err, and every later read fails. */
-struct NnrtIdxFile {
+struct NnrtStream {
     FILE *f;
     const char *path;
-    bool gzip, in_member, failed;
+    bool gzip, raw_deflate, in_member, failed; /* raw_deflate: one zip member (npz) */
     int members;     /* begun so far */
     z_stream z;      /* next_in/avail_in: the bytes of buf not consumed, raw files too */
+    unsigned char ahead[8]; /* bytes peeked at (nnrt_stream_peek), read before the rest */
+    size_t nahead, ahead_pos;
     char *err;
     size_t errlen;
     unsigned char buf[1 << 17];
 };
 
 /* Makes sure buf has bytes; false at the end of the file or on an error. */
-static bool fill(NnrtIdxFile *in) {
+static bool fill(NnrtStream *in) {
     if (in->z.avail_in)
         return true;
     size_t r = fread(in->buf, 1, sizeof in->buf, in->f);
@@ -78,7 +80,7 @@ static bool fill(NnrtIdxFile *in) {
 /* Inflating failed with zlib's rc (Z_BUF_ERROR: the file ended inside a
  * member). Bytes after the first member that give no output are not another
  * member: trailing garbage, which gzip -t rejects too. */
-static void inflate_failed(NnrtIdxFile *in, int rc) {
+static void inflate_failed(NnrtStream *in, int rc) {
     const char *msg = rc == Z_BUF_ERROR ? "the file ends inside it" : in->z.msg ? in->z.msg : "no message";
     if (rc == Z_MEM_ERROR)
         nnrt_fail(in->err, in->errlen, "%s: out of memory while decompressing", in->path);
@@ -93,9 +95,11 @@ static void inflate_failed(NnrtIdxFile *in, int rc) {
 }
 
 /* Up to n bytes into dst; fewer only at the end of the data; -1 on an error. */
-static long long read_full(NnrtIdxFile *in, void *dst, size_t n) {
+static long long read_full(NnrtStream *in, void *dst, size_t n) {
     unsigned char *out = dst;
     size_t got = 0;
+    for (; got < n && in->ahead_pos < in->nahead; got++)
+        out[got] = in->ahead[in->ahead_pos++];
     while (got < n && !in->failed) {
         if (!in->gzip) {
             if (!fill(in))
@@ -110,6 +114,11 @@ static long long read_full(NnrtIdxFile *in, void *dst, size_t n) {
         if (!in->in_member) { /* between members: the end, or another */
             if (!fill(in))
                 break;
+            if (in->raw_deflate && in->members) { /* a zip member is one deflate stream */
+                nnrt_fail(in->err, in->errlen, "%s: bytes follow the member's deflate stream", in->path);
+                in->failed = true;
+                break;
+            }
             if (in->members++)
                 inflateReset(&in->z); /* fails only on a stream never initialised */
             in->in_member = true;
@@ -166,7 +175,7 @@ static void to_host(unsigned char *p, size_t count, size_t elem_size) {
 }
 
 /* Reads the header into out (type, rank, dims, count, elem_size). */
-static bool read_header(NnrtIdxFile *in, const char *path, NnrtIdx *out, char *err, size_t errlen) {
+static bool read_header(NnrtStream *in, const char *path, NnrtIdx *out, char *err, size_t errlen) {
     unsigned char magic[4];
     long long got = read_full(in, magic, 4);
     if (got < 0)
@@ -225,14 +234,12 @@ static bool read_header(NnrtIdxFile *in, const char *path, NnrtIdx *out, char *e
     return true;
 }
 
-/* Reads exactly count * elem_size bytes of data, then checks that nothing
- * follows. */
-static bool read_data(NnrtIdxFile *in, const char *path, NnrtIdx *idx, char *err, size_t errlen) {
-    size_t bytes = idx->count * idx->elem_size; /* checked by read_header */
+bool nnrt_stream_read_body(NnrtStream *in, size_t bytes, const char *declared, void **out) {
     size_t cap = bytes < IDX_FIRST_CHUNK ? bytes : IDX_FIRST_CHUNK;
     unsigned char *data = malloc(cap ? cap : 1);
+    *out = NULL;
     if (!data)
-        return nnrt_fail(err, errlen, "%s: out of memory (%zu bytes)", path, cap);
+        return nnrt_fail(in->err, in->errlen, "%s: out of memory (%zu bytes)", in->path, cap);
     size_t have = 0;
     for (;;) {
         long long r = read_full(in, data + have, cap - have);
@@ -244,22 +251,19 @@ static bool read_data(NnrtIdxFile *in, const char *path, NnrtIdx *idx, char *err
         unsigned char *grown = realloc(data, next);
         if (!grown) {
             free(data);
-            return nnrt_fail(err, errlen, "%s: out of memory (%zu bytes)", path, next);
+            return nnrt_fail(in->err, in->errlen, "%s: out of memory (%zu bytes)", in->path, next);
         }
         data = grown;
         cap = next;
     }
-    char dims[160];
-    format_dims(idx->dims, idx->rank, dims, sizeof dims);
     if (in->failed) {
         free(data);
         return false;
     }
     if (have < bytes) {
         free(data);
-        return nnrt_fail(err, errlen, "%s: header declares %s %s (%zu bytes) but the file holds %zu "
-                    "byte%s of data", path, dims, nnrt_idx_type_name(idx->type), bytes, have,
-                    have == 1 ? "" : "s");
+        return nnrt_fail(in->err, in->errlen, "%s: header declares %s (%zu bytes) but the file holds %zu "
+                    "byte%s of data", in->path, declared, bytes, have, have == 1 ? "" : "s");
     }
 
     /* Count what follows (up to a point: the number is for the message). */
@@ -274,51 +278,91 @@ static bool read_data(NnrtIdxFile *in, const char *path, NnrtIdx *idx, char *err
     }
     if (extra > 0) {
         free(data);
-        return nnrt_fail(err, errlen, "%s: header declares %s %s (%zu bytes) but %s%zu more bytes "
-                    "follow: the file is longer than its header declares",
-                    path, dims, nnrt_idx_type_name(idx->type), bytes,
+        return nnrt_fail(in->err, in->errlen, "%s: header declares %s (%zu bytes) but %s%zu more bytes "
+                    "follow: the file is longer than its header declares", in->path, declared, bytes,
                     extra >= ((size_t)1 << 20) ? "at least " : "", extra);
     }
+    *out = data;
+    return true;
+}
+
+/* Reads exactly count * elem_size bytes of data, then checks that nothing
+ * follows. */
+static bool read_data(NnrtStream *in, NnrtIdx *idx) {
+    char dims[160], declared[192];
+    format_dims(idx->dims, idx->rank, dims, sizeof dims);
+    snprintf(declared, sizeof declared, "%s %s", dims, nnrt_idx_type_name(idx->type));
+    void *data;
+    if (!nnrt_stream_read_body(in, idx->count * idx->elem_size /* checked by read_header */, declared, &data))
+        return false;
     to_host(data, idx->count, idx->elem_size);
     idx->data = data;
     return true;
 }
 
-NnrtIdxFile *nnrt_idx_open(const char *path, NnrtIdx *out, char *err, size_t errlen) {
-    memset(out, 0, sizeof *out);
-    NnrtIdxFile *in = calloc(1, sizeof *in);
+/* f (named `path` in messages) as a stream: inflated as gzip if it starts
+ * like gzip, as raw deflate if `deflated` (a zip member), else as it is. */
+static NnrtStream *stream_of(FILE *f, const char *path, bool deflated, char *err, size_t errlen) {
+    NnrtStream *in = calloc(1, sizeof *in);
     if (!in) {
+        fclose(f);
         nnrt_fail(err, errlen, "%s: out of memory", path);
         return NULL;
     }
-    *in = (NnrtIdxFile){.path = path, .err = err, .errlen = errlen, .f = fopen(path, "rb")};
-    if (!in->f) {
-        nnrt_fail(err, errlen, "%s: %s", path, strerror(errno));
-        free(in);
-        return NULL;
-    }
+    *in = (NnrtStream){.path = path, .err = err, .errlen = errlen, .f = f, .raw_deflate = deflated};
     /* gzip or not, by the first two bytes (the first read fills buf). */
-    in->gzip = fill(in) && in->z.avail_in >= 2 && in->buf[0] == 0x1f && in->buf[1] == 0x8b;
-    if (in->gzip && inflateInit2(&in->z, 15 + 16) != Z_OK) { /* 16: a gzip wrapper */
+    in->gzip = deflated || (fill(in) && in->z.avail_in >= 2 && in->buf[0] == 0x1f && in->buf[1] == 0x8b);
+    if (in->gzip && inflateInit2(&in->z, deflated ? -15 : 15 + 16) != Z_OK) { /* 16: a gzip wrapper */
         nnrt_fail(err, errlen, "%s: out of memory for decompressing", path);
         in->gzip = false;
         in->failed = true;
     }
-    if (in->failed || !read_header(in, path, out, err, errlen)) {
-        nnrt_idx_close(in);
-        memset(out, 0, sizeof *out);
+    if (in->failed) {
+        nnrt_stream_close(in);
         return NULL;
     }
     return in;
 }
 
-bool nnrt_idx_read_data(NnrtIdxFile *in, NnrtIdx *out, char *err, size_t errlen) {
-    in->err = err;
-    in->errlen = errlen;
-    return read_data(in, in->path, out, err, errlen);
+NnrtStream *nnrt_stream_open(const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        nnrt_fail(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    return stream_of(f, path, false, err, errlen);
 }
 
-void nnrt_idx_close(NnrtIdxFile *in) {
+NnrtStream *nnrt_stream_open_mem(const void *buf, size_t len, bool deflated, const char *name, char *err,
+                                 size_t errlen) {
+    /* fmemopen wants at least a byte: an empty member is read from one
+     * byte that the stream is told is past its end. */
+    static const unsigned char none[1];
+    FILE *f = fmemopen((void *)(len ? buf : none), len ? len : 1, "rb");
+    if (!f) {
+        nnrt_fail(err, errlen, "%s: %s", name, strerror(errno));
+        return NULL;
+    }
+    if (!len)
+        fseek(f, 0, SEEK_END);
+    return stream_of(f, name, deflated, err, errlen);
+}
+
+long long nnrt_stream_read(NnrtStream *in, void *dst, size_t n) { return read_full(in, dst, n); }
+
+long long nnrt_stream_peek(NnrtStream *in, const unsigned char **bytes) {
+    if (in->ahead_pos == in->nahead) {
+        long long r = read_full(in, in->ahead, sizeof in->ahead);
+        if (r < 0)
+            return -1;
+        in->nahead = (size_t)r;
+        in->ahead_pos = 0;
+    }
+    *bytes = in->ahead + in->ahead_pos;
+    return (long long)(in->nahead - in->ahead_pos);
+}
+
+void nnrt_stream_close(NnrtStream *in) {
     if (!in)
         return;
     if (in->gzip)
@@ -327,10 +371,34 @@ void nnrt_idx_close(NnrtIdxFile *in) {
     free(in);
 }
 
+bool nnrt_idx_header(NnrtStream *in, NnrtIdx *out) {
+    memset(out, 0, sizeof *out);
+    if (read_header(in, in->path, out, in->err, in->errlen))
+        return true;
+    memset(out, 0, sizeof *out);
+    return false;
+}
+
+NnrtStream *nnrt_idx_open(const char *path, NnrtIdx *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    NnrtStream *in = nnrt_stream_open(path, err, errlen);
+    if (in && !nnrt_idx_header(in, out)) {
+        nnrt_stream_close(in);
+        return NULL;
+    }
+    return in;
+}
+
+bool nnrt_idx_read_data(NnrtStream *in, NnrtIdx *out, char *err, size_t errlen) {
+    in->err = err;
+    in->errlen = errlen;
+    return read_data(in, out);
+}
+
 bool nnrt_idx_read(const char *path, NnrtIdx *out, char *err, size_t errlen) {
-    NnrtIdxFile *in = nnrt_idx_open(path, out, err, errlen);
+    NnrtStream *in = nnrt_idx_open(path, out, err, errlen);
     bool ok = in && nnrt_idx_read_data(in, out, err, errlen);
-    nnrt_idx_close(in);
+    nnrt_stream_close(in);
     if (!ok)
         memset(out, 0, sizeof *out);
     return ok;

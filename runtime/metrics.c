@@ -129,43 +129,6 @@ bool nnrt_predict_csv(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *ou
 
 /* ---------------------------------------------------------------- datasets */
 
-/* The header is checked first: a file of samples of another size is refused
- * before its data (which a header may declare by the gigabyte) is read. */
-static bool read_unlabelled(const char *images, size_t sample_size, NnrtIdx *idx, char *err, size_t errlen) {
-    NnrtIdxFile *f = nnrt_idx_open(images, idx, err, errlen);
-    bool ok = f != NULL;
-    if (ok && nnrt_idx_sample_size(idx) != sample_size)
-        ok = nnrt_fail(err, errlen, "'%s' holds samples of %zu elements, but the model's input has %zu", images,
-                       nnrt_idx_sample_size(idx), sample_size);
-    else if (ok && idx->dims[0] == 0)
-        ok = nnrt_fail(err, errlen, "%s: the file holds no samples", images);
-    ok = ok && nnrt_idx_read_data(f, idx, err, errlen) && nnrt_idx_check_finite(idx, images, err, errlen);
-    nnrt_idx_close(f);
-    if (!ok)
-        nnrt_idx_free(idx);
-    return ok;
-}
-
-bool nnrt_dataset_load_unlabelled(const char *images, size_t sample_size, size_t label_size, NnrtDataset *out,
-                                  char *err, size_t errlen) {
-    memset(out, 0, sizeof *out);
-    if (!read_unlabelled(images, sample_size, &out->images, err, errlen))
-        return false;
-    size_t n = out->images.dims[0];
-    /* Zero labels: the evaluation step wants some, prediction ignores them. */
-    out->labels = (NnrtIdx){.type = NNRT_U8, .rank = 2, .dims = {(uint32_t)n, (uint32_t)label_size},
-                            .count = n * label_size, .elem_size = 1, .data = calloc(n, label_size)};
-    if (!out->labels.data) {
-        snprintf(err, errlen, "%s: out of memory", images);
-        nnrt_idx_free(&out->images);
-        return false;
-    }
-    out->n = n;
-    out->sample_size = sample_size;
-    out->label_size = label_size;
-    return true;
-}
-
 /* The first n - n_val samples of an IDX array stay, the rest move to val. */
 static bool split_idx(NnrtIdx *all, size_t n_val, NnrtIdx *val) {
     size_t per = nnrt_idx_sample_size(all) * all->elem_size; /* bounded by all->count */

@@ -3,7 +3,10 @@
  *
  * Sections, one per source file:
  *   idx.c       IDX files (raw or gzip), every element type, fully validated
- *   dataset.c   finding label/test files next to an images file; batches
+ *   dataset.c   finding label/test files next to an images file; any data
+ *               file by its content; batches
+ *   csv.c       CSV tables (plain or gzip): columns, quoting, class names
+ *   npy.c       NumPy .npy arrays and .npz archives
  *   rng.c       the seeded RNG (splitmix64 + xoshiro256**), shuffling, init
  *   progress.c  per-epoch progress bar (TTY, NO_COLOR aware) or plain lines
  *   train.c     the training loop over compiled step functions
@@ -59,15 +62,37 @@ typedef struct NnrtIdx {
  * is exactly as long as the dims say, and the size arithmetic for overflow.
  * Returns false with a one-line message ("PATH: ...") in err on any problem. */
 bool nnrt_idx_read(const char *path, NnrtIdx *out, char *err, size_t errlen);
-/* The same in two steps, so that the headers of several files can be
- * checked against each other (and against what the caller expects) before
- * any data is read: a header may declare gigabytes, a small gzip inflate to
- * them. open reads the header into out (NULL on an error); read_data reads
- * the data into out->data. Close in any case. */
-typedef struct NnrtIdxFile NnrtIdxFile;
-NnrtIdxFile *nnrt_idx_open(const char *path, NnrtIdx *out, char *err, size_t errlen);
-bool nnrt_idx_read_data(NnrtIdxFile *f, NnrtIdx *out, char *err, size_t errlen);
-void nnrt_idx_close(NnrtIdxFile *f); /* NULL: nothing */
+/* A file read as a stream of bytes: inflated if it starts like gzip (member
+ * after member, as gzip -d reads them; trailing garbage is an error), else
+ * as it is. Every loader reads through one, so each format may be gzipped.
+ * Errors go to the err given to open, "PATH: what is wrong"; a read after
+ * one fails too. */
+typedef struct NnrtStream NnrtStream;
+NnrtStream *nnrt_stream_open(const char *path, char *err, size_t errlen);
+/* The len bytes at buf (kept by the caller until close), named `name` in
+ * messages; `deflated`: a raw deflate stream (a zip member). */
+NnrtStream *nnrt_stream_open_mem(const void *buf, size_t len, bool deflated, const char *name, char *err,
+                                 size_t errlen);
+/* Up to n bytes; fewer only at the end; -1 on an error. */
+long long nnrt_stream_read(NnrtStream *in, void *dst, size_t n);
+/* The next few bytes (up to 8, fewer at the end) without consuming them;
+ * -1 on an error. */
+long long nnrt_stream_peek(NnrtStream *in, const unsigned char **bytes);
+/* Exactly `bytes` bytes into *out (malloc'd), grown as the data arrives (a
+ * header may declare gigabytes that the file does not hold), then nothing
+ * more; `declared` says what the header declared ("60000 x 784 uint8"). */
+bool nnrt_stream_read_body(NnrtStream *in, size_t bytes, const char *declared, void **out);
+void nnrt_stream_close(NnrtStream *in); /* NULL: nothing */
+
+/* The same in steps, so that the headers of several files can be checked
+ * against each other (and against what the caller expects) before any data
+ * is read: a header may declare gigabytes, a small gzip inflate to them.
+ * open reads the header into out (NULL on an error); read_data reads the
+ * data into out->data. Close the stream in any case. nnrt_idx_header reads
+ * the header from a stream already open (false on an error). */
+NnrtStream *nnrt_idx_open(const char *path, NnrtIdx *out, char *err, size_t errlen);
+bool nnrt_idx_header(NnrtStream *in, NnrtIdx *out);
+bool nnrt_idx_read_data(NnrtStream *f, NnrtIdx *out, char *err, size_t errlen);
 void nnrt_idx_free(NnrtIdx *idx);
 /* Element i converted to double. */
 double nnrt_idx_get(const NnrtIdx *idx, size_t i);
@@ -120,6 +145,75 @@ bool nnrt_dataset_from_memory(size_t n, const double *x, size_t sample_size, con
  * the step functions scale them. */
 void nnrt_batch_fill(const NnrtDataset *ds, const uint32_t *idx, size_t b,
                      int dtype_bytes, bool raw_u8, void *x, void *y);
+
+/* ---------------------------------------------------------------- csv.c */
+
+/* What a data file holds beyond its arrays: a table's columns (lists of
+ * column names, or of positions from 0 with no_header, comma-separated;
+ * NULL: none), an archive's members. */
+typedef struct NnrtDataSpec {
+    const char *label;    /* --label: the class of each row */
+    const char *targets;  /* --target (of a table): regression targets */
+    const char *features; /* --features: the inputs, in this order; NULL: every other numeric column */
+    bool no_header;
+    char delimiter;       /* 0: detected from the first line */
+    const char *inputs, *outputs; /* .npz members (--inputs, --targets); NULL: "x", "y" */
+} NnrtDataSpec;
+
+/* Class names, sorted: class i is names[i]. Empty: classes are integers. */
+typedef struct NnrtClasses {
+    char **names;
+    size_t n;
+} NnrtClasses;
+void nnrt_classes_free(NnrtClasses *cl);
+
+/* A CSV table from a stream: inputs float32 [n, features], labels int32 [n]
+ * (--label; names mapped through *classes when it has some, else integers
+ * as they are, else the names seen become *classes) or float32 [n, targets];
+ * without need_labels (prediction) those columns are skipped if present and
+ * out->labels is left empty. Errors "PATH:LINE:COL: ..." in err. */
+bool nnrt_csv_read(NnrtStream *in, const char *path, const NnrtDataSpec *spec, bool need_labels,
+                   NnrtClasses *classes, NnrtDataset *out, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- npy.c */
+
+/* An .npy file's element layout, from its header. */
+typedef struct NnrtNpyLayout {
+    char kind; /* b, i, u, f */
+    int size;  /* bytes */
+    bool big_endian, fortran;
+} NnrtNpyLayout;
+/* The header (the stream at its "\x93NUMPY") into out (type, rank, dims,
+ * count, elem_size: of the type the elements are converted to) and *lay. */
+bool nnrt_npy_header(NnrtStream *in, const char *path, NnrtIdx *out, NnrtNpyLayout *lay, char *err,
+                     size_t errlen);
+/* The data, exactly as long as the header says, into out->data in C order. */
+bool nnrt_npy_read_data(NnrtStream *in, const NnrtNpyLayout *lay, NnrtIdx *out, char *err, size_t errlen);
+/* The member NAME.npy of a zip archive in memory: its bytes, stored or
+ * deflated. False with a message if it is not there or the zip is bad. */
+bool nnrt_npz_member(const unsigned char *zip, size_t size, const char *path, const char *name,
+                     const unsigned char **data, size_t *csize, bool *deflated, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- data files (dataset.c) */
+
+/* What a run wants of a data file. */
+typedef struct NnrtWant {
+    size_t sample_size; /* the model's input elements per sample */
+    size_t label_size;  /* label elements per sample (1: a class or one value) */
+    size_t classes;     /* > 0: labels are class indices below it */
+    bool unlabelled;    /* --predict: no labels read (zeros, label_size per sample) */
+} NnrtWant;
+
+/* A data set from a file of any format, by its content: an IDX or .npy
+ * array of inputs (its labels from `labels`, an IDX or .npy file, or for
+ * IDX found beside it by name), an .npz archive (inputs and labels as
+ * members), or a CSV table (spec's columns). Checks that the samples have
+ * w->sample_size elements ("'PATH' holds samples of N elements, but the
+ * model's input has M"), the labels w->label_size, the counts agree (from
+ * the headers, before the data is read), float data is finite, and class
+ * indices are below w->classes. *classes: as nnrt_csv_read. */
+bool nnrt_dataset_read(const char *path, const char *labels, const NnrtDataSpec *spec, const NnrtWant *w,
+                       NnrtClasses *classes, NnrtDataset *out, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- rng.c */
 
@@ -336,10 +430,6 @@ bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *ou
  * classifier, "index,y0,y1,..." (the raw outputs) otherwise. */
 bool nnrt_predict_csv(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *out, char *err,
                       size_t errlen);
-/* Images without labels (label_size per sample, set to 0), for prediction;
- * their samples must have sample_size elements. */
-bool nnrt_dataset_load_unlabelled(const char *images, size_t sample_size, size_t label_size, NnrtDataset *out,
-                                  char *err, size_t errlen);
 /* Moves the last n_val samples of ds into val (Keras' validation_split:
  * the tail, before any shuffling). 0 < n_val < ds->n. */
 bool nnrt_dataset_split(NnrtDataset *ds, size_t n_val, NnrtDataset *val, char *err,

@@ -1,0 +1,535 @@
+/* csv.c — tables as CSV files (plain or gzip, by content: nnrt_stream): a
+ * header row naming the columns (or none, columns then named by their
+ * position from 0), the delimiter given or detected from the first line,
+ * RFC 4180 quoting, CRLF or LF. One column may be the class of each row
+ * (--label: integers, or names mapped to indices in sorted order), or some
+ * may be regression targets (--target A,B); the inputs are the other
+ * numeric columns in file order, or those --features names, in its order.
+ *
+ * Keras users come with tables, and a table this big (Fashion-MNIST as CSV
+ * is 60,000 rows of 785 numbers, 130 MB of text) must load about as fast
+ * as the IDX files: the file is parsed in chunks as it streams in, by a
+ * byte loop with no per-field allocation, and numbers of up to 15 digits
+ * are converted exactly without strtod (Clinger's fast path), which was
+ * most of the time. Every error names the file, the line and the column.
+ */
+#include "nnrt.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Far above any table this is for; far below what exhausts memory. */
+#define CSV_MAX_COLUMNS (1 << 20)
+#define CSV_MAX_FIELD (1 << 20)
+#define CSV_CHUNK (1 << 20)
+
+typedef enum { ROLE_SKIP, ROLE_FEATURE, ROLE_LABEL, ROLE_TARGET, ROLE_UNDECIDED } Role;
+
+/* A growing array of elements of `size` bytes. */
+typedef struct Vec {
+    void *p;
+    size_t n, cap, size;
+} Vec;
+
+static bool vec_push(Vec *v, const void *x, size_t k) {
+    if (v->n + k > v->cap) {
+        size_t cap = v->cap ? v->cap : 1024, bytes;
+        while (cap < v->n + k)
+            if (__builtin_mul_overflow(cap, 2, &cap))
+                return false;
+        void *p = __builtin_mul_overflow(cap, v->size, &bytes) ? NULL : realloc(v->p, bytes);
+        if (!p)
+            return false;
+        v->p = p;
+        v->cap = cap;
+    }
+    memcpy((char *)v->p + v->n * v->size, x, k * v->size);
+    v->n += k;
+    return true;
+}
+
+typedef struct Csv {
+    const char *path;
+    const NnrtDataSpec *cols;
+    bool need_labels;
+    char delim;
+    char *err;
+    size_t errlen;
+    /* The columns, from the header or the first row. */
+    size_t ncols;
+    char **names;
+    Role *role;
+    size_t *slot; /* a feature's or target's position in its row */
+    size_t nfeatures, ntargets;
+    size_t label_col; /* ncols: none */
+    /* Where the parser is. */
+    long line, field_line;
+    size_t col, field_col, line_start_col;
+    bool header_done;
+    /* The values. */
+    Vec x, y, label_text, label_at; /* float, float, char, size_t (offsets into label_text) */
+    float *row_x, *row_y;
+    Vec label_line; /* long: the line of each label, for a message about it later */
+    size_t rows;
+} Csv;
+
+static bool located(Csv *c, const char *fmt, const char *what, const char *field) {
+    const char *name = c->header_done && c->col < c->ncols ? c->names[c->col] : NULL;
+    char where[256] = "";
+    if (name)
+        snprintf(where, sizeof where, " in column '%.200s'", name);
+    return nnrt_fail(c->err, c->errlen, "%s:%ld:%zu: %s%s%s%.60s%s", c->path, c->field_line, c->field_col, what,
+                     where, fmt, field ? field : "", field && strlen(field) > 60 ? "..." : "");
+}
+
+/* s parsed as a number into *v (strict: the whole field, blanks around it
+ * allowed). Up to 15 significant digits and a power of ten up to 22 give a
+ * double exactly as strtod would (both factors are exact, the division or
+ * product rounds once); anything else goes to strtod. */
+static bool parse_number(const char *s, double *v) {
+    while (*s == ' ')
+        s++;
+    const char *p = s;
+    bool neg = *p == '-';
+    if (*p == '-' || *p == '+')
+        p++;
+    uint64_t m = 0;
+    int digits = 0, exp10 = 0;
+    for (; *p >= '0' && *p <= '9'; p++, digits++)
+        m = m * 10 + (uint64_t)(*p - '0');
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++, exp10--)
+            m = m * 10 + (uint64_t)(*p - '0');
+    const char *end = p;
+    while (*end == ' ')
+        end++;
+    if (digits > 0 && digits <= 15 && !*end) {
+        double d = (double)m;
+        static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                       1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+        d = exp10 < 0 ? d / pow10[-exp10] : d;
+        *v = neg ? -d : d;
+        return true;
+    }
+    if (!*s)
+        return false;
+    char *e;
+    *v = strtod(s, &e);
+    while (*e == ' ')
+        e++;
+    return e != s && !*e;
+}
+
+/* "a,b,c" -> the column each names (a header name, or a position). */
+static bool find_column(Csv *c, const char *name, size_t len, const char *option, size_t *out) {
+    for (size_t i = 0; i < c->ncols; i++)
+        if (strlen(c->names[i]) == len && !memcmp(c->names[i], name, len)) {
+            *out = i;
+            return true;
+        }
+    char shown[128];
+    snprintf(shown, sizeof shown, "%.*s", len > 100 ? 100 : (int)len, name);
+    if (c->cols->no_header)
+        return nnrt_fail(c->err, c->errlen, "%s: %s '%s': the file has %zu columns, numbered from 0 (no header)",
+                         c->path, option, shown, c->ncols);
+    char list[512] = "";
+    for (size_t i = 0, used = 0; i < c->ncols && used + 1 < sizeof list; i++) {
+        int w = snprintf(list + used, sizeof list - used, "%s'%s'", i ? ", " : "", c->names[i]);
+        used += w > 0 ? (size_t)w : 0;
+    }
+    return nnrt_fail(c->err, c->errlen, "%s: %s '%s' is not a column of the header (%s)", c->path, option, shown,
+                     list);
+}
+
+/* Sets the role of the columns a list names; a column named twice, or
+ * given two roles, is an error. Missing columns are an error only where the
+ * labels are needed (prediction reads tables with or without them). */
+static bool assign(Csv *c, const char *list, Role r, const char *option, bool required, size_t *count) {
+    for (const char *p = list; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        size_t col;
+        if (!find_column(c, p, len, option, &col)) {
+            if (required)
+                return false;
+        } else if (c->role[col] != ROLE_UNDECIDED) {
+            return nnrt_fail(c->err, c->errlen, "%s: column '%s' is named twice (%s and another option)", c->path,
+                             c->names[col], option);
+        } else {
+            c->role[col] = c->need_labels || r == ROLE_FEATURE ? r : ROLE_SKIP; /* prediction: no labels */
+            c->slot[col] = (*count)++;
+            if (r == ROLE_LABEL && c->need_labels)
+                c->label_col = col;
+        }
+        p = comma ? comma + 1 : p + len;
+    }
+    return true;
+}
+
+/* The header (or, with no header, the first row's count) is known: each
+ * column's role. Columns no option names are inputs (decided on the first
+ * row: a column that does not hold a number there, an id or a name, is
+ * skipped) unless --features lists the inputs. */
+static bool set_roles(Csv *c) {
+    c->role = calloc(c->ncols, sizeof *c->role);
+    c->slot = calloc(c->ncols, sizeof *c->slot);
+    if (!c->role || !c->slot)
+        return nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
+    for (size_t i = 0; i < c->ncols; i++)
+        c->role[i] = ROLE_UNDECIDED;
+    c->label_col = c->ncols;
+    const NnrtDataSpec *o = c->cols;
+    size_t nlabel = 0;
+    if (!assign(c, o->label, ROLE_LABEL, "--label", c->need_labels, &nlabel) ||
+        !assign(c, o->targets, ROLE_TARGET, "--target", c->need_labels, &c->ntargets) ||
+        !assign(c, o->features, ROLE_FEATURE, "--features", true, &c->nfeatures))
+        return false;
+    if (nlabel > 1)
+        return nnrt_fail(c->err, c->errlen, "%s: --label names one column, the class of each row", c->path);
+    for (size_t i = 0; i < c->ncols; i++)
+        if (c->role[i] == ROLE_UNDECIDED && o->features)
+            c->role[i] = ROLE_SKIP;
+    c->row_x = calloc(c->ncols, sizeof *c->row_x);
+    c->row_y = calloc(c->ncols, sizeof *c->row_y);
+    return c->row_x && c->row_y ? true : nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
+}
+
+/* A field of the header: a column's name. */
+static bool header_field(Csv *c, const char *s, size_t len) {
+    if (c->ncols >= CSV_MAX_COLUMNS)
+        return located(c, " columns", "more than 1048576", NULL);
+    char **names = realloc(c->names, (c->ncols + 1) * sizeof *names);
+    if (!names)
+        return nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
+    c->names = names;
+    if (!(names[c->ncols] = malloc(len + 1)))
+        return nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
+    memcpy(names[c->ncols], s, len + 1);
+    c->ncols++;
+    return true;
+}
+
+/* A field of a data row. */
+static bool data_field(Csv *c, const char *s, size_t len) {
+    if (c->col >= c->ncols)
+        return located(c, "", "more fields than the header's columns", NULL);
+    Role r = c->role[c->col];
+    double v;
+    if (r == ROLE_UNDECIDED) { /* the first row decides */
+        r = c->role[c->col] = parse_number(s, &v) ? ROLE_FEATURE : ROLE_SKIP;
+        if (r == ROLE_FEATURE)
+            c->slot[c->col] = c->nfeatures++;
+    }
+    switch (r) {
+    case ROLE_SKIP:
+    case ROLE_UNDECIDED:
+        return true;
+    case ROLE_LABEL: {
+        if (!len)
+            return located(c, "", "a missing class", NULL);
+        if (memchr(s, '\n', len))
+            return located(c, ": ", "a class name with a line break", s);
+        size_t at = c->label_text.n;
+        return (vec_push(&c->label_text, s, len + 1) && vec_push(&c->label_at, &at, 1) &&
+                vec_push(&c->label_line, &c->field_line, 1)) ||
+               nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
+    }
+    case ROLE_FEATURE:
+    case ROLE_TARGET:
+        if (!len)
+            return located(c, "", "a missing value", NULL);
+        if (!parse_number(s, &v))
+            return located(c, ": ", "not a number", s);
+        if (!(fabs(v) <= 3.4028234663852886e38))
+            return located(c, ": ", "not a finite float32", s);
+        (r == ROLE_FEATURE ? c->row_x : c->row_y)[c->slot[c->col]] = (float)v;
+        return true;
+    }
+    return true;
+}
+
+/* The end of a row: its fields all seen. The first row with no header
+ * gives the count of columns, named by position, and is data too. */
+static bool end_row(Csv *c) {
+    if (!c->header_done) {
+        c->header_done = true;
+        char **first = c->names;
+        if (c->cols->no_header) {
+            if (!(c->names = calloc(c->ncols, sizeof *c->names)))
+                return nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
+            for (size_t i = 0; i < c->ncols; i++)
+                if (!(c->names[i] = malloc(24)))
+                    return nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
+                else
+                    snprintf(c->names[i], 24, "%zu", i);
+        }
+        bool ok = set_roles(c);
+        for (c->col = 0; ok && c->cols->no_header && c->col < c->ncols; c->col++)
+            ok = data_field(c, first[c->col], strlen(first[c->col]));
+        if (c->cols->no_header) {
+            for (size_t i = 0; i < c->ncols; i++)
+                free(first[i]);
+            free(first);
+        }
+        if (!ok || !c->cols->no_header)
+            return ok;
+    }
+    if (c->col < c->ncols)
+        return nnrt_fail(c->err, c->errlen, "%s:%ld: a short row: %zu field%s, but the %s has %zu", c->path,
+                         c->field_line, c->col, c->col == 1 ? "" : "s",
+                         c->cols->no_header ? "first row" : "header", c->ncols);
+    if (c->rows >= UINT32_MAX)
+        return nnrt_fail(c->err, c->errlen, "%s:%ld: more than %u rows", c->path, c->line, (unsigned)UINT32_MAX);
+    c->rows++;
+    return (vec_push(&c->x, c->row_x, c->nfeatures) && vec_push(&c->y, c->row_y, c->ntargets)) ||
+           nnrt_fail(c->err, c->errlen, "%s: out of memory at row %zu", c->path, c->rows);
+}
+
+static bool end_field(Csv *c, char *fb, size_t len) {
+    fb[len] = '\0';
+    bool ok = c->header_done ? data_field(c, fb, len) : header_field(c, fb, len);
+    c->col++;
+    return ok;
+}
+
+/* The delimiter of the first line (the one of ',', ';', tab and '|' that
+ * occurs most often outside quotes; ',' if none does). */
+static char detect(const char *p, size_t n) {
+    static const char cand[] = {',', ';', '\t', '|'};
+    size_t count[4] = {0};
+    bool quoted = false;
+    for (size_t i = 0; i < n && (quoted || p[i] != '\n'); i++) {
+        quoted ^= p[i] == '"';
+        for (int k = 0; k < 4 && !quoted; k++)
+            count[k] += p[i] == cand[k];
+    }
+    int best = 0;
+    for (int k = 1; k < 4; k++)
+        if (count[k] > count[best])
+            best = k;
+    return cand[best];
+}
+
+/* The byte loop: states of RFC 4180, '\r' outside quotes dropped, blank
+ * lines skipped. A field's text is gathered in fb (up to CSV_MAX_FIELD). */
+static bool parse(Csv *c, NnrtStream *in) {
+    enum { START, PLAIN, QUOTED, QUOTE } st = START;
+    char *buf = malloc(CSV_CHUNK), *fb = malloc(CSV_MAX_FIELD + 1);
+    size_t len = 0, pos = 1; /* fb's length; the byte's column in its line */
+    bool ok = buf && fb, first = true;
+    if (!ok)
+        nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
+    c->line = 1;
+    long long r = 0;
+    while (ok && (r = nnrt_stream_read(in, buf, CSV_CHUNK)) > 0) {
+        size_t i = 0, n = (size_t)r;
+        if (first && n >= 3 && !memcmp(buf, "\xef\xbb\xbf", 3)) /* a UTF-8 byte order mark, as Excel writes */
+            i = 3;
+        if (first)
+            c->delim = c->cols->delimiter ? c->cols->delimiter : detect(buf + i, n - i);
+        first = false;
+        const char d = c->delim;
+        for (; ok && i < n; i++, pos++) {
+            char ch = buf[i];
+            if (st == START) {
+                c->field_line = c->line;
+                c->field_col = pos;
+                if (ch == '"') {
+                    st = QUOTED;
+                    continue;
+                }
+                if (ch == '\n' && c->col == 0) { /* a blank line */
+                    c->line++;
+                    pos = 0;
+                    continue;
+                }
+                st = PLAIN;
+            }
+            if (st == PLAIN) {
+                size_t j = i;
+                while (j < n && buf[j] != d && buf[j] != '\n' && buf[j] != '\r')
+                    j++;
+                if (len + (j - i) > CSV_MAX_FIELD) {
+                    ok = located(c, "", "a field longer than 1 MiB", NULL);
+                    break;
+                }
+                memcpy(fb + len, buf + i, j - i);
+                len += j - i;
+                pos += j - i;
+                i = j;
+                if (i == n)
+                    break;
+                ch = buf[i];
+            }
+            if (st == QUOTED) {
+                if (ch == '"')
+                    st = QUOTE;
+                else if (len == CSV_MAX_FIELD)
+                    ok = located(c, "", "a field longer than 1 MiB", NULL);
+                else
+                    fb[len++] = ch;
+                if (ch == '\n') {
+                    c->line++;
+                    pos = 0;
+                }
+                continue;
+            }
+            if (st == QUOTE && ch == '"') { /* "" in a quoted field: a quote */
+                if (len == CSV_MAX_FIELD)
+                    ok = located(c, "", "a field longer than 1 MiB", NULL);
+                else
+                    fb[len++] = '"';
+                st = QUOTED;
+                continue;
+            }
+            if (ch == '\r')
+                continue;
+            if (ch != d && ch != '\n') { /* st == QUOTE */
+                c->field_col = pos;
+                char shown[2] = {ch, 0};
+                ok = located(c, ": ", "a character after a field's closing quote", shown);
+                break;
+            }
+            ok = end_field(c, fb, len) && (ch != '\n' || end_row(c));
+            len = 0;
+            st = START;
+            if (ch == '\n') {
+                c->col = 0;
+                c->line++;
+                pos = 0;
+            }
+        }
+    }
+    if (r < 0)
+        ok = false;
+    if (ok && st == QUOTED)
+        ok = located(c, "", "a quote that is never closed", NULL);
+    else if (ok && (st != START || c->col > 0)) /* the last line has no newline */
+        ok = end_field(c, fb, len) && end_row(c);
+    free(buf);
+    free(fb);
+    return ok;
+}
+
+/* Whole-field integer in int32 range. */
+static bool parse_int(const char *s, int32_t *v) {
+    double d;
+    if (!parse_number(s, &d) || d != floor(d) || d < INT32_MIN || d > INT32_MAX || strpbrk(s, ".eE"))
+        return false;
+    *v = (int32_t)d;
+    return true;
+}
+
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The classes of the label column as indices: by the names known
+ * (classes->n > 0, from training); else integers as they are; else the
+ * names seen, sorted, become classes. */
+static bool label_indices(Csv *c, NnrtClasses *classes, int32_t *out) {
+    const char *text = c->label_text.p;
+    const size_t *at = c->label_at.p;
+    const long *line = c->label_line.p;
+    size_t n = c->label_at.n;
+    if (!classes->n) {
+        bool ints = true;
+        for (size_t i = 0; ints && i < n; i++)
+            ints = parse_int(text + at[i], &out[i]);
+        if (ints)
+            return true;
+        char **all = malloc(n * sizeof *all);
+        if (!all)
+            return nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
+        for (size_t i = 0; i < n; i++)
+            all[i] = (char *)text + at[i];
+        qsort(all, n, sizeof *all, cmp_names);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!k || strcmp(all[k - 1], all[i]))
+                all[k++] = all[i];
+        classes->names = calloc(k, sizeof *classes->names);
+        for (size_t i = 0; classes->names && i < k; i++)
+            if ((classes->names[classes->n] = strdup(all[i])))
+                classes->n++;
+        free(all);
+        if (classes->n < k)
+            return nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *name = text + at[i];
+        char **hit = bsearch(&name, classes->names, classes->n, sizeof *classes->names, cmp_names);
+        if (!hit) {
+            char list[256] = "";
+            for (size_t k = 0, used = 0; k < classes->n && used + 1 < sizeof list; k++) {
+                int w = snprintf(list + used, sizeof list - used, "%s%s", k ? ", " : "", classes->names[k]);
+                used += w > 0 ? (size_t)w : 0;
+            }
+            return nnrt_fail(c->err, c->errlen, "%s:%ld: class '%.60s' in column '%s' was not seen in training "
+                             "(its classes: %s)", c->path, line[i], name, c->names[c->label_col], list);
+        }
+        out[i] = (int32_t)(hit - classes->names);
+    }
+    return true;
+}
+
+/* v (k values per row) as an NnrtIdx [rows, k] (rank 1 when flat) taking v's memory. */
+static void take(Vec *v, size_t rows, size_t k, NnrtIdxType t, bool flat, NnrtIdx *out) {
+    *out = (NnrtIdx){.type = t, .rank = flat ? 1 : 2, .dims = {(uint32_t)rows, (uint32_t)k}, .count = rows * k,
+                     .elem_size = v->size, .data = v->p};
+    if (!out->data)
+        out->data = malloc(1);
+    *v = (Vec){0};
+}
+
+bool nnrt_csv_read(NnrtStream *in, const char *path, const NnrtDataSpec *cols, bool need_labels,
+                   NnrtClasses *classes, NnrtDataset *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    Csv c = {.path = path, .cols = cols, .need_labels = need_labels, .err = err, .errlen = errlen,
+             .x = {.size = sizeof(float)}, .y = {.size = sizeof(float)}, .label_text = {.size = 1},
+             .label_at = {.size = sizeof(size_t)}, .label_line = {.size = sizeof(long)}};
+    bool ok = true;
+    if (need_labels && !cols->label == !cols->targets)
+        ok = nnrt_fail(err, errlen, "%s: a table needs %s", path, cols->label ? "--label or --target, not both"
+                       : "--label COLUMN (the class of each row) or --target COLUMN[,COLUMN...] (regression)");
+    ok = ok && parse(&c, in);
+    if (ok && !c.rows)
+        ok = nnrt_fail(err, errlen, "%s: no rows of data", path);
+    if (ok && !c.nfeatures)
+        ok = nnrt_fail(err, errlen, "%s: no column of numbers is left for the inputs", path);
+    Vec lab = {.size = sizeof(int32_t)};
+    if (ok && c.label_col < c.ncols) {
+        lab.p = malloc(c.rows * sizeof(int32_t));
+        ok = lab.p ? label_indices(&c, classes, lab.p) : nnrt_fail(err, errlen, "%s: out of memory", path);
+    }
+    if (ok) {
+        take(&c.x, c.rows, c.nfeatures, NNRT_F32, false, &out->images);
+        if (c.label_col < c.ncols)
+            take(&lab, c.rows, 1, NNRT_I32, true, &out->labels);
+        else if (c.ntargets)
+            take(&c.y, c.rows, c.ntargets, NNRT_F32, false, &out->labels);
+        out->n = c.rows;
+        out->sample_size = c.nfeatures;
+        out->label_size = c.label_col < c.ncols ? 1 : c.ntargets;
+    }
+    free(lab.p);
+    free(c.x.p);
+    free(c.y.p);
+    free(c.label_text.p);
+    free(c.label_at.p);
+    free(c.label_line.p);
+    for (size_t i = 0; i < c.ncols; i++)
+        free(c.names[i]);
+    free(c.names);
+    free(c.role);
+    free(c.slot);
+    free(c.row_x);
+    free(c.row_y);
+    return ok;
+}
+
+void nnrt_classes_free(NnrtClasses *cl) {
+    for (size_t i = 0; i < cl->n; i++)
+        free(cl->names[i]);
+    free(cl->names);
+    *cl = (NnrtClasses){0};
+}

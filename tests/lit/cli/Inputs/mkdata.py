@@ -1,0 +1,105 @@
+"""Writes the data files of csv.test and npy.test with the standard library
+alone (no numpy): CSV tables in their variants, .npy arrays of every dtype in
+either byte order and layout, .npz archives stored and deflated.
+
+    mkdata.py DIR
+"""
+import gzip, os, struct, sys, zipfile
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+
+# 24 rows of 4 features whose class is which of the first three is largest.
+rows = []
+for i in range(24):
+    f = [((i * 7 + k * 5) % 11) / 10 for k in range(4)]
+    c = max(range(3), key=lambda k: f[k])
+    rows.append((f, c))
+names = ["setosa", "versicolor", "virginica"]
+
+
+def write(name, text, gz=False):
+    data = text.encode()
+    with open(os.path.join(out, name), "wb") as fh:
+        fh.write(gzip.compress(data) if gz else data)
+
+
+table = "a,b,c,d,species\n" + "".join(
+    ",".join("%g" % v for v in f) + ",%s\n" % names[c] for f, c in rows)
+write("names.csv", table)
+write("names.csv.gz", table, gz=True)  # a .gz by content: the name says csv.gz
+write("renamed.data", table, gz=True)  # and by content alone
+ints = "id;a;b;c;d;class\r\n" + "".join(
+    "row%d;" % i + ";".join("%g" % v for v in f) + ";%d\r\n" % c for i, (f, c) in enumerate(rows))
+write("semicolon-crlf.csv", ints)
+quoted = 'a,b,"c, the third",d,species\n' + "".join(
+    ",".join('"%g"' % v for v in f) + ',"%s"\n' % names[c] for f, c in rows)
+write("quoted.csv", quoted)
+write("noheader.csv", "".join(",".join("%g" % v for v in f) + ",%d\n" % c for f, c in rows))
+write("reordered.csv", "species,d,c,b,a\n" + "".join(
+    "%s," % names[c] + ",".join("%g" % v for v in reversed(f)) + "\n" for f, c in rows))
+# Regression: y = a + 2b, z = c - d.
+write("reg.csv", "a,b,c,d,y,z\n" + "".join(
+    ",".join("%g" % v for v in f) + ",%g,%g\n" % (f[0] + 2 * f[1], f[2] - f[3]) for f, _ in rows))
+
+# Malformed tables, one problem each.
+write("bad-number.csv", "a,b,c,d,species\n1,2,3,4,setosa\n1,2,x3,4,setosa\n")
+write("bad-missing.csv", "a,b,c,d,species\n1,2,3,4,setosa\n1,,3,4,setosa\n")
+write("bad-short.csv", "a,b,c,d,species\n1,2,3,4,setosa\n1,2,3\n")
+write("bad-long.csv", "a,b,c,d,species\n1,2,3,4,setosa,9\n")
+write("bad-quote.csv", 'a,b,c,d,species\n1,2,3,4,"setosa\n')
+write("bad-after-quote.csv", 'a,b,c,d,species\n1,2,3,"4"x,setosa\n')
+write("bad-class.csv", "a,b,c,d,species\n1,2,3,4,setosa\n1,2,3,4,daisy\n")
+write("bad-empty.csv", "a,b,c,d,species\n")
+write("bad-inf.csv", "a,b,c,d,species\n1,2,3,1e39,setosa\n")
+
+
+def npy(dtype, shape, values, fortran=False):
+    """An .npy file's bytes: dtype like '<f4'."""
+    header = "{'descr': '%s', 'fortran_order': %s, 'shape': (%s), }" % (
+        dtype, fortran, "".join("%d, " % d for d in shape))
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    fmt = {"f": "d", "i": "q", "u": "Q", "b": "?"}
+    code = {("f", 2): "e", ("f", 4): "f", ("f", 8): "d", ("i", 1): "b", ("i", 2): "h", ("i", 4): "i",
+            ("i", 8): "q", ("u", 1): "B", ("u", 2): "H", ("u", 4): "I", ("u", 8): "Q", ("b", 1): "?"}
+    c = code[(dtype[1], int(dtype[2:]))]
+    order = ">" if dtype[0] == ">" else "<"
+    if fortran:  # the same values, stored column by column
+        n, k = shape
+        values = [values[i * k + j] for j in range(k) for i in range(n)]
+    body = struct.pack(order + c * len(values), *values)
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + body
+
+
+x = [v for f, _ in rows for v in f]
+y = [c for _, c in rows]
+for dt in ["<f4", ">f4", "<f8", ">f8", "<f2"]:
+    with open(os.path.join(out, "x%s.npy" % dt[1:]), "wb") as fh:
+        fh.write(npy(dt, (24, 4), x))
+with open(os.path.join(out, "xF.npy"), "wb") as fh:
+    fh.write(npy(">f8", (24, 4), x, fortran=True))
+xi = [int(v * 10) for v in x]
+for dt in ["|i1", "<i2", ">i4", "<i8", "<u2", ">u4", "<u8", "|b1"]:
+    with open(os.path.join(out, "xi%s.npy" % dt[1:]), "wb") as fh:
+        fh.write(npy(dt, (24, 4), [bool(v) for v in xi] if dt[1] == "b" else xi))
+for dt in ["|u1", "<i8", ">i2"]:
+    with open(os.path.join(out, "y%s.npy" % dt[1:]), "wb") as fh:
+        fh.write(npy(dt, (24,), y))
+for name, method in [("stored.npz", zipfile.ZIP_STORED), ("deflated.npz", zipfile.ZIP_DEFLATED)]:
+    with zipfile.ZipFile(os.path.join(out, name), "w", method) as z:
+        with z.open("x.npy", "w", force_zip64=True) as m:  # as numpy's savez writes them
+            m.write(npy("<f4", (24, 4), x))
+        with z.open("labels.npy", "w", force_zip64=True) as m:
+            m.write(npy("<i8", (24,), y))
+
+# Malformed arrays.
+with open(os.path.join(out, "bad-shape.npy"), "wb") as fh:  # the header says 24 x 4, the data is short
+    fh.write(npy("<f4", (24, 4), x)[:-8])
+with open(os.path.join(out, "bad-dtype.npy"), "wb") as fh:
+    fh.write(npy("<f4", (24, 4), x).replace(b"<f4", b"<c8"))
+with open(os.path.join(out, "bad-huge.npy"), "wb") as fh:
+    fh.write(npy("<f4", (24, 4), x).replace(b"(24, 4, )", b"(9999999999999, 4, )"))
+with open(os.path.join(out, "x5.npy"), "wb") as fh:
+    fh.write(npy("<f4", (24, 5), x + y))
+with open(os.path.join(out, "bad-truncated.npz"), "wb") as fh:
+    fh.write(open(os.path.join(out, "deflated.npz"), "rb").read()[:200])
