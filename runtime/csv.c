@@ -121,6 +121,31 @@ static bool parse_number(const char *s, double *v) {
     return e != s && !*e;
 }
 
+/* A number of up to 15 digits ([-]digits[.digits]) at p, ended by the
+ * delimiter or the end of a line before `end`: its value, and the bytes
+ * before that end. False for anything else, which the general path reads. */
+static bool fast_number(const char *p, const char *end, char d, double *v, size_t *used) {
+    const char *s = p;
+    bool neg = s < end && *s == '-';
+    s += neg;
+    uint64_t m = 0;
+    int digits = 0, frac = 0;
+    for (; s < end && *s >= '0' && *s <= '9'; s++, digits++)
+        m = m * 10 + (uint64_t)(*s - '0');
+    if (s < end && *s == '.')
+        for (s++; s < end && *s >= '0' && *s <= '9'; s++, digits++, frac++)
+            m = m * 10 + (uint64_t)(*s - '0');
+    if (s == end || (*s != d && *s != '\n' && !(*s == '\r' && s + 1 < end && s[1] == '\n')) || digits == 0 ||
+        digits > 15)
+        return false;
+    static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13,
+                                   1e14, 1e15};
+    double x = (double)m / pow10[frac];
+    *v = neg ? -x : x;
+    *used = (size_t)(s - p);
+    return true;
+}
+
 /* "a,b,c" -> the column each names (a header name, or a position). */
 static bool find_column(Csv *c, const char *name, size_t len, const char *option, size_t *out) {
     for (size_t i = 0; i < c->ncols; i++)
@@ -335,6 +360,26 @@ static bool parse(Csv *c, NnrtStream *in) {
             if (st == START) {
                 c->field_line = c->line;
                 c->field_col = pos;
+                /* The common field, a short number of a known input or
+                 * target column, converted where it lies in buf. */
+                double v;
+                size_t used;
+                Role r = c->header_done && c->col < c->ncols ? c->role[c->col] : ROLE_UNDECIDED;
+                if ((r == ROLE_FEATURE || r == ROLE_TARGET) && fast_number(buf + i, buf + n, d, &v, &used)) {
+                    (r == ROLE_FEATURE ? c->row_x : c->row_y)[c->slot[c->col]] = (float)v;
+                    c->col++;
+                    i += used;
+                    pos += used;
+                    if (buf[i] == '\r') /* and '\n' after it (fast_number) */
+                        i++, pos++;
+                    if (buf[i] == '\n') {
+                        ok = end_row(c);
+                        c->col = 0;
+                        c->line++;
+                        pos = 0;
+                    }
+                    continue;
+                }
                 if (ch == '"') {
                     st = QUOTED;
                     continue;
@@ -346,16 +391,15 @@ static bool parse(Csv *c, NnrtStream *in) {
                 }
                 st = PLAIN;
             }
-            if (st == PLAIN) {
+            if (st == PLAIN) { /* copied byte by byte: most fields are a few bytes, too short for memcpy */
                 size_t j = i;
-                while (j < n && buf[j] != d && buf[j] != '\n' && buf[j] != '\r')
-                    j++;
-                if (len + (j - i) > CSV_MAX_FIELD) {
+                char b;
+                while (j < n && (b = buf[j]) != d && b != '\n' && b != '\r' && len < CSV_MAX_FIELD)
+                    fb[len++] = buf[j++];
+                if (len == CSV_MAX_FIELD) {
                     ok = located(c, "", "a field longer than 1 MiB", NULL);
                     break;
                 }
-                memcpy(fb + len, buf + i, j - i);
-                len += j - i;
                 pos += j - i;
                 i = j;
                 if (i == n)

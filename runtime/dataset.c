@@ -422,6 +422,8 @@ void nnrt_batch_fill(const NnrtDataset *ds, const uint32_t *idx, size_t b,
             if (u8)
                 for (size_t k = 0; k < ss; k++)
                     xf[dst + k] = lutf[bytes[src + k]];
+            else if (ds->images.type == NNRT_F32) /* a table's, an .npy's */
+                memcpy(xf + dst, (const float *)ds->images.data + src, ss * sizeof *xf);
             else
                 for (size_t k = 0; k < ss; k++)
                     xf[dst + k] = (float)nnrt_idx_get(&ds->images, src + k);

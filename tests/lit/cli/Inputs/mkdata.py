@@ -35,6 +35,8 @@ write("semicolon-crlf.csv", ints)
 quoted = 'a,b,"c, the third",d,species\n' + "".join(
     ",".join('"%g"' % v for v in f) + ',"%s"\n' % names[c] for f, c in rows)
 write("quoted.csv", quoted)
+write("first-crlf.csv", "species,a,b,c,d\r\n" + "".join(  # numbers last, before "\r\n"
+    "%s," % names[c] + ",".join("%g" % v for v in f) + "\r\n" for f, c in rows))
 write("noheader.csv", "".join(",".join("%g" % v for v in f) + ",%d\n" % c for f, c in rows))
 write("reordered.csv", "species,d,c,b,a\n" + "".join(
     "%s," % names[c] + ",".join("%g" % v for v in reversed(f)) + "\n" for f, c in rows))
