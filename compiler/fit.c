@@ -125,15 +125,24 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
     snprintf(v[12], sizeof v[12], "%" PRId64, info->epochs);
     snprintf(v[13], sizeof v[13], "%a", info->lr);
     char *hist = history_text(st);
+    /* The class names one a line: a name holds no line break (csv.c). */
+    size_t clen = 1;
+    for (size_t i = 0; info->classes && i < info->classes->n; i++)
+        clen += strlen(info->classes->names[i]) + 1;
+    char *classes = xrealloc(NULL, clen, 1);
+    classes[0] = '\0';
+    for (size_t i = 0, at = 0; info->classes && i < info->classes->n; i++)
+        at += (size_t)sprintf(classes + at, "%s%s", i ? "\n" : "", info->classes->names[i]);
     NnrtMeta meta[] = {
         {"format", FIT_FORMAT}, {"nnc_version", NNC_VERSION}, {"model", info->model_name},
         {"model_fnv1a64", v[6]}, {"epoch", v[0]}, {"step", v[1]}, {"rng", v[2]},
         {"loss_sum", v[3]}, {"seen", v[4]}, {"correct", v[5]}, {"seed", v[7]},
         {"batch", v[8]}, {"samples", v[9]}, {"best", v[10]}, {"best_epoch_bad_epochs", v[11]},
         {"epochs", v[12]}, {"lr", v[13]}, {"schedule", info->schedule ? info->schedule : ""},
-        {"history", hist},
+        {"history", hist}, {"classes", classes},
     };
     bool ok = nnrt_ckpt_save(path, t, nt, meta, sizeof meta / sizeof meta[0], err, errlen);
+    free(classes);
     free(hist);
     free(t);
     return ok;
@@ -150,6 +159,8 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
 
 bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info, int64_t epochs) {
     uint64_t bytes = META_MAX + strlen(info->model_name) + (uint64_t)epochs * HISTORY_LINE_MAX;
+    for (size_t i = 0; info->classes && i < info->classes->n; i++)
+        bytes += 6 * strlen(info->classes->names[i]) + 2; /* JSON escapes a byte in at most 6 (\u00XX) */
     for (int s = 0; s < g->nslots; s++)
         if (is_saved(&g->slots[s]))
             bytes += TENSOR_ENTRY_MAX + strlen(g->slots[s].name);
@@ -352,6 +363,37 @@ bool fit_read_settings(Arena *a, Diag *d, const char *path, FitSettings *s) {
                            .schedule = sched && *sched ? arena_printf(a, "%s", sched) : NULL};
     } else {
         diag_plain(d, "%s: its run's settings (epochs, batch, lr: metadata) are malformed", path);
+    }
+    nnrt_ckpt_free(&c);
+    return ok;
+}
+
+bool fit_read_classes(Diag *d, const char *path, NnrtClasses *out) {
+    NnrtCkpt c;
+    char err[1024];
+    if (!nnrt_ckpt_load(path, &c, err, sizeof err)) {
+        diag_plain(d, "%s", err);
+        return false;
+    }
+    const char *v = nnrt_ckpt_meta(&c, "classes");
+    size_t n = v && *v ? 1 : 0;
+    for (const char *p = v; n && *p; p++)
+        n += *p == '\n';
+    *out = (NnrtClasses){xcalloc(n ? n : 1, sizeof *out->names), 0};
+    bool ok = true;
+    for (const char *p = v; ok && out->n < n;) {
+        size_t len = strcspn(p, "\n");
+        out->names[out->n] = xrealloc(NULL, len + 1, 1);
+        memcpy(out->names[out->n], p, len);
+        out->names[out->n][len] = '\0';
+        /* Sorted and distinct, as csv.c makes them: names are looked up by bisection. */
+        ok = out->n == 0 || strcmp(out->names[out->n - 1], out->names[out->n]) < 0;
+        out->n++;
+        p += len + (p[len] == '\n');
+    }
+    if (!ok) {
+        diag_plain(d, "%s: its class names (metadata 'classes') are not sorted and distinct", path);
+        nnrt_classes_free(out);
     }
     nnrt_ckpt_free(&c);
     return ok;

@@ -1250,6 +1250,7 @@ typedef struct FitInfo {
     int64_t epochs;
     double lr;
     const char *schedule; /* --schedule's text, or NULL: the model file's */
+    const NnrtClasses *classes; /* a table's class names, saved for --eval and --predict; NULL: none */
 } FitInfo;
 
 /* The settings of the run a checkpoint was saved from, each 0 (or NULL)
@@ -1261,6 +1262,9 @@ typedef struct FitSettings {
 } FitSettings;
 /* Reads them from the checkpoint at path; false once reported through d. */
 bool fit_read_settings(Arena *a, Diag *d, const char *path, FitSettings *s);
+/* The class names saved in the checkpoint at path (none: out left empty);
+ * false once reported through d. */
+bool fit_read_classes(Diag *d, const char *path, NnrtClasses *out);
 
 uint64_t fit_model_hash(const Source *src);
 /* The parameter and state buffers of g's slots (the others NULL),

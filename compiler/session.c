@@ -171,6 +171,9 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
             }
         }
     }
+    /* Without training, a table's class names are the checkpoint's. */
+    if (!o->train && o->load_path && !fit_read_classes(d, o->load_path, &dt->classes))
+        return EXIT_USAGE;
     /* --eval's confusion matrix is indexed by a classifier's labels, whatever its loss. */
     NnrtWant we = w;
     we.classes = model_classifies(m) ? (size_t)shape_elems(&m->output) : 0;
@@ -212,7 +215,8 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         .diag = d, .arena = a, .model = m, .graph = g, .slots = slots,
         .info = {.model_name = m->name, .model_hash = fit_model_hash(src), .seed = o->seed,
                  .batch = (size_t)m->batch, .samples = dt.have_train ? dt.train.n : 0,
-                 .resume = o->resume_path != NULL, .epochs = m->epochs, .lr = m->lr, .schedule = o->schedule},
+                 .resume = o->resume_path != NULL, .epochs = m->epochs, .lr = m->lr, .schedule = o->schedule,
+                 .classes = &dt.classes},
         .save_path = o->save_path ? o->save_path : o->resume_path, .best_path = o->best_path,
         .log_path = o->log_path, .plot_path = o->plot_path,
         .save_every = (size_t)o->save_every, .patience = (int)o->patience, .monitor = (FitMonitor)o->monitor,
@@ -321,7 +325,13 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
             diag_plain(d, "%s", err);
             status = EXIT_USAGE;
         } else {
-            if (!nnrt_predict_csv(&spec, &dt.set[SET_PREDICT], out.f, err, sizeof err)) {
+            size_t dims[NNRT_IDX_MAX_RANK];
+            for (int i = 0; i < m->output.rank; i++)
+                dims[i] = (size_t)m->output.dim[i];
+            const char *ext = o->out_path ? strrchr(o->out_path, '.') : NULL;
+            bool npy = ext && !strcmp(ext, ".npy"); /* -o out.npy: NumPy's format, else CSV */
+            if (!nnrt_predict_write(&spec, &dt.set[SET_PREDICT], &dt.classes, dims, m->output.rank, npy, out.f, err,
+                                    sizeof err)) {
                 diag_plain(d, "%s", err);
                 status = EXIT_TRAINING;
             }

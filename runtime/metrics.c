@@ -95,20 +95,24 @@ bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *ou
 
 /* ---------------------------------------------------------------- --predict */
 
-typedef struct Csv {
+typedef struct Rows {
     FILE *out;
     size_t k;
     bool classify;
     int dtype_bytes;
-} Csv;
+    const NnrtClasses *names;
+} Rows;
 
 static void write_rows(void *ctx, size_t first, size_t b, const void *output, const void *y) {
     (void)y;
-    Csv *c = ctx;
+    Rows *c = ctx;
     for (size_t s = 0; s < b; s++) {
         fprintf(c->out, "%zu", first + s);
-        if (c->classify)
-            fprintf(c->out, ",%zu", argmax(output, s, c->k, c->dtype_bytes));
+        size_t cls = c->classify ? argmax(output, s, c->k, c->dtype_bytes) : 0;
+        if (c->classify && cls < c->names->n)
+            fprintf(c->out, ",%s", c->names->names[cls]);
+        else if (c->classify)
+            fprintf(c->out, ",%zu", cls);
         /* %.9g round-trips a float. */
         for (size_t j = 0; j < c->k; j++)
             fprintf(c->out, ",%.9g", elem(output, s * c->k + j, c->dtype_bytes));
@@ -116,15 +120,47 @@ static void write_rows(void *ctx, size_t first, size_t b, const void *output, co
     }
 }
 
-bool nnrt_predict_csv(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *out, char *err,
-                      size_t errlen) {
-    Csv c = {out, spec->outputs, spec->classify, spec->dtype_bytes};
-    fputs(c.classify ? "index,class" : "index", out);
-    for (size_t j = 0; j < c.k; j++)
-        fprintf(out, c.classify ? ",p%zu" : ",y%zu", j);
-    fputc('\n', out);
+/* The outputs as float32, little-endian, row after row. */
+static void write_npy_rows(void *ctx, size_t first, size_t b, const void *output, const void *y) {
+    (void)first, (void)y;
+    Rows *c = ctx;
+    for (size_t i = 0; i < b * c->k; i++) {
+        float v = (float)elem(output, i, c->dtype_bytes);
+        uint32_t u;
+        memcpy(&u, &v, 4);
+        unsigned char le[4] = {(unsigned char)u, (unsigned char)(u >> 8), (unsigned char)(u >> 16),
+                               (unsigned char)(u >> 24)};
+        fwrite(le, 1, 4, c->out);
+    }
+}
+
+bool nnrt_predict_write(const NnrtTrainSpec *spec, const NnrtDataset *ds, const NnrtClasses *names,
+                        const size_t *dims, int rank, bool npy, FILE *out, char *err, size_t errlen) {
+    Rows c = {out, spec->outputs, spec->classify, spec->dtype_bytes, names};
+    if (npy) {
+        /* Format 1.0, as numpy writes it: the magic, the version, the
+         * header's length, the header padded with blanks to end in '\n' at a
+         * multiple of 64 bytes. */
+        char h[512];
+        int n = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu,", ds->n);
+        for (int i = 0; i < rank; i++)
+            n += snprintf(h + n, sizeof h - (size_t)n, " %zu,", dims[i]);
+        n += snprintf(h + n, sizeof h - (size_t)n, "), }");
+        while ((10 + n + 1) % 64)
+            h[n++] = ' ';
+        h[n++] = '\n';
+        fwrite("\x93NUMPY\x01\x00", 1, 8, out);
+        fputc(n & 0xff, out);
+        fputc(n >> 8, out);
+        fwrite(h, 1, (size_t)n, out);
+    } else {
+        fputs(c.classify ? "index,class" : "index", out);
+        for (size_t j = 0; j < c.k; j++)
+            fprintf(out, c.classify ? ",p%zu" : ",y%zu", j);
+        fputc('\n', out);
+    }
     double loss, acc;
-    return nnrt_evaluate_batches(spec, ds, write_rows, &c, &loss, &acc, err, errlen);
+    return nnrt_evaluate_batches(spec, ds, npy ? write_npy_rows : write_rows, &c, &loss, &acc, err, errlen);
 }
 
 /* ---------------------------------------------------------------- datasets */

@@ -427,9 +427,11 @@ int nnrt_threads(void);
 bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *out, char *err,
                       size_t errlen);
 /* --predict: CSV with a header; per sample "index,class,p0,p1,..." for a
- * classifier, "index,y0,y1,..." (the raw outputs) otherwise. */
-bool nnrt_predict_csv(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *out, char *err,
-                      size_t errlen);
+ * classifier (the class's name when `names` has some), "index,y0,y1,..."
+ * (the raw outputs) otherwise; or with npy, an .npy file of float32
+ * [n, dims...] (the outputs alone, dims[0..rank) the output's shape). */
+bool nnrt_predict_write(const NnrtTrainSpec *spec, const NnrtDataset *ds, const NnrtClasses *names,
+                        const size_t *dims, int rank, bool npy, FILE *out, char *err, size_t errlen);
 /* Moves the last n_val samples of ds into val (Keras' validation_split:
  * the tail, before any shuffling). 0 < n_val < ds->n. */
 bool nnrt_dataset_split(NnrtDataset *ds, size_t n_val, NnrtDataset *val, char *err,
