@@ -29,6 +29,7 @@ typedef struct Options {
     int64_t save_every, patience; /* 0: never */
     double val_split;             /* 0: none */
     int monitor;                  /* a FitMonitor; -1: the default */
+    bool monitor_mae;             /* named mae or val_mae (a regression's, in acc's place) */
     int64_t epochs, batch; /* 0: from the model */
     double lr;             /* 0: from the model */
     const char *schedule;  /* --schedule's text, or NULL */

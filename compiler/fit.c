@@ -107,7 +107,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
         for (int d = 0; d < sl->shape.rank; d++)
             e->dims[d] = sl->shape.dim[d];
     }
-    char v[14][128];
+    char v[15][128];
     const NnrtTrainPos *p = &st->pos;
     snprintf(v[0], sizeof v[0], "%d", p->epoch);
     snprintf(v[1], sizeof v[1], "%zu", p->step);
@@ -124,6 +124,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
     snprintf(v[11], sizeof v[11], "%d %d", st->best_epoch, st->bad_epochs);
     snprintf(v[12], sizeof v[12], "%" PRId64, info->epochs);
     snprintf(v[13], sizeof v[13], "%a", info->lr);
+    snprintf(v[14], sizeof v[14], "%a", p->abs_sum);
     char *hist = history_text(st);
     /* The class names one a line: a name holds no line break (csv.c). */
     size_t clen = 1;
@@ -139,7 +140,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
         {"loss_sum", v[3]}, {"seen", v[4]}, {"correct", v[5]}, {"seed", v[7]},
         {"batch", v[8]}, {"samples", v[9]}, {"best", v[10]}, {"best_epoch_bad_epochs", v[11]},
         {"epochs", v[12]}, {"lr", v[13]}, {"schedule", info->schedule ? info->schedule : ""},
-        {"history", hist}, {"classes", classes},
+        {"history", hist}, {"classes", classes}, {"abs_sum", v[14]},
     };
     bool ok = nnrt_ckpt_save(path, t, nt, meta, sizeof meta / sizeof meta[0], err, errlen);
     free(classes);
@@ -280,6 +281,12 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
     p->seen = (size_t)seen;
     p->correct = (size_t)correct;
     p->loss_sum = loss_sum;
+    /* The mae's running sum; a checkpoint from before it has none: 0. */
+    p->abs_sum = 0;
+    if (nnrt_ckpt_meta(c, "abs_sum") && !meta_double(c, "abs_sum", &p->abs_sum)) {
+        diag_plain(d, "%s: its training state (metadata 'abs_sum') is malformed", path);
+        return false;
+    }
     /* The history: one line per epoch, each ending in '\n'. The lines are
      * counted first, so the array is allocated once: growing it line by
      * line copies it every time under ASan, quadratic in a 16 MB history. */
@@ -456,9 +463,10 @@ static double monitored(const FitHook *h, const NnrtEpochStats *e) {
     unreachable();
 }
 
-const char *fit_monitor_name(FitMonitor m) {
-    static const char *const names[] = {"loss", "acc", "val_loss", "val_acc"};
-    return names[m];
+const char *fit_monitor_name(FitMonitor m, bool mae) {
+    static const char *const names[2][4] = {{"loss", "acc", "val_loss", "val_acc"},
+                                            {"loss", "mae", "val_loss", "val_mae"}};
+    return names[mae][m];
 }
 
 static bool save(FitHook *h, const char *path, char *err, size_t errlen) {
@@ -475,7 +483,7 @@ static bool save(FitHook *h, const char *path, char *err, size_t errlen) {
 }
 
 static bool plot(FitHook *h, char *err, size_t errlen) {
-    if (!nnrt_plot_write(h->plot_path, h->st.history, (size_t)h->st.nhistory, err, errlen))
+    if (!nnrt_plot_write(h->plot_path, h->st.history, (size_t)h->st.nhistory, h->mae, err, errlen))
         return false;
     h->plotted = h->st.nhistory;
     return true;
@@ -494,7 +502,7 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
     st->history = xrealloc(st->history, (size_t)st->nhistory + 1, sizeof *st->history);
     st->history[st->nhistory++] = *e;
     double v = monitored(h, e);
-    bool lower = h->monitor == MONITOR_LOSS || h->monitor == MONITOR_VAL_LOSS;
+    bool lower = h->monitor == MONITOR_LOSS || h->monitor == MONITOR_VAL_LOSS || h->mae; /* a mae falls too */
     bool better = isnan(st->best) || (lower ? v < st->best : v > st->best);
     if (better) {
         st->best = v;
@@ -511,13 +519,13 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
     if ((h->save_path && !save(h, h->save_path, err, errlen)) ||
         (better && h->best_path && !save(h, h->best_path, err, errlen)) ||
         (h->log_path && !(h->log ? nnrt_log_append(h->log, h->log_path, e, err, errlen)
-                                 : nnrt_log_open(h->log_path, st->history, (size_t)st->nhistory, &h->log, err,
+                                 : nnrt_log_open(h->log_path, st->history, (size_t)st->nhistory, h->mae, &h->log, err,
                                                  errlen))) ||
         (h->plot_path && st->nhistory - h->plotted >= plot_every && !plot(h, err, errlen)))
         return NNRT_HOOK_FAIL;
     if (stop) {
         fprintf(h->out, "early stopping: %s has not improved for %d epochs (best %.4f at epoch %d)\n",
-                fit_monitor_name(h->monitor), st->bad_epochs, st->best, st->best_epoch);
+                fit_monitor_name(h->monitor, h->mae), st->bad_epochs, st->best, st->best_epoch);
         fflush(h->out);
         return NNRT_HOOK_STOP;
     }

@@ -99,7 +99,7 @@ static const struct Opt {
     INT_OPT("--early-stop", NULL, O_EARLY_STOP, "N", "stop when the monitored metric has not improved for N epochs",
      1, 1000000, patience, "a patience from 1 to 1000000 epochs"),
     OPT("--monitor", NULL, O_MONITOR, ARG_VALUE, "METRIC", "loss, acc, val_loss or val_acc (default val_loss with\n"
-     "validation, else loss)"),
+     "validation, else loss); a regression's mae, val_mae"),
     OPT("--log", NULL, O_LOG, ARG_VALUE, "FILE", "write loss and accuracy per epoch as CSV"),
     OPT("--plot", NULL, O_PLOT, ARG_VALUE, "FILE", "draw them as an SVG (training and validation curves)"),
     OPT("--eval", NULL, O_EVAL, ARG_VALUE, "PATH", "print loss, accuracy per class and the confusion matrix\n"
@@ -280,13 +280,16 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
         diag_plain(d, "--val-split expects a fraction between 0 and 1, found '%s'", val);
         return EXIT_USAGE;
     case O_MONITOR: {
-        static const char *const metrics[] = {"loss", "acc", "val_loss", "val_acc", NULL};
+        /* mae and val_mae: a regression's, in the place of acc and val_acc. */
+        static const char *const metrics[] = {"loss", "acc", "val_loss", "val_acc", "mae", "val_mae", NULL};
         for (int k = 0; metrics[k]; k++)
-            if (!strcmp(val, metrics[k]))
-                o->monitor = k;
+            if (!strcmp(val, metrics[k])) {
+                o->monitor = k < 4 ? k : k == 4 ? MONITOR_ACC : MONITOR_VAL_ACC;
+                o->monitor_mae = k >= 4;
+            }
         if (o->monitor >= 0)
             return EXIT_OK;
-        diag_plain(d, "unknown --monitor metric '%s'%s; expected loss, acc, val_loss or val_acc", val,
+        diag_plain(d, "unknown --monitor metric '%s'%s; expected loss, acc, val_loss, val_acc, mae or val_mae", val,
                    did_you_mean(hint, sizeof hint, val, metrics));
         return EXIT_USAGE;
     }
@@ -410,7 +413,7 @@ static int check_options(Options *o, Diag *d) {
     bool validates = o->val_path || o->val_split;
     if (o->monitor >= MONITOR_VAL_LOSS && !validates) {
         diag_plain(d, "--monitor %s needs a validation set (--val or --val-split)",
-                   fit_monitor_name((FitMonitor)o->monitor));
+                   fit_monitor_name((FitMonitor)o->monitor, o->monitor_mae));
         return EXIT_USAGE;
     }
     if (o->monitor < 0)

@@ -1309,7 +1309,8 @@ int fit_weights_take(FitWeights *w, const Graph *g, void **slots);
 void fit_weights_free(FitWeights *w);
 
 typedef enum { MONITOR_LOSS, MONITOR_ACC, MONITOR_VAL_LOSS, MONITOR_VAL_ACC } FitMonitor;
-const char *fit_monitor_name(FitMonitor m);
+/* Its name; with mae (a regression's metric in acc's place) "mae", "val_mae". */
+const char *fit_monitor_name(FitMonitor m, bool mae);
 
 /* The training hook's context: the runtime calls fit_after_step and
  * fit_on_nonfinite with it. */
@@ -1326,6 +1327,7 @@ typedef struct FitHook {
     size_t save_every;    /* steps; 0: at the end of every epoch only */
     int patience;         /* early stopping; 0: never */
     FitMonitor monitor;
+    bool mae;             /* the epochs' acc is a mae (NnrtTrainSpec.mae): lower is better */
     /* The guard: the training step's graph and schedule. */
     const Graph *step;
     const Schedule *sched;

@@ -220,9 +220,17 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         .save_path = o->save_path ? o->save_path : o->resume_path, .best_path = o->best_path,
         .log_path = o->log_path, .plot_path = o->plot_path,
         .save_every = (size_t)o->save_every, .patience = (int)o->patience, .monitor = (FitMonitor)o->monitor,
+        /* A regression's (an autoencoder's) mean absolute error, where each output has its label. */
+        .mae = !model_classifies(m) && shape_elems(&m->output) == m->label_size,
         .saved_epoch = -1,
     };
     fit_state_init(&hook.st, o->seed);
+    if ((hook.monitor == MONITOR_ACC || hook.monitor == MONITOR_VAL_ACC) && o->monitor_mae != hook.mae) {
+        diag_plain(d, "--monitor %s: model %s %s", fit_monitor_name(hook.monitor, o->monitor_mae), m->name,
+                   hook.mae ? "is a regression: it reports mae (mean absolute error), not acc"
+                            : "reports acc, not mae (mean absolute error)");
+        status = EXIT_USAGE;
+    }
     const char *weights = o->resume_path ? o->resume_path : o->load_path;
     Compiled c = {0};
     if (weights && !fit_load(d, weights, g, slots, &hook.info, &hook.st))
@@ -255,6 +263,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         .input_u8 = in == INPUT_U8,
         .outputs = (size_t)shape_elems(&m->output),
         .classify = model_classifies(m),
+        .mae = hook.mae,
         .train = c.train_step, .eval = c.eval_step,
         .slots = slots, .nslots = (size_t)g->nslots,
         .arena_bytes = c.arena_bytes,
@@ -298,7 +307,8 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         if (status == EXIT_OK && o->report_path) {
             NnrtReport r = {.model = o->model_path, .train_path = dt.train_path, .test_path = dt.test_path,
                             .seed = o->seed, .batch = (size_t)m->batch, .lr = m->lr,
-                            .compile_secs = compile_secs, .input_u8 = spec.input_u8, .result = &res};
+                            .compile_secs = compile_secs, .input_u8 = spec.input_u8, .mae = spec.mae,
+                            .result = &res};
             if (!nnrt_report_write(o->report_path, &r, err, sizeof err)) {
                 diag_plain(d, "%s", err);
                 status = EXIT_USAGE;

@@ -62,7 +62,7 @@ bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *ou
     if (ok) {
         fprintf(out, "samples %zu  loss %.4f", ds->n, loss);
         if (acc >= 0)
-            fprintf(out, "  acc %.4f", acc);
+            fprintf(out, "  %s %.4f", nnrt_metric_name(spec->mae), acc);
         fputc('\n', out);
     }
     if (ok && c.k) {

@@ -262,6 +262,7 @@ typedef struct NnrtProgress {
     size_t steps, done;
     double t0;   /* seconds, monotonic */
     double last_draw;
+    const char *metric; /* the name of the value after the loss: "acc" (begin's default) or "mae" */
 } NnrtProgress;
 
 void nnrt_progress_begin(NnrtProgress *p, FILE *out, int epoch, int epochs, size_t steps);
@@ -272,6 +273,8 @@ void nnrt_progress_step(NnrtProgress *p, double loss, double acc);
 void nnrt_progress_end(NnrtProgress *p, double loss, double acc, double secs);
 
 double nnrt_now(void); /* monotonic seconds */
+/* The name of the metric in the place of the accuracy: "mae" or "acc". */
+const char *nnrt_metric_name(bool mae);
 
 /* ---------------------------------------------------------------- train.c */
 
@@ -294,10 +297,11 @@ typedef struct NnrtTrainPos {
     NnrtRng rng;     /* the generator before the shuffle of that epoch */
     double loss_sum; /* that epoch's running sums so far (sample-weighted) */
     size_t seen, correct;
+    double abs_sum;  /* of |output - label| (NnrtTrainSpec.mae) */
 } NnrtTrainPos;
 
 typedef struct NnrtEpochStats {
-    double loss, acc, secs;   /* acc < 0 when not classifying */
+    double loss, acc, secs;   /* acc: the accuracy, or the mae (NnrtTrainSpec.mae); < 0 when neither */
     int epoch;                /* 1-based */
     double val_loss, val_acc; /* < 0 without a validation set */
 } NnrtEpochStats;
@@ -319,6 +323,7 @@ typedef struct NnrtTrainSpec {
     bool input_u8;        /* the steps take uint8 images unscaled: every set must be uint8 */
     size_t outputs;       /* elements of the output per sample */
     bool classify;        /* accuracy = argmax(output) == label */
+    bool mae;             /* else the mean absolute error of the outputs (as many as the labels), in acc's place */
     NnrtStep train, eval; /* their batch sizes may differ */
     void **slots;         /* slots 5.. filled by the caller; 0..4 set by the trainer */
     size_t nslots;
@@ -393,6 +398,7 @@ typedef struct NnrtReport {
     double lr;
     double compile_secs;
     bool input_u8; /* the steps took the images as uint8 (NnrtTrainSpec.input_u8) */
+    bool mae;      /* the epochs' acc is the mae (NnrtTrainSpec.mae) */
     const NnrtTrainResult *result;
 } NnrtReport;
 
@@ -439,18 +445,19 @@ bool nnrt_dataset_split(NnrtDataset *ds, size_t n_val, NnrtDataset *val, char *e
 
 /* ---------------------------------------------------------------- plot.c */
 
-/* --log: "epoch,loss,accuracy,val_loss,val_accuracy,seconds"; empty cells
+/* --log: "epoch,loss,accuracy,val_loss,val_accuracy,seconds" (with mae,
+ * a regression's: "epoch,loss,mae,val_loss,val_mae,seconds"); empty cells
  * for what was not measured. Open writes the header and the history
  * h[0..n) (atomically) and leaves the file open in *f; append adds a row,
  * flushed; close syncs and closes it. */
-bool nnrt_log_open(const char *path, const NnrtEpochStats *h, size_t n, FILE **f, char *err,
+bool nnrt_log_open(const char *path, const NnrtEpochStats *h, size_t n, bool mae, FILE **f, char *err,
                    size_t errlen);
 bool nnrt_log_append(FILE *f, const char *path, const NnrtEpochStats *e, char *err,
                      size_t errlen);
 bool nnrt_log_close(FILE *f, const char *path, char *err, size_t errlen);
 /* --plot: an SVG of loss and accuracy per epoch, training and validation,
  * from the history h[0..n) (the whole file, atomically). */
-bool nnrt_plot_write(const char *path, const NnrtEpochStats *h, size_t n, char *err,
+bool nnrt_plot_write(const char *path, const NnrtEpochStats *h, size_t n, bool mae, char *err,
                      size_t errlen);
 
 /* ---------------------------------------------------------------- checkpoint.c */

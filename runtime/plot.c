@@ -23,15 +23,16 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef void (*WriteFn)(FILE *f, const NnrtEpochStats *h, size_t n);
+/* mae: the metric in acc's place is the mean absolute error (a regression's). */
+typedef void (*WriteFn)(FILE *f, const NnrtEpochStats *h, size_t n, bool mae);
 
 /* With `keep`, the file is left open there to append to. */
-static bool write_atomic(const char *path, WriteFn fn, const NnrtEpochStats *h, size_t n,
+static bool write_atomic(const char *path, WriteFn fn, const NnrtEpochStats *h, size_t n, bool mae,
                          FILE **keep, char *err, size_t errlen) {
     NnrtAtomic a;
     if (!nnrt_atomic_begin(&a, path, err, errlen))
         return false;
-    fn(a.f, h, n);
+    fn(a.f, h, n, mae);
     return nnrt_atomic_end_open(&a, true, "it", keep, err, errlen);
 }
 
@@ -58,15 +59,15 @@ static void csv_row(FILE *f, const NnrtEpochStats *e) {
     fputc('\n', f);
 }
 
-static void write_csv(FILE *f, const NnrtEpochStats *h, size_t n) {
-    fputs("epoch,loss,accuracy,val_loss,val_accuracy,seconds\n", f);
+static void write_csv(FILE *f, const NnrtEpochStats *h, size_t n, bool mae) {
+    fputs(mae ? "epoch,loss,mae,val_loss,val_mae,seconds\n" : "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n", f);
     for (size_t i = 0; i < n; i++)
         csv_row(f, &h[i]);
 }
 
-bool nnrt_log_open(const char *path, const NnrtEpochStats *h, size_t n, FILE **f, char *err,
+bool nnrt_log_open(const char *path, const NnrtEpochStats *h, size_t n, bool mae, FILE **f, char *err,
                    size_t errlen) {
-    return write_atomic(path, write_csv, h, n, f, err, errlen);
+    return write_atomic(path, write_csv, h, n, mae, f, err, errlen);
 }
 
 bool nnrt_log_append(FILE *f, const char *path, const NnrtEpochStats *e, char *err,
@@ -229,7 +230,7 @@ static void panel(FILE *f, double x0, const char *title, const char *ylabel,
 #undef PY
 }
 
-static void write_svg(FILE *f, const NnrtEpochStats *h, size_t n) {
+static void write_svg(FILE *f, const NnrtEpochStats *h, size_t n, bool mae) {
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
                "viewBox=\"0 0 %.0f %.0f\">\n", 2 * PANEL_W, PANEL_H, 2 * PANEL_W, PANEL_H);
     fputs("<style>\n"
@@ -256,11 +257,11 @@ static void write_svg(FILE *f, const NnrtEpochStats *h, size_t n) {
         {"validation", "#d62728", true, offsetof(NnrtEpochStats, val_acc)},
     };
     panel(f, 0, "Loss", "loss", h, n, loss, 2);
-    panel(f, PANEL_W, "Accuracy", "accuracy", h, n, acc, 2);
+    panel(f, PANEL_W, mae ? "Mean absolute error" : "Accuracy", mae ? "mae" : "accuracy", h, n, acc, 2);
     fputs("</svg>\n", f);
 }
 
-bool nnrt_plot_write(const char *path, const NnrtEpochStats *h, size_t n, char *err,
+bool nnrt_plot_write(const char *path, const NnrtEpochStats *h, size_t n, bool mae, char *err,
                      size_t errlen) {
-    return write_atomic(path, write_svg, h, n, NULL, err, errlen);
+    return write_atomic(path, write_svg, h, n, mae, NULL, err, errlen);
 }

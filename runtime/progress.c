@@ -43,12 +43,14 @@ static void draw(NnrtProgress *p, double loss, double acc, double now) {
     if (p->done > 0) {
         fprintf(p->out, "  loss %.4f", loss);
         if (acc >= 0)
-            fprintf(p->out, "  acc %.4f", acc);
+            fprintf(p->out, "  %s %.4f", p->metric, acc);
     }
     fprintf(p->out, "  %.1fs", now - p->t0);
     fflush(p->out);
     p->last_draw = now;
 }
+
+const char *nnrt_metric_name(bool mae) { return mae ? "mae" : "acc"; }
 
 void nnrt_progress_begin(NnrtProgress *p, FILE *out, int epoch, int epochs, size_t steps) {
     const char *no_color = getenv("NO_COLOR");
@@ -61,6 +63,7 @@ void nnrt_progress_begin(NnrtProgress *p, FILE *out, int epoch, int epochs, size
     p->done = 0;
     p->t0 = nnrt_now();
     p->last_draw = p->t0;
+    p->metric = "acc";
     /* An empty bar right away: the first step can be slow (page faults,
      * caches), and a silent terminal looks hung. */
     if (p->tty)
@@ -84,7 +87,7 @@ void nnrt_progress_end(NnrtProgress *p, double loss, double acc, double secs) {
     fprintf(p->out, "%sepoch %d/%d%s  %zu/%zu  loss %.4f", p->color ? BOLD : "", p->epoch,
             p->epochs, p->color ? RESET : "", p->done, p->steps, loss);
     if (acc >= 0)
-        fprintf(p->out, "  acc %.4f", acc);
+        fprintf(p->out, "  %s %.4f", p->metric, acc);
     fprintf(p->out, "  %.2fs\n", secs);
     fflush(p->out);
 }

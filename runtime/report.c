@@ -84,12 +84,12 @@ static void write_json(FILE *f, const NnrtReport *r) {
         const NnrtEpochStats *st = &res->epochs[e];
         fprintf(f, "%s\n    {\"epoch\": %d, \"loss\": ", e ? "," : "", st->epoch);
         json_number(f, st->loss);
-        fputs(", \"accuracy\": ", f);
+        fputs(r->mae ? ", \"mae\": " : ", \"accuracy\": ", f);
         json_metric(f, st->acc);
         if (st->val_loss >= 0) { /* validating: Keras' history names */
             fputs(", \"val_loss\": ", f);
             json_number(f, st->val_loss);
-            fputs(", \"val_accuracy\": ", f);
+            fputs(r->mae ? ", \"val_mae\": " : ", \"val_accuracy\": ", f);
             json_metric(f, st->val_acc);
         }
         fputs(", \"seconds\": ", f);
@@ -98,7 +98,7 @@ static void write_json(FILE *f, const NnrtReport *r) {
     }
     fputs(res && res->nepochs ? "\n  ],\n  \"test_loss\": " : "],\n  \"test_loss\": ", f);
     json_metric(f, res ? res->test_loss : -1);
-    fputs(",\n  \"test_accuracy\": ", f);
+    fputs(r->mae ? ",\n  \"test_mae\": " : ",\n  \"test_accuracy\": ", f);
     json_metric(f, res ? res->test_acc : -1);
     fprintf(f, ",\n  \"peak_rss_bytes\": %zu\n}\n", nnrt_peak_rss_bytes());
 }

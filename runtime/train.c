@@ -158,7 +158,7 @@ static void clear_slots(const NnrtTrainSpec *spec) {
  * training pass starts at pos->step with pos's sums and reports every step
  * to the hook; an evaluation pass has pos NULL. */
 typedef struct Pass {
-    double loss_sum;
+    double loss_sum, abs_sum;
     size_t seen, correct;
     NnrtBatchFn on_batch; /* evaluation: sees every batch's outputs */
     void *ctx;
@@ -209,6 +209,13 @@ void nnrt_interrupt(void) { nnrt_interrupt_requested = 1; }
 bool nnrt_interrupted(void) { return nnrt_interrupt_requested != 0; }
 void nnrt_clear_interrupt(void) { nnrt_interrupt_requested = 0; }
 
+/* The accuracy, or the mean absolute error, of the samples seen; -1: neither. */
+static double pass_acc(const NnrtTrainSpec *spec, const Pass *p) {
+    return spec->classify ? (double)p->correct / (double)p->seen
+           : spec->mae    ? p->abs_sum / ((double)p->seen * (double)spec->outputs)
+                          : -1;
+}
+
 static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf,
                      NnrtStep st, NnrtProgress *prog, Pass *pass,
                      NnrtTrainPos *pos, NnrtTrainResult *res, const char *where, char *err,
@@ -218,8 +225,9 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
         pass->loss_sum = pos->loss_sum;
         pass->seen = pos->seen;
         pass->correct = pos->correct;
+        pass->abs_sum = pos->abs_sum;
     } else {
-        pass->loss_sum = 0;
+        pass->loss_sum = pass->abs_sum = 0;
         pass->seen = pass->correct = 0;
     }
     if (prog)
@@ -258,15 +266,17 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
         pass->seen += b;
         if (spec->classify)
             pass->correct += count_correct(bf, b, spec->outputs, spec->dtype_bytes);
+        for (size_t i = 0; spec->mae && i < b * spec->outputs; i++)
+            pass->abs_sum += fabs(read_elem(bf->output, i, spec->dtype_bytes) -
+                                  read_elem(bf->y, i, spec->dtype_bytes));
         if (prog)
-            nnrt_progress_step(prog, pass->loss_sum / (double)pass->seen,
-                               spec->classify ? (double)pass->correct / (double)pass->seen
-                                              : -1);
+            nnrt_progress_step(prog, pass->loss_sum / (double)pass->seen, pass_acc(spec, pass));
         if (pos) {
             pos->step = step;
             pos->loss_sum = pass->loss_sum;
             pos->seen = pass->seen;
             pos->correct = pass->correct;
+            pos->abs_sum = pass->abs_sum;
             if (spec->after_step && off + b < ds->n &&
                 spec->after_step(spec->ctx, pos, NULL, err, errlen) == NNRT_HOOK_FAIL) {
                 res->failure = NNRT_FAIL_HOOK;
@@ -286,9 +296,6 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
     return true;
 }
 
-static double pass_acc(const NnrtTrainSpec *spec, const Pass *p) {
-    return spec->classify ? (double)p->correct / (double)p->seen : -1;
-}
 
 /* Evaluation over buffers allocated by the caller. */
 static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, const char *where, const Buffers *bf, double *loss, double *acc,
@@ -412,6 +419,7 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         in_epoch.rng = before; /* a checkpoint mid-epoch reshuffles from here */
         NnrtProgress prog;
         nnrt_progress_begin(&prog, spec->out, pos.epoch + 1, spec->epochs, steps);
+        prog.metric = nnrt_metric_name(spec->mae);
         char where[64];
         snprintf(where, sizeof where, "at epoch %d,", pos.epoch + 1);
         Pass pass = {0};
@@ -437,7 +445,7 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         if (spec->val && spec->out) {
             fprintf(spec->out, "           val_loss %.4f", st->val_loss);
             if (st->val_acc >= 0)
-                fprintf(spec->out, "  val_acc %.4f", st->val_acc);
+                fprintf(spec->out, "  val_%s %.4f", nnrt_metric_name(spec->mae), st->val_acc);
             fputc('\n', spec->out);
             fflush(spec->out);
         }
@@ -445,6 +453,7 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         pos.step = 0;
         pos.loss_sum = 0;
         pos.seen = pos.correct = 0;
+        pos.abs_sum = 0;
         if (spec->after_step) {
             NnrtHookResult h = spec->after_step(spec->ctx, &pos, st, err, errlen);
             if (h == NNRT_HOOK_FAIL) {
@@ -460,7 +469,7 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         if (ok && spec->out) {
             fprintf(spec->out, "test  loss %.4f", res->test_loss);
             if (res->test_acc >= 0)
-                fprintf(spec->out, "  acc %.4f", res->test_acc);
+                fprintf(spec->out, "  %s %.4f", nnrt_metric_name(spec->mae), res->test_acc);
             fputc('\n', spec->out);
             fflush(spec->out);
         } else if (!ok) {
