@@ -22,6 +22,7 @@ typedef struct Options {
     const char *label, *features, *inputs, *targets;
     bool no_header;
     char delimiter; /* 0: detected */
+    bool normalize; /* --normalize */
     bool print_params;
     const char *header_path; /* -H FILE: the object's C header */
     const char *march;       /* --march NAME; NULL: the host, or x86-64-v3 for an object */

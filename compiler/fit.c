@@ -134,15 +134,21 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
     classes[0] = '\0';
     for (size_t i = 0, at = 0; info->classes && i < info->classes->n; i++)
         at += (size_t)sprintf(classes + at, "%s%s", i ? "\n" : "", info->classes->names[i]);
+    /* The normalization: "mean std" in %a, a line per input element. */
+    char *norm = xrealloc(NULL, info->norm_n * 2 * 26 + 1, 1);
+    norm[0] = '\0';
+    for (size_t i = 0, at = 0; i < info->norm_n; i++)
+        at += (size_t)sprintf(norm + at, "%a %a\n", info->norm_mean[i], info->norm_std[i]);
     NnrtMeta meta[] = {
         {"format", FIT_FORMAT}, {"nnc_version", NNC_VERSION}, {"model", info->model_name},
         {"model_fnv1a64", v[6]}, {"epoch", v[0]}, {"step", v[1]}, {"rng", v[2]},
         {"loss_sum", v[3]}, {"seen", v[4]}, {"correct", v[5]}, {"seed", v[7]},
         {"batch", v[8]}, {"samples", v[9]}, {"best", v[10]}, {"best_epoch_bad_epochs", v[11]},
         {"epochs", v[12]}, {"lr", v[13]}, {"schedule", info->schedule ? info->schedule : ""},
-        {"history", hist}, {"classes", classes}, {"abs_sum", v[14]},
+        {"history", hist}, {"classes", classes}, {"abs_sum", v[14]}, {"normalize", norm},
     };
     bool ok = nnrt_ckpt_save(path, t, nt, meta, sizeof meta / sizeof meta[0], err, errlen);
+    free(norm);
     free(classes);
     free(hist);
     free(t);
@@ -162,6 +168,7 @@ bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info, int64_t epochs) 
     uint64_t bytes = META_MAX + strlen(info->model_name) + (uint64_t)epochs * HISTORY_LINE_MAX;
     for (size_t i = 0; info->classes && i < info->classes->n; i++)
         bytes += 6 * strlen(info->classes->names[i]) + 2; /* JSON escapes a byte in at most 6 (\u00XX) */
+    bytes += info->norm_n * (2 * 26 + 2); /* two %a and a blank, "\n" as JSON escapes it */
     for (int s = 0; s < g->nslots; s++)
         if (is_saved(&g->slots[s]))
             bytes += TENSOR_ENTRY_MAX + strlen(g->slots[s].name);
@@ -401,6 +408,35 @@ bool fit_read_classes(Diag *d, const char *path, NnrtClasses *out) {
     if (!ok) {
         diag_plain(d, "%s: its class names (metadata 'classes') are not sorted and distinct", path);
         nnrt_classes_free(out);
+    }
+    nnrt_ckpt_free(&c);
+    return ok;
+}
+
+bool fit_read_normalize(Diag *d, const char *path, size_t n, double **mean, double **std) {
+    NnrtCkpt c;
+    char err[1024];
+    *mean = *std = NULL;
+    if (!nnrt_ckpt_load(path, &c, err, sizeof err)) {
+        diag_plain(d, "%s", err);
+        return false;
+    }
+    const char *v = nnrt_ckpt_meta(&c, "normalize");
+    bool ok = true;
+    if (v && *v) {
+        *mean = xcalloc(n, sizeof **mean);
+        *std = xcalloc(n, sizeof **std);
+        for (size_t i = 0; ok && i < n; i++)
+            ok = next_double(&v, ' ', &(*mean)[i]) && next_double(&v, '\n', &(*std)[i]) && isfinite((*mean)[i]) &&
+                 (*std)[i] > 0 && isfinite((*std)[i]);
+        if (!ok || *v) {
+            diag_plain(d, "%s: its normalization (metadata 'normalize') is malformed or not for inputs of %zu "
+                          "elements", path, n);
+            free(*mean);
+            free(*std);
+            *mean = *std = NULL;
+            ok = false;
+        }
     }
     nnrt_ckpt_free(&c);
     return ok;

@@ -25,7 +25,7 @@ typedef enum {
     O_EMIT, O_TRAIN, O_TARGET, O_PRINT_PARAMS, O_TEST, O_EPOCHS, O_BATCH, O_LR, O_SCHEDULE, O_SEED, O_REPORT,
     O_SAVE, O_SAVE_EVERY, O_SAVE_BEST, O_LOAD, O_RESUME, O_VAL, O_VAL_SPLIT, O_EARLY_STOP, O_MONITOR, O_LOG, O_PLOT,
     O_EVAL, O_PREDICT, O_OUT, O_COMPILE, O_HEADER, O_MARCH, O_LABEL, O_FEATURES, O_NO_HEADER, O_DELIMITER,
-    O_INPUTS, O_TARGETS, O_THREADS, O_O0, O_O2, O_GRADCHECK, O_QUIET, O_INTERACTIVE, O_HELP, O_VERSION
+    O_INPUTS, O_TARGETS, O_NORMALIZE, O_THREADS, O_O0, O_O2, O_GRADCHECK, O_QUIET, O_INTERACTIVE, O_HELP, O_VERSION
 } OptId;
 typedef enum { ARG_NONE, ARG_VALUE, ARG_OPTIONAL, ARG_INT } ArgKind;
 static const struct Opt {
@@ -67,6 +67,11 @@ static const struct Opt {
      "their position from 0"),
     OPT("--delimiter", NULL, O_DELIMITER, ARG_VALUE, "C", "a table's delimiter (default: the one of , ; tab |\n"
      "most frequent on its first line); 'tab' for a tab"),
+    OPT("--normalize", NULL, O_NORMALIZE, ARG_NONE, NULL, "scale each input element by its mean and standard\n"
+     "deviation on the training data (saved in checkpoints;\n"
+     "--eval and --predict after --load apply them). uint8\n"
+     "inputs are otherwise scaled to [0, 1], others taken as\n"
+     "they are"),
     OPT("--inputs", NULL, O_INPUTS, ARG_VALUE, "NAME", "an .npz archive's array of inputs (default x)"),
     OPT("--targets", NULL, O_TARGETS, ARG_VALUE, "NAME", "an .npz archive's array of labels or targets (default y)"),
     OPT("--print-params", NULL, O_PRINT_PARAMS, ARG_NONE, NULL, "print every parameter after training\n"
@@ -247,6 +252,7 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
         diag_plain(d, "--delimiter expects one character (or 'tab'), not a quote or a newline, found '%s'", val);
         return EXIT_USAGE;
     case O_INPUTS: o->inputs = val; return EXIT_OK;
+    case O_NORMALIZE: o->normalize = true; return EXIT_OK;
     case O_TARGETS: o->targets = val; return EXIT_OK;
     case O_PRINT_PARAMS: o->print_params = true; return EXIT_OK;
     case O_QUIET: o->quiet = true; return EXIT_OK;
@@ -385,7 +391,7 @@ static int check_options(Options *o, Diag *d) {
                               : o->val_split ? "--val-split" : o->patience ? "--early-stop"
                               : o->log_path ? "--log" : o->plot_path ? "--plot"
                               : o->target_path && !o->eval_path && !o->predict_path ? "--target"
-                              : o->print_params ? "--print-params" : NULL;
+                              : o->print_params ? "--print-params" : o->normalize ? "--normalize" : NULL;
     if (needs_train && !o->train) {
         diag_plain(d, "%s needs --train (or --resume)", needs_train);
         return EXIT_USAGE;

@@ -1251,6 +1251,10 @@ typedef struct FitInfo {
     double lr;
     const char *schedule; /* --schedule's text, or NULL: the model file's */
     const NnrtClasses *classes; /* a table's class names, saved for --eval and --predict; NULL: none */
+    /* --normalize: each input element's mean and standard deviation on the
+     * training data, saved for --eval and --predict; norm_n 0: none. */
+    const double *norm_mean, *norm_std;
+    size_t norm_n;
 } FitInfo;
 
 /* The settings of the run a checkpoint was saved from, each 0 (or NULL)
@@ -1265,6 +1269,10 @@ bool fit_read_settings(Arena *a, Diag *d, const char *path, FitSettings *s);
 /* The class names saved in the checkpoint at path (none: out left empty);
  * false once reported through d. */
 bool fit_read_classes(Diag *d, const char *path, NnrtClasses *out);
+/* The normalization saved in the checkpoint at path, for inputs of n
+ * elements: *mean and *std malloc'd, or NULL if it has none; false once
+ * reported through d. */
+bool fit_read_normalize(Diag *d, const char *path, size_t n, double **mean, double **std);
 
 uint64_t fit_model_hash(const Source *src);
 /* The parameter and state buffers of g's slots (the others NULL),

@@ -71,10 +71,13 @@ typedef struct Data {
     NnrtDataset train, set[NSETS];
     bool have_train, have[NSETS];
     NnrtClasses classes; /* a table's class names, from the training set */
+    double *mean, *std;  /* --normalize's, or a checkpoint's; NULL: none */
 } Data;
 
 static void data_free(Data *dt) {
     nnrt_classes_free(&dt->classes);
+    free(dt->mean);
+    free(dt->std);
     if (dt->have_train)
         nnrt_dataset_free(&dt->train);
     for (int k = 0; k < NSETS; k++)
@@ -188,6 +191,32 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
     return EXIT_OK;
 }
 
+/* --normalize: every set's inputs scaled by the training data's mean and
+ * standard deviation per element; without training, by those the
+ * checkpoint was trained with, if any. */
+static int normalize(const Model *m, const Options *o, Data *dt, Diag *d) {
+    size_t k = (size_t)shape_elems(&m->input);
+    const char *weights = o->resume_path ? o->resume_path : o->load_path;
+    if (o->normalize && dt->have_train) {
+        dt->mean = xcalloc(k, sizeof *dt->mean);
+        dt->std = xcalloc(k, sizeof *dt->std);
+        nnrt_normalize_fit(&dt->train, dt->mean, dt->std);
+    } else if (weights && !fit_read_normalize(d, weights, k, &dt->mean, &dt->std)) {
+        return EXIT_USAGE;
+    }
+    char err[1024];
+    bool ok = true;
+    if (dt->mean && dt->have_train)
+        ok = nnrt_normalize_apply(&dt->train, dt->mean, dt->std, err, sizeof err);
+    for (int s = 0; ok && dt->mean && s < NSETS; s++)
+        if (dt->have[s])
+            ok = nnrt_normalize_apply(&dt->set[s], dt->mean, dt->std, err, sizeof err);
+    if (ok)
+        return EXIT_OK;
+    diag_plain(d, "%s", err);
+    return EXIT_USAGE;
+}
+
 int session_run(Arena *a, const Model *m, const Source *src, const Options *o, const Target *t, Diag *d,
                 FitWeights *keep) {
     Data dt = {0};
@@ -199,6 +228,8 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
     if (!fit_check_files(d, &files))
         return EXIT_USAGE;
     int status = load_all(m, o, &dt, d);
+    if (status == EXIT_OK)
+        status = normalize(m, o, &dt, d);
     if (status != EXIT_OK) {
         data_free(&dt);
         return status;
@@ -216,7 +247,8 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         .info = {.model_name = m->name, .model_hash = fit_model_hash(src), .seed = o->seed,
                  .batch = (size_t)m->batch, .samples = dt.have_train ? dt.train.n : 0,
                  .resume = o->resume_path != NULL, .epochs = m->epochs, .lr = m->lr, .schedule = o->schedule,
-                 .classes = &dt.classes},
+                 .classes = &dt.classes, .norm_mean = dt.mean, .norm_std = dt.std,
+                 .norm_n = dt.mean ? (size_t)shape_elems(&m->input) : 0},
         .save_path = o->save_path ? o->save_path : o->resume_path, .best_path = o->best_path,
         .log_path = o->log_path, .plot_path = o->plot_path,
         .save_every = (size_t)o->save_every, .patience = (int)o->patience, .monitor = (FitMonitor)o->monitor,

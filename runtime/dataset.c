@@ -363,6 +363,41 @@ bool nnrt_dataset_read(const char *path, const char *labels, const NnrtDataSpec 
     return ok;
 }
 
+void nnrt_normalize_fit(const NnrtDataset *ds, double *mean, double *std) {
+    size_t k = ds->sample_size;
+    for (size_t j = 0; j < k; j++)
+        mean[j] = std[j] = 0;
+    /* Welford's update, element by element: stable where the values are
+     * large and their spread small. */
+    for (size_t i = 0; i < ds->n; i++)
+        for (size_t j = 0; j < k; j++) {
+            double x = nnrt_idx_get(&ds->images, i * k + j), d = x - mean[j];
+            mean[j] += d / (double)(i + 1);
+            std[j] += d * (x - mean[j]);
+        }
+    for (size_t j = 0; j < k; j++) {
+        std[j] = ds->n ? sqrt(std[j] / (double)ds->n) : 0;
+        if (!(std[j] > 0))
+            std[j] = 1;
+    }
+}
+
+bool nnrt_normalize_apply(NnrtDataset *ds, const double *mean, const double *std, char *err, size_t errlen) {
+    NnrtIdx *im = &ds->images;
+    size_t bytes;
+    float *v = __builtin_mul_overflow(im->count, sizeof *v, &bytes) ? NULL : malloc(bytes ? bytes : 1);
+    if (!v)
+        return nnrt_fail(err, errlen, "out of memory normalizing %zu samples", ds->n);
+    size_t k = ds->sample_size;
+    for (size_t i = 0; i < im->count; i++)
+        v[i] = (float)((nnrt_idx_get(im, i) - mean[i % k]) / std[i % k]);
+    free(im->data);
+    im->data = v;
+    im->type = NNRT_F32;
+    im->elem_size = sizeof *v;
+    return true;
+}
+
 /* An IDX array of float64 [n, k] holding a copy of v. */
 static bool idx_of(size_t n, size_t k, const double *v, NnrtIdx *out) {
     size_t count;

@@ -215,6 +215,12 @@ typedef struct NnrtWant {
 bool nnrt_dataset_read(const char *path, const char *labels, const NnrtDataSpec *spec, const NnrtWant *w,
                        NnrtClasses *classes, NnrtDataset *out, char *err, size_t errlen);
 
+/* --normalize: the mean and standard deviation of each input element over
+ * ds's samples (a constant element gets 1: it is only centred). */
+void nnrt_normalize_fit(const NnrtDataset *ds, double *mean, double *std);
+/* ds's inputs become float32 (x - mean) / std, element by element. */
+bool nnrt_normalize_apply(NnrtDataset *ds, const double *mean, const double *std, char *err, size_t errlen);
+
 /* ---------------------------------------------------------------- rng.c */
 
 typedef struct NnrtRng {
