@@ -104,9 +104,21 @@ static size_t model_classes(const Model *m) {
     return indices ? (size_t)m->output.dim[0] : 0;
 }
 
+/* A functional model without a target (an autoencoder's loss mse(out, x))
+ * has no labels its outputs could be right about. */
+static bool model_has_labels(const Model *m) {
+    bool functional = false, targets = false;
+    for (int i = 0; i < m->ast->nitems; i++) {
+        functional |= m->ast->items[i].kind == AST_LOSS && m->ast->items[i].expr;
+        targets |= m->ast->items[i].kind == AST_TARGET;
+    }
+    return targets || !functional;
+}
+
 /* A classifier's accuracy compares its output's argmax with the label. */
 static bool model_classifies(const Model *m) {
-    return m->label_size == 1 && !m->several_losses && (model_classes(m) > 0 || m->output.dim[0] > 1);
+    return m->label_size == 1 && !m->several_losses && model_has_labels(m) &&
+           (model_classes(m) > 0 || m->output.dim[0] > 1);
 }
 
 /* The training set from --train PATH (and its labels: --target, a table's

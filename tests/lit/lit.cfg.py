@@ -45,6 +45,14 @@ if shutil.which("tmux"):
 # Tests that train on the real data need the Debian package.
 if os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"):
     config.available_features.add("fashion-mnist")
+# A Python with NumPy (Debian's python3-numpy is /usr/bin/python3's), for the
+# tests that read nnc's .npy outputs with it: %numpy_python.
+import subprocess
+for py in ("python3", "/usr/bin/python3"):
+    if subprocess.run([py, "-c", "import numpy"], capture_output=True).returncode == 0:
+        config.available_features.add("numpy")
+        config.substitutions.append(("%numpy_python", py))
+        break
 # The host's vector features, for tests of the code generated for them.
 try:
     with open("/proc/cpuinfo") as f:
