@@ -45,6 +45,9 @@ if shutil.which("tmux"):
 # Tests that train on the real data need the Debian package.
 if os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"):
     config.available_features.add("fashion-mnist")
+# scikit-learn's data files (Debian's python3-sklearn), for examples/tables.
+if os.path.exists("/usr/lib/python3/dist-packages/sklearn/datasets/data/iris.csv"):
+    config.available_features.add("sklearn-data")
 # A Python with NumPy (Debian's python3-numpy is /usr/bin/python3's), for the
 # tests that read nnc's .npy outputs with it: %numpy_python.
 import subprocess
