@@ -12,6 +12,8 @@ its fenced blocks by their info string and runs each one:
   ```repl-error     ... and some entry fails: exit status 1
   ```output         right after an nn block: what it must print (standard
                     output and error together), exactly
+  ```file NAME      a data file (a table): written as NAME beside the next
+                    nn or repl block's example, for its options to read
 
 Each file is written as example.nn in a fresh directory under WORKDIR and
 run from there, so diagnostics read `example.nn:LINE:COL`. In expected
@@ -75,7 +77,11 @@ def main():
     found = blocks(open(doc, encoding="utf-8").read())
     failures = ran = 0
     used = set()  # the output blocks that follow an nn block
+    files = {}  # the file blocks before the next example
     for n, (line, kind, args, body) in enumerate(found):
+        if kind == "file":
+            files[args] = body
+            continue
         if kind == "output" and n not in used:
             failures += 1
             print("%s:%d: ```output block that follows no ```nn block" % (doc, line))
@@ -87,6 +93,10 @@ def main():
             used.add(n + 1)
         cwd = os.path.join(work, "%d" % line)
         os.makedirs(cwd)
+        for name, text in files.items():
+            with open(os.path.join(cwd, name), "w", encoding="utf-8") as f:
+                f.write(text)
+        files = {}
         if kind.startswith("repl"):
             typed = (PROMPT, MORE)
             entries = [l[len(PROMPT):] for l in body.splitlines() if l.startswith(typed)]
