@@ -153,7 +153,9 @@ static int load_train(const Model *m, const Options *o, const NnrtWant *w, Data 
     }
     if (!o->test_path && !o->target_path && nnrt_find_test(dt->train_path, dt->test_buf, sizeof dt->test_buf))
         dt->test_path = dt->test_buf;
-    if (!(dt->have_train = load_data(dt->train_path, o->target_path, o, w, &dt->classes, &dt->train, d)))
+    NnrtWant wt = *w;
+    wt.new_classes = true;
+    if (!(dt->have_train = load_data(dt->train_path, o->target_path, o, &wt, &dt->classes, &dt->train, d)))
         return EXIT_USAGE;
     if (dt->classes.n && !o->quiet) {
         printf("classes of column '%s':", o->label);

@@ -468,9 +468,11 @@ static bool parse_int(const char *s, int32_t *v) {
 static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* The classes of the label column as indices: by the names known
- * (classes->n > 0, from training); else integers as they are; else the
- * names seen, sorted, become classes. */
-static bool label_indices(Csv *c, NnrtClasses *classes, int32_t *out) {
+ * (classes->n > 0, from training); else integers as they are; else, with
+ * new_classes (a training table), the names seen, sorted, become classes.
+ * Another table's names without the training table's would be numbered by
+ * whichever names it happens to hold: an error. */
+static bool label_indices(Csv *c, NnrtClasses *classes, bool new_classes, int32_t *out) {
     const char *text = c->label_text.p;
     const size_t *at = c->label_at.p;
     const long *line = c->label_line.p;
@@ -481,6 +483,15 @@ static bool label_indices(Csv *c, NnrtClasses *classes, int32_t *out) {
             ints = parse_int(text + at[i], &out[i]);
         if (ints)
             return true;
+        if (!new_classes) {
+            size_t i = 0;
+            while (parse_int(text + at[i], &out[i]))
+                i++;
+            return nnrt_fail(c->err, c->errlen, "%s:%ld: class '%.60s' in column '%s' is a name, but there are no "
+                             "names of the training table's classes to number it by (train on a table with "
+                             "--label, or --load a checkpoint saved so)", c->path, line[i], text + at[i],
+                             c->names[c->label_col]);
+        }
         char **all = malloc(n * sizeof *all);
         if (!all)
             return nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
@@ -525,7 +536,7 @@ static void take(Vec *v, size_t rows, size_t k, NnrtIdxType t, bool flat, NnrtId
     *v = (Vec){0};
 }
 
-bool nnrt_csv_read(NnrtStream *in, const char *path, const NnrtDataSpec *cols, bool need_labels,
+bool nnrt_csv_read(NnrtStream *in, const char *path, const NnrtDataSpec *cols, bool need_labels, bool new_classes,
                    NnrtClasses *classes, NnrtDataset *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     Csv c = {.path = path, .cols = cols, .need_labels = need_labels, .err = err, .errlen = errlen,
@@ -543,7 +554,8 @@ bool nnrt_csv_read(NnrtStream *in, const char *path, const NnrtDataSpec *cols, b
     Vec lab = {.size = sizeof(int32_t)};
     if (ok && c.label_col < c.ncols) {
         lab.p = malloc(c.rows * sizeof(int32_t));
-        ok = lab.p ? label_indices(&c, classes, lab.p) : nnrt_fail(err, errlen, "%s: out of memory", path);
+        ok = lab.p ? label_indices(&c, classes, new_classes, lab.p)
+                   : nnrt_fail(err, errlen, "%s: out of memory", path);
     }
     if (ok) {
         take(&c.x, c.rows, c.nfeatures, NNRT_F32, false, &out->images);

@@ -320,7 +320,7 @@ bool nnrt_dataset_read(const char *path, const char *labels, const NnrtDataSpec 
         nnrt_stream_close(in);
         ok = load_npz(path, spec, w, out, err, errlen);
     } else if (!array) {
-        ok = nnrt_csv_read(in, path, spec, !w->unlabelled, classes, out, err, errlen);
+        ok = nnrt_csv_read(in, path, spec, !w->unlabelled, w->new_classes, classes, out, err, errlen);
         nnrt_stream_close(in);
         lpath = path;
     } else if (w->unlabelled) {

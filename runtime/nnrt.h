@@ -169,10 +169,11 @@ void nnrt_classes_free(NnrtClasses *cl);
 
 /* A CSV table from a stream: inputs float32 [n, features], labels int32 [n]
  * (--label; names mapped through *classes when it has some, else integers
- * as they are, else the names seen become *classes) or float32 [n, targets];
+ * as they are, else with new_classes the names seen become *classes) or
+ * float32 [n, targets];
  * without need_labels (prediction) those columns are skipped if present and
  * out->labels is left empty. Errors "PATH:LINE:COL: ..." in err. */
-bool nnrt_csv_read(NnrtStream *in, const char *path, const NnrtDataSpec *spec, bool need_labels,
+bool nnrt_csv_read(NnrtStream *in, const char *path, const NnrtDataSpec *spec, bool need_labels, bool new_classes,
                    NnrtClasses *classes, NnrtDataset *out, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- npy.c */
@@ -202,6 +203,7 @@ typedef struct NnrtWant {
     size_t label_size;  /* label elements per sample (1: a class or one value) */
     size_t classes;     /* > 0: labels are class indices below it */
     bool unlabelled;    /* --predict: no labels read (zeros, label_size per sample) */
+    bool new_classes;   /* the training set: a table's class names define the classes */
 } NnrtWant;
 
 /* A data set from a file of any format, by its content: an IDX or .npy
