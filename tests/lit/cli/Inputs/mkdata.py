@@ -105,3 +105,40 @@ with open(os.path.join(out, "x5.npy"), "wb") as fh:
     fh.write(npy("<f4", (24, 5), x + y))
 with open(os.path.join(out, "bad-truncated.npz"), "wb") as fh:
     fh.write(open(os.path.join(out, "deflated.npz"), "rb").read()[:200])
+with open(os.path.join(out, "bad-longfield.csv"), "w") as fh:  # a field over 1 MiB
+    fh.write("a,species\n" + "1" * ((1 << 20) + 10) + ",setosa\n")
+with open(os.path.join(out, "bad-header-size.npy"), "wb") as fh:  # version 2: a 4-byte header length
+    fh.write(b"\x93NUMPY\x02\x00" + struct.pack("<I", 1 << 20) + b"{" * 100)
+with open(os.path.join(out, "x-v2.npy"), "wb") as fh:
+    v1 = npy("<f4", (24, 4), x)
+    fh.write(b"\x93NUMPY\x02\x00" + struct.pack("<I", struct.unpack("<H", v1[8:10])[0]) + v1[10:])
+with open(os.path.join(out, "bad-16g.npy"), "wb") as fh:
+    fh.write(npy("<f4", (24, 4), x).replace(b"(24, 4, )", b"(100000, 100000, )"))
+with open(os.path.join(out, "x-rank3F.npy"), "wb") as fh:  # [24, 2, 2] in Fortran order
+    header = "{'descr': '<f4', 'fortran_order': True, 'shape': (24, 2, 2), }"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    body = [x[i * 4 + j * 2 + k] for k in range(2) for j in range(2) for i in range(24)]
+    fh.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode()
+             + struct.pack("<%df" % len(body), *body))
+stored = open(os.path.join(out, "stored.npz"), "rb").read()
+with open(os.path.join(out, "bad-descriptor.npz"), "wb") as fh:  # flag bit 3: sizes after the data
+    fh.write(stored[:6] + bytes([stored[6] | 8]) + stored[7:])
+with open(os.path.join(out, "bad-method.npz"), "wb") as fh:  # bzip2
+    fh.write(stored[:8] + bytes([12, 0]) + stored[10:])
+with open(os.path.join(out, "bad-gzip.csv"), "wb") as fh:
+    fh.write(gzip.compress(table.encode())[:60])
+if len(sys.argv) > 2 and sys.argv[2] == "big":
+    # Over the 1 MiB csv.c reads at a time, numbers of every length cut at
+    # chunk boundaries: the table and a float32 .npy of the same values.
+    bx, by = [], []
+    for i in range(3000):
+        bx += [((i * 7919 + k * 104729) % 1000003) / 10 ** (k % 6) for k in range(100)]
+        by.append(i * 31 % 3)
+    with open(os.path.join(out, "big.csv"), "w") as fh:
+        fh.write(",".join("c%d" % k for k in range(100)) + ",label\n")
+        for i in range(3000):
+            fh.write(",".join(repr(v) for v in bx[i * 100:(i + 1) * 100]) + ",%d\n" % by[i])
+    with open(os.path.join(out, "big.npy"), "wb") as fh:
+        fh.write(npy("<f8", (3000, 100), bx))
+    with open(os.path.join(out, "big-y.npy"), "wb") as fh:
+        fh.write(npy("<i4", (3000,), by))
