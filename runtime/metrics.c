@@ -34,12 +34,18 @@ typedef struct Confusion {
     size_t k;
     size_t *m; /* m[label * k + predicted] */
     int dtype_bytes;
+    size_t outputs; /* a regression's (NnrtTrainSpec.mae): */
+    double sq_sum;  /* its squared errors' sum */
 } Confusion;
 
 static void count_batch(void *ctx, size_t first, size_t b, const void *output, const void *y) {
     (void)first;
     Confusion *c = ctx;
-    for (size_t s = 0; s < b; s++) {
+    for (size_t i = 0; i < b * c->outputs; i++) {
+        double e = elem(output, i, c->dtype_bytes) - elem(y, i, c->dtype_bytes);
+        c->sq_sum += e * e;
+    }
+    for (size_t s = 0; s < b && c->k; s++) {
         /* Labels are integers in [0, k): nnrt_eval_report's precondition. */
         size_t label = (size_t)elem(y, s, c->dtype_bytes);
         c->m[label * c->k + argmax(output, s, c->k, c->dtype_bytes)]++;
@@ -48,7 +54,7 @@ static void count_batch(void *ctx, size_t first, size_t b, const void *output, c
 
 bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *out, char *err,
                       size_t errlen) {
-    Confusion c = {spec->classify ? spec->outputs : 0, NULL, spec->dtype_bytes};
+    Confusion c = {spec->classify ? spec->outputs : 0, NULL, spec->dtype_bytes, spec->mae ? spec->outputs : 0, 0};
     if (c.k) {
         size_t cells;
         if (__builtin_mul_overflow(c.k, c.k, &cells) || !(c.m = calloc(cells, sizeof *c.m))) {
@@ -57,12 +63,14 @@ bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *ou
         }
     }
     double loss, acc;
-    bool ok = nnrt_evaluate_batches(spec, ds, c.k ? count_batch : NULL, &c, &loss, &acc, err,
+    bool ok = nnrt_evaluate_batches(spec, ds, c.k || c.outputs ? count_batch : NULL, &c, &loss, &acc, err,
                                     errlen);
     if (ok) {
         fprintf(out, "samples %zu  loss %.4f", ds->n, loss);
         if (acc >= 0)
             fprintf(out, "  %s %.4f", nnrt_metric_name(spec->mae), acc);
+        if (c.outputs) /* the mean squared error, whatever the loss */
+            fprintf(out, "  mse %.4f", c.sq_sum / ((double)ds->n * (double)c.outputs));
         fputc('\n', out);
     }
     if (ok && c.k) {

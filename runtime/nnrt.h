@@ -434,7 +434,8 @@ void nnrt_set_threads(int n);
 int nnrt_threads(void);
 /* ---------------------------------------------------------------- metrics.c */
 
-/* --eval: "samples N  loss L  acc A", then for a classifier the accuracy of
+/* --eval: "samples N  loss L  acc A" (a regression: "mae M  mse S"), then
+ * for a classifier the accuracy of
  * each class and the confusion matrix (rows true class, columns predicted),
  * indexed by the labels: for a classifier they must be integers in
  * [0, spec->outputs) (nnrt_dataset_load checks it, given that many classes). */
