@@ -74,13 +74,14 @@ typedef struct Csv {
     size_t rows;
 } Csv;
 
-static bool located(Csv *c, const char *fmt, const char *what, const char *field) {
+/* "PATH:LINE:COL: WHAT in column 'NAME'SEP FIELD" at the field being read. */
+static bool located(Csv *c, const char *sep, const char *what, const char *field) {
     const char *name = c->header_done && c->col < c->ncols ? c->names[c->col] : NULL;
     char where[256] = "";
     if (name)
         snprintf(where, sizeof where, " in column '%.200s'", name);
     return nnrt_fail(c->err, c->errlen, "%s:%ld:%zu: %s%s%s%.60s%s", c->path, c->field_line, c->field_col, what,
-                     where, fmt, field ? field : "", field && strlen(field) > 60 ? "..." : "");
+                     where, sep, field ? field : "", field && strlen(field) > 60 ? "..." : "");
 }
 
 /* s parsed as a number into *v (strict: the whole field, blanks around it
@@ -223,7 +224,7 @@ static bool set_roles(Csv *c) {
 /* A field of the header: a column's name. */
 static bool header_field(Csv *c, const char *s, size_t len) {
     if (c->ncols >= CSV_MAX_COLUMNS)
-        return located(c, " columns", "more than 1048576", NULL);
+        return located(c, "", "more than 1048576 columns", NULL);
     char **names = realloc(c->names, (c->ncols + 1) * sizeof *names);
     if (!names)
         return nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
@@ -384,6 +385,8 @@ static bool parse(Csv *c, NnrtStream *in) {
                     st = QUOTED;
                     continue;
                 }
+                if (ch == '\r') /* of a line's end, or a stray one: dropped */
+                    continue;
                 if (ch == '\n' && c->col == 0) { /* a blank line */
                     c->line++;
                     pos = 0;

@@ -312,7 +312,7 @@ bool nnrt_dataset_read(const char *path, const char *labels, const NnrtDataSpec 
     bool binary = nb == 0;
     for (long long i = 0; i < nb; i++)
         binary |= b[i] < 0x20 && b[i] != '\t' && b[i] != '\n' && b[i] != '\r';
-    bool npz = nb >= 4 && !memcmp(b, "PK\3\4", 4), array = !npz && binary;
+    bool npz = nb >= 4 && !memcmp(b, "PK\3\4", 4), array = !npz && (binary || is_npy(in));
     char found[4096];
     const char *lpath = labels;
     bool ok = true;

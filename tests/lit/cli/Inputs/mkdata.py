@@ -29,7 +29,7 @@ table = "a,b,c,d,species\n" + "".join(
 write("names.csv", table)
 write("names.csv.gz", table, gz=True)  # a .gz by content: the name says csv.gz
 write("renamed.data", table, gz=True)  # and by content alone
-ints = "id;a;b;c;d;class\r\n" + "".join(
+ints = "id;a;b;c;d;class\r\n\r\n" + "".join(  # a blank line too
     "row%d;" % i + ";".join("%g" % v for v in f) + ";%d\r\n" % c for i, (f, c) in enumerate(rows))
 write("semicolon-crlf.csv", ints)
 quoted = 'a,b,"c, the third",d,species\n' + "".join(
