@@ -33,6 +33,8 @@ typedef struct Vec {
 } Vec;
 
 static bool vec_push(Vec *v, const void *x, size_t k) {
+    if (!k) /* nothing: v->p may still be NULL, which no offset may be added to */
+        return true;
     if (v->n + k > v->cap) {
         size_t cap = v->cap ? v->cap : 1024, bytes;
         while (cap < v->n + k)

@@ -108,7 +108,7 @@ bool nnrt_npy_header(NnrtStream *in, const char *path, NnrtIdx *out, NnrtNpyLayo
     if (ok && *s != '(')
         ok = nnrt_fail(err, errlen, "%s: 'shape' is not a tuple", path);
     size_t count = 1;
-    for (s++; ok && *s != ')';) {
+    for (s = ok ? s + 1 : s; ok && *s != ')';) { /* s is NULL once !ok */
         while (*s == ' ' || *s == ',')
             s++;
         if (*s == ')')
