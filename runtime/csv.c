@@ -9,9 +9,10 @@
  * Keras users come with tables, and a table this big (Fashion-MNIST as CSV
  * is 60,000 rows of 785 numbers, 130 MB of text) must load about as fast
  * as the IDX files: the file is parsed in chunks as it streams in, by a
- * byte loop with no per-field allocation, and numbers of up to 15 digits
- * are converted exactly without strtod (Clinger's fast path), which was
- * most of the time. Every error names the file, the line and the column.
+ * byte loop with no per-field allocation, the numbers of known columns
+ * converted where they lie in the read buffer, and numbers of up to 15
+ * digits converted exactly without strtod (decimal(): strtod was most of
+ * the time). Every error names the file, the line and the column.
  */
 #include "nnrt.h"
 
@@ -86,34 +87,43 @@ static bool located(Csv *c, const char *sep, const char *what, const char *field
                      where, sep, field ? field : "", field && strlen(field) > 60 ? "..." : "");
 }
 
-/* s parsed as a number into *v (strict: the whole field, blanks around it
- * allowed). Up to 15 significant digits and a power of ten up to 22 give a
- * double exactly as strtod would (both factors are exact, the division or
- * product rounds once); anything else goes to strtod. */
+/* [-+]digits[.digits] at *p (before end) with 1 to 15 digits: its value,
+ * *p moved past it. Such a number is a 15-digit integer divided by a power
+ * of ten up to 1e15, both exact in a double, so the one rounding of the
+ * division gives what strtod gives (Clinger's fast path), at a fraction of
+ * its cost. False for anything else (more digits, an exponent, no digit). */
+static bool decimal(const char **p, const char *end, double *v) {
+    static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13,
+                                   1e14, 1e15};
+    const char *s = *p;
+    bool neg = s < end && *s == '-';
+    s += s < end && (*s == '-' || *s == '+');
+    uint64_t m = 0; /* wraps past 19 digits, which are refused below */
+    int digits = 0, frac = 0;
+    for (; s < end && *s >= '0' && *s <= '9'; s++, digits++)
+        m = m * 10 + (uint64_t)(*s - '0');
+    if (s < end && *s == '.')
+        for (s++; s < end && *s >= '0' && *s <= '9'; s++, digits++, frac++)
+            m = m * 10 + (uint64_t)(*s - '0');
+    if (digits == 0 || digits > 15)
+        return false;
+    double x = (double)m / pow10[frac];
+    *v = neg ? -x : x;
+    *p = s;
+    return true;
+}
+
+/* The whole field s as a number (blanks around it allowed): decimal(), or
+ * strtod for what it does not take (exponents, long numbers, inf, nan). */
 static bool parse_number(const char *s, double *v) {
     while (*s == ' ')
         s++;
-    const char *p = s;
-    bool neg = *p == '-';
-    if (*p == '-' || *p == '+')
-        p++;
-    uint64_t m = 0;
-    int digits = 0, exp10 = 0;
-    for (; *p >= '0' && *p <= '9'; p++, digits++)
-        m = m * 10 + (uint64_t)(*p - '0');
-    if (*p == '.')
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++, exp10--)
-            m = m * 10 + (uint64_t)(*p - '0');
-    const char *end = p;
-    while (*end == ' ')
-        end++;
-    if (digits > 0 && digits <= 15 && !*end) {
-        double d = (double)m;
-        static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-                                       1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-        d = exp10 < 0 ? d / pow10[-exp10] : d;
-        *v = neg ? -d : d;
-        return true;
+    const char *q = s;
+    if (decimal(&q, s + strlen(s), v)) {
+        while (*q == ' ')
+            q++;
+        if (!*q)
+            return true;
     }
     if (!*s)
         return false;
@@ -124,27 +134,13 @@ static bool parse_number(const char *s, double *v) {
     return e != s && !*e;
 }
 
-/* A number of up to 15 digits ([-]digits[.digits]) at p, ended by the
- * delimiter or the end of a line before `end`: its value, and the bytes
- * before that end. False for anything else, which the general path reads. */
+/* decimal() at p, ended by the delimiter, '\n' or "\r\n" before `end`:
+ * its value, and the bytes before that end. False for anything else, which
+ * the general path reads. */
 static bool fast_number(const char *p, const char *end, char d, double *v, size_t *used) {
     const char *s = p;
-    bool neg = s < end && *s == '-';
-    s += neg;
-    uint64_t m = 0;
-    int digits = 0, frac = 0;
-    for (; s < end && *s >= '0' && *s <= '9'; s++, digits++)
-        m = m * 10 + (uint64_t)(*s - '0');
-    if (s < end && *s == '.')
-        for (s++; s < end && *s >= '0' && *s <= '9'; s++, digits++, frac++)
-            m = m * 10 + (uint64_t)(*s - '0');
-    if (s == end || (*s != d && *s != '\n' && !(*s == '\r' && s + 1 < end && s[1] == '\n')) || digits == 0 ||
-        digits > 15)
+    if (!decimal(&s, end, v) || s == end || (*s != d && *s != '\n' && !(*s == '\r' && s + 1 < end && s[1] == '\n')))
         return false;
-    static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13,
-                                   1e14, 1e15};
-    double x = (double)m / pow10[frac];
-    *v = neg ? -x : x;
     *used = (size_t)(s - p);
     return true;
 }
