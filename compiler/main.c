@@ -53,9 +53,10 @@ static const struct Opt {
      "obj   an object file, as -c"),
     OPT("--train", NULL, O_TRAIN, ARG_OPTIONAL, "[PATH]", "train on a data file (raw or .gz): a CSV table, an\n"
      ".npz archive, or an IDX or .npy array of inputs (an\n"
-     "IDX file's labels are found next to it). Without PATH: the model's\n"
+     "IDX file's labels are found next to it). Without\n"
+     "PATH: the model's "
      "data block if it has one, else\n" NNC_DEFAULT_DATA),
-    OPT("--target", NULL, O_TARGET, ARG_VALUE, "PATH", "the labels or targets of --train's (or, alone, --eval's)\n"
+    OPT("--target", NULL, O_TARGET, ARG_VALUE, "PATH", "the labels or targets of --train's (alone: --eval's)\n"
      "samples: an IDX or .npy file of any element type,\n"
      "[n, the model's target elements]; of a table, the\n"
      "columns of regression targets: COLUMN[,COLUMN...]"),
@@ -76,7 +77,7 @@ static const struct Opt {
     OPT("--targets", NULL, O_TARGETS, ARG_VALUE, "NAME", "an .npz archive's array of labels or targets (default y)"),
     OPT("--print-params", NULL, O_PRINT_PARAMS, ARG_NONE, NULL, "print every parameter after training\n"
      "(and batchnorm's moving statistics)"),
-    OPT("--test", NULL, O_TEST, ARG_VALUE, "PATH", "evaluate on this IDX images file after training\n"
+    OPT("--test", NULL, O_TEST, ARG_VALUE, "PATH", "evaluate on this data file after training\n"
      "(default: the t10k-* file next to the training data)"),
     INT_OPT("--epochs", NULL, O_EPOCHS, "N", "override the model file's epochs", 1, 1000000,
      epochs, "an integer from 1 to 1000000"),
@@ -99,13 +100,13 @@ static const struct Opt {
      "(implies --train; saves to FILE unless --save is given),\n"
      "with that run's --epochs, --batch, --lr and --schedule\n"
      "unless given again"),
-    OPT("--val", NULL, O_VAL, ARG_VALUE, "PATH", "validate on this IDX images file after every epoch"),
+    OPT("--val", NULL, O_VAL, ARG_VALUE, "PATH", "validate on this data file after every epoch"),
     OPT("--val-split", NULL, O_VAL_SPLIT, ARG_VALUE, "F", "... or on the last fraction F (0 < F < 1) of the training data"),
     INT_OPT("--early-stop", NULL, O_EARLY_STOP, "N", "stop when the monitored metric has not improved for N epochs",
      1, 1000000, patience, "a patience from 1 to 1000000 epochs"),
     OPT("--monitor", NULL, O_MONITOR, ARG_VALUE, "METRIC", "loss, acc, val_loss or val_acc (default val_loss with\n"
      "validation, else loss); a regression's mae, val_mae"),
-    OPT("--log", NULL, O_LOG, ARG_VALUE, "FILE", "write loss and accuracy per epoch as CSV"),
+    OPT("--log", NULL, O_LOG, ARG_VALUE, "FILE", "write loss and accuracy (or mae) per epoch as CSV"),
     OPT("--plot", NULL, O_PLOT, ARG_VALUE, "FILE", "draw them as an SVG (training and validation curves)"),
     OPT("--eval", NULL, O_EVAL, ARG_VALUE, "PATH", "print loss, accuracy per class and the confusion matrix\n"
      "on this labelled data file (with --load, or after --train)"),
