@@ -370,7 +370,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
     if (status == EXIT_OK && dt.have[SET_EVAL]) {
         if (info)
             fprintf(info, "evaluating on %s\n", o->eval_path);
-        if (!nnrt_eval_report(&spec, &dt.set[SET_EVAL], shown, err, sizeof err)) {
+        if (!nnrt_eval_report(&spec, &dt.set[SET_EVAL], &dt.classes, shown, err, sizeof err)) {
             diag_plain(d, "%s", err);
             status = EXIT_TRAINING;
         }

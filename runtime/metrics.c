@@ -52,8 +52,8 @@ static void count_batch(void *ctx, size_t first, size_t b, const void *output, c
     }
 }
 
-bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *out, char *err,
-                      size_t errlen) {
+bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, const NnrtClasses *names, FILE *out,
+                      char *err, size_t errlen) {
     Confusion c = {spec->classify ? spec->outputs : 0, NULL, spec->dtype_bytes, spec->mae ? spec->outputs : 0, 0};
     if (c.k) {
         size_t cells;
@@ -81,9 +81,12 @@ bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *ou
                 row += c.m[i * c.k + j];
             fprintf(out, "%5zu  %7zu  ", i, row);
             if (row)
-                fprintf(out, "%.4f\n", (double)c.m[i * c.k + i] / (double)row);
+                fprintf(out, "%.4f", (double)c.m[i * c.k + i] / (double)row);
             else
-                fputs("     -\n", out);
+                fputs("     -", out);
+            if (i < names->n) /* a table's class: its name */
+                fprintf(out, "  %s", names->names[i]);
+            fputc('\n', out);
         }
         fputs("\nconfusion matrix (rows: true class, columns: predicted)\n      ", out);
         for (size_t j = 0; j < c.k; j++)

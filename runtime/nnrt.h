@@ -437,10 +437,11 @@ int nnrt_threads(void);
 /* --eval: "samples N  loss L  acc A" (a regression: "mae M  mse S"), then
  * for a classifier the accuracy of
  * each class and the confusion matrix (rows true class, columns predicted),
- * indexed by the labels: for a classifier they must be integers in
+ * indexed by the labels (a class's name after its accuracy when `names`
+ * has some): for a classifier they must be integers in
  * [0, spec->outputs) (nnrt_dataset_load checks it, given that many classes). */
-bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, FILE *out, char *err,
-                      size_t errlen);
+bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, const NnrtClasses *names, FILE *out,
+                      char *err, size_t errlen);
 /* --predict: CSV with a header; per sample "index,class,p0,p1,..." for a
  * classifier (the class's name when `names` has some), "index,y0,y1,..."
  * (the raw outputs) otherwise; or with npy, an .npy file of float32
