@@ -92,7 +92,7 @@ static bool located(Csv *c, const char *sep, const char *what, const char *field
  * of ten up to 1e15, both exact in a double, so the one rounding of the
  * division gives what strtod gives (Clinger's fast path), at a fraction of
  * its cost. False for anything else (more digits, an exponent, no digit). */
-static bool decimal(const char **p, const char *end, double *v) {
+static inline bool decimal(const char **p, const char *end, double *v) {
     static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13,
                                    1e14, 1e15};
     const char *s = *p;
@@ -107,7 +107,7 @@ static bool decimal(const char **p, const char *end, double *v) {
             m = m * 10 + (uint64_t)(*s - '0');
     if (digits == 0 || digits > 15)
         return false;
-    double x = (double)m / pow10[frac];
+    double x = frac ? (double)m / pow10[frac] : (double)m; /* most fields are integers: no division */
     *v = neg ? -x : x;
     *p = s;
     return true;
