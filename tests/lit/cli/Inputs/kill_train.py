@@ -1,8 +1,9 @@
 # Kills nnc with SIGKILL while it trains and saves a checkpoint every step.
-#   kill_train.py resume NNC MODEL IMAGES OUTDIR
+#   kill_train.py resume NNC MODEL IMAGES OUTDIR [OPTION...]
 #       a reference run, then a run killed once its checkpoint is mid-epoch,
 #       resumed from that checkpoint to the end: the final checkpoint must
-#       be bit-identical (SHA-256) to the reference.
+#       be bit-identical (SHA-256) to the reference. The options go to
+#       every run (a regression's --target FILE).
 #   kill_train.py loop NNC MODEL IMAGES OUTDIR ROUNDS
 #       ROUNDS runs killed at different moments of the save loop; after each
 #       the checkpoint must load (nnc --load CKPT --eval IMAGES, exit 0).
@@ -11,7 +12,7 @@
 import hashlib, json, os, signal, struct, subprocess, sys, time
 
 mode, nnc, model, images, out = sys.argv[1:6]
-train = [nnc, model, "--train", images, "--epochs", "3"]
+train = [nnc, model, "--train", images, "--epochs", "3"] + (sys.argv[6:] if mode == "resume" else [])
 
 
 def meta(path):
