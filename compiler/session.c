@@ -158,9 +158,10 @@ static int load_train(const Model *m, const Options *o, const NnrtWant *w, Data 
     if (!(dt->have_train = load_data(dt->train_path, o->target_path, o, &wt, &dt->classes, &dt->train, d)))
         return EXIT_USAGE;
     if (dt->classes.n && !o->quiet) {
-        printf("classes of column '%s':", o->label);
+        FILE *out = o->predict_path && !o->out_path ? stderr : stdout; /* CSV on stdout keeps it to itself */
+        fprintf(out, "classes of column '%s':", o->label);
         for (size_t i = 0; i < dt->classes.n; i++)
-            printf(" %zu %s%s", i, dt->classes.names[i], i + 1 < dt->classes.n ? "," : "\n");
+            fprintf(out, " %zu %s%s", i, dt->classes.names[i], i + 1 < dt->classes.n ? "," : "\n");
     }
     return EXIT_OK;
 }
