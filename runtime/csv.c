@@ -253,7 +253,7 @@ static bool data_field(Csv *c, const char *s, size_t len) {
         if (!len)
             return located(c, "", "a missing class", NULL);
         if (memchr(s, '\n', len))
-            return located(c, ": ", "a class name with a line break", s);
+            return located(c, "", "a class name with a line break", NULL);
         size_t at = c->label_text.n;
         return (vec_push(&c->label_text, s, len + 1) && vec_push(&c->label_at, &at, 1) &&
                 vec_push(&c->label_line, &c->field_line, 1)) ||

@@ -88,9 +88,11 @@ static void inflate_failed(NnrtStream *in, int rc) {
         nnrt_fail(in->err, in->errlen, "%s: bytes after the gzip stream are not another gzip member "
                   "(zlib: %s); gzip -t rejects the file too", in->path, msg);
     else if (rc == Z_BUF_ERROR)
-        nnrt_fail(in->err, in->errlen, "%s: the gzip stream is truncated (%s)", in->path, msg);
+        nnrt_fail(in->err, in->errlen, "%s: the %s stream is truncated (%s)", in->path,
+                  in->raw_deflate ? "deflate" : "gzip", msg);
     else
-        nnrt_fail(in->err, in->errlen, "%s: the gzip stream is corrupt (zlib: %s)", in->path, msg);
+        nnrt_fail(in->err, in->errlen, "%s: the %s stream is corrupt (zlib: %s)", in->path,
+                  in->raw_deflate ? "deflate" : "gzip", msg);
     in->failed = true;
 }
 

@@ -142,3 +142,41 @@ if len(sys.argv) > 2 and sys.argv[2] == "big":
         fh.write(npy("<f8", (3000, 100), bx))
     with open(os.path.join(out, "big-y.npy"), "wb") as fh:
         fh.write(npy("<i4", (3000,), by))
+
+# One file per remaining error of the readers (csv-errors.test, npy-errors.test).
+write("bad-noclass.csv", "a,b,c,d,species\n1,2,3,4,setosa\n1,2,3,4,\n")
+write("bad-linebreak.csv", 'a,b,c,d,species\n1,2,3,4,"set\nosa"\n')
+write("bad-nofeatures.csv", "name,species\nx,setosa\n")
+write("bad-wide.csv", "," * (1 << 20) + "\n")  # a header of 1048577 empty names
+write("bad-4classes.csv", "a,b,c,d,species\n" + "".join("1,2,3,4,%s\n" % n for n in ["a", "b", "c", "d"]))
+good = npy("<f4", (24, 4), x)
+binary = {
+    "bad-magic-only.npy": b"\x93NUMPY",
+    "bad-version.npy": b"\x93NUMPY\x04\x00" + good[8:],
+    "bad-truncated-header.npy": good[:40],
+    "bad-dict.npy": good.replace(b"'descr'", b"'dtype'"),
+    "bad-structured.npy": good.replace(b"'<f4'", b"[('a', '<f4')]"[:5]),
+    "bad-fortran.npy": good.replace(b"False", b"Maybe"),
+    "bad-notuple.npy": good.replace(b"(24, 4, )", b"[24, 4, ]"),
+    "bad-rank9.npy": good.replace(b"(24, 4, )", b"(1,1,1,1,1,1,1,1,1)"),
+    "bad-overflow.npy": good.replace(b"(24, 4, )", b"(4294967295, 4294967295, 4294967295)"),
+    "bad-scalar.npy": good.replace(b"(24, 4, )", b"()       "),
+}
+for name, data in binary.items():
+    with open(os.path.join(out, name), "wb") as fh:
+        fh.write(data)
+deflated = open(os.path.join(out, "deflated.npz"), "rb").read()
+with open(os.path.join(out, "bad-header-past-end.npz"), "wb") as fh:
+    fh.write(deflated[:32])
+with open(os.path.join(out, "bad-encrypted.npz"), "wb") as fh:
+    fh.write(stored[:6] + bytes([stored[6] | 1]) + stored[7:])
+with open(os.path.join(out, "bad-deflate.npz"), "wb") as fh:  # the first member's data corrupted
+    start = 30 + struct.unpack("<H", deflated[26:28])[0] + struct.unpack("<H", deflated[28:30])[0]
+    fh.write(deflated[:start] + b"\xff" * 8 + deflated[start + 8:])
+with open(os.path.join(out, "bad-after-deflate.npz"), "wb") as fh:  # 4 bytes more than the deflate stream
+    nlen = struct.unpack("<H", deflated[26:28])[0]
+    ext = 30 + nlen  # the zip64 extra field: id, length, uncompressed size, compressed size
+    cs = struct.unpack("<Q", deflated[ext + 12:ext + 20])[0]
+    start = ext + struct.unpack("<H", deflated[28:30])[0]
+    fh.write(deflated[:ext + 12] + struct.pack("<Q", cs + 4) + deflated[ext + 20:start + cs] + b"junk"
+             + deflated[start + cs:])
