@@ -159,7 +159,8 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
  * most, four %a doubles of 24 characters at most, their blanks, the newline
  * as JSON escapes it), a tensor's entry besides its name (dtype, up to 4
  * dimensions and 2 offsets of 20 digits, quotes, commas), and the metadata
- * besides the history and the model's name (16 fields of under 160 bytes). */
+ * besides the history, the model's name, the class names and the
+ * normalization (which fit_saveable adds: 21 fields of under 160 bytes). */
 #define HISTORY_LINE_MAX (7 + 4 * 24 + 4 + 2)
 #define TENSOR_ENTRY_MAX 200
 #define META_MAX 4096
