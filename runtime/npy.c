@@ -197,6 +197,17 @@ bool nnrt_npy_read_data(NnrtStream *in, const NnrtNpyLayout *lay, NnrtIdx *out, 
     void *raw;
     if (!nnrt_stream_read_body(in, out->count * (size_t)lay->size, declared, &raw)) /* checked by the header */
         return false;
+    /* Already as the type it becomes stores it (float32/64, int8/16/32,
+     * uint8, in C order and the host's byte order): the bytes as they are.
+     * The usual case, and 188 MB of float32 took 0.4 s element by element. */
+    const uint16_t one = 1;
+    bool host_big = *(const unsigned char *)&one == 0;
+    bool same = (lay->kind == 'f' && lay->size >= 4) || (lay->kind == 'u' && lay->size == 1) ||
+                (lay->kind == 'i' && lay->size <= 4);
+    if (same && !lay->fortran && (lay->size == 1 || lay->big_endian == host_big)) {
+        out->data = raw;
+        return true;
+    }
     out->data = malloc(out->count ? out->count * out->elem_size : 1);
     if (!out->data) {
         free(raw);
