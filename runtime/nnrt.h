@@ -170,9 +170,9 @@ void nnrt_classes_free(NnrtClasses *cl);
 /* A CSV table from a stream: inputs float32 [n, features], labels int32 [n]
  * (--label; names mapped through *classes when it has some, else integers
  * as they are, else with new_classes the names seen become *classes) or
- * float32 [n, targets];
- * without need_labels (prediction) those columns are skipped if present and
- * out->labels is left empty. Errors "PATH:LINE:COL: ..." in err. */
+ * float32 [n, targets]; without need_labels (prediction) those columns are
+ * skipped if present and out->labels is left empty. Errors
+ * "PATH:LINE:COL: ..." in err. */
 bool nnrt_csv_read(NnrtStream *in, const char *path, const NnrtDataSpec *spec, bool need_labels, bool new_classes,
                    NnrtClasses *classes, NnrtDataset *out, char *err, size_t errlen);
 
@@ -435,11 +435,11 @@ int nnrt_threads(void);
 /* ---------------------------------------------------------------- metrics.c */
 
 /* --eval: "samples N  loss L  acc A" (a regression: "mae M  mse S"), then
- * for a classifier the accuracy of
- * each class and the confusion matrix (rows true class, columns predicted),
- * indexed by the labels (a class's name after its accuracy when `names`
- * has some): for a classifier they must be integers in
- * [0, spec->outputs) (nnrt_dataset_load checks it, given that many classes). */
+ * for a classifier the accuracy of each class (its name after it when
+ * `names` has some) and the confusion matrix (rows true class, columns
+ * predicted), indexed by the labels: for a classifier they must be integers
+ * in [0, spec->outputs) (nnrt_dataset_read checks it, given that many
+ * classes). */
 bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, const NnrtClasses *names, FILE *out,
                       char *err, size_t errlen);
 /* --predict: CSV with a header; per sample "index,class,p0,p1,..." for a
