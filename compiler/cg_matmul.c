@@ -628,9 +628,9 @@ static void emit_tile(Cg *c, const Tiling *t, Strided A, const Panel *bp, const 
  * apart. B may be a transpose W^T read as W (each vector gathered from W's
  * rows, or kept in panels, from their rows), so the backward pass's
  * dH = dY W^T never materialises W^T, or a patch matrix read from its
- * image (patch_load). The sum of B's rows (the bias
- * gradient beside the weight gradient X^T dY) is accumulated from the
- * vectors packed: no other pass over B. */
+ * image (patch_load). The sum of B's rows (the bias gradient beside the
+ * weight gradient X^T dY) is accumulated from the vectors packed: no other
+ * pass over B. */
 static Panel emit_pack(Cg *c, const Tiling *t, Strided B, LLVMValueRef buf, const Block *blk, LLVMValueRef j0,
                        const Vec *w, int nv, NodeId colsum) {
     LLVMBuilderRef b = c->b;

@@ -182,7 +182,12 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
      * relu_of_pool): dy step(x) where dy goes. */
     NodeId relu = c->sched->epilogue[id], out = relu >= 0 ? relu : id;
     const IrNode *step = relu < 0 ? NULL : &c->g->nodes[c->g->nodes[relu].in[c->g->nodes[relu].in[0] == id]];
-    if (scatter)
+    /* Windows that tile x exactly (maxpool 2 over 26 x 26) give every
+     * position of dx one value: stored, with no pass zeroing dx first. */
+    const Shape *xs = &c->g->nodes[x].shape;
+    bool tiles = n->op == OP_MAXPOOL_GRAD && w->sh == w->kh && w->sw == w->kw && w->pt == 0 && w->pl == 0 &&
+                 w->oh * w->sh == xs->dim[1] && w->ow * w->sw == xs->dim[2];
+    if (scatter && !tiles)
         zero_samples(c, out, b0, b1);
     Nest4 o; /* b - b0, i, j, and one */
     Loop lc;
@@ -220,7 +225,11 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
                 LLVMValueRef dy = load4(c, b, bi, i, j, k.ch);
                 if (step)
                     dy = LLVMBuildFMul(B, dy, cg_elemwise_value(c, step, xv, NULL, NULL), "");
-                add_to(c, cg_elem_ptr(c, c->ptr[out], offset4(c, id, bi, k.p.at, k.q.at, k.ch)), masked(c, hit, dy, 0));
+                LLVMValueRef at = cg_elem_ptr(c, c->ptr[out], offset4(c, id, bi, k.p.at, k.q.at, k.ch));
+                if (tiles)
+                    LLVMBuildStore(B, masked(c, hit, dy, 0), at);
+                else
+                    add_to(c, at, masked(c, hit, dy, 0));
             } else { /* r[b, i, j, c] = d[b, first, c] */
                 LLVMValueRef r = cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, i, j, k.ch));
                 LLVMBuildStore(B, LLVMBuildSelect(B, hit, load4(c, b, bi, k.p.at, k.q.at, k.ch), LLVMBuildLoad2(B, c->ft, r, ""), ""), r);
