@@ -7,8 +7,9 @@ cd "$(dirname "$0")"
 
 # graphviz and tmux are for tests: --emit=dot's output is checked by dot, the REPL is typed into tmux.
 # nnc builds with LLVM 19 and 14 (.ci/run tests both): both are installed.
+# Open MPI: data-parallel training (mpirun -np N nnc ...); nnc builds without it too.
 packages=(gcc make cmake flex bison zlib1g-dev libjansson-dev libedit-dev llvm-19-dev llvm-19-tools
-          llvm-14-dev llvm-14-tools python3
+          llvm-14-dev llvm-14-tools python3 libopenmpi-dev openmpi-bin
           dataset-fashion-mnist graphviz tmux)
 missing=()
 for p in "${packages[@]}"; do

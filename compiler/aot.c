@@ -569,7 +569,7 @@ static bool write_outputs(Aot *a, const AotSpec *spec, uint64_t hash, char *err,
 
 int aot_write(Arena *arena, Diag *d, const AotSpec *spec) {
     const Model *m = spec->model;
-    Plan p = pipeline_plan(arena, m, spec->opt, INPUT_FLOAT, spec->target);
+    Plan p = pipeline_plan(arena, m, spec->opt, INPUT_FLOAT, spec->target, false);
     const Graph *g = p.g[PLAN_TRAIN];
     for (int s = 0; s < g->nslots; s++) /* LLVM's constant data is counted in unsigned */
         if ((uint64_t)shape_elems(&g->slots[s].shape) * sizeof(float) > UINT_MAX) {

@@ -540,13 +540,17 @@ static int run(Arena *a, const Options *o, const Target *t, Diag *d) {
     if (o->emit == EMIT_NONE && (o->train || o->eval_path || o->predict_path))
         return session_run(a, m, &src, o, t, d, NULL); /* it plans for its data's input type */
     double t0 = nnrt_now();
-    Plan p = pipeline_plan(a, m, o->opt, INPUT_FLOAT, t);
+    Plan p = pipeline_plan(a, m, o->opt, INPUT_FLOAT, t, nnrt_mpi_active());
     switch (o->emit) {
     case EMIT_IR:
         ir_print(stdout, p.ir[PLAN_EVAL]);
         return EXIT_OK;
     case EMIT_GRAD:
         ir_print(stdout, p.ir[PLAN_TRAIN]);
+        if (p.update_ir) { /* under mpirun: the gradients are summed over the ranks before this */
+            printf("# update step (after the all-reduce of the .grad slots)\n");
+            ir_print(stdout, p.update_ir);
+        }
         return EXIT_OK;
     case EMIT_DOT:
         dot_print(stdout, p.ir[PLAN_TRAIN], m->name);
@@ -554,6 +558,11 @@ static int run(Arena *a, const Options *o, const Target *t, Diag *d) {
     case EMIT_KERNELS:
         ir_print(stdout, p.g[PLAN_TRAIN]);
         schedule_print(stdout, p.g[PLAN_TRAIN], p.s[PLAN_TRAIN]);
+        if (p.update) {
+            printf("# update step (after the all-reduce of the .grad slots)\n");
+            ir_print(stdout, p.update);
+            schedule_print(stdout, p.update, p.update_s);
+        }
         return EXIT_OK;
     case EMIT_LLVM:
     case EMIT_ASM: {
@@ -650,18 +659,22 @@ static int interactive(const Options *o, Target *t, Diag *d) {
     return loaded ? status : EXIT_INVALID_MODEL;
 }
 
-int main(int argc, char **argv) {
-    nnrt_signals_install(); /* no temporary file left by a signal; Ctrl-C stops --train cleanly */
-    Diag d;
-    diag_init(&d, stderr);
+/* Under mpirun every rank runs all of this; rank 0 alone prints and
+ * writes files (the others' standard output goes nowhere). */
+static int run_main(int argc, char **argv, Diag *d) {
     Options o;
-    int status = parse_options(argc, argv, &o, &d);
+    int status = parse_options(argc, argv, &o, d);
+    if (nnrt_mpi_rank() > 0) {
+        if (!freopen("/dev/null", "w", stdout))
+            die("cannot send rank %d's standard output to /dev/null", nnrt_mpi_rank());
+        o.out_path = NULL;
+    }
     if (status == EXIT_OK && o.help) {
         usage(stdout);
         return EXIT_OK;
     }
     if (status == EXIT_OK && !o.version && !o.interactive)
-        status = check_options(&o, &d);
+        status = check_options(&o, d);
     if (status != EXIT_OK)
         return status;
     /* Chosen once: every stage compiles for this target. An object runs
@@ -671,7 +684,7 @@ int main(int argc, char **argv) {
     Target *t = o.march ? target_named(o.march) : o.emit == EMIT_OBJ ? target_named("x86-64-v3") : target_host();
     if (!t) {
         const char *near = target_closest(o.march);
-        diag_plain(&d, "unknown --march '%s'%s%s%s; expected native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an "
+        diag_plain(d, "unknown --march '%s'%s%s%s; expected native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or an "
                        "x86 CPU name (skylake, znver3...)", o.march, near ? "; did you mean '" : "", near ? near : "",
                    near ? "'?" : "");
         return EXIT_USAGE;
@@ -681,13 +694,26 @@ int main(int argc, char **argv) {
         target_describe(t, host, sizeof host);
         printf("nnc %s (LLVM %s; host %s)\n", NNC_VERSION, NNC_LLVM_VERSION, host);
     } else if (o.interactive) {
-        status = interactive(&o, t, &d);
+        status = interactive(&o, t, d);
     } else {
         Arena *a = arena_new();
-        status = run(a, &o, t, &d);
+        status = run(a, &o, t, d);
         arena_free(a);
     }
     target_free(t);
     return status;
 }
 
+int main(int argc, char **argv) {
+    nnrt_signals_install(); /* no temporary file left by a signal; Ctrl-C stops --train cleanly */
+    Diag d;
+    diag_init(&d, stderr);
+    char err[256];
+    if (!nnrt_mpi_init(&argc, &argv, err, sizeof err)) {
+        diag_plain(&d, "%s", err);
+        return EXIT_USAGE;
+    }
+    int status = run_main(argc, argv, &d);
+    nnrt_mpi_finish(status);
+    return status;
+}

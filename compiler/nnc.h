@@ -976,8 +976,11 @@ typedef enum { STEP_TRAIN, STEP_EVAL } StepKind;
 Graph *step_graph(Arena *a, const Model *m, StepKind kind, int64_t batch, DType dt, InputType in);
 /* Both steps: *eval the loss and output of the evaluation-mode lowering,
  * *train the training-mode one's with the gradients and the update (either
- * may be NULL: not wanted). */
-void step_graphs(Arena *a, const Model *m, int64_t batch, DType dt, InputType in, Graph **train, Graph **eval);
+ * may be NULL: not wanted). With `update` (data-parallel training), *train
+ * stops at the gradients, stored into SLOT_GRAD slots ("W.grad"), and
+ * *update reads them from there and applies the update: the same slots. */
+void step_graphs(Arena *a, const Model *m, int64_t batch, DType dt, InputType in, Graph **train, Graph **eval,
+                 Graph **update);
 
 /* ---------------------------------------------------------------- gradcheck.c */
 
@@ -1176,6 +1179,10 @@ typedef struct Plan {
     Graph *ir[PLAN_STEPS]; /* the step graphs as built and differentiated */
     Graph *g[PLAN_STEPS];  /* what is scheduled and compiled: at -O2 with products for convolutions */
     Schedule *s[PLAN_STEPS];
+    /* Data-parallel training (split): g[PLAN_TRAIN] stops at the gradients
+     * and this step applies them (step_graphs); else NULL. */
+    Graph *update_ir, *update;
+    Schedule *update_s;
 } Plan;
 
 /* The steps a run needs, compiled: one for training, one for evaluation,
@@ -1186,6 +1193,7 @@ typedef struct Compiled {
     Graph *train; /* the training graph: its slots describe every buffer */
     const Schedule *sched;
     NnrtStep train_step, eval_step;
+    NnrtStep update_step; /* the plan's update step (split), else fn NULL */
     int (*finite)(void **slots); /* the NaN/Inf guard of the training step's state */
     size_t arena_bytes;
 } Compiled;
@@ -1193,9 +1201,10 @@ typedef struct Compiled {
 /* A checked model's steps: built (step.c), scheduled (fuse.c) at level
  * opt, their weights laid out (layout.c). --emit=ir and grad show the
  * graphs as built, --emit=kernels the schedules; the REPL's :ir, :grad-ir
- * and :kernels too. The schedules are for t
+ * and :kernels too. split: for data-parallel training, the training step
+ * cut at the gradients (Plan.update). The schedules are for t
  * (which outlives them), and so is the code made from them. */
-Plan pipeline_plan(Arena *a, const Model *m, int opt, InputType in, const Target *t);
+Plan pipeline_plan(Arena *a, const Model *m, int opt, InputType in, const Target *t, bool split);
 /* Graph *g scheduled at level opt for t: at -O2 first rewritten, so that
  * convolutions are products (conv_gemm.c), *g then the rewritten graph. */
 Schedule *pipeline_schedule(Arena *a, Graph **g, int opt, const Target *t);

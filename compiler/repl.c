@@ -296,7 +296,7 @@ static bool cmd_show(Cmd *c, Show what) {
     Plan p;
     int step = what == SHOW_IR ? PLAN_EVAL : PLAN_TRAIN;
     if (m) {
-        p = pipeline_plan(a, m->model, 2, INPUT_FLOAT, c->r->target);
+        p = pipeline_plan(a, m->model, 2, INPUT_FLOAT, c->r->target, false);
     } else {
         p.ir[step] = p.g[step] = value_graph(c, a, name, loc, what != SHOW_IR);
         p.s[step] = p.g[step] ? pipeline_schedule(a, &p.g[step], 2, c->r->target) : NULL;

@@ -253,9 +253,18 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
      * before compiling: a bad file is reported at once, and cheaply. */
     double t0 = nnrt_now();
     InputType in = data_input(&dt);
-    Plan plan = pipeline_plan(a, m, o->opt, in, t);
+    Plan plan = pipeline_plan(a, m, o->opt, in, t, nnrt_mpi_active());
     Graph *g = plan.g[PLAN_TRAIN];
     void **slots = fit_slots_new(g, o->seed);
+    /* Data-parallel: rank 0 alone writes files; the gradient slots are the
+     * runtime's to fill (grad_elems). */
+    bool writes = nnrt_mpi_rank() == 0;
+    size_t *grad_elems = xcalloc((size_t)g->nslots, sizeof *grad_elems);
+    for (int s = 0; s < g->nslots; s++)
+        if (g->slots[s].kind == SLOT_GRAD) {
+            grad_elems[s] = (size_t)shape_elems(&g->slots[s].shape);
+            slots[s] = xcalloc64(grad_elems[s], sizeof(float));
+        }
     int dropped = keep && keep->slots ? fit_weights_take(keep, g, slots) : 0;
     FitHook hook = {
         .diag = d, .arena = a, .model = m, .graph = g, .slots = slots,
@@ -264,8 +273,9 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
                  .resume = o->resume_path != NULL, .epochs = m->epochs, .lr = m->lr, .schedule = o->schedule,
                  .classes = &dt.classes, .norm_mean = dt.mean, .norm_std = dt.std,
                  .norm_n = dt.mean ? (size_t)shape_elems(&m->input) : 0},
-        .save_path = o->save_path ? o->save_path : o->resume_path, .best_path = o->best_path,
-        .log_path = o->log_path, .plot_path = o->plot_path,
+        .save_path = !writes ? NULL : o->save_path ? o->save_path : o->resume_path,
+        .best_path = writes ? o->best_path : NULL, .log_path = writes ? o->log_path : NULL,
+        .plot_path = writes ? o->plot_path : NULL,
         .save_every = (size_t)o->save_every, .patience = (int)o->patience, .monitor = (FitMonitor)o->monitor,
         /* A regression's (an autoencoder's) mean absolute error, where each output has its label. */
         .mae = !model_classifies(m) && shape_elems(&m->output) == m->label_size,
@@ -286,6 +296,11 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         status = EXIT_USAGE;
     if (status == EXIT_OK && !pipeline_compile(&plan, m->batch, &c, d))
         status = EXIT_USAGE;
+    /* Every rank starts from rank 0's weights (the same seed gives the
+     * same, but a checkpoint may differ between machines). */
+    for (int s = 0; status == EXIT_OK && s < g->nslots; s++)
+        if (g->slots[s].kind == SLOT_PARAM || g->slots[s].kind == SLOT_STATE)
+            nnrt_mpi_bcast(slots[s], (size_t)shape_elems(&g->slots[s].shape) * sizeof(float));
     double compile_secs = nnrt_now() - t0;
     /* CSV on standard output keeps it to itself: the rest goes to stderr then.
      * shown: what was asked for and what went wrong; info: the progress
@@ -321,6 +336,8 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         .resume = o->resume_path ? &hook.st.pos : NULL,
         .finite = c.finite,
         .ctx = &hook, .after_step = fit_after_step, .on_nonfinite = fit_on_nonfinite,
+        .update = c.update_step, .grad_elems = grad_elems,
+        .rank = nnrt_mpi_rank(), .ranks = nnrt_mpi_size(), .sum = nnrt_mpi_sum,
     };
     char err[1024];
     if (status == EXIT_OK && dt.have_train) {
@@ -351,7 +368,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         }
         if (!fit_finish(&hook) && status == EXIT_OK)
             status = EXIT_USAGE;
-        if (status == EXIT_OK && o->report_path) {
+        if (status == EXIT_OK && o->report_path && writes) {
             NnrtReport r = {.model = o->model_path, .train_path = dt.train_path, .test_path = dt.test_path,
                             .seed = o->seed, .batch = (size_t)m->batch, .lr = m->lr,
                             .compile_secs = compile_secs, .input_u8 = spec.input_u8, .mae = spec.mae,
@@ -405,6 +422,12 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
     fit_state_free(&hook.st);
     if (in_panels)
         layout_convert(g, c.sched, slots, false);
+    for (int s = 0; s < g->nslots; s++)
+        if (grad_elems[s]) {
+            free(slots[s]);
+            slots[s] = NULL;
+        }
+    free(grad_elems);
     if (keep) {
         *keep = fit_weights_keep(g, slots);
     } else {

@@ -352,6 +352,15 @@ typedef struct NnrtTrainSpec {
                                  const NnrtEpochStats *stats, char *err, size_t errlen);
     /* When the guard fires, before the buffers are freed. */
     void (*on_nonfinite)(void *ctx, const NnrtNonFinite *nf);
+    /* Data-parallel (mpi.c): `train` stores the gradients into slots and
+     * `update` applies them; between the two each rank's gradients, of its
+     * slice of the global batch, are summed over the ranks. grad_elems[s]:
+     * the elements of slot s if it is a gradient, else 0. fn NULL: `train`
+     * updates the weights itself. */
+    NnrtStep update;
+    const size_t *grad_elems;
+    int rank, ranks; /* this process's place among them: its slice of each batch */
+    void (*sum)(void *p, size_t n, int dtype_bytes); /* in place, over the ranks */
 } NnrtTrainSpec;
 
 typedef enum { NNRT_FAIL_NONE, NNRT_FAIL_NONFINITE, NNRT_FAIL_HOOK, NNRT_FAIL_INTERRUPTED, NNRT_FAIL_OTHER } NnrtFailure;
@@ -624,5 +633,22 @@ const char *nnrt_aot_error(const NnrtAotState *s);
 static inline size_t nnrt_panel_index(int64_t i, int64_t j, int64_t K, int64_t pw) {
     return (size_t)((j - j % pw) * K + i * pw + j % pw);
 }
+
+/* ---------------------------------------------------------------- mpi.c */
+
+/* Not in libnnrt.a (programs of nnc -c need no MPI): nnc's own library. */
+
+/* Starts MPI when a launcher (mpirun) started the process; else nothing
+ * (rank 0 of 1). Fails when launched but built without MPI. */
+bool nnrt_mpi_init(int *argc, char ***argv, char *err, size_t errlen);
+/* At exit: a failure stops every rank (they may wait in a collective). */
+void nnrt_mpi_finish(int status);
+bool nnrt_mpi_active(void);
+int nnrt_mpi_rank(void);
+int nnrt_mpi_size(void);
+/* In place, over all ranks: the sum of n elements (dtype_bytes 4 or 8),
+ * rank 0's bytes. */
+void nnrt_mpi_sum(void *p, size_t n, int dtype_bytes);
+void nnrt_mpi_bcast(void *p, size_t bytes);
 
 #endif

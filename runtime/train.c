@@ -136,6 +136,10 @@ static bool check_spec(const NnrtTrainSpec *spec, char *err, size_t errlen) {
         return nnrt_fail(err, errlen, "%zu slots: the step functions need at least 5", spec->nslots);
     if (spec->classify && spec->outputs == 0)
         return nnrt_fail(err, errlen, "accuracy needs at least one output per sample");
+    if (spec->update.fn && (!spec->grad_elems || !spec->sum || spec->ranks < 1 || spec->rank < 0 ||
+                            spec->rank >= spec->ranks))
+        return nnrt_fail(err, errlen, "an update step needs the gradients' sizes, the sum over the ranks and "
+                                      "this rank (%d of %d)", spec->rank, spec->ranks);
     return true;
 }
 
@@ -216,6 +220,55 @@ static double pass_acc(const NnrtTrainSpec *spec, const Pass *p) {
                           : -1;
 }
 
+/* The sum of |output - label| over the batch's b samples (mean absolute
+ * error's numerator), when spec->mae; else 0. */
+static double abs_error(const NnrtTrainSpec *spec, const Buffers *bf, size_t b) {
+    double sum = 0;
+    for (size_t i = 0; spec->mae && i < b * spec->outputs; i++)
+        sum += fabs(read_elem(bf->output, i, spec->dtype_bytes) - read_elem(bf->y, i, spec->dtype_bytes));
+    return sum;
+}
+
+/* A data-parallel training step (spec->update.fn set) of the b samples at
+ * order: this rank's slice of them through the gradient step, its
+ * gradients scaled by its share of the batch and summed over the ranks
+ * (so every rank holds the batch's mean gradient, as one process would),
+ * then the update, the same on every rank. The slices are contiguous and
+ * differ by at most one sample when the ranks do not divide b; a rank
+ * whose slice is empty (b < ranks) adds zeros. Returns the batch's mean
+ * loss; *correct: its samples classified right, *abs_sum its absolute
+ * error (abs_error), over all ranks. */
+static double step_parallel(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf, const uint32_t *order,
+                            size_t b, size_t *correct, double *abs_sum) {
+    size_t r = (size_t)spec->rank, n = (size_t)spec->ranks;
+    size_t lo = b * r / n, mine = b * (r + 1) / n - lo; /* b < 2^32, n < 2^31: no overflow */
+    /* loss times samples, samples right, absolute error: of the slice, then of the batch */
+    double sums[3] = {0, 0, 0};
+    if (mine) {
+        nnrt_batch_fill(ds, order + lo, mine, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
+        spec->train.fn(spec->slots, (int64_t)mine);
+        sums[0] = read_elem(bf->loss, 0, spec->dtype_bytes) * (double)mine;
+        sums[1] = spec->classify ? (double)count_correct(bf, mine, spec->outputs, spec->dtype_bytes) : 0;
+        sums[2] = abs_error(spec, bf, mine);
+    }
+    double share = (double)mine / (double)b;
+    for (size_t s = 0; s < spec->nslots; s++) {
+        size_t k = spec->grad_elems[s];
+        for (size_t i = 0; i < k; i++) {
+            if (spec->dtype_bytes == 4)
+                ((float *)spec->slots[s])[i] = mine ? ((float *)spec->slots[s])[i] * (float)share : 0;
+            else
+                ((double *)spec->slots[s])[i] = mine ? ((double *)spec->slots[s])[i] * share : 0;
+        }
+        spec->sum(spec->slots[s], k, spec->dtype_bytes);
+    }
+    spec->sum(sums, 3, 8);
+    spec->update.fn(spec->slots, (int64_t)b);
+    *correct = (size_t)sums[1];
+    *abs_sum = sums[2];
+    return sums[0] / (double)b;
+}
+
 static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf,
                      NnrtStep st, NnrtProgress *prog, Pass *pass,
                      NnrtTrainPos *pos, NnrtTrainResult *res, const char *where, char *err,
@@ -238,10 +291,18 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
         bool split = false, timed = pos && trial_next(&trial, step - first, &split);
         step++;
         size_t b = ds->n - off < st.batch ? ds->n - off : st.batch;
-        nnrt_batch_fill(ds, bf->order + off, b, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
-        double t0 = timed ? nnrt_now() : 0;
-        st.fn(spec->slots, (int64_t)b);
-        double loss = read_elem(bf->loss, 0, spec->dtype_bytes);
+        double t0 = timed ? nnrt_now() : 0, loss, abs_sum;
+        size_t correct = 0;
+        if (pos && spec->update.fn) {
+            loss = step_parallel(spec, ds, bf, bf->order + off, b, &correct, &abs_sum);
+        } else {
+            nnrt_batch_fill(ds, bf->order + off, b, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
+            st.fn(spec->slots, (int64_t)b);
+            loss = read_elem(bf->loss, 0, spec->dtype_bytes);
+            if (spec->classify)
+                correct = count_correct(bf, b, spec->outputs, spec->dtype_bytes);
+            abs_sum = abs_error(spec, bf, b);
+        }
         bool loss_ok = isfinite(loss);
         if (!loss_ok || (pos && spec->finite && !spec->finite(spec->slots))) {
             if (prog && prog->tty)
@@ -264,11 +325,8 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
             pass->on_batch(pass->ctx, off, b, bf->output, bf->y);
         pass->loss_sum += loss * (double)b;
         pass->seen += b;
-        if (spec->classify)
-            pass->correct += count_correct(bf, b, spec->outputs, spec->dtype_bytes);
-        for (size_t i = 0; spec->mae && i < b * spec->outputs; i++)
-            pass->abs_sum += fabs(read_elem(bf->output, i, spec->dtype_bytes) -
-                                  read_elem(bf->y, i, spec->dtype_bytes));
+        pass->correct += correct;
+        pass->abs_sum += abs_sum;
         if (prog)
             nnrt_progress_step(prog, pass->loss_sum / (double)pass->seen, pass_acc(spec, pass));
         if (pos) {

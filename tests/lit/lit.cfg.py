@@ -42,6 +42,12 @@ for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
 import shutil
 if shutil.which("tmux"):
     config.available_features.add("tmux")
+# Data-parallel training (mpi/): an nnc built with MPI (NNC_MPI) and Open
+# MPI's launcher; without them the tests are reported unsupported. %mpirun
+# runs more ranks than cores, as root too (containers), one thread each.
+if config.nnc_mpi.upper() in ("ON", "1", "TRUE", "YES") and shutil.which("mpirun"):
+    config.available_features.add("mpi")
+config.substitutions.append(("%mpirun", "mpirun --oversubscribe --allow-run-as-root -x NNC_THREADS=1"))
 # Tests that train on the real data need the Debian package.
 if os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"):
     config.available_features.add("fashion-mnist")
