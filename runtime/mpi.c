@@ -17,6 +17,7 @@
 #include "nnrt.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static bool launched(void) {
@@ -39,12 +40,18 @@ bool nnrt_mpi_init(int *argc, char ***argv, char *err, size_t errlen) {
     active = true;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+    /* mpirun merges the ranks' standard error: a message written in pieces
+     * would interleave with another rank's. Buffered, each rank's comes out
+     * whole when it ends (nnrt_mpi_finish flushes before MPI_Abort). */
+    if (size > 1)
+        setvbuf(stderr, NULL, _IOFBF, 1 << 16);
     return true;
 }
 
 void nnrt_mpi_finish(int status) {
     if (!active)
         return;
+    fflush(NULL);
     if (status != 0 && size > 1)
         MPI_Abort(MPI_COMM_WORLD, status); /* the other ranks may be waiting in a collective */
     MPI_Finalize();
