@@ -358,12 +358,28 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
 /* Evaluation over buffers allocated by the caller. */
 static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, const char *where, const Buffers *bf, double *loss, double *acc,
                      NnrtBatchFn on_batch, void *ctx, char *err, size_t errlen) {
-    for (size_t i = 0; i < ds->n; i++)
-        bf->order[i] = (uint32_t)i;
+    /* Data-parallel (and no caller to see every batch): each rank its
+     * contiguous slice of the set, the sums added over the ranks. */
+    bool split = spec->update.fn && !on_batch;
+    NnrtDataset part = *ds;
+    size_t lo = 0;
+    if (split) { /* n < 2^32, ranks < 2^31: no overflow */
+        lo = ds->n * (size_t)spec->rank / (size_t)spec->ranks;
+        part.n = ds->n * ((size_t)spec->rank + 1) / (size_t)spec->ranks - lo;
+    }
+    for (size_t i = 0; i < part.n; i++)
+        bf->order[i] = (uint32_t)(lo + i);
     Pass pass = {.on_batch = on_batch, .ctx = ctx};
-    if (!run_pass(spec, ds, bf, spec->eval, NULL, &pass, NULL, NULL, where, err,
+    if (!run_pass(spec, &part, bf, spec->eval, NULL, &pass, NULL, NULL, where, err,
                   errlen))
         return false;
+    if (split) {
+        double sums[3] = {pass.loss_sum, (double)pass.seen, (double)pass.correct};
+        spec->sum(sums, 3, 8);
+        pass.loss_sum = sums[0];
+        pass.seen = (size_t)sums[1];
+        pass.correct = (size_t)sums[2];
+    }
     *loss = pass.loss_sum / (double)pass.seen;
     *acc = pass_acc(spec, &pass);
     return true;
