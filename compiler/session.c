@@ -256,14 +256,21 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
     Plan plan = pipeline_plan(a, m, o->opt, in, t, nnrt_mpi_active());
     Graph *g = plan.g[PLAN_TRAIN];
     void **slots = fit_slots_new(g, o->seed);
-    /* Data-parallel: rank 0 alone writes files; the gradient slots are the
-     * runtime's to fill (grad_elems). */
+    /* Data-parallel: rank 0 alone writes files. The gradient slots lie in
+     * one buffer, summed over the ranks in one all-reduce (one latency, not
+     * one a tensor); each slot starts on a 64-byte line, the gaps zeros. */
     bool writes = nnrt_mpi_rank() == 0;
-    size_t *grad_elems = xcalloc((size_t)g->nslots, sizeof *grad_elems);
+    size_t grad_elems = 0;
     for (int s = 0; s < g->nslots; s++)
+        if (g->slots[s].kind == SLOT_GRAD &&
+            __builtin_add_overflow((grad_elems + 15) / 16 * 16, (size_t)shape_elems(&g->slots[s].shape), &grad_elems))
+            die("session_run: the gradients overflow a size_t");
+    float *grads = grad_elems ? xcalloc64(grad_elems, sizeof *grads) : NULL;
+    for (size_t s = 0, at = 0; s < (size_t)g->nslots; s++)
         if (g->slots[s].kind == SLOT_GRAD) {
-            grad_elems[s] = (size_t)shape_elems(&g->slots[s].shape);
-            slots[s] = xcalloc64(grad_elems[s], sizeof(float));
+            at = (at + 15) / 16 * 16;
+            slots[s] = grads + at;
+            at += (size_t)shape_elems(&g->slots[s].shape);
         }
     int dropped = keep && keep->slots ? fit_weights_take(keep, g, slots) : 0;
     FitHook hook = {
@@ -336,7 +343,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         .resume = o->resume_path ? &hook.st.pos : NULL,
         .finite = c.finite,
         .ctx = &hook, .after_step = fit_after_step, .on_nonfinite = fit_on_nonfinite,
-        .update = c.update_step, .grad_elems = grad_elems,
+        .update = c.update_step, .grads = grads, .grad_elems = grad_elems,
         .rank = nnrt_mpi_rank(), .ranks = nnrt_mpi_size(), .sum = nnrt_mpi_sum,
     };
     char err[1024];
@@ -423,11 +430,9 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
     if (in_panels)
         layout_convert(g, c.sched, slots, false);
     for (int s = 0; s < g->nslots; s++)
-        if (grad_elems[s]) {
-            free(slots[s]);
-            slots[s] = NULL;
-        }
-    free(grad_elems);
+        if (g->slots[s].kind == SLOT_GRAD)
+            slots[s] = NULL; /* in grads */
+    free(grads);
     if (keep) {
         *keep = fit_weights_keep(g, slots);
     } else {

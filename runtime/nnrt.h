@@ -354,11 +354,12 @@ typedef struct NnrtTrainSpec {
     void (*on_nonfinite)(void *ctx, const NnrtNonFinite *nf);
     /* Data-parallel (mpi.c): `train` stores the gradients into slots and
      * `update` applies them; between the two each rank's gradients, of its
-     * slice of the global batch, are summed over the ranks. grad_elems[s]:
-     * the elements of slot s if it is a gradient, else 0. fn NULL: `train`
-     * updates the weights itself. */
+     * slice of the global batch, are summed over the ranks. The gradient
+     * slots lie in `grads`, grad_elems elements (any gaps zeros). fn NULL:
+     * `train` updates the weights itself. */
     NnrtStep update;
-    const size_t *grad_elems;
+    void *grads;
+    size_t grad_elems;
     int rank, ranks; /* this process's place among them: its slice of each batch */
     void (*sum)(void *p, size_t n, int dtype_bytes); /* in place, over the ranks */
 } NnrtTrainSpec;

@@ -136,8 +136,8 @@ static bool check_spec(const NnrtTrainSpec *spec, char *err, size_t errlen) {
         return nnrt_fail(err, errlen, "%zu slots: the step functions need at least 5", spec->nslots);
     if (spec->classify && spec->outputs == 0)
         return nnrt_fail(err, errlen, "accuracy needs at least one output per sample");
-    if (spec->update.fn && (!spec->grad_elems || !spec->sum || spec->ranks < 1 || spec->rank < 0 ||
-                            spec->rank >= spec->ranks))
+    if (spec->update.fn && ((!spec->grads && spec->grad_elems) || !spec->sum || spec->ranks < 1 ||
+                            spec->rank < 0 || spec->rank >= spec->ranks))
         return nnrt_fail(err, errlen, "an update step needs the gradients' sizes, the sum over the ranks and "
                                       "this rank (%d of %d)", spec->rank, spec->ranks);
     return true;
@@ -252,16 +252,13 @@ static double step_parallel(const NnrtTrainSpec *spec, const NnrtDataset *ds, co
         sums[2] = abs_error(spec, bf, mine);
     }
     double share = (double)mine / (double)b;
-    for (size_t s = 0; s < spec->nslots; s++) {
-        size_t k = spec->grad_elems[s];
-        for (size_t i = 0; i < k; i++) {
-            if (spec->dtype_bytes == 4)
-                ((float *)spec->slots[s])[i] = mine ? ((float *)spec->slots[s])[i] * (float)share : 0;
-            else
-                ((double *)spec->slots[s])[i] = mine ? ((double *)spec->slots[s])[i] * share : 0;
-        }
-        spec->sum(spec->slots[s], k, spec->dtype_bytes);
+    for (size_t i = 0; i < spec->grad_elems; i++) {
+        if (spec->dtype_bytes == 4)
+            ((float *)spec->grads)[i] = mine ? ((float *)spec->grads)[i] * (float)share : 0;
+        else
+            ((double *)spec->grads)[i] = mine ? ((double *)spec->grads)[i] * share : 0;
     }
+    spec->sum(spec->grads, spec->grad_elems, spec->dtype_bytes);
     spec->sum(sums, 3, 8);
     spec->update.fn(spec->slots, (int64_t)b);
     *correct = (size_t)sums[1];
