@@ -23,6 +23,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# -U: CMake finds the newest LLVM again, even if build/ was configured with another.
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -UNNC_LLVM_CONFIG >/dev/null
+# -U: CMake finds the newest LLVM again, even if build/ was configured with another,
+# and MPI again, even if build/ was configured before it was installed.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -UNNC_LLVM_CONFIG -UNNC_MPI >/dev/null
 cmake --build build -j"$(nproc)"
