@@ -371,11 +371,12 @@ static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, const cha
                   errlen))
         return false;
     if (split) {
-        double sums[3] = {pass.loss_sum, (double)pass.seen, (double)pass.correct};
-        spec->sum(sums, 3, 8);
+        double sums[4] = {pass.loss_sum, (double)pass.seen, (double)pass.correct, pass.abs_sum};
+        spec->sum(sums, 4, 8);
         pass.loss_sum = sums[0];
         pass.seen = (size_t)sums[1];
         pass.correct = (size_t)sums[2];
+        pass.abs_sum = sums[3];
     }
     *loss = pass.loss_sum / (double)pass.seen;
     *acc = pass_acc(spec, &pass);
