@@ -60,7 +60,7 @@ typedef struct Csv {
     char *err;
     size_t errlen;
     /* The columns, from the header or the first row. */
-    size_t ncols;
+    size_t ncols, names_cap;
     char **names;
     Role *role;
     size_t *slot; /* a feature's or target's position in its row */
@@ -223,13 +223,17 @@ static bool set_roles(Csv *c) {
 static bool header_field(Csv *c, const char *s, size_t len) {
     if (c->ncols >= CSV_MAX_COLUMNS)
         return located(c, "", "more than 1048576 columns", NULL);
-    char **names = realloc(c->names, (c->ncols + 1) * sizeof *names);
-    if (!names)
+    if (c->ncols == c->names_cap) { /* doubling: a header of a million columns is not a million copies */
+        size_t cap = c->names_cap ? 2 * c->names_cap : 64;
+        char **names = realloc(c->names, cap * sizeof *names);
+        if (!names)
+            return nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
+        c->names = names;
+        c->names_cap = cap;
+    }
+    if (!(c->names[c->ncols] = malloc(len + 1)))
         return nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
-    c->names = names;
-    if (!(names[c->ncols] = malloc(len + 1)))
-        return nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
-    memcpy(names[c->ncols], s, len + 1);
+    memcpy(c->names[c->ncols], s, len + 1);
     c->ncols++;
     return true;
 }
