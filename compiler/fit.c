@@ -107,7 +107,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
         for (int d = 0; d < sl->shape.rank; d++)
             e->dims[d] = sl->shape.dim[d];
     }
-    char v[15][128];
+    char v[16][128];
     const NnrtTrainPos *p = &st->pos;
     snprintf(v[0], sizeof v[0], "%d", p->epoch);
     snprintf(v[1], sizeof v[1], "%zu", p->step);
@@ -125,6 +125,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
     snprintf(v[12], sizeof v[12], "%" PRId64, info->epochs);
     snprintf(v[13], sizeof v[13], "%a", info->lr);
     snprintf(v[14], sizeof v[14], "%a", p->abs_sum);
+    snprintf(v[15], sizeof v[15], "%a", p->sq_sum);
     char *hist = history_text(st);
     /* The class names one a line: a name holds no line break (csv.c). */
     size_t clen = 1;
@@ -146,6 +147,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
         {"batch", v[8]}, {"samples", v[9]}, {"best", v[10]}, {"best_epoch_bad_epochs", v[11]},
         {"epochs", v[12]}, {"lr", v[13]}, {"schedule", info->schedule ? info->schedule : ""},
         {"history", hist}, {"classes", classes}, {"abs_sum", v[14]}, {"normalize", norm},
+        {"sq_sum", v[15]},
     };
     bool ok = nnrt_ckpt_save(path, t, nt, meta, sizeof meta / sizeof meta[0], err, errlen);
     free(norm);
@@ -160,7 +162,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
  * as JSON escapes it), a tensor's entry besides its name (dtype, up to 4
  * dimensions and 2 offsets of 20 digits, quotes, commas), and the metadata
  * besides the history, the model's name, the class names and the
- * normalization (which fit_saveable adds: 21 fields of under 160 bytes). */
+ * normalization (which fit_saveable adds: 22 fields of under 160 bytes). */
 #define HISTORY_LINE_MAX (7 + 4 * 24 + 4 + 2)
 #define TENSOR_ENTRY_MAX 200
 #define META_MAX 4096
@@ -289,11 +291,16 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
     p->seen = (size_t)seen;
     p->correct = (size_t)correct;
     p->loss_sum = loss_sum;
-    /* The mae's running sum; a checkpoint from before it has none: 0. */
-    p->abs_sum = 0;
-    if (nnrt_ckpt_meta(c, "abs_sum") && !meta_double(c, "abs_sum", &p->abs_sum)) {
-        diag_plain(d, "%s: its training state (metadata 'abs_sum') is malformed", path);
-        return false;
+    /* The mae's and the mse's running sums; a checkpoint from before them
+     * has none: 0. */
+    static const char *const sums[] = {"abs_sum", "sq_sum"};
+    double *sum[] = {&p->abs_sum, &p->sq_sum};
+    for (int i = 0; i < 2; i++) {
+        *sum[i] = 0;
+        if (nnrt_ckpt_meta(c, sums[i]) && !meta_double(c, sums[i], sum[i])) {
+            diag_plain(d, "%s: its training state (metadata '%s') is malformed", path, sums[i]);
+            return false;
+        }
     }
     /* The history: one line per epoch, each ending in '\n'. The lines are
      * counted first, so the array is allocated once: growing it line by
@@ -307,7 +314,7 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
     /* Its epochs go up, from 1 to at most the position's. */
     int line = 1, last = 0;
     for (const char *q = h; q && *q; line++) {
-        NnrtEpochStats e = {.secs = -1}; /* not kept */
+        NnrtEpochStats e = {.secs = -1, .mse = -1, .val_mse = -1}; /* not kept */
         if (!(next_int(&q, ' ', &e.epoch) && next_double(&q, ' ', &e.loss) &&
               next_double(&q, ' ', &e.acc) && next_double(&q, ' ', &e.val_loss) &&
               next_double(&q, '\n', &e.val_acc)) ||
@@ -555,7 +562,7 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
     int plot_every = h->plotted / 32 > 1 ? h->plotted / 32 : 1;
     if ((h->save_path && !save(h, h->save_path, err, errlen)) ||
         (better && h->best_path && !save(h, h->best_path, err, errlen)) ||
-        (h->log_path && !(h->log ? nnrt_log_append(h->log, h->log_path, e, err, errlen)
+        (h->log_path && !(h->log ? nnrt_log_append(h->log, h->log_path, e, h->mae, err, errlen)
                                  : nnrt_log_open(h->log_path, st->history, (size_t)st->nhistory, h->mae, &h->log, err,
                                                  errlen))) ||
         (h->plot_path && st->nhistory - h->plotted >= plot_every && !plot(h, err, errlen)))

@@ -274,11 +274,13 @@ typedef struct NnrtProgress {
 } NnrtProgress;
 
 void nnrt_progress_begin(NnrtProgress *p, FILE *out, int epoch, int epochs, size_t steps);
-/* After each step: running mean loss and accuracy (acc < 0: not shown). */
-void nnrt_progress_step(NnrtProgress *p, double loss, double acc);
+/* After each step: running mean loss and accuracy (or mae), and a
+ * regression's mse (acc, mse < 0: not shown). */
+void nnrt_progress_step(NnrtProgress *p, double loss, double acc, double mse);
 /* End of epoch: prints the final line
- * "epoch 1/5  469/469  loss 0.5123  acc 0.8211  3.21s" (+ "val_acc" if >= 0). */
-void nnrt_progress_end(NnrtProgress *p, double loss, double acc, double secs);
+ * "epoch 1/5  469/469  loss 0.5123  acc 0.8211  3.21s" (a regression's:
+ * "loss 2.5  mae 1.25  mse 2.5"). */
+void nnrt_progress_end(NnrtProgress *p, double loss, double acc, double mse, double secs);
 
 double nnrt_now(void); /* monotonic seconds */
 /* The name of the metric in the place of the accuracy: "mae" or "acc". */
@@ -306,12 +308,14 @@ typedef struct NnrtTrainPos {
     double loss_sum; /* that epoch's running sums so far (sample-weighted) */
     size_t seen, correct;
     double abs_sum;  /* of |output - label| (NnrtTrainSpec.mae) */
+    double sq_sum;   /* of (output - label)^2, for the mse beside the mae */
 } NnrtTrainPos;
 
 typedef struct NnrtEpochStats {
     double loss, acc, secs;   /* acc: the accuracy, or the mae (NnrtTrainSpec.mae); < 0 when neither */
     int epoch;                /* 1-based */
     double val_loss, val_acc; /* < 0 without a validation set */
+    double mse, val_mse;      /* a regression's (NnrtTrainSpec.mae) mean squared error; < 0 otherwise */
 } NnrtEpochStats;
 
 typedef enum { NNRT_HOOK_CONTINUE, NNRT_HOOK_STOP, NNRT_HOOK_FAIL } NnrtHookResult;
@@ -383,6 +387,7 @@ typedef struct NnrtTrainResult {
     NnrtEpochStats *epochs; /* malloc'd, the epochs run by this call */
     int nepochs;
     double test_loss, test_acc; /* < 0 when no test set */
+    double test_mse;            /* < 0 when no test set or not a regression */
     bool stopped;               /* after_step asked to stop (early stopping) */
     NnrtFailure failure;        /* why nnrt_train returned false */
 } NnrtTrainResult;
@@ -466,17 +471,18 @@ bool nnrt_dataset_split(NnrtDataset *ds, size_t n_val, NnrtDataset *val, char *e
 /* ---------------------------------------------------------------- plot.c */
 
 /* --log: "epoch,loss,accuracy,val_loss,val_accuracy,seconds" (with mae,
- * a regression's: "epoch,loss,mae,val_loss,val_mae,seconds"); empty cells
+ * a regression's: "epoch,loss,mae,mse,val_loss,val_mae,val_mse,seconds"); empty cells
  * for what was not measured. Open writes the header and the history
  * h[0..n) (atomically) and leaves the file open in *f; append adds a row,
  * flushed; close syncs and closes it. */
 bool nnrt_log_open(const char *path, const NnrtEpochStats *h, size_t n, bool mae, FILE **f, char *err,
                    size_t errlen);
-bool nnrt_log_append(FILE *f, const char *path, const NnrtEpochStats *e, char *err,
+bool nnrt_log_append(FILE *f, const char *path, const NnrtEpochStats *e, bool mae, char *err,
                      size_t errlen);
 bool nnrt_log_close(FILE *f, const char *path, char *err, size_t errlen);
-/* --plot: an SVG of loss and accuracy per epoch, training and validation,
- * from the history h[0..n) (the whole file, atomically). */
+/* --plot: an SVG of loss and accuracy (with mae: mae and mse) per epoch,
+ * training and validation, from the history h[0..n) (the whole file,
+ * atomically). */
 bool nnrt_plot_write(const char *path, const NnrtEpochStats *h, size_t n, bool mae, char *err,
                      size_t errlen);
 

@@ -23,7 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* mae: the metric in acc's place is the mean absolute error (a regression's). */
+/* mae: the metric in acc's place is the mean absolute error (a regression's),
+ * and the mean squared error is shown beside it. */
 typedef void (*WriteFn)(FILE *f, const NnrtEpochStats *h, size_t n, bool mae);
 
 /* With `keep`, the file is left open there to append to. */
@@ -44,25 +45,32 @@ static void csv_metric(FILE *f, double v) {
         fprintf(f, "%.6g", v);
 }
 
-static void csv_row(FILE *f, const NnrtEpochStats *e) {
+/* The cells of one set's metrics: loss, acc or mae, a regression's mse. */
+static void csv_metrics(FILE *f, double loss, double acc, double mse, bool mae) {
+    csv_metric(f, loss);
+    fputc(',', f);
+    csv_metric(f, acc);
+    fputc(',', f);
+    if (mae) {
+        csv_metric(f, mse);
+        fputc(',', f);
+    }
+}
+
+static void csv_row(FILE *f, const NnrtEpochStats *e, bool mae) {
     fprintf(f, "%d,", e->epoch);
-    csv_metric(f, e->loss);
-    fputc(',', f);
-    csv_metric(f, e->acc);
-    fputc(',', f);
-    csv_metric(f, e->val_loss);
-    fputc(',', f);
-    csv_metric(f, e->val_acc);
-    fputc(',', f);
+    csv_metrics(f, e->loss, e->acc, e->mse, mae);
+    csv_metrics(f, e->val_loss, e->val_acc, e->val_mse, mae);
     if (e->secs >= 0) /* not kept in checkpoints: unknown for resumed epochs */
         fprintf(f, "%.3f", e->secs);
     fputc('\n', f);
 }
 
 static void write_csv(FILE *f, const NnrtEpochStats *h, size_t n, bool mae) {
-    fputs(mae ? "epoch,loss,mae,val_loss,val_mae,seconds\n" : "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n", f);
+    fputs(mae ? "epoch,loss,mae,mse,val_loss,val_mae,val_mse,seconds\n"
+              : "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n", f);
     for (size_t i = 0; i < n; i++)
-        csv_row(f, &h[i]);
+        csv_row(f, &h[i], mae);
 }
 
 bool nnrt_log_open(const char *path, const NnrtEpochStats *h, size_t n, bool mae, FILE **f, char *err,
@@ -70,10 +78,10 @@ bool nnrt_log_open(const char *path, const NnrtEpochStats *h, size_t n, bool mae
     return write_atomic(path, write_csv, h, n, mae, f, err, errlen);
 }
 
-bool nnrt_log_append(FILE *f, const char *path, const NnrtEpochStats *e, char *err,
+bool nnrt_log_append(FILE *f, const char *path, const NnrtEpochStats *e, bool mae, char *err,
                      size_t errlen) {
     errno = 0;
-    csv_row(f, e); /* shorter than the buffer, which the last flush emptied: one write */
+    csv_row(f, e, mae); /* shorter than the buffer, which the last flush emptied: one write */
     if (fflush(f) != 0 || ferror(f))
         return nnrt_fail(err, errlen, "%s: cannot write it: %s", path, strerror(errno ? errno : EIO));
     return true;
@@ -231,8 +239,9 @@ static void panel(FILE *f, double x0, const char *title, const char *ylabel,
 }
 
 static void write_svg(FILE *f, const NnrtEpochStats *h, size_t n, bool mae) {
+    double width = (mae ? 3 : 2) * PANEL_W; /* a regression's mse has a panel of its own */
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-               "viewBox=\"0 0 %.0f %.0f\">\n", 2 * PANEL_W, PANEL_H, 2 * PANEL_W, PANEL_H);
+               "viewBox=\"0 0 %.0f %.0f\">\n", width, PANEL_H, width, PANEL_H);
     fputs("<style>\n"
           "text { font: 12px sans-serif; fill: #222; }\n"
           ".title { font-size: 14px; font-weight: bold; }\n"
@@ -256,8 +265,14 @@ static void write_svg(FILE *f, const NnrtEpochStats *h, size_t n, bool mae) {
         {"training", "#1f77b4", false, offsetof(NnrtEpochStats, acc)},
         {"validation", "#d62728", true, offsetof(NnrtEpochStats, val_acc)},
     };
+    static const Series mse[] = {
+        {"training", "#1f77b4", false, offsetof(NnrtEpochStats, mse)},
+        {"validation", "#d62728", true, offsetof(NnrtEpochStats, val_mse)},
+    };
     panel(f, 0, "Loss", "loss", h, n, loss, 2);
     panel(f, PANEL_W, mae ? "Mean absolute error" : "Accuracy", mae ? "mae" : "accuracy", h, n, acc, 2);
+    if (mae)
+        panel(f, 2 * PANEL_W, "Mean squared error", "mse", h, n, mse, 2);
     fputs("</svg>\n", f);
 }
 

@@ -29,7 +29,15 @@ double nnrt_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void draw(NnrtProgress *p, double loss, double acc, double now) {
+/* "  acc A" (or "  mae A") and a regression's "  mse S"; those < 0 are not shown. */
+static void metrics(const NnrtProgress *p, double acc, double mse) {
+    if (acc >= 0)
+        fprintf(p->out, "  %s %.4f", p->metric, acc);
+    if (mse >= 0)
+        fprintf(p->out, "  mse %.4f", mse);
+}
+
+static void draw(NnrtProgress *p, double loss, double acc, double mse, double now) {
     size_t filled = p->steps ? p->done * BAR_WIDTH / p->steps : 0;
     char bar[BAR_WIDTH + 1];
     for (size_t i = 0; i < BAR_WIDTH; i++)
@@ -42,8 +50,7 @@ static void draw(NnrtProgress *p, double loss, double acc, double now) {
             bar, p->color ? RESET : "", bar + filled, p->done, p->steps);
     if (p->done > 0) {
         fprintf(p->out, "  loss %.4f", loss);
-        if (acc >= 0)
-            fprintf(p->out, "  %s %.4f", p->metric, acc);
+        metrics(p, acc, mse);
     }
     fprintf(p->out, "  %.1fs", now - p->t0);
     fflush(p->out);
@@ -67,27 +74,26 @@ void nnrt_progress_begin(NnrtProgress *p, FILE *out, int epoch, int epochs, size
     /* An empty bar right away: the first step can be slow (page faults,
      * caches), and a silent terminal looks hung. */
     if (p->tty)
-        draw(p, 0, -1, p->t0);
+        draw(p, 0, -1, -1, p->t0);
 }
 
-void nnrt_progress_step(NnrtProgress *p, double loss, double acc) {
+void nnrt_progress_step(NnrtProgress *p, double loss, double acc, double mse) {
     p->done++;
     if (!p->tty)
         return;
     double now = nnrt_now();
     if (now - p->last_draw >= REDRAW_SECONDS || p->done == p->steps)
-        draw(p, loss, acc, now);
+        draw(p, loss, acc, mse, now);
 }
 
-void nnrt_progress_end(NnrtProgress *p, double loss, double acc, double secs) {
+void nnrt_progress_end(NnrtProgress *p, double loss, double acc, double mse, double secs) {
     if (!p->out)
         return;
     if (p->tty)
         fputs(CLEAR_LINE, p->out);
     fprintf(p->out, "%sepoch %d/%d%s  %zu/%zu  loss %.4f", p->color ? BOLD : "", p->epoch,
             p->epochs, p->color ? RESET : "", p->done, p->steps, loss);
-    if (acc >= 0)
-        fprintf(p->out, "  %s %.4f", p->metric, acc);
+    metrics(p, acc, mse);
     fprintf(p->out, "  %.2fs\n", secs);
     fflush(p->out);
 }

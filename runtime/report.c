@@ -1,7 +1,7 @@
 /* report.c — `--report FILE.json`: what a run did (model, data, seed,
- * hyperparameters, loss and accuracy per epoch (and the validation set's,
- * val_loss and val_accuracy, when there is one), test results, time and
- * peak memory) for scripts and plots to read.
+ * hyperparameters, loss and accuracy (a regression's mae and mse) per epoch
+ * (and the validation set's, val_loss and val_accuracy, when there is one),
+ * test results, time and peak memory) for scripts and plots to read.
  *
  * The file is written to a temporary name in the same directory, synced,
  * and renamed over the target, so a reader never sees half a report and a
@@ -66,6 +66,17 @@ static void json_number(FILE *f, double v) {
 /* Loss, accuracy and similar: < 0 means "not measured". */
 static void json_metric(FILE *f, double v) { json_number(f, v < 0 ? NAN : v); }
 
+/* The members after a loss: the accuracy, or a regression's mae and mse;
+ * `lead` comes before each name (the comma, the opening quote, "val_"). */
+static void metrics(FILE *f, bool mae, const char *lead, double acc, double mse) {
+    fprintf(f, "%s%s\": ", lead, mae ? "mae" : "accuracy");
+    json_metric(f, acc);
+    if (mae) {
+        fprintf(f, "%smse\": ", lead);
+        json_metric(f, mse);
+    }
+}
+
 static void write_json(FILE *f, const NnrtReport *r) {
     const NnrtTrainResult *res = r->result;
     fputs("{\n  \"model\": ", f);
@@ -84,13 +95,11 @@ static void write_json(FILE *f, const NnrtReport *r) {
         const NnrtEpochStats *st = &res->epochs[e];
         fprintf(f, "%s\n    {\"epoch\": %d, \"loss\": ", e ? "," : "", st->epoch);
         json_number(f, st->loss);
-        fputs(r->mae ? ", \"mae\": " : ", \"accuracy\": ", f);
-        json_metric(f, st->acc);
+        metrics(f, r->mae, ", \"", st->acc, st->mse);
         if (st->val_loss >= 0) { /* validating: Keras' history names */
             fputs(", \"val_loss\": ", f);
             json_number(f, st->val_loss);
-            fputs(r->mae ? ", \"val_mae\": " : ", \"val_accuracy\": ", f);
-            json_metric(f, st->val_acc);
+            metrics(f, r->mae, ", \"val_", st->val_acc, st->val_mse);
         }
         fputs(", \"seconds\": ", f);
         json_number(f, st->secs);
@@ -98,8 +107,7 @@ static void write_json(FILE *f, const NnrtReport *r) {
     }
     fputs(res && res->nepochs ? "\n  ],\n  \"test_loss\": " : "],\n  \"test_loss\": ", f);
     json_metric(f, res ? res->test_loss : -1);
-    fputs(r->mae ? ",\n  \"test_mae\": " : ",\n  \"test_accuracy\": ", f);
-    json_metric(f, res ? res->test_acc : -1);
+    metrics(f, r->mae, ",\n  \"test_", res ? res->test_acc : -1, res ? res->test_mse : -1);
     fprintf(f, ",\n  \"peak_rss_bytes\": %zu\n}\n", nnrt_peak_rss_bytes());
 }
 

@@ -162,7 +162,7 @@ static void clear_slots(const NnrtTrainSpec *spec) {
  * training pass starts at pos->step with pos's sums and reports every step
  * to the hook; an evaluation pass has pos NULL. */
 typedef struct Pass {
-    double loss_sum, abs_sum;
+    double loss_sum, abs_sum, sq_sum;
     size_t seen, correct;
     NnrtBatchFn on_batch; /* evaluation: sees every batch's outputs */
     void *ctx;
@@ -220,13 +220,16 @@ static double pass_acc(const NnrtTrainSpec *spec, const Pass *p) {
                           : -1;
 }
 
-/* The sum of |output - label| over the batch's b samples (mean absolute
- * error's numerator), when spec->mae; else 0. */
-static double abs_error(const NnrtTrainSpec *spec, const Buffers *bf, size_t b) {
-    double sum = 0;
-    for (size_t i = 0; spec->mae && i < b * spec->outputs; i++)
-        sum += fabs(read_elem(bf->output, i, spec->dtype_bytes) - read_elem(bf->y, i, spec->dtype_bytes));
-    return sum;
+/* The sums of |output - label| and (output - label)^2 over the batch's b
+ * samples (mean absolute and squared errors' numerators) into err[0] and
+ * err[1], when spec->mae; else 0. */
+static void errors(const NnrtTrainSpec *spec, const Buffers *bf, size_t b, double err[2]) {
+    err[0] = err[1] = 0;
+    for (size_t i = 0; spec->mae && i < b * spec->outputs; i++) {
+        double e = read_elem(bf->output, i, spec->dtype_bytes) - read_elem(bf->y, i, spec->dtype_bytes);
+        err[0] += fabs(e);
+        err[1] += e * e;
+    }
 }
 
 /* A data-parallel training step (spec->update.fn set) of the b samples at
@@ -236,20 +239,20 @@ static double abs_error(const NnrtTrainSpec *spec, const Buffers *bf, size_t b) 
  * then the update, the same on every rank. The slices are contiguous and
  * differ by at most one sample when the ranks do not divide b; a rank
  * whose slice is empty (b < ranks) adds zeros. Returns the batch's mean
- * loss; *correct: its samples classified right, *abs_sum its absolute
- * error (abs_error), over all ranks. */
+ * loss; *correct: its samples classified right, err its errors (errors()),
+ * over all ranks. */
 static double step_parallel(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf, const uint32_t *order,
-                            size_t b, size_t *correct, double *abs_sum) {
+                            size_t b, size_t *correct, double err[2]) {
     size_t r = (size_t)spec->rank, n = (size_t)spec->ranks;
     size_t lo = b * r / n, mine = b * (r + 1) / n - lo; /* b < 2^32, n < 2^31: no overflow */
-    /* loss times samples, samples right, absolute error: of the slice, then of the batch */
-    double sums[3] = {0, 0, 0};
+    /* loss times samples, samples right, absolute and squared error: of the slice, then of the batch */
+    double sums[4] = {0, 0, 0, 0};
     if (mine) {
         nnrt_batch_fill(ds, order + lo, mine, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
         spec->train.fn(spec->slots, (int64_t)mine);
         sums[0] = read_elem(bf->loss, 0, spec->dtype_bytes) * (double)mine;
         sums[1] = spec->classify ? (double)count_correct(bf, mine, spec->outputs, spec->dtype_bytes) : 0;
-        sums[2] = abs_error(spec, bf, mine);
+        errors(spec, bf, mine, sums + 2);
     }
     double share = (double)mine / (double)b;
     for (size_t i = 0; i < spec->grad_elems; i++) {
@@ -259,11 +262,17 @@ static double step_parallel(const NnrtTrainSpec *spec, const NnrtDataset *ds, co
             ((double *)spec->grads)[i] = mine ? ((double *)spec->grads)[i] * share : 0;
     }
     spec->sum(spec->grads, spec->grad_elems, spec->dtype_bytes);
-    spec->sum(sums, 3, 8);
+    spec->sum(sums, 4, 8);
     spec->update.fn(spec->slots, (int64_t)b);
     *correct = (size_t)sums[1];
-    *abs_sum = sums[2];
+    err[0] = sums[2];
+    err[1] = sums[3];
     return sums[0] / (double)b;
+}
+
+/* A regression's mean squared error beside its mae; -1: not a regression. */
+static double pass_mse(const NnrtTrainSpec *spec, const Pass *p) {
+    return spec->mae ? p->sq_sum / ((double)p->seen * (double)spec->outputs) : -1;
 }
 
 static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf,
@@ -276,8 +285,9 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
         pass->seen = pos->seen;
         pass->correct = pos->correct;
         pass->abs_sum = pos->abs_sum;
+        pass->sq_sum = pos->sq_sum;
     } else {
-        pass->loss_sum = pass->abs_sum = 0;
+        pass->loss_sum = pass->abs_sum = pass->sq_sum = 0;
         pass->seen = pass->correct = 0;
     }
     if (prog)
@@ -288,17 +298,17 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
         bool split = false, timed = pos && trial_next(&trial, step - first, &split);
         step++;
         size_t b = ds->n - off < st.batch ? ds->n - off : st.batch;
-        double t0 = timed ? nnrt_now() : 0, loss, abs_sum;
+        double t0 = timed ? nnrt_now() : 0, loss, errs[2];
         size_t correct = 0;
         if (pos && spec->update.fn) {
-            loss = step_parallel(spec, ds, bf, bf->order + off, b, &correct, &abs_sum);
+            loss = step_parallel(spec, ds, bf, bf->order + off, b, &correct, errs);
         } else {
             nnrt_batch_fill(ds, bf->order + off, b, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
             st.fn(spec->slots, (int64_t)b);
             loss = read_elem(bf->loss, 0, spec->dtype_bytes);
             if (spec->classify)
                 correct = count_correct(bf, b, spec->outputs, spec->dtype_bytes);
-            abs_sum = abs_error(spec, bf, b);
+            errors(spec, bf, b, errs);
         }
         bool loss_ok = isfinite(loss);
         if (!loss_ok || (pos && spec->finite && !spec->finite(spec->slots))) {
@@ -323,15 +333,18 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
         pass->loss_sum += loss * (double)b;
         pass->seen += b;
         pass->correct += correct;
-        pass->abs_sum += abs_sum;
+        pass->abs_sum += errs[0];
+        pass->sq_sum += errs[1];
         if (prog)
-            nnrt_progress_step(prog, pass->loss_sum / (double)pass->seen, pass_acc(spec, pass));
+            nnrt_progress_step(prog, pass->loss_sum / (double)pass->seen, pass_acc(spec, pass),
+                               pass_mse(spec, pass));
         if (pos) {
             pos->step = step;
             pos->loss_sum = pass->loss_sum;
             pos->seen = pass->seen;
             pos->correct = pass->correct;
             pos->abs_sum = pass->abs_sum;
+            pos->sq_sum = pass->sq_sum;
             if (spec->after_step && off + b < ds->n &&
                 spec->after_step(spec->ctx, pos, NULL, err, errlen) == NNRT_HOOK_FAIL) {
                 res->failure = NNRT_FAIL_HOOK;
@@ -352,9 +365,18 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
 }
 
 
-/* Evaluation over buffers allocated by the caller. */
+/* After a loss printed on spec->out: the accuracy or mae, and a
+ * regression's mse, named with `prefix` ("val_"); those < 0 are not. */
+static void print_metrics(const NnrtTrainSpec *spec, const char *prefix, double acc, double mse) {
+    if (acc >= 0)
+        fprintf(spec->out, "  %s%s %.4f", prefix, nnrt_metric_name(spec->mae), acc);
+    if (mse >= 0)
+        fprintf(spec->out, "  %smse %.4f", prefix, mse);
+}
+
+/* Evaluation over buffers allocated by the caller; mse may be NULL. */
 static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, const char *where, const Buffers *bf, double *loss, double *acc,
-                     NnrtBatchFn on_batch, void *ctx, char *err, size_t errlen) {
+                     double *mse, NnrtBatchFn on_batch, void *ctx, char *err, size_t errlen) {
     /* Data-parallel (and no caller to see every batch): each rank its
      * contiguous slice of the set, the sums added over the ranks. */
     bool split = spec->update.fn && !on_batch;
@@ -371,15 +393,18 @@ static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, const cha
                   errlen))
         return false;
     if (split) {
-        double sums[4] = {pass.loss_sum, (double)pass.seen, (double)pass.correct, pass.abs_sum};
-        spec->sum(sums, 4, 8);
+        double sums[5] = {pass.loss_sum, (double)pass.seen, (double)pass.correct, pass.abs_sum, pass.sq_sum};
+        spec->sum(sums, 5, 8);
         pass.loss_sum = sums[0];
         pass.seen = (size_t)sums[1];
         pass.correct = (size_t)sums[2];
         pass.abs_sum = sums[3];
+        pass.sq_sum = sums[4];
     }
     *loss = pass.loss_sum / (double)pass.seen;
     *acc = pass_acc(spec, &pass);
+    if (mse)
+        *mse = pass_mse(spec, &pass);
     return true;
 }
 
@@ -399,7 +424,7 @@ bool nnrt_evaluate_batches(const NnrtTrainSpec *spec, const NnrtDataset *ds, Nnr
     if (!buffers_alloc(&bf, spec, spec->eval.batch, ds, ds->n, err, errlen))
         return false;
     set_slots(spec, &bf);
-    bool ok = evaluate(spec, ds, "at", &bf, loss, acc, on_batch, ctx, err,
+    bool ok = evaluate(spec, ds, "at", &bf, loss, acc, NULL, on_batch, ctx, err,
                        errlen);
     clear_slots(spec);
     buffers_free(&bf);
@@ -432,7 +457,7 @@ static bool check_eval_set(const NnrtTrainSpec *spec, const char *what, const Nn
 bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtDataset *test,
                 NnrtTrainResult *res, char *err, size_t errlen) {
     memset(res, 0, sizeof *res);
-    res->test_loss = res->test_acc = -1;
+    res->test_loss = res->test_acc = res->test_mse = -1;
     res->failure = NNRT_FAIL_OTHER;
     if (!check_spec(spec, err, errlen) || !check_step("training", train->n, spec->train, err, errlen) ||
         !check_input_type(spec, "training", train, err, errlen))
@@ -503,21 +528,21 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         st->epoch = pos.epoch + 1;
         st->loss = pass.loss_sum / (double)pass.seen;
         st->acc = pass_acc(spec, &pass);
-        st->val_loss = st->val_acc = -1;
+        st->mse = pass_mse(spec, &pass);
+        st->val_loss = st->val_acc = st->val_mse = -1;
         if (spec->val) {
             ok = evaluate(spec, spec->val, "on the validation set at", &bf,
-                          &st->val_loss, &st->val_acc, NULL, NULL, err, errlen);
+                          &st->val_loss, &st->val_acc, &st->val_mse, NULL, NULL, err, errlen);
             if (!ok) {
                 res->failure = NNRT_FAIL_NONFINITE;
                 break;
             }
         }
         st->secs = nnrt_now() - prog.t0;
-        nnrt_progress_end(&prog, st->loss, st->acc, st->secs);
+        nnrt_progress_end(&prog, st->loss, st->acc, st->mse, st->secs);
         if (spec->val && spec->out) {
             fprintf(spec->out, "           val_loss %.4f", st->val_loss);
-            if (st->val_acc >= 0)
-                fprintf(spec->out, "  val_%s %.4f", nnrt_metric_name(spec->mae), st->val_acc);
+            print_metrics(spec, "val_", st->val_acc, st->val_mse);
             fputc('\n', spec->out);
             fflush(spec->out);
         }
@@ -525,7 +550,7 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         pos.step = 0;
         pos.loss_sum = 0;
         pos.seen = pos.correct = 0;
-        pos.abs_sum = 0;
+        pos.abs_sum = pos.sq_sum = 0;
         if (spec->after_step) {
             NnrtHookResult h = spec->after_step(spec->ctx, &pos, st, err, errlen);
             if (h == NNRT_HOOK_FAIL) {
@@ -537,11 +562,10 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
     }
     if (ok && test) {
         ok = evaluate(spec, test, "on the test set at", &bf, &res->test_loss,
-                      &res->test_acc, NULL, NULL, err, errlen);
+                      &res->test_acc, &res->test_mse, NULL, NULL, err, errlen);
         if (ok && spec->out) {
             fprintf(spec->out, "test  loss %.4f", res->test_loss);
-            if (res->test_acc >= 0)
-                fprintf(spec->out, "  %s %.4f", nnrt_metric_name(spec->mae), res->test_acc);
+            print_metrics(spec, "", res->test_acc, res->test_mse);
             fputc('\n', spec->out);
             fflush(spec->out);
         } else if (!ok) {
@@ -562,5 +586,5 @@ void nnrt_train_result_free(NnrtTrainResult *res) {
     free(res->epochs);
     res->epochs = NULL;
     res->nepochs = 0;
-    res->test_loss = res->test_acc = -1;
+    res->test_loss = res->test_acc = res->test_mse = -1;
 }

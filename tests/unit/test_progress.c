@@ -25,12 +25,15 @@ static void test_progress(void) {
     nnrt_progress_begin(&p, f, 1, 5, 469);
     CHECK(!p.tty && !p.color);
     for (int i = 0; i < 469; i++)
-        nnrt_progress_step(&p, 0.6, 0.8);
-    nnrt_progress_end(&p, 0.5123, 0.8211, 3.214);
+        nnrt_progress_step(&p, 0.6, 0.8, -1);
+    nnrt_progress_end(&p, 0.5123, 0.8211, -1, 3.214);
     nnrt_progress_begin(&p, f, 2, 5, 3);
-    nnrt_progress_end(&p, 0.25, -1, 1);
+    nnrt_progress_end(&p, 0.25, -1, -1, 1);
+    p.metric = nnrt_metric_name(true); /* a regression: its mae, then its mse */
+    nnrt_progress_end(&p, 2.5, 1.25, 2.5, 1);
     CHECK(strcmp(read_stream(f), "epoch 1/5  469/469  loss 0.5123  acc 0.8211  3.21s\n"
-                                 "epoch 2/5  0/3  loss 0.2500  1.00s\n") == 0);
+                                 "epoch 2/5  0/3  loss 0.2500  1.00s\n"
+                                 "epoch 2/5  0/3  loss 2.5000  mae 1.2500  mse 2.5000  1.00s\n") == 0);
     fclose(f);
 
     double t0 = nnrt_now();
@@ -53,8 +56,8 @@ static void test_progress(void) {
         nnrt_progress_begin(&p, tty, 1, 5, 1000);
         CHECK(p.tty && p.color == (color == 1));
         for (int i = 0; i < 1000; i++)
-            nnrt_progress_step(&p, 0.5, 0.75);
-        nnrt_progress_end(&p, 0.5, 0.75, 0.5);
+            nnrt_progress_step(&p, 0.5, 0.75, -1);
+        nnrt_progress_end(&p, 0.5, 0.75, -1, 0.5);
         char out[8192];
         size_t n = 0;
         ssize_t r;

@@ -9,7 +9,7 @@
 #include <math.h>
 
 static void test_report(void) {
-    NnrtEpochStats epochs[2] = {{0.5, 0.75, 3.25, 1, -1, -1}, {0.25, -1, 1.5, 2, -1, -1}};
+    NnrtEpochStats epochs[2] = {{0.5, 0.75, 3.25, 1, -1, -1, -1, -1}, {0.25, -1, 1.5, 2, -1, -1, -1, -1}};
     NnrtTrainResult res = {.epochs = epochs, .nepochs = 2, .test_loss = -1, .test_acc = -1};
     NnrtReport r = {.model = "we\"ird\\name\n\x01.nn", .train_path = "data/train.gz",
                     .test_path = NULL, .seed = 18446744073709551615u, .batch = 128,
@@ -47,6 +47,20 @@ static void test_report(void) {
     CHECK(nnrt_report_write(path, &r, err, sizeof err));
     text = (char *)slurp(path, &n);
     CHECK(text && strstr(text, "\"epochs\": [],"));
+    free(text);
+
+    /* A regression: its mae and its mse, for each set. */
+    r.result = &res;
+    r.mae = true;
+    epochs[0] = (NnrtEpochStats){.epoch = 1, .loss = 0.5, .acc = 0.25, .mse = 0.5, .secs = 1,
+                                 .val_loss = 2, .val_acc = 1.5, .val_mse = 2};
+    res.nepochs = 1;
+    res.test_mse = 0.125;
+    CHECK(nnrt_report_write(path, &r, err, sizeof err));
+    text = (char *)slurp(path, &n);
+    CHECK(text && strstr(text, "{\"epoch\": 1, \"loss\": 0.5, \"mae\": 0.25, \"mse\": 0.5, \"val_loss\": 2, "
+                               "\"val_mae\": 1.5, \"val_mse\": 2, \"seconds\": 1}") &&
+          strstr(text, "\"test_loss\": 0.375,\n  \"test_mae\": 0.5,\n  \"test_mse\": 0.125,"));
     free(text);
 
     /* No temporary files left behind. */
