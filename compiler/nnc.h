@@ -1294,9 +1294,9 @@ void fit_state_free(FitState *st);
 /* Every PARAM and STATE slot of g under its name, and st, atomically. */
 bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *info,
               const FitState *st, char *err, size_t errlen);
-/* Whether every checkpoint of a run of `epochs` epochs can be loaded again:
- * its header (names, history) within NNRT_CKPT_MAX_HEADER; reported if not. */
-bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info, int64_t epochs);
+/* Whether every checkpoint of a run can be loaded again: its header (the
+ * names, the metadata) within NNRT_CKPT_MAX_HEADER; reported if not. */
+bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info);
 /* Loads a checkpoint's weights (the parameters and the model's state,
  * batchnorm's moving statistics) into the slots after checking every
  * tensor's name and shape against g (each mismatch reported through d);

@@ -299,7 +299,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
     Compiled c = {0};
     if (weights && !fit_load(d, weights, g, slots, &hook.info, &hook.st))
         status = EXIT_USAGE;
-    if (status == EXIT_OK && (hook.save_path || hook.best_path) && !fit_saveable(d, g, &hook.info, m->epochs))
+    if (status == EXIT_OK && (hook.save_path || hook.best_path) && !fit_saveable(d, g, &hook.info))
         status = EXIT_USAGE;
     if (status == EXIT_OK && !pipeline_compile(&plan, m->batch, &c, d))
         status = EXIT_USAGE;

@@ -209,6 +209,8 @@ static int check_tensors(NnrtAotState *s, const NnrtCkpt *c, const char *path) {
         const NnrtTensor *t = sl->name ? nnrt_ckpt_tensor(c, sl->name) : NULL;
         if (!t && sl->name && sl->weight)
             return fail(s, NNRT_AOT_EIO, "%s has no tensor '%s'", path, sl->name);
+        if (t && t->f64)
+            return fail(s, NNRT_AOT_EIO, "%s: tensor '%s' is F64; weights are F32", path, sl->name);
         bool same = !t || t->rank == sl->rank;
         for (int k = 0; t && same && k < t->rank; k++)
             same = t->dims[k] == sl->dims[k];
@@ -217,7 +219,7 @@ static int check_tensors(NnrtAotState *s, const NnrtCkpt *c, const char *path) {
                         m->name);
     }
     for (size_t k = 0; k < c->ntensors; k++) {
-        bool known = false;
+        bool known = !strcmp(c->tensors[k].name, NNRT_CKPT_HISTORY); /* not a weight */
         for (int64_t i = 5; !known && i < m->nslots; i++)
             known = m->slots[i].name && !strcmp(m->slots[i].name, c->tensors[k].name);
         if (!known)

@@ -37,7 +37,7 @@
 
 /* Bytes of a tensor's data, false on overflow. */
 static bool tensor_bytes(const NnrtTensor *t, size_t *out) {
-    size_t n = sizeof(float);
+    size_t n = t->f64 ? sizeof(double) : sizeof(float);
     for (int d = 0; d < t->rank; d++)
         if (t->dims[d] < 0 || __builtin_mul_overflow(n, (size_t)t->dims[d], &n))
             return false;
@@ -66,7 +66,7 @@ static char *make_header(const NnrtTensor *t, size_t nt, const NnrtMeta *meta, s
         json_t *shape = json_array();
         for (int d = 0; shape && d < t[i].rank; d++)
             json_array_append_new(shape, json_integer(t[i].dims[d]));
-        json_t *e = json_pack("{s:s, s:o, s:[I, I]}", "dtype", "F32", "shape", shape,
+        json_t *e = json_pack("{s:s, s:o, s:[I, I]}", "dtype", t[i].f64 ? "F64" : "F32", "shape", shape,
                               "data_offsets", (json_int_t)off, (json_int_t)end);
         ok = e && json_object_set_new(root, t[i].name, e) == 0;
         off = end;
@@ -161,8 +161,9 @@ static bool parse_tensor(const char *path, const char *name, json_t *v, NnrtTens
         !json_is_array(offs) || json_array_size(offs) != 2 || json_object_size(v) != 3)
         return nnrt_fail(err, errlen, "%s: tensor '%s' is not {\"dtype\", \"shape\", "
                     "\"data_offsets\": [begin, end]}", path, name);
-    if (strcmp(json_string_value(dtype), "F32") != 0)
-        return nnrt_fail(err, errlen, "%s: tensor '%s' has dtype %s; nnc reads F32 only", path, name,
+    t->f64 = strcmp(json_string_value(dtype), "F64") == 0;
+    if (strcmp(json_string_value(dtype), "F32") != 0 && !t->f64)
+        return nnrt_fail(err, errlen, "%s: tensor '%s' has dtype %s; nnc reads F32 and F64 only", path, name,
                     json_string_value(dtype));
     if (json_array_size(shape) > NNRT_IDX_MAX_RANK)
         return nnrt_fail(err, errlen, "%s: tensor '%s' has rank %zu; at most %d is supported", path,

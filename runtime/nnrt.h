@@ -496,7 +496,8 @@ typedef struct NnrtTensor {
     const char *name;
     int rank;
     int64_t dims[NNRT_IDX_MAX_RANK];
-    const void *data; /* float32, little-endian (saving; a loaded one: nnrt_ckpt_read) */
+    bool f64;         /* float64 (F64), else float32 (F32): weights are F32 */
+    const void *data; /* little-endian (saving; a loaded one: nnrt_ckpt_read) */
 } NnrtTensor;
 
 typedef struct NnrtMeta {
@@ -504,12 +505,18 @@ typedef struct NnrtMeta {
 } NnrtMeta;
 
 /* Writes a safetensors file atomically (temp file, fsync, rename, fsync of
- * the directory). Tensors are stored in the order given, all F32. */
+ * the directory). Tensors are stored in the order given. */
 bool nnrt_ckpt_save(const char *path, const NnrtTensor *t, size_t nt, const NnrtMeta *meta,
                     size_t nmeta, char *err, size_t errlen);
 
 /* The format nnc's checkpoints with a training state name in their metadata. */
 #define NNRT_CKPT_FORMAT "nnc-checkpoint-1"
+/* The tensor of a run's history in nnc's checkpoints: F64 [epochs, 7] (a
+ * row per epoch: epoch, loss, acc, val_loss, val_acc, mse, val_mse), data
+ * rather than metadata text, so that saving it costs a copy, not a JSON
+ * encoding that grew with every epoch. Not a weight: loaders skip it. The
+ * ':' keeps it apart from any name of a model's. */
+#define NNRT_CKPT_HISTORY "nnc:history"
 
 typedef struct NnrtCkpt {
     NnrtTensor *tensors; /* names owned by the checkpoint; data NULL */
@@ -522,13 +529,13 @@ typedef struct NnrtCkpt {
 } NnrtCkpt;
 
 /* Reads and validates a safetensors file's header: header size cap, JSON
- * (jansson), every field's type, F32 only, sizes without overflow, byte
+ * (jansson), every field's type, F32 or F64, sizes without overflow, byte
  * ranges tiling the rest of the file exactly. False with "PATH: what is
  * wrong" in err. The data is read only on demand (nnrt_ckpt_read), so a
  * caller checks the names and shapes first: a file may declare gigabytes
  * (sparse, or of tensors the caller has no use for). */
 bool nnrt_ckpt_load(const char *path, NnrtCkpt *c, char *err, size_t errlen);
-/* Reads the data of t, one of c's tensors, into dst (its bytes: 4 per element). */
+/* Reads the data of t, one of c's tensors, into dst (its bytes: 4 or, f64, 8 per element). */
 bool nnrt_ckpt_read(const NnrtCkpt *c, const NnrtTensor *t, void *dst, char *err, size_t errlen);
 const NnrtTensor *nnrt_ckpt_tensor(const NnrtCkpt *c, const char *name); /* NULL: none */
 const char *nnrt_ckpt_meta(const NnrtCkpt *c, const char *key);         /* NULL: none */

@@ -70,19 +70,25 @@ static void rejects(const char *name, const char *header, size_t data, uint64_t 
 
 static void test_round_trip(void) {
     float w[6] = {1, -2, 3.5f, 0, 1e-30f, -7}, b[2] = {0.25f, 8};
-    NnrtTensor t[2] = {{.name = "dense1.W", .rank = 2, .dims = {2, 3}, .data = w},
-                       {.name = "dense1.b", .rank = 1, .dims = {2}, .data = b}};
+    double h[2] = {0.1, -1}; /* F64: a run's history, not rounded to float */
+    NnrtTensor t[3] = {{.name = "dense1.W", .rank = 2, .dims = {2, 3}, .data = w},
+                       {.name = "dense1.b", .rank = 1, .dims = {2}, .data = b},
+                       {.name = "nnc:history", .rank = 2, .dims = {1, 2}, .f64 = true, .data = h}};
     NnrtMeta meta[2] = {{"epoch", "3"}, {"note", "quote \" and newline \n"}};
     char path[1200], err[512];
     path_of(path, sizeof path, "ok.safetensors");
-    CHECK(nnrt_ckpt_save(path, t, 2, meta, 2, err, sizeof err));
+    CHECK(nnrt_ckpt_save(path, t, 3, meta, 2, err, sizeof err));
     NnrtCkpt c;
     if (!CHECK(nnrt_ckpt_load(path, &c, err, sizeof err))) {
         printf("  %s\n", err);
         return;
     }
     const NnrtTensor *W = nnrt_ckpt_tensor(&c, "dense1.W"), *B = nnrt_ckpt_tensor(&c, "dense1.b");
-    CHECK(c.ntensors == 2 && W && B && !nnrt_ckpt_tensor(&c, "dense2.W"));
+    const NnrtTensor *H = nnrt_ckpt_tensor(&c, "nnc:history");
+    CHECK(c.ntensors == 3 && W && B && !nnrt_ckpt_tensor(&c, "dense2.W"));
+    CHECK(W && !W->f64 && H && H->f64 && H->rank == 2 && H->dims[0] == 1 && H->dims[1] == 2);
+    double rh[2];
+    CHECK(H && nnrt_ckpt_read(&c, H, rh, err, sizeof err) && !memcmp(rh, h, sizeof h));
     float rw[6], rb[2];
     CHECK(W && W->rank == 2 && W->dims[0] == 2 && W->dims[1] == 3 && nnrt_ckpt_read(&c, W, rw, err, sizeof err) &&
           !memcmp(rw, w, sizeof w));
@@ -101,7 +107,7 @@ static void test_round_trip(void) {
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++)
         hlen |= (uint64_t)bytes[i] << (8 * i);
-    CHECK(hlen % 8 == 0 && 8 + hlen + sizeof w + sizeof b == n);
+    CHECK(hlen % 8 == 0 && 8 + hlen + sizeof w + sizeof b + sizeof h == n);
 
     /* Every truncation is an error naming the file, never a crash or a load. */
     char cut[1200];

@@ -9,6 +9,7 @@ meta = h.pop("__metadata__")
 data = raw[8 + n:]
 for name, t in h.items():
     b, e = t["data_offsets"]
-    vals = struct.unpack("<%df" % ((e - b) // 4), data[b:e])
+    size, code = (8, "d") if t["dtype"] == "F64" else (4, "f")  # the history's, the weights'
+    vals = struct.unpack("<%d%s" % ((e - b) // size, code), data[b:e])
     assert all(math.isfinite(v) for v in vals), name
 print("all %d tensors finite; saved at epoch %s, step %s" % (len(h), meta["epoch"], meta["step"]))
