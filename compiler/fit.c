@@ -153,10 +153,10 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
 
 /* Bounds of what fit_save writes in the header: a tensor's entry besides
  * its name (dtype, up to 4 dimensions and 2 offsets of 20 digits, quotes,
- * commas; the history's is one of them), and the metadata besides the
- * model's name, the class names and the normalization (which fit_saveable
- * adds: 21 fields of under 160 bytes). The history is data, whatever the
- * epochs. */
+ * commas; the history's is one of them), and the metadata: 22 fields,
+ * under 160 bytes each besides the model's name, the class names and the
+ * normalization, which fit_saveable adds. The history is data, whatever
+ * the epochs. */
 #define TENSOR_ENTRY_MAX 200
 #define META_MAX 4096
 
