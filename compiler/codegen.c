@@ -415,9 +415,8 @@ LLVMValueRef cg_reduce_step(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x) {
 
 /* r[j] = r[j] (+ or max or min) a[i] where j is i with the reduced axes at
  * 0: the reduced shape seen through a nest over the operand is exactly a
- * broadcast. r starts at the identity of the operation. */
-/* Over the operand's axes: a reduction's element is summed in the order
- * of the reduced axis however the others are split. */
+ * broadcast. Each element of r is summed in the order of the reduced axis
+ * however the others are split. */
 static void reduce_body(Cg *c, NodeId id, int part, LLVMValueRef b0, LLVMValueRef b1) {
     const IrNode *n = &c->g->nodes[id];
     Nest r;
@@ -431,8 +430,9 @@ static void reduce_body(Cg *c, NodeId id, int part, LLVMValueRef b0, LLVMValueRe
     nest_close(c, &r);
 }
 
-/* A reduction over axis 0 splits its operand's axis 1: each unit then has
- * result elements of its own. */
+/* r starts at the identity of the operation. A reduction over axis 0
+ * splits its operand's axis 1: each unit then has result elements of its
+ * own. */
 static void emit_reduce(Cg *c, NodeId id) {
     const IrNode *n = &c->g->nodes[id];
     cg_fill(c, c->ptr[id], elems(c, id), cg_f(c, cg_reduce_identity(n->op)));

@@ -11,15 +11,14 @@
  * computed where the kernel can read it from x (fuse.c folds it): as A,
  * each part of the rows gathered into a buffer that stays in L2; as B,
  * while packing. Nor is dY K^T: its kernel adds each result to the image
- * position col2im takes it to (emit_scatter). The
- * filter gradient's long sum runs down the rows of P and dY. Where it is
- * long enough, the kernel splits it between units (cg_matmul_ksplit): P^T
- * dY, P^T gathered a chunk of P's rows at a time. Else the kernel reads
- * its A operand (here a transpose) a tile's few floats of each row at a
- * time, for every row tile, so A is the one of shorter rows: dY^T P for
- * 64 filters against 288 patch elements (P^T dY, not split, took 2.4 times
- * the forward product's time), P^T dY for 9 against 32 (dY^T P took 1.5
- * times as long).
+ * position col2im takes it to (emit_scatter). The filter gradient's long
+ * sum runs down the rows of P and dY. Where it is long enough, the kernel
+ * splits it between units (cg_matmul_ksplit): P^T dY, P^T gathered a
+ * chunk of P's rows at a time. Else the kernel reads its A operand (here a
+ * transpose) a tile's few floats of each row at a time, for every row
+ * tile, so A is the one of shorter rows: dY^T P for 64 filters against 288
+ * patch elements (P^T dY, not split, took 2.4 times the forward product's
+ * time), P^T dY for 9 against 32 (dY^T P took 1.5 times as long).
  *
  * The window ops stay in the step graph (--emit=ir, grad) and are the -O0
  * reference (cg_window.c); this rewrite is what -O2 schedules and
