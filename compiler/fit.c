@@ -405,13 +405,19 @@ static bool read_tensors(Diag *d, const NnrtCkpt *c, const Graph *g, void **slot
     return ok;
 }
 
+/* Checkpoint path loaded into *c, or the loader's message reported. */
+static bool ckpt_open(Diag *d, const char *path, NnrtCkpt *c) {
+    char err[1024];
+    if (nnrt_ckpt_load(path, c, err, sizeof err))
+        return true;
+    diag_plain(d, "%s", err);
+    return false;
+}
+
 bool fit_read_settings(Arena *a, Diag *d, const char *path, FitSettings *s) {
     NnrtCkpt c;
-    char err[1024];
-    if (!nnrt_ckpt_load(path, &c, err, sizeof err)) {
-        diag_plain(d, "%s", err);
+    if (!ckpt_open(d, path, &c))
         return false;
-    }
     *s = (FitSettings){0};
     uint64_t epochs = 0, batch = 0;
     double lr = 0;
@@ -433,11 +439,8 @@ bool fit_read_settings(Arena *a, Diag *d, const char *path, FitSettings *s) {
 
 bool fit_read_classes(Diag *d, const char *path, NnrtClasses *out) {
     NnrtCkpt c;
-    char err[1024];
-    if (!nnrt_ckpt_load(path, &c, err, sizeof err)) {
-        diag_plain(d, "%s", err);
+    if (!ckpt_open(d, path, &c))
         return false;
-    }
     const char *v = nnrt_ckpt_meta(&c, "classes");
     size_t n = v && *v ? 1 : 0;
     for (const char *p = v; n && *p; p++)
@@ -464,12 +467,9 @@ bool fit_read_classes(Diag *d, const char *path, NnrtClasses *out) {
 
 bool fit_read_normalize(Diag *d, const char *path, size_t n, double **mean, double **std) {
     NnrtCkpt c;
-    char err[1024];
     *mean = *std = NULL;
-    if (!nnrt_ckpt_load(path, &c, err, sizeof err)) {
-        diag_plain(d, "%s", err);
+    if (!ckpt_open(d, path, &c))
         return false;
-    }
     const char *v = nnrt_ckpt_meta(&c, "normalize");
     bool ok = true;
     if (v && *v) {
@@ -494,11 +494,8 @@ bool fit_read_normalize(Diag *d, const char *path, size_t n, double **mean, doub
 bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const FitInfo *info,
               FitState *st) {
     NnrtCkpt c;
-    char err[1024];
-    if (!nnrt_ckpt_load(path, &c, err, sizeof err)) {
-        diag_plain(d, "%s", err);
+    if (!ckpt_open(d, path, &c))
         return false;
-    }
     int errors = d->errors;
     char b1[128], b2[128];
     for (int s = 0; s < g->nslots; s++) {
