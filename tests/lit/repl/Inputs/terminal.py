@@ -15,7 +15,8 @@ nnc, mkidx, work = sys.argv[1:4]
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 data = os.path.join(work, "data")
-# Enough samples that an epoch takes a while: Ctrl-C lands mid-training.
+# Enough samples and epochs that Ctrl-C lands mid-training (an epoch takes
+# milliseconds: the signal may come during an epoch or between two).
 subprocess.run([mkidx, data, "--n", "20000", "--test-n", "10", "--shape", "8x8", "--classes", "3"], check=True)
 home = os.path.join(work, "home")
 os.makedirs(home)
@@ -100,7 +101,7 @@ try:
     time.sleep(0.5)
     keys("C-c")
     wait_prompt()
-    wait_for("training interrupted at epoch")
+    wait_for("training interrupted")  # "at epoch N, step S" or "after epoch N"
     # Ctrl-C at the prompt drops the line; the session is intact.
     keys("abandoned")
     wait_for("nnc> abandoned")  # typed before the signal comes
