@@ -161,6 +161,12 @@ static NodeId image_of(const Cg *c, NodeId id) {
     return n->op == OP_AVGPOOL_GRAD || n->op == OP_COL2IM ? id : n->in[0];
 }
 
+/* The adjoints scatter into x: they add to the positions a window read. */
+static bool scatters(Op op) { return op == OP_AVGPOOL_GRAD || op == OP_COL2IM || op == OP_MAXPOOL_GRAD; }
+
+/* maxpool's adjoints walk each window twice: its maximum, then where it is. */
+static bool two_passes(Op op) { return op == OP_MAXPOOL_GRAD || op == OP_MAXPOOL_PICK; }
+
 /* The pooling ops and the patches walk the windows: samples b (those in
  * [b0, b1): each kernel call's share), windows (i,
  * j), then each window's (u, v), then the channels innermost, contiguous
@@ -173,7 +179,7 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
     const IrNode *n = &c->g->nodes[id];
     const Window *w = &n->win;
     NodeId a = n->in[0], b = n->in[1];
-    bool scatter = n->op == OP_AVGPOOL_GRAD || n->op == OP_COL2IM || n->op == OP_MAXPOOL_GRAD;
+    bool scatter = scatters(n->op);
     NodeId x = image_of(c, id);
     LLVMValueRef C = cg_dim(c, x, 3);
     int64_t cc = c->g->nodes[x].shape.dim[3];
@@ -196,7 +202,7 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
     /* maxpool's adjoints find each channel's first maximum (u, then v:
      * PyTorch's tie) in two passes over the window: its maximum per
      * channel (in max[]), then the first position holding it (done[]). */
-    bool first = n->op == OP_MAXPOOL_GRAD || n->op == OP_MAXPOOL_PICK;
+    bool first = two_passes(n->op);
     LLVMValueRef max = first ? cg_var(c, c->ft, cc, "") : NULL, done = first ? cg_var(c, c->ft, cc, "") : NULL;
     if (n->op == OP_MAXPOOL || n->op == OP_AVGPOOL || first) { /* the window's values start at the identity */
         LLVMValueRef ch = cg_loop_open(c, &lc, C);
@@ -289,8 +295,15 @@ void cg_window(Cg *c, NodeId id) {
     NodeId a = n->in[0], b = n->in[1];
     LLVMBuilderRef B = c->b;
     if (!op_info[n->op].gemm) {
+        /* The element visits emit_windows makes: each pass over the
+         * windows, and the adjoints' zeroing of x (counting it whether or
+         * not the windows tile x errs on the side of the pool). Counting
+         * one pass left conv2's maxpool gradient on one thread: 2.6
+         * million visits taken for 0.8. */
         const Shape *x = &c->g->nodes[image_of(c, id)].shape;
-        double work = (double)x->dim[0] * (double)w->oh * (double)w->ow * w->kh * w->kw * (double)x->dim[3];
+        double work = (double)x->dim[0] * (double)w->oh * (double)w->ow * w->kh * w->kw * (double)x->dim[3] *
+                          (two_passes(n->op) ? 2 : 1) +
+                      (scatters(n->op) ? (double)x->dim[0] * (double)x->dim[1] * (double)x->dim[2] * (double)x->dim[3] : 0);
         char name[256];
         Cg step;
         LLVMValueRef kfn = cg_kernel_begin(c, &step, "win", false, name, sizeof name);
