@@ -361,11 +361,27 @@ static void emit_nest(Cg *c, NodeId id, NodeId over, int axis, NestBody *body) {
     cg_kernel_end(c, &step, name, part_units, &p, (double)shape_elems(s));
 }
 
+static void elemwise_store(Cg *c, NodeId id, const Nest *r) {
+    Layout l = layout(c, id);
+    store_at(c, c->ptr[id], bcast_offset(c, &l, r), elemwise_at(c, id, r));
+}
+
+/* Elementwise node id, and the kernels of its element loop if it is the
+ * first of one (fuse_rows.c): each stored at every index in turn. */
 static void elemwise_body(Cg *c, NodeId id, int part, LLVMValueRef b0, LLVMValueRef b1) {
+    const Schedule *s = c->sched;
     Nest r;
     nest_open_part(c, &r, id, part, b0, b1);
-    Layout l = layout(c, id);
-    store_at(c, c->ptr[id], bcast_offset(c, &l, &r), elemwise_at(c, id, &r));
+    if (s->elems[id] != id) {
+        elemwise_store(c, id, &r);
+    } else {
+        int k = 0;
+        while (s->order[k] != id)
+            k++;
+        for (; k < c->g->nnodes && (s->elems[s->order[k]] == id || !schedule_has_loop(s, s->order[k])); k++)
+            if (s->elems[s->order[k]] == id)
+                elemwise_store(c, s->order[k], &r);
+    }
     nest_close(c, &r);
 }
 
@@ -745,6 +761,10 @@ void cg_add_step(CgModule *m, const char *name, const Graph *g, const Schedule *
         NodeId i = sched->order[k];
         if (sched->interruptible && (sched->place[i] == PLACE_ARENA || sched->place[i] == PLACE_SLOT))
             return_if_interrupted(&c);
+        if (sched->elems[i] >= 0 && sched->elems[i] != i) {
+            k++; /* computed in its element loop, by the first kernel's */
+            continue;
+        }
         if (sched->rows[i] < 0) {
             emit_node(&c, i);
             k++;

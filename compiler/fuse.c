@@ -250,6 +250,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
         }
     }
     schedule_rows(a, g, s);
+    schedule_elems(a, g, s);
     size_t dt = dtype_bytes(g->dtype);
     bool checks = false;
     for (int i = 0; i < g->nnodes; i++)
@@ -294,6 +295,13 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
             for (int j = 0; j < g->nnodes; j++)
                 members += s->rows[j] == i;
             fprintf(out, "rows: kernels %d-%d in one loop over the batch's rows\n", loops, loops + members - 1);
+        }
+        if (s->elems[i] == i) {
+            int members = 0;
+            for (int j = 0; j < g->nnodes; j++)
+                members += s->elems[j] == i;
+            fprintf(out, "elements: kernels %d-%d in one loop over %s\n", loops, loops + members - 1,
+                    shape_str(&g->nodes[i].shape, sb, sizeof sb));
         }
         Placement p = s->place[i];
         if (p != PLACE_ARENA && p != PLACE_SLOT)

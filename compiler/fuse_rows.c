@@ -1,5 +1,8 @@
-/* fuse_rows.c — the schedule's row loops: adjacent kernels over the rows of
- * the batch become one loop over the rows, each row's values in registers.
+/* fuse_rows.c — the schedule's row loops and element loops: adjacent kernels
+ * become one loop.
+ *
+ * Row loops: adjacent kernels over the rows of the batch become one loop
+ * over the rows, each row's values in registers.
  *
  * After the last matmul of the forward pass, the loss and its gradient are
  * a run of small kernels over [n, 10]: logsoftmax, exp, onehot, the
@@ -16,6 +19,19 @@
  * rows (the loss's sum) accumulates across the loop; kernels that read it
  * move after the loop (the loss's scaling). Every result is still stored
  * for the kernels after the loop: only the order of the work changes.
+ *
+ * Element loops: adjacent elementwise kernels of one shape (an optimizer's
+ * update of a parameter: Adam's m, v and the parameter; a momentum's
+ * velocity and the parameter) become one loop storing each at every index.
+ * Each element is computed as it was, from the same values. A kernel reads
+ * another's result only at its own index, which the loop has just stored
+ * there: an operand is broadcast only where its shape differs from the
+ * result's, and the loop's results, and the slots they are stored into,
+ * all have the loop's shape. A slot's old value is read by nothing after
+ * the kernel that writes it (fuse.c's in_place_ok), so nothing later in the
+ * loop reads it either. One loop is one pass over the shape instead of
+ * several, and, more, one loop for LLVM to vectorise instead of several:
+ * Adam's 24 loops in the CNN's step were half of its module's compile time.
  */
 #include "nnc.h"
 
@@ -157,5 +173,34 @@ void schedule_rows(Arena *a, const Graph *g, Schedule *s) {
         for (int k = i; k < j; k++)
             st[k] = ROW_NONE;
         i = j;
+    }
+}
+
+/* Can kernel k join an element loop: an elementwise op with a loop of its
+ * own, in no row loop and no matmul's epilogue? */
+static bool elem_kernel(const Graph *g, const Schedule *s, NodeId k) {
+    const IrNode *n = &g->nodes[k];
+    return schedule_has_loop(s, k) && s->epilogue[k] < 0 && s->root[k] == k && s->rows[k] < 0 &&
+           op_info[n->op].elem && !op_info[n->op].index;
+}
+
+void schedule_elems(Arena *a, const Graph *g, Schedule *s) {
+    size_t nn = (size_t)g->nnodes + 1;
+    s->elems = arena_array(a, nn, sizeof *s->elems);
+    for (int i = 0; i < g->nnodes; i++)
+        s->elems[i] = -1;
+    for (int k = 0; s->opt >= 2 && k < g->nnodes;) {
+        NodeId first = s->order[k++];
+        if (!elem_kernel(g, s, first))
+            continue;
+        for (; k < g->nnodes; k++) {
+            NodeId j = s->order[k];
+            if (!schedule_has_loop(s, j))
+                continue;
+            if (!elem_kernel(g, s, j) || !shape_eq(&g->nodes[j].shape, &g->nodes[first].shape) ||
+                ir_batch_axes(g, j) != ir_batch_axes(g, first))
+                break;
+            s->elems[first] = s->elems[j] = first;
+        }
     }
 }

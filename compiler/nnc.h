@@ -26,7 +26,7 @@
  *   step.c      a model's step graphs (forward, backward, update), built once
  *   gradcheck.c symbolic gradients against central differences, in float64
  *   fuse.c      the schedule: which loop computes each node, where it lives
- *   fuse_rows.c the schedule's row loops: kernels over the batch's rows fused
+ *   fuse_rows.c the schedule's row loops and element loops: kernels fused
  *   layout.c    weight matrices kept in the matmul kernel's column panels
  *   codegen.c   IR -> LLVM IR: a loop nest per scheduled loop (naive at -O0)
  *   cg_matmul.c the register-blocked matmul kernel, its packing and epilogue
@@ -1040,6 +1040,9 @@ typedef struct Schedule {
     NodeId *rows;       /* per kernel in a row loop (fuse_rows.c): the loop's
                            first kernel, else -1; a loop's kernels are adjacent
                            in `order` */
+    NodeId *elems;      /* per kernel in an element loop (fuse_rows.c): the
+                           loop's first kernel, else -1; a loop's kernels are
+                           adjacent in `order` */
     size_t arena_bytes;
     bool *panels;       /* per slot: a weight matrix kept in the matmul
                            kernel's column panels (layout.c); NULL: none */
@@ -1109,6 +1112,8 @@ void layout_rows_free(const Graph *g, const Schedule *s, void **rows);
 /* Sets s->order and s->rows: the row loops (s->place, root, epilogue and
  * colsum decided). */
 void schedule_rows(Arena *a, const Graph *g, Schedule *s);
+/* Sets s->elems: the element loops (after schedule_rows). */
+void schedule_elems(Arena *a, const Graph *g, Schedule *s);
 /* Does node k have a loop of its own (a kernel), not computed in another's? */
 bool schedule_has_loop(const Schedule *s, NodeId k);
 /* The elements of x per sample (its shape after the batch axis), or -1

@@ -1,4 +1,4 @@
-/* test_fuse.c — the row loops of the schedule (fuse_rows.c) on graphs
+/* test_fuse.c — the row loops and element loops of the schedule (fuse_rows.c) on graphs
  * built by hand, for what the language does not produce today: a kernel
  * over the batch's rows that reads a reduction over every row must run
  * after the loop that computes it; one that reads a row of the loop through
@@ -79,6 +79,31 @@ int main(void) {
     w = ir_binary(g, OP_ADD, e, r, L0);
     s = schedule(a, g, 2, tg);
     CHECK(s->rows[e] == -1 && s->rows[r] == -1 && s->rows[w] == -1);
+
+    /* Element loops: v' = 0.9 v - 0.1 P and P' = P + v' (a momentum step,
+     * each into its slot) are one loop over [5]; then q' = 2 Q, over [3],
+     * is a loop of its own; at -O0 none. */
+    g = ir_new(a, DT_F32);
+    ir_add_slot(g, (Slot){.kind = SLOT_ARENA, .name = "arena"});
+    Shape s5 = {1, {5}}, s3 = {1, {3}}, scalar = {0, {0}};
+    int ps = ir_add_slot(g, (Slot){.kind = SLOT_PARAM, .name = "P", .shape = s5});
+    int vs = ir_add_slot(g, (Slot){.kind = SLOT_STATE, .name = "v", .shape = s5});
+    int qs = ir_add_slot(g, (Slot){.kind = SLOT_PARAM, .name = "Q", .shape = s3});
+    NodeId pp = ir_leaf(g, OP_PARAM, ps, s5, L0), vv = ir_leaf(g, OP_STATE, vs, s5, L0);
+    NodeId qq = ir_leaf(g, OP_PARAM, qs, s3, L0);
+    NodeId v1 = ir_binary(g, OP_SUB, ir_binary(g, OP_MUL, vv, ir_const(g, 0.9, scalar, L0), L0),
+                          ir_binary(g, OP_MUL, pp, ir_const(g, 0.1, scalar, L0), L0), L0);
+    NodeId p1 = ir_binary(g, OP_ADD, pp, v1, L0);
+    NodeId q1 = ir_binary(g, OP_MUL, qq, ir_const(g, 2, scalar, L0), L0);
+    ir_add_output(g, v1, vs);
+    ir_add_output(g, p1, ps);
+    ir_add_output(g, q1, qs);
+    s = schedule(a, g, 2, tg);
+    CHECK(s->elems[v1] == v1 && s->elems[p1] == v1 && s->elems[q1] == -1);
+    CHECK(position(s, g, p1) > position(s, g, v1) && position(s, g, q1) > position(s, g, p1));
+    Schedule *e0 = schedule(a, g, 0, tg);
+    for (int i = 0; i < g->nnodes; i++)
+        CHECK(e0->elems[i] == -1);
 
     arena_free(a);
     target_free(tg);
