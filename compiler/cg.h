@@ -15,6 +15,7 @@ struct CgModule {
     LLVMModuleRef mod;                 /* owned until jit_compile takes it */
     bool kernel;                       /* register-blocked vector code by construction: jit.c optimises
                                           it less (an outlined loop nest, such as cg_window.c's, is not) */
+    bool kernel_fn;                    /* holds one kernel function (cg_kernel_begin), named as the module */
     CgModule *next;                    /* the kernels the step calls, each a module of its own */
 };
 

@@ -688,6 +688,7 @@ LLVMValueRef cg_kernel_begin(Cg *c, Cg *step, const char *kind, bool blocked, ch
     snprintf(name, len, "%s.%s%d", c->name, kind, c->kernels++);
     CgModule *km = cg_module_chain(c->owner, name);
     km->kernel = blocked;
+    km->kernel_fn = true;
     *step = *c;
     cg_use_module(c, km);
     LLVMValueRef kfn = LLVMAddFunction(c->mod, name, cg_kernel_type(c)); /* external: the step and perf maps see it */
@@ -697,8 +698,24 @@ LLVMValueRef cg_kernel_begin(Cg *c, Cg *step, const char *kind, bool blocked, ch
     return kfn;
 }
 
+/* Removes what cg_begin_function made and nothing uses: the pointers to
+ * every slot and buffer of the step. Two kernels of the same code are then
+ * the same IR but for their names, which jit.c compiles once. An operand
+ * comes before its user, so one backward pass removes whole chains. */
+static void prune_entry(Cg *c) {
+    LLVMValueRef next;
+    for (LLVMValueRef i = LLVMGetLastInstruction(LLVMGetEntryBasicBlock(c->fn)); i; i = next) {
+        next = LLVMGetPreviousInstruction(i);
+        LLVMOpcode op = LLVMGetInstructionOpcode(i);
+        if (!LLVMGetFirstUse(i) && (op == LLVMGetElementPtr || op == LLVMBitCast || op == LLVMPtrToInt ||
+                                    (op == LLVMLoad && !LLVMGetVolatile(i))))
+            LLVMInstructionEraseFromParent(i);
+    }
+}
+
 void cg_kernel_end(Cg *c, const Cg *step, const char *name, LLVMValueRef (*units)(Cg *c, void *arg), void *arg,
                    double work) {
+    prune_entry(c);
     cg_end_function(c);
     free(c->ptr);
     free(c->slot);

@@ -208,21 +208,99 @@ static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t jobs_ended = PTHREAD_COND_INITIALIZER;
 static int abandoned_running; /* threads of abandoned compilations; under jobs_lock */
 
-/* A job per module: each step function, then its kernels; takes mods. */
+/* A kernel module's text with its own name (the module's and its one
+ * function's) blanked: equal for two kernels that differ only in name;
+ * the caller frees it. */
+static char *kernel_text(const CgModule *m) {
+    size_t len = 0;
+    const char *name = LLVMGetModuleIdentifier(m->mod, &len);
+    char *text = LLVMPrintModuleToString(m->mod), *out = xstrdup(text), *to = out;
+    for (const char *from = text; *from;)
+        if (len && strncmp(from, name, len) == 0) {
+            *to++ = '#';
+            from += len;
+        } else {
+            *to++ = *from++;
+        }
+    *to = '\0';
+    LLVMDisposeMessage(text);
+    return out;
+}
+
+/* Its instructions, a cheap first test of equality. */
+static size_t instructions(const CgModule *m) {
+    size_t n = 0;
+    for (LLVMValueRef f = LLVMGetFirstFunction(m->mod); f; f = LLVMGetNextFunction(f))
+        for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(f); b; b = LLVMGetNextBasicBlock(b))
+            for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i))
+                n++;
+    return n;
+}
+
+/* Is kernel module k the same code as an earlier one of the n in mod[]?
+ * Then every call to it calls that one instead (the declarations in all
+ * the modules renamed), and it is not compiled. The evaluation step's
+ * forward kernels are the training step's, buffers and all (the arena
+ * offsets of the forward pass coincide). */
+static bool same_as_earlier(const CgModule *const *mod, int n, int k, char **text, const size_t *count) {
+    for (int e = 0; e < k; e++) {
+        if (!mod[e]->kernel_fn || count[e] != count[k])
+            continue;
+        if (!text[e])
+            text[e] = kernel_text(mod[e]);
+        if (!text[k])
+            text[k] = kernel_text(mod[k]);
+        if (strcmp(text[e], text[k]) != 0)
+            continue;
+        const char *dup = LLVMGetModuleIdentifier(mod[k]->mod, &(size_t){0});
+        const char *orig = LLVMGetModuleIdentifier(mod[e]->mod, &(size_t){0});
+        for (int i = 0; i < n; i++) {
+            LLVMValueRef f = i == k ? NULL : LLVMGetNamedFunction(mod[i]->mod, dup);
+            if (!f || !LLVMIsDeclaration(f))
+                continue;
+            LLVMValueRef to = LLVMGetNamedFunction(mod[i]->mod, orig); /* a step calling both */
+            if (to) {
+                LLVMReplaceAllUsesWith(f, to);
+                LLVMDeleteFunction(f);
+            } else {
+                LLVMSetValueName2(f, orig, strlen(orig));
+            }
+        }
+        return true;
+    }
+    return false;
+}
+
+/* A job per module: each step function, then its kernels, but a kernel
+ * that is an earlier one under another name once; takes mods. */
 static Jobs *jobs_of(CgModule **mods, int nmods, const Target *t) {
     int n = 0;
     for (int i = 0; i < nmods; i++)
         for (const CgModule *m = mods[i]; m; m = m->next)
             n++;
+    const CgModule **all = xrealloc(NULL, (size_t)n + 1, sizeof *all);
+    char **text = xcalloc((size_t)n + 1, sizeof *text);
+    size_t *count = xcalloc((size_t)n + 1, sizeof *count);
+    n = 0;
+    for (int i = 0; i < nmods; i++)
+        for (const CgModule *m = mods[i]; m; m = m->next) {
+            count[n] = m->kernel_fn ? instructions(m) : 0;
+            all[n++] = m;
+        }
     Jobs *js = xcalloc(1, sizeof *js);
-    *js = (Jobs){.target = *t, .job = xrealloc(NULL, (size_t)n + 1, sizeof *js->job), .n = n,
+    *js = (Jobs){.target = *t, .job = xrealloc(NULL, (size_t)n + 1, sizeof *js->job),
                  .mods = xrealloc(NULL, (size_t)nmods + 1, sizeof *js->mods), .nmods = nmods};
     js->target.cpu = xstrdup(t->cpu);
     js->target.features = xstrdup(t->features);
     memcpy(js->mods, mods, (size_t)nmods * sizeof *mods);
-    for (int i = 0, k = 0; i < nmods; i++)
-        for (const CgModule *m = mods[i]; m; m = m->next)
-            js->job[k++] = (Job){.mod = m};
+    for (int k = 0; k < n; k++)
+        if (!all[k]->kernel_fn || !same_as_earlier(all, n, k, text, count))
+            js->job[js->n++] = (Job){.mod = all[k]};
+    for (int k = 0; k < n; k++)
+        free(text[k]);
+    free(text);
+    free(count);
+    free(all);
     return js;
 }
 
