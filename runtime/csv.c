@@ -8,11 +8,12 @@
  *
  * Keras users come with tables, and a table this big (Fashion-MNIST as CSV
  * is 60,000 rows of 785 numbers, 130 MB of text) must load about as fast
- * as the IDX files: the file is parsed in chunks as it streams in, by a
- * byte loop with no per-field allocation, the numbers of known columns
- * converted where they lie in the read buffer, and numbers of up to 15
- * digits converted exactly without strtod (decimal(): strtod was most of
- * the time). Every error names the file, the line and the column.
+ * as the IDX files: the file is parsed in chunks as it streams in, a plain
+ * row (no quotes, short numbers) by one loop over its fields in the read
+ * buffer (plain_row), any other by a byte loop with no per-field
+ * allocation, and numbers of up to 15 digits converted exactly without
+ * strtod (decimal(): strtod was most of the time). Every error names the
+ * file, the line and the column.
  */
 #include "nnrt.h"
 
@@ -87,23 +88,25 @@ static bool located(Csv *c, const char *sep, const char *what, const char *field
                      where, sep, field ? field : "", field && strlen(field) > 60 ? "..." : "");
 }
 
-/* [-+]digits[.digits] at *p (before end) with 1 to 15 digits: its value,
- * *p moved past it. Such a number is a 15-digit integer divided by a power
- * of ten up to 1e15, both exact in a double, so the one rounding of the
- * division gives what strtod gives (Clinger's fast path), at a fraction of
- * its cost. False for anything else (more digits, an exponent, no digit). */
-static inline bool decimal(const char **p, const char *end, double *v) {
+/* [-+]digits[.digits] at *p with 1 to 15 digits: its value, *p moved past
+ * it. Such a number is a 15-digit integer divided by a power of ten up to
+ * 1e15, both exact in a double, so the one rounding of the division gives
+ * what strtod gives (Clinger's fast path), at a fraction of its cost. False
+ * for anything else (more digits, an exponent, no digit). The text ends in
+ * a byte that is not a digit (a NUL, or a row's '\n'), which ends the loops
+ * without a bound to check. */
+static inline bool decimal(const char **p, double *v) {
     static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13,
                                    1e14, 1e15};
     const char *s = *p;
-    bool neg = s < end && *s == '-';
-    s += s < end && (*s == '-' || *s == '+');
+    bool neg = *s == '-';
+    s += *s == '-' || *s == '+';
     uint64_t m = 0; /* wraps past 19 digits, which are refused below */
     int digits = 0, frac = 0;
-    for (; s < end && *s >= '0' && *s <= '9'; s++, digits++)
+    for (; *s >= '0' && *s <= '9'; s++, digits++)
         m = m * 10 + (uint64_t)(*s - '0');
-    if (s < end && *s == '.')
-        for (s++; s < end && *s >= '0' && *s <= '9'; s++, digits++, frac++)
+    if (*s == '.')
+        for (s++; *s >= '0' && *s <= '9'; s++, digits++, frac++)
             m = m * 10 + (uint64_t)(*s - '0');
     if (digits == 0 || digits > 15)
         return false;
@@ -119,7 +122,7 @@ static bool parse_number(const char *s, double *v) {
     while (*s == ' ')
         s++;
     const char *q = s;
-    if (decimal(&q, s + strlen(s), v)) {
+    if (decimal(&q, v)) {
         while (*q == ' ')
             q++;
         if (!*q)
@@ -132,17 +135,6 @@ static bool parse_number(const char *s, double *v) {
     while (*e == ' ')
         e++;
     return e != s && !*e;
-}
-
-/* decimal() at p, ended by the delimiter, '\n' or "\r\n" before `end`:
- * its value, and the bytes before that end. False for anything else, which
- * the general path reads. */
-static bool fast_number(const char *p, const char *end, char d, double *v, size_t *used) {
-    const char *s = p;
-    if (!decimal(&s, end, v) || s == end || (*s != d && *s != '\n' && !(*s == '\r' && s + 1 < end && s[1] == '\n')))
-        return false;
-    *used = (size_t)(s - p);
-    return true;
 }
 
 /* "a,b,c" -> the column each names (a header name, or a position). */
@@ -238,6 +230,19 @@ static bool header_field(Csv *c, const char *s, size_t len) {
     return true;
 }
 
+/* A class of the label column (len bytes at s), kept as text until all
+ * are seen (label_indices). */
+static bool label_field(Csv *c, const char *s, size_t len) {
+    if (!len)
+        return located(c, "", "a missing class", NULL);
+    if (memchr(s, '\n', len))
+        return located(c, "", "a class name with a line break", NULL);
+    size_t at = c->label_text.n;
+    return (vec_push(&c->label_text, s, len) && vec_push(&c->label_text, "", 1) && vec_push(&c->label_at, &at, 1) &&
+            vec_push(&c->label_line, &c->field_line, 1)) ||
+           nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
+}
+
 /* A field of a data row. */
 static bool data_field(Csv *c, const char *s, size_t len) {
     if (c->col >= c->ncols)
@@ -253,16 +258,8 @@ static bool data_field(Csv *c, const char *s, size_t len) {
     case ROLE_SKIP:
     case ROLE_UNDECIDED:
         return true;
-    case ROLE_LABEL: {
-        if (!len)
-            return located(c, "", "a missing class", NULL);
-        if (memchr(s, '\n', len))
-            return located(c, "", "a class name with a line break", NULL);
-        size_t at = c->label_text.n;
-        return (vec_push(&c->label_text, s, len + 1) && vec_push(&c->label_at, &at, 1) &&
-                vec_push(&c->label_line, &c->field_line, 1)) ||
-               nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
-    }
+    case ROLE_LABEL:
+        return label_field(c, s, len);
     case ROLE_FEATURE:
     case ROLE_TARGET:
         if (!len)
@@ -321,6 +318,59 @@ static bool end_field(Csv *c, char *fb, size_t len) {
     return ok;
 }
 
+/* A whole data row at p (before end) when it is plain: its line within
+ * the buffer, no quote and no '\r' but one before the '\n', each input and
+ * target a number decimal() takes, each field ended by the delimiter, the
+ * last by the line's end. Its values stored and the row ended (end_row);
+ * the bytes it took, newline included. 0 for any other row (one the
+ * buffer's end cuts, a blank line, a quote, a long number, an error), which
+ * the byte loop reads: this is the loop over Fashion-MNIST's 47 million
+ * fields, with no state to keep between them. */
+static size_t plain_row(Csv *c, const char *p, const char *end, bool *ok) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl)
+        return 0;
+    const char *eol = nl > p && nl[-1] == '\r' ? nl - 1 : nl, *s = p, *label = NULL;
+    size_t label_len = 0;
+    const char d = c->delim;
+    if (s == eol)
+        return 0;
+    for (size_t col = 0; col < c->ncols; col++) {
+        if (col && (s == eol || *s++ != d))
+            return 0;
+        Role r = c->role[col];
+        switch (r) {
+        case ROLE_FEATURE:
+        case ROLE_TARGET: {
+            double v;
+            if (!decimal(&s, &v))
+                return 0;
+            (r == ROLE_FEATURE ? c->row_x : c->row_y)[c->slot[col]] = (float)v;
+            break;
+        }
+        case ROLE_LABEL:
+        case ROLE_SKIP: {
+            const char *f = s;
+            while (s < eol && *s != d && *s != '"' && *s != '\r')
+                s++;
+            if ((s < eol && *s != d) || (r == ROLE_LABEL && s == f))
+                return 0;
+            if (r == ROLE_LABEL)
+                label = f, label_len = (size_t)(s - f);
+            break;
+        }
+        case ROLE_UNDECIDED:
+            return 0;
+        }
+    }
+    if (s != eol)
+        return 0;
+    c->field_line = c->line;
+    c->col = c->ncols;
+    *ok = (!label || label_field(c, label, label_len)) && end_row(c);
+    return (size_t)(nl + 1 - p);
+}
+
 /* The delimiter of the first line (the one of ',', ';', tab and '|' that
  * occurs most often outside quotes; ',' if none does). */
 static char detect(const char *p, size_t n) {
@@ -358,29 +408,19 @@ static bool parse(Csv *c, NnrtStream *in) {
             c->delim = c->cols->delimiter ? c->cols->delimiter : detect(buf + i, n - i);
         first = false;
         const char d = c->delim;
+        /* decimal() would read a delimiter that is part of a number as the number's */
+        const bool plain = !strchr("0123456789.+-", d);
         for (; ok && i < n; i++, pos++) {
             char ch = buf[i];
             if (st == START) {
                 c->field_line = c->line;
                 c->field_col = pos;
-                /* The common field, a short number of a known input or
-                 * target column, converted where it lies in buf. */
-                double v;
                 size_t used;
-                Role r = c->header_done && c->col < c->ncols ? c->role[c->col] : ROLE_UNDECIDED;
-                if ((r == ROLE_FEATURE || r == ROLE_TARGET) && fast_number(buf + i, buf + n, d, &v, &used)) {
-                    (r == ROLE_FEATURE ? c->row_x : c->row_y)[c->slot[c->col]] = (float)v;
-                    c->col++;
-                    i += used;
-                    pos += used;
-                    if (buf[i] == '\r') /* and '\n' after it (fast_number) */
-                        i++, pos++;
-                    if (buf[i] == '\n') {
-                        ok = end_row(c);
-                        c->col = 0;
-                        c->line++;
-                        pos = 0;
-                    }
+                if (c->col == 0 && c->header_done && plain && (used = plain_row(c, buf + i, buf + n, &ok))) {
+                    i += used - 1; /* to the row's '\n' */
+                    c->col = 0;
+                    c->line++;
+                    pos = 0;
                     continue;
                 }
                 if (ch == '"') {
