@@ -69,6 +69,7 @@ typedef struct Aot {
     uint64_t arena_bytes; /* the larger step's */
     uint64_t labels;      /* predict's scratch: the arena, then zero labels, then the loss */
     bool predict;         /* MODEL_predict is generated (the weights were given) */
+    LLVMValueRef mean, std; /* --normalize's double[input elements], from the weights' checkpoint; NULL: none */
 } Aot;
 
 static LLVMValueRef i64c(Aot *a, uint64_t v) { return LLVMConstInt(a->i64, v, false); }
@@ -117,6 +118,59 @@ static LLVMValueRef weights_global(Aot *a, int sl, const float *w) {
     return LLVMConstBitCast(gv, a->i8p);
 }
 
+/* v[0..n) as a read-only global double[n]. */
+static LLVMValueRef doubles_global(Aot *a, const char *name, const double *v, size_t n) {
+    LLVMTypeRef dt = LLVMDoubleTypeInContext(a->ctx);
+    LLVMValueRef *e = xcalloc(n, sizeof *e);
+    for (size_t i = 0; i < n; i++)
+        e[i] = LLVMConstReal(dt, v[i]);
+    LLVMValueRef init = LLVMConstArray(dt, e, (unsigned)n);
+    free(e);
+    LLVMValueRef gv = LLVMAddGlobal(a->mod, LLVMTypeOf(init), name);
+    LLVMSetInitializer(gv, init);
+    LLVMSetGlobalConstant(gv, true);
+    LLVMSetLinkage(gv, LLVMPrivateLinkage);
+    return gv;
+}
+
+/* Bytes of MODEL_predict's scratch: the arena, the zero labels, the loss,
+ * and with --normalize a step's inputs normalized. */
+static uint64_t scratch_bytes(const Aot *a) {
+    uint64_t norm = a->mean ? round64((uint64_t)a->m->batch * (uint64_t)shape_elems(&a->m->input) * sizeof(float))
+                            : 0;
+    return a->arena_bytes + a->labels + 64 + norm;
+}
+
+/* dst[j] = (x[j] - mean[e]) / std[e] for j < k * K, e = j % K (K the
+ * input's elements): in double, rounded to float, as nnrt_normalize_apply
+ * computes it for nnc --predict, so that the predictions agree to the bit.
+ * The builder is left after the loop, in f. */
+static void normalize_loop(Aot *a, LLVMValueRef f, LLVMValueRef x, LLVMValueRef k, LLVMValueRef dst) {
+    LLVMBuilderRef B = a->b;
+    LLVMTypeRef ft = LLVMFloatTypeInContext(a->ctx), dt = LLVMDoubleTypeInContext(a->ctx);
+    LLVMValueRef K = i64c(a, (uint64_t)shape_elems(&a->m->input)), zero = i64c(a, 0);
+    LLVMValueRef count = LLVMBuildMul(B, k, K, "");
+    LLVMBasicBlockRef from = LLVMGetInsertBlock(B), head = LLVMAppendBasicBlockInContext(a->ctx, f, "norm"),
+                      body = LLVMAppendBasicBlockInContext(a->ctx, f, "norm.element"),
+                      done = LLVMAppendBasicBlockInContext(a->ctx, f, "norm.done");
+    LLVMBuildBr(B, head);
+    LLVMPositionBuilderAtEnd(B, head);
+    LLVMValueRef j = LLVMBuildPhi(B, a->i64, "j");
+    LLVMAddIncoming(j, &zero, &from, 1);
+    LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntULT, j, count, ""), body, done);
+    LLVMPositionBuilderAtEnd(B, body);
+    LLVMValueRef e = LLVMBuildURem(B, j, K, "");
+    LLVMValueRef v = LLVMBuildFPExt(B, LLVMBuildLoad2(B, ft, LLVMBuildGEP2(B, ft, x, &j, 1, ""), ""), dt, "");
+    LLVMValueRef mean = LLVMBuildLoad2(B, dt, LLVMBuildGEP2(B, dt, a->mean, &e, 1, ""), "");
+    LLVMValueRef std = LLVMBuildLoad2(B, dt, LLVMBuildGEP2(B, dt, a->std, &e, 1, ""), "");
+    LLVMValueRef r = LLVMBuildFDiv(B, LLVMBuildFSub(B, v, mean, ""), std, "");
+    LLVMBuildStore(B, LLVMBuildFPTrunc(B, r, ft, ""), LLVMBuildGEP2(B, ft, dst, &j, 1, ""));
+    LLVMValueRef next = LLVMBuildAdd(B, j, i64c(a, 1), "");
+    LLVMAddIncoming(j, &next, &body, 1);
+    LLVMBuildBr(B, head);
+    LLVMPositionBuilderAtEnd(B, done);
+}
+
 /* `void name(void (*fn)(void **, int64_t, int64_t), void **ctx, int64_t n)`
  * running fn(ctx, 0, n) on this thread, weak: see the note at the top. */
 static void serial_fallback(Aot *a, const char *name) {
@@ -162,7 +216,7 @@ static void predict_fn(Aot *a, LLVMValueRef *weights) {
     LLVMBuildRet(B, LLVMConstInt(a->i32, NNRT_AOT_EINVAL, false));
 
     LLVMPositionBuilderAtEnd(B, alloc);
-    uint64_t bytes = a->arena_bytes + a->labels + 64;
+    uint64_t bytes = scratch_bytes(a);
     LLVMTypeRef aty, fty, mty;
     LLVMTypeRef ap[2] = {a->i64, a->i64}, fpar[1] = {a->i8p}, mp[3] = {a->i8p, a->i32, a->i64};
     LLVMValueRef aligned_alloc = libc_fn(a, "aligned_alloc", a->i8p, ap, 2, &aty);
@@ -180,7 +234,7 @@ static void predict_fn(Aot *a, LLVMValueRef *weights) {
      * arena in turn), and zeroing it was most of a sample's time. */
     LLVMPositionBuilderBefore(B, LLVMGetBasicBlockTerminator(alloc));
     LLVMValueRef labels = byte_at(a, scratch, a->arena_bytes);
-    LLVMValueRef margs[3] = {labels, LLVMConstInt(a->i32, 0, false), i64c(a, bytes - a->arena_bytes)};
+    LLVMValueRef margs[3] = {labels, LLVMConstInt(a->i32, 0, false), i64c(a, a->labels + 64)};
     LLVMBuildCall2(B, mty, memset_fn, margs, 3, "");
     for (int s = 0; s < g->nslots; s++) {
         LLVMValueRef v = s == SLOT_NO_ARENA   ? scratch
@@ -205,6 +259,11 @@ static void predict_fn(Aot *a, LLVMValueRef *weights) {
     LLVMValueRef xoff = LLVMBuildMul(B, i, i64c(a, (uint64_t)shape_elems(&a->m->input)), "");
     LLVMValueRef ooff = LLVMBuildMul(B, i, i64c(a, (uint64_t)shape_elems(&a->m->output)), "");
     LLVMValueRef xi = LLVMBuildGEP2(B, ft, x, &xoff, 1, ""), oi = LLVMBuildGEP2(B, ft, out, &ooff, 1, "");
+    if (a->mean) {
+        LLVMValueRef xn = byte_at(a, scratch, a->arena_bytes + a->labels + 64);
+        normalize_loop(a, f, xi, k, xn);
+        xi = xn;
+    }
     LLVMBuildStore(B, LLVMBuildBitCast(B, xi, a->i8p, ""), slot_at(a, slots, SLOT_NO_INPUT));
     LLVMBuildStore(B, LLVMBuildBitCast(B, oi, a->i8p, ""), slot_at(a, slots, SLOT_NO_OUTPUT));
     LLVMTypeRef sparams[2] = {LLVMPointerType(a->i8p, 0), a->i64};
@@ -215,7 +274,8 @@ static void predict_fn(Aot *a, LLVMValueRef *weights) {
     LLVMValueRef sargs[2] = {slots, k};
     LLVMBuildCall2(B, sty, step, sargs, 2, "");
     LLVMValueRef next = LLVMBuildAdd(B, i, k, "");
-    LLVMAddIncoming(i, &next, &body, 1);
+    LLVMBasicBlockRef last = LLVMGetInsertBlock(B); /* body, or the normalization's end */
+    LLVMAddIncoming(i, &next, &last, 1);
     LLVMBuildBr(B, head);
     LLVMPositionBuilderAtEnd(B, done);
     LLVMBuildCall2(B, fty, free_fn, &scratch, 1, "");
@@ -436,7 +496,7 @@ static void write_header(FILE *f, const AotSpec *spec, const Aot *a, uint64_t ha
     if (a->predict)
         fprintf(f, "/* Bytes %s_predict allocates per call (aligned_alloc), freed before it returns. */\n"
                    "#define %s_SCRATCH_BYTES %llu\n", p, up,
-                (unsigned long long)(a->arena_bytes + a->labels + 64));
+                (unsigned long long)scratch_bytes(a));
     fprintf(f, "/* The model file's fingerprint, as its checkpoints record it. */\n"
                "#define %s_FINGERPRINT UINT64_C(0x%016llx)\n", up, (unsigned long long)hash);
     fprintf(f, "/* The instruction set the code needs (nnc --march). */\n#define %s_TARGET \"%s\"\n\n", up,
@@ -477,9 +537,13 @@ static void write_header(FILE *f, const AotSpec *spec, const Aot *a, uint64_t ha
         fprintf(f, "/* The evaluation step (dropout off, batchnorm's moving statistics), as\n"
                    " * `nnc --predict`: x holds n samples of %s_INPUT_SIZE floats, out receives\n"
                    " * n rows of %s_OUTPUT_SIZE (the probabilities of a softmax classifier).\n"
+                   "%s"
                    " * %s_EINVAL if x or out is NULL and n > 0; %s_ENOMEM if the scratch memory\n"
                    " * cannot be allocated. Thread-safe: no state outside the call. */\n"
-                   "int %s_predict(const float *x, size_t n, float *out);\n\n", up, up, up, up, p);
+                   "int %s_predict(const float *x, size_t n, float *out);\n\n", up, up,
+                a->mean ? " * Each input element is first normalized by the checkpoint's mean and\n"
+                          " * standard deviation (nnc --normalize), as `nnc --predict` does.\n" : "",
+                up, up, p);
     fprintf(f, "/* The training interface, in libnnrt (link with it and -lz -ljansson\n"
                " * -lpthread -lm). A state holds the weights, the optimizer's state and\n"
                " * step count; it starts from the embedded weights. One state per thread\n"
@@ -578,9 +642,15 @@ int aot_write(Arena *arena, Diag *d, const AotSpec *spec) {
             return EXIT_USAGE;
         }
     uint64_t hash = fit_model_hash(spec->src);
-    void **slots = initial_slots(d, spec, &p, hash);
-    if (!slots)
+    double *mean = NULL, *std = NULL; /* --normalize's, if the checkpoint has them */
+    if (spec->weights && !fit_read_normalize(d, spec->weights, (size_t)shape_elems(&m->input), &mean, &std))
         return EXIT_USAGE;
+    void **slots = initial_slots(d, spec, &p, hash);
+    if (!slots) {
+        free(mean);
+        free(std);
+        return EXIT_USAGE;
+    }
     char err[1024];
     bool ok = false;
     CgModule *mods[PLAN_STEPS];
@@ -603,6 +673,10 @@ int aot_write(Arena *arena, Diag *d, const AotSpec *spec) {
             if (slots[s] && (is_weight(&g->slots[s]) || !all_zero(slots[s], shape_elems(&g->slots[s].shape))))
                 weights[s] = weights_global(&a, s, slots[s]);
         a.predict = spec->weights != NULL; /* else the weights are the seed's: predict through a state */
+        if (mean) {
+            a.mean = doubles_global(&a, "normalize.mean", mean, (size_t)shape_elems(&m->input));
+            a.std = doubles_global(&a, "normalize.std", std, (size_t)shape_elems(&m->input));
+        }
         if (a.predict)
             predict_fn(&a, weights);
         model_global(&a, weights, hash);
@@ -620,5 +694,7 @@ int aot_write(Arena *arena, Diag *d, const AotSpec *spec) {
     for (int s = 0; s < g->nslots; s++)
         free(slots[s]);
     free(slots);
+    free(mean);
+    free(std);
     return ok ? EXIT_OK : EXIT_USAGE;
 }
