@@ -507,7 +507,7 @@ static void write_header(FILE *f, const AotSpec *spec, const Aot *a, uint64_t ha
     fputs("/* The weights (parameters and the model's state), embedded ", f);
     if (a->predict) {
         fputs("from ", f);
-        for (const char *c = spec->weights; *c; c++) {
+        for (const char *c = spec->weights->path; *c; c++) {
             fputc(*c, f);
             if (c[0] == '*' && c[1] == '/')
                 fputc(' ', f); /* a path may hold the comment's end */

@@ -38,6 +38,7 @@ typedef struct Options {
     int opt; /* 0 or 2 */
     bool interactive;  /* -i, or no model file: the REPL */
     bool have_weights; /* the REPL's model has weights already */
+    FitCkpt *ckpt;     /* --resume's or --load's checkpoint, read once for all its readers */
     bool help, version; /* -h, --help; --version: print and stop (on the command line) */
 } Options;
 

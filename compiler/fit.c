@@ -405,43 +405,54 @@ static bool read_tensors(Diag *d, const NnrtCkpt *c, const Graph *g, void **slot
     return ok;
 }
 
-/* Checkpoint path loaded into *c, or the loader's message reported. */
-static bool ckpt_open(Diag *d, const char *path, NnrtCkpt *c) {
-    char err[1024];
-    if (nnrt_ckpt_load(path, c, err, sizeof err))
-        return true;
-    diag_plain(d, "%s", err);
-    return false;
+/* k's checkpoint, loaded at the first call; NULL once the loader's message
+ * is reported. */
+static const NnrtCkpt *ckpt_open(Diag *d, FitCkpt *k) {
+    if (!k->loaded && !k->failed) {
+        char err[1024];
+        k->loaded = nnrt_ckpt_load(k->path, &k->c, err, sizeof err);
+        k->failed = !k->loaded;
+        if (k->failed)
+            diag_plain(d, "%s", err);
+    }
+    return k->loaded ? &k->c : NULL;
 }
 
-bool fit_read_settings(Arena *a, Diag *d, const char *path, FitSettings *s) {
-    NnrtCkpt c;
-    if (!ckpt_open(d, path, &c))
+void fit_ckpt_free(FitCkpt *k) {
+    if (k->loaded)
+        nnrt_ckpt_free(&k->c);
+    k->loaded = false;
+}
+
+bool fit_read_settings(Arena *a, Diag *d, FitCkpt *k, FitSettings *s) {
+    const NnrtCkpt *c = ckpt_open(d, k);
+    if (!c)
         return false;
+    const char *path = k->path;
     *s = (FitSettings){0};
     uint64_t epochs = 0, batch = 0;
     double lr = 0;
-    const char *sched = nnrt_ckpt_meta(&c, "schedule");
+    const char *sched = nnrt_ckpt_meta(c, "schedule");
     /* Each may be missing (an older checkpoint, the REPL's); present, it
      * is held to the range of the option it stands for. */
-    bool ok = (!nnrt_ckpt_meta(&c, "epochs") || meta_u64(&c, "epochs", 10, 1000000, &epochs)) &&
-              (!nnrt_ckpt_meta(&c, "batch") || (meta_u64(&c, "batch", 10, 65536, &batch) && batch > 0)) &&
-              (!nnrt_ckpt_meta(&c, "lr") || (meta_double(&c, "lr", &lr) && lr >= 0 && lr <= 1e6));
+    bool ok = (!nnrt_ckpt_meta(c, "epochs") || meta_u64(c, "epochs", 10, 1000000, &epochs)) &&
+              (!nnrt_ckpt_meta(c, "batch") || (meta_u64(c, "batch", 10, 65536, &batch) && batch > 0)) &&
+              (!nnrt_ckpt_meta(c, "lr") || (meta_double(c, "lr", &lr) && lr >= 0 && lr <= 1e6));
     if (ok) {
         *s = (FitSettings){.epochs = (int64_t)epochs, .batch = (int64_t)batch, .lr = lr,
                            .schedule = sched && *sched ? arena_printf(a, "%s", sched) : NULL};
     } else {
         diag_plain(d, "%s: its run's settings (epochs, batch, lr: metadata) are malformed", path);
     }
-    nnrt_ckpt_free(&c);
     return ok;
 }
 
-bool fit_read_classes(Diag *d, const char *path, NnrtClasses *out) {
-    NnrtCkpt c;
-    if (!ckpt_open(d, path, &c))
+bool fit_read_classes(Diag *d, FitCkpt *k, NnrtClasses *out) {
+    const NnrtCkpt *c = ckpt_open(d, k);
+    if (!c)
         return false;
-    const char *v = nnrt_ckpt_meta(&c, "classes");
+    const char *path = k->path;
+    const char *v = nnrt_ckpt_meta(c, "classes");
     size_t n = v && *v ? 1 : 0;
     for (const char *p = v; n && *p; p++)
         n += *p == '\n';
@@ -461,16 +472,16 @@ bool fit_read_classes(Diag *d, const char *path, NnrtClasses *out) {
         diag_plain(d, "%s: its class names (metadata 'classes') are not sorted and distinct", path);
         nnrt_classes_free(out);
     }
-    nnrt_ckpt_free(&c);
     return ok;
 }
 
-bool fit_read_normalize(Diag *d, const char *path, size_t n, double **mean, double **std) {
-    NnrtCkpt c;
+bool fit_read_normalize(Diag *d, FitCkpt *k, size_t n, double **mean, double **std) {
     *mean = *std = NULL;
-    if (!ckpt_open(d, path, &c))
+    const NnrtCkpt *c = ckpt_open(d, k);
+    if (!c)
         return false;
-    const char *v = nnrt_ckpt_meta(&c, "normalize");
+    const char *path = k->path;
+    const char *v = nnrt_ckpt_meta(c, "normalize");
     bool ok = true;
     if (v && *v) {
         *mean = xcalloc(n, sizeof **mean);
@@ -487,22 +498,21 @@ bool fit_read_normalize(Diag *d, const char *path, size_t n, double **mean, doub
             ok = false;
         }
     }
-    nnrt_ckpt_free(&c);
     return ok;
 }
 
-bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const FitInfo *info,
-              FitState *st) {
-    NnrtCkpt c;
-    if (!ckpt_open(d, path, &c))
+bool fit_load(Diag *d, FitCkpt *k, const Graph *g, void **slots, const FitInfo *info, FitState *st) {
+    const NnrtCkpt *c = ckpt_open(d, k);
+    if (!c)
         return false;
+    const char *path = k->path;
     int errors = d->errors;
     char b1[128], b2[128];
     for (int s = 0; s < g->nslots; s++) {
         const Slot *sl = &g->slots[s];
         if (!is_saved(sl))
             continue;
-        const NnrtTensor *t = nnrt_ckpt_tensor(&c, sl->name);
+        const NnrtTensor *t = nnrt_ckpt_tensor(c, sl->name);
         if (!t) {
             /* Weights from elsewhere may come without optimizer state: a
              * new run starts its own. */
@@ -521,17 +531,16 @@ bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const Fit
         else if (t->f64)
             diag_plain(d, "%s: tensor '%s' is F64; weights are F32", path, sl->name);
     }
-    for (size_t i = 0; i < c.ntensors; i++) {
-        bool known = !strcmp(c.tensors[i].name, NNRT_CKPT_HISTORY); /* not a weight: read_state's */
+    for (size_t i = 0; i < c->ntensors; i++) {
+        bool known = !strcmp(c->tensors[i].name, NNRT_CKPT_HISTORY); /* not a weight: read_state's */
         for (int s = 0; !known && s < g->nslots; s++)
-            known = is_saved(&g->slots[s]) && !strcmp(g->slots[s].name, c.tensors[i].name);
+            known = is_saved(&g->slots[s]) && !strcmp(g->slots[s].name, c->tensors[i].name);
         if (!known)
             diag_plain(d, "%s holds a tensor '%s' that model %s does not have", path,
-                       c.tensors[i].name, info->model_name);
+                       c->tensors[i].name, info->model_name);
     }
-    bool ok = d->errors == errors && (!info->resume || read_state(&c, info, st, d, path)) &&
-              read_tensors(d, &c, g, slots, info->resume);
-    nnrt_ckpt_free(&c);
+    bool ok = d->errors == errors && (!info->resume || read_state(c, info, st, d, path)) &&
+              read_tensors(d, c, g, slots, info->resume);
     return ok;
 }
 

@@ -456,7 +456,7 @@ static int apply_overrides(Arena *a, Diag *d, Model *m, const Options *o) {
  * not give them; where it gives another, it says so. */
 static bool resume_settings(Arena *a, Diag *d, const Options *o, Options *out) {
     FitSettings s;
-    if (!fit_read_settings(a, d, o->resume_path, &s))
+    if (!fit_read_settings(a, d, o->ckpt, &s))
         return false;
     *out = *o;
     if (s.epochs && o->epochs && o->epochs != s.epochs)
@@ -578,7 +578,7 @@ static int run(Arena *a, const Options *o, const Target *t, Diag *d) {
     }
     case EMIT_OBJ: {
         AotSpec spec = {.model = m, .src = &src, .out = o->out_path, .header = o->header_path,
-                        .weights = o->load_path, .opt = o->opt, .target = t};
+                        .weights = o->load_path ? o->ckpt : NULL, .opt = o->opt, .target = t};
         if (!spec.out) /* MODEL.o in the current directory, as cc -c */
             spec.out = arena_printf(a, "%s.o", m->name);
         return aot_write(a, d, &spec);
@@ -631,9 +631,12 @@ static int repl_run_model(void *ctx, Diag *d, const Model *m, const Source *src,
         return status;
     Model run = *m;
     Arena *a = arena_new();
+    FitCkpt ckpt = {.path = o.resume_path ? o.resume_path : o.load_path};
+    o.ckpt = &ckpt;
     status = apply_overrides(a, d, &run, &o);
     if (status == EXIT_OK)
         status = session_run(a, &run, src, &o, t, d, w);
+    fit_ckpt_free(&ckpt);
     arena_free(a);
     return status;
 }
@@ -696,9 +699,12 @@ static int run_main(int argc, char **argv, Diag *d) {
     } else if (o.interactive) {
         status = interactive(&o, t, d);
     } else {
+        FitCkpt ckpt = {.path = o.resume_path ? o.resume_path : o.load_path};
+        o.ckpt = &ckpt;
         Arena *a = arena_new();
         status = run(a, &o, t, d);
         arena_free(a);
+        fit_ckpt_free(&ckpt);
     }
     target_free(t);
     return status;

@@ -1234,7 +1234,7 @@ typedef struct AotSpec {
     const Model *model;
     const Source *src;     /* the model file: its fingerprint */
     const char *out, *header;
-    const char *weights;   /* the checkpoint (--load), or NULL */
+    struct FitCkpt *weights; /* the checkpoint (--load), or NULL */
     int opt;
     const Target *target;
 } AotSpec;
@@ -1278,15 +1278,24 @@ typedef struct FitSettings {
     double lr;
     const char *schedule; /* in the arena; NULL: the model file's */
 } FitSettings;
-/* Reads them from the checkpoint at path; false once reported through d. */
-bool fit_read_settings(Arena *a, Diag *d, const char *path, FitSettings *s);
-/* The class names saved in the checkpoint at path (none: out left empty);
- * false once reported through d. */
-bool fit_read_classes(Diag *d, const char *path, NnrtClasses *out);
-/* The normalization saved in the checkpoint at path, for inputs of n
- * elements: *mean and *std malloc'd, or NULL if it has none; false once
- * reported through d. */
-bool fit_read_normalize(Diag *d, const char *path, size_t n, double **mean, double **std);
+/* The checkpoint at path (--load's, --resume's), loaded by the first of
+ * the readers below that needs it and kept for the others: its settings,
+ * class names, normalization and weights come from one read of the file. */
+typedef struct FitCkpt {
+    const char *path;
+    NnrtCkpt c;
+    bool loaded, failed; /* failed: the loader's message reported */
+} FitCkpt;
+void fit_ckpt_free(FitCkpt *k);
+/* Reads them from the checkpoint; false once reported through d. */
+bool fit_read_settings(Arena *a, Diag *d, FitCkpt *k, FitSettings *s);
+/* The class names saved in the checkpoint (none: out left empty); false
+ * once reported through d. */
+bool fit_read_classes(Diag *d, FitCkpt *k, NnrtClasses *out);
+/* The normalization saved in the checkpoint, for inputs of n elements:
+ * *mean and *std malloc'd, or NULL if it has none; false once reported
+ * through d. */
+bool fit_read_normalize(Diag *d, FitCkpt *k, size_t n, double **mean, double **std);
 
 uint64_t fit_model_hash(const Source *src);
 /* The parameter and state buffers of g's slots (the others NULL),
@@ -1307,8 +1316,7 @@ bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info);
  * tensor's name and shape against g (each mismatch reported through d);
  * with info->resume, the optimizer's state, and the training state into st
  * (checked against info), too. */
-bool fit_load(Diag *d, const char *path, const Graph *g, void **slots, const FitInfo *info,
-              FitState *st);
+bool fit_load(Diag *d, FitCkpt *k, const Graph *g, void **slots, const FitInfo *info, FitState *st);
 
 /* A model's PARAM and STATE buffers (float32) kept between runs (the REPL),
  * laid out as the slots of its training step graph. */

@@ -456,7 +456,9 @@ static bool cmd_checkpoint(Cmd *c, bool save) {
             fprintf(c->r->out, "saved %s to %s\n", m->name, path);
     } else {
         FitWeights w = fit_weights_new(g);
-        ok = fit_load(c->r->diag, path, g, w.slots, &info, &st);
+        FitCkpt k = {.path = path};
+        ok = fit_load(c->r->diag, &k, g, w.slots, &info, &st);
+        fit_ckpt_free(&k);
         if (ok) {
             fit_weights_free(&m->weights);
             m->weights = w;

@@ -190,7 +190,7 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
         }
     }
     /* Without training, a table's class names are the checkpoint's. */
-    if (!o->train && o->load_path && !fit_read_classes(d, o->load_path, &dt->classes))
+    if (!o->train && o->load_path && !fit_read_classes(d, o->ckpt, &dt->classes))
         return EXIT_USAGE;
     /* --eval's confusion matrix is indexed by a classifier's labels, whatever its loss. */
     NnrtWant we = w;
@@ -216,7 +216,7 @@ static int normalize(const Model *m, const Options *o, Data *dt, Diag *d) {
         dt->mean = xcalloc(k, sizeof *dt->mean);
         dt->std = xcalloc(k, sizeof *dt->std);
         nnrt_normalize_fit(&dt->train, dt->mean, dt->std);
-    } else if (weights && !fit_read_normalize(d, weights, k, &dt->mean, &dt->std)) {
+    } else if (weights && !fit_read_normalize(d, o->ckpt, k, &dt->mean, &dt->std)) {
         return EXIT_USAGE;
     }
     char err[1024];
@@ -297,7 +297,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
     }
     const char *weights = o->resume_path ? o->resume_path : o->load_path;
     Compiled c = {0};
-    if (weights && !fit_load(d, weights, g, slots, &hook.info, &hook.st))
+    if (weights && !fit_load(d, o->ckpt, g, slots, &hook.info, &hook.st))
         status = EXIT_USAGE;
     if (status == EXIT_OK && (hook.save_path || hook.best_path) && !fit_saveable(d, g, &hook.info))
         status = EXIT_USAGE;

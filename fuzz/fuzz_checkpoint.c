@@ -128,8 +128,10 @@ static void check_saved(const Fixture *f, const FitState *saved) {
     info.resume = true;
     FitState back;
     fit_state_init(&back, info.seed);
-    if (!fit_load(&d, f->save_path, f->graph, f->weights.slots, &info, &back))
+    FitCkpt k = {.path = f->save_path};
+    if (!fit_load(&d, &k, f->graph, f->weights.slots, &info, &back))
         die("fuzz_checkpoint: the checkpoint saved after resuming does not load back");
+    fit_ckpt_free(&k);
     if (back.pos.epoch != saved->pos.epoch || back.pos.step != saved->pos.step ||
         memcmp(&back.pos.rng, &saved->pos.rng, sizeof back.pos.rng) != 0 ||
         back.nhistory != saved->nhistory || back.best_epoch != saved->best_epoch ||
@@ -187,7 +189,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         info.resume = resuming;
         FitState st;
         fit_state_init(&st, info.seed);
-        bool ok = fit_load(&d, f.path, f.graph, f.weights.slots, &info, &st);
+        FitCkpt k = {.path = f.path};
+        bool ok = fit_load(&d, &k, f.graph, f.weights.slots, &info, &st);
+        fit_ckpt_free(&k);
         if (ok != (d.errors == 0))
             die("fuzz_checkpoint: fit_load %s with %d errors reported",
                 ok ? "accepted the file" : "rejected the file", d.errors);

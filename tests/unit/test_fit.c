@@ -3,7 +3,8 @@
  * buffer of one node and fit_on_nonfinite must name that node's model-file
  * line and the right pass. Diverging runs reach only the forward pass on
  * this op set (forward values overflow before their gradients do), so the
- * backward pass and the optimizer update are checked here.
+ * backward pass and the optimizer update are checked here. And a
+ * checkpoint is read once for all its readers.
  */
 #include "nnc.h"
 #include "check.h"
@@ -11,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 
 static const char model_text[] = "model m {\n"
@@ -80,6 +82,54 @@ static void expect(char *got, const char *want) {
     free(got);
 }
 
+/* A checkpoint's four readers (settings, class names, normalization,
+ * weights) share one FitCkpt: the file is loaded by the first and read by
+ * all, so they succeed even once the file is gone after the first. */
+static void test_ckpt_once(Arena *a, const Model *m, Graph *g) {
+    char path[64], err[512];
+    snprintf(path, sizeof path, "test_fit_%d.safetensors", (int)getpid());
+    void **slots = fit_slots_new(g, 7), **back = fit_slots_new(g, 8);
+    char *names[] = {"a", "b", "c"};
+    NnrtClasses classes = {names, 3};
+    double mean[4] = {1, 2, 3, 4}, std[4] = {0.5, 1, 2, 4};
+    FitInfo info = {.model_name = m->name, .model_hash = 1, .seed = 7, .batch = 4, .epochs = 3, .lr = 0.25,
+                    .classes = &classes, .norm_mean = mean, .norm_std = std, .norm_n = 4};
+    FitState st;
+    fit_state_init(&st, 7);
+    if (!CHECK(fit_save(path, g, slots, &info, &st, err, sizeof err)))
+        printf("  %s\n", err);
+    Diag d;
+    diag_init(&d, stdout);
+    FitCkpt k = {.path = path};
+    FitSettings set;
+    CHECK(fit_read_settings(a, &d, &k, &set) && set.epochs == 3 && set.batch == 4 && set.lr == 0.25);
+    CHECK(unlink(path) == 0);
+    NnrtClasses got = {0};
+    CHECK(fit_read_classes(&d, &k, &got) && got.n == 3 && !strcmp(got.names[2], "c"));
+    double *gm = NULL, *gs = NULL;
+    CHECK(fit_read_normalize(&d, &k, 4, &gm, &gs) && gm && gm[3] == 4 && gs[3] == 4);
+    FitState st2;
+    fit_state_init(&st2, 8);
+    CHECK(fit_load(&d, &k, g, back, &info, &st2));
+    bool same = true;
+    for (int s = 0; s < g->nslots; s++)
+        if (slots[s] && g->slots[s].kind == SLOT_PARAM)
+            same = same && !memcmp(slots[s], back[s], (size_t)shape_elems(&g->slots[s].shape) * sizeof(float));
+    CHECK(same);
+    fit_ckpt_free(&k);
+    nnrt_classes_free(&got);
+    free(gm);
+    free(gs);
+    fit_state_free(&st);
+    fit_state_free(&st2);
+    for (int s = 0; s < g->nslots; s++) {
+        free(slots[s]);
+        free(back[s]);
+    }
+    free(slots);
+    free(back);
+}
+
 int main(void) {
     Arena *a = arena_new();
     Diag d;
@@ -99,6 +149,7 @@ int main(void) {
     expect(report(a, m, g, update, false),
            "m.nn:6:5: error: a gradient became NaN in the optimizer update of 'optimizer sgd(lr = "
            "0.1, momentum = 0.9)'");
+    test_ckpt_once(a, m, g);
     arena_free(a);
     return check_summary();
 }
