@@ -16,6 +16,7 @@ typedef struct Options {
     bool train, gradcheck;
     const char *train_path, *test_path, *report_path;
     const char *save_path, *best_path, *load_path, *resume_path, *val_path;
+    const char *test_target_path, *val_target_path; /* the labels of --test's, --val's array file */
     const char *eval_path, *predict_path, *out_path, *log_path, *plot_path, *target_path;
     /* A table's columns (--label, --features; --target of a table names
      * columns), an archive's members (--inputs, --targets): nnrt.h's NnrtDataSpec. */

@@ -24,6 +24,7 @@
 typedef enum {
     O_EMIT, O_TRAIN, O_TARGET, O_PRINT_PARAMS, O_TEST, O_EPOCHS, O_BATCH, O_LR, O_SCHEDULE, O_SEED, O_REPORT,
     O_SAVE, O_SAVE_EVERY, O_SAVE_BEST, O_LOAD, O_RESUME, O_VAL, O_VAL_SPLIT, O_EARLY_STOP, O_MONITOR, O_LOG, O_PLOT,
+    O_TEST_TARGET, O_VAL_TARGET,
     O_EVAL, O_PREDICT, O_OUT, O_COMPILE, O_HEADER, O_MARCH, O_LABEL, O_FEATURES, O_NO_HEADER, O_DELIMITER,
     O_INPUTS, O_TARGETS, O_NORMALIZE, O_THREADS, O_O0, O_O2, O_GRADCHECK, O_QUIET, O_INTERACTIVE, O_HELP, O_VERSION
 } OptId;
@@ -79,6 +80,8 @@ static const struct Opt {
      "(and batchnorm's moving statistics)"),
     OPT("--test", NULL, O_TEST, ARG_VALUE, "PATH", "evaluate on this data file after training\n"
      "(default: the t10k-* file next to the training data)"),
+    OPT("--test-target", NULL, O_TEST_TARGET, ARG_VALUE, "PATH", "the labels or targets of --test's array file\n"
+     "(IDX or .npy), as --target is --train's"),
     INT_OPT("--epochs", NULL, O_EPOCHS, "N", "override the model file's epochs", 1, 1000000,
      epochs, "an integer from 1 to 1000000"),
     INT_OPT("--batch", NULL, O_BATCH, "N", "override the model file's batch size", 1, 65536,
@@ -101,6 +104,7 @@ static const struct Opt {
      "with that run's --epochs, --batch, --lr and --schedule\n"
      "unless given again"),
     OPT("--val", NULL, O_VAL, ARG_VALUE, "PATH", "validate on this data file after every epoch"),
+    OPT("--val-target", NULL, O_VAL_TARGET, ARG_VALUE, "PATH", "the labels or targets of --val's array file"),
     OPT("--val-split", NULL, O_VAL_SPLIT, ARG_VALUE, "F", "... or on the last fraction F (0 < F < 1) of the training data"),
     INT_OPT("--early-stop", NULL, O_EARLY_STOP, "N", "stop when the monitored metric has not improved for N epochs",
      1, 1000000, patience, "a patience from 1 to 1000000 epochs"),
@@ -258,6 +262,7 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
     case O_PRINT_PARAMS: o->print_params = true; return EXIT_OK;
     case O_QUIET: o->quiet = true; return EXIT_OK;
     case O_TEST: o->test_path = val; return EXIT_OK;
+    case O_TEST_TARGET: o->test_target_path = val; return EXIT_OK;
     case O_EPOCHS: case O_BATCH: case O_SAVE_EVERY: case O_EARLY_STOP: /* ARG_INT: parse_options set them */
         return EXIT_OK;
     case O_LR:
@@ -280,6 +285,7 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
     case O_LOAD: o->load_path = val; return EXIT_OK;
     case O_RESUME: o->resume_path = val; o->train = true; return EXIT_OK;
     case O_VAL: o->val_path = val; return EXIT_OK;
+    case O_VAL_TARGET: o->val_target_path = val; return EXIT_OK;
     case O_VAL_SPLIT:
         o->val_split = strtod(val, &end);
         if (end != val && !*end && o->val_split > 0 && o->val_split < 1)
@@ -399,6 +405,12 @@ static int check_options(Options *o, Diag *d) {
     }
     if ((o->eval_path || o->predict_path) && !o->train && !o->load_path && !o->have_weights) {
         diag_plain(d, "%s needs weights: --load FILE, or --train", o->eval_path ? "--eval" : "--predict");
+        return EXIT_USAGE;
+    }
+    if ((o->test_target_path && !o->test_path) || (o->val_target_path && !o->val_path)) {
+        diag_plain(d, "%s", o->val_target_path && !o->val_path ? "--val-target names the labels of --val PATH's "
+                   "samples; give that PATH" : "--test-target names the labels of --test PATH's samples; give "
+                   "that PATH");
         return EXIT_USAGE;
     }
     if (o->save_every && !o->save_path && !o->resume_path) {

@@ -175,11 +175,11 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
         dt->test_path = o->test_path;
         if ((status = load_train(m, o, &w, dt, d)) != EXIT_OK)
             return status;
-        if (dt->test_path && !(dt->have[SET_TEST] = load_data(dt->test_path, NULL, o, &w, &dt->classes,
-                                                              &dt->set[SET_TEST], d)))
+        if (dt->test_path && !(dt->have[SET_TEST] = load_data(dt->test_path, o->test_target_path, o, &w,
+                                                              &dt->classes, &dt->set[SET_TEST], d)))
             return EXIT_USAGE;
-        if (o->val_path && !(dt->have[SET_VAL] = load_data(o->val_path, NULL, o, &w, &dt->classes, &dt->set[SET_VAL],
-                                                           d)))
+        if (o->val_path && !(dt->have[SET_VAL] = load_data(o->val_path, o->val_target_path, o, &w, &dt->classes,
+                                                           &dt->set[SET_VAL], d)))
             return EXIT_USAGE;
         if (o->val_split) {
             size_t n_val = (size_t)((double)dt->train.n * o->val_split);

@@ -333,7 +333,8 @@ bool nnrt_dataset_read(const char *path, const char *labels, const NnrtDataSpec 
             bool npy = is_npy(in);
             nnrt_stream_close(in);
             return npy ? nnrt_fail(err, errlen, "%s: no labels for it: give them with --target FILE (an .npy or "
-                                   "IDX file), or use an .npz archive of both", path)
+                                   "IDX file; --test-target, --val-target for those sets), or use an .npz "
+                                   "archive of both", path)
                        : nnrt_fail(err, errlen, "no labels file next to '%s' (expected e.g. "
                                    "train-labels-idx1-ubyte[.gz] beside train-images-idx3-ubyte[.gz])", path);
         }
