@@ -161,6 +161,9 @@ static void backprop(Adjoints *ad, NodeId id, NodeId gy) {
     case OP_COL2IM: ACC(a, WIN(OP_IM2COL, gy, -1, a)); break;
     case OP_RANDOM: /* zero_grad */
         break;
+    case OP_ALLREDUCE: /* made after the gradients, never differentiated; in one process the identity */
+        ACC(a, gy);
+        break;
     }
 #undef ACC
 #undef ADD

@@ -276,7 +276,7 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
         break;
     case OP_MAXPOOL_GRAD: case OP_MAXPOOL_PICK: /* above */
     IR_OPS_LEAF(OP_CASE) IR_OPS_BINARY(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_REDUCE(OP_CASE)
-    IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE) IR_OPS_RANDOM(OP_CASE)
+    IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE) IR_OPS_RANDOM(OP_CASE) IR_OPS_COLLECTIVE(OP_CASE)
     case OP_CONV2D: case OP_CONV2D_DATA: case OP_CONV2D_FILTER:
         die("emit_windows: %s", op_info[n->op].name);
     }
@@ -344,7 +344,7 @@ void cg_window(Cg *c, NodeId id) {
         break;
     }
     IR_OPS_LEAF(OP_CASE) IR_OPS_BINARY(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_REDUCE(OP_CASE)
-    IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE) IR_OPS_RANDOM(OP_CASE)
+    IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE) IR_OPS_RANDOM(OP_CASE) IR_OPS_COLLECTIVE(OP_CASE)
     case OP_MAXPOOL: case OP_MAXPOOL_GRAD: case OP_MAXPOOL_PICK: case OP_AVGPOOL: case OP_AVGPOOL_GRAD:
     case OP_IM2COL: case OP_COL2IM:
         die("cg_window: %s", op_info[n->op].name);

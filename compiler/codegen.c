@@ -304,7 +304,7 @@ LLVMValueRef cg_elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMValue
     case OP_BROADCAST: return a;
     IR_OPS_LEAF(OP_CASE) IR_OPS_REDUCE(OP_CASE) IR_OPS_MATMUL(OP_CASE)
     case OP_TRANSPOSE: case OP_RESHAPE: case OP_CONCAT: case OP_SLICE:
-    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE)
+    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE) IR_OPS_COLLECTIVE(OP_CASE)
         break;
     }
     die("cg_elemwise_value: %s", op_info[n->op].name); /* not elem */
@@ -410,7 +410,7 @@ double cg_reduce_identity(Op op) {
     case OP_MIN: return __builtin_inf();
     case OP_LOGSOFTMAX: /* not an accumulation */
     IR_OPS_LEAF(OP_CASE) IR_OPS_BINARY(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE)
-    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE)
+    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE) IR_OPS_COLLECTIVE(OP_CASE)
         break;
     }
     die("cg_reduce_identity: %s", op_info[op].name);
@@ -423,7 +423,7 @@ LLVMValueRef cg_reduce_step(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x) {
     case OP_MIN: return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOLT, x, acc, ""), x, acc, "");
     case OP_LOGSOFTMAX: /* not an accumulation */
     IR_OPS_LEAF(OP_CASE) IR_OPS_BINARY(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE)
-    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE)
+    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE) IR_OPS_COLLECTIVE(OP_CASE)
         break;
     }
     die("cg_reduce_step: %s", op_info[op].name);
@@ -563,6 +563,36 @@ static void emit_transpose(Cg *c, NodeId id) {
     cg_loop_close(c, &li);
 }
 
+/* nnrt_allreduce(dst, src, elems, n, dtype bytes): a call into the runtime
+ * (runtime/mpi.c, resolved by the JIT), made by the step's own thread as
+ * MPI requires; n, this rank's samples, weighs its share. */
+static void emit_allreduce(Cg *c, NodeId id) {
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(c->ctx);
+    LLVMTypeRef params[5] = {c->i8p, c->i8p, c->i64, c->i64, i32};
+    LLVMTypeRef type = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 5, false);
+    LLVMValueRef f = LLVMGetNamedFunction(c->mod, "nnrt_allreduce");
+    if (!f)
+        f = LLVMAddFunction(c->mod, "nnrt_allreduce", type);
+    LLVMTypeRef i8 = LLVMInt8TypeInContext(c->ctx);
+    LLVMValueRef args[5] = {cg_ptr_to(c, c->ptr[id], i8), cg_ptr_to(c, c->ptr[c->g->nodes[id].in[0]], i8),
+                            elems(c, id), c->n, LLVMConstInt(i32, dtype_bytes(c->g->dtype), false)};
+    LLVMBuildCall2(c->b, type, f, args, 5, "");
+}
+
+/* nnrt_allreduce_wait() before the first of n kernels that reads an
+ * all-reduced gradient. */
+static void wait_allreduces(Cg *c, const NodeId *kernels, int n) {
+    for (int k = 0; k < n; k++)
+        if (c->sched->waits[kernels[k]]) {
+            LLVMTypeRef type = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), NULL, 0, false);
+            LLVMValueRef f = LLVMGetNamedFunction(c->mod, "nnrt_allreduce_wait");
+            if (!f)
+                f = LLVMAddFunction(c->mod, "nnrt_allreduce_wait", type);
+            LLVMBuildCall2(c->b, type, f, NULL, 0, "");
+            return;
+        }
+}
+
 static void emit_node(Cg *c, NodeId id) {
     if (c->sched->epilogue[id] >= 0) { /* a kernel that stores its user */
         if (c->g->nodes[id].op == OP_MAXPOOL_GRAD)
@@ -594,6 +624,7 @@ static void emit_node(Cg *c, NodeId id) {
     case OP_SLICE: emit_slice(c, id); return;
     IR_OPS_WINDOW(OP_CASE) cg_window(c, id); return;
     case OP_RANDOM: cg_random(c, id); return;
+    case OP_ALLREDUCE: emit_allreduce(c, id); return;
     IR_OPS_LEAF(OP_CASE)
     case OP_RESHAPE: /* an alias */
         unreachable();
@@ -783,6 +814,7 @@ void cg_add_step(CgModule *m, const char *name, const Graph *g, const Schedule *
             continue;
         }
         if (sched->rows[i] < 0) {
+            wait_allreduces(&c, &i, 1);
             emit_node(&c, i);
             k++;
             continue;
@@ -790,6 +822,7 @@ void cg_add_step(CgModule *m, const char *name, const Graph *g, const Schedule *
         int end = k; /* the row loop's kernels, and the nodes without a loop among them */
         while (end < g->nnodes && (sched->rows[sched->order[end]] == i || !schedule_has_loop(sched, sched->order[end])))
             end++;
+        wait_allreduces(&c, sched->order + k, end - k);
         cg_rows(&c, sched->order + k, end - k);
         k = end;
     }

@@ -62,7 +62,7 @@ static NodeId as_gemm(Graph *g, const IrNode *n, NodeId a, NodeId b) {
         return ir_window(g, OP_COL2IM, ir_matmul(g, matrix(g, a, l), ir_transpose(g, matrix(g, b, l), l), l), -1, *w,
                          n->shape, n->batch_axes, l);
     IR_OPS_LEAF(OP_CASE) IR_OPS_BINARY(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_REDUCE(OP_CASE)
-    IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE) IR_OPS_RANDOM(OP_CASE)
+    IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE) IR_OPS_RANDOM(OP_CASE) IR_OPS_COLLECTIVE(OP_CASE)
     case OP_MAXPOOL: case OP_MAXPOOL_GRAD: case OP_MAXPOOL_PICK: case OP_AVGPOOL: case OP_AVGPOOL_GRAD:
     case OP_IM2COL: case OP_COL2IM:
         break;

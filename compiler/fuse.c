@@ -167,6 +167,55 @@ static size_t arena_reserve(Schedule *s, int64_t n, size_t dt) {
     return at;
 }
 
+/* Each all-reduce starts as soon as its gradient is complete: moved in
+ * s->order to just after the loop that computes its operand (and the row
+ * loop that loop is in), so that it runs while the backward pass goes on
+ * (which makes the last layer's gradients first); the kernels that read
+ * its result wait for it (schedule_waits). It reads nothing else, and
+ * writes only its own buffer. */
+static void start_early(const Graph *g, Schedule *s) {
+    for (int k = 0; k < g->nnodes; k++) {
+        NodeId x = s->order[k], src = g->nodes[x].in[0];
+        if (g->nodes[x].op != OP_ALLREDUCE)
+            continue;
+        while (s->place[src] == PLACE_ALIAS)
+            src = g->nodes[src].in[0];
+        int at = 0;
+        if (s->place[src] != PLACE_NONE) {
+            while (s->order[at] != s->root[src])
+                at++;
+            NodeId loop = s->rows[s->order[at]];
+            at++;
+            while (loop >= 0 && at < k && (s->rows[s->order[at]] == loop || !schedule_has_loop(s, s->order[at])))
+                at++;
+        }
+        memmove(s->order + at + 1, s->order + at, (size_t)(k - at) * sizeof *s->order);
+        s->order[at] = x;
+    }
+}
+
+/* The kernels that read an all-reduce's result (through reshapes, which
+ * are its memory): the collective runs while the kernels before them do. */
+static void schedule_waits(Arena *a, const Graph *g, Schedule *s) {
+    bool *reduced = arena_array(a, (size_t)g->nnodes + 1, sizeof *reduced);
+    s->waits = arena_array(a, (size_t)g->nnodes + 1, sizeof *s->waits);
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        for (int k = 0; k < op_info[n->op].arity; k++)
+            if (reduced[n->in[k]]) {
+                if (s->place[i] == PLACE_ALIAS)
+                    reduced[i] = true;
+                else
+                    s->waits[s->root[i]] = true;
+            }
+        reduced[i] |= n->op == OP_ALLREDUCE;
+    }
+    /* An element loop waits before its first kernel, which emits it. */
+    for (int i = 0; i < g->nnodes; i++)
+        if (s->waits[i] && s->elems[i] >= 0)
+            s->waits[s->elems[i]] = true;
+}
+
 Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
     Schedule *s = arena_alloc(a, sizeof *s);
     size_t nn = (size_t)g->nnodes + 1;
@@ -250,7 +299,9 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
         }
     }
     schedule_rows(a, g, s);
+    start_early(g, s);
     schedule_elems(a, g, s);
+    schedule_waits(a, g, s);
     size_t dt = dtype_bytes(g->dtype);
     bool checks = false;
     for (int i = 0; i < g->nnodes; i++)
@@ -331,6 +382,8 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
         for (int k = 0; k < 2 && !second && g->nodes[host].op == OP_MATMUL; k++) /* and a patch matrix under a transpose */
             for (NodeId x = g->nodes[host].in[k]; s->place[x] == PLACE_FOLDED; x = g->nodes[x].in[0])
                 fprintf(out, " (%%%d=%s folded)", x, op_info[g->nodes[x].op].name);
+        if (!second && s->waits[host])
+            fprintf(out, " [after the all-reduces]");
         if (!second && s->opt >= 2 && cg_matmul_tiled(g, host)) {
             int64_t rows = cg_matmul_block_rows(g, s, host), k = g->nodes[g->nodes[host].in[1]].shape.dim[0];
             int64_t units = cg_matmul_ksplit(g, host);

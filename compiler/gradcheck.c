@@ -100,7 +100,8 @@ static NodeId kink_side(Graph *g, NodeId id) {
     case OP_AVGPOOL:
     case OP_AVGPOOL_GRAD:
     case OP_IM2COL:
-    case OP_COL2IM: return -1;
+    case OP_COL2IM:
+    case OP_ALLREDUCE: return -1;
     }
     unreachable();
 }

@@ -139,7 +139,7 @@ static Need need_of(const IrNode *n, int k) {
     case OP_MATMUL: return k == 0 ? NEED_LEFT : NEED_RIGHT;
     case OP_ONEHOT: case OP_LOGSOFTMAX: case OP_CONCAT: case OP_SLICE: case OP_TRANSPOSE: case OP_RESHAPE:
     case OP_BROADCAST: case OP_INPUT: case OP_LABEL: case OP_PARAM: case OP_STATE: case OP_CONST:
-    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE)
+    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE) IR_OPS_COLLECTIVE(OP_CASE)
         return NEED_EXACT;
     }
     unreachable();
@@ -422,6 +422,7 @@ static Text structure(Infix *p, NodeId id) {
                                  tb.s ? tb.s : "", w->kh, w->kw, w->sh, w->sw, w->pt, w->pl));
     }
     case OP_RANDOM: return call(p, "random", ta, arena_printf(p->a, ", key=%.0f", n->value));
+    case OP_ALLREDUCE: return call(p, "allreduce", ta, "");
     case OP_ONEHOT: return call(p, "onehot", ta, arena_printf(p->a, ", %lld", (long long)n->shape.dim[1]));
     case OP_SUM: return call(p, "sum", ta, n->axis < 0 ? "" : arena_printf(p->a, ", axis=%d", n->axis));
     case OP_RESHAPE: case OP_BROADCAST: {

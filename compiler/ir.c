@@ -292,7 +292,7 @@ static double fold(Op op, double a, double b, double alpha) {
     case OP_ELU: return a > 0 ? a : alpha * expm1(a);
     case OP_ONEHOT: /* ir_onehot folds nothing: its value depends on the index */
     IR_OPS_LEAF(OP_CASE) IR_OPS_REDUCE(OP_CASE) IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE)
-    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE)
+    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE) IR_OPS_COLLECTIVE(OP_CASE)
         break;
     }
     die("fold: %s", op_info[op].name);
@@ -443,7 +443,7 @@ NodeId ir_binary(Graph *g, Op op, NodeId a, NodeId b, Loc loc) {
     case OP_MAXIMUM: case OP_MINIMUM: case OP_BCE_LOGITS: /* no identities */
         break;
     IR_OPS_LEAF(OP_CASE) IR_OPS_UNARY(OP_CASE) IR_OPS_REDUCE(OP_CASE) IR_OPS_MATMUL(OP_CASE) IR_OPS_MOVEMENT(OP_CASE)
-    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE)
+    IR_OPS_WINDOW(OP_CASE) IR_OPS_RANDOM(OP_CASE) IR_OPS_COLLECTIVE(OP_CASE)
         unreachable(); /* not elementwise of two operands: died above */
     }
     return intern(g, node_of(op, a, b, s, axes, loc));
@@ -689,6 +689,15 @@ NodeId ir_random(Graph *g, NodeId counter, uint32_t key, NodeId like, Loc loc) {
     IrNode n = node_of(OP_RANDOM, counter, -1, l->shape, l->batch_axes, loc);
     n.value = key;
     return intern(g, n);
+}
+
+NodeId ir_allreduce(Graph *g, NodeId a, Loc loc) {
+    const IrNode *x = N(g, a);
+    if (x->batch_axes || x->batch_pow)
+        die("ir_allreduce: the operand varies with the batch size");
+    if (x->op == OP_CONST) /* the same on every rank, and the shares add up to one */
+        return a;
+    return intern(g, node_of(OP_ALLREDUCE, a, -1, x->shape, 0, loc));
 }
 
 /* ---------------------------------------------------------------- copies */

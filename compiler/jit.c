@@ -90,6 +90,8 @@ static const struct {
     {"nnrt_parallel_for", (void *)nnrt_parallel_for},
     {"nnrt_parallel_for_small", (void *)nnrt_parallel_for_small},
     {"nnrt_interrupt_requested", (void *)&nnrt_interrupt_requested},
+    {"nnrt_allreduce", (void *)nnrt_allreduce},
+    {"nnrt_allreduce_wait", (void *)nnrt_allreduce_wait},
 };
 
 static bool define_runtime_symbols(LLVMOrcLLJITRef j, char *err, size_t errlen) {

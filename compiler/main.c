@@ -559,10 +559,6 @@ static int run(Arena *a, const Options *o, const Target *t, Diag *d) {
         return EXIT_OK;
     case EMIT_GRAD:
         ir_print(stdout, p.ir[PLAN_TRAIN]);
-        if (p.update_ir) { /* under mpirun: the gradients are summed over the ranks before this */
-            printf("# update step (after the all-reduce of the .grad slots)\n");
-            ir_print(stdout, p.update_ir);
-        }
         return EXIT_OK;
     case EMIT_DOT:
         dot_print(stdout, p.ir[PLAN_TRAIN], m->name);
@@ -570,11 +566,6 @@ static int run(Arena *a, const Options *o, const Target *t, Diag *d) {
     case EMIT_KERNELS:
         ir_print(stdout, p.g[PLAN_TRAIN]);
         schedule_print(stdout, p.g[PLAN_TRAIN], p.s[PLAN_TRAIN]);
-        if (p.update) {
-            printf("# update step (after the all-reduce of the .grad slots)\n");
-            ir_print(stdout, p.update);
-            schedule_print(stdout, p.update, p.update_s);
-        }
         return EXIT_OK;
     case EMIT_LLVM:
     case EMIT_ASM: {

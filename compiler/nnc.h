@@ -512,8 +512,13 @@ enum {
 #define IR_OPS_RANDOM(X)                                                                                    \
     /* uniform in [0, 1): a hash of (value: a key, a's value: a counter, the element's index) */             \
     X(RANDOM, "random", 1, RANDOM, OPF_ZERO_GRAD, NULL)
+/* across the processes of data-parallel training (runtime/mpi.c) */
+#define IR_OPS_COLLECTIVE(X)                                                                                \
+    /* r = sum over the ranks of a n_rank / sum of n_rank: the global batch's mean gradient from each      \
+     * rank's mean over its slice of n_rank samples; a itself in one process (a parameter's gradient) */    \
+    X(ALLREDUCE, "allreduce", 1, COLLECTIVE, 0, NULL)
 #define IR_OPS(X) IR_OPS_LEAF(X) IR_OPS_BINARY(X) IR_OPS_UNARY(X) IR_OPS_REDUCE(X) IR_OPS_MATMUL(X) IR_OPS_MOVEMENT(X) \
-    IR_OPS_WINDOW(X) IR_OPS_RANDOM(X)
+    IR_OPS_WINDOW(X) IR_OPS_RANDOM(X) IR_OPS_COLLECTIVE(X)
 /* The case label of an op, for a group of rows: IR_OPS_LEAF(OP_CASE). */
 #define OP_CASE(name, ...) case OP_##name:
 
@@ -526,7 +531,8 @@ typedef enum {
 #define OP_PLUS_ONE(...) +1
 #define OP_COUNT (0 IR_OPS(OP_PLUS_ONE))
 
-typedef enum { CLASS_LEAF, CLASS_ELEMWISE, CLASS_REDUCE, CLASS_MATMUL, CLASS_MOVEMENT, CLASS_WINDOW, CLASS_RANDOM } OpClass;
+typedef enum { CLASS_LEAF, CLASS_ELEMWISE, CLASS_REDUCE, CLASS_MATMUL, CLASS_MOVEMENT, CLASS_WINDOW, CLASS_RANDOM,
+               CLASS_COLLECTIVE } OpClass;
 
 /* A row of the table; the booleans are its OPF_ facts. */
 typedef struct OpInfo {
@@ -672,6 +678,9 @@ NodeId ir_window(Graph *g, Op op, NodeId a, NodeId b, Window w, Shape s, uint8_t
  * element's index), so the same key, counter and element give the same
  * number on every run, thread count and batch split. Zero gradient. */
 NodeId ir_random(Graph *g, NodeId counter, uint32_t key, NodeId like, Loc loc);
+/* OP_ALLREDUCE of a, a parameter's gradient (no batch axes); a constant is
+ * its own (the same on every rank). */
+NodeId ir_allreduce(Graph *g, NodeId a, Loc loc);
 
 /* Node x's batch axes and batch power (none in a graph of fixed sizes). */
 uint8_t ir_batch_axes(const Graph *g, NodeId x);
@@ -976,11 +985,10 @@ typedef enum { STEP_TRAIN, STEP_EVAL } StepKind;
 Graph *step_graph(Arena *a, const Model *m, StepKind kind, int64_t batch, DType dt, InputType in);
 /* Both steps: *eval the loss and output of the evaluation-mode lowering,
  * *train the training-mode one's with the gradients and the update (either
- * may be NULL: not wanted). With `update` (data-parallel training), *train
- * stops at the gradients, stored into SLOT_GRAD slots ("W.grad"), and
- * *update reads them from there and applies the update: the same slots. */
+ * may be NULL: not wanted). With `allreduce` (data-parallel training), an
+ * allreduce node between each gradient and its update. */
 void step_graphs(Arena *a, const Model *m, int64_t batch, DType dt, InputType in, Graph **train, Graph **eval,
-                 Graph **update);
+                 bool allreduce);
 
 /* ---------------------------------------------------------------- gradcheck.c */
 
@@ -1049,6 +1057,9 @@ typedef struct Schedule {
     size_t finite_flag; /* arena offset of an int32 the step zeroes, which its
                            matmul kernels set where they store a NaN or Inf
                            (schedule_checks); SIZE_MAX: nothing is checked */
+    bool *waits;        /* per kernel: it reads an all-reduced gradient (OP_ALLREDUCE),
+                           so the step waits for the all-reduces started before
+                           its loop (runtime/mpi.c's nnrt_allreduce_wait) */
     bool interruptible; /* returns before its next loop once nnrt_interrupt() was
                            called (a REPL entry's: Ctrl-C); set by the caller */
 } Schedule;
@@ -1184,10 +1195,6 @@ typedef struct Plan {
     Graph *ir[PLAN_STEPS]; /* the step graphs as built and differentiated */
     Graph *g[PLAN_STEPS];  /* what is scheduled and compiled: at -O2 with products for convolutions */
     Schedule *s[PLAN_STEPS];
-    /* Data-parallel training (split): g[PLAN_TRAIN] stops at the gradients
-     * and this step applies them (step_graphs); else NULL. */
-    Graph *update_ir, *update;
-    Schedule *update_s;
 } Plan;
 
 /* The steps a run needs, compiled: one for training, one for evaluation,
@@ -1198,7 +1205,6 @@ typedef struct Compiled {
     Graph *train; /* the training graph: its slots describe every buffer */
     const Schedule *sched;
     NnrtStep train_step, eval_step;
-    NnrtStep update_step; /* the plan's update step (split), else fn NULL */
     int (*finite)(void **slots); /* the NaN/Inf guard of the training step's state */
     size_t arena_bytes;
 } Compiled;
@@ -1206,10 +1212,11 @@ typedef struct Compiled {
 /* A checked model's steps: built (step.c), scheduled (fuse.c) at level
  * opt, their weights laid out (layout.c). --emit=ir and grad show the
  * graphs as built, --emit=kernels the schedules; the REPL's :ir, :grad-ir
- * and :kernels too. split: for data-parallel training, the training step
- * cut at the gradients (Plan.update). The schedules are for t
- * (which outlives them), and so is the code made from them. */
-Plan pipeline_plan(Arena *a, const Model *m, int opt, InputType in, const Target *t, bool split);
+ * and :kernels too. allreduce: for data-parallel training, each gradient
+ * all-reduced over the ranks before its update (step_graphs). The
+ * schedules are for t (which outlives them), and so is the code made from
+ * them. */
+Plan pipeline_plan(Arena *a, const Model *m, int opt, InputType in, const Target *t, bool allreduce);
 /* Graph *g scheduled at level opt for t: at -O2 first rewritten, so that
  * convolutions are products (conv_gemm.c), *g then the rewritten graph. */
 Schedule *pipeline_schedule(Arena *a, Graph **g, int opt, const Target *t);

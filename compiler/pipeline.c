@@ -19,22 +19,14 @@
 
 #include <stdlib.h>
 
-Plan pipeline_plan(Arena *a, const Model *m, int opt, InputType in, const Target *t, bool split) {
-    Plan p = {0};
-    step_graphs(a, m, m->batch, DT_F32, in, &p.ir[PLAN_TRAIN], &p.ir[PLAN_EVAL], split ? &p.update_ir : NULL);
+Plan pipeline_plan(Arena *a, const Model *m, int opt, InputType in, const Target *t, bool allreduce) {
+    Plan p;
+    step_graphs(a, m, m->batch, DT_F32, in, &p.ir[PLAN_TRAIN], &p.ir[PLAN_EVAL], allreduce);
     for (int i = 0; i < PLAN_STEPS; i++) {
         p.g[i] = p.ir[i];
         p.s[i] = pipeline_schedule(a, &p.g[i], opt, t);
     }
-    /* Split, the weights stay row-major: panels pay where the gradient's
-     * kernel stores the update in its epilogue, which the cut removes
-     * (layout_choose knows two steps, not three). */
-    if (split) {
-        p.update = p.update_ir;
-        p.update_s = pipeline_schedule(a, &p.update, opt, t);
-    } else {
-        layout_choose(a, p.g[PLAN_TRAIN], p.s[PLAN_TRAIN], p.g[PLAN_EVAL], p.s[PLAN_EVAL]);
-    }
+    layout_choose(a, p.g[PLAN_TRAIN], p.s[PLAN_TRAIN], p.g[PLAN_EVAL], p.s[PLAN_EVAL]);
     return p;
 }
 
@@ -62,7 +54,7 @@ bool pipeline_compile(const Plan *p, int64_t batch, Compiled *c, Diag *d) {
     /* One module per function, so they compile in parallel; the training
      * step, the larger, first. */
     NnrtStep *steps[PLAN_STEPS] = {[PLAN_TRAIN] = &c->train_step, [PLAN_EVAL] = &c->eval_step};
-    CgModule *mods[PLAN_STEPS + 1];
+    CgModule *mods[PLAN_STEPS];
     c->train = p->g[PLAN_TRAIN];
     c->sched = p->s[PLAN_TRAIN];
     c->arena_bytes = 0;
@@ -71,17 +63,10 @@ bool pipeline_compile(const Plan *p, int64_t batch, Compiled *c, Diag *d) {
         if (p->s[i]->arena_bytes > c->arena_bytes)
             c->arena_bytes = p->s[i]->arena_bytes;
     }
-    int nmods = PLAN_STEPS;
-    if (p->update) {
-        mods[nmods++] = pipeline_codegen("update_step", 1, (const char *const[]){"update_step"}, &p->update,
-                                         &p->update_s);
-        if (p->update_s->arena_bytes > c->arena_bytes)
-            c->arena_bytes = p->update_s->arena_bytes;
-    }
     const Target *t = c->sched->target;
     cg_add_guard(mods[PLAN_TRAIN], "state_finite", c->train, c->sched, t);
     char err[1024];
-    c->jit = jit_compile_modules(mods, nmods, t, err, sizeof err); /* takes the modules */
+    c->jit = jit_compile_modules(mods, PLAN_STEPS, t, err, sizeof err); /* takes the modules */
     if (!c->jit) {
         diag_plain(d, "%s", err);
         return false;
@@ -96,11 +81,6 @@ bool pipeline_compile(const Plan *p, int64_t batch, Compiled *c, Diag *d) {
             diag_plain(d, "%s", err);
             return false;
         }
-    }
-    c->update_step = (NnrtStep){NULL, (size_t)batch};
-    if (p->update && !(c->update_step.fn = (NnrtStepFn)jit_lookup(c->jit, "update_step", err, sizeof err))) {
-        diag_plain(d, "%s", err);
-        return false;
     }
     c->finite = (int (*)(void **))jit_lookup(c->jit, "state_finite", err, sizeof err);
     if (!c->finite) {

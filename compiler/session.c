@@ -256,22 +256,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
     Plan plan = pipeline_plan(a, m, o->opt, in, t, nnrt_mpi_active());
     Graph *g = plan.g[PLAN_TRAIN];
     void **slots = fit_slots_new(g, o->seed);
-    /* Data-parallel: rank 0 alone writes files. The gradient slots lie in
-     * one buffer, summed over the ranks in one all-reduce (one latency, not
-     * one a tensor); each slot starts on a 64-byte line, the gaps zeros. */
-    bool writes = nnrt_mpi_rank() == 0;
-    size_t grad_elems = 0;
-    for (int s = 0; s < g->nslots; s++)
-        if (g->slots[s].kind == SLOT_GRAD &&
-            __builtin_add_overflow((grad_elems + 15) / 16 * 16, (size_t)shape_elems(&g->slots[s].shape), &grad_elems))
-            die("session_run: the gradients overflow a size_t");
-    float *grads = grad_elems ? xcalloc64(grad_elems, sizeof *grads) : NULL;
-    for (size_t s = 0, at = 0; s < (size_t)g->nslots; s++)
-        if (g->slots[s].kind == SLOT_GRAD) {
-            at = (at + 15) / 16 * 16;
-            slots[s] = grads + at;
-            at += (size_t)shape_elems(&g->slots[s].shape);
-        }
+    bool writes = nnrt_mpi_rank() == 0; /* data-parallel: rank 0 alone writes files */
     int dropped = keep && keep->slots ? fit_weights_take(keep, g, slots) : 0;
     FitHook hook = {
         .diag = d, .arena = a, .model = m, .graph = g, .slots = slots,
@@ -343,7 +328,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         .resume = o->resume_path ? &hook.st.pos : NULL,
         .finite = c.finite,
         .ctx = &hook, .after_step = fit_after_step, .on_nonfinite = fit_on_nonfinite,
-        .update = c.update_step, .grads = grads, .grad_elems = grad_elems,
+        .begin = nnrt_mpi_active() ? nnrt_mpi_begin_step : NULL,
         .rank = nnrt_mpi_rank(), .ranks = nnrt_mpi_size(), .sum = nnrt_mpi_sum,
     };
     char err[1024];
@@ -429,10 +414,6 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
     fit_state_free(&hook.st);
     if (in_panels)
         layout_convert(g, c.sched, slots, false);
-    for (int s = 0; s < g->nslots; s++)
-        if (g->slots[s].kind == SLOT_GRAD)
-            slots[s] = NULL; /* in grads */
-    free(grads);
     if (keep) {
         *keep = fit_weights_keep(g, slots);
     } else {

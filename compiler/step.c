@@ -30,36 +30,17 @@ static Graph *forward(Arena *a, const Model *m, int64_t batch, DType dt, InputTy
     return g;
 }
 
-/* g's outputs from..to-1 alone, dead code removed: the slots stay all of g's. */
-static Graph *outputs_dce(const Graph *g, int from, int to) {
-    Graph part = *g;
-    part.outputs = g->outputs + from;
-    part.noutputs = to - from;
-    return ir_dce(&part);
-}
-
-/* Data-parallel training cuts the step where the gradients are complete:
- * the gradients go to slots of their own, which the runtime sums over the
- * ranks (runtime/mpi.c), and the update reads them back. */
-static void split_at_gradients(Arena *a, Graph *g, const Model *m, const NodeId *params, const NodeId *grads,
-                               int nparams, Graph **train, Graph **update) {
-    NodeId *summed = arena_array(a, (size_t)nparams + 1, sizeof *summed);
-    for (int i = 0; i < nparams; i++) {
-        const IrNode *p = &g->nodes[params[i]];
-        const Slot *ps = &g->slots[p->slot];
-        int gs = ir_add_slot(g, (Slot){.kind = SLOT_GRAD, .name = arena_printf(a, "%s.grad", ps->name),
-                                       .shape = ps->shape});
-        ir_add_output(g, grads[i], gs);
-        summed[i] = ir_leaf(g, OP_STATE, gs, ps->shape, p->loc);
-    }
-    int cut = g->noutputs;
-    optim_update(g, m, params, summed, nparams);
-    *train = outputs_dce(g, 0, cut);
-    *update = outputs_dce(g, cut, g->noutputs);
+/* Data-parallel training sums each gradient over the ranks before its
+ * update: an allreduce node between the two (runtime/mpi.c), so the step
+ * stays one step and the schedule cuts only the kernels that must wait for
+ * it (a weight gradient's product no longer stores the update). */
+static void allreduce_gradients(Graph *g, const NodeId *params, NodeId *grads, int nparams) {
+    for (int i = 0; i < nparams; i++)
+        grads[i] = ir_allreduce(g, grads[i], g->nodes[params[i]].loc);
 }
 
 void step_graphs(Arena *a, const Model *m, int64_t batch, DType dt, InputType in, Graph **train, Graph **eval,
-                 Graph **update) {
+                 bool allreduce) {
     NodeId loss;
     if (eval) /* its own lowering: dropout and batchnorm differ (the slots do not) */
         *eval = ir_dce(forward(a, m, batch, dt, in, MODE_EVAL, &loss));
@@ -68,12 +49,10 @@ void step_graphs(Arena *a, const Model *m, int64_t batch, DType dt, InputType in
     Graph *g = forward(a, m, batch, dt, in, MODE_TRAIN, &loss);
     NodeId *params, *grads;
     int nparams = ad_param_gradients(g, loss, &params, &grads);
-    if (update) {
-        split_at_gradients(a, g, m, params, grads, nparams, train, update);
-    } else {
-        optim_update(g, m, params, grads, nparams);
-        *train = ir_dce(g);
-    }
+    if (allreduce)
+        allreduce_gradients(g, params, grads, nparams);
+    optim_update(g, m, params, grads, nparams);
+    *train = ir_dce(g);
     /* The evaluation step runs on the training step's buffers: its slots
      * are the first of those (the optimizer's come after). */
     for (int s = 0; eval && s < (*eval)->nslots; s++)
@@ -83,6 +62,6 @@ void step_graphs(Arena *a, const Model *m, int64_t batch, DType dt, InputType in
 
 Graph *step_graph(Arena *a, const Model *m, StepKind kind, int64_t batch, DType dt, InputType in) {
     Graph *g;
-    step_graphs(a, m, batch, dt, in, kind == STEP_TRAIN ? &g : NULL, kind == STEP_EVAL ? &g : NULL, NULL);
+    step_graphs(a, m, batch, dt, in, kind == STEP_TRAIN ? &g : NULL, kind == STEP_EVAL ? &g : NULL, false);
     return g;
 }

@@ -2,9 +2,18 @@
  *
  * Under `mpirun -np N nnc ...` every rank runs the whole program on the
  * whole data; the trainer (train.c) gives each rank its slice of every
- * global batch and sums the gradients here between the gradient step and
- * the update step, so every rank applies the same update to the same
- * weights. This file is the only one that sees MPI: built without it
+ * global batch, and the training step itself all-reduces each gradient
+ * before its update (the IR's allreduce nodes call nnrt_allreduce), so
+ * every rank applies the same update to the same weights.
+ *
+ * Overlap: the backward pass computes the last layer's gradients first,
+ * and each is handed to MPI as a non-blocking all-reduce (MPI_Iallreduce)
+ * as soon as it is complete; the step waits for them (nnrt_allreduce_wait)
+ * only before the first kernel that reads one. Each all-reduce is one
+ * gradient tensor: a bucket of its own, so the latencies of the first
+ * overlap the computation of the next.
+ *
+ * This file is the only one that sees MPI: built without it
  * (CMake's NNC_MPI off), a process is rank 0 of 1 and every collective is
  * the identity, so the trainer has one code path.
  *
@@ -19,6 +28,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static bool launched(void) {
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
@@ -29,6 +39,31 @@ static bool launched(void) {
 
 static int rank, size = 1;
 static bool active;
+/* The step's global batch (nnrt_mpi_begin_step) and the all-reduces it has
+ * started and not yet waited for. */
+static size_t batch = 1;
+enum { MAX_PENDING = 256 }; /* more: the oldest are waited for first */
+static MPI_Request pending[MAX_PENDING];
+static int npending;
+
+/* dst = src n / batch: this rank's mean gradient over its n samples
+ * weighed by its share of the global batch, so that the sum over the ranks
+ * is the batch's mean. A rank without samples (n = 0: more ranks than the
+ * last batch has samples) adds zeros, whatever its step made of 0 / 0. */
+static void scale(void *dst, const void *src, int64_t elems, int64_t n, int32_t dtype_bytes) {
+    double share = (double)n / (double)batch;
+    if (dtype_bytes == 4) {
+        float *d = dst;
+        const float *x = src;
+        for (int64_t i = 0; i < elems; i++)
+            d[i] = n ? x[i] * (float)share : 0;
+    } else {
+        double *d = dst;
+        const double *x = src;
+        for (int64_t i = 0; i < elems; i++)
+            d[i] = n ? x[i] * share : 0;
+    }
+}
 
 bool nnrt_mpi_init(int *argc, char ***argv, char *err, size_t errlen) {
     if (!launched())
@@ -68,6 +103,36 @@ void nnrt_mpi_sum(void *p, size_t n, int dtype_bytes) {
     }
 }
 
+void nnrt_allreduce(void *dst, const void *src, int64_t elems, int64_t n, int32_t dtype_bytes) {
+    if (!active) { /* one process: the identity (gradcheck's) */
+        memcpy(dst, src, (size_t)elems * (size_t)dtype_bytes);
+        return;
+    }
+    scale(dst, src, elems, n, dtype_bytes);
+    if (size == 1)
+        return;
+    MPI_Datatype t = dtype_bytes == 4 ? MPI_FLOAT : MPI_DOUBLE;
+    for (int64_t i = 0; i < elems; i += CHUNK) {
+        int64_t k = elems - i < CHUNK ? elems - i : CHUNK;
+        if (npending == MAX_PENDING)
+            nnrt_allreduce_wait();
+        MPI_Iallreduce(MPI_IN_PLACE, (char *)dst + i * dtype_bytes, (int)k, t, MPI_SUM, MPI_COMM_WORLD,
+                       &pending[npending++]);
+    }
+    /* Open MPI moves a collective on only inside MPI calls: give the ones
+     * already started a turn while the backward pass goes on. */
+    int done;
+    MPI_Testall(npending, pending, &done, MPI_STATUSES_IGNORE);
+}
+
+void nnrt_allreduce_wait(void) {
+    if (npending)
+        MPI_Waitall(npending, pending, MPI_STATUSES_IGNORE);
+    npending = 0;
+}
+
+void nnrt_mpi_begin_step(size_t global_batch) { batch = global_batch; }
+
 void nnrt_mpi_bcast(void *p, size_t bytes) {
     for (size_t i = 0; active && size > 1 && i < bytes; i += CHUNK) {
         size_t k = bytes - i < CHUNK ? bytes - i : CHUNK;
@@ -89,8 +154,15 @@ bool nnrt_mpi_init(int *argc, char ***argv, char *err, size_t errlen) {
 void nnrt_mpi_finish(int status) { (void)status; }
 void nnrt_mpi_sum(void *p, size_t n, int dtype_bytes) { (void)p, (void)n, (void)dtype_bytes; }
 void nnrt_mpi_bcast(void *p, size_t bytes) { (void)p, (void)bytes; }
+void nnrt_mpi_begin_step(size_t global_batch) { (void)global_batch; }
+void nnrt_allreduce(void *dst, const void *src, int64_t elems, int64_t n, int32_t dtype_bytes) {
+    (void)n;
+    memcpy(dst, src, (size_t)elems * (size_t)dtype_bytes); /* one process: the identity (gradcheck's) */
+}
+void nnrt_allreduce_wait(void) {}
 #endif
 
 bool nnrt_mpi_active(void) { return active; }
 int nnrt_mpi_rank(void) { return rank; }
 int nnrt_mpi_size(void) { return size; }
+

@@ -356,14 +356,11 @@ typedef struct NnrtTrainSpec {
                                  const NnrtEpochStats *stats, char *err, size_t errlen);
     /* When the guard fires, before the buffers are freed. */
     void (*on_nonfinite)(void *ctx, const NnrtNonFinite *nf);
-    /* Data-parallel (mpi.c): `train` stores the gradients into slots and
-     * `update` applies them; between the two each rank's gradients, of its
-     * slice of the global batch, are summed over the ranks. The gradient
-     * slots lie in `grads`, grad_elems elements (any gaps zeros). fn NULL:
-     * `train` updates the weights itself. */
-    NnrtStep update;
-    void *grads;
-    size_t grad_elems;
+    /* Data-parallel (mpi.c): `train` runs on this rank's slice of each
+     * global batch and sums its gradients over the ranks itself (its
+     * allreduce nodes), weighed by the slice's share of the batch, which
+     * `begin` is told before each step. NULL: one process. */
+    void (*begin)(size_t global_batch);
     int rank, ranks; /* this process's place among them: its slice of each batch */
     void (*sum)(void *p, size_t n, int dtype_bytes); /* in place, over the ranks */
 } NnrtTrainSpec;
@@ -664,5 +661,15 @@ int nnrt_mpi_size(void);
  * rank 0's bytes. */
 void nnrt_mpi_sum(void *p, size_t n, int dtype_bytes);
 void nnrt_mpi_bcast(void *p, size_t bytes);
+/* Before each data-parallel training step: the global batch's samples,
+ * which weigh each rank's share in nnrt_allreduce. */
+void nnrt_mpi_begin_step(size_t global_batch);
+/* Called by a training step's code (the IR's allreduce node, on the step's
+ * own thread): dst = the sum over the ranks of src n / global batch, this
+ * rank's mean gradient over its n samples weighed by its share; elems
+ * elements of dtype_bytes. Started, not finished: dst is valid after
+ * nnrt_allreduce_wait, which the step calls before it reads dst. */
+void nnrt_allreduce(void *dst, const void *src, int64_t elems, int64_t n, int32_t dtype_bytes);
+void nnrt_allreduce_wait(void);
 
 #endif

@@ -136,10 +136,9 @@ static bool check_spec(const NnrtTrainSpec *spec, char *err, size_t errlen) {
         return nnrt_fail(err, errlen, "%zu slots: the step functions need at least 5", spec->nslots);
     if (spec->classify && spec->outputs == 0)
         return nnrt_fail(err, errlen, "accuracy needs at least one output per sample");
-    if (spec->update.fn && ((!spec->grads && spec->grad_elems) || !spec->sum || spec->ranks < 1 ||
-                            spec->rank < 0 || spec->rank >= spec->ranks))
-        return nnrt_fail(err, errlen, "an update step needs the gradients' sizes, the sum over the ranks and "
-                                      "this rank (%d of %d)", spec->rank, spec->ranks);
+    if (spec->begin && (!spec->sum || spec->ranks < 1 || spec->rank < 0 || spec->rank >= spec->ranks))
+        return nnrt_fail(err, errlen, "data-parallel training needs the sum over the ranks and this rank "
+                                      "(%d of %d)", spec->rank, spec->ranks);
     return true;
 }
 
@@ -232,38 +231,30 @@ static void errors(const NnrtTrainSpec *spec, const Buffers *bf, size_t b, doubl
     }
 }
 
-/* A data-parallel training step (spec->update.fn set) of the b samples at
- * order: this rank's slice of them through the gradient step, its
- * gradients scaled by its share of the batch and summed over the ranks
- * (so every rank holds the batch's mean gradient, as one process would),
- * then the update, the same on every rank. The slices are contiguous and
+/* A data-parallel training step (spec->begin set) of the b samples at
+ * order: this rank's slice of them through the training step, which sums
+ * its gradients, scaled by the slice's share of the batch, over the ranks
+ * (so every rank holds the batch's mean gradient, as one process would)
+ * before the update, the same on every rank. The slices are contiguous and
  * differ by at most one sample when the ranks do not divide b; a rank
- * whose slice is empty (b < ranks) adds zeros. Returns the batch's mean
- * loss; *correct: its samples classified right, err its errors (errors()),
- * over all ranks. */
+ * whose slice is empty (b < ranks) runs the step on no samples and adds
+ * zeros. Returns the batch's mean loss; *correct: its samples classified
+ * right, err its errors (errors()), over all ranks. */
 static double step_parallel(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf, const uint32_t *order,
                             size_t b, size_t *correct, double err[2]) {
     size_t r = (size_t)spec->rank, n = (size_t)spec->ranks;
     size_t lo = b * r / n, mine = b * (r + 1) / n - lo; /* b < 2^32, n < 2^31: no overflow */
     /* loss times samples, samples right, absolute and squared error: of the slice, then of the batch */
     double sums[4] = {0, 0, 0, 0};
+    nnrt_batch_fill(ds, order + lo, mine, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
+    spec->begin(b);
+    spec->train.fn(spec->slots, (int64_t)mine);
     if (mine) {
-        nnrt_batch_fill(ds, order + lo, mine, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
-        spec->train.fn(spec->slots, (int64_t)mine);
         sums[0] = read_elem(bf->loss, 0, spec->dtype_bytes) * (double)mine;
         sums[1] = spec->classify ? (double)count_correct(bf, mine, spec->outputs, spec->dtype_bytes) : 0;
         errors(spec, bf, mine, sums + 2);
     }
-    double share = (double)mine / (double)b;
-    for (size_t i = 0; i < spec->grad_elems; i++) {
-        if (spec->dtype_bytes == 4)
-            ((float *)spec->grads)[i] = mine ? ((float *)spec->grads)[i] * (float)share : 0;
-        else
-            ((double *)spec->grads)[i] = mine ? ((double *)spec->grads)[i] * share : 0;
-    }
-    spec->sum(spec->grads, spec->grad_elems, spec->dtype_bytes);
     spec->sum(sums, 4, 8);
-    spec->update.fn(spec->slots, (int64_t)b);
     *correct = (size_t)sums[1];
     err[0] = sums[2];
     err[1] = sums[3];
@@ -300,7 +291,7 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
         size_t b = ds->n - off < st.batch ? ds->n - off : st.batch;
         double t0 = timed ? nnrt_now() : 0, loss, errs[2];
         size_t correct = 0;
-        if (pos && spec->update.fn) {
+        if (pos && spec->begin) {
             loss = step_parallel(spec, ds, bf, bf->order + off, b, &correct, errs);
         } else {
             nnrt_batch_fill(ds, bf->order + off, b, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
@@ -379,7 +370,7 @@ static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, const cha
                      double *mse, NnrtBatchFn on_batch, void *ctx, char *err, size_t errlen) {
     /* Data-parallel (and no caller to see every batch): each rank its
      * contiguous slice of the set, the sums added over the ranks. */
-    bool split = spec->update.fn && !on_batch;
+    bool split = spec->begin && !on_batch;
     NnrtDataset part = *ds;
     size_t lo = 0;
     if (split) { /* n < 2^32, ranks < 2^31: no overflow */

@@ -188,6 +188,11 @@ static NodeId f_random(Graph *g, NodeId p, NodeId q, NodeId y) { /* a constant m
 #undef U
 #undef B
 
+static NodeId f_allreduce(Graph *g, NodeId p, NodeId q, NodeId y) { /* in one process, the identity */
+    (void)y;
+    return ir_allreduce(g, ir_binary(g, OP_MUL, p, q, L0), L0);
+}
+
 static const struct {
     const char *name;
     Build build;
@@ -247,6 +252,7 @@ static const struct {
     {"im2col", f_im2col, {1, {4}}},
     {"col2im", f_col2im, {2, {6, 18}}},
     {"random", f_random, {1, {4}}},
+    {"allreduce (broadcast [4])", f_allreduce, {1, {4}}},
 };
 
 /* Builds case i (loss = sum(f(p, q, y) * w)) and checks it at level opt. */
