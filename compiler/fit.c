@@ -97,7 +97,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
         for (int d = 0; d < sl->shape.rank; d++)
             e->dims[d] = sl->shape.dim[d];
     }
-    char v[16][128];
+    char v[17][128];
     const NnrtTrainPos *p = &st->pos;
     snprintf(v[0], sizeof v[0], "%d", p->epoch);
     snprintf(v[1], sizeof v[1], "%zu", p->step);
@@ -116,6 +116,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
     snprintf(v[13], sizeof v[13], "%a", info->lr);
     snprintf(v[14], sizeof v[14], "%a", p->abs_sum);
     snprintf(v[15], sizeof v[15], "%a", p->sq_sum);
+    snprintf(v[16], sizeof v[16], "%d", info->ranks > 1 ? info->ranks : 1);
     double *hist = xrealloc(NULL, (size_t)st->nhistory * HISTORY_COLS + 1, sizeof *hist);
     for (int i = 0; i < st->nhistory; i++)
         history_row(&st->history[i], hist + (size_t)i * HISTORY_COLS);
@@ -141,7 +142,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
         {"batch", v[8]}, {"samples", v[9]}, {"best", v[10]}, {"best_epoch_bad_epochs", v[11]},
         {"epochs", v[12]}, {"lr", v[13]}, {"schedule", info->schedule ? info->schedule : ""},
         {"classes", classes}, {"abs_sum", v[14]}, {"normalize", norm},
-        {"sq_sum", v[15]},
+        {"sq_sum", v[15]}, {"ranks", v[16]},
     };
     bool ok = nnrt_ckpt_save(path, t, nt, meta, sizeof meta / sizeof meta[0], err, errlen);
     free(norm);
@@ -153,7 +154,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
 
 /* Bounds of what fit_save writes in the header: a tensor's entry besides
  * its name (dtype, up to 4 dimensions and 2 offsets of 20 digits, quotes,
- * commas; the history's is one of them), and the metadata: 22 fields,
+ * commas; the history's is one of them), and the metadata: 23 fields,
  * under 160 bytes each besides the model's name, the class names and the
  * normalization, which fit_saveable adds. The history is data, whatever
  * the epochs. */
@@ -350,6 +351,14 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
                       "and batch size", path, samples, batch, info->samples, info->batch);
         return false;
     }
+    /* The ranks that trained it (data-parallel); a checkpoint from before
+     * they were saved, or of one process: 1. */
+    uint64_t ranks = 1;
+    if (nnrt_ckpt_meta(c, "ranks") && !(meta_u64(c, "ranks", 10, INT_MAX, &ranks) && ranks > 0)) {
+        diag_plain(d, "%s: its training state (metadata 'ranks') is malformed", path);
+        return false;
+    }
+    st->ranks = (int)ranks;
     p->epoch = (int)epoch;
     p->step = (size_t)step;
     p->seen = (size_t)seen;

@@ -1257,6 +1257,7 @@ typedef struct FitState {
     int best_epoch, bad_epochs;
     NnrtEpochStats *history; /* every epoch so far, resumed ones included (malloc'd) */
     int nhistory;
+    int ranks;             /* the processes that trained it (mpi.c; 1 if it does not say) */
 } FitState;
 
 /* What a checkpoint must agree with to be resumed. */
@@ -1265,6 +1266,7 @@ typedef struct FitInfo {
     uint64_t model_hash; /* fit_model_hash of the model file */
     uint64_t seed;
     size_t batch, samples;
+    int ranks;           /* data-parallel training's processes (mpi.c), saved; 0 or 1: one */
     bool resume;         /* loading: need the training state too */
     /* The run's settings, saved so that --resume continues the same run
      * (fit_read_settings); 0 and NULL: not known (the REPL's :save). */

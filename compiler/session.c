@@ -261,7 +261,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
     FitHook hook = {
         .diag = d, .arena = a, .model = m, .graph = g, .slots = slots,
         .info = {.model_name = m->name, .model_hash = fit_model_hash(src), .seed = o->seed,
-                 .batch = (size_t)m->batch, .samples = dt.have_train ? dt.train.n : 0,
+                 .batch = (size_t)m->batch, .samples = dt.have_train ? dt.train.n : 0, .ranks = nnrt_mpi_size(),
                  .resume = o->resume_path != NULL, .epochs = m->epochs, .lr = m->lr, .schedule = o->schedule,
                  .classes = &dt.classes, .norm_mean = dt.mean, .norm_std = dt.std,
                  .norm_n = dt.mean ? (size_t)shape_elems(&m->input) : 0},
@@ -336,6 +336,14 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         if (info && o->resume_path)
             fprintf(info, "resuming from %s at epoch %d, step %zu\n", o->resume_path, hook.st.pos.epoch + 1,
                     hook.st.pos.step);
+        /* Another number of ranks continues the same run: the global
+         * batches and their order are the checkpoint's; what differs is
+         * each rank's slice of them. */
+        if (o->resume_path && hook.st.ranks != nnrt_mpi_size() && writes)
+            fprintf(shown, "note: %s was saved by %d process%s, this run has %d: it continues with the same "
+                           "global batches in the same order, split over the processes anew (sums round "
+                           "differently; batchnorm's batch statistics are of other slices)\n",
+                    o->resume_path, hook.st.ranks, hook.st.ranks == 1 ? "" : "es", nnrt_mpi_size());
         if (info) {
             fprintf(info, "training on %s (%zu samples", dt.train_path, dt.train.n);
             if (spec.val)
