@@ -369,7 +369,17 @@ void cg_random(Cg *c, NodeId id) {
                                      cg_i64(c, (int64_t)((uint64_t)n->value * 0x9E3779B97F4A7C15ull)), "");
     Loop l;
     LLVMValueRef e = cg_loop_open(c, &l, count);
-    LLVMValueRef z = LLVMBuildAdd(B, seed, LLVMBuildMul(B, e, cg_i64(c, (int64_t)0x165667B19E3779F9ull), ""), "");
+    LLVMValueRef at = e;
+    if (n->start) { /* numbered from the step's first sample among all ranks (runtime/mpi.c) */
+        LLVMValueRef first = LLVMGetNamedGlobal(c->mod, "nnrt_mpi_first_sample");
+        if (!first)
+            first = LLVMAddGlobal(c->mod, c->i64, "nnrt_mpi_first_sample"); /* resolved by the JIT */
+        LLVMValueRef per = cg_i64(c, 1); /* elements of a sample: axis 0 is the batch's */
+        for (int d = 1; d < n->shape.rank; d++)
+            per = LLVMBuildMul(B, per, cg_dim(c, id, d), "");
+        at = LLVMBuildAdd(B, e, LLVMBuildMul(B, LLVMBuildLoad2(B, c->i64, first, "first"), per, ""), "");
+    }
+    LLVMValueRef z = LLVMBuildAdd(B, seed, LLVMBuildMul(B, at, cg_i64(c, (int64_t)0x165667B19E3779F9ull), ""), "");
     static const uint64_t mul[2] = {0xBF58476D1CE4E5B9ull, 0x94D049BB133111EBull};
     static const int shift[3] = {30, 27, 31};
     for (int r = 0; r < 3; r++) {

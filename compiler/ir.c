@@ -688,6 +688,7 @@ NodeId ir_random(Graph *g, NodeId counter, uint32_t key, NodeId like, Loc loc) {
         die("ir_random: the counter is not a scalar");
     IrNode n = node_of(OP_RANDOM, counter, -1, l->shape, l->batch_axes, loc);
     n.value = key;
+    n.start = g->global_samples && (l->batch_axes & 1);
     return intern(g, n);
 }
 

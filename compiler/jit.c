@@ -92,6 +92,7 @@ static const struct {
     {"nnrt_interrupt_requested", (void *)&nnrt_interrupt_requested},
     {"nnrt_allreduce", (void *)nnrt_allreduce},
     {"nnrt_allreduce_wait", (void *)nnrt_allreduce_wait},
+    {"nnrt_mpi_first_sample", (void *)&nnrt_mpi_first_sample},
 };
 
 static bool define_runtime_symbols(LLVMOrcLLJITRef j, char *err, size_t errlen) {

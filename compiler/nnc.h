@@ -559,7 +559,9 @@ typedef struct IrNode {
     Shape shape;
     double value;  /* CONST; LEAKY_RELU, ELU: alpha */
     int axis;      /* SUM, MAX, MIN: axis or -1 for all; CONCAT, SLICE: axis */
-    int64_t start; /* SLICE: the first index taken along axis */
+    int64_t start; /* SLICE: the first index taken along axis; RANDOM: 1 if its elements
+                      are numbered from the step's first sample among all ranks
+                      (Graph.global_samples), else 0 */
     Window win;    /* IR_OPS_WINDOW */
     int slot;      /* leaves INPUT, LABEL, PARAM, STATE: the step function's slot */
     /* The batch size is symbolic: a graph built for `batch` samples (Graph)
@@ -624,6 +626,11 @@ typedef struct Graph {
      * derivative's graph may grow by a factor per grad, nested grads
      * exponentially. */
     int node_limit;
+    /* Data-parallel training: this rank's samples are a slice of the global
+     * batch, so the random numbers made for them (dropout's masks) are
+     * numbered by the global sample (ir_random), as one process numbers
+     * them. */
+    bool global_samples;
 } Graph;
 
 Graph *ir_new(Arena *a, DType dt);

@@ -21,8 +21,9 @@
 
 /* The forward pass in `mode`, its loss and output as outputs. */
 static Graph *forward(Arena *a, const Model *m, int64_t batch, DType dt, InputType in, ModelMode mode,
-                      NodeId *loss) {
+                      bool global_samples, NodeId *loss) {
     Graph *g = ir_new(a, dt);
+    g->global_samples = global_samples;
     NodeId pred;
     *loss = model_forward(g, m, batch, in, mode, &pred);
     ir_add_output(g, *loss, SLOT_NO_LOSS);
@@ -43,10 +44,10 @@ void step_graphs(Arena *a, const Model *m, int64_t batch, DType dt, InputType in
                  bool allreduce) {
     NodeId loss;
     if (eval) /* its own lowering: dropout and batchnorm differ (the slots do not) */
-        *eval = ir_dce(forward(a, m, batch, dt, in, MODE_EVAL, &loss));
+        *eval = ir_dce(forward(a, m, batch, dt, in, MODE_EVAL, false, &loss));
     if (!train)
         return;
-    Graph *g = forward(a, m, batch, dt, in, MODE_TRAIN, &loss);
+    Graph *g = forward(a, m, batch, dt, in, MODE_TRAIN, allreduce, &loss);
     NodeId *params, *grads;
     int nparams = ad_param_gradients(g, loss, &params, &grads);
     if (allreduce)

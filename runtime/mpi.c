@@ -131,7 +131,10 @@ void nnrt_allreduce_wait(void) {
     npending = 0;
 }
 
-void nnrt_mpi_begin_step(size_t global_batch) { batch = global_batch; }
+void nnrt_mpi_begin_step(size_t global_batch, size_t first) {
+    batch = global_batch;
+    nnrt_mpi_first_sample = (int64_t)first;
+}
 
 void nnrt_mpi_bcast(void *p, size_t bytes) {
     for (size_t i = 0; active && size > 1 && i < bytes; i += CHUNK) {
@@ -154,13 +157,15 @@ bool nnrt_mpi_init(int *argc, char ***argv, char *err, size_t errlen) {
 void nnrt_mpi_finish(int status) { (void)status; }
 void nnrt_mpi_sum(void *p, size_t n, int dtype_bytes) { (void)p, (void)n, (void)dtype_bytes; }
 void nnrt_mpi_bcast(void *p, size_t bytes) { (void)p, (void)bytes; }
-void nnrt_mpi_begin_step(size_t global_batch) { (void)global_batch; }
+void nnrt_mpi_begin_step(size_t global_batch, size_t first) { (void)global_batch, (void)first; }
 void nnrt_allreduce(void *dst, const void *src, int64_t elems, int64_t n, int32_t dtype_bytes) {
     (void)n;
     memcpy(dst, src, (size_t)elems * (size_t)dtype_bytes); /* one process: the identity (gradcheck's) */
 }
 void nnrt_allreduce_wait(void) {}
 #endif
+
+int64_t nnrt_mpi_first_sample;
 
 bool nnrt_mpi_active(void) { return active; }
 int nnrt_mpi_rank(void) { return rank; }

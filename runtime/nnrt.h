@@ -358,9 +358,10 @@ typedef struct NnrtTrainSpec {
     void (*on_nonfinite)(void *ctx, const NnrtNonFinite *nf);
     /* Data-parallel (mpi.c): `train` runs on this rank's slice of each
      * global batch and sums its gradients over the ranks itself (its
-     * allreduce nodes), weighed by the slice's share of the batch, which
-     * `begin` is told before each step. NULL: one process. */
-    void (*begin)(size_t global_batch);
+     * allreduce nodes), weighed by the slice's share of the batch; `begin`
+     * is told the batch and where the slice starts in it before each step.
+     * NULL: one process. */
+    void (*begin)(size_t global_batch, size_t first);
     int rank, ranks; /* this process's place among them: its slice of each batch */
     void (*sum)(void *p, size_t n, int dtype_bytes); /* in place, over the ranks */
 } NnrtTrainSpec;
@@ -662,8 +663,12 @@ int nnrt_mpi_size(void);
 void nnrt_mpi_sum(void *p, size_t n, int dtype_bytes);
 void nnrt_mpi_bcast(void *p, size_t bytes);
 /* Before each data-parallel training step: the global batch's samples,
- * which weigh each rank's share in nnrt_allreduce. */
-void nnrt_mpi_begin_step(size_t global_batch);
+ * which weigh each rank's share in nnrt_allreduce, and the global index in
+ * it of this rank's first (nnrt_mpi_first_sample). */
+void nnrt_mpi_begin_step(size_t global_batch, size_t first);
+/* That index, which the step's code reads by name (random numbers are
+ * numbered by the global sample: a rank's dropout masks are one process's). */
+extern int64_t nnrt_mpi_first_sample;
 /* Called by a training step's code (the IR's allreduce node, on the step's
  * own thread): dst = the sum over the ranks of src n / global batch, this
  * rank's mean gradient over its n samples weighed by its share; elems

@@ -247,7 +247,7 @@ static double step_parallel(const NnrtTrainSpec *spec, const NnrtDataset *ds, co
     /* loss times samples, samples right, absolute and squared error: of the slice, then of the batch */
     double sums[4] = {0, 0, 0, 0};
     nnrt_batch_fill(ds, order + lo, mine, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
-    spec->begin(b);
+    spec->begin(b, lo);
     spec->train.fn(spec->slots, (int64_t)mine);
     if (mine) {
         sums[0] = read_elem(bf->loss, 0, spec->dtype_bytes) * (double)mine;
