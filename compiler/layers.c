@@ -895,10 +895,19 @@ static NodeId batchnorm_lower(ModelEnv *f, const LayerCall *c, NodeId h) {
         for (int a = 0; a < xs.rank - 1; a++)
             sq = ir_sum(g, sq, a, loc);
         var = B(OP_MUL, sq, inv);
-        NodeId keep = C(momentum), take = C(1 - momentum);
-        ir_add_output(g, B(OP_ADD, B(OP_MUL, moving_mean, keep), B(OP_MUL, ir_reshape(g, mean, cs, loc), take)),
+        NodeId keep = C(momentum), take = C(1 - momentum), batch_mean = mean, batch_var = var;
+        if (g->global_samples) { /* data-parallel: each rank normalizes by its own slice's statistics,
+                                  * as PyTorch's DDP without SyncBatchNorm does, but the moving ones
+                                  * take the global batch's (the ranks' shares of the mean, and of
+                                  * the variance about it: var + (mean - global mean)^2), so that
+                                  * they are the same on every rank */
+            batch_mean = ir_allreduce(g, mean, loc);
+            NodeId off = B(OP_SUB, mean, batch_mean);
+            batch_var = ir_allreduce(g, B(OP_ADD, var, B(OP_MUL, off, off)), loc);
+        }
+        ir_add_output(g, B(OP_ADD, B(OP_MUL, moving_mean, keep), B(OP_MUL, ir_reshape(g, batch_mean, cs, loc), take)),
                       mean_slot);
-        ir_add_output(g, B(OP_ADD, B(OP_MUL, moving_var, keep), B(OP_MUL, ir_reshape(g, var, cs, loc), take)),
+        ir_add_output(g, B(OP_ADD, B(OP_MUL, moving_var, keep), B(OP_MUL, ir_reshape(g, batch_var, cs, loc), take)),
                       var_slot);
     } else {
         mean = moving_mean;
