@@ -296,8 +296,8 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
     double compile_secs = nnrt_now() - t0;
     /* CSV on standard output keeps it to itself: the rest goes to stderr then.
      * shown: what was asked for and what went wrong; info: the progress
-     * (NULL with -q). */
-    FILE *shown = o->predict_path && !o->out_path ? stderr : stdout, *info = o->quiet ? NULL : shown;
+     * (NULL with -q). Ranks but 0 print nothing: their stdout goes nowhere. */
+    FILE *shown = o->predict_path && !o->out_path && writes ? stderr : stdout, *info = o->quiet ? NULL : shown;
     hook.out = shown; /* its notes say why training stopped: early, or interrupted */
     if (dropped)
         fprintf(shown, "note: %d kept buffer%s of optimizer state this run does not use, dropped\n", dropped,
@@ -385,7 +385,14 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
             layout_rows_free(g, c.sched, rows);
         }
     }
-    if (status == EXIT_OK && dt.have[SET_EVAL]) {
+    /* Under mpirun --eval and --predict are not split over the ranks: rank
+     * 0 alone runs them, once (every rank ran them whole before, the others'
+     * output discarded). No collective follows, so the others go on to end. */
+    bool alone = nnrt_mpi_size() > 1 && (dt.have[SET_EVAL] || dt.have[SET_PREDICT]);
+    if (status == EXIT_OK && alone && writes)
+        fprintf(shown, "note: --eval and --predict run on rank 0 alone, not split over the %d ranks\n",
+                nnrt_mpi_size());
+    if (status == EXIT_OK && dt.have[SET_EVAL] && writes) {
         if (info)
             fprintf(info, "evaluating on %s\n", o->eval_path);
         if (!nnrt_eval_report(&spec, &dt.set[SET_EVAL], &dt.classes, shown, err, sizeof err)) {
@@ -393,7 +400,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
             status = EXIT_TRAINING;
         }
     }
-    if (status == EXIT_OK && dt.have[SET_PREDICT]) {
+    if (status == EXIT_OK && dt.have[SET_PREDICT] && writes) {
         NnrtAtomic out = {.f = stdout}; /* -o FILE: written atomically */
         if (o->out_path && !nnrt_atomic_begin(&out, o->out_path, err, sizeof err)) {
             diag_plain(d, "%s", err);
