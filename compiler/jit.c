@@ -6,8 +6,9 @@
  * to object code here, one module per step function and one per kernel on
  * the runtime's thread pool (each module has its own LLVM context, so they
  * compile in parallel); LLJIT then only links the objects.
- * The runtime's own functions (the thread pool) are given to the JIT by an
- * explicit table: the executable does not export them. Every other symbol
+ * The runtime's own functions (the thread pool, data-parallel training's
+ * all-reduce) are given to the JIT by an explicit table: the executable
+ * does not export them. Every other symbol
  * is looked up in the process (libm, libc, libgcc): the code generator and
  * instcombine emit library calls of their own choosing (sin and cos of one
  * value become sincosf, pow(10, x) exp10f, powi __powisf2, frem fmodf), and
