@@ -386,8 +386,8 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         }
     }
     /* Under mpirun --eval and --predict are not split over the ranks: rank
-     * 0 alone runs them, once (every rank ran them whole before, the others'
-     * output discarded). No collective follows, so the others go on to end. */
+     * 0 alone runs them, once. No collective follows, so the others go on
+     * to end. */
     bool alone = nnrt_mpi_size() > 1 && (dt.have[SET_EVAL] || dt.have[SET_PREDICT]);
     if (status == EXIT_OK && alone && writes)
         fprintf(shown, "note: --eval and --predict run on rank 0 alone, not split over the %d ranks\n",
