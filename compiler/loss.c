@@ -202,7 +202,7 @@ static bool loss_after_layer(ModelEnv *f, const AstItem *it, LossKind kind, cons
     return true;
 }
 
-NodeId loss_item(ModelEnv *f, const AstItem *it, NodeId *pred) {
+NodeId loss_item(ModelEnv *f, const AstItem *it, NodeId *pred, NodeId *unweighted) {
     ExprEnv *e = &f->e;
     Graph *g = e->g;
     const AstExpr *call = it->expr;
@@ -295,6 +295,7 @@ NodeId loss_item(ModelEnv *f, const AstItem *it, NodeId *pred) {
         NodeId logp = kind == LOSS_NLL ? out : softmax ? z : ir_logsoftmax(g, out, l);
         loss = loss_nll(g, logp, y, so.dim[0], e->batch, l);
     }
+    *unweighted = loss;
     return loss < 0 || weight == 1 ? loss : ir_binary(g, OP_MUL, loss, ir_const(g, weight, (Shape){0}, l), l);
 }
 

@@ -534,7 +534,7 @@ static int run(Arena *a, const Options *o, const Target *t, Diag *d) {
         Graph *g = ir_new(a, DT_F64);
         NodeId pred;
         int64_t batch = m->batch < 4 ? m->batch : 4; /* a small batch, the model's own if smaller */
-        NodeId loss = model_forward(g, m, batch, INPUT_FLOAT, MODE_TRAIN, &pred);
+        NodeId loss = model_forward(g, m, batch, INPUT_FLOAT, MODE_TRAIN, &pred, NULL);
         char err[1024];
         int64_t skipped;
         double worst = gradcheck(g, loss, m->output.dim[0], m->data, o->seed, 50, o->opt, t, &skipped, stdout,

@@ -157,6 +157,47 @@ void model_begin(ModelEnv *f, Graph *g, const Model *m, int64_t batch, InputType
     f->xall = model_input_leaf(g, SLOT_NO_INPUT, m->input_loc);
 }
 
+/* The declared target called `name`: its slice of the label slot (the
+ * targets side by side, in the order declared). False: none. */
+static bool model_target(const AstModel *ast, const char *name, int64_t *off, int64_t *elems) {
+    *off = 0;
+    for (int i = 0; i < ast->nitems; i++) {
+        const AstItem *it = &ast->items[i];
+        Shape s;
+        if (it->kind != AST_TARGET || !model_declared(it, &s))
+            continue;
+        *elems = shape_elems(&s);
+        if (!strcmp(it->name, name))
+            return true;
+        *off += *elems;
+    }
+    return false;
+}
+
+/* Several losses: the term `call` of prediction `pred` is a head (the
+ * first NNRT_MAX_HEADS are), named after its prediction as Keras names an
+ * output's metrics: its slice of the output (where model_outputs puts it),
+ * of the labels when its target is a declared one, and its metrics as a
+ * model of that one output has them (session.c: an accuracy for a class
+ * index per sample, else the mae and mse where each output has its label). */
+static void model_head(ModelEnv *f, const AstItem *call, NodeId pred, NodeId loss) {
+    Shape s = expr_shape(&f->e, pred);
+    int64_t size = shape_elems(&s), off = f->out_elems, label_off, label_size;
+    f->out_elems += size;
+    if (f->nheads == NNRT_MAX_HEADS)
+        return;
+    const AstExpr *p = call->expr->args[0], *y = call->expr->args[1];
+    NnrtHead h = {.name = p->kind == EX_NAME ? p->name : arena_printf(f->e.arena, "out%d", f->nheads + 1),
+                  .out_off = (size_t)off, .out_size = (size_t)size};
+    if (y->kind == EX_NAME && model_target(f->m->ast, y->name, &label_off, &label_size)) {
+        h.label_off = (size_t)label_off;
+        h.classify = label_size == 1 && size > 1;
+        h.mae = !h.classify && label_size == size;
+    }
+    f->heads[f->nheads] = h;
+    f->head_loss[f->nheads++] = loss;
+}
+
 /* Adds a term to the loss. */
 static void model_add_loss(ModelEnv *f, NodeId term, Loc loc) {
     f->loss = f->loss < 0 ? term : ir_binary(f->e.g, OP_ADD, f->loss, term, loc);
@@ -178,9 +219,12 @@ static void model_loss(ModelEnv *f, const AstItem *it) {
         AstItem call = terms ? (AstItem){.kind = AST_LOSS, .loc = t->loc, .name = t->name, .name_loc = t->loc,
                                          .expr = (AstExpr *)t}
                              : *it;
-        if ((term = loss_item(f, &call, &p)) < 0)
+        NodeId unweighted;
+        if ((term = loss_item(f, &call, &p, &unweighted)) < 0)
             continue;
         model_add_loss(f, term, call.loc);
+        if (call.expr) /* sema learns at the second term that there are several: model_end */
+            model_head(f, &call, p, unweighted);
         f->outputs = f->m->several_losses ? model_outputs(f, f->outputs, p, call.loc) : p;
     }
 }
@@ -250,6 +294,8 @@ NodeId model_end(ModelEnv *f, NodeId *pred, Shape *output) {
     if (f->loss < 0)
         return -1;
     notes_fans(g);
+    if (!f->m->several_losses) /* one loss call: not a head */
+        f->nheads = 0;
     if (f->penalty >= 0) /* Keras' total: the losses and the layers' penalties */
         model_add_loss(f, f->penalty, f->m->loss_loc);
     *pred = f->outputs;
@@ -259,7 +305,22 @@ NodeId model_end(ModelEnv *f, NodeId *pred, Shape *output) {
     return f->loss;
 }
 
-NodeId model_forward(Graph *g, const Model *m, int64_t batch, InputType in, ModelMode mode, NodeId *pred) {
+/* The loss slot's value: the total, then with several loss terms each
+ * head's loss, side by side (the runtime reports them). */
+static NodeId model_reported(ModelEnv *f, NodeId total) {
+    Graph *g = f->e.g;
+    Loc l = f->m->loss_loc;
+    NodeId v = total;
+    for (int i = 0; f->nheads && i <= f->nheads; i++) {
+        NodeId x = ir_reshape(g, i ? f->head_loss[i - 1] : total, (Shape){1, {1}}, l);
+        v = i ? ir_concat(g, v, x, 0, l) : x;
+    }
+    g->slots[SLOT_NO_LOSS].shape = g->nodes[v].shape;
+    return v;
+}
+
+NodeId model_forward(Graph *g, const Model *m, int64_t batch, InputType in, ModelMode mode, NodeId *pred,
+                     NodeId *reported) {
     Diag quiet; /* the model was checked: nothing to report */
     diag_init(&quiet, stderr);
     ModelEnv f;
@@ -269,5 +330,7 @@ NodeId model_forward(Graph *g, const Model *m, int64_t batch, InputType in, Mode
     NodeId loss = model_end(&f, pred, NULL);
     if (loss < 0 || quiet.errors)
         die("model: a checked model has errors");
+    if (reported)
+        *reported = model_reported(&f, loss);
     return loss;
 }

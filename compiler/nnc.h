@@ -367,6 +367,8 @@ typedef struct Model {
      * there are several). */
     int64_t label_size;
     bool several_losses; /* the output is every prediction, flattened side by side */
+    NnrtHead heads[NNRT_MAX_HEADS]; /* then each term's slices and metrics (model_end) */
+    int nheads;
     const ModelData *data; /* inline data { ... }, or NULL */
     uint64_t seed;         /* --seed: dropout's masks are keyed by it */
 } Model;
@@ -889,6 +891,10 @@ typedef struct ModelEnv {
     const AstItem *bare_loss; /* loss NAME, of the network's output: lowered at the end */
     NodeId loss, outputs; /* the sum of the loss terms; the prediction(s), -1 before */
     NodeId penalty;       /* the layers' regularizers' sum (added to the loss), or -1 */
+    NnrtHead heads[NNRT_MAX_HEADS]; /* several loss terms: the first ones, reported one by one */
+    NodeId head_loss[NNRT_MAX_HEADS]; /* each one's loss, unweighted */
+    int nheads;
+    int64_t out_elems;    /* of the predictions so far, side by side in the output */
     ModelMode mode;
     NodeId dropout_step;  /* the dropout step count's leaf, or -1 before the first dropout */
 } ModelEnv;
@@ -918,7 +924,8 @@ NodeId model_end(ModelEnv *f, NodeId *pred, Shape *output);
 /* The forward pass of a checked model for `batch` samples in `mode`: adds
  * the slots (and in MODE_TRAIN the layers' state updates as outputs) and
  * returns the loss; *pred is the network's output [batch, ...]. */
-NodeId model_forward(Graph *g, const Model *m, int64_t batch, InputType in, ModelMode mode, NodeId *pred);
+NodeId model_forward(Graph *g, const Model *m, int64_t batch, InputType in, ModelMode mode, NodeId *pred,
+                     NodeId *reported);
 /* The label slot's leaf (made at the first use, at loc). */
 NodeId model_labels(ModelEnv *f, Loc loc);
 
@@ -957,7 +964,7 @@ NodeId loss_lower(ExprEnv *e, LossKind kind, Loc l, Loc target_loc, NodeId p, No
 /* A loss statement's term: `loss NAME` of the network's output against the
  * labels (or the target), `loss NAME(out, y[, weight = w])`; *pred is its
  * prediction. -1 once reported. */
-NodeId loss_item(ModelEnv *f, const AstItem *it, NodeId *pred);
+NodeId loss_item(ModelEnv *f, const AstItem *it, NodeId *pred, NodeId *unweighted);
 /* A loss statement's sum `loss a + b + c` (Keras' total loss: the losses
  * and a penalty written by hand): its terms left to right, *n of them. */
 const AstExpr **loss_terms(Arena *a, const AstExpr *sum, int *n);

@@ -528,8 +528,11 @@ Model *sema_model(Arena *a, Diag *d, const AstModel *ast) {
     if (!loss)
         diag_error(d, ast->name_loc, "model '%s' has no loss; add e.g. 'loss crossentropy'", name);
     NodeId pred;
-    if (input && loss)
+    if (input && loss) {
         model_end(&f, &pred, &m->output);
+        memcpy(m->heads, f.heads, sizeof m->heads);
+        m->nheads = f.nheads;
+    }
     if (data && d->errors == errors) {
         m->data = data_check(a, d, m, ast, data);
         if (m->data && !(train && sema_has_arg(train, "batch")))

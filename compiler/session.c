@@ -318,6 +318,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         .outputs = (size_t)shape_elems(&m->output),
         .classify = model_classifies(m),
         .mae = hook.mae,
+        .heads = m->heads, .nheads = (size_t)m->nheads,
         .train = c.train_step, .eval = c.eval_step,
         .slots = slots, .nslots = (size_t)g->nslots,
         .arena_bytes = c.arena_bytes,

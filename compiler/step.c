@@ -19,14 +19,15 @@
 
 #include <string.h>
 
-/* The forward pass in `mode`, its loss and output as outputs. */
+/* The forward pass in `mode`, its loss (with several terms, each head's
+ * beside it) and output as outputs; *loss the total. */
 static Graph *forward(Arena *a, const Model *m, int64_t batch, DType dt, InputType in, ModelMode mode,
                       bool global_samples, NodeId *loss) {
     Graph *g = ir_new(a, dt);
     g->global_samples = global_samples;
-    NodeId pred;
-    *loss = model_forward(g, m, batch, in, mode, &pred);
-    ir_add_output(g, *loss, SLOT_NO_LOSS);
+    NodeId pred, reported;
+    *loss = model_forward(g, m, batch, in, mode, &pred, &reported);
+    ir_add_output(g, reported, SLOT_NO_LOSS);
     ir_add_output(g, pred, SLOT_NO_OUTPUT);
     return g;
 }

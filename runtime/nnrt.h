@@ -262,6 +262,32 @@ void nnrt_init_fill(NnrtRng *r, const NnrtInit *init, int64_t fan_in, int64_t fa
 
 /* ---------------------------------------------------------------- progress.c */
 
+/* A model of several loss terms (Keras' several outputs) reports each
+ * term, a head, beside the total: its loss (unweighted, as Keras reports
+ * it) and, as a model of one output would, its accuracy or its mae and
+ * mse. The step's loss slot then holds the total, then each head's loss.
+ * The first NNRT_MAX_HEADS terms are reported so. */
+enum { NNRT_MAX_HEADS = 8 };
+typedef struct NnrtHead {
+    const char *name;         /* its prediction's ("logits"), as Keras names an output's metrics */
+    size_t out_off, out_size; /* its prediction's slice of the output */
+    size_t label_off;         /* its target's slice of the labels: a class, or out_size values */
+    bool classify, mae;       /* as NnrtTrainSpec's; neither: its loss alone */
+} NnrtHead;
+
+/* A head's running sums (sample-weighted, as the model's): four doubles,
+ * summed over the ranks as an array. */
+typedef struct NnrtHeadSums {
+    double loss_sum, correct, abs_sum, sq_sum;
+} NnrtHeadSums;
+
+/* A head's epoch: as NnrtEpochStats' fields of the same names. */
+typedef struct NnrtHeadStats {
+    double loss, acc, mse, val_loss, val_acc, val_mse;
+} NnrtHeadStats;
+
+typedef struct NnrtEpochStats NnrtEpochStats; /* train.c's */
+
 typedef struct NnrtProgress {
     FILE *out;   /* NULL: nothing is printed */
     bool tty;    /* redraw one line with \r; otherwise one plain line per epoch */
@@ -271,6 +297,8 @@ typedef struct NnrtProgress {
     double t0;   /* seconds, monotonic */
     double last_draw;
     const char *metric; /* the name of the value after the loss: "acc" (begin's default) or "mae" */
+    const NnrtHead *heads; /* several loss terms: each one's values after the model's (begin: none) */
+    size_t nheads;
 } NnrtProgress;
 
 void nnrt_progress_begin(NnrtProgress *p, FILE *out, int epoch, int epochs, size_t steps);
@@ -279,8 +307,13 @@ void nnrt_progress_begin(NnrtProgress *p, FILE *out, int epoch, int epochs, size
 void nnrt_progress_step(NnrtProgress *p, double loss, double acc, double mse);
 /* End of epoch: prints the final line
  * "epoch 1/5  469/469  loss 0.5123  acc 0.8211  3.21s" (a regression's:
- * "loss 2.5  mae 1.25  mse 2.5"). */
-void nnrt_progress_end(NnrtProgress *p, double loss, double acc, double mse, double secs);
+ * "loss 2.5  mae 1.25  mse 2.5"; each head's values after the model's:
+ * "  logits_loss 0.3  logits_acc 0.75  reg_loss 0.1  reg_mae 0.2  reg_mse 0.1")
+ * from e's loss, acc, mse and heads. */
+void nnrt_progress_end(NnrtProgress *p, const NnrtEpochStats *e, double secs);
+/* "  NAME_loss L  NAME_acc A" (or "NAME_mae M  NAME_mse S") for each of the
+ * n heads, Keras' names; val: their validation values, "val_NAME_loss ...". */
+void nnrt_print_heads(FILE *out, const NnrtHead *heads, size_t n, const NnrtHeadStats *hs, bool val);
 
 double nnrt_now(void); /* monotonic seconds */
 /* The name of the metric in the place of the accuracy: "mae" or "acc". */
@@ -309,6 +342,7 @@ typedef struct NnrtTrainPos {
     size_t seen, correct;
     double abs_sum;  /* of |output - label| (NnrtTrainSpec.mae) */
     double sq_sum;   /* of (output - label)^2, for the mse beside the mae */
+    NnrtHeadSums head[NNRT_MAX_HEADS]; /* each head's (NnrtTrainSpec.heads) */
 } NnrtTrainPos;
 
 typedef struct NnrtEpochStats {
@@ -316,6 +350,7 @@ typedef struct NnrtEpochStats {
     int epoch;                /* 1-based */
     double val_loss, val_acc; /* < 0 without a validation set */
     double mse, val_mse;      /* a regression's (NnrtTrainSpec.mae) mean squared error; < 0 otherwise */
+    NnrtHeadStats head[NNRT_MAX_HEADS]; /* each head's (NnrtTrainSpec.heads) */
 } NnrtEpochStats;
 
 typedef enum { NNRT_HOOK_CONTINUE, NNRT_HOOK_STOP, NNRT_HOOK_FAIL } NnrtHookResult;
@@ -336,6 +371,8 @@ typedef struct NnrtTrainSpec {
     size_t outputs;       /* elements of the output per sample */
     bool classify;        /* accuracy = argmax(output) == label */
     bool mae;             /* else the mean absolute error of the outputs (as many as the labels), in acc's place */
+    const NnrtHead *heads; /* several loss terms: each one's slices (the loss slot holds 1 + nheads values) */
+    size_t nheads;         /* at most NNRT_MAX_HEADS */
     NnrtStep train, eval; /* their batch sizes may differ */
     void **slots;         /* slots 5.. filled by the caller; 0..4 set by the trainer */
     size_t nslots;

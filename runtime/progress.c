@@ -71,6 +71,8 @@ void nnrt_progress_begin(NnrtProgress *p, FILE *out, int epoch, int epochs, size
     p->t0 = nnrt_now();
     p->last_draw = p->t0;
     p->metric = "acc";
+    p->heads = NULL;
+    p->nheads = 0;
     /* An empty bar right away: the first step can be slow (page faults,
      * caches), and a silent terminal looks hung. */
     if (p->tty)
@@ -86,14 +88,28 @@ void nnrt_progress_step(NnrtProgress *p, double loss, double acc, double mse) {
         draw(p, loss, acc, mse, now);
 }
 
-void nnrt_progress_end(NnrtProgress *p, double loss, double acc, double mse, double secs) {
+void nnrt_print_heads(FILE *out, const NnrtHead *heads, size_t n, const NnrtHeadStats *hs, bool val) {
+    const char *pre = val ? "val_" : "";
+    for (size_t h = 0; h < n; h++) {
+        double v[3] = {val ? hs[h].val_loss : hs[h].loss, val ? hs[h].val_acc : hs[h].acc,
+                       val ? hs[h].val_mse : hs[h].mse};
+        fprintf(out, "  %s%s_loss %.4f", pre, heads[h].name, v[0]);
+        if (v[1] >= 0)
+            fprintf(out, "  %s%s_%s %.4f", pre, heads[h].name, nnrt_metric_name(heads[h].mae), v[1]);
+        if (v[2] >= 0)
+            fprintf(out, "  %s%s_mse %.4f", pre, heads[h].name, v[2]);
+    }
+}
+
+void nnrt_progress_end(NnrtProgress *p, const NnrtEpochStats *e, double secs) {
     if (!p->out)
         return;
     if (p->tty)
         fputs(CLEAR_LINE, p->out);
     fprintf(p->out, "%sepoch %d/%d%s  %zu/%zu  loss %.4f", p->color ? BOLD : "", p->epoch,
-            p->epochs, p->color ? RESET : "", p->done, p->steps, loss);
-    metrics(p, acc, mse);
+            p->epochs, p->color ? RESET : "", p->done, p->steps, e->loss);
+    metrics(p, e->acc, e->mse);
+    nnrt_print_heads(p->out, p->heads, p->nheads, e->head, false);
     fprintf(p->out, "  %.2fs\n", secs);
     fflush(p->out);
 }

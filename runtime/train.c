@@ -82,7 +82,7 @@ static bool buffers_alloc(Buffers *b, const NnrtTrainSpec *spec, size_t max_batc
         b->arena = alloc64(spec->arena_bytes, 1);
         b->x = alloc64(x_elems, spec->input_u8 ? 1 : d);
         b->y = alloc64(y_elems, d);
-        b->loss = alloc64(1, d);
+        b->loss = alloc64(1 + spec->nheads, d);
         b->output = alloc64(out_elems, d);
         b->order = malloc((n ? n : 1) * sizeof *b->order); /* n <= UINT32_MAX: checked */
     }
@@ -98,21 +98,33 @@ static double read_elem(const void *p, size_t i, int dtype_bytes) {
     return dtype_bytes == 4 ? ((const float *)p)[i] : ((const double *)p)[i];
 }
 
+/* What a metric compares in each sample: `size` outputs from out_off (of
+ * out_stride per sample) and their labels from y_off (of y_stride): the
+ * whole output, or a head's slice. */
+typedef struct Slice {
+    size_t out_stride, out_off, size, y_stride, y_off;
+} Slice;
+
+/* The model's whole output against its labels (ds's). */
+static Slice whole(const NnrtTrainSpec *spec, const NnrtDataset *ds) {
+    return (Slice){spec->outputs, 0, spec->outputs, ds->label_size, 0};
+}
+
 /* Samples of the batch whose output's argmax (the first maximum) is the label. */
-static size_t count_correct(const Buffers *bf, size_t b, size_t outputs, int dtype_bytes) {
+static size_t count_correct(const Buffers *bf, size_t b, const Slice *sl, int dtype_bytes) {
     size_t correct = 0;
     for (size_t s = 0; s < b; s++) {
-        size_t best = 0;
-        double best_v = read_elem(bf->output, s * outputs, dtype_bytes);
-        for (size_t k = 1; k < outputs; k++) {
-            double v = read_elem(bf->output, s * outputs + k, dtype_bytes);
+        size_t best = 0, at = s * sl->out_stride + sl->out_off;
+        double best_v = read_elem(bf->output, at, dtype_bytes);
+        for (size_t k = 1; k < sl->size; k++) {
+            double v = read_elem(bf->output, at + k, dtype_bytes);
             if (v > best_v) {
                 best_v = v;
                 best = k;
             }
         }
         /* Compared as doubles: a label need not fit an int. */
-        if ((double)best == read_elem(bf->y, s, dtype_bytes))
+        if ((double)best == read_elem(bf->y, s * sl->y_stride + sl->y_off, dtype_bytes))
             correct++;
     }
     return correct;
@@ -136,6 +148,11 @@ static bool check_spec(const NnrtTrainSpec *spec, char *err, size_t errlen) {
         return nnrt_fail(err, errlen, "%zu slots: the step functions need at least 5", spec->nslots);
     if (spec->classify && spec->outputs == 0)
         return nnrt_fail(err, errlen, "accuracy needs at least one output per sample");
+    if (spec->nheads > NNRT_MAX_HEADS)
+        return nnrt_fail(err, errlen, "%zu heads: at most %d are reported", spec->nheads, NNRT_MAX_HEADS);
+    for (size_t h = 0; h < spec->nheads; h++)
+        if (spec->heads[h].out_off > spec->outputs || spec->heads[h].out_size > spec->outputs - spec->heads[h].out_off)
+            return nnrt_fail(err, errlen, "head %zu's outputs lie beyond the %zu of a sample", h, spec->outputs);
     if (spec->begin && (!spec->sum || spec->ranks < 1 || spec->rank < 0 || spec->rank >= spec->ranks))
         return nnrt_fail(err, errlen, "data-parallel training needs the sum over the ranks and this rank "
                                       "(%d of %d)", spec->rank, spec->ranks);
@@ -163,6 +180,7 @@ static void clear_slots(const NnrtTrainSpec *spec) {
 typedef struct Pass {
     double loss_sum, abs_sum, sq_sum;
     size_t seen, correct;
+    NnrtHeadSums head[NNRT_MAX_HEADS];
     NnrtBatchFn on_batch; /* evaluation: sees every batch's outputs */
     void *ctx;
 } Pass;
@@ -221,14 +239,39 @@ static double pass_acc(const NnrtTrainSpec *spec, const Pass *p) {
 
 /* The sums of |output - label| and (output - label)^2 over the batch's b
  * samples (mean absolute and squared errors' numerators) into err[0] and
- * err[1], when spec->mae; else 0. */
-static void errors(const NnrtTrainSpec *spec, const Buffers *bf, size_t b, double err[2]) {
+ * err[1], when `mae`; else 0. */
+static void errors(const Buffers *bf, size_t b, const Slice *sl, bool mae, int dtype_bytes, double err[2]) {
     err[0] = err[1] = 0;
-    for (size_t i = 0; spec->mae && i < b * spec->outputs; i++) {
-        double e = read_elem(bf->output, i, spec->dtype_bytes) - read_elem(bf->y, i, spec->dtype_bytes);
-        err[0] += fabs(e);
-        err[1] += e * e;
+    for (size_t s = 0; mae && s < b; s++)
+        for (size_t k = 0; k < sl->size; k++) {
+            double e = read_elem(bf->output, s * sl->out_stride + sl->out_off + k, dtype_bytes) -
+                       read_elem(bf->y, s * sl->y_stride + sl->y_off + k, dtype_bytes);
+            err[0] += fabs(e);
+            err[1] += e * e;
+        }
+}
+
+/* Each head's sums over the batch's b samples (labels of label_size
+ * elements), after its step: its loss (the loss slot's element 1 + h)
+ * times b, and its samples right or its errors. */
+static void head_sums(const NnrtTrainSpec *spec, const Buffers *bf, size_t b, size_t label_size, NnrtHeadSums *hs) {
+    for (size_t h = 0; h < spec->nheads; h++) {
+        const NnrtHead *hd = &spec->heads[h];
+        Slice sl = {spec->outputs, hd->out_off, hd->out_size, label_size, hd->label_off};
+        double e[2];
+        errors(bf, b, &sl, hd->mae, spec->dtype_bytes, e);
+        hs[h] = (NnrtHeadSums){read_elem(bf->loss, 1 + h, spec->dtype_bytes) * (double)b,
+                               hd->classify ? (double)count_correct(bf, b, &sl, spec->dtype_bytes) : 0, e[0], e[1]};
     }
+}
+
+/* A head's loss and metrics over the `seen` samples of its sums. */
+static void head_stats(const NnrtHead *hd, const NnrtHeadSums *s, size_t seen, double *loss, double *acc,
+                       double *mse) {
+    double n = (double)seen, elems = n * (double)hd->out_size;
+    *loss = s->loss_sum / n;
+    *acc = hd->classify ? s->correct / n : hd->mae ? s->abs_sum / elems : -1;
+    *mse = hd->mae ? s->sq_sum / elems : -1;
 }
 
 /* A data-parallel training step (spec->begin set) of the b samples at
@@ -239,22 +282,27 @@ static void errors(const NnrtTrainSpec *spec, const Buffers *bf, size_t b, doubl
  * differ by at most one sample when the ranks do not divide b; a rank
  * whose slice is empty (b < ranks) runs the step on no samples and adds
  * zeros. Returns the batch's mean loss; *correct: its samples classified
- * right, err its errors (errors()), over all ranks. */
+ * right, err its errors (errors()), hs each head's sums, over all ranks. */
 static double step_parallel(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf, const uint32_t *order,
-                            size_t b, size_t *correct, double err[2]) {
+                            size_t b, size_t *correct, double err[2], NnrtHeadSums *hs) {
     size_t r = (size_t)spec->rank, n = (size_t)spec->ranks;
     size_t lo = b * r / n, mine = b * (r + 1) / n - lo; /* b < 2^32, n < 2^31: no overflow */
     /* loss times samples, samples right, absolute and squared error: of the slice, then of the batch */
     double sums[4] = {0, 0, 0, 0};
+    memset(hs, 0, spec->nheads * sizeof *hs);
     nnrt_batch_fill(ds, order + lo, mine, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
     spec->begin(b, lo);
     spec->train.fn(spec->slots, (int64_t)mine);
     if (mine) {
+        Slice sl = whole(spec, ds);
         sums[0] = read_elem(bf->loss, 0, spec->dtype_bytes) * (double)mine;
-        sums[1] = spec->classify ? (double)count_correct(bf, mine, spec->outputs, spec->dtype_bytes) : 0;
-        errors(spec, bf, mine, sums + 2);
+        sums[1] = spec->classify ? (double)count_correct(bf, mine, &sl, spec->dtype_bytes) : 0;
+        errors(bf, mine, &sl, spec->mae, spec->dtype_bytes, sums + 2);
+        head_sums(spec, bf, mine, ds->label_size, hs);
     }
     spec->sum(sums, 4, 8);
+    if (spec->nheads) /* NnrtHeadSums: four doubles each */
+        spec->sum(hs, 4 * spec->nheads, 8);
     *correct = (size_t)sums[1];
     err[0] = sums[2];
     err[1] = sums[3];
@@ -277,9 +325,11 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
         pass->correct = pos->correct;
         pass->abs_sum = pos->abs_sum;
         pass->sq_sum = pos->sq_sum;
+        memcpy(pass->head, pos->head, sizeof pass->head);
     } else {
         pass->loss_sum = pass->abs_sum = pass->sq_sum = 0;
         pass->seen = pass->correct = 0;
+        memset(pass->head, 0, sizeof pass->head);
     }
     if (prog)
         prog->done = step;
@@ -291,15 +341,18 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
         size_t b = ds->n - off < st.batch ? ds->n - off : st.batch;
         double t0 = timed ? nnrt_now() : 0, loss, errs[2];
         size_t correct = 0;
+        NnrtHeadSums hs[NNRT_MAX_HEADS];
         if (pos && spec->begin) {
-            loss = step_parallel(spec, ds, bf, bf->order + off, b, &correct, errs);
+            loss = step_parallel(spec, ds, bf, bf->order + off, b, &correct, errs, hs);
         } else {
+            Slice sl = whole(spec, ds);
             nnrt_batch_fill(ds, bf->order + off, b, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
             st.fn(spec->slots, (int64_t)b);
             loss = read_elem(bf->loss, 0, spec->dtype_bytes);
             if (spec->classify)
-                correct = count_correct(bf, b, spec->outputs, spec->dtype_bytes);
-            errors(spec, bf, b, errs);
+                correct = count_correct(bf, b, &sl, spec->dtype_bytes);
+            errors(bf, b, &sl, spec->mae, spec->dtype_bytes, errs);
+            head_sums(spec, bf, b, ds->label_size, hs);
         }
         bool loss_ok = isfinite(loss);
         if (!loss_ok || (pos && spec->finite && !spec->finite(spec->slots))) {
@@ -326,6 +379,12 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
         pass->correct += correct;
         pass->abs_sum += errs[0];
         pass->sq_sum += errs[1];
+        for (size_t h = 0; h < spec->nheads; h++) {
+            pass->head[h].loss_sum += hs[h].loss_sum;
+            pass->head[h].correct += hs[h].correct;
+            pass->head[h].abs_sum += hs[h].abs_sum;
+            pass->head[h].sq_sum += hs[h].sq_sum;
+        }
         if (prog)
             nnrt_progress_step(prog, pass->loss_sum / (double)pass->seen, pass_acc(spec, pass),
                                pass_mse(spec, pass));
@@ -336,6 +395,7 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
             pos->correct = pass->correct;
             pos->abs_sum = pass->abs_sum;
             pos->sq_sum = pass->sq_sum;
+            memcpy(pos->head, pass->head, sizeof pos->head);
             if (spec->after_step && off + b < ds->n &&
                 spec->after_step(spec->ctx, pos, NULL, err, errlen) == NNRT_HOOK_FAIL) {
                 res->failure = NNRT_FAIL_HOOK;
@@ -365,9 +425,10 @@ static void print_metrics(const NnrtTrainSpec *spec, const char *prefix, double 
         fprintf(spec->out, "  %smse %.4f", prefix, mse);
 }
 
-/* Evaluation over buffers allocated by the caller; mse may be NULL. */
+/* Evaluation over buffers allocated by the caller; mse may be NULL; heads
+ * (NULL: not wanted) gets each head's loss, acc and mse. */
 static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, const char *where, const Buffers *bf, double *loss, double *acc,
-                     double *mse, NnrtBatchFn on_batch, void *ctx, char *err, size_t errlen) {
+                     double *mse, NnrtHeadStats *heads, NnrtBatchFn on_batch, void *ctx, char *err, size_t errlen) {
     /* Data-parallel (and no caller to see every batch): each rank its
      * contiguous slice of the set, the sums added over the ranks. */
     bool split = spec->begin && !on_batch;
@@ -391,11 +452,15 @@ static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, const cha
         pass.correct = (size_t)sums[2];
         pass.abs_sum = sums[3];
         pass.sq_sum = sums[4];
+        if (spec->nheads) /* NnrtHeadSums: four doubles each */
+            spec->sum(pass.head, 4 * spec->nheads, 8);
     }
     *loss = pass.loss_sum / (double)pass.seen;
     *acc = pass_acc(spec, &pass);
     if (mse)
         *mse = pass_mse(spec, &pass);
+    for (size_t h = 0; heads && h < spec->nheads; h++)
+        head_stats(&spec->heads[h], &pass.head[h], pass.seen, &heads[h].loss, &heads[h].acc, &heads[h].mse);
     return true;
 }
 
@@ -415,7 +480,7 @@ bool nnrt_evaluate_batches(const NnrtTrainSpec *spec, const NnrtDataset *ds, Nnr
     if (!buffers_alloc(&bf, spec, spec->eval.batch, ds, ds->n, err, errlen))
         return false;
     set_slots(spec, &bf);
-    bool ok = evaluate(spec, ds, "at", &bf, loss, acc, NULL, on_batch, ctx, err,
+    bool ok = evaluate(spec, ds, "at", &bf, loss, acc, NULL, NULL, on_batch, ctx, err,
                        errlen);
     clear_slots(spec);
     buffers_free(&bf);
@@ -508,6 +573,8 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         NnrtProgress prog;
         nnrt_progress_begin(&prog, spec->out, pos.epoch + 1, spec->epochs, steps);
         prog.metric = nnrt_metric_name(spec->mae);
+        prog.heads = spec->heads;
+        prog.nheads = spec->nheads;
         char where[64];
         snprintf(where, sizeof where, "at epoch %d,", pos.epoch + 1);
         Pass pass = {0};
@@ -521,19 +588,31 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         st->acc = pass_acc(spec, &pass);
         st->mse = pass_mse(spec, &pass);
         st->val_loss = st->val_acc = st->val_mse = -1;
+        for (size_t h = 0; h < spec->nheads; h++) {
+            NnrtHeadStats *hs = &st->head[h];
+            head_stats(&spec->heads[h], &pass.head[h], pass.seen, &hs->loss, &hs->acc, &hs->mse);
+            hs->val_loss = hs->val_acc = hs->val_mse = -1;
+        }
         if (spec->val) {
+            NnrtHeadStats vh[NNRT_MAX_HEADS];
             ok = evaluate(spec, spec->val, "on the validation set at", &bf,
-                          &st->val_loss, &st->val_acc, &st->val_mse, NULL, NULL, err, errlen);
+                          &st->val_loss, &st->val_acc, &st->val_mse, vh, NULL, NULL, err, errlen);
             if (!ok) {
                 res->failure = NNRT_FAIL_NONFINITE;
                 break;
             }
+            for (size_t h = 0; h < spec->nheads; h++) {
+                st->head[h].val_loss = vh[h].loss;
+                st->head[h].val_acc = vh[h].acc;
+                st->head[h].val_mse = vh[h].mse;
+            }
         }
         st->secs = nnrt_now() - prog.t0;
-        nnrt_progress_end(&prog, st->loss, st->acc, st->mse, st->secs);
+        nnrt_progress_end(&prog, st, st->secs);
         if (spec->val && spec->out) {
             fprintf(spec->out, "           val_loss %.4f", st->val_loss);
             print_metrics(spec, "val_", st->val_acc, st->val_mse);
+            nnrt_print_heads(spec->out, spec->heads, spec->nheads, st->head, true);
             fputc('\n', spec->out);
             fflush(spec->out);
         }
@@ -542,6 +621,7 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         pos.loss_sum = 0;
         pos.seen = pos.correct = 0;
         pos.abs_sum = pos.sq_sum = 0;
+        memset(pos.head, 0, sizeof pos.head);
         if (spec->after_step) {
             NnrtHookResult h = spec->after_step(spec->ctx, &pos, st, err, errlen);
             if (h == NNRT_HOOK_FAIL) {
@@ -553,7 +633,7 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
     }
     if (ok && test) {
         ok = evaluate(spec, test, "on the test set at", &bf, &res->test_loss,
-                      &res->test_acc, &res->test_mse, NULL, NULL, err, errlen);
+                      &res->test_acc, &res->test_mse, NULL, NULL, NULL, err, errlen);
         if (ok && spec->out) {
             fprintf(spec->out, "test  loss %.4f", res->test_loss);
             print_metrics(spec, "", res->test_acc, res->test_mse);

@@ -26,14 +26,24 @@ static void test_progress(void) {
     CHECK(!p.tty && !p.color);
     for (int i = 0; i < 469; i++)
         nnrt_progress_step(&p, 0.6, 0.8, -1);
-    nnrt_progress_end(&p, 0.5123, 0.8211, -1, 3.214);
+    nnrt_progress_end(&p, &(NnrtEpochStats){.loss = 0.5123, .acc = 0.8211, .mse = -1}, 3.214);
     nnrt_progress_begin(&p, f, 2, 5, 3);
-    nnrt_progress_end(&p, 0.25, -1, -1, 1);
+    nnrt_progress_end(&p, &(NnrtEpochStats){.loss = 0.25, .acc = -1, .mse = -1}, 1);
     p.metric = nnrt_metric_name(true); /* a regression: its mae, then its mse */
-    nnrt_progress_end(&p, 2.5, 1.25, 2.5, 1);
+    nnrt_progress_end(&p, &(NnrtEpochStats){.loss = 2.5, .acc = 1.25, .mse = 2.5}, 1);
+    /* Two heads (several loss terms): each one's loss and metrics after the total, by Keras' names. */
+    NnrtHead heads[2] = {{.name = "logits", .classify = true}, {.name = "reg", .mae = true}};
+    p.metric = nnrt_metric_name(false);
+    p.heads = heads;
+    p.nheads = 2;
+    nnrt_progress_end(&p, &(NnrtEpochStats){.loss = 0.75, .acc = -1, .mse = -1,
+                                            .head = {{.loss = 0.5, .acc = 0.25, .mse = -1},
+                                                     {.loss = 0.125, .acc = 0.5, .mse = 0.375}}}, 1);
     CHECK(strcmp(read_stream(f), "epoch 1/5  469/469  loss 0.5123  acc 0.8211  3.21s\n"
                                  "epoch 2/5  0/3  loss 0.2500  1.00s\n"
-                                 "epoch 2/5  0/3  loss 2.5000  mae 1.2500  mse 2.5000  1.00s\n") == 0);
+                                 "epoch 2/5  0/3  loss 2.5000  mae 1.2500  mse 2.5000  1.00s\n"
+                                 "epoch 2/5  0/3  loss 0.7500  logits_loss 0.5000  logits_acc 0.2500  reg_loss "
+                                 "0.1250  reg_mae 0.5000  reg_mse 0.3750  1.00s\n") == 0);
     fclose(f);
 
     double t0 = nnrt_now();
@@ -57,7 +67,7 @@ static void test_progress(void) {
         CHECK(p.tty && p.color == (color == 1));
         for (int i = 0; i < 1000; i++)
             nnrt_progress_step(&p, 0.5, 0.75, -1);
-        nnrt_progress_end(&p, 0.5, 0.75, -1, 0.5);
+        nnrt_progress_end(&p, &(NnrtEpochStats){.loss = 0.5, .acc = 0.75, .mse = -1}, 0.5);
         char out[8192];
         size_t n = 0;
         ssize_t r;

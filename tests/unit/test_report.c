@@ -9,7 +9,9 @@
 #include <math.h>
 
 static void test_report(void) {
-    NnrtEpochStats epochs[2] = {{0.5, 0.75, 3.25, 1, -1, -1, -1, -1}, {0.25, -1, 1.5, 2, -1, -1, -1, -1}};
+    NnrtEpochStats epochs[2] = {{.loss = 0.5, .acc = 0.75, .secs = 3.25, .epoch = 1, .val_loss = -1, .val_acc = -1, .mse = -1, .val_mse = -1},
+                                {.loss = 0.25, .acc = -1, .secs = 1.5, .epoch = 2, .val_loss = -1, .val_acc = -1, .mse = -1,
+                                 .val_mse = -1}};
     NnrtTrainResult res = {.epochs = epochs, .nepochs = 2, .test_loss = -1, .test_acc = -1};
     NnrtReport r = {.model = "we\"ird\\name\n\x01.nn", .train_path = "data/train.gz",
                     .test_path = NULL, .seed = 18446744073709551615u, .batch = 128,
