@@ -585,7 +585,7 @@ static bool save(FitHook *h, const char *path, char *err, size_t errlen) {
 }
 
 static bool plot(FitHook *h, char *err, size_t errlen) {
-    if (!nnrt_plot_write(h->plot_path, h->st.history, (size_t)h->st.nhistory, h->mae, err, errlen))
+    if (!nnrt_plot_write(h->plot_path, h->st.history, (size_t)h->st.nhistory, &h->cols, err, errlen))
         return false;
     h->plotted = h->st.nhistory;
     return true;
@@ -604,7 +604,7 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
     st->history = xrealloc(st->history, (size_t)st->nhistory + 1, sizeof *st->history);
     st->history[st->nhistory++] = *e;
     double v = monitored(h, e);
-    bool lower = h->monitor == MONITOR_LOSS || h->monitor == MONITOR_VAL_LOSS || h->mae; /* a mae falls too */
+    bool lower = h->monitor == MONITOR_LOSS || h->monitor == MONITOR_VAL_LOSS || h->cols.mae; /* a mae falls too */
     bool better = isnan(st->best) || (lower ? v < st->best : v > st->best);
     if (better) {
         st->best = v;
@@ -620,14 +620,14 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
     int plot_every = h->plotted / 32 > 1 ? h->plotted / 32 : 1;
     if ((h->save_path && !save(h, h->save_path, err, errlen)) ||
         (better && h->best_path && !save(h, h->best_path, err, errlen)) ||
-        (h->log_path && !(h->log ? nnrt_log_append(h->log, h->log_path, e, h->mae, err, errlen)
-                                 : nnrt_log_open(h->log_path, st->history, (size_t)st->nhistory, h->mae, &h->log, err,
+        (h->log_path && !(h->log ? nnrt_log_append(h->log, h->log_path, e, &h->cols, err, errlen)
+                                 : nnrt_log_open(h->log_path, st->history, (size_t)st->nhistory, &h->cols, &h->log, err,
                                                  errlen))) ||
         (h->plot_path && st->nhistory - h->plotted >= plot_every && !plot(h, err, errlen)))
         return NNRT_HOOK_FAIL;
     if (stop) {
         fprintf(h->out, "early stopping: %s has not improved for %d epochs (best %.4f at epoch %d)\n",
-                fit_monitor_name(h->monitor, h->mae), st->bad_epochs, st->best, st->best_epoch);
+                fit_monitor_name(h->monitor, h->cols.mae), st->bad_epochs, st->best, st->best_epoch);
         fflush(h->out);
         return NNRT_HOOK_STOP;
     }

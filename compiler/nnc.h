@@ -1380,7 +1380,7 @@ typedef struct FitHook {
     size_t save_every;    /* steps; 0: at the end of every epoch only */
     int patience;         /* early stopping; 0: never */
     FitMonitor monitor;
-    bool mae;             /* the epochs' acc is a mae (NnrtTrainSpec.mae): lower is better */
+    NnrtColumns cols;     /* mae: the epochs' acc is a mae (lower is better); the heads */
     /* The guard: the training step's graph and schedule. */
     const Graph *step;
     const Schedule *sched;

@@ -270,13 +270,14 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         .plot_path = writes ? o->plot_path : NULL,
         .save_every = (size_t)o->save_every, .patience = (int)o->patience, .monitor = (FitMonitor)o->monitor,
         /* A regression's (an autoencoder's) mean absolute error, where each output has its label. */
-        .mae = !model_classifies(m) && shape_elems(&m->output) == m->label_size,
+        .cols = {.mae = !model_classifies(m) && shape_elems(&m->output) == m->label_size,
+                 .heads = m->heads, .nheads = (size_t)m->nheads},
         .saved_epoch = -1,
     };
     fit_state_init(&hook.st, o->seed);
-    if ((hook.monitor == MONITOR_ACC || hook.monitor == MONITOR_VAL_ACC) && o->monitor_mae != hook.mae) {
+    if ((hook.monitor == MONITOR_ACC || hook.monitor == MONITOR_VAL_ACC) && o->monitor_mae != hook.cols.mae) {
         diag_plain(d, "--monitor %s: model %s %s", fit_monitor_name(hook.monitor, o->monitor_mae), m->name,
-                   hook.mae ? "is a regression: it reports mae (mean absolute error), not acc"
+                   hook.cols.mae ? "is a regression: it reports mae (mean absolute error), not acc"
                             : "reports acc, not mae (mean absolute error)");
         status = EXIT_USAGE;
     }
@@ -317,8 +318,8 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         .input_u8 = in == INPUT_U8,
         .outputs = (size_t)shape_elems(&m->output),
         .classify = model_classifies(m),
-        .mae = hook.mae,
-        .heads = m->heads, .nheads = (size_t)m->nheads,
+        .mae = hook.cols.mae,
+        .heads = m->heads, .nheads = hook.cols.nheads,
         .train = c.train_step, .eval = c.eval_step,
         .slots = slots, .nslots = (size_t)g->nslots,
         .arena_bytes = c.arena_bytes,
@@ -373,7 +374,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
             NnrtReport r = {.model = o->model_path, .train_path = dt.train_path, .test_path = dt.test_path,
                             .seed = o->seed, .batch = (size_t)m->batch, .lr = m->lr,
                             .compile_secs = compile_secs, .input_u8 = spec.input_u8, .mae = spec.mae,
-                            .result = &res};
+                            .heads = spec.heads, .nheads = spec.nheads, .result = &res};
             if (!nnrt_report_write(o->report_path, &r, err, sizeof err)) {
                 diag_plain(d, "%s", err);
                 status = EXIT_USAGE;

@@ -78,11 +78,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
      * it, as a resumed run has), then a row per epoch. */
     char err[1024];
     FILE *f = NULL;
-    bool ok = nnrt_log_open(log_path, h, n / 2, false, &f, err, sizeof err);
+    bool ok = nnrt_log_open(log_path, h, n / 2, &(NnrtColumns){0}, &f, err, sizeof err);
     for (size_t i = n / 2; ok && i < n; i++)
-        ok = nnrt_log_append(f, log_path, &h[i], false, err, sizeof err);
+        ok = nnrt_log_append(f, log_path, &h[i], &(NnrtColumns){0}, err, sizeof err);
     ok = (f ? nnrt_log_close(f, log_path, err, sizeof err) : false) && ok;
-    if (!ok || !nnrt_plot_write(plot_path, h, n, false, err, sizeof err)) {
+    if (!ok || !nnrt_plot_write(plot_path, h, n, &(NnrtColumns){0}, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         fuzz_die("a writer failed");
     }

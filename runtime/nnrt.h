@@ -314,6 +314,12 @@ void nnrt_progress_end(NnrtProgress *p, const NnrtEpochStats *e, double secs);
 /* "  NAME_loss L  NAME_acc A" (or "NAME_mae M  NAME_mse S") for each of the
  * n heads, Keras' names; val: their validation values, "val_NAME_loss ...". */
 void nnrt_print_heads(FILE *out, const NnrtHead *heads, size_t n, const NnrtHeadStats *hs, bool val);
+/* What is reported of a head, in order (every output names them so): its
+ * loss, then its accuracy (named `acc`: "acc" or "accuracy") or its mae and
+ * mse. Their names (without the head's) into names, the values of hs
+ * (NULL: none; val: the validation's) into v; returns how many (1 to 3). */
+int nnrt_head_values(const NnrtHead *hd, const NnrtHeadStats *hs, bool val, const char *acc, const char *names[3],
+                     double v[3]);
 
 double nnrt_now(void); /* monotonic seconds */
 /* The name of the metric in the place of the accuracy: "mae" or "acc". */
@@ -457,6 +463,8 @@ typedef struct NnrtReport {
     double compile_secs;
     bool input_u8; /* the steps took the images as uint8 (NnrtTrainSpec.input_u8) */
     bool mae;      /* the epochs' acc is the mae (NnrtTrainSpec.mae) */
+    const NnrtHead *heads; /* several loss terms: each one's values beside the model's */
+    size_t nheads;
     const NnrtTrainResult *result;
 } NnrtReport;
 
@@ -505,20 +513,32 @@ bool nnrt_dataset_split(NnrtDataset *ds, size_t n_val, NnrtDataset *val, char *e
 
 /* ---------------------------------------------------------------- plot.c */
 
+/* What a history holds beyond the loss: a regression's mae and mse (mae)
+ * in the accuracy's place, and with several loss terms each head's values. */
+typedef struct NnrtColumns {
+    bool mae;
+    const NnrtHead *heads;
+    size_t nheads;
+} NnrtColumns;
+
 /* --log: "epoch,loss,accuracy,val_loss,val_accuracy,seconds" (with mae,
- * a regression's: "epoch,loss,mae,mse,val_loss,val_mae,val_mse,seconds"); empty cells
- * for what was not measured. Open writes the header and the history
+ * a regression's: "epoch,loss,mae,mse,val_loss,val_mae,val_mse,seconds";
+ * with heads, before "seconds", each one's values (nnrt_head_values), then
+ * each one's validation values: "logits_loss,logits_accuracy,reg_loss,
+ * reg_mae,reg_mse,val_logits_loss,..."); empty cells for what was not
+ * measured. Open writes the header and the history
  * h[0..n) (atomically) and leaves the file open in *f; append adds a row,
  * flushed; close syncs and closes it. */
-bool nnrt_log_open(const char *path, const NnrtEpochStats *h, size_t n, bool mae, FILE **f, char *err,
+bool nnrt_log_open(const char *path, const NnrtEpochStats *h, size_t n, const NnrtColumns *c, FILE **f, char *err,
                    size_t errlen);
-bool nnrt_log_append(FILE *f, const char *path, const NnrtEpochStats *e, bool mae, char *err,
+bool nnrt_log_append(FILE *f, const char *path, const NnrtEpochStats *e, const NnrtColumns *c, char *err,
                      size_t errlen);
 bool nnrt_log_close(FILE *f, const char *path, char *err, size_t errlen);
 /* --plot: an SVG of loss and accuracy (with mae: mae and mse) per epoch,
  * training and validation, from the history h[0..n) (the whole file,
- * atomically). */
-bool nnrt_plot_write(const char *path, const NnrtEpochStats *h, size_t n, bool mae, char *err,
+ * atomically); with heads, a row of panels per head below, its loss and
+ * its metrics (the model's accuracy panel, which it has not, left out). */
+bool nnrt_plot_write(const char *path, const NnrtEpochStats *h, size_t n, const NnrtColumns *c, char *err,
                      size_t errlen);
 
 /* ---------------------------------------------------------------- checkpoint.c */

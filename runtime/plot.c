@@ -23,17 +23,17 @@
 #include <string.h>
 #include <unistd.h>
 
-/* mae: the metric in acc's place is the mean absolute error (a regression's),
- * and the mean squared error is shown beside it. */
-typedef void (*WriteFn)(FILE *f, const NnrtEpochStats *h, size_t n, bool mae);
+/* c->mae: the metric in acc's place is the mean absolute error (a
+ * regression's), and the mean squared error is shown beside it. */
+typedef void (*WriteFn)(FILE *f, const NnrtEpochStats *h, size_t n, const NnrtColumns *c);
 
 /* With `keep`, the file is left open there to append to. */
-static bool write_atomic(const char *path, WriteFn fn, const NnrtEpochStats *h, size_t n, bool mae,
+static bool write_atomic(const char *path, WriteFn fn, const NnrtEpochStats *h, size_t n, const NnrtColumns *c,
                          FILE **keep, char *err, size_t errlen) {
     NnrtAtomic a;
     if (!nnrt_atomic_begin(&a, path, err, errlen))
         return false;
-    fn(a.f, h, n, mae);
+    fn(a.f, h, n, c);
     return nnrt_atomic_end_open(&a, true, "it", keep, err, errlen);
 }
 
@@ -57,31 +57,51 @@ static void csv_metrics(FILE *f, double loss, double acc, double mse, bool mae) 
     }
 }
 
-static void csv_row(FILE *f, const NnrtEpochStats *e, bool mae) {
+/* The heads' cells, or with e NULL their names, each followed by a comma:
+ * every head's values, then every head's validation values. */
+static void csv_heads(FILE *f, const NnrtEpochStats *e, const NnrtColumns *c) {
+    for (int val = 0; val < 2; val++)
+        for (size_t h = 0; h < c->nheads; h++) {
+            const char *names[3];
+            double v[3];
+            int nv = nnrt_head_values(&c->heads[h], e ? &e->head[h] : NULL, val, "accuracy", names, v);
+            for (int k = 0; k < nv; k++) {
+                if (e)
+                    csv_metric(f, v[k]);
+                else
+                    fprintf(f, "%s%s_%s", val ? "val_" : "", c->heads[h].name, names[k]);
+                fputc(',', f);
+            }
+        }
+}
+
+static void csv_row(FILE *f, const NnrtEpochStats *e, const NnrtColumns *c) {
     fprintf(f, "%d,", e->epoch);
-    csv_metrics(f, e->loss, e->acc, e->mse, mae);
-    csv_metrics(f, e->val_loss, e->val_acc, e->val_mse, mae);
+    csv_metrics(f, e->loss, e->acc, e->mse, c->mae);
+    csv_metrics(f, e->val_loss, e->val_acc, e->val_mse, c->mae);
+    csv_heads(f, e, c);
     if (e->secs >= 0) /* not kept in checkpoints: unknown for resumed epochs */
         fprintf(f, "%.3f", e->secs);
     fputc('\n', f);
 }
 
-static void write_csv(FILE *f, const NnrtEpochStats *h, size_t n, bool mae) {
-    fputs(mae ? "epoch,loss,mae,mse,val_loss,val_mae,val_mse,seconds\n"
-              : "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n", f);
+static void write_csv(FILE *f, const NnrtEpochStats *h, size_t n, const NnrtColumns *c) {
+    fputs(c->mae ? "epoch,loss,mae,mse,val_loss,val_mae,val_mse," : "epoch,loss,accuracy,val_loss,val_accuracy,", f);
+    csv_heads(f, NULL, c);
+    fputs("seconds\n", f);
     for (size_t i = 0; i < n; i++)
-        csv_row(f, &h[i], mae);
+        csv_row(f, &h[i], c);
 }
 
-bool nnrt_log_open(const char *path, const NnrtEpochStats *h, size_t n, bool mae, FILE **f, char *err,
+bool nnrt_log_open(const char *path, const NnrtEpochStats *h, size_t n, const NnrtColumns *c, FILE **f, char *err,
                    size_t errlen) {
-    return write_atomic(path, write_csv, h, n, mae, f, err, errlen);
+    return write_atomic(path, write_csv, h, n, c, f, err, errlen);
 }
 
-bool nnrt_log_append(FILE *f, const char *path, const NnrtEpochStats *e, bool mae, char *err,
+bool nnrt_log_append(FILE *f, const char *path, const NnrtEpochStats *e, const NnrtColumns *c, char *err,
                      size_t errlen) {
     errno = 0;
-    csv_row(f, e, mae); /* shorter than the buffer, which the last flush emptied: one write */
+    csv_row(f, e, c); /* shorter than the buffer, which the last flush emptied: one write */
     if (fflush(f) != 0 || ferror(f))
         return nnrt_fail(err, errlen, "%s: cannot write it: %s", path, strerror(errno ? errno : EIO));
     return true;
@@ -238,10 +258,46 @@ static void panel(FILE *f, double x0, const char *title, const char *ylabel,
 #undef PY
 }
 
-static void write_svg(FILE *f, const NnrtEpochStats *h, size_t n, bool mae) {
-    double width = (mae ? 3 : 2) * PANEL_W; /* a regression's mse has a panel of its own */
+/* A head's row of panels, below the model's: its loss, then its metrics
+ * (nnrt_head_values), each training and validation. */
+static void head_panels(FILE *f, const NnrtEpochStats *h, size_t n, const NnrtHead *hd, size_t index) {
+    static const char *const titles[][2] = {{"loss", "Loss"}, {"accuracy", "Accuracy"},
+                                            {"mae", "Mean absolute error"}, {"mse", "Mean squared error"}};
+    /* Where each value is in an epoch's stats: as NnrtHeadStats' fields. */
+    size_t base = offsetof(NnrtEpochStats, head) + index * sizeof(NnrtHeadStats);
+    const size_t train[] = {offsetof(NnrtHeadStats, loss), offsetof(NnrtHeadStats, acc), offsetof(NnrtHeadStats, mse)},
+                 val[] = {offsetof(NnrtHeadStats, val_loss), offsetof(NnrtHeadStats, val_acc),
+                          offsetof(NnrtHeadStats, val_mse)};
+    const char *names[3];
+    double v[3];
+    int nv = nnrt_head_values(hd, NULL, false, "accuracy", names, v);
+    fprintf(f, "<g transform=\"translate(0 %.0f)\">\n", (double)(index + 1) * PANEL_H);
+    for (int k = 0; k < nv; k++) {
+        /* The k-th value is the loss, then the acc (or mae), then the mse:
+         * the fields in their order. */
+        Series ser[2] = {{"training", "#1f77b4", false, base + train[k]},
+                         {"validation", "#d62728", true, base + val[k]}};
+        const char *title = names[k];
+        for (size_t t = 0; t < sizeof titles / sizeof titles[0]; t++)
+            if (!strcmp(titles[t][0], names[k]))
+                title = titles[t][1];
+        char full[160], ylabel[160];
+        snprintf(full, sizeof full, "%s: %s", hd->name, title);
+        snprintf(ylabel, sizeof ylabel, "%s_%s", hd->name, names[k]);
+        panel(f, k * PANEL_W, full, ylabel, h, n, ser, 2);
+    }
+    fputs("</g>\n", f);
+}
+
+static void write_svg(FILE *f, const NnrtEpochStats *h, size_t n, const NnrtColumns *c) {
+    bool mae = c->mae;
+    /* A regression's mse has a panel of its own; a model of several heads
+     * has neither an accuracy nor an mae of its own, but its heads' rows
+     * are up to three panels wide. */
+    int top = mae ? 3 : c->nheads ? 1 : 2, wide = c->nheads ? 3 : top;
+    double width = wide * PANEL_W, height = (double)(c->nheads + 1) * PANEL_H;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-               "viewBox=\"0 0 %.0f %.0f\">\n", width, PANEL_H, width, PANEL_H);
+               "viewBox=\"0 0 %.0f %.0f\">\n", width, height, width, height);
     fputs("<style>\n"
           "text { font: 12px sans-serif; fill: #222; }\n"
           ".title { font-size: 14px; font-weight: bold; }\n"
@@ -270,13 +326,16 @@ static void write_svg(FILE *f, const NnrtEpochStats *h, size_t n, bool mae) {
         {"validation", "#d62728", true, offsetof(NnrtEpochStats, val_mse)},
     };
     panel(f, 0, "Loss", "loss", h, n, loss, 2);
-    panel(f, PANEL_W, mae ? "Mean absolute error" : "Accuracy", mae ? "mae" : "accuracy", h, n, acc, 2);
+    if (top > 1)
+        panel(f, PANEL_W, mae ? "Mean absolute error" : "Accuracy", mae ? "mae" : "accuracy", h, n, acc, 2);
     if (mae)
         panel(f, 2 * PANEL_W, "Mean squared error", "mse", h, n, mse, 2);
+    for (size_t k = 0; k < c->nheads; k++)
+        head_panels(f, h, n, &c->heads[k], k);
     fputs("</svg>\n", f);
 }
 
-bool nnrt_plot_write(const char *path, const NnrtEpochStats *h, size_t n, bool mae, char *err,
+bool nnrt_plot_write(const char *path, const NnrtEpochStats *h, size_t n, const NnrtColumns *c, char *err,
                      size_t errlen) {
-    return write_atomic(path, write_svg, h, n, mae, NULL, err, errlen);
+    return write_atomic(path, write_svg, h, n, c, NULL, err, errlen);
 }

@@ -88,16 +88,30 @@ void nnrt_progress_step(NnrtProgress *p, double loss, double acc, double mse) {
         draw(p, loss, acc, mse, now);
 }
 
+int nnrt_head_values(const NnrtHead *hd, const NnrtHeadStats *hs, bool val, const char *acc, const char *names[3],
+                     double v[3]) {
+    const NnrtHeadStats none = {-1, -1, -1, -1, -1, -1};
+    hs = hs ? hs : &none;
+    int n = 0;
+    names[n] = "loss";
+    v[n++] = val ? hs->val_loss : hs->loss;
+    if (hd->classify || hd->mae) {
+        names[n] = hd->mae ? "mae" : acc;
+        v[n++] = val ? hs->val_acc : hs->acc;
+    }
+    if (hd->mae) {
+        names[n] = "mse";
+        v[n++] = val ? hs->val_mse : hs->mse;
+    }
+    return n;
+}
+
 void nnrt_print_heads(FILE *out, const NnrtHead *heads, size_t n, const NnrtHeadStats *hs, bool val) {
-    const char *pre = val ? "val_" : "";
     for (size_t h = 0; h < n; h++) {
-        double v[3] = {val ? hs[h].val_loss : hs[h].loss, val ? hs[h].val_acc : hs[h].acc,
-                       val ? hs[h].val_mse : hs[h].mse};
-        fprintf(out, "  %s%s_loss %.4f", pre, heads[h].name, v[0]);
-        if (v[1] >= 0)
-            fprintf(out, "  %s%s_%s %.4f", pre, heads[h].name, nnrt_metric_name(heads[h].mae), v[1]);
-        if (v[2] >= 0)
-            fprintf(out, "  %s%s_mse %.4f", pre, heads[h].name, v[2]);
+        const char *names[3];
+        double v[3];
+        for (int k = 0, nv = nnrt_head_values(&heads[h], &hs[h], val, "acc", names, v); k < nv; k++)
+            fprintf(out, "  %s%s_%s %.4f", val ? "val_" : "", heads[h].name, names[k], v[k]);
     }
 }
 

@@ -28,14 +28,9 @@ size_t nnrt_peak_rss_bytes(void) {
 #endif
 }
 
-/* A JSON string, or null for NULL. Bytes from 0x80 up pass through: paths
- * and model names are UTF-8 here. */
-static void json_string(FILE *f, const char *s) {
-    if (!s) {
-        fputs("null", f);
-        return;
-    }
-    fputc('"', f);
+/* The characters of a JSON string, escaped. Bytes from 0x80 up pass
+ * through: paths and model names are UTF-8 here. */
+static void json_string_body(FILE *f, const char *s) {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
         case '"': fputs("\\\"", f); break;
@@ -52,6 +47,16 @@ static void json_string(FILE *f, const char *s) {
                 fputc(*p, f);
         }
     }
+}
+
+/* A JSON string, or null for NULL. */
+static void json_string(FILE *f, const char *s) {
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    fputc('"', f);
+    json_string_body(f, s);
     fputc('"', f);
 }
 
@@ -77,6 +82,21 @@ static void metrics(FILE *f, bool mae, const char *lead, double acc, double mse)
     }
 }
 
+/* Each head's members (nnrt_head_values), or with val its validation's:
+ * ", \"val_logits_loss\": 0.5, ...". */
+static void heads(FILE *f, const NnrtReport *r, const NnrtHeadStats *hs, bool val) {
+    for (size_t h = 0; h < r->nheads; h++) {
+        const char *names[3];
+        double v[3];
+        for (int k = 0, nv = nnrt_head_values(&r->heads[h], &hs[h], val, "accuracy", names, v); k < nv; k++) {
+            fprintf(f, ", \"%s", val ? "val_" : "");
+            json_string_body(f, r->heads[h].name);
+            fprintf(f, "_%s\": ", names[k]);
+            json_metric(f, v[k]);
+        }
+    }
+}
+
 static void write_json(FILE *f, const NnrtReport *r) {
     const NnrtTrainResult *res = r->result;
     fputs("{\n  \"model\": ", f);
@@ -96,10 +116,12 @@ static void write_json(FILE *f, const NnrtReport *r) {
         fprintf(f, "%s\n    {\"epoch\": %d, \"loss\": ", e ? "," : "", st->epoch);
         json_number(f, st->loss);
         metrics(f, r->mae, ", \"", st->acc, st->mse);
+        heads(f, r, st->head, false);
         if (st->val_loss >= 0) { /* validating: Keras' history names */
             fputs(", \"val_loss\": ", f);
             json_number(f, st->val_loss);
             metrics(f, r->mae, ", \"val_", st->val_acc, st->val_mse);
+            heads(f, r, st->head, true);
         }
         fputs(", \"seconds\": ", f);
         json_number(f, st->secs);

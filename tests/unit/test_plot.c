@@ -25,7 +25,7 @@ static void plot_of(const char *path, double l1, double l2, double l3) {
         {.epoch = 3, .loss = l3, .acc = -1, .val_loss = -1, .val_acc = -1},
     };
     char err[512];
-    if (!CHECK(nnrt_plot_write(path, h, 3, false, err, sizeof err))) {
+    if (!CHECK(nnrt_plot_write(path, h, 3, &(NnrtColumns){0}, err, sizeof err))) {
         printf("  %s\n", err);
         return;
     }

@@ -1,21 +1,31 @@
-"""check_heads.py FILE: every epoch line of a two-heads.nn run (progress on
-stdin, or FILE) has loss = logits_loss + 0.5 reg_loss (the weighted sum of
-the heads' unweighted losses) and reg_mse = reg_loss (that head's loss is
-the mse), to the 4 decimals printed, for training and validation."""
+"""check_heads.py FILE: every epoch of a two-heads.nn run, as FILE gives it
+(the progress lines, the --log CSV or the --report JSON, by its extension),
+has loss = logits_loss + 0.5 reg_loss (the total is the weighted sum of the
+heads' unweighted losses) and reg_mse = reg_loss (that head's loss is its
+mse), for training and validation; prints how many records it checked."""
+import csv
+import json
 import re
 import sys
 
-text = open(sys.argv[1]).read() if len(sys.argv) > 1 else sys.stdin.read()
-lines = 0
-for line in text.splitlines():
+path = sys.argv[1]
+if path.endswith(".csv"):
+    rows = [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(open(path))]
+elif path.endswith(".json"):
+    rows = [{k: v for k, v in e.items() if v is not None} for e in json.load(open(path))["epochs"]]
+else:  # the progress lines: "name value" pairs
+    rows = [{k: float(v) for k, v in re.findall(r"\b([a-z_]+) (-?[0-9.]+)", line)}
+            for line in open(path) if "logits_loss" in line]
+checked = 0
+for r in rows:
     for pre in ("", "val_"):
-        v = dict(re.findall(r"\b(" + pre + r"[a-z_]+) (-?[0-9.]+)", line))
-        if pre + "logits_loss" not in v:
+        if pre + "logits_loss" not in r:
             continue
-        f = {k[len(pre):]: float(x) for k, x in v.items() if k.startswith(pre)}
-        assert abs(f["loss"] - (f["logits_loss"] + 0.5 * f["reg_loss"])) <= 2e-4, line
-        assert abs(f["reg_mse"] - f["reg_loss"]) <= 1e-4, line
-        assert 0 <= f["logits_acc"] <= 1 and f["reg_mae"] >= 0, line
-        lines += 1
-assert lines, "no line with the heads' values"
-print("heads ok:", lines)
+        tol = 2e-4 if path.endswith(".txt") else 1e-5  # 4 decimals printed, else 6 or 10 digits
+        f = {k[len(pre):]: v for k, v in r.items() if k.startswith(pre)}
+        assert abs(f["loss"] - (f["logits_loss"] + 0.5 * f["reg_loss"])) <= tol, (pre, r)
+        assert abs(f["reg_mse"] - f["reg_loss"]) <= tol, (pre, r)
+        assert 0 <= f["logits_acc" if "logits_acc" in f else "logits_accuracy"] <= 1 and f["reg_mae"] >= 0, r
+        checked += 1
+assert checked, "no record with the heads' values"
+print("heads ok:", checked)
