@@ -75,13 +75,41 @@ static bool is_weight(const Slot *s) { return s->kind == SLOT_PARAM || s->model_
 
 /* ---------------------------------------------------------------- save */
 
-/* The columns of the history tensor, in NNRT_CKPT_HISTORY's order. Not the
+/* The columns of the history tensor, in NNRT_CKPT_HISTORY's order, then
+ * with several loss terms HEAD_COLS for each head (NnrtHeadStats' fields,
+ * in their order), named in the metadata's "history_columns". Not the
  * seconds: two runs with the same seed must give identical files. */
-enum { HISTORY_COLS = 7 };
+enum { HISTORY_COLS = 7, HEAD_COLS = 6 };
 
-static void history_row(const NnrtEpochStats *e, double *row) {
+static size_t history_cols(const FitInfo *info) { return HISTORY_COLS + HEAD_COLS * info->nheads; }
+
+static void history_row(const NnrtEpochStats *e, size_t nheads, double *row) {
     double v[HISTORY_COLS] = {e->epoch, e->loss, e->acc, e->val_loss, e->val_acc, e->mse, e->val_mse};
     memcpy(row, v, sizeof v);
+    for (size_t h = 0; h < nheads; h++) {
+        const NnrtHeadStats *s = &e->head[h];
+        double hv[HEAD_COLS] = {s->loss, s->acc, s->mse, s->val_loss, s->val_acc, s->val_mse};
+        memcpy(row + HISTORY_COLS + h * HEAD_COLS, hv, sizeof hv);
+    }
+}
+
+/* The history's column names, comma-separated (malloc'd): the model's,
+ * then each head's by Keras' names ("logits_loss", "val_logits_acc"). */
+static char *history_names(const FitInfo *info) {
+    static const char *const head[HEAD_COLS] = {"%s_loss", "%s_acc", "%s_mse", "val_%s_loss", "val_%s_acc",
+                                                "val_%s_mse"};
+    const char *model = "epoch,loss,acc,val_loss,val_acc,mse,val_mse";
+    size_t len = strlen(model) + 1;
+    for (size_t h = 0; h < info->nheads; h++)
+        len += HEAD_COLS * (strlen(info->heads[h].name) + 10);
+    char *s = xrealloc(NULL, len, 1);
+    size_t at = (size_t)sprintf(s, "%s", model);
+    for (size_t h = 0; h < info->nheads; h++)
+        for (int k = 0; k < HEAD_COLS; k++) {
+            s[at++] = ',';
+            at += (size_t)sprintf(s + at, head[k], info->heads[h].name);
+        }
+    return s;
 }
 
 bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *info,
@@ -117,11 +145,21 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
     snprintf(v[14], sizeof v[14], "%a", p->abs_sum);
     snprintf(v[15], sizeof v[15], "%a", p->sq_sum);
     snprintf(v[16], sizeof v[16], "%d", info->ranks > 1 ? info->ranks : 1);
-    double *hist = xrealloc(NULL, (size_t)st->nhistory * HISTORY_COLS + 1, sizeof *hist);
+    size_t cols = history_cols(info);
+    double *hist = xrealloc(NULL, (size_t)st->nhistory * cols + 1, sizeof *hist);
     for (int i = 0; i < st->nhistory; i++)
-        history_row(&st->history[i], hist + (size_t)i * HISTORY_COLS);
-    t[nt++] = (NnrtTensor){.name = NNRT_CKPT_HISTORY, .rank = 2, .dims = {st->nhistory, HISTORY_COLS}, .f64 = true,
+        history_row(&st->history[i], info->nheads, hist + (size_t)i * cols);
+    t[nt++] = (NnrtTensor){.name = NNRT_CKPT_HISTORY, .rank = 2, .dims = {st->nhistory, (int64_t)cols}, .f64 = true,
                            .data = hist};
+    /* Each head's running sums: "loss_sum correct abs_sum sq_sum" in %a, a
+     * line per head. */
+    char *head_sums = xrealloc(NULL, info->nheads * 4 * 26 + 1, 1);
+    head_sums[0] = '\0';
+    for (size_t h = 0, at = 0; h < info->nheads; h++) {
+        const NnrtHeadSums *hs = &p->head[h];
+        at += (size_t)sprintf(head_sums + at, "%a %a %a %a\n", hs->loss_sum, hs->correct, hs->abs_sum, hs->sq_sum);
+    }
+    char *names = history_names(info);
     /* The class names one a line: a name holds no line break (csv.c). */
     size_t clen = 1;
     for (size_t i = 0; info->classes && i < info->classes->n; i++)
@@ -143,8 +181,12 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
         {"epochs", v[12]}, {"lr", v[13]}, {"schedule", info->schedule ? info->schedule : ""},
         {"classes", classes}, {"abs_sum", v[14]}, {"normalize", norm},
         {"sq_sum", v[15]}, {"ranks", v[16]},
+        {"history_columns", names}, {"head_sums", head_sums}, /* last: a model of one loss has none */
     };
-    bool ok = nnrt_ckpt_save(path, t, nt, meta, sizeof meta / sizeof meta[0], err, errlen);
+    size_t nmeta = sizeof meta / sizeof meta[0] - (info->nheads ? 0 : 2);
+    bool ok = nnrt_ckpt_save(path, t, nt, meta, nmeta, err, errlen);
+    free(names);
+    free(head_sums);
     free(norm);
     free(classes);
     free(hist);
@@ -154,10 +196,10 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
 
 /* Bounds of what fit_save writes in the header: a tensor's entry besides
  * its name (dtype, up to 4 dimensions and 2 offsets of 20 digits, quotes,
- * commas; the history's is one of them), and the metadata: 23 fields,
- * under 160 bytes each besides the model's name, the class names and the
- * normalization, which fit_saveable adds. The history is data, whatever
- * the epochs. */
+ * commas; the history's is one of them), and the metadata: 25 fields,
+ * under 160 bytes each besides the model's name, the class names, the
+ * normalization and the heads' names and sums, which fit_saveable adds.
+ * The history is data, whatever the epochs. */
 #define TENSOR_ENTRY_MAX 200
 #define META_MAX 4096
 
@@ -166,6 +208,8 @@ bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info) {
     for (size_t i = 0; info->classes && i < info->classes->n; i++)
         bytes += 6 * strlen(info->classes->names[i]) + 2; /* JSON escapes a byte in at most 6 (\u00XX) */
     bytes += info->norm_n * (2 * 26 + 2); /* two %a and a blank, "\n" as JSON escapes it */
+    for (size_t h = 0; h < info->nheads; h++) /* the history's column names, the sums (four %a) */
+        bytes += HEAD_COLS * (strlen(info->heads[h].name) + 10) + 4 * 26 + 2;
     for (int s = 0; s < g->nslots; s++)
         if (is_saved(&g->slots[s]))
             bytes += TENSOR_ENTRY_MAX + strlen(g->slots[s].name);
@@ -262,20 +306,34 @@ static bool read_history_text(const NnrtCkpt *c, FitState *st, Diag *d, const ch
 }
 
 /* The history from the tensor NNRT_CKPT_HISTORY, or from an older
- * checkpoint's metadata. */
-static bool read_history(const NnrtCkpt *c, FitState *st, Diag *d, const char *path) {
+ * checkpoint's metadata. A model of several loss terms has its heads'
+ * columns after the model's, named in "history_columns"; a checkpoint
+ * from before them has the model's alone (its heads' values then are
+ * not known: -1). */
+static bool read_history(const NnrtCkpt *c, const FitInfo *info, FitState *st, Diag *d, const char *path) {
     const NnrtTensor *t = nnrt_ckpt_tensor(c, NNRT_CKPT_HISTORY);
     if (!t)
         return read_history_text(c, st, d, path);
+    size_t cols = history_cols(info);
+    char *names = history_names(info);
+    const char *saved = nnrt_ckpt_meta(c, "history_columns");
+    bool heads = cols > HISTORY_COLS && t->rank == 2 && t->dims[1] == (int64_t)cols;
+    bool named = heads ? saved && !strcmp(saved, names) : !saved;
+    free(names);
     /* No more rows than epochs done: the position's epoch is bounded. */
-    if (!t->f64 || t->rank != 2 || t->dims[1] != HISTORY_COLS || t->dims[0] > st->pos.epoch) {
+    if (!t->f64 || t->rank != 2 || (t->dims[1] != HISTORY_COLS && !heads) || t->dims[0] > st->pos.epoch) {
         char b[128];
-        diag_plain(d, "%s: its history (tensor '%s') is %s %s, not F64 [epochs <= %d, %d]", path, t->name,
-                   t->f64 ? "F64" : "F32", dims_str(t->dims, t->rank, b, sizeof b), st->pos.epoch, HISTORY_COLS);
+        diag_plain(d, "%s: its history (tensor '%s') is %s %s, not F64 [epochs <= %d, %zu]", path, t->name,
+                   t->f64 ? "F64" : "F32", dims_str(t->dims, t->rank, b, sizeof b), st->pos.epoch, cols);
         return false;
     }
+    if (!named) {
+        diag_plain(d, "%s: its history's columns (metadata 'history_columns') are not this model's", path);
+        return false;
+    }
+    cols = (size_t)t->dims[1];
     size_t n = (size_t)t->dims[0];
-    double *rows = xrealloc(NULL, n * HISTORY_COLS + 1, sizeof *rows);
+    double *rows = xrealloc(NULL, n * cols + 1, sizeof *rows);
     char err[1024];
     if (!nnrt_ckpt_read(c, t, rows, err, sizeof err)) {
         diag_plain(d, "%s", err);
@@ -285,9 +343,14 @@ static bool read_history(const NnrtCkpt *c, FitState *st, Diag *d, const char *p
     if (n)
         st->history = xrealloc(st->history, n, sizeof *st->history);
     for (size_t i = 0; i < n; i++) {
-        const double *r = rows + i * HISTORY_COLS;
+        const double *r = rows + i * cols;
         NnrtEpochStats e = {.epoch = (int)fmin(fmax(r[0], 0), INT_MAX), .loss = r[1], .acc = r[2],
                             .val_loss = r[3], .val_acc = r[4], .mse = r[5], .val_mse = r[6], .secs = -1};
+        for (size_t h = 0; h < info->nheads; h++) {
+            const double *hr = r + HISTORY_COLS + h * HEAD_COLS;
+            e.head[h] = heads ? (NnrtHeadStats){hr[0], hr[1], hr[2], hr[3], hr[4], hr[5]}
+                              : (NnrtHeadStats){-1, -1, -1, -1, -1, -1};
+        }
         if (e.epoch != r[0] || !history_add(st, &e)) {
             diag_plain(d, "%s: its history (tensor '%s') is malformed at row %zu: epoch %g", path, t->name, i,
                        r[0]);
@@ -375,7 +438,24 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
             return false;
         }
     }
-    return read_history(c, st, d, path);
+    /* Each head's running sums; a checkpoint from before them has none: 0
+     * (the heads' values of the epoch it stopped in then count from it). */
+    memset(p->head, 0, sizeof p->head);
+    const char *hs = nnrt_ckpt_meta(c, "head_sums");
+    for (size_t h = 0; hs && h < info->nheads; h++) {
+        NnrtHeadSums *s = &p->head[h];
+        if (!(next_double(&hs, ' ', &s->loss_sum) && next_double(&hs, ' ', &s->correct) &&
+              next_double(&hs, ' ', &s->abs_sum) && next_double(&hs, '\n', &s->sq_sum))) {
+            diag_plain(d, "%s: its training state (metadata 'head_sums') is malformed", path);
+            return false;
+        }
+    }
+    if (hs && *hs) {
+        diag_plain(d, "%s: its training state (metadata 'head_sums') has more heads than the model's %zu", path,
+                   info->nheads);
+        return false;
+    }
+    return read_history(c, info, st, d, path);
 }
 
 /* The checkpoint's tensors into the slots of the same names, whose shapes

@@ -1292,6 +1292,10 @@ typedef struct FitInfo {
      * training data, saved for --eval and --predict; norm_n 0: none. */
     const double *norm_mean, *norm_std;
     size_t norm_n;
+    /* Several loss terms: each head's values in the history, its running
+     * sums in the position; nheads 0: none. */
+    const NnrtHead *heads;
+    size_t nheads;
 } FitInfo;
 
 /* The settings of the run a checkpoint was saved from, each 0 (or NULL)

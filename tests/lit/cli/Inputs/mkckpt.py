@@ -15,6 +15,9 @@
 #              metadata text, a line "epoch loss acc val_loss val_acc" each
 #   long-history    a history (metadata) of 420,000 good epochs (16 MB, under
 #                   the header cap) and a broken one after them
+#   no-heads   as nnc saved a model of several loss terms before it reported
+#              each head: the history's 7 first columns alone, no metadata
+#              history_columns and head_sums
 import json, struct, sys
 
 kind, good, out, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
@@ -106,6 +109,15 @@ elif kind == "old-history":
     h["__metadata__"]["history"] = "".join("%d %s\n" % (r[0], " ".join(x.hex() for x in r[1:5])) for r in rows)
     drop("nnc:history")
     write(h, data)
+elif kind == "no-heads":
+    b, e = h["nnc:history"]["data_offsets"]
+    rows, cols = h["nnc:history"]["shape"]
+    v = struct.unpack("<%dd" % (rows * cols), data[b:e])
+    body = b"".join(struct.pack("<7d", *v[i * cols:i * cols + 7]) for i in range(rows))
+    drop("nnc:history")
+    h["nnc:history"] = {"dtype": "F64", "shape": [rows, 7], "data_offsets": [len(data), len(data) + len(body)]}
+    del h["__metadata__"]["history_columns"], h["__metadata__"]["head_sums"]
+    write(h, data + body)
 elif kind == "long-history":
     drop("nnc:history")
     n = 420000
