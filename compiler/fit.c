@@ -636,6 +636,13 @@ bool fit_load(Diag *d, FitCkpt *k, const Graph *g, void **slots, const FitInfo *
 /* ---------------------------------------------------------------- the hook */
 
 static double monitored(const FitHook *h, const NnrtEpochStats *e) {
+    if (h->monitor_head) {
+        const char *names[3];
+        double v[3];
+        int k = h->monitor_head - 1;
+        nnrt_head_values(&h->cols.heads[k], &e->head[k], h->monitor == MONITOR_VAL_LOSS, "acc", names, v);
+        return v[h->monitor_value];
+    }
     switch (h->monitor) {
     case MONITOR_LOSS: return e->loss;
     case MONITOR_ACC: return e->acc;
@@ -684,7 +691,9 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
     st->history = xrealloc(st->history, (size_t)st->nhistory + 1, sizeof *st->history);
     st->history[st->nhistory++] = *e;
     double v = monitored(h, e);
-    bool lower = h->monitor == MONITOR_LOSS || h->monitor == MONITOR_VAL_LOSS || h->cols.mae; /* a mae falls too */
+    /* A loss, a mae and an mse fall; an accuracy (a head's second value, when it classifies) rises. */
+    bool lower = h->monitor_head ? !(h->monitor_value == 1 && h->cols.heads[h->monitor_head - 1].classify)
+                                      : h->monitor == MONITOR_LOSS || h->monitor == MONITOR_VAL_LOSS || h->cols.mae;
     bool better = isnan(st->best) || (lower ? v < st->best : v > st->best);
     if (better) {
         st->best = v;
@@ -707,7 +716,8 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
         return NNRT_HOOK_FAIL;
     if (stop) {
         fprintf(h->out, "early stopping: %s has not improved for %d epochs (best %.4f at epoch %d)\n",
-                fit_monitor_name(h->monitor, h->cols.mae), st->bad_epochs, st->best, st->best_epoch);
+                h->monitor_head ? h->monitor_name : fit_monitor_name(h->monitor, h->cols.mae), st->bad_epochs,
+                st->best, st->best_epoch);
         fflush(h->out);
         return NNRT_HOOK_STOP;
     }

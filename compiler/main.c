@@ -300,10 +300,18 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
                 o->monitor = k < 4 ? k : k == 4 ? MONITOR_ACC : MONITOR_VAL_ACC;
                 o->monitor_mae = k >= 4;
             }
+        /* Else a head's, as Keras names it (val_logits_loss): the model says
+         * which there are. */
+        const char *metric = strrchr(val, '_');
+        if (o->monitor < 0 && metric && metric > val && (!strcmp(metric, "_loss") || !strcmp(metric, "_acc") ||
+                                                         !strcmp(metric, "_mae") || !strcmp(metric, "_mse"))) {
+            o->monitor = !strncmp(val, "val_", 4) ? MONITOR_VAL_LOSS : MONITOR_LOSS;
+            o->monitor_head = val;
+        }
         if (o->monitor >= 0)
             return EXIT_OK;
-        diag_plain(d, "unknown --monitor metric '%s'%s; expected loss, acc, val_loss, val_acc, mae or val_mae", val,
-                   did_you_mean(hint, sizeof hint, val, metrics));
+        diag_plain(d, "unknown --monitor metric '%s'%s; expected loss, acc, val_loss, val_acc, mae, val_mae or a "
+                   "head's (logits_loss, val_reg_mae)", val, did_you_mean(hint, sizeof hint, val, metrics));
         return EXIT_USAGE;
     }
     case O_LOG: o->log_path = val; return EXIT_OK;
@@ -432,7 +440,7 @@ static int check_options(Options *o, Diag *d) {
     bool validates = o->val_path || o->val_split;
     if (o->monitor >= MONITOR_VAL_LOSS && !validates) {
         diag_plain(d, "--monitor %s needs a validation set (--val or --val-split)",
-                   fit_monitor_name((FitMonitor)o->monitor, o->monitor_mae));
+                   o->monitor_head ? o->monitor_head : fit_monitor_name((FitMonitor)o->monitor, o->monitor_mae));
         return EXIT_USAGE;
     }
     if (o->monitor < 0)

@@ -1384,6 +1384,11 @@ typedef struct FitHook {
     size_t save_every;    /* steps; 0: at the end of every epoch only */
     int patience;         /* early stopping; 0: never */
     FitMonitor monitor;
+    /* Or a head's value (its val_ one with MONITOR_VAL_LOSS): head
+     * monitor_head - 1's value monitor_value (nnrt_head_values' order),
+     * called `monitor_name`; monitor_head 0: the model's. */
+    int monitor_head, monitor_value;
+    const char *monitor_name;
     NnrtColumns cols;     /* mae: the epochs' acc is a mae (lower is better); the heads */
     /* The guard: the training step's graph and schedule. */
     const Graph *step;

@@ -232,6 +232,36 @@ static int normalize(const Model *m, const Options *o, Data *dt, Diag *d) {
     return EXIT_USAGE;
 }
 
+/* --monitor [val_]HEAD_METRIC: which head's value it names (Keras' name,
+ * as the progress line shows it). False once reported. */
+static bool find_monitored(const Model *m, const Options *o, FitHook *h, Diag *d) {
+    const char *want = o->monitor_head + (o->monitor == MONITOR_VAL_LOSS ? 4 : 0); /* past "val_" */
+    char all[1024] = "";
+    for (int k = 0; k < m->nheads; k++) {
+        const char *names[3];
+        double v[3];
+        int nv = nnrt_head_values(&m->heads[k], NULL, false, "acc", names, v);
+        for (int i = 0; i < nv; i++) {
+            size_t len = strlen(m->heads[k].name);
+            if (!strncmp(want, m->heads[k].name, len) && want[len] == '_' && !strcmp(want + len + 1, names[i])) {
+                h->monitor_head = k + 1;
+                h->monitor_value = i;
+                h->monitor_name = o->monitor_head;
+                return true;
+            }
+            size_t at = strlen(all);
+            snprintf(all + at, sizeof all - at, "%s%s_%s", at ? ", " : "", m->heads[k].name, names[i]);
+        }
+    }
+    if (m->nheads)
+        diag_plain(d, "--monitor %s: model %s has no such metric; its heads report %s (val_ before one: on the "
+                      "validation set)", o->monitor_head, m->name, all);
+    else
+        diag_plain(d, "--monitor %s: model %s has one loss, no heads; expected loss, acc, val_loss or val_acc (a "
+                      "regression's mae, val_mae)", o->monitor_head, m->name);
+    return false;
+}
+
 int session_run(Arena *a, const Model *m, const Source *src, const Options *o, const Target *t, Diag *d,
                 FitWeights *keep) {
     Data dt = {0};
@@ -276,6 +306,8 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         .saved_epoch = -1,
     };
     fit_state_init(&hook.st, o->seed);
+    if (o->monitor_head && !find_monitored(m, o, &hook, d))
+        status = EXIT_USAGE;
     if ((hook.monitor == MONITOR_ACC || hook.monitor == MONITOR_VAL_ACC) && o->monitor_mae != hook.cols.mae) {
         diag_plain(d, "--monitor %s: model %s %s", fit_monitor_name(hook.monitor, o->monitor_mae), m->name,
                    hook.cols.mae ? "is a regression: it reports mae (mean absolute error), not acc"

@@ -63,7 +63,8 @@ bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Nn
         }
     }
     double loss, acc;
-    bool ok = nnrt_evaluate_batches(spec, ds, c.k || c.outputs ? count_batch : NULL, &c, &loss, &acc, err,
+    NnrtHeadStats heads[NNRT_MAX_HEADS];
+    bool ok = nnrt_evaluate_batches(spec, ds, c.k || c.outputs ? count_batch : NULL, &c, &loss, &acc, heads, err,
                                     errlen);
     if (ok) {
         fprintf(out, "samples %zu  loss %.4f", ds->n, loss);
@@ -71,6 +72,7 @@ bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Nn
             fprintf(out, "  %s %.4f", nnrt_metric_name(spec->mae), acc);
         if (c.outputs) /* the mean squared error, whatever the loss */
             fprintf(out, "  mse %.4f", c.sq_sum / ((double)ds->n * (double)c.outputs));
+        nnrt_print_heads(out, spec->heads, spec->nheads, heads, false);
         fputc('\n', out);
     }
     if (ok && c.k) {
@@ -171,7 +173,7 @@ bool nnrt_predict_write(const NnrtTrainSpec *spec, const NnrtDataset *ds, const 
         fputc('\n', out);
     }
     double loss, acc;
-    return nnrt_evaluate_batches(spec, ds, npy ? write_npy_rows : write_rows, &c, &loss, &acc, err, errlen);
+    return nnrt_evaluate_batches(spec, ds, npy ? write_npy_rows : write_rows, &c, &loss, &acc, NULL, err, errlen);
 }
 
 /* ---------------------------------------------------------------- datasets */

@@ -444,11 +444,12 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
 bool nnrt_evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, double *loss, double *acc,
                    char *err, size_t errlen);
 /* The same, calling on_batch with each batch's outputs [b, outputs] and
- * labels [b] (dtype_bytes elements); samples first..first+b-1, in order. */
+ * labels [b] (dtype_bytes elements); samples first..first+b-1, in order;
+ * heads (NULL: not wanted) gets each head's loss, acc and mse. */
 typedef void (*NnrtBatchFn)(void *ctx, size_t first, size_t b, const void *output,
                             const void *y);
 bool nnrt_evaluate_batches(const NnrtTrainSpec *spec, const NnrtDataset *ds, NnrtBatchFn on_batch,
-                           void *ctx, double *loss, double *acc, char *err, size_t errlen);
+                           void *ctx, double *loss, double *acc, NnrtHeadStats *heads, char *err, size_t errlen);
 void nnrt_train_result_free(NnrtTrainResult *res);
 
 /* ---------------------------------------------------------------- report.c */
@@ -492,7 +493,8 @@ void nnrt_set_threads(int n);
 int nnrt_threads(void);
 /* ---------------------------------------------------------------- metrics.c */
 
-/* --eval: "samples N  loss L  acc A" (a regression: "mae M  mse S"), then
+/* --eval: "samples N  loss L  acc A" (a regression: "mae M  mse S"; each
+ * head's values after the model's: nnrt_print_heads), then
  * for a classifier the accuracy of each class (its name after it when
  * `names` has some) and the confusion matrix (rows true class, columns
  * predicted), indexed by the labels: for a classifier they must be integers

@@ -466,11 +466,11 @@ static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, const cha
 
 bool nnrt_evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, double *loss, double *acc,
                    char *err, size_t errlen) {
-    return nnrt_evaluate_batches(spec, ds, NULL, NULL, loss, acc, err, errlen);
+    return nnrt_evaluate_batches(spec, ds, NULL, NULL, loss, acc, NULL, err, errlen);
 }
 
 bool nnrt_evaluate_batches(const NnrtTrainSpec *spec, const NnrtDataset *ds, NnrtBatchFn on_batch,
-                           void *ctx, double *loss, double *acc, char *err, size_t errlen) {
+                           void *ctx, double *loss, double *acc, NnrtHeadStats *heads, char *err, size_t errlen) {
     if (!check_spec(spec, err, errlen) || !check_step("evaluation", ds->n, spec->eval, err, errlen) ||
         !check_input_type(spec, "evaluation", ds, err, errlen))
         return false;
@@ -480,7 +480,7 @@ bool nnrt_evaluate_batches(const NnrtTrainSpec *spec, const NnrtDataset *ds, Nnr
     if (!buffers_alloc(&bf, spec, spec->eval.batch, ds, ds->n, err, errlen))
         return false;
     set_slots(spec, &bf);
-    bool ok = evaluate(spec, ds, "at", &bf, loss, acc, NULL, NULL, on_batch, ctx, err,
+    bool ok = evaluate(spec, ds, "at", &bf, loss, acc, NULL, heads, on_batch, ctx, err,
                        errlen);
     clear_slots(spec);
     buffers_free(&bf);
