@@ -109,7 +109,7 @@ static const struct Opt {
     INT_OPT("--early-stop", NULL, O_EARLY_STOP, "N", "stop when the monitored metric has not improved for N epochs",
      1, 1000000, patience, "a patience from 1 to 1000000 epochs"),
     OPT("--monitor", NULL, O_MONITOR, ARG_VALUE, "METRIC", "loss, acc, val_loss or val_acc (default val_loss with\n"
-     "validation, else loss); a regression's mae, val_mae"),
+     "validation, else loss); a regression's mae, val_mae; a head's (val_reg_mae)"),
     OPT("--log", NULL, O_LOG, ARG_VALUE, "FILE", "write loss and accuracy (or mae) per epoch as CSV"),
     OPT("--plot", NULL, O_PLOT, ARG_VALUE, "FILE", "draw them as an SVG (training and validation curves)"),
     OPT("--eval", NULL, O_EVAL, ARG_VALUE, "PATH", "print loss, accuracy per class and the confusion matrix\n"
