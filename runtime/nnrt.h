@@ -429,6 +429,7 @@ typedef struct NnrtTrainResult {
     int nepochs;
     double test_loss, test_acc; /* < 0 when no test set */
     double test_mse;            /* < 0 when no test set or not a regression */
+    NnrtHeadStats test_head[NNRT_MAX_HEADS]; /* each head's loss, acc and mse on it (NnrtTrainSpec.heads) */
     bool stopped;               /* after_step asked to stop (early stopping) */
     NnrtFailure failure;        /* why nnrt_train returned false */
 } NnrtTrainResult;

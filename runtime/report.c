@@ -82,14 +82,14 @@ static void metrics(FILE *f, bool mae, const char *lead, double acc, double mse)
     }
 }
 
-/* Each head's members (nnrt_head_values), or with val its validation's:
- * ", \"val_logits_loss\": 0.5, ...". */
-static void heads(FILE *f, const NnrtReport *r, const NnrtHeadStats *hs, bool val) {
+/* Each head's members (nnrt_head_values), or with val its validation's;
+ * `lead` before each name (", \"val_logits_loss\": 0.5, ..."). */
+static void heads(FILE *f, const NnrtReport *r, const NnrtHeadStats *hs, bool val, const char *lead) {
     for (size_t h = 0; h < r->nheads; h++) {
         const char *names[3];
         double v[3];
         for (int k = 0, nv = nnrt_head_values(&r->heads[h], &hs[h], val, "accuracy", names, v); k < nv; k++) {
-            fprintf(f, ", \"%s", val ? "val_" : "");
+            fputs(lead, f);
             json_string_body(f, r->heads[h].name);
             fprintf(f, "_%s\": ", names[k]);
             json_metric(f, v[k]);
@@ -116,12 +116,12 @@ static void write_json(FILE *f, const NnrtReport *r) {
         fprintf(f, "%s\n    {\"epoch\": %d, \"loss\": ", e ? "," : "", st->epoch);
         json_number(f, st->loss);
         metrics(f, r->mae, ", \"", st->acc, st->mse);
-        heads(f, r, st->head, false);
+        heads(f, r, st->head, false, ", \"");
         if (st->val_loss >= 0) { /* validating: Keras' history names */
             fputs(", \"val_loss\": ", f);
             json_number(f, st->val_loss);
             metrics(f, r->mae, ", \"val_", st->val_acc, st->val_mse);
-            heads(f, r, st->head, true);
+            heads(f, r, st->head, true, ", \"val_");
         }
         fputs(", \"seconds\": ", f);
         json_number(f, st->secs);
@@ -130,6 +130,8 @@ static void write_json(FILE *f, const NnrtReport *r) {
     fputs(res && res->nepochs ? "\n  ],\n  \"test_loss\": " : "],\n  \"test_loss\": ", f);
     json_metric(f, res ? res->test_loss : -1);
     metrics(f, r->mae, ",\n  \"test_", res ? res->test_acc : -1, res ? res->test_mse : -1);
+    if (res)
+        heads(f, r, res->test_head, false, ",\n  \"test_");
     fprintf(f, ",\n  \"peak_rss_bytes\": %zu\n}\n", nnrt_peak_rss_bytes());
 }
 

@@ -633,10 +633,11 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
     }
     if (ok && test) {
         ok = evaluate(spec, test, "on the test set at", &bf, &res->test_loss,
-                      &res->test_acc, &res->test_mse, NULL, NULL, NULL, err, errlen);
+                      &res->test_acc, &res->test_mse, res->test_head, NULL, NULL, err, errlen);
         if (ok && spec->out) {
             fprintf(spec->out, "test  loss %.4f", res->test_loss);
             print_metrics(spec, "", res->test_acc, res->test_mse);
+            nnrt_print_heads(spec->out, spec->heads, spec->nheads, res->test_head, false);
             fputc('\n', spec->out);
             fflush(spec->out);
         } else if (!ok) {
