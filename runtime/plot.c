@@ -144,9 +144,10 @@ typedef struct Axis {
 static Axis nice_axis(double lo, double hi, int want) {
     /* A flat range is widened: one of a few ulps, or one too small for its
      * step to be a normal number (0 to 5e-324 gave a step of 0, and NaN
-     * coordinates). */
+     * coordinates), by at least 1e-300 (a tenth of 5e-324 is 0: the same
+     * NaN). */
     if (!(hi - lo > 1e-9 * fmax(fabs(lo), fabs(hi))) || (hi - lo) / want < DBL_MIN) {
-        double pad = fabs(lo) > 0 ? fabs(lo) * 0.1 : 1;
+        double pad = fabs(lo) > 0 ? fmax(fabs(lo) * 0.1, 1e-300) : 1;
         lo -= pad;
         hi += pad;
     }
