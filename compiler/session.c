@@ -379,6 +379,10 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
                            "global batches in the same order, split over the processes anew (sums round "
                            "differently; batchnorm's batch statistics are of other slices)\n",
                     o->resume_path, hook.st.ranks, hook.st.ranks == 1 ? "" : "es", nnrt_mpi_size());
+        /* Ctrl-C stops the run from here on, as it does once its steps run
+         * (nnrt_train sets the same): after the line below, before the
+         * first step, it killed nnc with no message and no checkpoint. */
+        nnrt_sigint_stops_training(true);
         if (info) {
             fprintf(info, "training on %s (%zu samples", dt.train_path, dt.train.n);
             if (spec.val)
@@ -390,6 +394,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         NnrtTrainResult res = {0};
         bool trained = nnrt_train(&spec, &dt.train, dt.have[SET_TEST] ? &dt.set[SET_TEST] : NULL, &res, err,
                                   sizeof err);
+        nnrt_sigint_stops_training(false);
         if (!trained && res.failure == NNRT_FAIL_INTERRUPTED) { /* Ctrl-C: in the REPL, not an error */
             status = !fit_interrupted(&hook, err, keep != NULL) ? EXIT_USAGE : keep ? EXIT_OK : EXIT_INTERRUPTED;
         } else if (!trained) {
