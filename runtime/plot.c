@@ -193,7 +193,8 @@ static void panel(FILE *f, double x0, const char *title, const char *ylabel,
     if (lo > hi)
         lo = hi = 0; /* nothing to draw: an empty, labelled panel */
     Axis y = nice_axis(lo, hi, 5);
-    int first = h[0].epoch, last = h[n - 1].epoch;
+    /* In double: first + 1 of an epoch of INT_MAX overflowed an int. */
+    double first = h[0].epoch, last = h[n - 1].epoch;
     /* The x axis spans the epochs exactly; its ticks are whole epochs. */
     Axis x = nice_axis(first, last > first ? last : first + 1, 8);
     x.step = x.step < 1 ? 1 : x.step;
