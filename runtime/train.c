@@ -265,6 +265,16 @@ static void head_sums(const NnrtTrainSpec *spec, const Buffers *bf, size_t b, si
     }
 }
 
+/* The metrics of a batch of b samples after its step: its samples
+ * classified right (returned), its errors (errors()), each head's sums. */
+static size_t batch_metrics(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf, size_t b,
+                            double err[2], NnrtHeadSums *hs) {
+    Slice sl = whole(spec, ds);
+    errors(bf, b, &sl, spec->mae, spec->dtype_bytes, err);
+    head_sums(spec, bf, b, ds->label_size, hs);
+    return spec->classify ? count_correct(bf, b, &sl, spec->dtype_bytes) : 0;
+}
+
 /* A head's loss and metrics over the `seen` samples of its sums. */
 static void head_stats(const NnrtHead *hd, const NnrtHeadSums *s, size_t seen, double *loss, double *acc,
                        double *mse) {
@@ -294,11 +304,8 @@ static double step_parallel(const NnrtTrainSpec *spec, const NnrtDataset *ds, co
     spec->begin(b, lo);
     spec->train.fn(spec->slots, (int64_t)mine);
     if (mine) {
-        Slice sl = whole(spec, ds);
         sums[0] = read_elem(bf->loss, 0, spec->dtype_bytes) * (double)mine;
-        sums[1] = spec->classify ? (double)count_correct(bf, mine, &sl, spec->dtype_bytes) : 0;
-        errors(bf, mine, &sl, spec->mae, spec->dtype_bytes, sums + 2);
-        head_sums(spec, bf, mine, ds->label_size, hs);
+        sums[1] = (double)batch_metrics(spec, ds, bf, mine, sums + 2, hs);
     }
     spec->sum(sums, 4, 8);
     if (spec->nheads) /* NnrtHeadSums: four doubles each */
@@ -340,19 +347,15 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
         step++;
         size_t b = ds->n - off < st.batch ? ds->n - off : st.batch;
         double t0 = timed ? nnrt_now() : 0, loss, errs[2];
-        size_t correct = 0;
+        size_t correct;
         NnrtHeadSums hs[NNRT_MAX_HEADS];
         if (pos && spec->begin) {
             loss = step_parallel(spec, ds, bf, bf->order + off, b, &correct, errs, hs);
         } else {
-            Slice sl = whole(spec, ds);
             nnrt_batch_fill(ds, bf->order + off, b, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
             st.fn(spec->slots, (int64_t)b);
             loss = read_elem(bf->loss, 0, spec->dtype_bytes);
-            if (spec->classify)
-                correct = count_correct(bf, b, &sl, spec->dtype_bytes);
-            errors(bf, b, &sl, spec->mae, spec->dtype_bytes, errs);
-            head_sums(spec, bf, b, ds->label_size, hs);
+            correct = batch_metrics(spec, ds, bf, b, errs, hs);
         }
         bool loss_ok = isfinite(loss);
         if (!loss_ok || (pos && spec->finite && !spec->finite(spec->slots))) {
