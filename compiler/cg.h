@@ -92,14 +92,23 @@ LLVMValueRef cg_kernel_context(Cg *c);
 LLVMTypeRef cg_kernel_type(Cg *c);
 void cg_parallel_for(Cg *c, LLVMValueRef kfn, LLVMValueRef ctx, LLVMValueRef n, bool small);
 void cg_end_function(Cg *c);
-/* Below CG_PARALLEL_MIN_WORK multiply-adds (or element visits, for a loop
- * nest; about 5 us of one core) a kernel runs on the calling thread:
- * splitting costs more than the wake-up, as the other core must fetch the
- * operands this one just wrote. Up to CG_SMALL_WORK (50 us), splitting
- * pays only where the threads have cores of their own, and the trainer
- * times both ways (nnrt_parallel_for_small, train.c). */
+/* Below CG_PARALLEL_MIN_WORK multiply-adds of a product (about 5 us of one
+ * core) a kernel runs on the calling thread: splitting costs more than the
+ * wake-up, as the other core must fetch the operands this one just wrote.
+ * Up to CG_SMALL_WORK (50 us), splitting pays only where the threads have
+ * cores of their own, and the trainer times both ways
+ * (nnrt_parallel_for_small, train.c). */
 #define CG_PARALLEL_MIN_WORK 1e6
 #define CG_SMALL_WORK 1e7
+/* The multiply-adds one element visit of a loop nest (a window op's, an
+ * elementwise or reduction kernel's) is worth: a visit loads and stores
+ * through memory, a multiply-add is one lane of the product's
+ * register-blocked FMAs. Measured on one thread at cnn.nn's batch 128:
+ * conv1's maxpool gradient, 8.3M visits, took 2.8 ms, the time of 160M of
+ * conv2's multiply-adds (57G a second). Counted as multiply-adds, such a
+ * kernel was "small" and ran on one thread whenever the trainer chose so
+ * for the MLP-sized kernels: 18% of an epoch. */
+#define CG_VISIT_WORK 20
 /* A kernel of its own, name.KINDn (name in `name`), in a module chained to
  * the step's (`blocked`: vector code already, CgModule.kernel). From
  * cg_kernel_begin, which saves the step function's state in *step and

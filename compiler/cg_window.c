@@ -297,13 +297,12 @@ void cg_window(Cg *c, NodeId id) {
     if (!op_info[n->op].gemm) {
         /* The element visits emit_windows makes: each pass over the
          * windows, and the adjoints' zeroing of x (counting it whether or
-         * not the windows tile x errs on the side of the pool). Counting
-         * one pass left conv2's maxpool gradient on one thread: 2.6
-         * million visits taken for 0.8. */
+         * not the windows tile x errs on the side of the pool). */
         const Shape *x = &c->g->nodes[image_of(c, id)].shape;
         double work = (double)x->dim[0] * (double)w->oh * (double)w->ow * w->kh * w->kw * (double)x->dim[3] *
                           (two_passes(n->op) ? 2 : 1) +
                       (scatters(n->op) ? (double)x->dim[0] * (double)x->dim[1] * (double)x->dim[2] * (double)x->dim[3] : 0);
+        work *= CG_VISIT_WORK;
         char name[256];
         Cg step;
         LLVMValueRef kfn = cg_kernel_begin(c, &step, "win", false, name, sizeof name);

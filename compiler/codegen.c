@@ -344,7 +344,8 @@ static LLVMValueRef part_units(Cg *c, void *arg) {
 /* A nest over at least CG_PARALLEL_MIN_WORK elements at -O2 is a kernel
  * over ranges of one axis of `over`, on the thread pool (a convolution's
  * activation gradient and bias gradient pass over whole images: on one
- * thread they were 12% of an epoch of cnn.nn); each element is computed
+ * thread they were 12% of an epoch of cnn.nn; at CG_VISIT_WORK a visit,
+ * never a small job); each element is computed
  * by one unit, as it would be by one thread, so the values do not depend
  * on the split. */
 static void emit_nest(Cg *c, NodeId id, NodeId over, int axis, NestBody *body) {
@@ -358,7 +359,7 @@ static void emit_nest(Cg *c, NodeId id, NodeId over, int axis, NestBody *body) {
     LLVMValueRef kfn = cg_kernel_begin(c, &step, "loop", false, name, sizeof name);
     body(c, id, axis, LLVMGetParam(kfn, 1), LLVMGetParam(kfn, 2));
     Part p = {over, axis};
-    cg_kernel_end(c, &step, name, part_units, &p, (double)shape_elems(s));
+    cg_kernel_end(c, &step, name, part_units, &p, (double)shape_elems(s) * CG_VISIT_WORK);
 }
 
 static void elemwise_store(Cg *c, NodeId id, const Nest *r) {
