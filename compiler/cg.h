@@ -68,6 +68,12 @@ LLVMValueRef cg_elemwise_value(Cg *c, const IrNode *n, LLVMValueRef a, LLVMValue
 /* A reduction (sum, max, min): its identity, and acc combined with x. */
 double cg_reduce_identity(Op op);
 LLVMValueRef cg_reduce_step(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x);
+/* A pointer to the arena's byte `offset` (Schedule.partials). */
+LLVMValueRef cg_arena_at(Cg *c, size_t offset);
+/* dst[e] = the sum over u < count of partials[u stride + e] (the arena's),
+ * for e < elems, u in order: partial sums made by the thread pool's units
+ * (or per sample) added up the same way on any number of threads. */
+void cg_sum_partials(Cg *c, LLVMValueRef dst, size_t partials, LLVMValueRef count, int64_t stride, LLVMValueRef elems);
 /* base[0 .. count) = v, in a loop. */
 void cg_fill(Cg *c, LLVMValueRef base, LLVMValueRef count, LLVMValueRef v);
 /* n variables of type t in the function's entry block, 64-byte aligned:

@@ -885,13 +885,6 @@ typedef struct Split {
     int64_t ch, units;
 } Split;
 
-/* The partial products of a K split's units, in the arena. */
-static LLVMValueRef partials_ptr(Cg *c, size_t offset) {
-    LLVMValueRef at = cg_i64(c, (int64_t)offset);
-    return cg_ptr_to(c, LLVMBuildInBoundsGEP2(c->b, LLVMInt8TypeInContext(c->ctx), c->slot[SLOT_NO_ARENA], &at, 1, ""),
-                     c->ft);
-}
-
 /* The units a K split runs: those whose range is not empty. */
 static LLVMValueRef ksplit_units(Cg *c, void *arg) {
     const Split *sp = arg;
@@ -903,18 +896,8 @@ static LLVMValueRef ksplit_units(Cg *c, void *arg) {
  * the same sums on any number of threads. */
 static void emit_ksplit_sum(Cg *c, NodeId id, const Split *sp, size_t partials) {
     const IrNode *n = &c->g->nodes[id];
-    int64_t stride = shape_elems(&n->shape); /* a unit's partial, at the full batch */
-    LLVMValueRef p = partials_ptr(c, partials);
-    LLVMValueRef used = ksplit_units(c, (void *)sp), acc = cg_var(c, c->ft, 1, "sum");
-    Loop le, lu;
-    LLVMValueRef e = cg_loop_open(c, &le, mul(c, cg_dim(c, id, 0), n->shape.dim[1]));
-    LLVMBuildStore(c->b, cg_f(c, 0), acc);
-    LLVMValueRef u = cg_loop_open(c, &lu, used);
-    LLVMValueRef x = LLVMBuildLoad2(c->b, c->ft, cg_elem_ptr(c, p, add(c, mul(c, u, stride), e)), "");
-    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->ft, acc, ""), x, ""), acc);
-    cg_loop_close(c, &lu);
-    LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->ft, acc, ""), cg_elem_ptr(c, c->ptr[id], e));
-    cg_loop_close(c, &le);
+    cg_sum_partials(c, c->ptr[id], partials, ksplit_units(c, (void *)sp), shape_elems(&n->shape),
+                    mul(c, cg_dim(c, id, 0), n->shape.dim[1]));
 }
 
 bool cg_matmul_scatters(const Graph *g, NodeId m, NodeId u) {
@@ -1047,7 +1030,7 @@ void cg_matmul(Cg *c, NodeId id) {
         LLVMValueRef per = ksplit_range(c, t.K, split.ch, split.units), lo = mulv(c, unit, per);
         LLVMValueRef hi = add(c, lo, per);
         hi = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, hi, t.K, ""), hi, t.K, "");
-        LLVMValueRef mine = cg_elem_ptr(c, partials_ptr(c, c->sched->partials[id]), mul(c, unit, M * t.N));
+        LLVMValueRef mine = cg_elem_ptr(c, cg_arena_at(c, c->sched->partials[id]), mul(c, unit, M * t.N));
         LLVMValueRef ci = cg_loop_open(c, &chunk, udiv(c, add(c, LLVMBuildSub(c->b, hi, lo, ""), cg_i64(c, split.ch - 1)), split.ch));
         LLVMValueRef kb = add(c, lo, mul(c, ci, split.ch)), left = LLVMBuildSub(c->b, hi, kb, "");
         LLVMValueRef kc = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, left, cg_i64(c, split.ch), ""), left,

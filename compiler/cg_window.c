@@ -195,6 +195,14 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
                  w->oh * w->sh == xs->dim[1] && w->ow * w->sw == xs->dim[2];
     if (scatter && !tiles)
         zero_samples(c, out, b0, b1);
+    /* The sum of out over all but its channels (fuse.c's
+     * schedule_sample_sums): each sample's channels at part[b C]. */
+    LLVMValueRef part = NULL;
+    if (c->sched->colsum[id] >= 0) {
+        part = cg_arena_at(c, c->sched->partials[id]);
+        cg_fill(c, cg_elem_ptr(c, part, LLVMBuildMul(B, b0, C, "")), LLVMBuildMul(B, LLVMBuildSub(B, b1, b0, ""), C, ""),
+                cg_f(c, 0));
+    }
     Nest4 o; /* b - b0, i, j, and one */
     Loop lc;
     open4(c, &o, LLVMBuildSub(B, b1, b0, ""), cg_i64(c, w->oh), cg_i64(c, w->ow), cg_i64(c, 1));
@@ -232,10 +240,13 @@ static void emit_windows(Cg *c, NodeId id, LLVMValueRef b0, LLVMValueRef b1) {
                 if (step)
                     dy = LLVMBuildFMul(B, dy, cg_elemwise_value(c, step, xv, NULL, NULL), "");
                 LLVMValueRef at = cg_elem_ptr(c, c->ptr[out], offset4(c, id, bi, k.p.at, k.q.at, k.ch));
+                LLVMValueRef dx = masked(c, hit, dy, 0);
                 if (tiles)
-                    LLVMBuildStore(B, masked(c, hit, dy, 0), at);
+                    LLVMBuildStore(B, dx, at);
                 else
-                    add_to(c, at, masked(c, hit, dy, 0));
+                    add_to(c, at, dx);
+                if (part)
+                    add_to(c, cg_elem_ptr(c, part, LLVMBuildAdd(B, LLVMBuildMul(B, bi, C, ""), k.ch, "")), dx);
             } else { /* r[b, i, j, c] = d[b, first, c] */
                 LLVMValueRef r = cg_elem_ptr(c, c->ptr[id], offset4(c, id, bi, i, j, k.ch));
                 LLVMBuildStore(B, LLVMBuildSelect(B, hit, load4(c, b, bi, k.p.at, k.q.at, k.ch), LLVMBuildLoad2(B, c->ft, r, ""), ""), r);
@@ -308,6 +319,9 @@ void cg_window(Cg *c, NodeId id) {
         LLVMValueRef kfn = cg_kernel_begin(c, &step, "win", false, name, sizeof name);
         emit_windows(c, id, LLVMGetParam(kfn, 1), LLVMGetParam(kfn, 2));
         cg_kernel_end(c, &step, name, samples, &id, work);
+        NodeId sum = c->sched->colsum[id];
+        if (sum >= 0) /* the samples' partial sums, in order */
+            cg_sum_partials(c, c->ptr[sum], c->sched->partials[id], samples(c, &id), x->dim[3], cg_i64(c, x->dim[3]));
         return;
     }
     LLVMValueRef acc = cg_var(c, c->ft, 1, "acc");

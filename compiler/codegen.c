@@ -395,6 +395,25 @@ void cg_fill(Cg *c, LLVMValueRef base, LLVMValueRef count, LLVMValueRef v) {
     cg_loop_close(c, &l);
 }
 
+LLVMValueRef cg_arena_at(Cg *c, size_t offset) {
+    LLVMValueRef at = cg_i64(c, (int64_t)offset);
+    return cg_ptr_to(c, LLVMBuildInBoundsGEP2(c->b, LLVMInt8TypeInContext(c->ctx), c->slot[SLOT_NO_ARENA], &at, 1, ""),
+                     c->ft);
+}
+
+void cg_sum_partials(Cg *c, LLVMValueRef dst, size_t partials, LLVMValueRef count, int64_t stride, LLVMValueRef elems) {
+    LLVMValueRef p = cg_arena_at(c, partials), acc = cg_var(c, c->ft, 1, "sum");
+    Loop le, lu;
+    LLVMValueRef e = cg_loop_open(c, &le, elems);
+    LLVMBuildStore(c->b, cg_f(c, 0), acc);
+    LLVMValueRef u = cg_loop_open(c, &lu, count);
+    LLVMValueRef x = LLVMBuildLoad2(c->b, c->ft, cg_elem_ptr(c, p, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, u, cg_i64(c, stride), ""), e, "")), "");
+    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->ft, acc, ""), x, ""), acc);
+    cg_loop_close(c, &lu);
+    LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->ft, acc, ""), cg_elem_ptr(c, dst, e));
+    cg_loop_close(c, &le);
+}
+
 LLVMValueRef cg_var(Cg *c, LLVMTypeRef t, int64_t n, const char *name) {
     LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
     LLVMPositionBuilderBefore(c->b, LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(c->fn)));
