@@ -1054,10 +1054,14 @@ typedef struct Schedule {
                            kernel stores, computed on the first's value (its
                            one user), or -1 */
     NodeId *colsum;     /* per matmul: a sum of its B operand's rows (keepdims
-                           [1, N]) its kernel computes while packing B, or -1 */
+                           [1, N]) its kernel computes while packing B; per
+                           maxpool_grad: the sum of the value its kernel
+                           stores over all axes but the channels (keepdims
+                           [1, 1, 1, C]); or -1 */
     size_t *partials;   /* per matmul whose long sum is split between units
                            (cg_matmul_ksplit): arena offset of their partial
-                           products; else SIZE_MAX */
+                           products; per maxpool_grad with a colsum: of its
+                           samples' sums [n, C]; else SIZE_MAX */
     NodeId *order;      /* every node, in the order its loop is emitted */
     NodeId *rows;       /* per kernel in a row loop (fuse_rows.c): the loop's
                            first kernel, else -1; a loop's kernels are adjacent
