@@ -36,6 +36,7 @@ typedef struct Cg {
     LLVMValueRef *slot; /* per slot: its pointer in fn, as ft* */
     LLVMValueRef n;     /* the batch size this call runs on (i64) */
     LLVMValueRef kctx;  /* the kernels' context, once made (cg_kernel_context) */
+    struct SampleLoop *samples; /* the sample loop being emitted (codegen.c), or NULL */
 } Cg;
 
 /* A counted loop 0 <= i < n: open it, emit the body, close it. */
@@ -121,7 +122,9 @@ void cg_end_function(Cg *c);
  * returns the kernel (void (i8 **ctx, i64 begin, i64 end)) to emit over
  * units [begin, end), to cg_kernel_end, which restores it and runs the
  * kernel over the units `units` gives (in the step function), on the
- * thread pool if `work` is worth it. */
+ * thread pool if `work` is worth it. A kernel in a sample loop
+ * (fuse_samples.c) is called by the loop instead, once per group of
+ * samples, with units [s0, s1) the group's samples. */
 LLVMValueRef cg_kernel_begin(Cg *c, Cg *step, const char *kind, bool blocked, char *name, size_t len);
 void cg_kernel_end(Cg *c, const Cg *step, const char *name, LLVMValueRef (*units)(Cg *c, void *arg), void *arg,
                    double work);

@@ -844,6 +844,8 @@ static int64_t group_parts(int64_t groups, int64_t group_bytes) {
     return parts > least ? parts : least;
 }
 
+int64_t cg_matmul_part_bytes(void) { return A_PART_BYTES; }
+
 bool cg_matmul_gathers(const Graph *g, NodeId m, const Target *tg) {
     Patches p;
     Tiling t = tiling(g->dtype, 0, tg);
@@ -883,12 +885,18 @@ static LLVMValueRef ksplit_range(Cg *c, LLVMValueRef K, int64_t ch, int64_t unit
 typedef struct Split {
     NodeId k_of;    /* the node whose axis 1 is K */
     int64_t ch, units;
+    int64_t rows;   /* of K a unit sums: a sample loop's group's (fuse_samples.c); 0: ksplit_range's */
 } Split;
+
+/* The rows of K each unit sums. */
+static LLVMValueRef split_rows(Cg *c, const Split *sp) {
+    return sp->rows ? cg_i64(c, sp->rows) : ksplit_range(c, cg_dim(c, sp->k_of, 1), sp->ch, sp->units);
+}
 
 /* The units a K split runs: those whose range is not empty. */
 static LLVMValueRef ksplit_units(Cg *c, void *arg) {
     const Split *sp = arg;
-    LLVMValueRef K = cg_dim(c, sp->k_of, 1), per = ksplit_range(c, K, sp->ch, sp->units);
+    LLVMValueRef K = cg_dim(c, sp->k_of, 1), per = split_rows(c, sp);
     return LLVMBuildUDiv(c->b, add(c, K, LLVMBuildSub(c->b, per, cg_i64(c, 1), "")), per, "");
 }
 
@@ -997,13 +1005,20 @@ void cg_matmul(Cg *c, NodeId id) {
     int64_t align = scatter ? (int64_t)g->nodes[u].win.oh * g->nodes[u].win.ow : t.mr, groups = (M + align - 1) / align;
     int64_t parts = scatter || gather_a ? group_parts(groups, align * K * (int64_t)elem)
                                         : row_parts(&t, M, K, elem, panels, colsum >= 0);
+    /* In a sample loop (fuse_samples.c), a unit is a group of samples: the
+     * rows of `group` samples (of A, or of K for a K split). */
+    int64_t group = schedule_group(c->sched, id), part_rows = (groups + parts - 1) / parts * align;
+    if (group && (scatter || gather_a))
+        part_rows = group * (M / g->batch);
     if (gather_a) { /* a part's rows of A, for the most rows a part has (at the full batch) */
-        abuf = LLVMBuildArrayAlloca(c->b, c->ft, cg_i64(c, (groups + parts - 1) / parts * align * K), "patches");
+        abuf = LLVMBuildArrayAlloca(c->b, c->ft, cg_i64(c, part_rows * K), "patches");
         LLVMSetAlignment(abuf, 64);
     }
     /* A K split's chunks: blocks of B, or of the rows of P (A = P^T, P
      * folded) gathered into abuf. */
-    Split split = {a, block ? block : t.kc, c->sched->partials[id] == SIZE_MAX ? 0 : cg_matmul_ksplit(g, id)};
+    Split split = {a, block ? block : t.kc,
+                   c->sched->partials[id] == SIZE_MAX ? 0 : schedule_ksplit_units(g, c->sched, id),
+                   group ? group * (K / g->batch) : 0};
     NodeId at_p = g->nodes[a].op == OP_TRANSPOSE ? g->nodes[a].in[0] : -1;
     bool gather_at = split.units && at_p >= 0 && c->sched->place[at_p] == PLACE_FOLDED && patches_of(g, at_p, &pa);
     if (gather_at) {
@@ -1013,6 +1028,10 @@ void cg_matmul(Cg *c, NodeId id) {
         LLVMSetAlignment(abuf, 64);
     }
     LLVMValueRef begin = LLVMGetParam(kfn, 1), end = LLVMGetParam(kfn, 2);
+    if (group) { /* called on the samples [s0, s1) of one group */
+        begin = udiv(c, begin, group);
+        end = add(c, begin, cg_i64(c, 1));
+    }
     LLVMBasicBlockRef entry = LLVMGetInsertBlock(c->b);
     LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(c->ctx, kfn, "panel");
     LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, kfn, "exit");
@@ -1027,7 +1046,7 @@ void cg_matmul(Cg *c, NodeId id) {
     bool by_parts = !split.units && (parts > 1 || gather_a || scatter);
     Block kblk;
     if (split.units) {
-        LLVMValueRef per = ksplit_range(c, t.K, split.ch, split.units), lo = mulv(c, unit, per);
+        LLVMValueRef per = split_rows(c, &split), lo = mulv(c, unit, per);
         LLVMValueRef hi = add(c, lo, per);
         hi = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, hi, t.K, ""), hi, t.K, "");
         LLVMValueRef mine = cg_elem_ptr(c, cg_arena_at(c, c->sched->partials[id]), mul(c, unit, M * t.N));
@@ -1044,7 +1063,7 @@ void cg_matmul(Cg *c, NodeId id) {
         jb = cg_loop_open(c, &each, cg_i64(c, panels));
     } else if (by_parts) {
         LLVMValueRef have = udiv(c, add(c, t.M, cg_i64(c, align - 1)), align);
-        LLVMValueRef per = mul(c, udiv(c, add(c, have, cg_i64(c, parts - 1)), parts), align);
+        LLVMValueRef per = group ? cg_i64(c, part_rows) : mul(c, udiv(c, add(c, have, cg_i64(c, parts - 1)), parts), align);
         r0 = mulv(c, unit, per);
         r1 = add(c, r0, per);
         r0 = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntULT, r0, t.M, ""), r0, t.M, "");

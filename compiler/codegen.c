@@ -764,6 +764,51 @@ static void prune_entry(Cg *c) {
     }
 }
 
+/* A sample loop (fuse_samples.c): a kernel of its own, name.samplesN,
+ * over groups of samples, which calls each of its member kernels on the
+ * group [s0, s1). The step runs it on the thread pool where it would have
+ * called the first member; each member's kernel is emitted as usual, and
+ * cg_kernel_end adds its call to the loop instead of the step. What the
+ * step does after a member (adding up its partial sums) thus comes after
+ * the loop, once every group is done, as fuse_samples.c requires. */
+typedef struct SampleLoop {
+    Cg d; /* the loop's kernel, being emitted */
+    Loop l;
+    LLVMValueRef s0, s1;
+    NodeId last; /* its last member */
+} SampleLoop;
+
+static void samples_begin(Cg *c, NodeId head, NodeId last) {
+    SampleLoop *sl = xrealloc(NULL, 1, sizeof *sl);
+    char name[256];
+    Cg unused;
+    sl->d = *c;
+    Cg *d = &sl->d;
+    LLVMValueRef fn = cg_kernel_begin(d, &unused, "samples", false, name, sizeof name);
+    c->kernels = d->kernels;
+    int64_t group = c->sched->group[head];
+    LLVMValueRef g0 = LLVMGetParam(fn, 1), g = LLVMBuildAdd(d->b, g0, cg_loop_open(d, &sl->l, LLVMBuildSub(d->b, LLVMGetParam(fn, 2), g0, "")), "");
+    sl->s0 = LLVMBuildMul(d->b, g, cg_i64(d, group), "s0");
+    LLVMValueRef end = LLVMBuildAdd(d->b, sl->s0, cg_i64(d, group), "");
+    sl->s1 = LLVMBuildSelect(d->b, LLVMBuildICmp(d->b, LLVMIntULT, end, d->n, ""), end, d->n, "s1");
+    sl->last = last;
+    LLVMValueRef groups = LLVMBuildUDiv(c->b, LLVMBuildAdd(c->b, c->n, cg_i64(c, group - 1), ""), cg_i64(c, group), "");
+    cg_parallel_for(c, LLVMAddFunction(c->mod, name, cg_kernel_type(c)), cg_kernel_context(c), groups, false);
+    c->samples = sl;
+}
+
+static void samples_end(Cg *c) {
+    Cg *d = &c->samples->d;
+    cg_loop_close(d, &c->samples->l);
+    prune_entry(d);
+    cg_end_function(d);
+    free(d->ptr);
+    free(d->slot);
+    LLVMDisposeBuilder(d->b);
+    free(c->samples);
+    c->samples = NULL;
+}
+
 void cg_kernel_end(Cg *c, const Cg *step, const char *name, LLVMValueRef (*units)(Cg *c, void *arg), void *arg,
                    double work) {
     prune_entry(c);
@@ -774,6 +819,13 @@ void cg_kernel_end(Cg *c, const Cg *step, const char *name, LLVMValueRef (*units
     int kernels = c->kernels;
     *c = *step;
     c->kernels = kernels;
+    if (c->samples) { /* called by the sample loop, on each group */
+        Cg *d = &c->samples->d;
+        LLVMTypeRef kty = cg_kernel_type(d);
+        LLVMValueRef args[3] = {LLVMGetParam(d->fn, 0), c->samples->s0, c->samples->s1};
+        LLVMBuildCall2(d->b, kty, LLVMAddFunction(d->mod, name, kty), args, 3, "");
+        return;
+    }
     LLVMTypeRef kty = cg_kernel_type(c);
     LLVMValueRef kfn = LLVMAddFunction(c->mod, name, kty); /* declared; the JIT links it */
     LLVMValueRef n = units(c, arg);
@@ -835,7 +887,15 @@ void cg_add_step(CgModule *m, const char *name, const Graph *g, const Schedule *
         }
         if (sched->rows[i] < 0) {
             wait_allreduces(&c, &i, 1);
+            if (sched->samples[i] == i) {
+                NodeId last = i;
+                for (int j = k; j < g->nnodes; j++)
+                    last = sched->samples[sched->order[j]] == i ? sched->order[j] : last;
+                samples_begin(&c, i, last);
+            }
             emit_node(&c, i);
+            if (c.samples && c.samples->last == i)
+                samples_end(&c);
             k++;
             continue;
         }

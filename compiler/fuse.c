@@ -333,6 +333,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
     start_early(g, s);
     schedule_elems(a, g, s);
     schedule_waits(a, g, s);
+    schedule_samples(a, g, s);
     size_t dt = dtype_bytes(g->dtype);
     bool checks = false;
     for (int i = 0; i < g->nnodes; i++)
@@ -341,8 +342,8 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
         s->offset[i] = s->partials[i] = SIZE_MAX;
         if (s->place[i] == PLACE_ARENA)
             s->offset[i] = arena_reserve(s, shape_elems(&g->nodes[i].shape), dt);
-        int64_t units = opt >= 2 ? cg_matmul_ksplit(g, i) : 0;
-        if (units) /* bounded by cg_matmul_ksplit */
+        int64_t units = opt >= 2 ? schedule_ksplit_units(g, s, i) : 0;
+        if (units) /* bounded by cg_matmul_ksplit, and at most the batch in a sample loop */
             s->partials[i] = arena_reserve(s, units * shape_elems(&g->nodes[i].shape), dt);
         if (s->colsum[i] >= 0 && op_info[g->nodes[i].op].cls == CLASS_WINDOW) /* a sum per sample and channel */
             s->partials[i] = arena_reserve(s, g->nodes[i].shape.dim[0] * g->nodes[i].shape.dim[3], dt);
@@ -379,6 +380,13 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
             for (int j = 0; j < g->nnodes; j++)
                 members += s->rows[j] == i;
             fprintf(out, "rows: kernels %d-%d in one loop over the batch's rows\n", loops, loops + members - 1);
+        }
+        if (s->samples[i] == i) {
+            int members = 0;
+            for (int j = 0; j < g->nnodes; j++)
+                members += s->samples[j] == i;
+            fprintf(out, "samples: kernels %d-%d in one loop over the batch, %lld samples at a time\n", loops,
+                    loops + members - 1, (long long)s->group[i]);
         }
         if (s->elems[i] == i) {
             int members = 0;
@@ -419,7 +427,7 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
             fprintf(out, " [after the all-reduces]");
         if (!second && s->opt >= 2 && cg_matmul_tiled(g, host)) {
             int64_t rows = cg_matmul_block_rows(g, s, host), k = g->nodes[g->nodes[host].in[1]].shape.dim[0];
-            int64_t units = cg_matmul_ksplit(g, host);
+            int64_t units = schedule_ksplit_units(g, s, host);
             if (units)
                 fprintf(out, " [K split in %lld]", (long long)units);
             if (layout_in_panels(g, s, g->nodes[host].in[1]))

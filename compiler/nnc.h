@@ -1069,6 +1069,9 @@ typedef struct Schedule {
     NodeId *elems;      /* per kernel in an element loop (fuse_rows.c): the
                            loop's first kernel, else -1; a loop's kernels are
                            adjacent in `order` */
+    NodeId *samples;    /* per kernel in a sample loop (fuse_samples.c): the
+                           loop's first kernel, else -1; adjacent in `order` */
+    int64_t *group;     /* per sample loop's first kernel: samples a group */
     size_t arena_bytes;
     bool *panels;       /* per slot: a weight matrix kept in the matmul
                            kernel's column panels (layout.c); NULL: none */
@@ -1102,6 +1105,8 @@ bool cg_matmul_gathers(const Graph *g, NodeId m, const Target *t);
  * into partial products that are then added up (a filter gradient P^T dY,
  * K = n oh ow)? Their number, or 0. */
 int64_t cg_matmul_ksplit(const Graph *g, NodeId m);
+/* The most bytes of A a part of a gathering product's rows holds. */
+int64_t cg_matmul_part_bytes(void);
 /* Can matmul m's kernel add its result into u = col2im(m) in its epilogue
  * (cg_matmul.c's emit_scatter), never storing m? */
 bool cg_matmul_scatters(const Graph *g, NodeId m, NodeId u);
@@ -1143,6 +1148,16 @@ void layout_rows_free(const Graph *g, const Schedule *s, void **rows);
 void schedule_rows(Arena *a, const Graph *g, Schedule *s);
 /* Sets s->elems: the element loops (after schedule_rows). */
 void schedule_elems(Arena *a, const Graph *g, Schedule *s);
+/* ---------------------------------------------------------------- fuse_samples.c */
+
+/* Sets s->samples and s->group: the sample loops (after schedule_waits). */
+void schedule_samples(Arena *a, const Graph *g, Schedule *s);
+/* The samples of a group of kernel k's sample loop, or 0: in none. */
+int64_t schedule_group(const Schedule *s, NodeId k);
+/* The units matmul m's long sum is split into (cg_matmul_ksplit's, or in
+ * a sample loop one per group), or 0. */
+int64_t schedule_ksplit_units(const Graph *g, const Schedule *s, NodeId m);
+
 /* Does node k have a loop of its own (a kernel), not computed in another's? */
 bool schedule_has_loop(const Schedule *s, NodeId k);
 /* The elements of x per sample (its shape after the batch axis), or -1

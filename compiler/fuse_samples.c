@@ -1,0 +1,148 @@
+/* fuse_samples.c — the schedule's sample loops: adjacent kernels that each
+ * work sample by sample become one loop over groups of samples.
+ *
+ * A convolutional network's layers each pass over the whole batch: conv1's
+ * product writes its activations (11 MB for cnn.nn at batch 128), then its
+ * maxpool reads them back; in the backward pass the maxpool gradient writes
+ * the activation gradient (11 MB) that the filter gradient then reads. Far
+ * beyond the cores' caches, each such pass ran at the speed of memory: the
+ * same kernels took about half the time per sample at batch 16.
+ *
+ * Kernels that compute each sample's result from that sample's inputs only
+ * (a window op; a product whose rows are the samples' patches, gathered
+ * from the image or scattered back into one; a filter gradient, whose long
+ * sum over the samples' rows is split by ranges of samples) can instead
+ * run a group of G samples at a time, one kernel after the other, so a
+ * group's intermediate values are still in the core's cache when the next
+ * kernel reads them. The loop over the groups is what the thread pool
+ * splits (codegen.c's sample loop): each group is computed as it would be
+ * by one thread, so the values do not depend on the split.
+ *
+ * A kernel joins the loop when it reads, of the values the loop's kernels
+ * compute, only their per-sample results (not a filter gradient's sum, nor
+ * a bias gradient summed over the samples, which are complete only after
+ * the loop), writes no slot and waits for no all-reduce. G is chosen so
+ * that a group's results fit SAMPLES_BYTES, and so that a gathering
+ * product's patches fit its buffer (cg_matmul.c's A_PART_BYTES).
+ */
+#include "nnc.h"
+
+/* About half of the L2 cache of a core here (2 MiB): the other half holds
+ * what the group reads from earlier kernels and the weights. */
+#define SAMPLES_BYTES (1024 * 1024)
+
+/* The value kernel k stores for each sample (its epilogue's, if any). */
+static NodeId stored(const Schedule *s, NodeId k) {
+    return s->epilogue2[k] >= 0 ? s->epilogue2[k] : s->epilogue[k] >= 0 ? s->epilogue[k] : k;
+}
+
+/* Rows of x per sample, if its leading axis is the batch's samples (each
+ * a run of equal rows), else 0. */
+static int64_t rows_per_sample(const Graph *g, NodeId x) {
+    int64_t d = g->nodes[x].shape.dim[0];
+    if (g->batch <= 0 || !(ir_batch_axes(g, x) & 1) || d % g->batch)
+        return 0;
+    return d / g->batch;
+}
+
+/* Can kernel k run on any range of samples (see the top)? Its rows per
+ * sample: of the image a window op walks, or of a product's rows (its
+ * long sum's, for a K split); 0 if not. */
+static int64_t sample_kernel(const Graph *g, const Schedule *s, NodeId k) {
+    const IrNode *n = &g->nodes[k];
+    if (!schedule_has_loop(s, k) || s->waits[k] || s->place[stored(s, k)] != PLACE_ARENA)
+        return 0;
+    if (op_info[n->op].cls == CLASS_WINDOW && !op_info[n->op].gemm)
+        return rows_per_sample(g, n->op == OP_AVGPOOL_GRAD || n->op == OP_COL2IM ? k : n->in[0]) ? 1 : 0;
+    if (n->op != OP_MATMUL || !cg_matmul_tiled(g, k))
+        return 0;
+    NodeId a = n->in[0];
+    if (cg_matmul_ksplit(g, k))
+        return rows_per_sample(g, g->nodes[a].in[0]); /* A = X^T, K = X's rows */
+    bool gathers = s->place[a] == PLACE_FOLDED && g->nodes[a].op == OP_IM2COL;
+    bool scatters = s->epilogue[k] >= 0 && g->nodes[s->epilogue[k]].op == OP_COL2IM;
+    return gathers || scatters ? rows_per_sample(g, k) : 0;
+}
+
+/* x with the aliases and folded nodes the kernels see through removed. */
+static NodeId source(const Graph *g, const Schedule *s, NodeId x) {
+    while (s->place[x] == PLACE_ALIAS || s->place[x] == PLACE_FOLDED)
+        x = g->nodes[x].in[0];
+    return x;
+}
+
+/* Does kernel k read, of what the loop headed by `head` computes, only
+ * per-sample results? */
+static bool reads_ok(const Graph *g, const Schedule *s, NodeId head, NodeId k) {
+    for (NodeId j = 0; j < g->nnodes; j++) {
+        if (s->root[j] != k)
+            continue;
+        for (int a = 0; a < op_info[g->nodes[j].op].arity; a++) {
+            NodeId x = source(g, s, g->nodes[j].in[a]), r = s->root[x];
+            if (s->samples[r] == head && r != k && (x != stored(s, r) || cg_matmul_ksplit(g, r)))
+                return false;
+        }
+    }
+    return true;
+}
+
+/* Bytes of the values kernel k stores per sample (none for a K split's
+ * sum over them). */
+static int64_t sample_bytes(const Graph *g, const Schedule *s, NodeId k) {
+    NodeId x = stored(s, k);
+    return shape_elems(&g->nodes[x].shape) / g->batch * (int64_t)dtype_bytes(g->dtype);
+}
+
+/* The most samples a group may have for kernel k: its patches must fit a
+ * part of a gathering product. */
+static int64_t group_cap(const Graph *g, const Schedule *s, NodeId k, int64_t rows) {
+    NodeId a = g->nodes[k].in[0];
+    if (g->nodes[k].op != OP_MATMUL || cg_matmul_ksplit(g, k) || s->place[a] != PLACE_FOLDED)
+        return g->batch;
+    return cg_matmul_part_bytes() / (rows * g->nodes[a].shape.dim[1] * (int64_t)dtype_bytes(g->dtype));
+}
+
+void schedule_samples(Arena *a, const Graph *g, Schedule *s) {
+    size_t nn = (size_t)g->nnodes + 1;
+    s->samples = arena_array(a, nn, sizeof *s->samples);
+    s->group = arena_array(a, nn, sizeof *s->group);
+    for (int i = 0; i < g->nnodes; i++)
+        s->samples[i] = -1;
+    for (int k = 0; s->opt >= 2 && k < g->nnodes;) {
+        NodeId head = s->order[k++];
+        int64_t rows = sample_kernel(g, s, head);
+        if (!rows || s->rows[head] >= 0 || s->elems[head] >= 0)
+            continue;
+        int64_t bytes = sample_bytes(g, s, head), cap = group_cap(g, s, head, rows), members = 1;
+        s->samples[head] = head;
+        for (; k < g->nnodes; k++) {
+            NodeId j = s->order[k];
+            if (!schedule_has_loop(s, j))
+                continue;
+            int64_t r = sample_kernel(g, s, j), c = r ? group_cap(g, s, j, r) : 0;
+            if (!r || s->rows[j] >= 0 || s->elems[j] >= 0 || c < 2 || !reads_ok(g, s, head, j))
+                break;
+            s->samples[j] = head;
+            bytes += sample_bytes(g, s, j);
+            cap = c < cap ? c : cap;
+            members++;
+        }
+        int64_t group = bytes && SAMPLES_BYTES / bytes < cap ? SAMPLES_BYTES / bytes : cap;
+        if (members < 2 || group < 2 || group >= g->batch) { /* nothing to gain */
+            for (int j = 0; j < g->nnodes; j++)
+                if (s->samples[j] == head)
+                    s->samples[j] = -1;
+            continue;
+        }
+        s->group[head] = group;
+    }
+}
+
+int64_t schedule_group(const Schedule *s, NodeId k) {
+    return s->samples && s->samples[k] >= 0 ? s->group[s->samples[k]] : 0;
+}
+
+int64_t schedule_ksplit_units(const Graph *g, const Schedule *s, NodeId m) {
+    int64_t group = schedule_group(s, m), units = cg_matmul_ksplit(g, m);
+    return units && group ? (g->batch + group - 1) / group : units;
+}
