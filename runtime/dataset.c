@@ -433,16 +433,17 @@ void nnrt_dataset_free(NnrtDataset *ds) {
 void nnrt_batch_fill(const NnrtDataset *ds, const uint32_t *idx, size_t b,
                      int dtype_bytes, bool raw_u8, void *x, void *y) {
     size_t ss = ds->sample_size, ls = ds->label_size;
-    bool u8 = ds->images.type == NNRT_U8;
+    bool pixels = ds->images.type == NNRT_U8, u8 = pixels || ds->images.type == NNRT_U8_VALUE;
     const unsigned char *bytes = ds->images.data;
     /* uint8 is the common case and worth its own loop: a table of the 256
-     * scaled values makes each pixel a load, where converting it was most of
-     * the cost of filling a batch (and copying the bytes, raw_u8, is less). */
+     * scaled values (pixels; a table's bytes as they are) makes each
+     * element a load, where converting it was most of the cost of filling
+     * a batch (and copying the bytes, raw_u8, is less). */
     float lutf[256];
     double lutd[256];
     for (int v = 0; u8 && !raw_u8 && v < 256; v++) {
-        lutf[v] = (float)v * (float)(1.0 / 255);
-        lutd[v] = v * (1.0 / 255);
+        lutf[v] = pixels ? (float)v * (float)(1.0 / 255) : (float)v;
+        lutd[v] = pixels ? v * (1.0 / 255) : v;
     }
     for (size_t i = 0; i < b; i++) {
         size_t src = (size_t)idx[i] * ss, dst = i * ss;

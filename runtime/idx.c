@@ -25,7 +25,7 @@
 
 const char *nnrt_idx_type_name(NnrtIdxType t) {
     switch (t) {
-    case NNRT_U8: return "uint8";
+    case NNRT_U8: case NNRT_U8_VALUE: return "uint8";
     case NNRT_I8: return "int8";
     case NNRT_I16: return "int16";
     case NNRT_I32: return "int32";
@@ -37,7 +37,7 @@ const char *nnrt_idx_type_name(NnrtIdxType t) {
 
 static size_t type_size(int t) {
     switch (t) {
-    case NNRT_U8: case NNRT_I8: return 1;
+    case NNRT_U8: case NNRT_U8_VALUE: case NNRT_I8: return 1;
     case NNRT_I16: return 2;
     case NNRT_I32: case NNRT_F32: return 4;
     case NNRT_F64: return 8;
@@ -414,7 +414,7 @@ void nnrt_idx_free(NnrtIdx *idx) {
 double nnrt_idx_get(const NnrtIdx *idx, size_t i) {
     const unsigned char *p = (const unsigned char *)idx->data + i * idx->elem_size;
     switch (idx->type) {
-    case NNRT_U8: return *p;
+    case NNRT_U8: case NNRT_U8_VALUE: return *p;
     case NNRT_I8: return (int8_t)*p;
     case NNRT_I16: { int16_t v; memcpy(&v, p, 2); return v; }
     case NNRT_I32: { int32_t v; memcpy(&v, p, 4); return v; }

@@ -36,7 +36,9 @@
 
 /* ---------------------------------------------------------------- idx.c */
 
-/* IDX element types, as in the file's third magic byte. */
+/* IDX element types, as in the file's third magic byte, and one of a
+ * table's: uint8 values taken as they are (NNRT_U8's are pixels, scaled to
+ * [0, 1] when batches are made). */
 typedef enum {
     NNRT_U8 = 0x08,
     NNRT_I8 = 0x09,
@@ -44,6 +46,7 @@ typedef enum {
     NNRT_I32 = 0x0C,
     NNRT_F32 = 0x0D,
     NNRT_F64 = 0x0E,
+    NNRT_U8_VALUE = 0x100, /* never in a file */
 } NnrtIdxType;
 
 #define NNRT_IDX_MAX_RANK 8

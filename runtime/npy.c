@@ -182,7 +182,7 @@ static double decode(const unsigned char *p, const NnrtNpyLayout *lay) {
 static void store(NnrtIdx *a, size_t i, double v) {
     unsigned char *p = (unsigned char *)a->data + i * a->elem_size;
     switch (a->type) {
-    case NNRT_U8: *p = (unsigned char)v; return;
+    case NNRT_U8: case NNRT_U8_VALUE: *p = (unsigned char)v; return;
     case NNRT_I8: *p = (unsigned char)(int8_t)v; return;
     case NNRT_I16: { int16_t x = (int16_t)v; memcpy(p, &x, 2); return; }
     case NNRT_I32: { int32_t x = (int32_t)v; memcpy(p, &x, 4); return; }

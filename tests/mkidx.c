@@ -96,7 +96,7 @@ static void put_elem(Writer *w, NnrtIdxType t, double v) {
     uint64_t bits = 0;
     size_t n = 0;
     switch (t) {
-    case NNRT_U8: bits = (uint8_t)v; n = 1; break;
+    case NNRT_U8: case NNRT_U8_VALUE: bits = (uint8_t)v; n = 1; break;
     case NNRT_I8: bits = (uint8_t)(int8_t)v; n = 1; break;
     case NNRT_I16: bits = (uint16_t)(int16_t)v; n = 2; break;
     case NNRT_I32: bits = (uint32_t)(int32_t)v; n = 4; break;
@@ -150,7 +150,7 @@ static int parse_dims(const char *opt, const char *s, char sep, uint32_t *dims, 
 
 static bool fits(NnrtIdxType t, double v) {
     switch (t) {
-    case NNRT_U8: return v == floor(v) && v >= 0 && v <= 255;
+    case NNRT_U8: case NNRT_U8_VALUE: return v == floor(v) && v >= 0 && v <= 255;
     case NNRT_I8: return v == floor(v) && v >= -128 && v <= 127;
     case NNRT_I16: return v == floor(v) && v >= -32768 && v <= 32767;
     case NNRT_I32: return v == floor(v) && v >= -2147483648.0 && v <= 2147483647.0;
@@ -251,7 +251,7 @@ static int make_dataset(const Synth *sy) {
 /* 0, 1, 2, ... wrapped around to stay in the type's range. */
 static double default_value(NnrtIdxType t, size_t i) {
     switch (t) {
-    case NNRT_U8: return (double)(i % 256);
+    case NNRT_U8: case NNRT_U8_VALUE: return (double)(i % 256);
     case NNRT_I8: return (double)(i % 128);
     case NNRT_I16: return (double)(i % 32768);
     case NNRT_I32: return (double)(i % 2147483648u);

@@ -2,8 +2,10 @@
  * by the row's fast path (a plain row's short decimals, decimal()) or by the
  * field's (a quoted row: parse_number, decimal() then strtod), is the float
  * of what strtod reads from its text, bit for bit, float32's rounding ties
- * among them (where a double one unit off shows); and a delimiter that can
- * be part of a number is not read as one.
+ * among them (where a double one unit off shows); a table of integers
+ * 0..255 is kept as bytes, and widened to float32 at its first other value
+ * (-0 among them), its values as strtod reads them either way, in batches
+ * too; and a delimiter that can be part of a number is not read as one.
  */
 #include "nnrt.h"
 #include "check.h"
@@ -95,6 +97,17 @@ static bool read_table(const char *t, size_t len, char delimiter, NnrtDataset *d
     return ok;
 }
 
+/* Every value read is the float strtod reads from its text, bit for bit. */
+static bool same_values(const NnrtDataset *ds, const char *what) {
+    size_t bad = 0;
+    for (size_t i = 0; i < (size_t)ROWS * COLS; i++) {
+        float want = (float)strtod(text + at[i], NULL), got = (float)nnrt_idx_get(&ds->images, i);
+        if (memcmp(&want, &got, sizeof want) && bad++ < 5)
+            printf("  %s: '%s' read as %.9g, strtod gives %.9g\n", what, text + at[i], got, want);
+    }
+    return bad == 0;
+}
+
 static void test_numbers(void) {
     text = malloc((size_t)ROWS * COLS * 40);
     at = malloc((size_t)ROWS * COLS * sizeof *at);
@@ -115,15 +128,51 @@ static void test_numbers(void) {
         char *t = table(quoted, crlf, &len);
         NnrtDataset ds;
         if (CHECK(read_table(t, len, 0, &ds)) && CHECK(ds.n == ROWS && ds.sample_size == COLS)) {
-            const float *x = ds.images.data;
-            size_t bad = 0;
-            for (size_t i = 0; i < (size_t)ROWS * COLS; i++) {
-                float want = (float)strtod(text + at[i], NULL);
-                if (memcmp(&want, &x[i], sizeof want) && bad++ < 5)
-                    printf("  %s%s: '%s' read as %.9g, strtod gives %.9g\n", quoted ? "quoted" : "plain",
-                           crlf ? " crlf" : "", text + at[i], x[i], want);
+            CHECK(ds.images.type == NNRT_F32);
+            CHECK(same_values(&ds, quoted ? "quoted" : crlf ? "plain crlf" : "plain"));
+            nnrt_dataset_free(&ds);
+        }
+        free(t);
+    }
+    free(text);
+    free(at);
+}
+
+/* Integers 0..255 as tables write them (leading zeros, a sign, a point):
+ * bytes, filled into batches as they are, not scaled as pixels are; with
+ * one other value near the end (-0, 256, 1.5, 2.5e0, -1: more rows than a
+ * chunk holds before it), float32 from the first row. */
+static void test_bytes(void) {
+    static const char *const form[] = {"%d", "%03d", "+%d", "%d.0", "%d."};
+    static const char *const other[] = {NULL, "-0", "256", "1.5", "2.5e0", "-1"};
+    text = malloc((size_t)ROWS * COLS * 40);
+    at = malloc((size_t)ROWS * COLS * sizeof *at);
+    for (size_t k = 0; k < sizeof other / sizeof *other; k++) {
+        size_t used = 0;
+        for (size_t i = 0; i < (size_t)ROWS * COLS; i++) {
+            at[i] = used;
+            uint64_t r = next();
+            if (other[k] && i == (size_t)(ROWS - 3) * COLS + 5)
+                strcpy(text + used, other[k]);
+            else
+                sprintf(text + used, form[r % 8 < 5 ? 0 : r % 8 - 3], (int)((r >> 8) % 256));
+            used += strlen(text + used) + 1;
+        }
+        size_t len;
+        char *t = table(false, false, &len);
+        NnrtDataset ds;
+        if (CHECK(read_table(t, len, 0, &ds)) && CHECK(ds.n == ROWS && ds.sample_size == COLS)) {
+            CHECK(ds.images.type == (other[k] ? NNRT_F32 : NNRT_U8_VALUE));
+            CHECK(same_values(&ds, other[k] ? other[k] : "bytes"));
+            uint32_t rows[3] = {0, ROWS / 2, ROWS - 3};
+            float xf[3 * COLS], yf[3];
+            double xd[3 * COLS], yd[3];
+            nnrt_batch_fill(&ds, rows, 3, 4, false, xf, yf);
+            nnrt_batch_fill(&ds, rows, 3, 8, false, xd, yd);
+            for (size_t i = 0; i < 3 * COLS; i++) {
+                double want = strtod(text + at[rows[i / COLS] * COLS + i % COLS], NULL);
+                CHECK(!memcmp(&(float){(float)want}, &xf[i], sizeof(float)) && !memcmp(&want, &xd[i], 8));
             }
-            CHECK(bad == 0);
             nnrt_dataset_free(&ds);
         }
         free(t);
@@ -143,7 +192,8 @@ static void test_number_delimiter(void) {
         NnrtDataset ds;
         if (CHECK(read_table(cases[k].t, strlen(cases[k].t), cases[k].d, &ds)) &&
             CHECK(ds.n == 2 && ds.sample_size == 2)) {
-            CHECK(!memcmp(ds.images.data, cases[k].want, sizeof cases[k].want));
+            for (size_t i = 0; i < 4; i++)
+                CHECK((float)nnrt_idx_get(&ds.images, i) == cases[k].want[i]);
             nnrt_dataset_free(&ds);
         }
     }
@@ -154,6 +204,7 @@ static void test_number_delimiter(void) {
 
 int main(void) {
     test_numbers();
+    test_bytes();
     test_number_delimiter();
     return check_summary();
 }
