@@ -347,12 +347,15 @@ static void model_global(Aot *a, LLVMValueRef *weights, uint64_t hash) {
     if (!train || !eval)
         die("aot: a step is missing from the linked module");
     const Model *m = a->m;
-    LLVMValueRef f[12] = {i64c(a, NNRT_AOT_ABI), cstring(a, m->name), i64c(a, hash), i64c(a, (uint64_t)m->batch),
+    LLVMValueRef none = LLVMConstNull(a->i8p);
+    LLVMValueRef f[14] = {i64c(a, NNRT_AOT_ABI), cstring(a, m->name), i64c(a, hash), i64c(a, (uint64_t)m->batch),
                           i64c(a, (uint64_t)shape_elems(&m->input)), i64c(a, (uint64_t)m->label_size),
                           i64c(a, (uint64_t)shape_elems(&m->output)), i64c(a, a->arena_bytes),
                           i64c(a, (uint64_t)g->nslots), LLVMConstBitCast(table, a->i8p),
-                          LLVMConstBitCast(train, a->i8p), LLVMConstBitCast(eval, a->i8p)};
-    LLVMValueRef init = LLVMConstStructInContext(a->ctx, f, 12, false);
+                          LLVMConstBitCast(train, a->i8p), LLVMConstBitCast(eval, a->i8p),
+                          a->mean ? LLVMConstBitCast(a->mean, a->i8p) : none,
+                          a->std ? LLVMConstBitCast(a->std, a->i8p) : none};
+    LLVMValueRef init = LLVMConstStructInContext(a->ctx, f, 14, false);
     char name[256];
     snprintf(name, sizeof name, "%s_model", m->name);
     LLVMValueRef gv = LLVMAddGlobal(a->mod, LLVMTypeOf(init), name);
@@ -562,7 +565,9 @@ static void write_header(FILE *f, const AotSpec *spec, const Aot *a, uint64_t ha
                "static inline int %s_state_new(%s_state **s) { return nnrt_aot_state_new(&%s_model, s); }\n"
                "static inline void %s_state_free(%s_state *s) { nnrt_aot_state_free(s); }\n"
                "/* One step of the optimizer on n samples, 1 <= n <= %s_BATCH: x [n, %s_INPUT_SIZE],\n"
-               " * y [n, %s_LABEL_SIZE]; *loss (if not NULL) the batch's mean loss. */\n"
+               " * y [n, %s_LABEL_SIZE]; *loss (if not NULL) the batch's mean loss. With\n"
+               " * --normalize's mean and standard deviation (the embedded checkpoint's, or\n"
+               " * the last one loaded's), x is scaled by them first, as nnc --train does. */\n"
                "static inline int %s_train_step(%s_state *s, const float *x, const float *y, size_t n, "
                "float *loss) {\n    return nnrt_aot_train_step(s, x, y, n, loss);\n}\n"
                "/* The evaluation step on the state's weights, as %s_predict. */\n"

@@ -168,11 +168,9 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
     classes[0] = '\0';
     for (size_t i = 0, at = 0; info->classes && i < info->classes->n; i++)
         at += (size_t)sprintf(classes + at, "%s%s", i ? "\n" : "", info->classes->names[i]);
-    /* The normalization: "mean std" in %a, a line per input element. */
-    char *norm = xrealloc(NULL, info->norm_n * 2 * 26 + 1, 1);
-    norm[0] = '\0';
-    for (size_t i = 0, at = 0; i < info->norm_n; i++)
-        at += (size_t)sprintf(norm + at, "%a %a\n", info->norm_mean[i], info->norm_std[i]);
+    char *norm = nnrt_normalize_format(info->norm_mean, info->norm_std, info->norm_n);
+    if (!norm)
+        die("out of memory");
     NnrtMeta meta[] = {
         {"format", FIT_FORMAT}, {"nnc_version", NNC_VERSION}, {"model", info->model_name},
         {"model_fnv1a64", v[6]}, {"epoch", v[0]}, {"step", v[1]}, {"rng", v[2]},
@@ -575,10 +573,8 @@ bool fit_read_normalize(Diag *d, FitCkpt *k, size_t n, double **mean, double **s
     if (v && *v) {
         *mean = xcalloc(n, sizeof **mean);
         *std = xcalloc(n, sizeof **std);
-        for (size_t i = 0; ok && i < n; i++)
-            ok = next_double(&v, ' ', &(*mean)[i]) && next_double(&v, '\n', &(*std)[i]) && isfinite((*mean)[i]) &&
-                 (*std)[i] > 0 && isfinite((*std)[i]);
-        if (!ok || *v) {
+        ok = nnrt_normalize_parse(v, n, *mean, *std);
+        if (!ok) {
             diag_plain(d, "%s: its normalization (metadata 'normalize') is malformed or not for inputs of %zu "
                           "elements", path, n);
             free(*mean);

@@ -24,6 +24,11 @@ struct NnrtAotState {
     void **slots;
     void *loss, *output; /* the steps' buffers for the loss and a batch's outputs */
     float *labels;       /* zeros: the evaluation step computes a loss nobody reads */
+    /* The inputs' normalization (--normalize), per input element: the
+     * model's, or the last checkpoint loaded's; NULL: none. xn holds a
+     * step's inputs normalized. */
+    double *mean, *std;
+    float *xn;
     char err[512];
 };
 
@@ -58,7 +63,49 @@ void nnrt_aot_state_free(NnrtAotState *s) {
     free(s->slots);
     free(s->labels);
     free(s->output);
+    free(s->mean);
+    free(s->std);
+    free(s->xn);
     free(s);
+}
+
+/* The state's normalization from mean and std (NULL: none), copied; false
+ * when out of memory, the state's unchanged. */
+static bool set_normalize(NnrtAotState *s, const double *mean, const double *std) {
+    size_t k = (size_t)s->m->input_size;
+    double *m = NULL, *d = NULL;
+    float *xn = NULL;
+    if (mean) {
+        m = malloc(k * sizeof *m);
+        d = malloc(k * sizeof *d);
+        xn = zalloc64((size_t)s->m->batch, k * sizeof *xn);
+        if (!m || !d || !xn) {
+            free(m);
+            free(d);
+            free(xn);
+            return false;
+        }
+        memcpy(m, mean, k * sizeof *m);
+        memcpy(d, std, k * sizeof *d);
+    }
+    free(s->mean);
+    free(s->std);
+    free(s->xn);
+    s->mean = m;
+    s->std = d;
+    s->xn = xn;
+    return true;
+}
+
+/* n samples of x as the steps take them: normalized into xn if the state
+ * has a normalization (n up to a batch), else x itself. */
+static void *inputs(NnrtAotState *s, const float *x, size_t n) {
+    if (!s->mean)
+        return (void *)x;
+    size_t k = (size_t)s->m->input_size;
+    for (size_t j = 0; j < n * k; j++)
+        s->xn[j] = nnrt_normalized(x[j], s->mean[j % k], s->std[j % k]);
+    return s->xn;
 }
 
 int nnrt_aot_state_new(const NnrtAotModel *m, NnrtAotState **out) {
@@ -72,7 +119,7 @@ int nnrt_aot_state_new(const NnrtAotModel *m, NnrtAotState **out) {
     s->slots = calloc((size_t)m->nslots, sizeof *s->slots);
     s->labels = zalloc64((size_t)m->batch, (size_t)m->label_size * sizeof(float));
     s->output = zalloc64((size_t)m->batch, (size_t)m->output_size * sizeof(float));
-    bool ok = s->slots && s->labels && s->output;
+    bool ok = s->slots && s->labels && s->output && set_normalize(s, m->mean, m->std);
     if (ok) {
         s->slots[0] = zalloc64((size_t)m->arena_bytes, 1);
         s->slots[3] = s->loss = zalloc64(1, sizeof(float));
@@ -101,7 +148,7 @@ int nnrt_aot_train_step(NnrtAotState *s, const float *x, const float *y, size_t 
         return s ? fail(s, NNRT_AOT_EINVAL, "a training step takes 1 to %lld samples, and x and y",
                         (long long)s->m->batch)
                  : NNRT_AOT_EINVAL;
-    s->slots[1] = (void *)x;
+    s->slots[1] = inputs(s, x, n);
     s->slots[2] = (void *)y;
     s->slots[4] = s->output;
     s->m->train_step(s->slots, (int64_t)n);
@@ -116,9 +163,10 @@ int nnrt_aot_predict(NnrtAotState *s, const float *x, size_t n, float *out) {
     size_t batch = (size_t)s->m->batch;
     s->slots[2] = s->labels;
     for (size_t i = 0; i < n; i += batch) {
-        s->slots[1] = (void *)(x + i * (size_t)s->m->input_size);
+        size_t k = n - i < batch ? n - i : batch;
+        s->slots[1] = inputs(s, x + i * (size_t)s->m->input_size, k);
         s->slots[4] = out + i * (size_t)s->m->output_size;
-        s->m->eval_step(s->slots, (int64_t)(n - i < batch ? n - i : batch));
+        s->m->eval_step(s->slots, (int64_t)k);
     }
     return 0;
 }
@@ -159,8 +207,11 @@ static int save(NnrtAotState *s, const char *path, const NnrtMeta *extra, size_t
     }
     char fp[32];
     snprintf(fp, sizeof fp, "%016llx", (unsigned long long)m->fingerprint);
-    NnrtMeta meta[16] = {{"model", m->name}, {"model_fnv1a64", fp}};
-    size_t nmeta = 2;
+    /* as nnc --save keeps --normalize's, for nnc --load and MODEL_state_load */
+    char *norm = s->mean ? nnrt_normalize_format(s->mean, s->std, (size_t)m->input_size) : NULL;
+    ok = ok && (norm || !s->mean);
+    NnrtMeta meta[18] = {{"model", m->name}, {"model_fnv1a64", fp}, {"normalize", norm ? norm : ""}};
+    size_t nmeta = 3;
     for (size_t i = 0; i < nextra && nmeta < sizeof meta / sizeof meta[0]; i++)
         meta[nmeta++] = extra[i];
     int status = !ok ? fail(s, NNRT_AOT_ENOMEM, "save: out of memory")
@@ -170,6 +221,7 @@ static int save(NnrtAotState *s, const char *path, const NnrtMeta *extra, size_t
         free(rows[i]);
     free(rows);
     free(t);
+    free(norm);
     return status;
 }
 
@@ -261,6 +313,20 @@ int nnrt_aot_load(NnrtAotState *s, const char *path) {
             in[i] = p;
         }
     }
+    /* The checkpoint's normalization, or none, as nnc --load takes it: set
+     * last, the one step after it cannot fail. */
+    const char *norm = nnrt_ckpt_meta(&c, "normalize");
+    size_t k = (size_t)m->input_size;
+    double *mean = norm && *norm ? calloc(k, sizeof *mean) : NULL, *std = mean ? calloc(k, sizeof *std) : NULL;
+    if (!status && norm && *norm && !std)
+        status = fail(s, NNRT_AOT_ENOMEM, "load: out of memory");
+    else if (!status && std && !nnrt_normalize_parse(norm, k, mean, std))
+        status = fail(s, NNRT_AOT_EIO, "%s: its normalization (metadata 'normalize') is malformed or not for inputs "
+                      "of %zu elements", path, k);
+    if (!status && !set_normalize(s, mean, std))
+        status = fail(s, NNRT_AOT_ENOMEM, "load: out of memory");
+    free(mean);
+    free(std);
     for (int64_t i = 5; in && i < m->nslots; i++) {
         if (!status && in[i]) {
             free(s->slots[i]);

@@ -8,6 +8,7 @@
  */
 #include "nnrt.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -391,12 +392,42 @@ bool nnrt_normalize_apply(NnrtDataset *ds, const double *mean, const double *std
         return nnrt_fail(err, errlen, "out of memory normalizing %zu samples", ds->n);
     size_t k = ds->sample_size;
     for (size_t i = 0; i < im->count; i++)
-        v[i] = (float)((nnrt_idx_get(im, i) - mean[i % k]) / std[i % k]);
+        v[i] = nnrt_normalized(nnrt_idx_get(im, i), mean[i % k], std[i % k]);
     free(im->data);
     im->data = v;
     im->type = NNRT_F32;
     im->elem_size = sizeof *v;
     return true;
+}
+
+char *nnrt_normalize_format(const double *mean, const double *std, size_t n) {
+    size_t bytes; /* each line two %a of at most 24 bytes, a blank and a newline */
+    char *t = __builtin_mul_overflow(n, 2 * 24 + 2, &bytes) || bytes == SIZE_MAX ? NULL : malloc(bytes + 1);
+    if (t)
+        t[0] = '\0';
+    for (size_t i = 0, at = 0; t && i < n; i++)
+        at += (size_t)sprintf(t + at, "%a %a\n", mean[i], std[i]);
+    return t;
+}
+
+/* A number at *s ended by `then`, *s moved past both. */
+static bool number_then(const char **s, char then, double *out) {
+    if (!**s || isspace((unsigned char)**s))
+        return false;
+    char *end;
+    *out = strtod(*s, &end);
+    if (end == *s || *end != then)
+        return false;
+    *s = end + 1;
+    return true;
+}
+
+bool nnrt_normalize_parse(const char *text, size_t n, double *mean, double *std) {
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = number_then(&text, ' ', &mean[i]) && number_then(&text, '\n', &std[i]) && isfinite(mean[i]) &&
+             std[i] > 0 && isfinite(std[i]);
+    return ok && !*text;
 }
 
 /* An IDX array of float64 [n, k] holding a copy of v. */

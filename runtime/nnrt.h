@@ -223,8 +223,19 @@ bool nnrt_dataset_read(const char *path, const char *labels, const NnrtDataSpec 
 /* --normalize: the mean and standard deviation of each input element over
  * ds's samples (a constant element gets 1: it is only centred). */
 void nnrt_normalize_fit(const NnrtDataset *ds, double *mean, double *std);
-/* ds's inputs become float32 (x - mean) / std, element by element. */
+/* ds's inputs become float32 (x - mean) / std, element by element
+ * (nnrt_normalized). */
 bool nnrt_normalize_apply(NnrtDataset *ds, const double *mean, const double *std, char *err, size_t errlen);
+/* One input element normalized: in double, rounded to float, wherever a
+ * model's inputs are (nnc's sets, the AOT training state), so they agree. */
+static inline float nnrt_normalized(double x, double mean, double std) { return (float)((x - mean) / std); }
+/* The normalization of n input elements as a checkpoint keeps it (metadata
+ * 'normalize'): "mean std" in %a, a line per element; malloc'd, NULL when
+ * out of memory. */
+char *nnrt_normalize_format(const double *mean, const double *std, size_t n);
+/* That text read back into mean[n] and std[n]: false unless it holds
+ * exactly n lines, each mean finite and each std finite and positive. */
+bool nnrt_normalize_parse(const char *text, size_t n, double *mean, double *std);
 
 /* ---------------------------------------------------------------- rng.c */
 
@@ -655,7 +666,7 @@ void nnrt_sigint_stops_training(bool on);
  * with these, emitted by the compiler as read-only data (compiler/aot.c
  * lays them out: every field 8 bytes, so no padding). The generated header
  * wraps the functions below as MODEL_state_new, MODEL_train_step, ... */
-#define NNRT_AOT_ABI 1
+#define NNRT_AOT_ABI 2
 typedef struct NnrtAotSlot {
     const char *name;   /* NULL: a buffer of the call (arena, x, y, loss, output) */
     int64_t elems;
@@ -674,6 +685,7 @@ typedef struct NnrtAotModel {
     const NnrtAotSlot *slots;
     void (*train_step)(void **slots, int64_t n);
     void (*eval_step)(void **slots, int64_t n);
+    const double *mean, *std; /* --normalize's, per input element (the weights' checkpoint's); NULL: none */
 } NnrtAotModel;
 
 /* Status codes: 0 success, else one of these (nnrt_aot_error says more). */
@@ -685,14 +697,18 @@ int nnrt_aot_state_new(const NnrtAotModel *m, NnrtAotState **out);
 void nnrt_aot_state_free(NnrtAotState *s); /* NULL: nothing */
 /* One training step on n samples (1 <= n <= batch): x [n, input_size],
  * y [n, label_size] (class indices as floats for a classifier); *loss the
- * batch's mean loss. */
+ * batch's mean loss. The state's inputs are normalized first if it has a
+ * normalization (--normalize: the model's, or the last checkpoint loaded's),
+ * as nnc's are; so are predict's. */
 int nnrt_aot_train_step(NnrtAotState *s, const float *x, const float *y, size_t n, float *loss);
 /* The evaluation step over n samples, in steps of at most the batch. */
 int nnrt_aot_predict(NnrtAotState *s, const float *x, size_t n, float *out);
 /* Safetensors files as `nnc --save` writes them and `nnc --load` reads them:
- * every parameter and state by name, row-major. Load takes the weights and
- * whatever optimizer state the file has; a missing weight, a tensor of
- * another shape or one the model lacks is an error (the state unchanged). */
+ * every parameter and state by name, row-major, and the normalization. Load
+ * takes the weights, whatever optimizer state the file has and its
+ * normalization (none if it has none, as `nnc --load`); a missing weight, a
+ * tensor of another shape or one the model lacks, a malformed normalization
+ * is an error (the state unchanged). */
 int nnrt_aot_save(NnrtAotState *s, const char *path);
 int nnrt_aot_load(NnrtAotState *s, const char *path);
 /* The same with a training position, which `nnc --resume` continues from:
