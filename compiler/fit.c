@@ -125,7 +125,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
         for (int d = 0; d < sl->shape.rank; d++)
             e->dims[d] = sl->shape.dim[d];
     }
-    char v[17][128];
+    char v[19][128];
     const NnrtTrainPos *p = &st->pos;
     snprintf(v[0], sizeof v[0], "%d", p->epoch);
     snprintf(v[1], sizeof v[1], "%zu", p->step);
@@ -145,6 +145,8 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
     snprintf(v[14], sizeof v[14], "%a", p->abs_sum);
     snprintf(v[15], sizeof v[15], "%a", p->sq_sum);
     snprintf(v[16], sizeof v[16], "%d", info->ranks > 1 ? info->ranks : 1);
+    snprintf(v[17], sizeof v[17], "%" PRId64, info->patience);
+    snprintf(v[18], sizeof v[18], "%a", info->min_delta);
     size_t cols = history_cols(info);
     double *hist = xrealloc(NULL, (size_t)st->nhistory * cols + 1, sizeof *hist);
     for (int i = 0; i < st->nhistory; i++)
@@ -178,7 +180,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
         {"batch", v[8]}, {"samples", v[9]}, {"best", v[10]}, {"best_epoch_bad_epochs", v[11]},
         {"epochs", v[12]}, {"lr", v[13]}, {"schedule", info->schedule ? info->schedule : ""},
         {"classes", classes}, {"abs_sum", v[14]}, {"normalize", norm},
-        {"sq_sum", v[15]}, {"ranks", v[16]},
+        {"sq_sum", v[15]}, {"ranks", v[16]}, {"patience", v[17]}, {"min_delta", v[18]},
         {"history_columns", names}, {"head_sums", head_sums}, /* last: a model of one loss has none */
     };
     size_t nmeta = sizeof meta / sizeof meta[0] - (info->nheads ? 0 : 2);
@@ -194,12 +196,12 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
 
 /* Bounds of what fit_save writes in the header: a tensor's entry besides
  * its name (dtype, up to 4 dimensions and 2 offsets of 20 digits, quotes,
- * commas; the history's is one of them), and the metadata: 25 fields,
+ * commas; the history's is one of them), and the metadata: 27 fields,
  * under 160 bytes each besides the model's name, the class names, the
  * normalization and the heads' names and sums, which fit_saveable adds.
  * The history is data, whatever the epochs. */
 #define TENSOR_ENTRY_MAX 200
-#define META_MAX 4096
+#define META_MAX 4608
 
 bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info) {
     uint64_t bytes = META_MAX + TENSOR_ENTRY_MAX + strlen(NNRT_CKPT_HISTORY) + strlen(info->model_name);
@@ -517,19 +519,24 @@ bool fit_read_settings(Arena *a, Diag *d, FitCkpt *k, FitSettings *s) {
         return false;
     const char *path = k->path;
     *s = (FitSettings){0};
-    uint64_t epochs = 0, batch = 0;
-    double lr = 0;
+    uint64_t epochs = 0, batch = 0, patience = 0;
+    double lr = 0, min_delta = 0;
     const char *sched = nnrt_ckpt_meta(c, "schedule");
     /* Each may be missing (an older checkpoint, the REPL's); present, it
      * is held to the range of the option it stands for. */
     bool ok = (!nnrt_ckpt_meta(c, "epochs") || meta_u64(c, "epochs", 10, 1000000, &epochs)) &&
               (!nnrt_ckpt_meta(c, "batch") || (meta_u64(c, "batch", 10, 65536, &batch) && batch > 0)) &&
-              (!nnrt_ckpt_meta(c, "lr") || (meta_double(c, "lr", &lr) && lr >= 0 && lr <= 1e6));
+              (!nnrt_ckpt_meta(c, "lr") || (meta_double(c, "lr", &lr) && lr >= 0 && lr <= 1e6)) &&
+              (!nnrt_ckpt_meta(c, "patience") || meta_u64(c, "patience", 10, 1000000, &patience)) &&
+              (!nnrt_ckpt_meta(c, "min_delta") ||
+               (meta_double(c, "min_delta", &min_delta) && min_delta >= 0 && min_delta <= 1e300));
     if (ok) {
         *s = (FitSettings){.epochs = (int64_t)epochs, .batch = (int64_t)batch, .lr = lr,
+                           .patience = (int64_t)patience, .min_delta = min_delta,
                            .schedule = sched && *sched ? arena_printf(a, "%s", sched) : NULL};
     } else {
-        diag_plain(d, "%s: its run's settings (epochs, batch, lr: metadata) are malformed", path);
+        diag_plain(d, "%s: its run's settings (epochs, batch, lr, patience, min_delta: metadata) are malformed",
+                   path);
     }
     return ok;
 }
@@ -690,7 +697,8 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
     /* A loss, a mae and an mse fall; an accuracy (a head's second value, when it classifies) rises. */
     bool lower = h->monitor_head ? !(h->monitor_value == 1 && h->cols.heads[h->monitor_head - 1].classify)
                                       : h->monitor == MONITOR_LOSS || h->monitor == MONITOR_VAL_LOSS || h->cols.mae;
-    bool better = isnan(st->best) || (lower ? v < st->best : v > st->best);
+    /* Keras' min_delta: better by more than it, or not better */
+    bool better = isnan(st->best) || (lower ? v < st->best - h->min_delta : v > st->best + h->min_delta);
     if (better) {
         st->best = v;
         st->best_epoch = e->epoch;

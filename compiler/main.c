@@ -23,7 +23,8 @@
  * An option with a value takes it as --opt=VALUE or --opt VALUE. */
 typedef enum {
     O_EMIT, O_TRAIN, O_TARGET, O_PRINT_PARAMS, O_TEST, O_EPOCHS, O_BATCH, O_LR, O_SCHEDULE, O_SEED, O_REPORT,
-    O_SAVE, O_SAVE_EVERY, O_SAVE_BEST, O_LOAD, O_RESUME, O_VAL, O_VAL_SPLIT, O_EARLY_STOP, O_MONITOR, O_LOG, O_PLOT,
+    O_SAVE, O_SAVE_EVERY, O_SAVE_BEST, O_LOAD, O_RESUME, O_VAL, O_VAL_SPLIT, O_EARLY_STOP, O_MIN_DELTA, O_MONITOR, O_LOG,
+    O_PLOT,
     O_TEST_TARGET, O_VAL_TARGET,
     O_EVAL, O_PREDICT, O_OUT, O_COMPILE, O_HEADER, O_MARCH, O_LABEL, O_FEATURES, O_NO_HEADER, O_DELIMITER,
     O_INPUTS, O_TARGETS, O_NORMALIZE, O_THREADS, O_O0, O_O2, O_GRADCHECK, O_QUIET, O_INTERACTIVE, O_HELP, O_VERSION
@@ -108,6 +109,9 @@ static const struct Opt {
     OPT("--val-split", NULL, O_VAL_SPLIT, ARG_VALUE, "F", "... or on the last fraction F (0 < F < 1) of the training data"),
     INT_OPT("--early-stop", NULL, O_EARLY_STOP, "N", "stop when the monitored metric has not improved for N epochs",
      1, 1000000, patience, "a patience from 1 to 1000000 epochs"),
+    OPT("--min-delta", NULL, O_MIN_DELTA, ARG_VALUE, "X", "an improvement of the monitored metric by X or\n"
+     "less is none, for --early-stop and --save-best\n"
+     "(Keras' min_delta; default 0)"),
     OPT("--monitor", NULL, O_MONITOR, ARG_VALUE, "METRIC", "loss, acc, val_loss or val_acc (default val_loss with\n"
      "validation, else loss); a regression's mae, val_mae; a head's (val_reg_mae)"),
     OPT("--log", NULL, O_LOG, ARG_VALUE, "FILE", "write loss and accuracy (or mae) per epoch as CSV"),
@@ -286,6 +290,12 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
     case O_RESUME: o->resume_path = val; o->train = true; return EXIT_OK;
     case O_VAL: o->val_path = val; return EXIT_OK;
     case O_VAL_TARGET: o->val_target_path = val; return EXIT_OK;
+    case O_MIN_DELTA:
+        o->min_delta = strtod(val, &end);
+        if (end != val && !*end && o->min_delta >= 0 && o->min_delta <= 1e300)
+            return EXIT_OK;
+        diag_plain(d, "--min-delta expects a number from 0, found '%s'", val);
+        return EXIT_USAGE;
     case O_VAL_SPLIT:
         o->val_split = strtod(val, &end);
         if (end != val && !*end && o->val_split > 0 && o->val_split < 1)
@@ -341,7 +351,7 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
 
 /* Returns EXIT_OK, or EXIT_USAGE after printing the problem. */
 static int parse_options(int argc, char **argv, Options *o, Diag *d) {
-    *o = (Options){.seed = 1, .monitor = -1, .opt = 2};
+    *o = (Options){.seed = 1, .monitor = -1, .min_delta = -1, .opt = 2};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val;
         const struct Opt *opt = a[0] == '-' && a[1] ? find_option(a, &val) : NULL;
@@ -404,6 +414,7 @@ static int check_options(Options *o, Diag *d) {
     const char *needs_train = o->save_path ? "--save" : o->save_every ? "--save-every"
                               : o->best_path ? "--save-best" : o->val_path ? "--val"
                               : o->val_split ? "--val-split" : o->patience ? "--early-stop"
+                              : o->min_delta >= 0 ? "--min-delta"
                               : o->log_path ? "--log" : o->plot_path ? "--plot"
                               : o->target_path && !o->eval_path && !o->predict_path ? "--target"
                               : o->print_params ? "--print-params" : o->normalize ? "--normalize" : NULL;
@@ -472,8 +483,9 @@ static int apply_overrides(Arena *a, Diag *d, Model *m, const Options *o) {
 }
 
 /* --resume continues the run it names with that run's --epochs, --batch,
- * --lr and --schedule (saved in the checkpoint) where the command line does
- * not give them; where it gives another, it says so. */
+ * --lr, --schedule, --early-stop and --min-delta (saved in the checkpoint)
+ * where the command line does not give them; where it gives another
+ * epochs, lr or schedule, it says so. */
 static bool resume_settings(Arena *a, Diag *d, const Options *o, Options *out) {
     FitSettings s;
     if (!fit_read_settings(a, d, o->ckpt, &s))
@@ -495,6 +507,10 @@ static bool resume_settings(Arena *a, Diag *d, const Options *o, Options *out) {
         out->lr = s.lr;
     if (!o->schedule)
         out->schedule = s.schedule;
+    if (!o->patience)
+        out->patience = s.patience;
+    if (o->min_delta < 0)
+        out->min_delta = s.min_delta;
     return true;
 }
 

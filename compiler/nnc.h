@@ -1306,6 +1306,8 @@ typedef struct FitInfo {
     int64_t epochs;
     double lr;
     const char *schedule; /* --schedule's text, or NULL: the model file's */
+    int64_t patience;     /* early stopping's (--early-stop; 0: none) */
+    double min_delta;     /* --min-delta */
     const NnrtClasses *classes; /* a table's class names, saved for --eval and --predict; NULL: none */
     /* --normalize: each input element's mean and standard deviation on the
      * training data, saved for --eval and --predict; norm_n 0: none. */
@@ -1320,8 +1322,8 @@ typedef struct FitInfo {
 /* The settings of the run a checkpoint was saved from, each 0 (or NULL)
  * where it does not say: what --resume takes unless told otherwise. */
 typedef struct FitSettings {
-    int64_t epochs, batch;
-    double lr;
+    int64_t epochs, batch, patience;
+    double lr, min_delta;
     const char *schedule; /* in the arena; NULL: the model file's */
 } FitSettings;
 /* The checkpoint at path (--load's, --resume's), loaded by the first of
@@ -1402,6 +1404,7 @@ typedef struct FitHook {
     const char *save_path, *best_path, *log_path, *plot_path; /* NULL: not wanted */
     size_t save_every;    /* steps; 0: at the end of every epoch only */
     int patience;         /* early stopping; 0: never */
+    double min_delta;     /* an improvement of the monitored value by this or less is none */
     FitMonitor monitor;
     /* Or a head's value (its val_ one with MONITOR_VAL_LOSS): head
      * monitor_head - 1's value monitor_value (nnrt_head_values' order),
