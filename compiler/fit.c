@@ -864,8 +864,8 @@ void fit_on_nonfinite(void *ctx, const NnrtNonFinite *nf) {
 }
 
 FitWeights fit_weights_keep(const Graph *g, void **slots) {
-    FitWeights w = {slots, g->nslots, xcalloc((size_t)g->nslots, sizeof *w.names),
-                    xcalloc((size_t)g->nslots, sizeof *w.elems)};
+    FitWeights w = {.slots = slots, .nslots = g->nslots, .names = xcalloc((size_t)g->nslots, sizeof *w.names),
+                    .elems = xcalloc((size_t)g->nslots, sizeof *w.elems)};
     for (int s = 0; s < g->nslots; s++)
         if (slots[s]) {
             w.names[s] = xstrdup(g->slots[s].name);
@@ -899,7 +899,10 @@ int fit_weights_take(FitWeights *w, const Graph *g, void **slots) {
             dropped++;
         }
     }
+    FitMeaning meaning = w->meaning;
+    w->meaning = (FitMeaning){0};
     fit_weights_free(w);
+    w->meaning = meaning;
     return dropped;
 }
 
@@ -912,5 +915,8 @@ void fit_weights_free(FitWeights *w) {
     free(w->slots);
     free(w->names);
     free(w->elems);
+    nnrt_classes_free(&w->meaning.classes);
+    free(w->meaning.mean);
+    free(w->meaning.std);
     *w = (FitWeights){0};
 }

@@ -1366,20 +1366,32 @@ bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info);
  * (checked against info), too. */
 bool fit_load(Diag *d, FitCkpt *k, const Graph *g, void **slots, const FitInfo *info, FitState *st);
 
+/* What the data meant to the run that trained some weights, as its
+ * checkpoint keeps it: a table's class names, and --normalize's mean and
+ * standard deviation per input element (NULL: none). */
+typedef struct FitMeaning {
+    NnrtClasses classes;
+    double *mean, *std;
+} FitMeaning;
+
 /* A model's PARAM and STATE buffers (float32) kept between runs (the REPL),
- * laid out as the slots of its training step graph. */
+ * laid out as the slots of its training step graph, and their meaning: a
+ * run without training or a checkpoint reads its data by it, as --load
+ * of their checkpoint would. */
 typedef struct FitWeights {
     void **slots; /* NULL: none yet */
     int nslots;
     char **names; /* each slot's name (malloc'd), NULL for other slots: */
     int64_t *elems; /* a later run's step graph may have other slots */
+    FitMeaning meaning;
 } FitWeights;
 /* Zeroed buffers for g's PARAM and STATE slots. */
 FitWeights fit_weights_new(const Graph *g);
 /* Keeps `slots`, laid out as g's. */
 FitWeights fit_weights_keep(const Graph *g, void **slots);
 /* Fills `slots` (g's, made afresh) from w by name where the kept buffer has
- * the same size, freeing what it replaces, and empties w: a step graph may
+ * the same size, freeing what it replaces, and empties w of its buffers (its
+ * meaning stays): a step graph may
  * differ from the last run's (a schedule adds a state slot, another
  * optimizer others), parameters carry over, new state starts zeroed, state
  * the graph lacks is dropped. The number of kept buffers dropped. */

@@ -437,8 +437,10 @@ static bool cmd_checkpoint(Cmd *c, bool save) {
     }
     Arena *a = arena_new();
     Graph *g = step_graph(a, m->model, STEP_TRAIN, m->model->batch, DT_F32, INPUT_FLOAT);
+    const FitMeaning *kept = &m->weights.meaning; /* the class names and normalization :save keeps */
     FitInfo info = {.model_name = m->name, .model_hash = fit_model_hash(&m->text->src), .seed = 1,
-                    .batch = (size_t)m->model->batch};
+                    .batch = (size_t)m->model->batch, .classes = &kept->classes, .norm_mean = kept->mean,
+                    .norm_std = kept->std, .norm_n = kept->mean ? (size_t)shape_elems(&m->model->input) : 0};
     FitState st;
     fit_state_init(&st, 1);
     char err[1024];
@@ -448,6 +450,7 @@ static bool cmd_checkpoint(Cmd *c, bool save) {
          * may differ from this one (a schedule given to :train). */
         FitWeights w = fit_weights_new(g);
         fit_weights_take(&m->weights, g, w.slots);
+        w.meaning = m->weights.meaning;
         m->weights = w;
         ok = fit_save(path, g, m->weights.slots, &info, &st, err, sizeof err);
         if (!ok)
@@ -457,7 +460,10 @@ static bool cmd_checkpoint(Cmd *c, bool save) {
     } else {
         FitWeights w = fit_weights_new(g);
         FitCkpt k = {.path = path};
-        ok = fit_load(c->r->diag, &k, g, w.slots, &info, &st);
+        ok = fit_load(c->r->diag, &k, g, w.slots, &info, &st) &&
+             fit_read_classes(c->r->diag, &k, &w.meaning.classes) &&
+             fit_read_normalize(c->r->diag, &k, (size_t)shape_elems(&m->model->input), &w.meaning.mean,
+                                &w.meaning.std);
         fit_ckpt_free(&k);
         if (ok) {
             fit_weights_free(&m->weights);

@@ -166,7 +166,15 @@ static int load_train(const Model *m, const Options *o, const NnrtWant *w, Data 
     return EXIT_OK;
 }
 
-static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
+/* A copy of from's class names into to. */
+static void classes_copy(NnrtClasses *to, const NnrtClasses *from) {
+    to->names = from->n ? xcalloc(from->n, sizeof *to->names) : NULL;
+    for (to->n = 0; to->n < from->n; to->n++)
+        to->names[to->n] = xstrdup(from->names[to->n]);
+}
+
+/* kept: what the weights of an earlier run (the REPL's) meant; NULL: none. */
+static int load_all(const Model *m, const Options *o, const FitMeaning *kept, Data *dt, Diag *d) {
     NnrtWant w = {.sample_size = (size_t)shape_elems(&m->input), .label_size = (size_t)m->label_size,
                   .classes = model_classes(m)};
     char err[1024];
@@ -189,9 +197,12 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
             }
         }
     }
-    /* Without training, a table's class names are the checkpoint's. */
+    /* Without training, a table's class names are the checkpoint's, or the
+     * kept weights'. */
     if (!o->train && o->load_path && !fit_read_classes(d, o->ckpt, &dt->classes))
         return EXIT_USAGE;
+    if (!o->train && !o->load_path && kept)
+        classes_copy(&dt->classes, &kept->classes);
     /* --eval's confusion matrix is indexed by a classifier's labels, whatever its loss. */
     NnrtWant we = w;
     we.classes = model_classifies(m) ? (size_t)shape_elems(&m->output) : 0;
@@ -208,8 +219,8 @@ static int load_all(const Model *m, const Options *o, Data *dt, Diag *d) {
 
 /* --normalize: every set's inputs scaled by the training data's mean and
  * standard deviation per element; without training, by those the
- * checkpoint was trained with, if any. */
-static int normalize(const Model *m, const Options *o, Data *dt, Diag *d) {
+ * checkpoint (or the kept weights) was trained with, if any. */
+static int normalize(const Model *m, const Options *o, const FitMeaning *kept, Data *dt, Diag *d) {
     size_t k = (size_t)shape_elems(&m->input);
     const char *weights = o->resume_path ? o->resume_path : o->load_path;
     if (o->normalize && dt->have_train) {
@@ -218,6 +229,11 @@ static int normalize(const Model *m, const Options *o, Data *dt, Diag *d) {
         nnrt_normalize_fit(&dt->train, dt->mean, dt->std);
     } else if (weights && !fit_read_normalize(d, o->ckpt, k, &dt->mean, &dt->std)) {
         return EXIT_USAGE;
+    } else if (!weights && kept && kept->mean) {
+        dt->mean = xcalloc(k, sizeof *dt->mean);
+        dt->std = xcalloc(k, sizeof *dt->std);
+        memcpy(dt->mean, kept->mean, k * sizeof *dt->mean);
+        memcpy(dt->std, kept->std, k * sizeof *dt->std);
     }
     char err[1024];
     bool ok = true;
@@ -272,9 +288,10 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
                       .out = o->out_path};
     if (!fit_check_files(d, &files))
         return EXIT_USAGE;
-    int status = load_all(m, o, &dt, d);
+    const FitMeaning *kept = keep && keep->slots ? &keep->meaning : NULL;
+    int status = load_all(m, o, kept, &dt, d);
     if (status == EXIT_OK)
-        status = normalize(m, o, &dt, d);
+        status = normalize(m, o, kept, &dt, d);
     if (status != EXIT_OK) {
         data_free(&dt);
         return status;
@@ -471,8 +488,13 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
     fit_state_free(&hook.st);
     if (in_panels)
         layout_convert(g, c.sched, slots, false);
-    if (keep) {
-        *keep = fit_weights_keep(g, slots);
+    if (keep) { /* the weights, and what the data meant to them */
+        FitWeights w = fit_weights_keep(g, slots);
+        w.meaning = (FitMeaning){.classes = dt.classes, .mean = dt.mean, .std = dt.std};
+        dt.classes = (NnrtClasses){0};
+        dt.mean = dt.std = NULL;
+        fit_weights_free(keep);
+        *keep = w;
     } else {
         FitWeights w = {.slots = slots, .nslots = g->nslots};
         fit_weights_free(&w);
