@@ -5,13 +5,17 @@ the training set (StandardScaler; nnc --normalize). scikit-learn runs twice:
 at its defaults (Adam lr 1e-3, L2 alpha 1e-4, batch min(200, n), up to 200
 epochs, stopping when the training loss has not improved by 1e-4 for 10),
 and with the nnc model's learning rate, epochs and batch (read from it).
+nnc runs twice too: for the model's epochs, and stopping as scikit-learn
+does (--early-stop 11 --min-delta 1e-4: it stops once its training loss has
+not fallen by tol = 1e-4 for more than n_iter_no_change = 10 epochs).
 Each side runs SEEDS seeds (nnc --seed 1..SEEDS, scikit-learn random_state
 0..SEEDS-1); the table gives the test accuracy's (diabetes: the test mean
 absolute error's, lower is better) mean, standard deviation, min and max.
 
-    python3 compare.py DATA_DIR [SEEDS [NNC]]   (a python3 with scikit-learn:
-                                                Debian's is /usr/bin/python3;
-                                                NNC: default nnc on the PATH)"""
+    python3 compare.py DATA_DIR [SEEDS [NNC [SET...]]]
+        (a python3 with scikit-learn: Debian's is /usr/bin/python3; NNC:
+        default nnc on the PATH; SET: iris, wine, breast-cancer, digits,
+        diabetes, default all)"""
 import os
 import re
 import statistics
@@ -33,6 +37,9 @@ here = os.path.dirname(os.path.abspath(__file__))
 # name, label column, regression
 sets = [("iris", "species", False), ("wine", "cultivar", False), ("breast-cancer", "diagnosis", False),
         ("digits", "digit", False), ("diabetes", "progression", True)]
+sets = [s for s in sets if s[0] in sys.argv[4:]] if len(sys.argv) > 4 else sets
+# scikit-learn's stopping rule as nnc options (see the note at the top)
+sklearn_stopping = ["--early-stop", "11", "--min-delta", "1e-4"]
 
 
 def load(name, part):
@@ -41,10 +48,10 @@ def load(name, part):
     return np.array([[float(v) for v in r[:-1]] for r in rows]), [r[-1] for r in rows]
 
 
-def run_nnc(name, label, regression, seed):
+def run_nnc(name, label, regression, seed, options):
     out = subprocess.run([nnc, os.path.join(here, name + ".nn"), "--train", os.path.join(data, name + "-train.csv"),
                           "--label" if not regression else "--target", label, "--test",
-                          os.path.join(data, name + "-test.csv"), "--normalize", "--seed", str(seed)],
+                          os.path.join(data, name + "-test.csv"), "--normalize", "--seed", str(seed)] + options,
                          check=True, capture_output=True, text=True).stdout
     return float(re.search(r"^test .*%s ([0-9.]+)" % ("mae" if regression else "acc"), out, re.M).group(1))
 
@@ -72,18 +79,19 @@ def run_sklearn(name, regression, seed, options):
 
 
 print("| data set | train/test | nnc's Adam lr, epochs, batch | nnc mean ± sd (min-max) "
-      "| scikit-learn, defaults | scikit-learn, nnc's lr, epochs, batch |")
-print("|---|---:|---|---|---|---|")
+      "| nnc, scikit-learn's stopping | scikit-learn, defaults | scikit-learn, nnc's lr, epochs, batch |")
+print("|---|---:|---|---|---|---|---|")
 for name, label, regression in sets:
     digits = 2 if regression else 4
     f = "%%.%df" % digits
     summary = lambda v: (f + " ± " + f + " (" + f + "-" + f + ")") % (statistics.mean(v), statistics.stdev(v),
                                                                    min(v), max(v))
-    a = [run_nnc(name, label, regression, s + 1) for s in range(seeds)]
+    a = [run_nnc(name, label, regression, s + 1, []) for s in range(seeds)]
+    a2 = [run_nnc(name, label, regression, s + 1, sklearn_stopping) for s in range(seeds)]
     b = [run_sklearn(name, regression, s, {}) for s in range(seeds)]
     c = [run_sklearn(name, regression, s, settings(name)) for s in range(seeds)]
     sizes = "%d/%d" % (len(load(name, "train")[1]), len(load(name, "test")[1]))
     used = settings(name)
-    print("| %s%s | %s | %g, %d, %d | %s | %s | %s |" % (
+    print("| %s%s | %s | %g, %d, %d | %s | %s | %s | %s |" % (
         name, " (mae)" if regression else "", sizes, used["learning_rate_init"], used["max_iter"],
-        used["batch_size"], summary(a), summary(b), summary(c)), flush=True)
+        used["batch_size"], summary(a), summary(a2), summary(b), summary(c)), flush=True)
