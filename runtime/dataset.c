@@ -346,9 +346,10 @@ bool nnrt_dataset_read(const char *path, const char *labels, const NnrtDataSpec 
         }
         ok = load_arrays(in, path, ys, lpath, w->classes ? 0 : w->label_size, out, err, errlen);
     }
-    if (ok && out->sample_size != w->sample_size)
-        ok = nnrt_fail(err, errlen, "'%s' holds samples of %zu elements, but the model's input has %zu", path,
-                       out->sample_size, w->sample_size);
+    if (ok && out->sample_size != w->sample_size) /* a table's: a label or target column taken as an input? */
+        ok = nnrt_fail(err, errlen, "'%s' holds samples of %zu elements, but the model's input has %zu%s", path,
+                       out->sample_size, w->sample_size, npz || array ? "" : " (a table's inputs are its columns "
+                       "of numbers that --label and --target do not name, or those --features names)");
     else if (ok && w->unlabelled)
         ok = out->images.dims[0] ? zero_labels(out, w->label_size) ||
                                        nnrt_fail(err, errlen, "%s: out of memory", path)
