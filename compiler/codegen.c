@@ -653,6 +653,19 @@ static void emit_node(Cg *c, NodeId id) {
 
 /* ---------------------------------------------------------------- step function */
 
+/* In a kernel of a sample loop: node x, which lives in the buffer of the
+ * group the kernel is called on (its context's third pointer), indexed as
+ * the whole batch would be: the buffer's start is sample begin's. */
+static LLVMValueRef group_ptr(Cg *c, NodeId x) {
+    LLVMValueRef two = cg_i64(c, 2), ctx = LLVMGetParam(c->fn, 0);
+    LLVMValueRef buf = LLVMBuildLoad2(c->b, c->i8p, LLVMBuildInBoundsGEP2(c->b, c->i8p, ctx, &two, 1, ""), "group");
+    LLVMValueRef off = cg_i64(c, (int64_t)c->sched->local[x]);
+    LLVMValueRef p = cg_ptr_to(c, LLVMBuildInBoundsGEP2(c->b, LLVMInt8TypeInContext(c->ctx), buf, &off, 1, ""), c->ft);
+    int64_t per = shape_elems(&c->g->nodes[x].shape) / c->g->batch;
+    LLVMValueRef back = LLVMBuildMul(c->b, LLVMBuildNeg(c->b, LLVMGetParam(c->fn, 1), ""), cg_i64(c, per), "");
+    return LLVMBuildGEP2(c->b, c->ft, p, &back, 1, ""); /* before the buffer: not inbounds */
+}
+
 void cg_begin_function(Cg *c, LLVMValueRef fn, bool kernel) {
     const Graph *g = c->g;
     c->fn = fn;
@@ -686,6 +699,10 @@ void cg_begin_function(Cg *c, LLVMValueRef fn, bool kernel) {
         case PLACE_INLINE:
         case PLACE_FOLDED: c->ptr[i] = NULL; break; /* never in memory */
         case PLACE_ARENA: {
+            if (c->sched->local[i] != SIZE_MAX) { /* in a sample loop's buffer */
+                c->ptr[i] = kernel && c->samples ? group_ptr(c, i) : NULL;
+                break;
+            }
             LLVMValueRef off = cg_i64(c, (int64_t)c->sched->offset[i]);
             LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, LLVMInt8TypeInContext(c->ctx), arena, &off, 1, "");
             c->ptr[i] = cg_ptr_to(c, p, c->ft);
@@ -774,8 +791,8 @@ static void prune_entry(Cg *c) {
 typedef struct SampleLoop {
     Cg d; /* the loop's kernel, being emitted */
     Loop l;
-    LLVMValueRef s0, s1;
-    NodeId last; /* its last member */
+    LLVMValueRef ctx, s0, s1; /* the members': the context (and the group's buffer), the group */
+    NodeId last;              /* its last member */
 } SampleLoop;
 
 static void samples_begin(Cg *c, NodeId head, NodeId last) {
@@ -787,6 +804,22 @@ static void samples_begin(Cg *c, NodeId head, NodeId last) {
     LLVMValueRef fn = cg_kernel_begin(d, &unused, "samples", false, name, sizeof name);
     c->kernels = d->kernels;
     int64_t group = c->sched->group[head];
+    /* The members' context: the loop's, and a buffer for a group's values
+     * that only the loop reads (Schedule.local), on this thread's stack. */
+    sl->ctx = LLVMGetParam(fn, 0);
+    if (c->sched->group_bytes[head]) {
+        LLVMValueRef buf = LLVMBuildArrayAlloca(d->b, LLVMInt8TypeInContext(d->ctx), cg_i64(d, (int64_t)c->sched->group_bytes[head]), "group");
+        LLVMSetAlignment(buf, 64);
+        LLVMValueRef ctx = LLVMBuildArrayAlloca(d->b, d->i8p, cg_i64(d, 3), "ctx");
+        for (int k = 0; k < 2; k++) {
+            LLVMValueRef at = cg_i64(d, k);
+            LLVMBuildStore(d->b, LLVMBuildLoad2(d->b, d->i8p, LLVMBuildInBoundsGEP2(d->b, d->i8p, sl->ctx, &at, 1, ""), ""),
+                           LLVMBuildInBoundsGEP2(d->b, d->i8p, ctx, &at, 1, ""));
+        }
+        LLVMValueRef two = cg_i64(d, 2);
+        LLVMBuildStore(d->b, cg_ptr_to(d, buf, LLVMInt8TypeInContext(d->ctx)), LLVMBuildInBoundsGEP2(d->b, d->i8p, ctx, &two, 1, ""));
+        sl->ctx = ctx;
+    }
     LLVMValueRef g0 = LLVMGetParam(fn, 1), g = LLVMBuildAdd(d->b, g0, cg_loop_open(d, &sl->l, LLVMBuildSub(d->b, LLVMGetParam(fn, 2), g0, "")), "");
     sl->s0 = LLVMBuildMul(d->b, g, cg_i64(d, group), "s0");
     LLVMValueRef end = LLVMBuildAdd(d->b, sl->s0, cg_i64(d, group), "");
@@ -822,7 +855,7 @@ void cg_kernel_end(Cg *c, const Cg *step, const char *name, LLVMValueRef (*units
     if (c->samples) { /* called by the sample loop, on each group */
         Cg *d = &c->samples->d;
         LLVMTypeRef kty = cg_kernel_type(d);
-        LLVMValueRef args[3] = {LLVMGetParam(d->fn, 0), c->samples->s0, c->samples->s1};
+        LLVMValueRef args[3] = {c->samples->ctx, c->samples->s0, c->samples->s1};
         LLVMBuildCall2(d->b, kty, LLVMAddFunction(d->mod, name, kty), args, 3, "");
         return;
     }

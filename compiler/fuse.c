@@ -340,7 +340,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
         checks |= schedule_checks(g, s, i);
     for (int i = 0; i < g->nnodes; i++) {
         s->offset[i] = s->partials[i] = SIZE_MAX;
-        if (s->place[i] == PLACE_ARENA)
+        if (s->place[i] == PLACE_ARENA && s->local[i] == SIZE_MAX)
             s->offset[i] = arena_reserve(s, shape_elems(&g->nodes[i].shape), dt);
         int64_t units = opt >= 2 ? schedule_ksplit_units(g, s, i) : 0;
         if (units) /* bounded by cg_matmul_ksplit, and at most the batch in a sample loop */
@@ -414,6 +414,8 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
                     shape_str(&n->shape, sb, sizeof sb));
         if (p == PLACE_SLOT)
             fprintf(out, "slot %s%s", g->slots[s->slot[i]].name, layout_in_panels(g, s, i) ? " in panels" : "");
+        else if (s->local[i] != SIZE_MAX)
+            fprintf(out, "group+%zu", s->local[i]);
         else
             fprintf(out, "arena+%zu", s->offset[i]);
         fprintf(out, " :");
