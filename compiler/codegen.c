@@ -767,7 +767,7 @@ LLVMValueRef cg_kernel_begin(Cg *c, Cg *step, const char *kind, bool blocked, ch
 }
 
 /* Removes what cg_begin_function made and nothing uses: the pointers to
- * every slot and buffer of the step. Two kernels of the same code are then
+ * every slot and buffer of the step (and a sample loop's buffer's offsets). Two kernels of the same code are then
  * the same IR but for their names, which jit.c compiles once. An operand
  * comes before its user, so one backward pass removes whole chains. */
 static void prune_entry(Cg *c) {
@@ -776,7 +776,7 @@ static void prune_entry(Cg *c) {
         next = LLVMGetPreviousInstruction(i);
         LLVMOpcode op = LLVMGetInstructionOpcode(i);
         if (!LLVMGetFirstUse(i) && (op == LLVMGetElementPtr || op == LLVMBitCast || op == LLVMPtrToInt ||
-                                    (op == LLVMLoad && !LLVMGetVolatile(i))))
+                                    op == LLVMMul || op == LLVMSub || (op == LLVMLoad && !LLVMGetVolatile(i))))
             LLVMInstructionEraseFromParent(i);
     }
 }

@@ -340,7 +340,12 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
         checks |= schedule_checks(g, s, i);
     for (int i = 0; i < g->nnodes; i++) {
         s->offset[i] = s->partials[i] = SIZE_MAX;
-        if (s->place[i] == PLACE_ARENA && s->local[i] == SIZE_MAX)
+        /* A sample loop's local value keeps its arena buffer, never touched
+         * (so never resident): the offsets after it stay those of a step
+         * where it is not local, and the evaluation step's kernels after
+         * its forward loop (where conv1's activations are local) are the
+         * training step's, compiled once. */
+        if (s->place[i] == PLACE_ARENA)
             s->offset[i] = arena_reserve(s, shape_elems(&g->nodes[i].shape), dt);
         int64_t units = opt >= 2 ? schedule_ksplit_units(g, s, i) : 0;
         if (units) /* bounded by cg_matmul_ksplit, and at most the batch in a sample loop */

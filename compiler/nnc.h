@@ -1074,8 +1074,8 @@ typedef struct Schedule {
     int64_t *group;     /* per sample loop's first kernel: samples a group */
     size_t *group_bytes; /* per sample loop's first kernel: its locals' buffer */
     size_t *local;      /* per node only its sample loop reads: its offset in
-                           the loop's buffer of a group (no arena buffer), else
-                           SIZE_MAX */
+                           the loop's buffer of a group (its arena buffer
+                           unused), else SIZE_MAX */
     size_t arena_bytes;
     bool *panels;       /* per slot: a weight matrix kept in the matmul
                            kernel's column panels (layout.c); NULL: none */
