@@ -401,17 +401,22 @@ LLVMValueRef cg_arena_at(Cg *c, size_t offset) {
                      c->ft);
 }
 
+/* Partial by partial, each a contiguous run the loop vectoriser takes
+ * (element by element, the loads strode over the partials: 19 partials of
+ * conv2's filter gradient were 1.6% of a cnn.nn epoch); each element's sum
+ * is in the same order either way. */
 void cg_sum_partials(Cg *c, LLVMValueRef dst, size_t partials, LLVMValueRef count, int64_t stride, LLVMValueRef elems) {
-    LLVMValueRef p = cg_arena_at(c, partials), acc = cg_var(c, c->ft, 1, "sum");
+    LLVMValueRef p = cg_arena_at(c, partials);
+    cg_fill(c, dst, elems, cg_f(c, 0));
     Loop le, lu;
-    LLVMValueRef e = cg_loop_open(c, &le, elems);
-    LLVMBuildStore(c->b, cg_f(c, 0), acc);
     LLVMValueRef u = cg_loop_open(c, &lu, count);
-    LLVMValueRef x = LLVMBuildLoad2(c->b, c->ft, cg_elem_ptr(c, p, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, u, cg_i64(c, stride), ""), e, "")), "");
-    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->ft, acc, ""), x, ""), acc);
-    cg_loop_close(c, &lu);
-    LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->ft, acc, ""), cg_elem_ptr(c, dst, e));
+    LLVMValueRef from = cg_elem_ptr(c, p, LLVMBuildMul(c->b, u, cg_i64(c, stride), ""));
+    LLVMValueRef e = cg_loop_open(c, &le, elems);
+    LLVMValueRef at = cg_elem_ptr(c, dst, e);
+    LLVMValueRef x = LLVMBuildLoad2(c->b, c->ft, cg_elem_ptr(c, from, e), "");
+    LLVMBuildStore(c->b, LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->ft, at, ""), x, ""), at);
     cg_loop_close(c, &le);
+    cg_loop_close(c, &lu);
 }
 
 LLVMValueRef cg_var(Cg *c, LLVMTypeRef t, int64_t n, const char *name) {
