@@ -928,7 +928,7 @@ static NodeId batchnorm_lower(ModelEnv *f, const LayerCall *c, NodeId h) {
 /* Keras' layers, arguments and defaults (Conv2D, MaxPooling2D, ...), in the
  * order messages list them. */
 static const Layer layers[] = {
-    {"flatten", "", {{NULL}}, NULL, flatten_lower, true},
+    {"flatten", "", .lower = flatten_lower, .keeps_act = true},
     {"conv2d", ", filters, kernel_size[, activation][, stride = 1, padding = valid|same, use_bias = true, ...]",
      {{"filters", LA_FILTERS, true, true, 0}, {"kernel_size", LA_SIZE, true, false, 0},
       {"activation", LA_ACT, true, false, 0}, {"stride", LA_SIZE, false, false, 1},
@@ -940,7 +940,7 @@ static const Layer layers[] = {
      false},
     {"avgpool", "[, pool_size][, stride = pool_size, padding = valid|same]", POOL_PARAMS, pool_check, avgpool_lower,
      false},
-    {"globalavgpool", "", {{NULL}}, image_check, globalavgpool_lower, false},
+    {"globalavgpool", "", .check = image_check, .lower = globalavgpool_lower},
     {"dropout", ", rate", {{"rate", LA_RATE, true, true, 0}}, batch_check, dropout_lower, false},
     {"batchnorm", "[, momentum = 0.99, epsilon = 0.001, center = true, scale = true]",
      {{"momentum", LA_FRACTION, false, false, 0.99}, {"epsilon", LA_POSITIVE, false, false, 0.001},
