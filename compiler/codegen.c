@@ -588,20 +588,24 @@ static void emit_transpose(Cg *c, NodeId id) {
     cg_loop_close(c, &li);
 }
 
-/* nnrt_allreduce(dst, src, elems, n, dtype bytes): a call into the runtime
- * (runtime/mpi.c, resolved by the JIT), made by the step's own thread as
- * MPI requires; n, this rank's samples, weighs its share. */
+/* nnrt_allreduce(dst, src, elems, n, dtype bytes, bucket, its elements): a
+ * call into the runtime (runtime/mpi.c, resolved by the JIT), made by the
+ * step's own thread as MPI requires; n, this rank's samples, weighs its
+ * share. The bucket's last all-reduce starts the bucket's (the others pass
+ * 0 elements). */
 static void emit_allreduce(Cg *c, NodeId id) {
-    LLVMTypeRef i32 = LLVMInt32TypeInContext(c->ctx);
-    LLVMTypeRef params[5] = {c->i8p, c->i8p, c->i64, c->i64, i32};
-    LLVMTypeRef type = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 5, false);
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(c->ctx), i8 = LLVMInt8TypeInContext(c->ctx);
+    LLVMTypeRef params[7] = {c->i8p, c->i8p, c->i64, c->i64, i32, c->i8p, c->i64};
+    LLVMTypeRef type = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 7, false);
     LLVMValueRef f = LLVMGetNamedFunction(c->mod, "nnrt_allreduce");
     if (!f)
         f = LLVMAddFunction(c->mod, "nnrt_allreduce", type);
-    LLVMTypeRef i8 = LLVMInt8TypeInContext(c->ctx);
-    LLVMValueRef args[5] = {cg_ptr_to(c, c->ptr[id], i8), cg_ptr_to(c, c->ptr[c->g->nodes[id].in[0]], i8),
-                            elems(c, id), c->n, LLVMConstInt(i32, dtype_bytes(c->g->dtype), false)};
-    LLVMBuildCall2(c->b, type, f, args, 5, "");
+    const struct Bucket *b = &c->sched->buckets[c->sched->bucket[id]];
+    size_t bucket_elems = b->last == id ? b->bytes / dtype_bytes(c->g->dtype) : 0;
+    LLVMValueRef args[7] = {cg_ptr_to(c, c->ptr[id], i8), cg_ptr_to(c, c->ptr[c->g->nodes[id].in[0]], i8),
+                            elems(c, id), c->n, LLVMConstInt(i32, dtype_bytes(c->g->dtype), false),
+                            cg_ptr_to(c, c->ptr[b->first], i8), cg_i64(c, (int64_t)bucket_elems)};
+    LLVMBuildCall2(c->b, type, f, args, 7, "");
 }
 
 /* nnrt_allreduce_wait() before the first of n kernels that reads an

@@ -244,6 +244,41 @@ static void schedule_waits(Arena *a, const Graph *g, Schedule *s) {
             s->waits[s->elems[i]] = true;
 }
 
+/* Consecutive all-reduces (in `order`) go in one bucket of up to
+ * t->bucket bytes, as DDP's: one MPI call for the biases and small layers,
+ * started by the last one's kernel. A bucket ends before a kernel that
+ * waits (for every all-reduce started) and before a gradient that would
+ * take it past the cap; a larger gradient is a bucket of its own. Its
+ * results are reserved together in the arena, in order, so that one range
+ * holds them (and the padding between them, which nothing else uses). */
+static void schedule_buckets(Arena *a, const Graph *g, Schedule *s, size_t dt) {
+    s->bucket = arena_array(a, (size_t)g->nnodes + 1, sizeof *s->bucket);
+    s->buckets = arena_array(a, (size_t)g->nnodes + 1, sizeof *s->buckets);
+    struct Bucket *open = NULL;
+    for (int k = 0; k < g->nnodes; k++) {
+        NodeId x = s->order[k];
+        s->bucket[x] = -1;
+        if (s->waits[x])
+            open = NULL;
+        if (g->nodes[x].op != OP_ALLREDUCE)
+            continue;
+        if (s->place[x] != PLACE_ARENA)
+            die("schedule: an all-reduce's result is not in the arena");
+        int64_t n = shape_elems(&g->nodes[x].shape);
+        size_t bytes = (size_t)n * dt; /* n bounded by sema; the bucket by the arena (arena_reserve) */
+        if (open && open->bytes + bytes > s->target->bucket)
+            open = NULL;
+        if (!open)
+            open = &s->buckets[s->nbuckets++];
+        s->offset[x] = arena_reserve(s, n, dt);
+        if (!open->members++)
+            open->first = x;
+        open->last = x;
+        open->bytes = s->offset[x] + bytes - s->offset[open->first];
+        s->bucket[x] = (int)(open - s->buckets);
+    }
+}
+
 Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
     Schedule *s = arena_alloc(a, sizeof *s);
     size_t nn = (size_t)g->nnodes + 1;
@@ -344,8 +379,9 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
          * (so never resident): the offsets after it stay those of a step
          * where it is not local, and the evaluation step's kernels after
          * its forward loop (where conv1's activations are local) are the
-         * training step's, compiled once. */
-        if (s->place[i] == PLACE_ARENA)
+         * training step's, compiled once. All-reduces: in their buckets
+         * (schedule_buckets). */
+        if (s->place[i] == PLACE_ARENA && g->nodes[i].op != OP_ALLREDUCE)
             s->offset[i] = arena_reserve(s, shape_elems(&g->nodes[i].shape), dt);
         int64_t units = opt >= 2 ? schedule_ksplit_units(g, s, i) : 0;
         if (units) /* bounded by cg_matmul_ksplit, and at most the batch in a sample loop */
@@ -353,6 +389,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
         if (s->colsum[i] >= 0 && op_info[g->nodes[i].op].cls == CLASS_WINDOW) /* a sum per sample and channel */
             s->partials[i] = arena_reserve(s, g->nodes[i].shape.dim[0] * g->nodes[i].shape.dim[3], dt);
     }
+    schedule_buckets(a, g, s, dt);
     s->finite_flag = SIZE_MAX;
     if (checks) {
         s->finite_flag = s->arena_bytes;
@@ -430,6 +467,14 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
         for (int k = 0; k < 2 && !second && g->nodes[host].op == OP_MATMUL; k++) /* and a patch matrix under a transpose */
             for (NodeId x = g->nodes[host].in[k]; s->place[x] == PLACE_FOLDED; x = g->nodes[x].in[0])
                 fprintf(out, " (%%%d=%s folded)", x, op_info[g->nodes[x].op].name);
+        if (n->op == OP_ALLREDUCE) {
+            const struct Bucket *b = &s->buckets[s->bucket[i]];
+            fprintf(out, " [bucket %d", s->bucket[i]);
+            if (b->last == i)
+                fprintf(out, ": %d gradient%s, %zu bytes, all-reduced from here", b->members,
+                        b->members == 1 ? "" : "s", b->bytes);
+            fputc(']', out);
+        }
         if (!second && s->waits[host])
             fprintf(out, " [after the all-reduces]");
         if (!second && s->opt >= 2 && cg_matmul_tiled(g, host)) {

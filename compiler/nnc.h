@@ -157,6 +157,8 @@ typedef struct Target {
     int vector_bits; /* the widest vector registers the features allow: 512, 256 or 128 */
     int64_t kc;      /* NNC_KC: rows of K per packed block of a matmul operand; 0: the kernel's own */
     bool panels;     /* weights may be kept in the kernel's column panels (NNC_PANELS=0: never) */
+    size_t bucket;   /* NNC_BUCKET: data-parallel gradients all-reduced together up to these
+                        bytes (fuse.c's schedule_buckets); 0: one all-reduce per gradient */
 } Target;
 
 /* The host as LLVM sees it and the environment says; freed with target_free. */
@@ -1085,6 +1087,14 @@ typedef struct Schedule {
     bool *waits;        /* per kernel: it reads an all-reduced gradient (OP_ALLREDUCE),
                            so the step waits for the all-reduces started before
                            its loop (runtime/mpi.c's nnrt_allreduce_wait) */
+    int *bucket;        /* per OP_ALLREDUCE node: its bucket in `buckets`, else -1 */
+    struct Bucket {     /* all-reduces summed in one MPI call, started by the
+                           last's: their results lie together in the arena */
+        NodeId first, last; /* in `order` (first: the lowest arena offset) */
+        int members;
+        size_t bytes;       /* from first's offset to the end of last's result */
+    } *buckets;
+    int nbuckets;
     bool interruptible; /* returns before its next loop once nnrt_interrupt() was
                            called (a REPL entry's: Ctrl-C); set by the caller */
 } Schedule;

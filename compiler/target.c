@@ -60,6 +60,18 @@ static const struct {
     const char *name, *features;
 } levels[] = {{"x86-64", LEVEL1}, {"x86-64-v2", LEVEL2}, {"x86-64-v3", LEVEL3}, {"x86-64-v4", LEVEL4}};
 
+/* Data-parallel training's bucket cap. An all-reduce of b bytes over N
+ * ranks on a ring costs 2(N-1) latencies a plus 2(N-1)/N b / bandwidth: up
+ * to about a x bandwidth bytes (25 us x 10 Gbit/s: 31 KB; 5 us x 100
+ * Gbit/s: 62 KB) it is mostly latency, so the biases and small layers
+ * gain by going together, while a large gradient should start alone as
+ * soon as it is computed, to overlap the rest of the backward pass.
+ * DDP's 25 MB is a quarter of ResNet-50's gradients; these models have 0.9
+ * (CNN) to 1.6 MB (MLP): 128 KiB coalesces every bias with the small
+ * layers (the CNN's convolutions and last layer, the MLP's last layer)
+ * and leaves each large weight matrix (0.8 and 1.6 MB) its own bucket. */
+enum { BUCKET_BYTES = 128 << 10 };
+
 /* The tuning knobs and NNC_TARGET_FEATURES over a CPU and its features. */
 static Target *target_new(char *cpu, const char *features) {
     Target *t = xcalloc(1, sizeof *t);
@@ -78,6 +90,8 @@ static Target *target_new(char *cpu, const char *features) {
     t->kc = kc && atoll(kc) > 0 ? atoll(kc) : 0;
     const char *panels = getenv("NNC_PANELS");
     t->panels = !(panels && !strcmp(panels, "0"));
+    const char *bucket = getenv("NNC_BUCKET");
+    t->bucket = bucket && *bucket && atoll(bucket) >= 0 ? (size_t)atoll(bucket) : BUCKET_BYTES;
     return t;
 }
 

@@ -7,11 +7,13 @@
  * every rank applies the same update to the same weights.
  *
  * Overlap: the backward pass computes the last layer's gradients first,
- * and each is handed to MPI as a non-blocking all-reduce (MPI_Iallreduce)
- * as soon as it is complete; the step waits for them (nnrt_allreduce_wait)
- * only before the first kernel that reads one. Each all-reduce is one
- * gradient tensor: a bucket of its own, so the latencies of the first
- * overlap the computation of the next.
+ * and the schedule groups them, in that order, in buckets (fuse.c's
+ * schedule_buckets: the biases and small layers together, a large weight
+ * matrix alone); each bucket is handed to MPI as one non-blocking
+ * all-reduce (MPI_Iallreduce) as soon as its last gradient is complete,
+ * and the step waits for them (nnrt_allreduce_wait) only before the first
+ * kernel that reads one: the latencies of the first overlap the
+ * computation of the next, and small gradients share one.
  *
  * This file is the only one that sees MPI: built without it
  * (CMake's NNC_MPI off), a process is rank 0 of 1 and every collective is
@@ -103,7 +105,8 @@ void nnrt_mpi_sum(void *p, size_t n, int dtype_bytes) {
     }
 }
 
-void nnrt_allreduce(void *dst, const void *src, int64_t elems, int64_t n, int32_t dtype_bytes) {
+void nnrt_allreduce(void *dst, const void *src, int64_t elems, int64_t n, int32_t dtype_bytes, void *bucket,
+                    int64_t bucket_elems) {
     if (!active) { /* one process: the identity (gradcheck's) */
         memcpy(dst, src, (size_t)elems * (size_t)dtype_bytes);
         return;
@@ -112,11 +115,11 @@ void nnrt_allreduce(void *dst, const void *src, int64_t elems, int64_t n, int32_
     if (size == 1)
         return;
     MPI_Datatype t = dtype_bytes == 4 ? MPI_FLOAT : MPI_DOUBLE;
-    for (int64_t i = 0; i < elems; i += CHUNK) {
-        int64_t k = elems - i < CHUNK ? elems - i : CHUNK;
+    for (int64_t i = 0; i < bucket_elems; i += CHUNK) { /* none but for the bucket's last */
+        int64_t k = bucket_elems - i < CHUNK ? bucket_elems - i : CHUNK;
         if (npending == MAX_PENDING)
             nnrt_allreduce_wait();
-        MPI_Iallreduce(MPI_IN_PLACE, (char *)dst + i * dtype_bytes, (int)k, t, MPI_SUM, MPI_COMM_WORLD,
+        MPI_Iallreduce(MPI_IN_PLACE, (char *)bucket + i * dtype_bytes, (int)k, t, MPI_SUM, MPI_COMM_WORLD,
                        &pending[npending++]);
     }
     /* Open MPI moves a collective on only inside MPI calls: give the ones
@@ -158,8 +161,9 @@ void nnrt_mpi_finish(int status) { (void)status; }
 void nnrt_mpi_sum(void *p, size_t n, int dtype_bytes) { (void)p, (void)n, (void)dtype_bytes; }
 void nnrt_mpi_bcast(void *p, size_t bytes) { (void)p, (void)bytes; }
 void nnrt_mpi_begin_step(size_t global_batch, size_t first) { (void)global_batch, (void)first; }
-void nnrt_allreduce(void *dst, const void *src, int64_t elems, int64_t n, int32_t dtype_bytes) {
-    (void)n;
+void nnrt_allreduce(void *dst, const void *src, int64_t elems, int64_t n, int32_t dtype_bytes, void *bucket,
+                    int64_t bucket_elems) {
+    (void)n, (void)bucket, (void)bucket_elems;
     memcpy(dst, src, (size_t)elems * (size_t)dtype_bytes); /* one process: the identity (gradcheck's) */
 }
 void nnrt_allreduce_wait(void) {}

@@ -751,9 +751,13 @@ extern int64_t nnrt_mpi_first_sample;
 /* Called by a training step's code (the IR's allreduce node, on the step's
  * own thread): dst = the sum over the ranks of src n / global batch, this
  * rank's mean gradient over its n samples weighed by its share; elems
- * elements of dtype_bytes. Started, not finished: dst is valid after
- * nnrt_allreduce_wait, which the step calls before it reads dst. */
-void nnrt_allreduce(void *dst, const void *src, int64_t elems, int64_t n, int32_t dtype_bytes);
+ * elements of dtype_bytes. dst lies in a bucket of bucket_elems elements
+ * from `bucket`, summed in one all-reduce that the bucket's last call
+ * starts (the others pass bucket_elems 0: dst scaled only). Started, not
+ * finished: dst is valid after nnrt_allreduce_wait, which the step calls
+ * before it reads dst. */
+void nnrt_allreduce(void *dst, const void *src, int64_t elems, int64_t n, int32_t dtype_bytes, void *bucket,
+                    int64_t bucket_elems);
 void nnrt_allreduce_wait(void);
 
 #endif
