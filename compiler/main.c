@@ -697,7 +697,8 @@ static int run_main(int argc, char **argv, Diag *d) {
     if (nnrt_mpi_rank() > 0) {
         if (!freopen("/dev/null", "w", stdout))
             die("cannot send rank %d's standard output to /dev/null", nnrt_mpi_rank());
-        o.out_path = NULL;
+        if (!o.predict_path) /* the predictions' file: rank 0 writes it (session.c), with every rank's rows */
+            o.out_path = NULL;
     }
     if (status == EXIT_OK && o.help) {
         usage(stdout);

@@ -384,6 +384,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         .ctx = &hook, .after_step = fit_after_step, .on_nonfinite = fit_on_nonfinite,
         .begin = nnrt_mpi_active() ? nnrt_mpi_begin_step : NULL,
         .rank = nnrt_mpi_rank(), .ranks = nnrt_mpi_size(), .sum = nnrt_mpi_sum,
+        .write_ranks = nnrt_mpi_write_ranks,
     };
     char err[1024];
     if (status == EXIT_OK && dt.have_train) {
@@ -444,14 +445,9 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
             layout_rows_free(g, c.sched, rows);
         }
     }
-    /* Under mpirun --eval and --predict are not split over the ranks: rank
-     * 0 alone runs them, once. No collective follows, so the others go on
-     * to end. */
-    bool alone = nnrt_mpi_size() > 1 && (dt.have[SET_EVAL] || dt.have[SET_PREDICT]);
-    if (status == EXIT_OK && alone && writes)
-        fprintf(shown, "note: --eval and --predict run on rank 0 alone, not split over the %d ranks\n",
-                nnrt_mpi_size());
-    if (status == EXIT_OK && dt.have[SET_EVAL] && writes) {
+    /* Under mpirun every rank evaluates and predicts its slice of the set
+     * (metrics.c); rank 0 prints and writes the whole's. */
+    if (status == EXIT_OK && dt.have[SET_EVAL]) {
         if (info)
             fprintf(info, "evaluating on %s\n", o->eval_path);
         if (!nnrt_eval_report(&spec, &dt.set[SET_EVAL], &dt.classes, shown, err, sizeof err)) {
@@ -459,9 +455,9 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
             status = EXIT_TRAINING;
         }
     }
-    if (status == EXIT_OK && dt.have[SET_PREDICT] && writes) {
-        NnrtAtomic out = {.f = stdout}; /* -o FILE: written atomically */
-        if (o->out_path && !nnrt_atomic_begin(&out, o->out_path, err, sizeof err)) {
+    if (status == EXIT_OK && dt.have[SET_PREDICT]) {
+        NnrtAtomic out = {.f = stdout}; /* -o FILE: written atomically (by rank 0) */
+        if (o->out_path && writes && !nnrt_atomic_begin(&out, o->out_path, err, sizeof err)) {
             diag_plain(d, "%s", err);
             status = EXIT_USAGE;
         } else {
@@ -475,7 +471,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
                 diag_plain(d, "%s", err);
                 status = EXIT_TRAINING;
             }
-            bool wrote = o->out_path ? nnrt_atomic_end(&out, status == EXIT_OK, "the predictions", err, sizeof err)
+            bool wrote = o->out_path && writes ? nnrt_atomic_end(&out, status == EXIT_OK, "the predictions", err, sizeof err)
                                      : fflush(stdout) == 0;
             if (!wrote && status == EXIT_OK) {
                 diag_plain(d, "%s", o->out_path ? err : strerror(errno));

@@ -5,6 +5,11 @@
  * Both run the compiled evaluation steps through nnrt_evaluate_batches and
  * look at each batch's outputs as it goes, so nothing of the size of the
  * dataset times the outputs is ever held in memory.
+ *
+ * Data-parallel (under mpirun), each rank evaluates its contiguous slice of
+ * the set: the counts are added over the ranks, and the other ranks' rows
+ * of predictions (held by each, its slice's) are written by rank 0 after
+ * its own, so that rank 0 prints and writes what one process does.
  */
 #include "nnrt.h"
 
@@ -52,6 +57,24 @@ static void count_batch(void *ctx, size_t first, size_t b, const void *output, c
     }
 }
 
+/* Data-parallel: the confusion matrix and squared errors of every rank's
+ * slice, added over the ranks (counts below 2^53 are exact in a double). */
+static bool sum_ranks(const NnrtTrainSpec *spec, Confusion *c, char *err, size_t errlen) {
+    size_t cells = c->k * c->k; /* checked by the caller */
+    double *v = calloc(cells + 1, sizeof *v);
+    if (!v) /* the other ranks wait in the sum: the failure's MPI_Abort ends them */
+        return nnrt_fail(err, errlen, "out of memory for the ranks' confusion matrices");
+    for (size_t i = 0; i < cells; i++)
+        v[i] = (double)c->m[i];
+    v[cells] = c->sq_sum;
+    spec->sum(v, cells + 1, 8);
+    for (size_t i = 0; i < cells; i++)
+        c->m[i] = (size_t)v[i];
+    c->sq_sum = v[cells];
+    free(v);
+    return true;
+}
+
 bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, const NnrtClasses *names, FILE *out,
                       char *err, size_t errlen) {
     Confusion c = {spec->classify ? spec->outputs : 0, NULL, spec->dtype_bytes, spec->mae ? spec->outputs : 0, 0};
@@ -66,6 +89,8 @@ bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Nn
     NnrtHeadStats heads[NNRT_MAX_HEADS];
     bool ok = nnrt_evaluate_batches(spec, ds, c.k || c.outputs ? count_batch : NULL, &c, &loss, &acc, heads, err,
                                     errlen);
+    if (ok && spec->begin)
+        ok = sum_ranks(spec, &c, err, errlen);
     if (ok) {
         fprintf(out, "samples %zu  loss %.4f", ds->n, loss);
         if (acc >= 0)
@@ -150,7 +175,12 @@ static void write_npy_rows(void *ctx, size_t first, size_t b, const void *output
 bool nnrt_predict_write(const NnrtTrainSpec *spec, const NnrtDataset *ds, const NnrtClasses *names,
                         const size_t *dims, int rank, bool npy, FILE *out, char *err, size_t errlen) {
     Rows c = {out, spec->outputs, spec->classify, spec->dtype_bytes, names};
-    if (npy) {
+    /* Data-parallel, a rank but 0 keeps its slice's rows for rank 0. */
+    char *mine = NULL;
+    size_t len = 0;
+    if (spec->begin && spec->rank > 0 && !(c.out = open_memstream(&mine, &len)))
+        return nnrt_fail(err, errlen, "out of memory for this rank's predictions");
+    if (c.out == out && npy) { /* the header: rank 0's (or one process's) */
         /* Format 1.0, as numpy writes it: the magic, the version, the
          * header's length, the header padded with blanks to end in '\n' at a
          * multiple of 64 bytes. */
@@ -166,14 +196,20 @@ bool nnrt_predict_write(const NnrtTrainSpec *spec, const NnrtDataset *ds, const 
         fputc(n & 0xff, out);
         fputc(n >> 8, out);
         fwrite(h, 1, (size_t)n, out);
-    } else {
+    } else if (c.out == out) {
         fputs(c.classify ? "index,class" : "index", out);
         for (size_t j = 0; j < c.k; j++)
             fprintf(out, c.classify ? ",p%zu" : ",y%zu", j);
         fputc('\n', out);
     }
     double loss, acc;
-    return nnrt_evaluate_batches(spec, ds, npy ? write_npy_rows : write_rows, &c, &loss, &acc, NULL, err, errlen);
+    bool ok = nnrt_evaluate_batches(spec, ds, npy ? write_npy_rows : write_rows, &c, &loss, &acc, NULL, err, errlen);
+    if (c.out != out && fclose(c.out) && ok)
+        ok = nnrt_fail(err, errlen, "out of memory for this rank's predictions");
+    if (ok && spec->begin)
+        ok = spec->write_ranks(out, mine, len, err, errlen);
+    free(mine);
+    return ok;
 }
 
 /* ---------------------------------------------------------------- datasets */

@@ -145,6 +145,36 @@ void nnrt_mpi_bcast(void *p, size_t bytes) {
         MPI_Bcast((char *)p + i, (int)k, MPI_BYTE, 0, MPI_COMM_WORLD);
     }
 }
+
+/* The length, then pieces of up to a MiB: rank 0 holds one piece at a time. */
+enum { PIECE = 1 << 20, TAG_BYTES = 22 };
+
+bool nnrt_mpi_write_ranks(FILE *out, const void *bytes, size_t n, char *err, size_t errlen) {
+    if (!active || size == 1)
+        return true;
+    if (rank > 0) {
+        uint64_t len = n;
+        MPI_Send(&len, 1, MPI_UINT64_T, 0, TAG_BYTES, MPI_COMM_WORLD);
+        for (size_t i = 0; i < n; i += PIECE)
+            MPI_Send((const char *)bytes + i, n - i < PIECE ? (int)(n - i) : PIECE, MPI_BYTE, 0, TAG_BYTES,
+                     MPI_COMM_WORLD);
+        return true;
+    }
+    char *piece = malloc(PIECE);
+    if (!piece) /* the others wait in MPI_Send: the failure's MPI_Abort ends them */
+        return nnrt_fail(err, errlen, "out of memory for the other ranks' output");
+    for (int r = 1; r < size; r++) {
+        uint64_t len;
+        MPI_Recv(&len, 1, MPI_UINT64_T, r, TAG_BYTES, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        for (uint64_t i = 0; i < len; i += PIECE) {
+            int k = len - i < PIECE ? (int)(len - i) : PIECE;
+            MPI_Recv(piece, k, MPI_BYTE, r, TAG_BYTES, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            fwrite(piece, 1, (size_t)k, out); /* a failure shows in ferror(out), checked by the caller */
+        }
+    }
+    free(piece);
+    return true;
+}
 #else
 static const int rank, size = 1;
 static const bool active;
@@ -161,6 +191,10 @@ void nnrt_mpi_finish(int status) { (void)status; }
 void nnrt_mpi_sum(void *p, size_t n, int dtype_bytes) { (void)p, (void)n, (void)dtype_bytes; }
 void nnrt_mpi_bcast(void *p, size_t bytes) { (void)p, (void)bytes; }
 void nnrt_mpi_begin_step(size_t global_batch, size_t first) { (void)global_batch, (void)first; }
+bool nnrt_mpi_write_ranks(FILE *out, const void *bytes, size_t n, char *err, size_t errlen) {
+    (void)out, (void)bytes, (void)n, (void)err, (void)errlen;
+    return true;
+}
 void nnrt_allreduce(void *dst, const void *src, int64_t elems, int64_t n, int32_t dtype_bytes, void *bucket,
                     int64_t bucket_elems) {
     (void)n, (void)bucket, (void)bucket_elems;

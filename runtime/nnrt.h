@@ -421,6 +421,9 @@ typedef struct NnrtTrainSpec {
     void (*begin)(size_t global_batch, size_t first);
     int rank, ranks; /* this process's place among them: its slice of each batch */
     void (*sum)(void *p, size_t n, int dtype_bytes); /* in place, over the ranks */
+    /* Rank 0 writes to out each other rank's bytes, in rank order (every
+     * rank calls it; rank 0's own bytes are written already). */
+    bool (*write_ranks)(FILE *out, const void *bytes, size_t n, char *err, size_t errlen);
 } NnrtTrainSpec;
 
 typedef enum { NNRT_FAIL_NONE, NNRT_FAIL_NONFINITE, NNRT_FAIL_HOOK, NNRT_FAIL_INTERRUPTED, NNRT_FAIL_OTHER } NnrtFailure;
@@ -460,7 +463,10 @@ bool nnrt_evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, double *los
                    char *err, size_t errlen);
 /* The same, calling on_batch with each batch's outputs [b, outputs] and
  * labels [b] (dtype_bytes elements); samples first..first+b-1, in order;
- * heads (NULL: not wanted) gets each head's loss, acc and mse. */
+ * heads (NULL: not wanted) gets each head's loss, acc and mse.
+ * Data-parallel (spec->begin), each rank evaluates its contiguous slice of
+ * ds: the results are over all ranks, but on_batch sees this rank's
+ * batches alone. */
 typedef void (*NnrtBatchFn)(void *ctx, size_t first, size_t b, const void *output,
                             const void *y);
 bool nnrt_evaluate_batches(const NnrtTrainSpec *spec, const NnrtDataset *ds, NnrtBatchFn on_batch,
@@ -520,7 +526,10 @@ bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Nn
 /* --predict: CSV with a header; per sample "index,class,p0,p1,..." for a
  * classifier (the class's name when `names` has some), "index,y0,y1,..."
  * (the raw outputs) otherwise; or with npy, an .npy file of float32
- * [n, dims...] (the outputs alone, dims[0..rank) the output's shape). */
+ * [n, dims...] (the outputs alone, dims[0..rank) the output's shape).
+ * Data-parallel (spec->begin), every rank predicts its slice, and rank 0
+ * writes to out every rank's rows in sample order (spec->write_ranks); the
+ * others' out is not written. --eval's report is of every rank's slice. */
 bool nnrt_predict_write(const NnrtTrainSpec *spec, const NnrtDataset *ds, const NnrtClasses *names,
                         const size_t *dims, int rank, bool npy, FILE *out, char *err, size_t errlen);
 /* Moves the last n_val samples of ds into val (Keras' validation_split:
@@ -741,6 +750,9 @@ int nnrt_mpi_size(void);
  * rank 0's bytes. */
 void nnrt_mpi_sum(void *p, size_t n, int dtype_bytes);
 void nnrt_mpi_bcast(void *p, size_t bytes);
+/* NnrtTrainSpec.write_ranks: rank 0 writes to out the n bytes of each
+ * other rank, in rank order; every rank calls it. */
+bool nnrt_mpi_write_ranks(FILE *out, const void *bytes, size_t n, char *err, size_t errlen);
 /* Before each data-parallel training step: the global batch's samples,
  * which weigh each rank's share in nnrt_allreduce, and the global index in
  * it of this rank's first (nnrt_mpi_first_sample). */

@@ -183,6 +183,7 @@ typedef struct Pass {
     NnrtHeadSums head[NNRT_MAX_HEADS];
     NnrtBatchFn on_batch; /* evaluation: sees every batch's outputs */
     void *ctx;
+    size_t first;         /* the set's index of ds's first sample (a rank's slice) */
 } Pass;
 
 /* Whether small jobs are split on the thread pool (nnrt_parallel_for_small)
@@ -376,7 +377,7 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
         if (timed)
             trial.secs[split][trial.n[split]++] = nnrt_now() - t0; /* the step and the guard */
         if (pass->on_batch)
-            pass->on_batch(pass->ctx, off, b, bf->output, bf->y);
+            pass->on_batch(pass->ctx, pass->first + off, b, bf->output, bf->y);
         pass->loss_sum += loss * (double)b;
         pass->seen += b;
         pass->correct += correct;
@@ -432,9 +433,10 @@ static void print_metrics(const NnrtTrainSpec *spec, const char *prefix, double 
  * (NULL: not wanted) gets each head's loss, acc and mse. */
 static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, const char *where, const Buffers *bf, double *loss, double *acc,
                      double *mse, NnrtHeadStats *heads, NnrtBatchFn on_batch, void *ctx, char *err, size_t errlen) {
-    /* Data-parallel (and no caller to see every batch): each rank its
-     * contiguous slice of the set, the sums added over the ranks. */
-    bool split = spec->begin && !on_batch;
+    /* Data-parallel: each rank its contiguous slice of the set, the sums
+     * added over the ranks; on_batch sees the slice's batches (the caller
+     * adds up or gathers what it makes of them: metrics.c). */
+    bool split = spec->begin;
     NnrtDataset part = *ds;
     size_t lo = 0;
     if (split) { /* n < 2^32, ranks < 2^31: no overflow */
@@ -443,7 +445,7 @@ static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, const cha
     }
     for (size_t i = 0; i < part.n; i++)
         bf->order[i] = (uint32_t)(lo + i);
-    Pass pass = {.on_batch = on_batch, .ctx = ctx};
+    Pass pass = {.on_batch = on_batch, .ctx = ctx, .first = lo};
     if (!run_pass(spec, &part, bf, spec->eval, NULL, &pass, NULL, NULL, where, err,
                   errlen))
         return false;
