@@ -354,10 +354,44 @@ static void test_split_trial(void) {
     nnrt_dataset_free(&train);
 }
 
+/* Data-parallel (one rank of one here): a step's sums and its heads' are
+ * added over the ranks in one all-reduce, and so are an evaluation's. */
+static int sums_called;
+static void count_sum(void *p, size_t n, int dtype_bytes) { (void)p, (void)n, (void)dtype_bytes, sums_called++; }
+static void no_begin(size_t global_batch, size_t first) { (void)global_batch, (void)first; }
+
+static void test_parallel_sums(void) {
+    NnrtDataset train, test;
+    if (!CHECK(make_ds(&train, 10, "par") && make_ds(&test, 5, "partest")))
+        return;
+    FILE *out = tmpfile();
+    void *slots[6];
+    Fake fk;
+    NnrtTrainSpec spec = fake_spec(&fk, slots, 4, out);
+    NnrtHead head = {.name = "h", .out_size = K, .classify = true};
+    spec.heads = &head;
+    spec.nheads = 1;
+    spec.begin = no_begin;
+    spec.ranks = 1;
+    spec.sum = count_sum;
+    sums_called = 0;
+    NnrtTrainResult res;
+    char err[256] = "";
+    if (CHECK(nnrt_train(&spec, &train, &test, &res, err, sizeof err)))
+        CHECK(sums_called == 3 * 3 + 1); /* 3 epochs of 3 steps, the test set */
+    else
+        printf("  %s\n", err);
+    nnrt_train_result_free(&res);
+    fclose(out);
+    nnrt_dataset_free(&train);
+    nnrt_dataset_free(&test);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     nnrt_set_threads(2); /* before the pool starts: the split trial needs two */
     test_train();
     test_split_trial();
+    test_parallel_sums();
     return check_summary();
 }
