@@ -459,7 +459,7 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
         else if (s->local[i] != SIZE_MAX)
             fprintf(out, "group+%zu", s->local[i]);
         else
-            fprintf(out, "arena+%zu", s->offset[i]);
+            fprintf(out, "arena+%zu%s", s->offset[i], layout_in_panels(g, s, i) ? " in panels" : "");
         fprintf(out, " :");
         for (int j = from; j <= i; j++)
             if (s->root[j] == host && s->colsum[host] != j)

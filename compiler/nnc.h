@@ -1081,6 +1081,8 @@ typedef struct Schedule {
     size_t arena_bytes;
     bool *panels;       /* per slot: a weight matrix kept in the matmul
                            kernel's column panels (layout.c); NULL: none */
+    bool *nodes_in_panels; /* per node: kept in panels too, data-parallel (layout.c's
+                           choose_parallel: a weight's gradient); NULL: none */
     size_t finite_flag; /* arena offset of an int32 the step zeroes, which its
                            matmul kernels set where they store a NaN or Inf
                            (schedule_checks); SIZE_MAX: nothing is checked */
