@@ -27,7 +27,7 @@ for kind, item in (("images-idx3", 28 * 28), ("labels-idx1", 1)):
     open(f"{out}/train-{kind}-ubyte", "wb").write(head + raw[4 + 4 * ndim:4 + 4 * ndim + dims[0] * item])
 PY
 epoch2() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["epochs"][1]["seconds"])' "$1"; }
-printf '%-4s %-22s %10s %12s\n' model run "epoch 2 s" "step ms"
+printf '%-4s %-30s %10s %12s\n' model run "epoch 2 s" "step ms"
 for model in mlp cnn; do
     nn=examples/$model.nn
     params=$("$build/nnc" "$nn" | sed -n 's/^model [a-z0-9_]*: \([0-9]*\) parameters.*/\1/p')
@@ -44,7 +44,7 @@ for model in mlp cnn; do
                 --train "$tmp/train-images-idx3-ubyte" --epochs 2 -q --report "$tmp/r.json" >/dev/null
         fi
         s=$(epoch2 "$tmp/r.json")
-        printf '%-4s %-22s %10.3f %12.3f\n' "$model" "${ranks} rank x ${threads} thr${bucket:+, per gradient}" "$s" \
+        printf '%-4s %-30s %10.3f %12.3f\n' "$model" "${ranks} rank x ${threads} thr${bucket:+, per gradient}" "$s" \
             "$(python3 -c "print($s / $steps * 1e3)")"
         [ "$run" = 1x1 ] && eval "step_$model=$(python3 -c "print($s / $steps)") params_$model=$params batch_$model=$batch"
     done
