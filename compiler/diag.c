@@ -32,6 +32,7 @@ void diag_init(Diag *d, FILE *out) {
     d->errors = 0;
     d->warnings = 0;
     d->max_errors = 20;
+    d->errors_only = false;
 }
 
 bool diag_quiet(const Diag *d) { return d->max_errors > 0 && d->errors > d->max_errors; }
@@ -99,7 +100,7 @@ static void diag_report(Diag *d, DiagKind kind, const Loc *loc, const char *fmt,
     } else if (kind == DIAG_WARNING) {
         d->warnings++;
     }
-    if (diag_quiet(d))
+    if (diag_quiet(d) || (d->errors_only && kind != DIAG_ERROR))
         return;
     if (loc && loc->src)
         fprintf(d->out, "%s:%d:%d: %s: ", loc->src->path, loc->line, loc->col, kind_name[kind]);

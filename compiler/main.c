@@ -695,6 +695,7 @@ static int run_main(int argc, char **argv, Diag *d) {
     Options o;
     int status = parse_options(argc, argv, &o, d);
     if (nnrt_mpi_rank() > 0) {
+        d->errors_only = true; /* every rank compiles the same model: its warnings, once, from rank 0 */
         if (!freopen("/dev/null", "w", stdout))
             die("cannot send rank %d's standard output to /dev/null", nnrt_mpi_rank());
         if (!o.predict_path) /* the predictions' file: rank 0 writes it (session.c), with every rank's rows */

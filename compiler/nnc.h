@@ -120,6 +120,7 @@ typedef struct Diag {
     FILE *out;
     int errors, warnings;
     int max_errors; /* stop printing after this many (the count keeps going) */
+    bool errors_only; /* print no warnings or notes (an MPI rank but 0: rank 0 prints them once) */
 } Diag;
 
 void diag_init(Diag *d, FILE *out);
