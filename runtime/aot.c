@@ -151,7 +151,9 @@ int nnrt_aot_train_step(NnrtAotState *s, const float *x, const float *y, size_t 
     s->slots[1] = inputs(s, x, n);
     s->slots[2] = (void *)y;
     s->slots[4] = s->output;
+    unsigned fp = nnrt_flush_denormals(); /* as nnc --train runs it */
     s->m->train_step(s->slots, (int64_t)n);
+    nnrt_restore_fp(fp);
     if (loss)
         *loss = *(float *)s->loss;
     return 0;
@@ -166,7 +168,9 @@ int nnrt_aot_predict(NnrtAotState *s, const float *x, size_t n, float *out) {
         size_t k = n - i < batch ? n - i : batch;
         s->slots[1] = inputs(s, x + i * (size_t)s->m->input_size, k);
         s->slots[4] = out + i * (size_t)s->m->output_size;
+        unsigned fp = nnrt_flush_denormals();
         s->m->eval_step(s->slots, (int64_t)k);
+        nnrt_restore_fp(fp);
     }
     return 0;
 }

@@ -59,12 +59,35 @@ typedef struct Pool {
     /* The job, written before generation is bumped. */
     NnrtKernelFn fn;
     void **slots;
+    unsigned fp_mode; /* its caller's floating-point mode (nnrt_flush_denormals) */
 } Pool;
 
 static Pool pool;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static int requested_threads;
 static atomic_bool split_small = true;
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+enum { FLUSH = 0x8040 }; /* MXCSR's flush-to-zero and denormals-are-zero */
+static unsigned fp_mode(void) { return _mm_getcsr(); }
+static void set_fp_mode(unsigned mode) {
+    if (_mm_getcsr() != mode)
+        _mm_setcsr(mode);
+}
+#else
+enum { FLUSH = 0 }; /* elsewhere the mode is left as it is */
+static unsigned fp_mode(void) { return 0; }
+static void set_fp_mode(unsigned mode) { (void)mode; }
+#endif
+
+unsigned nnrt_flush_denormals(void) {
+    unsigned old = fp_mode();
+    set_fp_mode(old | FLUSH);
+    return old;
+}
+
+void nnrt_restore_fp(unsigned mode) { set_fp_mode(mode); }
 
 /* Takes and runs indices of job `gen` from range r until none is left. */
 static void run_range(unsigned gen, int r) {
@@ -80,7 +103,8 @@ static void run_range(unsigned gen, int r) {
         if (!atomic_compare_exchange_weak_explicit(&rg->next, &v, v + 1, memory_order_acq_rel,
                                                    memory_order_acquire))
             continue;
-        pool.fn(pool.slots, i, i + 1); /* the job cannot finish without index i: its fields hold */
+        set_fp_mode(pool.fp_mode); /* the job cannot finish without index i: its fields hold */
+        pool.fn(pool.slots, i, i + 1);
         atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
         v = atomic_load_explicit(&rg->next, memory_order_acquire);
     }
@@ -160,6 +184,7 @@ void nnrt_parallel_for(NnrtKernelFn fn, void **slots, int64_t n) {
     unsigned gen = atomic_load_explicit(&pool.generation, memory_order_relaxed) + 1;
     pool.fn = fn;
     pool.slots = slots;
+    pool.fp_mode = fp_mode();
     atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
     for (int t = 0; t < pool.threads; t++) {
         Range *rg = &pool.range[t];

@@ -316,7 +316,9 @@ static double step_parallel(const NnrtTrainSpec *spec, const NnrtDataset *ds, co
     memset(hs, 0, spec->nheads * sizeof *hs);
     nnrt_batch_fill(ds, order + lo, mine, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
     spec->begin(b, lo);
+    unsigned fp = nnrt_flush_denormals();
     spec->train.fn(spec->slots, (int64_t)mine);
+    nnrt_restore_fp(fp);
     if (mine) {
         sums[0] = read_elem(bf->loss, 0, spec->dtype_bytes) * (double)mine;
         sums[1] = (double)batch_metrics(spec, ds, bf, mine, sums + 2, hs);
@@ -365,7 +367,9 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
             loss = step_parallel(spec, ds, bf, bf->order + off, b, &correct, errs, hs);
         } else {
             nnrt_batch_fill(ds, bf->order + off, b, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
+            unsigned fp = nnrt_flush_denormals();
             st.fn(spec->slots, (int64_t)b);
+            nnrt_restore_fp(fp);
             loss = read_elem(bf->loss, 0, spec->dtype_bytes);
             correct = batch_metrics(spec, ds, bf, b, errs, hs);
         }

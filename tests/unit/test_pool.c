@@ -4,13 +4,19 @@
  * slow the others take its home range's indices. A small job is split, or
  * run on the caller in one call, as nnrt_set_split_small says.
  *
+ * Under nnrt_flush_denormals every thread computes a denormal product as
+ * zero, the workers taking the caller's mode with each job; after
+ * nnrt_restore_fp, every thread computes it.
+ *
  * Three threads by default (argument: another count), so the home ranges are
  * uneven for most n. */
 #include "nnrt.h"
 #include "check.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 enum { MAX_N = 1000 };
@@ -29,6 +35,31 @@ static void record(void **slots, int64_t begin, int64_t end) {
         nanosleep(&(struct timespec){0, 2000000}, NULL);
     for (int64_t i = begin; i < end && i < MAX_N; i++)
         atomic_fetch_add(&j->runs[i], 1);
+}
+
+/* tiny[i] = 1e-30 * 1e-10, a denormal (1e-40) unless flushed to zero;
+ * slowly, so that every thread takes indices. */
+static void tiny_product(void **slots, int64_t begin, int64_t end) {
+    volatile float a = 1e-30f, b = 1e-10f;
+    float *out = slots[0];
+    for (int64_t i = begin; i < end; i++) {
+        nanosleep(&(struct timespec){0, 100000}, NULL);
+        out[i] = a * b;
+    }
+}
+
+/* How many of n indices' products were flushed to zero: their bits (a
+ * float comparison would read a denormal as zero under DAZ). */
+static int flushed(int64_t n) {
+    static float out[64];
+    nnrt_parallel_for(tiny_product, (void *[]){out}, n);
+    int zeros = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &out[i], sizeof bits);
+        zeros += bits == 0;
+    }
+    return zeros;
 }
 
 /* Runs a job of n indices; true if each ran once and nothing else ran. */
@@ -76,5 +107,12 @@ int main(int argc, char **argv) {
             once += atomic_load(&j.runs[i]) == 1;
         CHECK(once == 12 && atomic_load(&j.wrong_range) == (split && nnrt_threads() > 1 ? 0 : 1));
     }
+#if defined(__x86_64__) || defined(__i386__)
+    CHECK(flushed(64) == 0);
+    unsigned fp = nnrt_flush_denormals();
+    CHECK(flushed(64) == 64);
+    nnrt_restore_fp(fp);
+    CHECK(flushed(64) == 0);
+#endif
     return check_summary();
 }
