@@ -249,17 +249,6 @@ static bool next_int(const char **s, char then, int *out) {
     return true;
 }
 
-/* A double as %a writes it (or in decimal), followed by `then` as above. */
-static bool next_double(const char **s, char then, double *out) {
-    if (!**s || isspace((unsigned char)**s))
-        return false;
-    char *end;
-    *out = strtod(*s, &end);
-    if (end == *s || *end != then)
-        return false;
-    *s = then ? end + 1 : end;
-    return true;
-}
 
 static bool meta_u64(const NnrtCkpt *c, const char *key, int base, uint64_t max, uint64_t *out) {
     const char *v = nnrt_ckpt_meta(c, key);
@@ -268,7 +257,7 @@ static bool meta_u64(const NnrtCkpt *c, const char *key, int base, uint64_t max,
 
 static bool meta_double(const NnrtCkpt *c, const char *key, double *out) {
     const char *v = nnrt_ckpt_meta(c, key);
-    return v && next_double(&v, 0, out);
+    return v && nnrt_parse_double(&v, 0, out);
 }
 
 /* Adds e to st's history, whose epochs go up, from 1 to at most the
@@ -296,8 +285,8 @@ static bool read_history_text(const NnrtCkpt *c, FitState *st, Diag *d, const ch
     int line = 1;
     for (const char *q = h; q && *q; line++) {
         NnrtEpochStats e = {.secs = -1, .mse = -1, .val_mse = -1}; /* not kept */
-        if (!(next_int(&q, ' ', &e.epoch) && next_double(&q, ' ', &e.loss) && next_double(&q, ' ', &e.acc) &&
-              next_double(&q, ' ', &e.val_loss) && next_double(&q, '\n', &e.val_acc) && history_add(st, &e))) {
+        if (!(next_int(&q, ' ', &e.epoch) && nnrt_parse_double(&q, ' ', &e.loss) && nnrt_parse_double(&q, ' ', &e.acc) &&
+              nnrt_parse_double(&q, ' ', &e.val_loss) && nnrt_parse_double(&q, '\n', &e.val_acc) && history_add(st, &e))) {
             diag_plain(d, "%s: its history (metadata) is malformed at line %d", path, line);
             return false;
         }
@@ -444,8 +433,8 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
     const char *hs = nnrt_ckpt_meta(c, "head_sums");
     for (size_t h = 0; hs && h < info->nheads; h++) {
         NnrtHeadSums *s = &p->head[h];
-        if (!(next_double(&hs, ' ', &s->loss_sum) && next_double(&hs, ' ', &s->correct) &&
-              next_double(&hs, ' ', &s->abs_sum) && next_double(&hs, '\n', &s->sq_sum))) {
+        if (!(nnrt_parse_double(&hs, ' ', &s->loss_sum) && nnrt_parse_double(&hs, ' ', &s->correct) &&
+              nnrt_parse_double(&hs, ' ', &s->abs_sum) && nnrt_parse_double(&hs, '\n', &s->sq_sum))) {
             diag_plain(d, "%s: its training state (metadata 'head_sums') is malformed", path);
             return false;
         }

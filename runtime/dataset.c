@@ -411,22 +411,21 @@ char *nnrt_normalize_format(const double *mean, const double *std, size_t n) {
     return t;
 }
 
-/* A number at *s ended by `then`, *s moved past both. */
-static bool number_then(const char **s, char then, double *out) {
+bool nnrt_parse_double(const char **s, char then, double *out) {
     if (!**s || isspace((unsigned char)**s))
         return false;
     char *end;
     *out = strtod(*s, &end);
     if (end == *s || *end != then)
         return false;
-    *s = end + 1;
+    *s = then ? end + 1 : end;
     return true;
 }
 
 bool nnrt_normalize_parse(const char *text, size_t n, double *mean, double *std) {
     bool ok = true;
     for (size_t i = 0; ok && i < n; i++)
-        ok = number_then(&text, ' ', &mean[i]) && number_then(&text, '\n', &std[i]) && isfinite(mean[i]) &&
+        ok = nnrt_parse_double(&text, ' ', &mean[i]) && nnrt_parse_double(&text, '\n', &std[i]) && isfinite(mean[i]) &&
              std[i] > 0 && isfinite(std[i]);
     return ok && !*text;
 }

@@ -236,6 +236,10 @@ char *nnrt_normalize_format(const double *mean, const double *std, size_t n);
 /* That text read back into mean[n] and std[n]: false unless it holds
  * exactly n lines, each mean finite and each std finite and positive. */
 bool nnrt_normalize_parse(const char *text, size_t n, double *mean, double *std);
+/* A double at *s as %a (or decimal) writes it, no blank first, followed by
+ * the character `then` (0: the string's end); *s moved past both. The
+ * checkpoint's metadata texts are read with it. */
+bool nnrt_parse_double(const char **s, char then, double *out);
 
 /* ---------------------------------------------------------------- rng.c */
 
