@@ -59,7 +59,7 @@ static int64_t sample_kernel(const Graph *g, const Schedule *s, NodeId k) {
     if (!schedule_has_loop(s, k) || s->waits[k] || s->place[stored(s, k)] != PLACE_ARENA)
         return 0;
     if (op_info[n->op].cls == CLASS_WINDOW && !op_info[n->op].gemm)
-        return rows_per_sample(g, n->op == OP_AVGPOOL_GRAD || n->op == OP_COL2IM ? k : n->in[0]) ? 1 : 0;
+        return rows_per_sample(g, n->op == OP_AVGPOOL_GRAD || n->op == OP_COL2IM ? k : n->in[0]) == 1; /* units: its images */
     if (n->op != OP_MATMUL || !cg_matmul_tiled(g, k))
         return 0;
     NodeId a = n->in[0];
