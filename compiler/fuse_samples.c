@@ -33,6 +33,8 @@
  */
 #include "nnc.h"
 
+#include <string.h>
+
 /* About half of the L2 cache of a core here (2 MiB): the other half holds
  * what the group reads from earlier kernels and the weights. */
 #define SAMPLES_BYTES (1024 * 1024)
@@ -151,6 +153,24 @@ static void schedule_locals(const Graph *g, Schedule *s, NodeId head) {
     s->group_bytes[head] = at;
 }
 
+/* Data-parallel training: the all-reduces start_early put among the loop's
+ * kernels, order[from, to), move after them, in the same order. A gradient
+ * a kernel of the loop computes (a filter gradient, a bias gradient summed
+ * by sample) is complete only once every group is done; the others just
+ * start a little later. */
+static void reduce_after(const Graph *g, Schedule *s, int from, int to) {
+    NodeId moved[to - from];
+    int n = 0, w = from;
+    for (int k = from; k < to; k++) {
+        NodeId x = s->order[k];
+        if (g->nodes[x].op == OP_ALLREDUCE)
+            moved[n++] = x;
+        else
+            s->order[w++] = x;
+    }
+    memcpy(s->order + w, moved, (size_t)n * sizeof *moved);
+}
+
 void schedule_samples(Arena *a, const Graph *g, Schedule *s) {
     size_t nn = (size_t)g->nnodes + 1;
     s->samples = arena_array(a, nn, sizeof *s->samples);
@@ -162,15 +182,18 @@ void schedule_samples(Arena *a, const Graph *g, Schedule *s) {
         s->local[i] = SIZE_MAX;
     }
     for (int k = 0; s->opt >= 2 && k < g->nnodes;) {
+        int at = k;
         NodeId head = s->order[k++];
         int64_t rows = sample_kernel(g, s, head);
         if (!rows || s->rows[head] >= 0 || s->elems[head] >= 0)
             continue;
         int64_t bytes = sample_bytes(g, s, head), cap = group_cap(g, s, head, rows), members = 1;
+        bool reduces = false;
         s->samples[head] = head;
         for (; k < g->nnodes; k++) {
             NodeId j = s->order[k];
-            if (!schedule_has_loop(s, j))
+            reduces |= g->nodes[j].op == OP_ALLREDUCE;
+            if (!schedule_has_loop(s, j) || g->nodes[j].op == OP_ALLREDUCE)
                 continue;
             int64_t r = sample_kernel(g, s, j), c = r ? group_cap(g, s, j, r) : 0;
             if (!r || s->rows[j] >= 0 || s->elems[j] >= 0 || c < 2 || !reads_ok(g, s, head, j))
@@ -189,6 +212,8 @@ void schedule_samples(Arena *a, const Graph *g, Schedule *s) {
         }
         s->group[head] = group;
         schedule_locals(g, s, head);
+        if (reduces)
+            reduce_after(g, s, at, k);
     }
 }
 
