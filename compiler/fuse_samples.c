@@ -158,8 +158,8 @@ static void schedule_locals(const Graph *g, Schedule *s, NodeId head) {
  * a kernel of the loop computes (a filter gradient, a bias gradient summed
  * by sample) is complete only once every group is done; the others just
  * start a little later. */
-static void reduce_after(const Graph *g, Schedule *s, int from, int to) {
-    NodeId moved[to - from];
+static void reduce_after(Arena *a, const Graph *g, Schedule *s, int from, int to) {
+    NodeId *moved = arena_array(a, (size_t)(to - from), sizeof *moved);
     int n = 0, w = from;
     for (int k = from; k < to; k++) {
         NodeId x = s->order[k];
@@ -213,7 +213,7 @@ void schedule_samples(Arena *a, const Graph *g, Schedule *s) {
         s->group[head] = group;
         schedule_locals(g, s, head);
         if (reduces)
-            reduce_after(g, s, at, k);
+            reduce_after(a, g, s, at, k);
     }
 }
 
