@@ -776,7 +776,8 @@ LLVMValueRef cg_kernel_begin(Cg *c, Cg *step, const char *kind, bool blocked, ch
 }
 
 /* Removes what cg_begin_function made and nothing uses: the pointers to
- * every slot and buffer of the step (and a sample loop's buffer's offsets). Two kernels of the same code are then
+ * every slot and buffer of the step (and the offsets into a sample loop's
+ * buffer). Two kernels of the same code are then
  * the same IR but for their names, which jit.c compiles once. An operand
  * comes before its user, so one backward pass removes whole chains. */
 static void prune_entry(Cg *c) {
@@ -817,19 +818,21 @@ static void samples_begin(Cg *c, NodeId head, NodeId last) {
      * that only the loop reads (Schedule.local), on this thread's stack. */
     sl->ctx = LLVMGetParam(fn, 0);
     if (c->sched->group_bytes[head]) {
-        LLVMValueRef buf = LLVMBuildArrayAlloca(d->b, LLVMInt8TypeInContext(d->ctx), cg_i64(d, (int64_t)c->sched->group_bytes[head]), "group");
+        LLVMTypeRef i8 = LLVMInt8TypeInContext(d->ctx);
+        LLVMValueRef buf = LLVMBuildArrayAlloca(d->b, i8, cg_i64(d, (int64_t)c->sched->group_bytes[head]), "group");
         LLVMSetAlignment(buf, 64);
-        LLVMValueRef ctx = LLVMBuildArrayAlloca(d->b, d->i8p, cg_i64(d, 3), "ctx");
+        LLVMValueRef ctx = LLVMBuildArrayAlloca(d->b, d->i8p, cg_i64(d, 3), "ctx"), at[3];
+        for (int k = 0; k < 3; k++)
+            at[k] = cg_i64(d, k);
         for (int k = 0; k < 2; k++) {
-            LLVMValueRef at = cg_i64(d, k);
-            LLVMBuildStore(d->b, LLVMBuildLoad2(d->b, d->i8p, LLVMBuildInBoundsGEP2(d->b, d->i8p, sl->ctx, &at, 1, ""), ""),
-                           LLVMBuildInBoundsGEP2(d->b, d->i8p, ctx, &at, 1, ""));
+            LLVMValueRef from = LLVMBuildInBoundsGEP2(d->b, d->i8p, sl->ctx, &at[k], 1, "");
+            LLVMBuildStore(d->b, LLVMBuildLoad2(d->b, d->i8p, from, ""), LLVMBuildInBoundsGEP2(d->b, d->i8p, ctx, &at[k], 1, ""));
         }
-        LLVMValueRef two = cg_i64(d, 2);
-        LLVMBuildStore(d->b, cg_ptr_to(d, buf, LLVMInt8TypeInContext(d->ctx)), LLVMBuildInBoundsGEP2(d->b, d->i8p, ctx, &two, 1, ""));
+        LLVMBuildStore(d->b, cg_ptr_to(d, buf, i8), LLVMBuildInBoundsGEP2(d->b, d->i8p, ctx, &at[2], 1, ""));
         sl->ctx = ctx;
     }
-    LLVMValueRef g0 = LLVMGetParam(fn, 1), g = LLVMBuildAdd(d->b, g0, cg_loop_open(d, &sl->l, LLVMBuildSub(d->b, LLVMGetParam(fn, 2), g0, "")), "");
+    LLVMValueRef g0 = LLVMGetParam(fn, 1);
+    LLVMValueRef g = LLVMBuildAdd(d->b, g0, cg_loop_open(d, &sl->l, LLVMBuildSub(d->b, LLVMGetParam(fn, 2), g0, "")), "");
     sl->s0 = LLVMBuildMul(d->b, g, cg_i64(d, group), "s0");
     LLVMValueRef end = LLVMBuildAdd(d->b, sl->s0, cg_i64(d, group), "");
     sl->s1 = LLVMBuildSelect(d->b, LLVMBuildICmp(d->b, LLVMIntULT, end, d->n, ""), end, d->n, "s1");
