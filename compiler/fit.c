@@ -687,7 +687,7 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
     bool lower = h->monitor_head ? !(h->monitor_value == 1 && h->cols.heads[h->monitor_head - 1].classify)
                                       : h->monitor == MONITOR_LOSS || h->monitor == MONITOR_VAL_LOSS || h->cols.mae;
     /* Keras' min_delta: better by more than it, or not better */
-    bool better = isnan(st->best) || (lower ? v < st->best - h->min_delta : v > st->best + h->min_delta);
+    bool better = isnan(st->best) || (lower ? v < st->best - h->info.min_delta : v > st->best + h->info.min_delta);
     if (better) {
         st->best = v;
         st->best_epoch = e->epoch;
@@ -695,7 +695,7 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
     } else {
         st->bad_epochs++;
     }
-    bool stop = h->patience > 0 && st->bad_epochs >= h->patience;
+    bool stop = h->info.patience > 0 && st->bad_epochs >= h->info.patience;
     /* The plot is redrawn when the history has grown by a 32nd since it was
      * last drawn (every epoch for the first 64): its cost per epoch stays
      * bounded, and it lags by at most that much until fit_finish. */

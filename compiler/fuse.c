@@ -164,7 +164,7 @@ static bool relu_of_pool(const Graph *g, const Schedule *s, NodeId m, const int 
  * sample order, the same on any number of threads. Streaming x from memory
  * again for the first sum was 3.4% of an epoch of cnn.nn. */
 static void schedule_sample_sums(const Graph *g, Schedule *s, NodeId m, const int *uses, const NodeId *user) {
-    NodeId x = s->epilogue[m] >= 0 ? s->epilogue[m] : m, r = -1, chain[NNC_MAX_RANK];
+    NodeId x = schedule_stored(s, m), r = -1, chain[NNC_MAX_RANK];
     int rank = g->nodes[x].shape.rank, k = 0;
     for (NodeId i = x + 1; i < g->nnodes && r < 0; i++)
         if (g->nodes[i].op == OP_SUM && g->nodes[i].in[0] == x && g->nodes[i].axis == 0)

@@ -39,8 +39,7 @@
  * what the group reads from earlier kernels and the weights. */
 #define SAMPLES_BYTES (1024 * 1024)
 
-/* The value kernel k stores for each sample (its epilogue's, if any). */
-static NodeId stored(const Schedule *s, NodeId k) {
+NodeId schedule_stored(const Schedule *s, NodeId k) {
     return s->epilogue2[k] >= 0 ? s->epilogue2[k] : s->epilogue[k] >= 0 ? s->epilogue[k] : k;
 }
 
@@ -58,7 +57,7 @@ static int64_t rows_per_sample(const Graph *g, NodeId x) {
  * long sum's, for a K split); 0 if not. */
 static int64_t sample_kernel(const Graph *g, const Schedule *s, NodeId k) {
     const IrNode *n = &g->nodes[k];
-    if (!schedule_has_loop(s, k) || s->waits[k] || s->place[stored(s, k)] != PLACE_ARENA)
+    if (!schedule_has_loop(s, k) || s->waits[k] || s->place[schedule_stored(s, k)] != PLACE_ARENA)
         return 0;
     if (op_info[n->op].cls == CLASS_WINDOW && !op_info[n->op].gemm)
         return rows_per_sample(g, n->op == OP_AVGPOOL_GRAD || n->op == OP_COL2IM ? k : n->in[0]) == 1; /* units: its images */
@@ -87,7 +86,7 @@ static bool reads_ok(const Graph *g, const Schedule *s, NodeId head, NodeId k) {
             continue;
         for (int a = 0; a < op_info[g->nodes[j].op].arity; a++) {
             NodeId x = source(g, s, g->nodes[j].in[a]), r = s->root[x];
-            if (s->samples[r] == head && r != k && (x != stored(s, r) || cg_matmul_ksplit(g, r)))
+            if (s->samples[r] == head && r != k && (x != schedule_stored(s, r) || cg_matmul_ksplit(g, r)))
                 return false;
         }
     }
@@ -97,7 +96,7 @@ static bool reads_ok(const Graph *g, const Schedule *s, NodeId head, NodeId k) {
 /* Bytes of the values kernel k stores per sample (none for a K split's
  * sum over them). */
 static int64_t sample_bytes(const Graph *g, const Schedule *s, NodeId k) {
-    NodeId x = stored(s, k);
+    NodeId x = schedule_stored(s, k);
     return shape_elems(&g->nodes[x].shape) / g->batch * (int64_t)dtype_bytes(g->dtype);
 }
 
@@ -144,7 +143,7 @@ static bool read_in_loop(const Graph *g, const Schedule *s, NodeId head, NodeId 
 static void schedule_locals(const Graph *g, Schedule *s, NodeId head) {
     size_t at = 0;
     for (NodeId k = 0; k < g->nnodes; k++) {
-        NodeId x = stored(s, k);
+        NodeId x = schedule_stored(s, k);
         if (s->samples[k] != head || cg_matmul_ksplit(g, k) || is_output(g, s, x) || !read_in_loop(g, s, head, x))
             continue;
         s->local[x] = at;

@@ -1169,6 +1169,8 @@ void schedule_elems(Arena *a, const Graph *g, Schedule *s);
 
 /* Sets s->samples and s->group: the sample loops (after schedule_waits). */
 void schedule_samples(Arena *a, const Graph *g, Schedule *s);
+/* The value kernel k stores: its last epilogue's, else its own. */
+NodeId schedule_stored(const Schedule *s, NodeId k);
 /* The samples of a group of kernel k's sample loop, or 0: in none. */
 int64_t schedule_group(const Schedule *s, NodeId k);
 /* The units matmul m's long sum is split into (cg_matmul_ksplit's, or in
@@ -1432,9 +1434,7 @@ typedef struct FitHook {
     FitState st;
     const char *save_path, *best_path, *log_path, *plot_path; /* NULL: not wanted */
     size_t save_every;    /* steps; 0: at the end of every epoch only */
-    int patience;         /* early stopping; 0: never */
-    double min_delta;     /* an improvement of the monitored value by this or less is none */
-    FitMonitor monitor;
+    FitMonitor monitor;   /* early stopping's (info.patience, info.min_delta) */
     /* Or a head's value (its val_ one with MONITOR_VAL_LOSS): head
      * monitor_head - 1's value monitor_value (nnrt_head_values' order),
      * called `monitor_name`; monitor_head 0: the model's. */

@@ -317,8 +317,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         .save_path = !writes ? NULL : o->save_path ? o->save_path : o->resume_path,
         .best_path = writes ? o->best_path : NULL, .log_path = writes ? o->log_path : NULL,
         .plot_path = writes ? o->plot_path : NULL,
-        .save_every = (size_t)o->save_every, .patience = (int)o->patience,
-        .min_delta = o->min_delta > 0 ? o->min_delta : 0, .monitor = (FitMonitor)o->monitor,
+        .save_every = (size_t)o->save_every, .monitor = (FitMonitor)o->monitor,
         /* A regression's (an autoencoder's) mean absolute error, where each output has its label. */
         .cols = {.mae = !model_classifies(m) && shape_elems(&m->output) == m->label_size,
                  .heads = m->heads, .nheads = (size_t)m->nheads},

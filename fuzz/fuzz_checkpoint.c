@@ -156,9 +156,10 @@ static void resume(Fixture *f, FitState *st, FitMonitor monitor) {
         .diag = &d, .out = f->devnull, .arena = f->arena, .model = f->model, .graph = f->graph,
         .slots = f->weights.slots, .info = f->info, .st = *st,
         .save_path = f->save_path, .log_path = f->log_path, .plot_path = f->plot_path,
-        .patience = 2, .monitor = monitor, .saved_epoch = -1,
+        .monitor = monitor, .saved_epoch = -1,
     };
     h.info.resume = true;
+    h.info.patience = 2;
     *st = (FitState){0};
     NnrtTrainSpec spec = {
         .dtype_bytes = 4, .outputs = 2, .classify = true,

@@ -103,8 +103,9 @@ static void *inputs(NnrtAotState *s, const float *x, size_t n) {
     if (!s->mean)
         return (void *)x;
     size_t k = (size_t)s->m->input_size;
-    for (size_t j = 0; j < n * k; j++)
-        s->xn[j] = nnrt_normalized(x[j], s->mean[j % k], s->std[j % k]);
+    for (size_t i = 0; i < n; i++)
+        for (size_t e = 0; e < k; e++)
+            s->xn[i * k + e] = nnrt_normalized(x[i * k + e], s->mean[e], s->std[e]);
     return s->xn;
 }
 
@@ -166,7 +167,7 @@ int nnrt_aot_predict(NnrtAotState *s, const float *x, size_t n, float *out) {
     s->slots[2] = s->labels;
     for (size_t i = 0; i < n; i += batch) {
         size_t k = n - i < batch ? n - i : batch;
-        s->slots[1] = inputs(s, x + i * (size_t)s->m->input_size, k);
+        s->slots[1] = inputs(s, x + i * (size_t)s->m->input_size, k); /* normalized as nnc does, not flushed */
         s->slots[4] = out + i * (size_t)s->m->output_size;
         unsigned fp = nnrt_flush_denormals();
         s->m->eval_step(s->slots, (int64_t)k);

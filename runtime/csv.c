@@ -258,6 +258,17 @@ static bool label_field(Csv *c, const char *s, size_t len) {
  * sign a byte would lose). */
 static bool is_byte(double v) { return v >= 0 && v <= 255 && v == (int)v && !signbit(v); }
 
+/* Column col's number v into the row's targets or inputs; *bytes stays
+ * true while every input is a byte. */
+static void put_number(Csv *c, Role r, size_t col, double v, bool *bytes) {
+    if (r == ROLE_TARGET) {
+        c->row_y[c->slot[col]] = (float)v;
+    } else {
+        c->row_x[c->slot[col]] = (float)v;
+        *bytes &= is_byte(v);
+    }
+}
+
 /* A field of a data row. */
 static bool data_field(Csv *c, const char *s, size_t len) {
     if (c->col >= c->ncols)
@@ -283,12 +294,7 @@ static bool data_field(Csv *c, const char *s, size_t len) {
             return located(c, ": ", "not a number", s);
         if (!(fabs(v) <= 3.4028234663852886e38))
             return located(c, ": ", "not a finite float32", s);
-        if (r == ROLE_TARGET) {
-            c->row_y[c->slot[c->col]] = (float)v;
-        } else {
-            c->row_x[c->slot[c->col]] = (float)v;
-            c->row_bytes &= is_byte(v);
-        }
+        put_number(c, r, c->col, v, &c->row_bytes);
         return true;
     }
     return true;
@@ -399,12 +405,7 @@ static size_t plain_row(Csv *c, const char *p, const char *end, bool *ok) {
             double v;
             if (!decimal(&s, &v))
                 return 0;
-            if (r == ROLE_TARGET) {
-                c->row_y[c->slot[col]] = (float)v;
-            } else {
-                c->row_x[c->slot[col]] = (float)v;
-                bytes &= is_byte(v);
-            }
+            put_number(c, r, col, v, &bytes);
             break;
         }
         case ROLE_LABEL:

@@ -93,7 +93,7 @@ void nnrt_restore_fp(unsigned mode) { set_fp_mode(mode); }
 static void run_range(unsigned gen, int r) {
     Range *rg = &pool.range[r];
     uint_fast64_t v = atomic_load_explicit(&rg->next, memory_order_acquire);
-    for (;;) {
+    for (bool mode_set = false;;) {
         /* A new job may have replaced end after v was read: then the
          * compare-exchange below fails, v has the new generation, and this
          * stops. */
@@ -103,7 +103,9 @@ static void run_range(unsigned gen, int r) {
         if (!atomic_compare_exchange_weak_explicit(&rg->next, &v, v + 1, memory_order_acq_rel,
                                                    memory_order_acquire))
             continue;
-        set_fp_mode(pool.fp_mode); /* the job cannot finish without index i: its fields hold */
+        if (!mode_set) /* the job cannot finish without index i: its fields hold */
+            set_fp_mode(pool.fp_mode);
+        mode_set = true;
         pool.fn(pool.slots, i, i + 1);
         atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
         v = atomic_load_explicit(&rg->next, memory_order_acquire);
