@@ -204,7 +204,7 @@ static void bench_layer(const int64_t d[7], double gflops[3]) {
     char err[512];
     Jit *jit = jit_compile_modules(mods, 3, t, err, sizeof err); /* takes the modules */
     target_free(t);
-    if (!jit) {
+    if (!jit || (getenv("NNC_PERF_MAP") && !jit_write_perf_map(jit, err, sizeof err))) {
         fprintf(stderr, "nnc-bench-conv: %s\n", err);
         exit(1);
     }
