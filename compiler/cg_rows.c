@@ -110,9 +110,7 @@ static LLVMValueRef row_value(Rows *w, NodeId x) {
         return w->val[x];
     Cg *c = w->c;
     const IrNode *n = &c->g->nodes[x];
-    NodeId src = x;
-    while (c->sched->place[src] == PLACE_ALIAS)
-        src = c->g->nodes[src].in[0];
+    NodeId src = schedule_memory(c->g, c->sched, x);
     int64_t len = width(c->g, x);
     LLVMValueRef v;
     if (src != x && in_loop(w, src)) {

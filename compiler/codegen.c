@@ -953,10 +953,10 @@ void cg_add_step(CgModule *m, const char *name, const Graph *g, const Schedule *
     }
     /* Results go to their slots last: every read of the old values is done. */
     for (int o = 0; o < g->noutputs; o++) {
-        NodeId id = g->outputs[o].node;
-        const IrNode *n = &g->nodes[id];
+        NodeId id = g->outputs[o].node, m = schedule_memory(g, sched, id);
+        const IrNode *n = &g->nodes[m];
         if ((ir_is_slot_leaf(n) && n->slot == g->outputs[o].slot) ||
-            (sched->place[id] == PLACE_SLOT && sched->slot[id] == g->outputs[o].slot))
+            (sched->place[m] == PLACE_SLOT && sched->slot[m] == g->outputs[o].slot))
             continue; /* unchanged, or computed in place */
         Loop l;
         LLVMValueRef i = cg_loop_open(&c, &l, elems(&c, id));

@@ -79,15 +79,16 @@ static void set_root(const Graph *g, Schedule *s, NodeId x, NodeId root) {
             set_root(g, s, g->nodes[x].in[k], root);
 }
 
-/* May n write its value into slot s while the step runs? Every read of the
- * slot's old value must come before: from a loop emitted earlier, or from
- * n's own loop at the same index (an elementwise reader there). */
-static bool in_place_ok(const Graph *g, const Schedule *s, NodeId n, int slot) {
+/* May n write its value into slot s, the output of `out` (n, or a reshape
+ * of it), while the step runs? Every read of the slot's old value must come
+ * before: from a loop emitted earlier, or from n's own loop at the same
+ * index (an elementwise reader there). */
+static bool in_place_ok(const Graph *g, const Schedule *s, NodeId n, NodeId out, int slot) {
     if (!op_info[g->nodes[n].op].elem && op_info[g->nodes[n].op].cls != CLASS_MATMUL &&
         op_info[g->nodes[n].op].cls != CLASS_REDUCE)
         return false;
     for (int o = 0; o < g->noutputs; o++)
-        if (g->outputs[o].slot == slot && g->outputs[o].node != n)
+        if (g->outputs[o].slot == slot && g->outputs[o].node != out)
             return false;
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *x = &g->nodes[i];
@@ -203,11 +204,10 @@ static size_t arena_reserve(Schedule *s, int64_t n, size_t dt) {
  * writes only its own buffer. */
 static void start_early(const Graph *g, Schedule *s) {
     for (int k = 0; k < g->nnodes; k++) {
-        NodeId x = s->order[k], src = g->nodes[x].in[0];
+        NodeId x = s->order[k];
         if (g->nodes[x].op != OP_ALLREDUCE)
             continue;
-        while (s->place[src] == PLACE_ALIAS)
-            src = g->nodes[src].in[0];
+        NodeId src = schedule_memory(g, s, g->nodes[x].in[0]);
         int at = 0;
         if (s->place[src] != PLACE_NONE) {
             while (s->order[at] != s->root[src])
@@ -358,10 +358,16 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
     for (int r = 0; opt >= 2 && r < g->nnodes; r++)
         schedule_colsum(g, s, r);
     for (int i = 0; i < g->nnodes; i++) {
+        /* A result that is a reshape (a convolution's product, [N OH OW, F]
+         * as [N, OH, OW, F]) has its operand's memory: that is written
+         * into the slot, not copied there after the step. */
         int slot = output_slot(g, i);
-        if (opt >= 2 && s->place[i] == PLACE_ARENA && slot >= 0 && outputs_of(g, i) == 1 && in_place_ok(g, s, i, slot)) {
-            s->place[i] = PLACE_SLOT;
-            s->slot[i] = slot;
+        NodeId v = i;
+        while (s->place[v] == PLACE_ALIAS && uses[g->nodes[v].in[0]] == 1 && !outputs_of(g, g->nodes[v].in[0]))
+            v = g->nodes[v].in[0];
+        if (opt >= 2 && s->place[v] == PLACE_ARENA && slot >= 0 && outputs_of(g, i) == 1 && in_place_ok(g, s, v, i, slot)) {
+            s->place[v] = PLACE_SLOT;
+            s->slot[v] = slot;
         }
     }
     schedule_rows(a, g, s);
@@ -501,7 +507,7 @@ void schedule_print(FILE *out, const Graph *g, const Schedule *s) {
                     shape_str(&g->nodes[r].shape, sb, sizeof sb), s->offset[r], r, i);
     }
     for (int o = 0; o < g->noutputs; o++) {
-        NodeId n = g->outputs[o].node;
+        NodeId n = schedule_memory(g, s, g->outputs[o].node);
         bool direct = s->place[n] == PLACE_SLOT || (ir_is_slot_leaf(&g->nodes[n]) && g->nodes[n].slot == g->outputs[o].slot);
         if (!direct)
             fprintf(out, "copy: %%%d -> slot %s\n", n, g->slots[g->outputs[o].slot].name);

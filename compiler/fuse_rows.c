@@ -44,6 +44,12 @@ bool schedule_has_loop(const Schedule *s, NodeId k) {
     return s->epilogue[k] >= 0 || ((s->place[k] == PLACE_ARENA || s->place[k] == PLACE_SLOT) && s->root[k] == k);
 }
 
+NodeId schedule_memory(const Graph *g, const Schedule *s, NodeId n) {
+    while (s->place[n] == PLACE_ALIAS)
+        n = g->nodes[n].in[0];
+    return n;
+}
+
 int64_t schedule_row_len(const Graph *g, NodeId x) {
     if (!(ir_batch_axes(g, x) & 1) || g->nodes[x].shape.dim[0] != g->batch)
         return -1; /* no batch axis, or one of several rows per sample */
@@ -93,9 +99,7 @@ static bool row_read_ok(const Graph *g, const Schedule *s, const uint8_t *st, No
                 return false;
         return true;
     }
-    NodeId src = x;
-    while (s->place[src] == PLACE_ALIAS)
-        src = g->nodes[src].in[0];
+    NodeId src = schedule_memory(g, s, x);
     if (st[src] != ROW_NONE && st[src] != ROW_LOCAL)
         return false; /* a sum over all rows, incomplete; or computed after the loop */
     int64_t xl = schedule_row_len(g, x);

@@ -111,13 +111,9 @@ static int64_t group_cap(const Graph *g, const Schedule *s, NodeId k, int64_t ro
 
 /* Is x (or an alias of it) an output of the step? */
 static bool is_output(const Graph *g, const Schedule *s, NodeId x) {
-    for (int o = 0; o < g->noutputs; o++) {
-        NodeId y = g->outputs[o].node;
-        while (s->place[y] == PLACE_ALIAS)
-            y = g->nodes[y].in[0];
-        if (y == x)
+    for (int o = 0; o < g->noutputs; o++)
+        if (schedule_memory(g, s, g->outputs[o].node) == x)
             return true;
-    }
     return false;
 }
 

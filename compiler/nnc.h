@@ -1179,6 +1179,8 @@ int64_t schedule_ksplit_units(const Graph *g, const Schedule *s, NodeId m);
 
 /* Does node k have a loop of its own (a kernel), not computed in another's? */
 bool schedule_has_loop(const Schedule *s, NodeId k);
+/* The node whose memory n's value is: n past its reshapes. */
+NodeId schedule_memory(const Graph *g, const Schedule *s, NodeId n);
 /* The elements of x per sample (its shape after the batch axis), or -1
  * without a leading batch axis. */
 int64_t schedule_row_len(const Graph *g, NodeId x);
