@@ -17,6 +17,7 @@
 #include "cg.h"
 
 #include <llvm-c/Analysis.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -389,6 +390,16 @@ static void elemwise_body(Cg *c, NodeId id, int part, LLVMValueRef b0, LLVMValue
 static void emit_elemwise(Cg *c, NodeId id) { emit_nest(c, id, id, 0, elemwise_body); }
 
 void cg_fill(Cg *c, LLVMValueRef base, LLVMValueRef count, LLVMValueRef v) {
+    LLVMBool lost;
+    if (LLVMIsAConstantFP(v) && LLVMConstRealGetDouble(v, &lost) == 0 && !signbit(LLVMConstRealGetDouble(v, &lost))) {
+        /* Zeros (all bits clear) as a memset: a kernel's loops are not
+         * vectorised (jit.c's kernel passes), and its scalar loop zeroing
+         * conv2's data gradient took 6% of that kernel. */
+        LLVMValueRef bytes = LLVMBuildNUWMul(c->b, count, cg_i64(c, (int64_t)dtype_bytes(c->g->dtype)), "");
+        LLVMBuildMemSet(c->b, base, LLVMConstInt(LLVMInt8TypeInContext(c->ctx), 0, false), bytes,
+                        (unsigned)dtype_bytes(c->g->dtype));
+        return;
+    }
     Loop l;
     LLVMValueRef i = cg_loop_open(c, &l, count);
     store_at(c, base, i, v);
