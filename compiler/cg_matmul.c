@@ -65,6 +65,12 @@ enum { MAX_MR = 12, MAX_NV = 4 };
 #define IN_PLACE_BYTES (2 * 1024 * 1024) /* (see cg_matmul_block_rows) */
 enum { UNITS = 8 };                       /* work units a product is cut into, at least (row_parts) */
 #define A_PART_BYTES (256 * 1024)         /* of A in a part of the rows (row_parts) */
+/* Of the patches a part gathers (a convolution's forward product): the
+ * gather's stores then stay in L1 and its tiles read them from there. In
+ * parts of 256 KiB, conv2 of cnn.nn spent 10% of its forward product
+ * gathering (stores to L2), in parts of 32 KiB 6.6% (shares of the kernel,
+ * perf, one thread). */
+#define GATHER_PART_BYTES (32 * 1024)
 
 /* A patch matrix P = im2col(x) (conv_gemm.c) read from the image x
  * itself: row i of P is the window at output position (b, oy, ox), column
@@ -176,6 +182,10 @@ int64_t cg_matmul_block_rows(const Graph *g, const Schedule *s, NodeId m) {
     const IrNode *b = &g->nodes[g->nodes[m].in[1]];
     Tiling t = tiling(g->dtype, 0, s->target);
     double bytes = (double)b->shape.dim[0] * (double)b->shape.dim[1] * dtype_bytes(g->dtype);
+    /* A K split's unit reads only its chunk of B, at most KC rows (512 KiB
+     * of conv2's dY): packing that was 6% of conv2's filter gradient. */
+    if (schedule_ksplit_units(g, s, m) && bytes > (double)t.kc * (double)b->shape.dim[1] * dtype_bytes(g->dtype))
+        bytes = (double)t.kc * (double)b->shape.dim[1] * dtype_bytes(g->dtype);
     Patches p;
     bool packs = cg_matmul_can_pack(g, m, s->target) &&
                  (b->op == OP_TRANSPOSE || s->colsum[m] >= 0 || patches_of(g, g->nodes[m].in[1], &p) ||
@@ -836,10 +846,10 @@ static int64_t row_parts(const Tiling *t, int64_t M, int64_t K, unsigned elem, i
 
 /* Parts of whole groups of rows (tiles where A is gathered part by part,
  * samples where the epilogue scatters into their images): at most
- * A_PART_BYTES of A each where a group fits, as row_parts, and at least
- * UNITS where there are groups enough, for the threads. */
-static int64_t group_parts(int64_t groups, int64_t group_bytes) {
-    int64_t fit = group_bytes < A_PART_BYTES ? A_PART_BYTES / group_bytes : 1;
+ * part_bytes of A each where a group fits, and at least UNITS where there
+ * are groups enough, for the threads. */
+static int64_t group_parts(int64_t groups, int64_t group_bytes, int64_t part_bytes) {
+    int64_t fit = group_bytes < part_bytes ? part_bytes / group_bytes : 1;
     int64_t parts = (groups + fit - 1) / fit, least = groups < UNITS ? groups : UNITS;
     return parts > least ? parts : least;
 }
@@ -1007,8 +1017,9 @@ void cg_matmul(Cg *c, NodeId id) {
      * epilogue scatters into them (emit_scatter), else of tiles. */
     bool scatter = u >= 0 && g->nodes[u].op == OP_COL2IM;
     int64_t align = scatter ? (int64_t)g->nodes[u].win.oh * g->nodes[u].win.ow : t.mr, groups = (M + align - 1) / align;
-    int64_t parts = scatter || gather_a ? group_parts(groups, align * K * (int64_t)elem)
-                                        : row_parts(&t, M, K, elem, panels, colsum >= 0);
+    int64_t parts = scatter || gather_a
+                        ? group_parts(groups, align * K * (int64_t)elem, gather_a ? GATHER_PART_BYTES : A_PART_BYTES)
+                        : row_parts(&t, M, K, elem, panels, colsum >= 0);
     /* In a sample loop (fuse_samples.c), a unit is a group of samples: the
      * rows of `group` samples (of A, or of K for a K split). */
     int64_t group = schedule_group(c->sched, id), part_rows = (groups + parts - 1) / parts * align;
