@@ -84,8 +84,11 @@ static void set_root(const Graph *g, Schedule *s, NodeId x, NodeId root) {
  * before: from a loop emitted earlier, or from n's own loop at the same
  * index (an elementwise reader there). */
 static bool in_place_ok(const Graph *g, const Schedule *s, NodeId n, NodeId out, int slot) {
+    /* (a col2im in a product's epilogue, which adds its tiles into it: a
+     * convolution's data gradient) */
+    bool scattered = g->nodes[n].op == OP_COL2IM && s->root[n] != n;
     if (!op_info[g->nodes[n].op].elem && op_info[g->nodes[n].op].cls != CLASS_MATMUL &&
-        op_info[g->nodes[n].op].cls != CLASS_REDUCE)
+        op_info[g->nodes[n].op].cls != CLASS_REDUCE && !scattered)
         return false;
     for (int o = 0; o < g->noutputs; o++)
         if (g->outputs[o].slot == slot && g->outputs[o].node != out)

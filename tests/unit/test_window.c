@@ -364,6 +364,15 @@ static Built build(Arena *a, const Case *c, DType dt, int opt, const Target *t) 
         break;
     }
     r.s = pipeline_schedule(a, &r.g, opt, t); /* -O2: what conv_gemm makes of it */
+    /* At -O2 a convolution's product is computed straight into its output
+     * slot: the forward product (a reshape of it is the output), and the
+     * data gradient where a tiled product's epilogue scatters it. */
+    for (int o = 0; opt >= 2 && c->kind == CONV && o < r.g->noutputs; o++) {
+        NodeId m = schedule_memory(r.g, r.s, r.g->outputs[o].node);
+        bool scattered = r.g->nodes[m].op == OP_COL2IM && r.s->root[m] != m;
+        if (r.g->outputs[o].slot == r.slot[S_Y] || scattered)
+            CHECK(r.s->place[m] == PLACE_SLOT);
+    }
     return r;
 }
 
