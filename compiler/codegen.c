@@ -477,7 +477,8 @@ static void reduce_body(Cg *c, NodeId id, int part, LLVMValueRef b0, LLVMValueRe
     Layout lr = layout(c, id), la = layout(c, n->in[0]);
     LLVMValueRef dst = cg_elem_ptr(c, c->ptr[id], bcast_offset(c, &lr, &r));
     LLVMValueRef acc = LLVMBuildLoad2(B, c->ft, dst, "");
-    LLVMValueRef x = cg_load_at(c, n->in[0], bcast_offset(c, &la, &r));
+    LLVMValueRef x = c->sched->place[n->in[0]] == PLACE_INLINE ? elemwise_at(c, n->in[0], &r)
+                                                                : cg_load_at(c, n->in[0], bcast_offset(c, &la, &r));
     LLVMBuildStore(B, cg_reduce_step(c, n->op, acc, x), dst);
     nest_close(c, &r);
 }

@@ -72,6 +72,18 @@ static bool epilogue_tree_ok(const Graph *g, const Schedule *s, NodeId x, NodeId
     return true;
 }
 
+/* May an elementwise value of shape s, read only by u, be computed inside
+ * u's loop, never stored? If u is elementwise over the same shape, or
+ * accumulates it along an axis (sum, max, min): batch normalization's
+ * variance, the sum of (x - mean)^2, wrote and read back the squares, two
+ * passes over conv1's activations (13 MB a step at batch 128). */
+static bool inlines_into(const Graph *g, NodeId u, const Shape *s) {
+    const OpInfo *o = &op_info[g->nodes[u].op];
+    if (o->elem)
+        return shape_eq(s, &g->nodes[u].shape);
+    return o->cls == CLASS_REDUCE && o->axis;
+}
+
 static void set_root(const Graph *g, Schedule *s, NodeId x, NodeId root) {
     s->root[x] = root;
     for (int k = 0; k < op_info[g->nodes[x].op].arity; k++)
@@ -308,7 +320,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
         else if (opt >= 2 && (n->op == OP_TRANSPOSE || n->op == OP_IM2COL) && cg_matmul_folds(g, i, t))
             p = PLACE_FOLDED;
         else if (opt >= 2 && op_info[n->op].elem && uses[i] == 1 && outputs_of(g, i) == 0 &&
-                 op_info[g->nodes[user[i]].op].elem && shape_eq(&n->shape, &g->nodes[user[i]].shape))
+                 inlines_into(g, user[i], &n->shape))
             p = PLACE_INLINE;
         s->place[i] = p;
         s->slot[i] = -1;
