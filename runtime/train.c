@@ -298,36 +298,41 @@ static void sum_over_ranks(const NnrtTrainSpec *spec, double *sums, size_t n, Nn
     memcpy(hs, all + n, nh * sizeof *all);
 }
 
-/* A data-parallel training step (spec->begin set) of the b samples at
- * order: this rank's slice of them through the training step, which sums
- * its gradients, scaled by the slice's share of the batch, over the ranks
- * (so every rank holds the batch's mean gradient, as one process would)
- * before the update, the same on every rank. The slices are contiguous and
- * differ by at most one sample when the ranks do not divide b; a rank
- * whose slice is empty (b < ranks) runs the step on no samples and adds
- * zeros. Returns the batch's mean loss; *correct: its samples classified
- * right, err its errors (errors()), hs each head's sums, over all ranks. */
-static double step_parallel(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf, const uint32_t *order,
-                            size_t b, size_t *correct, double err[2], NnrtHeadSums *hs) {
+/* Step st (training or evaluation) on the b samples at order; returns the
+ * batch's mean loss, *correct its samples classified right, err its errors
+ * (errors()), hs each head's sums. A data-parallel training step (parallel)
+ * runs this rank's slice of them, and sums its gradients, scaled by the
+ * slice's share of the batch, over the ranks (so every rank holds the
+ * batch's mean gradient, as one process would) before the update, the same
+ * on every rank; the metrics are then over all ranks. The slices are
+ * contiguous and differ by at most one sample when the ranks do not divide
+ * b; a rank whose slice is empty (b < ranks) runs the step on no samples
+ * and adds zeros. */
+static double run_step(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf, NnrtStep st,
+                       const uint32_t *order, size_t b, bool parallel, size_t *correct, double err[2],
+                       NnrtHeadSums *hs) {
     size_t r = (size_t)spec->rank, n = (size_t)spec->ranks;
-    size_t lo = b * r / n, mine = b * (r + 1) / n - lo; /* b < 2^32, n < 2^31: no overflow */
+    size_t lo = parallel ? b * r / n : 0, mine = parallel ? b * (r + 1) / n - lo : b; /* b < 2^32, n < 2^31 */
     /* loss times samples, samples right, absolute and squared error: of the slice, then of the batch */
     double sums[4] = {0, 0, 0, 0};
     memset(hs, 0, spec->nheads * sizeof *hs);
     nnrt_batch_fill(ds, order + lo, mine, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
-    spec->begin(b, lo);
+    if (parallel)
+        spec->begin(b, lo);
     unsigned fp = nnrt_flush_denormals();
-    spec->train.fn(spec->slots, (int64_t)mine);
+    st.fn(spec->slots, (int64_t)mine);
     nnrt_restore_fp(fp);
+    double loss = read_elem(bf->loss, 0, spec->dtype_bytes);
     if (mine) {
-        sums[0] = read_elem(bf->loss, 0, spec->dtype_bytes) * (double)mine;
+        sums[0] = loss * (double)mine;
         sums[1] = (double)batch_metrics(spec, ds, bf, mine, sums + 2, hs);
     }
-    sum_over_ranks(spec, sums, 4, hs);
+    if (parallel)
+        sum_over_ranks(spec, sums, 4, hs);
     *correct = (size_t)sums[1];
     err[0] = sums[2];
     err[1] = sums[3];
-    return sums[0] / (double)b;
+    return parallel ? sums[0] / (double)b : loss; /* alone: the step's mean itself, not times b over b */
 }
 
 /* A regression's mean squared error beside its mae; -1: not a regression. */
@@ -363,16 +368,7 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
         double t0 = timed ? nnrt_now() : 0, loss, errs[2];
         size_t correct;
         NnrtHeadSums hs[NNRT_MAX_HEADS];
-        if (pos && spec->begin) {
-            loss = step_parallel(spec, ds, bf, bf->order + off, b, &correct, errs, hs);
-        } else {
-            nnrt_batch_fill(ds, bf->order + off, b, spec->dtype_bytes, spec->input_u8, bf->x, bf->y);
-            unsigned fp = nnrt_flush_denormals();
-            st.fn(spec->slots, (int64_t)b);
-            nnrt_restore_fp(fp);
-            loss = read_elem(bf->loss, 0, spec->dtype_bytes);
-            correct = batch_metrics(spec, ds, bf, b, errs, hs);
-        }
+        loss = run_step(spec, ds, bf, st, bf->order + off, b, pos && spec->begin, &correct, errs, hs);
         bool loss_ok = isfinite(loss);
         if (!loss_ok || (pos && spec->finite && !spec->finite(spec->slots))) {
             if (prog && prog->tty)
