@@ -12,8 +12,11 @@
  *
  *   nnc conv2d N,H,W,C,KH,KW,F forward gflops=... peak=...%
  *
- * per op, from the best of a few rounds (seconds() below). All three
- * do 2 N OH OW F KH KW C flop. The peak is measured, not looked up: each of
+ * per op, from the best of a few rounds (seconds() below). All three do
+ * 2 N OH OW F KH KW C flop. A last line gives the ops a training step runs
+ * (all but the first layer's data gradient: its input is the data) together,
+ * their flop over their time: issue 18's "the convolution kernels alone".
+ * The peak is measured, not looked up: each of
  * the pool's threads runs independent float FMAs at the widest vector width
  * the CPU has (12 accumulators, more than latency x throughput), so it is
  * what these cores deliver (two vCPUs sharing one core's FMA units show as
@@ -187,6 +190,12 @@ static double seconds(NnrtStepFn fn, void **slots, int64_t n) {
     return best;
 }
 
+/* The flop of each of a layer's three ops. */
+static double layer_flop(const int64_t d[7]) {
+    return 2.0 * (double)d[0] * (double)(d[1] - d[4] + 1) * (double)(d[2] - d[5] + 1) * (double)d[6] * (double)d[4] *
+           (double)d[5] * (double)d[3];
+}
+
 /* The GFLOP/s of the three ops of one layer, into gflops[FORWARD..FILTER]. */
 static void bench_layer(const int64_t d[7], double gflops[3]) {
     Arena *a = arena_new();
@@ -208,8 +217,7 @@ static void bench_layer(const int64_t d[7], double gflops[3]) {
         fprintf(stderr, "nnc-bench-conv: %s\n", err);
         exit(1);
     }
-    double flop = 2.0 * (double)d[0] * (double)(d[1] - d[4] + 1) * (double)(d[2] - d[5] + 1) * (double)d[6] *
-                  (double)d[4] * (double)d[5] * (double)d[3];
+    double flop = layer_flop(d);
     for (int i = 0; i < 3; i++) {
         NnrtStepFn fn = (NnrtStepFn)jit_lookup(jit, which_name[i], err, sizeof err);
         if (!fn) {
@@ -287,6 +295,16 @@ int main(int argc, char **argv) {
                peak_lanes * 32, peak, before, after);
     else
         printf("peak unknown (no AVX2 or AVX-512 FMA)\n");
+    /* What a training step runs: every op but the first layer's data
+     * gradient (its input is the data, which needs none), weighed by its
+     * flop: their total over their total time. */
+    double flop = 0, secs = 0;
+    for (int i = 0; i < nlayers; i++)
+        for (int w = 0; w < 3; w++)
+            if (i > 0 || w != DATA) {
+                flop += layer_flop(layers[i]);
+                secs += layer_flop(layers[i]) / (gflops[i][w] * 1e9);
+            }
     for (int i = 0; i < nlayers; i++)
         for (int w = 0; w < 3; w++) {
             const int64_t *d = layers[i];
@@ -297,6 +315,10 @@ int main(int argc, char **argv) {
                 printf(" peak=%.1f%%", 100 * gflops[i][w] / peak);
             printf("\n");
         }
+    printf("nnc training convolutions (all but the first layer's data gradient) gflops=%.1f", flop / secs / 1e9);
+    if (peak > 0)
+        printf(" peak=%.1f%%", 100 * flop / secs / 1e9 / peak);
+    printf("\n");
     free(gflops);
     free(layers);
     return 0;
