@@ -391,7 +391,8 @@ static void emit_elemwise(Cg *c, NodeId id) { emit_nest(c, id, id, 0, elemwise_b
 
 void cg_fill(Cg *c, LLVMValueRef base, LLVMValueRef count, LLVMValueRef v) {
     LLVMBool lost;
-    if (LLVMIsAConstantFP(v) && LLVMConstRealGetDouble(v, &lost) == 0 && !signbit(LLVMConstRealGetDouble(v, &lost))) {
+    double k = LLVMIsAConstantFP(v) ? LLVMConstRealGetDouble(v, &lost) : 1;
+    if (k == 0 && !signbit(k)) {
         /* Zeros (all bits clear) as a memset: a kernel's loops are not
          * vectorised (jit.c's kernel passes), and its scalar loop zeroing
          * conv2's data gradient took 6% of that kernel. */
