@@ -10,12 +10,16 @@ does (--early-stop 11 --min-delta 1e-4: it stops once its training loss has
 not fallen by tol = 1e-4 for more than n_iter_no_change = 10 epochs).
 Each side runs SEEDS seeds (nnc --seed 1..SEEDS, scikit-learn random_state
 0..SEEDS-1); the table gives the test accuracy's (diabetes: the test mean
-absolute error's, lower is better) mean, standard deviation, min and max.
+absolute error's, lower is better) mean, standard deviation, min and max,
+and nnc's mean less scikit-learn's with the standard error of that
+difference (seed i+1 of nnc paired with random_state i of scikit-learn,
+independent draws).
 
     python3 compare.py DATA_DIR [SEEDS [NNC [SET...]]]
-        (a python3 with scikit-learn: Debian's is /usr/bin/python3; NNC:
-        default nnc on the PATH; SET: iris, wine, breast-cancer, digits,
-        diabetes, default all)"""
+        (a python3 with scikit-learn: Debian's is /usr/bin/python3; SEEDS:
+        default 100, as the README's table; NNC: default nnc on the PATH;
+        SET: iris, wine, breast-cancer, digits, diabetes, default all)"""
+import math
 import os
 import re
 import statistics
@@ -30,68 +34,94 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-data = sys.argv[1]
-seeds = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-nnc = sys.argv[3] if len(sys.argv) > 3 else "nnc"
 here = os.path.dirname(os.path.abspath(__file__))
 # name, label column, regression
-sets = [("iris", "species", False), ("wine", "cultivar", False), ("breast-cancer", "diagnosis", False),
+SETS = [("iris", "species", False), ("wine", "cultivar", False), ("breast-cancer", "diagnosis", False),
         ("digits", "digit", False), ("diabetes", "progression", True)]
-sets = [s for s in sets if s[0] in sys.argv[4:]] if len(sys.argv) > 4 else sets
 # scikit-learn's stopping rule as nnc options (see the note at the top)
-sklearn_stopping = ["--early-stop", "11", "--min-delta", "1e-4"]
+SKLEARN_STOPPING = ["--early-stop", "11", "--min-delta", "1e-4"]
 
 
-def load(name, part):
+def load(data, name, part):
     with open(os.path.join(data, "%s-%s.csv" % (name, part))) as f:
-        rows = [line.rstrip("\n").split(",") for line in f][1:]
+        rows = [line.rstrip("\r\n").split(",") for line in f][1:]
     return np.array([[float(v) for v in r[:-1]] for r in rows]), [r[-1] for r in rows]
 
 
-def run_nnc(name, label, regression, seed, options):
-    out = subprocess.run([nnc, os.path.join(here, name + ".nn"), "--train", os.path.join(data, name + "-train.csv"),
+def model_path(name):
+    return os.path.join(here, name + ".nn")
+
+
+def run_nnc(nnc, model, data, name, label, regression, seed, options):
+    """The test accuracy (a regression: mae) of nnc's MODEL file trained on DATA's NAME tables."""
+    out = subprocess.run([nnc, model, "--train", os.path.join(data, name + "-train.csv"),
                           "--label" if not regression else "--target", label, "--test",
                           os.path.join(data, name + "-test.csv"), "--normalize", "--seed", str(seed)] + options,
                          check=True, capture_output=True, text=True).stdout
     return float(re.search(r"^test .*%s ([0-9.]+)" % ("mae" if regression else "acc"), out, re.M).group(1))
 
 
-def settings(name):
-    """The nnc model's learning rate, epochs and batch."""
-    with open(os.path.join(here, name + ".nn")) as f:
+def settings(model):
+    """The nnc MODEL file's learning rate, epochs and batch, as scikit-learn's options."""
+    with open(model) as f:
         text = f.read()
     lr = float(re.search(r"adam\(lr = ([0-9.e-]+)", text).group(1))
     epochs, batch = re.search(r"epochs = (\d+), batch = (\d+)", text).groups()
     return {"learning_rate_init": lr, "max_iter": int(epochs), "batch_size": int(batch)}
 
 
-def run_sklearn(name, regression, seed, options):
-    (x, y), (xt, yt) = load(name, "train"), load(name, "test")
+def run_sklearn(data, name, regression, seed, options, classifier=MLPClassifier):
+    """The test accuracy (a regression: mae) of scikit-learn's MLP (CLASSIFIER, or a
+    subclass of it) with OPTIONS on DATA's NAME tables."""
+    (x, y), (xt, yt) = load(data, name, "train"), load(data, name, "test")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter epochs end before its tolerance is met
         if regression:
             m = make_pipeline(StandardScaler(), MLPRegressor((32,), random_state=seed, **options))
             m.fit(x, np.array(y, dtype=float))
             return mean_absolute_error(np.array(yt, dtype=float), m.predict(xt))
-        m = make_pipeline(StandardScaler(), MLPClassifier((32,), random_state=seed, **options))
+        m = make_pipeline(StandardScaler(), classifier((32,), random_state=seed, **options))
         m.fit(x, y)
         return accuracy_score(yt, m.predict(xt))
 
 
-print("| data set | train/test | nnc's Adam lr, epochs, batch | nnc mean ± sd (min-max) "
-      "| nnc, scikit-learn's stopping | scikit-learn, defaults | scikit-learn, nnc's lr, epochs, batch |")
-print("|---|---:|---|---|---|---|---|")
-for name, label, regression in sets:
-    digits = 2 if regression else 4
+def summary(v, digits):
+    """Mean ± sd (min-max)."""
     f = "%%.%df" % digits
-    summary = lambda v: (f + " ± " + f + " (" + f + "-" + f + ")") % (statistics.mean(v), statistics.stdev(v),
-                                                                   min(v), max(v))
-    a = [run_nnc(name, label, regression, s + 1, []) for s in range(seeds)]
-    a2 = [run_nnc(name, label, regression, s + 1, sklearn_stopping) for s in range(seeds)]
-    b = [run_sklearn(name, regression, s, {}) for s in range(seeds)]
-    c = [run_sklearn(name, regression, s, settings(name)) for s in range(seeds)]
-    sizes = "%d/%d" % (len(load(name, "train")[1]), len(load(name, "test")[1]))
-    used = settings(name)
-    print("| %s%s | %s | %g, %d, %d | %s | %s | %s | %s |" % (
-        name, " (mae)" if regression else "", sizes, used["learning_rate_init"], used["max_iter"],
-        used["batch_size"], summary(a), summary(a2), summary(b), summary(c)), flush=True)
+    return (f + " ± " + f + " (" + f + "-" + f + ")") % (statistics.mean(v), statistics.stdev(v), min(v), max(v))
+
+
+def difference(a, b, digits):
+    """The mean of a[i] - b[i] and its standard error. The pairs are
+    independent draws: runs with independent seeds (whose difference's
+    variance is then var(a) + var(b)), or runs on the same fold (cv.py)."""
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    return "%+.*f (SE %.*f)" % (digits, statistics.mean(d), digits, statistics.stdev(d) / math.sqrt(len(d)))
+
+
+def main():
+    data = sys.argv[1]
+    seeds = int(sys.argv[2]) if len(sys.argv) > 2 else 100
+    nnc = sys.argv[3] if len(sys.argv) > 3 else "nnc"
+    sets = [s for s in SETS if s[0] in sys.argv[4:]] if len(sys.argv) > 4 else SETS
+    print("| data set | train/test | nnc's Adam lr, epochs, batch | nnc mean ± sd (min-max) "
+          "| nnc, scikit-learn's stopping | scikit-learn, defaults | scikit-learn, nnc's lr, epochs, batch "
+          "| nnc - scikit-learn defaults | nnc - scikit-learn, nnc's settings |")
+    print("|---|---:|---|---|---|---|---|---|---|")
+    for name, label, regression in sets:
+        digits = 2 if regression else 4
+        used = settings(model_path(name))
+        a = [run_nnc(nnc, model_path(name), data, name, label, regression, s + 1, []) for s in range(seeds)]
+        a2 = [run_nnc(nnc, model_path(name), data, name, label, regression, s + 1, SKLEARN_STOPPING)
+              for s in range(seeds)]
+        b = [run_sklearn(data, name, regression, s, {}) for s in range(seeds)]
+        c = [run_sklearn(data, name, regression, s, used) for s in range(seeds)]
+        sizes = "%d/%d" % (len(load(data, name, "train")[1]), len(load(data, name, "test")[1]))
+        print("| %s%s | %s | %g, %d, %d | %s | %s | %s | %s | %s | %s |" % (
+            name, " (mae)" if regression else "", sizes, used["learning_rate_init"], used["max_iter"],
+            used["batch_size"], summary(a, digits), summary(a2, digits), summary(b, digits), summary(c, digits),
+            difference(a, b, digits), difference(a, c, digits)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
