@@ -18,7 +18,9 @@ independent draws).
     python3 compare.py DATA_DIR [SEEDS [NNC [SET...]]]
         (a python3 with scikit-learn: Debian's is /usr/bin/python3; SEEDS:
         default 100, as the README's table; NNC: default nnc on the PATH;
-        SET: iris, wine, breast-cancer, digits, diabetes, default all)"""
+        SET: iris, wine, breast-cancer, digits, diabetes, default all)
+
+factors.py and cv.py use its functions."""
 import math
 import os
 import re

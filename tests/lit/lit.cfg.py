@@ -62,6 +62,15 @@ for py in ("python3", "/usr/bin/python3"):
         config.available_features.add("numpy")
         config.substitutions.append(("%numpy_python", py))
         break
+# A Python with scikit-learn (Debian's python3-sklearn), for the scripts in
+# examples/tables: %sklearn_python. Found, not imported (an import takes a
+# second, and lit reads this file once a test).
+for py in ("python3", "/usr/bin/python3"):
+    if subprocess.run([py, "-c", "import importlib.util, sys; sys.exit(not importlib.util.find_spec('sklearn'))"],
+                      capture_output=True).returncode == 0:
+        config.available_features.add("sklearn")
+        config.substitutions.append(("%sklearn_python", py))
+        break
 # The host's vector features, for tests of the code generated for them.
 try:
     with open("/proc/cpuinfo") as f:
