@@ -5,9 +5,13 @@ the training set (StandardScaler; nnc --normalize). scikit-learn runs twice:
 at its defaults (Adam lr 1e-3, L2 alpha 1e-4, batch min(200, n), up to 200
 epochs, stopping when the training loss has not improved by 1e-4 for 10),
 and with the nnc model's learning rate, epochs and batch (read from it).
-nnc runs twice too: for the model's epochs, and stopping as scikit-learn
-does (--early-stop 11 --min-delta 1e-4: it stops once its training loss has
-not fallen by tol = 1e-4 for more than n_iter_no_change = 10 epochs).
+nnc runs twice too: for the model's epochs, and stopping on its training
+loss with scikit-learn's numbers (--early-stop 11 --min-delta 1e-4: tol
+1e-4, more than n_iter_no_change = 10 epochs). That is Keras' rule, not
+quite scikit-learn's: nnc (as Keras) moves its best loss only to a loss
+lower by more than min_delta, scikit-learn to any lower loss, so that
+scikit-learn stops a loss falling steadily by less than tol an epoch and
+nnc does not (nnc has no option for scikit-learn's rule).
 Each side runs SEEDS seeds (nnc --seed 1..SEEDS, scikit-learn random_state
 0..SEEDS-1); the table gives the test accuracy's (diabetes: the test mean
 absolute error's, lower is better) mean, standard deviation, min and max,
@@ -40,7 +44,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 # name, label column, regression
 SETS = [("iris", "species", False), ("wine", "cultivar", False), ("breast-cancer", "diagnosis", False),
         ("digits", "digit", False), ("diabetes", "progression", True)]
-# scikit-learn's stopping rule as nnc options (see the note at the top)
+# scikit-learn's stopping numbers as nnc options (Keras' rule: see the note at the top)
 SKLEARN_STOPPING = ["--early-stop", "11", "--min-delta", "1e-4"]
 
 
@@ -107,8 +111,8 @@ def main():
     nnc = sys.argv[3] if len(sys.argv) > 3 else "nnc"
     sets = [s for s in SETS if s[0] in sys.argv[4:]] if len(sys.argv) > 4 else SETS
     print("| data set | train/test | nnc's Adam lr, epochs, batch | nnc mean ± sd (min-max) "
-          "| nnc, scikit-learn's stopping | scikit-learn, defaults | scikit-learn, nnc's lr, epochs, batch "
-          "| nnc - scikit-learn defaults | nnc - scikit-learn, nnc's settings |")
+          "| nnc, stopping with scikit-learn's numbers | scikit-learn, defaults "
+          "| scikit-learn, nnc's lr, epochs, batch | nnc - scikit-learn defaults | nnc - scikit-learn, nnc's settings |")
     print("|---|---:|---|---|---|---|---|---|---|")
     for name, label, regression in sets:
         digits = 2 if regression else 4

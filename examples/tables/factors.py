@@ -12,7 +12,8 @@ split.py writes (compare.py runs the two as they are):
       batch's mean loss (n the batch's size, kernels only, alpha 1e-4), so
       kernel_regularizer = l2(alpha / (2 batch));
     - Adam's epsilon 1e-8 (Keras' and nnc's default is 1e-7);
-    - its stopping rule (compare.py's --early-stop 11 --min-delta 1e-4);
+    - stopping with its numbers (compare.py's --early-stop 11 --min-delta
+      1e-4, which is Keras' rule: see compare.py);
     - all of these;
   scikit-learn changed towards nnc: no L2 penalty (alpha 0); Keras'
     initialization; both; and no stopping before max_iter.
@@ -93,7 +94,7 @@ def variants(name):
            ("nnc, scikit-learn's initialization", nnc_model(text, glorot=True, biases=True), []),
            ("nnc, L2 %g (alpha %g)" % (l2, ALPHA), nnc_model(text, l2=l2), []),
            ("nnc, Adam epsilon 1e-8", nnc_model(text, epsilon=1e-8), []),
-           ("nnc, scikit-learn's stopping", keras, compare.SKLEARN_STOPPING),
+           ("nnc, stopping with scikit-learn's numbers", keras, compare.SKLEARN_STOPPING),
            ("nnc, all of these", nnc_model(text, **every), compare.SKLEARN_STOPPING)]
     never = {"n_iter_no_change": used["max_iter"]}
     sklearn = [("scikit-learn, nnc's lr, epochs, batch", dict(used), MLPClassifier),
