@@ -76,17 +76,18 @@ def settings(model):
     return {"learning_rate_init": lr, "max_iter": int(epochs), "batch_size": int(batch)}
 
 
-def run_sklearn(data, name, regression, seed, options, classifier=MLPClassifier):
-    """The test accuracy (a regression: mae) of scikit-learn's MLP (CLASSIFIER, or a
-    subclass of it) with OPTIONS on DATA's NAME tables."""
+def run_sklearn(data, name, regression, seed, options, estimator=None):
+    """The test accuracy (a regression: mae) of scikit-learn's MLPClassifier
+    (MLPRegressor), or of ESTIMATOR, a subclass of it, with OPTIONS on DATA's
+    NAME tables."""
     (x, y), (xt, yt) = load(data, name, "train"), load(data, name, "test")
+    estimator = estimator or (MLPRegressor if regression else MLPClassifier)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter epochs end before its tolerance is met
+        m = make_pipeline(StandardScaler(), estimator((32,), random_state=seed, **options))
         if regression:
-            m = make_pipeline(StandardScaler(), MLPRegressor((32,), random_state=seed, **options))
             m.fit(x, np.array(y, dtype=float))
             return mean_absolute_error(np.array(yt, dtype=float), m.predict(xt))
-        m = make_pipeline(StandardScaler(), classifier((32,), random_state=seed, **options))
         m.fit(x, y)
         return accuracy_score(yt, m.predict(xt))
 
@@ -112,7 +113,8 @@ def main():
     sets = [s for s in SETS if s[0] in sys.argv[4:]] if len(sys.argv) > 4 else SETS
     print("| data set | train/test | nnc's Adam lr, epochs, batch | nnc mean ± sd (min-max) "
           "| nnc, stopping with scikit-learn's numbers | scikit-learn, defaults "
-          "| scikit-learn, nnc's lr, epochs, batch | nnc - scikit-learn defaults | nnc - scikit-learn, nnc's settings |")
+          "| scikit-learn, nnc's lr, epochs, batch | nnc - scikit-learn defaults "
+          "| nnc - scikit-learn, nnc's settings |")
     print("|---|---:|---|---|---|---|---|---|---|")
     for name, label, regression in sets:
         digits = 2 if regression else 4

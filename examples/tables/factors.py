@@ -1,5 +1,5 @@
-"""What differs between nnc's model and scikit-learn's MLPClassifier at the
-same learning rate, epochs and batch, one factor at a time, on the tables
+"""What differs between nnc's model and scikit-learn's MLPClassifier
+(MLPRegressor for diabetes) at the same learning rate, epochs and batch, one factor at a time, on the tables
 split.py writes (compare.py runs the two as they are):
 
   nnc's model with Keras' initialization (he_normal kernels before the
@@ -10,7 +10,9 @@ split.py writes (compare.py runs the two as they are):
       uniform in the same +-sqrt(6 / (fan_in + fan_out)) (bias_initializer);
     - scikit-learn's L2 penalty: it adds 0.5 alpha sum(W^2) / n to each
       batch's mean loss (n the batch's size, kernels only, alpha 1e-4), so
-      kernel_regularizer = l2(alpha / (2 batch));
+      kernel_regularizer = l2(alpha / (2 batch)); a regression's loss is
+      half the mean squared error there, so l2(alpha / batch) beside nnc's
+      mse;
     - Adam's epsilon 1e-8 (Keras' and nnc's default is 1e-7);
     - stopping with its numbers (compare.py's --early-stop 11 --min-delta
       1e-4, which is Keras' rule: see compare.py);
@@ -20,13 +22,13 @@ split.py writes (compare.py runs the two as they are):
 
 Both shuffle every epoch and train on an epoch's last, partial batch; the
 batch is the model's on both sides. Each variant runs SEEDS seeds; the table
-gives the test accuracy's mean ± sd and its difference from nnc with Keras'
+gives the test accuracy's (diabetes: the test mae's) mean ± sd and its difference from nnc with Keras'
 initialization and from scikit-learn at nnc's settings, with the standard
 errors (paired by seed).
 
     python3 factors.py DATA_DIR [SEEDS [NNC [SET...]]]
-        (SEEDS default 100; SET: iris, wine, breast-cancer, digits, default
-        all four; cv.py runs the same variants on folds of the training
+        (SEEDS default 100; SET: iris, wine, breast-cancer, digits, diabetes,
+        default all; cv.py runs the same variants on folds of the training
         table)"""
 import math
 import os
@@ -36,16 +38,16 @@ import tempfile
 
 import numpy as np
 from scipy.stats import truncnorm
-from sklearn.neural_network import MLPClassifier
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 import compare
 
 ALPHA = 1e-4  # scikit-learn's default L2 penalty
 
 
-class KerasInit(MLPClassifier):
-    """MLPClassifier initialized as Keras' (and nnc's, by default) dense
-    layers are: he_normal kernels before the relu (a normal truncated at two
+class KerasInit:
+    """Mixed into scikit-learn's MLPs: initialized as Keras' (and nnc's, by
+    default) dense layers are: he_normal kernels before the relu (a normal truncated at two
     standard deviations, scaled so that its std is sqrt(2 / fan_in)),
     glorot_uniform for the output layer, zero biases."""
 
@@ -57,6 +59,14 @@ class KerasInit(MLPClassifier):
             bound = math.sqrt(6 / (fan_in + fan_out))
             w = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
         return w.astype(dtype, copy=False), np.zeros(fan_out, dtype=dtype)
+
+
+class KerasInitClassifier(KerasInit, MLPClassifier):
+    """MLPClassifier with Keras' initialization."""
+
+
+class KerasInitRegressor(KerasInit, MLPRegressor):
+    """MLPRegressor with Keras' initialization."""
 
 
 def nnc_model(text, glorot=False, biases=False, l2=None, epsilon=None):
@@ -81,12 +91,12 @@ def nnc_model(text, glorot=False, biases=False, l2=None, epsilon=None):
     return re.sub(r"adam\(([^)]*)\)", r"adam(\1, epsilon = %g)" % epsilon, text) if epsilon is not None else text
 
 
-def variants(name):
+def variants(name, regression):
     """(title, nnc model text and options) and (title, scikit-learn options and class)."""
     with open(compare.model_path(name)) as f:
         text = f.read()
     used = compare.settings(compare.model_path(name))
-    l2 = ALPHA / (2 * used["batch_size"])
+    l2 = ALPHA / ((1 if regression else 2) * used["batch_size"])
     every = dict(glorot=True, biases=True, l2=l2, epsilon=1e-8)
     keras = nnc_model(text)
     nnc = [("nnc, Keras' initialization (he_normal kernels, zero biases)", keras, []),
@@ -97,40 +107,45 @@ def variants(name):
            ("nnc, stopping with scikit-learn's numbers", keras, compare.SKLEARN_STOPPING),
            ("nnc, all of these", nnc_model(text, **every), compare.SKLEARN_STOPPING)]
     never = {"n_iter_no_change": used["max_iter"]}
-    sklearn = [("scikit-learn, nnc's lr, epochs, batch", dict(used), MLPClassifier),
-               ("scikit-learn, alpha 0", dict(used, alpha=0), MLPClassifier),
-               ("scikit-learn, Keras' initialization", dict(used), KerasInit),
-               ("scikit-learn, alpha 0 and Keras' initialization", dict(used, alpha=0), KerasInit),
-               ("scikit-learn, no stopping", dict(used, **never), MLPClassifier)]
+    mlp, keras_mlp = (MLPRegressor, KerasInitRegressor) if regression else (MLPClassifier, KerasInitClassifier)
+    sklearn = [("scikit-learn, nnc's lr, epochs, batch", dict(used), mlp),
+               ("scikit-learn, alpha 0", dict(used, alpha=0), mlp),
+               ("scikit-learn, Keras' initialization", dict(used), keras_mlp),
+               ("scikit-learn, alpha 0 and Keras' initialization", dict(used, alpha=0), keras_mlp),
+               ("scikit-learn, no stopping", dict(used, **never), mlp)]
     return nnc, sklearn
 
 
-def measure(data, name, label, seeds, nnc, tmp):
-    """Each variant's test accuracies on DATA's NAME tables, seeds 1..SEEDS
-    (scikit-learn 0..SEEDS-1), in variants' order; model files go to TMP."""
-    nnc_variants, sklearn_variants = variants(name)
+def measure(data, name, label, regression, seeds, nnc, tmp):
+    """Each variant's test accuracies (a regression: maes) on DATA's NAME
+    tables, seeds 1..SEEDS (scikit-learn 0..SEEDS-1), in variants' order;
+    model files go to TMP."""
+    nnc_variants, sklearn_variants = variants(name, regression)
     results = []
     for i, (_, text, options) in enumerate(nnc_variants):
         model = os.path.join(tmp, "%s-%d.nn" % (name, i))
         with open(model, "w") as f:
             f.write(text)
-        results.append([compare.run_nnc(nnc, model, data, name, label, False, s + 1, options) for s in range(seeds)])
-    for _, options, classifier in sklearn_variants:
-        results.append([compare.run_sklearn(data, name, False, s, options, classifier) for s in range(seeds)])
+        results.append([compare.run_nnc(nnc, model, data, name, label, regression, s + 1, options)
+                        for s in range(seeds)])
+    for _, options, estimator in sklearn_variants:
+        results.append([compare.run_sklearn(data, name, regression, s, options, estimator) for s in range(seeds)])
     return results
 
 
-def table(title, name, results):
-    """Under TITLE, NAME's variants' mean ± sd and their differences from nnc's model and
-    from scikit-learn at nnc's settings (the first of each side)."""
-    nnc_variants, sklearn_variants = variants(name)
+def table(title, name, regression, results):
+    """Under TITLE, NAME's variants' mean ± sd and their differences from nnc
+    with Keras' initialization and from scikit-learn at nnc's settings (the
+    first of each side)."""
+    nnc_variants, sklearn_variants = variants(name, regression)
+    digits = 2 if regression else 4
     titles = [v[0] for v in nnc_variants + sklearn_variants]
     base, reference = results[0], results[len(nnc_variants)]
     print("| %s | mean ± sd (min-max) | - nnc, Keras' initialization | - scikit-learn, nnc's settings |" % title)
     print("|---|---|---|---|")
     for title, r in zip(titles, results):
-        print("| %s | %s | %s | %s |" % (title, compare.summary(r, 4), compare.difference(r, base, 4),
-                                        compare.difference(r, reference, 4)), flush=True)
+        print("| %s | %s | %s | %s |" % (title, compare.summary(r, digits), compare.difference(r, base, digits),
+                                        compare.difference(r, reference, digits)), flush=True)
     print()
 
 
@@ -138,10 +153,11 @@ def main():
     data = sys.argv[1]
     seeds = int(sys.argv[2]) if len(sys.argv) > 2 else 100
     nnc = sys.argv[3] if len(sys.argv) > 3 else "nnc"
-    sets = [s for s in compare.SETS if not s[2] and (len(sys.argv) <= 4 or s[0] in sys.argv[4:])]
+    sets = [s for s in compare.SETS if len(sys.argv) <= 4 or s[0] in sys.argv[4:]]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, label, _ in sets:
-            table(name + ", test accuracy", name, measure(data, name, label, seeds, nnc, tmp))
+        for name, label, regression in sets:
+            table(name + (", test mae" if regression else ", test accuracy"), name, regression,
+                  measure(data, name, label, regression, seeds, nnc, tmp))
 
 
 if __name__ == "__main__":
