@@ -1,6 +1,7 @@
 """What differs between nnc's model and scikit-learn's MLPClassifier
-(MLPRegressor for diabetes) at the same learning rate, epochs and batch, one factor at a time, on the tables
-split.py writes (compare.py runs the two as they are):
+(MLPRegressor for diabetes) at the same learning rate, epochs and batch,
+one factor at a time, on the tables split.py writes (compare.py runs the
+two as they are):
 
   nnc's model with Keras' initialization (he_normal kernels before the
   relu, glorot_uniform after, zero biases: the initializers the model names
@@ -22,9 +23,9 @@ split.py writes (compare.py runs the two as they are):
 
 Both shuffle every epoch and train on an epoch's last, partial batch; the
 batch is the model's on both sides. Each variant runs SEEDS seeds; the table
-gives the test accuracy's (diabetes: the test mae's) mean ± sd and its difference from nnc with Keras'
-initialization and from scikit-learn at nnc's settings, with the standard
-errors (paired by seed).
+gives the test accuracy's (diabetes: the test mae's) mean ± sd and its
+difference from nnc with Keras' initialization and from scikit-learn at
+nnc's settings, with the standard errors (paired by seed).
 
     python3 factors.py DATA_DIR [SEEDS [NNC [SET...]]]
         (SEEDS default 100; SET: iris, wine, breast-cancer, digits, diabetes,
