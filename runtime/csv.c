@@ -8,14 +8,16 @@
  *
  * Keras users come with tables, and a table this big (Fashion-MNIST as CSV
  * is 60,000 rows of 785 numbers, 130 MB of text) must load about as fast
- * as the IDX files: the file is parsed in chunks as it streams in, a plain
- * row (no quotes, short numbers) by one loop over its fields in the read
- * buffer (plain_row), any other by a byte loop with no per-field
- * allocation, and numbers of up to 15 digits converted exactly without
+ * as the IDX files: the file is parsed in blocks as it streams in, each
+ * block's rows in parts on the thread pool while the next block is read
+ * (parse()), a plain row (no quotes, short numbers) by one loop over its
+ * fields in the read buffer (plain_row), any other by a byte loop with no
+ * per-field allocation, and numbers of up to 15 digits converted exactly without
  * strtod (decimal(): strtod was most of the time). Inputs that are all
  * integers 0..255 (pixels) are kept as bytes, as the IDX files keep them.
  * Every error names the file, the line and the column.
  */
+#define _GNU_SOURCE /* memrchr */
 #include "nnrt.h"
 
 #include <math.h>
@@ -25,7 +27,10 @@
 /* Far above any table this is for; far below what exhausts memory. */
 #define CSV_MAX_COLUMNS (1 << 20)
 #define CSV_MAX_FIELD (1 << 20)
-#define CSV_CHUNK (1 << 20)
+#define CSV_CHUNK (1 << 20)  /* the first read: the header, the delimiter detected */
+#define CSV_BLOCK (2 << 20)  /* each later read */
+#define CSV_PART (256 << 10) /* the rows one job of the thread pool parses */
+#define CSV_MAX_PARTS (2 * CSV_BLOCK / CSV_PART) /* of a block and the rest of the one before */
 
 typedef enum { ROLE_SKIP, ROLE_FEATURE, ROLE_LABEL, ROLE_TARGET, ROLE_UNDECIDED } Role;
 
@@ -66,6 +71,7 @@ typedef struct Csv {
     const NnrtDataSpec *cols;
     bool need_labels;
     char delim;
+    bool fast; /* plain rows read by plain_row: a delimiter no number holds */
     char *err;
     size_t errlen;
     /* The columns, from the header or the first row. */
@@ -450,115 +456,334 @@ static char detect(const char *p, size_t n) {
     return cand[best];
 }
 
-/* The byte loop: states of RFC 4180, '\r' outside quotes dropped, blank
- * lines skipped. A field's text is gathered in fb (up to CSV_MAX_FIELD). */
-static bool parse(Csv *c, NnrtStream *in) {
-    enum { START, PLAIN, QUOTED, QUOTE } st = START;
-    char *buf = malloc(CSV_CHUNK), *fb = malloc(CSV_MAX_FIELD + 1);
-    size_t len = 0, pos = 1; /* fb's length; the byte's column in its line */
-    bool ok = buf && fb, first = true;
-    if (!ok)
-        nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
-    c->line = 1;
-    long long r = 0;
-    while (ok && (r = nnrt_stream_read(in, buf, CSV_CHUNK)) > 0) {
-        size_t i = 0, n = (size_t)r;
-        if (first && n >= 3 && !memcmp(buf, "\xef\xbb\xbf", 3)) /* a UTF-8 byte order mark, as Excel writes */
-            i = 3;
-        if (first)
-            c->delim = c->cols->delimiter ? c->cols->delimiter : detect(buf + i, n - i);
-        first = false;
-        const char d = c->delim;
-        /* decimal() would read a delimiter that is part of a number as the number's */
-        const bool plain = !strchr("0123456789.+-", d);
-        for (; ok && i < n; i++, pos++) {
-            char ch = buf[i];
-            if (st == START) {
-                c->field_line = c->line;
-                c->field_col = pos;
-                size_t used;
-                if (c->col == 0 && c->header_done && plain && (used = plain_row(c, buf + i, buf + n, &ok))) {
-                    i += used - 1; /* to the row's '\n' */
-                    c->col = 0;
-                    c->line++;
-                    pos = 0;
-                    continue;
-                }
-                if (ch == '"') {
-                    st = QUOTED;
-                    continue;
-                }
-                if (ch == '\r') /* of a line's end, or a stray one: dropped */
-                    continue;
-                if (ch == '\n' && c->col == 0) { /* a blank line */
-                    c->line++;
-                    pos = 0;
-                    continue;
-                }
-                st = PLAIN;
-            }
-            if (st == PLAIN) { /* copied byte by byte: most fields are a few bytes, too short for memcpy */
-                size_t j = i;
-                char b;
-                while (j < n && (b = buf[j]) != d && b != '\n' && b != '\r' && len < CSV_MAX_FIELD)
-                    fb[len++] = buf[j++];
-                if (len == CSV_MAX_FIELD) {
-                    ok = located(c, "", "a field longer than 1 MiB", NULL);
-                    break;
-                }
-                pos += j - i;
-                i = j;
-                if (i == n)
-                    break;
-                ch = buf[i];
-            }
-            if (st == QUOTED) {
-                if (ch == '"')
-                    st = QUOTE;
-                else if (len == CSV_MAX_FIELD)
-                    ok = located(c, "", "a field longer than 1 MiB", NULL);
-                else
-                    fb[len++] = ch;
-                if (ch == '\n') {
-                    c->line++;
-                    pos = 0;
-                }
-                continue;
-            }
-            if (st == QUOTE && ch == '"') { /* "" in a quoted field: a quote */
-                if (len == CSV_MAX_FIELD)
-                    ok = located(c, "", "a field longer than 1 MiB", NULL);
-                else
-                    fb[len++] = '"';
-                st = QUOTED;
-                continue;
-            }
-            if (ch == '\r')
-                continue;
-            if (ch != d && ch != '\n') { /* st == QUOTE */
-                c->field_col = pos;
-                char shown[2] = {ch, 0};
-                ok = located(c, ": ", "a character after a field's closing quote", shown);
-                break;
-            }
-            ok = end_field(c, fb, len) && (ch != '\n' || end_row(c));
-            len = 0;
-            st = START;
-            if (ch == '\n') {
+/* The byte loop's state, kept from one piece of text to the next. */
+typedef struct Lexer {
+    enum { START, PLAIN, QUOTED, QUOTE } st;
+    char *fb;        /* the field's text (up to CSV_MAX_FIELD) */
+    size_t len, pos; /* fb's length; the byte's column in its line */
+} Lexer;
+
+/* The byte loop over n bytes at buf: states of RFC 4180, '\r' outside
+ * quotes dropped, blank lines skipped, a plain row at a row's start taken
+ * whole (plain_row). */
+static bool scan(Csv *c, Lexer *lx, const char *buf, size_t n) {
+    const char d = c->delim;
+    char *fb = lx->fb;
+    size_t len = lx->len, pos = lx->pos;
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; i++, pos++) {
+        char ch = buf[i];
+        if (lx->st == START) {
+            c->field_line = c->line;
+            c->field_col = pos;
+            size_t used;
+            if (c->col == 0 && c->header_done && c->fast && (used = plain_row(c, buf + i, buf + n, &ok))) {
+                i += used - 1; /* to the row's '\n' */
                 c->col = 0;
                 c->line++;
                 pos = 0;
+                continue;
             }
+            if (ch == '"') {
+                lx->st = QUOTED;
+                continue;
+            }
+            if (ch == '\r') /* of a line's end, or a stray one: dropped */
+                continue;
+            if (ch == '\n' && c->col == 0) { /* a blank line */
+                c->line++;
+                pos = 0;
+                continue;
+            }
+            lx->st = PLAIN;
+        }
+        if (lx->st == PLAIN) { /* copied byte by byte: most fields are a few bytes, too short for memcpy */
+            size_t j = i;
+            char b;
+            while (j < n && (b = buf[j]) != d && b != '\n' && b != '\r' && len < CSV_MAX_FIELD)
+                fb[len++] = buf[j++];
+            if (len == CSV_MAX_FIELD) {
+                ok = located(c, "", "a field longer than 1 MiB", NULL);
+                break;
+            }
+            pos += j - i;
+            i = j;
+            if (i == n)
+                break;
+            ch = buf[i];
+        }
+        if (lx->st == QUOTED) {
+            if (ch == '"')
+                lx->st = QUOTE;
+            else if (len == CSV_MAX_FIELD)
+                ok = located(c, "", "a field longer than 1 MiB", NULL);
+            else
+                fb[len++] = ch;
+            if (ch == '\n') {
+                c->line++;
+                pos = 0;
+            }
+            continue;
+        }
+        if (lx->st == QUOTE && ch == '"') { /* "" in a quoted field: a quote */
+            if (len == CSV_MAX_FIELD)
+                ok = located(c, "", "a field longer than 1 MiB", NULL);
+            else
+                fb[len++] = '"';
+            lx->st = QUOTED;
+            continue;
+        }
+        if (ch == '\r')
+            continue;
+        if (ch != d && ch != '\n') { /* lx->st == QUOTE */
+            c->field_col = pos;
+            char shown[2] = {ch, 0};
+            ok = located(c, ": ", "a character after a field's closing quote", shown);
+            break;
+        }
+        ok = end_field(c, fb, len) && (ch != '\n' || end_row(c));
+        len = 0;
+        lx->st = START;
+        if (ch == '\n') {
+            c->col = 0;
+            c->line++;
+            pos = 0;
         }
     }
-    if (r < 0)
-        ok = false;
-    if (ok && st == QUOTED)
-        ok = located(c, "", "a quote that is never closed", NULL);
-    else if (ok && (st != START || c->col > 0)) /* the last line has no newline */
-        ok = end_field(c, fb, len) && end_row(c);
-    free(buf);
-    free(fb);
+    lx->len = len;
+    lx->pos = pos;
+    return ok;
+}
+
+/* The end of the text: a quote still open is an error, a last line with
+ * no newline a row. */
+static bool scan_end(Csv *c, Lexer *lx) {
+    if (lx->st == QUOTED)
+        return located(c, "", "a quote that is never closed", NULL);
+    if (lx->st != START || c->col > 0)
+        return end_field(c, lx->fb, lx->len) && end_row(c);
+    return true;
+}
+
+/* Whole rows of a block, parsed on the thread pool into a Csv of their
+ * own: a copy of the table's, sharing its columns (names, roles, slots, only
+ * read once the first data row has decided them), with its own values, its
+ * lines counted from 1 and its own message. */
+typedef struct Part {
+    Csv c;
+    Lexer lx;
+    const char *text;
+    size_t n;
+    bool ok;
+    float *row_x, *row_y; /* the part's own, kept from block to block, as is lx.fb */
+    char err[256];
+} Part;
+
+static void parts_free(Part *part);
+
+/* CSV_MAX_PARTS parts with their buffers (NULL: out of memory). */
+static Part *parts_new(const Csv *c) {
+    Part *part = calloc(CSV_MAX_PARTS, sizeof *part);
+    bool ok = part;
+    for (size_t k = 0; ok && k < CSV_MAX_PARTS; k++)
+        ok = (part[k].row_x = calloc(c->ncols, sizeof(float))) && (part[k].row_y = calloc(c->ncols, sizeof(float))) &&
+             (part[k].lx.fb = malloc(CSV_MAX_FIELD + 1));
+    if (ok)
+        return part;
+    parts_free(part);
+    return NULL;
+}
+
+static void parts_free(Part *part) {
+    for (size_t k = 0; part && k < CSV_MAX_PARTS; k++) {
+        free(part[k].row_x);
+        free(part[k].row_y);
+        free(part[k].lx.fb);
+    }
+    free(part);
+}
+
+static void part_start(Part *p, const Csv *c, const char *text, size_t n) {
+    p->c = *c;
+    p->c.err = p->err;
+    p->c.errlen = sizeof p->err;
+    p->c.row_x = p->row_x;
+    p->c.row_y = p->row_y;
+    p->c.line = 1;
+    p->c.rows = 0;
+    p->c.x = (Vec){.size = c->x_bytes ? 1 : sizeof(float)};
+    p->c.row_bytes = true;
+    p->c.y = (Vec){.size = sizeof(float)};
+    p->c.label_text = (Vec){.size = 1};
+    p->c.label_at = (Vec){.size = sizeof(size_t)};
+    p->c.label_line = (Vec){.size = sizeof(long)};
+    p->lx = (Lexer){.st = START, .fb = p->lx.fb, .pos = 1};
+    p->text = text;
+    p->n = n;
+}
+
+static void part_clear(Part *p) {
+    free(p->c.x.p);
+    free(p->c.y.p);
+    free(p->c.label_text.p);
+    free(p->c.label_at.p);
+    free(p->c.label_line.p);
+    p->c.x = p->c.y = p->c.label_text = p->c.label_at = p->c.label_line = (Vec){0};
+}
+
+/* The rows of n bytes at text (ending in a newline) in parts of about
+ * CSV_PART bytes, cut after a newline: the same parts whatever the number
+ * of threads. Their count. */
+static size_t cut(const Csv *c, Part *part, const char *text, size_t n) {
+    size_t k = 0;
+    for (size_t at = 0; at < n; k++) {
+        size_t stop = n;
+        if (n - at > CSV_PART) /* text[n - 1] is a newline: found */
+            stop = (size_t)((const char *)memchr(text + at + CSV_PART, '\n', n - at - CSV_PART) + 1 - text);
+        part_start(&part[k], c, text + at, stop - at);
+        at = stop;
+    }
+    return k;
+}
+
+/* Part p's values after the rows before it, its labels' lines made the
+ * file's (false: out of memory). */
+static bool merge(Csv *c, Part *p) {
+    Csv *q = &p->c;
+    if (c->x_bytes && !q->x_bytes && !widen_inputs(c))
+        return false;
+    if (c->x_bytes || !q->x_bytes) { /* the same type (c widened above where the part's are floats) */
+        if (!vec_push(&c->x, q->x.p, q->x.n))
+            return false;
+    } else if (q->x.n) { /* the part's bytes as the table's floats */
+        float *f = vec_grow(&c->x, q->x.n);
+        if (!f)
+            return false;
+        for (size_t i = 0; i < q->x.n; i++)
+            f[i] = ((const unsigned char *)q->x.p)[i];
+    }
+    size_t *at = q->label_at.p, text = c->label_text.n;
+    long *line = q->label_line.p;
+    for (size_t i = 0; i < q->label_at.n; i++) {
+        at[i] += text;
+        line[i] += c->line - 1;
+    }
+    if (!vec_push(&c->y, q->y.p, q->y.n) || !vec_push(&c->label_text, q->label_text.p, q->label_text.n) ||
+        !vec_push(&c->label_at, at, q->label_at.n) || !vec_push(&c->label_line, line, q->label_line.n))
+        return false;
+    c->rows += q->rows;
+    c->line += q->line - 1;
+    return true;
+}
+
+/* Part p's rows after those before it: its values moved over or, where
+ * its parse failed (or its rows would pass the limit), its text read again
+ * by the byte loop after them, which reports the error with its line and
+ * column in the file. Parts are taken in order: the error is the file's
+ * first. */
+static bool take_part(Csv *c, Lexer *lx, Part *p) {
+    bool ok;
+    if (p->ok && c->rows + p->c.rows <= UINT32_MAX) {
+        ok = merge(c, p) || nnrt_fail(c->err, c->errlen, "%s: out of memory at row %zu", c->path, c->rows);
+        lx->pos = 1; /* after the part's last newline */
+    } else {
+        ok = scan(c, lx, p->text, p->n);
+    }
+    return ok;
+}
+
+/* One call of the thread pool: index 0 reads the next block (where there
+ * is one: `in`), the text after the rows first, while the others parse a
+ * part each. */
+typedef struct Job {
+    Part *part;
+    NnrtStream *in;
+    const char *rest;
+    size_t nrest;
+    char *next;
+    long long got;
+} Job;
+
+static void run_job(void **slots, int64_t begin, int64_t end) {
+    Job *j = slots[0];
+    for (int64_t i = begin; i < end; i++)
+        if (j->in && i == 0) {
+            memcpy(j->next, j->rest, j->nrest);
+            j->got = nnrt_stream_read(j->in, j->next + j->nrest, CSV_BLOCK);
+        } else {
+            Part *p = &j->part[i - (j->in != NULL)];
+            p->ok = scan(&p->c, &p->lx, p->text, p->n);
+        }
+}
+
+/* The text is read in blocks. A block's rows (up to its last newline; the
+ * rest goes on to the next block) are parsed on the thread pool in parts
+ * once the first data row has decided the columns' roles, while the next
+ * block is read (inflated, from a .gz), where no quote is in them: a quoted
+ * field may hold a newline, which is then no row's end, so a block with a
+ * quote is read by the byte loop alone, whose state goes on from block to
+ * block. The parts' rows land in order, so the values and the error are
+ * those of one loop over the file, whatever the number of threads. */
+static bool parse(Csv *c, NnrtStream *in) {
+    char *cur = malloc(2 * CSV_BLOCK), *next = malloc(2 * CSV_BLOCK);
+    Lexer lx = {.st = START, .fb = malloc(CSV_MAX_FIELD + 1), .pos = 1};
+    Part *part = NULL;
+    long long r = cur && next && lx.fb ? nnrt_stream_read(in, cur, CSV_CHUNK) : -1;
+    if (r < 0) {
+        if (!(cur && next && lx.fb))
+            nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
+        free(cur);
+        free(next);
+        free(lx.fb);
+        return false;
+    }
+    c->line = 1;
+    size_t len = (size_t)r, off = 0;
+    bool ok = true, eof = r < CSV_CHUNK;
+    if (len >= 3 && !memcmp(cur, "\xef\xbb\xbf", 3)) /* a UTF-8 byte order mark, as Excel writes */
+        off = 3;
+    c->delim = c->cols->delimiter ? c->cols->delimiter : detect(cur + off, len - off);
+    c->fast = !strchr("0123456789.+-", c->delim); /* decimal() would read such a delimiter as the number's */
+    while (ok) {
+        /* The block's rows: to its last newline (none: all of it, a row
+         * longer than a block, but at the file's end). */
+        const char *nl = len > off ? memrchr(cur + off, '\n', len - off) : NULL;
+        size_t end = nl ? (size_t)(nl + 1 - cur) : eof ? off : len, nparts = 0;
+        if (c->header_done && c->rows && lx.st == START && c->col == 0 && end > off &&
+            !memchr(cur + off, '"', end - off)) {
+            if (part || (part = parts_new(c)))
+                nparts = cut(c, part, cur + off, end - off);
+            else
+                ok = nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
+        }
+        Job j = {.part = part, .in = eof ? NULL : in, .rest = cur + end, .nrest = len - end, .next = next};
+        if (nparts)
+            nnrt_parallel_for(run_job, (void *[]){&j}, (int64_t)nparts + !eof);
+        else if (ok && (ok = scan(c, &lx, cur + off, end - off)) && !eof)
+            run_job((void *[]){&j}, 0, 1);
+        for (size_t k = 0; k < nparts; k++)
+            ok = ok && take_part(c, &lx, &part[k]);
+        for (size_t k = 0; k < nparts; k++)
+            part_clear(&part[k]);
+        if (ok && eof)
+            ok = scan(c, &lx, cur + end, len - end) && scan_end(c, &lx);
+        if (!ok || eof)
+            break;
+        if (j.got < 0) { /* the stream's message */
+            ok = false;
+            break;
+        }
+        char *t = cur;
+        cur = next;
+        next = t;
+        len = j.nrest + (size_t)j.got;
+        off = 0;
+        eof = j.got < CSV_BLOCK;
+    }
+    parts_free(part);
+    free(cur);
+    free(next);
+    free(lx.fb);
     return ok;
 }
 

@@ -6,6 +6,11 @@
  * 0..255 is kept as bytes, and widened to float32 at its first other value
  * (-0 among them), its values as strtod reads them either way, in batches
  * too; and a delimiter that can be part of a number is not read as one.
+ * Tables of megabytes are read in blocks, whose rows are parsed in parts on
+ * the thread pool: the values, the class names' lines and the first error
+ * in the file, at its line and column, are those of one loop over the
+ * file, with a quoted newline where a part would be cut. ctest runs this
+ * at 2 threads and at 1 (the argument).
  */
 #include "nnrt.h"
 #include "check.h"
@@ -202,9 +207,154 @@ static void test_number_delimiter(void) {
     CHECK(!read_table(three, strlen(three), '.', &ds));
 }
 
-int main(void) {
+/* A table of BIG rows, its columns p0..p13 (bytes: a function of the row
+ * and column) and a class 'a' or 'b', with `note` (text, skipped) at the
+ * end where notes. At data row edit_row (from 1; 0: none), column
+ * edit_col's field is edit_text instead; *edit_at is its column in the
+ * line. About 4 MB: the first chunk, then blocks cut into parts. */
+#define BIG 70000
+#define BIG_INPUTS 14
+static char *big(bool notes, size_t nedit, const size_t *edit_row, const int *edit_col, const char *const *edit_text,
+                 size_t *edit_at, size_t *len) {
+    size_t cap = (size_t)BIG * 80 + 4096;
+    for (size_t k = 0; k < nedit; k++)
+        cap += strlen(edit_text[k]);
+    char *t = malloc(cap), *p = t;
+    for (int c = 0; c < BIG_INPUTS; c++)
+        p += sprintf(p, "p%d,", c);
+    p += sprintf(p, notes ? "class,note\n" : "class\n");
+    for (size_t r = 1; r <= BIG; r++) {
+        char *line = p;
+        for (int c = 0; c <= BIG_INPUTS + notes; c++) {
+            size_t k = 0;
+            while (k < nedit && (edit_row[k] != r || edit_col[k] != c))
+                k++;
+            if (c)
+                *p++ = ',';
+            if (k < nedit) {
+                edit_at[k] = (size_t)(p - line) + 1;
+                p += sprintf(p, "%s", edit_text[k]);
+            } else if (c < BIG_INPUTS) {
+                p += sprintf(p, "%d", (int)((r * 7 + (size_t)c * 13) % 256));
+            } else {
+                p += sprintf(p, c == BIG_INPUTS ? (r % 3 ? "a" : "b") : "n");
+            }
+        }
+        *p++ = '\n';
+    }
+    *len = (size_t)(p - t);
+    return t;
+}
+
+/* Reads a table with --label class: false with the message in err. */
+static bool read_big(const char *t, size_t len, NnrtClasses *classes, NnrtDataset *ds, char *err, size_t errlen) {
+    NnrtStream *in = nnrt_stream_open_mem(t, len, false, "t.csv", err, errlen);
+    NnrtDataSpec spec = {.label = "class"};
+    bool ok = in && nnrt_csv_read(in, "t.csv", &spec, true, classes->n == 0, classes, ds, err, errlen);
+    nnrt_stream_close(in);
+    return ok;
+}
+
+/* Every value and class of big()'s table, in order: bytes, or float32
+ * where row 30000's p4 is 1.5. */
+static bool big_values(const NnrtDataset *ds, bool half) {
+    if (!CHECK(ds->n == BIG && ds->sample_size == BIG_INPUTS) ||
+        !CHECK(ds->images.type == (half ? NNRT_F32 : NNRT_U8_VALUE)))
+        return false;
+    size_t bad = 0;
+    for (size_t r = 1; r <= BIG; r++) {
+        for (size_t c = 0; c < BIG_INPUTS; c++)
+            bad += nnrt_idx_get(&ds->images, (r - 1) * BIG_INPUTS + c) !=
+                   (half && r == 30000 && c == 4 ? 1.5 : (double)((r * 7 + c * 13) % 256));
+        bad += nnrt_idx_get(&ds->labels, r - 1) != (r % 3 ? 0 : 1);
+    }
+    return CHECK(bad == 0);
+}
+
+/* The table's error is the first in the file, at its line and column. */
+static void expect_error(bool notes, size_t nedit, const size_t *row, const int *col, const char *const *text,
+                         const char *want_fmt, size_t want_line, size_t want_edit) {
+    size_t len, at[4];
+    char *t = big(notes, nedit, row, col, text, at, &len), err[512] = "", want[512];
+    snprintf(want, sizeof want, want_fmt, want_line, at[want_edit]);
+    NnrtClasses classes = {0};
+    NnrtDataset ds;
+    if (!CHECK(!read_big(t, len, &classes, &ds, err, sizeof err)))
+        nnrt_dataset_free(&ds);
+    else if (!CHECK(!strcmp(err, want)))
+        printf("  got  %s\n  want %s\n", err, want);
+    nnrt_classes_free(&classes);
+    free(t);
+}
+
+static void test_parts(void) {
+    size_t len;
+    char err[512] = "";
+    NnrtClasses classes = {0};
+    NnrtDataset ds;
+    for (int half = 0; half < 2; half++) { /* 1.5: the parts before it widened, those after it converted */
+        size_t at;
+        char *t = big(false, half, (size_t[]){30000}, (int[]){4}, (const char *[]){"1.5"}, &at, &len);
+        if (CHECK(read_big(t, len, &classes, &ds, err, sizeof err))) {
+            big_values(&ds, half);
+            CHECK(classes.n == 2 && !strcmp(classes.names[0], "a") && !strcmp(classes.names[1], "b"));
+            nnrt_dataset_free(&ds);
+        } else {
+            printf("  %s\n", err);
+        }
+        nnrt_classes_free(&classes);
+        free(t);
+    }
+
+    /* Line r + 1 holds row r. Two errors in one block, in parts parsed
+     * side by side: the first in the file is told, whichever thread is
+     * done first. */
+    expect_error(false, 1, (size_t[]){50000}, (int[]){5}, (const char *[]){"x7"},
+                 "t.csv:%zu:%zu: not a number in column 'p5': x7", 50001, 0);
+    expect_error(false, 2, (size_t[]){30000, 40000}, (int[]){3, 9}, (const char *[]){"", "x9"},
+                 "t.csv:%zu:%zu: a missing value in column 'p3'", 30001, 0);
+    expect_error(false, 2, (size_t[]){40000, 30000}, (int[]){9, 3}, (const char *[]){"", "x9"},
+                 "t.csv:%zu:%zu: not a number in column 'p3': x9", 30001, 1);
+
+    /* A class the training table's classes lack, told at its line. */
+    classes = (NnrtClasses){.names = (char *[]){"a", "b"}, .n = 2};
+    size_t at;
+    char *t = big(false, 1, (size_t[]){45000}, (int[]){BIG_INPUTS}, (const char *[]){"c"}, &at, &len);
+    if (!CHECK(!read_big(t, len, &classes, &ds, err, sizeof err)))
+        nnrt_dataset_free(&ds);
+    else if (!CHECK(!strcmp(err, "t.csv:45001: class 'c' in column 'class' was not seen in training (its classes: "
+                                 "a, b)")))
+        printf("  %s\n", err);
+    free(t);
+
+    /* A quoted note of 12,000 lines that look like rows, longer than a
+     * part: it is one field of one row, wherever the parts would be cut,
+     * and its lines are counted in the lines after it. */
+    char *note = malloc(12000 * 48 + 3), *q = note;
+    *q++ = '"';
+    for (int i = 0; i < 12000; i++)
+        q += sprintf(q, "%s1,2,3,4,5,6,7,8,9,10,11,12,13,14,a", i ? "\n" : "");
+    strcpy(q, "\"");
+    classes = (NnrtClasses){0};
+    t = big(true, 1, (size_t[]){36000}, (int[]){BIG_INPUTS + 1}, (const char *[]){note}, &at, &len);
+    if (CHECK(read_big(t, len, &classes, &ds, err, sizeof err))) {
+        big_values(&ds, false);
+        nnrt_dataset_free(&ds);
+    } else {
+        printf("  %s\n", err);
+    }
+    nnrt_classes_free(&classes);
+    free(t);
+    expect_error(true, 2, (size_t[]){36000, 60000}, (int[]){BIG_INPUTS + 1, 2}, (const char *[]){note, "-"},
+                 "t.csv:%zu:%zu: not a number in column 'p2': -", 60001 + 11999, 1);
+    free(note);
+}
+
+int main(int argc, char **argv) {
+    nnrt_set_threads(argc > 1 ? atoi(argv[1]) : 2);
     test_numbers();
     test_bytes();
     test_number_delimiter();
+    test_parts();
     return check_summary();
 }
