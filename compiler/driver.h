@@ -34,6 +34,7 @@ typedef struct Options {
     int monitor;                  /* a FitMonitor; -1: the default */
     bool monitor_mae;             /* named mae or val_mae (a regression's, in acc's place) */
     const char *monitor_head;     /* a head's, [val_]HEAD_METRIC (session.c finds it); NULL: the model's */
+    const char *monitor_text;     /* --monitor's METRIC as given; NULL: not given (the default, or a resumed run's) */
     int64_t epochs, batch; /* 0: from the model */
     double lr;             /* 0: from the model */
     const char *schedule;  /* --schedule's text, or NULL */

@@ -181,6 +181,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
         {"epochs", v[12]}, {"lr", v[13]}, {"schedule", info->schedule ? info->schedule : ""},
         {"classes", classes}, {"abs_sum", v[14]}, {"normalize", norm},
         {"sq_sum", v[15]}, {"ranks", v[16]}, {"patience", v[17]}, {"min_delta", v[18]},
+        {"monitor", info->monitor ? info->monitor : ""},
         {"history_columns", names}, {"head_sums", head_sums}, /* last: a model of one loss has none */
     };
     size_t nmeta = sizeof meta / sizeof meta[0] - (info->nheads ? 0 : 2);
@@ -196,15 +197,17 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
 
 /* Bounds of what fit_save writes in the header: a tensor's entry besides
  * its name (dtype, up to 4 dimensions and 2 offsets of 20 digits, quotes,
- * commas; the history's is one of them), and the metadata: 27 fields,
+ * commas; the history's is one of them), and the metadata: 28 fields,
  * under 160 bytes each besides the model's name, the class names, the
- * normalization and the heads' names and sums, which fit_saveable adds.
+ * normalization, the monitored metric (a head's) and the heads' names and
+ * sums, which fit_saveable adds.
  * The history is data, whatever the epochs. */
 #define TENSOR_ENTRY_MAX 200
 #define META_MAX 4608
 
 bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info) {
-    uint64_t bytes = META_MAX + TENSOR_ENTRY_MAX + strlen(NNRT_CKPT_HISTORY) + strlen(info->model_name);
+    uint64_t bytes = META_MAX + TENSOR_ENTRY_MAX + strlen(NNRT_CKPT_HISTORY) + strlen(info->model_name) +
+                     (info->monitor ? 6 * strlen(info->monitor) : 0);
     for (size_t i = 0; info->classes && i < info->classes->n; i++)
         bytes += 6 * strlen(info->classes->names[i]) + 2; /* JSON escapes a byte in at most 6 (\u00XX) */
     bytes += info->norm_n * (2 * 26 + 2); /* two %a and a blank, "\n" as JSON escapes it */
@@ -385,6 +388,13 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
         diag_plain(d, "%s: its training state (metadata) is incomplete or malformed", path);
         return false;
     }
+    /* The best so far is the watched metric's: where this run watches
+     * another (--monitor on --resume), none is known yet. */
+    const char *watched = nnrt_ckpt_meta(c, "monitor");
+    if (watched && *watched && info->monitor && strcmp(watched, info->monitor) != 0) {
+        st->best = NAN;
+        st->best_epoch = st->bad_epochs = 0;
+    }
     /* xoshiro256** never leaves the all-zero state: every draw would be 0
      * and the shuffle's rejection loop would spin forever. */
     if (!(p->rng.s[0] | p->rng.s[1] | p->rng.s[2] | p->rng.s[3])) {
@@ -510,7 +520,7 @@ bool fit_read_settings(Arena *a, Diag *d, FitCkpt *k, FitSettings *s) {
     *s = (FitSettings){0};
     uint64_t epochs = 0, batch = 0, patience = 0;
     double lr = 0, min_delta = 0;
-    const char *sched = nnrt_ckpt_meta(c, "schedule");
+    const char *sched = nnrt_ckpt_meta(c, "schedule"), *monitor = nnrt_ckpt_meta(c, "monitor");
     /* Each may be missing (an older checkpoint, the REPL's); present, it
      * is held to the range of the option it stands for. */
     bool ok = (!nnrt_ckpt_meta(c, "epochs") || meta_u64(c, "epochs", 10, 1000000, &epochs)) &&
@@ -522,7 +532,8 @@ bool fit_read_settings(Arena *a, Diag *d, FitCkpt *k, FitSettings *s) {
     if (ok) {
         *s = (FitSettings){.epochs = (int64_t)epochs, .batch = (int64_t)batch, .lr = lr,
                            .patience = (int64_t)patience, .min_delta = min_delta,
-                           .schedule = sched && *sched ? arena_printf(a, "%s", sched) : NULL};
+                           .schedule = sched && *sched ? arena_printf(a, "%s", sched) : NULL,
+                           .monitor = monitor && *monitor ? arena_printf(a, "%s", monitor) : NULL};
     } else {
         diag_plain(d, "%s: its run's settings (epochs, batch, lr, patience, min_delta: metadata) are malformed",
                    path);

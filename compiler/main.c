@@ -231,6 +231,32 @@ static const char *did_you_mean(char *buf, size_t n, const char *s, const char *
     return buf;
 }
 
+/* mae and val_mae: a regression's, in the place of acc and val_acc. */
+static const char *const monitor_metrics[] = {"loss", "acc", "val_loss", "val_acc", "mae", "val_mae", NULL};
+
+/* --monitor METRIC (or the one a resumed run watched) into o; false if it
+ * names no metric. */
+static bool parse_monitor(Options *o, const char *val) {
+    o->monitor = -1;
+    o->monitor_mae = false;
+    o->monitor_head = NULL;
+    for (int k = 0; monitor_metrics[k]; k++)
+        if (!strcmp(val, monitor_metrics[k])) {
+            o->monitor = k < 4 ? k : k == 4 ? MONITOR_ACC : MONITOR_VAL_ACC;
+            o->monitor_mae = k >= 4;
+        }
+    /* Else a head's, as Keras names it (val_logits_loss): the model says
+     * which there are. */
+    const char *metric = strrchr(val, '_');
+    if (o->monitor < 0 && metric && metric > val && (!strcmp(metric, "_loss") || !strcmp(metric, "_acc") ||
+                                                     !strcmp(metric, "_mae") || !strcmp(metric, "_mse"))) {
+        o->monitor = !strncmp(val, "val_", 4) ? MONITOR_VAL_LOSS : MONITOR_LOSS;
+        o->monitor_head = val;
+    }
+    o->monitor_text = o->monitor >= 0 ? val : NULL;
+    return o->monitor >= 0;
+}
+
 /* One option's value into o; EXIT_USAGE after printing the problem. */
 static int set_option(Options *o, OptId id, const char *val, Diag *d) {
     char hint[128];
@@ -302,28 +328,12 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
             return EXIT_OK;
         diag_plain(d, "--val-split expects a fraction between 0 and 1, found '%s'", val);
         return EXIT_USAGE;
-    case O_MONITOR: {
-        /* mae and val_mae: a regression's, in the place of acc and val_acc. */
-        static const char *const metrics[] = {"loss", "acc", "val_loss", "val_acc", "mae", "val_mae", NULL};
-        for (int k = 0; metrics[k]; k++)
-            if (!strcmp(val, metrics[k])) {
-                o->monitor = k < 4 ? k : k == 4 ? MONITOR_ACC : MONITOR_VAL_ACC;
-                o->monitor_mae = k >= 4;
-            }
-        /* Else a head's, as Keras names it (val_logits_loss): the model says
-         * which there are. */
-        const char *metric = strrchr(val, '_');
-        if (o->monitor < 0 && metric && metric > val && (!strcmp(metric, "_loss") || !strcmp(metric, "_acc") ||
-                                                         !strcmp(metric, "_mae") || !strcmp(metric, "_mse"))) {
-            o->monitor = !strncmp(val, "val_", 4) ? MONITOR_VAL_LOSS : MONITOR_LOSS;
-            o->monitor_head = val;
-        }
-        if (o->monitor >= 0)
+    case O_MONITOR:
+        if (parse_monitor(o, val))
             return EXIT_OK;
         diag_plain(d, "unknown --monitor metric '%s'%s; expected loss, acc, val_loss, val_acc, mae, val_mae or a "
-                   "head's (logits_loss, val_reg_mae)", val, did_you_mean(hint, sizeof hint, val, metrics));
+                   "head's (logits_loss, val_reg_mae)", val, did_you_mean(hint, sizeof hint, val, monitor_metrics));
         return EXIT_USAGE;
-    }
     case O_LOG: o->log_path = val; return EXIT_OK;
     case O_PLOT: o->plot_path = val; return EXIT_OK;
     case O_EVAL: o->eval_path = val; return EXIT_OK;
@@ -483,8 +493,8 @@ static int apply_overrides(Arena *a, Diag *d, Model *m, const Options *o) {
 }
 
 /* --resume continues the run it names with that run's --epochs, --batch,
- * --lr, --schedule, --early-stop and --min-delta (saved in the checkpoint)
- * where the command line does not give them; where it gives another
+ * --lr, --schedule, --early-stop, --min-delta and --monitor (saved in the
+ * checkpoint) where the command line does not give them; where it gives another
  * epochs, lr or schedule, it says so. */
 static bool resume_settings(Arena *a, Diag *d, const Options *o, Options *out) {
     FitSettings s;
@@ -511,6 +521,18 @@ static bool resume_settings(Arena *a, Diag *d, const Options *o, Options *out) {
         out->patience = s.patience;
     if (o->min_delta < 0)
         out->min_delta = s.min_delta;
+    if (!o->monitor_text && s.monitor) {
+        if (!parse_monitor(out, s.monitor)) {
+            diag_plain(d, "%s: its run's monitored metric (metadata 'monitor': '%.60s') is none nnc knows",
+                       o->resume_path, s.monitor);
+            return false;
+        }
+        if (out->monitor >= MONITOR_VAL_LOSS && !o->val_path && !o->val_split) {
+            diag_plain(d, "%s: its run monitored %s, which needs a validation set: give --val or --val-split as "
+                       "that run did, or --monitor METRIC", o->resume_path, s.monitor);
+            return false;
+        }
+    }
     return true;
 }
 

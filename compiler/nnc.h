@@ -1329,6 +1329,7 @@ typedef struct FitInfo {
     const char *schedule; /* --schedule's text, or NULL: the model file's */
     int64_t patience;     /* early stopping's (--early-stop; 0: none) */
     double min_delta;     /* --min-delta */
+    const char *monitor;  /* the metric early stopping and --save-best watch, as --monitor names it */
     const NnrtClasses *classes; /* a table's class names, saved for --eval and --predict; NULL: none */
     /* --normalize: each input element's mean and standard deviation on the
      * training data, saved for --eval and --predict; norm_n 0: none. */
@@ -1346,6 +1347,7 @@ typedef struct FitSettings {
     int64_t epochs, batch, patience;
     double lr, min_delta;
     const char *schedule; /* in the arena; NULL: the model file's */
+    const char *monitor;  /* in the arena; NULL: not saved (an older checkpoint, the REPL's) */
 } FitSettings;
 /* The checkpoint at path (--load's, --resume's), loaded by the first of
  * the readers below that needs it and kept for the others: its settings,

@@ -311,6 +311,8 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
                  .batch = (size_t)m->batch, .samples = dt.have_train ? dt.train.n : 0, .ranks = nnrt_mpi_size(),
                  .resume = o->resume_path != NULL, .epochs = m->epochs, .lr = m->lr, .schedule = o->schedule,
                  .patience = o->patience, .min_delta = o->min_delta > 0 ? o->min_delta : 0,
+                 .monitor = o->monitor_head ? o->monitor_head
+                                            : fit_monitor_name((FitMonitor)o->monitor, o->monitor_mae),
                  .classes = &dt.classes, .norm_mean = dt.mean, .norm_std = dt.std,
                  .norm_n = dt.mean ? (size_t)shape_elems(&m->input) : 0, .heads = m->heads,
                  .nheads = (size_t)m->nheads},
@@ -406,8 +408,12 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
             fprintf(info, "training on %s (%zu samples", dt.train_path, dt.train.n);
             if (spec.val)
                 fprintf(info, ", validating on %zu", spec.val->n);
-            fprintf(info, "), %lld epochs, batch %lld, lr %g, seed %llu\n", (long long)m->epochs,
+            fprintf(info, "), %lld epochs, batch %lld, lr %g, seed %llu", (long long)m->epochs,
                     (long long)m->batch, m->lr, (unsigned long long)o->seed);
+            if (hook.info.patience)
+                fprintf(info, ", early stopping on %s (patience %lld, min_delta %g)", hook.info.monitor,
+                        (long long)hook.info.patience, hook.info.min_delta);
+            fprintf(info, "\n");
             fflush(info);
         }
         NnrtTrainResult res = {0};
