@@ -11,7 +11,8 @@
  *   progress.c  per-epoch progress bar (TTY, NO_COLOR aware) or plain lines
  *   train.c     the training loop over compiled step functions
  *   report.c    --report FILE.json, peak memory
- *   pool.c      the persistent thread pool JIT-compiled kernels run on
+ *   pool.c      the persistent thread pool JIT-compiled kernels (and the
+ *               CSV reader's parts, csv.c) run on
  *   file.c      the error formatter, the atomic write of every output, the
  *               checks of output paths, the signal handler cleaning up
  *   checkpoint.c  safetensors checkpoints: atomic save, validating load
@@ -175,7 +176,8 @@ void nnrt_classes_free(NnrtClasses *cl);
  * as they are, else with new_classes the names seen become *classes) or
  * float32 [n, targets]; without need_labels (prediction) those columns are
  * skipped if present and out->labels is left empty. Errors
- * "PATH:LINE:COL: ..." in err. */
+ * "PATH:LINE:COL: ..." in err. The rows are parsed on the thread pool:
+ * the values and the error are the same at any number of threads. */
 bool nnrt_csv_read(NnrtStream *in, const char *path, const NnrtDataSpec *spec, bool need_labels, bool new_classes,
                    NnrtClasses *classes, NnrtDataset *out, char *err, size_t errlen);
 
@@ -503,7 +505,8 @@ bool nnrt_report_write(const char *path, const NnrtReport *r, char *err, size_t 
 typedef void (*NnrtKernelFn)(void **slots, int64_t begin, int64_t end);
 
 /* Runs fn over [0, n) split across the pool's threads (the caller is one of
- * them) and returns when all are done. Called by JIT-compiled code. */
+ * them) and returns when all are done. Called by JIT-compiled code, and
+ * by csv.c for a block's parts. */
 void nnrt_parallel_for(NnrtKernelFn fn, void **slots, int64_t n);
 /* The same for a job small enough (a few microseconds) that splitting it
  * pays only where the pool's threads have cores of their own: split as
