@@ -209,14 +209,14 @@ static void test_number_delimiter(void) {
 
 /* A table of BIG rows, its columns p0..p13 (bytes: a function of the row
  * and column) and a class 'a' or 'b', with `note` (text, skipped) at the
- * end where notes. At data row edit_row (from 1; 0: none), column
+ * end where notes: n, or "n" quoted where notes is 2. At data row edit_row (from 1; 0: none), column
  * edit_col's field is edit_text instead; *edit_at is its column in the
  * line. About 4 MB: the first chunk, then blocks cut into parts. */
 #define BIG 70000
 #define BIG_INPUTS 14
-static char *big(bool notes, size_t nedit, const size_t *edit_row, const int *edit_col, const char *const *edit_text,
+static char *big(int notes, size_t nedit, const size_t *edit_row, const int *edit_col, const char *const *edit_text,
                  size_t *edit_at, size_t *len) {
-    size_t cap = (size_t)BIG * 80 + 4096;
+    size_t cap = (size_t)BIG * 82 + 4096;
     for (size_t k = 0; k < nedit; k++)
         cap += strlen(edit_text[k]);
     char *t = malloc(cap), *p = t;
@@ -225,7 +225,7 @@ static char *big(bool notes, size_t nedit, const size_t *edit_row, const int *ed
     p += sprintf(p, notes ? "class,note\n" : "class\n");
     for (size_t r = 1; r <= BIG; r++) {
         char *line = p;
-        for (int c = 0; c <= BIG_INPUTS + notes; c++) {
+        for (int c = 0; c <= BIG_INPUTS + (notes > 0); c++) {
             size_t k = 0;
             while (k < nedit && (edit_row[k] != r || edit_col[k] != c))
                 k++;
@@ -237,7 +237,7 @@ static char *big(bool notes, size_t nedit, const size_t *edit_row, const int *ed
             } else if (c < BIG_INPUTS) {
                 p += sprintf(p, "%d", (int)((r * 7 + (size_t)c * 13) % 256));
             } else {
-                p += sprintf(p, c == BIG_INPUTS ? (r % 3 ? "a" : "b") : "n");
+                p += sprintf(p, c == BIG_INPUTS ? (r % 3 ? "a" : "b") : notes == 2 ? "\"n\"" : "n");
             }
         }
         *p++ = '\n';
@@ -348,6 +348,42 @@ static void test_parts(void) {
     expect_error(true, 2, (size_t[]){36000, 60000}, (int[]){BIG_INPUTS + 1, 2}, (const char *[]){note, "-"},
                  "t.csv:%zu:%zu: not a number in column 'p2': -", 60001 + 11999, 1);
     free(note);
+
+    /* Random values and errors in random rows: read in parts, and by the
+     * byte loop alone where every row holds a quote (a column after the
+     * others), the values and the first error are the same. */
+    static const char *const text[] = {"x7", "", "1.5", "300", "c", "-"};
+    for (int trial = 0; trial < 8; trial++) {
+        size_t nedit = 1 + next() % 3, row[3], at2[3];
+        int col[3];
+        const char *edit[3];
+        for (size_t k = 0; k < nedit; k++) {
+            edit[k] = text[next() % 6];
+            row[k] = 1 + next() % BIG;
+            col[k] = !strcmp(edit[k], "c") ? BIG_INPUTS : (int)(next() % BIG_INPUTS);
+        }
+        NnrtDataset got[2];
+        NnrtClasses cls[2] = {{0}, {0}};
+        char msg[2][512] = {"", ""};
+        bool ok[2];
+        for (int quoted = 0; quoted < 2; quoted++) {
+            char *tq = big(1 + quoted, nedit, row, col, edit, at2, &len);
+            ok[quoted] = read_big(tq, len, &cls[quoted], &got[quoted], msg[quoted], sizeof msg[quoted]);
+            free(tq);
+        }
+        if (CHECK(ok[0] == ok[1]) && ok[0]) {
+            const NnrtIdx *a = &got[0].images, *b = &got[1].images;
+            CHECK(a->type == b->type && a->count == b->count && !memcmp(a->data, b->data, a->count * a->elem_size));
+            CHECK(!memcmp(got[0].labels.data, got[1].labels.data, BIG * sizeof(int32_t)) && cls[0].n == cls[1].n);
+        } else if (!ok[0] && !CHECK(!strcmp(msg[0], msg[1]))) {
+            printf("  parts:     %s\n  byte loop: %s\n", msg[0], msg[1]);
+        }
+        for (int quoted = 0; quoted < 2; quoted++) {
+            if (ok[quoted])
+                nnrt_dataset_free(&got[quoted]);
+            nnrt_classes_free(&cls[quoted]);
+        }
+    }
 }
 
 int main(int argc, char **argv) {
