@@ -120,7 +120,7 @@ static const struct Opt {
      "on this labelled data file (with --load, or after --train)"),
     OPT("--predict", NULL, O_PREDICT, ARG_VALUE, "PATH", "write the prediction for every sample of a data file\n"
      "as CSV: index, class, probabilities (or the outputs)"),
-    OPT("-o", NULL, O_OUT, ARG_VALUE, "FILE", "where --predict writes (default: standard output);\n"
+    OPT("-o", NULL, O_OUT, ARG_VALUE, "FILE", "where --predict writes (default, or -: standard output);\n"
      "with -c the object (MODEL.o by default), or a\n"
      "library if FILE ends in .a or .so"),
     OPT("-c", NULL, O_COMPILE, ARG_NONE, NULL, "compile the model ahead of time into an object file\n"
@@ -457,6 +457,13 @@ static int check_options(Options *o, Diag *d) {
     if (o->out_path && !o->predict_path && o->emit != EMIT_OBJ) {
         diag_plain(d, "-o names the --predict output (or -c's object); there is no --predict");
         return EXIT_USAGE;
+    }
+    if (o->out_path && !strcmp(o->out_path, "-")) {
+        if (o->emit == EMIT_OBJ) {
+            diag_plain(d, "-o -: an object file goes to a file, not to standard output");
+            return EXIT_USAGE;
+        }
+        o->out_path = NULL; /* the predictions on standard output, as without -o */
     }
     bool validates = o->val_path || o->val_split;
     if (o->monitor >= MONITOR_VAL_LOSS && !validates) {
