@@ -1,7 +1,8 @@
 /* pool.c — the one persistent thread pool, owned by the runtime.
  *
- * JIT-compiled kernels call nnrt_parallel_for(fn, slots, n) to run
- * fn(slots, i, i + 1) for every i in [0, n) on all cores. Each index is
+ * JIT-compiled kernels (and the CSV reader's parts, csv.c) call
+ * nnrt_parallel_for(fn, slots, n) to run fn(slots, i, i + 1) for every i
+ * in [0, n) on all cores. Each index is
  * computed the same way whichever thread runs it, so results do not depend
  * on the number of threads.
  *
