@@ -46,7 +46,7 @@ enum { MAX_THREADS = 256, SPIN = 2000 };
  * cache line each, so threads taking from their own do not contend. */
 typedef struct Range {
     _Alignas(64) atomic_uint_fast64_t next; /* generation << 32 | next index to take */
-    atomic_int_fast64_t end; /* relaxed: the generation in next orders it */
+    atomic_int_fast64_t end;
 } Range;
 
 typedef struct Pool {
@@ -95,11 +95,12 @@ static void run_range(unsigned gen, int r) {
     Range *rg = &pool.range[r];
     uint_fast64_t v = atomic_load_explicit(&rg->next, memory_order_acquire);
     for (bool mode_set = false;;) {
-        /* A new job may have replaced end after v was read: then the
-         * compare-exchange below fails, v has the new generation, and this
+        /* A new job may have replaced end after v was read: then next was
+         * closed first (nnrt_parallel_for), so the compare-exchange below
+         * fails and v has the new generation, or the closed index, and this
          * stops. */
         int64_t i = (int64_t)(v & 0xffffffffu);
-        if ((unsigned)(v >> 32) != gen || i >= atomic_load_explicit(&rg->end, memory_order_relaxed))
+        if ((unsigned)(v >> 32) != gen || i >= atomic_load_explicit(&rg->end, memory_order_acquire))
             return;
         if (!atomic_compare_exchange_weak_explicit(&rg->next, &v, v + 1, memory_order_acq_rel,
                                                    memory_order_acquire))
@@ -191,8 +192,16 @@ void nnrt_parallel_for(NnrtKernelFn fn, void **slots, int64_t n) {
     atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
     for (int t = 0; t < pool.threads; t++) {
         Range *rg = &pool.range[t];
-        /* n <= 2^32, threads <= 256: no overflow */
-        atomic_store_explicit(&rg->end, n * (t + 1) / pool.threads, memory_order_relaxed);
+        /* The last job's range is closed before its end changes: a worker
+         * still holding its next (all taken: its index at the old end)
+         * must not find that index below the new end and take it, running
+         * the new job's index under the old generation (the index twice,
+         * and its count toward the new job: seen as a flake of test_pool
+         * under ASan, which slows the workers). The acquire of end in
+         * run_range orders this store before its compare-exchange. */
+        atomic_store_explicit(&rg->next, (uint_fast64_t)(gen - 1) << 32 | 0xffffffffu, memory_order_relaxed);
+        /* n <= 2^32 - 1, threads <= 256: no overflow */
+        atomic_store_explicit(&rg->end, n * (t + 1) / pool.threads, memory_order_release);
         atomic_store_explicit(&rg->next, (uint_fast64_t)gen << 32 | (uint_fast64_t)(n * t / pool.threads),
                               memory_order_release);
     }
