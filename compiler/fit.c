@@ -131,9 +131,9 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
     snprintf(v[1], sizeof v[1], "%zu", p->step);
     snprintf(v[2], sizeof v[2], "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64,
              p->rng.s[0], p->rng.s[1], p->rng.s[2], p->rng.s[3]);
-    snprintf(v[3], sizeof v[3], "%a", p->loss_sum);
-    snprintf(v[4], sizeof v[4], "%zu", p->seen);
-    snprintf(v[5], sizeof v[5], "%zu", p->correct);
+    snprintf(v[3], sizeof v[3], "%a", p->sums.loss_sum);
+    snprintf(v[4], sizeof v[4], "%zu", p->sums.seen);
+    snprintf(v[5], sizeof v[5], "%zu", p->sums.correct);
     snprintf(v[6], sizeof v[6], "%016" PRIx64, info->model_hash);
     snprintf(v[7], sizeof v[7], "%" PRIu64, info->seed);
     snprintf(v[8], sizeof v[8], "%zu", info->batch);
@@ -142,8 +142,8 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
     snprintf(v[11], sizeof v[11], "%d %d", st->best_epoch, st->bad_epochs);
     snprintf(v[12], sizeof v[12], "%" PRId64, info->epochs);
     snprintf(v[13], sizeof v[13], "%a", info->lr);
-    snprintf(v[14], sizeof v[14], "%a", p->abs_sum);
-    snprintf(v[15], sizeof v[15], "%a", p->sq_sum);
+    snprintf(v[14], sizeof v[14], "%a", p->sums.abs_sum);
+    snprintf(v[15], sizeof v[15], "%a", p->sums.sq_sum);
     snprintf(v[16], sizeof v[16], "%d", info->ranks > 1 ? info->ranks : 1);
     snprintf(v[17], sizeof v[17], "%" PRId64, info->patience);
     snprintf(v[18], sizeof v[18], "%a", info->min_delta);
@@ -158,7 +158,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
     char *head_sums = xrealloc(NULL, info->nheads * 4 * 26 + 1, 1);
     head_sums[0] = '\0';
     for (size_t h = 0, at = 0; h < info->nheads; h++) {
-        const NnrtHeadSums *hs = &p->head[h];
+        const NnrtHeadSums *hs = &p->sums.head[h];
         at += (size_t)sprintf(head_sums + at, "%a %a %a %a\n", hs->loss_sum, hs->correct, hs->abs_sum, hs->sq_sum);
     }
     char *names = history_names(info);
@@ -423,13 +423,13 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
     st->ranks = (int)ranks;
     p->epoch = (int)epoch;
     p->step = (size_t)step;
-    p->seen = (size_t)seen;
-    p->correct = (size_t)correct;
-    p->loss_sum = loss_sum;
+    p->sums.seen = (size_t)seen;
+    p->sums.correct = (size_t)correct;
+    p->sums.loss_sum = loss_sum;
     /* The mae's and the mse's running sums; a checkpoint from before them
      * has none: 0. */
     static const char *const sums[] = {"abs_sum", "sq_sum"};
-    double *sum[] = {&p->abs_sum, &p->sq_sum};
+    double *sum[] = {&p->sums.abs_sum, &p->sums.sq_sum};
     for (int i = 0; i < 2; i++) {
         *sum[i] = 0;
         if (nnrt_ckpt_meta(c, sums[i]) && !meta_double(c, sums[i], sum[i])) {
@@ -439,10 +439,10 @@ static bool read_state(const NnrtCkpt *c, const FitInfo *info, FitState *st, Dia
     }
     /* Each head's running sums; a checkpoint from before them has none: 0
      * (the heads' values of the epoch it stopped in then count from it). */
-    memset(p->head, 0, sizeof p->head);
+    memset(p->sums.head, 0, sizeof p->sums.head);
     const char *hs = nnrt_ckpt_meta(c, "head_sums");
     for (size_t h = 0; hs && h < info->nheads; h++) {
-        NnrtHeadSums *s = &p->head[h];
+        NnrtHeadSums *s = &p->sums.head[h];
         if (!(nnrt_parse_double(&hs, ' ', &s->loss_sum) && nnrt_parse_double(&hs, ' ', &s->correct) &&
               nnrt_parse_double(&hs, ' ', &s->abs_sum) && nnrt_parse_double(&hs, '\n', &s->sq_sum))) {
             diag_plain(d, "%s: its training state (metadata 'head_sums') is malformed", path);

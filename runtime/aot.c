@@ -242,9 +242,9 @@ int nnrt_aot_save_run(NnrtAotState *s, const char *path, const NnrtTrainPos *pos
     snprintf(v[1], sizeof v[1], "%zu", pos->step);
     snprintf(v[2], sizeof v[2], "%016llx %016llx %016llx %016llx", (unsigned long long)pos->rng.s[0],
              (unsigned long long)pos->rng.s[1], (unsigned long long)pos->rng.s[2], (unsigned long long)pos->rng.s[3]);
-    snprintf(v[3], sizeof v[3], "%a", pos->loss_sum);
-    snprintf(v[4], sizeof v[4], "%zu", pos->seen);
-    snprintf(v[8], sizeof v[8], "%zu", pos->correct);
+    snprintf(v[3], sizeof v[3], "%a", pos->sums.loss_sum);
+    snprintf(v[4], sizeof v[4], "%zu", pos->sums.seen);
+    snprintf(v[8], sizeof v[8], "%zu", pos->sums.correct);
     snprintf(v[5], sizeof v[5], "%llu", (unsigned long long)seed);
     snprintf(v[6], sizeof v[6], "%lld", (long long)s->m->batch);
     snprintf(v[7], sizeof v[7], "%zu", samples);

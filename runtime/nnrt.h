@@ -359,16 +359,21 @@ typedef struct NnrtStep {
     size_t batch; /* the largest n, the size of every batch but a set's last */
 } NnrtStep;
 
+/* A pass's running sums over the samples seen so far (sample-weighted). */
+typedef struct NnrtSums {
+    double loss_sum;
+    size_t seen, correct;
+    double abs_sum; /* of |output - label| (NnrtTrainSpec.mae) */
+    double sq_sum;  /* of (output - label)^2, for the mse beside the mae */
+    NnrtHeadSums head[NNRT_MAX_HEADS]; /* each head's (NnrtTrainSpec.heads) */
+} NnrtSums;
+
 /* Where training is: enough to continue exactly (checkpoints hold it). */
 typedef struct NnrtTrainPos {
-    int epoch;       /* epochs completed */
-    size_t step;     /* steps of the next epoch completed */
-    NnrtRng rng;     /* the generator before the shuffle of that epoch */
-    double loss_sum; /* that epoch's running sums so far (sample-weighted) */
-    size_t seen, correct;
-    double abs_sum;  /* of |output - label| (NnrtTrainSpec.mae) */
-    double sq_sum;   /* of (output - label)^2, for the mse beside the mae */
-    NnrtHeadSums head[NNRT_MAX_HEADS]; /* each head's (NnrtTrainSpec.heads) */
+    int epoch;     /* epochs completed */
+    size_t step;   /* steps of the next epoch completed */
+    NnrtRng rng;   /* the generator before the shuffle of that epoch */
+    NnrtSums sums; /* that epoch's so far */
 } NnrtTrainPos;
 
 typedef struct NnrtEpochStats {

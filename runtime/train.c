@@ -178,9 +178,7 @@ static void clear_slots(const NnrtTrainSpec *spec) {
  * training pass starts at pos->step with pos's sums and reports every step
  * to the hook; an evaluation pass has pos NULL. */
 typedef struct Pass {
-    double loss_sum, abs_sum, sq_sum;
-    size_t seen, correct;
-    NnrtHeadSums head[NNRT_MAX_HEADS];
+    NnrtSums s;
     NnrtBatchFn on_batch; /* evaluation: sees every batch's outputs */
     void *ctx;
     size_t first;         /* the set's index of ds's first sample (a rank's slice) */
@@ -233,8 +231,8 @@ void nnrt_clear_interrupt(void) { nnrt_interrupt_requested = 0; }
 
 /* The accuracy, or the mean absolute error, of the samples seen; -1: neither. */
 static double pass_acc(const NnrtTrainSpec *spec, const Pass *p) {
-    return spec->classify ? (double)p->correct / (double)p->seen
-           : spec->mae    ? p->abs_sum / ((double)p->seen * (double)spec->outputs)
+    return spec->classify ? (double)p->s.correct / (double)p->s.seen
+           : spec->mae    ? p->s.abs_sum / ((double)p->s.seen * (double)spec->outputs)
                           : -1;
 }
 
@@ -337,7 +335,7 @@ static double run_step(const NnrtTrainSpec *spec, const NnrtDataset *ds, const B
 
 /* A regression's mean squared error beside its mae; -1: not a regression. */
 static double pass_mse(const NnrtTrainSpec *spec, const Pass *p) {
-    return spec->mae ? p->sq_sum / ((double)p->seen * (double)spec->outputs) : -1;
+    return spec->mae ? p->s.sq_sum / ((double)p->s.seen * (double)spec->outputs) : -1;
 }
 
 static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buffers *bf,
@@ -345,18 +343,7 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
                      NnrtTrainPos *pos, NnrtTrainResult *res, const char *where, char *err,
                      size_t errlen) {
     size_t step = pos ? pos->step : 0;
-    if (pos) {
-        pass->loss_sum = pos->loss_sum;
-        pass->seen = pos->seen;
-        pass->correct = pos->correct;
-        pass->abs_sum = pos->abs_sum;
-        pass->sq_sum = pos->sq_sum;
-        memcpy(pass->head, pos->head, sizeof pass->head);
-    } else {
-        pass->loss_sum = pass->abs_sum = pass->sq_sum = 0;
-        pass->seen = pass->correct = 0;
-        memset(pass->head, 0, sizeof pass->head);
-    }
+    pass->s = pos ? pos->sums : (NnrtSums){0};
     if (prog)
         prog->done = step;
     Trial trial = {{{0}}, {0}};
@@ -389,28 +376,23 @@ static bool run_pass(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Buf
             trial.secs[split][trial.n[split]++] = nnrt_now() - t0; /* the step and the guard */
         if (pass->on_batch)
             pass->on_batch(pass->ctx, pass->first + off, b, bf->output, bf->y);
-        pass->loss_sum += loss * (double)b;
-        pass->seen += b;
-        pass->correct += correct;
-        pass->abs_sum += errs[0];
-        pass->sq_sum += errs[1];
+        pass->s.loss_sum += loss * (double)b;
+        pass->s.seen += b;
+        pass->s.correct += correct;
+        pass->s.abs_sum += errs[0];
+        pass->s.sq_sum += errs[1];
         for (size_t h = 0; h < spec->nheads; h++) {
-            pass->head[h].loss_sum += hs[h].loss_sum;
-            pass->head[h].correct += hs[h].correct;
-            pass->head[h].abs_sum += hs[h].abs_sum;
-            pass->head[h].sq_sum += hs[h].sq_sum;
+            pass->s.head[h].loss_sum += hs[h].loss_sum;
+            pass->s.head[h].correct += hs[h].correct;
+            pass->s.head[h].abs_sum += hs[h].abs_sum;
+            pass->s.head[h].sq_sum += hs[h].sq_sum;
         }
         if (prog)
-            nnrt_progress_step(prog, pass->loss_sum / (double)pass->seen, pass_acc(spec, pass),
+            nnrt_progress_step(prog, pass->s.loss_sum / (double)pass->s.seen, pass_acc(spec, pass),
                                pass_mse(spec, pass));
         if (pos) {
             pos->step = step;
-            pos->loss_sum = pass->loss_sum;
-            pos->seen = pass->seen;
-            pos->correct = pass->correct;
-            pos->abs_sum = pass->abs_sum;
-            pos->sq_sum = pass->sq_sum;
-            memcpy(pos->head, pass->head, sizeof pos->head);
+            pos->sums = pass->s;
             if (spec->after_step && off + b < ds->n &&
                 spec->after_step(spec->ctx, pos, NULL, err, errlen) == NNRT_HOOK_FAIL) {
                 res->failure = NNRT_FAIL_HOOK;
@@ -461,20 +443,20 @@ static bool evaluate(const NnrtTrainSpec *spec, const NnrtDataset *ds, const cha
                   errlen))
         return false;
     if (split) {
-        double sums[5] = {pass.loss_sum, (double)pass.seen, (double)pass.correct, pass.abs_sum, pass.sq_sum};
-        sum_over_ranks(spec, sums, 5, pass.head);
-        pass.loss_sum = sums[0];
-        pass.seen = (size_t)sums[1];
-        pass.correct = (size_t)sums[2];
-        pass.abs_sum = sums[3];
-        pass.sq_sum = sums[4];
+        double sums[5] = {pass.s.loss_sum, (double)pass.s.seen, (double)pass.s.correct, pass.s.abs_sum, pass.s.sq_sum};
+        sum_over_ranks(spec, sums, 5, pass.s.head);
+        pass.s.loss_sum = sums[0];
+        pass.s.seen = (size_t)sums[1];
+        pass.s.correct = (size_t)sums[2];
+        pass.s.abs_sum = sums[3];
+        pass.s.sq_sum = sums[4];
     }
-    *loss = pass.loss_sum / (double)pass.seen;
+    *loss = pass.s.loss_sum / (double)pass.s.seen;
     *acc = pass_acc(spec, &pass);
     if (mse)
         *mse = pass_mse(spec, &pass);
     for (size_t h = 0; heads && h < spec->nheads; h++)
-        head_stats(&spec->heads[h], &pass.head[h], pass.seen, &heads[h].loss, &heads[h].acc, &heads[h].mse);
+        head_stats(&spec->heads[h], &pass.s.head[h], pass.s.seen, &heads[h].loss, &heads[h].acc, &heads[h].mse);
     return true;
 }
 
@@ -557,7 +539,7 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         nnrt_train_pos_init(&pos, spec->seed);
     size_t full = spec->train.batch;
     size_t steps = train->n / full + (train->n % full != 0);
-    if (pos.epoch < 0 || pos.step >= steps || pos.seen > train->n || pos.correct > pos.seen)
+    if (pos.epoch < 0 || pos.step >= steps || pos.sums.seen > train->n || pos.sums.correct > pos.sums.seen)
         return nnrt_fail(err, errlen, "cannot resume at epoch %d, step %zu: an epoch has %zu steps",
                     pos.epoch, pos.step, steps);
     res->epochs = calloc(spec->epochs ? (size_t)spec->epochs : 1, sizeof *res->epochs);
@@ -598,13 +580,13 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
             break;
         NnrtEpochStats *st = &res->epochs[res->nepochs++];
         st->epoch = pos.epoch + 1;
-        st->loss = pass.loss_sum / (double)pass.seen;
+        st->loss = pass.s.loss_sum / (double)pass.s.seen;
         st->acc = pass_acc(spec, &pass);
         st->mse = pass_mse(spec, &pass);
         st->val_loss = st->val_acc = st->val_mse = -1;
         for (size_t h = 0; h < spec->nheads; h++) {
             NnrtHeadStats *hs = &st->head[h];
-            head_stats(&spec->heads[h], &pass.head[h], pass.seen, &hs->loss, &hs->acc, &hs->mse);
+            head_stats(&spec->heads[h], &pass.s.head[h], pass.s.seen, &hs->loss, &hs->acc, &hs->mse);
             hs->val_loss = hs->val_acc = hs->val_mse = -1;
         }
         if (spec->val) {
@@ -632,10 +614,7 @@ bool nnrt_train(const NnrtTrainSpec *spec, const NnrtDataset *train, const NnrtD
         }
         pos.epoch++;
         pos.step = 0;
-        pos.loss_sum = 0;
-        pos.seen = pos.correct = 0;
-        pos.abs_sum = pos.sq_sum = 0;
-        memset(pos.head, 0, sizeof pos.head);
+        pos.sums = (NnrtSums){0};
         if (spec->after_step) {
             NnrtHookResult h = spec->after_step(spec->ctx, &pos, st, err, errlen);
             if (h == NNRT_HOOK_FAIL) {
