@@ -9,8 +9,9 @@
  * Tables of megabytes are read in blocks, whose rows are parsed in parts on
  * the thread pool: the values, the class names' lines and the first error
  * in the file, at its line and column, are those of one loop over the
- * file, with a quoted newline where a part would be cut. ctest runs this
- * at 2 threads and at 1 (the argument).
+ * file, with a quoted newline where a part would be cut, and with the
+ * inputs listed out of order. ctest runs this at 2 threads and at 1 (the
+ * argument).
  */
 #include "nnrt.h"
 #include "check.h"
@@ -246,26 +247,35 @@ static char *big(int notes, size_t nedit, const size_t *edit_row, const int *edi
     return t;
 }
 
-/* Reads a table with --label class: false with the message in err. */
-static bool read_big(const char *t, size_t len, NnrtClasses *classes, NnrtDataset *ds, char *err, size_t errlen) {
+/* Reads a table with --label class and --features features (NULL: all
+ * the other numeric columns): false with the message in err. */
+static bool read_big_features(const char *t, size_t len, const char *features, NnrtClasses *classes,
+                              NnrtDataset *ds, char *err, size_t errlen) {
     NnrtStream *in = nnrt_stream_open_mem(t, len, false, "t.csv", err, errlen);
-    NnrtDataSpec spec = {.label = "class"};
+    NnrtDataSpec spec = {.label = "class", .features = features};
     bool ok = in && nnrt_csv_read(in, "t.csv", &spec, true, classes->n == 0, classes, ds, err, errlen);
     nnrt_stream_close(in);
     return ok;
 }
 
+/* Reads a table with --label class: false with the message in err. */
+static bool read_big(const char *t, size_t len, NnrtClasses *classes, NnrtDataset *ds, char *err, size_t errlen) {
+    return read_big_features(t, len, NULL, classes, ds, err, errlen);
+}
+
 /* Every value and class of big()'s table, in order: bytes, or float32
- * where row 30000's p4 is 1.5. */
-static bool big_values(const NnrtDataset *ds, bool half) {
-    if (!CHECK(ds->n == BIG && ds->sample_size == BIG_INPUTS) ||
+ * where row 30000's p4 is 1.5; input j is column col[j] (NULL: j). */
+static bool big_values(const NnrtDataset *ds, bool half, const int *col, size_t k) {
+    if (!CHECK(ds->n == BIG && ds->sample_size == k) ||
         !CHECK(ds->images.type == (half ? NNRT_F32 : NNRT_U8_VALUE)))
         return false;
     size_t bad = 0;
     for (size_t r = 1; r <= BIG; r++) {
-        for (size_t c = 0; c < BIG_INPUTS; c++)
-            bad += nnrt_idx_get(&ds->images, (r - 1) * BIG_INPUTS + c) !=
+        for (size_t j = 0; j < k; j++) {
+            size_t c = col ? (size_t)col[j] : j;
+            bad += nnrt_idx_get(&ds->images, (r - 1) * k + j) !=
                    (half && r == 30000 && c == 4 ? 1.5 : (double)((r * 7 + c * 13) % 256));
+        }
         bad += nnrt_idx_get(&ds->labels, r - 1) != (r % 3 ? 0 : 1);
     }
     return CHECK(bad == 0);
@@ -292,11 +302,17 @@ static void test_parts(void) {
     char err[512] = "";
     NnrtClasses classes = {0};
     NnrtDataset ds;
-    for (int half = 0; half < 2; half++) { /* 1.5: the parts before it widened, those after it converted */
+    /* The inputs out of order, p13 left out: runs of inputs in consecutive
+     * columns and slots (p0-p4, p5-p7, p8-p12) are read as bytes in one
+     * loop each. */
+    static const char *const shuffled = "p5,p6,p7,p0,p1,p2,p3,p4,p8,p9,p10,p11,p12";
+    static const int shuffled_col[] = {5, 6, 7, 0, 1, 2, 3, 4, 8, 9, 10, 11, 12};
+    for (int k = 0; k < 4; k++) { /* 1.5: the parts before it widened, those after it converted */
+        bool half = k % 2, shuffle = k / 2;
         size_t at;
         char *t = big(false, half, (size_t[]){30000}, (int[]){4}, (const char *[]){"1.5"}, &at, &len);
-        if (CHECK(read_big(t, len, &classes, &ds, err, sizeof err))) {
-            big_values(&ds, half);
+        if (CHECK(read_big_features(t, len, shuffle ? shuffled : NULL, &classes, &ds, err, sizeof err))) {
+            big_values(&ds, half, shuffle ? shuffled_col : NULL, shuffle ? 13 : BIG_INPUTS);
             CHECK(classes.n == 2 && !strcmp(classes.names[0], "a") && !strcmp(classes.names[1], "b"));
             nnrt_dataset_free(&ds);
         } else {
@@ -338,7 +354,7 @@ static void test_parts(void) {
     classes = (NnrtClasses){0};
     t = big(true, 1, (size_t[]){36000}, (int[]){BIG_INPUTS + 1}, (const char *[]){note}, &at, &len);
     if (CHECK(read_big(t, len, &classes, &ds, err, sizeof err))) {
-        big_values(&ds, false);
+        big_values(&ds, false, NULL, BIG_INPUTS);
         nnrt_dataset_free(&ds);
     } else {
         printf("  %s\n", err);
@@ -351,7 +367,8 @@ static void test_parts(void) {
 
     /* Random values and errors in random rows: read in parts, and by the
      * byte loop alone where every row holds a quote (a column after the
-     * others), the values and the first error are the same. */
+     * others), the values and the first error are the same, with the
+     * inputs in order or out of it (every other trial). */
     static const char *const text[] = {"x7", "", "1.5", "300", "c", "-"};
     for (int trial = 0; trial < 8; trial++) {
         size_t nedit = 1 + next() % 3, row[3], at2[3];
@@ -368,7 +385,8 @@ static void test_parts(void) {
         bool ok[2];
         for (int quoted = 0; quoted < 2; quoted++) {
             char *tq = big(1 + quoted, nedit, row, col, edit, at2, &len);
-            ok[quoted] = read_big(tq, len, &cls[quoted], &got[quoted], msg[quoted], sizeof msg[quoted]);
+            ok[quoted] = read_big_features(tq, len, trial % 2 ? shuffled : NULL, &cls[quoted], &got[quoted],
+                                           msg[quoted], sizeof msg[quoted]);
             free(tq);
         }
         if (CHECK(ok[0] == ok[1]) && ok[0]) {
