@@ -141,16 +141,35 @@ typedef struct Rows {
     const NnrtClasses *names;
 } Rows;
 
+/* A field of the CSV written, quoted as RFC 4180 says where it holds a
+ * delimiter, a quote or a line end: a name is a table's header's or
+ * class's, which a quoted field there could hold. */
+static void csv_field(FILE *out, const char *s) {
+    if (!s[strcspn(s, ",\"\r\n")]) {
+        fputs(s, out);
+        return;
+    }
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', out);
+        fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
 static void write_rows(void *ctx, size_t first, size_t b, const void *output, const void *y) {
     (void)y;
     Rows *c = ctx;
     for (size_t s = 0; s < b; s++) {
         fprintf(c->out, "%zu", first + s);
         size_t cls = c->classify ? argmax(output, s, c->k, c->dtype_bytes) : 0;
-        if (c->classify && cls < c->names->n)
-            fprintf(c->out, ",%s", c->names->names[cls]);
-        else if (c->classify)
+        if (c->classify && cls < c->names->n) {
+            fputc(',', c->out);
+            csv_field(c->out, c->names->names[cls]);
+        } else if (c->classify) {
             fprintf(c->out, ",%zu", cls);
+        }
         /* %.9g round-trips a float. */
         for (size_t j = 0; j < c->k; j++)
             fprintf(c->out, ",%.9g", elem(output, s * c->k + j, c->dtype_bytes));

@@ -43,6 +43,10 @@ write("reordered.csv", "species,d,c,b,a\n" + "".join(
 # Regression: y = a + 2b, z = c - d.
 write("reg.csv", "a,b,c,d,y,z\n" + "".join(
     ",".join("%g" % v for v in f) + ",%g,%g\n" % (f[0] + 2 * f[1], f[2] - f[3]) for f, _ in rows))
+# Class names a CSV writer must quote: a comma, a quote.
+odd = ["plain", "comma, inside", 'a "quoted" word']
+write("odd-classes.csv", "a,b,c,d,species\n" + "".join(
+    ",".join("%g" % v for v in f) + ',"%s"\n' % odd[c].replace('"', '""') for f, c in rows))
 
 # Malformed tables, one problem each.
 write("bad-number.csv", "a,b,c,d,species\n1,2,3,4,setosa\n1,2,x3,4,setosa\n")
