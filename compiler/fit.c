@@ -112,6 +112,19 @@ static char *history_names(const FitInfo *info) {
     return s;
 }
 
+/* Names one a line: a name holds no line break (csv.c's class names,
+ * dataset.c's target names). names NULL: none. */
+static char *join_lines(const NnrtClasses *names) {
+    size_t len = 1;
+    for (size_t i = 0; names && i < names->n; i++)
+        len += strlen(names->names[i]) + 1;
+    char *t = xrealloc(NULL, len, 1);
+    t[0] = '\0';
+    for (size_t i = 0, at = 0; names && i < names->n; i++)
+        at += (size_t)sprintf(t + at, "%s%s", i ? "\n" : "", names->names[i]);
+    return t;
+}
+
 bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *info,
               const FitState *st, char *err, size_t errlen) {
     NnrtTensor *t = xrealloc(NULL, (size_t)g->nslots + 1, sizeof *t);
@@ -162,14 +175,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
         at += (size_t)sprintf(head_sums + at, "%a %a %a %a\n", hs->loss_sum, hs->correct, hs->abs_sum, hs->sq_sum);
     }
     char *names = history_names(info);
-    /* The class names one a line: a name holds no line break (csv.c). */
-    size_t clen = 1;
-    for (size_t i = 0; info->classes && i < info->classes->n; i++)
-        clen += strlen(info->classes->names[i]) + 1;
-    char *classes = xrealloc(NULL, clen, 1);
-    classes[0] = '\0';
-    for (size_t i = 0, at = 0; info->classes && i < info->classes->n; i++)
-        at += (size_t)sprintf(classes + at, "%s%s", i ? "\n" : "", info->classes->names[i]);
+    char *classes = join_lines(info->classes), *targets = join_lines(info->targets);
     char *norm = nnrt_normalize_format(info->norm_mean, info->norm_std, info->norm_n);
     if (!norm)
         die("out of memory");
@@ -180,6 +186,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
         {"batch", v[8]}, {"samples", v[9]}, {"best", v[10]}, {"best_epoch_bad_epochs", v[11]},
         {"epochs", v[12]}, {"lr", v[13]}, {"schedule", info->schedule ? info->schedule : ""},
         {"classes", classes}, {"abs_sum", v[14]}, {"normalize", norm},
+        {"targets", targets},
         {"sq_sum", v[15]}, {"ranks", v[16]}, {"patience", v[17]}, {"min_delta", v[18]},
         {"monitor", info->monitor ? info->monitor : ""},
         {"history_columns", names}, {"head_sums", head_sums}, /* last: a model of one loss has none */
@@ -190,6 +197,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
     free(head_sums);
     free(norm);
     free(classes);
+    free(targets);
     free(hist);
     free(t);
     return ok;
@@ -197,19 +205,26 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
 
 /* Bounds of what fit_save writes in the header: a tensor's entry besides
  * its name (dtype, up to 4 dimensions and 2 offsets of 20 digits, quotes,
- * commas; the history's is one of them), and the metadata: 28 fields,
- * under 160 bytes each besides the model's name, the class names, the
- * normalization, the monitored metric (a head's) and the heads' names and
- * sums, which fit_saveable adds.
+ * commas; the history's is one of them), and the metadata: 29 fields,
+ * under 160 bytes each besides the model's name, the class and target
+ * names, the normalization, the monitored metric (a head's) and the
+ * heads' names and sums, which fit_saveable adds.
  * The history is data, whatever the epochs. */
 #define TENSOR_ENTRY_MAX 200
-#define META_MAX 4608
+#define META_MAX 4768
+
+/* The bytes of names one a line in the header. */
+static uint64_t names_bytes(const NnrtClasses *names) {
+    uint64_t bytes = 0;
+    for (size_t i = 0; names && i < names->n; i++)
+        bytes += 6 * strlen(names->names[i]) + 2; /* JSON escapes a byte in at most 6 (\u00XX) */
+    return bytes;
+}
 
 bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info) {
     uint64_t bytes = META_MAX + TENSOR_ENTRY_MAX + strlen(NNRT_CKPT_HISTORY) + strlen(info->model_name) +
                      (info->monitor ? 6 * strlen(info->monitor) : 0);
-    for (size_t i = 0; info->classes && i < info->classes->n; i++)
-        bytes += 6 * strlen(info->classes->names[i]) + 2; /* JSON escapes a byte in at most 6 (\u00XX) */
+    bytes += names_bytes(info->classes) + names_bytes(info->targets);
     bytes += info->norm_n * (2 * 26 + 2); /* two %a and a blank, "\n" as JSON escapes it */
     for (size_t h = 0; h < info->nheads; h++) /* the history's column names, the sums (four %a) */
         bytes += HEAD_COLS * (strlen(info->heads[h].name) + 10) + 4 * 26 + 2;
@@ -541,32 +556,56 @@ bool fit_read_settings(Arena *a, Diag *d, FitCkpt *k, FitSettings *s) {
     return ok;
 }
 
-bool fit_read_classes(Diag *d, FitCkpt *k, NnrtClasses *out) {
-    const NnrtCkpt *c = ckpt_open(d, k);
-    if (!c)
-        return false;
-    const char *path = k->path;
-    const char *v = nnrt_ckpt_meta(c, "classes");
+/* The names one a line of metadata `key` (fit_save's join_lines); none
+ * where it is missing or empty. */
+static void split_lines(const NnrtCkpt *c, const char *key, NnrtClasses *out) {
+    const char *v = nnrt_ckpt_meta(c, key);
     size_t n = v && *v ? 1 : 0;
     for (const char *p = v; n && *p; p++)
         n += *p == '\n';
     *out = (NnrtClasses){xcalloc(n ? n : 1, sizeof *out->names), 0};
-    bool ok = true;
-    for (const char *p = v; ok && out->n < n;) {
+    for (const char *p = v; out->n < n; out->n++) {
         size_t len = strcspn(p, "\n");
         out->names[out->n] = xrealloc(NULL, len + 1, 1);
         memcpy(out->names[out->n], p, len);
         out->names[out->n][len] = '\0';
-        /* Sorted and distinct, as csv.c makes them: names are looked up by bisection. */
-        ok = out->n == 0 || strcmp(out->names[out->n - 1], out->names[out->n]) < 0;
-        out->n++;
         p += len + (p[len] == '\n');
     }
+}
+
+bool fit_read_classes(Diag *d, FitCkpt *k, NnrtClasses *out) {
+    const NnrtCkpt *c = ckpt_open(d, k);
+    if (!c)
+        return false;
+    split_lines(c, "classes", out);
+    /* Sorted and distinct, as csv.c makes them: names are looked up by bisection. */
+    bool ok = true;
+    for (size_t i = 1; ok && i < out->n; i++)
+        ok = strcmp(out->names[i - 1], out->names[i]) < 0;
     if (!ok) {
-        diag_plain(d, "%s: its class names (metadata 'classes') are not sorted and distinct", path);
+        diag_plain(d, "%s: its class names (metadata 'classes') are not sorted and distinct", k->path);
         nnrt_classes_free(out);
     }
     return ok;
+}
+
+bool fit_read_targets(Diag *d, FitCkpt *k, size_t n, NnrtClasses *out) {
+    const NnrtCkpt *c = ckpt_open(d, k);
+    if (!c)
+        return false;
+    split_lines(c, "targets", out);
+    size_t empty = 0; /* the first empty name's position, from 1 */
+    for (size_t i = 0; !empty && i < out->n; i++)
+        empty = out->names[i][0] ? 0 : i + 1;
+    if (out->n && out->n != n)
+        diag_plain(d, "%s: its target names (metadata 'targets') are %zu, but the model has %zu targets", k->path,
+                   out->n, n);
+    else if (empty)
+        diag_plain(d, "%s: its target name %zu of %zu (metadata 'targets') is empty", k->path, empty, out->n);
+    else
+        return true;
+    nnrt_classes_free(out);
+    return false;
 }
 
 bool fit_read_normalize(Diag *d, FitCkpt *k, size_t n, double **mean, double **std) {
@@ -916,6 +955,7 @@ void fit_weights_free(FitWeights *w) {
     free(w->names);
     free(w->elems);
     nnrt_classes_free(&w->meaning.classes);
+    nnrt_classes_free(&w->meaning.targets);
     free(w->meaning.mean);
     free(w->meaning.std);
     *w = (FitWeights){0};

@@ -1331,6 +1331,7 @@ typedef struct FitInfo {
     double min_delta;     /* --min-delta */
     const char *monitor;  /* the metric early stopping and --save-best watch, as --monitor names it */
     const NnrtClasses *classes; /* a table's class names, saved for --eval and --predict; NULL: none */
+    const NnrtClasses *targets; /* a table's target columns' names, saved for --predict; NULL: none */
     /* --normalize: each input element's mean and standard deviation on the
      * training data, saved for --eval and --predict; norm_n 0: none. */
     const double *norm_mean, *norm_std;
@@ -1363,6 +1364,9 @@ bool fit_read_settings(Arena *a, Diag *d, FitCkpt *k, FitSettings *s);
 /* The class names saved in the checkpoint (none: out left empty); false
  * once reported through d. */
 bool fit_read_classes(Diag *d, FitCkpt *k, NnrtClasses *out);
+/* The target columns' names saved in the checkpoint, for a model of n
+ * targets (none: out left empty); false once reported through d. */
+bool fit_read_targets(Diag *d, FitCkpt *k, size_t n, NnrtClasses *out);
 /* The normalization saved in the checkpoint, for inputs of n elements:
  * *mean and *std malloc'd, or NULL if it has none; false once reported
  * through d. */
@@ -1390,10 +1394,11 @@ bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info);
 bool fit_load(Diag *d, FitCkpt *k, const Graph *g, void **slots, const FitInfo *info, FitState *st);
 
 /* What the data meant to the run that trained some weights, as its
- * checkpoint keeps it: a table's class names, and --normalize's mean and
- * standard deviation per input element (NULL: none). */
+ * checkpoint keeps it: a table's class names and target columns' names,
+ * and --normalize's mean and standard deviation per input element (NULL:
+ * none). */
 typedef struct FitMeaning {
-    NnrtClasses classes;
+    NnrtClasses classes, targets;
     double *mean, *std;
 } FitMeaning;
 

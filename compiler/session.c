@@ -71,11 +71,13 @@ typedef struct Data {
     NnrtDataset train, set[NSETS];
     bool have_train, have[NSETS];
     NnrtClasses classes; /* a table's class names, from the training set */
+    NnrtClasses targets; /* a table's target columns' names: the training set's, or the weights' */
     double *mean, *std;  /* --normalize's, or a checkpoint's; NULL: none */
 } Data;
 
 static void data_free(Data *dt) {
     nnrt_classes_free(&dt->classes);
+    nnrt_classes_free(&dt->targets);
     free(dt->mean);
     free(dt->std);
     if (dt->have_train)
@@ -121,6 +123,21 @@ static bool model_classifies(const Model *m) {
            (model_classes(m) > 0 || m->output.dim[0] > 1);
 }
 
+/* Each output is the prediction of the target of its position (a
+ * regression's; with several loss terms, where every head is one and
+ * they lie as the targets do): --predict names its columns after them. */
+static bool outputs_are_targets(const Model *m) {
+    size_t covered = 0;
+    for (int k = 0; k < m->nheads; k++) {
+        const NnrtHead *h = &m->heads[k];
+        if (!h->mae || h->out_off != h->label_off)
+            return false;
+        covered += h->out_size;
+    }
+    return shape_elems(&m->output) == m->label_size &&
+           (m->several_losses ? covered == (size_t)m->label_size : !model_classifies(m));
+}
+
 /* The training set from --train PATH (and its labels: --target, a table's
  * columns, an archive's member or an IDX file's neighbour), the model's data
  * block, or the default data. */
@@ -157,6 +174,8 @@ static int load_train(const Model *m, const Options *o, const NnrtWant *w, Data 
     wt.new_classes = true;
     if (!(dt->have_train = load_data(dt->train_path, o->target_path, o, &wt, &dt->classes, &dt->train, d)))
         return EXIT_USAGE;
+    dt->targets = dt->train.target_names;
+    dt->train.target_names = (NnrtClasses){0};
     if (dt->classes.n && !o->quiet) {
         FILE *out = o->predict_path && !o->out_path ? stderr : stdout; /* CSV on stdout keeps it to itself */
         fprintf(out, "classes of column '%s':", o->label);
@@ -197,12 +216,16 @@ static int load_all(const Model *m, const Options *o, const FitMeaning *kept, Da
             }
         }
     }
-    /* Without training, a table's class names are the checkpoint's, or the
-     * kept weights'. */
-    if (!o->train && o->load_path && !fit_read_classes(d, o->ckpt, &dt->classes))
+    /* Without training, a table's class and target names are the
+     * checkpoint's, or the kept weights'. */
+    if (!o->train && o->load_path &&
+        !(fit_read_classes(d, o->ckpt, &dt->classes) &&
+          fit_read_targets(d, o->ckpt, (size_t)m->label_size, &dt->targets)))
         return EXIT_USAGE;
-    if (!o->train && !o->load_path && kept)
+    if (!o->train && !o->load_path && kept) {
         classes_copy(&dt->classes, &kept->classes);
+        classes_copy(&dt->targets, &kept->targets);
+    }
     /* --eval's confusion matrix is indexed by a classifier's labels, whatever its loss. */
     NnrtWant we = w;
     we.classes = model_classifies(m) ? (size_t)shape_elems(&m->output) : 0;
@@ -313,7 +336,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
                  .patience = o->patience, .min_delta = o->min_delta > 0 ? o->min_delta : 0,
                  .monitor = o->monitor_head ? o->monitor_head
                                             : fit_monitor_name((FitMonitor)o->monitor, o->monitor_mae),
-                 .classes = &dt.classes, .norm_mean = dt.mean, .norm_std = dt.std,
+                 .classes = &dt.classes, .targets = &dt.targets, .norm_mean = dt.mean, .norm_std = dt.std,
                  .norm_n = dt.mean ? (size_t)shape_elems(&m->input) : 0, .heads = m->heads,
                  .nheads = (size_t)m->nheads},
         .save_path = !writes ? NULL : o->save_path ? o->save_path : o->resume_path,
@@ -471,8 +494,9 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
                 dims[i] = (size_t)m->output.dim[i];
             const char *ext = o->out_path ? strrchr(o->out_path, '.') : NULL;
             bool npy = ext && !strcmp(ext, ".npy"); /* -o out.npy: NumPy's format, else CSV */
-            if (!nnrt_predict_write(&spec, &dt.set[SET_PREDICT], &dt.classes, dims, m->output.rank, npy, out.f, err,
-                                    sizeof err)) {
+            const NnrtClasses none = {0}, *targets = outputs_are_targets(m) ? &dt.targets : &none;
+            if (!nnrt_predict_write(&spec, &dt.set[SET_PREDICT], &dt.classes, targets, dims, m->output.rank, npy,
+                                    out.f, err, sizeof err)) {
                 diag_plain(d, "%s", err);
                 status = EXIT_TRAINING;
             }
@@ -491,8 +515,8 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         layout_convert(g, c.sched, slots, false);
     if (keep) { /* the weights, and what the data meant to them */
         FitWeights w = fit_weights_keep(g, slots);
-        w.meaning = (FitMeaning){.classes = dt.classes, .mean = dt.mean, .std = dt.std};
-        dt.classes = (NnrtClasses){0};
+        w.meaning = (FitMeaning){.classes = dt.classes, .targets = dt.targets, .mean = dt.mean, .std = dt.std};
+        dt.classes = dt.targets = (NnrtClasses){0};
         dt.mean = dt.std = NULL;
         fit_weights_free(keep);
         *keep = w;

@@ -127,7 +127,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     };
     for (int predict = 0; predict <= 1; predict++) {
         err[0] = '\0';
-        bool ok = predict ? nnrt_predict_write(&spec, &ds, &(NnrtClasses){0}, &spec.outputs, 1, false, devnull, err, sizeof err)
+        bool ok = predict ? nnrt_predict_write(&spec, &ds, &(NnrtClasses){0}, &(NnrtClasses){0}, &spec.outputs, 1,
+                                               false, devnull, err, sizeof err)
                           : nnrt_eval_report(&spec, &ds, &(NnrtClasses){0}, devnull, err, sizeof err);
         if (!ok && !err[0])
             fuzz_die("--eval or --predict failed without a message");

@@ -192,7 +192,8 @@ static void write_npy_rows(void *ctx, size_t first, size_t b, const void *output
 }
 
 bool nnrt_predict_write(const NnrtTrainSpec *spec, const NnrtDataset *ds, const NnrtClasses *names,
-                        const size_t *dims, int rank, bool npy, FILE *out, char *err, size_t errlen) {
+                        const NnrtClasses *targets, const size_t *dims, int rank, bool npy, FILE *out, char *err,
+                        size_t errlen) {
     Rows c = {out, spec->outputs, spec->classify, spec->dtype_bytes, names};
     /* Data-parallel, a rank but 0 keeps its slice's rows for rank 0. */
     char *mine = NULL;
@@ -217,8 +218,14 @@ bool nnrt_predict_write(const NnrtTrainSpec *spec, const NnrtDataset *ds, const 
         fwrite(h, 1, (size_t)n, out);
     } else if (c.out == out) {
         fputs(c.classify ? "index,class" : "index", out);
-        for (size_t j = 0; j < c.k; j++)
-            fprintf(out, c.classify ? ",p%zu" : ",y%zu", j);
+        bool named = !c.classify && targets->n == c.k;
+        for (size_t j = 0; j < c.k; j++) {
+            fputc(',', out);
+            if (named)
+                csv_field(out, targets->names[j]);
+            else
+                fprintf(out, c.classify ? "p%zu" : "y%zu", j);
+        }
         fputc('\n', out);
     }
     double loss, acc;

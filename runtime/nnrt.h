@@ -115,12 +115,23 @@ bool nnrt_find_labels(const char *images_path, char *out, size_t outlen);
  * the base name (same suffix, else the other compression). False if none. */
 bool nnrt_find_test(const char *train_images_path, char *out, size_t outlen);
 
+/* Names of a table's columns' values: class names, sorted (class i is
+ * names[i]; empty: classes are integers), or target columns' names. */
+typedef struct NnrtClasses {
+    char **names;
+    size_t n;
+} NnrtClasses;
+void nnrt_classes_free(NnrtClasses *cl); /* csv.c */
+
 typedef struct NnrtDataset {
     NnrtIdx images; /* [n, ...] */
     NnrtIdx labels; /* [n] (class indices or values), or [n, ...] (targets) */
     size_t n;
     size_t sample_size;
     size_t label_size; /* elements of the labels per sample */
+    /* A training table's target columns' names (--target A,B with a
+     * header), in the targets' order; empty: none (arrays, no header). */
+    NnrtClasses target_names;
 } NnrtDataset;
 
 /* Float data (float32, float64) must be finite as float32: false, with
@@ -163,13 +174,6 @@ typedef struct NnrtDataSpec {
     char delimiter;       /* 0: detected from the first line */
     const char *inputs, *outputs; /* .npz members (--inputs, --targets); NULL: "x", "y" */
 } NnrtDataSpec;
-
-/* Class names, sorted: class i is names[i]. Empty: classes are integers. */
-typedef struct NnrtClasses {
-    char **names;
-    size_t n;
-} NnrtClasses;
-void nnrt_classes_free(NnrtClasses *cl);
 
 /* A CSV table from a stream: inputs float32 [n, features], labels int32 [n]
  * (--label; names mapped through *classes when it has some, else integers
@@ -549,13 +553,16 @@ bool nnrt_eval_report(const NnrtTrainSpec *spec, const NnrtDataset *ds, const Nn
                       char *err, size_t errlen);
 /* --predict: CSV with a header; per sample "index,class,p0,p1,..." for a
  * classifier (the class's name when `names` has some), "index,y0,y1,..."
- * (the raw outputs) otherwise; or with npy, an .npy file of float32
- * [n, dims...] (the outputs alone, dims[0..rank) the output's shape).
+ * (the raw outputs) otherwise, named after `targets` when it has a name
+ * for each output (names, a class's or a target's, quoted per RFC 4180
+ * where they need it); or with npy, an .npy file of float32 [n, dims...]
+ * (the outputs alone, dims[0..rank) the output's shape).
  * Data-parallel (spec->begin), every rank predicts its slice, and rank 0
  * writes to out every rank's rows in sample order (spec->write_ranks); the
  * others' out is not written. --eval's report is of every rank's slice. */
 bool nnrt_predict_write(const NnrtTrainSpec *spec, const NnrtDataset *ds, const NnrtClasses *names,
-                        const size_t *dims, int rank, bool npy, FILE *out, char *err, size_t errlen);
+                        const NnrtClasses *targets, const size_t *dims, int rank, bool npy, FILE *out, char *err,
+                        size_t errlen);
 /* Moves the last n_val samples of ds into val (Keras' validation_split:
  * the tail, before any shuffling). 0 < n_val < ds->n. */
 bool nnrt_dataset_split(NnrtDataset *ds, size_t n_val, NnrtDataset *val, char *err,

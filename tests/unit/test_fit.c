@@ -82,18 +82,18 @@ static void expect(char *got, const char *want) {
     free(got);
 }
 
-/* A checkpoint's four readers (settings, class names, normalization,
- * weights) share one FitCkpt: the file is loaded by the first and read by
+/* A checkpoint's five readers (settings, class and target names,
+ * normalization, weights) share one FitCkpt: the file is loaded by the first and read by
  * all, so they succeed even once the file is gone after the first. */
 static void test_ckpt_once(Arena *a, const Model *m, Graph *g) {
     char path[64], err[512];
     snprintf(path, sizeof path, "test_fit_%d.safetensors", (int)getpid());
     void **slots = fit_slots_new(g, 7), **back = fit_slots_new(g, 8);
     char *names[] = {"a", "b", "c"};
-    NnrtClasses classes = {names, 3};
+    NnrtClasses classes = {names, 3}, targets = {names + 1, 2};
     double mean[4] = {1, 2, 3, 4}, std[4] = {0.5, 1, 2, 4};
     FitInfo info = {.model_name = m->name, .model_hash = 1, .seed = 7, .batch = 4, .epochs = 3, .lr = 0.25,
-                    .classes = &classes, .norm_mean = mean, .norm_std = std, .norm_n = 4};
+                    .classes = &classes, .targets = &targets, .norm_mean = mean, .norm_std = std, .norm_n = 4};
     FitState st;
     fit_state_init(&st, 7);
     if (!CHECK(fit_save(path, g, slots, &info, &st, err, sizeof err)))
@@ -106,6 +106,8 @@ static void test_ckpt_once(Arena *a, const Model *m, Graph *g) {
     CHECK(unlink(path) == 0);
     NnrtClasses got = {0};
     CHECK(fit_read_classes(&d, &k, &got) && got.n == 3 && !strcmp(got.names[2], "c"));
+    NnrtClasses got_targets = {0};
+    CHECK(fit_read_targets(&d, &k, 2, &got_targets) && got_targets.n == 2 && !strcmp(got_targets.names[0], "b"));
     double *gm = NULL, *gs = NULL;
     CHECK(fit_read_normalize(&d, &k, 4, &gm, &gs) && gm && gm[3] == 4 && gs[3] == 4);
     FitState st2;
@@ -118,6 +120,7 @@ static void test_ckpt_once(Arena *a, const Model *m, Graph *g) {
     CHECK(same);
     fit_ckpt_free(&k);
     nnrt_classes_free(&got);
+    nnrt_classes_free(&got_targets);
     free(gm);
     free(gs);
     fit_state_free(&st);

@@ -7,6 +7,8 @@
 #   meta KEY VALUE  metadata KEY set to VALUE (\n in it: a newline); for
 #              KEY history, as nnc saved it before the tensor nnc:history,
 #              which is left out
+#   meta-long KEY N TAIL  metadata KEY set to N x's and TAIL (as meta's VALUE)
+#   unmeta KEY  metadata KEY left out (as nnc saved it before it had KEY)
 #   history DTYPE ROWS  the tensor nnc:history of DTYPE (F64, F32) with
 #              ROWS (rows of 7 numbers, ';' between rows, ',' between numbers)
 #   sparse     one more tensor of 2 GiB, a hole in a sparse file
@@ -93,6 +95,12 @@ elif kind == "meta":
     h["__metadata__"][args[0]] = args[1].replace("\\n", "\n")
     if args[0] == "history":
         drop("nnc:history")
+    write(h, data)
+elif kind == "meta-long":
+    h["__metadata__"][args[0]] = "x" * int(args[1]) + args[2].replace("\\n", "\n")
+    write(h, data)
+elif kind == "unmeta":
+    del h["__metadata__"][args[0]]
     write(h, data)
 elif kind == "history":
     drop("nnc:history")

@@ -43,6 +43,14 @@ write("reordered.csv", "species,d,c,b,a\n" + "".join(
 # Regression: y = a + 2b, z = c - d.
 write("reg.csv", "a,b,c,d,y,z\n" + "".join(
     ",".join("%g" % v for v in f) + ",%g,%g\n" % (f[0] + 2 * f[1], f[2] - f[3]) for f, _ in rows))
+regs = [(f, f[0] + 2 * f[1], f[2] - f[3]) for f, _ in rows]
+write("reg-noheader.csv", "".join(",".join("%g" % v for v in f) + ",%g,%g\n" % (y, z) for f, y, z in regs))
+# Target columns a checkpoint could not name the predictions after: a name
+# with a line break, a column with no name.
+write("reg-linebreak.csv", 'a,b,c,d,"y\nq",z\n' + "".join(
+    ",".join("%g" % v for v in f) + ",%g,%g\n" % (y, z) for f, y, z in regs))
+write("reg-unnamed.csv", "a,b,c,d,,z\n" + "".join(
+    ",".join("%g" % v for v in f) + ",%g,%g\n" % (y, z) for f, y, z in regs))
 # Class names a CSV writer must quote: a comma, a quote.
 odd = ["plain", "comma, inside", 'a "quoted" word']
 write("odd-classes.csv", "a,b,c,d,species\n" + "".join(
