@@ -119,7 +119,8 @@ static const struct Opt {
     OPT("--eval", NULL, O_EVAL, ARG_VALUE, "PATH", "print loss, accuracy per class and the confusion matrix\n"
      "on this labelled data file (with --load, or after --train)"),
     OPT("--predict", NULL, O_PREDICT, ARG_VALUE, "PATH", "write the prediction for every sample of a data file\n"
-     "as CSV: index, class, probabilities (or the outputs)"),
+     "as CSV: index, class, probabilities (or the outputs,\n"
+     "named after a table's --target columns)"),
     OPT("-o", NULL, O_OUT, ARG_VALUE, "FILE", "where --predict writes (default, or -: standard output);\n"
      "with -c the object (MODEL.o by default), or a\n"
      "library if FILE ends in .a or .so"),
