@@ -3,7 +3,8 @@
  * (runtime/checkpoint.c: header length, JSON, fields, offsets), the check of
  * every tensor against the slots of a small fixed model, and, for --resume,
  * the training state in the metadata (format, position, RNG, fingerprint,
- * batch and sample count, history).
+ * batch and sample count, history); with --load, the class and target
+ * names --eval and --predict take from it.
  *
  * A checkpoint that resumes is then resumed, as the driver's session does:
  * nnrt_train from the loaded position (its RNG shuffles, its step and sums
@@ -187,6 +188,24 @@ static void resume(Fixture *f, FitState *st, FitMonitor monitor) {
 
 /* The lowest file descriptor not open: higher after an input than before
  * it if the input left a file open. */
+/* --load's readers of the names: each accepts the file with no error
+ * reported or rejects it with one. */
+static void read_names(Diag *d, FitCkpt *k, size_t targets) {
+    NnrtClasses names;
+    int before = d->errors;
+    bool classes = fit_read_classes(d, k, &names);
+    nnrt_classes_free(&names);
+    if (classes != (d->errors == before))
+        die("fuzz_checkpoint: fit_read_classes %s with %d errors reported", classes ? "accepted" : "rejected",
+            d->errors - before);
+    before = d->errors;
+    bool ok = fit_read_targets(d, k, targets, &names);
+    nnrt_classes_free(&names);
+    if (ok != (d->errors == before))
+        die("fuzz_checkpoint: fit_read_targets %s with %d errors reported", ok ? "accepted" : "rejected",
+            d->errors - before);
+}
+
 static int lowest_free_fd(void) {
     int fd = dup(2);
     if (fd < 0)
@@ -210,10 +229,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fit_state_init(&st, info.seed);
         FitCkpt k = {.path = f.path};
         bool ok = fit_load(&d, &k, f.graph, f.weights.slots, &info, &st);
-        fit_ckpt_free(&k);
         if (ok != (d.errors == 0))
             die("fuzz_checkpoint: fit_load %s with %d errors reported",
                 ok ? "accepted the file" : "rejected the file", d.errors);
+        if (ok && !resuming)
+            read_names(&d, &k, (size_t)f.model->label_size);
+        fit_ckpt_free(&k);
         if (ok && resuming)
             resume(&f, &st, (FitMonitor)(size % 4)); /* any function of the input would do */
         fit_state_free(&st);
