@@ -176,6 +176,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
     }
     char *names = history_names(info);
     char *classes = join_lines(info->classes), *targets = join_lines(info->targets);
+    char *features = join_lines(info->features);
     char *norm = nnrt_normalize_format(info->norm_mean, info->norm_std, info->norm_n);
     if (!norm)
         die("out of memory");
@@ -186,7 +187,8 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
         {"batch", v[8]}, {"samples", v[9]}, {"best", v[10]}, {"best_epoch_bad_epochs", v[11]},
         {"epochs", v[12]}, {"lr", v[13]}, {"schedule", info->schedule ? info->schedule : ""},
         {"classes", classes}, {"abs_sum", v[14]}, {"normalize", norm},
-        {"targets", targets},
+        {"targets", targets}, {"label", info->label ? info->label : ""},
+        {"features", features},
         {"sq_sum", v[15]}, {"ranks", v[16]}, {"patience", v[17]}, {"min_delta", v[18]},
         {"monitor", info->monitor ? info->monitor : ""},
         {"history_columns", names}, {"head_sums", head_sums}, /* last: a model of one loss has none */
@@ -198,6 +200,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
     free(norm);
     free(classes);
     free(targets);
+    free(features);
     free(hist);
     free(t);
     return ok;
@@ -205,13 +208,14 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
 
 /* Bounds of what fit_save writes in the header: a tensor's entry besides
  * its name (dtype, up to 4 dimensions and 2 offsets of 20 digits, quotes,
- * commas; the history's is one of them), and the metadata: 29 fields,
+ * commas; the history's is one of them), and the metadata: 31 fields,
  * under 160 bytes each besides the model's name, the class and target
- * names, the normalization, the monitored metric (a head's) and the
- * heads' names and sums, which fit_saveable adds.
+ * names, the label column and the features list, the normalization, the
+ * monitored metric (a head's) and the heads' names and sums, which
+ * fit_saveable adds.
  * The history is data, whatever the epochs. */
 #define TENSOR_ENTRY_MAX 200
-#define META_MAX 4768
+#define META_MAX 5088
 
 /* The bytes of names one a line in the header. */
 static uint64_t names_bytes(const NnrtClasses *names) {
@@ -223,8 +227,8 @@ static uint64_t names_bytes(const NnrtClasses *names) {
 
 bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info) {
     uint64_t bytes = META_MAX + TENSOR_ENTRY_MAX + strlen(NNRT_CKPT_HISTORY) + strlen(info->model_name) +
-                     (info->monitor ? 6 * strlen(info->monitor) : 0);
-    bytes += names_bytes(info->classes) + names_bytes(info->targets);
+                     (info->monitor ? 6 * strlen(info->monitor) : 0) + (info->label ? 6 * strlen(info->label) : 0);
+    bytes += names_bytes(info->classes) + names_bytes(info->targets) + names_bytes(info->features);
     bytes += info->norm_n * (2 * 26 + 2); /* two %a and a blank, "\n" as JSON escapes it */
     for (size_t h = 0; h < info->nheads; h++) /* the history's column names, the sums (four %a) */
         bytes += HEAD_COLS * (strlen(info->heads[h].name) + 10) + 4 * 26 + 2;
@@ -608,6 +612,24 @@ bool fit_read_targets(Diag *d, FitCkpt *k, size_t n, NnrtClasses *out) {
     return false;
 }
 
+bool fit_read_columns(Diag *d, FitCkpt *k, size_t n, char **label, NnrtClasses *features) {
+    *label = NULL;
+    *features = (NnrtClasses){0};
+    const NnrtCkpt *c = ckpt_open(d, k);
+    if (!c)
+        return false;
+    split_lines(c, "features", features);
+    if (features->n && features->n != n) {
+        diag_plain(d, "%s: its input columns (metadata 'features') are %zu, but the model's input has %zu "
+                      "elements", k->path, features->n, n);
+        nnrt_classes_free(features);
+        return false;
+    }
+    const char *l = nnrt_ckpt_meta(c, "label");
+    *label = l && *l ? xstrdup(l) : NULL;
+    return true;
+}
+
 bool fit_read_normalize(Diag *d, FitCkpt *k, size_t n, double **mean, double **std) {
     *mean = *std = NULL;
     const NnrtCkpt *c = ckpt_open(d, k);
@@ -954,9 +976,16 @@ void fit_weights_free(FitWeights *w) {
     free(w->slots);
     free(w->names);
     free(w->elems);
-    nnrt_classes_free(&w->meaning.classes);
-    nnrt_classes_free(&w->meaning.targets);
-    free(w->meaning.mean);
-    free(w->meaning.std);
+    fit_meaning_free(&w->meaning);
     *w = (FitWeights){0};
+}
+
+void fit_meaning_free(FitMeaning *m) {
+    nnrt_classes_free(&m->classes);
+    nnrt_classes_free(&m->targets);
+    nnrt_classes_free(&m->features);
+    free(m->label);
+    free(m->mean);
+    free(m->std);
+    *m = (FitMeaning){0};
 }

@@ -1332,6 +1332,10 @@ typedef struct FitInfo {
     const char *monitor;  /* the metric early stopping and --save-best watch, as --monitor names it */
     const NnrtClasses *classes; /* a table's class names, saved for --eval and --predict; NULL: none */
     const NnrtClasses *targets; /* a table's target columns' names, saved for --predict; NULL: none */
+    /* A table's label column and input columns, saved so that a later run
+     * reads its tables by them (with the targets' names); NULL: none. */
+    const char *label;
+    const NnrtClasses *features;
     /* --normalize: each input element's mean and standard deviation on the
      * training data, saved for --eval and --predict; norm_n 0: none. */
     const double *norm_mean, *norm_std;
@@ -1371,6 +1375,10 @@ bool fit_read_targets(Diag *d, FitCkpt *k, size_t n, NnrtClasses *out);
  * *mean and *std malloc'd, or NULL if it has none; false once reported
  * through d. */
 bool fit_read_normalize(Diag *d, FitCkpt *k, size_t n, double **mean, double **std);
+/* The table columns the checkpoint's training read its labels from (*label
+ * malloc'd, NULL: none) and its n inputs from, in order (none, or n names):
+ * metadata 'label' and 'features'. */
+bool fit_read_columns(Diag *d, FitCkpt *k, size_t n, char **label, NnrtClasses *features);
 
 uint64_t fit_model_hash(const Source *src);
 /* The parameter and state buffers of g's slots (the others NULL),
@@ -1394,13 +1402,15 @@ bool fit_saveable(Diag *d, const Graph *g, const FitInfo *info);
 bool fit_load(Diag *d, FitCkpt *k, const Graph *g, void **slots, const FitInfo *info, FitState *st);
 
 /* What the data meant to the run that trained some weights, as its
- * checkpoint keeps it: a table's class names and target columns' names,
- * and --normalize's mean and standard deviation per input element (NULL:
- * none). */
+ * checkpoint keeps it: a table's class names, target columns' names,
+ * label column and input columns, and --normalize's mean and standard
+ * deviation per input element (NULL: none). */
 typedef struct FitMeaning {
-    NnrtClasses classes, targets;
+    NnrtClasses classes, targets, features;
+    char *label;
     double *mean, *std;
 } FitMeaning;
+void fit_meaning_free(FitMeaning *m);
 
 /* A model's PARAM and STATE buffers (float32) kept between runs (the REPL),
  * laid out as the slots of its training step graph, and their meaning: a

@@ -437,9 +437,10 @@ static bool cmd_checkpoint(Cmd *c, bool save) {
     }
     Arena *a = arena_new();
     Graph *g = step_graph(a, m->model, STEP_TRAIN, m->model->batch, DT_F32, INPUT_FLOAT);
-    const FitMeaning *kept = &m->weights.meaning; /* the class and target names and normalization :save keeps */
+    const FitMeaning *kept = &m->weights.meaning; /* the names, columns and normalization :save keeps */
     FitInfo info = {.model_name = m->name, .model_hash = fit_model_hash(&m->text->src), .seed = 1,
                     .batch = (size_t)m->model->batch, .classes = &kept->classes, .targets = &kept->targets,
+                    .label = kept->label, .features = &kept->features,
                     .norm_mean = kept->mean, .norm_std = kept->std,
                     .norm_n = kept->mean ? (size_t)shape_elems(&m->model->input) : 0};
     FitState st;
@@ -464,6 +465,8 @@ static bool cmd_checkpoint(Cmd *c, bool save) {
         ok = fit_load(c->r->diag, &k, g, w.slots, &info, &st) &&
              fit_read_classes(c->r->diag, &k, &w.meaning.classes) &&
              fit_read_targets(c->r->diag, &k, (size_t)m->model->label_size, &w.meaning.targets) &&
+             fit_read_columns(c->r->diag, &k, (size_t)shape_elems(&m->model->input), &w.meaning.label,
+                              &w.meaning.features) &&
              fit_read_normalize(c->r->diag, &k, (size_t)shape_elems(&m->model->input), &w.meaning.mean,
                                 &w.meaning.std);
         fit_ckpt_free(&k);

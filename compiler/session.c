@@ -15,10 +15,23 @@
 /* The evaluation sets. */
 enum { SET_TEST, SET_VAL, SET_EVAL, SET_PREDICT, NSETS };
 
+/* The columns of a table that hold the labels or targets and the inputs:
+ * those the options name (--label, --target, --features) or, where they
+ * name none, those the weights were trained on (their checkpoint's, or the
+ * REPL's kept weights'), so that a test or prediction table is read as the
+ * training table was without naming them again, its inputs found by name
+ * in whatever order it has them. */
+typedef struct Columns {
+    const char *label, *features; /* NULL: none */
+    char *targets;                /* "a,b" (owned); NULL: none */
+    const NnrtClasses *inputs;    /* the inputs by name; NULL: none */
+    bool kept;                    /* the weights' */
+} Columns;
+
 /* A data set of any format (nnrt_dataset_read), labelled by `labels` (an
- * array file's, or NULL) or the table's columns the options name. */
-static bool load_data(const char *path, const char *labels, const Options *o, const NnrtWant *w, NnrtClasses *cl,
-                      NnrtDataset *ds, Diag *d) {
+ * array file's, or NULL) or the table's columns c. */
+static bool load_data(const char *path, const char *labels, const Options *o, const Columns *c, const NnrtWant *w,
+                      NnrtClasses *cl, NnrtDataset *ds, Diag *d) {
     char err[1024];
     /* A mistyped path is the likelier problem than a missing labels file:
      * say so rather than look for labels beside a file that is not there. */
@@ -26,9 +39,9 @@ static bool load_data(const char *path, const char *labels, const Options *o, co
         diag_plain(d, "cannot open '%s': %s", path, strerror(errno));
         return false;
     }
-    NnrtDataSpec spec = {.label = o->label, .targets = o->target_path, .features = o->features,
-                         .no_header = o->no_header, .delimiter = o->delimiter, .inputs = o->inputs,
-                         .outputs = o->targets};
+    NnrtDataSpec spec = {.label = c->label, .targets = c->targets, .features = c->features,
+                         .feature_names = c->inputs, .no_header = o->no_header, .delimiter = o->delimiter,
+                         .inputs = o->inputs, .outputs = o->targets, .kept = c->kept};
     if (nnrt_dataset_read(path, labels, &spec, w, cl, ds, err, sizeof err))
         return true;
     diag_plain(d, "%s", err);
@@ -70,14 +83,24 @@ typedef struct Data {
     char test_buf[4096];
     NnrtDataset train, set[NSETS];
     bool have_train, have[NSETS];
-    NnrtClasses classes; /* a table's class names, from the training set */
-    NnrtClasses targets; /* a table's target columns' names: the training set's, or the weights' */
+    /* What the weights meant before the run (their checkpoint's, or the
+     * REPL's kept weights'), and after it: a table's class names, target
+     * and input columns' names and label column, the training set's or
+     * the weights'. */
+    FitMeaning weights;
+    NnrtClasses classes, targets, features;
+    char *label;
+    Columns cols;
     double *mean, *std;  /* --normalize's, or a checkpoint's; NULL: none */
 } Data;
 
 static void data_free(Data *dt) {
+    fit_meaning_free(&dt->weights);
     nnrt_classes_free(&dt->classes);
     nnrt_classes_free(&dt->targets);
+    nnrt_classes_free(&dt->features);
+    free(dt->label);
+    free(dt->cols.targets);
     free(dt->mean);
     free(dt->std);
     if (dt->have_train)
@@ -172,13 +195,17 @@ static int load_train(const Model *m, const Options *o, const NnrtWant *w, Data 
         dt->test_path = dt->test_buf;
     NnrtWant wt = *w;
     wt.new_classes = true;
-    if (!(dt->have_train = load_data(dt->train_path, o->target_path, o, &wt, &dt->classes, &dt->train, d)))
+    if (!(dt->have_train = load_data(dt->train_path, o->target_path, o, &dt->cols, &wt, &dt->classes, &dt->train, d)))
         return EXIT_USAGE;
     dt->targets = dt->train.target_names;
-    dt->train.target_names = (NnrtClasses){0};
+    dt->features = dt->train.feature_names;
+    dt->train.target_names = dt->train.feature_names = (NnrtClasses){0};
+    dt->label = dt->cols.label ? xstrdup(dt->cols.label) : NULL;
+    if (!o->features) /* the other tables' inputs by the training table's names */
+        dt->cols.inputs = dt->features.n ? &dt->features : NULL;
     if (dt->classes.n && !o->quiet) {
         FILE *out = o->predict_path && !o->out_path ? stderr : stdout; /* CSV on stdout keeps it to itself */
-        fprintf(out, "classes of column '%s':", o->label);
+        fprintf(out, "classes of column '%s':", dt->cols.label);
         for (size_t i = 0; i < dt->classes.n; i++)
             fprintf(out, " %zu %s%s", i, dt->classes.names[i], i + 1 < dt->classes.n ? "," : "\n");
     }
@@ -192,20 +219,61 @@ static void classes_copy(NnrtClasses *to, const NnrtClasses *from) {
         to->names[to->n] = xstrdup(from->names[to->n]);
 }
 
+/* What the weights meant (dt->weights): their checkpoint's (--load,
+ * --resume), or the REPL's kept weights' (kept, or NULL). */
+static bool weights_meaning(const Model *m, const Options *o, const FitMeaning *kept, FitMeaning *w, Diag *d) {
+    if (o->load_path || o->resume_path)
+        return fit_read_classes(d, o->ckpt, &w->classes) &&
+               fit_read_targets(d, o->ckpt, (size_t)m->label_size, &w->targets) &&
+               fit_read_columns(d, o->ckpt, (size_t)shape_elems(&m->input), &w->label, &w->features);
+    if (kept) {
+        classes_copy(&w->classes, &kept->classes);
+        classes_copy(&w->targets, &kept->targets);
+        classes_copy(&w->features, &kept->features);
+        w->label = kept->label ? xstrdup(kept->label) : NULL;
+    }
+    return true;
+}
+
+/* The columns tables are read by: the label or targets the options
+ * name, else the weights' (w); the inputs --features names, else the
+ * weights' by name. */
+static Columns columns(const Options *o, const FitMeaning *w) {
+    Columns c = {.label = o->label, .features = o->features,
+                 .inputs = !o->features && w->features.n ? &w->features : NULL};
+    if (o->label || o->target_path) {
+        c.targets = o->target_path ? xstrdup(o->target_path) : NULL;
+    } else {
+        c.label = w->label;
+        /* "a,b": the names a --target list was split into hold no comma */
+        size_t len = 1;
+        for (size_t i = 0; i < w->targets.n; i++)
+            len += strlen(w->targets.names[i]) + 1;
+        c.targets = w->targets.n ? xrealloc(NULL, len, 1) : NULL;
+        for (size_t i = 0, at = 0; i < w->targets.n; i++)
+            at += (size_t)sprintf(c.targets + at, "%s%s", i ? "," : "", w->targets.names[i]);
+    }
+    c.kept = !o->label && !o->target_path && (c.label || c.targets);
+    return c;
+}
+
 /* kept: what the weights of an earlier run (the REPL's) meant; NULL: none. */
 static int load_all(const Model *m, const Options *o, const FitMeaning *kept, Data *dt, Diag *d) {
     NnrtWant w = {.sample_size = (size_t)shape_elems(&m->input), .label_size = (size_t)m->label_size,
                   .classes = model_classes(m)};
     char err[1024];
     int status;
+    if (!weights_meaning(m, o, kept, &dt->weights, d))
+        return EXIT_USAGE;
+    dt->cols = columns(o, &dt->weights);
     if (o->train) {
         dt->test_path = o->test_path;
         if ((status = load_train(m, o, &w, dt, d)) != EXIT_OK)
             return status;
-        if (dt->test_path && !(dt->have[SET_TEST] = load_data(dt->test_path, o->test_target_path, o, &w,
+        if (dt->test_path && !(dt->have[SET_TEST] = load_data(dt->test_path, o->test_target_path, o, &dt->cols, &w,
                                                               &dt->classes, &dt->set[SET_TEST], d)))
             return EXIT_USAGE;
-        if (o->val_path && !(dt->have[SET_VAL] = load_data(o->val_path, o->val_target_path, o, &w, &dt->classes,
+        if (o->val_path && !(dt->have[SET_VAL] = load_data(o->val_path, o->val_target_path, o, &dt->cols, &w, &dt->classes,
                                                            &dt->set[SET_VAL], d)))
             return EXIT_USAGE;
         if (o->val_split) {
@@ -216,25 +284,23 @@ static int load_all(const Model *m, const Options *o, const FitMeaning *kept, Da
             }
         }
     }
-    /* Without training, a table's class and target names are the
-     * checkpoint's, or the kept weights'. */
-    if (!o->train && o->load_path &&
-        !(fit_read_classes(d, o->ckpt, &dt->classes) &&
-          fit_read_targets(d, o->ckpt, (size_t)m->label_size, &dt->targets)))
-        return EXIT_USAGE;
-    if (!o->train && !o->load_path && kept) {
-        classes_copy(&dt->classes, &kept->classes);
-        classes_copy(&dt->targets, &kept->targets);
+    /* Without training, what a table's columns mean is what the weights
+     * were trained on. */
+    if (!o->train) {
+        classes_copy(&dt->classes, &dt->weights.classes);
+        classes_copy(&dt->targets, &dt->weights.targets);
+        classes_copy(&dt->features, &dt->weights.features);
+        dt->label = dt->weights.label ? xstrdup(dt->weights.label) : NULL;
     }
     /* --eval's confusion matrix is indexed by a classifier's labels, whatever its loss. */
     NnrtWant we = w;
     we.classes = model_classifies(m) ? (size_t)shape_elems(&m->output) : 0;
-    if (o->eval_path && !(dt->have[SET_EVAL] = load_data(o->eval_path, o->train ? NULL : o->target_path, o, &we,
+    if (o->eval_path && !(dt->have[SET_EVAL] = load_data(o->eval_path, o->train ? NULL : o->target_path, o, &dt->cols, &we,
                                                          &dt->classes, &dt->set[SET_EVAL], d)))
         return EXIT_USAGE;
     NnrtWant wp = w;
     wp.unlabelled = true;
-    if (o->predict_path && !(dt->have[SET_PREDICT] = load_data(o->predict_path, NULL, o, &wp, &dt->classes,
+    if (o->predict_path && !(dt->have[SET_PREDICT] = load_data(o->predict_path, NULL, o, &dt->cols, &wp, &dt->classes,
                                                                &dt->set[SET_PREDICT], d)))
         return EXIT_USAGE;
     return EXIT_OK;
@@ -336,7 +402,8 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
                  .patience = o->patience, .min_delta = o->min_delta > 0 ? o->min_delta : 0,
                  .monitor = o->monitor_head ? o->monitor_head
                                             : fit_monitor_name((FitMonitor)o->monitor, o->monitor_mae),
-                 .classes = &dt.classes, .targets = &dt.targets, .norm_mean = dt.mean, .norm_std = dt.std,
+                 .classes = &dt.classes, .targets = &dt.targets, .label = dt.label, .features = &dt.features,
+                 .norm_mean = dt.mean, .norm_std = dt.std,
                  .norm_n = dt.mean ? (size_t)shape_elems(&m->input) : 0, .heads = m->heads,
                  .nheads = (size_t)m->nheads},
         .save_path = !writes ? NULL : o->save_path ? o->save_path : o->resume_path,
@@ -515,8 +582,10 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
         layout_convert(g, c.sched, slots, false);
     if (keep) { /* the weights, and what the data meant to them */
         FitWeights w = fit_weights_keep(g, slots);
-        w.meaning = (FitMeaning){.classes = dt.classes, .targets = dt.targets, .mean = dt.mean, .std = dt.std};
-        dt.classes = dt.targets = (NnrtClasses){0};
+        w.meaning = (FitMeaning){.classes = dt.classes, .targets = dt.targets, .features = dt.features,
+                                 .label = dt.label, .mean = dt.mean, .std = dt.std};
+        dt.classes = dt.targets = dt.features = (NnrtClasses){0};
+        dt.label = NULL;
         dt.mean = dt.std = NULL;
         fit_weights_free(keep);
         *keep = w;

@@ -188,9 +188,9 @@ static void resume(Fixture *f, FitState *st, FitMonitor monitor) {
 
 /* The lowest file descriptor not open: higher after an input than before
  * it if the input left a file open. */
-/* --load's readers of the names: each accepts the file with no error
- * reported or rejects it with one. */
-static void read_names(Diag *d, FitCkpt *k, size_t targets) {
+/* --load's readers of the names and columns: each accepts the file with no
+ * error reported or rejects it with one. */
+static void read_names(Diag *d, FitCkpt *k, size_t targets, size_t inputs) {
     NnrtClasses names;
     int before = d->errors;
     bool classes = fit_read_classes(d, k, &names);
@@ -203,6 +203,14 @@ static void read_names(Diag *d, FitCkpt *k, size_t targets) {
     nnrt_classes_free(&names);
     if (ok != (d->errors == before))
         die("fuzz_checkpoint: fit_read_targets %s with %d errors reported", ok ? "accepted" : "rejected",
+            d->errors - before);
+    before = d->errors;
+    char *label;
+    ok = fit_read_columns(d, k, inputs, &label, &names);
+    free(label);
+    nnrt_classes_free(&names);
+    if (ok != (d->errors == before))
+        die("fuzz_checkpoint: fit_read_columns %s with %d errors reported", ok ? "accepted" : "rejected",
             d->errors - before);
 }
 
@@ -233,7 +241,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             die("fuzz_checkpoint: fit_load %s with %d errors reported",
                 ok ? "accepted the file" : "rejected the file", d.errors);
         if (ok && !resuming)
-            read_names(&d, &k, (size_t)f.model->label_size);
+            read_names(&d, &k, (size_t)f.model->label_size, (size_t)shape_elems(&f.model->input));
         fit_ckpt_free(&k);
         if (ok && resuming)
             resume(&f, &st, (FitMonitor)(size % 4)); /* any function of the input would do */

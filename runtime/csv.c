@@ -80,6 +80,7 @@ typedef struct Csv {
     Role *role;
     size_t *slot; /* a feature's or target's position in its row */
     size_t *run;  /* an input's count of inputs from it on in consecutive columns and slots (find_runs) */
+    size_t *by_name; /* the columns sorted by name (then position): find_column's */
     size_t nfeatures, ntargets;
     size_t label_col; /* ncols: none */
     /* Where the parser is. */
@@ -155,13 +156,37 @@ static bool parse_number(const char *s, double *v) {
     return e != s && !*e;
 }
 
-/* "a,b,c" -> the column each names (a header name, or a position). */
-static bool find_column(Csv *c, const char *name, size_t len, const char *option, size_t *out) {
-    for (size_t i = 0; i < c->ncols; i++)
-        if (strlen(c->names[i]) == len && !memcmp(c->names[i], name, len)) {
-            *out = i;
-            return true;
-        }
+/* The len bytes at name against a column's name, as strcmp orders them. */
+static int name_cmp(const char *name, size_t len, const char *col) {
+    size_t n = strlen(col);
+    int k = memcmp(name, col, len < n ? len : n);
+    return k ? k : len < n ? -1 : len > n;
+}
+
+/* qsort_r's: columns by name, then position. */
+static int cmp_columns(const void *a, const void *b, void *names) {
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int k = strcmp(((char **)names)[i], ((char **)names)[j]);
+    return k ? k : i < j ? -1 : i > j;
+}
+
+/* The first column (in file order) named by the len bytes at name (a
+ * header name, or a position), by bisection: a checkpoint names each of a
+ * wide table's inputs. Where none is, the message says why the option
+ * names it after the header's columns. */
+static bool find_column(Csv *c, const char *name, size_t len, const char *option, const char *why, size_t *out) {
+    size_t lo = 0, hi = c->ncols;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (name_cmp(name, len, c->names[c->by_name[mid]]) > 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < c->ncols && !name_cmp(name, len, c->names[c->by_name[lo]])) {
+        *out = c->by_name[lo];
+        return true;
+    }
     char shown[128];
     snprintf(shown, sizeof shown, "%.*s", len > 100 ? 100 : (int)len, name);
     if (c->cols->no_header)
@@ -172,30 +197,38 @@ static bool find_column(Csv *c, const char *name, size_t len, const char *option
         int w = snprintf(list + used, sizeof list - used, "%s'%s'", i ? ", " : "", c->names[i]);
         used += w > 0 ? (size_t)w : 0;
     }
-    return nnrt_fail(c->err, c->errlen, "%s: %s '%s' is not a column of the header (%s)", c->path, option, shown,
-                     list);
+    return nnrt_fail(c->err, c->errlen, "%s: %s '%s' is not a column of the header (%s)%s", c->path, option, shown,
+                     list, why);
 }
 
-/* Sets the role of the columns a list names; a column named twice, or
- * given two roles, is an error. Missing columns are an error only where the
- * labels are needed (prediction reads tables with or without them). */
+/* Sets the role of the column the len bytes at name name; a column named
+ * twice, or given two roles, is an error. A missing column is an error
+ * only where the labels are needed (prediction reads tables with or
+ * without them). */
+static bool assign_one(Csv *c, const char *name, size_t len, Role r, const char *option, const char *why,
+                       bool required, size_t *count) {
+    size_t col;
+    if (!find_column(c, name, len, option, why, &col))
+        return !required;
+    if (c->role[col] != ROLE_UNDECIDED)
+        return nnrt_fail(c->err, c->errlen, "%s: column '%s' is named twice (%s and another option)", c->path,
+                         c->names[col], option);
+    c->role[col] = c->need_labels || r == ROLE_FEATURE ? r : ROLE_SKIP; /* prediction: no labels */
+    c->slot[col] = (*count)++;
+    if (r == ROLE_LABEL && c->need_labels)
+        c->label_col = col;
+    return true;
+}
+
+/* The columns a list "a,b,c" names (assign_one each). */
 static bool assign(Csv *c, const char *list, Role r, const char *option, bool required, size_t *count) {
+    const char *why = c->cols->kept && r != ROLE_FEATURE ? "; the weights were trained on it: name this table's "
+                                                           "with --label or --target" : "";
     for (const char *p = list; p && *p;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        size_t col;
-        if (!find_column(c, p, len, option, &col)) {
-            if (required)
-                return false;
-        } else if (c->role[col] != ROLE_UNDECIDED) {
-            return nnrt_fail(c->err, c->errlen, "%s: column '%s' is named twice (%s and another option)", c->path,
-                             c->names[col], option);
-        } else {
-            c->role[col] = c->need_labels || r == ROLE_FEATURE ? r : ROLE_SKIP; /* prediction: no labels */
-            c->slot[col] = (*count)++;
-            if (r == ROLE_LABEL && c->need_labels)
-                c->label_col = col;
-        }
+        if (!assign_one(c, p, len, r, option, why, required, count))
+            return false;
         p = comma ? comma + 1 : p + len;
     }
     return true;
@@ -208,21 +241,31 @@ static bool assign(Csv *c, const char *list, Role r, const char *option, bool re
 static bool set_roles(Csv *c) {
     c->role = calloc(c->ncols, sizeof *c->role);
     c->slot = calloc(c->ncols, sizeof *c->slot);
-    if (!c->role || !c->slot)
+    c->by_name = calloc(c->ncols, sizeof *c->by_name);
+    if (!c->role || !c->slot || !c->by_name)
         return nnrt_fail(c->err, c->errlen, "%s: out of memory", c->path);
-    for (size_t i = 0; i < c->ncols; i++)
+    for (size_t i = 0; i < c->ncols; i++) {
         c->role[i] = ROLE_UNDECIDED;
+        c->by_name[i] = i;
+    }
+    qsort_r(c->by_name, c->ncols, sizeof *c->by_name, cmp_columns, c->names);
     c->label_col = c->ncols;
     const NnrtDataSpec *o = c->cols;
+    const NnrtClasses *named = o->no_header ? NULL : o->feature_names; /* positions name no input */
     size_t nlabel = 0;
     if (!assign(c, o->label, ROLE_LABEL, "--label", c->need_labels, &nlabel) ||
         !assign(c, o->targets, ROLE_TARGET, "--target", c->need_labels, &c->ntargets) ||
         !assign(c, o->features, ROLE_FEATURE, "--features", true, &c->nfeatures))
         return false;
+    for (size_t i = 0; named && i < named->n; i++)
+        if (!assign_one(c, named->names[i], strlen(named->names[i]), ROLE_FEATURE, "input",
+                        "; the inputs are found by the names the training table gave them: name this table's "
+                        "with --features", true, &c->nfeatures))
+            return false;
     if (nlabel > 1)
         return nnrt_fail(c->err, c->errlen, "%s: --label names one column, the class of each row", c->path);
     for (size_t i = 0; i < c->ncols; i++)
-        if (c->role[i] == ROLE_UNDECIDED && o->features)
+        if (c->role[i] == ROLE_UNDECIDED && (o->features || named))
             c->role[i] = ROLE_SKIP;
     c->row_x = calloc(c->ncols, sizeof *c->row_x);
     c->row_y = calloc(c->ncols, sizeof *c->row_y);
@@ -952,6 +995,20 @@ static bool label_indices(Csv *c, NnrtClasses *classes, bool new_classes, int32_
     return true;
 }
 
+/* The inputs' column names, in the inputs' order (false: out of memory):
+ * a header's, which a later table's inputs are found by (positions, with
+ * no header, are not names). */
+static bool input_names(const Csv *c, NnrtClasses *out) {
+    if (!(out->names = calloc(c->nfeatures ? c->nfeatures : 1, sizeof *out->names)))
+        return false;
+    out->n = c->nfeatures;
+    bool ok = true;
+    for (size_t i = 0; i < c->ncols; i++)
+        if (c->role[i] == ROLE_FEATURE)
+            ok &= (out->names[c->slot[i]] = strdup(c->names[i])) != NULL;
+    return ok;
+}
+
 /* v (k values per row) as an NnrtIdx [rows, k] (rank 1 when flat) taking v's memory. */
 static void take(Vec *v, size_t rows, size_t k, NnrtIdxType t, bool flat, NnrtIdx *out) {
     *out = (NnrtIdx){.type = t, .rank = flat ? 1 : 2, .dims = {(uint32_t)rows, (uint32_t)k}, .count = rows * k,
@@ -982,6 +1039,10 @@ bool nnrt_csv_read(NnrtStream *in, const char *path, const NnrtDataSpec *cols, b
         ok = lab.p ? label_indices(&c, classes, new_classes, lab.p)
                    : nnrt_fail(err, errlen, "%s: out of memory", path);
     }
+    if (ok && !cols->no_header && !input_names(&c, &out->feature_names)) {
+        nnrt_classes_free(&out->feature_names);
+        ok = nnrt_fail(err, errlen, "%s: out of memory", path);
+    }
     if (ok) {
         take(&c.x, c.rows, c.nfeatures, c.x_bytes ? NNRT_U8_VALUE : NNRT_F32, false, &out->images);
         if (c.label_col < c.ncols)
@@ -1004,6 +1065,7 @@ bool nnrt_csv_read(NnrtStream *in, const char *path, const NnrtDataSpec *cols, b
     free(c.role);
     free(c.slot);
     free(c.run);
+    free(c.by_name);
     free(c.row_x);
     free(c.row_y);
     return ok;

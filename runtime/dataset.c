@@ -489,6 +489,7 @@ void nnrt_dataset_free(NnrtDataset *ds) {
     nnrt_idx_free(&ds->images);
     nnrt_idx_free(&ds->labels);
     nnrt_classes_free(&ds->target_names);
+    nnrt_classes_free(&ds->feature_names);
     ds->n = ds->sample_size = ds->label_size = 0;
 }
 

@@ -132,6 +132,9 @@ typedef struct NnrtDataset {
     /* A training table's target columns' names (--target A,B with a
      * header), in the targets' order; empty: none (arrays, no header). */
     NnrtClasses target_names;
+    /* A table's input columns' names, in the inputs' order; empty: none
+     * (arrays, a table with no header). */
+    NnrtClasses feature_names;
 } NnrtDataset;
 
 /* Float data (float32, float64) must be finite as float32: false, with
@@ -170,9 +173,11 @@ typedef struct NnrtDataSpec {
     const char *label;    /* --label: the class of each row */
     const char *targets;  /* --target (of a table): regression targets */
     const char *features; /* --features: the inputs, in this order; NULL: every other numeric column */
+    const NnrtClasses *feature_names; /* the inputs by their exact names (a checkpoint's), as features */
     bool no_header;
     char delimiter;       /* 0: detected from the first line */
     const char *inputs, *outputs; /* .npz members (--inputs, --targets); NULL: "x", "y" */
+    bool kept; /* label and targets are those the weights were trained on (for messages) */
 } NnrtDataSpec;
 
 /* A CSV table from a stream: inputs float32 [n, features], labels int32 [n]
