@@ -30,6 +30,7 @@ typedef struct Options {
     bool quiet;        /* -q: no progress, only errors, warnings and the outputs asked for */
     int64_t save_every, patience; /* 0: never */
     double min_delta;             /* --min-delta; -1: not given (0, or a resumed run's) */
+    int stop_rule;                /* --stop-rule, a FitStopRule; -1: not given (Keras', or a resumed run's) */
     double val_split;             /* 0: none */
     int monitor;                  /* a FitMonitor; -1: the default */
     bool monitor_mae;             /* named mae or val_mae (a regression's, in acc's place) */

@@ -190,7 +190,7 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
         {"targets", targets}, {"label", info->label ? info->label : ""},
         {"features", features},
         {"sq_sum", v[15]}, {"ranks", v[16]}, {"patience", v[17]}, {"min_delta", v[18]},
-        {"monitor", info->monitor ? info->monitor : ""},
+        {"stop_rule", fit_stop_rules[info->stop_rule]}, {"monitor", info->monitor ? info->monitor : ""},
         {"history_columns", names}, {"head_sums", head_sums}, /* last: a model of one loss has none */
     };
     size_t nmeta = sizeof meta / sizeof meta[0] - (info->nheads ? 0 : 2);
@@ -208,14 +208,14 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
 
 /* Bounds of what fit_save writes in the header: a tensor's entry besides
  * its name (dtype, up to 4 dimensions and 2 offsets of 20 digits, quotes,
- * commas; the history's is one of them), and the metadata: 31 fields,
+ * commas; the history's is one of them), and the metadata: 32 fields,
  * under 160 bytes each besides the model's name, the class and target
  * names, the label column and the features list, the normalization, the
  * monitored metric (a head's) and the heads' names and sums, which
  * fit_saveable adds.
  * The history is data, whatever the epochs. */
 #define TENSOR_ENTRY_MAX 200
-#define META_MAX 5088
+#define META_MAX 5248
 
 /* The bytes of names one a line in the header. */
 static uint64_t names_bytes(const NnrtClasses *names) {
@@ -540,6 +540,8 @@ bool fit_read_settings(Arena *a, Diag *d, FitCkpt *k, FitSettings *s) {
     uint64_t epochs = 0, batch = 0, patience = 0;
     double lr = 0, min_delta = 0;
     const char *sched = nnrt_ckpt_meta(c, "schedule"), *monitor = nnrt_ckpt_meta(c, "monitor");
+    const char *rule = nnrt_ckpt_meta(c, "stop_rule");
+    int stop_rule = rule ? fit_stop_rule_find(rule) : STOP_KERAS;
     /* Each may be missing (an older checkpoint, the REPL's); present, it
      * is held to the range of the option it stands for. */
     bool ok = (!nnrt_ckpt_meta(c, "epochs") || meta_u64(c, "epochs", 10, 1000000, &epochs)) &&
@@ -547,14 +549,16 @@ bool fit_read_settings(Arena *a, Diag *d, FitCkpt *k, FitSettings *s) {
               (!nnrt_ckpt_meta(c, "lr") || (meta_double(c, "lr", &lr) && lr >= 0 && lr <= 1e6)) &&
               (!nnrt_ckpt_meta(c, "patience") || meta_u64(c, "patience", 10, 1000000, &patience)) &&
               (!nnrt_ckpt_meta(c, "min_delta") ||
-               (meta_double(c, "min_delta", &min_delta) && min_delta >= 0 && min_delta <= 1e300));
+               (meta_double(c, "min_delta", &min_delta) && min_delta >= 0 && min_delta <= 1e300)) &&
+              stop_rule >= 0;
     if (ok) {
         *s = (FitSettings){.epochs = (int64_t)epochs, .batch = (int64_t)batch, .lr = lr,
-                           .patience = (int64_t)patience, .min_delta = min_delta,
+                           .patience = (int64_t)patience, .min_delta = min_delta, .stop_rule = (FitStopRule)stop_rule,
                            .schedule = sched && *sched ? arena_printf(a, "%s", sched) : NULL,
                            .monitor = monitor && *monitor ? arena_printf(a, "%s", monitor) : NULL};
     } else {
-        diag_plain(d, "%s: its run's settings (epochs, batch, lr, patience, min_delta: metadata) are malformed",
+        diag_plain(d, "%s: its run's settings (epochs, batch, lr, patience, min_delta, stop_rule: metadata) are "
+                      "malformed",
                    path);
     }
     return ok;
@@ -716,6 +720,15 @@ static double monitored(const FitHook *h, const NnrtEpochStats *e) {
     unreachable();
 }
 
+const char *const fit_stop_rules[] = {"keras", "sklearn", NULL};
+
+int fit_stop_rule_find(const char *name) {
+    for (int k = 0; fit_stop_rules[k]; k++)
+        if (!strcmp(name, fit_stop_rules[k]))
+            return k;
+    return -1;
+}
+
 const char *fit_monitor_name(FitMonitor m, bool mae) {
     static const char *const names[2][4] = {{"loss", "acc", "val_loss", "val_acc"},
                                             {"loss", "mae", "val_loss", "val_mae"}};
@@ -758,15 +771,23 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
     /* A loss, a mae and an mse fall; an accuracy (a head's second value, when it classifies) rises. */
     bool lower = h->monitor_head ? !(h->monitor_value == 1 && h->cols.heads[h->monitor_head - 1].classify)
                                       : h->monitor == MONITOR_LOSS || h->monitor == MONITOR_VAL_LOSS || h->cols.mae;
-    /* Keras' min_delta: better by more than it, or not better */
-    bool better = isnan(st->best) || (lower ? v < st->best - h->info.min_delta : v > st->best + h->info.min_delta);
+    /* improved: the patience starts again; better: the new best (and
+     * --save-best's epoch). Keras' rule: both are an improvement by more
+     * than min_delta. scikit-learn's (_update_no_improvement_count): an
+     * improvement by min_delta or more, and any improvement; with
+     * early_stopping it keeps the weights of its best validation score,
+     * which is the best here. */
+    double d = h->info.min_delta;
+    bool sklearn = h->info.stop_rule == STOP_SKLEARN;
+    bool first = isnan(st->best);
+    bool improved = first || (!sklearn ? (lower ? v < st->best - d : v > st->best + d)
+                                       : (lower ? v <= st->best - d : v >= st->best + d));
+    bool better = sklearn ? first || (lower ? v < st->best : v > st->best) : improved;
     if (better) {
         st->best = v;
         st->best_epoch = e->epoch;
-        st->bad_epochs = 0;
-    } else {
-        st->bad_epochs++;
     }
+    st->bad_epochs = improved ? 0 : st->bad_epochs + 1;
     bool stop = h->info.patience > 0 && st->bad_epochs >= h->info.patience;
     /* The plot is redrawn when the history has grown by a 32nd since it was
      * last drawn (every epoch for the first 64): its cost per epoch stays
@@ -780,8 +801,12 @@ NnrtHookResult fit_after_step(void *ctx, const NnrtTrainPos *pos, const NnrtEpoc
         (h->plot_path && st->nhistory - h->plotted >= plot_every && !plot(h, err, errlen)))
         return NNRT_HOOK_FAIL;
     if (stop) {
-        fprintf(h->out, "early stopping: %s has not improved for %d epochs (best %.4f at epoch %d)\n",
-                h->monitor_head ? h->monitor_name : fit_monitor_name(h->monitor, h->cols.mae), st->bad_epochs,
+        /* scikit-learn's best may be more recent than the last improvement by min_delta */
+        char by[64] = "";
+        if (sklearn)
+            snprintf(by, sizeof by, " by min_delta %g", d);
+        fprintf(h->out, "early stopping: %s has not improved%s for %d epochs (best %.4f at epoch %d)\n",
+                h->monitor_head ? h->monitor_name : fit_monitor_name(h->monitor, h->cols.mae), by, st->bad_epochs,
                 st->best, st->best_epoch);
         fflush(h->out);
         return NNRT_HOOK_STOP;

@@ -23,7 +23,7 @@
  * An option with a value takes it as --opt=VALUE or --opt VALUE. */
 typedef enum {
     O_EMIT, O_TRAIN, O_TARGET, O_PRINT_PARAMS, O_TEST, O_EPOCHS, O_BATCH, O_LR, O_SCHEDULE, O_SEED, O_REPORT,
-    O_SAVE, O_SAVE_EVERY, O_SAVE_BEST, O_LOAD, O_RESUME, O_VAL, O_VAL_SPLIT, O_EARLY_STOP, O_MIN_DELTA, O_MONITOR, O_LOG,
+    O_SAVE, O_SAVE_EVERY, O_SAVE_BEST, O_LOAD, O_RESUME, O_VAL, O_VAL_SPLIT, O_EARLY_STOP, O_MIN_DELTA, O_STOP_RULE, O_MONITOR, O_LOG,
     O_PLOT,
     O_TEST_TARGET, O_VAL_TARGET,
     O_EVAL, O_PREDICT, O_OUT, O_COMPILE, O_HEADER, O_MARCH, O_LABEL, O_FEATURES, O_NO_HEADER, O_DELIMITER,
@@ -112,6 +112,10 @@ static const struct Opt {
     OPT("--min-delta", NULL, O_MIN_DELTA, ARG_VALUE, "X", "an improvement of the monitored metric by X or\n"
      "less is none, for --early-stop and --save-best\n"
      "(Keras' min_delta; default 0)"),
+    OPT("--stop-rule", NULL, O_STOP_RULE, ARG_VALUE, "R", "keras (default): only an improvement by more than\n"
+     "min_delta becomes the best; sklearn: any improvement\n"
+     "does, and one by min_delta or more restarts the\n"
+     "patience (MLPClassifier's tol)"),
     OPT("--monitor", NULL, O_MONITOR, ARG_VALUE, "METRIC", "loss, acc, val_loss or val_acc (default val_loss with\n"
      "validation, else loss); a regression's mae, val_mae; a head's (val_reg_mae)"),
     OPT("--log", NULL, O_LOG, ARG_VALUE, "FILE", "write loss and accuracy (or mae) per epoch as CSV"),
@@ -323,6 +327,13 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
             return EXIT_OK;
         diag_plain(d, "--min-delta expects a number from 0, found '%s'", val);
         return EXIT_USAGE;
+    case O_STOP_RULE:
+        o->stop_rule = fit_stop_rule_find(val);
+        if (o->stop_rule >= 0)
+            return EXIT_OK;
+        diag_plain(d, "unknown --stop-rule '%s'%s; expected keras or sklearn", val,
+                   did_you_mean(hint, sizeof hint, val, fit_stop_rules));
+        return EXIT_USAGE;
     case O_VAL_SPLIT:
         o->val_split = strtod(val, &end);
         if (end != val && !*end && o->val_split > 0 && o->val_split < 1)
@@ -362,7 +373,7 @@ static int set_option(Options *o, OptId id, const char *val, Diag *d) {
 
 /* Returns EXIT_OK, or EXIT_USAGE after printing the problem. */
 static int parse_options(int argc, char **argv, Options *o, Diag *d) {
-    *o = (Options){.seed = 1, .monitor = -1, .min_delta = -1, .opt = 2};
+    *o = (Options){.seed = 1, .monitor = -1, .min_delta = -1, .stop_rule = -1, .opt = 2};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val;
         const struct Opt *opt = a[0] == '-' && a[1] ? find_option(a, &val) : NULL;
@@ -425,7 +436,7 @@ static int check_options(Options *o, Diag *d) {
     const char *needs_train = o->save_path ? "--save" : o->save_every ? "--save-every"
                               : o->best_path ? "--save-best" : o->val_path ? "--val"
                               : o->val_split ? "--val-split" : o->patience ? "--early-stop"
-                              : o->min_delta >= 0 ? "--min-delta"
+                              : o->min_delta >= 0 ? "--min-delta" : o->stop_rule >= 0 ? "--stop-rule"
                               : o->log_path ? "--log" : o->plot_path ? "--plot"
                               : o->target_path && !o->eval_path && !o->predict_path ? "--target"
                               : o->print_params ? "--print-params" : o->normalize ? "--normalize" : NULL;
@@ -501,7 +512,7 @@ static int apply_overrides(Arena *a, Diag *d, Model *m, const Options *o) {
 }
 
 /* --resume continues the run it names with that run's --epochs, --batch,
- * --lr, --schedule, --early-stop, --min-delta and --monitor (saved in the
+ * --lr, --schedule, --early-stop, --min-delta, --stop-rule and --monitor (saved in the
  * checkpoint) where the command line does not give them; where it gives another
  * epochs, lr or schedule, it says so. */
 static bool resume_settings(Arena *a, Diag *d, const Options *o, Options *out) {
@@ -529,6 +540,8 @@ static bool resume_settings(Arena *a, Diag *d, const Options *o, Options *out) {
         out->patience = s.patience;
     if (o->min_delta < 0)
         out->min_delta = s.min_delta;
+    if (o->stop_rule < 0)
+        out->stop_rule = (int)s.stop_rule;
     if (!o->monitor_text && s.monitor) {
         if (!parse_monitor(out, s.monitor)) {
             diag_plain(d, "%s: its run's monitored metric (metadata 'monitor': '%.60s') is none nnc knows",

@@ -1314,6 +1314,20 @@ typedef struct FitState {
     int ranks;             /* the processes that trained it (mpi.c; 1 if it does not say) */
 } FitState;
 
+/* How early stopping and --save-best judge an epoch (--stop-rule). Keras'
+ * (EarlyStopping): a value better than the best by more than min_delta
+ * resets the patience and becomes the best; no other does. scikit-learn's
+ * (MLPClassifier's tol and n_iter_no_change): one better by min_delta or
+ * more resets the patience, and any better value becomes the best, so a
+ * metric that improves every epoch by less than min_delta runs out of
+ * patience. */
+typedef enum { STOP_KERAS, STOP_SKLEARN } FitStopRule;
+/* Their names as --stop-rule and the checkpoint's metadata give them, in
+ * FitStopRule's order, then NULL. */
+extern const char *const fit_stop_rules[];
+/* name's index in fit_stop_rules; -1: none. */
+int fit_stop_rule_find(const char *name);
+
 /* What a checkpoint must agree with to be resumed. */
 typedef struct FitInfo {
     const char *model_name;
@@ -1329,6 +1343,7 @@ typedef struct FitInfo {
     const char *schedule; /* --schedule's text, or NULL: the model file's */
     int64_t patience;     /* early stopping's (--early-stop; 0: none) */
     double min_delta;     /* --min-delta */
+    FitStopRule stop_rule; /* --stop-rule */
     const char *monitor;  /* the metric early stopping and --save-best watch, as --monitor names it */
     const NnrtClasses *classes; /* a table's class names, saved for --eval and --predict; NULL: none */
     const NnrtClasses *targets; /* a table's target columns' names, saved for --predict; NULL: none */
@@ -1351,6 +1366,7 @@ typedef struct FitInfo {
 typedef struct FitSettings {
     int64_t epochs, batch, patience;
     double lr, min_delta;
+    FitStopRule stop_rule; /* Keras' where not saved */
     const char *schedule; /* in the arena; NULL: the model file's */
     const char *monitor;  /* in the arena; NULL: not saved (an older checkpoint, the REPL's) */
 } FitSettings;
@@ -1453,7 +1469,7 @@ typedef struct FitHook {
     FitState st;
     const char *save_path, *best_path, *log_path, *plot_path; /* NULL: not wanted */
     size_t save_every;    /* steps; 0: at the end of every epoch only */
-    FitMonitor monitor;   /* early stopping's (info.patience, info.min_delta) */
+    FitMonitor monitor;   /* early stopping's (info.patience, info.min_delta, info.stop_rule) */
     /* Or a head's value (its val_ one with MONITOR_VAL_LOSS): head
      * monitor_head - 1's value monitor_value (nnrt_head_values' order),
      * called `monitor_name`; monitor_head 0: the model's. */

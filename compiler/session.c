@@ -400,6 +400,7 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
                  .batch = (size_t)m->batch, .samples = dt.have_train ? dt.train.n : 0, .ranks = nnrt_mpi_size(),
                  .resume = o->resume_path != NULL, .epochs = m->epochs, .lr = m->lr, .schedule = o->schedule,
                  .patience = o->patience, .min_delta = o->min_delta > 0 ? o->min_delta : 0,
+                 .stop_rule = o->stop_rule > 0 ? (FitStopRule)o->stop_rule : STOP_KERAS,
                  .monitor = o->monitor_head ? o->monitor_head
                                             : fit_monitor_name((FitMonitor)o->monitor, o->monitor_mae),
                  .classes = &dt.classes, .targets = &dt.targets, .label = dt.label, .features = &dt.features,
@@ -501,8 +502,9 @@ int session_run(Arena *a, const Model *m, const Source *src, const Options *o, c
             fprintf(info, "), %lld epochs, batch %lld, lr %g, seed %llu", (long long)m->epochs,
                     (long long)m->batch, m->lr, (unsigned long long)o->seed);
             if (hook.info.patience)
-                fprintf(info, ", early stopping on %s (patience %lld, min_delta %g)", hook.info.monitor,
-                        (long long)hook.info.patience, hook.info.min_delta);
+                fprintf(info, ", early stopping on %s (patience %lld, min_delta %g%s)", hook.info.monitor,
+                        (long long)hook.info.patience, hook.info.min_delta,
+                        hook.info.stop_rule == STOP_SKLEARN ? ", scikit-learn's rule" : "");
             fprintf(info, "\n");
             fflush(info);
         }
