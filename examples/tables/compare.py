@@ -6,17 +6,15 @@ at its defaults (Adam lr 1e-3, L2 alpha 1e-4, batch min(200, n), up to 200
 epochs, stopping when the training loss has not improved by 1e-4 for 10),
 and with the nnc model's learning rate, epochs and batch (read from it).
 nnc runs twice too: for the model's epochs, and stopping on its training
-loss with scikit-learn's numbers (--early-stop 11 --min-delta 1e-4: tol
-1e-4, more than n_iter_no_change = 10 epochs). That is Keras' rule, not
-quite scikit-learn's: nnc (as Keras) moves its best loss only to a loss
-lower by more than min_delta, scikit-learn to any lower loss, so that
-scikit-learn stops a loss falling steadily by less than tol an epoch and
-nnc does not (nnc has no option for scikit-learn's rule).
+loss as scikit-learn does (--early-stop 11 --min-delta 1e-4 --stop-rule
+sklearn: tol 1e-4, more than n_iter_no_change = 10 epochs, and
+scikit-learn's rule, which moves the best loss to any lower loss where
+Keras' moves it only by more than min_delta).
 Each side runs SEEDS seeds (nnc --seed 1..SEEDS, scikit-learn random_state
 0..SEEDS-1); the table gives the test accuracy's (diabetes: the test mean
 absolute error's, lower is better) mean, standard deviation, min and max,
-and nnc's mean less scikit-learn's with the standard error of that
-difference (seed i+1 of nnc paired with random_state i of scikit-learn,
+and nnc's means (for its epochs, and stopping as scikit-learn does) less
+scikit-learn's, with the standard error of each difference (seed i+1 of nnc paired with random_state i of scikit-learn,
 independent draws).
 
     python3 compare.py DATA_DIR [SEEDS [NNC [SET...]]]
@@ -44,8 +42,8 @@ here = os.path.dirname(os.path.abspath(__file__))
 # name, label column, regression
 SETS = [("iris", "species", False), ("wine", "cultivar", False), ("breast-cancer", "diagnosis", False),
         ("digits", "digit", False), ("diabetes", "progression", True)]
-# scikit-learn's stopping numbers as nnc options (Keras' rule: see the note at the top)
-SKLEARN_STOPPING = ["--early-stop", "11", "--min-delta", "1e-4"]
+# scikit-learn's stopping, its numbers and its rule, as nnc options
+SKLEARN_STOPPING = ["--early-stop", "11", "--min-delta", "1e-4", "--stop-rule", "sklearn"]
 
 
 def load(data, name, part):
@@ -112,10 +110,11 @@ def main():
     nnc = sys.argv[3] if len(sys.argv) > 3 else "nnc"
     sets = [s for s in SETS if s[0] in sys.argv[4:]] if len(sys.argv) > 4 else SETS
     print("| data set | train/test | nnc's Adam lr, epochs, batch | nnc mean ± sd (min-max) "
-          "| nnc, stopping with scikit-learn's numbers | scikit-learn, defaults "
+          "| nnc, stopping as scikit-learn does | scikit-learn, defaults "
           "| scikit-learn, nnc's lr, epochs, batch | nnc - scikit-learn defaults "
-          "| nnc - scikit-learn, nnc's settings |")
-    print("|---|---:|---|---|---|---|---|---|---|")
+          "| nnc - scikit-learn, nnc's settings | nnc stopping as scikit-learn - scikit-learn defaults "
+          "| nnc stopping as scikit-learn - scikit-learn, nnc's settings |")
+    print("|---|---:|---|---|---|---|---|---|---|---|---|")
     for name, label, regression in sets:
         digits = 2 if regression else 4
         used = settings(model_path(name))
@@ -125,10 +124,11 @@ def main():
         b = [run_sklearn(data, name, regression, s, {}) for s in range(seeds)]
         c = [run_sklearn(data, name, regression, s, used) for s in range(seeds)]
         sizes = "%d/%d" % (len(load(data, name, "train")[1]), len(load(data, name, "test")[1]))
-        print("| %s%s | %s | %g, %d, %d | %s | %s | %s | %s | %s | %s |" % (
+        print("| %s%s | %s | %g, %d, %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             name, " (mae)" if regression else "", sizes, used["learning_rate_init"], used["max_iter"],
             used["batch_size"], summary(a, digits), summary(a2, digits), summary(b, digits), summary(c, digits),
-            difference(a, b, digits), difference(a, c, digits)), flush=True)
+            difference(a, b, digits), difference(a, c, digits), difference(a2, b, digits),
+            difference(a2, c, digits)), flush=True)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ two as they are):
       half the mean squared error there, so l2(alpha / batch) beside nnc's
       mse;
     - Adam's epsilon 1e-8 (Keras' and nnc's default is 1e-7);
-    - stopping with its numbers (compare.py's --early-stop 11 --min-delta
-      1e-4, which is Keras' rule: see compare.py);
+    - stopping as it does (compare.py's --early-stop 11 --min-delta 1e-4
+      --stop-rule sklearn);
     - all of these;
   scikit-learn changed towards nnc: no L2 penalty (alpha 0); Keras'
     initialization; both; and no stopping before max_iter.
@@ -105,7 +105,7 @@ def variants(name, regression):
            ("nnc, scikit-learn's initialization", nnc_model(text, glorot=True, biases=True), []),
            ("nnc, L2 %g (alpha %g)" % (l2, ALPHA), nnc_model(text, l2=l2), []),
            ("nnc, Adam epsilon 1e-8", nnc_model(text, epsilon=1e-8), []),
-           ("nnc, stopping with scikit-learn's numbers", keras, compare.SKLEARN_STOPPING),
+           ("nnc, stopping as scikit-learn does", keras, compare.SKLEARN_STOPPING),
            ("nnc, all of these", nnc_model(text, **every), compare.SKLEARN_STOPPING)]
     never = {"n_iter_no_change": used["max_iter"]}
     mlp, keras_mlp = (MLPRegressor, KerasInitRegressor) if regression else (MLPClassifier, KerasInitClassifier)
