@@ -26,13 +26,14 @@
 #include <string.h>
 
 
-/* Uses of each node (by later nodes; outputs counted separately). */
+/* Users of each node (by later nodes, each once: x * x is one use of x,
+ * which its loop may compute; outputs counted separately). */
 static int *count_uses(Arena *a, const Graph *g, NodeId **single_user) {
     int *uses = arena_array(a, (size_t)g->nnodes + 1, sizeof *uses);
     NodeId *user = arena_array(a, (size_t)g->nnodes + 1, sizeof *user);
     for (int i = 0; i < g->nnodes; i++)
         for (int k = 0; k < op_info[g->nodes[i].op].arity; k++) {
-            uses[g->nodes[i].in[k]]++;
+            uses[g->nodes[i].in[k]] += k == 0 || g->nodes[i].in[1] != g->nodes[i].in[0];
             user[g->nodes[i].in[k]] = i;
         }
     *single_user = user;
@@ -77,7 +78,7 @@ static bool epilogue_tree_ok(const Graph *g, const Schedule *s, NodeId x, NodeId
  * accumulates it along an axis (sum, max, min): batch normalization's
  * variance, the sum of (x - mean)^2, wrote and read back the squares, two
  * passes over conv1's activations (13 MB a step at batch 128). */
-static bool inlines_into(const Graph *g, NodeId u, const Shape *s) {
+bool schedule_inlines_into(const Graph *g, NodeId u, const Shape *s) {
     const OpInfo *o = &op_info[g->nodes[u].op];
     if (o->elem)
         return shape_eq(s, &g->nodes[u].shape);
@@ -320,7 +321,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
         else if (opt >= 2 && (n->op == OP_TRANSPOSE || n->op == OP_IM2COL) && cg_matmul_folds(g, i, t))
             p = PLACE_FOLDED;
         else if (opt >= 2 && op_info[n->op].elem && uses[i] == 1 && outputs_of(g, i) == 0 &&
-                 inlines_into(g, user[i], &n->shape))
+                 schedule_inlines_into(g, user[i], &n->shape))
             p = PLACE_INLINE;
         s->place[i] = p;
         s->slot[i] = -1;

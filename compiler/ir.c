@@ -710,6 +710,21 @@ NodeId ir_copy(Graph *g, const IrNode *x, const NodeId *map) {
     return intern(g, n);
 }
 
+NodeId ir_copy_apart(Graph *g, const IrNode *x, const NodeId *map) {
+    IrNode n = *x;
+    for (int k = 0; map && k < op_info[n.op].arity; k++)
+        n.in[k] = map[n.in[k]];
+    int before = g->nnodes;
+    NodeId id = intern(g, n);
+    if (g->nnodes > before)
+        return id;
+    /* An identical node is there: this one is added beside it, not entered
+     * in the table, which goes on finding the first. */
+    g->nodes = arena_grow(g->arena, g->nodes, g->nnodes, &g->cap, sizeof *g->nodes, 64);
+    g->nodes[g->nnodes] = n;
+    return g->nnodes++;
+}
+
 /* ---------------------------------------------------------------- dead code */
 
 Graph *ir_dce(const Graph *g) {

@@ -712,6 +712,10 @@ bool shape_broadcast(const Shape *a, const Shape *b, Shape *out);
 /* Node x of another graph as a node of g, its operands map[x->in[k]]
  * (hash-consed, not simplified again). */
 NodeId ir_copy(Graph *g, const IrNode *x, const NodeId *map);
+/* ir_copy (map NULL: x's operands as they are), but a node of its own even
+ * where an identical one is in g (remat.c's copies, one a user; nothing is
+ * built in g after them). */
+NodeId ir_copy_apart(Graph *g, const IrNode *x, const NodeId *map);
 
 /* Dead-code removal: a new graph holding only what the outputs need, in
  * topological order (the canonical numbering). */
@@ -722,6 +726,13 @@ Graph *ir_dce(const Graph *g);
 /* g with its convolutions as products (im2col, matmul, col2im) for the
  * matmul kernel: what -O2 schedules; g itself if it has none. */
 Graph *conv_gemm(Graph *g);
+
+/* ---------------------------------------------------------------- remat.c */
+
+/* g with each cheap value of several users that all take it into their
+ * loops copied, one copy a user, to be computed there and never stored:
+ * what -O2 schedules; g itself if it has none. */
+Graph *remat(Graph *g);
 
 /* ---------------------------------------------------------------- ir_print.c */
 
@@ -1105,6 +1116,9 @@ typedef struct Schedule {
 /* g scheduled at level opt for target t (kept in the schedule: the matmul
  * kernel, layout.c and codegen follow the same target). */
 Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t);
+/* May an elementwise value of shape s, read only by node u, be computed
+ * inside u's loop, never stored (fuse.c's rule)? */
+bool schedule_inlines_into(const Graph *g, NodeId u, const Shape *s);
 /* Is matmul m computed by the register-blocked kernel at -O2 (cg_matmul.c)? */
 bool cg_matmul_tiled(const Graph *g, NodeId m);
 /* Can its kernel pack B's column panels (K fits one packed block, or M the

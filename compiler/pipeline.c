@@ -4,7 +4,7 @@
  *
  *   source ─parse.c─▶ AST ─sema.c (+ model.c, layers.c, loss.c)─▶ Model    (the front end)
  *   Model ─model.c─▶ forward IR ─autodiff.c─▶ gradients ─optim.c─▶ update   (step.c: a step graph)
- *   step graphs ─conv_gemm.c at -O2, fuse.c, fuse_rows.c─▶ schedules ─layout.c─▶ weights' layout
+ *   step graphs ─conv_gemm.c, remat.c at -O2, fuse.c, fuse_rows.c─▶ schedules ─layout.c─▶ weights' layout
  *   ─codegen.c, cg_matmul.c, cg_rows.c, cg_guard.c─▶ LLVM IR ─jit.c─▶ machine code
  *   ─runtime (session.c, runtime/)─▶ data, training, evaluation
  *
@@ -32,7 +32,7 @@ Plan pipeline_plan(Arena *a, const Model *m, int opt, InputType in, const Target
 
 Schedule *pipeline_schedule(Arena *a, Graph **g, int opt, const Target *t) {
     if (opt >= 2)
-        *g = conv_gemm(*g);
+        *g = remat(conv_gemm(*g));
     return schedule(a, *g, opt, t);
 }
 
