@@ -25,7 +25,7 @@ typedef struct Columns {
     const char *label, *features; /* NULL: none */
     char *targets;                /* "a,b" (owned); NULL: none */
     const NnrtClasses *inputs;    /* the inputs by name; NULL: none */
-    bool kept;                    /* the weights' */
+    bool kept;                    /* label and targets are the weights' (for messages) */
 } Columns;
 
 /* A data set of any format (nnrt_dataset_read), labelled by `labels` (an
@@ -195,7 +195,8 @@ static int load_train(const Model *m, const Options *o, const NnrtWant *w, Data 
         dt->test_path = dt->test_buf;
     NnrtWant wt = *w;
     wt.new_classes = true;
-    if (!(dt->have_train = load_data(dt->train_path, o->target_path, o, &dt->cols, &wt, &dt->classes, &dt->train, d)))
+    if (!(dt->have_train =
+              load_data(dt->train_path, o->target_path, o, &dt->cols, &wt, &dt->classes, &dt->train, d)))
         return EXIT_USAGE;
     dt->targets = dt->train.target_names;
     dt->features = dt->train.feature_names;
@@ -273,8 +274,8 @@ static int load_all(const Model *m, const Options *o, const FitMeaning *kept, Da
         if (dt->test_path && !(dt->have[SET_TEST] = load_data(dt->test_path, o->test_target_path, o, &dt->cols, &w,
                                                               &dt->classes, &dt->set[SET_TEST], d)))
             return EXIT_USAGE;
-        if (o->val_path && !(dt->have[SET_VAL] = load_data(o->val_path, o->val_target_path, o, &dt->cols, &w, &dt->classes,
-                                                           &dt->set[SET_VAL], d)))
+        if (o->val_path && !(dt->have[SET_VAL] = load_data(o->val_path, o->val_target_path, o, &dt->cols, &w,
+                                                           &dt->classes, &dt->set[SET_VAL], d)))
             return EXIT_USAGE;
         if (o->val_split) {
             size_t n_val = (size_t)((double)dt->train.n * o->val_split);
@@ -295,8 +296,8 @@ static int load_all(const Model *m, const Options *o, const FitMeaning *kept, Da
     /* --eval's confusion matrix is indexed by a classifier's labels, whatever its loss. */
     NnrtWant we = w;
     we.classes = model_classifies(m) ? (size_t)shape_elems(&m->output) : 0;
-    if (o->eval_path && !(dt->have[SET_EVAL] = load_data(o->eval_path, o->train ? NULL : o->target_path, o, &dt->cols, &we,
-                                                         &dt->classes, &dt->set[SET_EVAL], d)))
+    if (o->eval_path && !(dt->have[SET_EVAL] = load_data(o->eval_path, o->train ? NULL : o->target_path, o,
+                                                         &dt->cols, &we, &dt->classes, &dt->set[SET_EVAL], d)))
         return EXIT_USAGE;
     NnrtWant wp = w;
     wp.unlabelled = true;

@@ -172,9 +172,12 @@ static int cmp_columns(const void *a, const void *b, void *names) {
 
 /* The first column (in file order) named by the len bytes at name (a
  * header name, or a position), by bisection: a checkpoint names each of a
- * wide table's inputs. Where none is, the message says why the option
- * names it after the header's columns. */
-static bool find_column(Csv *c, const char *name, size_t len, const char *option, const char *why, size_t *out) {
+ * wide table's inputs. With unused, the first not given a role yet: a
+ * header may name two inputs alike (two empty names), which the
+ * checkpoint lists in their order. Where none is, the message says why the
+ * option names it after the header's columns. */
+static bool find_column(Csv *c, const char *name, size_t len, bool unused, const char *option, const char *why,
+                        size_t *out) {
     size_t lo = 0, hi = c->ncols;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -183,6 +186,9 @@ static bool find_column(Csv *c, const char *name, size_t len, const char *option
         else
             hi = mid;
     }
+    while (unused && lo + 1 < c->ncols && c->role[c->by_name[lo]] != ROLE_UNDECIDED &&
+           !name_cmp(name, len, c->names[c->by_name[lo + 1]]))
+        lo++;
     if (lo < c->ncols && !name_cmp(name, len, c->names[c->by_name[lo]])) {
         *out = c->by_name[lo];
         return true;
@@ -201,14 +207,14 @@ static bool find_column(Csv *c, const char *name, size_t len, const char *option
                      list, why);
 }
 
-/* Sets the role of the column the len bytes at name name; a column named
- * twice, or given two roles, is an error. A missing column is an error
+/* Sets the role of the column the len bytes at name name (unused: as
+ * find_column); a column named twice, or given two roles, is an error. A missing column is an error
  * only where the labels are needed (prediction reads tables with or
  * without them). */
-static bool assign_one(Csv *c, const char *name, size_t len, Role r, const char *option, const char *why,
-                       bool required, size_t *count) {
+static bool assign_one(Csv *c, const char *name, size_t len, bool unused, Role r, const char *option,
+                       const char *why, bool required, size_t *count) {
     size_t col;
-    if (!find_column(c, name, len, option, why, &col))
+    if (!find_column(c, name, len, unused, option, why, &col))
         return !required;
     if (c->role[col] != ROLE_UNDECIDED)
         return nnrt_fail(c->err, c->errlen, "%s: column '%s' is named twice (%s and another option)", c->path,
@@ -227,7 +233,7 @@ static bool assign(Csv *c, const char *list, Role r, const char *option, bool re
     for (const char *p = list; p && *p;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (!assign_one(c, p, len, r, option, why, required, count))
+        if (!assign_one(c, p, len, false, r, option, why, required, count))
             return false;
         p = comma ? comma + 1 : p + len;
     }
@@ -258,7 +264,7 @@ static bool set_roles(Csv *c) {
         !assign(c, o->features, ROLE_FEATURE, "--features", true, &c->nfeatures))
         return false;
     for (size_t i = 0; named && i < named->n; i++)
-        if (!assign_one(c, named->names[i], strlen(named->names[i]), ROLE_FEATURE, "input",
+        if (!assign_one(c, named->names[i], strlen(named->names[i]), true, ROLE_FEATURE, "input",
                         "; the inputs are found by the names the training table gave them: name this table's "
                         "with --features", true, &c->nfeatures))
             return false;
