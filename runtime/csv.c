@@ -1003,8 +1003,13 @@ static bool label_indices(Csv *c, NnrtClasses *classes, bool new_classes, int32_
 
 /* The inputs' column names, in the inputs' order (false: out of memory):
  * a header's, which a later table's inputs are found by (positions, with
- * no header, are not names). */
+ * no header, are not names). None where one holds a line break: a
+ * checkpoint keeps them one a line, and the inputs are then read by
+ * position. */
 static bool input_names(const Csv *c, NnrtClasses *out) {
+    for (size_t i = 0; i < c->ncols; i++)
+        if (c->role[i] == ROLE_FEATURE && strchr(c->names[i], '\n'))
+            return true;
     if (!(out->names = calloc(c->nfeatures ? c->nfeatures : 1, sizeof *out->names)))
         return false;
     out->n = c->nfeatures;
