@@ -112,16 +112,14 @@ static char *history_names(const FitInfo *info) {
     return s;
 }
 
-/* Names one a line: a name holds no line break (csv.c's class names,
- * dataset.c's target names). names NULL: none. */
-static char *join_lines(const NnrtClasses *names) {
+char *fit_names_join(const NnrtClasses *names, char sep) {
     size_t len = 1;
     for (size_t i = 0; names && i < names->n; i++)
         len += strlen(names->names[i]) + 1;
     char *t = xrealloc(NULL, len, 1);
     t[0] = '\0';
     for (size_t i = 0, at = 0; names && i < names->n; i++)
-        at += (size_t)sprintf(t + at, "%s%s", i ? "\n" : "", names->names[i]);
+        at += (size_t)sprintf(t + at, "%s%s", i ? (char[]){sep, 0} : "", names->names[i]);
     return t;
 }
 
@@ -175,8 +173,10 @@ bool fit_save(const char *path, const Graph *g, void **slots, const FitInfo *inf
         at += (size_t)sprintf(head_sums + at, "%a %a %a %a\n", hs->loss_sum, hs->correct, hs->abs_sum, hs->sq_sum);
     }
     char *names = history_names(info);
-    char *classes = join_lines(info->classes), *targets = join_lines(info->targets);
-    char *features = join_lines(info->features);
+    /* one a line: a name holds no line break (csv.c's class and input
+     * names, dataset.c's target names) */
+    char *classes = fit_names_join(info->classes, '\n'), *targets = fit_names_join(info->targets, '\n');
+    char *features = fit_names_join(info->features, '\n');
     char *norm = nnrt_normalize_format(info->norm_mean, info->norm_std, info->norm_n);
     if (!norm)
         die("out of memory");
@@ -564,7 +564,7 @@ bool fit_read_settings(Arena *a, Diag *d, FitCkpt *k, FitSettings *s) {
     return ok;
 }
 
-/* The names one a line of metadata `key` (fit_save's join_lines); none
+/* The names one a line of metadata `key` (fit_save's fit_names_join); none
  * where it is missing or empty. */
 static void split_lines(const NnrtCkpt *c, const char *key, NnrtClasses *out) {
     const char *v = nnrt_ckpt_meta(c, key);

@@ -26,9 +26,7 @@
 #include <string.h>
 
 
-/* Users of each node (by later nodes, each once: x * x is one use of x,
- * which its loop may compute; outputs counted separately). */
-static int *count_uses(Arena *a, const Graph *g, NodeId **single_user) {
+int *schedule_count_uses(Arena *a, const Graph *g, NodeId **single_user) {
     int *uses = arena_array(a, (size_t)g->nnodes + 1, sizeof *uses);
     NodeId *user = arena_array(a, (size_t)g->nnodes + 1, sizeof *user);
     for (int i = 0; i < g->nnodes; i++)
@@ -36,7 +34,8 @@ static int *count_uses(Arena *a, const Graph *g, NodeId **single_user) {
             uses[g->nodes[i].in[k]] += k == 0 || g->nodes[i].in[1] != g->nodes[i].in[0];
             user[g->nodes[i].in[k]] = i;
         }
-    *single_user = user;
+    if (single_user)
+        *single_user = user;
     return uses;
 }
 
@@ -309,7 +308,7 @@ Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t) {
     s->colsum = arena_array(a, nn, sizeof *s->colsum);
     s->partials = arena_array(a, nn, sizeof *s->partials);
     NodeId *user;
-    int *uses = count_uses(a, g, &user);
+    int *uses = schedule_count_uses(a, g, &user);
 
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = &g->nodes[i];

@@ -1116,6 +1116,10 @@ typedef struct Schedule {
 /* g scheduled at level opt for target t (kept in the schedule: the matmul
  * kernel, layout.c and codegen follow the same target). */
 Schedule *schedule(Arena *a, const Graph *g, int opt, const Target *t);
+/* The users of each node (by later nodes, each once: x * x is one use of
+ * x, which its loop may compute; outputs counted separately), and in
+ * *single_user (unless NULL) one of them (the only one, where there is one). */
+int *schedule_count_uses(Arena *a, const Graph *g, NodeId **single_user);
 /* May an elementwise value of shape s, read only by node u, be computed
  * inside u's loop, never stored (fuse.c's rule)? */
 bool schedule_inlines_into(const Graph *g, NodeId u, const Shape *s);
@@ -1441,6 +1445,8 @@ typedef struct FitMeaning {
     double *mean, *std;
 } FitMeaning;
 void fit_meaning_free(FitMeaning *m);
+/* names (NULL: none) as one malloc'd string, sep between them. */
+char *fit_names_join(const NnrtClasses *names, char sep);
 
 /* A model's PARAM and STATE buffers (float32) kept between runs (the REPL),
  * laid out as the slots of its training step graph, and their meaning: a

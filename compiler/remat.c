@@ -17,34 +17,30 @@
  */
 #include "nnc.h"
 
-/* Is node i worth computing in each user: one cheap op of an operand of
- * its shape and a smaller one, every user taking it inline? */
-static bool recomputed(const Graph *g, NodeId i, const int *uses, const bool *output) {
-    const IrNode *n = &g->nodes[i];
-    if ((n->op != OP_ADD && n->op != OP_SUB && n->op != OP_MUL) || uses[i] < 2 || output[i])
+/* Is node n one cheap op of an operand of its shape and a smaller one? */
+static bool cheap(const Graph *g, const IrNode *n) {
+    if (n->op != OP_ADD && n->op != OP_SUB && n->op != OP_MUL)
         return false;
-    const Shape *a = &g->nodes[n->in[0]].shape, *b = &g->nodes[n->in[1]].shape;
-    if (!(shape_eq(a, &n->shape) ^ shape_eq(b, &n->shape)))
-        return false;
-    for (int u = i + 1; u < g->nnodes; u++)
-        for (int k = 0; k < op_info[g->nodes[u].op].arity; k++)
-            if (g->nodes[u].in[k] == i && !schedule_inlines_into(g, u, &n->shape))
-                return false;
-    return true;
+    return shape_eq(&g->nodes[n->in[0]].shape, &n->shape) ^ shape_eq(&g->nodes[n->in[1]].shape, &n->shape);
 }
 
 Graph *remat(Graph *g) {
     Arena *a = g->arena;
     size_t nn = (size_t)g->nnodes + 1;
-    int *uses = arena_array(a, nn, sizeof *uses); /* users, each counted once */
-    bool *output = arena_array(a, nn, sizeof *output), *pick = arena_array(a, nn, sizeof *pick), any = false;
-    for (int u = 0; u < g->nnodes; u++)
-        for (int k = 0; k < op_info[g->nodes[u].op].arity; k++)
-            uses[g->nodes[u].in[k]] += k == 0 || g->nodes[u].in[1] != g->nodes[u].in[0];
-    for (int o = 0; o < g->noutputs; o++)
-        output[g->outputs[o].node] = true;
+    int *uses = schedule_count_uses(a, g, NULL);
+    bool *inline_all = arena_array(a, nn, sizeof *inline_all), *pick = arena_array(a, nn, sizeof *pick);
     for (int i = 0; i < g->nnodes; i++)
-        any |= pick[i] = recomputed(g, i, uses, output);
+        inline_all[i] = true;
+    for (int u = 0; u < g->nnodes; u++)
+        for (int k = 0; k < op_info[g->nodes[u].op].arity; k++) {
+            NodeId x = g->nodes[u].in[k];
+            inline_all[x] = inline_all[x] && schedule_inlines_into(g, u, &g->nodes[x].shape);
+        }
+    for (int o = 0; o < g->noutputs; o++)
+        inline_all[g->outputs[o].node] = false;
+    bool any = false;
+    for (int i = 0; i < g->nnodes; i++)
+        any |= pick[i] = uses[i] >= 2 && inline_all[i] && cheap(g, &g->nodes[i]);
     if (!any)
         return g;
     Graph *d = ir_new(a, g->dtype);
@@ -53,24 +49,20 @@ Graph *remat(Graph *g) {
     for (int i = 0; i < g->nslots; i++)
         ir_add_slot(d, g->slots[i]);
     NodeId *map = arena_array(a, nn, sizeof *map);
-    bool *taken = arena_array(a, nn, sizeof *taken); /* the node itself serves its first user */
+    bool *taken = arena_array(a, nn, sizeof *taken); /* the picked node itself serves its first user */
     for (int i = 0; i < g->nnodes; i++) {
         IrNode n = g->nodes[i];
-        NodeId own[2] = {-1, -1}; /* this user's copies of picked operands */
         for (int k = 0; k < op_info[n.op].arity; k++) {
-            NodeId x = n.in[k];
-            if (!pick[x])
-                continue;
-            if (k == 1 && n.in[0] == x)
-                own[1] = own[0];
-            else if (!taken[x])
-                taken[x] = true, own[k] = map[x];
-            else
-                own[k] = ir_copy_apart(d, &g->nodes[x], map);
+            NodeId x = g->nodes[i].in[k];
+            if (k == 1 && x == g->nodes[i].in[0]) { /* x * x: one copy */
+                n.in[1] = n.in[0];
+            } else if (!pick[x] || !taken[x]) {
+                n.in[k] = map[x];
+                taken[x] = pick[x];
+            } else {
+                n.in[k] = ir_copy_apart(d, &g->nodes[x], map);
+            }
         }
-        NodeId m[2] = {n.in[0], n.in[1]};
-        for (int k = 0; k < op_info[n.op].arity; k++)
-            n.in[k] = own[k] >= 0 ? own[k] : map[m[k]];
         map[i] = ir_copy_apart(d, &n, NULL);
     }
     for (int o = 0; o < g->noutputs; o++)

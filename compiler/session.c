@@ -247,12 +247,7 @@ static Columns columns(const Options *o, const FitMeaning *w) {
     } else {
         c.label = w->label;
         /* "a,b": the names a --target list was split into hold no comma */
-        size_t len = 1;
-        for (size_t i = 0; i < w->targets.n; i++)
-            len += strlen(w->targets.names[i]) + 1;
-        c.targets = w->targets.n ? xrealloc(NULL, len, 1) : NULL;
-        for (size_t i = 0, at = 0; i < w->targets.n; i++)
-            at += (size_t)sprintf(c.targets + at, "%s%s", i ? "," : "", w->targets.names[i]);
+        c.targets = w->targets.n ? fit_names_join(&w->targets, ',') : NULL;
     }
     c.kept = !o->label && !o->target_path && (c.label || c.targets);
     return c;

@@ -1001,23 +1001,40 @@ static bool label_indices(Csv *c, NnrtClasses *classes, bool new_classes, int32_
     return true;
 }
 
-/* The inputs' column names, in the inputs' order (false: out of memory):
- * a header's, which a later table's inputs are found by (positions, with
- * no header, are not names). None where one holds a line break: a
- * checkpoint keeps them one a line, and the inputs are then read by
- * position. */
-static bool input_names(const Csv *c, NnrtClasses *out) {
-    for (size_t i = 0; i < c->ncols; i++)
-        if (c->role[i] == ROLE_FEATURE && strchr(c->names[i], '\n'))
-            return true;
-    if (!(out->names = calloc(c->nfeatures ? c->nfeatures : 1, sizeof *out->names)))
+/* The names of the n columns of role r, in their slots' order (false: out
+ * of memory). */
+static bool column_names(const Csv *c, Role r, size_t n, NnrtClasses *out) {
+    if (!(out->names = calloc(n ? n : 1, sizeof *out->names)))
         return false;
-    out->n = c->nfeatures;
+    out->n = n;
     bool ok = true;
     for (size_t i = 0; i < c->ncols; i++)
-        if (c->role[i] == ROLE_FEATURE)
+        if (c->role[i] == r)
             ok &= (out->names[c->slot[i]] = strdup(c->names[i])) != NULL;
     return ok;
+}
+
+/* Does a column of role r have a name holding a line break? */
+static bool names_break(const Csv *c, Role r) {
+    for (size_t i = 0; i < c->ncols; i++)
+        if (c->role[i] == r && strchr(c->names[i], '\n'))
+            return true;
+    return false;
+}
+
+/* A training table's target columns' names, which --predict writes as its
+ * header and a checkpoint keeps one a line (as class names): each must be
+ * non-empty and hold no line break. */
+static bool targets_nameable(const Csv *c, const NnrtClasses *t) {
+    for (size_t i = 0; i < t->n; i++) {
+        if (!t->names[i][0])
+            return nnrt_fail(c->err, c->errlen, "%s:1: --target's column %zu has no name in the header: name it, "
+                             "as --predict names its columns after the targets'", c->path, i + 1);
+        if (strchr(t->names[i], '\n'))
+            return nnrt_fail(c->err, c->errlen, "%s:1: --target's column %zu has a line break in its name, which a "
+                             "checkpoint cannot keep (it keeps the names one a line)", c->path, i + 1);
+    }
+    return true;
 }
 
 /* v (k values per row) as an NnrtIdx [rows, k] (rank 1 when flat) taking v's memory. */
@@ -1050,9 +1067,20 @@ bool nnrt_csv_read(NnrtStream *in, const char *path, const NnrtDataSpec *cols, b
         ok = lab.p ? label_indices(&c, classes, new_classes, lab.p)
                    : nnrt_fail(err, errlen, "%s: out of memory", path);
     }
-    if (ok && !cols->no_header && !input_names(&c, &out->feature_names)) {
-        nnrt_classes_free(&out->feature_names);
+    /* The names of a header's inputs (a later table's are found by them;
+     * positions, with no header, are not names), unless one holds a line
+     * break: a checkpoint keeps them one a line, and the inputs are then
+     * read by position. A training table's targets' names (--predict's
+     * columns). */
+    bool header = !cols->no_header, targets = header && new_classes && c.ntargets && need_labels;
+    if (ok && ((header && !names_break(&c, ROLE_FEATURE) &&
+                !column_names(&c, ROLE_FEATURE, c.nfeatures, &out->feature_names)) ||
+               (targets && !column_names(&c, ROLE_TARGET, c.ntargets, &out->target_names))))
         ok = nnrt_fail(err, errlen, "%s: out of memory", path);
+    ok = ok && (!targets || targets_nameable(&c, &out->target_names));
+    if (!ok) {
+        nnrt_classes_free(&out->feature_names);
+        nnrt_classes_free(&out->target_names);
     }
     if (ok) {
         take(&c.x, c.rows, c.nfeatures, c.x_bytes ? NNRT_U8_VALUE : NNRT_F32, false, &out->images);

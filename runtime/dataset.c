@@ -296,34 +296,6 @@ static bool load_npz(const char *path, const NnrtDataSpec *spec, const NnrtWant 
     return ok;
 }
 
-/* A training table's target columns' names: --target's list, each as the
- * header names its column (csv.c matches them exactly, and numbers the
- * targets in the list's order). A checkpoint keeps them one a line and
- * --predict writes them as a CSV header, so a name must be non-empty and
- * hold no line break (as a class name must). */
-static bool target_names(const char *path, const char *list, NnrtClasses *out, char *err, size_t errlen) {
-    size_t n = 1;
-    for (const char *p = list; *p; p++)
-        n += *p == ',';
-    if (!(out->names = calloc(n, sizeof *out->names)))
-        return nnrt_fail(err, errlen, "%s: out of memory", path);
-    /* As csv.c's assign() splits the list: a comma at the end names none. */
-    for (const char *p = list; *p;) {
-        size_t len = strcspn(p, ",");
-        if (!len)
-            return nnrt_fail(err, errlen, "%s:1: --target's column %zu has no name in the header: name it, as "
-                             "--predict names its columns after the targets'", path, out->n + 1);
-        if (memchr(p, '\n', len))
-            return nnrt_fail(err, errlen, "%s:1: --target's column %zu has a line break in its name, which a "
-                             "checkpoint cannot keep (it keeps the names one a line)", path, out->n + 1);
-        if (!(out->names[out->n] = strndup(p, len)))
-            return nnrt_fail(err, errlen, "%s: out of memory", path);
-        out->n++;
-        p += len + (p[len] == ',');
-    }
-    return true;
-}
-
 bool nnrt_dataset_read(const char *path, const char *labels, const NnrtDataSpec *spec, const NnrtWant *w,
                        NnrtClasses *classes, NnrtDataset *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
@@ -349,9 +321,7 @@ bool nnrt_dataset_read(const char *path, const char *labels, const NnrtDataSpec 
         nnrt_stream_close(in);
         ok = load_npz(path, spec, w, out, err, errlen);
     } else if (!array) {
-        ok = nnrt_csv_read(in, path, spec, !w->unlabelled, w->new_classes, classes, out, err, errlen) &&
-             (!w->new_classes || !spec->targets || spec->no_header ||
-              target_names(path, spec->targets, &out->target_names, err, errlen));
+        ok = nnrt_csv_read(in, path, spec, !w->unlabelled, w->new_classes, classes, out, err, errlen);
         nnrt_stream_close(in);
         lpath = path;
     } else if (w->unlabelled) {

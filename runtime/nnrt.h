@@ -184,7 +184,9 @@ typedef struct NnrtDataSpec {
  * (--label; names mapped through *classes when it has some, else integers
  * as they are, else with new_classes the names seen become *classes) or
  * float32 [n, targets]; without need_labels (prediction) those columns are
- * skipped if present and out->labels is left empty. Errors
+ * skipped if present and out->labels is left empty. A header's names of
+ * the inputs go to out->feature_names, and a training table's (new_classes)
+ * of the targets to out->target_names. Errors
  * "PATH:LINE:COL: ..." in err. The rows are parsed on the thread pool:
  * the values and the error are the same at any number of threads. */
 bool nnrt_csv_read(NnrtStream *in, const char *path, const NnrtDataSpec *spec, bool need_labels, bool new_classes,
